@@ -1,0 +1,157 @@
+import { stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { FileObjectStore } from '../adapters/local/file-object-store.ts';
+import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
+import { builtInDataset } from '../contracts/datasets/index.ts';
+import { ConfigError, PipelineError } from '../errors.ts';
+import { bronzeManifestKey, bronzePartKey, sourceId } from '../lake/keys.ts';
+import { systemClock } from '../ports/clock.ts';
+import { type IngestToBronzeResult, ingestToBronze } from '../stages/bronze/ingest-to-bronze.ts';
+import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
+import type { RunOptions } from './main.ts';
+import { createProgressReporter } from './progress.ts';
+
+async function resolveDataset(options: RunOptions): Promise<DatasetConfig> {
+  if (options.config) return loadDatasetConfigFile(options.config);
+  if (options.dataset) return builtInDataset(options.dataset);
+  throw new ConfigError(
+    'say what the file is: --dataset <name> for a built-in dataset (see `sluice datasets`), or --config <file>.',
+  );
+}
+
+async function resolveSource(file: string) {
+  const path = resolve(file);
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile())
+    throw new ConfigError(`${file}: no such file. Give the path of a .json, .ndjson or .csv file.`);
+  return { store: new FileObjectStore(dirname(path)), key: basename(path), path, size: info.size };
+}
+
+/** `sluice run`: the local parse → bronze job. */
+export async function runIngest(file: string, options: RunOptions): Promise<void> {
+  const dataset = await resolveDataset(options);
+  const source = await resolveSource(file);
+  const lake = new FileObjectStore(resolve(options.lake));
+
+  if (options.dryRun) {
+    await printDryRun(dataset, source, lake, options);
+    return;
+  }
+
+  const progress = createProgressReporter(process.stderr, !options.quiet && !options.json);
+  const started = Date.now();
+  let result: IngestToBronzeResult;
+  try {
+    result = await ingestToBronze(
+      { dataset, sourceKey: source.key },
+      { source: source.store, lake, clock: systemClock, onProgress: (p) => progress.update(p) },
+    );
+  } catch (error) {
+    progress.stop();
+    if (options.json) {
+      const name = error instanceof PipelineError ? error.name : 'Error';
+      const failure = {
+        status: 'failed',
+        dataset: dataset.name,
+        source: source.path,
+        error: { name, message: (error as Error).message },
+      };
+      process.stdout.write(`${JSON.stringify(failure)}\n`);
+    }
+    throw error;
+  }
+  progress.stop();
+  const elapsed = Date.now() - started;
+  if (options.json) process.stdout.write(`${JSON.stringify(jsonSummary(result, lake))}\n`);
+  else process.stdout.write(textSummary(result, elapsed));
+}
+
+function jsonSummary(result: IngestToBronzeResult, lake: FileObjectStore) {
+  const { manifest } = result;
+  return {
+    runId: result.runId,
+    status: result.status,
+    dataset: result.dataset,
+    source: { uri: manifest.source.uri, bytes: manifest.source.size, sha256: manifest.source.sha256 },
+    counts: { parsed: manifest.records, bronze: countBronze(manifest.parts) },
+    headers: manifest.headers,
+    outputs: {
+      manifest: result.manifestUri,
+      bronze: manifest.parts.map((p) => lake.uri(p.key)),
+    },
+    durationMs: manifest.timings.durationMs,
+  };
+}
+
+function countBronze(parts: IngestToBronzeResult['manifest']['parts']): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const part of parts) counts[part.recordName] = (counts[part.recordName] ?? 0) + part.records;
+  return counts;
+}
+
+function textSummary(result: IngestToBronzeResult, elapsed: number): string {
+  const { manifest } = result;
+  const bronze = countBronze(manifest.parts);
+  const stored = manifest.parts.reduce((n, p) => n + p.bytes, 0);
+  const lines = [
+    '',
+    `sluice run ${result.status}: ${manifest.dataset}`,
+    `  source      ${manifest.source.uri}`,
+    `              ${formatBytes(manifest.source.size)} ${manifest.source.compression === 'gzip' ? 'gzip' : 'uncompressed'}, ` +
+      `${formatBytes(manifest.source.uncompressedBytes)} of ${manifest.source.format}, sha256 ${manifest.source.sha256.slice(0, 16)}…`,
+    `  run id      ${result.runId}`,
+    '  records     parsed → bronze',
+    ...Object.entries(manifest.records).map(
+      ([name, n]) =>
+        `    ${name.padEnd(24)} ${formatCount(n).padStart(12)} → ${formatCount(bronze[name] ?? 0)}`,
+    ),
+    ...Object.entries(manifest.headers).map(
+      ([name, value]) => `  ${name.padEnd(26)}${JSON.stringify(value)}`,
+    ),
+    `  bronze      ${manifest.parts.length} part(s), ${formatBytes(stored)} gzip`,
+    `  manifest    ${result.manifestUri}`,
+    `  time        ${formatDuration(elapsed)} (${formatRate(manifest.source.uncompressedBytes, elapsed)} uncompressed)`,
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+async function printDryRun(
+  dataset: DatasetConfig,
+  source: Awaited<ReturnType<typeof resolveSource>>,
+  lake: FileObjectStore,
+  options: RunOptions,
+): Promise<void> {
+  // The source id needs the object's etag, which the adapter derives; head() is a read, not a write.
+  const info = await source.store.head(source.key);
+  {
+    const id = sourceId({ uri: source.store.uri(source.key), size: info?.size ?? 0, etag: info?.etag ?? '' });
+    const plan = {
+      dryRun: true,
+      dataset: dataset.name,
+      read: { uri: source.path, bytes: source.size, format: dataset.format },
+      records: recordTargets(dataset),
+      headers: dataset.headers.map((h) => h.path),
+      write: {
+        parts: recordTargets(dataset).map((t) =>
+          lake.uri(bronzePartKey(dataset.name, id, t.name, 0)).replace('00000', 'NNNNN'),
+        ),
+        manifest: lake.uri(bronzeManifestKey(dataset.name, id)),
+      },
+    };
+    if (options.json) process.stdout.write(`${JSON.stringify(plan)}\n`);
+    else {
+      process.stdout.write(
+        [
+          `dry run: nothing is written`,
+          `  would read   ${plan.read.uri} (${formatBytes(plan.read.bytes)}, ${plan.read.format})`,
+          `  records at   ${plan.records.map((r) => r.path).join(', ')}`,
+          `  headers      ${plan.headers.join(', ') || '(none)'}`,
+          ...plan.write.parts.map((p) => `  would write  ${p}`),
+          `  commit with  ${plan.write.manifest}`,
+          '',
+        ].join('\n'),
+      );
+    }
+  }
+}

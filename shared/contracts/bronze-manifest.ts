@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+/** Bumped whenever the bronze line format or the scanner's accept/reject decisions change. */
+export const PARSER_VERSION = 'sluice-scanner/1';
+
+const BronzePart = z.object({
+  key: z.string(),
+  recordName: z.string(),
+  part: z.number().int().nonnegative(),
+  firstRecordIndex: z.number().int().nonnegative(),
+  records: z.number().int().nonnegative(),
+  uncompressedBytes: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/**
+ * The commit marker of a bronze run, written last. Readers trust a bronze run only through its
+ * manifest: the parts it lists, with their counts and checksums. Everything but `timings` is a pure
+ * function of the source bytes and the dataset config, so a rerun writes the same manifest.
+ */
+export const BronzeManifest = z.object({
+  manifestVersion: z.literal(1),
+  runId: z.string(),
+  dataset: z.string(),
+  datasetConfigSha256: z.string(),
+  source: z.object({
+    uri: z.string(),
+    size: z.number().int().nonnegative(),
+    etag: z.string(),
+    sha256: z.string(),
+    compression: z.enum(['gzip', 'none']),
+    format: z.enum(['json', 'ndjson', 'csv']),
+    uncompressedBytes: z.number().int().nonnegative(),
+  }),
+  headers: z.record(z.string(), z.unknown()),
+  records: z.record(z.string(), z.number().int().nonnegative()),
+  parts: z.array(BronzePart),
+  parser: z.string(),
+  timings: z.object({ startedAt: z.string(), finishedAt: z.string(), durationMs: z.number() }),
+});
+export type BronzeManifest = z.infer<typeof BronzeManifest>;

@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback, pipeline, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { MalformedInputError, ObjectNotFoundError } from '../../errors.ts';
+import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
+
+/** Decompressed chunks of 1 MiB: large chunks cut per-chunk overhead (≈ 750 vs 450 MB/s at 64 KiB). */
+const CHUNK_BYTES = 1024 * 1024;
+
+/** A source object opened for one sequential pass. */
+export interface OpenedSource {
+  readonly info: ObjectInfo;
+  readonly compression: 'gzip' | 'none';
+  /** The source's bytes, decompressed, in order. */
+  readonly chunks: AsyncIterable<Buffer>;
+  /** Bytes of the stored (compressed) object read so far: drives progress and ETA. */
+  storedBytesRead(): number;
+  /** sha256 of the stored bytes; complete once `chunks` is exhausted. */
+  sha256(): string;
+}
+
+/** Counts and hashes the stored bytes as they pass. */
+class StoredBytesTap extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+/**
+ * Open a source for reading: detects gzip from its magic bytes (so `.json` files that are really gzip,
+ * and multi-member gzip, both work), hashes the stored bytes, and turns gzip errors into
+ * MalformedInputError with the compressed byte offset.
+ */
+export async function openSource(store: ObjectStore, key: string): Promise<OpenedSource> {
+  const info = await store.head(key);
+  if (!info) throw new ObjectNotFoundError(key);
+  const compression = (await isGzip(store, key, info.size)) ? 'gzip' : 'none';
+  const tap = new StoredBytesTap();
+  const raw = await store.read(key);
+  const uri = store.uri(key);
+  let stream: Readable;
+  if (compression === 'gzip') {
+    stream = pipeline(raw, tap, createGunzip({ chunkSize: CHUNK_BYTES }), () => {});
+  } else {
+    stream = pipeline(raw, tap, () => {});
+  }
+  let digest: string | undefined;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of stream) yield chunk as Buffer;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code?.startsWith('Z_')) {
+        const detail =
+          code === 'Z_BUF_ERROR'
+            ? 'the gzip stream ends early (truncated file?)'
+            : `corrupt gzip data (${(error as Error).message})`;
+        throw new MalformedInputError(`${uri} (compressed)`, tap.bytes, detail, { cause: error });
+      }
+      throw error;
+    }
+    digest = tap.hash.digest('hex');
+  }
+  return {
+    info,
+    compression,
+    chunks: chunks(),
+    storedBytesRead: () => tap.bytes,
+    sha256: () => {
+      if (digest === undefined) throw new Error('sha256 is known only after the whole source was read');
+      return digest;
+    },
+  };
+}
+
+async function isGzip(store: ObjectStore, key: string, size: number): Promise<boolean> {
+  if (size < 2) return false;
+  const head = await store.read(key, { start: 0, end: 1 });
+  const bytes: Buffer[] = [];
+  for await (const chunk of head) bytes.push(chunk as Buffer);
+  const magic = Buffer.concat(bytes);
+  return magic[0] === 0x1f && magic[1] === 0x8b;
+}

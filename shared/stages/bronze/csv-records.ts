@@ -18,7 +18,11 @@ export interface RecordSource {
  * fields than the header keeps the extras under `_extra`, and a short row simply lacks the missing
  * columns: bronze keeps every row as it came, and silver decides what is valid.
  */
-export function readCsvRecords(chunks: AsyncIterable<Buffer>, dataset: DatasetConfig, uri: string): RecordSource {
+export function readCsvRecords(
+  chunks: AsyncIterable<Buffer>,
+  dataset: DatasetConfig,
+  uri: string,
+): RecordSource {
   let bytes = 0;
   let count = 0;
   return {
@@ -36,7 +40,10 @@ export function readCsvRecords(chunks: AsyncIterable<Buffer>, dataset: DatasetCo
       let columns: string[] | undefined;
       let rowStart = 0;
       try {
-        for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { bytes: number } }>) {
+        for await (const { record, info } of parser as AsyncIterable<{
+          record: string[];
+          info: { bytes: number };
+        }>) {
           if (!columns) {
             columns = record;
           } else {

@@ -168,7 +168,10 @@ function scanJsonRecords(chunks: AsyncIterable<Buffer>, dataset: DatasetConfig, 
     async *batches(onRecord) {
       const format = dataset.format === 'ndjson' ? 'ndjson' : 'json';
       const { maxRecordBytes, maxDepth } = dataset.limits;
-      const active = new JsonRecordScanner({ source: uri, format, paths, maxRecordBytes, maxDepth }, onRecord);
+      const active = new JsonRecordScanner(
+        { source: uri, format, paths, maxRecordBytes, maxDepth },
+        onRecord,
+      );
       scanner = active;
       for await (const chunk of chunks) {
         active.write(chunk);

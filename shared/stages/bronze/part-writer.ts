@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { ObjectStore } from '../../ports/object-store.ts';
+import { withStreamOptions } from '../parse/open-source.ts';
 
 /** A bronze part as recorded in the manifest. */
 export interface BronzePart {
@@ -33,11 +34,15 @@ export interface PartWriterOptions {
 
 /** JSON.stringify with non-ASCII escaped, so that string length equals byte length in line prefixes. */
 export function asciiJson(value: string): string {
-  return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(
+    /[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** Lines are staged in 1 MiB buffers before they go to gzip: one zlib call per MiB, not per record. */
 const STAGE_BYTES = 1024 * 1024;
+const COMPRESS_AHEAD_BYTES = 8 * STAGE_BYTES;
 
 /**
  * Writes one record stream as a sequence of NDJSON.gz parts. Each line keeps the record's original
@@ -100,7 +105,14 @@ export class PartWriter {
   private openPart(firstRecordIndex: number): void {
     this.firstRecordIndex = firstRecordIndex;
     this.compressed = [];
-    const gzip = createGzip({ level: this.options.compressionLevel });
+    // A deep write buffer lets compression (on libuv's thread pool) lag the scanner by a few stages
+    // instead of stalling it at every stage.
+    const gzip = createGzip(
+      withStreamOptions(
+        { level: this.options.compressionLevel },
+        { writableHighWaterMark: COMPRESS_AHEAD_BYTES },
+      ),
+    );
     const compressed = this.compressed;
     gzip.on('data', (chunk: Buffer) => compressed.push(chunk));
     this.gzip = gzip;

@@ -81,6 +81,7 @@ const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
 const NULL = Buffer.from('null');
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+const SLICE_BYTES = 64 * 1024;
 
 function describeByte(c: number): string {
   if (c >= 0x21 && c < 0x7f) return `'${String.fromCharCode(c)}'`;
@@ -164,6 +165,15 @@ export class JsonRecordScanner {
       i++;
       this.bomLeft--;
     }
+    // Scanning in slices keeps each call short: V8 then optimizes `scan` as a whole function rather
+    // than by on-stack replacement of one long loop, which measured 3× slower here.
+    for (; i < len; i += SLICE_BYTES) this.scan(chunk, i, Math.min(len, i + SLICE_BYTES));
+    this.carryOver(chunk);
+    this.offset += len;
+  }
+
+  private scan(chunk: Buffer, from: number, len: number): void {
+    let i = from;
     let state = this.state;
     while (i < len) {
       let c = chunk[i]!;
@@ -371,8 +381,6 @@ export class JsonRecordScanner {
       }
     }
     this.state = state;
-    this.carryOver(chunk);
-    this.offset += len;
   }
 
   /** Signal the end of input. Throws MalformedInputError if the document is incomplete. */

@@ -1,0 +1,212 @@
+/**
+ * `npm run bench`: parse → bronze throughput against two baselines, measured in the same run.
+ *
+ *   (a) gunzip   raw decompression to a null sink: the ceiling for any reader of a gzip'd file
+ *   (b) stream-json  the usual streaming parser, emitting in_network[*] as objects
+ *   (c) sluice   parse → bronze (ingestToBronze into a scratch lake)
+ *
+ * Each phase runs in its own child process, so each has its own peak RSS; all read the same file.
+ * Throughput is MB/s of uncompressed input. Results go to stdout and .bench/results.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { createGunzip } from 'node:zlib';
+
+const MiB = 1024 * 1024;
+
+interface PhaseResult {
+  phase: string;
+  ms: number;
+  uncompressedBytes: number;
+  records: number;
+  maxRssMb: number;
+}
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1GB' },
+    file: { type: 'string' },
+    runs: { type: 'string', default: '1' },
+    phase: { type: 'string' },
+    skip: { type: 'string', default: '' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (values.help) {
+  process.stdout.write(`npm run bench -- [--size 1GB] [--file F.json.gz] [--runs 3] [--skip stream-json]
+
+Generates (once, cached in .bench/) a seeded TiC in-network file of --size uncompressed bytes, gzip'd,
+then measures gunzip, stream-json and sluice on it; with --runs N reports the median of N runs.
+`);
+  process.exit(0);
+}
+
+async function countGunzip(file: string): Promise<Omit<PhaseResult, 'phase' | 'ms' | 'maxRssMb'>> {
+  let bytes = 0;
+  await pipeline(
+    createReadStream(file, { highWaterMark: MiB }),
+    createGunzip({ chunkSize: MiB }),
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length;
+        callback();
+      },
+    }),
+  );
+  return { uncompressedBytes: bytes, records: 0 };
+}
+
+async function countStreamJson(file: string) {
+  const { parser } = await import('stream-json');
+  const { pick } = await import('stream-json/filters/pick.js');
+  const { streamArray } = await import('stream-json/streamers/stream-array.js');
+  const { default: chain } = await import('stream-chain');
+  let records = 0;
+  let bytes = 0;
+  const gunzip = createGunzip({ chunkSize: MiB });
+  gunzip.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+  });
+  const items = chain([
+    createReadStream(file, { highWaterMark: MiB }),
+    gunzip,
+    parser(),
+    pick({ filter: 'in_network' }),
+    streamArray(),
+  ]);
+  items.on('data', () => {
+    records++;
+  });
+  await finished(items);
+  return { uncompressedBytes: bytes, records };
+}
+
+async function runSluice(file: string) {
+  const { FileObjectStore } = await import('../shared/adapters/local/file-object-store.ts');
+  const { builtInDataset } = await import('../shared/contracts/datasets/index.ts');
+  const { ingestToBronze } = await import('../shared/stages/bronze/ingest-to-bronze.ts');
+  const { systemClock } = await import('../shared/ports/clock.ts');
+  const lakeDir = resolve('.bench/lake');
+  rmSync(lakeDir, { recursive: true, force: true });
+  const result = await ingestToBronze(
+    { dataset: builtInDataset('tic-in-network'), sourceKey: file.split('/').at(-1)! },
+    { source: new FileObjectStore(dirname(file)), lake: new FileObjectStore(lakeDir), clock: systemClock },
+  );
+  const records = Object.values(result.manifest.records).reduce((a, b) => a + b, 0);
+  return { uncompressedBytes: result.manifest.source.uncompressedBytes, records };
+}
+
+const phases: Record<string, (file: string) => Promise<Omit<PhaseResult, 'phase' | 'ms' | 'maxRssMb'>>> = {
+  gunzip: countGunzip,
+  'stream-json': countStreamJson,
+  sluice: runSluice,
+};
+
+async function runPhaseHere(phase: string, file: string): Promise<void> {
+  const start = performance.now();
+  const counts = await phases[phase]!(file);
+  const ms = performance.now() - start;
+  const result: PhaseResult = { phase, ms, ...counts, maxRssMb: process.resourceUsage().maxRSS / 1024 };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+function runPhaseInChild(phase: string, file: string): PhaseResult {
+  const child = spawnSync(
+    process.execPath,
+    [...process.execArgv, import.meta.filename, '--phase', phase, '--file', file],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 16 * MiB,
+    },
+  );
+  if (child.status !== 0) throw new Error(`phase ${phase} failed with exit code ${child.status}`);
+  return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as PhaseResult;
+}
+
+function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?$/i.exec(text);
+  if (!match) throw new Error(`bad --size ${text}: use e.g. 500MB or 1GB`);
+  const unit = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[(match[2] ?? 'B').toUpperCase() as 'B'];
+  return Number(match[1]) * unit;
+}
+
+async function ensureInput(): Promise<string> {
+  if (values.file) return resolve(values.file);
+  mkdirSync('.bench', { recursive: true });
+  const file = resolve(`.bench/tic-in-network-${values.size}.json.gz`);
+  if (!existsSync(file)) {
+    process.stderr.write(`generating ${file} (${values.size} uncompressed, seed 1)…\n`);
+    const generated = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/generate.ts', '--size', values.size!, '--out', file, '--seed', '1'],
+      { stdio: 'inherit' },
+    );
+    if (generated.status !== 0) throw new Error('generation failed');
+  }
+  parseSize(values.size!);
+  return file;
+}
+
+function median(results: PhaseResult[]): PhaseResult {
+  const sorted = [...results].sort((a, b) => a.ms - b.ms);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  if (values.phase) {
+    await runPhaseHere(values.phase, values.file!);
+    return;
+  }
+  const file = await ensureInput();
+  const runs = Number(values.runs);
+  const skip = new Set(values.skip!.split(',').filter(Boolean));
+  const results: Record<string, PhaseResult> = {};
+  for (const phase of Object.keys(phases)) {
+    if (skip.has(phase)) continue;
+    const samples: PhaseResult[] = [];
+    for (let run = 0; run < runs; run++) {
+      process.stderr.write(`${phase}: run ${run + 1}/${runs}…\n`);
+      samples.push(runPhaseInChild(phase, file));
+    }
+    results[phase] = median(samples);
+  }
+  const mbps = (r: PhaseResult) => r.uncompressedBytes / 1e6 / (r.ms / 1000);
+  const rows = Object.values(results).map((r) => ({
+    phase: r.phase,
+    seconds: (r.ms / 1000).toFixed(1),
+    'MB/s': mbps(r).toFixed(1),
+    'records/s': r.records ? Math.round(r.records / (r.ms / 1000)).toLocaleString('en-US') : '–',
+    'peak RSS MB': r.maxRssMb.toFixed(0),
+  }));
+  console.table(rows);
+  const ratios: Record<string, string> = {};
+  if (results.sluice && results.gunzip)
+    ratios['sluice / gunzip'] = (mbps(results.sluice) / mbps(results.gunzip)).toFixed(3);
+  if (results.sluice && results['stream-json']) {
+    ratios['sluice / stream-json'] = (mbps(results.sluice) / mbps(results['stream-json'])).toFixed(2);
+    if (results.sluice.records !== 0 && results['stream-json'].records > 0) {
+      ratios['in_network records agree'] = String(results['stream-json'].records <= results.sluice.records);
+    }
+  }
+  console.table(ratios);
+  const machine = {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    memoryGb: Math.round(totalmem() / 1e9),
+    node: process.version,
+  };
+  writeFileSync(
+    '.bench/results.json',
+    `${JSON.stringify({ file, runs, machine, results, ratios }, null, 2)}\n`,
+  );
+  process.stdout.write(`machine: ${JSON.stringify(machine)}\nresults written to .bench/results.json\n`);
+}
+
+await main();

@@ -1,0 +1,230 @@
+import { Readable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { InvalidKeyError, ObjectNotFoundError } from '../../errors.ts';
+import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.ts';
+import { assertValidKey, assertValidPrefix, assertValidRange, MAX_KEY_BYTES } from '../object-key.ts';
+
+const MiB = 1024 * 1024;
+
+/** Settings of an `S3ObjectStore`. */
+export interface S3ObjectStoreOptions {
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Where this store's keys live inside the bucket: `''` (default) or ending in `/`, e.g. `lake/`. */
+  readonly prefix?: string;
+  /** Bytes per multipart part (S3 minimum 5 MiB); a write buffers up to `partSize * queueSize`. Default 8 MiB. */
+  readonly partSize?: number;
+  /** Parts uploaded in parallel per write. Default 4. */
+  readonly queueSize?: number;
+}
+
+/**
+ * An `ObjectStore` on an S3 bucket (or an S3-compatible server), optionally under a key prefix.
+ * Writes use multipart upload for large streams; S3 makes an object visible only when its PutObject or
+ * CompleteMultipartUpload succeeds, which gives the port's all-or-nothing writes.
+ */
+export class S3ObjectStore implements ObjectStore {
+  readonly #client: S3Client;
+  readonly #bucket: string;
+  readonly #prefix: string;
+  readonly #partSize: number;
+  readonly #queueSize: number;
+
+  constructor(options: S3ObjectStoreOptions) {
+    const prefix = options.prefix ?? '';
+    assertValidPrefix(prefix);
+    if (prefix !== '' && !prefix.endsWith('/')) {
+      throw new InvalidKeyError(prefix, "a store prefix must be '' or end with '/'");
+    }
+    this.#client = options.client;
+    this.#bucket = options.bucket;
+    this.#prefix = prefix;
+    this.#partSize = options.partSize ?? 8 * MiB;
+    this.#queueSize = options.queueSize ?? 4;
+  }
+
+  /** `s3://bucket/<prefix><key>`. */
+  uri(key: string): string {
+    return `s3://${this.#bucket}/${this.#objectKey(key)}`;
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const Key = this.#objectKey(key);
+    if (range) assertValidRange(range);
+    try {
+      const { Body } = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.#bucket,
+          Key,
+          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+        }),
+      );
+      return toReadable(Body);
+    } catch (error) {
+      if (isNotFound(error)) throw new ObjectNotFoundError(key);
+      // S3 answers 416 for a range starting at or past the end; a file yields no bytes there, and so do we.
+      if (range && isUnsatisfiableRange(error)) return Readable.from([]);
+      throw error;
+    }
+  }
+
+  async write(
+    key: string,
+    body: Uint8Array | string | Readable,
+    options?: WriteOptions,
+  ): Promise<ObjectInfo> {
+    const Key = this.#objectKey(key);
+    const upload = new Upload({
+      client: this.#client,
+      params: { Bucket: this.#bucket, Key, Body: body, ContentType: options?.contentType },
+      partSize: this.#partSize,
+      queueSize: this.#queueSize,
+      // On failure Upload aborts the multipart upload, so no parts are left behind to be billed.
+      leavePartsOnError: false,
+    });
+    // lib-storage reports a failed AbortMultipartUpload instead of the body's own error (s3rver, for one,
+    // does not implement the abort), so remember the body's error to report the real cause.
+    let bodyError: unknown;
+    if (body instanceof Readable) {
+      body.once('error', (error) => {
+        bodyError ??= error;
+      });
+    }
+    try {
+      await upload.done();
+    } catch (error) {
+      // Like stream.pipeline: a failed write releases its source (e.g. the socket of a GetObject).
+      if (body instanceof Readable) body.destroy();
+      throw bodyError ?? error;
+    }
+    // One extra request, but it returns the size and LastModified that S3 actually recorded.
+    const info = await this.head(key);
+    if (!info) throw new ObjectNotFoundError(key); // deleted by someone else right after our write
+    return info;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const Key = this.#objectKey(key);
+    try {
+      const out = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key }));
+      return toObjectInfo(key, out.ContentLength, out.ETag, out.LastModified);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    assertValidPrefix(prefix);
+    const pages = paginateListObjectsV2(
+      { client: this.#client },
+      { Bucket: this.#bucket, Prefix: this.#prefix + prefix },
+    );
+    for await (const page of pages) {
+      for (const object of page.Contents ?? []) {
+        const key = object.Key?.slice(this.#prefix.length);
+        // Skip what no key can name, e.g. console "folder" markers (`dir/`) written by other tools.
+        if (key === undefined || !isValidKey(key)) continue;
+        yield toObjectInfo(key, object.Size, object.ETag, object.LastModified);
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.#objectKey(key);
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key }));
+    } catch (error) {
+      // S3 itself answers 204 for an absent key; some compatible servers answer 404.
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  #objectKey(key: string): string {
+    assertValidKey(key);
+    const objectKey = this.#prefix + key;
+    if (Buffer.byteLength(objectKey, 'utf8') > MAX_KEY_BYTES) {
+      throw new InvalidKeyError(key, `with the store prefix it is longer than ${MAX_KEY_BYTES} bytes`);
+    }
+    return objectKey;
+  }
+}
+
+/** Options of `createS3Client`; credentials default to the SDK's provider chain (env, profile, role). */
+export interface S3ClientOptions {
+  readonly region?: string;
+  /** For S3-compatible servers, e.g. `http://127.0.0.1:4569`. */
+  readonly endpoint?: string;
+  /** `bucket` in the path instead of the host name; most S3-compatible servers need it. */
+  readonly forcePathStyle?: boolean;
+  readonly credentials?: S3ClientConfig['credentials'];
+}
+
+/** An S3 client configured for sluice: checksums only where S3 requires them (see below). */
+export function createS3Client(options: S3ClientOptions = {}): S3Client {
+  const config: S3ClientConfig = {
+    // Since SDK 3.729 the default (WHEN_SUPPORTED) adds a CRC32 checksum to every upload; for a stream of
+    // unknown length it does so with `Content-Encoding: aws-chunked` and a trailing checksum. S3-compatible
+    // servers that do not speak aws-chunked (s3rver, older MinIO, ...) then store the chunk framing as
+    // part of the object. WHEN_REQUIRED sends plain bodies; TLS and S3's own MD5/ETag still guard transit.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  };
+  // Only set what was given, so the SDK's defaults (AWS_REGION, credential chain) apply otherwise.
+  if (options.region !== undefined) config.region = options.region;
+  if (options.endpoint !== undefined) config.endpoint = options.endpoint;
+  if (options.forcePathStyle !== undefined) config.forcePathStyle = options.forcePathStyle;
+  if (options.credentials !== undefined) config.credentials = options.credentials;
+  return new S3Client(config);
+}
+
+function toObjectInfo(key: string, size?: number, etag?: string, lastModified?: Date): ObjectInfo {
+  return {
+    key,
+    size: size ?? 0,
+    // S3 quotes ETags (`"abc…"`); the quotes carry no information.
+    etag: (etag ?? '').replace(/^"|"$/g, ''),
+    lastModified: lastModified ?? new Date(0),
+  };
+}
+
+function toReadable(body: unknown): Readable {
+  // In Node the SDK returns an http.IncomingMessage, which is a Readable; an empty object may have none.
+  if (body === undefined) return Readable.from([]);
+  if (body instanceof Readable) return body;
+  throw new TypeError('S3 GetObject returned a body that is not a Node.js Readable');
+}
+
+function isValidKey(key: string): boolean {
+  try {
+    assertValidKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface SdkError {
+  readonly name?: string;
+  readonly $metadata?: { readonly httpStatusCode?: number };
+}
+
+function isNotFound(error: unknown): boolean {
+  const { name, $metadata } = (error ?? {}) as SdkError;
+  if (name === 'NoSuchKey' || name === 'NotFound') return true;
+  // A missing bucket is a configuration problem, not a missing object.
+  return $metadata?.httpStatusCode === 404 && name !== 'NoSuchBucket';
+}
+
+function isUnsatisfiableRange(error: unknown): boolean {
+  const { name, $metadata } = (error ?? {}) as SdkError;
+  return name === 'InvalidRange' || $metadata?.httpStatusCode === 416;
+}

@@ -1,0 +1,240 @@
+import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateFile, listFiles, readBronze, tempDir } from '../helpers/lake.ts';
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+const SAMPLE = join(
+  import.meta.dirname,
+  '../../../shared/fixtures/tic/examples/in-network-rates-multiple-plans-sample.json',
+);
+
+function sluice(args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+}
+
+describe('sluice CLI', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-cli-');
+  });
+  afterAll(async () => tmp.cleanup());
+
+  it('run --json prints one object with run id, status, counts per record path and outputs', async () => {
+    const lake = join(tmp.dir, 'json-lake');
+    const result = sluice(['run', SAMPLE, '--dataset', 'tic-in-network', '--lake', lake, '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    const sample = JSON.parse(await readFile(SAMPLE, 'utf8'));
+    expect(summary.status).toBe('committed');
+    expect(summary.runId).toMatch(/^in-network-rates-multiple-plans-sample\.json-[0-9a-f]{12}$/);
+    expect(summary.counts.parsed).toEqual({
+      in_network: sample.in_network.length,
+      provider_references: sample.provider_references.length,
+    });
+    expect(summary.counts.bronze).toEqual(summary.counts.parsed);
+    expect(existsSync(summary.outputs.manifest)).toBe(true);
+    for (const part of summary.outputs.bronze) expect(existsSync(part)).toBe(true);
+  });
+
+  it('run prints a readable summary by default', () => {
+    const result = sluice([
+      'run',
+      SAMPLE,
+      '-d',
+      'tic-in-network',
+      '--lake',
+      join(tmp.dir, 'text-lake'),
+      '-q',
+    ]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('sluice run committed: tic-in-network');
+    expect(result.stdout).toMatch(/in_network\s+\d+ → \d+/);
+    expect(result.stdout).toContain('_manifest.json');
+  });
+
+  it('fails on malformed input with exit code 1, the error name, file and byte offset on stderr', async () => {
+    const bad = join(tmp.dir, 'bad.json');
+    await writeFile(bad, '{"in_network":[{"a":1},{"a":tru}]}');
+    const result = sluice(['run', bad, '-d', 'tic-in-network', '--lake', join(tmp.dir, 'bad-lake')]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('MalformedInputError');
+    expect(result.stderr).toContain(`${bad}: malformed input at byte 31`);
+    expect(await listFiles(join(tmp.dir, 'bad-lake'))).toEqual([]);
+  });
+
+  it('with --json, also reports a failure as a JSON object on stdout', async () => {
+    const bad = join(tmp.dir, 'bad2.json');
+    await writeFile(bad, '{"in_network":[');
+    const result = sluice([
+      'run',
+      bad,
+      '-d',
+      'tic-in-network',
+      '--lake',
+      join(tmp.dir, 'bad2-lake'),
+      '--json',
+    ]);
+    expect(result.status).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      status: 'failed',
+      error: { name: 'MalformedInputError' },
+    });
+  });
+
+  it('explains a missing or unknown dataset with exit code 2', () => {
+    const none = sluice(['run', SAMPLE, '--lake', join(tmp.dir, 'x')]);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toContain('--dataset');
+    const unknown = sluice(['run', SAMPLE, '--dataset', 'nope']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('tic-in-network');
+  });
+
+  it('explains a missing file', () => {
+    const result = sluice(['run', join(tmp.dir, 'missing.json'), '-d', 'tic-in-network']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('no such file');
+  });
+
+  it('--dry-run says what it would read and write, and writes nothing', () => {
+    const lake = join(tmp.dir, 'dry-lake');
+    const result = sluice(['run', SAMPLE, '-d', 'tic-in-network', '--lake', lake, '--dry-run']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('would read');
+    expect(result.stdout).toContain('in_network/part-NNNNN.ndjson.gz');
+    expect(existsSync(lake)).toBe(false);
+  });
+
+  it('--help teaches each command', () => {
+    for (const args of [['--help'], ['run', '--help'], ['validate', '--help'], ['schema', '--help']]) {
+      const result = sluice(args);
+      expect(result.status, args.join(' ')).toBe(0);
+      expect(result.stdout).toContain('Usage: sluice');
+    }
+    expect(sluice(['run', '--help']).stdout).toContain('Examples:');
+  });
+
+  it('validate accepts a good config and explains each problem of a bad one', async () => {
+    const good = join(tmp.dir, 'good.json');
+    await writeFile(good, JSON.stringify({ name: 'events', format: 'ndjson' }));
+    const ok = sluice(['validate', '--config', good]);
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain('valid ndjson dataset "events"');
+
+    const bad = join(tmp.dir, 'bad-config.json');
+    await writeFile(
+      bad,
+      JSON.stringify({ name: 'Bad Name', format: 'json', records: [{ path: 'in_network' }], extra: 1 }),
+    );
+    const result = sluice(['validate', '--config', bad]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('name: use 1–63 lowercase letters');
+    expect(result.stderr).toContain('records.0.path: a record path is dot-separated keys ending in [*]');
+    expect(result.stderr).toMatch(/extra/);
+  });
+
+  it('schema prints the JSON Schema of the dataset config', () => {
+    const result = sluice(['schema']);
+    expect(result.status).toBe(0);
+    const schema = JSON.parse(result.stdout);
+    expect(schema.properties.format.enum).toEqual(['json', 'ndjson', 'csv']);
+    expect(schema.required).toContain('name');
+  });
+
+  it('runs a dataset described only by a config file', async () => {
+    const config = join(tmp.dir, 'events.json');
+    await writeFile(config, JSON.stringify({ name: 'events', format: 'ndjson', recordName: 'events' }));
+    const data = join(tmp.dir, 'events.ndjson');
+    await writeFile(data, '{"id":1}\n{"id":2}\n');
+    const result = sluice([
+      'run',
+      data,
+      '--config',
+      config,
+      '--lake',
+      join(tmp.dir, 'events-lake'),
+      '--json',
+    ]);
+    expect(result.status).toBe(0);
+    expect(JSON.parse(result.stdout).counts.parsed).toEqual({ events: 2 });
+  });
+});
+
+describe('sluice run, killed with SIGKILL at any point and rerun', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let config: string;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-kill-');
+    await generateFile(tmp.dir, 'big.json.gz', { seed: 5, targetBytes: 12_000_000 });
+    config = join(tmp.dir, 'config.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'tic-small-parts',
+        format: 'json',
+        records: [{ path: 'in_network[*]' }, { path: 'provider_references[*]' }],
+        headers: [{ path: 'version' }],
+        bronze: { partMaxRecords: 200 },
+      }),
+    );
+  });
+  afterAll(async () => tmp.cleanup());
+
+  const run = (lake: string) => [
+    'run',
+    join(tmp.dir, 'big.json.gz'),
+    '--config',
+    config,
+    '--lake',
+    lake,
+    '--json',
+    '-q',
+  ];
+
+  /** A committed run is one whose manifest lists parts that all exist with their recorded checksums. */
+  async function expectNothingHalfCommitted(lake: string) {
+    const manifests = (await listFiles(lake)).filter((f) => f.endsWith('_manifest.json'));
+    for (const manifestKey of manifests) {
+      const { manifest } = await readBronze(lake, manifestKey);
+      for (const part of manifest.parts) {
+        const bytes = await readFile(join(lake, part.key));
+        expect(createHash('sha256').update(bytes).digest('hex')).toBe(part.sha256);
+      }
+    }
+  }
+
+  it('leaves nothing that looks committed, and the rerun equals a clean run', async () => {
+    const reference = join(tmp.dir, 'reference');
+    const clean = sluice(run(reference));
+    expect(clean.status).toBe(0);
+    const referenceFiles = await listFiles(reference);
+
+    const lake = join(tmp.dir, 'killed');
+    // Kill points spread over start-up, parsing, part uploads and commit (the run takes ~1–2 s).
+    for (const delayMs of [150, 400, 700, 900, 1100, 1300, 1600, 2000]) {
+      const child = spawn(process.execPath, [BIN, ...run(lake)], { stdio: 'ignore' });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      child.kill('SIGKILL'); // a no-op if the run already finished: then its commit must be complete
+      await exited;
+      await expectNothingHalfCommitted(lake);
+    }
+    const rerun = sluice(run(lake));
+    expect(rerun.status).toBe(0);
+    expect((await listFiles(lake)).filter((f) => !f.startsWith('.sluice-tmp'))).toEqual(referenceFiles);
+    for (const file of referenceFiles) {
+      const [a, b] = [await readFile(join(reference, file)), await readFile(join(lake, file))];
+      if (file.endsWith('_manifest.json')) {
+        const strip = (m: Buffer) => ({ ...JSON.parse(m.toString()), timings: null });
+        expect(strip(b)).toEqual(strip(a));
+      } else {
+        expect(b.equals(a), file).toBe(true);
+      }
+    }
+  });
+});

@@ -105,11 +105,13 @@ export class PartWriter {
   private openPart(firstRecordIndex: number): void {
     this.firstRecordIndex = firstRecordIndex;
     this.compressed = [];
-    // A deep write buffer lets compression (on libuv's thread pool) lag the scanner by a few stages
-    // instead of stalling it at every stage.
+    // Compression runs on libuv's thread pool. A deep write buffer lets it lag the scanner by a few
+    // stages instead of stalling it at each one, and a 1 MiB output buffer (zlib's default is 16 KiB)
+    // lets it compress a whole stage per round trip instead of waiting for the busy main thread
+    // every 16 KiB: together they turned a serialized 0.9 cores into two busy ones.
     const gzip = createGzip(
       withStreamOptions(
-        { level: this.options.compressionLevel },
+        { level: this.options.compressionLevel, chunkSize: STAGE_BYTES },
         { writableHighWaterMark: COMPRESS_AHEAD_BYTES },
       ),
     );

@@ -88,8 +88,18 @@ function describeByte(c: number): string {
   return `byte 0x${c.toString(16).padStart(2, '0')}`;
 }
 
+/** Longest key (in UTF-8 bytes) anywhere in the path trie. */
+function longestKey(node: PathNode): number {
+  let longest = 0;
+  for (const [key, child] of node.children) {
+    longest = Math.max(longest, Buffer.byteLength(key), longestKey(child));
+  }
+  return longest;
+}
+
 export class JsonRecordScanner {
   private readonly maxDepth: number;
+  private readonly maxKeyBytes: number;
   private readonly onRecord: RecordHandler;
 
   // Grammar state.
@@ -118,6 +128,7 @@ export class JsonRecordScanner {
   private keyStart = 0;
   private keyPieces: Buffer[] = [];
   private keyHasEscape = false;
+  private keyBytes = 0;
 
   // Value capture (records and header values).
   private capturing = false;
@@ -129,14 +140,15 @@ export class JsonRecordScanner {
 
   /** Records seen per record target. */
   readonly recordCounts: number[];
-  /** Header values seen (last one wins, as in JSON.parse). */
-  readonly headers: Record<string, unknown> = {};
+  /** Header values seen (last one wins, as in JSON.parse). No prototype: `__proto__` is a key like any other. */
+  readonly headers: Record<string, unknown> = Object.create(null);
 
   constructor(
     private readonly options: ScannerOptions,
     onRecord: RecordHandler,
   ) {
     this.maxDepth = options.maxDepth ?? 1000;
+    this.maxKeyBytes = 6 * longestKey(options.paths.root) + 2;
     this.containers = new Uint8Array(Math.min(this.maxDepth + 1, 64));
     this.onRecord = onRecord;
     this.recordCounts = options.paths.recordNames.map(() => 0);
@@ -244,7 +256,7 @@ export class JsonRecordScanner {
             state = this.close(chunk, i, c);
           } else if (WS[c] !== 1) {
             this.fail(i, `unexpected ${describeByte(c)} after a value; expected ',' or a closing bracket`);
-          } else if (this.capturing && (c === 0x0a || c === 0x0d)) chunk[i] = 0x20;
+          } else if (this.capturing && (c === 0x0a || c === 0x0d)) this.lineBreakInRecord(chunk, i);
           i++;
           continue;
         case NUM_INT:
@@ -305,7 +317,7 @@ export class JsonRecordScanner {
         case COLON:
           if (c === 0x3a) state = VALUE;
           else if (WS[c] !== 1) this.fail(i, `expected ':' after an object key, found ${describeByte(c)}`);
-          else if (this.capturing && (c === 0x0a || c === 0x0d)) chunk[i] = 0x20;
+          else if (this.capturing && (c === 0x0a || c === 0x0d)) this.lineBreakInRecord(chunk, i);
           i++;
           continue;
         case OBJ_FIRST:
@@ -321,7 +333,7 @@ export class JsonRecordScanner {
               i,
               `expected a string key${state === OBJ_FIRST ? " or '}'" : ''}, found ${describeByte(c)}`,
             );
-          } else if (this.capturing && (c === 0x0a || c === 0x0d)) chunk[i] = 0x20;
+          } else if (this.capturing && (c === 0x0a || c === 0x0d)) this.lineBreakInRecord(chunk, i);
           i++;
           continue;
         case DONE:
@@ -339,7 +351,7 @@ export class JsonRecordScanner {
         default: {
           // START, VALUE, ARR_FIRST: a value begins here (or the array closes).
           if (WS[c] === 1) {
-            if (this.capturing && (c === 0x0a || c === 0x0d)) chunk[i] = 0x20;
+            if (this.capturing && (c === 0x0a || c === 0x0d)) this.lineBreakInRecord(chunk, i);
             i++;
             continue;
           }
@@ -481,7 +493,16 @@ export class JsonRecordScanner {
     this.keyCapturing = true;
     this.keyStart = start;
     this.keyPieces = [];
+    this.keyBytes = 0;
     this.keyHasEscape = false;
+  }
+
+  /** A record inside a value is whitespace to JSON; it becomes a space so the record fits on one line. */
+  private lineBreakInRecord(chunk: Buffer, i: number): void {
+    if (chunk[i] === 0x0a && this.options.format === 'ndjson') {
+      this.fail(i, 'line break inside a record; NDJSON needs each record on one line');
+    }
+    chunk[i] = 0x20;
   }
 
   private finishKey(chunk: Buffer, end: number): void {
@@ -544,10 +565,14 @@ export class JsonRecordScanner {
   /** At the end of a chunk, keep the unfinished parts of a key or a capture. */
   private carryOver(chunk: Buffer): void {
     if (this.keyCapturing) {
-      this.keyPieces.push(chunk.subarray(this.keyStart));
+      const piece = chunk.subarray(this.keyStart);
+      this.keyPieces.push(piece);
+      this.keyBytes += piece.length;
       this.keyStart = 0;
-      if (this.keyPieces.reduce((n, p) => n + p.length, 0) > this.options.maxRecordBytes) {
-        this.fail(chunk.length, `an object key longer than maxRecordBytes (${this.options.maxRecordBytes})`);
+      // A key longer than any key on our paths (even fully \u-escaped) cannot match one: stop keeping it.
+      if (this.keyBytes > this.maxKeyBytes) {
+        this.keyCapturing = false;
+        this.keyPieces = [];
       }
     }
     if (this.capturing) {

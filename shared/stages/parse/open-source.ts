@@ -32,14 +32,36 @@ export interface OpenedSource {
   sha256(): string;
 }
 
-/** Counts and hashes the stored bytes as they pass. */
+/**
+ * Counts and hashes the stored bytes as they pass, and regroups them into blocks of at least 1 MiB:
+ * gunzip emits at least one output chunk per input chunk, so the 16–64 KiB chunks that file and HTTP
+ * streams deliver would otherwise reach the scanner as many small chunks.
+ */
 class StoredBytesTap extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.hash.update(chunk);
     this.bytes += chunk.length;
-    callback(null, chunk);
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= CHUNK_BYTES) this.push(this.takePending());
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.pendingBytes > 0) this.push(this.takePending());
+    callback();
+  }
+
+  private takePending(): Buffer {
+    const block = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    return block;
   }
 }
 

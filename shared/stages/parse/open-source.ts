@@ -58,7 +58,8 @@ class StoredBytesTap extends Transform {
   }
 
   private takePending(): Buffer {
-    const block = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    const block =
+      this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
     return block;

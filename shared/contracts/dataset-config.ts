@@ -12,12 +12,18 @@ const MiB = 1024 * 1024;
 
 const name = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'use 1–63 lowercase letters, digits, "-" or "_", starting with a letter or digit');
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}$/,
+    'use 1–63 lowercase letters, digits, "-" or "_", starting with a letter or digit',
+  );
 
 const RecordPath = z.object({
   path: z
     .string()
-    .regex(/^([^.[\]]+(\.[^.[\]]+)*)?\[\*\]$/, 'a record path is dot-separated keys ending in [*], e.g. "in_network[*]"')
+    .regex(
+      /^([^.[\]]+(\.[^.[\]]+)*)?\[\*\]$/,
+      'a record path is dot-separated keys ending in [*], e.g. "in_network[*]"',
+    )
     .describe('Where the records are: dot-separated object keys ending in [*]; "[*]" is a root array.'),
   name: name.optional().describe('Name used in counts, keys and tables. Default: the last key of the path.'),
 });
@@ -37,12 +43,16 @@ export const DatasetConfig = z
     description: z.string().optional(),
     format: z
       .enum(['json', 'ndjson', 'csv'])
-      .describe('json: one document with record arrays inside; ndjson: one record per line; csv: one record per row.'),
+      .describe(
+        'json: one document with record arrays inside; ndjson: one record per line; csv: one record per row.',
+      ),
     records: z
       .array(RecordPath)
       .min(1)
       .optional()
-      .describe('json only: the arrays whose elements are records. ndjson/csv: every line or row is a record.'),
+      .describe(
+        'json only: the arrays whose elements are records. ndjson/csv: every line or row is a record.',
+      ),
     recordName: name.default('records').describe('ndjson/csv only: the name of the record stream.'),
     headers: z.array(HeaderPath).default([]).describe('json only: values captured once per file.'),
     csv: z
@@ -60,18 +70,31 @@ export const DatasetConfig = z
           .positive()
           .default(256 * MiB)
           .describe('A larger record fails the run with RecordTooLargeError.'),
-        maxDepth: z.number().int().positive().max(100_000).default(1000).describe('Deepest nesting accepted.'),
+        maxDepth: z
+          .number()
+          .int()
+          .positive()
+          .max(100_000)
+          .default(1000)
+          .describe('Deepest nesting accepted.'),
       })
       .default({ maxRecordBytes: 256 * MiB, maxDepth: 1000 }),
     bronze: z
       .object({
-        partMaxRecords: z.number().int().positive().default(100_000).describe('Records per bronze part at most.'),
+        partMaxRecords: z
+          .number()
+          .int()
+          .positive()
+          .default(100_000)
+          .describe('Records per bronze part at most.'),
         partMaxBytes: z
           .number()
           .int()
           .positive()
           .default(32 * MiB)
-          .describe('Uncompressed bytes per bronze part at most (a single larger record gets a part of its own).'),
+          .describe(
+            'Uncompressed bytes per bronze part at most (a single larger record gets a part of its own).',
+          ),
         compressionLevel: z.number().int().min(1).max(9).default(1).describe('gzip level of bronze parts.'),
       })
       .default({ partMaxRecords: 100_000, partMaxBytes: 32 * MiB, compressionLevel: 1 }),
@@ -125,7 +148,8 @@ export function parseDatasetConfig(value: unknown, origin = 'dataset config'): D
   if (result.success) {
     const names = recordTargets(result.data).map((t) => t.name);
     const duplicate = names.find((n, i) => names.indexOf(n) !== i);
-    if (duplicate) throw new ConfigError(`${origin}: records: two record paths are both named "${duplicate}"`);
+    if (duplicate)
+      throw new ConfigError(`${origin}: records: two record paths are both named "${duplicate}"`);
     return result.data;
   }
   const lines = explainIssues(result.error.issues).map((l) => `  - ${l}`);

@@ -1,0 +1,185 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { z } from 'zod';
+import {
+  createObservability,
+  executionIdOf,
+  type LambdaContext,
+  type Observability,
+  withObservability,
+} from '../../shared/adapters/aws/observability.ts';
+import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { type IngestConfig, loadIngestConfig } from '../../shared/config/runtime-config.ts';
+import { explainIssues } from '../../shared/contracts/dataset-config.ts';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { type Clock, systemClock } from '../../shared/ports/clock.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import { type IngestProgress, ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { ExecutionInput } from '../../shared/workflow/execution.ts';
+import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
+
+/**
+ * The `Ingest` state of the workflow: one landed object -> bronze parts and manifest.
+ *
+ * Event (the execution input plus the execution id the state machine adds):
+ *   `{ bucket, key, dataset, executionId? }`
+ * Result, a reference to the work and never the data (Step Functions passes at most 256 KiB):
+ *   `{ runId, dataset, manifestKey, records: { <recordName>: count } }`
+ * Errors keep their sluice names (`ConfigError`, `MalformedInputError`, `RecordTooLargeError`, ...), which
+ * the state machine's Retry/Catch match.
+ */
+
+/** The event of the ingest handler. */
+export const IngestEvent = ExecutionInput.extend({
+  /** The Step Functions execution id: the correlation id of every log line. */
+  executionId: z.string().min(1).optional(),
+});
+export type IngestEvent = z.infer<typeof IngestEvent>;
+
+/** What the ingest handler returns to the state machine. */
+export interface IngestResult {
+  readonly runId: string;
+  readonly dataset: string;
+  readonly manifestKey: string;
+  readonly records: Readonly<Record<string, number>>;
+}
+
+/** What the ingest handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
+export interface IngestDeps {
+  readonly config: IngestConfig;
+  readonly source: ObjectStore;
+  readonly lake: ObjectStore;
+  readonly clock: Clock;
+  readonly observability: Observability;
+  /** Least time between two progress log lines. @default 30 s */
+  readonly progressIntervalMs?: number;
+}
+
+/** The AWS adapters, created once per cold start. */
+export function createDeps(config: IngestConfig): IngestDeps {
+  const client = createS3Client(config.region ? { region: config.region } : {});
+  return {
+    config,
+    source: new S3ObjectStore({ client, bucket: config.landingBucket }),
+    lake: new S3ObjectStore({ client, bucket: config.lakeBucket }),
+    clock: systemClock,
+    observability: createObservability(config),
+  };
+}
+
+/** Ingest one landed object into bronze. */
+export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestResult> {
+  const { logger, metrics } = deps.observability;
+  const input = parseEvent(event);
+  if (input.bucket !== deps.config.landingBucket) {
+    throw new ConfigError(
+      `the event names bucket "${input.bucket}", but this deployment ingests from "${deps.config.landingBucket}"`,
+    );
+  }
+  const dataset = deployedDataset(input.dataset, input.key, deps.config.datasets);
+  logger.appendKeys({ dataset: dataset.name, sourceKey: input.key });
+  metrics.addDimension(Dimension.dataset, dataset.name);
+  logger.info('ingest started');
+
+  const startedAt = deps.clock.now().getTime();
+  try {
+    const result = await ingestToBronze(
+      { dataset, sourceKey: input.key },
+      {
+        source: deps.source,
+        lake: deps.lake,
+        clock: deps.clock,
+        onProgress: progressLogger(deps),
+      },
+    );
+    const { manifest } = result;
+    metrics.addMetric(MetricName.ingestSucceeded, MetricUnit.Count, 1);
+    metrics.addMetric(MetricName.sourceBytes, MetricUnit.Bytes, manifest.source.size);
+    metrics.addMetric(MetricName.uncompressedBytes, MetricUnit.Bytes, manifest.source.uncompressedBytes);
+    metrics.addMetric(
+      MetricName.bronzeBytes,
+      MetricUnit.Bytes,
+      manifest.parts.reduce((sum, part) => sum + part.bytes, 0),
+    );
+    metrics.addMetric(
+      MetricName.ingestDuration,
+      MetricUnit.Milliseconds,
+      deps.clock.now().getTime() - startedAt,
+    );
+    for (const [recordName, count] of Object.entries(manifest.records)) {
+      // A metric of its own, because its dimensions (dataset and record stream) differ from the rest.
+      metrics
+        .singleMetric()
+        .addDimensions({ [Dimension.dataset]: dataset.name, [Dimension.recordName]: recordName })
+        .addMetric(MetricName.recordsIngested, MetricUnit.Count, count);
+    }
+    logger.info('ingest committed', {
+      runId: result.runId,
+      manifestKey: result.manifestKey,
+      records: manifest.records,
+      parts: manifest.parts.length,
+      sourceBytes: manifest.source.size,
+    });
+    return {
+      runId: result.runId,
+      dataset: result.dataset,
+      manifestKey: result.manifestKey,
+      records: manifest.records,
+    };
+  } catch (error) {
+    metrics.addMetric(MetricName.ingestFailed, MetricUnit.Count, 1);
+    throw error;
+  }
+}
+
+/** The handler for one set of dependencies. */
+export function createHandler(
+  deps: IngestDeps,
+): (event: unknown, context?: LambdaContext) => Promise<IngestResult> {
+  return withObservability(deps.observability, (event: unknown) => ingest(event, deps), {
+    correlationId: executionIdOf,
+  });
+}
+
+// Built on the first invocation (so once per cold start) rather than at import: importing this module
+// then needs no environment, and tests call `createHandler` with their own dependencies instead of mocks.
+let live: ReturnType<typeof createHandler> | undefined;
+
+/** The Lambda entry point. */
+export const handler = (event: unknown, context: LambdaContext): Promise<IngestResult> => {
+  live ??= createHandler(createDeps(loadIngestConfig()));
+  return live(event, context);
+};
+
+function parseEvent(event: unknown): IngestEvent {
+  const result = IngestEvent.safeParse(event);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    `the ingest event is invalid (${explainIssues(result.error.issues).join('; ')}); ` +
+      'it must be { "bucket": string, "key": string, "dataset": string }',
+  );
+}
+
+/** The dataset's config, if this deployment ingests it; a ConfigError (permanent) otherwise. */
+function deployedDataset(name: string, key: string, deployed: readonly string[]) {
+  if (!deployed.includes(name)) {
+    const where = name === '' ? `landing key "${key}" names no dataset` : `dataset "${name}" is not deployed`;
+    throw new ConfigError(
+      `${where}. Land files as <dataset>/<file> with one of: ${deployed.join(', ')}; ` +
+        'or add the dataset to the deployment config (sluice.config.json) and redeploy.',
+    );
+  }
+  return builtInDataset(name);
+}
+
+/** Logs progress at most once per interval: a 15-minute ingest should show it is alive. */
+function progressLogger(deps: IngestDeps): (progress: IngestProgress) => void {
+  const interval = deps.progressIntervalMs ?? 30_000;
+  let last = deps.clock.now().getTime();
+  return (progress) => {
+    const now = deps.clock.now().getTime();
+    if (now - last < interval) return;
+    last = now;
+    deps.observability.logger.info('ingest progress', { ...progress });
+  };
+}

@@ -1,0 +1,303 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { Dimension, METRICS_NAMESPACE, MetricName } from '../../shared/workflow/metrics.ts';
+
+/** A Lambda function to watch. */
+export interface MonitoredFunction {
+  /** Short name for alarm descriptions and widget titles, e.g. `ingest`. */
+  readonly name: string;
+  readonly function: IFunction;
+  /** Its configured timeout, drawn as a line over its duration. */
+  readonly timeout: Duration;
+}
+
+/** A dead-letter queue to watch: any message in it is an alarm. */
+export interface MonitoredQueue {
+  readonly name: string;
+  readonly queue: IQueue;
+  /** What a message there means and what to do about it, for the alarm description. */
+  readonly meaning: string;
+}
+
+/** A dataset to watch. */
+export interface MonitoredDataset {
+  readonly name: string;
+  /** Alarm when no ingest of the dataset succeeded for this long (whole hours, at most 7 days). */
+  readonly freshness: Duration;
+  /** Its record streams (`recordName` dimension of the records metric). */
+  readonly recordNames: readonly string[];
+}
+
+/** Properties of `PipelineMonitoring`. */
+export interface PipelineMonitoringProps {
+  readonly stateMachine: IStateMachine;
+  readonly functions: readonly MonitoredFunction[];
+  readonly deadLetterQueues: readonly MonitoredQueue[];
+  readonly datasets: readonly MonitoredDataset[];
+  /** The `service` dimension of the custom metrics (the handlers' service name). */
+  readonly serviceName: string;
+  /** Where alarm notifications are e-mailed. @default - no subscription; subscribe to `topic` yourself */
+  readonly alarmEmail?: string;
+}
+
+/**
+ * Alarms and a dashboard for the pipeline. Every alarm notifies one SNS topic (on ALARM and on OK):
+ * messages in a dead-letter queue, failed/timed-out/throttled/aborted executions, Lambda errors and
+ * throttles, and a dataset going quiet (no successful ingest within its freshness window).
+ */
+export class PipelineMonitoring extends Construct {
+  readonly topic: Topic;
+  readonly alarms: Alarm[] = [];
+  readonly dashboard: Dashboard;
+
+  constructor(scope: Construct, id: string, props: PipelineMonitoringProps) {
+    super(scope, id);
+    const { stateMachine } = props;
+
+    // A key of its own: CloudWatch must be allowed to use the topic's key, and it has no business with
+    // the data key. (The AWS-managed SNS key cannot be used: its policy cannot admit CloudWatch.)
+    const topicKey = new Key(this, 'AlarmTopicKey', {
+      description: 'Encrypts sluice alarm notifications',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    topicKey.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToPublish',
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'], // in a key policy, '*' means this key
+      }),
+    );
+    this.topic = new Topic(this, 'AlarmTopic', { masterKey: topicKey, enforceSSL: true });
+    const stack = Stack.of(this);
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowThisAccountsAlarms',
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          ArnLike: {
+            'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*`,
+          },
+          StringEquals: { 'aws:SourceAccount': stack.account },
+        },
+      }),
+    );
+    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+    const notify = new SnsAction(this.topic);
+
+    const alarm = (
+      alarmId: string,
+      metric: IMetric,
+      description: string,
+      options: { threshold?: number; below?: boolean; periods?: number; breachWhenMissing?: boolean } = {},
+    ) => {
+      const created = new Alarm(this, alarmId, {
+        metric,
+        alarmDescription: description,
+        threshold: options.threshold ?? 0,
+        comparisonOperator: options.below
+          ? ComparisonOperator.LESS_THAN_THRESHOLD
+          : ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: options.periods ?? 1,
+        datapointsToAlarm: options.periods ?? 1,
+        treatMissingData: options.breachWhenMissing
+          ? TreatMissingData.BREACHING
+          : TreatMissingData.NOT_BREACHING,
+      });
+      created.addAlarmAction(notify);
+      created.addOkAction(notify);
+      this.alarms.push(created);
+      return created;
+    };
+
+    const fiveMinutes = Duration.minutes(5);
+    for (const { name, queue, meaning } of props.deadLetterQueues) {
+      alarm(
+        `${name}NotEmpty`,
+        queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        `Messages in the ${name} queue: ${meaning}`,
+      );
+    }
+
+    const executionAlarms = {
+      Failed: stateMachine.metricFailed({ period: fiveMinutes }),
+      TimedOut: stateMachine.metricTimedOut({ period: fiveMinutes }),
+      Throttled: stateMachine.metricThrottled({ period: fiveMinutes }),
+      Aborted: stateMachine.metricAborted({ period: fiveMinutes }),
+    };
+    for (const [what, metric] of Object.entries(executionAlarms)) {
+      alarm(
+        `Executions${what}`,
+        metric,
+        `Workflow executions ${what.toLowerCase()}. Failed executions are in the failure queue with their error; ` +
+          'fix the cause, then redrive the execution or land the file again.',
+      );
+    }
+
+    for (const { name, function: fn } of props.functions) {
+      const id = name.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase());
+      alarm(
+        `${id}Errors`,
+        fn.metricErrors({ period: fiveMinutes }),
+        `The ${name} function failed. Its logs name the error; permanent ones (ConfigError, ` +
+          'MalformedInputError, RecordTooLargeError) need a fix, transient ones are retried.',
+      );
+      alarm(
+        `${id}Throttles`,
+        fn.metricThrottles({ period: fiveMinutes }),
+        `The ${name} function was throttled: raise its reserved concurrency or the account's limit.`,
+      );
+    }
+
+    const succeeded = (dataset: string) =>
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: MetricName.ingestSucceeded,
+        dimensionsMap: { [Dimension.service]: props.serviceName, [Dimension.dataset]: dataset },
+        statistic: 'Sum',
+        period: Duration.hours(1),
+      });
+    for (const dataset of props.datasets) {
+      const hours = dataset.freshness.toHours();
+      const id = dataset.name.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase());
+      // Hourly sums, all of the last `hours` below 1; an hour without data counts as zero ingests.
+      alarm(
+        `${id}Stale`,
+        succeeded(dataset.name),
+        `No ${dataset.name} file was ingested in the last ${hours} hours: check that files still land ` +
+          'and that executions succeed.',
+        { threshold: 1, below: true, periods: hours, breachWhenMissing: true },
+      );
+    }
+
+    this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
+    const custom = (
+      metricName: string,
+      dataset: string,
+      statistic = 'Sum',
+      extra: Record<string, string> = {},
+    ) =>
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { [Dimension.service]: props.serviceName, [Dimension.dataset]: dataset, ...extra },
+        statistic,
+        period: Duration.hours(1),
+        label: [dataset, ...Object.values(extra), metricName].join(' '),
+      });
+    const wide = { width: 12, height: 6 };
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown: `# sluice: ${props.serviceName}\nLanding → ingest (bronze). Alarms notify the SNS topic.`,
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Executions',
+        left: [
+          stateMachine.metricStarted({ period: fiveMinutes, label: 'started' }),
+          stateMachine.metricSucceeded({ period: fiveMinutes, label: 'succeeded' }),
+          stateMachine.metricFailed({ period: fiveMinutes, label: 'failed' }),
+          stateMachine.metricTimedOut({ period: fiveMinutes, label: 'timed out' }),
+          stateMachine.metricAborted({ period: fiveMinutes, label: 'aborted' }),
+        ],
+        ...wide,
+      }),
+      new GraphWidget({
+        title: 'Dead-letter queue depth',
+        left: props.deadLetterQueues.map(({ name, queue }) =>
+          queue.metricApproximateNumberOfMessagesVisible({
+            period: Duration.minutes(1),
+            statistic: 'Maximum',
+            label: name,
+          }),
+        ),
+        ...wide,
+      }),
+    );
+    this.dashboard.addWidgets(
+      ...props.functions.map(
+        ({ name, function: fn, timeout }) =>
+          new GraphWidget({
+            title: `${name}: duration vs timeout (ms)`,
+            left: [
+              fn.metricDuration({ period: fiveMinutes, statistic: 'Maximum', label: 'max' }),
+              fn.metricDuration({ period: fiveMinutes, statistic: 'p90', label: 'p90' }),
+            ],
+            leftAnnotations: [{ value: timeout.toMilliseconds(), label: 'timeout' }],
+            ...wide,
+          }),
+      ),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Lambda errors and throttles',
+        left: props.functions.flatMap(({ name, function: fn }) => [
+          fn.metricErrors({ period: fiveMinutes, label: `${name} errors` }),
+          fn.metricThrottles({ period: fiveMinutes, label: `${name} throttles` }),
+        ]),
+        ...wide,
+      }),
+      new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, ...wide }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Records ingested per dataset and record stream (hourly)',
+        left: props.datasets.flatMap((d) =>
+          d.recordNames.map((recordName) =>
+            custom(MetricName.recordsIngested, d.name, 'Sum', { [Dimension.recordName]: recordName }),
+          ),
+        ),
+        ...wide,
+      }),
+      new GraphWidget({
+        title: 'Bytes ingested per dataset (hourly)',
+        left: props.datasets.flatMap((d) => [
+          custom(MetricName.sourceBytes, d.name),
+          custom(MetricName.uncompressedBytes, d.name),
+        ]),
+        right: props.datasets.map((d) => custom(MetricName.bronzeBytes, d.name)),
+        ...wide,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Ingests per dataset (hourly): succeeded / failed attempts',
+        left: props.datasets.flatMap((d) => [
+          custom(MetricName.ingestSucceeded, d.name),
+          custom(MetricName.ingestFailed, d.name),
+        ]),
+        ...wide,
+      }),
+      new GraphWidget({
+        title: 'Ingest duration per dataset (ms, max)',
+        left: props.datasets.map((d) => custom(MetricName.ingestDuration, d.name, 'Maximum')),
+        ...wide,
+      }),
+    );
+  }
+}

@@ -1,0 +1,114 @@
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { recordTargets } from '../../shared/contracts/dataset-config.ts';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import type { DeploymentConfig } from '../config/deployment-config.ts';
+import { IngestWorkflow } from '../constructs/ingest-workflow.ts';
+import { LandingTrigger } from '../constructs/landing-trigger.ts';
+import { PipelineMonitoring } from '../constructs/monitoring.ts';
+import { PipelineFunctions } from '../constructs/pipeline-functions.ts';
+import { SluiceStorage } from '../constructs/storage.ts';
+
+/** Properties of `SluiceStack`. */
+export interface SluiceStackProps extends StackProps {
+  /** The validated deployment config (`sluice.config.json`). */
+  readonly config: DeploymentConfig;
+}
+
+/**
+ * One deployment of sluice: landing -> ingest (parse -> bronze), with its storage, trigger and
+ * monitoring. Environment-agnostic (no account or region), so it synthesizes offline; the account and
+ * region come from the credentials `cdk deploy` runs with.
+ */
+export class SluiceStack extends Stack {
+  readonly storage: SluiceStorage;
+  readonly functions: PipelineFunctions;
+  readonly workflow: IngestWorkflow;
+  readonly trigger: LandingTrigger;
+  readonly monitoring: PipelineMonitoring;
+
+  constructor(scope: Construct, id: string, props: SluiceStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const serviceName = config.stackName;
+    const datasets = config.datasets.map((d) => d.name);
+
+    this.storage = new SluiceStorage(this, 'Storage', {
+      landingExpiration: Duration.days(config.landingExpirationDays),
+    });
+
+    this.functions = new PipelineFunctions(this, 'Functions', {
+      landingBucket: this.storage.landingBucket,
+      lakeBucket: this.storage.lakeBucket,
+      dataKey: this.storage.key,
+      datasets,
+      serviceName,
+      logLevel: config.logLevel,
+      tracing: config.tracing,
+      ingest: {
+        memoryMb: config.ingest.memoryMb,
+        timeout: Duration.minutes(config.ingest.timeoutMinutes),
+        reservedConcurrency: config.ingest.reservedConcurrency,
+      },
+    });
+
+    this.workflow = new IngestWorkflow(this, 'Workflow', {
+      ingestFunction: this.functions.ingest.function,
+      tracing: config.tracing,
+    });
+
+    this.trigger = new LandingTrigger(this, 'Trigger', {
+      landingBucket: this.storage.landingBucket,
+      stateMachine: this.workflow.stateMachine,
+      serviceName,
+      logLevel: config.logLevel,
+      tracing: config.tracing,
+    });
+
+    this.monitoring = new PipelineMonitoring(this, 'Monitoring', {
+      stateMachine: this.workflow.stateMachine,
+      serviceName,
+      alarmEmail: config.alarmEmail,
+      functions: [
+        { name: 'ingest', function: this.functions.ingest.function, timeout: this.functions.ingest.timeout },
+        {
+          name: 'start-execution',
+          function: this.trigger.startExecution.function,
+          timeout: this.trigger.startExecution.timeout,
+        },
+      ],
+      deadLetterQueues: [
+        {
+          name: 'Failure',
+          queue: this.workflow.failureQueue,
+          meaning:
+            'executions that failed for good, with their input and error. Fix the cause, then redrive.',
+        },
+        {
+          name: 'TriggerDelivery',
+          queue: this.trigger.deliveryDeadLetterQueue,
+          meaning: 'landing events EventBridge could not deliver to the start-execution function.',
+        },
+        {
+          name: 'TriggerInvocation',
+          queue: this.trigger.invocationDeadLetterQueue,
+          meaning: 'landing events for which starting an execution failed on every attempt.',
+        },
+      ],
+      datasets: config.datasets.map((d) => ({
+        name: d.name,
+        freshness: Duration.hours(d.freshnessHours),
+        recordNames: recordTargets(builtInDataset(d.name)).map((t) => t.name),
+      })),
+    });
+
+    new CfnOutput(this, 'LandingBucketName', {
+      value: this.storage.landingBucket.bucketName,
+      description: 'Land files here as <dataset>/<file>',
+    });
+    new CfnOutput(this, 'LakeBucketName', { value: this.storage.lakeBucket.bucketName });
+    new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'FailureQueueUrl', { value: this.workflow.failureQueue.queueUrl });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
+  }
+}

@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { explainIssues } from '../contracts/dataset-config.ts';
+import { ConfigError } from '../errors.ts';
+
+/**
+ * The configuration of the Lambda handlers, read from their environment and checked once at cold
+ * start. This is the only module that reads `process.env`; the CDK app writes the same variables
+ * through the `…Environment` functions below, so names and meanings are defined once. Nothing here is
+ * secret: secrets would come from a secret store, never from the environment.
+ */
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const required = (what: string) =>
+  z.string({ error: `missing: set it to ${what}` }).min(1, `empty: set it to ${what}`);
+
+const Common = {
+  POWERTOOLS_SERVICE_NAME: required('the service name used in logs and metric dimensions'),
+  POWERTOOLS_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `use one of ${LOG_LEVELS.join(', ')}` }).default('INFO'),
+  /** Set by the Lambda runtime; optional so the handlers also run locally with the SDK's defaults. */
+  AWS_REGION: z.string().min(1).optional(),
+};
+
+const IngestEnv = z.object({
+  ...Common,
+  LANDING_BUCKET: required('the landing bucket name'),
+  LAKE_BUCKET: required('the lake bucket name'),
+  DATASETS: required('a comma-separated list of dataset names').transform((value) =>
+    value
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean),
+  ),
+});
+
+const StartExecutionEnv = z.object({
+  ...Common,
+  STATE_MACHINE_ARN: required('the ARN of the workflow state machine'),
+});
+
+/** Settings every handler shares. */
+export interface HandlerConfig {
+  readonly serviceName: string;
+  readonly logLevel: LogLevel;
+  readonly region?: string;
+}
+
+/** Settings of the ingest handler. */
+export interface IngestConfig extends HandlerConfig {
+  readonly landingBucket: string;
+  readonly lakeBucket: string;
+  /** The datasets this deployment ingests; landed files of any other dataset fail with a ConfigError. */
+  readonly datasets: readonly string[];
+}
+
+/** Settings of the start-execution handler. */
+export interface StartExecutionConfig extends HandlerConfig {
+  readonly stateMachineArn: string;
+}
+
+/** Read the ingest handler's configuration (default: `process.env`). */
+export function loadIngestConfig(env: Env = process.env): IngestConfig {
+  const e = parseEnv(IngestEnv, env, 'ingest');
+  return {
+    ...common(e),
+    landingBucket: e.LANDING_BUCKET,
+    lakeBucket: e.LAKE_BUCKET,
+    datasets: e.DATASETS,
+  };
+}
+
+/** Read the start-execution handler's configuration (default: `process.env`). */
+export function loadStartExecutionConfig(env: Env = process.env): StartExecutionConfig {
+  const e = parseEnv(StartExecutionEnv, env, 'start-execution');
+  return { ...common(e), stateMachineArn: e.STATE_MACHINE_ARN };
+}
+
+/** The environment that `loadIngestConfig` reads, for the CDK app to set. */
+export function ingestEnvironment(config: Omit<IngestConfig, 'region'>): Record<string, string> {
+  return {
+    ...commonEnvironment(config),
+    LANDING_BUCKET: config.landingBucket,
+    LAKE_BUCKET: config.lakeBucket,
+    DATASETS: config.datasets.join(','),
+  };
+}
+
+/** The environment that `loadStartExecutionConfig` reads, for the CDK app to set. */
+export function startExecutionEnvironment(
+  config: Omit<StartExecutionConfig, 'region'>,
+): Record<string, string> {
+  return { ...commonEnvironment(config), STATE_MACHINE_ARN: config.stateMachineArn };
+}
+
+function commonEnvironment(config: Omit<HandlerConfig, 'region'>): Record<string, string> {
+  return { POWERTOOLS_SERVICE_NAME: config.serviceName, POWERTOOLS_LOG_LEVEL: config.logLevel };
+}
+
+function common(e: z.output<z.ZodObject<typeof Common>>): HandlerConfig {
+  return {
+    serviceName: e.POWERTOOLS_SERVICE_NAME,
+    logLevel: e.POWERTOOLS_LOG_LEVEL,
+    ...(e.AWS_REGION ? { region: e.AWS_REGION } : {}),
+  };
+}
+
+function parseEnv<T extends z.ZodType>(schema: T, env: Env, handler: string): z.output<T> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const lines = explainIssues(result.error.issues).map((line) => `  - ${line}`);
+  throw new ConfigError(
+    `the ${handler} handler's environment is invalid:\n${lines.join('\n')}\n` +
+      'These variables are set by the CDK app (infra/); redeploy, or set them when running locally.',
+  );
+}

@@ -1,0 +1,137 @@
+import { Duration } from 'aws-cdk-lib';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import {
+  Errors,
+  Fail,
+  type IChainable,
+  JitterType,
+  JsonPath,
+  type RetryProps,
+  TaskInput,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import { LambdaInvoke, SqsSendMessage } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type { Construct } from 'constructs';
+
+/**
+ * The one definition of the ingest workflow. The CDK stack deploys it; a local runner can take the
+ * same Amazon States Language from the synthesized template (the state machine carries the metadata
+ * `sluice:workflow`), so nothing describes the workflow twice.
+ *
+ *   Ingest ──(success)──> end
+ *     └─(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
+ *
+ * Each stage is one Lambda task with the same error policy (`stageTask`); adding a stage (silver,
+ * reconcile) is one function and one `.next(stageTask(...))`.
+ */
+
+/** State names: the execution history and the local runner refer to them. */
+export const StateName = {
+  ingest: 'Ingest',
+  recordFailure: 'RecordFailure',
+  failed: 'Failed',
+} as const;
+
+/**
+ * Failures of the Lambda service itself, before or around the handler: the invocation never ran or
+ * its result was lost. Retrying them is always safe because every stage is idempotent (deterministic
+ * keys; the manifest is written last).
+ */
+export const LAMBDA_SERVICE_ERRORS = [
+  'Lambda.TooManyRequestsException', // throttled: concurrency limit (e.g. reserved concurrency) reached
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.ClientExecutionTimeoutException',
+] as const;
+
+/**
+ * Errors a handler raises that mean "try again later". `TransientError` is the name sluice reserves
+ * for its own (it is not in shared/errors.ts yet); the others are the names S3 errors keep when they
+ * outlast the SDK's own retries (throttling, 5xx, timeouts).
+ *
+ * Deliberately absent: `States.Timeout` and `Sandbox.Timedout` (a stage that ran out of time will run
+ * out again: raise the timeout or memory instead), `Runtime.OutOfMemory`, and sluice's permanent errors
+ * (`MalformedInputError`, `RecordTooLargeError`, `ConfigError`), which no retry can fix.
+ */
+export const TRANSIENT_ERRORS = [
+  'TransientError',
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'TimeoutError',
+] as const;
+
+/** Retries of Lambda service errors: quick, many, spread out by full jitter. */
+export const LAMBDA_SERVICE_RETRY: RetryProps = {
+  errors: [...LAMBDA_SERVICE_ERRORS],
+  interval: Duration.seconds(2),
+  maxAttempts: 8,
+  backoffRate: 2,
+  maxDelay: Duration.minutes(5),
+  jitterStrategy: JitterType.FULL,
+};
+
+/** Retries of transient handler errors: fewer and slower, since each attempt may redo a long stage. */
+export const TRANSIENT_RETRY: RetryProps = {
+  errors: [...TRANSIENT_ERRORS],
+  interval: Duration.seconds(30),
+  maxAttempts: 3,
+  backoffRate: 2,
+  maxDelay: Duration.minutes(5),
+  jitterStrategy: JitterType.FULL,
+};
+
+/** What the workflow runs on. */
+export interface WorkflowResources {
+  /** The `Ingest` stage: `functions/ingest/handler.ts`. */
+  readonly ingestFunction: IFunction;
+  /** Receives one message per failed execution: the execution id, its input, and the error. */
+  readonly failureQueue: IQueue;
+}
+
+/** Build the workflow's states in `scope`; pass the result to `DefinitionBody.fromChainable`. */
+export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowResources): IChainable {
+  const recordFailure = new SqsSendMessage(scope, StateName.recordFailure, {
+    queue: resources.failureQueue,
+    // JSONPath: `$$` is the execution's context object, `$.error` the Catch's { Error, Cause }.
+    messageBody: TaskInput.fromObject({
+      executionId: JsonPath.executionId,
+      input: JsonPath.objectAt('$$.Execution.Input'),
+      error: JsonPath.objectAt('$.error'),
+    }),
+    // Keep the state's input (with `error`) as its output, so `Failed` can report the original error.
+    resultPath: JsonPath.DISCARD,
+  });
+  const failed = new Fail(scope, StateName.failed, {
+    errorPath: '$.error.Error',
+    causePath: '$.error.Cause',
+  });
+  const onFailure = recordFailure.next(failed);
+
+  /** A workflow stage: a Lambda whose return value is the state's output, with sluice's error policy. */
+  const stageTask = (id: string, fn: IFunction, payload: TaskInput) =>
+    new LambdaInvoke(scope, id, {
+      lambdaFunction: fn,
+      payload,
+      // The output is the handler's return value alone (a small reference, never data).
+      payloadResponseOnly: true,
+      // Off, so that the only retries are the explicit ones below (CDK's default has no jitter).
+      retryOnServiceExceptions: false,
+    })
+      .addRetry(LAMBDA_SERVICE_RETRY)
+      .addRetry(TRANSIENT_RETRY)
+      .addCatch(onFailure, { errors: [Errors.ALL], resultPath: '$.error' });
+
+  return stageTask(
+    StateName.ingest,
+    resources.ingestFunction,
+    TaskInput.fromObject({
+      bucket: JsonPath.stringAt('$.bucket'),
+      key: JsonPath.stringAt('$.key'),
+      dataset: JsonPath.stringAt('$.dataset'),
+      executionId: JsonPath.executionId,
+    }),
+  );
+}

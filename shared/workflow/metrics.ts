@@ -1,0 +1,32 @@
+/**
+ * The custom metrics the pipeline's handlers emit (CloudWatch Embedded Metric Format), named once so
+ * that the handlers that write them and the dashboard and alarms that read them cannot drift apart.
+ *
+ * Every metric carries the dimension `service` (the deployment's stack name, so two deployments in one
+ * account keep separate series) and `dataset`; per-record-stream counts add `recordName`.
+ */
+
+export const METRICS_NAMESPACE = 'Sluice';
+
+export const MetricName = {
+  /** 1 per source committed to bronze: what the freshness alarm counts. */
+  ingestSucceeded: 'IngestSucceeded',
+  /** 1 per failed ingest attempt (retries included). */
+  ingestFailed: 'IngestFailed',
+  /** Records written to bronze, per record stream (`recordName`). */
+  recordsIngested: 'RecordsIngested',
+  /** Stored (possibly compressed) size of the source. */
+  sourceBytes: 'SourceBytes',
+  /** Bytes parsed after decompression. */
+  uncompressedBytes: 'UncompressedBytes',
+  /** Compressed size of the bronze parts written. */
+  bronzeBytes: 'BronzeBytes',
+  /** Wall-clock time of the ingest stage. */
+  ingestDuration: 'IngestDuration',
+} as const;
+
+export const Dimension = {
+  service: 'service',
+  dataset: 'dataset',
+  recordName: 'recordName',
+} as const;

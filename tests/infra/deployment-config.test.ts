@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  type DeploymentConfigInput,
+  loadDeploymentConfig,
+  parseDeploymentConfig,
+} from '../../infra/config/deployment-config.ts';
+import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
+import { ConfigError } from '../../shared/errors.ts';
+
+const EXAMPLE = path.join(REPO_ROOT, 'sluice.config.json');
+
+/** The example config with some fields replaced. */
+function configWith(change: (config: DeploymentConfigInput) => void): unknown {
+  const config = JSON.parse(readFileSync(EXAMPLE, 'utf8')) as DeploymentConfigInput;
+  change(config);
+  return config;
+}
+
+/** The message of the ConfigError that parsing `value` throws. */
+function problemsOf(value: unknown): string {
+  try {
+    parseDeploymentConfig(value, 'sluice.config.json');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('Function: loadDeploymentConfig', () => {
+  it('accepts the example config and fills in the defaults', () => {
+    const config = loadDeploymentConfig(EXAMPLE);
+    expect(config).toMatchObject({
+      stackName: 'sluice-dev',
+      landingExpirationDays: 30,
+      datasets: [
+        { name: 'tic-in-network', freshnessHours: 48 },
+        { name: 'tic-table-of-contents', freshnessHours: 168 },
+      ],
+      ingest: { memoryMb: 3008, timeoutMinutes: 15 },
+      tracing: true,
+      logLevel: 'INFO',
+    });
+  });
+
+  it('defaults the ingest sizing to 3008 MB and 15 minutes', () => {
+    const config = parseDeploymentConfig(configWith((c) => delete c.ingest));
+    expect(config.ingest).toEqual({ memoryMb: 3008, timeoutMinutes: 15 });
+  });
+
+  it('names a missing file and how to point at another one', () => {
+    expect(() => loadDeploymentConfig('/nonexistent/sluice.config.json')).toThrow(
+      /cannot read the deployment config \/nonexistent\/sluice\.config\.json.*-c config=FILE/,
+    );
+  });
+});
+
+describe('Function: parseDeploymentConfig', () => {
+  it('names the field of a non-positive freshness window and what to put there', () => {
+    const message = problemsOf(configWith((c) => (c.datasets[0]!.freshnessHours = -1)));
+    expect(message).toContain('datasets.0.freshnessHours: expected a positive number');
+    expect(message).toContain('Fix the fields above in sluice.config.json');
+  });
+
+  it('rejects a freshness window longer than CloudWatch can evaluate', () => {
+    expect(problemsOf(configWith((c) => (c.datasets[1]!.freshnessHours = 200)))).toContain(
+      'datasets.1.freshnessHours: expected at most 168 hours',
+    );
+  });
+
+  it('accepts only built-in dataset names, and lists them', () => {
+    const message = problemsOf(configWith((c) => (c.datasets[0]!.name = 'tic-out-of-network')));
+    expect(message).toContain(
+      'datasets.0.name: unknown dataset "tic-out-of-network": use one of tic-in-network',
+    );
+  });
+
+  it('rejects a dataset listed twice', () => {
+    const message = problemsOf(configWith((c) => (c.datasets[1]!.name = 'tic-in-network')));
+    expect(message).toContain('datasets: each dataset may be listed only once');
+  });
+
+  it('rejects an ingest timeout beyond the Lambda maximum', () => {
+    expect(problemsOf(configWith((c) => (c.ingest = { timeoutMinutes: 20 })))).toContain(
+      'ingest.timeoutMinutes: expected a positive whole number from 1 to 15',
+    );
+  });
+
+  it('reports every problem at once, one line per field', () => {
+    const message = problemsOf({ stackName: '1-bad', landingExpirationDays: '30', datasets: [] });
+    expect(message.split('\n').filter((line) => line.startsWith('  - '))).toEqual([
+      expect.stringContaining('stackName: use 1–128 letters'),
+      expect.stringContaining('landingExpirationDays: expected a positive whole number'),
+      expect.stringContaining('datasets: list at least one dataset'),
+    ]);
+  });
+
+  it('rejects an invalid alarm e-mail and unknown fields', () => {
+    const message = problemsOf(configWith((c) => Object.assign(c, { alarmEmail: 'ops', alarmSms: '+1555' })));
+    expect(message).toContain('alarmEmail: expected an e-mail address');
+    expect(message).toContain('alarmSms');
+  });
+});

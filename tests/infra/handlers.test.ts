@@ -1,0 +1,249 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createHandler as createIngestHandler, type IngestDeps } from '../../functions/ingest/handler.ts';
+import {
+  createHandler as createStartHandler,
+  type StartExecution,
+  type StartExecutionDeps,
+} from '../../functions/start-execution/handler.ts';
+import { createObservability } from '../../shared/adapters/aws/observability.ts';
+import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import {
+  type IngestConfig,
+  ingestEnvironment,
+  loadIngestConfig,
+  loadStartExecutionConfig,
+  startExecutionEnvironment,
+} from '../../shared/config/runtime-config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { executionName } from '../../shared/workflow/execution.ts';
+import { fixedClock, tempDir } from '../helpers/lake.ts';
+
+const TOC_KEY = 'tic-table-of-contents/2026-01/acme_index.json';
+const TOC = {
+  reporting_entity_name: 'Acme Health',
+  reporting_entity_type: 'health insurance issuer',
+  reporting_structure: [
+    {
+      reporting_plans: [{ plan_name: 'Gold' }],
+      in_network_files: [{ location: 'https://example.com/a.json' }],
+    },
+    {
+      reporting_plans: [{ plan_name: 'Silver' }],
+      allowed_amount_file: { location: 'https://example.com/b.json' },
+    },
+  ],
+  version: '1.1.0',
+};
+const EXECUTION_ID = 'arn:aws:states:us-east-1:123456789012:execution:ingest:tic-abc';
+
+const ingestConfig: IngestConfig = {
+  serviceName: 'sluice-test',
+  logLevel: 'ERROR',
+  landingBucket: 'landing',
+  lakeBucket: 'lake',
+  datasets: ['tic-table-of-contents'],
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: EMF documents are untyped JSON; the assertions check their shape.
+type Json = any;
+
+/** The EMF documents the handler printed (Powertools writes them straight to stdout), parsed. */
+function emfDocuments(write: { mock: { calls: unknown[][] } }): Record<string, Json>[] {
+  return write.mock.calls
+    .flatMap((call) => String(call[0]).split('\n'))
+    .filter((line) => line.includes('"_aws"'))
+    .map((line) => JSON.parse(line));
+}
+
+async function keysIn(store: FileObjectStore): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const object of store.list('')) keys.push(object.key);
+  return keys;
+}
+
+describe('Handler: ingest', () => {
+  let cleanup: () => Promise<void>;
+  let deps: IngestDeps;
+  let lake: FileObjectStore;
+  let stdout: { mock: { calls: unknown[][] }; mockRestore(): void };
+
+  beforeEach(async () => {
+    const temp = await tempDir('sluice-ingest-handler-');
+    cleanup = temp.cleanup;
+    const landingDir = path.join(temp.dir, 'landing');
+    await mkdir(path.join(landingDir, 'tic-table-of-contents', '2026-01'), { recursive: true });
+    await writeFile(path.join(landingDir, TOC_KEY), JSON.stringify(TOC));
+    lake = new FileObjectStore(path.join(temp.dir, 'lake'));
+    stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    deps = {
+      config: ingestConfig,
+      source: new FileObjectStore(landingDir),
+      lake,
+      clock: fixedClock,
+      observability: createObservability({ serviceName: 'sluice-test', logLevel: 'SILENT' }),
+    };
+  });
+  afterEach(async () => {
+    stdout.mockRestore();
+    await cleanup();
+  });
+
+  const event = (overrides: Record<string, unknown> = {}) => ({
+    bucket: 'landing',
+    key: TOC_KEY,
+    dataset: 'tic-table-of-contents',
+    executionId: EXECUTION_ID,
+    ...overrides,
+  });
+
+  it('ingests the landed object to bronze and returns only a small reference', async () => {
+    const result = await createIngestHandler(deps)(event());
+    expect(Object.keys(result).sort()).toEqual(['dataset', 'manifestKey', 'records', 'runId']);
+    expect(result).toMatchObject({ dataset: 'tic-table-of-contents', records: { reporting_structure: 2 } });
+    expect(result.manifestKey).toMatch(/^bronze\/tic-table-of-contents\/source=.*\/_manifest\.json$/);
+    expect(await lake.head(result.manifestKey)).toBeDefined();
+    expect(JSON.stringify(result).length).toBeLessThan(1024);
+  });
+
+  it('emits records, bytes and success as EMF metrics with the dataset dimension', async () => {
+    await createIngestHandler(deps)(event());
+    const docs = emfDocuments(stdout);
+    const byMetric = (name: string) =>
+      docs.find((doc) =>
+        doc._aws.CloudWatchMetrics[0].Metrics.some((m: { Name: string }) => m.Name === name),
+      );
+    const summary = byMetric('IngestSucceeded')!;
+    expect(summary._aws.CloudWatchMetrics[0].Namespace).toBe('Sluice');
+    expect(summary).toMatchObject({
+      IngestSucceeded: 1,
+      service: 'sluice-test',
+      dataset: 'tic-table-of-contents',
+    });
+    expect(summary.SourceBytes).toBe(JSON.stringify(TOC).length);
+    expect(summary.correlationId).toBe(EXECUTION_ID);
+    expect(byMetric('RecordsIngested')).toMatchObject({
+      RecordsIngested: 2,
+      dataset: 'tic-table-of-contents',
+      recordName: 'reporting_structure',
+    });
+  });
+
+  it('fails with a ConfigError for a dataset this deployment does not ingest, writing nothing', async () => {
+    const run = createIngestHandler(deps)(event({ dataset: 'tic-in-network', key: 'tic-in-network/a.json' }));
+    await expect(run).rejects.toThrow(ConfigError);
+    await expect(run).rejects.toThrow(/dataset "tic-in-network" is not deployed.*tic-table-of-contents/);
+    expect(await keysIn(lake)).toEqual([]);
+  });
+
+  it('fails with a ConfigError for a key that names no dataset', async () => {
+    await expect(createIngestHandler(deps)(event({ dataset: '', key: 'a.json' }))).rejects.toThrow(
+      /landing key "a.json" names no dataset/,
+    );
+  });
+
+  it('fails with a ConfigError for another bucket or a malformed event', async () => {
+    await expect(createIngestHandler(deps)(event({ bucket: 'elsewhere' }))).rejects.toThrow(ConfigError);
+    await expect(createIngestHandler(deps)({ key: TOC_KEY })).rejects.toThrow(/the ingest event is invalid/);
+  });
+});
+
+describe('Handler: start-execution', () => {
+  const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:ingest';
+  const objectCreated = (key = TOC_KEY, versionId = 'v1') => ({
+    version: '0',
+    'detail-type': 'Object Created',
+    source: 'aws.s3',
+    detail: {
+      version: '0',
+      bucket: { name: 'landing' },
+      object: { key, size: 123, etag: 'abc', 'version-id': versionId, sequencer: '00' },
+      reason: 'PutObject',
+    },
+  });
+
+  const setup = (startExecution: StartExecution) => {
+    const deps: StartExecutionDeps = {
+      config: { serviceName: 'sluice-test', logLevel: 'ERROR', stateMachineArn: STATE_MACHINE },
+      startExecution,
+      observability: createObservability({ serviceName: 'sluice-test', logLevel: 'SILENT' }),
+    };
+    return createStartHandler(deps);
+  };
+
+  it('starts one execution named after the object version, with the workflow input', async () => {
+    const start = vi.fn<StartExecution>(async (request) => ({
+      executionArn: `${STATE_MACHINE.replace('stateMachine', 'execution')}:${request.name}`,
+    }));
+    const result = await setup(start)(objectCreated());
+    const name = executionName({ bucket: 'landing', key: TOC_KEY, versionId: 'v1', etag: 'abc' });
+    expect(start).toHaveBeenCalledWith({
+      stateMachineArn: STATE_MACHINE,
+      name,
+      input: JSON.stringify({ bucket: 'landing', key: TOC_KEY, dataset: 'tic-table-of-contents' }),
+    });
+    expect(result).toEqual({
+      executionArn: `arn:aws:states:us-east-1:123456789012:execution:ingest:${name}`,
+      executionName: name,
+      started: true,
+    });
+  });
+
+  it('treats ExecutionAlreadyExists (a duplicate delivery) as success', async () => {
+    const start = vi.fn<StartExecution>(async () => {
+      throw Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' });
+    });
+    const result = await setup(start)(objectCreated());
+    expect(result).toMatchObject({ started: false });
+    expect(result?.executionArn).toContain(':execution:ingest:tic-table-of-contents-');
+  });
+
+  it('rethrows other failures, so the asynchronous invocation is retried and then dead-lettered', async () => {
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+    await expect(setup(async () => Promise.reject(throttled))(objectCreated())).rejects.toBe(throttled);
+  });
+
+  it('skips folder markers and rejects events that are not Object Created', async () => {
+    const start = vi.fn<StartExecution>(async () => ({}));
+    expect(await setup(start)(objectCreated('tic-table-of-contents/'))).toBeUndefined();
+    await expect(setup(start)({ 'detail-type': 'Object Deleted', detail: {} })).rejects.toThrow(ConfigError);
+    expect(start).not.toHaveBeenCalled();
+  });
+});
+
+describe('Module: runtime-config', () => {
+  it('reads back what the CDK app writes', () => {
+    const env = ingestEnvironment({
+      serviceName: 'svc',
+      logLevel: 'DEBUG',
+      landingBucket: 'l',
+      lakeBucket: 'k',
+      datasets: ['a', 'b'],
+    });
+    expect(loadIngestConfig({ ...env, AWS_REGION: 'eu-west-1' })).toEqual({
+      serviceName: 'svc',
+      logLevel: 'DEBUG',
+      region: 'eu-west-1',
+      landingBucket: 'l',
+      lakeBucket: 'k',
+      datasets: ['a', 'b'],
+    });
+    const startEnv = startExecutionEnvironment({
+      serviceName: 'svc',
+      logLevel: 'INFO',
+      stateMachineArn: 'arn',
+    });
+    expect(loadStartExecutionConfig(startEnv)).toEqual({
+      serviceName: 'svc',
+      logLevel: 'INFO',
+      stateMachineArn: 'arn',
+    });
+  });
+
+  it('names each missing or invalid variable', () => {
+    expect(() => loadIngestConfig({ POWERTOOLS_SERVICE_NAME: 'svc', POWERTOOLS_LOG_LEVEL: 'LOUD' })).toThrow(
+      /POWERTOOLS_LOG_LEVEL: use one of DEBUG.*\n.*LANDING_BUCKET: missing.*\n.*LAKE_BUCKET: missing.*\n.*DATASETS: missing/,
+    );
+  });
+});

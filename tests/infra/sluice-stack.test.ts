@@ -1,0 +1,423 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
+import { BRONZE_PREFIX } from '../../infra/constructs/pipeline-functions.ts';
+import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
+import { SluiceStack } from '../../infra/stacks/sluice-stack.ts';
+import { bronzeManifestKey, bronzePartKey } from '../../shared/lake/keys.ts';
+import { LAMBDA_SERVICE_ERRORS, StateName, TRANSIENT_ERRORS } from '../../shared/workflow/definition.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: a synthesized template is untyped JSON; the assertions check its shape.
+type Json = any;
+type Resource = { Type: string; Properties: Record<string, Json>; Metadata?: Record<string, unknown> };
+
+/** A CloudFormation value with its tokens replaced by placeholders, as plain text. */
+function flatten(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const join = (value as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+  if (join) return join[1].map((part) => (typeof part === 'string' ? part : '<TOKEN>')).join(join[0]);
+  return '<TOKEN>';
+}
+
+/** One synthesis of the example deployment, shared by every test in this file. */
+let outdir: string;
+let stack: SluiceStack;
+let template: Template;
+let resources: Record<string, Resource>;
+
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
+  stack.getLogicalId(construct.node.defaultChild as never);
+
+beforeAll(() => {
+  outdir = mkdtempSync(path.join(tmpdir(), 'sluice-cdk-'));
+  const cdkJson = JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8'));
+  const app = new App({ outdir, context: cdkJson.context });
+  const config = loadDeploymentConfig(path.join(REPO_ROOT, 'sluice.config.json'));
+  stack = new SluiceStack(app, 'SluiceTest', { config });
+  template = Template.fromStack(stack);
+  resources = template.toJSON().Resources;
+});
+
+afterAll(() => {
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+});
+
+describe('Stack: SluiceStack (example config)', () => {
+  describe('storage', () => {
+    it('encrypts the landing and lake buckets with the customer-managed key, which rotates', () => {
+      template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+      const dataKey = logicalId(stack.storage.key);
+      for (const bucket of [stack.storage.landingBucket, stack.storage.lakeBucket]) {
+        const props = resources[logicalId(bucket)]!.Properties;
+        expect(props.BucketEncryption.ServerSideEncryptionConfiguration[0]).toEqual({
+          BucketKeyEnabled: true,
+          ServerSideEncryptionByDefault: {
+            SSEAlgorithm: 'aws:kms',
+            KMSMasterKeyID: { 'Fn::GetAtt': [dataKey, 'Arn'] },
+          },
+        });
+      }
+    });
+
+    it('encrypts the access-log bucket with S3-managed keys, the only kind S3 log delivery supports', () => {
+      const props = resources[logicalId(stack.storage.accessLogsBucket)]!.Properties;
+      expect(
+        props.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault,
+      ).toEqual({
+        SSEAlgorithm: 'AES256',
+      });
+    });
+
+    it('blocks public access on every bucket', () => {
+      const buckets = ofType('AWS::S3::Bucket');
+      expect(buckets).toHaveLength(3);
+      for (const [, bucket] of buckets) {
+        expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        });
+      }
+    });
+
+    it('denies every request without TLS, on every bucket', () => {
+      const policies = ofType('AWS::S3::BucketPolicy');
+      expect(policies).toHaveLength(3);
+      for (const [, policy] of policies) {
+        expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
+          expect.objectContaining({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        );
+      }
+    });
+
+    it('versions the data buckets, logs their access, and expires landed files and old versions', () => {
+      const landing = resources[logicalId(stack.storage.landingBucket)]!.Properties;
+      const lake = resources[logicalId(stack.storage.lakeBucket)]!.Properties;
+      for (const props of [landing, lake]) {
+        expect(props.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+        expect(props.LoggingConfiguration.DestinationBucketName).toEqual({
+          Ref: logicalId(stack.storage.accessLogsBucket),
+        });
+        expect(props.LifecycleConfiguration.Rules[0]).toMatchObject({
+          NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+          AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
+        });
+      }
+      expect(landing.LifecycleConfiguration.Rules[0].ExpirationInDays).toBe(30);
+      expect(lake.LifecycleConfiguration.Rules[0].ExpirationInDays).toBeUndefined();
+    });
+
+    it('sends landing events to EventBridge without a custom resource', () => {
+      const landing = resources[logicalId(stack.storage.landingBucket)]!.Properties;
+      expect(landing.NotificationConfiguration).toEqual({
+        EventBridgeConfiguration: { EventBridgeEnabled: true },
+      });
+      template.resourceCountIs('Custom::S3BucketNotifications', 0);
+    });
+  });
+
+  describe('functions', () => {
+    it('runs every Lambda on Node.js 22 and arm64', () => {
+      const functions = ofType('AWS::Lambda::Function');
+      expect(functions).toHaveLength(2);
+      for (const [, fn] of functions) {
+        expect(fn.Properties.Runtime).toBe('nodejs22.x');
+        expect(fn.Properties.Architectures).toEqual(['arm64']);
+        expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
+      }
+    });
+
+    it('sizes the ingest function from the config and passes only non-secret settings', () => {
+      const ingest = resources[logicalId(stack.functions.ingest.function)]!.Properties;
+      expect(ingest.MemorySize).toBe(3008);
+      expect(ingest.Timeout).toBe(900);
+      expect(Object.keys(ingest.Environment.Variables).sort()).toEqual([
+        'DATASETS',
+        'LAKE_BUCKET',
+        'LANDING_BUCKET',
+        'NODE_OPTIONS',
+        'POWERTOOLS_LOG_LEVEL',
+        'POWERTOOLS_SERVICE_NAME',
+      ]);
+      expect(ingest.Environment.Variables.DATASETS).toBe('tic-in-network,tic-table-of-contents');
+    });
+
+    it('scopes the ingest role to landing prefixes of deployed datasets, bronze/, and S3 use of the key', () => {
+      const role = logicalId(stack.functions.ingest.role);
+      const statements = ofType('AWS::IAM::Policy')
+        .filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: role }]))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Record<string, Json>[]);
+      const actions = (s: Record<string, Json>) => [s.Action].flat() as string[];
+      const targets = (s: Record<string, Json>) => [s.Resource].flat().map(flatten);
+
+      for (const s of statements.filter((s) => actions(s).some((a) => a.startsWith('s3:')))) {
+        expect(targets(s)).not.toContain('*');
+      }
+      const sid = (id: string) => statements.find((s) => s.Sid === id)!;
+      expect(actions(sid('ReadLandedFiles'))).toEqual(['s3:GetObject']);
+      expect(targets(sid('ReadLandedFiles'))).toEqual([
+        '<TOKEN>/tic-in-network/*',
+        '<TOKEN>/tic-table-of-contents/*',
+      ]);
+      expect(targets(sid('WriteBronze'))).toEqual(['<TOKEN>/bronze/*']);
+      expect(actions(sid('WriteBronze')).sort()).toEqual([
+        's3:AbortMultipartUpload',
+        's3:DeleteObject',
+        's3:GetObject',
+        's3:PutObject',
+      ]);
+      expect(sid('ListBronze').Condition).toEqual({ StringLike: { 's3:prefix': ['bronze/*'] } });
+      expect(sid('UseDataKeyThroughS3').Resource).toEqual({
+        'Fn::GetAtt': [logicalId(stack.storage.key), 'Arn'],
+      });
+      expect(sid('UseDataKeyThroughS3').Condition.StringEquals['kms:ViaService']).toBeDefined();
+      // The only '*' left is X-Ray's, which has no resource-level permissions.
+      const wildcard = statements.filter((s) => targets(s).includes('*')).flatMap(actions);
+      expect(wildcard.every((a) => a.startsWith('xray:'))).toBe(true);
+    });
+
+    it('uses the same bronze prefix as the key layout', () => {
+      expect(bronzeManifestKey('d', 's').startsWith(BRONZE_PREFIX)).toBe(true);
+      expect(bronzePartKey('d', 's', 'r', 0).startsWith(BRONZE_PREFIX)).toBe(true);
+    });
+
+    it('gives no managed policies to the functions', () => {
+      for (const fn of [stack.functions.ingest, stack.trigger.startExecution]) {
+        expect(resources[logicalId(fn.role)]!.Properties.ManagedPolicyArns).toBeUndefined();
+      }
+    });
+  });
+
+  describe('state machine', () => {
+    const definition = () => {
+      const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
+      return JSON.parse(flatten(machine.Properties.DefinitionString).replaceAll('<TOKEN>', 'TOKEN')) as {
+        StartAt: string;
+        States: Record<string, Record<string, Json>>;
+      };
+    };
+
+    it('starts with Ingest, whose output is the handler result and whose input adds the execution id', () => {
+      const { StartAt, States } = definition();
+      expect(StartAt).toBe(StateName.ingest);
+      const ingest = States[StateName.ingest]!;
+      expect(ingest.Type).toBe('Task');
+      expect(ingest.Resource).toBe('TOKEN'); // the function ARN itself: payloadResponseOnly
+      expect(ingest.Parameters).toEqual({
+        'bucket.$': '$.bucket',
+        'key.$': '$.key',
+        'dataset.$': '$.dataset',
+        'executionId.$': '$$.Execution.Id',
+      });
+    });
+
+    it('retries named transient errors only, with exponential backoff and full jitter', () => {
+      const retry = definition().States[StateName.ingest]!.Retry as Record<string, Json>[];
+      expect(retry.map((r) => r.ErrorEquals)).toEqual([[...LAMBDA_SERVICE_ERRORS], [...TRANSIENT_ERRORS]]);
+      for (const r of retry) {
+        expect(r).toMatchObject({ JitterStrategy: 'FULL', BackoffRate: 2 });
+        expect(r.ErrorEquals).not.toContain('States.ALL');
+        expect(r.ErrorEquals).not.toContain('States.Timeout');
+        for (const permanent of ['MalformedInputError', 'RecordTooLargeError', 'ConfigError']) {
+          expect(r.ErrorEquals).not.toContain(permanent);
+        }
+      }
+      expect(retry.flatMap((r) => r.ErrorEquals)).toEqual(
+        expect.arrayContaining(['Lambda.TooManyRequestsException', 'TransientError']),
+      );
+    });
+
+    it('catches everything into RecordFailure (SQS, execution id + input + error) and then Fail', () => {
+      const { States } = definition();
+      expect(States[StateName.ingest]!.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure },
+      ]);
+      const record = States[StateName.recordFailure]!;
+      expect(record.Resource).toMatch(/:states:::sqs:sendMessage$/);
+      expect(record.Parameters.MessageBody).toEqual({
+        'executionId.$': '$$.Execution.Id',
+        'input.$': '$$.Execution.Input',
+        'error.$': '$.error',
+      });
+      expect(record.Next).toBe(StateName.failed);
+      expect(States[StateName.failed]).toEqual({
+        Type: 'Fail',
+        ErrorPath: '$.error.Error',
+        CausePath: '$.error.Cause',
+      });
+    });
+
+    it('is a standard workflow that logs every event without execution data, traced, and findable', () => {
+      template.hasResource('AWS::StepFunctions::StateMachine', {
+        Metadata: Match.objectLike({ 'sluice:workflow': 'ingest' }),
+        Properties: Match.objectLike({
+          StateMachineType: 'STANDARD',
+          LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: false }),
+          TracingConfiguration: { Enabled: true },
+        }),
+      });
+    });
+  });
+
+  describe('trigger', () => {
+    it('matches Object Created events of the landing bucket', () => {
+      template.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.s3'],
+          'detail-type': ['Object Created'],
+          detail: { bucket: { name: [{ Ref: logicalId(stack.storage.landingBucket) }] } },
+        },
+      });
+    });
+
+    it('targets the start-execution function with retries and a dead-letter queue', () => {
+      template.hasResourceProperties('AWS::Events::Rule', {
+        Targets: [
+          Match.objectLike({
+            Arn: { 'Fn::GetAtt': [logicalId(stack.trigger.startExecution.function), 'Arn'] },
+            DeadLetterConfig: {
+              Arn: { 'Fn::GetAtt': [logicalId(stack.trigger.deliveryDeadLetterQueue), 'Arn'] },
+            },
+            RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 86_400 },
+          }),
+        ],
+      });
+    });
+
+    it('gives the asynchronously invoked start-execution function a DLQ, and the ingest function none', () => {
+      const start = resources[logicalId(stack.trigger.startExecution.function)]!.Properties;
+      expect(start.DeadLetterConfig).toEqual({
+        TargetArn: { 'Fn::GetAtt': [logicalId(stack.trigger.invocationDeadLetterQueue), 'Arn'] },
+      });
+      expect(
+        resources[logicalId(stack.functions.ingest.function)]!.Properties.DeadLetterConfig,
+      ).toBeUndefined();
+      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        MaximumRetryAttempts: 2,
+        MaximumEventAgeInSeconds: 21_600,
+      });
+    });
+  });
+
+  describe('monitoring', () => {
+    const alarms = () => ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+
+    it('alarms on any message in any dead-letter queue', () => {
+      const queues = [
+        stack.workflow.failureQueue,
+        stack.trigger.deliveryDeadLetterQueue,
+        stack.trigger.invocationDeadLetterQueue,
+      ];
+      for (const queue of queues) {
+        expect(alarms()).toContainEqual(
+          expect.objectContaining({
+            Namespace: 'AWS/SQS',
+            MetricName: 'ApproximateNumberOfMessagesVisible',
+            Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue), 'QueueName'] } }],
+            ComparisonOperator: 'GreaterThanThreshold',
+            Threshold: 0,
+          }),
+        );
+      }
+    });
+
+    it('alarms on failed, timed-out, throttled and aborted executions', () => {
+      const names = alarms()
+        .filter((a) => a.Namespace === 'AWS/States')
+        .map((a) => a.MetricName)
+        .sort();
+      expect(names).toEqual([
+        'ExecutionThrottled',
+        'ExecutionsAborted',
+        'ExecutionsFailed',
+        'ExecutionsTimedOut',
+      ]);
+    });
+
+    it('alarms on errors and throttles of each function', () => {
+      for (const fn of [stack.functions.ingest.function, stack.trigger.startExecution.function]) {
+        const metrics = alarms()
+          .filter(
+            (a) =>
+              JSON.stringify(a.Dimensions) ===
+              JSON.stringify([{ Name: 'FunctionName', Value: { Ref: logicalId(fn) } }]),
+          )
+          .map((a) => a.MetricName)
+          .sort();
+        expect(metrics).toEqual(['Errors', 'Throttles']);
+      }
+    });
+
+    it('alarms when a dataset has no successful ingest within its freshness window', () => {
+      const stale = alarms().filter((a) => a.MetricName === 'IngestSucceeded');
+      expect(stale.map((a) => a.Dimensions.find((d: Json) => d.Name === 'dataset').Value).sort()).toEqual([
+        'tic-in-network',
+        'tic-table-of-contents',
+      ]);
+      expect(stale.find((a) => JSON.stringify(a.Dimensions).includes('"tic-in-network"'))).toMatchObject({
+        Namespace: 'Sluice',
+        Statistic: 'Sum',
+        Period: 3600,
+        EvaluationPeriods: 48,
+        DatapointsToAlarm: 48,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+        Dimensions: expect.arrayContaining([{ Name: 'service', Value: 'sluice-dev' }]),
+      });
+    });
+
+    it('notifies the KMS-encrypted alarm topic, which e-mails the configured address', () => {
+      const topic = logicalId(stack.monitoring.topic);
+      expect(alarms().length).toBe(3 + 4 + 4 + 2);
+      for (const alarm of alarms()) {
+        expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
+        expect(alarm.OKActions).toEqual([{ Ref: topic }]);
+      }
+      expect(resources[topic]!.Properties.KmsMasterKeyId).toBeDefined();
+      template.hasResourceProperties('AWS::SNS::Subscription', {
+        Protocol: 'email',
+        Endpoint: 'data-platform-alerts@example.com',
+      });
+    });
+
+    it('has a dashboard of executions, durations vs timeouts, errors, records, bytes and DLQ depth', () => {
+      const [, dashboard] = ofType('AWS::CloudWatch::Dashboard')[0]!;
+      const body = flatten(dashboard.Properties.DashboardBody);
+      for (const text of [
+        'ExecutionsStarted',
+        'ExecutionsSucceeded',
+        'ExecutionsFailed',
+        'Duration',
+        '"label":"timeout"',
+        'Errors',
+        'Throttles',
+        'RecordsIngested',
+        'SourceBytes',
+        'ApproximateNumberOfMessagesVisible',
+      ]) {
+        expect(body).toContain(text);
+      }
+    });
+  });
+
+  describe('cdk-nag', () => {
+    it('passes the AWS Solutions checks, every remaining finding acknowledged with a reason', () => {
+      const report = new AwsSolutionsChecks().validateScope(stack);
+      expect(report.violations).toEqual([]);
+      expect(report.success).toBe(true);
+    });
+  });
+});

@@ -182,6 +182,10 @@ main().catch((err: unknown) => {
     process.exitCode = 2;
     return;
   }
-  process.stderr.write(`generate: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // File-system errors (ENOSPC, EACCES...) explain themselves; anything else is a bug worth a stack.
+  const systemError = err instanceof Error && 'syscall' in err;
+  const detail =
+    err instanceof Error ? (systemError ? err.message : (err.stack ?? err.message)) : String(err);
+  process.stderr.write(`generate: ${detail}\n`);
   process.exitCode = 1;
 });

@@ -39,3 +39,21 @@ export const bronzeManifestKey = (dataset: string, source: string) =>
 /** One bronze part: NDJSON.gz, one record per line. */
 export const bronzePartKey = (dataset: string, source: string, recordName: string, part: number) =>
   `${bronzeRunPrefix(dataset, source)}${recordName}/part-${String(part).padStart(5, '0')}.ndjson.gz`;
+
+/**
+ * One silver table's partition for one source: a single Parquet file, written atomically, so a table's
+ * rows from a source appear all at once. Readers glob every Parquet file under `silver/<dataset>/<table>/`.
+ */
+export const silverTableKey = (dataset: string, table: string, source: string) =>
+  `silver/${dataset}/${table}/source=${source}/part-00000.parquet`;
+
+/** Records that broke a quarantine rule, with the rule, path and message: a table like any other. */
+export const QUARANTINE_TABLE = '_quarantine';
+
+/** The commit marker of a source's silver build (outside the table folders, so globs skip it). */
+export const silverManifestKey = (dataset: string, source: string) =>
+  `silver/${dataset}/_manifests/source=${source}.json`;
+
+/** The reconciliation report, beside the bronze manifest of the run it proves. */
+export const reconciliationKey = (dataset: string, source: string) =>
+  `${bronzeRunPrefix(dataset, source)}reconciliation.json`;

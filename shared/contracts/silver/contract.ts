@@ -10,6 +10,12 @@ export interface SilverContext {
   readonly headers: Readonly<Record<string, unknown>>;
 }
 
+/** A column whose values (or list elements) must each match a value of another table's column. */
+export interface TableReference {
+  readonly from: { readonly table: string; readonly column: string };
+  readonly to: { readonly table: string; readonly column: string };
+}
+
 /**
  * A dataset's silver contract: the single definition of its tables, keys, normalization and rules.
  * `normalize` is pure and deterministic — the same record always yields the same rows — so silver can be
@@ -20,8 +26,15 @@ export interface SilverContract {
   readonly tables: readonly TableSpec[];
   /** What happens to fields the contract does not know: kept as JSON in `_rescued`, ignored, or the run fails. */
   readonly onDrift: 'rescue' | 'ignore' | 'fail';
+  /** Foreign keys that reconciliation checks: every value of `from` must exist in `to` (same file). */
+  readonly references?: readonly TableReference[];
   /** Rows derived from the file as a whole (e.g. the `files` table), from the context alone. */
   fileRows(context: SilverContext): Readonly<Record<string, Row[]>>;
   /** One bronze record → rows per table, rule violations and drift findings. */
-  normalize(recordName: string, recordIndex: number, record: unknown, context: SilverContext): NormalizedRecord;
+  normalize(
+    recordName: string,
+    recordIndex: number,
+    record: unknown,
+    context: SilverContext,
+  ): NormalizedRecord;
 }

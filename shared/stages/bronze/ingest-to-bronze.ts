@@ -8,7 +8,7 @@ import { JsonRecordScanner } from '../parse/json-record-scanner.ts';
 import { openSource } from '../parse/open-source.ts';
 import { compilePaths } from '../parse/record-paths.ts';
 import { type RecordSource, readCsvRecords } from './csv-records.ts';
-import { asciiJson, type BronzePart, PartWriter } from './part-writer.ts';
+import { asciiJson, BlockCompressor, type BronzePart, PartWriter } from './part-writer.ts';
 
 export interface IngestToBronzeInput {
   readonly dataset: DatasetConfig;
@@ -65,6 +65,7 @@ export async function ingestToBronze(
   await deps.lake.delete(manifestKey);
 
   const targets = recordTargets(dataset);
+  const compressor = new BlockCompressor(dataset.bronze.compressionLevel);
   const uploads: Promise<BronzePart>[] = [];
   const parts: BronzePart[] = [];
   const writers = targets.map(
@@ -75,7 +76,7 @@ export async function ingestToBronze(
         partKey: (part) => bronzePartKey(dataset.name, runId, target.name, part),
         maxRecords: dataset.bronze.partMaxRecords,
         maxBytes: dataset.bronze.partMaxBytes,
-        compressionLevel: dataset.bronze.compressionLevel,
+        compressor,
         sourceJson: asciiJson(uri),
         onPartSealed: (upload) => {
           upload.catch(() => {}); // awaited below; this only keeps Node from reporting it as unhandled
@@ -85,7 +86,7 @@ export async function ingestToBronze(
   );
   const waitForCapacity = async () => {
     while (uploads.length >= MAX_UPLOADS_IN_FLIGHT) parts.push(await uploads.shift()!);
-    for (const writer of writers) await writer.drain();
+    await compressor.drain();
   };
 
   const records: RecordSource =

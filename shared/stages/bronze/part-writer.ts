@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createGzip, type Gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import type { ObjectStore } from '../../ports/object-store.ts';
-import { withStreamOptions } from '../parse/open-source.ts';
+
+const gzipAsync = promisify(gzip);
 
 /** A bronze part as recorded in the manifest. */
 export interface BronzePart {
@@ -25,7 +26,8 @@ export interface PartWriterOptions {
   readonly partKey: (part: number) => string;
   readonly maxRecords: number;
   readonly maxBytes: number;
-  readonly compressionLevel: number;
+  /** Shared by every writer of a run, so the in-flight bound covers them all. */
+  readonly compressor: BlockCompressor;
   /** JSON string of the source URI, ASCII only (see `asciiJson`), repeated in every line's lineage. */
   readonly sourceJson: string;
   /** Called with each finished part's upload, so the caller can bound how many are in flight. */
@@ -40,21 +42,50 @@ export function asciiJson(value: string): string {
   );
 }
 
-/** Lines are staged in 1 MiB buffers before they go to gzip: one zlib call per MiB, not per record. */
-const STAGE_BYTES = 1024 * 1024;
-const COMPRESS_AHEAD_BYTES = 8 * STAGE_BYTES;
+/** Lines are staged in 1 MiB blocks; each block is compressed on its own (see PartWriter). */
+const BLOCK_BYTES = 1024 * 1024;
+
+/**
+ * Compresses blocks on libuv's thread pool, several at once, and bounds how many are in flight.
+ * One gzip stream per part would compress on one thread at a time; independent blocks use every core.
+ */
+export class BlockCompressor {
+  private inFlight = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly level: number,
+    /** Blocks in flight before `drain` makes the producer wait. @default 8 */
+    private readonly maxInFlight = 8,
+  ) {}
+
+  compress(block: Buffer): Promise<Buffer> {
+    this.inFlight++;
+    return gzipAsync(block, { level: this.level, chunkSize: BLOCK_BYTES }).finally(() => {
+      this.inFlight--;
+      this.waiters.shift()?.();
+    });
+  }
+
+  /** Resolves once fewer than `maxInFlight` blocks are being compressed. */
+  async drain(): Promise<void> {
+    while (this.inFlight >= this.maxInFlight)
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+}
 
 /**
  * Writes one record stream as a sequence of NDJSON.gz parts. Each line keeps the record's original
  * bytes (no re-serialization) wrapped in its lineage:
  * `{"source":…,"path":"in_network","index":7,"offset":1234,"record":<original bytes>}`.
- * Compression runs on libuv's thread pool (zlib streams are asynchronous), off the scanning thread.
+ * A part is a multi-member gzip file: one member per 1 MiB block, compressed in parallel off the
+ * scanning thread. gzip readers (zcat, DuckDB, Athena, Node) read the members as one stream; block
+ * boundaries depend only on the input, so the output stays byte-for-byte deterministic.
  */
 export class PartWriter {
   private part = 0;
-  private gzip: Gzip | undefined;
-  private compressed: Buffer[] = [];
-  private stage = Buffer.allocUnsafe(STAGE_BYTES);
+  private blocks: Promise<Buffer>[] = [];
+  private stage = Buffer.allocUnsafe(BLOCK_BYTES);
   private staged = 0;
   private partRecords = 0;
   private partBytes = 0;
@@ -65,15 +96,6 @@ export class PartWriter {
     this.linePrefix = `{"source":${options.sourceJson},"path":${JSON.stringify(options.recordName)},"index":`;
   }
 
-  /** Whether any part's gzip stream is backed up; the caller then waits before feeding more input. */
-  get needsDrain(): boolean {
-    return this.gzip?.writableNeedDrain ?? false;
-  }
-
-  async drain(): Promise<void> {
-    if (this.gzip?.writableNeedDrain) await once(this.gzip, 'drain');
-  }
-
   /** Append one record. `bytes` may be a view of the input: it is copied here. */
   add(index: number, byteOffset: number, bytes: Buffer): void {
     const head = `${this.linePrefix}${index},"offset":${byteOffset},"record":`;
@@ -82,7 +104,7 @@ export class PartWriter {
     if (this.partRecords > 0 && (this.partRecords >= maxRecords || this.partBytes + lineBytes > maxBytes)) {
       this.seal();
     }
-    if (!this.gzip) this.openPart(index);
+    if (this.partRecords === 0) this.firstRecordIndex = index;
     if (this.staged + lineBytes > this.stage.length) {
       this.flushStage();
       if (lineBytes > this.stage.length) this.stage = Buffer.allocUnsafe(lineBytes);
@@ -102,36 +124,16 @@ export class PartWriter {
     if (this.partRecords > 0) this.seal();
   }
 
-  private openPart(firstRecordIndex: number): void {
-    this.firstRecordIndex = firstRecordIndex;
-    this.compressed = [];
-    // Compression runs on libuv's thread pool. A deep write buffer lets it lag the scanner by a few
-    // stages instead of stalling it at each one, and a 1 MiB output buffer (zlib's default is 16 KiB)
-    // lets it compress a whole stage per round trip instead of waiting for the busy main thread
-    // every 16 KiB: together they turned a serialized 0.9 cores into two busy ones.
-    const gzip = createGzip(
-      withStreamOptions(
-        { level: this.options.compressionLevel, chunkSize: STAGE_BYTES },
-        { writableHighWaterMark: COMPRESS_AHEAD_BYTES },
-      ),
-    );
-    const compressed = this.compressed;
-    gzip.on('data', (chunk: Buffer) => compressed.push(chunk));
-    this.gzip = gzip;
-  }
-
   private flushStage(): void {
     if (this.staged === 0) return;
-    // Hand the staged bytes to zlib and start a fresh buffer: zlib reads them asynchronously.
-    this.gzip!.write(this.stage.subarray(0, this.staged));
-    this.stage = Buffer.allocUnsafe(STAGE_BYTES);
+    // The block now belongs to the compressor; the next lines go to a fresh buffer.
+    this.blocks.push(this.options.compressor.compress(this.stage.subarray(0, this.staged)));
+    this.stage = Buffer.allocUnsafe(BLOCK_BYTES);
     this.staged = 0;
   }
 
   private seal(): void {
     this.flushStage();
-    const gzip = this.gzip!;
-    const compressed = this.compressed;
     const sealed = {
       key: this.options.partKey(this.part),
       recordName: this.options.recordName,
@@ -140,21 +142,18 @@ export class PartWriter {
       records: this.partRecords,
       uncompressedBytes: this.partBytes,
     };
-    this.options.onPartSealed(this.upload(gzip, compressed, sealed));
-    this.gzip = undefined;
+    this.options.onPartSealed(this.upload(this.blocks, sealed));
+    this.blocks = [];
     this.part++;
     this.partRecords = 0;
     this.partBytes = 0;
   }
 
   private async upload(
-    gzip: Gzip,
-    compressed: Buffer[],
+    blocks: Promise<Buffer>[],
     sealed: Omit<BronzePart, 'bytes' | 'sha256'>,
   ): Promise<BronzePart> {
-    gzip.end();
-    await once(gzip, 'end');
-    const body = Buffer.concat(compressed);
+    const body = Buffer.concat(await Promise.all(blocks));
     const sha256 = createHash('sha256').update(body).digest('hex');
     await this.options.store.write(sealed.key, body, { contentType: 'application/x-ndjson' });
     return { ...sealed, bytes: body.length, sha256 };

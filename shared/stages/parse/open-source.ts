@@ -16,7 +16,7 @@ const CHUNK_BYTES = 1024 * 1024;
 const READ_AHEAD_BYTES = 8 * CHUNK_BYTES;
 
 /** zlib streams pass stream options (buffer sizes) on to Transform; Node's types just don't say so. */
-export function withStreamOptions(zlib: ZlibOptions, stream: TransformOptions): ZlibOptions {
+function withStreamOptions(zlib: ZlibOptions, stream: TransformOptions): ZlibOptions {
   return { ...zlib, ...stream } as ZlibOptions;
 }
 

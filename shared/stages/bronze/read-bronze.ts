@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import { BronzeManifest } from '../../contracts/bronze-manifest.ts';
+import { PipelineError } from '../../errors.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
+
+const gunzipAsync = promisify(gunzip);
+
+/** One bronze line: a record and its lineage. */
+export interface BronzeRecord {
+  readonly source: string;
+  readonly path: string;
+  readonly index: number;
+  readonly offset: number;
+  readonly record: unknown;
+}
+
+/** A bronze part read back: its bytes' sha256 and its lines. */
+export interface BronzePartContent {
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly lines: Buffer[];
+}
+
+/** Read and validate a committed bronze manifest. */
+export async function readBronzeManifest(store: ObjectStore, key: string): Promise<BronzeManifest> {
+  const text = await readText(store, key);
+  const parsed = BronzeManifest.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    throw new PipelineError(`${store.uri(key)} is not a valid bronze manifest: ${parsed.error.message}`);
+  }
+  return parsed.data;
+}
+
+/** Read a part whole (parts are bounded by `partMaxBytes`) and split it into lines. */
+export async function readBronzePart(store: ObjectStore, key: string): Promise<BronzePartContent> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await store.read(key)) chunks.push(chunk as Buffer);
+  const stored = Buffer.concat(chunks);
+  const text = await gunzipAsync(stored);
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let end = text.indexOf(0x0a); end !== -1; end = text.indexOf(0x0a, start)) {
+    lines.push(text.subarray(start, end));
+    start = end + 1;
+  }
+  if (start < text.length) lines.push(text.subarray(start));
+  return { sha256: createHash('sha256').update(stored).digest('hex'), bytes: stored.length, lines };
+}
+
+export async function readText(store: ObjectStore, key: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await store.read(key)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

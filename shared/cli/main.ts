@@ -6,6 +6,7 @@ import {
 } from '../contracts/dataset-config.ts';
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
+import { runQuery } from './query-command.ts';
 import { runIngest } from './run-command.ts';
 
 /** Exit codes: 0 success, 1 the pipeline failed (bad input, I/O), 2 bad usage or config. */
@@ -62,6 +63,27 @@ ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
       await runIngest(file, options);
+    });
+
+  program
+    .command('query')
+    .description(
+      'Query the local lake with SQL (DuckDB). Every silver table is a view: by its name when that is\n' +
+        'unique (in_network_items, negotiated_prices, …), and always as <dataset>__<table>.',
+    )
+    .argument('[sql]', 'the SQL to run; omit it to list the views')
+    .option('-l, --lake <dir>', 'the lake directory', './lake')
+    .option('--json', 'print rows as JSON objects, one per line', false)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ sluice query "SELECT billing_code, count(*) FROM negotiated_prices GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
+  $ sluice query "SELECT rule_id, count(*) FROM tic_in_network___quarantine GROUP BY 1"
+`,
+    )
+    .action(async (sql: string | undefined, options: { lake: string; json: boolean }) => {
+      await runQuery(sql, options);
     });
 
   program

@@ -1,17 +1,22 @@
 import cliProgress from 'cli-progress';
 import type { IngestProgress } from '../stages/bronze/ingest-to-bronze.ts';
+import type { SilverProgress } from '../stages/silver/build-silver.ts';
 import { formatBytes, formatCount, formatDuration } from './format.ts';
 
 /** Reports ingest progress on stderr: a live bar on a terminal, a line every few seconds otherwise. */
 export interface ProgressReporter {
   update(progress: IngestProgress): void;
+  /** A later stage has started (the parse bar is done). */
+  stage(name: string): void;
+  silver(progress: SilverProgress): void;
   stop(): void;
 }
 
 const LINE_INTERVAL_MS = 2000;
 
 export function createProgressReporter(stream: NodeJS.WriteStream, enabled: boolean): ProgressReporter {
-  if (!enabled) return { update() {}, stop() {} };
+  if (!enabled) return { update() {}, stage() {}, silver() {}, stop() {} };
+  const stageLine = (text: string) => stream.write(stream.isTTY ? `\r\x1b[K${text}` : `${text}\n`);
   const started = Date.now();
   const describe = (p: IngestProgress) => {
     const elapsed = Date.now() - started;
@@ -38,13 +43,25 @@ export function createProgressReporter(stream: NodeJS.WriteStream, enabled: bool
       cliProgress.Presets.shades_classic,
     );
     bar.start(1, 0, { read: '', records: '0', recordsPerSecond: '0', rate: '', eta_text: '–' });
+    let barStopped = false;
     return {
       update(p) {
         const d = describe(p);
         bar.setTotal(Math.max(p.storedBytesTotal, 1));
         bar.update(p.storedBytesRead, { ...d, eta_text: d.eta });
       },
-      stop: () => bar.stop(),
+      stage(name) {
+        if (!barStopped) bar.stop();
+        barStopped = true;
+        stageLine(`${name}…`);
+      },
+      silver: (p) =>
+        stageLine(`silver: part ${p.partsDone}/${p.partsTotal}, ${formatCount(p.records)} records`),
+      stop() {
+        if (!barStopped) bar.stop();
+        barStopped = true;
+        stream.write('\r\x1b[K');
+      },
     };
   }
   let last = 0;
@@ -57,6 +74,13 @@ export function createProgressReporter(stream: NodeJS.WriteStream, enabled: bool
       stream.write(
         `progress: ${d.read} read, ${d.records} records (${d.recordsPerSecond}/s), ${d.rate}, ETA ${d.eta}\n`,
       );
+    },
+    stage: (name) => stageLine(`${name}…`),
+    silver(p) {
+      if (p.partsDone === p.partsTotal || Date.now() - last >= LINE_INTERVAL_MS) {
+        last = Date.now();
+        stageLine(`silver: part ${p.partsDone}/${p.partsTotal}, ${formatCount(p.records)} records`);
+      }
     },
     stop() {},
   };

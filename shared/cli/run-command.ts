@@ -5,11 +5,12 @@ import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../con
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { bronzeManifestKey, bronzePartKey, sourceId } from '../lake/keys.ts';
+import { type LocalPipelineResult, runLocalPipeline } from '../pipeline/run-local.ts';
 import { systemClock } from '../ports/clock.ts';
-import { type IngestToBronzeResult, ingestToBronze } from '../stages/bronze/ingest-to-bronze.ts';
-import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
+import { formatBytes } from './format.ts';
 import type { RunOptions } from './main.ts';
 import { createProgressReporter } from './progress.ts';
+import { jsonSummary, textSummary } from './run-summary.ts';
 
 async function resolveDataset(options: RunOptions): Promise<DatasetConfig> {
   if (options.config) return loadDatasetConfigFile(options.config);
@@ -40,11 +41,20 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
 
   const progress = createProgressReporter(process.stderr, !options.quiet && !options.json);
   const started = Date.now();
-  let result: IngestToBronzeResult;
+  let result: LocalPipelineResult;
   try {
-    result = await ingestToBronze(
+    result = await runLocalPipeline(
       { dataset, sourceKey: source.key },
-      { source: source.store, lake, clock: systemClock, onProgress: (p) => progress.update(p) },
+      {
+        source: source.store,
+        lake,
+        clock: systemClock,
+        onStage: (stage) => {
+          if (stage !== 'bronze') progress.stage(stage);
+        },
+        onIngestProgress: (p) => progress.update(p),
+        onSilverProgress: (p) => progress.silver(p),
+      },
     );
   } catch (error) {
     progress.stop();
@@ -63,57 +73,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
   progress.stop();
   const elapsed = Date.now() - started;
   if (options.json) process.stdout.write(`${JSON.stringify(jsonSummary(result, lake))}\n`);
-  else process.stdout.write(textSummary(result, elapsed));
-}
-
-function jsonSummary(result: IngestToBronzeResult, lake: FileObjectStore) {
-  const { manifest } = result;
-  return {
-    runId: result.runId,
-    status: result.status,
-    dataset: result.dataset,
-    source: { uri: manifest.source.uri, bytes: manifest.source.size, sha256: manifest.source.sha256 },
-    counts: { parsed: manifest.records, bronze: countBronze(manifest.parts) },
-    headers: manifest.headers,
-    outputs: {
-      manifest: result.manifestUri,
-      bronze: manifest.parts.map((p) => lake.uri(p.key)),
-    },
-    durationMs: manifest.timings.durationMs,
-  };
-}
-
-function countBronze(parts: IngestToBronzeResult['manifest']['parts']): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const part of parts) counts[part.recordName] = (counts[part.recordName] ?? 0) + part.records;
-  return counts;
-}
-
-function textSummary(result: IngestToBronzeResult, elapsed: number): string {
-  const { manifest } = result;
-  const bronze = countBronze(manifest.parts);
-  const stored = manifest.parts.reduce((n, p) => n + p.bytes, 0);
-  const lines = [
-    '',
-    `sluice run ${result.status}: ${manifest.dataset}`,
-    `  source      ${manifest.source.uri}`,
-    `              ${formatBytes(manifest.source.size)} ${manifest.source.compression === 'gzip' ? 'gzip' : 'uncompressed'}, ` +
-      `${formatBytes(manifest.source.uncompressedBytes)} of ${manifest.source.format}, sha256 ${manifest.source.sha256.slice(0, 16)}…`,
-    `  run id      ${result.runId}`,
-    '  records     parsed → bronze',
-    ...Object.entries(manifest.records).map(
-      ([name, n]) =>
-        `    ${name.padEnd(24)} ${formatCount(n).padStart(12)} → ${formatCount(bronze[name] ?? 0)}`,
-    ),
-    ...Object.entries(manifest.headers).map(
-      ([name, value]) => `  ${name.padEnd(26)}${JSON.stringify(value)}`,
-    ),
-    `  bronze      ${manifest.parts.length} part(s), ${formatBytes(stored)} gzip`,
-    `  manifest    ${result.manifestUri}`,
-    `  time        ${formatDuration(elapsed)} (${formatRate(manifest.source.uncompressedBytes, elapsed)} uncompressed)`,
-    '',
-  ];
-  return `${lines.join('\n')}\n`;
+  else process.stdout.write(textSummary(result, lake, options.lake, elapsed));
 }
 
 async function printDryRun(

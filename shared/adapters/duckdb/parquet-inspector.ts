@@ -1,0 +1,55 @@
+import { DuckDBInstance } from '@duckdb/node-api';
+import type { TableInspector } from '../../ports/table-inspector.ts';
+
+/** SQL string literal (single quotes doubled): file paths are ours, but never trust a path in SQL. */
+const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+/** SQL identifier (double quotes doubled). */
+const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/** TableInspector over DuckDB: reads the Parquet files themselves. */
+export async function openParquetInspector(): Promise<TableInspector> {
+  const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const connection = await instance.connect();
+  const scalar = async (sql: string): Promise<number> => {
+    const reader = await connection.runAndReadAll(sql);
+    return Number(reader.getRowsJS()[0]?.[0] ?? 0);
+  };
+  return {
+    countRows: (file) => scalar(`SELECT count(*) FROM read_parquet(${literal(file)})`),
+    countDistinct: (file, columns) =>
+      scalar(
+        `SELECT count(*) FROM (SELECT DISTINCT ${columns.map(identifier).join(', ')} FROM read_parquet(${literal(file)}))`,
+      ),
+    async danglingReferences(from, to) {
+      const column = identifier(from.column);
+      // A list column is unnested into one value per element; a scalar column is used as is.
+      const described = await connection.runAndReadAll(
+        `SELECT column_type FROM (DESCRIBE SELECT ${column} FROM read_parquet(${literal(from.file)}))`,
+      );
+      const isList = String(described.getRowsJS()[0]?.[0] ?? '').endsWith('[]');
+      const values = isList
+        ? `SELECT unnest(${column}) AS v FROM read_parquet(${literal(from.file)})`
+        : `SELECT ${column} AS v FROM read_parquet(${literal(from.file)})`;
+      const targets = to.file
+        ? `SELECT DISTINCT CAST(${identifier(to.column)} AS VARCHAR) AS v FROM read_parquet(${literal(to.file)})`
+        : 'SELECT NULL::VARCHAR AS v WHERE false';
+      const reader = await connection.runAndReadAll(
+        `WITH refs AS (SELECT CAST(v AS VARCHAR) AS v FROM (${values}) WHERE v IS NOT NULL),
+              targets AS (${targets}),
+              missing AS (SELECT v FROM refs WHERE v NOT IN (SELECT v FROM targets WHERE v IS NOT NULL))
+         SELECT (SELECT count(*) FROM refs), (SELECT count(*) FROM missing),
+                (SELECT list_sort(list(DISTINCT v))[1:5] FROM missing)`,
+      );
+      const [referenced, dangling, examples] = reader.getRowsJS()[0] ?? [0, 0, []];
+      return {
+        referenced: Number(referenced),
+        dangling: Number(dangling),
+        examples: ((examples as unknown[] | null) ?? []).map(String),
+      };
+    },
+    async close() {
+      connection.closeSync();
+      instance.closeSync();
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import type { FileObjectStore } from '../adapters/local/file-object-store.ts';
+import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
+import type { LocalPipelineResult } from '../pipeline/run-local.ts';
+import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
+
+function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const part of parts) counts[part.recordName] = (counts[part.recordName] ?? 0) + part.records;
+  return counts;
+}
+
+/** The `--json` summary: one object with the run id, status, counts per stage and output locations. */
+export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore) {
+  const { bronze, silver, reconciliation } = result;
+  const { manifest } = bronze;
+  return {
+    runId: bronze.runId,
+    status: reconciliation ? (reconciliation.status === 'passed' ? 'reconciled' : 'failed') : bronze.status,
+    dataset: bronze.dataset,
+    source: { uri: manifest.source.uri, bytes: manifest.source.size, sha256: manifest.source.sha256 },
+    counts: {
+      parsed: manifest.records,
+      bronze: countBronze(manifest.parts),
+      ...(silver && {
+        silver: Object.fromEntries(
+          Object.entries(silver.manifest.records).map(([path, r]) => [
+            path,
+            { accepted: r.accepted, quarantined: r.quarantined },
+          ]),
+        ),
+        tables: Object.fromEntries(
+          Object.entries(silver.manifest.tables).map(([table, t]) => [
+            table,
+            { rows: t.rowsWritten, duplicates: t.duplicates },
+          ]),
+        ),
+      }),
+    },
+    headers: manifest.headers,
+    ...(reconciliation && { quality: reconciliation.quality }),
+    outputs: {
+      bronzeManifest: bronze.manifestUri,
+      bronze: manifest.parts.map((p) => lake.uri(p.key)),
+      ...(silver && {
+        silverManifest: lake.uri(silver.manifestKey),
+        silver: Object.fromEntries(
+          Object.entries(silver.manifest.tables)
+            .filter(([, t]) => t.key)
+            .map(([table, t]) => [table, lake.uri(t.key!)]),
+        ),
+      }),
+    },
+  };
+}
+
+/** A table worth a first look: the first with rows that is not bookkeeping. */
+function exampleTable(tables: Record<string, { rowsWritten: number }>): string {
+  const names = Object.keys(tables).filter((t) => t !== 'files' && !t.startsWith('_'));
+  return names.find((t) => (tables[t]?.rowsWritten ?? 0) > 0) ?? names[0] ?? 'files';
+}
+
+/** The readable summary printed at the end of `sluice run`. */
+export function textSummary(
+  result: LocalPipelineResult,
+  lake: FileObjectStore,
+  lakeDir: string,
+  elapsedMs: number,
+): string {
+  const { bronze, silver, reconciliation } = result;
+  const { manifest } = bronze;
+  const bronzeCounts = countBronze(manifest.parts);
+  const stored = manifest.parts.reduce((n, p) => n + p.bytes, 0);
+  const status = reconciliation ? `reconciled (quality ${reconciliation.quality.score}/100)` : bronze.status;
+  const lines = [
+    '',
+    `sluice run ${status}: ${manifest.dataset}`,
+    `  source      ${manifest.source.uri}`,
+    `              ${formatBytes(manifest.source.size)} ${manifest.source.compression === 'gzip' ? 'gzip' : 'uncompressed'}, ` +
+      `${formatBytes(manifest.source.uncompressedBytes)} of ${manifest.source.format}, sha256 ${manifest.source.sha256.slice(0, 16)}…`,
+    `  run id      ${bronze.runId}`,
+    ...Object.entries(manifest.headers).map(
+      ([name, value]) => `  ${name.padEnd(26)}${JSON.stringify(value)}`,
+    ),
+    '',
+    `  records ${''.padEnd(20)} ${'parsed'.padStart(12)} ${'bronze'.padStart(12)}${silver ? `${'silver'.padStart(12)} ${'quarantined'.padStart(12)}` : ''}`,
+    ...Object.entries(manifest.records).map(([name, n]) => {
+      const s = silver?.manifest.records[name];
+      const silverColumns = s
+        ? `${formatCount(s.accepted).padStart(12)} ${formatCount(s.quarantined).padStart(12)}`
+        : '';
+      return `    ${name.padEnd(24)} ${formatCount(n).padStart(12)} ${formatCount(bronzeCounts[name] ?? 0).padStart(12)}${silverColumns}`;
+    }),
+  ];
+  if (silver) {
+    lines.push('', `  silver tables ${''.padEnd(14)} ${'rows'.padStart(12)} ${'duplicates'.padStart(12)}`);
+    for (const [table, t] of Object.entries(silver.manifest.tables)) {
+      lines.push(
+        `    ${table.padEnd(24)} ${formatCount(t.rowsWritten).padStart(12)} ${formatCount(t.duplicates).padStart(12)}`,
+      );
+    }
+    const warnings = Object.entries(silver.manifest.violations);
+    if (warnings.length > 0) {
+      lines.push('', '  rules broken');
+      for (const [rule, v] of warnings.slice(0, 10)) {
+        lines.push(
+          `    ${rule.padEnd(44)} ${v.severity.padEnd(10)} ${formatCount(v.count).padStart(8)}  e.g. ${v.path}`,
+        );
+      }
+    }
+    const drift = Object.entries(silver.manifest.drift);
+    if (drift.length > 0) {
+      lines.push('', '  schema drift');
+      for (const [id, d] of drift.slice(0, 10))
+        lines.push(`    ${id.padEnd(44)} ${formatCount(d.count).padStart(8)}  e.g. ${d.example}`);
+    }
+  }
+  if (reconciliation) {
+    const failed = reconciliation.checks.filter((c) => !c.ok).length;
+    const q = reconciliation.quality;
+    lines.push(
+      '',
+      `  reconciliation ${reconciliation.status}: ${reconciliation.checks.length - failed}/${reconciliation.checks.length} checks`,
+      `    quality ${q.score}/100 (completeness ${q.completeness}, validity ${q.validity}, uniqueness ${q.uniqueness}, integrity ${q.integrity})`,
+    );
+  }
+  lines.push(
+    '',
+    `  bronze      ${manifest.parts.length} part(s), ${formatBytes(stored)} gzip → ${bronze.manifestUri}`,
+    ...(silver ? [`  silver      ${lake.uri(silver.manifestKey)}`] : []),
+    `  time        ${formatDuration(elapsedMs)} (${formatRate(manifest.source.uncompressedBytes, elapsedMs)} uncompressed)`,
+    ...(silver
+      ? [
+          '',
+          `  query it:   npx sluice query "SELECT * FROM ${exampleTable(silver.manifest.tables)} LIMIT 5" --lake ${lakeDir}`,
+        ]
+      : []),
+    '',
+  );
+  return `${lines.join('\n')}\n`;
+}

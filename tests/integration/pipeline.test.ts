@@ -1,0 +1,280 @@
+import { readdirSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
+import { ReconciliationError } from '../../shared/errors.ts';
+import { runLocalPipeline } from '../../shared/pipeline/run-local.ts';
+import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
+import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+
+const EXAMPLES = join(import.meta.dirname, '../../../shared/fixtures/tic/examples');
+
+type Json = Record<string, unknown>;
+const list = (value: unknown): Json[] => (Array.isArray(value) ? (value as Json[]) : []);
+
+/** What the silver tables of an in-network file must hold, computed straight from the JSON. */
+function expectedInNetworkCounts(doc: Json) {
+  const items = list(doc.in_network);
+  const rates = items.flatMap((item) => list(item.negotiated_rates));
+  return {
+    in_network_items: items.length,
+    negotiated_prices: rates.flatMap((rate) => list(rate.negotiated_prices)).length,
+    provider_groups:
+      list(doc.provider_references).reduce(
+        (n, ref) => n + Math.max(list(ref.provider_groups).length, ref.location ? 1 : 0),
+        0,
+      ) + rates.reduce((n, rate) => n + list(rate.provider_groups).length, 0),
+    contained_codes: items.reduce(
+      (n, item) => n + list(item.bundled_codes).length + list(item.covered_services).length,
+      0,
+    ),
+  };
+}
+
+async function run(sourceDir: string, key: string, lakeDir: string, dataset = 'tic-in-network') {
+  return runLocalPipeline(
+    { dataset: builtInDataset(dataset), sourceKey: key },
+    {
+      source: fileStore(sourceDir),
+      lake: fileStore(lakeDir),
+      clock: fixedClock,
+      workDir: join(lakeDir, '..', 'work'),
+    },
+  );
+}
+
+async function describeTable(file: string): Promise<Record<string, string>> {
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  const reader = await connection.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${file}')`);
+  const types = Object.fromEntries(reader.getRowsJS().map((row) => [String(row[0]), String(row[1])]));
+  connection.closeSync();
+  instance.closeSync();
+  return types;
+}
+
+describe('the local pipeline (parse → bronze → silver → reconciliation)', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-pipeline-');
+  });
+  afterAll(async () => tmp.cleanup());
+
+  const inNetworkSamples = readdirSync(EXAMPLES).filter((f) => f.startsWith('in-network'));
+
+  it.each(inNetworkSamples)(
+    '%s: silver row counts equal what the file contains, and reconciliation passes',
+    async (file) => {
+      const lake = join(tmp.dir, `lake-${file}`);
+      const result = await run(EXAMPLES, file, lake);
+      const doc = JSON.parse(await readFile(join(EXAMPLES, file), 'utf8')) as Json;
+      const tables = result.silver!.manifest.tables;
+      for (const [table, rows] of Object.entries(expectedInNetworkCounts(doc))) {
+        expect(tables[table]?.rowsWritten ?? 0, table).toBe(rows);
+      }
+      expect(tables.files?.rowsWritten).toBe(1);
+      expect(result.reconciliation!.status).toBe('passed');
+      expect(result.reconciliation!.quality.score).toBeGreaterThan(90);
+    },
+  );
+
+  it.each([
+    [
+      'allowed-amounts-single-plan-sample.json',
+      'tic-allowed-amounts',
+      'out_of_network_items',
+      'out_of_network',
+    ],
+    [
+      'allowed-amounts-multiple-plan-sample.json',
+      'tic-allowed-amounts',
+      'out_of_network_items',
+      'out_of_network',
+    ],
+    ['table-of-contents-sample.json', 'tic-table-of-contents', 'in_network_files', null],
+  ])('%s runs end to end and reconciles', async (file, dataset, table, path) => {
+    const lake = join(tmp.dir, `lake-${file}`);
+    const result = await run(EXAMPLES, file, lake, dataset);
+    const doc = JSON.parse(await readFile(join(EXAMPLES, file), 'utf8')) as Json;
+    expect(result.reconciliation!.status).toBe('passed');
+    const expected = path
+      ? list(doc[path]).length
+      : list(doc.reporting_structure).reduce((n, s) => n + list(s.in_network_files).length, 0);
+    expect(result.silver!.manifest.tables[table]?.rowsWritten).toBe(expected);
+  });
+
+  describe('on a generated file', () => {
+    let lake: string;
+    let facts: Awaited<ReturnType<typeof generateFile>>['facts'];
+    let result: Awaited<ReturnType<typeof run>>;
+    beforeAll(async () => {
+      const generated = await generateFile(tmp.dir, 'gen.json.gz', { seed: 21, targetBytes: 4_000_000 });
+      facts = generated.facts;
+      lake = join(tmp.dir, 'gen-lake');
+      result = await run(tmp.dir, 'gen.json.gz', lake);
+    });
+
+    it('writes as many rows as the generator put in, and reconciles', () => {
+      const tables = result.silver!.manifest.tables;
+      expect(tables.in_network_items?.rowsWritten).toBe(facts.records.in_network);
+      expect(tables.negotiated_prices?.rowsWritten).toBe(facts.negotiated_prices);
+      expect(tables.provider_groups?.rowsWritten).toBe(facts.provider_groups);
+      expect(result.reconciliation!.status).toBe('passed');
+      expect(result.reconciliation!.checks.length).toBeGreaterThan(10);
+    });
+
+    it('writes Parquet with the documented column types, readable by DuckDB', async () => {
+      const key = result.silver!.manifest.tables.negotiated_prices!.key!;
+      const types = await describeTable(join(lake, key));
+      expect(types).toMatchObject({
+        negotiated_rate: 'DOUBLE',
+        expiration_date: 'DATE',
+        service_code: 'VARCHAR[]',
+        provider_group_ids: 'VARCHAR[]',
+        _record_index: 'BIGINT',
+      });
+      const files = await describeTable(join(lake, result.silver!.manifest.tables.files!.key!));
+      expect(files.last_updated_on).toBe('DATE');
+    });
+
+    it('rebuilds byte-identical silver on a rerun, with no duplicates', async () => {
+      const again = await run(tmp.dir, 'gen.json.gz', join(tmp.dir, 'gen-lake-2'));
+      for (const [table, t] of Object.entries(result.silver!.manifest.tables)) {
+        if (!t.key) continue;
+        expect(again.silver!.manifest.tables[table]?.sha256, table).toBe(t.sha256);
+      }
+      const rerun = await run(tmp.dir, 'gen.json.gz', lake);
+      expect(rerun.silver!.manifest.tables.negotiated_prices?.rowsWritten).toBe(facts.negotiated_prices);
+      const parquet = (await listFiles(join(lake, 'silver'))).filter((f) => f.endsWith('.parquet'));
+      expect(parquet.length).toBe(Object.values(rerun.silver!.manifest.tables).filter((t) => t.key).length);
+    });
+
+    it('fails reconciliation, saying which count is off, when a bronze record goes missing', async () => {
+      const part = result.bronze.manifest.parts.find((p) => p.recordName === 'in_network')!;
+      const path = join(lake, part.key);
+      const original = await readFile(path);
+      const lines = gunzipSync(original).toString('utf8').split('\n');
+      lines.splice(1, 1); // drop the second record
+      await writeFile(path, gzipSync(lines.join('\n')));
+      try {
+        const error = await reconcileAgain(lake, result.bronze.manifestKey).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ReconciliationError);
+        const message = (error as Error).message;
+        expect(message).toContain(
+          `bronze part ${part.key} records: expected ${part.records}, found ${part.records - 1} (-1)`,
+        );
+        expect(message).toContain('sha256');
+        expect(
+          JSON.parse(
+            await readFile(
+              join(lake, result.bronze.manifestKey.replace('_manifest.json', 'reconciliation.json')),
+              'utf8',
+            ),
+          ).status,
+        ).toBe('failed');
+      } finally {
+        await writeFile(path, original);
+      }
+    });
+
+    it('fails reconciliation when a silver Parquet file is corrupted', async () => {
+      const key = result.silver!.manifest.tables.in_network_items!.key!;
+      const path = join(lake, key);
+      const original = await readFile(path);
+      const corrupted = Buffer.from(original);
+      corrupted[Math.floor(corrupted.length / 2)]! ^= 0xff;
+      await writeFile(path, corrupted);
+      try {
+        const error = await reconcileAgain(lake, result.bronze.manifestKey).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ReconciliationError);
+        expect((error as Error).message).toContain('in_network_items: parquet sha256');
+      } finally {
+        await writeFile(path, original);
+      }
+    });
+  });
+
+  it('quarantines a record that breaks a rule, with the rule id and path, and still reconciles', async () => {
+    const doc = {
+      reporting_entity_name: 'x',
+      reporting_entity_type: 'health insurance issuer',
+      last_updated_on: '2024-01-01',
+      version: '2.0.0',
+      provider_references: [
+        {
+          provider_group_id: 1,
+          provider_groups: [{ npi: [1234567890], tin: { type: 'ein', value: '12-3456789' } }],
+        },
+      ],
+      in_network: [
+        {
+          negotiation_arrangement: 'ffs',
+          name: 'Knee',
+          billing_code_type: 'CPT',
+          billing_code_type_version: '2024',
+          billing_code: '27447',
+          description: 'Knee replacement',
+          negotiated_rates: [
+            {
+              provider_references: [1],
+              negotiated_prices: [
+                {
+                  negotiated_type: 'negotiated',
+                  negotiated_rate: 100,
+                  expiration_date: '9999-12-31',
+                  billing_class: 'professional',
+                  setting: 'outpatient',
+                  service_code: ['11'],
+                },
+              ],
+            },
+          ],
+        },
+        {
+          negotiation_arrangement: 'not-an-arrangement',
+          name: 'Bad',
+          billing_code_type: 'CPT',
+          billing_code_type_version: '2024',
+          billing_code: '1',
+          description: 'd',
+          negotiated_rates: [],
+        },
+      ],
+    };
+    await writeFile(join(tmp.dir, 'quarantine.json'), JSON.stringify(doc));
+    const lake = join(tmp.dir, 'quarantine-lake');
+    const result = await run(tmp.dir, 'quarantine.json', lake);
+    expect(result.silver!.manifest.records.in_network).toEqual({ bronze: 2, accepted: 1, quarantined: 1 });
+    const rules = Object.entries(result.silver!.manifest.violations).filter(
+      ([, v]) => v.severity === 'quarantine',
+    );
+    expect(rules.length).toBeGreaterThan(0);
+    expect(rules[0]![1].path).toContain('negotiation_arrangement');
+    expect(result.reconciliation!.status).toBe('passed');
+    const inspector = await openParquetInspector();
+    try {
+      const quarantine = join(lake, result.silver!.manifest.tables._quarantine!.key!);
+      expect(await inspector.countDistinct(quarantine, ['record_path', '_record_index'])).toBe(1);
+    } finally {
+      await inspector.close();
+    }
+  });
+});
+
+async function reconcileAgain(lake: string, bronzeManifestKey: string) {
+  return reconcile(
+    { bronzeManifestKey },
+    {
+      lake: fileStore(lake),
+      clock: fixedClock,
+      contract: silverContractFor('tic-in-network')!,
+      openInspector: openParquetInspector,
+      workDir: join(lake, '..', 'work'),
+    },
+  );
+}

@@ -1,0 +1,289 @@
+/**
+ * What the three TiC silver contracts share: CMS enums, zod building blocks, the `files` table, schema
+ * version detection, and the contract skeleton (record stream → check → rows).
+ */
+import { z } from 'zod';
+import type { SilverContext, SilverContract, TableReference } from '../silver/contract.ts';
+import { parseDate, type RescuedValues, scalarText } from '../silver/normalize.ts';
+import { type EntitySpec, RecordChecker, type RuleSpec } from '../silver/record-checker.ts';
+import type { ColumnSpec, NormalizedRecord, Row, RuleViolation, TableSpec } from '../silver/table.ts';
+
+// ---------------------------------------------------------------------------------------------
+// CMS enums (schemas in-network-rates.json, allowed-amounts.json, table-of-contents.json, v2.x)
+
+/** `billing_code_types` of in-network-rates.json; allowed-amounts.json has the same minus `CSTM-ALL`. */
+export const BILLING_CODE_TYPES = [
+  'CPT',
+  'HCPCS',
+  'ICD',
+  'MS-DRG',
+  'R-DRG',
+  'S-DRG',
+  'APS-DRG',
+  'AP-DRG',
+  'APR-DRG',
+  'APC',
+  'NDC',
+  'HIPPS',
+  'LOCAL',
+  'EAPG',
+  'CDT',
+  'RC',
+  'CSTM-ALL',
+] as const;
+export const SETTINGS = ['inpatient', 'outpatient', 'both'] as const;
+export const TIN_TYPES = ['ein', 'npi'] as const;
+export const PLAN_ID_TYPES = ['ein', 'hios'] as const;
+export const PLAN_MARKET_TYPES = ['group', 'individual'] as const;
+
+// ---------------------------------------------------------------------------------------------
+// zod building blocks
+
+/** A CMS string with `minLength: 1`; blank after trimming counts as missing (empty → null). */
+export const nonBlank = z.string().trim().min(1);
+
+/**
+ * Options for a cross-field `.refine` reported as an issue of `kind` at `path`. zod skips refinements
+ * of objects that already have issues; these run anyway (on objects), so no rule hides behind another.
+ */
+export const crossCheck = (kind: 'required' | 'format', path: PropertyKey[]) => ({
+  path,
+  params: { kind },
+  when: (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null,
+});
+
+/** Whether `field` of a value (an object, as `crossCheck` ensures) is absent or null. */
+export const absent = (value: unknown, field: string): boolean =>
+  (value as Record<string, unknown>)[field] == null;
+
+// ---------------------------------------------------------------------------------------------
+// Columns and rules, tersely
+
+/** A nullable column. */
+export const col = (name: string, type: ColumnSpec['type'], description?: string): ColumnSpec => ({
+  name,
+  type,
+  description,
+});
+/** A non-null column (part of a key). */
+export const keyCol = (name: string, type: ColumnSpec['type'], description?: string): ColumnSpec => ({
+  name,
+  type,
+  nullable: false,
+  description,
+});
+export const FILE_ID_COLUMN = keyCol('file_id', 'VARCHAR', 'the bronze run id (source id)');
+export const RESCUED_COLUMN = col(
+  '_rescued',
+  'VARCHAR',
+  'unknown fields and mistyped optional values of the object, as JSON keyed by their path in the record',
+);
+
+/** A quarantine rule. */
+export const quarantine = (id: string, description: string): RuleSpec => ({
+  id,
+  severity: 'quarantine',
+  description,
+});
+/** A warn rule, optionally only from schema major version `since` on. */
+export const warn = (id: string, description: string, since?: number): RuleSpec =>
+  since === undefined ? { id, severity: 'warn', description } : { id, severity: 'warn', description, since };
+
+/** A 10-digit NPI, or the `[0]` placeholder CMS allows for "no NPI". */
+export const isNpi = (n: number): boolean => n === 0 || (n >= 1_000_000_000 && n <= 9_999_999_999);
+
+/** Params of a check reported as a `format` issue (a warn rule, usually). */
+export const FORMAT = { params: { kind: 'format' } };
+
+// ---------------------------------------------------------------------------------------------
+// Rules every TiC contract has
+
+export const COMMON_RULES: readonly RuleSpec[] = [
+  {
+    id: 'record.schema',
+    severity: 'quarantine',
+    description: 'Any other departure from the CMS schema that no more specific rule names.',
+  },
+  {
+    id: 'record.stream',
+    severity: 'fail',
+    description:
+      'A record stream (record path) the contract does not know: the dataset config and contract disagree.',
+  },
+  {
+    id: 'schema_version.content_mismatch',
+    severity: 'warn',
+    description:
+      'The record has a shape of another schema version than the `version` header (e.g. 1.x inline provider_groups or a provider reference `location` in a 2.x file).',
+  },
+];
+
+// ---------------------------------------------------------------------------------------------
+// Schema version
+
+/** The major version in a `version` header ("2.0.0", "2.0", "v1.4", 2) or undefined. */
+export function schemaMajor(version: unknown): number | undefined {
+  const m = /^\s*v?(\d+)(?:\.|\s*$)/i.exec(scalarText(version) ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+export const versionLabel = (major: number): string => `${major}.x`;
+
+// ---------------------------------------------------------------------------------------------
+// The files table
+
+const PLAN_HEADERS = [
+  'plan_name',
+  'plan_id',
+  'plan_id_type',
+  'plan_market_type',
+  'issuer_name',
+  'plan_sponsor_name',
+] as const;
+
+/** The `files` table of a TiC dataset: one row per source file, from its headers. */
+export function filesTable(withPlan: boolean): TableSpec {
+  const v = (name: string, description?: string): ColumnSpec => ({ name, type: 'VARCHAR', description });
+  return {
+    name: 'files',
+    description: 'One row per source file: where it came from and its header values.',
+    columns: [
+      FILE_ID_COLUMN,
+      v('source_uri'),
+      v('source_sha256'),
+      v('reporting_entity_name'),
+      v('reporting_entity_type'),
+      ...(withPlan ? PLAN_HEADERS.map((name) => v(name)) : []),
+      { name: 'last_updated_on', type: 'DATE' },
+      v('version', 'the `version` header as written'),
+      v('schema_version', 'schema major version, e.g. 2.x: from the header, else from the content'),
+      v('schema_version_source', "'header' or 'content'"),
+    ],
+    key: ['file_id'],
+  };
+}
+
+/** The one `files` row of a file. */
+export function fileRow(context: SilverContext, withPlan: boolean): Row {
+  const h = context.headers;
+  const headerMajor = schemaMajor(h.version);
+  const row: Row = {
+    file_id: context.runId,
+    source_uri: context.sourceUri,
+    source_sha256: context.sourceSha256,
+    reporting_entity_name: scalarText(h.reporting_entity_name),
+    reporting_entity_type: scalarText(h.reporting_entity_type),
+  };
+  if (withPlan) for (const name of PLAN_HEADERS) row[name] = scalarText(h[name]);
+  row.last_updated_on = parseDate(h.last_updated_on);
+  row.version = scalarText(h.version);
+  const fromContent = context.contentSchemaVersion ?? null;
+  row.schema_version = headerMajor !== undefined ? versionLabel(headerMajor) : fromContent;
+  row.schema_version_source = headerMajor !== undefined ? 'header' : fromContent && 'content';
+  return row;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract skeleton
+
+/** What a record builder gets besides the record. */
+export interface BuildContext {
+  readonly fileId: string;
+  readonly recordIndex: number;
+  readonly rescued: RescuedValues;
+  readonly context: SilverContext;
+}
+
+/** Rows of a record and, when its shape tells, the schema major version it implies and where. */
+export interface Built {
+  readonly rows: Record<string, Row[]>;
+  readonly contentMajor?: number;
+  readonly evidencePath?: string;
+}
+
+/** One record stream (record path) of a dataset: its zod schema, object kinds and row builder. */
+export interface RecordStream {
+  readonly schema: z.ZodType;
+  readonly entities: readonly EntitySpec[];
+  /**
+   * Rows of a record that passed every quarantine rule (warn-level oddities must be tolerated). The
+   * record is typed `never` here so that each stream can declare it as its schema's input type.
+   */
+  build(record: never, ctx: BuildContext): Built;
+}
+
+export interface TicContractSpec {
+  readonly dataset: string;
+  readonly tables: readonly TableSpec[];
+  readonly rules: readonly RuleSpec[];
+  readonly streams: Readonly<Record<string, RecordStream>>;
+  readonly withPlan: boolean;
+  readonly references?: readonly TableReference[];
+}
+
+/** A TiC silver contract, with its rules table (id, severity, description) for docs and tests. */
+export type TicSilverContract = SilverContract & { readonly rules: readonly RuleSpec[] };
+
+/** A TiC silver contract: records checked with zod against the rules table, then turned into rows. */
+export function ticContract(spec: TicContractSpec): TicSilverContract {
+  const rules = [...spec.rules, ...COMMON_RULES];
+  const checkers = new Map(
+    Object.entries(spec.streams).map(([name, s]) => [
+      name,
+      { stream: s, checker: new RecordChecker(s.schema, s.entities, rules, 'record.schema') },
+    ]),
+  );
+  const mismatch = rules.find((r) => r.id === 'schema_version.content_mismatch')!;
+  const contract: TicSilverContract = {
+    dataset: spec.dataset,
+    tables: spec.tables,
+    rules,
+    onDrift: 'rescue',
+    references: spec.references,
+    fileRows: (context) => ({ files: [fileRow(context, spec.withPlan)] }),
+    normalize(recordName, recordIndex, record, context): NormalizedRecord {
+      const entry = checkers.get(recordName);
+      if (!entry) {
+        const message = `unknown record stream "${recordName}"; ${spec.dataset} has ${[...checkers.keys()].join(', ')}`;
+        return {
+          rows: {},
+          violations: [{ ruleId: 'record.stream', severity: 'fail', path: '$', message }],
+          drift: [],
+        };
+      }
+      const headerMajor = schemaMajor(context.headers.version);
+      const check = entry.checker.check(record, {
+        rescue: contract.onDrift === 'rescue',
+        schemaMajor: headerMajor,
+      });
+      if (check.quarantined) return { rows: {}, violations: check.violations, drift: check.drift };
+      const built = entry.stream.build(record as never, {
+        fileId: context.runId,
+        recordIndex,
+        rescued: check.rescued,
+        context,
+      });
+      if (built.contentMajor === undefined)
+        return { rows: built.rows, violations: check.violations, drift: check.drift };
+      let violations: readonly RuleViolation[] = check.violations;
+      if (headerMajor !== undefined && headerMajor !== built.contentMajor) {
+        violations = [
+          ...violations,
+          {
+            ruleId: mismatch.id,
+            severity: mismatch.severity,
+            path: built.evidencePath ?? '$',
+            message: `schema ${versionLabel(built.contentMajor)} shape in a file whose version header says ${String(context.headers.version)}`,
+          },
+        ];
+      }
+      return {
+        rows: built.rows,
+        violations,
+        drift: check.drift,
+        schemaVersion: versionLabel(built.contentMajor),
+      };
+    },
+  };
+  return contract;
+}

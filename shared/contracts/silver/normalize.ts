@@ -1,0 +1,167 @@
+/**
+ * Value normalization shared by silver contracts: trimmed text with empty → null, ISO dates, numbers
+ * from numeric strings, deterministic ids, JSON paths and drift examples. Pure functions, written for
+ * the hot path (millions of records): they return their input unchanged when it is already clean.
+ */
+import { createHash } from 'node:crypto';
+
+/** A string trimmed, with blank → null; anything else (number, object, absent) → null. */
+export function text(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const trimmed = value.trim();
+  return trimmed === '' ? null : trimmed;
+}
+
+/** Like `text`, but finite numbers and booleans become their JSON spelling (header values, ids). */
+export function scalarText(value: unknown): string | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null;
+  if (typeof value === 'boolean') return String(value);
+  return text(value);
+}
+
+/** An array of strings, each trimmed, blanks and non-strings dropped; not an array or nothing left → null. */
+export function textArray(value: unknown): string[] | null {
+  if (!Array.isArray(value) || value.length === 0) return null;
+  let clean = true;
+  for (const item of value) {
+    if (typeof item !== 'string' || item === '' || item.trim() !== item) {
+      clean = false;
+      break;
+    }
+  }
+  if (clean) return value as string[];
+  const out: string[] = [];
+  for (const item of value) {
+    const t = text(item);
+    if (t !== null) out.push(t);
+  }
+  return out.length > 0 ? out : null;
+}
+
+const NUMERIC = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** Whether a string spells a finite number (after trimming), e.g. "123.45", " 1e3 ". */
+export function isNumericString(value: unknown): value is string {
+  return typeof value === 'string' && NUMERIC.test(value.trim());
+}
+
+/** A finite number, or a numeric string converted; anything else → null. */
+export function toNumber(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (isNumericString(value)) return Number(value.trim());
+  return null;
+}
+
+/** An array of integers (numeric strings converted), others dropped; not an array or nothing left → null. */
+export function integerArray(value: unknown): number[] | null {
+  if (!Array.isArray(value) || value.length === 0) return null;
+  if (value.every(Number.isSafeInteger)) return value as number[];
+  const out: number[] = [];
+  for (const item of value) {
+    const n = toNumber(item);
+    if (n !== null && Number.isSafeInteger(n)) out.push(n);
+  }
+  return out.length > 0 ? out : null;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function validDate(y: number, m: number, d: number): boolean {
+  if (m < 1 || m > 12 || d < 1) return false;
+  const leap = m === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return d <= DAYS_IN_MONTH[m - 1]! + (leap ? 1 : 0);
+}
+
+const pad = (n: number, width: number): string => String(n).padStart(width, '0');
+const ymd = (y: number, m: number, d: number): string | null =>
+  validDate(y, m, d) ? `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}` : null;
+
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[T ]\d{2}:\d{2}/;
+const YEAR_FIRST = /^(\d{4})[/.](\d{1,2})[/.](\d{1,2})$/;
+const YEAR_LAST = /^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$/;
+const COMPACT = /^(\d{4})(\d{2})(\d{2})$/;
+
+/** Whether a value is a real calendar date spelled `YYYY-MM-DD` (the only spelling the CMS schemas allow). */
+export function isIsoDate(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  const m = ISO_DATE.exec(value);
+  return m !== null && validDate(Number(m[1]), Number(m[2]), Number(m[3]));
+}
+
+/**
+ * A date as ISO `YYYY-MM-DD`, from `YYYY-MM-DD`, an ISO timestamp (date part), `YYYY/MM/DD`,
+ * `MM/DD/YYYY` (US order, as US payers write it) or `YYYYMMDD`; not a real date → null.
+ */
+export function parseDate(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  if (isIsoDate(value)) return value; // the common case: no allocation
+  const s = value.trim();
+  let m = ISO_DATE.exec(s) ?? ISO_TIMESTAMP.exec(s) ?? YEAR_FIRST.exec(s) ?? COMPACT.exec(s);
+  if (m) return ymd(Number(m[1]), Number(m[2]), Number(m[3]));
+  m = YEAR_LAST.exec(s);
+  return m ? ymd(Number(m[3]), Number(m[1]), Number(m[2])) : null;
+}
+
+/**
+ * A deterministic id: `prefix` + the first `hexChars` hex digits of sha256 over `parts` (joined by a
+ * unit separator, so ("ab", "c") and ("a", "bc") differ). Same parts, same id, on every rerun.
+ */
+export function stableId(prefix: string, parts: readonly (string | number)[], hexChars = 16): string {
+  return prefix + createHash('sha256').update(parts.join('\u001f')).digest('hex').slice(0, hexChars);
+}
+
+const PLAIN_KEY = /^[^.[\]"]+$/;
+
+/** A JSON path as rules and drift report it: `negotiated_rates[0].negotiated_prices[2].negotiated_rate`. */
+export function jsonPath(segments: readonly PropertyKey[], from = 0, to = segments.length): string {
+  let out = '';
+  for (let i = from; i < to; i++) {
+    const seg = segments[i];
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else {
+      const key = String(seg);
+      out += PLAIN_KEY.test(key) ? (out === '' ? key : `.${key}`) : `[${JSON.stringify(key)}]`;
+    }
+  }
+  return out;
+}
+
+/** The value at `segments` inside `root`, or undefined. */
+export function valueAt(root: unknown, segments: readonly PropertyKey[]): unknown {
+  let node = root;
+  for (const seg of segments) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<PropertyKey, unknown>)[seg];
+  }
+  return node;
+}
+
+/** Longest drift example kept, in characters. */
+export const EXAMPLE_MAX_CHARS = 200;
+
+/** A value as a drift example: its JSON text, cut to `EXAMPLE_MAX_CHARS`. */
+export function example(value: unknown, maxChars = EXAMPLE_MAX_CHARS): string {
+  const json = value === undefined ? 'undefined' : (JSON.stringify(value) ?? String(value));
+  return json.length > maxChars ? json.slice(0, maxChars) : json;
+}
+
+/**
+ * Values rescued from drift (unknown fields, mistyped optional values), grouped by the JSON path of
+ * the object they sit in; each group maps the value's own path in the record to the value.
+ */
+export type RescuedValues = ReadonlyMap<string, Readonly<Record<string, unknown>>>;
+
+/**
+ * A `_rescued` column: the values rescued in the objects at `objectPaths` (a row's own object, plus
+ * enclosing objects without a row of their own), as one JSON object keyed by path in the record; or null.
+ */
+export function rescuedJson(rescued: RescuedValues, ...objectPaths: string[]): string | null {
+  if (rescued.size === 0) return null;
+  let merged: Record<string, unknown> | undefined;
+  for (const path of objectPaths) {
+    const bag = rescued.get(path);
+    if (bag) merged = merged ? { ...merged, ...bag } : bag;
+  }
+  return merged ? JSON.stringify(merged) : null;
+}

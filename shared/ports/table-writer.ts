@@ -1,0 +1,76 @@
+import type { Row, TableSpec } from '../contracts/silver/table.ts';
+import { PipelineError } from '../errors.ts';
+
+/** What became of one table's rows. */
+export interface TableWriteResult {
+  /** Rows appended. */
+  readonly rowsIn: number;
+  /** Rows in the file, after dropping duplicates by the table's key. */
+  readonly rowsWritten: number;
+  /** Rows dropped because an earlier row (lowest lineage) had the same key: `rowsIn - rowsWritten`. */
+  readonly duplicates: number;
+  /** Local path of the Parquet file; absent when the table got no rows. */
+  readonly file?: string;
+}
+
+/**
+ * Turns silver rows into one Parquet file per table. `append` is synchronous because the silver stage
+ * calls it once per row, millions of times; the work that can wait (dedup, sort, encode) happens in
+ * `finish`. A writer is used once: after `finish` or `abort` it accepts nothing more.
+ */
+export interface TableWriter {
+  /**
+   * Buffer one row of `table`. The row holds the table's columns plus the lineage columns; a missing
+   * column is null. Throws `UnknownTableError` or `InvalidRowError` (and keeps nothing of that row).
+   */
+  append(table: string, row: Row): void;
+  /** Deduplicate by key, write each non-empty table as `<workDir>/<table>.parquet`, release resources. */
+  finish(): Promise<Record<string, TableWriteResult>>;
+  /** Discard everything: no Parquet file of this writer remains unless `finish` had already succeeded. */
+  abort(): Promise<void>;
+}
+
+/** Opens a writer for these tables, keeping its files (and any spill) under `workDir`. */
+export type TableWriterFactory = (tables: readonly TableSpec[], workDir: string) => Promise<TableWriter>;
+
+/** A row for a table the writer was not opened with: a bug in the caller. */
+export class UnknownTableError extends PipelineError {
+  override name = 'UnknownTableError';
+  constructor(
+    readonly table: string,
+    readonly knownTables: readonly string[],
+  ) {
+    super(`no silver table named ${JSON.stringify(table)} (tables: ${knownTables.join(', ') || 'none'})`);
+  }
+}
+
+/**
+ * A value that does not fit its column's declared type, a null in a non-nullable column, or a column the
+ * table does not have. The silver stage guarantees types, so this is a bug in a contract, not bad input.
+ */
+export class InvalidRowError extends PipelineError {
+  override name = 'InvalidRowError';
+  constructor(
+    readonly table: string,
+    readonly column: string,
+    readonly value: unknown,
+    readonly detail: string,
+  ) {
+    super(
+      `silver table ${JSON.stringify(table)}, column ${JSON.stringify(column)}: ${detail}, got ${show(value)}`,
+    );
+  }
+}
+
+/** A short, unambiguous rendering of a value for error messages: `"abc" (string)`, `1.5 (number)`. */
+function show(value: unknown): string {
+  let text: string;
+  try {
+    text = typeof value === 'bigint' ? `${value}n` : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = String(value);
+  }
+  if (text.length > 80) text = `${text.slice(0, 77)}...`;
+  const kind = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+  return `${text} (${kind})`;
+}

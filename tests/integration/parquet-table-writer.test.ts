@@ -1,0 +1,365 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createParquetTableWriter,
+  InvalidTableSpecError,
+} from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import type { Row, TableSpec } from '../../shared/contracts/silver/table.ts';
+import { InvalidRowError, UnknownTableError } from '../../shared/ports/table-writer.ts';
+import { listFiles, tempDir } from '../helpers/lake.ts';
+
+/** One column of every ColumnType; `id` is the key. */
+const everyType: TableSpec = {
+  name: 'every_type',
+  description: 'one column of each type',
+  key: ['id'],
+  columns: [
+    { name: 'id', type: 'BIGINT', nullable: false },
+    { name: 'name', type: 'VARCHAR' },
+    { name: 'amount', type: 'DOUBLE' },
+    { name: 'active', type: 'BOOLEAN' },
+    { name: 'day', type: 'DATE' },
+    { name: 'at', type: 'TIMESTAMP' },
+    { name: 'tags', type: 'VARCHAR[]' },
+    { name: 'codes', type: 'BIGINT[]' },
+    { name: 'rates', type: 'DOUBLE[]' },
+  ],
+};
+
+const emptyTable: TableSpec = {
+  name: 'never_used',
+  description: 'gets no rows',
+  key: ['k'],
+  columns: [{ name: 'k', type: 'VARCHAR' }],
+};
+
+const lineage = (index: number, part = 'bronze/ds/part-00001.ndjson.gz', run = 'run-1') => ({
+  _run_id: run,
+  _bronze_part: part,
+  _record_index: index,
+});
+
+/** A small seeded generator, so shuffles are reproducible. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const next = random(seed);
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
+
+describe('Function: createParquetTableWriter', () => {
+  let reader: { query: (sql: string) => Promise<Record<string, unknown>[]>; close: () => void };
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+
+  beforeAll(async () => {
+    const instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    reader = {
+      query: async (sql) =>
+        (await connection.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[],
+      close: () => {
+        connection.closeSync();
+        instance.closeSync();
+      },
+    };
+  });
+  afterAll(() => reader.close());
+  beforeEach(async () => {
+    tmp = await tempDir('sluice-parquet-writer-');
+  });
+  afterEach(async () => tmp.cleanup());
+
+  it('writes every column type, nulls and empty lists included, as standard Parquet types', async () => {
+    const writer = await createParquetTableWriter([everyType, emptyTable], tmp.dir);
+    writer.append('every_type', {
+      id: 1,
+      name: 'héllo, "world"',
+      amount: 12.5,
+      active: true,
+      day: '2024-02-29',
+      at: '2024-03-01T12:34:56.789123Z',
+      tags: ['a', 'b'],
+      codes: [1, 9007199254740993n],
+      rates: [0.25, -1],
+      ...lineage(0),
+    });
+    writer.append('every_type', {
+      id: 2,
+      name: null,
+      amount: null,
+      active: false,
+      day: null,
+      at: '2024-03-01 14:34+02:00',
+      tags: [],
+      codes: [],
+      rates: [null, 3],
+      ...lineage(1),
+    });
+    // Missing columns are null.
+    writer.append('every_type', { id: 3n, ...lineage(2) });
+    const results = await writer.finish();
+
+    const file = join(tmp.dir, 'every_type.parquet');
+    expect(results).toEqual({
+      every_type: { rowsIn: 3, rowsWritten: 3, duplicates: 0, file },
+      never_used: { rowsIn: 0, rowsWritten: 0, duplicates: 0 },
+    });
+    expect(await listFiles(tmp.dir)).toEqual(['every_type.parquet']);
+
+    const types = await reader.query(
+      `SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('${file}'))`,
+    );
+    expect(Object.fromEntries(types.map((t) => [t.column_name, t.column_type]))).toEqual({
+      id: 'BIGINT',
+      name: 'VARCHAR',
+      amount: 'DOUBLE',
+      active: 'BOOLEAN',
+      day: 'DATE',
+      at: 'TIMESTAMP',
+      tags: 'VARCHAR[]',
+      codes: 'BIGINT[]',
+      rates: 'DOUBLE[]',
+      _run_id: 'VARCHAR',
+      _bronze_part: 'VARCHAR',
+      _record_index: 'BIGINT',
+    });
+    // The Parquet logical types, which Athena and Spark read: DATE, TIMESTAMP, STRING, LIST.
+    const schema = await reader.query(
+      `SELECT name, type, converted_type, logical_type FROM parquet_schema('${file}') WHERE name IN ('day', 'at', 'name', 'tags')`,
+    );
+    expect(Object.fromEntries(schema.map((s) => [s.name, s.converted_type]))).toEqual({
+      name: 'UTF8',
+      day: 'DATE',
+      at: 'TIMESTAMP_MICROS',
+      tags: 'LIST',
+    });
+
+    const rows = await reader.query(
+      `SELECT id, name, amount, active, strftime(day, '%Y-%m-%d') AS day, strftime("at", '%Y-%m-%dT%H:%M:%S.%f') AS "at",
+              tags, codes, rates, _record_index FROM read_parquet('${file}')`,
+    );
+    expect(rows).toEqual([
+      {
+        id: 1n,
+        name: 'héllo, "world"',
+        amount: 12.5,
+        active: true,
+        day: '2024-02-29',
+        at: '2024-03-01T12:34:56.789123',
+        tags: ['a', 'b'],
+        codes: [1n, 9007199254740993n],
+        rates: [0.25, -1],
+        _record_index: 0n,
+      },
+      {
+        id: 2n,
+        name: null,
+        amount: null,
+        active: false,
+        day: null,
+        at: '2024-03-01T12:34:00.000000',
+        tags: [],
+        codes: [],
+        rates: [null, 3],
+        _record_index: 1n,
+      },
+      {
+        id: 3n,
+        name: null,
+        amount: null,
+        active: null,
+        day: null,
+        at: null,
+        tags: null,
+        codes: null,
+        rates: null,
+        _record_index: 2n,
+      },
+    ]);
+  });
+
+  it('keeps every value across many data chunks (rows are handed to DuckDB 2048 at a time)', async () => {
+    const n = 2048 * 3 + 17;
+    const writer = await createParquetTableWriter([everyType], tmp.dir);
+    for (let i = 0; i < n; i++) {
+      writer.append('every_type', {
+        id: i,
+        name: i % 5 === 0 ? null : `name-${i}`,
+        amount: i / 4,
+        active: i % 3 === 0,
+        day: `2024-01-${String((i % 28) + 1).padStart(2, '0')}`,
+        tags: i % 7 === 0 ? null : Array.from({ length: i % 4 }, (_, j) => `t${i}-${j}`),
+        codes: [i, -i],
+        ...lineage(i),
+      });
+    }
+    const { every_type: result } = await writer.finish();
+    expect(result?.rowsWritten).toBe(n);
+    const [check] = await reader.query(`
+      SELECT count(*) FILTER (WHERE name IS DISTINCT FROM CASE WHEN id % 5 = 0 THEN NULL ELSE 'name-' || id END) AS bad_names,
+             count(*) FILTER (WHERE amount <> id / 4) AS bad_amounts,
+             count(*) FILTER (WHERE active <> (id % 3 = 0)) AS bad_flags,
+             count(*) FILTER (WHERE day <> DATE '2024-01-01' + CAST(id % 28 AS INTEGER)) AS bad_days,
+             count(*) FILTER (WHERE tags IS DISTINCT FROM CASE WHEN id % 7 = 0 THEN NULL
+                 ELSE list_transform(range(id % 4), j -> 't' || id || '-' || j) END) AS bad_tags,
+             count(*) FILTER (WHERE codes <> [id, -id]) AS bad_codes,
+             count(*) FILTER (WHERE _record_index <> id) AS bad_lineage,
+             bool_and(id = row_number) AS sorted
+      FROM (SELECT *, row_number() OVER () - 1 AS row_number FROM read_parquet('${result?.file}'))`);
+    expect(check).toEqual({
+      bad_names: 0n,
+      bad_amounts: 0n,
+      bad_flags: 0n,
+      bad_days: 0n,
+      bad_tags: 0n,
+      bad_codes: 0n,
+      bad_lineage: 0n,
+      sorted: true,
+    });
+  });
+
+  it('drops duplicates by key, keeping the lowest _record_index, then the lowest _bronze_part', async () => {
+    const writer = await createParquetTableWriter([everyType], tmp.dir);
+    writer.append('every_type', { id: 1, name: 'later record', ...lineage(5, 'part-00001') });
+    writer.append('every_type', { id: 1, name: 'later part', ...lineage(2, 'part-00002') });
+    writer.append('every_type', { id: 1, name: 'kept', ...lineage(2, 'part-00001') });
+    writer.append('every_type', { id: 2, name: 'only', ...lineage(9, 'part-00009') });
+    writer.append('every_type', { id: 3, name: 'kept too', ...lineage(0, 'part-00003') });
+    writer.append('every_type', { id: 3, name: 'dropped', ...lineage(1, 'part-00000') });
+    const { every_type: result } = await writer.finish();
+    expect(result).toMatchObject({ rowsIn: 6, rowsWritten: 3, duplicates: 3 });
+    const rows = await reader.query(`SELECT id, name FROM read_parquet('${result?.file}')`);
+    expect(rows).toEqual([
+      { id: 1n, name: 'kept' },
+      { id: 2n, name: 'only' },
+      { id: 3n, name: 'kept too' },
+    ]);
+  });
+
+  it('writes a byte-identical file whatever order the same rows are appended in', async () => {
+    const keyless: TableSpec = {
+      name: 'keyless',
+      description: 'no key: several rows per record',
+      key: [],
+      columns: [
+        { name: 'v', type: 'VARCHAR' },
+        { name: 'xs', type: 'DOUBLE[]' },
+      ],
+    };
+    const rows: [string, Row][] = [];
+    for (let i = 0; i < 3000; i++) {
+      // Rows i and i + 2000 share key and lineage, so the survivor must be chosen by content.
+      const part = `p${Math.floor(i / 1000) % 2}`;
+      rows.push([
+        'every_type',
+        { id: i % 1000, name: `n${i % 13}`, amount: i % 7, ...lineage(i % 500, part) },
+      ]);
+      rows.push(['keyless', { v: `v${i % 11}`, xs: i % 4 ? [i % 5, 1] : [], ...lineage(i % 50) }]);
+    }
+    const hashes = new Set<string>();
+    for (const seed of [1, 2, 3]) {
+      const dir = join(tmp.dir, `seed-${seed}`);
+      const writer = await createParquetTableWriter([everyType, keyless], dir);
+      for (const [table, row] of shuffled(rows, seed)) writer.append(table, row);
+      const results = await writer.finish();
+      expect(results.every_type).toMatchObject({ rowsIn: 3000, rowsWritten: 1000, duplicates: 2000 });
+      expect(results.keyless).toMatchObject({ rowsIn: 3000, rowsWritten: 3000, duplicates: 0 });
+      const bytes = await Promise.all(
+        [results.every_type?.file, results.keyless?.file].map((f) => readFile(f!)),
+      );
+      hashes.add(bytes.map((b) => b.toString('base64')).join('|'));
+    }
+    expect(hashes.size).toBe(1);
+  });
+
+  it('rejects a value that does not fit its column, naming table, column and value, and keeps going', async () => {
+    const writer = await createParquetTableWriter([everyType], tmp.dir);
+    const attempt = (row: Row) => () => writer.append('every_type', { id: 1, ...lineage(0), ...row });
+    expect(attempt({ id: 'abc' })).toThrow(InvalidRowError);
+    expect(attempt({ id: 'abc' })).toThrow(
+      'silver table "every_type", column "id": BIGINT expects an integer (number or bigint), got "abc" (string)',
+    );
+    expect(attempt({ id: 1.5 })).toThrow('column "id": BIGINT expects an integer, got 1.5 (number)');
+    expect(attempt({ id: 2 ** 60 })).toThrow('pass a bigint');
+    expect(attempt({ amount: '1.5' })).toThrow(
+      'column "amount": DOUBLE expects a number, got "1.5" (string)',
+    );
+    expect(attempt({ active: 'yes' })).toThrow('column "active": BOOLEAN expects a boolean');
+    expect(attempt({ day: '2023-02-29' })).toThrow(
+      'column "day": DATE expects a date as YYYY-MM-DD text, got "2023-02-29"',
+    );
+    expect(attempt({ at: '2024-01-01T25:00:00Z' })).toThrow(
+      'column "at": TIMESTAMP expects an ISO 8601 timestamp',
+    );
+    expect(attempt({ tags: 'a' })).toThrow('column "tags": VARCHAR[] expects an array');
+    expect(attempt({ codes: [1, 'x'] })).toThrow('column "codes": BIGINT[] element [1] expects an integer');
+    expect(attempt({ id: null })).toThrow('column "id": column is not nullable, got null (null)');
+    expect(attempt({ _run_id: undefined })).toThrow('column "_run_id": column is not nullable');
+    expect(attempt({ colour: 'red' })).toThrow(
+      'column "colour": no such column in the table spec, got "red"',
+    );
+    expect(() => writer.append('nope', {})).toThrow(UnknownTableError);
+    expect(() => writer.append('nope', {})).toThrow('no silver table named "nope" (tables: every_type)');
+
+    attempt({ name: 'good' })();
+    const { every_type: result } = await writer.finish();
+    expect(result).toMatchObject({ rowsIn: 1, rowsWritten: 1 });
+    expect(await reader.query(`SELECT id, name FROM read_parquet('${result?.file}')`)).toEqual([
+      { id: 1n, name: 'good' },
+    ]);
+  });
+
+  it('refuses a table spec it cannot write', async () => {
+    const bad = (spec: Partial<TableSpec>) => createParquetTableWriter([{ ...everyType, ...spec }], tmp.dir);
+    await expect(bad({ name: '../escape' })).rejects.toThrow(InvalidTableSpecError);
+    await expect(bad({ key: ['missing'] })).rejects.toThrow('key column missing is not a column');
+    await expect(bad({ columns: [{ name: '_run_id', type: 'VARCHAR' }] })).rejects.toThrow('lineage column');
+    await expect(createParquetTableWriter([everyType, everyType], tmp.dir)).rejects.toThrow('declared twice');
+  });
+
+  it('leaves no Parquet file and no spill behind when aborted, and accepts nothing afterwards', async () => {
+    const writer = await createParquetTableWriter([everyType], tmp.dir);
+    for (let i = 0; i < 5000; i++) writer.append('every_type', { id: i, ...lineage(i) });
+    await writer.abort();
+    await writer.abort();
+    expect(await listFiles(tmp.dir)).toEqual([]);
+    expect(() => writer.append('every_type', { id: 1, ...lineage(0) })).toThrow('table writer is aborted');
+    await expect(writer.finish()).rejects.toThrow('table writer is aborted');
+  });
+
+  it('undoes a finish that is still running when aborted', async () => {
+    const writer = await createParquetTableWriter([everyType], tmp.dir);
+    for (let i = 0; i < 5000; i++) writer.append('every_type', { id: i, ...lineage(i) });
+    const finishing = writer.finish();
+    await writer.abort();
+    await finishing;
+    expect(await listFiles(tmp.dir)).toEqual([]);
+  });
+
+  it('keeps its files when aborted after a successful finish, and cannot finish twice', async () => {
+    const writer = await createParquetTableWriter([everyType], tmp.dir, { memoryLimit: '64MB', threads: 1 });
+    writer.append('every_type', { id: 1, ...lineage(0) });
+    const { every_type: result } = await writer.finish();
+    await expect(writer.finish()).rejects.toThrow('table writer is finished');
+    await writer.abort();
+    expect(existsSync(result!.file!)).toBe(true);
+    expect(await listFiles(tmp.dir)).toEqual(['every_type.parquet']);
+  });
+});

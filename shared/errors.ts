@@ -59,3 +59,82 @@ export class InvalidKeyError extends PipelineError {
     super(`invalid object key ${JSON.stringify(key)}: ${reason}`);
   }
 }
+
+/**
+ * An HTTP download failed for a reason retrying will not fix: a 4xx answer, a body over the size limit,
+ * too many redirects. `url` never carries credentials (userinfo and secret query values are redacted).
+ */
+export class DownloadError extends PipelineError {
+  override name = 'DownloadError';
+  constructor(
+    readonly url: string,
+    readonly status: number | undefined,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`download ${url}: ${detail}`, options);
+  }
+}
+
+/**
+ * A failure that may go away on its own (5xx, 429, reset connection, timeout, open circuit): the state
+ * machine retries on this name. The message says what failed and where, without credentials.
+ */
+export class TransientError extends PipelineError {
+  override name = 'TransientError';
+}
+
+/** A URL that sluice refuses to fetch: wrong scheme, credentials in it, or a host that resolves to a non-public address. */
+export class UnsafeUrlError extends PipelineError {
+  override name = 'UnsafeUrlError';
+  constructor(
+    readonly url: string,
+    readonly reason: string,
+  ) {
+    super(`refusing to fetch ${url}: ${reason}`);
+  }
+}
+
+/** Downloaded bytes do not hash to the declared sha256; nothing was stored. */
+export class ChecksumMismatchError extends PipelineError {
+  override name = 'ChecksumMismatchError';
+  constructor(
+    readonly source: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`${source}: sha256 mismatch: expected ${expected}, got ${actual}`);
+  }
+}
+
+/** A secret store has no secret with this id. The message names the id, never a value. */
+export class SecretNotFoundError extends PipelineError {
+  override name = 'SecretNotFoundError';
+  constructor(
+    readonly secretId: string,
+    where: string,
+  ) {
+    super(`secret ${JSON.stringify(secretId)} not found in ${where}`);
+  }
+}
+
+/** A record broke a contract rule whose severity is `fail`: the run stops rather than publish it. */
+export class ContractViolationError extends PipelineError {
+  override name = 'ContractViolationError';
+}
+
+/** The data has fields or types the contract does not know, and the contract says to fail on drift. */
+export class SchemaDriftError extends PipelineError {
+  override name = 'SchemaDriftError';
+}
+
+/** Counts or checksums do not add up: a run never reports success with a hole in it. */
+export class ReconciliationError extends PipelineError {
+  override name = 'ReconciliationError';
+  constructor(
+    readonly mismatches: readonly string[],
+    readonly reportKey?: string,
+  ) {
+    super(`reconciliation failed: ${mismatches.join('; ')}${reportKey ? ` (report: ${reportKey})` : ''}`);
+  }
+}

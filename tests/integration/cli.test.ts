@@ -30,14 +30,17 @@ describe('sluice CLI', () => {
     expect(result.status).toBe(0);
     const summary = JSON.parse(result.stdout);
     const sample = JSON.parse(await readFile(SAMPLE, 'utf8'));
-    expect(summary.status).toBe('committed');
+    expect(summary.status).toBe('reconciled');
+    expect(summary.quality.score).toBeGreaterThan(90);
+    expect(summary.counts.tables.in_network_items.rows).toBe(sample.in_network.length);
+    for (const file of Object.values(summary.outputs.silver) as string[]) expect(existsSync(file)).toBe(true);
     expect(summary.runId).toMatch(/^in-network-rates-multiple-plans-sample\.json-[0-9a-f]{12}$/);
     expect(summary.counts.parsed).toEqual({
       in_network: sample.in_network.length,
       provider_references: sample.provider_references.length,
     });
     expect(summary.counts.bronze).toEqual(summary.counts.parsed);
-    expect(existsSync(summary.outputs.manifest)).toBe(true);
+    expect(existsSync(summary.outputs.bronzeManifest)).toBe(true);
     for (const part of summary.outputs.bronze) expect(existsSync(part)).toBe(true);
   });
 
@@ -52,8 +55,10 @@ describe('sluice CLI', () => {
       '-q',
     ]);
     expect(result.status).toBe(0);
-    expect(result.stdout).toContain('sluice run committed: tic-in-network');
-    expect(result.stdout).toMatch(/in_network\s+\d+ → \d+/);
+    expect(result.stdout).toMatch(/sluice run reconciled \(quality \d+\/100\): tic-in-network/);
+    expect(result.stdout).toMatch(/negotiated_prices\s+\d+/);
+    expect(result.stdout).toContain('reconciliation passed');
+    expect(result.stdout).toMatch(/in_network\s+\d+\s+\d+\s+\d+\s+0/);
     expect(result.stdout).toContain('_manifest.json');
   });
 
@@ -93,6 +98,16 @@ describe('sluice CLI', () => {
     const unknown = sluice(['run', SAMPLE, '--dataset', 'nope']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain('tic-in-network');
+  });
+
+  it('query lists the views and runs SQL over the silver tables', () => {
+    const lake = join(tmp.dir, 'json-lake');
+    const views = sluice(['query', '--lake', lake]);
+    expect(views.status).toBe(0);
+    expect(views.stdout).toContain('negotiated_prices');
+    const result = sluice(['query', 'SELECT count(*) AS n FROM in_network_items', '--lake', lake, '--json']);
+    expect(result.status).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ n: 2 });
   });
 
   it('explains a missing file', () => {

@@ -69,9 +69,7 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
     const content = await readBronzePart(deps.lake, part.key);
     check(`bronze part ${part.key} sha256`, part.sha256, content.sha256);
     check(`bronze part ${part.key} records`, part.records, content.lines.length);
-    const indexes = content.lines.map(
-      (line) => (JSON.parse(line.toString('utf8')) as { index: number }).index,
-    );
+    const indexes = content.lines.map(lineIndex);
     const inOrder = indexes.every((index, i) => index === part.firstRecordIndex + i);
     check(
       `bronze part ${part.key} record indexes`,
@@ -163,6 +161,25 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
     throw new ReconciliationError(failed, deps.lake.uri(key));
   }
   return report;
+}
+
+const INDEX_FIELD = Buffer.from(',"index":');
+
+/**
+ * The record index from a bronze line's lineage prefix, without parsing the record. The prefix is
+ * `{"source":…,"path":…,"index":N,…`; inside the JSON strings before it a quote is always escaped, so
+ * the first `,"index":` is the field itself.
+ */
+function lineIndex(line: Buffer): number {
+  const at = line.indexOf(INDEX_FIELD);
+  if (at < 0) return -1;
+  let index = 0;
+  for (let i = at + INDEX_FIELD.length; i < line.length; i++) {
+    const c = line[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    index = index * 10 + (c - 0x30);
+  }
+  return index;
 }
 
 function describeMismatch(c: Check): string {

@@ -1,0 +1,541 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  ChecksumMismatchError,
+  ConfigError,
+  DownloadError,
+  TransientError,
+  UnsafeUrlError,
+} from '../../errors.ts';
+import type { Clock } from '../../ports/clock.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
+import type { SecretStore } from '../../ports/secret-store.ts';
+import { CircuitBreaker, CircuitOpenError } from './circuit-breaker.ts';
+import {
+  type AppliedCredentials,
+  applyCredentials,
+  type CredentialsRef,
+  scrub,
+  scrubError,
+} from './credentials.ts';
+import { HostLimiter } from './host-limiter.ts';
+import { httpGet, networkError, type OpenResponse } from './http-get.ts';
+import { landingKey } from './landing-key.ts';
+import { LandingSink } from './landing-sink.ts';
+import { parseRetryAfter, retryDelay } from './retry.ts';
+import { parseSafeUrl, redactUrl, resolveSafeAddress, type UrlSafetyOptions } from './url-safety.ts';
+
+/** What to download, and where it lands. This is a state payload: it names secrets, never holds them. */
+export interface DownloadInput {
+  /** The source URL; untrusted (see `url-safety.ts`). Must not contain credentials. */
+  readonly url: string;
+  /** The dataset, the first segment of the landing key. */
+  readonly dataset: string;
+  /** Expected sha256 of the whole body (hex); on mismatch nothing lands. */
+  readonly sha256?: string;
+  readonly credentials?: CredentialsRef;
+  /** The largest body accepted, in bytes. @default no limit */
+  readonly maxBytes?: number;
+}
+
+/** How downloads talk to the network. */
+export interface FetchOptions extends UrlSafetyOptions {
+  /** Milliseconds to connect (TCP + TLS). @default 10_000 */
+  readonly connectTimeoutMs?: number;
+  /** Milliseconds without a byte (headers or body) before the attempt is abandoned. @default 30_000 */
+  readonly idleTimeoutMs?: number;
+  /** HTTP attempts in all, the first included. @default 5 */
+  readonly maxAttempts?: number;
+  /** Backoff ceiling of the first retry, doubling per retry (full jitter). @default 500 */
+  readonly baseDelayMs?: number;
+  /** The longest wait between attempts, `Retry-After` included. @default 20_000 */
+  readonly maxDelayMs?: number;
+  /** Redirects followed per attempt, each re-checked like the first URL. @default 5 */
+  readonly maxRedirects?: number;
+  /** Extra trusted CA certificates (PEM) for https sources behind a private CA. @default none */
+  readonly ca?: string | readonly string[];
+  /** Waits between attempts; tests inject a fast one. @default `timers/promises` setTimeout */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** The jitter's random source in [0, 1). @default Math.random */
+  readonly random?: () => number;
+  /** Per-host circuit breaker. @default one shared by every download in this process */
+  readonly circuitBreaker?: CircuitBreaker;
+  /** Per-host rate and concurrency limit. @default one shared by every download in this process */
+  readonly hostLimiter?: HostLimiter;
+}
+
+/** One retry about to happen, for logs; `error` is redacted like every message of this stage. */
+export interface RetryEvent {
+  /** The attempt that failed (1 = the first). */
+  readonly attempt: number;
+  readonly delayMs: number;
+  /** `<error name>: <message>`. */
+  readonly error: string;
+}
+
+export interface DownloadDeps {
+  readonly landing: ObjectStore;
+  readonly secrets: SecretStore;
+  readonly clock: Clock;
+  readonly fetchOptions?: FetchOptions;
+  /** Called before each retry, e.g. to log it. */
+  readonly onRetry?: (event: RetryEvent) => void;
+}
+
+export interface DownloadResult {
+  /** The landing key: `<dataset>/<safe file name>`. */
+  readonly key: string;
+  readonly bytes: number;
+  /** sha256 of the landed bytes, hex. */
+  readonly sha256: string;
+  /** HTTP attempts made (redirect hops not counted). */
+  readonly attempts: number;
+  /** Whether the landed bytes came from more than one response joined with `Range`. */
+  readonly resumed: boolean;
+}
+
+type Optional = 'ca' | 'resolve' | 'circuitBreaker' | 'hostLimiter';
+type Settings = Required<Omit<FetchOptions, Optional>> & Pick<FetchOptions, Optional>;
+
+const USER_AGENT = 'sluice (+data ingestion)';
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const NO_CREDENTIALS: AppliedCredentials = { headers: {}, redactParams: [], secrets: [] };
+
+/**
+ * Politeness and circuit state are per process, not per call: a warm Lambda or a local run with many
+ * sources must see every request to a host. Created on first use, and replaceable through `fetchOptions`.
+ */
+let processHosts: { breaker: CircuitBreaker; limiter: HostLimiter } | undefined;
+
+/**
+ * Downloads `input.url` into the landing store under `<dataset>/<file name>`, streaming (the body is never
+ * held in memory), with retries, resume, size and checksum checks. The object appears only when complete
+ * and verified; on failure nothing is left under the key. Secret values never appear in the result or in
+ * any error: URLs are redacted and messages scrubbed.
+ *
+ * Throws `TransientError` (5xx, 429, resets, timeouts, open circuit, after the attempts run out),
+ * `DownloadError` (4xx, too large, too many redirects), `UnsafeUrlError`, `ChecksumMismatchError`,
+ * `ConfigError` or `SecretNotFoundError` (credentials), or the landing store's own error.
+ */
+export async function downloadToLanding(input: DownloadInput, deps: DownloadDeps): Promise<DownloadResult> {
+  const settings = withDefaults(deps.fetchOptions);
+  const url = parseSafeUrl(input.url, settings);
+  const key = landingKey(input.dataset, url);
+  if (input.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(input.sha256)) {
+    throw new ConfigError(`download ${redactUrl(url)}: sha256 must be 64 hex digits`);
+  }
+  if (input.maxBytes !== undefined && !(Number.isSafeInteger(input.maxBytes) && input.maxBytes >= 0)) {
+    throw new ConfigError(`download ${redactUrl(url)}: maxBytes must be an integer >= 0`);
+  }
+  const credentials = input.credentials
+    ? await applyCredentials(input.credentials, deps.secrets)
+    : NO_CREDENTIALS;
+  try {
+    return await new Transfer(input, deps, settings, url, key, credentials).run();
+  } catch (error) {
+    throw scrubError(error, credentials.secrets);
+  }
+}
+
+/** A request that reached the host, and what to free once its body is done with. */
+interface Hop extends OpenResponse {
+  readonly url: URL;
+  readonly host: string;
+  readonly release: () => void;
+}
+
+/** A retryable HTTP status; its name stays `TransientError`. */
+class HttpStatusError extends TransientError {
+  constructor(
+    shownUrl: string,
+    readonly status: number,
+    statusText: string | undefined,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(`${shownUrl}: HTTP ${status}${statusText ? ` ${statusText}` : ''}`);
+  }
+}
+
+/**
+ * One download across its attempts.
+ *
+ * Resume strategy: every attempt feeds the same `LandingSink`, i.e. ONE `landing.write` whose body is a
+ * PassThrough, rather than downloading to a temp file and uploading it afterwards. Sources are huge and
+ * Lambda's /tmp is small (512 MB by default) and costs a second full pass over the bytes; streaming keeps
+ * memory bounded by backpressure and lets the S3 multipart upload run while the download does. The
+ * price: bytes already handed to the write cannot be taken back, so when resuming is impossible (no
+ * range support, a 200 answer to a Range request, a changed ETag) the write is aborted and a fresh one
+ * starts from byte 0. The checksum is checked before the body is ended, so a mismatch aborts the write too.
+ */
+class Transfer {
+  readonly #input: DownloadInput;
+  readonly #deps: DownloadDeps;
+  readonly #settings: Settings;
+  readonly #url: URL;
+  readonly #key: string;
+  readonly #credentials: AppliedCredentials;
+  readonly #breaker: CircuitBreaker;
+  readonly #limiter: HostLimiter;
+
+  #sink: LandingSink | undefined;
+  #hash: Hash = createHash('sha256');
+  /** Bytes handed to the current sink (and hashed). */
+  #received = 0;
+  /** Size of the whole body, when the server said. */
+  #total: number | undefined;
+  #etag: string | undefined;
+  #lastModified: string | undefined;
+  #acceptsRanges = false;
+  #resumed = false;
+
+  constructor(
+    input: DownloadInput,
+    deps: DownloadDeps,
+    settings: Settings,
+    url: URL,
+    key: string,
+    credentials: AppliedCredentials,
+  ) {
+    this.#input = input;
+    this.#deps = deps;
+    this.#settings = settings;
+    this.#url = url;
+    this.#key = key;
+    this.#credentials = credentials;
+    processHosts ??= { breaker: new CircuitBreaker(), limiter: new HostLimiter() };
+    this.#breaker = settings.circuitBreaker ?? processHosts.breaker;
+    this.#limiter = settings.hostLimiter ?? processHosts.limiter;
+  }
+
+  async run(): Promise<DownloadResult> {
+    let attempt = 0;
+    try {
+      for (;;) {
+        attempt++;
+        try {
+          await this.#attempt();
+          break;
+        } catch (error) {
+          if (!(error instanceof TransientError) || error instanceof CircuitOpenError) throw error;
+          if (attempt >= this.#settings.maxAttempts) {
+            throw new TransientError(
+              `download of ${this.#show(this.#url)} to landing key ${this.#key} gave up after ${attempt} attempts: ${error.message}`,
+              { cause: error },
+            );
+          }
+          const retryAfterMs = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+          const delayMs = retryDelay(attempt, retryAfterMs, this.#settings, this.#settings.random);
+          this.#deps.onRetry?.({
+            attempt,
+            delayMs,
+            error: scrub(`${error.name}: ${error.message}`, this.#credentials.secrets),
+          });
+          await this.#settings.sleep(delayMs);
+        }
+      }
+      return await this.#complete(attempt);
+    } catch (error) {
+      await this.#sink?.abort(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+
+  /** One HTTP attempt: from byte `#received` when resuming, else from 0. Resolves when the body is complete. */
+  async #attempt(): Promise<void> {
+    // Without range support the bytes already written are of no use: begin again.
+    if (this.#received > 0 && !this.#acceptsRanges) await this.#restart();
+    const resuming = this.#received > 0;
+    const headers: OutgoingHttpHeaders = { 'user-agent': USER_AGENT, 'accept-encoding': 'identity' };
+    if (resuming) {
+      headers.range = `bytes=${this.#received}-`;
+      // If-Range: "send the rest if it is still the same version, else all of it" (a 200 we restart on).
+      const validator = this.#etag && !this.#etag.startsWith('W/') ? this.#etag : this.#lastModified;
+      if (validator) headers['if-range'] = validator;
+    }
+    const hop = await this.#open(headers);
+    try {
+      await this.#receive(hop, resuming);
+    } finally {
+      hop.release();
+      // No-ops after a complete body; otherwise they close the connection (agent: false, nothing pooled).
+      hop.response.destroy();
+      hop.request.destroy();
+    }
+  }
+
+  /** Sends the request, following redirects; each hop is checked and pinned like the first URL. */
+  async #open(headers: OutgoingHttpHeaders): Promise<Hop> {
+    const s = this.#settings;
+    let url = this.#url;
+    let from: URL | undefined;
+    for (let redirects = 0; ; redirects++) {
+      const shown = this.#show(url);
+      const address = await resolveSafeAddress(url, s).catch((error: unknown) => {
+        if (!(error instanceof UnsafeUrlError)) throw networkError(error, shown);
+        throw from
+          ? new UnsafeUrlError(shown, `${error.reason}; redirected to by ${this.#show(from)}`)
+          : error;
+      });
+      const host = url.host;
+      this.#breaker.acquire(host);
+      const release = await this.#limiter.acquire(host);
+      let opened: OpenResponse;
+      try {
+        opened = await httpGet(this.#withQueryCredential(url), address, this.#headersFor(url, headers), {
+          connectTimeoutMs: s.connectTimeoutMs,
+          idleTimeoutMs: s.idleTimeoutMs,
+          ca: s.ca,
+          shownUrl: shown,
+        });
+      } catch (error) {
+        release();
+        if (error instanceof TransientError) this.#breaker.onFailure(host);
+        else this.#breaker.release(host);
+        throw error;
+      }
+      const status = opened.response.statusCode ?? 0;
+      if (isRetryableStatus(status)) this.#breaker.onFailure(host);
+      else this.#breaker.onSuccess(host);
+      if (!REDIRECT_STATUSES.has(status)) return { ...opened, url, host, release };
+
+      opened.response.destroy();
+      opened.request.destroy();
+      release();
+      from = url;
+      url = this.#redirectTarget(url, opened.response, redirects);
+    }
+  }
+
+  /** The checked URL a redirect points to. */
+  #redirectTarget(from: URL, response: IncomingMessage, redirects: number): URL {
+    const status = response.statusCode;
+    const shown = this.#show(from);
+    if (redirects >= this.#settings.maxRedirects) {
+      throw new DownloadError(
+        this.#show(this.#url),
+        status,
+        `more than ${this.#settings.maxRedirects} redirects (the last from ${shown})`,
+      );
+    }
+    const location = response.headers.location;
+    if (!location)
+      throw new DownloadError(shown, status, `HTTP ${status} redirect without a Location header`);
+    let target: URL;
+    try {
+      target = new URL(location, from);
+    } catch {
+      throw new DownloadError(shown, status, `HTTP ${status} redirect to an invalid Location`);
+    }
+    try {
+      // Scheme (no https -> http downgrade unless allowed) and userinfo here; the address at the next hop.
+      return parseSafeUrl(target.href, this.#settings);
+    } catch (error) {
+      if (!(error instanceof UnsafeUrlError)) throw error;
+      throw new UnsafeUrlError(this.#show(target), `${error.reason}; redirected to by ${shown}`);
+    }
+  }
+
+  /** Reads one response into the sink, or throws why it cannot. */
+  async #receive(hop: Hop, resuming: boolean): Promise<void> {
+    const { response, host } = hop;
+    const status = response.statusCode ?? 0;
+    const shown = this.#show(hop.url);
+    if (isRetryableStatus(status)) {
+      const retryAfter = parseRetryAfter(header(response, 'retry-after'), this.#deps.clock.now());
+      throw new HttpStatusError(shown, status, response.statusMessage, retryAfter);
+    }
+    if (status === 200) {
+      // A 200 to a Range request: no range support after all, or If-Range saw a new version.
+      if (resuming) await this.#restart();
+      this.#etag = header(response, 'etag');
+      this.#lastModified = header(response, 'last-modified');
+      this.#acceptsRanges = header(response, 'accept-ranges')?.toLowerCase() === 'bytes';
+      this.#total = contentLength(response);
+    } else if (status === 206 && resuming) {
+      const problem = this.#resumeProblem(response);
+      if (problem) {
+        await this.#restart();
+        throw new TransientError(`${shown}: cannot resume (${problem}); starting again from byte 0`);
+      }
+      this.#total ??= parseContentRange(header(response, 'content-range'))?.total;
+      this.#resumed = true;
+    } else if (status === 416 && resuming) {
+      const from = this.#received;
+      await this.#restart();
+      throw new TransientError(`${shown}: HTTP 416 for bytes=${from}-; starting again from byte 0`);
+    } else {
+      const text = response.statusMessage ? ` ${response.statusMessage}` : '';
+      throw new DownloadError(shown, status, `HTTP ${status}${text}`);
+    }
+
+    const { maxBytes } = this.#input;
+    if (maxBytes !== undefined && this.#total !== undefined && this.#total > maxBytes) {
+      throw new DownloadError(
+        shown,
+        status,
+        `the body is ${this.#total} bytes, more than maxBytes (${maxBytes})`,
+      );
+    }
+    this.#sink ??= new LandingSink(this.#deps.landing, this.#key);
+    const sink = this.#sink;
+    try {
+      await readBody(response, this.#settings.idleTimeoutMs, shown, async (chunk) => {
+        if (maxBytes !== undefined && this.#received + chunk.length > maxBytes) {
+          throw new DownloadError(shown, status, `the body is more than maxBytes (${maxBytes}) bytes`);
+        }
+        this.#hash.update(chunk);
+        this.#received += chunk.length;
+        await sink.push(chunk);
+      });
+    } catch (error) {
+      if (!(error instanceof NetworkReadError)) throw error;
+      this.#breaker.onFailure(host);
+      throw networkError(error.cause, shown, this.#received);
+    }
+    if (this.#total !== undefined && this.#received < this.#total) {
+      this.#breaker.onFailure(host);
+      throw new TransientError(`${shown}: the body ended after ${this.#received} of ${this.#total} bytes`);
+    }
+  }
+
+  /** Why a 206 does not continue what we have, or undefined if it does. */
+  #resumeProblem(response: IncomingMessage): string | undefined {
+    // A server that ignores If-Range can answer with another version's bytes: compare validators first.
+    const etag = header(response, 'etag');
+    if (this.#etag && etag && etag !== this.#etag) return `the ETag changed from ${this.#etag} to ${etag}`;
+    const lastModified = header(response, 'last-modified');
+    if (this.#lastModified && lastModified && lastModified !== this.#lastModified) {
+      return `Last-Modified changed from ${this.#lastModified} to ${lastModified}`;
+    }
+    const range = parseContentRange(header(response, 'content-range'));
+    if (!range) return `unreadable Content-Range ${JSON.stringify(header(response, 'content-range') ?? '')}`;
+    if (this.#total !== undefined && range.total !== undefined && range.total !== this.#total) {
+      return `the size changed from ${this.#total} to ${range.total} bytes`;
+    }
+    if (range.start !== this.#received) {
+      return `the server sent bytes from ${range.start}, not ${this.#received}`;
+    }
+    return undefined;
+  }
+
+  /** Verifies the checksum, then lets the object appear. */
+  async #complete(attempts: number): Promise<DownloadResult> {
+    const sha256 = this.#hash.digest('hex');
+    const expected = this.#input.sha256?.toLowerCase();
+    if (expected !== undefined && expected !== sha256) {
+      throw new ChecksumMismatchError(this.#show(this.#url), expected, sha256);
+    }
+    // A 200 with an empty body never pushed anything, but still names an (empty) object.
+    this.#sink ??= new LandingSink(this.#deps.landing, this.#key);
+    await this.#sink.finish();
+    return { key: this.#key, bytes: this.#received, sha256, attempts, resumed: this.#resumed };
+  }
+
+  /** Throws away what was received: aborts the landing write; the next bytes start a new one. */
+  async #restart(): Promise<void> {
+    await this.#sink?.abort(new Error('download restarted from byte 0'));
+    this.#sink = undefined;
+    this.#hash = createHash('sha256');
+    this.#received = 0;
+    this.#total = undefined;
+    this.#etag = undefined;
+    this.#lastModified = undefined;
+    this.#resumed = false;
+  }
+
+  /** Credential headers go only to the source's own origin, never to a host it redirects to. */
+  #headersFor(url: URL, headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+    return url.origin === this.#url.origin ? { ...headers, ...this.#credentials.headers } : headers;
+  }
+
+  #withQueryCredential(url: URL): URL {
+    const query = this.#credentials.query;
+    if (!query || url.origin !== this.#url.origin) return url;
+    const withSecret = new URL(url);
+    withSecret.searchParams.set(query.name, query.value);
+    return withSecret;
+  }
+
+  #show(url: URL): string {
+    return redactUrl(url, this.#credentials.redactParams);
+  }
+}
+
+/** A failure reading the response stream (as opposed to one raised by the chunk handler). */
+class NetworkReadError extends Error {
+  override name = 'NetworkReadError';
+}
+
+/**
+ * Reads `response` chunk by chunk into `onChunk`, waiting for it (backpressure). The idle timer runs only
+ * while waiting for the network, not while `onChunk` waits for the landing store, so a slow store does
+ * not look like a slow server.
+ */
+async function readBody(
+  response: IncomingMessage,
+  idleTimeoutMs: number,
+  shown: string,
+  onChunk: (chunk: Buffer) => Promise<void>,
+): Promise<void> {
+  const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      timer = setTimeout(
+        () => response.destroy(new TransientError(`${shown}: no data for ${idleTimeoutMs} ms`)),
+        idleTimeoutMs,
+      );
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (error) {
+        throw new NetworkReadError('reading the response failed', { cause: error });
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) return;
+      await onChunk(next.value);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+function header(response: IncomingMessage, name: string): string | undefined {
+  const value = response.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function contentLength(response: IncomingMessage): number | undefined {
+  const value = header(response, 'content-length');
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+/** `bytes <start>-<end>/<total or *>`. */
+function parseContentRange(value: string | undefined): { start: number; total?: number } | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value?.trim() ?? '');
+  if (!match) return undefined;
+  return { start: Number(match[1]), total: match[3] === '*' ? undefined : Number(match[3]) };
+}
+
+function withDefaults(options: FetchOptions = {}): Settings {
+  return {
+    ...options,
+    allowInsecureHttp: options.allowInsecureHttp ?? false,
+    allowLoopback: options.allowLoopback ?? false,
+    allowPrivate: options.allowPrivate ?? false,
+    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+    maxAttempts: Math.max(1, options.maxAttempts ?? 5),
+    baseDelayMs: options.baseDelayMs ?? 500,
+    maxDelayMs: options.maxDelayMs ?? 20_000,
+    maxRedirects: options.maxRedirects ?? 5,
+    sleep: options.sleep ?? ((ms) => delay(ms)),
+    random: options.random ?? Math.random,
+  };
+}

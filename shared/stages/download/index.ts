@@ -1,0 +1,20 @@
+/** The download stage: untrusted HTTP(S) sources into the landing store, with credentials from a secret store. */
+export {
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  CircuitOpenError,
+  type CircuitState,
+} from './circuit-breaker.ts';
+export type { CredentialsRef } from './credentials.ts';
+export {
+  type DownloadDeps,
+  type DownloadInput,
+  type DownloadResult,
+  downloadToLanding,
+  type FetchOptions,
+  type RetryEvent,
+} from './download.ts';
+export { HostLimiter, type HostLimiterOptions } from './host-limiter.ts';
+export { landingKey } from './landing-key.ts';
+export { fullJitterDelay, parseRetryAfter, retryDelay } from './retry.ts';
+export { classifyAddress, redactUrl, type UrlSafetyOptions } from './url-safety.ts';

@@ -1,0 +1,217 @@
+import type { LookupAddress } from 'node:dns';
+import { describe, expect, it } from 'vitest';
+import { InvalidKeyError, UnsafeUrlError } from '../../shared/errors.ts';
+import { landingKey } from '../../shared/stages/download/landing-key.ts';
+import {
+  type AddressKind,
+  classifyAddress,
+  parseSafeUrl,
+  pinnedLookup,
+  redactUrl,
+  resolveSafeAddress,
+  type UrlSafetyOptions,
+} from '../../shared/stages/download/url-safety.ts';
+
+/** A resolver that answers from a fixed table instead of DNS. */
+const resolver =
+  (table: Record<string, string[]>) =>
+  async (host: string): Promise<LookupAddress[]> =>
+    (table[host] ?? []).map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+
+describe('Function: classifyAddress', () => {
+  const cases: [string, AddressKind][] = [
+    ['93.184.216.34', 'public'],
+    ['8.8.8.8', 'public'],
+    ['127.0.0.1', 'loopback'],
+    ['127.255.0.9', 'loopback'],
+    ['10.0.0.1', 'private'],
+    ['172.16.0.1', 'private'],
+    ['172.31.255.255', 'private'],
+    ['172.32.0.1', 'public'],
+    ['192.168.1.1', 'private'],
+    ['100.64.0.1', 'private'],
+    ['100.127.255.255', 'private'],
+    ['100.128.0.1', 'public'],
+    ['169.254.169.254', 'link-local'],
+    ['169.254.0.1', 'link-local'],
+    ['0.0.0.0', 'unspecified'],
+    ['0.1.2.3', 'unspecified'],
+    ['224.0.0.1', 'multicast'],
+    ['255.255.255.255', 'reserved'],
+    ['::', 'unspecified'],
+    ['::1', 'loopback'],
+    ['0:0:0:0:0:0:0:1', 'loopback'],
+    ['fc00::1', 'private'],
+    ['fd12:3456::1', 'private'],
+    ['fe80::1', 'link-local'],
+    ['fe80::1%eth0', 'link-local'],
+    ['ff02::1', 'multicast'],
+    ['2606:4700::1111', 'public'],
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['::ffff:7f00:1', 'loopback'],
+    ['::ffff:169.254.169.254', 'link-local'],
+    ['::ffff:a9fe:a9fe', 'link-local'],
+    ['::ffff:10.0.0.1', 'private'],
+    ['::ffff:8.8.8.8', 'public'],
+    ['::10.0.0.1', 'private'],
+    ['64:ff9b::169.254.169.254', 'link-local'],
+    ['2002:a9fe:a9fe::1', 'link-local'],
+    ['not an address', 'reserved'],
+  ];
+  it.each(cases)('classifies %s as %s', (address, kind) => {
+    expect(classifyAddress(address)).toBe(kind);
+  });
+});
+
+describe('Function: parseSafeUrl', () => {
+  it('accepts https and refuses plain http unless allowInsecureHttp is set', () => {
+    expect(parseSafeUrl('https://example.com/a.json', {}).href).toBe('https://example.com/a.json');
+    expect(() => parseSafeUrl('http://example.com/a.json', {})).toThrow(UnsafeUrlError);
+    expect(() => parseSafeUrl('http://example.com/a.json', {})).toThrow(/allowInsecureHttp/);
+    expect(parseSafeUrl('http://example.com/a', { allowInsecureHttp: true }).protocol).toBe('http:');
+  });
+
+  it('refuses other schemes and unparseable URLs without echoing them', () => {
+    for (const url of ['file:///etc/passwd', 'ftp://example.com/x', 'gopher://example.com/', 'data:,x']) {
+      expect(() => parseSafeUrl(url, { allowInsecureHttp: true }), url).toThrow(/is not allowed/);
+    }
+    const error = catchError(() => parseSafeUrl('not a url s3cr3t-token', {}));
+    expect(error).toBeInstanceOf(UnsafeUrlError);
+    expect(error.message).not.toContain('s3cr3t');
+  });
+
+  it('refuses credentials in the URL and does not repeat them in the error', () => {
+    const error = catchError(() => parseSafeUrl('https://user:hunter2secret@example.com/x', {}));
+    expect(error).toBeInstanceOf(UnsafeUrlError);
+    expect(error.message).toMatch(/credentials in the URL/);
+    expect(error.message).not.toContain('hunter2secret');
+  });
+});
+
+describe('Function: resolveSafeAddress', () => {
+  const resolve = resolver({
+    'public.test': ['93.184.216.34'],
+    'internal.test': ['10.0.0.5'],
+    'mixed.test': ['93.184.216.34', '10.0.0.5'],
+    'metadata.test': ['169.254.169.254'],
+    'loop.test': ['127.0.0.1'],
+    'mapped.test': ['::ffff:127.0.0.1'],
+  });
+  const check = (url: string, options: UrlSafetyOptions = {}) =>
+    resolveSafeAddress(new URL(url), { resolve, ...options });
+
+  it('returns the address of a public host', async () => {
+    await expect(check('https://public.test/x')).resolves.toEqual({ address: '93.184.216.34', family: 4 });
+  });
+
+  it('refuses a host that resolves to a private address, naming host and address', async () => {
+    await expect(check('https://internal.test/x')).rejects.toThrow(
+      'refusing to fetch https://internal.test/x: internal.test resolves to 10.0.0.5, a private address',
+    );
+  });
+
+  it('refuses a host when any of its addresses is not allowed', async () => {
+    await expect(check('https://mixed.test/x')).rejects.toBeInstanceOf(UnsafeUrlError);
+  });
+
+  it('never allows the metadata endpoint, even with loopback and private allowed', async () => {
+    const all = { allowLoopback: true, allowPrivate: true };
+    await expect(check('https://metadata.test/latest', all)).rejects.toThrow(/link-local/);
+    await expect(check('http://169.254.169.254/latest', all)).rejects.toThrow(/link-local/);
+    await expect(check('http://[::ffff:169.254.169.254]/latest', all)).rejects.toThrow(/link-local/);
+  });
+
+  it('allows loopback and private only when asked to', async () => {
+    await expect(check('https://loop.test/x')).rejects.toThrow(/allowLoopback/);
+    await expect(check('https://mapped.test/x')).rejects.toThrow(/loopback/);
+    await expect(check('https://loop.test/x', { allowLoopback: true })).resolves.toMatchObject({
+      address: '127.0.0.1',
+    });
+    await expect(check('https://internal.test/x', { allowLoopback: true })).rejects.toThrow(/allowPrivate/);
+    await expect(check('https://internal.test/x', { allowPrivate: true })).resolves.toMatchObject({
+      address: '10.0.0.5',
+    });
+  });
+
+  it('checks IP literals without resolving them, IPv6 brackets included', async () => {
+    const noDns = async () => {
+      throw new Error('must not resolve an IP literal');
+    };
+    await expect(resolveSafeAddress(new URL('http://10.1.2.3/'), { resolve: noDns })).rejects.toThrow(
+      'refusing to fetch http://10.1.2.3/: 10.1.2.3, a private address',
+    );
+    await expect(resolveSafeAddress(new URL('http://[::1]:8080/'), { resolve: noDns })).rejects.toThrow(
+      /::1, a loopback address/,
+    );
+    await expect(
+      resolveSafeAddress(new URL('http://[::1]:8080/'), { resolve: noDns, allowLoopback: true }),
+    ).resolves.toEqual({ address: '::1', family: 6 });
+  });
+
+  it('refuses a host that resolves to nothing', async () => {
+    await expect(check('https://nothing.test/x')).rejects.toThrow(/resolves to no address/);
+  });
+});
+
+describe('Function: pinnedLookup', () => {
+  it('answers the pinned address whatever name is asked, in both callback forms', () => {
+    const lookup = pinnedLookup({ address: '127.0.0.1', family: 4 });
+    const single: unknown[] = [];
+    lookup('rebound.example', {}, (...args) => single.push(...args));
+    expect(single).toEqual([null, '127.0.0.1', 4]);
+    const all: unknown[] = [];
+    lookup('rebound.example', { all: true }, (...args) => all.push(...args));
+    expect(all).toEqual([null, [{ address: '127.0.0.1', family: 4 }]]);
+  });
+});
+
+describe('Function: redactUrl', () => {
+  it('hides userinfo, the credential parameter and parameters that look secret', () => {
+    const url =
+      'https://u:pw-secret@example.com/f.json?api=tok-1&token=tok-2&X-Amz-Signature=sig-3&page=2#frag-4';
+    const shown = redactUrl(url, ['api']);
+    expect(shown).toBe('https://***@example.com/f.json?api=***&token=***&X-Amz-Signature=***&page=2');
+    for (const secret of ['pw-secret', 'tok-1', 'tok-2', 'sig-3', 'frag-4'])
+      expect(shown).not.toContain(secret);
+  });
+
+  it('does not echo an unparseable URL', () => {
+    expect(redactUrl('::not a url with a secret::')).toBe('<invalid URL>');
+  });
+});
+
+describe('Function: landingKey', () => {
+  const key = (url: string) => landingKey('tic', new URL(url));
+  it.each([
+    ['https://h/data/in-network.json.gz', 'tic/in-network.json.gz'],
+    ['https://h/data/in-network.json.gz?token=abc', 'tic/in-network.json.gz'],
+    ['https://h/a/..%2f..%2fetc%2fpasswd', 'tic/passwd'],
+    ['https://h/a/%2e%2e/%2e%2e/secret.txt', 'tic/secret.txt'],
+    ['https://h/a/..%5c..%5cwindows%5cwin.ini', 'tic/win.ini'],
+    ['https://h/a/..\\..\\boot.ini', 'tic/boot.ini'],
+    ['https://h/%2e%2e', 'tic/source'],
+    ['https://h/a/%2e%2e%2f', 'tic/source'],
+    ['https://h/dir/', 'tic/source'],
+    ['https://h', 'tic/source'],
+    ['https://h/.hidden', 'tic/hidden'],
+    ['https://h/na%20me%00.json', 'tic/na_me_.json'],
+    ['https://h/bad%E0%A4%A', 'tic/bad_E0_A4_A'],
+  ])('keys %s as %s', (url, expected) => {
+    expect(key(url)).toBe(expected);
+  });
+
+  it('refuses a dataset name that is not one safe segment', () => {
+    for (const dataset of ['', '..', 'a/b', 'a\\b', '.x']) {
+      expect(() => landingKey(dataset, new URL('https://h/f')), dataset).toThrow(InvalidKeyError);
+    }
+  });
+});
+
+function catchError(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected an error');
+}

@@ -17,6 +17,7 @@ const EXAMPLES = `
 Examples:
   $ sluice run samples/tic-in-network-sample.json.gz --dataset tic-in-network
   $ sluice run events.ndjson --config my-dataset.json --lake /data/lake --json
+  $ SLUICE_SECRET_PAYER=… sluice run https://payer.example/mrf/in-network.json.gz -d tic-in-network --auth bearer --secret-id payer
   $ sluice validate --config my-dataset.json
   $ sluice schema > dataset-config.schema.json
 `;
@@ -51,6 +52,32 @@ function buildProgram(): Command {
     .option('--json', 'print one JSON object with the run id, status, counts and output locations', false)
     .option('--dry-run', 'show what would be read and written, and write nothing', false)
     .option('-q, --quiet', 'no progress output', false)
+    .option('--landing <dir>', 'where downloads land (URL sources)', './landing')
+    .option('--sha256 <hex>', 'URL sources: the expected sha256 of the file; a mismatch fails the run')
+    .addOption(
+      new Option('--auth <kind>', 'URL sources: how to send the credential').choices([
+        'bearer',
+        'basic',
+        'header',
+        'query',
+      ]),
+    )
+    .option(
+      '--secret-id <id>',
+      'URL sources: the secret holding the credential (env SLUICE_SECRET_<ID>, or --secrets-file)',
+    )
+    .option('--auth-name <name>', 'URL sources: the header or query parameter name (--auth header|query)')
+    .option(
+      '--secrets-file <file>',
+      'URL sources: a JSON file of secret id → value, instead of the environment',
+    )
+    .option('--allow-http', 'URL sources: allow plain http (credentials travel in clear)', false)
+    .option('--allow-loopback', 'URL sources: allow 127.0.0.1/::1 (local test servers)', false)
+    .option(
+      '--allow-private',
+      'URL sources: allow private network addresses (10/8, 172.16/12, 192.168/16)',
+      false,
+    )
     .addHelpText(
       'after',
       `
@@ -122,6 +149,15 @@ Examples:
 }
 
 export interface RunOptions {
+  readonly landing: string;
+  readonly sha256?: string;
+  readonly auth?: 'bearer' | 'basic' | 'header' | 'query';
+  readonly secretId?: string;
+  readonly authName?: string;
+  readonly secretsFile?: string;
+  readonly allowHttp: boolean;
+  readonly allowLoopback: boolean;
+  readonly allowPrivate: boolean;
   readonly dataset?: string;
   readonly config?: string;
   readonly lake: string;

@@ -1,12 +1,15 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
+import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
 import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { bronzeManifestKey, bronzePartKey, sourceId } from '../lake/keys.ts';
 import { type LocalPipelineResult, runLocalPipeline } from '../pipeline/run-local.ts';
 import { systemClock } from '../ports/clock.ts';
+import { downloadToLanding } from '../stages/download/index.ts';
 import { formatBytes } from './format.ts';
 import type { RunOptions } from './main.ts';
 import { createProgressReporter } from './progress.ts';
@@ -20,6 +23,49 @@ async function resolveDataset(options: RunOptions): Promise<DatasetConfig> {
   );
 }
 
+/** `sluice run <https-url>`: download into the landing folder first (retries, resume, checksum). */
+async function downloadSource(url: string, dataset: DatasetConfig, options: RunOptions) {
+  const landingDir = resolve(options.landing);
+  const landing = new FileObjectStore(landingDir);
+  if (options.auth && !options.secretId) {
+    throw new ConfigError('--auth needs --secret-id: the id of the secret holding the credential.');
+  }
+  const secrets = options.secretsFile
+    ? new FileSecretStore(options.secretsFile)
+    : new EnvSecretStore(process.env);
+  const credentials =
+    options.auth && options.secretId
+      ? { kind: options.auth, secretId: options.secretId, name: options.authName }
+      : undefined;
+  const result = await downloadToLanding(
+    { url, dataset: dataset.name, sha256: options.sha256, credentials },
+    {
+      landing,
+      secrets,
+      clock: systemClock,
+      fetchOptions: {
+        allowInsecureHttp: options.allowHttp,
+        allowLoopback: options.allowLoopback,
+        allowPrivate: options.allowPrivate,
+      },
+      onRetry: (event) => {
+        if (!options.quiet && !options.json)
+          process.stderr.write(
+            `download: attempt ${event.attempt} failed (${event.error}); retrying in ${Math.round(event.delayMs)} ms\n`,
+          );
+      },
+    },
+  );
+  if (!options.quiet && !options.json) {
+    const resumed = result.resumed ? ', resumed after a broken connection' : '';
+    process.stderr.write(
+      `downloaded ${formatBytes(result.bytes)} to ${landing.uri(result.key)} in ${result.attempts} attempt(s)${resumed}\n`,
+    );
+  }
+  const info = await stat(landing.uri(result.key));
+  return { store: landing, key: result.key, path: landing.uri(result.key), size: info.size };
+}
+
 async function resolveSource(file: string) {
   const path = resolve(file);
   const info = await stat(path).catch(() => undefined);
@@ -31,7 +77,9 @@ async function resolveSource(file: string) {
 /** `sluice run`: the local parse → bronze job. */
 export async function runIngest(file: string, options: RunOptions): Promise<void> {
   const dataset = await resolveDataset(options);
-  const source = await resolveSource(file);
+  const source = /^https?:\/\//i.test(file)
+    ? await downloadSource(file, dataset, options)
+    : await resolveSource(file);
   const lake = new FileObjectStore(resolve(options.lake));
 
   if (options.dryRun) {

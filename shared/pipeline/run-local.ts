@@ -13,6 +13,8 @@ import {
 import { type ReconciliationReport, reconcile } from '../stages/reconcile/reconcile.ts';
 import { type BuildSilverResult, buildSilver, type SilverProgress } from '../stages/silver/build-silver.ts';
 
+const SILVER_MEMORY_LIMIT = '256MB';
+
 export type Stage = 'bronze' | 'silver' | 'reconcile';
 
 export interface LocalPipelineDeps {
@@ -59,7 +61,9 @@ export async function runLocalPipeline(
       lake: deps.lake,
       clock: deps.clock,
       contract,
-      createTableWriter: createParquetTableWriter,
+      // DuckDB spills to workDir beyond this, keeping the whole run near its 1 GB memory budget.
+      createTableWriter: (tables, dir) =>
+        createParquetTableWriter(tables, dir, { memoryLimit: SILVER_MEMORY_LIMIT }),
       workDir,
       onProgress: deps.onSilverProgress,
     },

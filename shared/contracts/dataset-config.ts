@@ -36,6 +36,193 @@ const HeaderPath = z.object({
   name: name.optional().describe('Name in the manifest. Default: the path.'),
 });
 
+/** Names of silver tables and columns: they become Parquet column names, SQL identifiers and file names. */
+const sqlName = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9_]{0,62}$/,
+    'use 1–63 lowercase letters, digits or "_", starting with a letter (it becomes a Parquet and SQL name); ' +
+      'map a field named otherwise with "source"',
+  );
+
+/** The column types a config can declare; `generic-contract.ts` maps each to a silver `ColumnType`. */
+const SilverColumnType = z
+  .enum(['string', 'integer', 'number', 'boolean', 'date', 'timestamp', 'string[]', 'integer[]', 'number[]'])
+  .describe(
+    'string: trimmed text, blank → null; integer: 64-bit (BIGINT); number: DOUBLE; boolean: true/false ' +
+      '(also "yes"/"no", "1"/"0" in text); date: YYYY-MM-DD (also YYYY/MM/DD, MM/DD/YYYY, YYYYMMDD, with a ' +
+      'warning); timestamp: ISO 8601 with optional offset, stored in UTC; lists: a JSON array (in CSV, a ' +
+      'JSON array written in the cell). Values that cannot be converted quarantine the record.',
+  );
+
+/** Column names silver adds itself, or that its readers derive: never declared by a config. */
+const RESERVED_COLUMNS: Readonly<Record<string, string>> = {
+  source: 'the partition column readers derive from source=<run id> folders',
+  valid_from: 'added by the scd2 load',
+  valid_to: 'added by the scd2 load',
+  is_current: 'added by the scd2 load',
+};
+
+const LOADS_WITH_ORDER = ['snapshot', 'cdc', 'scd2'];
+const KEYED_LOADS = ['cdc', 'scd2'];
+const ORDERABLE_TYPES = ['string', 'integer', 'number', 'date', 'timestamp'];
+
+const SilverColumn = z
+  .object({
+    name: sqlName.describe('Column name in the silver table.'),
+    type: SilverColumnType,
+    required: z
+      .boolean()
+      .default(false)
+      .describe(
+        'A record without a value (absent, null or blank) is quarantined with rule <table>.<column>.required. ' +
+          'Primary key, ordering and operation columns are always required; a cdc/scd2 delete event needs ' +
+          'only those. Default: false.',
+      ),
+    source: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Where the value is in the record. json/ndjson: dot-separated keys, e.g. "customer.id"; csv: the ' +
+          'header name as written, e.g. "Customer Id". Default: the column name.',
+      ),
+    description: z.string().optional(),
+  })
+  .strict();
+
+const SilverConfig = z
+  .object({
+    table: sqlName.describe('Name of the silver table: silver/<dataset>/<table>/.'),
+    description: z.string().optional(),
+    columns: z
+      .array(SilverColumn)
+      .min(1)
+      .describe('The columns of the table, in order; fields of the record not picked by a column are drift.'),
+    primaryKey: z
+      .array(z.string())
+      .default([])
+      .describe(
+        'Columns that identify an entity. Needed by cdc and scd2; for append and snapshot, rows of one ' +
+          'source with the same key are kept once. Default: none.',
+      ),
+    orderingColumn: z
+      .string()
+      .optional()
+      .describe(
+        'Column ordering the versions of an entity (a sequence number, an LSN, an updated-at timestamp): ' +
+          'the highest wins, whatever order the files arrive in. Needed by cdc and scd2; for snapshot, a ' +
+          'source whose highest value is older than the current snapshot is ignored.',
+      ),
+    load: z
+      .enum(['append', 'snapshot', 'cdc', 'scd2'])
+      .default('append')
+      .describe(
+        'How each source lands in the table. append: every source adds its rows. snapshot: the latest ' +
+          'source replaces the table. cdc: change events (insert/update/delete) upserted per primary key. ' +
+          'scd2: change events kept as a type-2 history (valid_from, valid_to, is_current). Default: append.',
+      ),
+    operationColumn: z
+      .string()
+      .nullable()
+      .optional()
+      .describe(
+        'cdc/scd2: the column saying insert, update or delete (also I, U, D; any case). null: no such ' +
+          'column, every row is an upsert. Default: "op".',
+      ),
+    onDrift: z
+      .enum(['rescue', 'ignore', 'fail'])
+      .default('rescue')
+      .describe(
+        'Fields no column picks: kept as JSON in a _rescued column (rescue), dropped (ignore), or the run ' +
+          'fails (fail). Each is counted as drift in the silver manifest. Default: rescue.',
+      ),
+  })
+  .strict()
+  .superRefine((silver, ctx) => {
+    const problem = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const columns = new Map(silver.columns.map((c) => [c.name, c]));
+    const declared = silver.columns.map((c) => c.name).join(', ');
+    const notDeclared = (name: string) => `"${name}" is not a declared column; the columns are: ${declared}`;
+    silver.columns.forEach((column, i) => {
+      if (silver.columns.findIndex((c) => c.name === column.name) !== i) {
+        problem(['columns', i, 'name'], `column "${column.name}" is declared twice`);
+      }
+      const reserved = RESERVED_COLUMNS[column.name];
+      if (reserved && (column.name === 'source' || silver.load === 'scd2')) {
+        problem(
+          ['columns', i, 'name'],
+          `"${column.name}" is reserved (${reserved}); name the column otherwise and map the field with "source"`,
+        );
+      }
+    });
+    silver.primaryKey.forEach((name, i) => {
+      const column = columns.get(name);
+      if (!column) problem(['primaryKey', i], notDeclared(name));
+      else if (column.type.endsWith('[]'))
+        problem(['primaryKey', i], `"${name}" is a list (${column.type}); a key column holds one value`);
+      if (silver.primaryKey.indexOf(name) !== i) problem(['primaryKey', i], `"${name}" is listed twice`);
+    });
+    const keyed = KEYED_LOADS.includes(silver.load);
+    if (keyed && silver.primaryKey.length === 0) {
+      problem(
+        ['primaryKey'],
+        `a ${silver.load} load needs "primaryKey": the columns that identify an entity, e.g. ["id"]`,
+      );
+    }
+    const order = silver.orderingColumn;
+    if (order === undefined) {
+      if (keyed) {
+        problem(
+          ['orderingColumn'],
+          `a ${silver.load} load needs "orderingColumn": the column that orders the events of one key ` +
+            '(a sequence number, an LSN, a timestamp); the highest wins',
+        );
+      }
+    } else if (!LOADS_WITH_ORDER.includes(silver.load)) {
+      problem(['orderingColumn'], 'applies to snapshot, cdc and scd2 loads; an append load keeps every row');
+    } else {
+      const column = columns.get(order);
+      if (!column) problem(['orderingColumn'], notDeclared(order));
+      else if (!ORDERABLE_TYPES.includes(column.type))
+        problem(
+          ['orderingColumn'],
+          `"${order}" is ${column.type}; ordering needs ${ORDERABLE_TYPES.join(', ')}`,
+        );
+      if (silver.primaryKey.includes(order))
+        problem(
+          ['orderingColumn'],
+          `"${order}" is part of primaryKey; the ordering column must be another column`,
+        );
+    }
+    if (!keyed) {
+      if (silver.operationColumn !== undefined)
+        problem(['operationColumn'], 'applies to cdc and scd2 loads only');
+      return;
+    }
+    const operation = silver.operationColumn === undefined ? 'op' : silver.operationColumn;
+    if (operation === null) return;
+    const column = columns.get(operation);
+    const fix =
+      'declare it (type "string", holding insert, update or delete), set "operationColumn" to the column ' +
+      'that does, or set it to null when every row is an upsert';
+    if (!column)
+      problem(['operationColumn'], `operation column "${operation}" is not a declared column: ${fix}`);
+    else if (column.type !== 'string')
+      problem(['operationColumn'], `operation column "${operation}" is ${column.type}; it must be "string"`);
+    if (silver.primaryKey.includes(operation) || operation === order) {
+      problem(
+        ['operationColumn'],
+        `"${operation}" is also a key or the ordering column; use a column of its own`,
+      );
+    }
+  })
+  .describe(
+    'A silver table defined by configuration alone: columns picked from each record and typed, a ' +
+      'primary key, and how each source lands (append, snapshot, cdc, scd2). Datasets sluice ships ' +
+      'have contracts of their own and ignore this.',
+  );
+
 export const DatasetConfig = z
   .object({
     $schema: z.string().optional(),
@@ -98,6 +285,7 @@ export const DatasetConfig = z
         compressionLevel: z.number().int().min(1).max(9).default(1).describe('gzip level of bronze parts.'),
       })
       .default({ partMaxRecords: 100_000, partMaxBytes: 32 * MiB, compressionLevel: 1 }),
+    silver: SilverConfig.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -113,6 +301,26 @@ export const DatasetConfig = z
         code: 'custom',
         path: ['records'],
         message: `"records" and "headers" apply to json datasets only; every ${config.format} line is a record`,
+      });
+    }
+    if (config.silver && config.format === 'json' && (config.records?.length ?? 0) > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['silver'],
+        message:
+          'a silver table is filled from one record path; this json dataset has several "records": keep one, ' +
+          'or describe each in a dataset config of its own',
+      });
+    }
+    if (config.silver && config.format !== 'csv') {
+      config.silver.columns.forEach((column, i) => {
+        if (column.source !== undefined && !/^[^.]+(\.[^.]+)*$/.test(column.source)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['silver', 'columns', i, 'source'],
+            message: `"${column.source}" is not a dot path: use keys separated by single dots, e.g. "customer.id"`,
+          });
+        }
       });
     }
   });

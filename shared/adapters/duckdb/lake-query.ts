@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -10,6 +11,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { PipelineError } from '../../errors.ts';
+import { CURRENT_STATE_FILE, STATE_FOLDER } from '../../lake/state-keys.ts';
 
 /** A query's answer, with values made plain: numbers, strings, booleans, arrays, objects, null. */
 export interface QueryResult {
@@ -36,9 +38,11 @@ export class LakeQueryError extends PipelineError {
 }
 
 /**
- * Opens an in-memory DuckDB over `<lakeDir>/silver/<dataset>/<table>/**\/*.parquet`. Each table found
- * gets a view `<dataset>__<table>` (dataset with non-word characters as `_`) and, when no other dataset
- * has a table of that name, a view `<table>` as well.
+ * Opens an in-memory DuckDB over `<lakeDir>/silver/<dataset>/<table>/source=*\/**\/*.parquet`. Each table
+ * found gets a view `<dataset>__<table>` (dataset with non-word characters as `_`) and, when no other
+ * dataset has a table of that name, a view `<table>` as well. A table with a merged state (snapshot, cdc
+ * and scd2 loads: `_state/<table>/current.parquet`) also gets `<dataset>__<table>_current`: the table as
+ * it is now, where `<dataset>__<table>` has every source's rows (for cdc and scd2, the raw events).
  */
 export async function openLakeQuery(lakeDir: string): Promise<LakeQuery> {
   const tables = await findSilverTables(join(lakeDir, 'silver'));
@@ -46,10 +50,9 @@ export async function openLakeQuery(lakeDir: string): Promise<LakeQuery> {
   try {
     const connection = await instance.connect();
     const views = viewNames(tables);
-    for (const { view, dir } of views) {
-      const glob = join(dir, '**', '*.parquet');
+    for (const { view, files } of views) {
       await connection.run(
-        `CREATE VIEW ${ident(view)} AS SELECT * FROM read_parquet(${literal(glob)}, union_by_name = true)`,
+        `CREATE VIEW ${ident(view)} AS SELECT * FROM read_parquet(${literal(files)}, union_by_name = true)`,
       );
     }
     return new DuckDBLakeQuery(instance, connection, views.map((v) => v.view).sort());
@@ -90,16 +93,25 @@ interface SilverTable {
   readonly dataset: string;
   readonly table: string;
   readonly dir: string;
+  /** Whether the table has per-source partitions (`source=<run id>/…parquet`). */
+  readonly partitions: boolean;
+  /** The merged state file, when the table has one. */
+  readonly state?: string;
 }
 
-/** Every `<dataset>/<table>` folder under `silverDir` holding at least one Parquet file, in name order. */
+/** Every `<dataset>/<table>` folder under `silverDir` holding partitions or a state, in name order. */
 async function findSilverTables(silverDir: string): Promise<SilverTable[]> {
   const found: SilverTable[] = [];
   for (const dataset of await subfolders(silverDir)) {
+    const stateDir = join(silverDir, dataset, STATE_FOLDER);
     for (const table of await subfolders(join(silverDir, dataset))) {
+      if (table === STATE_FOLDER) continue;
       const dir = join(silverDir, dataset, table);
       const files = await readdir(dir, { recursive: true });
-      if (files.some((file) => file.endsWith('.parquet'))) found.push({ dataset, table, dir });
+      const partitions = files.some((file) => file.startsWith('source=') && file.endsWith('.parquet'));
+      const stateFile = join(stateDir, table, CURRENT_STATE_FILE);
+      const state = existsSync(stateFile) ? stateFile : undefined;
+      if (partitions || state) found.push({ dataset, table, dir, partitions, state });
     }
   }
   return found;
@@ -116,14 +128,25 @@ async function subfolders(dir: string): Promise<string[]> {
     .sort();
 }
 
-function viewNames(tables: readonly SilverTable[]): { view: string; dir: string }[] {
+/** Views and what each reads: a glob over a table's partitions, or its state file. */
+function viewNames(tables: readonly SilverTable[]): { view: string; files: string }[] {
   const word = (name: string) => name.replace(/\W/g, '_');
-  const views = tables.map((t) => ({ view: `${word(t.dataset)}__${word(t.table)}`, dir: t.dir }));
+  // Only the partitions: the state folder beside them holds the same rows merged, and other columns.
+  const partitions = (t: SilverTable) => join(t.dir, 'source=*', '**', '*.parquet');
+  const withPartitions = tables.filter((t) => t.partitions);
+  const views = withPartitions.map((t) => ({
+    view: `${word(t.dataset)}__${word(t.table)}`,
+    files: partitions(t),
+  }));
   const taken = new Set(views.map((v) => v.view));
   const byTable = new Map<string, SilverTable[]>();
-  for (const t of tables) byTable.set(word(t.table), [...(byTable.get(word(t.table)) ?? []), t]);
+  for (const t of withPartitions) byTable.set(word(t.table), [...(byTable.get(word(t.table)) ?? []), t]);
   for (const [name, [only, ...others]] of byTable) {
-    if (only && others.length === 0 && !taken.has(name)) views.push({ view: name, dir: only.dir });
+    if (only && others.length === 0 && !taken.has(name)) views.push({ view: name, files: partitions(only) });
+  }
+  for (const t of tables) {
+    const view = `${word(t.dataset)}__${word(t.table)}_current`;
+    if (t.state && !views.some((v) => v.view === view)) views.push({ view, files: t.state });
   }
   return views;
 }

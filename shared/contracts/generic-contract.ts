@@ -1,0 +1,465 @@
+/**
+ * The silver contract of a dataset described by configuration alone (`silver` in its DatasetConfig):
+ * one table, each column picked from the record by path and converted to its declared type. CSV values
+ * are all text, so conversion is what types them; JSON values of another type are converted when that
+ * loses nothing, with a warning. What cannot be converted, or is missing where required, quarantines
+ * the record; fields no column picks are drift, kept in `_rescued` when the config says so.
+ */
+import { ConfigError } from '../errors.ts';
+import type { DatasetConfig } from './dataset-config.ts';
+import type { SilverContract } from './silver/contract.ts';
+import { example, isIsoDate, isNumericString, jsonPath, parseDate } from './silver/normalize.ts';
+import type { RuleSpec } from './silver/record-checker.ts';
+import type { ColumnSpec, ColumnType, DriftFinding, Row, RuleViolation, TableSpec } from './silver/table.ts';
+
+/** The `silver` section of a dataset config. */
+export type SilverConfig = NonNullable<DatasetConfig['silver']>;
+export type SilverColumnConfig = SilverConfig['columns'][number];
+export type SilverColumnType = SilverColumnConfig['type'];
+
+/** How each config column type is stored. */
+export const COLUMN_TYPES: Readonly<Record<SilverColumnType, ColumnType>> = {
+  string: 'VARCHAR',
+  integer: 'BIGINT',
+  number: 'DOUBLE',
+  boolean: 'BOOLEAN',
+  date: 'DATE',
+  timestamp: 'TIMESTAMP',
+  'string[]': 'VARCHAR[]',
+  'integer[]': 'BIGINT[]',
+  'number[]': 'DOUBLE[]',
+};
+
+/** The column of unknown fields, as JSON keyed by their path in the record (onDrift: rescue). */
+export const RESCUED_COLUMN = '_rescued';
+
+/** A generic contract, with its rules table (id, severity, description) for docs and tests. */
+export type GenericSilverContract = SilverContract & { readonly rules: readonly RuleSpec[] };
+
+/** The operation column of a cdc or scd2 load (default `op`), or null when there is none. */
+export function operationColumnOf(silver: SilverConfig): string | null {
+  if (silver.load !== 'cdc' && silver.load !== 'scd2') return null;
+  return silver.operationColumn === undefined ? 'op' : silver.operationColumn;
+}
+
+/** Spellings of an operation, lower-cased, and what the load patterns call them. */
+const OPERATIONS: ReadonlyMap<string, 'insert' | 'update' | 'delete'> = new Map([
+  ['insert', 'insert'],
+  ['i', 'insert'],
+  ['update', 'update'],
+  ['u', 'update'],
+  ['delete', 'delete'],
+  ['d', 'delete'],
+]);
+
+/** Columns that must have a value whatever the config says: they identify or order a row. */
+function alwaysRequired(silver: SilverConfig): Set<string> {
+  const names = new Set(silver.primaryKey);
+  if (silver.orderingColumn !== undefined && silver.load !== 'append') names.add(silver.orderingColumn);
+  const operation = operationColumnOf(silver);
+  if (operation !== null) names.add(operation);
+  return names;
+}
+
+/** The table a generic contract fills, from the config alone (also what the merge stage expects). */
+export function genericTable(config: DatasetConfig): TableSpec {
+  const silver = requireSilver(config);
+  const required = alwaysRequired(silver);
+  const keyed = silver.load === 'cdc' || silver.load === 'scd2';
+  const columns: ColumnSpec[] = silver.columns.map((c) => ({
+    name: c.name,
+    type: COLUMN_TYPES[c.type],
+    // Delete events leave a column empty even when the config requires it (of inserts and updates).
+    nullable: !(required.has(c.name) || (c.required && !keyed)),
+    description: c.description ?? `from ${c.source ?? c.name} (${c.type})`,
+  }));
+  if (silver.onDrift === 'rescue') {
+    columns.push({
+      name: RESCUED_COLUMN,
+      type: 'VARCHAR',
+      description: 'fields of the record no column picks, as JSON keyed by their path in the record',
+    });
+  }
+  return {
+    name: silver.table,
+    description:
+      silver.description ??
+      `One row per ${keyed ? 'change event' : 'record'} of ${config.name} (${silver.load} load).`,
+    columns,
+    // A cdc/scd2 partition is an event log: one key has many events, and which of two events with the same
+    // key and ordering value wins is the load pattern's call (made the same in any arrival order). Deduping
+    // here would keep the first in the file instead, so event tables have no key.
+    key: keyed ? [] : silver.primaryKey,
+  };
+}
+
+/**
+ * The contract of a dataset whose `silver` section defines its table. `normalize` is pure: the same
+ * record always gives the same row, violations and drift. There are no file-level rows.
+ */
+export function genericContract(config: DatasetConfig): GenericSilverContract {
+  const silver = requireSilver(config);
+  const table = genericTable(config);
+  const required = alwaysRequired(silver);
+  const textual = config.format === 'csv';
+  const operation = operationColumnOf(silver);
+  const plans = silver.columns.map((c) =>
+    planColumn(c, silver.table, textual, required.has(c.name) || c.required),
+  );
+  const known = pathTree(plans.map((p) => p.segments));
+  const rescue = silver.onDrift === 'rescue';
+  const tableRuleId = `${silver.table}.type`;
+  const rules: RuleSpec[] = [
+    { id: tableRuleId, severity: 'quarantine', description: 'The record is not a JSON object.' },
+  ];
+  for (const plan of plans) {
+    if (plan.required) rules.push(plan.rules.required);
+    rules.push(plan.rules.type);
+    if (!textual || plan.column.type === 'date') rules.push(plan.rules.coerced);
+    if (plan.column.name === operation) rules.push(plan.rules.enum);
+  }
+
+  return {
+    dataset: config.name,
+    tables: [table],
+    onDrift: silver.onDrift,
+    rules,
+    fileRows: () => ({}),
+    normalize(_recordName, _recordIndex, record) {
+      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+        return {
+          rows: {},
+          violations: [
+            {
+              ruleId: tableRuleId,
+              severity: 'quarantine',
+              path: '$',
+              message: `${silver.table}: the record is ${example(record, 40)}, not a JSON object`,
+            },
+          ],
+          drift: [],
+        };
+      }
+      const row: Row = {};
+      const violations: RuleViolation[] = [];
+      const missing: ColumnPlan[] = [];
+      const note: Note = { warning: undefined };
+      let quarantined = false;
+      for (const plan of plans) {
+        note.warning = undefined;
+        let value = plan.coerce(valueAt(record, plan.segments), note);
+        if (value === INVALID) {
+          violations.push(plan.violation('type', valueAt(record, plan.segments)));
+          quarantined = true;
+          continue;
+        }
+        if (note.warning !== undefined) violations.push(plan.violation('coerced', note.warning));
+        if (value !== null && plan.column.name === operation) {
+          value = OPERATIONS.get((value as string).toLowerCase()) ?? INVALID;
+          if (value === INVALID) {
+            violations.push(plan.violation('enum', valueAt(record, plan.segments)));
+            quarantined = true;
+            continue;
+          }
+        }
+        if (value === null && plan.required) missing.push(plan);
+        row[plan.column.name] = value;
+      }
+      // A delete event needs only what identifies and orders it: its other columns may be empty.
+      const deleting = operation !== null && row[operation] === 'delete';
+      for (const plan of missing) {
+        if (deleting && !required.has(plan.column.name)) continue;
+        violations.push(plan.violation('required', undefined));
+        quarantined = true;
+      }
+      const drift: DriftFinding[] = [];
+      const rescued: Record<string, unknown> = {};
+      findUnknown(record as Record<string, unknown>, known, [], drift, rescued);
+      if (quarantined) return { rows: {}, violations, drift };
+      if (rescue) row[RESCUED_COLUMN] = drift.length > 0 ? JSON.stringify(rescued) : null;
+      return { rows: { [silver.table]: [row] }, violations, drift };
+    },
+  };
+}
+
+function requireSilver(config: DatasetConfig): SilverConfig {
+  if (!config.silver) {
+    throw new ConfigError(`dataset ${config.name} has no "silver" section: nothing defines its silver table`);
+  }
+  return config.silver;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Columns
+
+/** Returned by a converter for a value it cannot convert. */
+const INVALID: unique symbol = Symbol('invalid');
+
+/** Set by a converter when it converted a value of another JSON type or spelling. */
+interface Note {
+  warning: string | undefined;
+}
+
+/** Present value (not null, not undefined) → converted value, null (blank text) or INVALID. */
+type Converter = (value: unknown, note: Note, textual: boolean) => unknown;
+
+type RuleKind = 'required' | 'type' | 'coerced' | 'enum';
+
+interface ColumnPlan {
+  readonly column: SilverColumnConfig;
+  readonly segments: readonly string[];
+  readonly required: boolean;
+  readonly rules: Readonly<Record<RuleKind, RuleSpec>>;
+  /** The raw value (possibly absent) → converted value, null, or INVALID. */
+  readonly coerce: (value: unknown, note: Note) => unknown;
+  /** `detail`: the bad value (type, enum) or the warning (coerced). */
+  violation(kind: RuleKind, detail: unknown): RuleViolation;
+}
+
+function planColumn(
+  column: SilverColumnConfig,
+  table: string,
+  textual: boolean,
+  required: boolean,
+): ColumnPlan {
+  const source = column.source ?? column.name;
+  // CSV rows are flat objects keyed by header: a header with dots in it is still one key.
+  const segments = textual ? [source] : source.split('.');
+  const path = jsonPath(segments);
+  const what = `${table}.${column.name}`;
+  const rule = (kind: RuleKind, severity: RuleSpec['severity'], description: string): RuleSpec => ({
+    id: `${what}.${kind}`,
+    severity,
+    description,
+  });
+  const rules: Record<RuleKind, RuleSpec> = {
+    required: rule('required', 'quarantine', `${source} is missing, null or blank.`),
+    type: rule('type', 'quarantine', `${source} cannot be converted to ${column.type}.`),
+    coerced: rule(
+      'coerced',
+      'warn',
+      `${source} was converted to ${column.type} from another JSON type or spelling (e.g. "42", 12/31/2024).`,
+    ),
+    enum: rule('enum', 'quarantine', `${source} is not insert, update or delete (or I, U, D).`),
+  };
+  const convert = CONVERTERS[column.type];
+  return {
+    column,
+    segments,
+    required,
+    rules,
+    coerce: (value, note) => (value === null || value === undefined ? null : convert(value, note, textual)),
+    violation(kind, detail) {
+      const spec = rules[kind];
+      let message: string;
+      if (kind === 'required') message = `${what}: required, but missing, null or blank`;
+      else if (kind === 'coerced') message = `${what}: ${String(detail)} (converted)`;
+      else if (kind === 'enum') message = `${what}: ${example(detail, 60)} is not insert, update or delete`;
+      else message = `${what}: ${example(detail, 60)} is not ${TYPE_NAMES[column.type]}`;
+      return { ruleId: spec.id, severity: spec.severity, path, message };
+    },
+  };
+}
+
+const TYPE_NAMES: Readonly<Record<SilverColumnType, string>> = {
+  string: 'text',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'a boolean',
+  date: 'a date',
+  timestamp: 'an ISO 8601 timestamp',
+  'string[]': 'a list of text',
+  'integer[]': 'a list of integers',
+  'number[]': 'a list of numbers',
+};
+
+/** The value at `segments`, or undefined; a flat lookup for the common one-segment case. */
+function valueAt(record: object, segments: readonly string[]): unknown {
+  let node: unknown = record;
+  for (const segment of segments) {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return undefined;
+    node = Object.hasOwn(node, segment) ? (node as Record<string, unknown>)[segment] : undefined;
+  }
+  return node;
+}
+
+const INTEGER_TEXT = /^[+-]?\d+$/;
+const MIN_INT64 = -(2n ** 63n);
+const MAX_INT64 = 2n ** 63n - 1n;
+const TRUE_TEXT = new Set(['true', 't', 'yes', 'y', '1']);
+const FALSE_TEXT = new Set(['false', 'f', 'no', 'n', '0']);
+
+/** `YYYY-MM-DD`, then optionally `T` or space, `HH:MM[:SS[.fraction]]` and `Z` or `±HH[:MM]` (as the writer takes). */
+const TIMESTAMP_TEXT =
+  /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+const convertText: Converter = (value, note, textual) => {
+  if (typeof value === 'string') {
+    const trimmed = value.trim();
+    return trimmed === '' ? null : trimmed;
+  }
+  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean') {
+    if (!textual) note.warning = `${typeof value} ${String(value)} written as text`;
+    return String(value);
+  }
+  return INVALID;
+};
+
+const convertInteger: Converter = (value, note, textual) => {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : INVALID;
+  if (typeof value !== 'string') return INVALID;
+  const trimmed = value.trim();
+  if (trimmed === '') return null;
+  let result: number | bigint | typeof INVALID = INVALID;
+  if (INTEGER_TEXT.test(trimmed)) {
+    const n = Number(trimmed);
+    if (Number.isSafeInteger(n)) result = n;
+    else {
+      // Beyond ±2^53 a double loses digits; BIGINT holds them exactly.
+      const big = BigInt(trimmed);
+      if (big >= MIN_INT64 && big <= MAX_INT64) result = big;
+    }
+  } else if (isNumericString(trimmed)) {
+    const n = Number(trimmed);
+    if (Number.isSafeInteger(n)) result = n; // "1e3", "2.0"
+  }
+  if (result !== INVALID && !textual)
+    note.warning = `the number ${JSON.stringify(value)} written as a string`;
+  return result;
+};
+
+const convertNumber: Converter = (value, note, textual) => {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : INVALID;
+  if (typeof value !== 'string') return INVALID;
+  const trimmed = value.trim();
+  if (trimmed === '') return null;
+  if (!isNumericString(trimmed)) return INVALID;
+  if (!textual) note.warning = `the number ${JSON.stringify(value)} written as a string`;
+  return Number(trimmed);
+};
+
+const convertBoolean: Converter = (value, note, textual) => {
+  if (typeof value === 'boolean') return value;
+  let spelled: string;
+  if (typeof value === 'string') spelled = value.trim().toLowerCase();
+  else if (value === 0 || value === 1) spelled = String(value);
+  else return INVALID;
+  if (spelled === '') return null;
+  const result = TRUE_TEXT.has(spelled) ? true : FALSE_TEXT.has(spelled) ? false : INVALID;
+  if (result !== INVALID && !textual)
+    note.warning = `the boolean ${JSON.stringify(value)} written as ${typeof value}`;
+  return result;
+};
+
+const convertDate: Converter = (value, note) => {
+  if (typeof value !== 'string') return INVALID;
+  if (isIsoDate(value)) return value;
+  const trimmed = value.trim();
+  if (trimmed === '') return null;
+  const date = parseDate(trimmed);
+  if (date === null) return INVALID;
+  // Also in CSV: 03/04/2024 is a guess at the order of month and day, worth a warning.
+  if (date !== trimmed) note.warning = `date ${JSON.stringify(value)} not in YYYY-MM-DD form`;
+  return date;
+};
+
+const convertTimestamp: Converter = (value) => {
+  if (typeof value !== 'string') return INVALID;
+  const trimmed = value.trim();
+  if (trimmed === '') return null;
+  const match = TIMESTAMP_TEXT.exec(trimmed);
+  if (!match || !isIsoDate(match[1])) return INVALID;
+  const [hours, minutes, seconds] = [match[2], match[3], match[4]].map((part) => Number(part ?? 0));
+  if (hours! > 23 || minutes! > 59 || seconds! > 59) return INVALID;
+  return trimmed;
+};
+
+/** A list: a JSON array, or (CSV, or text in JSON) a JSON array written as text; each element converted. */
+const listOf =
+  (item: Converter): Converter =>
+  (value, note, textual) => {
+    let items = value;
+    if (typeof value === 'string') {
+      const trimmed = value.trim();
+      if (trimmed === '') return null;
+      if (!trimmed.startsWith('[')) return INVALID;
+      try {
+        items = JSON.parse(trimmed);
+      } catch {
+        return INVALID;
+      }
+      if (!textual) note.warning = 'a list written as a JSON string';
+    }
+    if (!Array.isArray(items)) return INVALID;
+    const out = new Array<unknown>(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const element: unknown = items[i];
+      const converted = element === null || element === undefined ? null : item(element, note, textual);
+      if (converted === INVALID) return INVALID;
+      out[i] = converted;
+    }
+    return out;
+  };
+
+const CONVERTERS: Readonly<Record<SilverColumnType, Converter>> = {
+  string: convertText,
+  integer: convertInteger,
+  number: convertNumber,
+  boolean: convertBoolean,
+  date: convertDate,
+  timestamp: convertTimestamp,
+  'string[]': listOf(convertText),
+  'integer[]': listOf(convertInteger),
+  'number[]': listOf(convertNumber),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Drift
+
+/** The declared source paths as a tree: a leaf takes its whole value, an inner node only its leaves. */
+interface PathNode {
+  leaf: boolean;
+  readonly children: Map<string, PathNode>;
+}
+
+function pathTree(paths: readonly (readonly string[])[]): PathNode {
+  const root: PathNode = { leaf: false, children: new Map() };
+  for (const segments of paths) {
+    let node = root;
+    for (const segment of segments) {
+      let child = node.children.get(segment);
+      if (!child) {
+        child = { leaf: false, children: new Map() };
+        node.children.set(segment, child);
+      }
+      node = child;
+    }
+    node.leaf = true;
+  }
+  return root;
+}
+
+/** Fields of `object` outside the declared paths: drift findings, and their values for `_rescued`. */
+function findUnknown(
+  object: Record<string, unknown>,
+  node: PathNode,
+  at: readonly string[],
+  drift: DriftFinding[],
+  rescued: Record<string, unknown>,
+): void {
+  for (const key of Object.keys(object)) {
+    const value = object[key];
+    const child = node.children.get(key);
+    if (child?.leaf) continue;
+    const segments = [...at, key];
+    if (child && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      findUnknown(value as Record<string, unknown>, child, segments, drift, rescued);
+      continue;
+    }
+    // An absent or null parent just leaves its columns empty (the required rules tell if that matters).
+    if (child && (value === null || value === undefined)) continue;
+    const path = jsonPath(segments);
+    drift.push({ kind: child ? 'wrong_type' : 'unknown_field', path, example: example(value) });
+    rescued[path] = value;
+  }
+}

@@ -1,0 +1,405 @@
+/**
+ * Merge: one source's silver partition into the current state of a generic dataset's table, by the
+ * load pattern its config names (snapshot, cdc, scd2). The per-source partitions the silver build
+ * writes stay as they are: for an append load they are the table; for cdc and scd2 they are the raw
+ * event history. The state, which users query for the table as it is now, lives beside them:
+ *
+ *   silver/<dataset>/<table>/state/current.parquet   the table now (scd2: every version, `is_current`)
+ *   silver/<dataset>/<table>/state/deletes.parquet   deletes that won (cdc, scd2): part of the state
+ *   silver/<dataset>/_state/<table>.json             commit marker: sources applied, in order
+ *
+ * `sluice query` shows the state as the view `<dataset>__<table>_current`.
+ *
+ * Crash safety: the state objects are written first (deletes, then current), the manifest last. A merge
+ * that dies in between leaves state objects that already contain its source while the manifest does not
+ * list it; the retry applies that source again, which the load patterns make harmless (applying a batch
+ * twice changes nothing, and the order of batches does not matter). Merges of one table must run one at
+ * a time: a merge that finds the manifest changed under it fails rather than lose the other's work.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { z } from 'zod';
+import type { DatasetConfig } from '../../contracts/dataset-config.ts';
+import { genericTable, operationColumnOf, type SilverConfig } from '../../contracts/generic-contract.ts';
+import { LINEAGE_COLUMNS } from '../../contracts/silver/table.ts';
+import { SilverManifest } from '../../contracts/silver-manifest.ts';
+import { ConfigError, ObjectNotFoundError, PipelineError } from '../../errors.ts';
+import {
+  silverCurrentStateKey,
+  silverDeletesStateKey,
+  silverStateManifestKey,
+  silverStatePrefix,
+} from '../../lake/state-keys.ts';
+import type { Clock } from '../../ports/clock.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
+import { readText } from '../bronze/read-bronze.ts';
+import { cdcUpsert, type KeyedLoad, scd2, snapshot } from './load-patterns.ts';
+
+/** The state cannot be merged into: it disagrees with the config, a file is missing, or another merge ran. */
+export class MergeStateError extends PipelineError {
+  override name = 'MergeStateError';
+}
+
+const StateObject = z.object({
+  key: z.string(),
+  rows: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string(),
+});
+
+/** The commit marker of a table's state. */
+export const SilverStateManifest = z.object({
+  stateVersion: z.literal(1),
+  dataset: z.string(),
+  table: z.string(),
+  /** The config the state was built with: merging under another one would mix two meanings. */
+  load: z.enum(['snapshot', 'cdc', 'scd2']),
+  primaryKey: z.array(z.string()),
+  orderingColumn: z.string().nullable(),
+  operationColumn: z.string().nullable(),
+  /** Every source applied, in the order applied; `stale`: a snapshot older than the state, ignored. */
+  applied: z.array(
+    z.object({
+      runId: z.string(),
+      silverManifestKey: z.string(),
+      batchKey: z.string().nullable(),
+      batchSha256: z.string().nullable(),
+      batchRows: z.number().int().nonnegative(),
+      outcome: z.enum(['merged', 'stale']),
+      appliedAt: z.string(),
+    }),
+  ),
+  current: StateObject,
+  deletes: StateObject.nullable(),
+  updatedAt: z.string(),
+});
+export type SilverStateManifest = z.infer<typeof SilverStateManifest>;
+
+export interface MergeSilverStateInput {
+  readonly dataset: DatasetConfig;
+  /** The silver manifest of the source to apply (`silver/<dataset>/_manifests/source=<runId>.json`). */
+  readonly silverManifestKey: string;
+}
+
+export interface MergeSilverStateDeps {
+  readonly lake: ObjectStore;
+  readonly clock: Clock;
+  /** Local scratch space for the Parquet files and DuckDB spill (Lambda: under /tmp). */
+  readonly workDir: string;
+  /** DuckDB's `memory_limit`; beyond it, DuckDB spills into `workDir`. @default '512MB' */
+  readonly memoryLimit?: string;
+}
+
+export interface MergeSilverStateResult {
+  readonly table: string;
+  readonly load: SilverConfig['load'];
+  /** Rows of the state before and after the merge (scd2: versions); 0 and 0 for an append load. */
+  readonly rowsBefore: number;
+  readonly rowsAfter: number;
+  /** Whether the source was applied now: false for an append load and for a source applied before. */
+  readonly applied: boolean;
+  /**
+   * merged: the state now includes the source; stale: a snapshot older than the state, recorded and
+   * ignored; already-applied: nothing done; append: nothing to do, the partitions are the table.
+   */
+  readonly outcome: 'merged' | 'stale' | 'already-applied' | 'append';
+  /** The state manifest (absent for an append load). */
+  readonly stateManifestKey?: string;
+}
+
+/** DuckDB table names of the merge; the deletes table is the load patterns' default for the target. */
+const TARGET = 'current_state';
+const DELETES = `${TARGET}__deletes`;
+const BATCH = 'batch';
+
+/**
+ * Apply one source's silver partition to the table's state with its load pattern, then commit the new
+ * state with its manifest. Idempotent: a source already listed in the state manifest is not applied again.
+ */
+export async function mergeSilverState(
+  input: MergeSilverStateInput,
+  deps: MergeSilverStateDeps,
+): Promise<MergeSilverStateResult> {
+  const config = input.dataset;
+  const silver = config.silver;
+  if (!silver)
+    throw new ConfigError(`dataset ${config.name} has no "silver" section: there is no state to merge`);
+  const { table, load } = silver;
+  if (load === 'append')
+    return { table, load, rowsBefore: 0, rowsAfter: 0, applied: false, outcome: 'append' };
+
+  const { lake } = deps;
+  const dataset = config.name;
+  const source = await readSilverManifest(lake, input.silverManifestKey);
+  if (source.dataset !== dataset) {
+    throw new MergeStateError(
+      `${input.silverManifestKey} belongs to dataset ${source.dataset}, not ${dataset}`,
+    );
+  }
+  const partition = source.tables[table];
+  if (!partition) {
+    throw new MergeStateError(
+      `${input.silverManifestKey} has no table ${table}: was the source built with another contract? ` +
+        'Rebuild its silver with contractForDataset(config).',
+    );
+  }
+  const stateManifestKey = silverStateManifestKey(dataset, table);
+  const stateInfo = await lake.head(stateManifestKey);
+  const state = stateInfo ? await readStateManifest(lake, stateManifestKey) : undefined;
+  const settings = {
+    load,
+    primaryKey: silver.primaryKey,
+    orderingColumn: silver.orderingColumn ?? null,
+    operationColumn: operationColumnOf(silver),
+  };
+  if (state) checkSameSettings(state, settings, dataset, table);
+  if (state?.applied.some((a) => a.runId === source.runId)) {
+    const rows = state.current.rows;
+    return {
+      table,
+      load,
+      rowsBefore: rows,
+      rowsAfter: rows,
+      applied: false,
+      outcome: 'already-applied',
+      stateManifestKey,
+    };
+  }
+
+  const work = join(deps.workDir, `merge-${dataset}-${table}-${source.runId}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  const instance = await DuckDBInstance.create(':memory:', {
+    threads: '2',
+    memory_limit: deps.memoryLimit ?? '512MB',
+    temp_directory: join(work, '.duckdb-spill'),
+  });
+  try {
+    const connection = await instance.connect();
+    try {
+      const keyed = load !== 'snapshot';
+      const currentKey = silverCurrentStateKey(dataset, table);
+      const deletesKey = silverDeletesStateKey(dataset, table);
+      const currentFile = await download(lake, currentKey, join(work, 'current-before.parquet'));
+      if (state && !currentFile) {
+        throw new MergeStateError(
+          `${stateManifestKey} lists ${state.applied.length} applied sources but ${currentKey} is missing. ` +
+            `To rebuild the state, delete ${stateManifestKey} and ${silverStatePrefix(dataset, table)}, then merge every source again.`,
+        );
+      }
+      if (currentFile)
+        await connection.run(`CREATE TABLE ${TARGET} AS SELECT * FROM ${parquet(currentFile)}`);
+      const deletesFile = keyed
+        ? await download(lake, deletesKey, join(work, 'deletes-before.parquet'))
+        : undefined;
+      if (deletesFile)
+        await connection.run(`CREATE TABLE ${DELETES} AS SELECT * FROM ${parquet(deletesFile)}`);
+      const batch = await stageBatch(connection, lake, config, partition, work);
+      const rowsBefore = currentFile ? await countRows(connection, TARGET) : 0;
+
+      let outcome: 'merged' | 'stale' = 'merged';
+      if (load === 'snapshot') {
+        if (currentFile && settings.orderingColumn && (await isStale(connection, settings.orderingColumn)))
+          outcome = 'stale';
+        else await snapshot(connection, { target: TARGET, staging: BATCH });
+      } else {
+        const keyedLoad: KeyedLoad = {
+          target: TARGET,
+          staging: BATCH,
+          key: silver.primaryKey,
+          orderBy: settings.orderingColumn!,
+          operationColumn: settings.operationColumn,
+          deletesTable: DELETES,
+        };
+        await (load === 'cdc' ? cdcUpsert : scd2)(connection, keyedLoad);
+      }
+      const rowsAfter = outcome === 'stale' ? rowsBefore : await countRows(connection, TARGET);
+
+      let current = state?.current;
+      let deletes = state?.deletes ?? null;
+      if (outcome === 'merged' || !current) {
+        const order = [...silver.primaryKey, ...(settings.orderingColumn ? [settings.orderingColumn] : [])];
+        // Deletes first: a crash before `current` is written leaves the old current with more deletes,
+        // which the retry of this source completes.
+        if (keyed) deletes = await publish(connection, lake, DELETES, order, deletesKey, work);
+        current = await publish(connection, lake, TARGET, order, currentKey, work);
+      }
+      const now = deps.clock.now().toISOString();
+      const manifest: SilverStateManifest = {
+        stateVersion: 1,
+        dataset,
+        table,
+        ...settings,
+        applied: [
+          ...(state?.applied ?? []),
+          {
+            runId: source.runId,
+            silverManifestKey: input.silverManifestKey,
+            batchKey: partition.key ?? null,
+            batchSha256: partition.sha256 ?? null,
+            batchRows: batch.rows,
+            outcome,
+            appliedAt: now,
+          },
+        ],
+        current,
+        deletes,
+        updatedAt: now,
+      };
+      const latest = await lake.head(stateManifestKey);
+      if (latest?.etag !== stateInfo?.etag) {
+        throw new MergeStateError(
+          `${stateManifestKey} changed while source ${source.runId} was being merged: another merge of ` +
+            `${dataset}/${table} ran at the same time. Merge one source of a table at a time, then retry this one.`,
+        );
+      }
+      await lake.write(stateManifestKey, `${JSON.stringify(manifest, null, 2)}\n`, {
+        contentType: 'application/json',
+      });
+      return { table, load, rowsBefore, rowsAfter, applied: true, outcome, stateManifestKey };
+    } finally {
+      connection.closeSync();
+    }
+  } finally {
+    instance.closeSync();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function readSilverManifest(lake: ObjectStore, key: string): Promise<SilverManifest> {
+  const parsed = SilverManifest.safeParse(JSON.parse(await readText(lake, key)));
+  if (!parsed.success)
+    throw new MergeStateError(`${lake.uri(key)} is not a valid silver manifest: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+async function readStateManifest(lake: ObjectStore, key: string): Promise<SilverStateManifest> {
+  const parsed = SilverStateManifest.safeParse(JSON.parse(await readText(lake, key)));
+  if (!parsed.success)
+    throw new MergeStateError(`${lake.uri(key)} is not a valid state manifest: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+type Settings = Pick<SilverStateManifest, 'load' | 'primaryKey' | 'orderingColumn' | 'operationColumn'>;
+
+/** A state built under other load settings cannot take more sources: the two would mean different things. */
+function checkSameSettings(
+  state: SilverStateManifest,
+  settings: Settings,
+  dataset: string,
+  table: string,
+): void {
+  const differences = (Object.keys(settings) as (keyof Settings)[])
+    .filter((name) => JSON.stringify(state[name]) !== JSON.stringify(settings[name]))
+    .map(
+      (name) =>
+        `${name} was ${JSON.stringify(state[name])}, the config says ${JSON.stringify(settings[name])}`,
+    );
+  if (differences.length === 0) return;
+  throw new MergeStateError(
+    `the state of ${dataset}/${table} was built with other settings (${differences.join('; ')}). To rebuild it, ` +
+      `delete ${silverStateManifestKey(dataset, table)} and ${silverStatePrefix(dataset, table)}, then merge every source again.`,
+  );
+}
+
+/** Creates the batch table from the source's partition (or empty, with the table's columns, when it has no rows). */
+async function stageBatch(
+  connection: DuckDBConnection,
+  lake: ObjectStore,
+  config: DatasetConfig,
+  partition: SilverManifest['tables'][string],
+  work: string,
+): Promise<{ rows: number }> {
+  if (!partition.key) {
+    const columns = [...genericTable(config).columns, ...LINEAGE_COLUMNS];
+    await connection.run(
+      `CREATE TABLE ${BATCH} (${columns.map((c) => `${ident(c.name)} ${c.type}`).join(', ')})`,
+    );
+    return { rows: 0 };
+  }
+  const file = await download(lake, partition.key, join(work, 'batch.parquet'));
+  if (!file)
+    throw new MergeStateError(`silver partition ${partition.key} is missing: rebuild silver for this source`);
+  const sha256 = await sha256Of(file);
+  if (partition.sha256 !== undefined && sha256 !== partition.sha256) {
+    throw new MergeStateError(
+      `silver partition ${partition.key} does not match its manifest (sha256 ${sha256}, expected ${partition.sha256}): rebuild silver for this source`,
+    );
+  }
+  await connection.run(`CREATE TABLE ${BATCH} AS SELECT * FROM ${parquet(file)}`);
+  return { rows: await countRows(connection, BATCH) };
+}
+
+/**
+ * A snapshot is stale when its latest ordering value is older than the state's, or when it has none (an
+ * empty source cannot be placed in time). Equal values: the later arrival wins.
+ */
+async function isStale(connection: DuckDBConnection, orderingColumn: string): Promise<boolean> {
+  const column = ident(orderingColumn);
+  const reader = await connection.runAndReadAll(
+    `SELECT (SELECT max(${column}) FROM ${BATCH}) IS NULL OR (SELECT max(${column}) FROM ${BATCH}) < (SELECT max(${column}) FROM ${TARGET})`,
+  );
+  return reader.getRowsJS()[0]?.[0] === true;
+}
+
+/** Writes a table as Parquet (rows sorted by `order`, then every column: same state, same bytes) and uploads it. */
+async function publish(
+  connection: DuckDBConnection,
+  lake: ObjectStore,
+  table: string,
+  order: readonly string[],
+  key: string,
+  work: string,
+): Promise<z.infer<typeof StateObject>> {
+  const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${ident(table)}`);
+  const columns = described.getRowsJS().map((row) => String(row[0]));
+  const sortBy = [...order.filter((c) => columns.includes(c)), ...columns.filter((c) => !order.includes(c))];
+  const file = join(work, `${table}.parquet`);
+  await connection.run(
+    `COPY (SELECT * FROM ${ident(table)} ORDER BY ${sortBy.map((c) => `${ident(c)} ASC NULLS LAST`).join(', ')})
+     TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`,
+  );
+  const sha256 = await sha256Of(file);
+  const info = await lake.write(key, createReadStream(file), {
+    contentType: 'application/vnd.apache.parquet',
+  });
+  return { key, rows: await countRows(connection, table), bytes: info.size, sha256 };
+}
+
+/** Copies an object to a local file; undefined when the object does not exist. */
+async function download(lake: ObjectStore, key: string, file: string): Promise<string | undefined> {
+  let body: Awaited<ReturnType<ObjectStore['read']>>;
+  try {
+    body = await lake.read(key);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+  await pipeline(body, createWriteStream(file));
+  return file;
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function countRows(connection: DuckDBConnection, table: string): Promise<number> {
+  const reader = await connection.runAndReadAll(`SELECT count(*) FROM ${ident(table)}`);
+  return Number(reader.getRowsJS()[0]?.[0] ?? 0);
+}
+
+const parquet = (file: string) => `read_parquet(${literal(file)})`;
+
+function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}

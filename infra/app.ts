@@ -17,7 +17,7 @@ try {
   const config = loadDeploymentConfig(configPath);
   new SluiceStack(app, config.stackName, {
     config,
-    description: 'sluice: event-driven medallion ingestion (landing -> bronze)',
+    description: 'sluice: event-driven medallion ingestion (landing -> bronze -> silver -> reconciliation)',
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   app.synth();

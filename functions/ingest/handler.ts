@@ -8,6 +8,7 @@ import {
   withObservability,
 } from '../../shared/adapters/aws/observability.ts';
 import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { withTransientErrors } from '../../shared/adapters/aws/transient.ts';
 import { type IngestConfig, loadIngestConfig } from '../../shared/config/runtime-config.ts';
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
@@ -17,6 +18,7 @@ import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { type IngestProgress, ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { ExecutionInput } from '../../shared/workflow/execution.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
+import { type IngestOutput, ingestOutput } from '../../shared/workflow/stage-io.ts';
 
 /**
  * The `Ingest` state of the workflow: one landed object -> bronze parts and manifest.
@@ -26,7 +28,7 @@ import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
  * Result, a reference to the work and never the data (Step Functions passes at most 256 KiB):
  *   `{ runId, dataset, manifestKey, records: { <recordName>: count } }`
  * Errors keep their sluice names (`ConfigError`, `MalformedInputError`, `RecordTooLargeError`, ...), which
- * the state machine's Retry/Catch match.
+ * the state machine's Retry/Catch match; network failures become `TransientError`, which it retries.
  */
 
 /** The event of the ingest handler. */
@@ -36,13 +38,8 @@ export const IngestEvent = ExecutionInput.extend({
 });
 export type IngestEvent = z.infer<typeof IngestEvent>;
 
-/** What the ingest handler returns to the state machine. */
-export interface IngestResult {
-  readonly runId: string;
-  readonly dataset: string;
-  readonly manifestKey: string;
-  readonly records: Readonly<Record<string, number>>;
-}
+/** What the ingest handler returns to the state machine (shared/workflow/stage-io.ts). */
+export type IngestResult = IngestOutput;
 
 /** What the ingest handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
 export interface IngestDeps {
@@ -120,12 +117,7 @@ export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestRe
       parts: manifest.parts.length,
       sourceBytes: manifest.source.size,
     });
-    return {
-      runId: result.runId,
-      dataset: result.dataset,
-      manifestKey: result.manifestKey,
-      records: manifest.records,
-    };
+    return ingestOutput(result);
   } catch (error) {
     metrics.addMetric(MetricName.ingestFailed, MetricUnit.Count, 1);
     throw error;
@@ -136,9 +128,11 @@ export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestRe
 export function createHandler(
   deps: IngestDeps,
 ): (event: unknown, context?: LambdaContext) => Promise<IngestResult> {
-  return withObservability(deps.observability, (event: unknown) => ingest(event, deps), {
-    correlationId: executionIdOf,
-  });
+  return withObservability(
+    deps.observability,
+    (event: unknown) => withTransientErrors(() => ingest(event, deps)),
+    { correlationId: executionIdOf },
+  );
 }
 
 // Built on the first invocation (so once per cold start) rather than at import: importing this module

@@ -75,6 +75,12 @@ export const DeploymentConfig = z
       })
       .strict()
       .default({ memoryMb: 3008, timeoutMinutes: 15 }),
+    quarantineRateThreshold: z
+      .number({ error: 'expected a share from 0 to 1, e.g. 0.05 for 5%' })
+      .min(0, 'expected a share from 0 to 1, e.g. 0.05 for 5%')
+      .max(1, 'expected a share from 0 to 1, e.g. 0.05 for 5%')
+      .default(0.05)
+      .describe("Alarm when more than this share of a dataset's ingested records is quarantined (hourly)."),
     tracing: z.boolean({ error: 'expected true or false' }).default(true).describe('AWS X-Ray tracing.'),
     logLevel: z
       .enum(['DEBUG', 'INFO', 'WARN', 'ERROR'], { error: 'use one of DEBUG, INFO, WARN, ERROR' })

@@ -13,6 +13,8 @@ export const WORKFLOW_METADATA_KEY = 'sluice:workflow';
 /** Properties of `IngestWorkflow`. */
 export interface IngestWorkflowProps {
   readonly ingestFunction: IFunction;
+  readonly silverFunction: IFunction;
+  readonly reconcileFunction: IFunction;
   /** @default false */
   readonly tracing?: boolean;
   /** Longest an execution may run, retries included. @default 6 hours */
@@ -55,6 +57,8 @@ export class IngestWorkflow extends Construct {
       definitionBody: DefinitionBody.fromChainable(
         ingestWorkflowDefinition(this, {
           ingestFunction: props.ingestFunction,
+          silverFunction: props.silverFunction,
+          reconcileFunction: props.reconcileFunction,
           failureQueue: this.failureQueue,
         }),
       ),
@@ -76,10 +80,10 @@ export class IngestWorkflow extends Construct {
           'CloudWatch Logs delivery (logs:CreateLogDelivery, ...) and X-Ray tracing support no resource-level ' +
           'permissions; these are the statements CDK adds for the logging and tracing configured here.',
       },
-      {
-        id: `AwsSolutions-IAM5[Resource::${nagRef(this, props.ingestFunction.functionArn)}:*]`,
+      ...[props.ingestFunction, props.silverFunction, props.reconcileFunction].map((fn) => ({
+        id: `AwsSolutions-IAM5[Resource::${nagRef(this, fn.functionArn)}:*]`,
         reason: 'Invoking a stage function by qualified ARN (version or alias) of that one function only.',
-      },
+      })),
     );
   }
 }

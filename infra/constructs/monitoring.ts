@@ -6,6 +6,7 @@ import {
   Dashboard,
   GraphWidget,
   type IMetric,
+  MathExpression,
   Metric,
   TextWidget,
   TreatMissingData,
@@ -57,12 +58,18 @@ export interface PipelineMonitoringProps {
   readonly serviceName: string;
   /** Where alarm notifications are e-mailed. @default - no subscription; subscribe to `topic` yourself */
   readonly alarmEmail?: string;
+  /**
+   * Alarm when, within an hour, more than this share of a dataset's ingested records is quarantined
+   * (`QuarantinedRecords / RecordsIngested`). @default 0.05
+   */
+  readonly quarantineRateThreshold?: number;
 }
 
 /**
  * Alarms and a dashboard for the pipeline. Every alarm notifies one SNS topic (on ALARM and on OK):
  * messages in a dead-letter queue, failed/timed-out/throttled/aborted executions, Lambda errors and
- * throttles, and a dataset going quiet (no successful ingest within its freshness window).
+ * throttles, a dataset going quiet (no successful ingest within its freshness window), a failed
+ * reconciliation, and a quarantine rate above the threshold.
  */
 export class PipelineMonitoring extends Construct {
   readonly topic: Topic;
@@ -111,7 +118,13 @@ export class PipelineMonitoring extends Construct {
       alarmId: string,
       metric: IMetric,
       description: string,
-      options: { threshold?: number; below?: boolean; periods?: number; breachWhenMissing?: boolean } = {},
+      options: {
+        threshold?: number;
+        below?: boolean;
+        atLeast?: boolean;
+        periods?: number;
+        breachWhenMissing?: boolean;
+      } = {},
     ) => {
       const created = new Alarm(this, alarmId, {
         metric,
@@ -119,7 +132,9 @@ export class PipelineMonitoring extends Construct {
         threshold: options.threshold ?? 0,
         comparisonOperator: options.below
           ? ComparisonOperator.LESS_THAN_THRESHOLD
-          : ComparisonOperator.GREATER_THAN_THRESHOLD,
+          : options.atLeast
+            ? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+            : ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: options.periods ?? 1,
         datapointsToAlarm: options.periods ?? 1,
         treatMissingData: options.breachWhenMissing
@@ -162,7 +177,8 @@ export class PipelineMonitoring extends Construct {
         `${id}Errors`,
         fn.metricErrors({ period: fiveMinutes }),
         `The ${name} function failed. Its logs name the error; permanent ones (ConfigError, ` +
-          'MalformedInputError, RecordTooLargeError) need a fix, transient ones are retried.',
+          'MalformedInputError, RecordTooLargeError, ContractViolationError, ReconciliationError) need a fix, ' +
+          'transient ones (TransientError) are retried.',
       );
       alarm(
         `${id}Throttles`,
@@ -171,24 +187,77 @@ export class PipelineMonitoring extends Construct {
       );
     }
 
-    const succeeded = (dataset: string) =>
+    /**
+     * A custom metric of one dataset (dimensions `service`, `dataset` and any `extra`). No label: an alarm
+     * on a labelled metric is rendered as metric math, which hides the metric's name in the alarm.
+     */
+    const datasetMetric = (
+      metricName: string,
+      dataset: string,
+      options: { statistic?: string; period?: Duration; extra?: Record<string, string> } = {},
+    ) =>
       new Metric({
         namespace: METRICS_NAMESPACE,
-        metricName: MetricName.ingestSucceeded,
-        dimensionsMap: { [Dimension.service]: props.serviceName, [Dimension.dataset]: dataset },
-        statistic: 'Sum',
-        period: Duration.hours(1),
+        metricName,
+        dimensionsMap: {
+          [Dimension.service]: props.serviceName,
+          [Dimension.dataset]: dataset,
+          ...options.extra,
+        },
+        statistic: options.statistic ?? 'Sum',
+        period: options.period ?? Duration.hours(1),
       });
+
+    /**
+     * Hourly share of a dataset's ingested records that silver quarantined. RecordsIngested is counted per
+     * record stream, so the streams are added up; an hour without ingests counts as a rate of 0.
+     */
+    const quarantineRate = (dataset: MonitoredDataset) => {
+      // Ids are unique per dataset, because one graph draws the rates of every dataset.
+      const n = props.datasets.indexOf(dataset);
+      const usingMetrics: Record<string, IMetric> = {
+        [`quarantined${n}`]: datasetMetric(MetricName.quarantinedRecords, dataset.name),
+      };
+      dataset.recordNames.forEach((recordName, i) => {
+        usingMetrics[`ingested${n}_${i}`] = datasetMetric(MetricName.recordsIngested, dataset.name, {
+          extra: { [Dimension.recordName]: recordName },
+        });
+      });
+      const ingested = dataset.recordNames.map((_, i) => `FILL(ingested${n}_${i}, 0)`).join(' + ') || '0';
+      return new MathExpression({
+        expression: `IF((${ingested}) > 0, FILL(quarantined${n}, 0) / (${ingested}), 0)`,
+        usingMetrics,
+        period: Duration.hours(1),
+        label: `${dataset.name} quarantine rate`,
+      });
+    };
+    const quarantineRateThreshold = props.quarantineRateThreshold ?? 0.05;
+
     for (const dataset of props.datasets) {
       const hours = dataset.freshness.toHours();
       const id = dataset.name.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase());
       // Hourly sums, all of the last `hours` below 1; an hour without data counts as zero ingests.
       alarm(
         `${id}Stale`,
-        succeeded(dataset.name),
+        datasetMetric(MetricName.ingestSucceeded, dataset.name),
         `No ${dataset.name} file was ingested in the last ${hours} hours: check that files still land ` +
           'and that executions succeed.',
         { threshold: 1, below: true, periods: hours, breachWhenMissing: true },
+      );
+      alarm(
+        `${id}ReconciliationFailed`,
+        datasetMetric(MetricName.reconciliationFailed, dataset.name, { period: fiveMinutes }),
+        `A ${dataset.name} file did not reconcile: its bronze and silver counts or checksums differ. The ` +
+          'report (reconciliation.json beside the bronze manifest) lists each mismatch; the execution is in ' +
+          'the failure queue.',
+        { threshold: 1, atLeast: true },
+      );
+      alarm(
+        `${id}QuarantineRate`,
+        quarantineRate(dataset),
+        `More than ${quarantineRateThreshold * 100}% of the ${dataset.name} records ingested within an hour ` +
+          'were quarantined: the _quarantine table says which rules they broke.',
+        { threshold: quarantineRateThreshold },
       );
     }
 
@@ -199,18 +268,15 @@ export class PipelineMonitoring extends Construct {
       statistic = 'Sum',
       extra: Record<string, string> = {},
     ) =>
-      new Metric({
-        namespace: METRICS_NAMESPACE,
-        metricName,
-        dimensionsMap: { [Dimension.service]: props.serviceName, [Dimension.dataset]: dataset, ...extra },
-        statistic,
-        period: Duration.hours(1),
+      datasetMetric(metricName, dataset, { statistic, extra }).with({
         label: [dataset, ...Object.values(extra), metricName].join(' '),
       });
     const wide = { width: 12, height: 6 };
     this.dashboard.addWidgets(
       new TextWidget({
-        markdown: `# sluice: ${props.serviceName}\nLanding → ingest (bronze). Alarms notify the SNS topic.`,
+        markdown:
+          `# sluice: ${props.serviceName}\n` +
+          'Landing → ingest (bronze) → silver → reconciliation. Alarms notify the SNS topic.',
         width: 24,
         height: 2,
       }),
@@ -296,6 +362,21 @@ export class PipelineMonitoring extends Construct {
       new GraphWidget({
         title: 'Ingest duration per dataset (ms, max)',
         left: props.datasets.map((d) => custom(MetricName.ingestDuration, d.name, 'Maximum')),
+        ...wide,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Quality score per dataset (0–100, hourly minimum)',
+        left: props.datasets.map((d) => custom(MetricName.qualityScore, d.name, 'Minimum')),
+        leftYAxis: { min: 0, max: 100 },
+        ...wide,
+      }),
+      new GraphWidget({
+        title: 'Quarantine rate per dataset (hourly)',
+        left: props.datasets.map(quarantineRate),
+        leftAnnotations: [{ value: quarantineRateThreshold, label: 'alarm threshold' }],
+        leftYAxis: { min: 0 },
         ...wide,
       }),
     );

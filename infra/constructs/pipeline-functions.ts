@@ -1,14 +1,44 @@
-import { type Duration, Stack, Validations } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { Architecture } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ingestEnvironment, type LogLevel } from '../../shared/config/runtime-config.ts';
+import {
+  ingestEnvironment,
+  type LogLevel,
+  lakeStageEnvironment,
+} from '../../shared/config/runtime-config.ts';
 import { nagRef } from './nag.ts';
 import { SluiceFunction } from './sluice-function.ts';
 
 /** The lake prefix the bronze layer writes under: the first segment of every key in shared/lake/keys.ts. */
 export const BRONZE_PREFIX = 'bronze/';
+/** The lake prefix of silver tables and manifests (shared/lake/keys.ts). */
+export const SILVER_PREFIX = 'silver/';
+/** The reconciliation report's key pattern: beside each bronze manifest (shared/lake/keys.ts). */
+export const RECONCILIATION_REPORTS = `${BRONZE_PREFIX}*/reconciliation.json`;
+
+/**
+ * DuckDB (Parquet writing and reading) is a native module: esbuild cannot inline its binary, so it is
+ * installed into the bundle instead (`nodeModules`). Without Docker, CDK installs it with `npm ci` on the
+ * machine that synthesizes, and npm picks the binary package of that machine's platform: linux-x64 on
+ * sluice's machines and CI. The registry they reach carries no linux-arm64 DuckDB binary at all, so an
+ * arm64 bundle cannot even be built here. Hence the two DuckDB functions run on x86_64, unlike the rest.
+ */
+const DUCKDB_FUNCTION = {
+  architecture: Architecture.X86_64,
+  nodeModules: ['@duckdb/node-api'],
+} as const;
+
+/** Size and time limit of a stage function. */
+export interface StageSizing {
+  /** Memory in MB; CPU grows with it. */
+  readonly memoryMb?: number;
+  readonly timeout?: Duration;
+  /** Size of `/tmp` in MB, where Parquet files are staged. */
+  readonly ephemeralStorageMb?: number;
+}
 
 /** Properties of `PipelineFunctions`. */
 export interface PipelineFunctionsProps {
@@ -29,21 +59,29 @@ export interface PipelineFunctionsProps {
     /** @default - no reserved concurrency */
     readonly reservedConcurrency?: number;
   };
+  /** The silver stage. @default 3008 MB, 15 minutes, 4096 MB of /tmp */
+  readonly silver?: StageSizing;
+  /** The reconcile stage. @default 2048 MB, 15 minutes, 4096 MB of /tmp */
+  readonly reconcile?: StageSizing;
   /** @default false */
   readonly tracing?: boolean;
 }
 
 /**
- * The Lambda functions of the workflow's stages (today: ingest), each with only the permissions its
- * stage needs. The state machine invokes them synchronously, so they have no dead-letter queues: a
- * Lambda DLQ only ever receives failed asynchronous invocations.
+ * The Lambda functions of the workflow's stages (ingest, silver, reconcile), each with only the
+ * permissions its stage needs. The state machine invokes them synchronously, so they have no dead-letter
+ * queues: a Lambda DLQ only ever receives failed asynchronous invocations.
  */
 export class PipelineFunctions extends Construct {
   readonly ingest: SluiceFunction;
+  readonly silver: SluiceFunction;
+  readonly reconcile: SluiceFunction;
+  private readonly lakeBucketArn: string;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
     super(scope, id);
     const { landingBucket, lakeBucket, dataKey } = props;
+    this.lakeBucketArn = lakeBucket.bucketArn;
 
     // Bronze parts are written from memory and streamed to S3, so the default 512 MB of /tmp suffices.
     this.ingest = new SluiceFunction(this, 'Ingest', {
@@ -87,16 +125,7 @@ export class PipelineFunctions extends Construct {
         conditions: { StringLike: { 's3:prefix': [`${BRONZE_PREFIX}*`] } },
       }),
     );
-    // SSE-KMS: reading needs Decrypt, writing GenerateDataKey (and Decrypt, for multipart uploads), and
-    // only through S3, never directly against the key.
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'UseDataKeyThroughS3',
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-        resources: [dataKey.keyArn],
-        conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
-      }),
-    );
+    this.useDataKeyThroughS3(role, dataKey);
 
     // The role's policy statements end in `/*` on purpose: objects under one prefix.
     Validations.of(role).acknowledge(
@@ -108,6 +137,122 @@ export class PipelineFunctions extends Construct {
         id: `AwsSolutions-IAM5[Resource::${nagRef(this, lakeBucket.bucketArn)}/${BRONZE_PREFIX}*]`,
         reason: 'Bronze keys are derived per source and run; access is limited to the bronze/ prefix.',
       },
+    );
+
+    const lake = (pattern: string) => lakeBucket.arnForObjects(pattern);
+    const lakeAck = (pattern: string, reason: string) => ({
+      id: `AwsSolutions-IAM5[Resource::${nagRef(this, lakeBucket.bucketArn)}/${pattern}]`,
+      reason,
+    });
+    const environment = lakeStageEnvironment({
+      serviceName: props.serviceName,
+      logLevel: props.logLevel ?? 'INFO',
+      lakeBucket: lakeBucket.bucketName,
+      datasets: props.datasets,
+    });
+
+    this.silver = new SluiceFunction(this, 'Silver', {
+      handlerDir: 'silver',
+      description: 'Builds the silver Parquet tables of one committed bronze run',
+      memoryMb: props.silver?.memoryMb ?? 3008,
+      timeout: props.silver?.timeout ?? Duration.minutes(15),
+      ephemeralStorageMb: props.silver?.ephemeralStorageMb ?? 4096,
+      tracing: props.tracing,
+      environment,
+      ...DUCKDB_FUNCTION,
+    });
+    const silverRole = this.silver.role;
+    silverRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadBronze',
+        actions: ['s3:GetObject'],
+        resources: [lake(`${BRONZE_PREFIX}*`)],
+      }),
+    );
+    // Write and replace table partitions and manifests, remove stale partitions; a write reads its
+    // object back (HeadObject, authorized by s3:GetObject) to report what S3 stored.
+    silverRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'WriteSilver',
+        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        resources: [lake(`${SILVER_PREFIX}*`)],
+      }),
+    );
+    this.listLake(silverRole, [BRONZE_PREFIX, SILVER_PREFIX]);
+    this.useDataKeyThroughS3(silverRole, dataKey);
+    Validations.of(silverRole).acknowledge(
+      lakeAck(`${BRONZE_PREFIX}*`, 'Reads the bronze run named in its event; reads are limited to bronze/.'),
+      lakeAck(
+        `${SILVER_PREFIX}*`,
+        'Silver keys are derived per dataset, table and source; access is limited to the silver/ prefix.',
+      ),
+    );
+
+    this.reconcile = new SluiceFunction(this, 'Reconcile', {
+      handlerDir: 'reconcile',
+      description: "Checks that a run's bronze and silver account for every record",
+      memoryMb: props.reconcile?.memoryMb ?? 2048,
+      timeout: props.reconcile?.timeout ?? Duration.minutes(15),
+      ephemeralStorageMb: props.reconcile?.ephemeralStorageMb ?? 4096,
+      tracing: props.tracing,
+      environment,
+      ...DUCKDB_FUNCTION,
+    });
+    const reconcileRole = this.reconcile.role;
+    reconcileRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadLake',
+        actions: ['s3:GetObject'],
+        resources: [lake(`${BRONZE_PREFIX}*`), lake(`${SILVER_PREFIX}*`)],
+      }),
+    );
+    // The report is the only object it writes: one key pattern, beside each bronze manifest.
+    reconcileRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'WriteReconciliationReport',
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+        resources: [lake(RECONCILIATION_REPORTS)],
+      }),
+    );
+    this.listLake(reconcileRole, [BRONZE_PREFIX, SILVER_PREFIX]);
+    this.useDataKeyThroughS3(reconcileRole, dataKey);
+    Validations.of(reconcileRole).acknowledge(
+      lakeAck(`${BRONZE_PREFIX}*`, 'Re-reads the bronze run it checks; reads are limited to bronze/.'),
+      lakeAck(`${SILVER_PREFIX}*`, 'Re-reads the silver tables it checks; reads are limited to silver/.'),
+      lakeAck(
+        RECONCILIATION_REPORTS,
+        'Writes only reconciliation.json beside a bronze manifest, whose folder is per dataset and source.',
+      ),
+    );
+  }
+
+  /**
+   * ListBucket under the given prefixes: not to list anything, but so that S3 answers 404 rather than
+   * 403 for an absent key, which the object store reports as "not found".
+   */
+  private listLake(role: IRole, prefixes: readonly string[]): void {
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ListLake',
+        actions: ['s3:ListBucket'],
+        resources: [this.lakeBucketArn],
+        conditions: { StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } },
+      }),
+    );
+  }
+
+  /**
+   * SSE-KMS: reading needs Decrypt, writing GenerateDataKey (and Decrypt, for multipart uploads), and
+   * only through S3, never directly against the key.
+   */
+  private useDataKeyThroughS3(role: IRole, dataKey: IKey): void {
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'UseDataKeyThroughS3',
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: [dataKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
+      }),
     );
   }
 }

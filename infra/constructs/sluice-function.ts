@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Annotations, type Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -26,6 +26,20 @@ export interface SluiceFunctionProps {
   readonly description: string;
   /** Memory in MB; CPU scales with it. @default 256 */
   readonly memoryMb?: number;
+  /** Size of `/tmp` in MB (512–10240). @default 512 */
+  readonly ephemeralStorageMb?: number;
+  /**
+   * The instruction set. A function with native modules (`nodeModules`) must match the binaries that
+   * the local install puts into its bundle: those of the machine that synthesizes.
+   * @default Architecture.ARM_64
+   */
+  readonly architecture?: Architecture;
+  /**
+   * Packages installed into the bundle's `node_modules` instead of bundled, for native modules that
+   * esbuild cannot inline (their `.node` binaries). Versions come from `package-lock.json`.
+   * @default - none: everything is bundled
+   */
+  readonly nodeModules?: readonly string[];
   readonly timeout: Duration;
   /** Non-secret settings only: everything here is readable by anyone who can read the function. */
   readonly environment: Record<string, string>;
@@ -50,8 +64,9 @@ export interface SluiceFunctionProps {
 
 /**
  * A Lambda function with sluice's defaults: one handler of `functions/`, bundled locally with esbuild
- * as ESM for Node.js 22 on arm64 (Graviton: cheaper per GB-second for the same work), its own log group
- * with a retention, and its own role that may write only to that log group until granted more.
+ * as ESM for Node.js 22 on arm64 (Graviton: cheaper per GB-second for the same work) unless it carries
+ * native modules, its own log group with a retention, and its own role that may write only to that log
+ * group until granted more.
  */
 export class SluiceFunction extends Construct {
   readonly function: NodejsFunction;
@@ -74,6 +89,7 @@ export class SluiceFunction extends Construct {
       description: `Runs the ${props.handlerDir} handler`,
     });
     this.logGroup.grantWrite(this.role);
+    const architecture = props.architecture ?? Architecture.ARM_64;
 
     this.function = new NodejsFunction(this, 'Function', {
       description: props.description,
@@ -82,8 +98,9 @@ export class SluiceFunction extends Construct {
       projectRoot: REPO_ROOT,
       depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
       runtime: Runtime.NODEJS_22_X,
-      architecture: Architecture.ARM_64,
+      architecture,
       memorySize: props.memoryMb ?? 256,
+      ephemeralStorageSize: props.ephemeralStorageMb ? Size.mebibytes(props.ephemeralStorageMb) : undefined,
       timeout: props.timeout,
       // Stack traces of the minified bundle point at the TypeScript sources through the source map.
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
@@ -107,8 +124,18 @@ export class SluiceFunction extends Construct {
         // Bundle everything, the AWS SDK included: the versions that were tested are the ones that run,
         // and @aws-sdk/lib-storage is not part of the Lambda runtime anyway.
         externalModules: [],
+        // Without Docker, CDK installs these by running `npm ci` in the bundle folder on this machine,
+        // with the project's lock file: npm picks the optional platform packages for the host.
+        ...(props.nodeModules ? { nodeModules: [...props.nodeModules] } : {}),
       },
     });
+    if (props.nodeModules?.length && !hostMatches(architecture)) {
+      Annotations.of(this).addError(
+        `${props.handlerDir}: its native modules (${props.nodeModules.join(', ')}) are installed with the ` +
+          `binaries of this machine (${process.platform}-${process.arch}), which cannot run on Lambda's ` +
+          `linux-${architecture.name}. Synthesize on linux-${architecture.name === 'x86_64' ? 'x64' : 'arm64'}.`,
+      );
+    }
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',
       reason:
@@ -124,4 +151,10 @@ export class SluiceFunction extends Construct {
       });
     }
   }
+}
+
+/** Whether binaries installed on this machine run on Lambda with `architecture` (Linux, same CPU). */
+function hostMatches(architecture: Architecture): boolean {
+  const host = { x64: Architecture.X86_64, arm64: Architecture.ARM_64 }[process.arch as string];
+  return process.platform === 'linux' && host?.name === architecture.name;
 }

@@ -23,7 +23,7 @@ export interface SluiceStorageProps {
 
 /**
  * Where data lives: the landing bucket (files arrive here, named `<dataset>/<file>`), the lake bucket
- * (`bronze/` today, later `silver/`), one customer-managed KMS key for both, and a bucket for their S3
+ * (`bronze/` and `silver/`), one customer-managed KMS key for both, and a bucket for their S3
  * server access logs.
  */
 export class SluiceStorage extends Construct {

@@ -16,8 +16,8 @@ export interface SluiceStackProps extends StackProps {
 }
 
 /**
- * One deployment of sluice: landing -> ingest (parse -> bronze), with its storage, trigger and
- * monitoring. Environment-agnostic (no account or region), so it synthesizes offline; the account and
+ * One deployment of sluice: landing -> ingest (parse -> bronze) -> silver -> reconciliation, with its
+ * storage, trigger and monitoring. Environment-agnostic (no account or region), so it synthesizes offline; the account and
  * region come from the credentials `cdk deploy` runs with.
  */
 export class SluiceStack extends Stack {
@@ -54,6 +54,8 @@ export class SluiceStack extends Stack {
 
     this.workflow = new IngestWorkflow(this, 'Workflow', {
       ingestFunction: this.functions.ingest.function,
+      silverFunction: this.functions.silver.function,
+      reconcileFunction: this.functions.reconcile.function,
       tracing: config.tracing,
     });
 
@@ -71,6 +73,12 @@ export class SluiceStack extends Stack {
       alarmEmail: config.alarmEmail,
       functions: [
         { name: 'ingest', function: this.functions.ingest.function, timeout: this.functions.ingest.timeout },
+        { name: 'silver', function: this.functions.silver.function, timeout: this.functions.silver.timeout },
+        {
+          name: 'reconcile',
+          function: this.functions.reconcile.function,
+          timeout: this.functions.reconcile.timeout,
+        },
         {
           name: 'start-execution',
           function: this.trigger.startExecution.function,
@@ -95,6 +103,7 @@ export class SluiceStack extends Stack {
           meaning: 'landing events for which starting an execution failed on every attempt.',
         },
       ],
+      quarantineRateThreshold: config.quarantineRateThreshold,
       datasets: config.datasets.map((d) => ({
         name: d.name,
         freshness: Duration.hours(d.freshnessHours),

@@ -6,6 +6,7 @@ import {
 } from '../contracts/dataset-config.ts';
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
+import { dlqCommand } from './dlq-command.ts';
 import { runQuery } from './query-command.ts';
 import { runIngest } from './run-command.ts';
 
@@ -145,6 +146,7 @@ Examples:
         process.stdout.write(`${config.name}\n  ${config.description ?? ''}\n  records: ${records}\n`);
       }
     });
+  program.addCommand(dlqCommand());
   return program;
 }
 

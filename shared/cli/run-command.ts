@@ -3,11 +3,13 @@ import { basename, dirname, resolve } from 'node:path';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
+import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { bronzeManifestKey, bronzePartKey, sourceId } from '../lake/keys.ts';
-import { type LocalPipelineResult, runLocalPipeline } from '../pipeline/run-local.ts';
+import { runWorkflowLocally } from '../pipeline/local-runner.ts';
+import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
 import { downloadToLanding } from '../stages/download/index.ts';
 import { formatBytes } from './format.ts';
@@ -91,11 +93,12 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
   const started = Date.now();
   let result: LocalPipelineResult;
   try {
-    result = await runLocalPipeline(
+    result = await runWorkflowLocally(
       { dataset, sourceKey: source.key },
       {
         source: source.store,
         lake,
+        deadLetters: new FolderDeadLetterStore(resolve(options.lake)),
         clock: systemClock,
         onStage: (stage) => {
           if (stage !== 'bronze') progress.stage(stage);

@@ -1,6 +1,6 @@
 import type { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
-import type { LocalPipelineResult } from '../pipeline/run-local.ts';
+import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 
 function countBronze(parts: BronzeManifest['parts']): Record<string, number> {

@@ -11,6 +11,9 @@ import { ConfigError } from '../errors.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** Lambda's only writable place: the silver and reconcile stages stage Parquet files (and spill) here. */
+export const LAMBDA_WORK_DIR = '/tmp/sluice';
+
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -36,6 +39,12 @@ const IngestEnv = z.object({
   ),
 });
 
+const LakeStageEnv = z.object({
+  ...Common,
+  LAKE_BUCKET: required('the lake bucket name'),
+  DATASETS: IngestEnv.shape.DATASETS,
+});
+
 const StartExecutionEnv = z.object({
   ...Common,
   STATE_MACHINE_ARN: required('the ARN of the workflow state machine'),
@@ -56,6 +65,13 @@ export interface IngestConfig extends HandlerConfig {
   readonly datasets: readonly string[];
 }
 
+/** Settings of the handlers that work on the lake alone: silver and reconcile. */
+export interface LakeStageConfig extends HandlerConfig {
+  readonly lakeBucket: string;
+  /** The datasets this deployment ingests; events of any other dataset fail with a ConfigError. */
+  readonly datasets: readonly string[];
+}
+
 /** Settings of the start-execution handler. */
 export interface StartExecutionConfig extends HandlerConfig {
   readonly stateMachineArn: string;
@@ -72,6 +88,15 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   };
 }
 
+/** Read the silver or reconcile handler's configuration (default: `process.env`). */
+export function loadLakeStageConfig(
+  handler: 'silver' | 'reconcile',
+  env: Env = process.env,
+): LakeStageConfig {
+  const e = parseEnv(LakeStageEnv, env, handler);
+  return { ...common(e), lakeBucket: e.LAKE_BUCKET, datasets: e.DATASETS };
+}
+
 /** Read the start-execution handler's configuration (default: `process.env`). */
 export function loadStartExecutionConfig(env: Env = process.env): StartExecutionConfig {
   const e = parseEnv(StartExecutionEnv, env, 'start-execution');
@@ -83,6 +108,15 @@ export function ingestEnvironment(config: Omit<IngestConfig, 'region'>): Record<
   return {
     ...commonEnvironment(config),
     LANDING_BUCKET: config.landingBucket,
+    LAKE_BUCKET: config.lakeBucket,
+    DATASETS: config.datasets.join(','),
+  };
+}
+
+/** The environment that `loadLakeStageConfig` reads, for the CDK app to set. */
+export function lakeStageEnvironment(config: Omit<LakeStageConfig, 'region'>): Record<string, string> {
+  return {
+    ...commonEnvironment(config),
     LAKE_BUCKET: config.lakeBucket,
     DATASETS: config.datasets.join(','),
   };

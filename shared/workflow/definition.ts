@@ -2,34 +2,51 @@ import { Duration } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import {
+  Choice,
+  Condition,
   Errors,
   Fail,
   type IChainable,
   JitterType,
   JsonPath,
   type RetryProps,
+  Succeed,
   TaskInput,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke, SqsSendMessage } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
 
 /**
- * The one definition of the ingest workflow. The CDK stack deploys it; a local runner can take the
- * same Amazon States Language from the synthesized template (the state machine carries the metadata
- * `sluice:workflow`), so nothing describes the workflow twice.
+ * The one definition of the ingest workflow. The CDK stack deploys it; the local runner
+ * (shared/pipeline/local-runner.ts) takes the same Amazon States Language from the synthesized template
+ * (the state machine carries the metadata `sluice:workflow`), so nothing describes the workflow twice.
  *
- *   Ingest ──(success)──> end
- *     └─(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
+ *   Ingest ──> HasSilver? ──(hasSilver: false)──────────────────> Succeeded
+ *                  └──(otherwise)──> Silver ──> Reconcile ──────> Succeeded
+ *   every task ──(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
  *
- * Each stage is one Lambda task with the same error policy (`stageTask`); adding a stage (silver,
- * reconcile) is one function and one `.next(stageTask(...))`.
+ * Each stage is one Lambda task with the same error policy (`stageTask`). States hand each other
+ * references only (shared/workflow/stage-io.ts); each result lands under its own key (`$.ingest`,
+ * `$.silver`, `$.reconcile`) beside the execution input, which every state keeps.
  */
 
 /** State names: the execution history and the local runner refer to them. */
 export const StateName = {
   ingest: 'Ingest',
+  hasSilver: 'HasSilver',
+  silver: 'Silver',
+  reconcile: 'Reconcile',
+  succeeded: 'Succeeded',
   recordFailure: 'RecordFailure',
   failed: 'Failed',
+} as const;
+
+/** Where each stage's result lands in the state's JSON (`ResultPath`). */
+export const ResultKey = {
+  ingest: 'ingest',
+  silver: 'silver',
+  reconcile: 'reconcile',
+  error: 'error',
 } as const;
 
 /**
@@ -46,13 +63,15 @@ export const LAMBDA_SERVICE_ERRORS = [
 ] as const;
 
 /**
- * Errors a handler raises that mean "try again later". `TransientError` is the name sluice reserves
- * for its own (it is not in shared/errors.ts yet); the others are the names S3 errors keep when they
- * outlast the SDK's own retries (throttling, 5xx, timeouts).
+ * Errors a handler raises that mean "try again later". `TransientError` is sluice's own
+ * (shared/errors.ts; the handlers wrap network failures into it, see shared/adapters/aws/transient.ts);
+ * the others are the names S3 errors keep when they outlast the SDK's own retries (throttling, 5xx,
+ * timeouts).
  *
  * Deliberately absent: `States.Timeout` and `Sandbox.Timedout` (a stage that ran out of time will run
  * out again: raise the timeout or memory instead), `Runtime.OutOfMemory`, and sluice's permanent errors
- * (`MalformedInputError`, `RecordTooLargeError`, `ConfigError`), which no retry can fix.
+ * (`MalformedInputError`, `RecordTooLargeError`, `ConfigError`, `ContractViolationError`,
+ * `SchemaDriftError`, `ReconciliationError`), which no retry can fix.
  */
 export const TRANSIENT_ERRORS = [
   'TransientError',
@@ -87,6 +106,10 @@ export const TRANSIENT_RETRY: RetryProps = {
 export interface WorkflowResources {
   /** The `Ingest` stage: `functions/ingest/handler.ts`. */
   readonly ingestFunction: IFunction;
+  /** The `Silver` stage: `functions/silver/handler.ts`. */
+  readonly silverFunction: IFunction;
+  /** The `Reconcile` stage: `functions/reconcile/handler.ts`. */
+  readonly reconcileFunction: IFunction;
   /** Receives one message per failed execution: the execution id, its input, and the error. */
   readonly failureQueue: IQueue;
 }
@@ -99,32 +122,43 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     messageBody: TaskInput.fromObject({
       executionId: JsonPath.executionId,
       input: JsonPath.objectAt('$$.Execution.Input'),
-      error: JsonPath.objectAt('$.error'),
+      error: JsonPath.objectAt(`$.${ResultKey.error}`),
     }),
     // Keep the state's input (with `error`) as its output, so `Failed` can report the original error.
     resultPath: JsonPath.DISCARD,
   });
   const failed = new Fail(scope, StateName.failed, {
-    errorPath: '$.error.Error',
-    causePath: '$.error.Cause',
+    errorPath: `$.${ResultKey.error}.Error`,
+    causePath: `$.${ResultKey.error}.Cause`,
   });
   const onFailure = recordFailure.next(failed);
 
-  /** A workflow stage: a Lambda whose return value is the state's output, with sluice's error policy. */
-  const stageTask = (id: string, fn: IFunction, payload: TaskInput) =>
+  /**
+   * A workflow stage: a Lambda whose return value lands at `$.<resultKey>`, with sluice's error policy.
+   * The Catch writes the error beside the input too (`$.error`), so RecordFailure still has all of it.
+   */
+  const stageTask = (id: string, fn: IFunction, payload: TaskInput, resultKey: string) =>
     new LambdaInvoke(scope, id, {
       lambdaFunction: fn,
       payload,
-      // The output is the handler's return value alone (a small reference, never data).
+      // The result is the handler's return value alone (a small reference, never data).
       payloadResponseOnly: true,
+      resultPath: `$.${resultKey}`,
       // Off, so that the only retries are the explicit ones below (CDK's default has no jitter).
       retryOnServiceExceptions: false,
     })
       .addRetry(LAMBDA_SERVICE_RETRY)
       .addRetry(TRANSIENT_RETRY)
-      .addCatch(onFailure, { errors: [Errors.ALL], resultPath: '$.error' });
+      .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
 
-  return stageTask(
+  /** The `Silver` and `Reconcile` event: the bronze run `Ingest` committed. */
+  const lakeStagePayload = TaskInput.fromObject({
+    dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
+    bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
+    executionId: JsonPath.executionId,
+  });
+
+  const ingest = stageTask(
     StateName.ingest,
     resources.ingestFunction,
     TaskInput.fromObject({
@@ -133,5 +167,26 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
       dataset: JsonPath.stringAt('$.dataset'),
       executionId: JsonPath.executionId,
     }),
+    ResultKey.ingest,
   );
+  const silver = stageTask(StateName.silver, resources.silverFunction, lakeStagePayload, ResultKey.silver);
+  const reconcile = stageTask(
+    StateName.reconcile,
+    resources.reconcileFunction,
+    lakeStagePayload,
+    ResultKey.reconcile,
+  );
+  const succeeded = new Succeed(scope, StateName.succeeded);
+  silver.next(reconcile).next(succeeded);
+
+  // `hasSilver` is optional (see ExecutionInput): only an explicit `false` skips the silver stages.
+  // IsPresent first, because comparing a path that does not exist is a runtime error.
+  const hasSilver = new Choice(scope, StateName.hasSilver)
+    .when(
+      Condition.and(Condition.isPresent('$.hasSilver'), Condition.booleanEquals('$.hasSilver', false)),
+      succeeded,
+    )
+    .otherwise(silver);
+
+  return ingest.next(hasSilver);
 }

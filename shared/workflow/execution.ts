@@ -14,6 +14,12 @@ export const ExecutionInput = z.object({
   key: z.string().min(1),
   /** The dataset named by the key's first segment; `''` when the key has none (the run then fails). */
   dataset: z.string(),
+  /**
+   * `false` for a dataset without a silver contract: the workflow stops after bronze (its `HasSilver`
+   * choice). Absent means true, so inputs written before the flag existed (and the trigger's, since
+   * every dataset a deployment accepts has a contract) still run every stage.
+   */
+  hasSilver: z.boolean().optional(),
 });
 export type ExecutionInput = z.infer<typeof ExecutionInput>;
 

@@ -23,6 +23,12 @@ export const MetricName = {
   bronzeBytes: 'BronzeBytes',
   /** Wall-clock time of the ingest stage. */
   ingestDuration: 'IngestDuration',
+  /** Records the silver stage set aside in quarantine, per build (over `RecordsIngested`: the quarantine rate). */
+  quarantinedRecords: 'QuarantinedRecords',
+  /** The reconciliation's 0–100 quality score of one file. */
+  qualityScore: 'QualityScore',
+  /** 1 per reconciliation whose counts or checksums did not add up, 0 per one that passed. */
+  reconciliationFailed: 'ReconciliationFailed',
 } as const;
 
 export const Dimension = {

@@ -45,6 +45,13 @@ describe('Function: loadDeploymentConfig', () => {
     });
   });
 
+  it('defaults the quarantine-rate alarm threshold to 5%', () => {
+    expect(loadDeploymentConfig(EXAMPLE).quarantineRateThreshold).toBe(0.05);
+    expect(
+      parseDeploymentConfig(configWith((c) => (c.quarantineRateThreshold = 0.2))).quarantineRateThreshold,
+    ).toBe(0.2);
+  });
+
   it('defaults the ingest sizing to 3008 MB and 15 minutes', () => {
     const config = parseDeploymentConfig(configWith((c) => delete c.ingest));
     expect(config.ingest).toEqual({ memoryMb: 3008, timeoutMinutes: 15 });
@@ -80,6 +87,12 @@ describe('Function: parseDeploymentConfig', () => {
   it('rejects a dataset listed twice', () => {
     const message = problemsOf(configWith((c) => (c.datasets[1]!.name = 'tic-in-network')));
     expect(message).toContain('datasets: each dataset may be listed only once');
+  });
+
+  it('rejects a quarantine-rate threshold that is not a share', () => {
+    expect(problemsOf(configWith((c) => (c.quarantineRateThreshold = 5)))).toContain(
+      'quarantineRateThreshold: expected a share from 0 to 1',
+    );
   });
 
   it('rejects an ingest timeout beyond the Lambda maximum', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
@@ -6,11 +6,23 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
-import { BRONZE_PREFIX } from '../../infra/constructs/pipeline-functions.ts';
+import { BRONZE_PREFIX, SILVER_PREFIX } from '../../infra/constructs/pipeline-functions.ts';
 import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
 import { SluiceStack } from '../../infra/stacks/sluice-stack.ts';
-import { bronzeManifestKey, bronzePartKey } from '../../shared/lake/keys.ts';
-import { LAMBDA_SERVICE_ERRORS, StateName, TRANSIENT_ERRORS } from '../../shared/workflow/definition.ts';
+import {
+  bronzeManifestKey,
+  bronzePartKey,
+  reconciliationKey,
+  silverManifestKey,
+  silverTableKey,
+} from '../../shared/lake/keys.ts';
+import {
+  LAMBDA_SERVICE_ERRORS,
+  LAMBDA_SERVICE_RETRY,
+  StateName,
+  TRANSIENT_ERRORS,
+  TRANSIENT_RETRY,
+} from '../../shared/workflow/definition.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: a synthesized template is untyped JSON; the assertions check its shape.
 type Json = any;
@@ -128,14 +140,62 @@ describe('Stack: SluiceStack (example config)', () => {
     });
   });
 
+  /** The statements of the policies attached to one role. */
+  const statementsOf = (role: { node: { defaultChild?: unknown } }) =>
+    ofType('AWS::IAM::Policy')
+      .filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: logicalId(role) }]))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Record<string, Json>[]);
+  const actions = (s: Record<string, Json>) => [s.Action].flat() as string[];
+  const targets = (s: Record<string, Json>) => [s.Resource].flat().map(flatten);
+
   describe('functions', () => {
-    it('runs every Lambda on Node.js 22 and arm64', () => {
+    it('runs every Lambda on Node.js 22; arm64, except the DuckDB functions on x86_64', () => {
       const functions = ofType('AWS::Lambda::Function');
-      expect(functions).toHaveLength(2);
+      expect(functions).toHaveLength(4);
       for (const [, fn] of functions) {
         expect(fn.Properties.Runtime).toBe('nodejs22.x');
-        expect(fn.Properties.Architectures).toEqual(['arm64']);
         expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
+      }
+      const architecture = (fn: { function: { node: { defaultChild?: unknown } } }) =>
+        resources[logicalId(fn.function)]!.Properties.Architectures;
+      expect(architecture(stack.functions.ingest)).toEqual(['arm64']);
+      expect(architecture(stack.trigger.startExecution)).toEqual(['arm64']);
+      expect(architecture(stack.functions.silver)).toEqual(['x86_64']);
+      expect(architecture(stack.functions.reconcile)).toEqual(['x86_64']);
+    });
+
+    it("bundles DuckDB as a node module with linux-x64's binary, and nothing native into the others", () => {
+      // The code asset `<hash>.zip` is staged in the output directory as `asset.<hash>`.
+      const assetDir = (fn: { function: { node: { defaultChild?: unknown } } }) => {
+        const key = resources[logicalId(fn.function)]!.Properties.Code.S3Key as string;
+        return path.join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
+      };
+      for (const fn of [stack.functions.silver, stack.functions.reconcile]) {
+        const dir = assetDir(fn);
+        expect(JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'))).toEqual({
+          dependencies: { '@duckdb/node-api': expect.any(String) },
+        });
+        expect(existsSync(path.join(dir, 'node_modules/@duckdb/node-bindings-linux-x64/duckdb.node'))).toBe(
+          true,
+        );
+        // The bundle imports DuckDB from node_modules instead of inlining it.
+        expect(readFileSync(path.join(dir, 'index.mjs'), 'utf8')).toContain('@duckdb/node-api');
+      }
+      expect(existsSync(path.join(assetDir(stack.functions.ingest), 'node_modules'))).toBe(false);
+    });
+
+    it('gives the silver and reconcile functions room in /tmp for Parquet files', () => {
+      for (const fn of [stack.functions.silver, stack.functions.reconcile]) {
+        const props = resources[logicalId(fn.function)]!.Properties;
+        expect(props.EphemeralStorage).toEqual({ Size: 4096 });
+        expect(props.Timeout).toBe(900);
+        expect(Object.keys(props.Environment.Variables).sort()).toEqual([
+          'DATASETS',
+          'LAKE_BUCKET',
+          'NODE_OPTIONS',
+          'POWERTOOLS_LOG_LEVEL',
+          'POWERTOOLS_SERVICE_NAME',
+        ]);
       }
     });
 
@@ -155,12 +215,7 @@ describe('Stack: SluiceStack (example config)', () => {
     });
 
     it('scopes the ingest role to landing prefixes of deployed datasets, bronze/, and S3 use of the key', () => {
-      const role = logicalId(stack.functions.ingest.role);
-      const statements = ofType('AWS::IAM::Policy')
-        .filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: role }]))
-        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Record<string, Json>[]);
-      const actions = (s: Record<string, Json>) => [s.Action].flat() as string[];
-      const targets = (s: Record<string, Json>) => [s.Resource].flat().map(flatten);
+      const statements = statementsOf(stack.functions.ingest.role);
 
       for (const s of statements.filter((s) => actions(s).some((a) => a.startsWith('s3:')))) {
         expect(targets(s)).not.toContain('*');
@@ -188,13 +243,50 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(wildcard.every((a) => a.startsWith('xray:'))).toBe(true);
     });
 
-    it('uses the same bronze prefix as the key layout', () => {
+    it('lets silver read bronze/ and write and delete only under silver/', () => {
+      const statements = statementsOf(stack.functions.silver.role);
+      const sid = (id: string) => statements.find((s) => s.Sid === id)!;
+      expect(actions(sid('ReadBronze'))).toEqual(['s3:GetObject']);
+      expect(targets(sid('ReadBronze'))).toEqual(['<TOKEN>/bronze/*']);
+      expect(actions(sid('WriteSilver')).sort()).toEqual([
+        's3:AbortMultipartUpload',
+        's3:DeleteObject',
+        's3:GetObject',
+        's3:PutObject',
+      ]);
+      expect(targets(sid('WriteSilver'))).toEqual(['<TOKEN>/silver/*']);
+      expect(sid('ListLake').Condition).toEqual({ StringLike: { 's3:prefix': ['bronze/*', 'silver/*'] } });
+      const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
+      expect(writes.flatMap(targets)).toEqual(['<TOKEN>/silver/*']);
+      expect(sid('UseDataKeyThroughS3').Condition.StringEquals['kms:ViaService']).toBeDefined();
+    });
+
+    it('lets reconcile read bronze/ and silver/ and write only reconciliation reports', () => {
+      const statements = statementsOf(stack.functions.reconcile.role);
+      const sid = (id: string) => statements.find((s) => s.Sid === id)!;
+      expect(actions(sid('ReadLake'))).toEqual(['s3:GetObject']);
+      expect(targets(sid('ReadLake'))).toEqual(['<TOKEN>/bronze/*', '<TOKEN>/silver/*']);
+      const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
+      expect(writes.flatMap(actions).sort()).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
+      expect(writes.flatMap(targets)).toEqual(['<TOKEN>/bronze/*/reconciliation.json']);
+      expect(sid('ListLake').Condition).toEqual({ StringLike: { 's3:prefix': ['bronze/*', 'silver/*'] } });
+    });
+
+    it('uses the same bronze and silver prefixes and report key as the key layout', () => {
       expect(bronzeManifestKey('d', 's').startsWith(BRONZE_PREFIX)).toBe(true);
       expect(bronzePartKey('d', 's', 'r', 0).startsWith(BRONZE_PREFIX)).toBe(true);
+      expect(silverTableKey('d', 't', 's').startsWith(SILVER_PREFIX)).toBe(true);
+      expect(silverManifestKey('d', 's').startsWith(SILVER_PREFIX)).toBe(true);
+      expect(reconciliationKey('d', 's')).toMatch(/^bronze\/[^*]+\/reconciliation\.json$/);
     });
 
     it('gives no managed policies to the functions', () => {
-      for (const fn of [stack.functions.ingest, stack.trigger.startExecution]) {
+      for (const fn of [
+        stack.functions.ingest,
+        stack.functions.silver,
+        stack.functions.reconcile,
+        stack.trigger.startExecution,
+      ]) {
         expect(resources[logicalId(fn.role)]!.Properties.ManagedPolicyArns).toBeUndefined();
       }
     });
@@ -209,11 +301,13 @@ describe('Stack: SluiceStack (example config)', () => {
       };
     };
 
-    it('starts with Ingest, whose output is the handler result and whose input adds the execution id', () => {
+    const stageTasks = [StateName.ingest, StateName.silver, StateName.reconcile];
+
+    it('runs Ingest → HasSilver → Silver → Reconcile → Succeeded, each result under its own key', () => {
       const { StartAt, States } = definition();
       expect(StartAt).toBe(StateName.ingest);
       const ingest = States[StateName.ingest]!;
-      expect(ingest.Type).toBe('Task');
+      expect(ingest).toMatchObject({ Type: 'Task', ResultPath: '$.ingest', Next: StateName.hasSilver });
       expect(ingest.Resource).toBe('TOKEN'); // the function ARN itself: payloadResponseOnly
       expect(ingest.Parameters).toEqual({
         'bucket.$': '$.bucket',
@@ -221,29 +315,90 @@ describe('Stack: SluiceStack (example config)', () => {
         'dataset.$': '$.dataset',
         'executionId.$': '$$.Execution.Id',
       });
+      const stageEvent = {
+        'dataset.$': '$.ingest.dataset',
+        'bronzeManifestKey.$': '$.ingest.manifestKey',
+        'executionId.$': '$$.Execution.Id',
+      };
+      expect(States[StateName.silver]).toMatchObject({
+        Type: 'Task',
+        Resource: 'TOKEN',
+        Parameters: stageEvent,
+        ResultPath: '$.silver',
+        Next: StateName.reconcile,
+      });
+      expect(States[StateName.reconcile]).toMatchObject({
+        Type: 'Task',
+        Resource: 'TOKEN',
+        Parameters: stageEvent,
+        ResultPath: '$.reconcile',
+        Next: StateName.succeeded,
+      });
+      expect(States[StateName.succeeded]).toEqual({ Type: 'Succeed' });
     });
 
-    it('retries named transient errors only, with exponential backoff and full jitter', () => {
-      const retry = definition().States[StateName.ingest]!.Retry as Record<string, Json>[];
-      expect(retry.map((r) => r.ErrorEquals)).toEqual([[...LAMBDA_SERVICE_ERRORS], [...TRANSIENT_ERRORS]]);
-      for (const r of retry) {
-        expect(r).toMatchObject({ JitterStrategy: 'FULL', BackoffRate: 2 });
-        expect(r.ErrorEquals).not.toContain('States.ALL');
-        expect(r.ErrorEquals).not.toContain('States.Timeout');
-        for (const permanent of ['MalformedInputError', 'RecordTooLargeError', 'ConfigError']) {
-          expect(r.ErrorEquals).not.toContain(permanent);
-        }
-      }
-      expect(retry.flatMap((r) => r.ErrorEquals)).toEqual(
-        expect.arrayContaining(['Lambda.TooManyRequestsException', 'TransientError']),
-      );
+    it('skips silver and reconciliation only for an explicit hasSilver: false', () => {
+      expect(definition().States[StateName.hasSilver]).toEqual({
+        Type: 'Choice',
+        Choices: [
+          {
+            And: [
+              { Variable: '$.hasSilver', IsPresent: true },
+              { Variable: '$.hasSilver', BooleanEquals: false },
+            ],
+            Next: StateName.succeeded,
+          },
+        ],
+        Default: StateName.silver,
+      });
     });
 
-    it('catches everything into RecordFailure (SQS, execution id + input + error) and then Fail', () => {
+    it('invokes each stage task with its own function', () => {
       const { States } = definition();
-      expect(States[StateName.ingest]!.Catch).toEqual([
-        { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure },
-      ]);
+      const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
+      const join = machine.Properties.DefinitionString['Fn::Join'][1] as Json[];
+      const tokens = join.filter((part) => typeof part !== 'string').map((part) => JSON.stringify(part));
+      for (const fn of [stack.functions.ingest, stack.functions.silver, stack.functions.reconcile]) {
+        expect(tokens).toContain(JSON.stringify({ 'Fn::GetAtt': [logicalId(fn.function), 'Arn'] }));
+      }
+      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(4);
+    });
+
+    it('retries named transient errors only, on every task, with exponential backoff and full jitter', () => {
+      for (const name of stageTasks) {
+        const retry = definition().States[name]!.Retry as Record<string, Json>[];
+        expect(retry.map((r) => r.ErrorEquals)).toEqual([[...LAMBDA_SERVICE_ERRORS], [...TRANSIENT_ERRORS]]);
+        expect(retry.map((r) => r.MaxAttempts)).toEqual([
+          LAMBDA_SERVICE_RETRY.maxAttempts,
+          TRANSIENT_RETRY.maxAttempts,
+        ]);
+        for (const r of retry) {
+          expect(r).toMatchObject({ JitterStrategy: 'FULL', BackoffRate: 2 });
+          expect(r.ErrorEquals).not.toContain('States.ALL');
+          expect(r.ErrorEquals).not.toContain('States.Timeout');
+          for (const permanent of [
+            'MalformedInputError',
+            'RecordTooLargeError',
+            'ConfigError',
+            'ContractViolationError',
+            'ReconciliationError',
+          ]) {
+            expect(r.ErrorEquals).not.toContain(permanent);
+          }
+        }
+        expect(retry.flatMap((r) => r.ErrorEquals)).toEqual(
+          expect.arrayContaining(['Lambda.TooManyRequestsException', 'TransientError']),
+        );
+      }
+    });
+
+    it('catches everything of every task into RecordFailure (SQS, execution id + input + error), then Fail', () => {
+      const { States } = definition();
+      for (const name of stageTasks) {
+        expect(States[name]!.Catch).toEqual([
+          { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure },
+        ]);
+      }
       const record = States[StateName.recordFailure]!;
       expect(record.Resource).toMatch(/:states:::sqs:sendMessage$/);
       expect(record.Parameters.MessageBody).toEqual({
@@ -296,14 +451,14 @@ describe('Stack: SluiceStack (example config)', () => {
       });
     });
 
-    it('gives the asynchronously invoked start-execution function a DLQ, and the ingest function none', () => {
+    it('gives the asynchronously invoked start-execution function a DLQ, and the stage functions none', () => {
       const start = resources[logicalId(stack.trigger.startExecution.function)]!.Properties;
       expect(start.DeadLetterConfig).toEqual({
         TargetArn: { 'Fn::GetAtt': [logicalId(stack.trigger.invocationDeadLetterQueue), 'Arn'] },
       });
-      expect(
-        resources[logicalId(stack.functions.ingest.function)]!.Properties.DeadLetterConfig,
-      ).toBeUndefined();
+      for (const fn of [stack.functions.ingest, stack.functions.silver, stack.functions.reconcile]) {
+        expect(resources[logicalId(fn.function)]!.Properties.DeadLetterConfig).toBeUndefined();
+      }
       template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
         MaximumRetryAttempts: 2,
         MaximumEventAgeInSeconds: 21_600,
@@ -347,7 +502,12 @@ describe('Stack: SluiceStack (example config)', () => {
     });
 
     it('alarms on errors and throttles of each function', () => {
-      for (const fn of [stack.functions.ingest.function, stack.trigger.startExecution.function]) {
+      for (const fn of [
+        stack.functions.ingest.function,
+        stack.functions.silver.function,
+        stack.functions.reconcile.function,
+        stack.trigger.startExecution.function,
+      ]) {
         const metrics = alarms()
           .filter(
             (a) =>
@@ -379,9 +539,46 @@ describe('Stack: SluiceStack (example config)', () => {
       });
     });
 
+    it('alarms on any failed reconciliation, per dataset', () => {
+      const failed = alarms().filter((a) => a.MetricName === 'ReconciliationFailed');
+      expect(failed.map((a) => a.Dimensions.find((d: Json) => d.Name === 'dataset').Value).sort()).toEqual([
+        'tic-in-network',
+        'tic-table-of-contents',
+      ]);
+      for (const alarm of failed) {
+        expect(alarm).toMatchObject({
+          Namespace: 'Sluice',
+          Statistic: 'Sum',
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+        });
+      }
+    });
+
+    it('alarms when the quarantined share of ingested records passes the configured threshold', () => {
+      const rates = alarms().filter((a) => a.Metrics?.some((m: Json) => m.Expression));
+      expect(rates).toHaveLength(2);
+      for (const alarm of rates) {
+        expect(alarm).toMatchObject({ Threshold: 0.05, ComparisonOperator: 'GreaterThanThreshold' });
+        const expression = alarm.Metrics.find((m: Json) => m.Expression);
+        expect(expression.Expression).toMatch(
+          /^IF\(\(FILL\(ingested\d_0, 0\).*\) > 0, FILL\(quarantined\d, 0\) \//,
+        );
+        const names = alarm.Metrics.filter((m: Json) => m.MetricStat).map(
+          (m: Json) => m.MetricStat.Metric.MetricName,
+        );
+        expect(names[0]).toBe('QuarantinedRecords');
+        expect(new Set(names.slice(1))).toEqual(new Set(['RecordsIngested']));
+      }
+      const inNetwork = rates.find((a) => JSON.stringify(a.Metrics).includes('"tic-in-network"'))!;
+      // One RecordsIngested series per record stream of the dataset, added up.
+      expect(inNetwork.Metrics.filter((m: Json) => m.MetricStat).length).toBeGreaterThan(2);
+    });
+
     it('notifies the KMS-encrypted alarm topic, which e-mails the configured address', () => {
       const topic = logicalId(stack.monitoring.topic);
-      expect(alarms().length).toBe(3 + 4 + 4 + 2);
+      expect(alarms().length).toBe(3 + 4 + 4 * 2 + 2 * 3);
       for (const alarm of alarms()) {
         expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
         expect(alarm.OKActions).toEqual([{ Ref: topic }]);
@@ -407,6 +604,9 @@ describe('Stack: SluiceStack (example config)', () => {
         'RecordsIngested',
         'SourceBytes',
         'ApproximateNumberOfMessagesVisible',
+        'QualityScore',
+        'QuarantinedRecords',
+        'quarantine rate',
       ]) {
         expect(body).toContain(text);
       }

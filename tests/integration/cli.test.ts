@@ -69,7 +69,10 @@ describe('sluice CLI', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('MalformedInputError');
     expect(result.stderr).toContain(`${bad}: malformed input at byte 31`);
-    expect(await listFiles(join(tmp.dir, 'bad-lake'))).toEqual([]);
+    // Nothing in bronze; the failed execution is recorded as a dead letter (see `sluice dlq`).
+    expect(await listFiles(join(tmp.dir, 'bad-lake'))).toEqual([
+      expect.stringMatching(/^_dead_letters\/bad-json-[0-9a-f]{32}\.json$/),
+    ]);
   });
 
   it('with --json, also reports a failure as a JSON object on stdout', async () => {

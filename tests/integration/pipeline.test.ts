@@ -5,10 +5,11 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
+import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { ReconciliationError } from '../../shared/errors.ts';
-import { runLocalPipeline } from '../../shared/pipeline/run-local.ts';
+import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
 import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
@@ -37,13 +38,15 @@ function expectedInNetworkCounts(doc: Json) {
 }
 
 async function run(sourceDir: string, key: string, lakeDir: string, dataset = 'tic-in-network') {
-  return runLocalPipeline(
+  return runWorkflowLocally(
     { dataset: builtInDataset(dataset), sourceKey: key },
     {
       source: fileStore(sourceDir),
       lake: fileStore(lakeDir),
       clock: fixedClock,
       workDir: join(lakeDir, '..', 'work'),
+      deadLetters: new FolderDeadLetterStore(lakeDir),
+      retryIntervalMs: 0,
     },
   );
 }
@@ -58,7 +61,7 @@ async function describeTable(file: string): Promise<Record<string, string>> {
   return types;
 }
 
-describe('the local pipeline (parse → bronze → silver → reconciliation)', () => {
+describe('the local workflow (parse → bronze → silver → reconciliation)', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   beforeAll(async () => {
     tmp = await tempDir('sluice-pipeline-');

@@ -1,0 +1,123 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import {
+  createObservability,
+  executionIdOf,
+  type LambdaContext,
+  type Observability,
+  withObservability,
+} from '../../shared/adapters/aws/observability.ts';
+import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { withTransientErrors } from '../../shared/adapters/aws/transient.ts';
+import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
+import {
+  LAMBDA_WORK_DIR,
+  type LakeStageConfig,
+  loadLakeStageConfig,
+} from '../../shared/config/runtime-config.ts';
+import { explainIssues } from '../../shared/contracts/dataset-config.ts';
+import { ConfigError, ReconciliationError } from '../../shared/errors.ts';
+import { type Clock, systemClock } from '../../shared/ports/clock.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { TableInspector } from '../../shared/ports/table-inspector.ts';
+import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
+import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
+import {
+  LakeStageEvent,
+  type ReconcileOutput,
+  reconcileOutput,
+  requireSilverContract,
+} from '../../shared/workflow/stage-io.ts';
+
+/**
+ * The `Reconcile` state of the workflow: proves that a run's bronze and silver account for every record.
+ *
+ * Event: `{ dataset, bronzeManifestKey, executionId? }`.
+ * Result: `{ status: 'passed', score, reportKey }`. A mismatch writes the report and then fails with
+ * `ReconciliationError`, which the state machine does not retry: the execution fails into the failure
+ * queue, and the `ReconciliationFailed` metric raises its alarm.
+ */
+
+/** What the reconcile handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
+export interface ReconcileDeps {
+  readonly config: LakeStageConfig;
+  readonly lake: ObjectStore;
+  readonly clock: Clock;
+  readonly observability: Observability;
+  readonly openInspector: () => Promise<TableInspector>;
+  /** Scratch space: Parquet files are downloaded here to be read. */
+  readonly workDir: string;
+}
+
+/** The AWS adapters, created once per cold start. */
+export function createDeps(config: LakeStageConfig): ReconcileDeps {
+  const client = createS3Client(config.region ? { region: config.region } : {});
+  return {
+    config,
+    lake: new S3ObjectStore({ client, bucket: config.lakeBucket }),
+    clock: systemClock,
+    observability: createObservability(config),
+    openInspector: openParquetInspector,
+    workDir: LAMBDA_WORK_DIR,
+  };
+}
+
+/** Reconcile one run's bronze and silver. */
+export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise<ReconcileOutput> {
+  const { logger, metrics } = deps.observability;
+  const input = parseEvent(event);
+  const contract = requireSilverContract(input.dataset, deps.config.datasets);
+  logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey });
+  metrics.addDimension(Dimension.dataset, input.dataset);
+
+  try {
+    const report = await reconcile(
+      { bronzeManifestKey: input.bronzeManifestKey },
+      {
+        lake: deps.lake,
+        clock: deps.clock,
+        contract,
+        openInspector: deps.openInspector,
+        workDir: deps.workDir,
+      },
+    );
+    metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 0);
+    metrics.addMetric(MetricName.qualityScore, MetricUnit.NoUnit, report.quality.score);
+    const output = reconcileOutput(report);
+    logger.info('reconciliation passed', { ...output, quality: report.quality });
+    return output;
+  } catch (error) {
+    if (error instanceof ReconciliationError) {
+      metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 1);
+    }
+    throw error;
+  }
+}
+
+/** The handler for one set of dependencies. */
+export function createHandler(
+  deps: ReconcileDeps,
+): (event: unknown, context?: LambdaContext) => Promise<ReconcileOutput> {
+  return withObservability(
+    deps.observability,
+    (event: unknown) => withTransientErrors(() => reconcileRun(event, deps)),
+    { correlationId: executionIdOf },
+  );
+}
+
+// Built on the first invocation (once per cold start), so importing this module needs no environment.
+let live: ReturnType<typeof createHandler> | undefined;
+
+/** The Lambda entry point. */
+export const handler = (event: unknown, context: LambdaContext): Promise<ReconcileOutput> => {
+  live ??= createHandler(createDeps(loadLakeStageConfig('reconcile')));
+  return live(event, context);
+};
+
+function parseEvent(event: unknown): LakeStageEvent {
+  const result = LakeStageEvent.safeParse(event);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    `the reconcile event is invalid (${explainIssues(result.error.issues).join('; ')}); ` +
+      'it must be { "dataset": string, "bronzeManifestKey": string }',
+  );
+}

@@ -1,0 +1,281 @@
+import { resolve } from 'node:path';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { Command, Option } from 'commander';
+import { SqsDeadLetterStore } from '../adapters/aws/sqs-dead-letter-store.ts';
+import { FileObjectStore } from '../adapters/local/file-object-store.ts';
+import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
+import { type DatasetConfig, loadDatasetConfigFile } from '../contracts/dataset-config.ts';
+import { builtInDataset } from '../contracts/datasets/index.ts';
+import { ConfigError } from '../errors.ts';
+import { runWorkflowLocally, WorkflowFailedError } from '../pipeline/local-runner.ts';
+import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
+import { systemClock } from '../ports/clock.ts';
+import type { DeadLetter, DeadLetterStore } from '../ports/dead-letter-store.ts';
+import { ExecutionInput, MAX_EXECUTION_NAME_LENGTH } from '../workflow/execution.ts';
+
+/**
+ * `sluice dlq`: the executions that failed for good, and running them again.
+ *
+ *   list      the dead letters of the local lake (`--lake`) or of a deployment's failure queue (`--queue-url`)
+ *   redrive   locally: run the workflow again with the recorded input, and remove the letter on success;
+ *             from a queue: start a new execution of the deployed state machine with the recorded input
+ *             (`--state-machine-arn`), and remove the message once it has started. Whether that execution
+ *             succeeds is the state machine's to say: if it fails, its Catch records a new letter.
+ */
+
+/** Options of the `dlq` subcommands. */
+export interface DlqOptions {
+  readonly lake: string;
+  readonly queueUrl?: string;
+  readonly stateMachineArn?: string;
+  readonly region?: string;
+  readonly config?: string;
+  readonly all?: boolean;
+  readonly json?: boolean;
+}
+
+/** The `dlq` command with its `list` and `redrive` subcommands, for the CLI program. */
+export function dlqCommand(): Command {
+  const dlq = new Command('dlq').description(
+    'Failed executions (dead letters): list them, or run them again once the cause is fixed.\n' +
+      'Locally they are <lake>/_dead_letters/<execution>.json; deployed, the failure queue (stack output FailureQueueUrl).',
+  );
+  const where = (command: Command) =>
+    command
+      .option('-l, --lake <dir>', 'the local lake directory', './lake')
+      .addOption(
+        new Option('--queue-url <url>', "a deployment's failure queue instead of the local lake").conflicts(
+          'lake',
+        ),
+      )
+      .option('--region <region>', 'AWS region of the queue (default: the SDK’s, e.g. AWS_REGION)')
+      .option('--json', 'print JSON, one object per line', false);
+
+  where(
+    dlq.command('list').description('List the dead letters: execution, dataset, source and error.'),
+  ).action(async (options: DlqOptions) => {
+    await listCommand(options);
+  });
+
+  where(
+    dlq
+      .command('redrive')
+      .description('Run failed executions again with their recorded input.')
+      .argument('[id]', 'the dead letter to redrive (see `sluice dlq list`)')
+      .option('--all', 'redrive every dead letter', false)
+      .option(
+        '--state-machine-arn <arn>',
+        'with --queue-url: the state machine to start (stack output StateMachineArn)',
+      )
+      .option('-c, --config <file>', 'the dataset config, for a dataset that is not built in'),
+  ).action(async (id: string | undefined, options: DlqOptions) => {
+    await redriveCommand(id, options);
+  });
+  return dlq;
+}
+
+/** The store the options name: the failure queue, or the local lake's folder. */
+export function deadLetterStoreFor(options: DlqOptions): DeadLetterStore {
+  if (options.queueUrl) {
+    const client = new SQSClient(options.region ? { region: options.region } : {});
+    return new SqsDeadLetterStore({ client, queueUrl: options.queueUrl });
+  }
+  return new FolderDeadLetterStore(resolve(options.lake));
+}
+
+async function listCommand(options: DlqOptions): Promise<void> {
+  const store = deadLetterStoreFor(options);
+  const letters = await store.list();
+  if (options.json) {
+    for (const letter of letters) process.stdout.write(`${JSON.stringify(letter)}\n`);
+    return;
+  }
+  if (letters.length === 0) {
+    process.stdout.write(`no dead letters in ${store.location}\n`);
+    return;
+  }
+  process.stdout.write(`${letters.length} dead letter(s) in ${store.location}\n`);
+  for (const letter of letters) {
+    const input = ExecutionInput.safeParse(letter.input);
+    const what = input.success ? `${input.data.dataset}: ${input.data.key}` : JSON.stringify(letter.input);
+    process.stdout.write(
+      `\n  ${letter.id}\n    input   ${what}\n    error   ${letter.error.Error}: ${causeOf(letter)}\n` +
+        (letter.recordedAt ? `    failed  ${letter.recordedAt}\n` : ''),
+    );
+  }
+  process.stdout.write(`\nredrive with: sluice dlq redrive <id> (or --all)\n`);
+}
+
+async function redriveCommand(id: string | undefined, options: DlqOptions): Promise<void> {
+  if (!id && !options.all) throw new ConfigError('say which dead letter to redrive: an <id>, or --all.');
+  if (id && options.all) throw new ConfigError('give an <id> or --all, not both.');
+  const sfn = options.queueUrl ? startExecutionsWith(options) : undefined;
+  const store = deadLetterStoreFor(options);
+  let letters: DeadLetter[];
+  if (id) {
+    const letter = await store.get(id);
+    if (!letter) throw new ConfigError(`no dead letter ${id} in ${store.location} (see \`sluice dlq list\`)`);
+    letters = [letter];
+  } else {
+    letters = await store.list();
+  }
+  let failed = 0;
+  for (const letter of letters) {
+    if (sfn) {
+      const started = await redriveToStateMachine(letter, store, sfn);
+      report(options, { id: letter.id, status: 'started', executionArn: started.executionArn });
+      continue;
+    }
+    try {
+      const result = await redriveLocally(letter, store, { lake: options.lake, config: options.config });
+      report(options, {
+        id: letter.id,
+        status: result.reconciliation ? 'reconciled' : 'committed',
+        runId: result.bronze.runId,
+      });
+    } catch (error) {
+      failed++;
+      const name = error instanceof Error ? error.name : 'Error';
+      report(options, {
+        id: letter.id,
+        status: 'failed',
+        error: { name, message: (error as Error).message },
+      });
+    }
+  }
+  if (letters.length === 0) report(options, { status: 'nothing to redrive', location: store.location });
+  if (failed > 0) {
+    throw new WorkflowFailedError(
+      `${failed} of ${letters.length} redriven execution(s) failed again; their failures are recorded ` +
+        `in ${store.location}`,
+    );
+  }
+}
+
+/** Where a redrive may read the source and write the lake, locally. */
+export interface LocalRedriveOptions {
+  /** The lake directory the letter's execution wrote to. */
+  readonly lake: string;
+  /** The dataset config file, for a dataset that is not built in. */
+  readonly config?: string;
+}
+
+/**
+ * Run a dead letter's execution again, locally, with its recorded input (the source as it is now, so a
+ * fixed file is picked up), and remove the letter once the run succeeds. A failed run is recorded by the
+ * workflow itself, under the execution's name, and the error is rethrown.
+ */
+export async function redriveLocally(
+  letter: DeadLetter,
+  store: DeadLetterStore,
+  options: LocalRedriveOptions,
+): Promise<LocalPipelineResult> {
+  const input = recordedInput(letter);
+  const dataset: DatasetConfig = options.config
+    ? await loadDatasetConfigFile(options.config)
+    : builtInDataset(input.dataset);
+  if (dataset.name !== input.dataset) {
+    throw new ConfigError(
+      `${letter.id} is of dataset "${input.dataset}", --config describes "${dataset.name}"`,
+    );
+  }
+  // Locally, an execution's "bucket" is the directory of its source file (see runWorkflowLocally).
+  const result = await runWorkflowLocally(
+    { dataset, sourceKey: input.key },
+    {
+      source: new FileObjectStore(input.bucket),
+      lake: new FileObjectStore(resolve(options.lake)),
+      clock: systemClock,
+      deadLetters: store,
+    },
+  );
+  await store.remove(letter.id);
+  return result;
+}
+
+/** The one Step Functions call a queue redrive makes. */
+export type StartExecution = (request: {
+  stateMachineArn: string;
+  name: string;
+  input: string;
+}) => Promise<{ executionArn?: string }>;
+
+/**
+ * Start a new execution of the deployed state machine with a dead letter's input, then remove the
+ * letter: from here on the new execution owns the work (and records its own letter if it fails).
+ */
+export async function redriveToStateMachine(
+  letter: DeadLetter,
+  store: DeadLetterStore,
+  sfn: { stateMachineArn: string; startExecution: StartExecution },
+): Promise<{ executionArn: string; name: string }> {
+  const input = recordedInput(letter);
+  // A new name: Step Functions keeps the failed execution's name for 90 days and refuses to reuse it.
+  const suffix = `-redrive-${Date.now().toString(36)}`;
+  const name = `${letter.id.slice(0, MAX_EXECUTION_NAME_LENGTH - suffix.length)}${suffix}`;
+  const out = await sfn.startExecution({
+    stateMachineArn: sfn.stateMachineArn,
+    name,
+    input: JSON.stringify(input),
+  });
+  await store.remove(letter.id);
+  return { executionArn: out.executionArn ?? name, name };
+}
+
+function startExecutionsWith(options: DlqOptions): {
+  stateMachineArn: string;
+  startExecution: StartExecution;
+} {
+  if (!options.stateMachineArn) {
+    throw new ConfigError(
+      'redriving from a queue starts a new execution of the deployed workflow: give --state-machine-arn ' +
+        '(the stack output StateMachineArn).',
+    );
+  }
+  const client = new SFNClient(options.region ? { region: options.region } : {});
+  return {
+    stateMachineArn: options.stateMachineArn,
+    startExecution: (request) => client.send(new StartExecutionCommand(request)),
+  };
+}
+
+function recordedInput(letter: DeadLetter): ExecutionInput {
+  const input = ExecutionInput.safeParse(letter.input);
+  if (!input.success) {
+    throw new ConfigError(
+      `${letter.id}: the recorded input is not a workflow input: ${JSON.stringify(letter.input)}`,
+    );
+  }
+  return input.data;
+}
+
+/** The readable part of an error's cause: Lambda's `{ errorMessage }` JSON, or the text itself. */
+function causeOf(letter: DeadLetter): string {
+  const cause = letter.error.Cause ?? '';
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  } catch {
+    // not JSON: the local runner's cause is the message itself
+  }
+  return cause;
+}
+
+function report(options: DlqOptions, line: Record<string, unknown>): void {
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+    return;
+  }
+  const detail = Object.entries(line)
+    .filter(([key]) => key !== 'status' && key !== 'id')
+    .map(([key, value]) =>
+      typeof value === 'object' && value !== null
+        ? Object.values(value).join(': ')
+        : `${key} ${String(value)}`,
+    )
+    .join(', ');
+  process.stdout.write(
+    `${line.id ? `${String(line.id)}: ` : ''}${String(line.status)}${detail ? ` (${detail})` : ''}\n`,
+  );
+}

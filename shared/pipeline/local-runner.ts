@@ -1,0 +1,268 @@
+import { tmpdir } from 'node:os';
+import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
+import { z } from 'zod';
+import { withTransientErrors } from '../adapters/aws/transient.ts';
+import { openParquetInspector } from '../adapters/duckdb/parquet-inspector.ts';
+import { createParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
+import type { DatasetConfig } from '../contracts/dataset-config.ts';
+import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
+import { ConfigError, ObjectNotFoundError, PipelineError } from '../errors.ts';
+import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
+import { ingestToBronze } from '../stages/bronze/ingest-to-bronze.ts';
+import { reconcile } from '../stages/reconcile/reconcile.ts';
+import { buildSilver } from '../stages/silver/build-silver.ts';
+import { mergeSilverState } from '../stages/silver/merge-state.ts';
+import { StateName } from '../workflow/definition.ts';
+import { ExecutionInput, executionName } from '../workflow/execution.ts';
+import { type WorkflowDefinition, workflowDefinition } from '../workflow/local-definition.ts';
+import {
+  FailureMessage,
+  ingestOutput,
+  LakeStageEvent,
+  reconcileOutput,
+  requireSilverContract,
+  silverOutput,
+} from '../workflow/stage-io.ts';
+import type { LocalPipelineDeps, LocalPipelineResult } from './pipeline-types.ts';
+
+/**
+ * One workflow, two runtimes: the deployed state machine's definition (extracted from the synthesized
+ * CDK app, shared/workflow/local-definition.ts), run in process by aws-local-stepfunctions. Its choices,
+ * retries, catches and the failure path are the deployed ones; only the task resources differ:
+ *
+ *   Ingest, Silver, Reconcile -> the stage functions the Lambda handlers call, on local adapters, with
+ *                                the same event parsing, transient-error mapping and result shapes
+ *   RecordFailure             -> a DeadLetterStore (locally `<lake>/_dead_letters/<execution>.json`)
+ *
+ * A Task without a local handler would call real AWS, so the runner refuses a definition with a Task it
+ * does not know.
+ */
+
+// aws-local-stepfunctions 3 calls Promise.withResolvers (Node 22+) for every task; Node 20 lacks it.
+const promiseStatics = Promise as unknown as { withResolvers?: () => unknown };
+promiseStatics.withResolvers ??= () => {
+  let resolve!: (value: unknown) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+};
+
+/** Placeholder ARNs of the local "deployment": executions are named like the deployed ones. */
+const LOCAL_STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:sluice-local';
+
+/**
+ * The longest task timeout the engine can wait for (Node's timers hold at most 2^31 − 1 ms). The engine
+ * gives a Task without `TimeoutSeconds` the States Language spec's 60 s; Step Functions gives it
+ * 99,999,999 s, and the Lambda's own timeout is what bounds a stage there. Locally nothing does, so the
+ * runner fills in this limit rather than fail a large file after a minute.
+ */
+const MAX_TASK_TIMEOUT_SECONDS = 2_147_483;
+
+/** One event of a local execution (state entered, exited, failed, retried, caught; execution ended). */
+export interface WorkflowEvent {
+  readonly type: string;
+  readonly state?: { readonly name: string; readonly type: string };
+  readonly retry?: { readonly attempt: number; readonly retrier: { readonly ErrorEquals: string[] } };
+  readonly Error?: string;
+  readonly Cause?: unknown;
+}
+
+/** What `runWorkflowLocally` works with. */
+export interface LocalWorkflowDeps extends LocalPipelineDeps {
+  /** Where failed executions are recorded (the deployed workflow's failure queue). */
+  readonly deadLetters: DeadLetterStore;
+  /** Wait between retries, instead of the definition's backoff (tests use 0). @default the definition's */
+  readonly retryIntervalMs?: number;
+  /** Every event of the execution, as it happens. */
+  readonly onEvent?: (event: WorkflowEvent) => void;
+  /** The definition to run. @default the deployed one (`workflowDefinition()`) */
+  readonly definition?: WorkflowDefinition;
+}
+
+/** The input of one local execution: a source in `deps.source`, as a dataset. */
+export interface LocalWorkflowInput {
+  readonly dataset: DatasetConfig;
+  readonly sourceKey: string;
+}
+
+/** The local execution failed with an error that no stage raised (a timeout, a failed RecordFailure). */
+export class WorkflowFailedError extends PipelineError {
+  override name = 'WorkflowFailedError';
+}
+
+/** The `Ingest` event: the execution input plus the execution id (as functions/ingest/handler.ts reads it). */
+const IngestEvent = ExecutionInput.extend({ executionId: z.string().min(1).optional() });
+
+/**
+ * Run the deployed workflow for one source, in process. Resolves to what each stage produced;
+ * on failure the execution is recorded in `deps.deadLetters` (by the workflow's own Catch) and the
+ * stage's error is rethrown, with its sluice name.
+ */
+export async function runWorkflowLocally(
+  input: LocalWorkflowInput,
+  deps: LocalWorkflowDeps,
+): Promise<LocalPipelineResult> {
+  const { dataset, sourceKey } = input;
+  const info = await deps.source.head(sourceKey);
+  if (!info) throw new ObjectNotFoundError(sourceKey);
+  const bucket = locationOf(deps.source.uri(sourceKey), sourceKey);
+  // The contract the run uses, and so whether the workflow's HasSilver choice takes the silver stages.
+  const contract = contractForDataset(dataset);
+  const executionInput: ExecutionInput = {
+    bucket,
+    key: sourceKey,
+    dataset: dataset.name,
+    hasSilver: contract !== undefined,
+  };
+  const name = executionName({ bucket, key: sourceKey, etag: info.etag });
+  const executionId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${name}`;
+  const workDir = deps.workDir ?? tmpdir();
+
+  const results: { -readonly [K in keyof LocalPipelineResult]?: LocalPipelineResult[K] } = {};
+  /** The last error a task raised: rethrown when the execution fails with its name. */
+  let taskError: Error | undefined;
+  const task =
+    <T>(work: (event: unknown) => Promise<T>) =>
+    async (event: unknown): Promise<T> => {
+      try {
+        return await withTransientErrors(() => work(event));
+      } catch (error) {
+        taskError = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      }
+    };
+
+  /** A `Silver`/`Reconcile` event, with the run's contract (a ConfigError when it has none). */
+  const lakeStageEvent = (event: unknown) => {
+    const e = LakeStageEvent.parse(event);
+    if (e.dataset !== dataset.name) {
+      throw new ConfigError(`the stage event names dataset "${e.dataset}", this run is of "${dataset.name}"`);
+    }
+    return { ...e, contract: contract ?? requireSilverContract(e.dataset) };
+  };
+
+  const handlers: Record<string, (event: unknown) => Promise<unknown>> = {
+    [StateName.ingest]: task(async (event) => {
+      const e = IngestEvent.parse(event);
+      if (e.dataset !== dataset.name) {
+        throw new ConfigError(
+          `the Ingest event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
+        );
+      }
+      deps.onStage?.('bronze');
+      results.bronze = await ingestToBronze(
+        { dataset, sourceKey: e.key },
+        { source: deps.source, lake: deps.lake, clock: deps.clock, onProgress: deps.onIngestProgress },
+      );
+      return ingestOutput(results.bronze);
+    }),
+    [StateName.silver]: task(async (event) => {
+      const e = lakeStageEvent(event);
+      deps.onStage?.('silver');
+      results.silver = await buildSilver(
+        { bronzeManifestKey: e.bronzeManifestKey },
+        {
+          lake: deps.lake,
+          clock: deps.clock,
+          contract: e.contract,
+          createTableWriter: createParquetTableWriter,
+          workDir,
+          onProgress: deps.onSilverProgress,
+        },
+      );
+      // Generic datasets with a snapshot, cdc or scd2 load fold this source into their current state.
+      if (dataset.silver && dataset.silver.load !== 'append') {
+        results.state = await mergeSilverState(
+          { dataset, silverManifestKey: results.silver.manifestKey },
+          { lake: deps.lake, clock: deps.clock, workDir },
+        );
+      }
+      return silverOutput(results.silver);
+    }),
+    [StateName.reconcile]: task(async (event) => {
+      const e = lakeStageEvent(event);
+      deps.onStage?.('reconcile');
+      results.reconciliation = await reconcile(
+        { bronzeManifestKey: e.bronzeManifestKey },
+        {
+          lake: deps.lake,
+          clock: deps.clock,
+          contract: e.contract,
+          openInspector: openParquetInspector,
+          workDir,
+        },
+      );
+      return reconcileOutput(results.reconciliation);
+    }),
+    // sqs:sendMessage's parameters: { QueueUrl, MessageBody }; its result is discarded (ResultPath null).
+    [StateName.recordFailure]: async (parameters) => {
+      const body = (parameters as { MessageBody?: unknown }).MessageBody;
+      const letter = await deps.deadLetters.record(FailureMessage.parse(body));
+      return { MessageId: letter.id };
+    },
+  };
+
+  const definition = localized(deps.definition ?? (await workflowDefinition()), Object.keys(handlers));
+  const taskStates = Object.keys(definition.States).filter((s) => definition.States[s].Type === 'Task');
+  const execution = new StateMachine(definition as never).run(executionInput as never, {
+    overrides: {
+      taskResourceLocalHandlers: handlers as never,
+      ...(deps.retryIntervalMs !== undefined && {
+        retryIntervalOverrides: Object.fromEntries(taskStates.map((s) => [s, deps.retryIntervalMs!])),
+      }),
+    },
+    context: { Execution: { Id: executionId, Name: name, RoleArn: 'arn:aws:iam::123456789012:role/local' } },
+  });
+  if (deps.onEvent) {
+    const onEvent = deps.onEvent;
+    void (async () => {
+      for await (const event of execution.eventLogs) onEvent(event as WorkflowEvent);
+    })().catch(() => {});
+  }
+
+  try {
+    await execution.result;
+  } catch (error) {
+    if (!(error instanceof ExecutionError)) throw error;
+    const failed = (error as { cause?: Error }).cause;
+    // The Fail state reports the caught error's name: rethrow the stage's own error, with its type.
+    if (taskError && failed?.name === taskError.name) throw taskError;
+    throw new WorkflowFailedError(
+      `execution ${name} failed: ${failed?.name ?? 'Error'}: ${failed?.message ?? error.message}`,
+      { cause: error },
+    );
+  }
+  if (!results.bronze) throw new WorkflowFailedError(`execution ${name} succeeded without running Ingest`);
+  return results as LocalPipelineResult;
+}
+
+/**
+ * The definition as the local engine must see it: every Task has a local handler (else the engine would
+ * call AWS), and every Task has an explicit timeout (see MAX_TASK_TIMEOUT_SECONDS).
+ */
+function localized(definition: WorkflowDefinition, handled: readonly string[]): WorkflowDefinition {
+  const states: Record<string, Record<string, unknown>> = {};
+  for (const [name, state] of Object.entries(definition.States) as [string, Record<string, unknown>][]) {
+    if (state.Type === 'Map' || state.Type === 'Parallel') {
+      throw new WorkflowFailedError(`state ${name}: the local runner does not run ${state.Type} states`);
+    }
+    if (state.Type === 'Task' && !handled.includes(name)) {
+      throw new WorkflowFailedError(
+        `state ${name} (${String(state.Resource)}) has no local handler; locally it would call AWS`,
+      );
+    }
+    states[name] =
+      state.Type === 'Task' && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath === undefined
+        ? { ...state, TimeoutSeconds: MAX_TASK_TIMEOUT_SECONDS }
+        : state;
+  }
+  return { ...definition, States: states };
+}
+
+/** The store location of a source: its URI without the key (`/abs/dir`, `s3://bucket`). */
+function locationOf(uri: string, key: string): string {
+  return uri.endsWith(key) ? uri.slice(0, uri.length - key.length).replace(/[/\\]+$/, '') || uri : uri;
+}

@@ -1,0 +1,119 @@
+import { z } from 'zod';
+import { silverContractFor } from '../contracts/datasets/silver-contracts.ts';
+import type { SilverContract } from '../contracts/silver/contract.ts';
+import { ConfigError } from '../errors.ts';
+import { reconciliationKey } from '../lake/keys.ts';
+import type { IngestToBronzeResult } from '../stages/bronze/ingest-to-bronze.ts';
+import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
+import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
+
+/**
+ * What the workflow's states hand each other: the event each stage task receives and the small
+ * reference it returns (never data: Step Functions passes at most 256 KiB between states). The Lambda
+ * handlers and the local runner both build their results here, so the two runtimes cannot drift apart.
+ */
+
+/** The Step Functions execution id every stage event carries: the correlation id of its logs. */
+const executionId = z.string().min(1).optional();
+
+/** The event of the `Silver` and `Reconcile` states: which committed bronze run to work on. */
+export const LakeStageEvent = z.object({
+  /** The dataset of the run; its silver contract decides tables and rules. */
+  dataset: z.string().min(1),
+  /** The bronze manifest of the run (the `Ingest` state's `manifestKey`). */
+  bronzeManifestKey: z.string().min(1),
+  executionId,
+});
+export type LakeStageEvent = z.infer<typeof LakeStageEvent>;
+
+/** What `Ingest` returns (the state machine keeps it at `$.ingest`). */
+export interface IngestOutput {
+  readonly runId: string;
+  readonly dataset: string;
+  readonly manifestKey: string;
+  /** Records written to bronze, per record stream. */
+  readonly records: Readonly<Record<string, number>>;
+}
+
+/** What `Silver` returns (kept at `$.silver`). */
+export interface SilverOutput {
+  readonly silverManifestKey: string;
+  /** Rows written per table, quarantine included. */
+  readonly tables: Readonly<Record<string, number>>;
+  /** Records set aside in quarantine. */
+  readonly quarantined: number;
+}
+
+/** What `Reconcile` returns (kept at `$.reconcile`); a failed reconciliation throws instead. */
+export interface ReconcileOutput {
+  readonly status: ReconciliationReport['status'];
+  /** The 0–100 quality score. */
+  readonly score: number;
+  readonly reportKey: string;
+}
+
+/** The `Ingest` state's result for a committed bronze run. */
+export function ingestOutput(result: IngestToBronzeResult): IngestOutput {
+  return {
+    runId: result.runId,
+    dataset: result.dataset,
+    manifestKey: result.manifestKey,
+    records: result.manifest.records,
+  };
+}
+
+/** The `Silver` state's result for a committed silver build. */
+export function silverOutput(result: BuildSilverResult): SilverOutput {
+  const { manifest } = result;
+  return {
+    silverManifestKey: result.manifestKey,
+    tables: Object.fromEntries(Object.entries(manifest.tables).map(([name, t]) => [name, t.rowsWritten])),
+    quarantined: quarantinedRecords(result),
+  };
+}
+
+/** The `Reconcile` state's result for a report that passed. */
+export function reconcileOutput(report: ReconciliationReport): ReconcileOutput {
+  return {
+    status: report.status,
+    score: report.quality.score,
+    reportKey: reconciliationKey(report.dataset, report.runId),
+  };
+}
+
+/** Records of a silver build that went to quarantine, over every record stream. */
+export function quarantinedRecords(result: BuildSilverResult): number {
+  return Object.values(result.manifest.records).reduce((n, r) => n + r.quarantined, 0);
+}
+
+/**
+ * The message `RecordFailure` sends to the failure queue (see the definition's `messageBody`): the
+ * failed execution, its input, and the error the Catch caught.
+ */
+export const FailureMessage = z.object({
+  executionId: z.string().min(1),
+  input: z.unknown(),
+  error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+});
+export type FailureMessage = z.infer<typeof FailureMessage>;
+
+/**
+ * The silver contract of a stage event's dataset. A dataset this deployment does not ingest (`deployed`,
+ * when given) or one without a contract is a ConfigError: permanent, the Catch records it.
+ */
+export function requireSilverContract(dataset: string, deployed?: readonly string[]): SilverContract {
+  if (deployed && !deployed.includes(dataset)) {
+    throw new ConfigError(
+      `dataset "${dataset}" is not deployed (deployed: ${deployed.join(', ')}); ` +
+        'add it to the deployment config (sluice.config.json) and redeploy',
+    );
+  }
+  const contract = silverContractFor(dataset);
+  if (!contract) {
+    throw new ConfigError(
+      `dataset "${dataset}" has no silver contract, so it has no silver stage; ` +
+        'its executions must carry "hasSilver": false',
+    );
+  }
+  return contract;
+}

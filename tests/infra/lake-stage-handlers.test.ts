@@ -1,0 +1,199 @@
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createHandler as createIngestHandler } from '../../functions/ingest/handler.ts';
+import {
+  createHandler as createReconcileHandler,
+  type ReconcileDeps,
+} from '../../functions/reconcile/handler.ts';
+import { createHandler as createSilverHandler, type SilverDeps } from '../../functions/silver/handler.ts';
+import { createObservability } from '../../shared/adapters/aws/observability.ts';
+import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
+import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import {
+  type LakeStageConfig,
+  lakeStageEnvironment,
+  loadLakeStageConfig,
+} from '../../shared/config/runtime-config.ts';
+import { ConfigError, ReconciliationError, TransientError } from '../../shared/errors.ts';
+import { reconciliationKey } from '../../shared/lake/keys.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { IngestOutput } from '../../shared/workflow/stage-io.ts';
+import { fixedClock, tempDir } from '../helpers/lake.ts';
+
+const EXAMPLES = path.join(import.meta.dirname, '../../../shared/fixtures/tic/examples');
+const SAMPLE = 'in-network-rates-multiple-plans-sample.json';
+const KEY = `tic-in-network/2026-01/${SAMPLE}`;
+const EXECUTION_ID = 'arn:aws:states:us-east-1:123456789012:execution:sluice-dev:tic-in-network-x';
+
+const config: LakeStageConfig = {
+  serviceName: 'sluice-test',
+  logLevel: 'ERROR',
+  lakeBucket: 'lake',
+  datasets: ['tic-in-network'],
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: EMF documents are untyped JSON; the assertions check their shape.
+type Json = any;
+
+/** The EMF documents printed to stdout, parsed. */
+function emfDocuments(write: { mock: { calls: unknown[][] } }): Record<string, Json>[] {
+  return write.mock.calls
+    .flatMap((call) => String(call[0]).split('\n'))
+    .filter((line) => line.includes('"_aws"'))
+    .map((line) => JSON.parse(line));
+}
+
+/** A lake whose reads fail like a reset connection. */
+const resetOnRead = (inner: ObjectStore): ObjectStore =>
+  Object.assign(Object.create(inner) as ObjectStore, {
+    read: async () => {
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    },
+  });
+
+describe('Handlers: silver and reconcile', () => {
+  let cleanup: () => Promise<void>;
+  let dir: string;
+  let lake: FileObjectStore;
+  let stdout: { mock: { calls: unknown[][] }; mockRestore(): void };
+  let ingested: IngestOutput;
+
+  const observability = () => createObservability({ serviceName: 'sluice-test', logLevel: 'SILENT' });
+  const silverDeps = (overrides: Partial<SilverDeps> = {}): SilverDeps => ({
+    config,
+    lake,
+    clock: fixedClock,
+    observability: observability(),
+    createTableWriter: createParquetTableWriter,
+    workDir: path.join(dir, 'work'),
+    ...overrides,
+  });
+  const reconcileDeps = (overrides: Partial<ReconcileDeps> = {}): ReconcileDeps => ({
+    config,
+    lake,
+    clock: fixedClock,
+    observability: observability(),
+    openInspector: openParquetInspector,
+    workDir: path.join(dir, 'work'),
+    ...overrides,
+  });
+  const event = () => ({
+    dataset: 'tic-in-network',
+    bronzeManifestKey: ingested.manifestKey,
+    executionId: EXECUTION_ID,
+  });
+  const metric = (name: string) =>
+    emfDocuments(stdout).find((doc) =>
+      doc._aws.CloudWatchMetrics[0].Metrics.some((m: { Name: string }) => m.Name === name),
+    );
+
+  beforeEach(async () => {
+    const temp = await tempDir('sluice-lake-stage-handlers-');
+    cleanup = temp.cleanup;
+    dir = temp.dir;
+    const landing = path.join(dir, 'landing');
+    await mkdir(path.join(landing, path.dirname(KEY)), { recursive: true });
+    await copyFile(path.join(EXAMPLES, SAMPLE), path.join(landing, KEY));
+    lake = new FileObjectStore(path.join(dir, 'lake'));
+    stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    ingested = await createIngestHandler({
+      config: { ...config, landingBucket: 'landing' },
+      source: new FileObjectStore(landing),
+      lake,
+      clock: fixedClock,
+      observability: observability(),
+    })({ bucket: 'landing', key: KEY, dataset: 'tic-in-network' });
+  });
+  afterEach(async () => {
+    stdout.mockRestore();
+    await cleanup();
+  });
+
+  it('silver builds the tables of the bronze run and returns a small reference', async () => {
+    const result = await createSilverHandler(silverDeps())(event());
+    expect(Object.keys(result).sort()).toEqual(['quarantined', 'silverManifestKey', 'tables']);
+    expect(result.silverManifestKey).toMatch(/^silver\/tic-in-network\/_manifests\/source=.*\.json$/);
+    expect(result.tables.in_network_items).toBeGreaterThan(0);
+    expect(result.quarantined).toBe(0);
+    expect(await lake.head(result.silverManifestKey)).toBeDefined();
+    expect(JSON.stringify(result).length).toBeLessThan(1024);
+    expect(metric('QuarantinedRecords')).toMatchObject({
+      QuarantinedRecords: 0,
+      service: 'sluice-test',
+      dataset: 'tic-in-network',
+      correlationId: EXECUTION_ID,
+    });
+  });
+
+  it('reconcile passes, returns status, score and report key, and emits the quality metrics', async () => {
+    await createSilverHandler(silverDeps())(event());
+    const result = await createReconcileHandler(reconcileDeps())(event());
+    expect(result).toEqual({
+      status: 'passed',
+      score: expect.any(Number),
+      reportKey: reconciliationKey('tic-in-network', ingested.runId),
+    });
+    expect(await lake.head(result.reportKey)).toBeDefined();
+    expect(metric('QualityScore')).toMatchObject({
+      QualityScore: result.score,
+      ReconciliationFailed: 0,
+      dataset: 'tic-in-network',
+    });
+  });
+
+  it('reconcile fails with ReconciliationError, counted as ReconciliationFailed, when counts differ', async () => {
+    const built = await createSilverHandler(silverDeps())(event());
+    // A silver manifest that claims one record more than bronze holds.
+    const file = lake.uri(built.silverManifestKey);
+    const manifest = JSON.parse(await readFile(file, 'utf8')) as {
+      records: Record<string, { accepted: number }>;
+    };
+    manifest.records.in_network!.accepted++;
+    await writeFile(file, JSON.stringify(manifest));
+    await expect(createReconcileHandler(reconcileDeps())(event())).rejects.toThrow(ReconciliationError);
+    expect(metric('ReconciliationFailed')).toMatchObject({
+      ReconciliationFailed: 1,
+      dataset: 'tic-in-network',
+    });
+  });
+
+  it('rejects a dataset this deployment does not ingest with a ConfigError', async () => {
+    const run = createSilverHandler(silverDeps())({ ...event(), dataset: 'tic-table-of-contents' });
+    await expect(run).rejects.toThrow(ConfigError);
+    await expect(createReconcileHandler(reconcileDeps())({ dataset: 'x' })).rejects.toThrow(
+      /the reconcile event is invalid/,
+    );
+  });
+
+  it('turns a reset connection into a TransientError, keeping the cause', async () => {
+    for (const run of [
+      createSilverHandler(silverDeps({ lake: resetOnRead(lake) })),
+      createReconcileHandler(reconcileDeps({ lake: resetOnRead(lake) })),
+    ]) {
+      const error = (await run(event()).catch((e: unknown) => e)) as TransientError;
+      expect(error).toBeInstanceOf(TransientError);
+      expect((error.cause as { code: string }).code).toBe('ECONNRESET');
+    }
+  });
+
+  it('reads back the environment the CDK app writes', () => {
+    const env = lakeStageEnvironment({
+      serviceName: 'svc',
+      logLevel: 'WARN',
+      lakeBucket: 'lake',
+      datasets: ['a', 'b'],
+    });
+    expect(loadLakeStageConfig('silver', { ...env, AWS_REGION: 'eu-west-1' })).toEqual({
+      serviceName: 'svc',
+      logLevel: 'WARN',
+      region: 'eu-west-1',
+      lakeBucket: 'lake',
+      datasets: ['a', 'b'],
+    });
+    expect(() => loadLakeStageConfig('reconcile', { POWERTOOLS_SERVICE_NAME: 'svc' })).toThrow(
+      /reconcile handler's environment is invalid:\n.*LAKE_BUCKET: missing/,
+    );
+  });
+});

@@ -1,0 +1,319 @@
+import { existsSync } from 'node:fs';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createHandler as createIngestHandler } from '../../functions/ingest/handler.ts';
+import { createHandler as createReconcileHandler } from '../../functions/reconcile/handler.ts';
+import { createHandler as createSilverHandler } from '../../functions/silver/handler.ts';
+import { createObservability } from '../../shared/adapters/aws/observability.ts';
+import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
+import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
+import { redriveLocally } from '../../shared/cli/dlq-command.ts';
+import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { MalformedInputError, TransientError } from '../../shared/errors.ts';
+import { reconciliationKey, silverManifestKey } from '../../shared/lake/keys.ts';
+import {
+  runWorkflowLocally,
+  type WorkflowEvent,
+  WorkflowFailedError,
+} from '../../shared/pipeline/local-runner.ts';
+import type { ObjectInfo, ObjectStore, WriteOptions } from '../../shared/ports/object-store.ts';
+import { StateName } from '../../shared/workflow/definition.ts';
+import {
+  sourceHash,
+  synthesizeDefinition,
+  type WorkflowDefinition,
+  workflowDefinition,
+} from '../../shared/workflow/local-definition.ts';
+import { fixedClock, listFiles, tempDir } from '../helpers/lake.ts';
+
+const EXAMPLES = join(import.meta.dirname, '../../../shared/fixtures/tic/examples');
+const SAMPLE = 'in-network-rates-multiple-plans-sample.json';
+const inNetwork = builtInDataset('tic-in-network');
+
+/**
+ * A lake whose first `failures` writes (of keys that `affects`) throw a TransientError, as a flaky S3
+ * would once the handler has mapped its error.
+ */
+class FlakyLake implements ObjectStore {
+  constructor(
+    private readonly inner: ObjectStore,
+    private failures: number,
+    private readonly affects: (key: string) => boolean = () => true,
+  ) {}
+  uri(key: string) {
+    return this.inner.uri(key);
+  }
+  read(key: string) {
+    return this.inner.read(key);
+  }
+  async write(
+    key: string,
+    body: Uint8Array | string | Readable,
+    options?: WriteOptions,
+  ): Promise<ObjectInfo> {
+    if (this.failures > 0 && this.affects(key)) {
+      this.failures--;
+      throw new TransientError(`injected: write of ${key} failed, try again`);
+    }
+    return this.inner.write(key, body, options);
+  }
+  head(key: string) {
+    return this.inner.head(key);
+  }
+  list(prefix: string) {
+    return this.inner.list(prefix);
+  }
+  delete(key: string) {
+    return this.inner.delete(key);
+  }
+}
+
+/** The Ingest, Silver and Reconcile Lambda handlers run one after the other, as the deployed workflow does. */
+async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: string) {
+  const config = { serviceName: 'sluice-test', logLevel: 'ERROR' as const, datasets: ['tic-in-network'] };
+  const observability = () => createObservability({ serviceName: 'sluice-test', logLevel: 'SILENT' });
+  // The handlers print their metrics (EMF) to stdout.
+  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  try {
+    const ingest = await createIngestHandler({
+      config: { ...config, landingBucket: 'landing', lakeBucket: 'lake' },
+      source,
+      lake,
+      clock: fixedClock,
+      observability: observability(),
+    })({ bucket: 'landing', key: SAMPLE, dataset: 'tic-in-network' });
+    const stageEvent = { dataset: ingest.dataset, bronzeManifestKey: ingest.manifestKey };
+    const lakeConfig = { ...config, lakeBucket: 'lake' };
+    const silver = await createSilverHandler({
+      config: lakeConfig,
+      lake,
+      clock: fixedClock,
+      observability: observability(),
+      createTableWriter: createParquetTableWriter,
+      workDir,
+    })(stageEvent);
+    const reconcile = await createReconcileHandler({
+      config: lakeConfig,
+      lake,
+      clock: fixedClock,
+      observability: observability(),
+      openInspector: openParquetInspector,
+      workDir,
+    })(stageEvent);
+    return { ingest, silver, reconcile };
+  } finally {
+    stdout.mockRestore();
+  }
+}
+
+describe('Function: runWorkflowLocally (the deployed definition, run in process)', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  /** The definition, extracted from a fresh synthesis of the CDK app. */
+  let definition: WorkflowDefinition;
+  let lakeNumber = 0;
+
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-local-runner-');
+    definition = await synthesizeDefinition();
+    await copyFile(join(EXAMPLES, SAMPLE), join(tmp.dir, SAMPLE));
+  });
+  afterAll(async () => tmp.cleanup());
+
+  /** A fresh lake, its dead letters, and the events of the execution. */
+  const setup = (lake?: (store: ObjectStore) => ObjectStore) => {
+    const lakeDir = join(tmp.dir, `lake-${++lakeNumber}`);
+    const files = new FileObjectStore(lakeDir);
+    const events: WorkflowEvent[] = [];
+    const deadLetters = new FolderDeadLetterStore(lakeDir);
+    const deps = {
+      source: new FileObjectStore(tmp.dir),
+      lake: lake ? lake(files) : files,
+      clock: fixedClock,
+      workDir: join(tmp.dir, `work-${lakeNumber}`),
+      deadLetters,
+      definition,
+      retryIntervalMs: 0,
+      onEvent: (event: WorkflowEvent) => events.push(event),
+    };
+    const entered = () => events.filter((e) => e.type === 'StateEntered').map((e) => e.state!.name);
+    const retries = (state: string) =>
+      events.filter((e) => e.type === 'StateRetried' && e.state?.name === state);
+    return { lakeDir, files, deps, deadLetters, events, entered, retries };
+  };
+
+  /** Let the event stream catch up: it is delivered asynchronously. */
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('extracts the one definition from the synthesized template and caches it by source hash', async () => {
+    expect(definition.StartAt).toBe(StateName.ingest);
+    const tasks = Object.entries(definition.States).filter(([, s]) => s.Type === 'Task');
+    expect(tasks.map(([name]) => name).sort()).toEqual(
+      [StateName.ingest, StateName.silver, StateName.reconcile, StateName.recordFailure].sort(),
+    );
+    for (const [name, state] of tasks) {
+      if (name === StateName.recordFailure) expect(state.Resource).toBe('arn:aws:states:::sqs:sendMessage');
+      else expect(state.Resource).toMatch(/^arn:aws:lambda:us-east-1:123456789012:function:Functions\w+$/);
+    }
+    const cacheDir = join(tmp.dir, 'definition-cache');
+    expect(await workflowDefinition({ cacheDir })).toEqual(definition);
+    const cached = JSON.parse(
+      await readFile(join(cacheDir, `workflow-${await sourceHash()}.asl.json`), 'utf8'),
+    ) as WorkflowDefinition;
+    expect(cached).toEqual(definition);
+  });
+
+  it('runs a good file through Ingest, Silver and Reconcile, as the Lambda handlers would', async () => {
+    const { lakeDir, files, deps, entered, events } = setup();
+    const result = await runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, deps);
+    await settle();
+    expect(entered()).toEqual([
+      StateName.ingest,
+      StateName.hasSilver,
+      StateName.silver,
+      StateName.reconcile,
+      StateName.succeeded,
+    ]);
+    expect(result.reconciliation?.status).toBe('passed');
+    const { runId } = result.bronze;
+    expect(await files.head(result.bronze.manifestKey)).toBeDefined();
+    expect(await files.head(silverManifestKey('tic-in-network', runId))).toBeDefined();
+    expect(await files.head(reconciliationKey('tic-in-network', runId))).toBeDefined();
+    expect(await deps.deadLetters.list()).toEqual([]);
+
+    // The deployed runtime: the three Lambda handlers in a row, on another lake.
+    const handlersLake = join(tmp.dir, 'handlers-lake');
+    const lambda = await runHandlers(deps.source, new FileObjectStore(handlersLake), deps.workDir);
+    // Each state's output (kept beside the input under its own key) is what its handler returns ...
+    const output = events.find((e) => e.type === 'ExecutionSucceeded') as {
+      output?: Record<string, unknown>;
+    };
+    expect(output.output).toEqual({
+      bucket: tmp.dir,
+      key: SAMPLE,
+      dataset: 'tic-in-network',
+      hasSilver: true,
+      ingest: lambda.ingest,
+      silver: lambda.silver,
+      reconcile: lambda.reconcile,
+    });
+    // ... and both runtimes leave the same lake behind.
+    expect(await listFiles(lakeDir)).toEqual(await listFiles(handlersLake));
+  });
+
+  /** The Ingest state's retrier for TransientError, as the synthesized definition declares it. */
+  const transientRetrier = () =>
+    (definition.States[StateName.ingest].Retry as { ErrorEquals: string[]; MaxAttempts: number }[]).find(
+      (r) => r.ErrorEquals.includes('TransientError'),
+    )!;
+  /** The bronze manifest is written once per Ingest attempt, last: failing it fails exactly that attempt. */
+  const isManifest = (key: string) => key.endsWith('/_manifest.json');
+
+  it('retries a TransientError on the first write, then succeeds', async () => {
+    const { deps, retries, events } = setup((store) => new FlakyLake(store, 1));
+    const result = await runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, deps);
+    await settle();
+    expect(result.reconciliation?.status).toBe('passed');
+    expect(retries(StateName.ingest)).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'StateFailed' && e.state?.name === StateName.ingest)).toHaveLength(
+      1,
+    );
+    expect(await deps.deadLetters.list()).toEqual([]);
+  });
+
+  it('retries a TransientError as often as the definition declares, then succeeds', async () => {
+    const { MaxAttempts } = transientRetrier();
+    const { deps, retries } = setup((store) => new FlakyLake(store, MaxAttempts, isManifest));
+    const result = await runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, deps);
+    await settle();
+    expect(result.reconciliation?.status).toBe('passed');
+    const observed = retries(StateName.ingest);
+    expect(observed).toHaveLength(MaxAttempts);
+    expect(observed.map((e) => e.retry?.attempt)).toEqual([...Array(MaxAttempts).keys()].map((i) => i + 1));
+    expect(observed.every((e) => e.retry?.retrier.ErrorEquals.includes('TransientError'))).toBe(true);
+    expect(retries(StateName.silver)).toEqual([]);
+    expect(await deps.deadLetters.list()).toEqual([]);
+  });
+
+  it('gives up once the declared retries are spent: caught, dead-lettered, failed', async () => {
+    const { MaxAttempts } = transientRetrier();
+    const { deps, retries, entered } = setup((store) => new FlakyLake(store, MaxAttempts + 1, isManifest));
+    const run = runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, deps);
+    await expect(run).rejects.toBeInstanceOf(TransientError);
+    await settle();
+    expect(retries(StateName.ingest)).toHaveLength(MaxAttempts);
+    expect(entered().filter((s) => s !== StateName.ingest)).toEqual([
+      StateName.recordFailure,
+      StateName.failed,
+    ]);
+    const [letter] = await deps.deadLetters.list();
+    expect(letter?.error.Error).toBe('TransientError');
+    expect(letter?.input).toMatchObject({ key: SAMPLE, dataset: 'tic-in-network' });
+  });
+
+  it('records a malformed file with its input and error, fails, and succeeds on redrive once fixed', async () => {
+    const key = 'broken-in-network.json';
+    const good = await readFile(join(EXAMPLES, SAMPLE), 'utf8');
+    await writeFile(join(tmp.dir, key), good.slice(0, Math.floor(good.length / 2)));
+    const { lakeDir, files, deps, retries, entered } = setup();
+
+    const run = runWorkflowLocally({ dataset: inNetwork, sourceKey: key }, deps);
+    await expect(run).rejects.toBeInstanceOf(MalformedInputError);
+    await settle();
+    // Permanent: not retried, caught at once.
+    expect(retries(StateName.ingest)).toEqual([]);
+    expect(entered()).toEqual([StateName.ingest, StateName.recordFailure, StateName.failed]);
+
+    const letters = await deps.deadLetters.list();
+    expect(letters).toHaveLength(1);
+    const letter = letters[0]!;
+    expect(existsSync(join(lakeDir, '_dead_letters', `${letter.id}.json`))).toBe(true);
+    expect(letter.executionId).toMatch(new RegExp(`:execution:sluice-local:${letter.id}$`));
+    expect(letter.input).toEqual({ bucket: tmp.dir, key, dataset: 'tic-in-network', hasSilver: true });
+    expect(letter.error.Error).toBe('MalformedInputError');
+    expect(letter.error.Cause).toMatch(/malformed input at byte \d+/);
+    expect((await listFiles(lakeDir)).filter((f) => f.startsWith('bronze/'))).toEqual([]);
+
+    // Fix the file, then redrive: the recorded input runs again, and the letter goes away.
+    await writeFile(join(tmp.dir, key), good);
+    const result = await redriveLocally(letter, deps.deadLetters, { lake: lakeDir });
+    expect(result.reconciliation?.status).toBe('passed');
+    expect(await files.head(result.bronze.manifestKey)).toBeDefined();
+    expect(await deps.deadLetters.list()).toEqual([]);
+    expect(await deps.deadLetters.get(letter.id)).toBeUndefined();
+  });
+
+  it('stops after bronze for a dataset without a silver contract (HasSilver)', async () => {
+    const events = parseDatasetConfig({ name: 'events', format: 'ndjson', recordName: 'events' });
+    await writeFile(join(tmp.dir, 'events.ndjson'), '{"a":1}\n{"a":2}\n');
+    const { deps, entered } = setup();
+    const result = await runWorkflowLocally({ dataset: events, sourceKey: 'events.ndjson' }, deps);
+    await settle();
+    expect(entered()).toEqual([StateName.ingest, StateName.hasSilver, StateName.succeeded]);
+    expect(result.bronze.manifest.records).toEqual({ events: 2 });
+    expect(result.silver).toBeUndefined();
+    expect(result.reconciliation).toBeUndefined();
+  });
+
+  it('refuses a definition with a task it has no local handler for, rather than call AWS', async () => {
+    const { deps } = setup();
+    const withNotify: WorkflowDefinition = {
+      ...definition,
+      States: {
+        ...definition.States,
+        Notify: {
+          Type: 'Task',
+          Resource: 'arn:aws:lambda:us-east-1:123456789012:function:Notify',
+          End: true,
+        },
+      },
+    };
+    await expect(
+      runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, { ...deps, definition: withNotify }),
+    ).rejects.toThrow(WorkflowFailedError);
+  });
+});

@@ -7,6 +7,7 @@ import { IngestWorkflow } from '../constructs/ingest-workflow.ts';
 import { LandingTrigger } from '../constructs/landing-trigger.ts';
 import { PipelineMonitoring } from '../constructs/monitoring.ts';
 import { PipelineFunctions } from '../constructs/pipeline-functions.ts';
+import { QueryCatalog } from '../constructs/query-catalog.ts';
 import { SluiceStorage } from '../constructs/storage.ts';
 
 /** Properties of `SluiceStack`. */
@@ -17,7 +18,7 @@ export interface SluiceStackProps extends StackProps {
 
 /**
  * One deployment of sluice: landing -> ingest (parse -> bronze) -> silver -> reconciliation, with its
- * storage, trigger and monitoring. Environment-agnostic (no account or region), so it synthesizes offline; the account and
+ * storage, trigger, monitoring and Athena query catalog. Environment-agnostic (no account or region), so it synthesizes offline; the account and
  * region come from the credentials `cdk deploy` runs with.
  */
 export class SluiceStack extends Stack {
@@ -26,6 +27,7 @@ export class SluiceStack extends Stack {
   readonly workflow: IngestWorkflow;
   readonly trigger: LandingTrigger;
   readonly monitoring: PipelineMonitoring;
+  readonly queryCatalog: QueryCatalog;
 
   constructor(scope: Construct, id: string, props: SluiceStackProps) {
     super(scope, id, props);
@@ -111,6 +113,13 @@ export class SluiceStack extends Stack {
       })),
     });
 
+    this.queryCatalog = new QueryCatalog(this, 'QueryCatalog', {
+      serviceName,
+      datasets,
+      lakeBucket: this.storage.lakeBucket,
+      dataKey: this.storage.key,
+    });
+
     new CfnOutput(this, 'LandingBucketName', {
       value: this.storage.landingBucket.bucketName,
       description: 'Land files here as <dataset>/<file>',
@@ -119,5 +128,7 @@ export class SluiceStack extends Stack {
     new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn });
     new CfnOutput(this, 'FailureQueueUrl', { value: this.workflow.failureQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
+    new CfnOutput(this, 'GlueDatabaseName', { value: this.queryCatalog.databaseName });
+    new CfnOutput(this, 'AthenaWorkGroupName', { value: this.queryCatalog.workGroupName });
   }
 }

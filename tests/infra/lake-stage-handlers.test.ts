@@ -20,9 +20,10 @@ import { ConfigError, ReconciliationError, TransientError } from '../../shared/e
 import { reconciliationKey } from '../../shared/lake/keys.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { IngestOutput } from '../../shared/workflow/stage-io.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, tempDir } from '../helpers/lake.ts';
 
-const EXAMPLES = path.join(import.meta.dirname, '../../../shared/fixtures/tic/examples');
+const EXAMPLES = TIC_EXAMPLES;
 const SAMPLE = 'in-network-rates-multiple-plans-sample.json';
 const KEY = `tic-in-network/2026-01/${SAMPLE}`;
 const EXECUTION_ID = 'arn:aws:states:us-east-1:123456789012:execution:sluice-dev:tic-in-network-x';

@@ -4,13 +4,11 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { generateFile, listFiles, readBronze, tempDir } from '../helpers/lake.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js');
-const SAMPLE = join(
-  import.meta.dirname,
-  '../../../shared/fixtures/tic/examples/in-network-rates-multiple-plans-sample.json',
-);
+const SAMPLE = join(TIC_EXAMPLES, 'in-network-rates-multiple-plans-sample.json');
 
 function sluice(args: string[]): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });

@@ -8,9 +8,10 @@ import { type DatasetConfigInput, parseDatasetConfig } from '../../shared/contra
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { MalformedInputError, RecordTooLargeError } from '../../shared/errors.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fileStore, fixedClock, generateFile, listFiles, readBronze, tempDir } from '../helpers/lake.ts';
 
-const EXAMPLES = join(import.meta.dirname, '../../../shared/fixtures/tic/examples');
+const EXAMPLES = TIC_EXAMPLES;
 
 async function ingest(
   sourceDir: string,

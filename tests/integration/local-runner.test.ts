@@ -29,9 +29,10 @@ import {
   type WorkflowDefinition,
   workflowDefinition,
 } from '../../shared/workflow/local-definition.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, listFiles, tempDir } from '../helpers/lake.ts';
 
-const EXAMPLES = join(import.meta.dirname, '../../../shared/fixtures/tic/examples');
+const EXAMPLES = TIC_EXAMPLES;
 const SAMPLE = 'in-network-rates-multiple-plans-sample.json';
 const inNetwork = builtInDataset('tic-in-network');
 

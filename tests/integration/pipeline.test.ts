@@ -11,9 +11,10 @@ import { silverContractFor } from '../../shared/contracts/datasets/silver-contra
 import { ReconciliationError } from '../../shared/errors.ts';
 import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
 import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
-const EXAMPLES = join(import.meta.dirname, '../../../shared/fixtures/tic/examples');
+const EXAMPLES = TIC_EXAMPLES;
 
 type Json = Record<string, unknown>;
 const list = (value: unknown): Json[] => (Array.isArray(value) ? (value as Json[]) : []);

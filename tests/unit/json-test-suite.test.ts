@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import { MalformedInputError } from '../../shared/errors.ts';
 import { openSource } from '../../shared/stages/parse/open-source.ts';
+import { JSON_TEST_SUITE } from '../helpers/fixtures.ts';
 import {
   chunksOf,
   type Decision,
@@ -30,7 +31,7 @@ import {
  * same error offset or the same records.
  */
 
-const DIR = '/work/shared/fixtures/json-test-suite/test_parsing';
+const DIR = JSON_TEST_SUITE;
 const FILES = readdirSync(DIR)
   .filter((name) => name.endsWith('.json'))
   .sort();

@@ -21,11 +21,12 @@ import type {
   RuleViolation,
 } from '../../shared/contracts/silver/table.ts';
 import { generateTicInNetwork } from '../../shared/generate/tic-in-network.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 
 type Json = Record<string, unknown>;
 type Contract = TicSilverContract;
 
-const EXAMPLES = '/work/shared/fixtures/tic/examples/';
+const EXAMPLES = `${TIC_EXAMPLES}/`;
 const load = (name: string): Json => JSON.parse(readFileSync(EXAMPLES + name, 'utf8')) as Json;
 const arr = (v: unknown): Json[] => (Array.isArray(v) ? (v as Json[]) : []);
 const sum = (items: Json[], f: (item: Json) => number): number => items.reduce((n, item) => n + f(item), 0);

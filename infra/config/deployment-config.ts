@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDatasets } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
+import { CREDENTIAL_KINDS, SOURCE_NAME } from '../../shared/workflow/source.ts';
 
 /**
  * The deployment config (`sluice.config.json`): what one deployment of sluice ingests and how it is
@@ -41,6 +42,53 @@ const DatasetDeployment = z
         `expected at most ${MAX_FRESHNESS_HOURS} hours (CloudWatch alarms look back at most 7 days)`,
       )
       .describe('Hours without a successful ingest of this dataset before the freshness alarm fires.'),
+  })
+  .strict();
+
+/** An EventBridge Scheduler expression: `cron(...)` (six fields), `rate(<n> <unit>)` or `at(...)`. */
+const SCHEDULE_EXPRESSION =
+  /^(cron\((\S+ ){5}\S+\)|rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$/;
+
+/** An HTTP source downloaded on a schedule (the workflow's `Download` state). */
+const SourceDeployment = z
+  .object({
+    name: z
+      .string({ error: 'expected a source name, e.g. "cms-in-network"' })
+      .regex(SOURCE_NAME, 'use 1–63 lowercase letters, digits or "-" (it names the schedule and secret)'),
+    url: z.string({ error: 'expected the https URL to download' }).refine(
+      (value) => {
+        try {
+          const url = new URL(value);
+          return url.protocol === 'https:' && url.username === '' && url.password === '';
+        } catch {
+          return false;
+        }
+      },
+      { error: "expected an https URL without credentials in it (put those in the source's secret)" },
+    ),
+    dataset: z.string({ error: 'expected the name of a dataset listed in "datasets"' }),
+    schedule: z
+      .string({ error: 'expected an EventBridge Scheduler expression, e.g. "cron(0 6 * * ? *)"' })
+      .regex(
+        SCHEDULE_EXPRESSION,
+        'expected an EventBridge Scheduler expression: "cron(0 6 * * ? *)", "rate(1 day)" or "at(2030-01-01T06:00:00)"',
+      ),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'expected the sha256 of the file as 64 hex digits, or leave it out')
+      .optional(),
+    credentials: z
+      .object({
+        kind: z.enum(CREDENTIAL_KINDS, { error: `use one of ${CREDENTIAL_KINDS.join(', ')}` }),
+        name: z.string().min(1, 'expected the header or query parameter name').optional(),
+      })
+      .strict()
+      .refine((c) => (c.kind !== 'header' && c.kind !== 'query') || c.name !== undefined, {
+        error: 'kinds "header" and "query" need "name": the header or query parameter to send',
+        path: ['name'],
+      })
+      .optional()
+      .describe('How the credential is sent; its value lives in the Secrets Manager secret of the source.'),
   })
   .strict();
 
@@ -85,8 +133,32 @@ export const DeploymentConfig = z
     logLevel: z
       .enum(['DEBUG', 'INFO', 'WARN', 'ERROR'], { error: 'use one of DEBUG, INFO, WARN, ERROR' })
       .default('INFO'),
+    sources: z
+      .array(SourceDeployment, {
+        error: 'expected a list of { "name", "url", "dataset", "schedule", "sha256"?, "credentials"? }',
+      })
+      .default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    const deployed = config.datasets.map((d) => d.name);
+    config.sources.forEach((source, i) => {
+      if (!deployed.includes(source.dataset)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sources', i, 'dataset'],
+          message: `dataset "${source.dataset}" is not deployed: use one of ${deployed.join(', ')}`,
+        });
+      }
+      if (config.sources.findIndex((s) => s.name === source.name) !== i) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sources', i, 'name'],
+          message: `source name "${source.name}" is used twice; each source needs its own name`,
+        });
+      }
+    });
+  });
 
 export type DeploymentConfigInput = z.input<typeof DeploymentConfig>;
 export type DeploymentConfig = z.output<typeof DeploymentConfig>;

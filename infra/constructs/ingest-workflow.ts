@@ -12,6 +12,7 @@ export const WORKFLOW_METADATA_KEY = 'sluice:workflow';
 
 /** Properties of `IngestWorkflow`. */
 export interface IngestWorkflowProps {
+  readonly downloadFunction: IFunction;
   readonly ingestFunction: IFunction;
   readonly silverFunction: IFunction;
   readonly reconcileFunction: IFunction;
@@ -56,6 +57,7 @@ export class IngestWorkflow extends Construct {
       stateMachineType: StateMachineType.STANDARD,
       definitionBody: DefinitionBody.fromChainable(
         ingestWorkflowDefinition(this, {
+          downloadFunction: props.downloadFunction,
           ingestFunction: props.ingestFunction,
           silverFunction: props.silverFunction,
           reconcileFunction: props.reconcileFunction,
@@ -80,10 +82,12 @@ export class IngestWorkflow extends Construct {
           'CloudWatch Logs delivery (logs:CreateLogDelivery, ...) and X-Ray tracing support no resource-level ' +
           'permissions; these are the statements CDK adds for the logging and tracing configured here.',
       },
-      ...[props.ingestFunction, props.silverFunction, props.reconcileFunction].map((fn) => ({
-        id: `AwsSolutions-IAM5[Resource::${nagRef(this, fn.functionArn)}:*]`,
-        reason: 'Invoking a stage function by qualified ARN (version or alias) of that one function only.',
-      })),
+      ...[props.downloadFunction, props.ingestFunction, props.silverFunction, props.reconcileFunction].map(
+        (fn) => ({
+          id: `AwsSolutions-IAM5[Resource::${nagRef(this, fn.functionArn)}:*]`,
+          reason: 'Invoking a stage function by qualified ARN (version or alias) of that one function only.',
+        }),
+      ),
     );
   }
 }

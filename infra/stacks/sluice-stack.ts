@@ -8,6 +8,7 @@ import { LandingTrigger } from '../constructs/landing-trigger.ts';
 import { PipelineMonitoring } from '../constructs/monitoring.ts';
 import { PipelineFunctions } from '../constructs/pipeline-functions.ts';
 import { QueryCatalog } from '../constructs/query-catalog.ts';
+import { ScheduledSources } from '../constructs/scheduled-sources.ts';
 import { SluiceStorage } from '../constructs/storage.ts';
 
 /** Properties of `SluiceStack`. */
@@ -24,6 +25,7 @@ export interface SluiceStackProps extends StackProps {
 export class SluiceStack extends Stack {
   readonly storage: SluiceStorage;
   readonly functions: PipelineFunctions;
+  readonly sources: ScheduledSources;
   readonly workflow: IngestWorkflow;
   readonly trigger: LandingTrigger;
   readonly monitoring: PipelineMonitoring;
@@ -54,12 +56,25 @@ export class SluiceStack extends Stack {
       },
     });
 
+    this.sources = new ScheduledSources(this, 'Sources', {
+      sources: config.sources,
+      landingBucket: this.storage.landingBucket,
+      dataKey: this.storage.key,
+      datasets,
+      serviceName,
+      logLevel: config.logLevel,
+      tracing: config.tracing,
+    });
+
     this.workflow = new IngestWorkflow(this, 'Workflow', {
+      downloadFunction: this.sources.download.function,
       ingestFunction: this.functions.ingest.function,
       silverFunction: this.functions.silver.function,
       reconcileFunction: this.functions.reconcile.function,
       tracing: config.tracing,
     });
+
+    this.sources.schedule(this.workflow.stateMachine);
 
     this.trigger = new LandingTrigger(this, 'Trigger', {
       landingBucket: this.storage.landingBucket,

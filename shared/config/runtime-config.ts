@@ -45,6 +45,13 @@ const LakeStageEnv = z.object({
   DATASETS: IngestEnv.shape.DATASETS,
 });
 
+const DownloadEnv = z.object({
+  ...Common,
+  LANDING_BUCKET: required('the landing bucket name'),
+  DATASETS: IngestEnv.shape.DATASETS,
+  SOURCE_SECRET_PREFIX: required("the prefix of the sources' Secrets Manager secret names"),
+});
+
 const StartExecutionEnv = z.object({
   ...Common,
   STATE_MACHINE_ARN: required('the ARN of the workflow state machine'),
@@ -72,6 +79,15 @@ export interface LakeStageConfig extends HandlerConfig {
   readonly datasets: readonly string[];
 }
 
+/** Settings of the download handler. */
+export interface DownloadConfig extends HandlerConfig {
+  readonly landingBucket: string;
+  /** The datasets this deployment ingests; sources of any other dataset fail with a ConfigError. */
+  readonly datasets: readonly string[];
+  /** A source's secret is `<prefix><source name>` (shared/workflow/source.ts). */
+  readonly sourceSecretPrefix: string;
+}
+
 /** Settings of the start-execution handler. */
 export interface StartExecutionConfig extends HandlerConfig {
   readonly stateMachineArn: string;
@@ -95,6 +111,27 @@ export function loadLakeStageConfig(
 ): LakeStageConfig {
   const e = parseEnv(LakeStageEnv, env, handler);
   return { ...common(e), lakeBucket: e.LAKE_BUCKET, datasets: e.DATASETS };
+}
+
+/** Read the download handler's configuration (default: `process.env`). */
+export function loadDownloadConfig(env: Env = process.env): DownloadConfig {
+  const e = parseEnv(DownloadEnv, env, 'download');
+  return {
+    ...common(e),
+    landingBucket: e.LANDING_BUCKET,
+    datasets: e.DATASETS,
+    sourceSecretPrefix: e.SOURCE_SECRET_PREFIX,
+  };
+}
+
+/** The environment that `loadDownloadConfig` reads, for the CDK app to set. */
+export function downloadEnvironment(config: Omit<DownloadConfig, 'region'>): Record<string, string> {
+  return {
+    ...commonEnvironment(config),
+    LANDING_BUCKET: config.landingBucket,
+    DATASETS: config.datasets.join(','),
+    SOURCE_SECRET_PREFIX: config.sourceSecretPrefix,
+  };
 }
 
 /** Read the start-execution handler's configuration (default: `process.env`). */

@@ -4,17 +4,20 @@ import { z } from 'zod';
 import { withTransientErrors } from '../adapters/aws/transient.ts';
 import { openParquetInspector } from '../adapters/duckdb/parquet-inspector.ts';
 import { createParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
+import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../errors.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import { ingestToBronze } from '../stages/bronze/ingest-to-bronze.ts';
+import { downloadToLanding, type FetchOptions } from '../stages/download/download.ts';
 import { reconcile } from '../stages/reconcile/reconcile.ts';
 import { buildSilver } from '../stages/silver/build-silver.ts';
 import { mergeSilverState } from '../stages/silver/merge-state.ts';
 import { StateName } from '../workflow/definition.ts';
 import { ExecutionInput, executionName } from '../workflow/execution.ts';
 import { type WorkflowDefinition, workflowDefinition } from '../workflow/local-definition.ts';
+import { DownloadEvent, type DownloadOutput, type Source, sourceSecretId } from '../workflow/source.ts';
 import {
   FailureMessage,
   ingestOutput,
@@ -30,6 +33,8 @@ import type { LocalPipelineDeps, LocalPipelineResult } from './pipeline-types.ts
  * CDK app, shared/workflow/local-definition.ts), run in process by aws-local-stepfunctions. Its choices,
  * retries, catches and the failure path are the deployed ones; only the task resources differ:
  *
+ *   Download                  -> downloadToLanding into `deps.source`, secrets from the environment
+ *                                (source `x` with credentials: `SLUICE_SECRET_SOURCES_X`)
  *   Ingest, Silver, Reconcile -> the stage functions the Lambda handlers call, on local adapters, with
  *                                the same event parsing, transient-error mapping and result shapes
  *   RecordFailure             -> a DeadLetterStore (locally `<lake>/_dead_letters/<execution>.json`)
@@ -78,15 +83,29 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
   readonly retryIntervalMs?: number;
   /** Every event of the execution, as it happens. */
   readonly onEvent?: (event: WorkflowEvent) => void;
+  /**
+   * How `Download` fetches. Tests only: e.g. `{ allowLoopback: true, allowInsecureHttp: true }` for a
+   * local server. @default https to public hosts only, as deployed
+   */
+  readonly downloadFetchOptions?: FetchOptions;
   /** The definition to run. @default the deployed one (`workflowDefinition()`) */
   readonly definition?: WorkflowDefinition;
 }
 
-/** The input of one local execution: a source in `deps.source`, as a dataset. */
-export interface LocalWorkflowInput {
-  readonly dataset: DatasetConfig;
-  readonly sourceKey: string;
-}
+/**
+ * The input of one local execution, as a dataset: either a landed object in `deps.source` (`sourceKey`),
+ * or an HTTP source that the workflow's `Download` state first downloads into `deps.source`.
+ */
+export type LocalWorkflowInput =
+  | { readonly dataset: DatasetConfig; readonly sourceKey: string; readonly source?: undefined }
+  | {
+      readonly dataset: DatasetConfig;
+      readonly source: Omit<Source, 'dataset'>;
+      readonly sourceKey?: undefined;
+    };
+
+/** A local source's secret: `sources/<name>`, read from `SLUICE_SECRET_SOURCES_<NAME>`. */
+const LOCAL_SOURCE_SECRET_PREFIX = 'sources/';
 
 /** The local execution failed with an error that no stage raised (a timeout, a failed RecordFailure). */
 export class WorkflowFailedError extends PipelineError {
@@ -105,19 +124,28 @@ export async function runWorkflowLocally(
   input: LocalWorkflowInput,
   deps: LocalWorkflowDeps,
 ): Promise<LocalPipelineResult> {
-  const { dataset, sourceKey } = input;
-  const info = await deps.source.head(sourceKey);
-  if (!info) throw new ObjectNotFoundError(sourceKey);
-  const bucket = locationOf(deps.source.uri(sourceKey), sourceKey);
+  const { dataset } = input;
   // The contract the run uses, and so whether the workflow's HasSilver choice takes the silver stages.
   const contract = contractForDataset(dataset);
-  const executionInput: ExecutionInput = {
-    bucket,
-    key: sourceKey,
-    dataset: dataset.name,
-    hasSilver: contract !== undefined,
-  };
-  const name = executionName({ bucket, key: sourceKey, etag: info.etag });
+  let executionInput: ExecutionInput | { source: Source };
+  let name: string;
+  if (input.source) {
+    const source: Source = { ...input.source, dataset: dataset.name };
+    executionInput = { source };
+    // A download has no object version yet: the name is per source and start time.
+    name = executionName({
+      bucket: 'download',
+      key: `${dataset.name}/${source.name ?? 'source'}`,
+      etag: `${source.url}\0${deps.clock.now().toISOString()}`,
+    });
+  } else {
+    const { sourceKey } = input;
+    const info = await deps.source.head(sourceKey);
+    if (!info) throw new ObjectNotFoundError(sourceKey);
+    const bucket = locationOf(deps.source.uri(sourceKey), sourceKey);
+    executionInput = { bucket, key: sourceKey, dataset: dataset.name, hasSilver: contract !== undefined };
+    name = executionName({ bucket, key: sourceKey, etag: info.etag });
+  }
   const executionId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${name}`;
   const workDir = deps.workDir ?? tmpdir();
 
@@ -145,6 +173,40 @@ export async function runWorkflowLocally(
   };
 
   const handlers: Record<string, (event: unknown) => Promise<unknown>> = {
+    [StateName.download]: task(async (event): Promise<DownloadOutput> => {
+      const { source } = DownloadEvent.parse(event);
+      if (source.dataset !== dataset.name) {
+        throw new ConfigError(
+          `the Download event names dataset "${source.dataset}", this run is of "${dataset.name}"`,
+        );
+      }
+      if (source.credentials && !source.name) {
+        throw new ConfigError('source.name is required with credentials: it names the secret');
+      }
+      const landed = await downloadToLanding(
+        {
+          url: source.url,
+          dataset: source.dataset,
+          sha256: source.sha256,
+          credentials: source.credentials && {
+            ...source.credentials,
+            secretId: sourceSecretId(LOCAL_SOURCE_SECRET_PREFIX, source.name!),
+          },
+        },
+        {
+          landing: deps.source,
+          secrets: new EnvSecretStore(process.env),
+          clock: deps.clock,
+          fetchOptions: deps.downloadFetchOptions,
+        },
+      );
+      return {
+        bucket: locationOf(deps.source.uri(landed.key), landed.key),
+        key: landed.key,
+        dataset: source.dataset,
+        hasSilver: contract !== undefined,
+      };
+    }),
     [StateName.ingest]: task(async (event) => {
       const e = IngestEvent.parse(event);
       if (e.dataset !== dataset.name) {

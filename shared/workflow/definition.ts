@@ -9,6 +9,7 @@ import {
   type IChainable,
   JitterType,
   JsonPath,
+  Pass,
   type RetryProps,
   Succeed,
   TaskInput,
@@ -21,6 +22,8 @@ import type { Construct } from 'constructs';
  * (shared/pipeline/local-runner.ts) takes the same Amazon States Language from the synthesized template
  * (the state machine carries the metadata `sluice:workflow`), so nothing describes the workflow twice.
  *
+ *   HasSource? ──($.source.url)──> Download ──> Landed ──┐
+ *        └──(otherwise)──────────────────────────────────┴──> Ingest
  *   Ingest ──> HasSilver? ──(hasSilver: false)──────────────────> Succeeded
  *                  └──(otherwise)──> Silver ──> Reconcile ──────> Succeeded
  *   every task ──(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
@@ -32,6 +35,9 @@ import type { Construct } from 'constructs';
 
 /** State names: the execution history and the local runner refer to them. */
 export const StateName = {
+  hasSource: 'HasSource',
+  download: 'Download',
+  landed: 'Landed',
   ingest: 'Ingest',
   hasSilver: 'HasSilver',
   silver: 'Silver',
@@ -43,6 +49,7 @@ export const StateName = {
 
 /** Where each stage's result lands in the state's JSON (`ResultPath`). */
 export const ResultKey = {
+  download: 'download',
   ingest: 'ingest',
   silver: 'silver',
   reconcile: 'reconcile',
@@ -104,6 +111,8 @@ export const TRANSIENT_RETRY: RetryProps = {
 
 /** What the workflow runs on. */
 export interface WorkflowResources {
+  /** The `Download` stage (executions with a `source`): `functions/download/handler.ts`. */
+  readonly downloadFunction: IFunction;
   /** The `Ingest` stage: `functions/ingest/handler.ts`. */
   readonly ingestFunction: IFunction;
   /** The `Silver` stage: `functions/silver/handler.ts`. */
@@ -188,5 +197,30 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     )
     .otherwise(silver);
 
-  return ingest.next(hasSilver);
+  ingest.next(hasSilver);
+
+  // A scheduled run (`{ source: { url, dataset, ... } }`) downloads into landing first; `Landed` shapes
+  // the landed object into the input Ingest expects, as if the object had landed by itself.
+  const download = stageTask(
+    StateName.download,
+    resources.downloadFunction,
+    TaskInput.fromObject({
+      source: JsonPath.objectAt('$.source'),
+      executionId: JsonPath.executionId,
+    }),
+    ResultKey.download,
+  );
+  const landed = new Pass(scope, StateName.landed, {
+    parameters: {
+      'bucket.$': `$.${ResultKey.download}.bucket`,
+      'key.$': `$.${ResultKey.download}.key`,
+      'dataset.$': `$.${ResultKey.download}.dataset`,
+      'hasSilver.$': `$.${ResultKey.download}.hasSilver`,
+    },
+  });
+  download.next(landed).next(ingest);
+
+  return new Choice(scope, StateName.hasSource)
+    .when(Condition.isPresent('$.source.url'), download)
+    .otherwise(ingest);
 }

@@ -151,7 +151,7 @@ describe('Stack: SluiceStack (example config)', () => {
   describe('functions', () => {
     it('runs every Lambda on Node.js 22; arm64, except the DuckDB functions on x86_64', () => {
       const functions = ofType('AWS::Lambda::Function');
-      expect(functions).toHaveLength(4);
+      expect(functions).toHaveLength(5);
       for (const [, fn] of functions) {
         expect(fn.Properties.Runtime).toBe('nodejs22.x');
         expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
@@ -305,7 +305,8 @@ describe('Stack: SluiceStack (example config)', () => {
 
     it('runs Ingest → HasSilver → Silver → Reconcile → Succeeded, each result under its own key', () => {
       const { StartAt, States } = definition();
-      expect(StartAt).toBe(StateName.ingest);
+      expect(StartAt).toBe(StateName.hasSource);
+      expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.ingest });
       const ingest = States[StateName.ingest]!;
       expect(ingest).toMatchObject({ Type: 'Task', ResultPath: '$.ingest', Next: StateName.hasSilver });
       expect(ingest.Resource).toBe('TOKEN'); // the function ARN itself: payloadResponseOnly
@@ -361,7 +362,7 @@ describe('Stack: SluiceStack (example config)', () => {
       for (const fn of [stack.functions.ingest, stack.functions.silver, stack.functions.reconcile]) {
         expect(tokens).toContain(JSON.stringify({ 'Fn::GetAtt': [logicalId(fn.function), 'Arn'] }));
       }
-      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(4);
+      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(5);
     });
 
     it('retries named transient errors only, on every task, with exponential backoff and full jitter', () => {

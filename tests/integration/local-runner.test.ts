@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -151,14 +153,23 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
   const settle = () => new Promise((resolve) => setImmediate(resolve));
 
   it('extracts the one definition from the synthesized template and caches it by source hash', async () => {
-    expect(definition.StartAt).toBe(StateName.ingest);
+    expect(definition.StartAt).toBe(StateName.hasSource);
     const tasks = Object.entries(definition.States).filter(([, s]) => s.Type === 'Task');
     expect(tasks.map(([name]) => name).sort()).toEqual(
-      [StateName.ingest, StateName.silver, StateName.reconcile, StateName.recordFailure].sort(),
+      [
+        StateName.download,
+        StateName.ingest,
+        StateName.silver,
+        StateName.reconcile,
+        StateName.recordFailure,
+      ].sort(),
     );
     for (const [name, state] of tasks) {
       if (name === StateName.recordFailure) expect(state.Resource).toBe('arn:aws:states:::sqs:sendMessage');
-      else expect(state.Resource).toMatch(/^arn:aws:lambda:us-east-1:123456789012:function:Functions\w+$/);
+      else
+        expect(state.Resource).toMatch(
+          /^arn:aws:lambda:us-east-1:123456789012:function:(Functions|Sources)\w+$/,
+        );
     }
     const cacheDir = join(tmp.dir, 'definition-cache');
     expect(await workflowDefinition({ cacheDir })).toEqual(definition);
@@ -173,6 +184,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     const result = await runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, deps);
     await settle();
     expect(entered()).toEqual([
+      StateName.hasSource,
       StateName.ingest,
       StateName.hasSilver,
       StateName.silver,
@@ -248,6 +260,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     await settle();
     expect(retries(StateName.ingest)).toHaveLength(MaxAttempts);
     expect(entered().filter((s) => s !== StateName.ingest)).toEqual([
+      StateName.hasSource,
       StateName.recordFailure,
       StateName.failed,
     ]);
@@ -267,7 +280,12 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     await settle();
     // Permanent: not retried, caught at once.
     expect(retries(StateName.ingest)).toEqual([]);
-    expect(entered()).toEqual([StateName.ingest, StateName.recordFailure, StateName.failed]);
+    expect(entered()).toEqual([
+      StateName.hasSource,
+      StateName.ingest,
+      StateName.recordFailure,
+      StateName.failed,
+    ]);
 
     const letters = await deps.deadLetters.list();
     expect(letters).toHaveLength(1);
@@ -294,7 +312,12 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     const { deps, entered } = setup();
     const result = await runWorkflowLocally({ dataset: events, sourceKey: 'events.ndjson' }, deps);
     await settle();
-    expect(entered()).toEqual([StateName.ingest, StateName.hasSilver, StateName.succeeded]);
+    expect(entered()).toEqual([
+      StateName.hasSource,
+      StateName.ingest,
+      StateName.hasSilver,
+      StateName.succeeded,
+    ]);
     expect(result.bronze.manifest.records).toEqual({ events: 2 });
     expect(result.silver).toBeUndefined();
     expect(result.reconciliation).toBeUndefined();
@@ -316,5 +339,41 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     await expect(
       runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, { ...deps, definition: withNotify }),
     ).rejects.toThrow(WorkflowFailedError);
+  });
+
+  it('downloads an HTTP source (Download, Landed) and runs it through reconciliation', async () => {
+    const FEE_FOR_SERVICE = 'in-network-rates-fee-for-service-single-plan-sample.json';
+    const body = await readFile(join(EXAMPLES, FEE_FOR_SERVICE));
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const { deps, entered, files } = setup();
+      const result = await runWorkflowLocally(
+        { dataset: inNetwork, source: { url: `http://127.0.0.1:${port}/${FEE_FOR_SERVICE}` } },
+        { ...deps, downloadFetchOptions: { allowLoopback: true, allowInsecureHttp: true } },
+      );
+      await settle();
+      expect(entered()).toEqual([
+        StateName.hasSource,
+        StateName.download,
+        StateName.landed,
+        StateName.ingest,
+        StateName.hasSilver,
+        StateName.silver,
+        StateName.reconcile,
+        StateName.succeeded,
+      ]);
+      expect(result.bronze.manifest.source.uri).toMatch(new RegExp(`tic-in-network/${FEE_FOR_SERVICE}$`));
+      expect(await readFile(join(tmp.dir, 'tic-in-network', FEE_FOR_SERVICE))).toEqual(body);
+      expect(result.reconciliation?.status).toBe('passed');
+      expect(await files.head(reconciliationKey('tic-in-network', result.bronze.runId))).toBeDefined();
+      expect(await deps.deadLetters.list()).toEqual([]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

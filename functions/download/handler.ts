@@ -1,0 +1,118 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  createObservability,
+  executionIdOf,
+  type LambdaContext,
+  type Observability,
+  withObservability,
+} from '../../shared/adapters/aws/observability.ts';
+import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { SecretsManagerStore } from '../../shared/adapters/aws/secrets-manager-store.ts';
+import { withTransientErrors } from '../../shared/adapters/aws/transient.ts';
+import { type DownloadConfig, loadDownloadConfig } from '../../shared/config/runtime-config.ts';
+import { explainIssues } from '../../shared/contracts/dataset-config.ts';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { type Clock, systemClock } from '../../shared/ports/clock.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { SecretStore } from '../../shared/ports/secret-store.ts';
+import { downloadToLanding, type FetchOptions } from '../../shared/stages/download/download.ts';
+import { DownloadEvent, type DownloadOutput, sourceSecretId } from '../../shared/workflow/source.ts';
+
+/**
+ * The `Download` state of the workflow (executions started with `{ source }`, e.g. by a schedule): one
+ * HTTP source -> one object in the landing bucket, which the workflow then ingests.
+ *
+ * Event: `{ source: { name?, url, dataset, sha256?, credentials?: { kind, name? } }, executionId? }`.
+ * The credential's secret is `<SOURCE_SECRET_PREFIX><source name>`: the event never names another one.
+ * Result: `{ bucket, key, dataset, hasSilver }` of the landed object (shared/workflow/source.ts).
+ */
+
+/** What the download handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
+export interface DownloadDeps {
+  readonly config: DownloadConfig;
+  readonly landing: ObjectStore;
+  readonly secrets: SecretStore;
+  readonly clock: Clock;
+  readonly observability: Observability;
+  readonly fetchOptions?: FetchOptions;
+}
+
+/** The AWS adapters, created once per cold start. */
+export function createDeps(config: DownloadConfig): DownloadDeps {
+  const region = config.region ? { region: config.region } : {};
+  return {
+    config,
+    landing: new S3ObjectStore({ client: createS3Client(region), bucket: config.landingBucket }),
+    secrets: new SecretsManagerStore({ client: new SecretsManagerClient(region) }),
+    clock: systemClock,
+    observability: createObservability(config),
+  };
+}
+
+/** Download one source into the landing bucket. */
+export async function download(event: unknown, deps: DownloadDeps): Promise<DownloadOutput> {
+  const { logger } = deps.observability;
+  const parsed = DownloadEvent.safeParse(event);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `the download event is invalid (${explainIssues(parsed.error.issues).join('; ')}); ` +
+        'it must be { "source": { "name", "url", "dataset", "sha256"?, "credentials"? } }',
+    );
+  }
+  const { source } = parsed.data;
+  if (!deps.config.datasets.includes(source.dataset)) {
+    throw new ConfigError(
+      `dataset "${source.dataset}" is not deployed (deployed: ${deps.config.datasets.join(', ')})`,
+    );
+  }
+  if (source.credentials && !source.name) {
+    throw new ConfigError('source.name is required with credentials: it names the secret');
+  }
+  logger.appendKeys({ dataset: source.dataset, source: source.name });
+  const result = await downloadToLanding(
+    {
+      url: source.url,
+      dataset: source.dataset,
+      sha256: source.sha256,
+      credentials: source.credentials && {
+        ...source.credentials,
+        secretId: sourceSecretId(deps.config.sourceSecretPrefix, source.name!),
+      },
+    },
+    {
+      landing: deps.landing,
+      secrets: deps.secrets,
+      clock: deps.clock,
+      fetchOptions: deps.fetchOptions,
+      onRetry: (retry) => logger.warn('download retry', { ...retry }),
+    },
+  );
+  logger.info('download landed', { key: result.key, bytes: result.bytes, attempts: result.attempts });
+  return {
+    bucket: deps.config.landingBucket,
+    key: result.key,
+    dataset: source.dataset,
+    hasSilver: contractForDataset(builtInDataset(source.dataset)) !== undefined,
+  };
+}
+
+/** The handler for one set of dependencies. */
+export function createHandler(
+  deps: DownloadDeps,
+): (event: unknown, context?: LambdaContext) => Promise<DownloadOutput> {
+  return withObservability(
+    deps.observability,
+    (event: unknown) => withTransientErrors(() => download(event, deps)),
+    { correlationId: executionIdOf },
+  );
+}
+
+let live: ReturnType<typeof createHandler> | undefined;
+
+/** The Lambda entry point. */
+export const handler = (event: unknown, context: LambdaContext): Promise<DownloadOutput> => {
+  live ??= createHandler(createDeps(loadDownloadConfig()));
+  return live(event, context);
+};

@@ -101,6 +101,11 @@ export class SluiceStack extends Stack {
           function: this.trigger.startExecution.function,
           timeout: this.trigger.startExecution.timeout,
         },
+        {
+          name: 'download',
+          function: this.sources.download.function,
+          timeout: this.sources.download.timeout,
+        },
       ],
       deadLetterQueues: [
         {
@@ -119,6 +124,15 @@ export class SluiceStack extends Stack {
           queue: this.trigger.invocationDeadLetterQueue,
           meaning: 'landing events for which starting an execution failed on every attempt.',
         },
+        ...(this.sources.deadLetterQueue
+          ? [
+              {
+                name: 'ScheduleDelivery',
+                queue: this.sources.deadLetterQueue,
+                meaning: 'scheduled runs EventBridge Scheduler could not start, with their source.',
+              },
+            ]
+          : []),
       ],
       quarantineRateThreshold: config.quarantineRateThreshold,
       datasets: config.datasets.map((d) => ({

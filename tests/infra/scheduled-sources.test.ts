@@ -182,6 +182,18 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     });
   });
 
+  it("alarms on the schedules' dead-letter queue and on download function errors", () => {
+    const alarms = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::CloudWatch::Alarm')
+      .map((r) => JSON.stringify(r.Properties));
+    const dlq = logicalId(stack.sources.deadLetterQueue!);
+    expect(alarms.some((a) => a.includes('ApproximateNumberOfMessagesVisible') && a.includes(dlq))).toBe(
+      true,
+    );
+    const download = logicalId(stack.sources.download.function);
+    expect(alarms.some((a) => a.includes('"Errors"') && a.includes(download))).toBe(true);
+  });
+
   it('passes cdk-nag (AwsSolutions)', () => {
     const report = new AwsSolutionsChecks().validateScope(stack);
     expect(report.violations).toEqual([]);

@@ -579,7 +579,7 @@ describe('Stack: SluiceStack (example config)', () => {
 
     it('notifies the KMS-encrypted alarm topic, which e-mails the configured address', () => {
       const topic = logicalId(stack.monitoring.topic);
-      expect(alarms().length).toBe(3 + 4 + 4 * 2 + 2 * 3);
+      expect(alarms().length).toBe(3 + 4 + 5 * 2 + 2 * 3); // DLQs, executions, functions × (errors, throttles), datasets × 3
       for (const alarm of alarms()) {
         expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
         expect(alarm.OKActions).toEqual([{ Ref: topic }]);

@@ -1,16 +1,14 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import {
-  createObservability,
-  executionIdOf,
-  type LambdaContext,
-  type Observability,
-  withObservability,
-} from '../../shared/adapters/aws/observability.ts';
+import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
 import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { SecretsManagerStore } from '../../shared/adapters/aws/secrets-manager-store.ts';
-import { withTransientErrors } from '../../shared/adapters/aws/transient.ts';
+import {
+  onFirstInvocation,
+  parseStageEvent,
+  type StageHandler,
+  stageHandler,
+} from '../../shared/adapters/aws/stage-handler.ts';
 import { type DownloadConfig, loadDownloadConfig } from '../../shared/config/runtime-config.ts';
-import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { ConfigError } from '../../shared/errors.ts';
@@ -54,14 +52,12 @@ export function createDeps(config: DownloadConfig): DownloadDeps {
 /** Download one source into the landing bucket. */
 export async function download(event: unknown, deps: DownloadDeps): Promise<DownloadOutput> {
   const { logger } = deps.observability;
-  const parsed = DownloadEvent.safeParse(event);
-  if (!parsed.success) {
-    throw new ConfigError(
-      `the download event is invalid (${explainIssues(parsed.error.issues).join('; ')}); ` +
-        'it must be { "source": { "name", "url", "dataset", "sha256"?, "credentials"? } }',
-    );
-  }
-  const { source } = parsed.data;
+  const { source } = parseStageEvent(
+    DownloadEvent,
+    event,
+    'download',
+    '{ "source": { "name", "url", "dataset", "sha256"?, "credentials"? } }',
+  );
   if (!deps.config.datasets.includes(source.dataset)) {
     throw new ConfigError(
       `dataset "${source.dataset}" is not deployed (deployed: ${deps.config.datasets.join(', ')})`,
@@ -99,20 +95,9 @@ export async function download(event: unknown, deps: DownloadDeps): Promise<Down
 }
 
 /** The handler for one set of dependencies. */
-export function createHandler(
-  deps: DownloadDeps,
-): (event: unknown, context?: LambdaContext) => Promise<DownloadOutput> {
-  return withObservability(
-    deps.observability,
-    (event: unknown) => withTransientErrors(() => download(event, deps)),
-    { correlationId: executionIdOf },
-  );
+export function createHandler(deps: DownloadDeps): StageHandler<DownloadOutput> {
+  return stageHandler(deps, download);
 }
 
-let live: ReturnType<typeof createHandler> | undefined;
-
 /** The Lambda entry point. */
-export const handler = (event: unknown, context: LambdaContext): Promise<DownloadOutput> => {
-  live ??= createHandler(createDeps(loadDownloadConfig()));
-  return live(event, context);
-};
+export const handler = onFirstInvocation(() => createHandler(createDeps(loadDownloadConfig())));

@@ -1,16 +1,14 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
-import {
-  createObservability,
-  executionIdOf,
-  type LambdaContext,
-  type Observability,
-  withObservability,
-} from '../../shared/adapters/aws/observability.ts';
+import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
 import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
-import { withTransientErrors } from '../../shared/adapters/aws/transient.ts';
+import {
+  onFirstInvocation,
+  parseStageEvent,
+  type StageHandler,
+  stageHandler,
+} from '../../shared/adapters/aws/stage-handler.ts';
 import { type IngestConfig, loadIngestConfig } from '../../shared/config/runtime-config.ts';
-import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
@@ -67,7 +65,12 @@ export function createDeps(config: IngestConfig): IngestDeps {
 /** Ingest one landed object into bronze. */
 export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestResult> {
   const { logger, metrics } = deps.observability;
-  const input = parseEvent(event);
+  const input = parseStageEvent(
+    IngestEvent,
+    event,
+    'ingest',
+    '{ "bucket": string, "key": string, "dataset": string }',
+  );
   if (input.bucket !== deps.config.landingBucket) {
     throw new ConfigError(
       `the event names bucket "${input.bucket}", but this deployment ingests from "${deps.config.landingBucket}"`,
@@ -125,34 +128,12 @@ export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestRe
 }
 
 /** The handler for one set of dependencies. */
-export function createHandler(
-  deps: IngestDeps,
-): (event: unknown, context?: LambdaContext) => Promise<IngestResult> {
-  return withObservability(
-    deps.observability,
-    (event: unknown) => withTransientErrors(() => ingest(event, deps)),
-    { correlationId: executionIdOf },
-  );
+export function createHandler(deps: IngestDeps): StageHandler<IngestResult> {
+  return stageHandler(deps, ingest);
 }
-
-// Built on the first invocation (so once per cold start) rather than at import: importing this module
-// then needs no environment, and tests call `createHandler` with their own dependencies instead of mocks.
-let live: ReturnType<typeof createHandler> | undefined;
 
 /** The Lambda entry point. */
-export const handler = (event: unknown, context: LambdaContext): Promise<IngestResult> => {
-  live ??= createHandler(createDeps(loadIngestConfig()));
-  return live(event, context);
-};
-
-function parseEvent(event: unknown): IngestEvent {
-  const result = IngestEvent.safeParse(event);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    `the ingest event is invalid (${explainIssues(result.error.issues).join('; ')}); ` +
-      'it must be { "bucket": string, "key": string, "dataset": string }',
-  );
-}
+export const handler = onFirstInvocation(() => createHandler(createDeps(loadIngestConfig())));
 
 /** The dataset's config, if this deployment ingests it; a ConfigError (permanent) otherwise. */
 function deployedDataset(name: string, key: string, deployed: readonly string[]) {

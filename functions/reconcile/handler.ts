@@ -1,21 +1,19 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import {
-  createObservability,
-  executionIdOf,
-  type LambdaContext,
-  type Observability,
-  withObservability,
-} from '../../shared/adapters/aws/observability.ts';
+import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
 import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
-import { withTransientErrors } from '../../shared/adapters/aws/transient.ts';
+import {
+  onFirstInvocation,
+  parseStageEvent,
+  type StageHandler,
+  stageHandler,
+} from '../../shared/adapters/aws/stage-handler.ts';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
 import {
   LAMBDA_WORK_DIR,
   type LakeStageConfig,
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
-import { explainIssues } from '../../shared/contracts/dataset-config.ts';
-import { ConfigError, ReconciliationError } from '../../shared/errors.ts';
+import { ReconciliationError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
@@ -64,7 +62,12 @@ export function createDeps(config: LakeStageConfig): ReconcileDeps {
 /** Reconcile one run's bronze and silver. */
 export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise<ReconcileOutput> {
   const { logger, metrics } = deps.observability;
-  const input = parseEvent(event);
+  const input = parseStageEvent(
+    LakeStageEvent,
+    event,
+    'reconcile',
+    '{ "dataset": string, "bronzeManifestKey": string }',
+  );
   const contract = requireSilverContract(input.dataset, deps.config.datasets);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey });
   metrics.addDimension(Dimension.dataset, input.dataset);
@@ -94,30 +97,9 @@ export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise
 }
 
 /** The handler for one set of dependencies. */
-export function createHandler(
-  deps: ReconcileDeps,
-): (event: unknown, context?: LambdaContext) => Promise<ReconcileOutput> {
-  return withObservability(
-    deps.observability,
-    (event: unknown) => withTransientErrors(() => reconcileRun(event, deps)),
-    { correlationId: executionIdOf },
-  );
+export function createHandler(deps: ReconcileDeps): StageHandler<ReconcileOutput> {
+  return stageHandler(deps, reconcileRun);
 }
-
-// Built on the first invocation (once per cold start), so importing this module needs no environment.
-let live: ReturnType<typeof createHandler> | undefined;
 
 /** The Lambda entry point. */
-export const handler = (event: unknown, context: LambdaContext): Promise<ReconcileOutput> => {
-  live ??= createHandler(createDeps(loadLakeStageConfig('reconcile')));
-  return live(event, context);
-};
-
-function parseEvent(event: unknown): LakeStageEvent {
-  const result = LakeStageEvent.safeParse(event);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    `the reconcile event is invalid (${explainIssues(result.error.issues).join('; ')}); ` +
-      'it must be { "dataset": string, "bronzeManifestKey": string }',
-  );
-}
+export const handler = onFirstInvocation(() => createHandler(createDeps(loadLakeStageConfig('reconcile'))));

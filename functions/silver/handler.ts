@@ -1,21 +1,18 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import {
-  createObservability,
-  executionIdOf,
-  type LambdaContext,
-  type Observability,
-  withObservability,
-} from '../../shared/adapters/aws/observability.ts';
+import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
 import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
-import { withTransientErrors } from '../../shared/adapters/aws/transient.ts';
+import {
+  onFirstInvocation,
+  parseStageEvent,
+  type StageHandler,
+  stageHandler,
+} from '../../shared/adapters/aws/stage-handler.ts';
 import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import {
   LAMBDA_WORK_DIR,
   type LakeStageConfig,
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
-import { explainIssues } from '../../shared/contracts/dataset-config.ts';
-import { ConfigError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { TableWriterFactory } from '../../shared/ports/table-writer.ts';
@@ -65,7 +62,12 @@ export function createDeps(config: LakeStageConfig): SilverDeps {
 /** Build the silver tables of one committed bronze run. */
 export async function silver(event: unknown, deps: SilverDeps): Promise<SilverOutput> {
   const { logger, metrics } = deps.observability;
-  const input = parseEvent(event);
+  const input = parseStageEvent(
+    LakeStageEvent,
+    event,
+    'silver',
+    '{ "dataset": string, "bronzeManifestKey": string }',
+  );
   const contract = requireSilverContract(input.dataset, deps.config.datasets);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey });
   metrics.addDimension(Dimension.dataset, input.dataset);
@@ -92,30 +94,9 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverOu
 }
 
 /** The handler for one set of dependencies. */
-export function createHandler(
-  deps: SilverDeps,
-): (event: unknown, context?: LambdaContext) => Promise<SilverOutput> {
-  return withObservability(
-    deps.observability,
-    (event: unknown) => withTransientErrors(() => silver(event, deps)),
-    { correlationId: executionIdOf },
-  );
+export function createHandler(deps: SilverDeps): StageHandler<SilverOutput> {
+  return stageHandler(deps, silver);
 }
-
-// Built on the first invocation (once per cold start), so importing this module needs no environment.
-let live: ReturnType<typeof createHandler> | undefined;
 
 /** The Lambda entry point. */
-export const handler = (event: unknown, context: LambdaContext): Promise<SilverOutput> => {
-  live ??= createHandler(createDeps(loadLakeStageConfig('silver')));
-  return live(event, context);
-};
-
-function parseEvent(event: unknown): LakeStageEvent {
-  const result = LakeStageEvent.safeParse(event);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    `the silver event is invalid (${explainIssues(result.error.issues).join('; ')}); ` +
-      'it must be { "dataset": string, "bronzeManifestKey": string }',
-  );
-}
+export const handler = onFirstInvocation(() => createHandler(createDeps(loadLakeStageConfig('silver'))));

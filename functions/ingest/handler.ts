@@ -1,6 +1,10 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
-import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
+import {
+  createObservability,
+  type LambdaContext,
+  type Observability,
+} from '../../shared/adapters/aws/observability.ts';
 import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import {
   onFirstInvocation,
@@ -13,7 +17,12 @@ import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
-import { type IngestProgress, ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import {
+  type IngestProgress,
+  ingestSlice,
+  type SliceBudget,
+} from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { lambdaSliceBudget } from '../../shared/stages/bronze/slice-budget.ts';
 import { ExecutionInput } from '../../shared/workflow/execution.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import { type IngestOutput, ingestOutput } from '../../shared/workflow/stage-io.ts';
@@ -48,6 +57,8 @@ export interface IngestDeps {
   readonly observability: Observability;
   /** Least time between two progress log lines. @default 30 s */
   readonly progressIntervalMs?: number;
+  /** Each invocation's slice budget; by default the Lambda's remaining time (see lambdaSliceBudget). */
+  readonly sliceBudget?: () => SliceBudget;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -62,8 +73,12 @@ export function createDeps(config: IngestConfig): IngestDeps {
   };
 }
 
-/** Ingest one landed object into bronze. */
-export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestResult> {
+/** Ingest one landed object into bronze: one slice of it, as much as this invocation's time allows. */
+export async function ingest(
+  event: unknown,
+  deps: IngestDeps,
+  context?: LambdaContext,
+): Promise<IngestResult> {
   const { logger, metrics } = deps.observability;
   const input = parseStageEvent(
     IngestEvent,
@@ -83,15 +98,37 @@ export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestRe
 
   const startedAt = deps.clock.now().getTime();
   try {
-    const result = await ingestToBronze(
+    const result = await ingestSlice(
       { dataset, sourceKey: input.key },
       {
         source: deps.source,
         lake: deps.lake,
         clock: deps.clock,
         onProgress: progressLogger(deps),
+        // Outside Lambda (tests) there is no deadline: one slice, unless the deps set a budget.
+        budget: deps.sliceBudget?.() ?? (context ? lambdaSliceBudget(deps.clock, context) : undefined),
       },
     );
+    metrics.addMetric(
+      MetricName.ingestSliceDuration,
+      MetricUnit.Milliseconds,
+      deps.clock.now().getTime() - startedAt,
+    );
+    if (result.status === 'sliced') {
+      const { progress } = result;
+      const percent = progress.storedBytesTotal
+        ? (100 * progress.storedBytesRead) / progress.storedBytesTotal
+        : 100;
+      metrics.addMetric(MetricName.ingestProgressPercent, MetricUnit.Percent, percent);
+      logger.info('ingest slice checkpointed', {
+        runId: result.runId,
+        slices: result.slices,
+        checkpointKey: result.checkpointKey,
+        percent,
+        ...progress,
+      });
+      return ingestOutput(result);
+    }
     const { manifest } = result;
     metrics.addMetric(MetricName.ingestSucceeded, MetricUnit.Count, 1);
     metrics.addMetric(MetricName.sourceBytes, MetricUnit.Bytes, manifest.source.size);
@@ -101,11 +138,8 @@ export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestRe
       MetricUnit.Bytes,
       manifest.parts.reduce((sum, part) => sum + part.bytes, 0),
     );
-    metrics.addMetric(
-      MetricName.ingestDuration,
-      MetricUnit.Milliseconds,
-      deps.clock.now().getTime() - startedAt,
-    );
+    metrics.addMetric(MetricName.ingestProgressPercent, MetricUnit.Percent, 100);
+    metrics.addMetric(MetricName.ingestDuration, MetricUnit.Milliseconds, manifest.timings.durationMs);
     for (const [recordName, count] of Object.entries(manifest.records)) {
       // A metric of its own, because its dimensions (dataset and record stream) differ from the rest.
       metrics
@@ -119,6 +153,7 @@ export async function ingest(event: unknown, deps: IngestDeps): Promise<IngestRe
       records: manifest.records,
       parts: manifest.parts.length,
       sourceBytes: manifest.source.size,
+      slices: result.slices,
     });
     return ingestOutput(result);
   } catch (error) {

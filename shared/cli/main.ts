@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   datasetConfigJsonSchema,
   loadDatasetConfigFile,
@@ -53,6 +53,12 @@ function buildProgram(): Command {
     .option('--json', 'print one JSON object with the run id, status, counts and output locations', false)
     .option('--dry-run', 'show what would be read and written, and write nothing', false)
     .option('-q, --quiet', 'no progress output', false)
+    .option(
+      '--slice-seconds <n>',
+      'parse in slices of about n seconds, checkpointing between them, as on AWS Lambda (a killed run, ' +
+        'rerun, resumes from its last checkpoint; any interrupted sliced run does, with or without this)',
+      parsePositiveNumber,
+    )
     .option('--landing <dir>', 'where downloads land (URL sources)', './landing')
     .option('--sha256 <hex>', 'URL sources: the expected sha256 of the file; a mismatch fails the run')
     .addOption(
@@ -166,6 +172,17 @@ export interface RunOptions {
   readonly json: boolean;
   readonly dryRun: boolean;
   readonly quiet: boolean;
+  readonly sliceSeconds?: number;
+}
+
+function parsePositiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError(
+      `"${value}" is not a number of seconds (e.g. 60, or 0 for one segment per slice)`,
+    );
+  }
+  return n;
 }
 
 /** Run the CLI; resolves to the process exit code. */

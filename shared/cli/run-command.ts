@@ -11,6 +11,7 @@ import { bronzeManifestKey, bronzePartKey, sourceId } from '../lake/keys.ts';
 import { runWorkflowLocally } from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
+import { timeBudget } from '../stages/bronze/slice-budget.ts';
 import { downloadToLanding } from '../stages/download/index.ts';
 import { formatBytes } from './format.ts';
 import type { RunOptions } from './main.ts';
@@ -104,6 +105,10 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
           if (stage !== 'bronze') progress.stage(stage);
         },
         onIngestProgress: (p) => progress.update(p),
+        sliceBudget:
+          options.sliceSeconds === undefined
+            ? undefined
+            : () => timeBudget(systemClock, options.sliceSeconds! * 1000),
         onSilverProgress: (p) => progress.silver(p),
       },
     );

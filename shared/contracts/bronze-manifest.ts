@@ -1,9 +1,9 @@
 import { z } from 'zod';
 
 /** Bumped whenever the bronze line format or the scanner's accept/reject decisions change. */
-export const PARSER_VERSION = 'sluice-scanner/1';
+export const PARSER_VERSION = 'sluice-scanner/2';
 
-const BronzePart = z.object({
+export const BronzePartSchema = z.object({
   key: z.string(),
   recordName: z.string(),
   part: z.number().int().nonnegative(),
@@ -35,7 +35,7 @@ export const BronzeManifest = z.object({
   }),
   headers: z.record(z.string(), z.unknown()),
   records: z.record(z.string(), z.number().int().nonnegative()),
-  parts: z.array(BronzePart),
+  parts: z.array(BronzePartSchema),
   parser: z.string(),
   timings: z.object({ startedAt: z.string(), finishedAt: z.string(), durationMs: z.number() }),
 });

@@ -283,8 +283,22 @@ export const DatasetConfig = z
             'Uncompressed bytes per bronze part at most (a single larger record gets a part of its own).',
           ),
         compressionLevel: z.number().int().min(1).max(9).default(1).describe('gzip level of bronze parts.'),
+        segmentBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * MiB)
+          .describe(
+            'Every part is sealed after the first record ending past each multiple of this many uncompressed ' +
+              'bytes. A sliced ingest stops only at these segment boundaries, so parts do not depend on slicing.',
+          ),
       })
-      .default({ partMaxRecords: 100_000, partMaxBytes: 32 * MiB, compressionLevel: 1 }),
+      .default({
+        partMaxRecords: 100_000,
+        partMaxBytes: 32 * MiB,
+        compressionLevel: 1,
+        segmentBytes: 256 * MiB,
+      }),
     silver: SilverConfig.optional(),
   })
   .strict()

@@ -57,3 +57,7 @@ export const silverManifestKey = (dataset: string, source: string) =>
 /** The reconciliation report, beside the bronze manifest of the run it proves. */
 export const reconciliationKey = (dataset: string, source: string) =>
   `${bronzeRunPrefix(dataset, source)}reconciliation.json`;
+
+/** Where a sliced ingest of a source resumes (see IngestCheckpoint); removed once the run commits. */
+export const ingestCheckpointKey = (dataset: string, source: string) =>
+  `${bronzeRunPrefix(dataset, source)}_checkpoint.json`;

@@ -9,7 +9,7 @@ import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../errors.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
-import { ingestToBronze } from '../stages/bronze/ingest-to-bronze.ts';
+import { ingestSlice } from '../stages/bronze/ingest-to-bronze.ts';
 import { downloadToLanding, type FetchOptions } from '../stages/download/download.ts';
 import { reconcile } from '../stages/reconcile/reconcile.ts';
 import { buildSilver } from '../stages/silver/build-silver.ts';
@@ -215,11 +215,18 @@ export async function runWorkflowLocally(
         );
       }
       deps.onStage?.('bronze');
-      results.bronze = await ingestToBronze(
+      const slice = await ingestSlice(
         { dataset, sourceKey: e.key },
-        { source: deps.source, lake: deps.lake, clock: deps.clock, onProgress: deps.onIngestProgress },
+        {
+          source: deps.source,
+          lake: deps.lake,
+          clock: deps.clock,
+          onProgress: deps.onIngestProgress,
+          budget: deps.sliceBudget?.(),
+        },
       );
-      return ingestOutput(results.bronze);
+      if (slice.status === 'committed') results.bronze = slice;
+      return ingestOutput(slice);
     }),
     [StateName.silver]: task(async (event) => {
       const e = lakeStageEvent(event);

@@ -1,6 +1,6 @@
 import type { Clock } from '../ports/clock.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import type { IngestProgress, IngestToBronzeResult } from '../stages/bronze/ingest-to-bronze.ts';
+import type { IngestProgress, IngestToBronzeResult, SliceBudget } from '../stages/bronze/ingest-to-bronze.ts';
 import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 import type { BuildSilverResult, SilverProgress } from '../stages/silver/build-silver.ts';
 import type { MergeSilverStateResult } from '../stages/silver/merge-state.ts';
@@ -16,6 +16,11 @@ export interface LocalPipelineDeps {
   readonly workDir?: string;
   readonly onStage?: (stage: Stage) => void;
   readonly onIngestProgress?: (progress: IngestProgress) => void;
+  /**
+   * A fresh budget for each ingest slice (`sluice run --slice-seconds`, tests). @default none: one slice,
+   * or as many as a checkpoint left by an interrupted sliced run needs
+   */
+  readonly sliceBudget?: () => SliceBudget;
   readonly onSilverProgress?: (progress: SilverProgress) => void;
 }
 

@@ -24,8 +24,9 @@ import type { Construct } from 'constructs';
  *
  *   HasSource? ──($.source.url)──> Download ──> Landed ──┐
  *        └──(otherwise)──────────────────────────────────┴──> Ingest
- *   Ingest ──> HasSilver? ──(hasSilver: false)──────────────────> Succeeded
- *                  └──(otherwise)──> Silver ──> Reconcile ──────> Succeeded
+ *   Ingest ──> IngestDone? ──(status: sliced)──> Ingest (the next slice resumes the checkpoint)
+ *                  └──(otherwise)──> HasSilver? ──(hasSilver: false)──> Succeeded
+ *                                        └──(otherwise)──> Silver ──> Reconcile ──> Succeeded
  *   every task ──(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
  *
  * Each stage is one Lambda task with the same error policy (`stageTask`). States hand each other
@@ -39,6 +40,7 @@ export const StateName = {
   download: 'Download',
   landed: 'Landed',
   ingest: 'Ingest',
+  ingestDone: 'IngestDone',
   hasSilver: 'HasSilver',
   silver: 'Silver',
   reconcile: 'Reconcile',
@@ -197,7 +199,12 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     )
     .otherwise(silver);
 
-  ingest.next(hasSilver);
+  // A long source is ingested in slices (one invocation each, within Lambda's 15 minutes): a slice that
+  // stopped at its budget returns `status: "sliced"` and the next one resumes from its checkpoint.
+  const ingestDone = new Choice(scope, StateName.ingestDone)
+    .when(Condition.stringEquals(`$.${ResultKey.ingest}.status`, 'sliced'), ingest)
+    .otherwise(hasSilver);
+  ingest.next(ingestDone);
 
   // A scheduled run (`{ source: { url, dataset, ... } }`) downloads into landing first; `Landed` shapes
   // the landed object into the input Ingest expects, as if the object had landed by itself.

@@ -21,8 +21,12 @@ export const MetricName = {
   uncompressedBytes: 'UncompressedBytes',
   /** Compressed size of the bronze parts written. */
   bronzeBytes: 'BronzeBytes',
-  /** Wall-clock time of the ingest stage. */
+  /** Wall-clock time of the ingest stage, over all its slices (emitted on commit). */
   ingestDuration: 'IngestDuration',
+  /** Wall-clock time of one ingest slice (one invocation). */
+  ingestSliceDuration: 'IngestSliceDuration',
+  /** How far a sliced ingest is, 0–100 % of the stored bytes, emitted after every slice. */
+  ingestProgressPercent: 'IngestProgressPercent',
   /** Records the silver stage set aside in quarantine, per build (over `RecordsIngested`: the quarantine rate). */
   quarantinedRecords: 'QuarantinedRecords',
   /** The reconciliation's 0–100 quality score of one file. */

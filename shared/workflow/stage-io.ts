@@ -3,7 +3,7 @@ import { silverContractFor } from '../contracts/datasets/silver-contracts.ts';
 import type { SilverContract } from '../contracts/silver/contract.ts';
 import { ConfigError } from '../errors.ts';
 import { reconciliationKey } from '../lake/keys.ts';
-import type { IngestToBronzeResult } from '../stages/bronze/ingest-to-bronze.ts';
+import type { IngestSlicedResult, IngestToBronzeResult } from '../stages/bronze/ingest-to-bronze.ts';
 import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
 
@@ -26,13 +26,35 @@ export const LakeStageEvent = z.object({
 });
 export type LakeStageEvent = z.infer<typeof LakeStageEvent>;
 
-/** What `Ingest` returns (the state machine keeps it at `$.ingest`). */
-export interface IngestOutput {
+/**
+ * What `Ingest` returns (the state machine keeps it at `$.ingest`): a committed bronze run, or a slice
+ * that stopped at its time budget, after which the workflow's `IngestDone?` choice runs `Ingest` again
+ * and the next slice resumes from the run's checkpoint.
+ */
+export type IngestOutput = IngestCommittedOutput | IngestSlicedOutput;
+
+export interface IngestCommittedOutput {
+  readonly status: 'committed';
   readonly runId: string;
   readonly dataset: string;
   readonly manifestKey: string;
   /** Records written to bronze, per record stream. */
   readonly records: Readonly<Record<string, number>>;
+  /** Slices (invocations) the run took. */
+  readonly slices: number;
+}
+
+export interface IngestSlicedOutput {
+  readonly status: 'sliced';
+  readonly runId: string;
+  readonly dataset: string;
+  readonly checkpointKey: string;
+  readonly slices: number;
+  /** How far the run is: stored bytes read of the total, uncompressed bytes and records so far. */
+  readonly storedBytesRead: number;
+  readonly storedBytesTotal: number;
+  readonly uncompressedBytes: number;
+  readonly records: number;
 }
 
 /** What `Silver` returns (kept at `$.silver`). */
@@ -52,13 +74,29 @@ export interface ReconcileOutput {
   readonly reportKey: string;
 }
 
-/** The `Ingest` state's result for a committed bronze run. */
-export function ingestOutput(result: IngestToBronzeResult): IngestOutput {
+/** The `Ingest` state's result for a committed bronze run or a slice. */
+export function ingestOutput(result: IngestToBronzeResult | IngestSlicedResult): IngestOutput {
+  if (result.status === 'sliced') {
+    const { progress } = result;
+    return {
+      status: 'sliced',
+      runId: result.runId,
+      dataset: result.dataset,
+      checkpointKey: result.checkpointKey,
+      slices: result.slices,
+      storedBytesRead: progress.storedBytesRead,
+      storedBytesTotal: progress.storedBytesTotal,
+      uncompressedBytes: progress.uncompressedBytes,
+      records: progress.records,
+    };
+  }
   return {
+    status: 'committed',
     runId: result.runId,
     dataset: result.dataset,
     manifestKey: result.manifestKey,
     records: result.manifest.records,
+    slices: result.slices,
   };
 }
 

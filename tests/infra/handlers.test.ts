@@ -100,8 +100,21 @@ describe('Handler: ingest', () => {
 
   it('ingests the landed object to bronze and returns only a small reference', async () => {
     const result = await createIngestHandler(deps)(event());
-    expect(Object.keys(result).sort()).toEqual(['dataset', 'manifestKey', 'records', 'runId']);
-    expect(result).toMatchObject({ dataset: 'tic-table-of-contents', records: { reporting_structure: 2 } });
+    expect(Object.keys(result).sort()).toEqual([
+      'dataset',
+      'manifestKey',
+      'records',
+      'runId',
+      'slices',
+      'status',
+    ]);
+    expect(result).toMatchObject({
+      status: 'committed',
+      slices: 1,
+      dataset: 'tic-table-of-contents',
+      records: { reporting_structure: 2 },
+    });
+    if (result.status !== 'committed') throw new Error('expected a committed run');
     expect(result.manifestKey).toMatch(/^bronze\/tic-table-of-contents\/source=.*\/_manifest\.json$/);
     expect(await lake.head(result.manifestKey)).toBeDefined();
     expect(JSON.stringify(result).length).toBeLessThan(1024);

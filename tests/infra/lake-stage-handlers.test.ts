@@ -19,7 +19,7 @@ import {
 import { ConfigError, ReconciliationError, TransientError } from '../../shared/errors.ts';
 import { reconciliationKey } from '../../shared/lake/keys.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
-import type { IngestOutput } from '../../shared/workflow/stage-io.ts';
+import type { IngestCommittedOutput } from '../../shared/workflow/stage-io.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, tempDir } from '../helpers/lake.ts';
 
@@ -59,7 +59,7 @@ describe('Handlers: silver and reconcile', () => {
   let dir: string;
   let lake: FileObjectStore;
   let stdout: { mock: { calls: unknown[][] }; mockRestore(): void };
-  let ingested: IngestOutput;
+  let ingested: IngestCommittedOutput;
 
   const observability = () => createObservability({ serviceName: 'sluice-test', logLevel: 'SILENT' });
   const silverDeps = (overrides: Partial<SilverDeps> = {}): SilverDeps => ({
@@ -99,13 +99,15 @@ describe('Handlers: silver and reconcile', () => {
     await copyFile(path.join(EXAMPLES, SAMPLE), path.join(landing, KEY));
     lake = new FileObjectStore(path.join(dir, 'lake'));
     stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    ingested = await createIngestHandler({
+    const output = await createIngestHandler({
       config: { ...config, landingBucket: 'landing' },
       source: new FileObjectStore(landing),
       lake,
       clock: fixedClock,
       observability: observability(),
     })({ bucket: 'landing', key: KEY, dataset: 'tic-in-network' });
+    if (output.status !== 'committed') throw new Error(`expected a committed ingest, got ${output.status}`);
+    ingested = output;
   });
   afterEach(async () => {
     stdout.mockRestore();

@@ -303,12 +303,18 @@ describe('Stack: SluiceStack (example config)', () => {
 
     const stageTasks = [StateName.ingest, StateName.silver, StateName.reconcile];
 
-    it('runs Ingest → HasSilver → Silver → Reconcile → Succeeded, each result under its own key', () => {
+    it('runs Ingest (looped by IngestDone while sliced) → HasSilver → Silver → Reconcile → Succeeded, each result under its own key', () => {
       const { StartAt, States } = definition();
       expect(StartAt).toBe(StateName.hasSource);
       expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.ingest });
       const ingest = States[StateName.ingest]!;
-      expect(ingest).toMatchObject({ Type: 'Task', ResultPath: '$.ingest', Next: StateName.hasSilver });
+      expect(ingest).toMatchObject({ Type: 'Task', ResultPath: '$.ingest', Next: StateName.ingestDone });
+      // A slice that stopped at its time budget runs Ingest again; the next slice resumes its checkpoint.
+      expect(States[StateName.ingestDone]).toEqual({
+        Type: 'Choice',
+        Choices: [{ Variable: '$.ingest.status', StringEquals: 'sliced', Next: StateName.ingest }],
+        Default: StateName.hasSilver,
+      });
       expect(ingest.Resource).toBe('TOKEN'); // the function ARN itself: payloadResponseOnly
       expect(ingest.Parameters).toEqual({
         'bucket.$': '$.bucket',

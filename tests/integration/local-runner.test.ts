@@ -23,7 +23,7 @@ import {
   type WorkflowEvent,
   WorkflowFailedError,
 } from '../../shared/pipeline/local-runner.ts';
-import type { ObjectInfo, ObjectStore, WriteOptions } from '../../shared/ports/object-store.ts';
+import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../shared/ports/object-store.ts';
 import { StateName } from '../../shared/workflow/definition.ts';
 import {
   sourceHash,
@@ -51,8 +51,8 @@ class FlakyLake implements ObjectStore {
   uri(key: string) {
     return this.inner.uri(key);
   }
-  read(key: string) {
-    return this.inner.read(key);
+  read(key: string, range?: ByteRange) {
+    return this.inner.read(key, range);
   }
   async write(
     key: string,
@@ -90,6 +90,7 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
       clock: fixedClock,
       observability: observability(),
     })({ bucket: 'landing', key: SAMPLE, dataset: 'tic-in-network' });
+    if (ingest.status !== 'committed') throw new Error(`expected a committed ingest, got ${ingest.status}`);
     const stageEvent = { dataset: ingest.dataset, bronzeManifestKey: ingest.manifestKey };
     const lakeConfig = { ...config, lakeBucket: 'lake' };
     const silver = await createSilverHandler({
@@ -186,6 +187,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(entered()).toEqual([
       StateName.hasSource,
       StateName.ingest,
+      StateName.ingestDone,
       StateName.hasSilver,
       StateName.silver,
       StateName.reconcile,
@@ -315,6 +317,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(entered()).toEqual([
       StateName.hasSource,
       StateName.ingest,
+      StateName.ingestDone,
       StateName.hasSilver,
       StateName.succeeded,
     ]);
@@ -362,6 +365,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.download,
         StateName.landed,
         StateName.ingest,
+        StateName.ingestDone,
         StateName.hasSilver,
         StateName.silver,
         StateName.reconcile,

@@ -13,11 +13,11 @@ export type StageHandler<R> = (event: unknown, context?: LambdaContext) => Promi
  */
 export function stageHandler<D extends { readonly observability: Observability }, R>(
   deps: D,
-  run: (event: unknown, deps: D) => Promise<R>,
+  run: (event: unknown, deps: D, context?: LambdaContext) => Promise<R>,
 ): StageHandler<R> {
   return withObservability(
     deps.observability,
-    (event: unknown) => withTransientErrors(() => run(event, deps)),
+    (event: unknown, context) => withTransientErrors(() => run(event, deps, context)),
     {
       correlationId: executionIdOf,
     },

@@ -1,11 +1,20 @@
 import { createHash } from 'node:crypto';
 import { type BronzeManifest, PARSER_VERSION } from '../../contracts/bronze-manifest.ts';
 import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
-import { bronzeManifestKey, bronzePartKey, bronzeRunPrefix, sourceId } from '../../lake/keys.ts';
+import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
+import { MalformedInputError, ObjectNotFoundError, RecordTooLargeError } from '../../errors.ts';
+import {
+  bronzeManifestKey,
+  bronzePartKey,
+  bronzeRunPrefix,
+  ingestCheckpointKey,
+  sourceId,
+} from '../../lake/keys.ts';
 import type { Clock } from '../../ports/clock.ts';
-import type { ObjectStore } from '../../ports/object-store.ts';
-import { JsonRecordScanner } from '../parse/json-record-scanner.ts';
-import { openSource } from '../parse/open-source.ts';
+import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
+import { JsonRecordScanner, type ScannerSnapshot } from '../parse/json-record-scanner.ts';
+import { openResumableSource, type ResumableSource } from '../parse/open-resumable-source.ts';
+import { detectCompression, type OpenedSource, openSource } from '../parse/open-source.ts';
 import { compilePaths } from '../parse/record-paths.ts';
 import { type RecordSource, readCsvRecords } from './csv-records.ts';
 import { asciiJson, BlockCompressor, type BronzePart, PartWriter } from './part-writer.ts';
@@ -21,6 +30,16 @@ export interface IngestProgress {
   readonly storedBytesTotal: number;
   readonly uncompressedBytes: number;
   readonly records: number;
+  /** Slices completed before this one (0 in the first slice). */
+  readonly slicesDone: number;
+}
+
+/**
+ * When a slice should end. Asked at every segment boundary (see `bronze.segmentBytes`): the Lambda
+ * handler stops when its remaining time runs low, tests stop after every segment.
+ */
+export interface SliceBudget {
+  shouldStop(): boolean;
 }
 
 export interface IngestToBronzeDeps {
@@ -31,6 +50,12 @@ export interface IngestToBronzeDeps {
   readonly clock: Clock;
   /** Called after each input chunk. */
   readonly onProgress?: (progress: IngestProgress) => void;
+  /**
+   * Work in slices: stop at a segment boundary once the budget says so and return a checkpoint. Without
+   * a budget the run goes to the end in one slice (and, unless resuming a checkpoint, reads gzip with
+   * Node's native zlib, which is faster than the resumable reader).
+   */
+  readonly budget?: SliceBudget;
 }
 
 export interface IngestToBronzeResult {
@@ -40,36 +65,71 @@ export interface IngestToBronzeResult {
   readonly manifestKey: string;
   readonly manifestUri: string;
   readonly manifest: BronzeManifest;
+  /** Slices the run took, this one included. */
+  readonly slices: number;
+}
+
+/** A slice that stopped at its budget: the run continues from `checkpointKey`. */
+export interface IngestSlicedResult {
+  readonly runId: string;
+  readonly dataset: string;
+  readonly status: 'sliced';
+  readonly checkpointKey: string;
+  readonly slices: number;
+  readonly progress: IngestProgress;
 }
 
 /** Parts whose upload may be pending at once: bounds memory while compression overlaps scanning. */
 const MAX_UPLOADS_IN_FLIGHT = 2;
 
 /**
- * Parse a source and write its records to bronze: immutable NDJSON.gz parts, then the manifest as the
- * commit marker. Any existing manifest of the same source is removed first and the parts are
- * rewritten under the same keys, so a crash at any point leaves nothing that looks committed and a
- * rerun produces the same objects. On failure the run's partial parts are removed.
+ * Parse a source to bronze completely, slice after slice: what `sluice run` and tests call when they
+ * do not care how the work is cut.
  */
 export async function ingestToBronze(
   input: IngestToBronzeInput,
   deps: IngestToBronzeDeps,
 ): Promise<IngestToBronzeResult> {
+  for (;;) {
+    const result = await ingestSlice(input, deps);
+    if (result.status === 'committed') return result;
+  }
+}
+
+/**
+ * One slice of parsing a source into bronze: immutable NDJSON.gz parts, then the manifest as the
+ * commit marker. A slice starts where the source's checkpoint (if any) left off and ends at the end of
+ * the source (commit) or at the first segment boundary after its budget runs out (checkpoint).
+ *
+ * Parts are sealed at every segment boundary, so they are the same however the run is sliced, and a
+ * checkpoint lists only durable parts. A crash at any point leaves nothing that looks committed; the
+ * rerun resumes from the last checkpoint (or starts over) and rewrites the same keys. A source that
+ * turns out malformed has all its partial output removed.
+ */
+export async function ingestSlice(
+  input: IngestToBronzeInput,
+  deps: IngestToBronzeDeps,
+): Promise<IngestToBronzeResult | IngestSlicedResult> {
   const { dataset, sourceKey } = input;
-  const startedAt = deps.clock.now();
-  const opened = await openSource(deps.source, sourceKey);
+  const info = await deps.source.head(sourceKey);
+  if (!info) throw new ObjectNotFoundError(sourceKey);
   const uri = deps.source.uri(sourceKey);
-  const runId = sourceId({ uri, size: opened.info.size, etag: opened.info.etag });
+  const runId = sourceId({ uri, size: info.size, etag: info.etag });
   const prefix = bronzeRunPrefix(dataset.name, runId);
   const manifestKey = bronzeManifestKey(dataset.name, runId);
-  await deps.lake.delete(manifestKey);
+  const checkpointKey = ingestCheckpointKey(dataset.name, runId);
+  const configSha256 = createHash('sha256').update(JSON.stringify(dataset)).digest('hex');
+  const checkpoint = await readCheckpoint(deps.lake, checkpointKey, { runId, configSha256, info });
+  if (!checkpoint) await deps.lake.delete(manifestKey);
+  const startedAt = checkpoint?.startedAt ?? deps.clock.now().toISOString();
+  const slicesDone = checkpoint?.slices ?? 0;
 
   const targets = recordTargets(dataset);
   const compressor = new BlockCompressor(dataset.bronze.compressionLevel);
   const uploads: Promise<BronzePart>[] = [];
-  const parts: BronzePart[] = [];
+  const parts: BronzePart[] = [...(checkpoint?.parts ?? [])];
   const writers = targets.map(
-    (target) =>
+    (target, i) =>
       new PartWriter({
         store: deps.lake,
         recordName: target.name,
@@ -78,6 +138,7 @@ export async function ingestToBronze(
         maxBytes: dataset.bronze.partMaxBytes,
         compressor,
         sourceJson: asciiJson(uri),
+        firstPart: checkpoint?.nextPart[i] ?? 0,
         onPartSealed: (upload) => {
           upload.catch(() => {}); // awaited below; this only keeps Node from reporting it as unhandled
           uploads.push(upload);
@@ -89,36 +150,91 @@ export async function ingestToBronze(
     await compressor.drain();
   };
 
-  const records: RecordSource =
+  const sliced = dataset.format !== 'csv' && (deps.budget !== undefined || checkpoint !== undefined);
+  const compression = checkpoint
+    ? checkpoint.resume.gunzip
+      ? 'gzip'
+      : 'none'
+    : await detectCompression(deps.source, sourceKey, info.size);
+  const opened: OpenedSource | ResumableSource = sliced
+    ? await openResumableSource(deps.source, sourceKey, info, compression, checkpoint?.resume)
+    : await openSource(deps.source, sourceKey);
+  const segmentBytes = dataset.bronze.segmentBytes;
+  let nextSegmentAt = checkpoint?.nextSegmentAt ?? segmentBytes;
+  let paused = false;
+  const records: RecordSource & { scanner?: () => JsonRecordScanner | undefined } =
     dataset.format === 'csv'
       ? readCsvRecords(opened.chunks, dataset, uri)
-      : scanJsonRecords(opened.chunks, dataset, uri);
+      : scanJsonRecords(opened.chunks, dataset, uri, checkpoint?.scanner, () => paused);
   try {
-    let total = 0;
-    for await (const batch of records.batches((target, index, offset, bytes) => {
+    let total = sum(checkpoint?.scanner.recordCounts ?? []);
+    const progress = (bytesScanned: number): IngestProgress => ({
+      storedBytesRead: opened.storedBytesRead(),
+      storedBytesTotal: info.size,
+      uncompressedBytes: bytesScanned,
+      records: total,
+      slicesDone,
+    });
+    const onRecord = (target: number, index: number, offset: number, bytes: Buffer) => {
       writers[target]!.add(index, offset, bytes);
       total++;
-    })) {
-      deps.onProgress?.({
-        storedBytesRead: opened.storedBytesRead(),
-        storedBytesTotal: opened.info.size,
-        uncompressedBytes: batch.bytesScanned,
-        records: total,
-      });
+      const end = offset + bytes.length;
+      if (dataset.format === 'csv' || end < nextSegmentAt) return;
+      // A segment boundary: seal every part, so no part spans two segments (or two slices).
+      for (const writer of writers) writer.finish();
+      nextSegmentAt = (Math.floor(end / segmentBytes) + 1) * segmentBytes;
+      if (deps.budget?.shouldStop()) {
+        paused = true;
+        records.scanner?.()?.pause();
+      }
+    };
+    for await (const batch of records.batches(onRecord)) {
+      deps.onProgress?.(progress(batch.bytesScanned));
       await waitForCapacity();
+    }
+    if (paused) {
+      parts.push(...(await Promise.all(uploads.splice(0))));
+      const scanner = records.scanner!()!;
+      const next: IngestCheckpoint = {
+        checkpointVersion: 1,
+        runId,
+        datasetConfigSha256: configSha256,
+        parser: PARSER_VERSION,
+        source: { size: info.size, etag: info.etag },
+        slices: slicesDone + 1,
+        startedAt,
+        resume: (opened as ResumableSource).resumePoint(scanner.bytesScanned),
+        scanner: scanner.snapshot(),
+        nextSegmentAt,
+        nextPart: writers.map((w) => w.nextPart),
+        parts,
+      };
+      await deps.lake.write(checkpointKey, JSON.stringify(next), { contentType: 'application/json' });
+      return {
+        runId,
+        dataset: dataset.name,
+        status: 'sliced',
+        checkpointKey,
+        slices: next.slices,
+        progress: progress(scanner.bytesScanned),
+      };
     }
     for (const writer of writers) writer.finish();
     parts.push(...(await Promise.all(uploads.splice(0))));
   } catch (error) {
     await Promise.allSettled(uploads);
-    await removeAll(deps.lake, prefix);
+    // Bad input cannot get better: remove everything. Anything else (a network error, a timeout) may
+    // pass, so a checkpointed run keeps its durable parts and checkpoint for the retry to resume from.
+    const badInput = error instanceof MalformedInputError || error instanceof RecordTooLargeError;
+    if (badInput || !checkpoint) await removeAll(deps.lake, prefix);
     throw error;
   }
 
   // Parts of an earlier, larger attempt at this source must not linger beside the new ones.
   const written = new Set(parts.map((p) => p.key));
   for await (const object of deps.lake.list(prefix)) {
-    if (!written.has(object.key) && object.key !== manifestKey) await deps.lake.delete(object.key);
+    const keep = written.has(object.key) || object.key === manifestKey || object.key === checkpointKey;
+    if (!keep) await deps.lake.delete(object.key);
   }
 
   const order = new Map(targets.map((t, i) => [t.name, i]));
@@ -128,13 +244,13 @@ export async function ingestToBronze(
     manifestVersion: 1,
     runId,
     dataset: dataset.name,
-    datasetConfigSha256: createHash('sha256').update(JSON.stringify(dataset)).digest('hex'),
+    datasetConfigSha256: configSha256,
     source: {
       uri,
-      size: opened.info.size,
-      etag: opened.info.etag,
+      size: info.size,
+      etag: info.etag,
       sha256: opened.sha256(),
-      compression: opened.compression,
+      compression,
       format: dataset.format,
       uncompressedBytes: records.bytesScanned(),
     },
@@ -143,14 +259,15 @@ export async function ingestToBronze(
     parts,
     parser: PARSER_VERSION,
     timings: {
-      startedAt: startedAt.toISOString(),
+      startedAt,
       finishedAt: finishedAt.toISOString(),
-      durationMs: finishedAt.getTime() - startedAt.getTime(),
+      durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
     },
   };
   await deps.lake.write(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, {
     contentType: 'application/json',
   });
+  await deps.lake.delete(checkpointKey);
   return {
     runId,
     dataset: dataset.name,
@@ -158,28 +275,84 @@ export async function ingestToBronze(
     manifestKey,
     manifestUri: deps.lake.uri(manifestKey),
     manifest,
+    slices: slicesDone + 1,
   };
 }
 
-/** JSON and NDJSON records, cut out by the byte-level scanner. */
-function scanJsonRecords(chunks: AsyncIterable<Buffer>, dataset: DatasetConfig, uri: string): RecordSource {
+/**
+ * The source's checkpoint, if there is one this run can resume: same source version, dataset config and
+ * parser. Anything else (none, stale, unreadable) means starting from the beginning.
+ */
+async function readCheckpoint(
+  lake: ObjectStore,
+  key: string,
+  expected: { runId: string; configSha256: string; info: ObjectInfo },
+): Promise<IngestCheckpoint | undefined> {
+  let text: string;
+  try {
+    text = await readText(lake, key);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+  const parsed = IngestCheckpoint.safeParse(safeJson(text));
+  if (!parsed.success) return undefined;
+  const c = parsed.data;
+  const matches =
+    c.runId === expected.runId &&
+    c.datasetConfigSha256 === expected.configSha256 &&
+    c.parser === PARSER_VERSION &&
+    c.source.size === expected.info.size &&
+    c.source.etag === expected.info.etag;
+  return matches ? c : undefined;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function readText(store: ObjectStore, key: string): Promise<string> {
+  const pieces: Buffer[] = [];
+  for await (const piece of await store.read(key)) pieces.push(piece as Buffer);
+  return Buffer.concat(pieces).toString('utf8');
+}
+
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
+
+/**
+ * JSON and NDJSON records, cut out by the byte-level scanner, which continues from `resume` when given.
+ * Iteration ends early, right after the chunk in which the record handler paused the scanner.
+ */
+function scanJsonRecords(
+  chunks: AsyncIterable<Buffer>,
+  dataset: DatasetConfig,
+  uri: string,
+  resume: ScannerSnapshot | undefined,
+  paused: () => boolean,
+): RecordSource & { scanner: () => JsonRecordScanner | undefined } {
   const paths = compilePaths(recordTargets(dataset), headerTargets(dataset));
   let scanner: JsonRecordScanner | undefined;
   return {
     async *batches(onRecord) {
       const format = dataset.format === 'ndjson' ? 'ndjson' : 'json';
       const { maxRecordBytes, maxDepth } = dataset.limits;
-      const active = new JsonRecordScanner(
-        { source: uri, format, paths, maxRecordBytes, maxDepth },
-        onRecord,
-      );
+      const options = { source: uri, format, paths, maxRecordBytes, maxDepth } as const;
+      const active = resume
+        ? JsonRecordScanner.restore(options, onRecord, resume)
+        : new JsonRecordScanner(options, onRecord);
       scanner = active;
       for await (const chunk of chunks) {
         active.write(chunk);
         yield { bytesScanned: active.bytesScanned };
+        if (paused()) return;
       }
       active.end();
     },
+    scanner: () => scanner,
     bytesScanned: () => scanner?.bytesScanned ?? 0,
     recordCounts: () => scanner?.recordCounts ?? [],
     headers: () => scanner?.headers ?? {},

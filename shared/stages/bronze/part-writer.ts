@@ -32,6 +32,8 @@ export interface PartWriterOptions {
   readonly sourceJson: string;
   /** Called with each finished part's upload, so the caller can bound how many are in flight. */
   readonly onPartSealed: (upload: Promise<BronzePart>) => void;
+  /** Number of the first part this writer writes: a resumed slice continues the numbering. @default 0 */
+  readonly firstPart?: number;
 }
 
 /** JSON.stringify with non-ASCII escaped, so that string length equals byte length in line prefixes. */
@@ -83,7 +85,7 @@ export class BlockCompressor {
  * boundaries depend only on the input, so the output stays byte-for-byte deterministic.
  */
 export class PartWriter {
-  private part = 0;
+  private part: number;
   private blocks: Promise<Buffer>[] = [];
   private stage = Buffer.allocUnsafe(BLOCK_BYTES);
   private staged = 0;
@@ -93,6 +95,7 @@ export class PartWriter {
   private readonly linePrefix: string;
 
   constructor(private readonly options: PartWriterOptions) {
+    this.part = options.firstPart ?? 0;
     this.linePrefix = `{"source":${options.sourceJson},"path":${JSON.stringify(options.recordName)},"index":`;
   }
 
@@ -122,6 +125,11 @@ export class PartWriter {
   /** Seal the open part, if any. */
   finish(): void {
     if (this.partRecords > 0) this.seal();
+  }
+
+  /** Number of the next part this writer would start. */
+  get nextPart(): number {
+    return this.part;
   }
 
   private flushStage(): void {

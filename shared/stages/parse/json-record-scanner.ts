@@ -83,6 +83,24 @@ const NULL = Buffer.from('null');
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 const SLICE_BYTES = 64 * 1024;
 
+/** Thrown by `finishCapture` to leave the scan loop right after a record when `pause()` was called. */
+const PAUSE = Symbol('pause');
+
+/**
+ * The scanner's state between two records, as plain JSON: with the same options, `restore` continues
+ * exactly where `snapshot` left off. Between records nothing is half-read (no key, no capture), so the
+ * state is small: the open containers, the frames along the path, counts and headers seen so far.
+ */
+export interface ScannerSnapshot {
+  readonly state: number;
+  readonly offset: number;
+  /** Kinds of the open containers, outermost first. */
+  readonly containers: number[];
+  readonly frames: { kind: number; node: number; target: number }[];
+  readonly recordCounts: number[];
+  readonly headers: Record<string, unknown>;
+}
+
 function describeByte(c: number): string {
   if (c >= 0x21 && c < 0x7f) return `'${String.fromCharCode(c)}'`;
   return `byte 0x${c.toString(16).padStart(2, '0')}`;
@@ -138,6 +156,10 @@ export class JsonRecordScanner {
   private capPieces: Buffer[] = [];
   private capBytes = 0;
 
+  // Pausing (see `pause`): where in the current chunk the scan stopped.
+  private pauseRequested = false;
+  private pausedAt = -1;
+
   /** Records seen per record target. */
   readonly recordCounts: number[];
   /** Header values seen (last one wins, as in JSON.parse). No prototype: `__proto__` is a key like any other. */
@@ -163,8 +185,12 @@ export class JsonRecordScanner {
     throw new MalformedInputError(this.options.source, this.offset + position, detail);
   }
 
-  /** Feed the next chunk. Throws MalformedInputError at the first byte that cannot be valid JSON. */
-  write(chunk: Buffer): void {
+  /**
+   * Feed the next chunk. Throws MalformedInputError at the first byte that cannot be valid JSON.
+   * Returns how many bytes of the chunk were consumed: all of them, unless the record handler called
+   * `pause()`, in which case the scan stopped right after that record's last byte.
+   */
+  write(chunk: Buffer): number {
     const len = chunk.length;
     let i = 0;
     // A leading UTF-8 byte-order mark is skipped, even when it is split across chunks.
@@ -179,9 +205,74 @@ export class JsonRecordScanner {
     }
     // Scanning in slices keeps each call short: V8 then optimizes `scan` as a whole function rather
     // than by on-stack replacement of one long loop, which measured 3× slower here.
-    for (; i < len; i += SLICE_BYTES) this.scan(chunk, i, Math.min(len, i + SLICE_BYTES));
+    try {
+      for (; i < len; i += SLICE_BYTES) this.scan(chunk, i, Math.min(len, i + SLICE_BYTES));
+    } catch (error) {
+      if (error !== PAUSE) throw error;
+      // Stopped right after a record: nothing is half-read, and the grammar state is the one any value
+      // leaves behind (`endValue`), which the thrown-through scan loop could not store itself.
+      const consumed = this.pausedAt;
+      this.pauseRequested = false;
+      this.pausedAt = -1;
+      this.state = this.depth > 0 ? AFTER : DONE;
+      this.offset += consumed;
+      return consumed;
+    }
     this.carryOver(chunk);
     this.offset += len;
+    return len;
+  }
+
+  /**
+   * Called from the record handler: stop the current `write` right after this record, so that the
+   * caller can take a `snapshot` at a record boundary. The rest of the chunk is left unconsumed.
+   */
+  pause(): void {
+    this.pauseRequested = true;
+  }
+
+  /** The state after the last record, to `restore` later. Only valid after a paused `write`. */
+  snapshot(): ScannerSnapshot {
+    if (this.capturing || this.keyCapturing || this.pendingNode !== undefined || this.opaqueBase >= 0) {
+      throw new Error('a scanner snapshot is only possible at a record boundary (after pause())');
+    }
+    return {
+      state: this.state,
+      offset: this.offset,
+      containers: [...this.containers.subarray(0, this.depth)],
+      frames: this.frameKind.map((kind, i) => ({
+        kind,
+        node: this.frameNode[i]?.id ?? -1,
+        target: this.frameTarget[i]!,
+      })),
+      recordCounts: [...this.recordCounts],
+      headers: { ...this.headers },
+    };
+  }
+
+  /** A scanner that continues from `snapshot`, fed the input from `snapshot.offset` on. */
+  static restore(
+    options: ScannerOptions,
+    onRecord: RecordHandler,
+    snapshot: ScannerSnapshot,
+  ): JsonRecordScanner {
+    const scanner = new JsonRecordScanner(options, onRecord);
+    const { nodes } = options.paths;
+    scanner.state = snapshot.state;
+    scanner.offset = snapshot.offset;
+    scanner.bomLeft = 0;
+    for (const kind of snapshot.containers) scanner.open(0, kind);
+    for (const frame of snapshot.frames) {
+      if (frame.node >= nodes.length) throw new Error('scanner snapshot does not match the record paths');
+      scanner.frameKind.push(frame.kind);
+      scanner.frameNode.push(frame.node < 0 ? undefined : nodes[frame.node]);
+      scanner.frameTarget.push(frame.target);
+    }
+    snapshot.recordCounts.forEach((n, i) => {
+      scanner.recordCounts[i] = n;
+    });
+    Object.assign(scanner.headers, snapshot.headers);
+    return scanner;
   }
 
   private scan(chunk: Buffer, from: number, len: number): void {
@@ -556,6 +647,10 @@ export class JsonRecordScanner {
       const index = this.recordCounts[target]!;
       this.recordCounts[target] = index + 1;
       this.onRecord(target, index, this.capOffset, bytes);
+      if (this.pauseRequested) {
+        this.pausedAt = end;
+        throw PAUSE;
+      }
     } else {
       const name = this.options.paths.headerNames[-2 - target]!;
       this.headers[name] = JSON.parse(bytes.toString('utf8'));

@@ -74,7 +74,7 @@ class StoredBytesTap extends Transform {
 export async function openSource(store: ObjectStore, key: string): Promise<OpenedSource> {
   const info = await store.head(key);
   if (!info) throw new ObjectNotFoundError(key);
-  const compression = (await isGzip(store, key, info.size)) ? 'gzip' : 'none';
+  const compression = await detectCompression(store, key, info.size);
   const tap = new StoredBytesTap();
   const raw = await store.read(key);
   const uri = store.uri(key);
@@ -118,6 +118,15 @@ export async function openSource(store: ObjectStore, key: string): Promise<Opene
       return digest;
     },
   };
+}
+
+/** gzip or not, from the object's magic bytes (names lie: `.json` files are often gzip). */
+export async function detectCompression(
+  store: ObjectStore,
+  key: string,
+  size: number,
+): Promise<'gzip' | 'none'> {
+  return (await isGzip(store, key, size)) ? 'gzip' : 'none';
 }
 
 async function isGzip(store: ObjectStore, key: string, size: number): Promise<boolean> {

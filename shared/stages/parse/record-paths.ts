@@ -13,17 +13,25 @@ export interface PathNode {
   recordTarget: number;
   /** Index into the header targets when the value at this node is a header value. */
   headerTarget: number;
+  /** Position in `CompiledPaths.nodes`: how a scanner checkpoint names a node. */
+  readonly id: number;
 }
 
 export interface CompiledPaths {
   readonly root: PathNode;
   readonly recordNames: readonly string[];
   readonly headerNames: readonly string[];
+  /** Every node of the trie, indexed by `id`. */
+  readonly nodes: readonly PathNode[];
 }
 
 const KEY = /^[^.[\]]+$/;
 
-const newNode = (): PathNode => ({ children: new Map(), recordTarget: -1, headerTarget: -1 });
+function newNode(nodes: PathNode[]): PathNode {
+  const node: PathNode = { children: new Map(), recordTarget: -1, headerTarget: -1, id: nodes.length };
+  nodes.push(node);
+  return node;
+}
 
 function keysOf(path: string, what: string): string[] {
   if (path === '') return [];
@@ -38,12 +46,12 @@ function keysOf(path: string, what: string): string[] {
   return keys;
 }
 
-function nodeAt(root: PathNode, keys: readonly string[]): PathNode {
+function nodeAt(root: PathNode, keys: readonly string[], nodes: PathNode[]): PathNode {
   let node = root;
   for (const key of keys) {
     let child = node.children.get(key);
     if (!child) {
-      child = newNode();
+      child = newNode(nodes);
       node.children.set(key, child);
     }
     node = child;
@@ -62,22 +70,28 @@ export function compilePaths(
   records: readonly { name: string; path: string }[],
   headers: readonly { name: string; path: string }[],
 ): CompiledPaths {
-  const root = newNode();
+  const nodes: PathNode[] = [];
+  const root = newNode(nodes);
   records.forEach(({ path }, index) => {
     if (!path.endsWith('[*]')) {
       throw new ConfigError(`record path "${path}" must end with [*], e.g. "in_network[*]".`);
     }
-    const node = nodeAt(root, keysOf(path.slice(0, -3), 'record path'));
+    const node = nodeAt(root, keysOf(path.slice(0, -3), 'record path'), nodes);
     if (node.recordTarget >= 0) throw new ConfigError(`record path "${path}" is listed twice.`);
     node.recordTarget = index;
   });
   headers.forEach(({ path }, index) => {
     const keys = keysOf(path, 'header path');
     if (keys.length === 0) throw new ConfigError('a header path must name at least one key.');
-    const node = nodeAt(root, keys);
+    const node = nodeAt(root, keys, nodes);
     if (node.headerTarget >= 0) throw new ConfigError(`header path "${path}" is listed twice.`);
     if (node.recordTarget >= 0) throw new ConfigError(`"${path}" cannot be both a header and a record path.`);
     node.headerTarget = index;
   });
-  return { root, recordNames: records.map((r) => r.name), headerNames: headers.map((h) => h.name) };
+  return {
+    root,
+    recordNames: records.map((r) => r.name),
+    headerNames: headers.map((h) => h.name),
+    nodes,
+  };
 }

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { BronzePartSchema } from './bronze-manifest.ts';
+
+/**
+ * Where a sliced ingest stopped, stored as one object beside the bronze run it builds
+ * (`ingestCheckpointKey`). The next slice — the next Lambda invocation, or a rerun after a crash —
+ * continues from it: the parts listed here are durable and final, and reading restarts at `resume`.
+ * It travels as an object (tens of KiB with the gzip window), never in the state machine's payload.
+ */
+export const IngestCheckpoint = z.object({
+  checkpointVersion: z.literal(1),
+  runId: z.string(),
+  /** What the checkpoint is only valid for: the same source version, config and parser. */
+  datasetConfigSha256: z.string(),
+  parser: z.string(),
+  source: z.object({ size: z.number().int().nonnegative(), etag: z.string() }),
+  /** Slices completed so far. */
+  slices: z.number().int().positive(),
+  startedAt: z.string(),
+  /** Where reading resumes (see SourceResumePoint). */
+  resume: z.object({
+    position: z.number().int().nonnegative(),
+    storedOffset: z.number().int().nonnegative(),
+    sha256State: z.string(),
+    gunzip: z.string().optional(),
+    skip: z.number().int().nonnegative(),
+  }),
+  /** The scanner's state at `resume.position` (see ScannerSnapshot). */
+  scanner: z.object({
+    state: z.number().int(),
+    offset: z.number().int().nonnegative(),
+    containers: z.array(z.number().int()),
+    frames: z.array(z.object({ kind: z.number().int(), node: z.number().int(), target: z.number().int() })),
+    recordCounts: z.array(z.number().int().nonnegative()),
+    headers: z.record(z.string(), z.unknown()),
+  }),
+  /** The next segment boundary (uncompressed bytes). */
+  nextSegmentAt: z.number().int().positive(),
+  /** Next part number per record stream, in record-target order. */
+  nextPart: z.array(z.number().int().nonnegative()),
+  /** Parts written by the slices so far, all sealed and uploaded. */
+  parts: z.array(BronzePartSchema),
+});
+export type IngestCheckpoint = z.infer<typeof IngestCheckpoint>;

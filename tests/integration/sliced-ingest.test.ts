@@ -1,0 +1,263 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
+import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { ingestCheckpointKey } from '../../shared/lake/keys.ts';
+import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
+import {
+  type IngestSlicedResult,
+  ingestSlice,
+  ingestToBronze,
+  type SliceBudget,
+} from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { StateName } from '../../shared/workflow/definition.ts';
+import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+
+/** Stop at every segment boundary: as many slices as the file has segments. */
+const everySegment: SliceBudget = { shouldStop: () => true };
+
+/** The built-in TiC dataset with tiny segments and parts, so a small file has many of both. */
+function slicedDataset(base: DatasetConfig, segmentBytes: number): DatasetConfig {
+  return parseDatasetConfig({
+    ...base,
+    bronze: { ...base.bronze, segmentBytes, partMaxRecords: 40 },
+  });
+}
+
+/** Every file under `dir`, relative path → bytes. */
+async function snapshot(dir: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const file of await listFiles(dir)) files.set(file, await readFile(join(dir, file)));
+  return files;
+}
+
+function expectIdentical(actual: Map<string, Buffer>, expected: Map<string, Buffer>) {
+  expect([...actual.keys()]).toEqual([...expected.keys()]);
+  for (const [file, bytes] of expected) {
+    expect(actual.get(file)?.equals(bytes), `${file} differs`).toBe(true);
+  }
+}
+
+describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let lakes = 0;
+  const newLake = () => join(tmp.dir, `lake-${lakes++}`);
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-sliced-');
+  });
+  afterAll(async () => tmp.cleanup());
+
+  it('runs the deployed workflow in ≥ 20 slices and writes bronze, silver and reconciliation byte-identical to one slice', async () => {
+    const { facts } = await generateFile(tmp.dir, 'in-network.json.gz', {
+      seed: 20261122,
+      targetBytes: 1_500_000,
+      headerPosition: 'split',
+    });
+    const dataset = slicedDataset(builtInDataset('tic-in-network'), 48 * 1024);
+    const run = async (sliceBudget?: () => SliceBudget) => {
+      const lake = newLake();
+      const ingests: unknown[] = [];
+      const result = await runWorkflowLocally(
+        { dataset, sourceKey: 'in-network.json.gz' },
+        {
+          source: fileStore(tmp.dir),
+          lake: fileStore(lake),
+          deadLetters: new FolderDeadLetterStore(lake),
+          clock: fixedClock,
+          workDir: join(tmp.dir, 'work'),
+          sliceBudget,
+          onEvent: (event) => {
+            if (event.type === 'StateEntered' && event.state?.name === StateName.ingest) ingests.push(event);
+          },
+        },
+      );
+      return { lake, result, ingests: ingests.length };
+    };
+    const whole = await run();
+    const sliced = await run(() => everySegment);
+
+    expect(whole.result.bronze.slices).toBe(1);
+    expect(whole.ingests).toBe(1);
+    expect(sliced.result.bronze.slices).toBeGreaterThanOrEqual(20);
+    // Each slice was one pass of the state machine's Ingest → IngestDone loop.
+    expect(sliced.ingests).toBe(sliced.result.bronze.slices);
+    expect(sliced.result.bronze.manifest.records.in_network).toBe(facts.records.in_network);
+    expect(sliced.result.reconciliation?.status).toBe('passed');
+    expectIdentical(await snapshot(sliced.lake), await snapshot(whole.lake));
+  });
+
+  const sources: [string, () => Buffer, string][] = [
+    [
+      'plain pretty-printed JSON',
+      () => Buffer.from(JSON.stringify(sampleDocument(400), null, 2)),
+      'tic-in-network',
+    ],
+    [
+      'multi-member gzip with empty members',
+      () => {
+        const text = Buffer.from(JSON.stringify(sampleDocument(400)));
+        const cut = [0, 1000, 1000, 25_000, 80_000, text.length];
+        return Buffer.concat(cut.slice(1).map((end, i) => gzipSync(text.subarray(cut[i], end))));
+      },
+      'tic-in-network',
+    ],
+  ];
+  it.each(sources)('%s: every slicing gives the same bronze', async (_name, make, datasetName) => {
+    await writeFile(join(tmp.dir, 'source.bin'), make());
+    const dataset = slicedDataset(builtInDataset(datasetName), 8 * 1024);
+    const deps = (lake: string, budget?: SliceBudget) => ({
+      source: fileStore(tmp.dir),
+      lake: fileStore(lake),
+      clock: fixedClock,
+      budget,
+    });
+    const wholeLake = newLake();
+    await ingestToBronze({ dataset, sourceKey: 'source.bin' }, deps(wholeLake));
+    const slicedLake = newLake();
+    let slices = 0;
+    for (;;) {
+      const result = await ingestSlice({ dataset, sourceKey: 'source.bin' }, deps(slicedLake, everySegment));
+      slices++;
+      if (result.status === 'committed') break;
+      expect(slices).toBeLessThan(1000);
+    }
+    expect(slices).toBeGreaterThanOrEqual(10);
+    expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
+  });
+
+  it('resumes through parser traps (escaped keys, deep nesting, 100 KB strings, pretty-printing)', async () => {
+    await generateFile(tmp.dir, 'nasty.json.gz', {
+      seed: 99,
+      targetBytes: 900_000,
+      nasty: true,
+      pretty: true,
+      headerPosition: 'split',
+      providerReferencesPosition: 'after',
+    });
+    const dataset = slicedDataset(builtInDataset('tic-in-network'), 16 * 1024);
+    const deps = (lake: string, budget?: SliceBudget) => ({
+      source: fileStore(tmp.dir),
+      lake: fileStore(lake),
+      clock: fixedClock,
+      budget,
+    });
+    const wholeLake = newLake();
+    await ingestToBronze({ dataset, sourceKey: 'nasty.json.gz' }, deps(wholeLake));
+    const slicedLake = newLake();
+    let result: Awaited<ReturnType<typeof ingestSlice>>;
+    do result = await ingestSlice({ dataset, sourceKey: 'nasty.json.gz' }, deps(slicedLake, everySegment));
+    while (result.status === 'sliced');
+    expect(result.slices).toBeGreaterThanOrEqual(20);
+    expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
+  });
+
+  it('slices NDJSON the same way', async () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ id: i, text: `row ${i} ✓` }));
+    await writeFile(join(tmp.dir, 'rows.ndjson.gz'), gzipSync(`${lines.join('\n')}\n`));
+    const dataset = parseDatasetConfig({
+      name: 'rows',
+      format: 'ndjson',
+      bronze: { segmentBytes: 4096, partMaxRecords: 100 },
+    });
+    const deps = (lake: string, budget?: SliceBudget) => ({
+      source: fileStore(tmp.dir),
+      lake: fileStore(lake),
+      clock: fixedClock,
+      budget,
+    });
+    const wholeLake = newLake();
+    const whole = await ingestToBronze({ dataset, sourceKey: 'rows.ndjson.gz' }, deps(wholeLake));
+    expect(whole.manifest.records.records).toBe(3000);
+    const slicedLake = newLake();
+    let result: Awaited<ReturnType<typeof ingestSlice>>;
+    do result = await ingestSlice({ dataset, sourceKey: 'rows.ndjson.gz' }, deps(slicedLake, everySegment));
+    while (result.status === 'sliced');
+    expect(result.slices).toBeGreaterThanOrEqual(20);
+    expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
+  });
+
+  it('reports progress across slices and removes the checkpoint on commit', async () => {
+    await writeFile(join(tmp.dir, 'progress.json'), JSON.stringify(sampleDocument(300)));
+    const dataset = slicedDataset(builtInDataset('tic-in-network'), 8 * 1024);
+    const lake = newLake();
+    const deps = {
+      source: fileStore(tmp.dir),
+      lake: fileStore(lake),
+      clock: fixedClock,
+      budget: everySegment,
+    };
+    const first = (await ingestSlice({ dataset, sourceKey: 'progress.json' }, deps)) as IngestSlicedResult;
+    expect(first.status).toBe('sliced');
+    const checkpoint = JSON.parse(await readFile(join(lake, first.checkpointKey), 'utf8'));
+    expect(checkpoint.slices).toBe(1);
+    const second = (await ingestSlice({ dataset, sourceKey: 'progress.json' }, deps)) as IngestSlicedResult;
+    expect(second.slices).toBe(2);
+    expect(second.progress.slicesDone).toBe(1);
+    expect(second.progress.uncompressedBytes).toBeGreaterThan(first.progress.uncompressedBytes);
+    expect(second.progress.records).toBeGreaterThan(first.progress.records);
+    const done = await ingestToBronze(
+      { dataset, sourceKey: 'progress.json' },
+      { ...deps, budget: undefined },
+    );
+    expect(done.slices).toBeGreaterThan(2);
+    expect(await fileStore(lake).head(ingestCheckpointKey(dataset.name, done.runId))).toBeUndefined();
+  });
+
+  it('ignores a checkpoint written under another dataset config and starts over', async () => {
+    await writeFile(join(tmp.dir, 'stale.json'), JSON.stringify(sampleDocument(300)));
+    const lake = newLake();
+    const deps = (budget?: SliceBudget) => ({
+      source: fileStore(tmp.dir),
+      lake: fileStore(lake),
+      clock: fixedClock,
+      budget,
+    });
+    const before = slicedDataset(builtInDataset('tic-in-network'), 8 * 1024);
+    expect((await ingestSlice({ dataset: before, sourceKey: 'stale.json' }, deps(everySegment))).status).toBe(
+      'sliced',
+    );
+    const after = slicedDataset(builtInDataset('tic-in-network'), 16 * 1024);
+    const resumed = await ingestToBronze({ dataset: after, sourceKey: 'stale.json' }, deps());
+    const fresh = await ingestToBronze({ dataset: after, sourceKey: 'stale.json' }, deps());
+    expect(resumed.slices).toBe(1);
+    expect(resumed.manifest.parts).toEqual(fresh.manifest.parts);
+  });
+});
+
+/** A small in-network document built in memory (for sources that are not the generator's gzip). */
+function sampleDocument(items: number) {
+  return {
+    reporting_entity_name: 'Example Health Plan',
+    reporting_entity_type: 'health insurance issuer',
+    last_updated_on: '2026-01-01',
+    version: '1.0.0',
+    provider_references: Array.from({ length: 20 }, (_, i) => ({
+      provider_group_id: i + 1,
+      provider_groups: [{ npi: [1000000000 + i], tin: { type: 'ein', value: `12-34567${i % 10}` } }],
+    })),
+    in_network: Array.from({ length: items }, (_, i) => ({
+      negotiation_arrangement: 'ffs',
+      name: `Service ${i} "quoted" \u00e9`,
+      billing_code_type: 'CPT',
+      billing_code_type_version: '2026',
+      billing_code: String(10000 + i),
+      description: `Description of service ${i}`,
+      negotiated_rates: [
+        {
+          provider_references: [(i % 20) + 1],
+          negotiated_prices: [
+            {
+              negotiated_type: 'negotiated',
+              negotiated_rate: 100 + i / 4,
+              expiration_date: '2027-12-31',
+              billing_class: 'professional',
+            },
+          ],
+        },
+      ],
+    })),
+  };
+}

@@ -1,0 +1,122 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
+import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
+import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+
+const CHILD = fileURLToPath(new URL('../helpers/sliced-run-child.ts', import.meta.url));
+const SEGMENT_BYTES = 64 * 1024;
+
+/** A small deterministic generator (mulberry32), so a failing drill can be replayed. */
+function random(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Attempt {
+  /** Lines the child printed (state names as it entered them, then `done …`). */
+  lines: string[];
+  exitCode: number | null;
+  killed: boolean;
+}
+
+/**
+ * Start the child and SIGKILL it once it has entered `killAfterStates` states plus `delayMs`: at a
+ * random point of a random slice (or of Silver/Reconcile). `Infinity` lets it finish.
+ */
+function attempt(args: string[], killAfterStates: number, delayMs: number): Promise<Attempt> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    let stderr = '';
+    let killed = false;
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      for (const line of text.split('\n').filter(Boolean)) {
+        lines.push(line);
+        if (!killed && lines.length === killAfterStates) {
+          killed = true;
+          setTimeout(() => child.kill('SIGKILL'), delayMs);
+        }
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      stderr += text;
+    });
+    child.once('error', reject);
+    child.once('exit', (exitCode) => {
+      if (exitCode !== 0 && exitCode !== null) reject(new Error(`child failed (${exitCode}): ${stderr}`));
+      else resolve({ lines, exitCode, killed: exitCode === null });
+    });
+  });
+}
+
+describe('a sliced run killed with SIGKILL at random points and resumed', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-sliced-kill-');
+    await generateFile(tmp.dir, 'source.json.gz', { seed: 424242, targetBytes: 1_600_000 });
+  });
+  afterAll(async () => tmp.cleanup());
+
+  it('ends with the output of an uninterrupted run, and reconciliation passes', async () => {
+    const base = builtInDataset('tic-in-network');
+    const dataset = parseDatasetConfig({
+      ...base,
+      bronze: { ...base.bronze, segmentBytes: SEGMENT_BYTES, partMaxRecords: 40 },
+    });
+    const reference = join(tmp.dir, 'reference');
+    const expected = await runWorkflowLocally(
+      { dataset, sourceKey: 'source.json.gz' },
+      {
+        source: fileStore(tmp.dir),
+        lake: fileStore(reference),
+        deadLetters: new FolderDeadLetterStore(reference),
+        clock: fixedClock,
+        workDir: join(tmp.dir, 'work-reference'),
+      },
+    );
+    expect(expected.reconciliation?.status).toBe('passed');
+
+    const lake = join(tmp.dir, 'drill');
+    const args = [tmp.dir, 'source.json.gz', lake, join(tmp.dir, 'work-drill'), String(SEGMENT_BYTES)];
+    const next = random(20261122);
+    const kills: string[] = [];
+    const resumedAt: number[] = [];
+    let finished: Attempt | undefined;
+    for (let i = 0; i < 12 && !finished; i++) {
+      // The first attempts are killed; then one runs to the end. Each kill lands after 1–40 lines
+      // (mostly Ingest slices) plus 0–25 ms: inside a slice, a part upload or a checkpoint write.
+      const last = i === 11 || kills.length === 8;
+      const states = last ? Number.POSITIVE_INFINITY : 1 + Math.floor(next() * 40);
+      const result = await attempt(args, states, Math.floor(next() * 25));
+      resumedAt.push(Number(result.lines[0]?.split(' ')[1] ?? 0));
+      if (result.killed) kills.push(`${result.lines.at(-1) ?? '(start)'} +${result.lines.length}`);
+      else finished = result;
+    }
+    expect(kills.length).toBeGreaterThanOrEqual(5);
+    // Some attempts continued a checkpoint rather than starting over.
+    expect(resumedAt.filter((slices) => slices > 0).length).toBeGreaterThanOrEqual(2);
+    expect(finished?.lines.at(-1)).toMatch(/^done \d+ passed$/);
+
+    const expectedFiles = (await listFiles(reference)).filter((f) => !f.startsWith('.sluice-tmp'));
+    const actualFiles = (await listFiles(lake)).filter((f) => !f.startsWith('.sluice-tmp'));
+    expect(actualFiles).toEqual(expectedFiles);
+    for (const file of expectedFiles) {
+      const [a, b] = [await readFile(join(reference, file)), await readFile(join(lake, file))];
+      expect(b.equals(a), `${file} differs after kills at ${kills.join(', ')}`).toBe(true);
+    }
+  }, 240_000);
+});

@@ -5,6 +5,9 @@
  *   (b) stream-json  the usual streaming parser, emitting in_network[*] as objects
  *   (c) sluice   parse → bronze (ingestToBronze into a scratch lake)
  *   (d) sluice-e2e  the whole local pipeline: parse → bronze → silver (Parquet) → reconciliation
+ *   (e) sluice-sliced  (c) in slices as on Lambda: one slice per 64 MiB segment, each resumed from the
+ *       previous slice's checkpoint by the resumable (pako) reader: the cost of slicing
+ *   (f) sluice@1cpu, sluice-e2e@1cpu  (c) and (d) pinned to one core (taskset): the 2-core speed-up
  *
  * Each phase runs in its own child process, so each has its own peak RSS; all read the same file.
  * Throughput is MB/s of uncompressed input. Results go to stdout and .bench/results.json.
@@ -27,6 +30,8 @@ interface PhaseResult {
   records: number;
   /** in_network records seen: every reader must agree on it. */
   inNetwork?: number;
+  /** Slices the ingest took (sliced phase). */
+  slices?: number;
   maxRssMb: number;
 }
 
@@ -40,15 +45,6 @@ const { values } = parseArgs({
     help: { type: 'boolean', default: false },
   },
 });
-
-if (values.help) {
-  process.stdout.write(`npm run bench -- [--size 1GB] [--file F.json.gz] [--runs 3] [--skip stream-json]
-
-Generates (once, cached in .bench/) a seeded TiC in-network file of --size uncompressed bytes, gzip'd,
-then measures gunzip, stream-json and sluice on it; with --runs N reports the median of N runs.
-`);
-  process.exit(0);
-}
 
 async function countGunzip(file: string): Promise<Omit<PhaseResult, 'phase' | 'ms' | 'maxRssMb'>> {
   let bytes = 0;
@@ -132,11 +128,51 @@ async function runEndToEnd(file: string) {
   return { uncompressedBytes: result.bronze.manifest.source.uncompressedBytes, records: rows };
 }
 
+/** Segment (and so slice) size of the sliced phase: 16 slices for the 1 GB file. */
+const SLICED_SEGMENT_BYTES = 64 * MiB;
+
+async function runSliced(file: string) {
+  const { FileObjectStore } = await import('../shared/adapters/local/file-object-store.ts');
+  const { builtInDataset } = await import('../shared/contracts/datasets/index.ts');
+  const { parseDatasetConfig } = await import('../shared/contracts/dataset-config.ts');
+  const { ingestSlice } = await import('../shared/stages/bronze/ingest-to-bronze.ts');
+  const { systemClock } = await import('../shared/ports/clock.ts');
+  const lakeDir = resolve('.bench/lake-sliced');
+  rmSync(lakeDir, { recursive: true, force: true });
+  const base = builtInDataset('tic-in-network');
+  const dataset = parseDatasetConfig({
+    ...base,
+    bronze: { ...base.bronze, segmentBytes: SLICED_SEGMENT_BYTES },
+  });
+  const deps = {
+    source: new FileObjectStore(dirname(file)),
+    lake: new FileObjectStore(lakeDir),
+    clock: systemClock,
+    budget: { shouldStop: () => true },
+  };
+  for (;;) {
+    // Every slice starts from its checkpoint object, as a fresh Lambda invocation would.
+    const result = await ingestSlice({ dataset, sourceKey: file.split('/').at(-1)! }, deps);
+    if (result.status === 'sliced') continue;
+    const records = Object.values(result.manifest.records).reduce((a, b) => a + b, 0);
+    return {
+      uncompressedBytes: result.manifest.source.uncompressedBytes,
+      records,
+      inNetwork: result.manifest.records.in_network,
+      slices: result.slices,
+    };
+  }
+}
+
 const phases: Record<string, (file: string) => Promise<Omit<PhaseResult, 'phase' | 'ms' | 'maxRssMb'>>> = {
   gunzip: countGunzip,
   'stream-json': countStreamJson,
   sluice: runSluice,
   'sluice-e2e': runEndToEnd,
+  'sluice-sliced': runSliced,
+  // Pinned to one core by runPhaseInChild: the same work, so the ratio is the speed-up of the second core.
+  'sluice@1cpu': runSluice,
+  'sluice-e2e@1cpu': runEndToEnd,
 };
 
 async function runPhaseHere(phase: string, file: string): Promise<void> {
@@ -150,15 +186,14 @@ async function runPhaseHere(phase: string, file: string): Promise<void> {
 function runPhaseInChild(phase: string, file: string): PhaseResult | undefined {
   // Every phase runs with the flags `bin/sluice.js` uses, so the comparison is like for like.
   const flags = [...process.execArgv, '--single-threaded-gc'];
-  const child = spawnSync(
-    process.execPath,
-    [...flags, import.meta.filename, '--phase', phase, '--file', file],
-    {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 16 * MiB,
-    },
-  );
+  const node = [process.execPath, ...flags, import.meta.filename, '--phase', phase, '--file', file];
+  // `@1cpu` phases run on one core only (Linux taskset): libuv's pool, DuckDB and V8 all share it.
+  const [command, ...args] = phase.endsWith('@1cpu') ? ['taskset', '-c', '0', ...node] : node;
+  const child = spawnSync(command!, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 16 * MiB,
+  });
   if (child.status !== 0) {
     process.stderr.write(`phase ${phase} failed with exit code ${child.status}; continuing without it\n`);
     return undefined;
@@ -190,12 +225,25 @@ async function ensureInput(): Promise<string> {
   return file;
 }
 
+function printHelp(): void {
+  process.stdout.write(`npm run bench -- [--size 1GB] [--file F.json.gz] [--runs 3] [--skip stream-json]
+
+Generates (once, cached in .bench/) a seeded TiC in-network file of --size uncompressed bytes, gzip'd,
+then measures gunzip, stream-json and sluice on it (phases: ${Object.keys(phases).join(', ')});
+with --runs N reports the median of N runs. --skip a,b leaves phases out (e.g. --skip sluice-e2e@1cpu).
+`);
+}
+
 function median(results: PhaseResult[]): PhaseResult {
   const sorted = [...results].sort((a, b) => a.ms - b.ms);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 async function main(): Promise<void> {
+  if (values.help) {
+    printHelp();
+    return;
+  }
   if (values.phase) {
     await runPhaseHere(values.phase, values.file!);
     return;
@@ -232,6 +280,19 @@ async function main(): Promise<void> {
     ratios['in_network records agree'] = String(
       results['stream-json'].inNetwork === results.sluice.inNetwork,
     );
+  }
+  if (results['sluice-sliced'] && results.sluice) {
+    ratios[`sluice-sliced (${results['sluice-sliced'].slices} slices) / sluice (1 slice)`] = (
+      mbps(results['sluice-sliced']) / mbps(results.sluice)
+    ).toFixed(3);
+  }
+  if (results.sluice && results['sluice@1cpu']) {
+    ratios['sluice speed-up, 2 cores / 1'] = (mbps(results.sluice) / mbps(results['sluice@1cpu'])).toFixed(2);
+  }
+  if (results['sluice-e2e'] && results['sluice-e2e@1cpu']) {
+    ratios['sluice-e2e speed-up, 2 cores / 1'] = (
+      mbps(results['sluice-e2e']) / mbps(results['sluice-e2e@1cpu'])
+    ).toFixed(2);
   }
   if (results['sluice-e2e'] && results.gunzip) {
     ratios['sluice-e2e / gunzip'] = (mbps(results['sluice-e2e']) / mbps(results.gunzip)).toFixed(3);

@@ -18,6 +18,8 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore) 
     status: reconciliation ? (reconciliation.status === 'passed' ? 'reconciled' : 'failed') : bronze.status,
     dataset: bronze.dataset,
     source: { uri: manifest.source.uri, bytes: manifest.source.size, sha256: manifest.source.sha256 },
+    /** Ingest slices (1 unless run with --slice-seconds or resumed from a checkpoint). */
+    slices: bronze.slices,
     counts: {
       parsed: manifest.records,
       bronze: countBronze(manifest.parts),
@@ -126,6 +128,9 @@ export function textSummary(
   lines.push(
     '',
     `  bronze      ${manifest.parts.length} part(s), ${formatBytes(stored)} gzip → ${bronze.manifestUri}`,
+    ...(bronze.slices > 1
+      ? [`              parsed in ${bronze.slices} slices, each resumed from a checkpoint`]
+      : []),
     ...(silver ? [`  silver      ${lake.uri(silver.manifestKey)}`] : []),
     `  time        ${formatDuration(elapsedMs)} (${formatRate(manifest.source.uncompressedBytes, elapsedMs)} uncompressed)`,
     ...(silver

@@ -9,6 +9,7 @@ import {
 import { loadStartExecutionConfig, type StartExecutionConfig } from '../../shared/config/runtime-config.ts';
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { ConfigError } from '../../shared/errors.ts';
+import { DOWNLOADS_PREFIX } from '../../shared/stages/download/landing-key.ts';
 import { type ExecutionInput, executionName, landingDataset } from '../../shared/workflow/execution.ts';
 
 /**
@@ -80,6 +81,11 @@ export async function startForObject(
   // Console "folders" are zero-byte objects whose key ends in '/': nothing to ingest.
   if (object.key.endsWith('/')) {
     logger.info('skipped a folder marker', { bucket: bucket.name, key: object.key });
+    return undefined;
+  }
+  // The rule already filters these out; a download is ingested by the execution that downloaded it.
+  if (object.key.startsWith(DOWNLOADS_PREFIX)) {
+    logger.info('skipped a downloaded file', { bucket: bucket.name, key: object.key });
     return undefined;
   }
   const name = executionName({

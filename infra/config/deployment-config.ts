@@ -3,13 +3,18 @@ import { z } from 'zod';
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDatasets } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
+import { DEFAULT_FAN_OUT_CONCURRENCY } from '../../shared/workflow/definition.ts';
 import { CREDENTIAL_KINDS, SOURCE_NAME } from '../../shared/workflow/source.ts';
+import { FAN_OUT_DATASET, LISTED_FILE_DATASET } from '../../shared/workflow/stage-io.ts';
 
 /**
  * The deployment config (`sluice.config.json`): what one deployment of sluice ingests and how it is
  * sized and watched. Checked when the CDK app synthesizes, so a bad value fails `cdk synth` with the
  * field's path and how to fix it, before anything reaches AWS.
  */
+
+/** A table of contents' execution lasts as long as its whole fan-out: a week, by default. */
+const DEFAULT_EXECUTION_TIMEOUT_HOURS = 7 * 24;
 
 /** The longest freshness window CloudWatch can evaluate: an alarm looks back at most 7 days. */
 const MAX_FRESHNESS_HOURS = 7 * 24;
@@ -133,6 +138,26 @@ export const DeploymentConfig = z
     logLevel: z
       .enum(['DEBUG', 'INFO', 'WARN', 'ERROR'], { error: 'use one of DEBUG, INFO, WARN, ERROR' })
       .default('INFO'),
+    fanOut: z
+      .object({
+        maxConcurrency: wholeNumber(
+          1,
+          1000,
+          'listed files of one table of contents downloaded and ingested at once, e.g. 4',
+        ).default(DEFAULT_FAN_OUT_CONCURRENCY),
+        timeoutHours: wholeNumber(
+          1,
+          8760,
+          "hours one execution may take, a table of contents' whole fan-out included, e.g. 168",
+        ).default(DEFAULT_EXECUTION_TIMEOUT_HOURS),
+      })
+      .strict()
+      .default({ maxConcurrency: DEFAULT_FAN_OUT_CONCURRENCY, timeoutHours: DEFAULT_EXECUTION_TIMEOUT_HOURS })
+      .describe(
+        `How a ${FAN_OUT_DATASET} run expands into one ${LISTED_FILE_DATASET} run per listed file. ` +
+          "timeoutHours is the state machine's execution timeout, so it bounds every execution; each listed " +
+          "file's own run is stopped after 6 hours.",
+      ),
     sources: z
       .array(SourceDeployment, {
         error: 'expected a list of { "name", "url", "dataset", "schedule", "sha256"?, "credentials"? }',
@@ -142,6 +167,15 @@ export const DeploymentConfig = z
   .strict()
   .superRefine((config, ctx) => {
     const deployed = config.datasets.map((d) => d.name);
+    if (deployed.includes(FAN_OUT_DATASET) && !deployed.includes(LISTED_FILE_DATASET)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['datasets'],
+        message:
+          `${FAN_OUT_DATASET} is deployed without ${LISTED_FILE_DATASET}: a table of contents expands into ` +
+          `one ${LISTED_FILE_DATASET} run per listed file, so list ${LISTED_FILE_DATASET} too`,
+      });
+    }
     config.sources.forEach((source, i) => {
       if (!deployed.includes(source.dataset)) {
         ctx.addIssue({

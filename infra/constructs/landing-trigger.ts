@@ -1,11 +1,12 @@
 import { Duration, Validations } from 'aws-cdk-lib';
-import { Rule } from 'aws-cdk-lib/aws-events';
+import { Match, Rule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { type LogLevel, startExecutionEnvironment } from '../../shared/config/runtime-config.ts';
+import { DOWNLOADS_PREFIX } from '../../shared/stages/download/landing-key.ts';
 import { SluiceFunction } from './sluice-function.ts';
 
 /** Properties of `LandingTrigger`. */
@@ -74,7 +75,11 @@ export class LandingTrigger extends Construct {
       eventPattern: {
         source: ['aws.s3'],
         detailType: ['Object Created'],
-        detail: { bucket: { name: [props.landingBucket.bucketName] } },
+        detail: {
+          bucket: { name: [props.landingBucket.bucketName] },
+          // Files the workflow downloaded itself are ingested by that same execution.
+          object: { key: Match.anythingButPrefix(DOWNLOADS_PREFIX) },
+        },
       },
     });
     this.rule.addTarget(

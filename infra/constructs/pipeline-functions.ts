@@ -9,6 +9,8 @@ import {
   type LogLevel,
   lakeStageEnvironment,
 } from '../../shared/config/runtime-config.ts';
+import { DOWNLOADS_PREFIX } from '../../shared/stages/download/landing-key.ts';
+import { FAN_OUT_DATASET } from '../../shared/workflow/stage-io.ts';
 import { nagRef } from './nag.ts';
 import { SluiceFunction } from './sluice-function.ts';
 
@@ -18,6 +20,10 @@ export const BRONZE_PREFIX = 'bronze/';
 export const SILVER_PREFIX = 'silver/';
 /** The reconciliation report's key pattern: beside each bronze manifest (shared/lake/keys.ts). */
 export const RECONCILIATION_REPORTS = `${BRONZE_PREFIX}*/reconciliation.json`;
+/** The bronze runs of tables of contents, which the fan-out reads. */
+export const TABLE_OF_CONTENTS_RUNS = `${BRONZE_PREFIX}${FAN_OUT_DATASET}/`;
+/** The fan-out reports' key pattern: under each table-of-contents bronze run (shared/lake/keys.ts). */
+export const FAN_OUT_REPORTS = `${TABLE_OF_CONTENTS_RUNS}*/fan-out/*`;
 
 /**
  * DuckDB (Parquet writing and reading) is a native module: esbuild cannot inline its binary, so it is
@@ -63,12 +69,14 @@ export interface PipelineFunctionsProps {
   readonly silver?: StageSizing;
   /** The reconcile stage. @default 2048 MB, 15 minutes, 4096 MB of /tmp */
   readonly reconcile?: StageSizing;
+  /** The table-of-contents fan-out (`PlanFanOut`). @default 1024 MB, 5 minutes */
+  readonly fanOut?: Omit<StageSizing, 'ephemeralStorageMb'>;
   /** @default false */
   readonly tracing?: boolean;
 }
 
 /**
- * The Lambda functions of the workflow's stages (ingest, silver, reconcile), each with only the
+ * The Lambda functions of the workflow's stages (ingest, silver, reconcile, fan-out), each with only the
  * permissions its stage needs. The state machine invokes them synchronously, so they have no dead-letter
  * queues: a Lambda DLQ only ever receives failed asynchronous invocations.
  */
@@ -76,6 +84,7 @@ export class PipelineFunctions extends Construct {
   readonly ingest: SluiceFunction;
   readonly silver: SluiceFunction;
   readonly reconcile: SluiceFunction;
+  readonly fanOut: SluiceFunction;
   private readonly lakeBucketArn: string;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
@@ -101,12 +110,16 @@ export class PipelineFunctions extends Construct {
     });
 
     const role = this.ingest.role;
-    // Read landed files, of the deployed datasets only (HeadObject is authorized by s3:GetObject).
+    // Read landed files, of the deployed datasets only (HeadObject is authorized by s3:GetObject): those
+    // dropped as <dataset>/<file>, and those the Download stage fetched (_downloads/<dataset>/<file>).
     role.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'ReadLandedFiles',
         actions: ['s3:GetObject'],
-        resources: props.datasets.map((dataset) => landingBucket.arnForObjects(`${dataset}/*`)),
+        resources: props.datasets.flatMap((dataset) => [
+          landingBucket.arnForObjects(`${dataset}/*`),
+          landingBucket.arnForObjects(`${DOWNLOADS_PREFIX}${dataset}/*`),
+        ]),
       }),
     );
     // Write, replace and clean up bronze objects; abort the multipart uploads of a failed write.
@@ -129,10 +142,12 @@ export class PipelineFunctions extends Construct {
 
     // The role's policy statements end in `/*` on purpose: objects under one prefix.
     Validations.of(role).acknowledge(
-      ...props.datasets.map((dataset) => ({
-        id: `AwsSolutions-IAM5[Resource::${nagRef(this, landingBucket.bucketArn)}/${dataset}/*]`,
-        reason: `Files land under ${dataset}/ with names not known in advance; reads are limited to that prefix.`,
-      })),
+      ...props.datasets.flatMap((dataset) =>
+        [`${dataset}/`, `${DOWNLOADS_PREFIX}${dataset}/`].map((prefix) => ({
+          id: `AwsSolutions-IAM5[Resource::${nagRef(this, landingBucket.bucketArn)}/${prefix}*]`,
+          reason: `Files land under ${prefix} with names not known in advance; reads are limited to that prefix.`,
+        })),
+      ),
       {
         id: `AwsSolutions-IAM5[Resource::${nagRef(this, lakeBucket.bucketArn)}/${BRONZE_PREFIX}*]`,
         reason: 'Bronze keys are derived per source and run; access is limited to the bronze/ prefix.',
@@ -222,6 +237,44 @@ export class PipelineFunctions extends Construct {
       lakeAck(
         RECONCILIATION_REPORTS,
         'Writes only reconciliation.json beside a bronze manifest, whose folder is per dataset and source.',
+      ),
+    );
+
+    // Reads table-of-contents runs from bronze, lists their files a page at a time, reports their runs.
+    this.fanOut = new SluiceFunction(this, 'FanOut', {
+      handlerDir: 'fan-out',
+      description: 'Hands out the in-network files a table of contents lists, a page at a time',
+      memoryMb: props.fanOut?.memoryMb ?? 1024,
+      timeout: props.fanOut?.timeout ?? Duration.minutes(5),
+      tracing: props.tracing,
+      environment,
+    });
+    const fanOutRole = this.fanOut.role;
+    fanOutRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadTableOfContentsRuns',
+        actions: ['s3:GetObject'],
+        resources: [lake(`${TABLE_OF_CONTENTS_RUNS}*`)],
+      }),
+    );
+    // The fan-out report is the only thing it writes: one folder per run and execution.
+    fanOutRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'WriteFanOutReport',
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+        resources: [lake(FAN_OUT_REPORTS)],
+      }),
+    );
+    this.listLake(fanOutRole, [TABLE_OF_CONTENTS_RUNS]);
+    this.useDataKeyThroughS3(fanOutRole, dataKey);
+    Validations.of(fanOutRole).acknowledge(
+      lakeAck(
+        `${TABLE_OF_CONTENTS_RUNS}*`,
+        `Reads the ${FAN_OUT_DATASET} bronze run named in its event; reads are limited to that dataset.`,
+      ),
+      lakeAck(
+        FAN_OUT_REPORTS,
+        'Writes only the fan-out report folder beside a table-of-contents bronze manifest.',
       ),
     );
   }

@@ -8,6 +8,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { downloadEnvironment, type LogLevel } from '../../shared/config/runtime-config.ts';
+import { DOWNLOADS_PREFIX } from '../../shared/stages/download/landing-key.ts';
 import { type Source, sourceSecretId } from '../../shared/workflow/source.ts';
 import type { DeploymentConfig } from '../config/deployment-config.ts';
 import { nagRef } from './nag.ts';
@@ -24,6 +25,11 @@ export interface ScheduledSourcesProps {
   readonly dataKey: IKey;
   /** The datasets this deployment ingests. */
   readonly datasets: readonly string[];
+  /**
+   * Datasets downloaded besides the sources' own: those of the files a table of contents lists, which the
+   * workflow's fan-out downloads (shared/workflow/definition.ts). @default none
+   */
+  readonly listedDatasets?: readonly string[];
   readonly serviceName: string;
   /** @default 'INFO' */
   readonly logLevel?: LogLevel;
@@ -94,14 +100,17 @@ export class ScheduledSources extends Construct {
     }
     this.secrets = secrets;
 
-    // Land files of the sources' datasets only; the write reads the object back (HeadObject).
-    const datasets = [...new Set(props.sources.map((s) => s.dataset))];
+    // Land files of the sources' (and listed files') datasets only; the write reads the object back.
+    const datasets = [...new Set([...props.sources.map((s) => s.dataset), ...(props.listedDatasets ?? [])])];
     if (datasets.length > 0) {
       role.addToPrincipalPolicy(
         new PolicyStatement({
           sid: 'WriteLanding',
           actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
-          resources: datasets.map((dataset) => props.landingBucket.arnForObjects(`${dataset}/*`)),
+          // Downloads land under their own prefix, which the landing trigger ignores (see DOWNLOADS_PREFIX).
+          resources: datasets.map((dataset) =>
+            props.landingBucket.arnForObjects(`${DOWNLOADS_PREFIX}${dataset}/*`),
+          ),
         }),
       );
       role.addToPrincipalPolicy(
@@ -114,8 +123,8 @@ export class ScheduledSources extends Construct {
       );
       Validations.of(role).acknowledge(
         ...datasets.map((dataset) => ({
-          id: `AwsSolutions-IAM5[Resource::${nagRef(this, props.landingBucket.bucketArn)}/${dataset}/*]`,
-          reason: `Downloads land under ${dataset}/ with names derived from the URL; writes are limited to that prefix.`,
+          id: `AwsSolutions-IAM5[Resource::${nagRef(this, props.landingBucket.bucketArn)}/${DOWNLOADS_PREFIX}${dataset}/*]`,
+          reason: `Downloads land under ${DOWNLOADS_PREFIX}${dataset}/ with names derived from the URL; writes are limited to that prefix.`,
         })),
       );
     }

@@ -2,6 +2,7 @@ import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { recordTargets } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { FAN_OUT_DATASET, LISTED_FILE_DATASET } from '../../shared/workflow/stage-io.ts';
 import type { DeploymentConfig } from '../config/deployment-config.ts';
 import { IngestWorkflow } from '../constructs/ingest-workflow.ts';
 import { LandingTrigger } from '../constructs/landing-trigger.ts';
@@ -61,6 +62,8 @@ export class SluiceStack extends Stack {
       landingBucket: this.storage.landingBucket,
       dataKey: this.storage.key,
       datasets,
+      // A table of contents' fan-out downloads the in-network files it lists.
+      listedDatasets: datasets.includes(FAN_OUT_DATASET) ? [LISTED_FILE_DATASET] : [],
       serviceName,
       logLevel: config.logLevel,
       tracing: config.tracing,
@@ -71,6 +74,9 @@ export class SluiceStack extends Stack {
       ingestFunction: this.functions.ingest.function,
       silverFunction: this.functions.silver.function,
       reconcileFunction: this.functions.reconcile.function,
+      fanOutFunction: this.functions.fanOut.function,
+      fanOutConcurrency: config.fanOut.maxConcurrency,
+      timeout: Duration.hours(config.fanOut.timeoutHours),
       tracing: config.tracing,
     });
 
@@ -95,6 +101,11 @@ export class SluiceStack extends Stack {
           name: 'reconcile',
           function: this.functions.reconcile.function,
           timeout: this.functions.reconcile.timeout,
+        },
+        {
+          name: 'fan-out',
+          function: this.functions.fanOut.function,
+          timeout: this.functions.fanOut.timeout,
         },
         {
           name: 'start-execution',

@@ -1,6 +1,6 @@
 import type { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
-import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
+import type { FanOutResult, LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 
 function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
@@ -40,6 +40,13 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore) 
     },
     headers: manifest.headers,
     ...(reconciliation && { quality: reconciliation.quality }),
+    ...(result.fanOut && {
+      fanOut: {
+        report: folderUri(lake, result.fanOut.report),
+        duplicates: result.fanOut.duplicates,
+        files: result.fanOut.files,
+      },
+    }),
     outputs: {
       bronzeManifest: bronze.manifestUri,
       bronze: manifest.parts.map((p) => lake.uri(p.key)),
@@ -59,6 +66,36 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore) 
 function exampleTable(tables: Record<string, { rowsWritten: number }>): string {
   const names = Object.keys(tables).filter((t) => t !== 'files' && !t.startsWith('_'));
   return names.find((t) => (tables[t]?.rowsWritten ?? 0) > 0) ?? names[0] ?? 'files';
+}
+
+/** Listed files shown in the text summary; the report and `--json` have them all. */
+const FAN_OUT_LINES = 20;
+
+/** A table of contents' fan-out: a tally, then one line per listed file (the first few). */
+function fanOutLines(fanOut: FanOutResult, lake: FileObjectStore): string[] {
+  const count = (status: string) => fanOut.files.filter((f) => f.status === status).length;
+  const listed = fanOut.files.length - count('rejected');
+  const duplicates = fanOut.duplicates > 0 ? `, ${formatCount(fanOut.duplicates)} duplicate(s) skipped` : '';
+  const lines = [
+    `  fan-out     ${formatCount(listed)} listed file(s): ${formatCount(count('succeeded'))} succeeded, ` +
+      `${formatCount(count('failed'))} failed, ${formatCount(count('rejected'))} rejected${duplicates}`,
+  ];
+  for (const file of fanOut.files.slice(0, FAN_OUT_LINES)) {
+    const error = (file.error ?? '').split('\n')[0]!;
+    const detail = file.status === 'succeeded' ? `run ${file.runId}` : error.slice(0, 160);
+    lines.push(`    ${file.status.padEnd(10)} ${file.url ?? '(no URL)'}  ${detail}`);
+  }
+  if (fanOut.files.length > FAN_OUT_LINES) {
+    lines.push(`    … ${formatCount(fanOut.files.length - FAN_OUT_LINES)} more in the report`);
+  }
+  lines.push(`  report      ${folderUri(lake, fanOut.report)}`);
+  return lines;
+}
+
+/** Where a key prefix (`a/b/`) is in the lake: the URI of a key in it, without the key's name. */
+function folderUri(lake: FileObjectStore, prefix: string): string {
+  const uri = lake.uri(`${prefix}summary.json`);
+  return uri.slice(0, uri.length - 'summary.json'.length);
 }
 
 /** The readable summary printed at the end of `sluice run`. */
@@ -125,6 +162,7 @@ export function textSummary(
       `    quality ${q.score}/100 (completeness ${q.completeness}, validity ${q.validity}, uniqueness ${q.uniqueness}, integrity ${q.integrity})`,
     );
   }
+  if (result.fanOut) lines.push('', ...fanOutLines(result.fanOut, lake));
   lines.push(
     '',
     `  bronze      ${manifest.parts.length} part(s), ${formatBytes(stored)} gzip → ${bronze.manifestUri}`,

@@ -72,7 +72,7 @@ export interface IngestConfig extends HandlerConfig {
   readonly datasets: readonly string[];
 }
 
-/** Settings of the handlers that work on the lake alone: silver and reconcile. */
+/** Settings of the handlers that work on the lake alone: silver, reconcile and fan-out. */
 export interface LakeStageConfig extends HandlerConfig {
   readonly lakeBucket: string;
   /** The datasets this deployment ingests; events of any other dataset fail with a ConfigError. */
@@ -104,9 +104,9 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   };
 }
 
-/** Read the silver or reconcile handler's configuration (default: `process.env`). */
+/** Read the silver, reconcile or fan-out handler's configuration (default: `process.env`). */
 export function loadLakeStageConfig(
-  handler: 'silver' | 'reconcile',
+  handler: 'silver' | 'reconcile' | 'fan-out',
   env: Env = process.env,
 ): LakeStageConfig {
   const e = parseEnv(LakeStageEnv, env, handler);

@@ -61,3 +61,11 @@ export const reconciliationKey = (dataset: string, source: string) =>
 /** Where a sliced ingest of a source resumes (see IngestCheckpoint); removed once the run commits. */
 export const ingestCheckpointKey = (dataset: string, source: string) =>
   `${bronzeRunPrefix(dataset, source)}_checkpoint.json`;
+
+/**
+ * The fan-out report of one execution over a table-of-contents run (shared/stages/fan-out): `plan.json`,
+ * `page-NNNNN.json` with each page's outcomes, and `summary.json`, beside the run's bronze manifest.
+ * Per execution, since each execution names its own child executions.
+ */
+export const fanOutReportPrefix = (dataset: string, source: string, execution: string) =>
+  `${bronzeRunPrefix(dataset, source)}fan-out/${safeSegment(execution)}/`;

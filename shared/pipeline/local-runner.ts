@@ -6,27 +6,30 @@ import { openParquetInspector } from '../adapters/duckdb/parquet-inspector.ts';
 import { createParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
+import { builtInDataset } from '../contracts/datasets/index.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../errors.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import { ingestSlice } from '../stages/bronze/ingest-to-bronze.ts';
 import { downloadToLanding, type FetchOptions } from '../stages/download/download.ts';
+import { type FanOutPlan, planFanOut } from '../stages/fan-out/plan-fan-out.ts';
 import { reconcile } from '../stages/reconcile/reconcile.ts';
 import { buildSilver } from '../stages/silver/build-silver.ts';
 import { mergeSilverState } from '../stages/silver/merge-state.ts';
 import { StateName } from '../workflow/definition.ts';
 import { ExecutionInput, executionName } from '../workflow/execution.ts';
 import { type WorkflowDefinition, workflowDefinition } from '../workflow/local-definition.ts';
-import { DownloadEvent, type DownloadOutput, type Source, sourceSecretId } from '../workflow/source.ts';
+import { DownloadEvent, type DownloadOutput, Source, sourceSecretId } from '../workflow/source.ts';
 import {
   FailureMessage,
+  FanOutEvent,
   ingestOutput,
   LakeStageEvent,
   reconcileOutput,
   requireSilverContract,
   silverOutput,
 } from '../workflow/stage-io.ts';
-import type { LocalPipelineDeps, LocalPipelineResult } from './pipeline-types.ts';
+import type { ListedFileOutcome, LocalPipelineDeps, LocalPipelineResult } from './pipeline-types.ts';
 
 /**
  * One workflow, two runtimes: the deployed state machine's definition (extracted from the synthesized
@@ -38,6 +41,9 @@ import type { LocalPipelineDeps, LocalPipelineResult } from './pipeline-types.ts
  *   Ingest, Silver, Reconcile -> the stage functions the Lambda handlers call, on local adapters, with
  *                                the same event parsing, transient-error mapping and result shapes
  *   RecordFailure             -> a DeadLetterStore (locally `<lake>/_dead_letters/<execution>.json`)
+ *   PlanFanOut                -> planFanOut on the lake, URLs checked with `downloadFetchOptions`
+ *   IngestListedFile          -> runWorkflowLocally for the listed file (a child run with the same deps),
+ *                                its failure rethrown as the `States.TaskFailed` that `.sync` raises
  *
  * A Task without a local handler would call real AWS, so the runner refuses a definition with a Task it
  * does not know.
@@ -90,19 +96,27 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
   readonly downloadFetchOptions?: FetchOptions;
   /** The definition to run. @default the deployed one (`workflowDefinition()`) */
   readonly definition?: WorkflowDefinition;
+  /** Listed files per page of a table of contents' fan-out (tests). @default as deployed (200) */
+  readonly fanOutPageSize?: number;
 }
 
 /**
  * The input of one local execution, as a dataset: either a landed object in `deps.source` (`sourceKey`),
  * or an HTTP source that the workflow's `Download` state first downloads into `deps.source`.
  */
-export type LocalWorkflowInput =
+export type LocalWorkflowInput = (
   | { readonly dataset: DatasetConfig; readonly sourceKey: string; readonly source?: undefined }
   | {
       readonly dataset: DatasetConfig;
       readonly source: Omit<Source, 'dataset'>;
       readonly sourceKey?: undefined;
-    };
+    }
+) & {
+  /** `false` skips a table of contents' fan-out (the execution input's `fanOut`). @default true */
+  readonly fanOut?: boolean;
+  /** The execution's name. @default derived from the landed object or the source and the time */
+  readonly executionName?: string;
+};
 
 /** A local source's secret: `sources/<name>`, read from `SLUICE_SECRET_SOURCES_<NAME>`. */
 const LOCAL_SOURCE_SECRET_PREFIX = 'sources/';
@@ -127,7 +141,7 @@ export async function runWorkflowLocally(
   const { dataset } = input;
   // The contract the run uses, and so whether the workflow's HasSilver choice takes the silver stages.
   const contract = contractForDataset(dataset);
-  let executionInput: ExecutionInput | { source: Source };
+  let executionInput: ExecutionInput | { source: Source; fanOut?: boolean };
   let name: string;
   if (input.source) {
     const source: Source = { ...input.source, dataset: dataset.name };
@@ -146,6 +160,8 @@ export async function runWorkflowLocally(
     executionInput = { bucket, key: sourceKey, dataset: dataset.name, hasSilver: contract !== undefined };
     name = executionName({ bucket, key: sourceKey, etag: info.etag });
   }
+  if (input.fanOut !== undefined) executionInput = { ...executionInput, fanOut: input.fanOut };
+  name = input.executionName ?? name;
   const executionId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${name}`;
   const workDir = deps.workDir ?? tmpdir();
 
@@ -171,6 +187,12 @@ export async function runWorkflowLocally(
     }
     return { ...e, contract: contract ?? requireSilverContract(e.dataset) };
   };
+
+  // A table of contents' fan-out: its plan (from page 0) and each child's outcome, by execution name.
+  let fanOutPlan: FanOutPlan | undefined;
+  let fanOutReport = '';
+  const listedOutcomes = new Map<string, ListedFileOutcome>();
+  const rawDefinition = deps.definition ?? (await workflowDefinition());
 
   const handlers: Record<string, (event: unknown) => Promise<unknown>> = {
     [StateName.download]: task(async (event): Promise<DownloadOutput> => {
@@ -266,6 +288,65 @@ export async function runWorkflowLocally(
       );
       return reconcileOutput(results.reconciliation);
     }),
+    [StateName.planFanOut]: task(async (event) => {
+      const e = FanOutEvent.parse(event);
+      if (e.dataset !== dataset.name) {
+        throw new ConfigError(
+          `the PlanFanOut event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
+        );
+      }
+      const { output, plan } = await planFanOut(e, {
+        lake: deps.lake,
+        clock: deps.clock,
+        urlSafety: deps.downloadFetchOptions,
+        pageSize: deps.fanOutPageSize,
+      });
+      fanOutPlan = plan;
+      fanOutReport = output.report;
+      return output;
+    }),
+    // states:startExecution.sync:2 of this workflow: { StateMachineArn, Name, Input }. The child runs here,
+    // with the same stores, dead letters and fetch options; its result has the shape `.sync:2` returns.
+    [StateName.ingestListedFile]: async (parameters) => {
+      const { Name, Input } = StartExecutionParameters.parse(parameters);
+      const { source } = Input;
+      const childId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${Name}`;
+      try {
+        const child = await runWorkflowLocally(
+          { dataset: builtInDataset(source.dataset), source: { url: source.url }, executionName: Name },
+          {
+            ...deps,
+            definition: rawDefinition,
+            onEvent: undefined,
+            onStage: undefined,
+            onIngestProgress: undefined,
+            onSilverProgress: undefined,
+          },
+        );
+        listedOutcomes.set(Name, {
+          url: source.url,
+          status: 'succeeded',
+          executionName: Name,
+          runId: child.bronze.runId,
+          reconciliation: child.reconciliation?.status,
+        });
+        return {
+          ExecutionArn: childId,
+          Name,
+          Status: 'SUCCEEDED',
+          Output: { ingest: ingestOutput(child.bronze) },
+        };
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        listedOutcomes.set(Name, {
+          url: source.url,
+          status: 'failed',
+          executionName: Name,
+          error: `${failure.name}: ${failure.message}`,
+        });
+        throw new ChildExecutionFailedError(childId, failure);
+      }
+    },
     // sqs:sendMessage's parameters: { QueueUrl, MessageBody }; its result is discarded (ResultPath null).
     [StateName.recordFailure]: async (parameters) => {
       const body = (parameters as { MessageBody?: unknown }).MessageBody;
@@ -274,8 +355,8 @@ export async function runWorkflowLocally(
     },
   };
 
-  const definition = localized(deps.definition ?? (await workflowDefinition()), Object.keys(handlers));
-  const taskStates = Object.keys(definition.States).filter((s) => definition.States[s].Type === 'Task');
+  const definition = localized(rawDefinition, Object.keys(handlers));
+  const taskStates = taskStateNames(definition);
   const execution = new StateMachine(definition as never).run(executionInput as never, {
     overrides: {
       taskResourceLocalHandlers: handlers as never,
@@ -305,6 +386,25 @@ export async function runWorkflowLocally(
     );
   }
   if (!results.bronze) throw new WorkflowFailedError(`execution ${name} succeeded without running Ingest`);
+  if (fanOutPlan) {
+    const plan: FanOutPlan = fanOutPlan;
+    results.fanOut = {
+      report: fanOutReport,
+      files: [
+        ...plan.files.map(
+          (f): ListedFileOutcome =>
+            listedOutcomes.get(f.executionName) ?? {
+              url: f.url,
+              status: 'failed',
+              executionName: f.executionName,
+              error: 'not run',
+            },
+        ),
+        ...plan.rejected.map((r): ListedFileOutcome => ({ url: r.url, status: 'rejected', error: r.reason })),
+      ],
+      duplicates: plan.duplicates,
+    };
+  }
   return results as LocalPipelineResult;
 }
 
@@ -315,8 +415,23 @@ export async function runWorkflowLocally(
 function localized(definition: WorkflowDefinition, handled: readonly string[]): WorkflowDefinition {
   const states: Record<string, Record<string, unknown>> = {};
   for (const [name, state] of Object.entries(definition.States) as [string, Record<string, unknown>][]) {
-    if (state.Type === 'Map' || state.Type === 'Parallel') {
+    if (state.Type === 'Parallel') {
       throw new WorkflowFailedError(`state ${name}: the local runner does not run ${state.Type} states`);
+    }
+    if (state.Type === 'Map') {
+      // Inline, or distributed over items of the state input: the engine runs both in process.
+      const processor = (state.ItemProcessor ?? state.Iterator) as WorkflowDefinition | undefined;
+      if (!processor || state.ItemReader || state.ItemBatcher || state.ResultWriter) {
+        throw new WorkflowFailedError(
+          `state ${name}: the local runner runs a Map over items of its input only (no ItemReader, ` +
+            'ItemBatcher or ResultWriter)',
+        );
+      }
+      states[name] = {
+        ...state,
+        [state.ItemProcessor ? 'ItemProcessor' : 'Iterator']: localized(processor, handled),
+      };
+      continue;
     }
     if (state.Type === 'Task' && !handled.includes(name)) {
       throw new WorkflowFailedError(
@@ -329,6 +444,41 @@ function localized(definition: WorkflowDefinition, handled: readonly string[]): 
         : state;
   }
   return { ...definition, States: states };
+}
+
+/** Every Task state of a definition, those in Map item processors included. */
+function taskStateNames(definition: WorkflowDefinition): string[] {
+  return Object.entries(definition.States).flatMap(([name, state]) => {
+    if (state.Type === 'Task') return [name];
+    if (state.Type === 'Map') return taskStateNames(state.ItemProcessor ?? state.Iterator);
+    return [];
+  });
+}
+
+/** The parameters of a `states:startExecution.sync:2` task of this workflow. */
+const StartExecutionParameters = z.object({
+  StateMachineArn: z.string().min(1),
+  Name: z.string().min(1),
+  Input: z.object({ source: Source }),
+});
+
+/**
+ * A child execution that failed, as a `.sync` task reports it: `States.TaskFailed`, with the child's
+ * description (its ARN, status, error and cause) as JSON in the cause.
+ */
+class ChildExecutionFailedError extends Error {
+  override name = 'States.TaskFailed';
+  constructor(executionArn: string, error: Error) {
+    super(
+      JSON.stringify({
+        ExecutionArn: executionArn,
+        Status: 'FAILED',
+        Error: error.name,
+        Cause: error.message,
+      }),
+      { cause: error },
+    );
+  }
 }
 
 /** The store location of a source: its URI without the key (`/abs/dir`, `s3://bucket`). */

@@ -32,4 +32,32 @@ export interface LocalPipelineResult {
   /** Present for generic datasets with a snapshot, cdc or scd2 load. */
   readonly state?: MergeSilverStateResult;
   readonly reconciliation?: ReconciliationReport;
+  /** Present for a table of contents that fanned out: what became of each file it lists. */
+  readonly fanOut?: FanOutResult;
+}
+
+/** A table of contents' fan-out, run locally. */
+export interface FanOutResult {
+  /** The lake folder of its report (`plan.json`, `page-NNNNN.json`, `summary.json`). */
+  readonly report: string;
+  /** Every listed file, in plan order, then every refused location. */
+  readonly files: readonly ListedFileOutcome[];
+  /** Listed locations that repeated an earlier one (ingested once). */
+  readonly duplicates: number;
+}
+
+/** One file a table of contents lists, and what became of it. */
+export interface ListedFileOutcome {
+  /** The listed URL; for a refused location, as shown in messages (secrets redacted). */
+  readonly url?: string;
+  /** `rejected`: refused before any download (see `error`). */
+  readonly status: 'succeeded' | 'failed' | 'rejected';
+  /** The child execution's name: also the id of its dead letter when it failed. */
+  readonly executionName?: string;
+  /** The child's bronze run. */
+  readonly runId?: string;
+  /** The child's reconciliation status. */
+  readonly reconciliation?: ReconciliationReport['status'];
+  /** Why it failed (`<error name>: <message>`) or was refused. */
+  readonly error?: string;
 }

@@ -1,21 +1,35 @@
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import {
   Choice,
   Condition,
+  DistributedMap,
   Errors,
   Fail,
   type IChainable,
+  IntegrationPattern,
   JitterType,
   JsonPath,
   Pass,
+  Result,
   type RetryProps,
+  StateMachine,
+  StateMachineType,
   Succeed,
   TaskInput,
+  type TaskStateBase,
+  Timeout,
 } from 'aws-cdk-lib/aws-stepfunctions';
-import { LambdaInvoke, SqsSendMessage } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import {
+  LambdaInvoke,
+  SqsSendMessage,
+  StepFunctionsStartExecution,
+  type StepFunctionsStartExecutionProps,
+} from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
+import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
 
 /**
  * The one definition of the ingest workflow. The CDK stack deploys it; the local runner
@@ -26,7 +40,14 @@ import type { Construct } from 'constructs';
  *        └──(otherwise)──────────────────────────────────┴──> Ingest
  *   Ingest ──> IngestDone? ──(status: sliced)──> Ingest (the next slice resumes the checkpoint)
  *                  └──(otherwise)──> HasSilver? ──(hasSilver: false)──> Succeeded
- *                                        └──(otherwise)──> Silver ──> Reconcile ──> Succeeded
+ *                                        └──(otherwise)──> Silver ──> Reconcile ──> HasFanOut? ──┐
+ *   HasFanOut? ──(a table of contents, unless the input says "fanOut": false)──> StartFanOut ──┐
+ *        └──(otherwise)──> Succeeded                                                           │
+ *   ┌──────────────────────────────────────────────────────────────────────────────────────────┘
+ *   └─> PlanFanOut ──> FanOutDone? ──(done)──> Succeeded
+ *          ▲               └──(otherwise)──> FanOut (map over one page of listed files)
+ *          └────────────────────────────────────┘   each: IngestListedFile (this workflow, as a child
+ *                                                    execution) ──(any error)──> ListedFileFailed
  *   every task ──(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
  *
  * Each stage is one Lambda task with the same error policy (`stageTask`). States hand each other
@@ -44,6 +65,13 @@ export const StateName = {
   hasSilver: 'HasSilver',
   silver: 'Silver',
   reconcile: 'Reconcile',
+  hasFanOut: 'HasFanOut',
+  startFanOut: 'StartFanOut',
+  planFanOut: 'PlanFanOut',
+  fanOutDone: 'FanOutDone',
+  fanOut: 'FanOut',
+  ingestListedFile: 'IngestListedFile',
+  listedFileFailed: 'ListedFileFailed',
   succeeded: 'Succeeded',
   recordFailure: 'RecordFailure',
   failed: 'Failed',
@@ -55,6 +83,7 @@ export const ResultKey = {
   ingest: 'ingest',
   silver: 'silver',
   reconcile: 'reconcile',
+  fanOut: 'fanOut',
   error: 'error',
 } as const;
 
@@ -111,6 +140,22 @@ export const TRANSIENT_RETRY: RetryProps = {
   jitterStrategy: JitterType.FULL,
 };
 
+/**
+ * Failures to start a listed file's child execution that pass (too many open executions). The child's
+ * own failure (`States.TaskFailed`) is not retried: the child already retried its stages.
+ */
+export const CHILD_START_RETRY: RetryProps = {
+  errors: ['StepFunctions.ExecutionLimitExceeded'],
+  interval: Duration.seconds(30),
+  maxAttempts: 5,
+  backoffRate: 2,
+  maxDelay: Duration.minutes(5),
+  jitterStrategy: JitterType.FULL,
+};
+
+/** Listed files of a table of contents ingested at once, by default. */
+export const DEFAULT_FAN_OUT_CONCURRENCY = 4;
+
 /** What the workflow runs on. */
 export interface WorkflowResources {
   /** The `Download` stage (executions with a `source`): `functions/download/handler.ts`. */
@@ -121,6 +166,18 @@ export interface WorkflowResources {
   readonly silverFunction: IFunction;
   /** The `Reconcile` stage: `functions/reconcile/handler.ts`. */
   readonly reconcileFunction: IFunction;
+  /** The `PlanFanOut` stage of table-of-contents runs: `functions/fan-out/handler.ts`. */
+  readonly fanOutFunction: IFunction;
+  /**
+   * The name of the state machine this definition is deployed as. `IngestListedFile` starts it again (a
+   * child execution per listed file) by an ARN built from this name, since a reference to the state
+   * machine's own ARN inside its definition would be a cycle.
+   */
+  readonly stateMachineName: string;
+  /** Listed files `FanOut` ingests at once. @default DEFAULT_FAN_OUT_CONCURRENCY */
+  readonly fanOutConcurrency?: number;
+  /** Longest one listed file's run may take; then its child execution is stopped. @default 6 hours */
+  readonly listedFileTimeout?: Duration;
   /** Receives one message per failed execution: the execution id, its input, and the error. */
   readonly failureQueue: IQueue;
 }
@@ -188,7 +245,7 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     ResultKey.reconcile,
   );
   const succeeded = new Succeed(scope, StateName.succeeded);
-  silver.next(reconcile).next(succeeded);
+  silver.next(reconcile).next(tableOfContentsFanOut(scope, resources, stageTask, onFailure, succeeded));
 
   // `hasSilver` is optional (see ExecutionInput): only an explicit `false` skips the silver stages.
   // IsPresent first, because comparing a path that does not exist is a runtime error.
@@ -230,4 +287,137 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
   return new Choice(scope, StateName.hasSource)
     .when(Condition.isPresent('$.source.url'), download)
     .otherwise(ingest);
+}
+
+/**
+ * After a table of contents' own run: one child execution of this workflow per in-network file it lists
+ * (`{ source: { url, dataset } }`: download, ingest, silver, reconcile), a page of files at a time.
+ *
+ * - `PlanFanOut` (shared/stages/fan-out/plan-fan-out.ts) hands out page `$.fanOut.nextPage` of the run's
+ *   distinct, safe URLs, after recording the previous page's outcomes in the run's fan-out report; once
+ *   past the last page it returns `done`.
+ * - `FanOut` is a distributed map over the page, so each file's start-and-wait runs in a map-run child
+ *   execution with its own history: the parent's history grows by a few events per page, not per file
+ *   (an inline map would stop a table of contents at about 3,000 files, at 25,000 events).
+ * - `IngestListedFile` starts this state machine for the file (`.sync:2`: waits for it) under a name
+ *   derived from the parent's name and the URL, so a retried or redriven start cannot run a file twice.
+ *   Any failure is caught into `ListedFileFailed`, the item's result: one bad file does not fail the
+ *   others, and the child recorded its own failure (with the cause) in the failure queue.
+ */
+function tableOfContentsFanOut(
+  scope: Construct,
+  resources: WorkflowResources,
+  stageTask: (id: string, fn: IFunction, payload: TaskInput, resultKey: string) => TaskStateBase,
+  onFailure: IChainable,
+  succeeded: Succeed,
+): IChainable {
+  const fanOutKey = `$.${ResultKey.fanOut}`;
+  const start = new Pass(scope, StateName.startFanOut, {
+    result: Result.fromObject(FAN_OUT_START),
+    resultPath: fanOutKey,
+  });
+  const plan = stageTask(
+    StateName.planFanOut,
+    resources.fanOutFunction,
+    TaskInput.fromObject({
+      dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
+      bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
+      executionId: JsonPath.executionId,
+      executionName: JsonPath.executionName,
+      page: JsonPath.numberAt(`${fanOutKey}.nextPage`),
+      results: JsonPath.listAt(`${fanOutKey}.results`),
+      succeeded: JsonPath.numberAt(`${fanOutKey}.succeeded`),
+      failed: JsonPath.numberAt(`${fanOutKey}.failed`),
+    }),
+    ResultKey.fanOut,
+  );
+
+  const listedFileFailed = new Pass(scope, StateName.listedFileFailed, {
+    parameters: { status: 'failed', 'error.$': `$.${ResultKey.error}.Error` },
+  });
+  const ingestListedFile = new StartOwnExecution(scope, StateName.ingestListedFile, {
+    stateMachineName: resources.stateMachineName,
+    integrationPattern: IntegrationPattern.RUN_JOB,
+    name: JsonPath.stringAt('$.executionName'),
+    input: TaskInput.fromObject({
+      source: { url: JsonPath.stringAt('$.url'), dataset: JsonPath.stringAt('$.dataset') },
+    }),
+    // `.sync:2` returns the child's description, its output parsed: keep the bronze run id only.
+    resultSelector: { status: 'succeeded', runId: JsonPath.stringAt('$.Output.ingest.runId') },
+    taskTimeout: Timeout.duration(resources.listedFileTimeout ?? Duration.hours(6)),
+  })
+    .addRetry(CHILD_START_RETRY)
+    .addCatch(listedFileFailed, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
+
+  const fanOut = new DistributedMap(scope, StateName.fanOut, {
+    itemsPath: JsonPath.stringAt(`${fanOutKey}.items`),
+    maxConcurrency: resources.fanOutConcurrency ?? DEFAULT_FAN_OUT_CONCURRENCY,
+    mapExecutionType: StateMachineType.STANDARD,
+    label: StateName.fanOut,
+    resultPath: `${fanOutKey}.results`,
+  })
+    .itemProcessor(ingestListedFile)
+    .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
+
+  const done = new Choice(scope, StateName.fanOutDone)
+    .when(Condition.booleanEquals(`${fanOutKey}.done`, true), succeeded)
+    .otherwise(fanOut);
+  start.next(plan).next(done);
+  fanOut.next(plan);
+
+  // `fanOut` is optional in the execution input (ExecutionInput): only an explicit `false` skips the
+  // fan-out. Read from the execution's input, which `Landed` does not carry along for a download.
+  const fanOutInput = '$$.Execution.Input.fanOut';
+  return new Choice(scope, StateName.hasFanOut)
+    .when(
+      Condition.and(Condition.isPresent(fanOutInput), Condition.booleanEquals(fanOutInput, false)),
+      succeeded,
+    )
+    .when(Condition.stringEquals(`$.${ResultKey.ingest}.dataset`, FAN_OUT_DATASET), start)
+    .otherwise(succeeded);
+}
+
+/**
+ * `StepFunctionsStartExecution` of this state machine, by name, with permissions limited to it: CDK's own
+ * statements would allow describing and stopping the executions of every state machine whose name
+ * merely starts with this one's (`execution:<name>*`).
+ */
+class StartOwnExecution extends StepFunctionsStartExecution {
+  protected override readonly taskPolicies: PolicyStatement[];
+
+  constructor(
+    scope: Construct,
+    id: string,
+    props: Omit<StepFunctionsStartExecutionProps, 'stateMachine'> & { readonly stateMachineName: string },
+  ) {
+    const { stateMachineName, ...rest } = props;
+    const stateMachine = StateMachine.fromStateMachineName(scope, `${id}Target`, stateMachineName);
+    super(scope, id, { ...rest, stateMachine });
+    const stack = Stack.of(scope);
+    this.taskPolicies = [
+      new PolicyStatement({ actions: ['states:StartExecution'], resources: [stateMachine.stateMachineArn] }),
+      new PolicyStatement({
+        actions: ['states:DescribeExecution', 'states:StopExecution'],
+        resources: [
+          stack.formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${stateMachineName}:*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+      // `.sync` learns that the child ended from an EventBridge rule that Step Functions manages.
+      new PolicyStatement({
+        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+        resources: [
+          stack.formatArn({
+            service: 'events',
+            resource: 'rule',
+            resourceName: 'StepFunctionsGetEventsForStepFunctionsExecutionRule',
+          }),
+        ],
+      }),
+    ];
+  }
 }

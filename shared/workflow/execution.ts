@@ -20,6 +20,11 @@ export const ExecutionInput = z.object({
    * every dataset a deployment accepts has a contract) still run every stage.
    */
   hasSilver: z.boolean().optional(),
+  /**
+   * `false` skips a table of contents' fan-out (the workflow's `HasFanOut` choice): the table is ingested,
+   * the files it lists are not. Absent means true. An execution started with `{ source }` may carry it too.
+   */
+  fanOut: z.boolean().optional(),
 });
 export type ExecutionInput = z.infer<typeof ExecutionInput>;
 

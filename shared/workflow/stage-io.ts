@@ -124,6 +124,84 @@ export function quarantinedRecords(result: BuildSilverResult): number {
   return Object.values(result.manifest.records).reduce((n, r) => n + r.quarantined, 0);
 }
 
+/** The dataset whose runs fan out: a TiC table of contents lists the in-network files to ingest. */
+export const FAN_OUT_DATASET = 'tic-table-of-contents';
+/** The dataset of each file a table of contents lists (its `in_network_files[*].location`). */
+export const LISTED_FILE_DATASET = 'tic-in-network';
+
+/**
+ * One listed file, an item of the `FanOut` map: `IngestListedFile` runs the whole workflow for it as a
+ * child execution named `executionName`, with the input `{ source: { url, dataset } }`.
+ */
+export const ListedFile = z.object({
+  url: z.string().min(1),
+  dataset: z.string().min(1),
+  /** Derived from the parent execution's name and the URL: a repeated start cannot duplicate the run. */
+  executionName: z.string().min(1),
+});
+export type ListedFile = z.infer<typeof ListedFile>;
+
+/**
+ * What the `FanOut` map leaves per listed file, in item order: `IngestListedFile`'s result (the child's
+ * bronze run id) or `ListedFileFailed`'s (the caught error's name; the child execution recorded its own
+ * failure, with the cause, through its RecordFailure). Kept this small so a page of them stays far
+ * below Step Functions' 256 KiB.
+ */
+export const ListedFileResult = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('succeeded'), runId: z.string().min(1) }),
+  z.object({ status: z.literal('failed'), error: z.string() }),
+]);
+export type ListedFileResult = z.infer<typeof ListedFileResult>;
+
+/**
+ * The event of `PlanFanOut`: which table-of-contents run to expand, which page of its listed files to
+ * hand out next, and what became of the previous page (recorded in the fan-out report first).
+ */
+export const FanOutEvent = z.object({
+  /** The table of contents' dataset (the `Ingest` state's `dataset`). */
+  dataset: z.string().min(1),
+  /** The committed bronze run of the table of contents (`Ingest`'s `manifestKey`). */
+  bronzeManifestKey: z.string().min(1),
+  executionId,
+  /** The parent execution's name: each child execution's name derives from it. */
+  executionName: z.string().min(1),
+  /** The page to hand out; 0 on the first call. */
+  page: z.number().int().nonnegative(),
+  /** The outcomes of page `page - 1`, in item order (the `FanOut` map's result); none on page 0. */
+  results: z.array(ListedFileResult).default([]),
+  /** Listed files that succeeded and failed on the pages before `page - 1`. */
+  succeeded: z.number().int().nonnegative().default(0),
+  failed: z.number().int().nonnegative().default(0),
+});
+export type FanOutEvent = z.input<typeof FanOutEvent>;
+
+/** What `PlanFanOut` returns (kept at `$.fanOut`): one page of listed files, and the tally so far. */
+export interface FanOutOutput {
+  /** The page `items` are. */
+  readonly page: number;
+  /** The page to ask for after this one. */
+  readonly nextPage: number;
+  /** Pages in all; `done` once `page` reaches it. */
+  readonly pages: number;
+  /** True when every page has been handed out and recorded: `items` is empty, the fan-out is over. */
+  readonly done: boolean;
+  /** Distinct listed files with an acceptable URL: the child executions the fan-out starts. */
+  readonly listed: number;
+  /** Listed locations refused (not a URL, not https, credentials in it, a non-public address, ...). */
+  readonly rejected: number;
+  /** Listed locations that repeat an earlier one (each file is ingested once). */
+  readonly duplicates: number;
+  /** Listed files whose child execution succeeded or failed, on the pages recorded so far. */
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly items: readonly ListedFile[];
+  /** The lake folder of the fan-out report: `plan.json`, `page-NNNNN.json` per page, `summary.json`. */
+  readonly report: string;
+}
+
+/** What `StartFanOut` puts at `$.fanOut` before the first `PlanFanOut`: page 0, nothing recorded yet. */
+export const FAN_OUT_START = { nextPage: 0, results: [], succeeded: 0, failed: 0 } as const;
+
 /**
  * The message `RecordFailure` sends to the failure queue (see the definition's `messageBody`): the
  * failed execution, its input, and the error the Catch caught.

@@ -110,6 +110,18 @@ describe('Function: parseDeploymentConfig', () => {
     ]);
   });
 
+  it('defaults the fan-out to 4 listed files at once and a week per execution, and checks both', () => {
+    expect(loadDeploymentConfig(EXAMPLE).fanOut).toEqual({ maxConcurrency: 4, timeoutHours: 168 });
+    const message = problemsOf(configWith((c) => (c.fanOut = { maxConcurrency: 0, timeoutHours: 1.5 })));
+    expect(message).toContain('fanOut.maxConcurrency: expected a positive whole number from 1 to 1000');
+    expect(message).toContain('fanOut.timeoutHours: expected a positive whole number from 1 to 8760');
+  });
+
+  it('refuses a table of contents without the in-network dataset its fan-out ingests', () => {
+    const message = problemsOf(configWith((c) => (c.datasets = [c.datasets[1]!])));
+    expect(message).toContain('datasets: tic-table-of-contents is deployed without tic-in-network');
+  });
+
   it('rejects an invalid alarm e-mail and unknown fields', () => {
     const message = problemsOf(configWith((c) => Object.assign(c, { alarmEmail: 'ops', alarmSms: '+1555' })));
     expect(message).toContain('alarmEmail: expected an e-mail address');

@@ -217,9 +217,11 @@ describe('Handler: start-execution', () => {
     await expect(setup(async () => Promise.reject(throttled))(objectCreated())).rejects.toBe(throttled);
   });
 
-  it('skips folder markers and rejects events that are not Object Created', async () => {
+  it('skips folder markers and downloads, and rejects events that are not Object Created', async () => {
     const start = vi.fn<StartExecution>(async () => ({}));
     expect(await setup(start)(objectCreated('tic-table-of-contents/'))).toBeUndefined();
+    // Downloads are ingested by the execution that fetched them (the rule filters them out as well).
+    expect(await setup(start)(objectCreated('_downloads/tic-in-network/a.json.gz'))).toBeUndefined();
     await expect(setup(start)({ 'detail-type': 'Object Deleted', detail: {} })).rejects.toThrow(ConfigError);
     expect(start).not.toHaveBeenCalled();
   });

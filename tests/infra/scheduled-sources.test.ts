@@ -118,7 +118,7 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     expect([...stack.sources.secrets.keys()]).toEqual(['payer-toc']);
   });
 
-  it('lets the download function read only those secrets and write only to landing/<dataset>/*', () => {
+  it('lets the download function read only those secrets and write only to landing/_downloads/<dataset>/*', () => {
     const fn = resources[logicalId(stack.sources.download.function)]!;
     expect(fn.Properties.Architectures).toEqual(['arm64']);
     expect(fn.Properties.Environment.Variables.SOURCE_SECRET_PREFIX).toBe('sluice-dev/sources/');
@@ -136,7 +136,7 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     const landing = logicalId(stack.storage.landingBucket);
     expect(s3[0]!.Resource).toEqual(
       ['tic-in-network', 'tic-table-of-contents'].map((dataset) => ({
-        'Fn::Join': ['', [{ 'Fn::GetAtt': [landing, 'Arn'] }, `/${dataset}/*`]],
+        'Fn::Join': ['', [{ 'Fn::GetAtt': [landing, 'Arn'] }, `/_downloads/${dataset}/*`]],
       })),
     );
     // Nothing else: no other bucket, no wildcard on secrets.

@@ -6,17 +6,19 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
-import { BRONZE_PREFIX, SILVER_PREFIX } from '../../infra/constructs/pipeline-functions.ts';
+import { BRONZE_PREFIX, FAN_OUT_REPORTS, SILVER_PREFIX } from '../../infra/constructs/pipeline-functions.ts';
 import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
 import { SluiceStack } from '../../infra/stacks/sluice-stack.ts';
 import {
   bronzeManifestKey,
   bronzePartKey,
+  fanOutReportPrefix,
   reconciliationKey,
   silverManifestKey,
   silverTableKey,
 } from '../../shared/lake/keys.ts';
 import {
+  CHILD_START_RETRY,
   LAMBDA_SERVICE_ERRORS,
   LAMBDA_SERVICE_RETRY,
   StateName,
@@ -151,7 +153,7 @@ describe('Stack: SluiceStack (example config)', () => {
   describe('functions', () => {
     it('runs every Lambda on Node.js 22; arm64, except the DuckDB functions on x86_64', () => {
       const functions = ofType('AWS::Lambda::Function');
-      expect(functions).toHaveLength(5);
+      expect(functions).toHaveLength(6);
       for (const [, fn] of functions) {
         expect(fn.Properties.Runtime).toBe('nodejs22.x');
         expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
@@ -159,6 +161,7 @@ describe('Stack: SluiceStack (example config)', () => {
       const architecture = (fn: { function: { node: { defaultChild?: unknown } } }) =>
         resources[logicalId(fn.function)]!.Properties.Architectures;
       expect(architecture(stack.functions.ingest)).toEqual(['arm64']);
+      expect(architecture(stack.functions.fanOut)).toEqual(['arm64']);
       expect(architecture(stack.trigger.startExecution)).toEqual(['arm64']);
       expect(architecture(stack.functions.silver)).toEqual(['x86_64']);
       expect(architecture(stack.functions.reconcile)).toEqual(['x86_64']);
@@ -223,6 +226,8 @@ describe('Stack: SluiceStack (example config)', () => {
       const sid = (id: string) => statements.find((s) => s.Sid === id)!;
       expect(actions(sid('ReadLandedFiles'))).toEqual(['s3:GetObject']);
       expect(targets(sid('ReadLandedFiles'))).toEqual([
+        '<TOKEN>/_downloads/tic-in-network/*',
+        '<TOKEN>/_downloads/tic-table-of-contents/*',
         '<TOKEN>/tic-in-network/*',
         '<TOKEN>/tic-table-of-contents/*',
       ]);
@@ -280,9 +285,33 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(reconciliationKey('d', 's')).toMatch(/^bronze\/[^*]+\/reconciliation\.json$/);
     });
 
+    it('lets the fan-out read table-of-contents runs in bronze and write only their fan-out reports', () => {
+      const statements = statementsOf(stack.functions.fanOut.role);
+      const sid = (id: string) => statements.find((s) => s.Sid === id)!;
+      expect(actions(sid('ReadTableOfContentsRuns'))).toEqual(['s3:GetObject']);
+      expect(targets(sid('ReadTableOfContentsRuns'))).toEqual(['<TOKEN>/bronze/tic-table-of-contents/*']);
+      const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
+      expect(writes.flatMap(actions).sort()).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
+      expect(writes.flatMap(targets)).toEqual(['<TOKEN>/bronze/tic-table-of-contents/*/fan-out/*']);
+      // The report keys fall under the pattern the role may write.
+      const glob = new RegExp(`^${FAN_OUT_REPORTS.split('*').join('.*')}$`);
+      expect(`${fanOutReportPrefix('tic-table-of-contents', 'r', 'e')}plan.json`).toMatch(glob);
+      expect(sid('ListLake').Condition).toEqual({
+        StringLike: { 's3:prefix': ['bronze/tic-table-of-contents/*'] },
+      });
+      expect(sid('UseDataKeyThroughS3').Condition.StringEquals['kms:ViaService']).toBeDefined();
+    });
+
+    it("lets the download function land the files a table of contents lists, under their dataset's prefix", () => {
+      const statements = statementsOf(stack.sources.download.role);
+      const write = statements.find((s) => s.Sid === 'WriteLanding')!;
+      expect(targets(write)).toEqual(['<TOKEN>/_downloads/tic-in-network/*']);
+    });
+
     it('gives no managed policies to the functions', () => {
       for (const fn of [
         stack.functions.ingest,
+        stack.functions.fanOut,
         stack.functions.silver,
         stack.functions.reconcile,
         stack.trigger.startExecution,
@@ -303,7 +332,7 @@ describe('Stack: SluiceStack (example config)', () => {
 
     const stageTasks = [StateName.ingest, StateName.silver, StateName.reconcile];
 
-    it('runs Ingest (looped by IngestDone while sliced) → HasSilver → Silver → Reconcile → Succeeded, each result under its own key', () => {
+    it('runs Ingest (looped by IngestDone while sliced) → HasSilver → Silver → Reconcile → HasFanOut, each result under its own key', () => {
       const { StartAt, States } = definition();
       expect(StartAt).toBe(StateName.hasSource);
       expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.ingest });
@@ -339,7 +368,7 @@ describe('Stack: SluiceStack (example config)', () => {
         Resource: 'TOKEN',
         Parameters: stageEvent,
         ResultPath: '$.reconcile',
-        Next: StateName.succeeded,
+        Next: StateName.hasFanOut,
       });
       expect(States[StateName.succeeded]).toEqual({ Type: 'Succeed' });
     });
@@ -368,7 +397,10 @@ describe('Stack: SluiceStack (example config)', () => {
       for (const fn of [stack.functions.ingest, stack.functions.silver, stack.functions.reconcile]) {
         expect(tokens).toContain(JSON.stringify({ 'Fn::GetAtt': [logicalId(fn.function), 'Arn'] }));
       }
-      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(5);
+      expect(tokens).toContain(
+        JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.fanOut.function), 'Arn'] }),
+      );
+      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(6);
     });
 
     it('retries named transient errors only, on every task, with exponential backoff and full jitter', () => {
@@ -421,6 +453,141 @@ describe('Stack: SluiceStack (example config)', () => {
       });
     });
 
+    it('fans a table of contents out after Reconcile, unless the execution input says "fanOut": false', () => {
+      const { States } = definition();
+      expect(States[StateName.hasFanOut]).toEqual({
+        Type: 'Choice',
+        Choices: [
+          {
+            And: [
+              { Variable: '$$.Execution.Input.fanOut', IsPresent: true },
+              { Variable: '$$.Execution.Input.fanOut', BooleanEquals: false },
+            ],
+            Next: StateName.succeeded,
+          },
+          {
+            Variable: '$.ingest.dataset',
+            StringEquals: 'tic-table-of-contents',
+            Next: StateName.startFanOut,
+          },
+        ],
+        Default: StateName.succeeded,
+      });
+      expect(States[StateName.startFanOut]).toEqual({
+        Type: 'Pass',
+        Result: { nextPage: 0, results: [], succeeded: 0, failed: 0 },
+        ResultPath: '$.fanOut',
+        Next: StateName.planFanOut,
+      });
+    });
+
+    it('pages through the listed files: PlanFanOut → FanOutDone → FanOut (distributed map) → PlanFanOut', () => {
+      const { States } = definition();
+      expect(States[StateName.planFanOut]).toMatchObject({
+        Type: 'Task',
+        Resource: 'TOKEN',
+        Parameters: {
+          'dataset.$': '$.ingest.dataset',
+          'bronzeManifestKey.$': '$.ingest.manifestKey',
+          'executionId.$': '$$.Execution.Id',
+          'executionName.$': '$$.Execution.Name',
+          'page.$': '$.fanOut.nextPage',
+          'results.$': '$.fanOut.results',
+          'succeeded.$': '$.fanOut.succeeded',
+          'failed.$': '$.fanOut.failed',
+        },
+        ResultPath: '$.fanOut',
+        Next: StateName.fanOutDone,
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure }],
+      });
+      expect(States[StateName.fanOutDone]).toEqual({
+        Type: 'Choice',
+        Choices: [{ Variable: '$.fanOut.done', BooleanEquals: true, Next: StateName.succeeded }],
+        Default: StateName.fanOut,
+      });
+      const map = States[StateName.fanOut]!;
+      expect(map).toMatchObject({
+        Type: 'Map',
+        ItemsPath: '$.fanOut.items',
+        MaxConcurrency: 4,
+        Label: StateName.fanOut,
+        ResultPath: '$.fanOut.results',
+        Next: StateName.planFanOut,
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure }],
+      });
+      expect(map.ItemProcessor.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+      expect(map.ItemProcessor.StartAt).toBe(StateName.ingestListedFile);
+    });
+
+    it('runs each listed file as a child execution of this state machine, its failure caught per item', () => {
+      const { States, TimeoutSeconds } = definition() as Json;
+      const { States: item } = States[StateName.fanOut].ItemProcessor;
+      const task = item[StateName.ingestListedFile];
+      expect(task).toMatchObject({
+        Type: 'Task',
+        Resource: 'arn:TOKEN:states:::states:startExecution.sync:2',
+        Parameters: {
+          StateMachineArn: 'arn:TOKEN:states:TOKEN:TOKEN:stateMachine:SluiceTest-ingest',
+          'Name.$': '$.executionName',
+          Input: { source: { 'url.$': '$.url', 'dataset.$': '$.dataset' } },
+        },
+        ResultSelector: { status: 'succeeded', 'runId.$': '$.Output.ingest.runId' },
+        TimeoutSeconds: 6 * 3600,
+        End: true,
+      });
+      // Only a refused start is retried; the child retried its own stages already.
+      expect(task.Retry).toEqual([
+        expect.objectContaining({
+          ErrorEquals: CHILD_START_RETRY.errors,
+          MaxAttempts: CHILD_START_RETRY.maxAttempts,
+          JitterStrategy: 'FULL',
+        }),
+      ]);
+      expect(task.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.listedFileFailed },
+      ]);
+      expect(item[StateName.listedFileFailed]).toEqual({
+        Type: 'Pass',
+        Parameters: { status: 'failed', 'error.$': '$.error.Error' },
+        End: true,
+      });
+      // The state machine is named, so its definition can start it; a run may last a whole fan-out.
+      const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
+      expect(machine.Properties.StateMachineName).toBe('SluiceTest-ingest');
+      expect(TimeoutSeconds).toBe(7 * 24 * 3600);
+    });
+
+    it("limits the state machine's Step Functions permissions to its own executions", () => {
+      const statements = statementsOf(stack.workflow.stateMachine.role);
+      const self = logicalId(stack.workflow.stateMachine);
+      const named = 'arn:<TOKEN>:states:<TOKEN>:<TOKEN>:stateMachine:SluiceTest-ingest';
+      const states = statements.filter((s) => actions(s).some((a) => a.startsWith('states:')));
+      for (const s of states) {
+        for (const resource of [s.Resource].flat()) {
+          const text = flatten(resource);
+          const own =
+            text === named ||
+            text.startsWith('arn:<TOKEN>:states:<TOKEN>:<TOKEN>:execution:SluiceTest-ingest:') ||
+            JSON.stringify(resource).includes(`"Ref":"${self}"`);
+          expect(own, JSON.stringify(resource)).toBe(true);
+        }
+      }
+      const grants = (action: string) =>
+        states.filter((s) => actions(s).includes(action)).flatMap((s) => [s.Resource].flat().map(flatten));
+      expect(grants('states:StartExecution')).toContain(named);
+      expect(grants('states:DescribeExecution')).toContain(
+        'arn:<TOKEN>:states:<TOKEN>:<TOKEN>:execution:SluiceTest-ingest:*',
+      );
+      expect(grants('states:StopExecution')).toContain(
+        'arn:<TOKEN>:states:<TOKEN>:<TOKEN>:execution:SluiceTest-ingest:*',
+      );
+      const events = statements.find((s) => actions(s).includes('events:PutRule'))!;
+      expect(actions(events).sort()).toEqual(['events:DescribeRule', 'events:PutRule', 'events:PutTargets']);
+      expect(targets(events)).toEqual([
+        'arn:<TOKEN>:events:<TOKEN>:<TOKEN>:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule',
+      ]);
+    });
+
     it('is a standard workflow that logs every event without execution data, traced, and findable', () => {
       template.hasResource('AWS::StepFunctions::StateMachine', {
         Metadata: Match.objectLike({ 'sluice:workflow': 'ingest' }),
@@ -434,12 +601,16 @@ describe('Stack: SluiceStack (example config)', () => {
   });
 
   describe('trigger', () => {
-    it('matches Object Created events of the landing bucket', () => {
+    it('matches Object Created events of the landing bucket, except the files the workflow downloaded', () => {
       template.hasResourceProperties('AWS::Events::Rule', {
         EventPattern: {
           source: ['aws.s3'],
           'detail-type': ['Object Created'],
-          detail: { bucket: { name: [{ Ref: logicalId(stack.storage.landingBucket) }] } },
+          detail: {
+            bucket: { name: [{ Ref: logicalId(stack.storage.landingBucket) }] },
+            // Otherwise each download would start a second execution for the same object.
+            object: { key: [{ 'anything-but': { prefix: '_downloads/' } }] },
+          },
         },
       });
     });
@@ -585,7 +756,7 @@ describe('Stack: SluiceStack (example config)', () => {
 
     it('notifies the KMS-encrypted alarm topic, which e-mails the configured address', () => {
       const topic = logicalId(stack.monitoring.topic);
-      expect(alarms().length).toBe(3 + 4 + 5 * 2 + 2 * 3); // DLQs, executions, functions × (errors, throttles), datasets × 3
+      expect(alarms().length).toBe(3 + 4 + 6 * 2 + 2 * 3); // DLQs, executions, functions × (errors, throttles), datasets × 3
       for (const alarm of alarms()) {
         expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
         expect(alarm.OKActions).toEqual([{ Ref: topic }]);

@@ -162,6 +162,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.ingest,
         StateName.silver,
         StateName.reconcile,
+        StateName.planFanOut,
         StateName.recordFailure,
       ].sort(),
     );
@@ -191,6 +192,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       StateName.hasSilver,
       StateName.silver,
       StateName.reconcile,
+      StateName.hasFanOut,
       StateName.succeeded,
     ]);
     expect(result.reconciliation?.status).toBe('passed');
@@ -369,6 +371,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.hasSilver,
         StateName.silver,
         StateName.reconcile,
+        StateName.hasFanOut,
         StateName.succeeded,
       ]);
       expect(result.bronze.manifest.source.uri).toMatch(new RegExp(`tic-in-network/${FEE_FOR_SERVICE}$`));

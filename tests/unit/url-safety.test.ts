@@ -183,19 +183,19 @@ describe('Function: redactUrl', () => {
 describe('Function: landingKey', () => {
   const key = (url: string) => landingKey('tic', new URL(url));
   it.each([
-    ['https://h/data/in-network.json.gz', 'tic/in-network.json.gz'],
-    ['https://h/data/in-network.json.gz?token=abc', 'tic/in-network.json.gz'],
-    ['https://h/a/..%2f..%2fetc%2fpasswd', 'tic/passwd'],
-    ['https://h/a/%2e%2e/%2e%2e/secret.txt', 'tic/secret.txt'],
-    ['https://h/a/..%5c..%5cwindows%5cwin.ini', 'tic/win.ini'],
-    ['https://h/a/..\\..\\boot.ini', 'tic/boot.ini'],
-    ['https://h/%2e%2e', 'tic/source'],
-    ['https://h/a/%2e%2e%2f', 'tic/source'],
-    ['https://h/dir/', 'tic/source'],
-    ['https://h', 'tic/source'],
-    ['https://h/.hidden', 'tic/hidden'],
-    ['https://h/na%20me%00.json', 'tic/na_me_.json'],
-    ['https://h/bad%E0%A4%A', 'tic/bad_E0_A4_A'],
+    ['https://h/data/in-network.json.gz', '_downloads/tic/in-network.json.gz'],
+    ['https://h/data/in-network.json.gz?token=abc', '_downloads/tic/in-network.json.gz'],
+    ['https://h/a/..%2f..%2fetc%2fpasswd', '_downloads/tic/passwd'],
+    ['https://h/a/%2e%2e/%2e%2e/secret.txt', '_downloads/tic/secret.txt'],
+    ['https://h/a/..%5c..%5cwindows%5cwin.ini', '_downloads/tic/win.ini'],
+    ['https://h/a/..\\..\\boot.ini', '_downloads/tic/boot.ini'],
+    ['https://h/%2e%2e', '_downloads/tic/source'],
+    ['https://h/a/%2e%2e%2f', '_downloads/tic/source'],
+    ['https://h/dir/', '_downloads/tic/source'],
+    ['https://h', '_downloads/tic/source'],
+    ['https://h/.hidden', '_downloads/tic/hidden'],
+    ['https://h/na%20me%00.json', '_downloads/tic/na_me_.json'],
+    ['https://h/bad%E0%A4%A', '_downloads/tic/bad_E0_A4_A'],
   ])('keys %s as %s', (url, expected) => {
     expect(key(url)).toBe(expected);
   });

@@ -2,7 +2,14 @@ import { InvalidKeyError } from '../../errors.ts';
 import { safeSegment } from '../../lake/keys.ts';
 
 /**
- * The landing key of a download: `<dataset>/<file name>`, the file name being the last segment of the
+ * Where downloads land in the landing store. The workflow that downloaded a file ingests it itself, so the
+ * landing trigger (EventBridge "Object Created") ignores this prefix: otherwise every download would also
+ * start a second execution for the same object.
+ */
+export const DOWNLOADS_PREFIX = '_downloads/';
+
+/**
+ * The landing key of a download: `_downloads/<dataset>/<file name>`, the file name being the last segment of the
  * URL's path, percent-decoded, then made safe. Decoding first means `..%2f..%2fetc%2fpasswd` and
  * `..%5c..%5cwin.ini` are seen as the traversal attempts they are: only their last component survives,
  * and `safeSegment` turns dot-segments, separators and empty names into a plain segment. The query
@@ -22,5 +29,5 @@ export function landingKey(dataset: string, url: URL): string {
   } catch {
     name = lastSegment; // malformed %-escapes: keep them as they are; safeSegment neutralises them
   }
-  return `${dataset}/${safeSegment(name.split(/[/\\]/).at(-1) ?? '')}`;
+  return `${DOWNLOADS_PREFIX}${dataset}/${safeSegment(name.split(/[/\\]/).at(-1) ?? '')}`;
 }

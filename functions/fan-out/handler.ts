@@ -1,0 +1,82 @@
+import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
+import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import {
+  onFirstInvocation,
+  parseStageEvent,
+  type StageHandler,
+  stageHandler,
+} from '../../shared/adapters/aws/stage-handler.ts';
+import { type LakeStageConfig, loadLakeStageConfig } from '../../shared/config/runtime-config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { type Clock, systemClock } from '../../shared/ports/clock.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import { planFanOut } from '../../shared/stages/fan-out/plan-fan-out.ts';
+import { FanOutEvent, type FanOutOutput, LISTED_FILE_DATASET } from '../../shared/workflow/stage-io.ts';
+
+/**
+ * The `PlanFanOut` state of the workflow: a committed table-of-contents run -> one page of the in-network
+ * files it lists, for the `FanOut` map to ingest as child executions, after recording the outcomes of the
+ * page before in the run's fan-out report (shared/stages/fan-out/plan-fan-out.ts).
+ *
+ * Event: `{ dataset, bronzeManifestKey, executionName, page, results?, succeeded?, failed?, executionId? }`.
+ * Result: `{ page, nextPage, pages, done, listed, rejected, duplicates, succeeded, failed, items, report }`.
+ */
+
+/** What the fan-out handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
+export interface FanOutDeps {
+  readonly config: LakeStageConfig;
+  readonly lake: ObjectStore;
+  readonly clock: Clock;
+  readonly observability: Observability;
+}
+
+/** The AWS adapters, created once per cold start. */
+export function createDeps(config: LakeStageConfig): FanOutDeps {
+  const client = createS3Client(config.region ? { region: config.region } : {});
+  return {
+    config,
+    lake: new S3ObjectStore({ client, bucket: config.lakeBucket }),
+    clock: systemClock,
+    observability: createObservability(config),
+  };
+}
+
+/** Hand out the next page of a table of contents' listed files. */
+export async function fanOut(event: unknown, deps: FanOutDeps): Promise<FanOutOutput> {
+  const { logger } = deps.observability;
+  const input = parseStageEvent(
+    FanOutEvent,
+    event,
+    'fan-out',
+    '{ "dataset", "bronzeManifestKey", "executionName", "page": number, "results"?: [...] }',
+  );
+  for (const dataset of [input.dataset, LISTED_FILE_DATASET]) {
+    if (!deps.config.datasets.includes(dataset)) {
+      throw new ConfigError(
+        `dataset "${dataset}" is not deployed (deployed: ${deps.config.datasets.join(', ')}); ` +
+          'a table of contents fans out into its in-network files only where both datasets are deployed',
+      );
+    }
+  }
+  logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey });
+  const { output } = await planFanOut(input, { lake: deps.lake, clock: deps.clock });
+  logger.info('fan-out page planned', {
+    page: output.page,
+    pages: output.pages,
+    items: output.items.length,
+    listed: output.listed,
+    rejected: output.rejected,
+    succeeded: output.succeeded,
+    failed: output.failed,
+    report: output.report,
+  });
+  return output;
+}
+
+/** The handler for one set of dependencies. */
+export function createHandler(deps: FanOutDeps): StageHandler<FanOutOutput> {
+  return stageHandler(deps, fanOut);
+}
+
+/** The Lambda entry point. */
+export const handler = onFirstInvocation(() => createHandler(createDeps(loadLakeStageConfig('fan-out'))));

@@ -1,0 +1,249 @@
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
+import { jsonSummary, textSummary } from '../../shared/cli/run-summary.ts';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { reconciliationKey, silverManifestKey } from '../../shared/lake/keys.ts';
+import { runWorkflowLocally, type WorkflowEvent } from '../../shared/pipeline/local-runner.ts';
+import { StateName } from '../../shared/workflow/definition.ts';
+import { synthesizeDefinition, type WorkflowDefinition } from '../../shared/workflow/local-definition.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
+import { fixedClock, listFiles, tempDir } from '../helpers/lake.ts';
+
+/** The CMS in-network samples the table of contents lists, served by the test server. */
+const LISTED = [
+  'in-network-rates-fee-for-service-single-plan-sample.json',
+  'in-network-rates-multiple-plans-sample.json',
+  'in-network-rates-capitation-single-plan-sample.json',
+];
+const MISSING = 'in-network-rates-gone.json';
+const tableOfContents = builtInDataset('tic-table-of-contents');
+
+describe('Fan-out: a table of contents, run locally through the deployed definition', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let definition: WorkflowDefinition;
+  let server: Server;
+  let base: string;
+  /** Paths the server was asked for. */
+  const requested: string[] = [];
+  let runNumber = 0;
+
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-fan-out-');
+    definition = await synthesizeDefinition();
+    const files = new Map<string, Buffer>();
+    for (const name of LISTED) files.set(`/files/${name}`, await readFile(join(TIC_EXAMPLES, name)));
+    server = createServer((req, res) => {
+      requested.push(req.url ?? '');
+      if (req.url === '/toc.json') {
+        const body = Buffer.from(JSON.stringify(toc(base)));
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+        res.end(body);
+        return;
+      }
+      const body = files.get(req.url ?? '');
+      if (!body) {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    await tmp.cleanup();
+  });
+
+  /**
+   * A table of contents in the CMS shape: the three samples (one listed twice), a file the server does not
+   * have, and the cloud metadata endpoint, which must never be fetched.
+   */
+  const toc = (at: string) => ({
+    reporting_entity_name: 'sluice test',
+    reporting_entity_type: 'health insurance issuer',
+    last_updated_on: '2026-01-01',
+    version: '2.0.0',
+    reporting_structure: [
+      {
+        reporting_plans: [
+          {
+            plan_name: 'plan a',
+            plan_id_type: 'hios',
+            plan_id: '1111111111',
+            plan_market_type: 'individual',
+            issuer_name: 'Acme',
+          },
+        ],
+        in_network_files: [
+          { description: 'fee for service', location: `${at}/files/${LISTED[0]}` },
+          { description: 'gone', location: `${at}/files/${MISSING}` },
+          { description: 'multiple plans', location: `${at}/files/${LISTED[1]}` },
+        ],
+      },
+      {
+        reporting_plans: [
+          {
+            plan_name: 'plan b',
+            plan_id_type: 'hios',
+            plan_id: '2222222222',
+            plan_market_type: 'group',
+            issuer_name: 'Acme',
+          },
+        ],
+        in_network_files: [
+          { description: 'multiple plans, shared', location: `${at}/files/${LISTED[1]}` },
+          { description: 'metadata', location: 'http://169.254.169.254/latest/meta-data/' },
+          { description: 'capitation', location: `${at}/files/${LISTED[2]}` },
+        ],
+      },
+    ],
+  });
+
+  /** A fresh landing folder, lake and dead letters, and the parent execution's events. */
+  const setup = () => {
+    const n = ++runNumber;
+    const lakeDir = join(tmp.dir, `lake-${n}`);
+    const landingDir = join(tmp.dir, `landing-${n}`);
+    const events: WorkflowEvent[] = [];
+    const deps = {
+      source: new FileObjectStore(landingDir),
+      lake: new FileObjectStore(lakeDir),
+      clock: fixedClock,
+      workDir: join(tmp.dir, `work-${n}`),
+      deadLetters: new FolderDeadLetterStore(lakeDir),
+      definition,
+      retryIntervalMs: 0,
+      silverParallelism: 1,
+      downloadFetchOptions: { allowLoopback: true, allowInsecureHttp: true },
+      onEvent: (event: WorkflowEvent) => events.push(event),
+    };
+    const entered = () => events.filter((e) => e.type === 'StateEntered').map((e) => e.state!.name);
+    return { lakeDir, landingDir, deps, events, entered };
+  };
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('ingests each listed file as its own run, records the bad one, and succeeds', async () => {
+    const { lakeDir, landingDir, deps, events, entered } = setup();
+    const lake = deps.lake;
+    // Two files a page: the four distinct listed files take two pages.
+    const result = await runWorkflowLocally(
+      { dataset: tableOfContents, source: { url: `${base}/toc.json` } },
+      { ...deps, fanOutPageSize: 2 },
+    );
+    await settle();
+
+    // The table of contents' own run.
+    expect(result.bronze.dataset).toBe('tic-table-of-contents');
+    expect(result.reconciliation?.status).toBe('passed');
+    expect(events.at(-1)?.type).toBe('ExecutionSucceeded');
+
+    // Each good file: its own committed bronze run, silver build and passing reconciliation.
+    const fanOut = result.fanOut!;
+    expect(fanOut.duplicates).toBe(1);
+    expect(fanOut.files.map((f) => [f.url, f.status])).toEqual([
+      [`${base}/files/${LISTED[0]}`, 'succeeded'],
+      [`${base}/files/${MISSING}`, 'failed'],
+      [`${base}/files/${LISTED[1]}`, 'succeeded'],
+      [`${base}/files/${LISTED[2]}`, 'succeeded'],
+      ['http://169.254.169.254/latest/meta-data/', 'rejected'],
+    ]);
+    for (const file of fanOut.files.filter((f) => f.status === 'succeeded')) {
+      const runId = file.runId!;
+      expect(file.reconciliation).toBe('passed');
+      expect(await lake.head(`bronze/tic-in-network/source=${runId}/_manifest.json`)).toBeDefined();
+      expect(await lake.head(silverManifestKey('tic-in-network', runId))).toBeDefined();
+      const report = JSON.parse(
+        await readFile(join(lakeDir, reconciliationKey('tic-in-network', runId)), 'utf8'),
+      ) as { status: string };
+      expect(report.status).toBe('passed');
+    }
+    expect(new Set(fanOut.files.map((f) => f.runId).filter(Boolean)).size).toBe(3);
+    // Each listed file was downloaded once, into landing under its own dataset; the unsafe one never.
+    expect(requested.filter((p) => p.startsWith('/files/')).sort()).toEqual(
+      [...LISTED, MISSING].map((name) => `/files/${name}`).sort(),
+    );
+    expect(
+      (await listFiles(landingDir)).filter((f) => f.startsWith('_downloads/tic-in-network/')).sort(),
+    ).toEqual(LISTED.map((name) => `_downloads/tic-in-network/${name}`).sort());
+
+    // The bad one: failed in the result, and its child execution dead-lettered with its input and error.
+    const failed = fanOut.files.find((f) => f.status === 'failed')!;
+    expect(failed.error).toMatch(/^DownloadError: .*HTTP 404/);
+    const letters = await deps.deadLetters.list();
+    expect(letters.map((l) => l.id)).toEqual([failed.executionName]);
+    expect(letters[0]!.input).toEqual({
+      source: { url: `${base}/files/${MISSING}`, dataset: 'tic-in-network' },
+    });
+    expect(letters[0]!.error.Error).toBe('DownloadError');
+
+    // The state machine went through the pages: plan, map, plan, map, plan (done).
+    const states = entered();
+    expect(states.slice(states.indexOf(StateName.reconcile))).toEqual(
+      expect.arrayContaining([StateName.hasFanOut, StateName.startFanOut]),
+    );
+    const count = (name: string) => states.filter((s) => s === name).length;
+    expect(count(StateName.planFanOut)).toBe(3);
+    expect(count(StateName.fanOut)).toBe(2);
+    expect(count(StateName.fanOutDone)).toBe(3);
+    expect(count(StateName.ingestListedFile)).toBe(4);
+    expect(count(StateName.listedFileFailed)).toBe(1);
+    expect(states.at(-1)).toBe(StateName.succeeded);
+    const output = (events.at(-1) as { output?: { fanOut?: Record<string, unknown> } }).output?.fanOut;
+    expect(output).toMatchObject({
+      done: true,
+      listed: 4,
+      rejected: 1,
+      duplicates: 1,
+      succeeded: 3,
+      failed: 1,
+    });
+
+    // The report beside the table of contents' bronze run: the plan, each page's outcomes, the tally.
+    const reportFiles = (await listFiles(join(lakeDir, fanOut.report))).sort();
+    expect(reportFiles).toEqual(['page-00000.json', 'page-00001.json', 'plan.json', 'summary.json']);
+    const pages = await Promise.all(
+      ['page-00000.json', 'page-00001.json'].map(
+        async (name) =>
+          JSON.parse(await readFile(join(lakeDir, fanOut.report, name), 'utf8')) as {
+            outcomes: { url: string; status: string }[];
+          },
+      ),
+    );
+    expect(
+      pages
+        .flatMap((p) => p.outcomes)
+        .map((o) => o.status)
+        .sort(),
+    ).toEqual(['failed', 'succeeded', 'succeeded', 'succeeded']);
+
+    // `sluice run` prints them.
+    const text = textSummary(result, lake, lakeDir, 1000);
+    expect(text).toContain(
+      'fan-out     4 listed file(s): 3 succeeded, 1 failed, 1 rejected, 1 duplicate(s) skipped',
+    );
+    expect(text).toMatch(new RegExp(`failed +${base}/files/${MISSING} +DownloadError`));
+    expect(text).toContain(`report      ${join(lakeDir, fanOut.report)}`);
+    expect(jsonSummary(result, lake).fanOut?.files).toHaveLength(5);
+  });
+
+  it('skips the fan-out when the execution input says "fanOut": false', async () => {
+    const { lakeDir, deps, entered } = setup();
+    const result = await runWorkflowLocally(
+      { dataset: tableOfContents, source: { url: `${base}/toc.json` }, fanOut: false },
+      deps,
+    );
+    await settle();
+    expect(result.reconciliation?.status).toBe('passed');
+    expect(result.fanOut).toBeUndefined();
+    expect(entered().slice(-3)).toEqual([StateName.reconcile, StateName.hasFanOut, StateName.succeeded]);
+    expect((await listFiles(lakeDir)).filter((f) => f.includes('tic-in-network'))).toEqual([]);
+  });
+});

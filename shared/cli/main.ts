@@ -59,6 +59,10 @@ function buildProgram(): Command {
         'rerun, resumes from its last checkpoint; any interrupted sliced run does, with or without this)',
       parsePositiveNumber,
     )
+    .option(
+      '--no-fan-out',
+      'tables of contents: ingest the table itself only, not the in-network files it lists',
+    )
     .option('--landing <dir>', 'where downloads land (URL sources)', './landing')
     .option('--sha256 <hex>', 'URL sources: the expected sha256 of the file; a mismatch fails the run')
     .addOption(
@@ -90,9 +94,13 @@ function buildProgram(): Command {
       `
 Output layout (under --lake):
   bronze/<dataset>/source=<source-id>/<record-name>/part-00000.ndjson.gz   records, one per line, with lineage
-  bronze/<dataset>/source=<source-id>/_manifest.json                       the commit marker, written last
+  bronze/<dataset>/source=<source-id>/_manifest.json                       the bronze commit marker, written last
+  bronze/<dataset>/source=<source-id>/reconciliation.json                  the proof: every record accounted for
+  silver/<dataset>/<table>/source=<source-id>/part-00000.parquet           typed tables (query: sluice query)
+  silver/<dataset>/_quarantine/source=<source-id>/part-00000.parquet       records set aside, with the rule broken
 
-Rerunning the same file rewrites the same keys: no duplicates.
+Rerunning the same file rewrites the same keys: no duplicates. A run killed with --slice-seconds
+resumes from its last checkpoint when rerun.
 ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
@@ -173,6 +181,8 @@ export interface RunOptions {
   readonly dryRun: boolean;
   readonly quiet: boolean;
   readonly sliceSeconds?: number;
+  /** false with --no-fan-out. */
+  readonly fanOut: boolean;
 }
 
 function parsePositiveNumber(value: string): number {

@@ -95,8 +95,14 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
   let result: LocalPipelineResult;
   try {
     result = await runWorkflowLocally(
-      { dataset, sourceKey: source.key },
+      { dataset, sourceKey: source.key, fanOut: options.fanOut },
       {
+        // What a table of contents' listed files are fetched with (the same flags as a URL source).
+        downloadFetchOptions: {
+          allowInsecureHttp: options.allowHttp,
+          allowLoopback: options.allowLoopback,
+          allowPrivate: options.allowPrivate,
+        },
         source: source.store,
         lake,
         deadLetters: new FolderDeadLetterStore(resolve(options.lake)),

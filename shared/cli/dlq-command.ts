@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Command, Option } from 'commander';
+import { z } from 'zod';
 import { SqsDeadLetterStore } from '../adapters/aws/sqs-dead-letter-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
@@ -12,7 +13,9 @@ import { runWorkflowLocally, WorkflowFailedError } from '../pipeline/local-runne
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { DeadLetter, DeadLetterStore } from '../ports/dead-letter-store.ts';
+import type { FetchOptions } from '../stages/download/index.ts';
 import { ExecutionInput, MAX_EXECUTION_NAME_LENGTH } from '../workflow/execution.ts';
+import { Source } from '../workflow/source.ts';
 
 /**
  * `sluice dlq`: the executions that failed for good, and running them again.
@@ -33,6 +36,9 @@ export interface DlqOptions {
   readonly config?: string;
   readonly all?: boolean;
   readonly json?: boolean;
+  readonly landing?: string;
+  readonly allowHttp?: boolean;
+  readonly allowLoopback?: boolean;
 }
 
 /** The `dlq` command with its `list` and `redrive` subcommands, for the CLI program. */
@@ -68,7 +74,10 @@ export function dlqCommand(): Command {
         '--state-machine-arn <arn>',
         'with --queue-url: the state machine to start (stack output StateMachineArn)',
       )
-      .option('-c, --config <file>', 'the dataset config, for a dataset that is not built in'),
+      .option('-c, --config <file>', 'the dataset config, for a dataset that is not built in')
+      .option('--landing <dir>', 'where a download (a failed URL source) lands again', './landing')
+      .option('--allow-http', 'URL sources: allow plain http', false)
+      .option('--allow-loopback', 'URL sources: allow 127.0.0.1/::1 (local test servers)', false),
   ).action(async (id: string | undefined, options: DlqOptions) => {
     await redriveCommand(id, options);
   });
@@ -97,8 +106,12 @@ async function listCommand(options: DlqOptions): Promise<void> {
   }
   process.stdout.write(`${letters.length} dead letter(s) in ${store.location}\n`);
   for (const letter of letters) {
-    const input = ExecutionInput.safeParse(letter.input);
-    const what = input.success ? `${input.data.dataset}: ${input.data.key}` : JSON.stringify(letter.input);
+    const input = RecordedInput.safeParse(letter.input);
+    const what = !input.success
+      ? JSON.stringify(letter.input)
+      : 'source' in input.data
+        ? `${input.data.source.dataset}: ${input.data.source.url} (download)`
+        : `${input.data.dataset}: ${input.data.key}`;
     process.stdout.write(
       `\n  ${letter.id}\n    input   ${what}\n    error   ${letter.error.Error}: ${causeOf(letter)}\n` +
         (letter.recordedAt ? `    failed  ${letter.recordedAt}\n` : ''),
@@ -128,7 +141,12 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
       continue;
     }
     try {
-      const result = await redriveLocally(letter, store, { lake: options.lake, config: options.config });
+      const result = await redriveLocally(letter, store, {
+        lake: options.lake,
+        config: options.config,
+        landing: options.landing,
+        fetchOptions: { allowInsecureHttp: options.allowHttp, allowLoopback: options.allowLoopback },
+      });
       report(options, {
         id: letter.id,
         status: result.reconciliation ? 'reconciled' : 'committed',
@@ -159,6 +177,10 @@ export interface LocalRedriveOptions {
   readonly lake: string;
   /** The dataset config file, for a dataset that is not built in. */
   readonly config?: string;
+  /** Where a URL source's download lands again. @default ./landing */
+  readonly landing?: string;
+  /** How URL sources may be fetched (tests: loopback). */
+  readonly fetchOptions?: FetchOptions;
 }
 
 /**
@@ -172,24 +194,33 @@ export async function redriveLocally(
   options: LocalRedriveOptions,
 ): Promise<LocalPipelineResult> {
   const input = recordedInput(letter);
+  const datasetName = 'source' in input ? input.source.dataset : input.dataset;
   const dataset: DatasetConfig = options.config
     ? await loadDatasetConfigFile(options.config)
-    : builtInDataset(input.dataset);
-  if (dataset.name !== input.dataset) {
+    : builtInDataset(datasetName);
+  if (dataset.name !== datasetName) {
     throw new ConfigError(
-      `${letter.id} is of dataset "${input.dataset}", --config describes "${dataset.name}"`,
+      `${letter.id} is of dataset "${datasetName}", --config describes "${dataset.name}"`,
     );
   }
-  // Locally, an execution's "bucket" is the directory of its source file (see runWorkflowLocally).
-  const result = await runWorkflowLocally(
-    { dataset, sourceKey: input.key },
-    {
-      source: new FileObjectStore(input.bucket),
-      lake: new FileObjectStore(resolve(options.lake)),
-      clock: systemClock,
-      deadLetters: store,
-    },
-  );
+  const deps = {
+    lake: new FileObjectStore(resolve(options.lake)),
+    clock: systemClock,
+    deadLetters: store,
+    downloadFetchOptions: options.fetchOptions,
+  };
+  const result =
+    'source' in input
+      ? // A scheduled or listed download: fetched again into the landing folder, then the whole workflow.
+        await runWorkflowLocally(
+          { dataset, source: input.source, fanOut: input.fanOut },
+          { ...deps, source: new FileObjectStore(resolve(options.landing ?? './landing')) },
+        )
+      : // Locally, an execution's "bucket" is the directory of its source file (see runWorkflowLocally).
+        await runWorkflowLocally(
+          { dataset, sourceKey: input.key, fanOut: input.fanOut },
+          { ...deps, source: new FileObjectStore(input.bucket) },
+        );
   await store.remove(letter.id);
   return result;
 }
@@ -240,8 +271,11 @@ function startExecutionsWith(options: DlqOptions): {
   };
 }
 
-function recordedInput(letter: DeadLetter): ExecutionInput {
-  const input = ExecutionInput.safeParse(letter.input);
+/** A dead letter's execution input: a landed object, or a source to download (`{ source }`). */
+const RecordedInput = z.union([ExecutionInput, z.object({ source: Source, fanOut: z.boolean().optional() })]);
+
+function recordedInput(letter: DeadLetter): z.infer<typeof RecordedInput> {
+  const input = RecordedInput.safeParse(letter.input);
   if (!input.success) {
     throw new ConfigError(
       `${letter.id}: the recorded input is not a workflow input: ${JSON.stringify(letter.input)}`,

@@ -375,9 +375,54 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.succeeded,
       ]);
       expect(result.bronze.manifest.source.uri).toMatch(new RegExp(`tic-in-network/${FEE_FOR_SERVICE}$`));
-      expect(await readFile(join(tmp.dir, 'tic-in-network', FEE_FOR_SERVICE))).toEqual(body);
+      expect(await readFile(join(tmp.dir, '_downloads', 'tic-in-network', FEE_FOR_SERVICE))).toEqual(body);
       expect(result.reconciliation?.status).toBe('passed');
       expect(await files.head(reconciliationKey('tic-in-network', result.bronze.runId))).toBeDefined();
+      expect(await deps.deadLetters.list()).toEqual([]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('dead-letters a download that fails for good, and redrives it (fetched again) once the source is fixed', async () => {
+    const NAME = 'in-network-rates-bundle-single-plan-sample.json';
+    const body = await readFile(join(EXAMPLES, NAME));
+    let available = false;
+    const server = createServer((_req, res) => {
+      if (!available) {
+        res.writeHead(404).end('not yet');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const { deps, lakeDir } = setup();
+      const fetchOptions = { allowLoopback: true, allowInsecureHttp: true };
+      const url = `http://127.0.0.1:${port}/${NAME}`;
+      await expect(
+        runWorkflowLocally(
+          { dataset: inNetwork, source: { url } },
+          { ...deps, downloadFetchOptions: fetchOptions },
+        ),
+      ).rejects.toThrow(/404/);
+      await settle();
+      const [letter, ...others] = await deps.deadLetters.list();
+      expect(others).toEqual([]);
+      expect(letter!.input).toEqual({ source: { url, dataset: 'tic-in-network' } });
+
+      available = true;
+      const result = await redriveLocally(letter!, deps.deadLetters, {
+        lake: lakeDir,
+        landing: join(tmp.dir, 'redrive-landing'),
+        fetchOptions,
+      });
+      expect(result.reconciliation?.status).toBe('passed');
+      expect(await readFile(join(tmp.dir, 'redrive-landing', '_downloads', 'tic-in-network', NAME))).toEqual(
+        body,
+      );
       expect(await deps.deadLetters.list()).toEqual([]);
     } finally {
       await new Promise((resolve) => server.close(resolve));

@@ -1,4 +1,4 @@
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { z } from 'zod';
 import { withTransientErrors } from '../adapters/aws/transient.ts';
@@ -262,6 +262,8 @@ export async function runWorkflowLocally(
           createTableWriter: createParquetTableWriter,
           workDir,
           onProgress: deps.onSilverProgress,
+          parallelism: deps.silverParallelism ?? availableParallelism(),
+          datasetConfig: dataset,
         },
       );
       // Generic datasets with a snapshot, cdc or scd2 load fold this source into their current state.

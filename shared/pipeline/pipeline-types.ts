@@ -22,6 +22,8 @@ export interface LocalPipelineDeps {
    */
   readonly sliceBudget?: () => SliceBudget;
   readonly onSilverProgress?: (progress: SilverProgress) => void;
+  /** Groups of bronze parts the silver stage builds at once, in worker threads. @default one per core */
+  readonly silverParallelism?: number;
 }
 
 /** What each stage of a local run produced. */

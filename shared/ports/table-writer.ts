@@ -33,6 +33,24 @@ export interface TableWriter {
 /** Opens a writer for these tables, keeping its files (and any spill) under `workDir`. */
 export type TableWriterFactory = (tables: readonly TableSpec[], workDir: string) => Promise<TableWriter>;
 
+/** One table merged from partial files: its rows after deduplicating across them. */
+export interface MergedTableResult {
+  readonly rowsWritten: number;
+  /** Local path of the merged Parquet file; absent when there were no partial files. */
+  readonly file?: string;
+}
+
+/**
+ * Merges each table's partial Parquet files — written by `TableWriter`s over disjoint runs of the rows —
+ * into `<workDir>/<table>.parquet`: deduplicated by key and ordered exactly as one writer given all the
+ * rows would have written it (so the bytes are the same). `partials` lists each table's files.
+ */
+export type TablePartialsMerger = (
+  tables: readonly TableSpec[],
+  partials: Readonly<Record<string, readonly string[]>>,
+  workDir: string,
+) => Promise<Record<string, MergedTableResult>>;
+
 /** A row for a table the writer was not opened with: a bug in the caller. */
 export class UnknownTableError extends PipelineError {
   override name = 'UnknownTableError';

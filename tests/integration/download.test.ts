@@ -140,7 +140,7 @@ describe('Function: downloadToLanding', () => {
     it('streams the body into landing under <dataset>/<file name> in one attempt', async () => {
       const result = await download({ url: serve('/files/in-network.json.gz') });
       expect(result).toEqual({
-        key: 'ds/in-network.json.gz',
+        key: '_downloads/ds/in-network.json.gz',
         bytes: BODY.length,
         sha256: sha256Hex(BODY),
         attempts: 1,
@@ -158,7 +158,7 @@ describe('Function: downloadToLanding', () => {
     it('lands an empty body as an empty object', async () => {
       const result = await download({ url: serve('/empty.bin', { content: { body: Buffer.alloc(0) } }) });
       expect(result.bytes).toBe(0);
-      expect((await landing.head('ds/empty.bin'))?.size).toBe(0);
+      expect((await landing.head('_downloads/ds/empty.bin'))?.size).toBe(0);
     });
 
     it('streams a chunked body of unknown length', async () => {
@@ -169,8 +169,8 @@ describe('Function: downloadToLanding', () => {
     it('keys a traversal attempt in the URL path as a plain file name inside the dataset', async () => {
       const url = serve('/a/..%2f..%2f..%2fescape.bin');
       const result = await download({ url });
-      expect(result.key).toBe('ds/escape.bin');
-      expect(await listFiles(root)).toEqual([path.join('ds', 'escape.bin')]);
+      expect(result.key).toBe('_downloads/ds/escape.bin');
+      expect(await listFiles(root)).toEqual([path.join('_downloads', 'ds', 'escape.bin')]);
       expect(await readdir(path.dirname(root))).not.toContain('escape.bin');
     });
   });
@@ -223,7 +223,7 @@ describe('Function: downloadToLanding', () => {
       const error = await failure(download({ url }, { maxAttempts: 2 }));
       expect(error).toBeInstanceOf(TransientError);
       expect(error.message).toContain(`${url}: connection failed (ECONNREFUSED)`);
-      await expectNothingLanded('ds/gone.bin');
+      await expectNothingLanded('_downloads/ds/gone.bin');
     });
 
     it('gives up after maxAttempts with a TransientError naming URL, key and last cause; nothing lands', async () => {
@@ -232,10 +232,10 @@ describe('Function: downloadToLanding', () => {
       expect(error).toBeInstanceOf(TransientError);
       expect(error.name).toBe('TransientError');
       expect(error.message).toBe(
-        `download of ${url} to landing key ds/down.bin gave up after 3 attempts: ${url}: HTTP 502 Bad Gateway`,
+        `download of ${url} to landing key _downloads/ds/down.bin gave up after 3 attempts: ${url}: HTTP 502 Bad Gateway`,
       );
       expect(server.requestsTo('/down.bin')).toHaveLength(3);
-      await expectNothingLanded('ds/down.bin');
+      await expectNothingLanded('_downloads/ds/down.bin');
     });
   });
 
@@ -331,7 +331,7 @@ describe('Function: downloadToLanding', () => {
       const error = await failure(download({ url }, { idleTimeoutMs: 150, maxAttempts: 2 }));
       expect(error).toBeInstanceOf(TransientError);
       expect(error.message).toMatch(`gave up after 2 attempts: ${url}: no data for 150 ms`);
-      await expectNothingLanded('ds/drip.bin');
+      await expectNothingLanded('_downloads/ds/drip.bin');
     });
 
     it('accepts a drip that is faster than the idle timeout', async () => {
@@ -352,7 +352,7 @@ describe('Function: downloadToLanding', () => {
       expect(error).toMatchObject({ name: 'DownloadError', status: 404, url });
       expect(error.message).toBe(`download ${url}: HTTP 404 Not Found`);
       expect(server.requests).toHaveLength(1);
-      await expectNothingLanded('ds/missing.bin');
+      await expectNothingLanded('_downloads/ds/missing.bin');
     });
 
     it('fails fast when Content-Length is above maxBytes', async () => {
@@ -363,7 +363,7 @@ describe('Function: downloadToLanding', () => {
         `download ${url}: the body is ${BODY.length} bytes, more than maxBytes (1000)`,
       );
       expect(server.requests).toHaveLength(1);
-      await expectNothingLanded('ds/big.bin');
+      await expectNothingLanded('_downloads/ds/big.bin');
     });
 
     it('aborts a body of unknown length as soon as it passes maxBytes', async () => {
@@ -371,7 +371,7 @@ describe('Function: downloadToLanding', () => {
       const error = await failure(download({ url, maxBytes: 10 * KiB }));
       expect(error).toBeInstanceOf(DownloadError);
       expect(error.message).toBe(`download ${url}: the body is more than maxBytes (10240) bytes`);
-      await expectNothingLanded('ds/big-chunked.bin');
+      await expectNothingLanded('_downloads/ds/big-chunked.bin');
     });
 
     it('fails with ChecksumMismatchError on a wrong sha256 and lands nothing', async () => {
@@ -380,14 +380,14 @@ describe('Function: downloadToLanding', () => {
       const error = await failure(download({ url, sha256: declared }));
       expect(error).toBeInstanceOf(ChecksumMismatchError);
       expect(error.message).toBe(`${url}: sha256 mismatch: expected ${declared}, got ${sha256Hex(BODY)}`);
-      await expectNothingLanded('ds/tampered.bin');
+      await expectNothingLanded('_downloads/ds/tampered.bin');
     });
 
     it('checks the sha256 of a resumed download over all its parts', async () => {
       const url = serve('/resumed-bad.bin', { steps: [{ kind: 'reset', afterBytes: 64 * KiB }] });
       const error = await failure(download({ url, sha256: sha256Hex(OTHER_BODY) }));
       expect(error).toBeInstanceOf(ChecksumMismatchError);
-      await expectNothingLanded('ds/resumed-bad.bin');
+      await expectNothingLanded('_downloads/ds/resumed-bad.bin');
     });
   });
 
@@ -410,7 +410,7 @@ describe('Function: downloadToLanding', () => {
       });
       const url = serve('/start.bin', { steps: [{ kind: 'redirect', location: server.url('/hop1') }] });
       const result = await download({ url });
-      expect(result).toMatchObject({ key: 'ds/start.bin', attempts: 1, sha256: sha256Hex(BODY) });
+      expect(result).toMatchObject({ key: '_downloads/ds/start.bin', attempts: 1, sha256: sha256Hex(BODY) });
       expect(server.requests.map((r) => r.path)).toEqual(['/start.bin', '/hop1', '/hop2', '/final/data.bin']);
     });
 
@@ -427,7 +427,7 @@ describe('Function: downloadToLanding', () => {
       expect(error.message).toBe(
         `refusing to fetch ${new URL(location).href}: ${reason}; redirected to by ${url}`,
       );
-      await expectNothingLanded('ds/redirect.bin');
+      await expectNothingLanded('_downloads/ds/redirect.bin');
     });
 
     it('refuses a redirect to another scheme', async () => {
@@ -610,7 +610,7 @@ describe('Function: downloadToLanding', () => {
       const second = await failure(download({ url: serve('/other.bin') }, { circuitBreaker }));
       expect(second.message).toMatch(/^circuit open/);
       expect(server.requests).toHaveLength(2);
-      await expectNothingLanded('ds/flaky.bin');
+      await expectNothingLanded('_downloads/ds/flaky.bin');
     });
 
     it('lets a trial through after the cool-down and closes the circuit when it succeeds', async () => {
@@ -703,7 +703,7 @@ describe.skipIf(!hasOpenssl)('Function: downloadToLanding over https', () => {
   it("verifies the certificate against the URL's host name while connecting to the pinned address", async () => {
     const url = `https://source.test:${securePort}/secure.bin`;
     const result = await download({ url }, { allowInsecureHttp: false, resolve: pinTo127, ca: cert });
-    expect(result).toMatchObject({ key: 'ds/secure.bin', attempts: 1, sha256: sha256Hex(BODY) });
+    expect(result).toMatchObject({ key: '_downloads/ds/secure.bin', attempts: 1, sha256: sha256Hex(BODY) });
   });
 
   it('refuses a certificate for another name at once, as a DownloadError', async () => {
@@ -712,7 +712,7 @@ describe.skipIf(!hasOpenssl)('Function: downloadToLanding over https', () => {
     expect(error).toBeInstanceOf(DownloadError);
     expect(error.message).toBe(`download ${url}: request failed (ERR_TLS_CERT_ALTNAME_INVALID)`);
     expect(retries).toEqual([]);
-    await expectNothingLanded('ds/secure.bin');
+    await expectNothingLanded('_downloads/ds/secure.bin');
   });
 
   it('retries, then gives up on, a TLS handshake that does not complete within the connect timeout', async () => {
@@ -720,7 +720,7 @@ describe.skipIf(!hasOpenssl)('Function: downloadToLanding over https', () => {
     const error = await failure(download({ url }, { connectTimeoutMs: 100, maxAttempts: 2 }));
     expect(error).toBeInstanceOf(TransientError);
     expect(error.message).toMatch(`gave up after 2 attempts: ${url}: no connection within 100 ms`);
-    await expectNothingLanded('ds/never.bin');
+    await expectNothingLanded('_downloads/ds/never.bin');
   });
 
   it('refuses a redirect from https down to plain http unless allowInsecureHttp is set', async () => {

@@ -38,6 +38,12 @@ export interface ParquetTableWriterOptions {
   readonly memoryLimit?: string;
   /** DuckDB worker threads; more buys little on a Lambda-sized machine and costs memory. @default 2 */
   readonly threads?: 1 | 2;
+  /**
+   * Write each table's rows as appended — no dedup, no sort, LZ4 — for a later `mergeParquetPartials`
+   * to deduplicate and sort once, over all partial files (sorting here too would only be done twice).
+   * `rowsWritten` is then `rowsIn`. @default false
+   */
+  readonly partial?: boolean;
 }
 
 /** A TableSpec the writer cannot honour: a bug in a dataset contract. */
@@ -86,7 +92,7 @@ export async function createParquetTableWriter(
       await connection.run(`CREATE TABLE ${ident(plan.spec.name)} (${columns})`);
       buffers.set(plan.spec.name, new TableBuffer(plan, await connection.createAppender(plan.spec.name)));
     }
-    return new ParquetTableWriter(instance, connection, buffers, workDir, spillDir);
+    return new ParquetTableWriter(instance, connection, buffers, workDir, spillDir, options.partial ?? false);
   } catch (error) {
     connection?.closeSync();
     instance.closeSync();
@@ -110,6 +116,7 @@ class ParquetTableWriter implements TableWriter {
     private readonly tables: ReadonlyMap<string, TableBuffer>,
     private readonly workDir: string,
     private readonly spillDir: string,
+    private readonly partial: boolean,
   ) {}
 
   append(table: string, row: Row): void {
@@ -179,7 +186,9 @@ class ParquetTableWriter implements TableWriter {
     let rowsWritten: number;
     try {
       const result = await this.connection.run(
-        `COPY (${dedupSelect(buffer.plan)}) TO ${literal(temporary)} (FORMAT parquet, COMPRESSION zstd)`,
+        this.partial
+          ? copyPartial(buffer.plan, temporary)
+          : copyToParquet(dedupSelect(buffer.plan), temporary),
       );
       rowsWritten = Number(result.rowsChanged);
       // Frees the table's memory (or spill) before the next table is sorted.
@@ -286,7 +295,7 @@ class TableBuffer {
   }
 }
 
-interface ColumnPlan {
+export interface ColumnPlan {
   readonly name: string;
   readonly type: ColumnType;
   readonly nullable: boolean;
@@ -294,14 +303,14 @@ interface ColumnPlan {
   readonly convert: (value: unknown) => DuckDBValue;
 }
 
-interface TablePlan {
+export interface TablePlan {
   readonly spec: TableSpec;
   /** Declared columns, then the lineage columns. */
   readonly columns: readonly ColumnPlan[];
   readonly types: readonly DuckDBType[];
 }
 
-function planTable(spec: TableSpec): TablePlan {
+export function planTable(spec: TableSpec): TablePlan {
   if (!TABLE_NAME.test(spec.name)) {
     throw new InvalidTableSpecError(
       `silver table name ${JSON.stringify(spec.name)} must match ${TABLE_NAME} (it becomes a file name)`,
@@ -347,8 +356,9 @@ function planTable(spec: TableSpec): TablePlan {
 /**
  * The rows to write: one per key (lowest `_record_index`, then `_bronze_part`, then everything else, so
  * the survivor never depends on arrival order), sorted by key, lineage and then every other column.
+ * `from` is the SQL of the rows: the table itself, or its partial Parquet files when merging.
  */
-function dedupSelect(plan: TablePlan): string {
+export function dedupSelect(plan: TablePlan, from = ident(plan.spec.name)): string {
   const { key } = plan.spec;
   const lineageOrder = ['_run_id', '_bronze_part', '_record_index'];
   const survivorOrder = ['_record_index', '_bronze_part', '_run_id'];
@@ -359,7 +369,18 @@ function dedupSelect(plan: TablePlan): string {
   const survivor = key.length
     ? `QUALIFY row_number() OVER (PARTITION BY ${key.map(ident).join(', ')} ORDER BY ${asc([...survivorOrder, ...rest(survivorOrder)])}) = 1`
     : '';
-  return `SELECT ${all.map(ident).join(', ')} FROM ${ident(plan.spec.name)} ${survivor} ORDER BY ${asc([...outputOrder, ...rest(outputOrder)])}`;
+  return `SELECT ${all.map(ident).join(', ')} FROM ${from} ${survivor} ORDER BY ${asc([...outputOrder, ...rest(outputOrder)])}`;
+}
+
+/** The one way silver writes a table's Parquet file, so a writer's file and a merged one are alike. */
+export function copyToParquet(select: string, file: string): string {
+  return `COPY (${select}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`;
+}
+
+/** A partial file: the rows as appended, in the table's column order; LZ4 is about as fast as none. */
+function copyPartial(plan: TablePlan, file: string): string {
+  const columns = plan.columns.map((c) => ident(c.name)).join(', ');
+  return `COPY (SELECT ${columns} FROM ${ident(plan.spec.name)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4)`;
 }
 
 const DUCKDB_TYPES: Record<ColumnType, DuckDBType> = {
@@ -493,12 +514,12 @@ function epochDays(year: number, month: number, day: number): number | undefined
 }
 
 /** A double-quoted SQL identifier. */
-function ident(name: string): string {
+export function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** A single-quoted SQL string literal. */
-function literal(text: string): string {
+export function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 

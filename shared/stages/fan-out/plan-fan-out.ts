@@ -14,7 +14,7 @@ import {
   type ListedFileResult,
 } from '../../workflow/stage-io.ts';
 import { readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
-import { landingKey } from '../download/landing-key.ts';
+import { DOWNLOADS_PREFIX, landingKey } from '../download/landing-key.ts';
 import {
   classifyAddress,
   hostOf,
@@ -203,7 +203,13 @@ export async function buildPlan(
   const { urls, rejected, duplicates } = await listedUrls(manifest, deps.lake, deps.urlSafety ?? {});
   const files = urls.map((url) => {
     const key = landingKey(LISTED_FILE_DATASET, url);
-    const name = executionName({ bucket: 'fan-out', key, etag: `${parentExecutionName}\n${url.href}` });
+    // Named like a landed file (`<dataset>/<file>`), so the name reads as the dataset and file it ingests.
+    const named = key.slice(DOWNLOADS_PREFIX.length);
+    const name = executionName({
+      bucket: 'fan-out',
+      key: named,
+      etag: `${parentExecutionName}\n${url.href}`,
+    });
     return { url: url.href, dataset: LISTED_FILE_DATASET, executionName: name, landingKey: key };
   });
   const pages = pageFiles(files, deps.pageSize ?? DEFAULT_PAGE_SIZE, deps.pageBytes ?? DEFAULT_PAGE_BYTES);

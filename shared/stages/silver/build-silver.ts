@@ -2,15 +2,23 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
-import type { DriftFinding, Row, RuleViolation, TableSpec } from '../../contracts/silver/table.ts';
+import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
+import type { DatasetConfig } from '../../contracts/dataset-config.ts';
+import type { SilverContract } from '../../contracts/silver/contract.ts';
+import type { TableSpec } from '../../contracts/silver/table.ts';
 import type { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { ContractViolationError, PipelineError, SchemaDriftError } from '../../errors.ts';
-import { QUARANTINE_TABLE, silverManifestKey, silverTableKey } from '../../lake/keys.ts';
+import { silverManifestKey, silverTableKey } from '../../lake/keys.ts';
+import { silverGroupFolder } from '../../lake/silver-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
-import type { TableWriter, TableWriterFactory } from '../../ports/table-writer.ts';
-import { readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
+import type { TablePartialsMerger, TableWriteResult, TableWriterFactory } from '../../ports/table-writer.ts';
+import { readBronzeManifest } from '../bronze/read-bronze.ts';
+import { quarantineTable } from './quarantine-table.ts';
+import { buildSilverGroup, planSilverGroups, type SilverGroupResult } from './silver-group.ts';
+import { mergeSilverStats } from './silver-stats.ts';
+import type { LakeLocation } from './silver-worker-protocol.ts';
+
+export { quarantineTable } from './quarantine-table.ts';
 
 export interface BuildSilverInput {
   readonly bronzeManifestKey: string;
@@ -26,10 +34,28 @@ export interface BuildSilverDeps {
   readonly lake: ObjectStore;
   readonly clock: Clock;
   readonly contract: SilverContract;
+  /** The writer of an inline build (parallelism 1). Worker threads open DuckDB writers of their own. */
   readonly createTableWriter: TableWriterFactory;
   /** Local scratch space for Parquet files before upload (Lambda: under /tmp). */
   readonly workDir: string;
   readonly onProgress?: (progress: SilverProgress) => void;
+  /**
+   * How many groups of bronze parts to build at once, each in a worker thread, before one merge. 1 builds
+   * in this thread, without workers (the Lambda does). Workers need a lake in a local folder and a
+   * contract they can rebuild (see `datasetConfig`); without them the build runs inline. @default 1
+   */
+  readonly parallelism?: number;
+  /**
+   * The dataset config `contract` was made from, so worker threads can make it again. A contract sluice
+   * ships is found by its name; a config-defined (generic) dataset needs this to run in workers.
+   */
+  readonly datasetConfig?: DatasetConfig;
+  /** Where worker threads open the lake. @default the folder of a `FileObjectStore` lake */
+  readonly lakeLocation?: LakeLocation;
+  /** DuckDB `memory_limit` of each worker's writer: several run at once. @default '256MB' */
+  readonly workerMemoryLimit?: string;
+  /** Merges the groups' partial files into the tables. @default DuckDB's `mergeParquetPartials` */
+  readonly mergeTables?: TablePartialsMerger;
 }
 
 export interface BuildSilverResult {
@@ -37,29 +63,17 @@ export interface BuildSilverResult {
   readonly manifest: SilverManifest;
 }
 
-/** The quarantine table: one row per rule a quarantined record broke, with the record itself. */
-export const quarantineTable: TableSpec = {
-  name: QUARANTINE_TABLE,
-  description:
-    'Records set aside by a quarantine rule: which rule, where in the record, why, and the record.',
-  columns: [
-    { name: 'record_path', type: 'VARCHAR', nullable: false },
-    { name: 'rule_id', type: 'VARCHAR', nullable: false },
-    { name: 'severity', type: 'VARCHAR', nullable: false },
-    { name: 'field_path', type: 'VARCHAR', nullable: false },
-    { name: 'message', type: 'VARCHAR', nullable: false },
-    { name: 'record', type: 'VARCHAR', nullable: false, description: 'the record as JSON' },
-  ],
-  key: ['record_path', '_record_index', 'rule_id', 'field_path'],
-};
-
-type Counted<T> = T & { count: number; example: string };
+const DEFAULT_WORKER_MEMORY_LIMIT = '256MB';
 
 /**
  * Bronze → silver for one committed bronze run: every record through the dataset's contract, rows to
  * Parquet per table (deduplicated by key), broken rules to quarantine, drift counted. Each table's
  * partition for this source is one Parquet file written atomically; the silver manifest, written last,
  * commits the build. Rebuilding replaces the partition: same keys, stale tables removed.
+ *
+ * The parts are built in consecutive groups (`buildSilverGroup`): one group inline, or with
+ * `parallelism` > 1 several at once in worker threads, whose partial files one merge then deduplicates
+ * across groups. Either way the tables, counts, findings and the Parquet bytes are the same.
  */
 export async function buildSilver(
   input: BuildSilverInput,
@@ -71,87 +85,14 @@ export async function buildSilver(
   const manifestKey = silverManifestKey(dataset, runId);
   await deps.lake.delete(manifestKey);
 
-  const { contract } = deps;
-  const tables = [...contract.tables, quarantineTable];
-  const context: SilverContext = {
-    runId,
-    sourceUri: bronze.source.uri,
-    sourceSha256: bronze.source.sha256,
-    headers: bronze.headers,
-  };
-  const records: SilverManifest['records'] = Object.fromEntries(
-    Object.entries(bronze.records).map(([path, n]) => [path, { bronze: n, accepted: 0, quarantined: 0 }]),
-  );
-  const violations = new Map<string, Counted<Omit<RuleViolation, 'message'>>>();
-  const drift = new Map<string, Counted<Omit<DriftFinding, 'example'>>>();
-
+  const tables = [...deps.contract.tables, quarantineTable];
   const workDir = join(deps.workDir, `silver-${runId}`);
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
-  const writer = await deps.createTableWriter(tables, workDir);
   try {
-    for (const [table, rows] of Object.entries(contract.fileRows(context))) {
-      for (const row of rows) writer.append(table, withLineage(row, runId, input.bronzeManifestKey, 0));
-    }
-    let partsDone = 0;
-    let recordsDone = 0;
-    for (const part of bronze.parts) {
-      const content = await readBronzePart(deps.lake, part.key);
-      for (const line of content.lines) {
-        const { path, index, record } = JSON.parse(line.toString('utf8')) as {
-          path: string;
-          index: number;
-          record: unknown;
-        };
-        const counts = records[path];
-        if (!counts)
-          throw new PipelineError(`${part.key}: a record of path "${path}" that the manifest does not list`);
-        const normalized = contract.normalize(path, index, record, context);
-        let quarantined = false;
-        for (const violation of normalized.violations) {
-          count(violations, violation.ruleId, violation, violation.message);
-          if (violation.severity === 'fail') {
-            throw new ContractViolationError(
-              `${part.key} record ${path}[${index}]: ${violation.ruleId} at ${violation.path}: ${violation.message}`,
-            );
-          }
-          if (violation.severity === 'quarantine') {
-            quarantined = true;
-            writer.append(QUARANTINE_TABLE, {
-              record_path: path,
-              rule_id: violation.ruleId,
-              severity: violation.severity,
-              field_path: violation.path,
-              message: violation.message,
-              record: JSON.stringify(record),
-              _run_id: runId,
-              _bronze_part: part.key,
-              _record_index: index,
-            });
-          }
-        }
-        for (const finding of normalized.drift) {
-          count(drift, `${finding.kind}:${finding.path}`, finding, finding.example);
-          if (contract.onDrift === 'fail') {
-            throw new SchemaDriftError(
-              `${part.key} record ${path}[${index}]: ${finding.kind} at ${finding.path} (e.g. ${finding.example}); ` +
-                'the contract fails on drift — update the contract or set it to rescue or ignore unknown fields',
-            );
-          }
-        }
-        if (quarantined) {
-          counts.quarantined++;
-          continue;
-        }
-        counts.accepted++;
-        for (const [table, rows] of Object.entries(normalized.rows)) {
-          for (const row of rows) writer.append(table, withLineage(row, runId, part.key, index));
-        }
-      }
-      recordsDone += content.lines.length;
-      deps.onProgress?.({ partsDone: ++partsDone, partsTotal: bronze.parts.length, records: recordsDone });
-    }
-    const results = await writer.finish();
+    const { groups, partial } = await buildGroups(input, bronze, deps, workDir);
+    const results = partial ? await mergeGroups(tables, groups, deps, workDir) : groupTables(groups[0]!);
+    const stats = mergeSilverStats(groups.map((group) => group.stats));
     const tableResults = await publishTables(deps.lake, dataset, runId, tables, results);
     const finishedAt = deps.clock.now();
     const manifest: SilverManifest = {
@@ -159,17 +100,19 @@ export async function buildSilver(
       runId,
       dataset,
       bronzeManifestKey: input.bronzeManifestKey,
-      records,
-      tables: tableResults,
-      violations: Object.fromEntries(
-        [...violations].map(([id, v]) => [
-          id,
-          { severity: v.severity, path: v.path, count: v.count, example: v.example },
+      records: Object.fromEntries(
+        Object.entries(bronze.records).map(([path, n]) => [
+          path,
+          {
+            bronze: n,
+            accepted: stats.records[path]?.accepted ?? 0,
+            quarantined: stats.records[path]?.quarantined ?? 0,
+          },
         ]),
       ),
-      drift: Object.fromEntries(
-        [...drift].map(([id, d]) => [id, { kind: d.kind, count: d.count, example: d.example }]),
-      ),
+      tables: tableResults,
+      violations: Object.fromEntries(stats.violations),
+      drift: Object.fromEntries(stats.drift),
       timings: {
         startedAt: startedAt.toISOString(),
         finishedAt: finishedAt.toISOString(),
@@ -180,26 +123,97 @@ export async function buildSilver(
       contentType: 'application/json',
     });
     return { manifestKey, manifest };
-  } catch (error) {
-    await writer.abort();
-    throw error;
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
 }
 
-/** Adds the lineage columns to a row the contract just made (in place: no copy per row). */
-function withLineage(row: Row, runId: string, bronzePart: string, recordIndex: number): Row {
-  row._run_id = runId;
-  row._bronze_part = bronzePart;
-  row._record_index = recordIndex;
-  return row;
+/**
+ * Every group's result, in part order: several groups of partial files, built in worker threads when
+ * allowed and possible, else one group of final files, built inline.
+ */
+async function buildGroups(
+  input: BuildSilverInput,
+  bronze: BronzeManifest,
+  deps: BuildSilverDeps,
+  workDir: string,
+): Promise<{ groups: SilverGroupResult[]; partial: boolean }> {
+  let partsDone = 0;
+  let records = 0;
+  const onPart = (partRecords: number) => {
+    records += partRecords;
+    deps.onProgress?.({ partsDone: ++partsDone, partsTotal: bronze.parts.length, records });
+  };
+  const workDirOf = (group: number) => join(workDir, silverGroupFolder(group));
+
+  const plans = planSilverGroups(bronze.parts, deps.parallelism ?? 1);
+  if (plans.length > 1) {
+    // Loaded only here: the worker machinery is for local runs, the Lambda builds inline.
+    const { runSilverGroupsInWorkers, silverWorkerTasks } = await import('./silver-workers.ts');
+    const tasks = silverWorkerTasks(plans, {
+      bronzeManifestKey: input.bronzeManifestKey,
+      bronze,
+      lake: deps.lake,
+      contract: deps.contract,
+      datasetConfig: deps.datasetConfig,
+      lakeLocation: deps.lakeLocation,
+      workDirOf,
+      memoryLimit: deps.workerMemoryLimit ?? DEFAULT_WORKER_MEMORY_LIMIT,
+    });
+    if (tasks) return { groups: await runSilverGroupsInWorkers(tasks, onPart), partial: true };
+  }
+  const all = { index: 0, firstPart: 0, endPart: bronze.parts.length };
+  const group = await buildSilverGroup(
+    { bronzeManifestKey: input.bronzeManifestKey, group: all },
+    {
+      lake: deps.lake,
+      contract: deps.contract,
+      createTableWriter: deps.createTableWriter,
+      workDir: workDirOf(0),
+      bronze,
+      onPart,
+    },
+  );
+  return { groups: [group], partial: false };
 }
 
-function count<T extends object>(map: Map<string, Counted<T>>, id: string, value: T, example: string): void {
-  const seen = map.get(id);
-  if (seen) seen.count++;
-  else map.set(id, { ...value, count: 1, example: example.slice(0, 200) });
+/** The tables of a build in one group of final files: published as they are. */
+function groupTables(group: SilverGroupResult): Record<string, TableWriteResult> {
+  return Object.fromEntries(
+    Object.entries(group.tables).map(([name, t]) => [
+      name,
+      {
+        rowsIn: t.rowsIn,
+        rowsWritten: t.rowsWritten,
+        duplicates: t.rowsIn - t.rowsWritten,
+        file: t.files[0],
+      },
+    ]),
+  );
+}
+
+/** Each table from its groups' partial files; rows in are the groups' sum, duplicates all those dropped. */
+async function mergeGroups(
+  tables: readonly TableSpec[],
+  groups: readonly SilverGroupResult[],
+  deps: BuildSilverDeps,
+  workDir: string,
+): Promise<Record<string, TableWriteResult>> {
+  const partials: Record<string, string[]> = {};
+  for (const table of tables) {
+    partials[table.name] = groups.flatMap((group) => group.tables[table.name]?.files ?? []);
+  }
+  const merge =
+    deps.mergeTables ??
+    (await import('../../adapters/duckdb/parquet-partials-merge.ts')).mergeParquetPartials;
+  const merged = await merge(tables, partials, join(workDir, 'merged'));
+  const results: Record<string, TableWriteResult> = {};
+  for (const table of tables) {
+    const rowsIn = groups.reduce((sum, group) => sum + (group.tables[table.name]?.rowsIn ?? 0), 0);
+    const { rowsWritten, file } = merged[table.name] ?? { rowsWritten: 0 };
+    results[table.name] = { rowsIn, rowsWritten, duplicates: rowsIn - rowsWritten, file };
+  }
+  return results;
 }
 
 /** Upload each table's Parquet file to its partition key; remove partitions a table no longer has. */
@@ -208,7 +222,7 @@ async function publishTables(
   dataset: string,
   runId: string,
   tables: readonly TableSpec[],
-  results: Awaited<ReturnType<TableWriter['finish']>>,
+  results: Readonly<Record<string, TableWriteResult>>,
 ): Promise<SilverManifest['tables']> {
   const published: SilverManifest['tables'] = {};
   for (const table of tables) {

@@ -1,0 +1,85 @@
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import type { TableSpec } from '../../contracts/silver/table.ts';
+import { PipelineError } from '../../errors.ts';
+import type { MergedTableResult } from '../../ports/table-writer.ts';
+import { copyToParquet, dedupSelect, literal, planTable } from './parquet-table-writer.ts';
+
+export interface ParquetMergeOptions {
+  /** DuckDB's `memory_limit`; beyond it the sort spills to a folder inside `workDir`. @default '512MB' */
+  readonly memoryLimit?: string;
+  /** DuckDB worker threads. @default 2 */
+  readonly threads?: 1 | 2;
+}
+
+/** Spill folder inside the work dir; removed when the merge ends. */
+const SPILL_DIR = '.duckdb-merge-spill';
+
+/**
+ * A `TablePartialsMerger` on DuckDB: per table one `COPY (SELECT … FROM read_parquet([partials]) QUALIFY …
+ * ORDER BY …) TO '<table>.parquet'`, the very statement a `ParquetTableWriter` runs over its own table,
+ * so the file is byte for byte the one a single writer given every row writes. Partials may be
+ * deduplicated already or not (`partial` writers): the survivor order is total (lineage, then every
+ * column), so a key's lowest row overall is the lowest of any split's lowest rows.
+ */
+export async function mergeParquetPartials(
+  tables: readonly TableSpec[],
+  partials: Readonly<Record<string, readonly string[]>>,
+  workDir: string,
+  options: ParquetMergeOptions = {},
+): Promise<Record<string, MergedTableResult>> {
+  const plans = tables.map(planTable);
+  await mkdir(workDir, { recursive: true });
+  const spillDir = join(workDir, SPILL_DIR);
+  const outputs: string[] = [];
+  const instance = await DuckDBInstance.create(':memory:', {
+    threads: String(options.threads ?? 2),
+    memory_limit: options.memoryLimit ?? '512MB',
+    temp_directory: spillDir,
+  });
+  try {
+    const connection = await instance.connect();
+    try {
+      const results: Record<string, MergedTableResult> = {};
+      for (const plan of plans) {
+        const { name } = plan.spec;
+        const files = partials[name] ?? [];
+        if (files.length === 0) {
+          results[name] = { rowsWritten: 0 };
+          continue;
+        }
+        const file = join(workDir, `${name}.parquet`);
+        // Written under a temporary name and renamed, so a `<table>.parquet` on disk is always complete.
+        const temporary = `${file}.tmp`;
+        outputs.push(temporary, file);
+        const from = `read_parquet([${files.map(literal).join(', ')}])`;
+        try {
+          const result = await connection.run(copyToParquet(dedupSelect(plan, from), temporary));
+          results[name] = { rowsWritten: Number(result.rowsChanged), file };
+        } catch (error) {
+          throw new PipelineError(
+            `silver table ${name}: merging ${files.length} partial files failed: ${message(error)}`,
+            {
+              cause: error,
+            },
+          );
+        }
+        await rename(temporary, file);
+      }
+      return results;
+    } finally {
+      connection.closeSync();
+    }
+  } catch (error) {
+    await Promise.all(outputs.map((file) => rm(file, { force: true })));
+    throw error;
+  } finally {
+    instance.closeSync();
+    await rm(spillDir, { recursive: true, force: true });
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

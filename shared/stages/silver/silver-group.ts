@@ -1,0 +1,194 @@
+import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
+import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
+import type { Row } from '../../contracts/silver/table.ts';
+import { ContractViolationError, PipelineError, SchemaDriftError } from '../../errors.ts';
+import { QUARANTINE_TABLE } from '../../lake/keys.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
+import type { TableWriterFactory } from '../../ports/table-writer.ts';
+import { readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
+import { quarantineTable } from './quarantine-table.ts';
+import { SilverGroupOutput, type SilverGroupTable } from './silver-group-output.ts';
+import { type SilverStats, SilverStatsCounter } from './silver-stats.ts';
+
+export type { SilverGroupTable } from './silver-group-output.ts';
+
+/**
+ * One group of a silver build: consecutive bronze parts `[firstPart, endPart)` of the manifest. Group 0
+ * also writes the contract's file rows, so they appear exactly once across the groups.
+ */
+export interface SilverGroupPlan {
+  readonly index: number;
+  readonly firstPart: number;
+  /** One past the last part of the group. */
+  readonly endPart: number;
+}
+
+export interface BuildSilverGroupInput {
+  readonly bronzeManifestKey: string;
+  readonly group: SilverGroupPlan;
+}
+
+export interface BuildSilverGroupDeps {
+  readonly lake: ObjectStore;
+  readonly contract: SilverContract;
+  readonly createTableWriter: TableWriterFactory;
+  /** This group's own folder: its Parquet files and the writer's spill. */
+  readonly workDir: string;
+  /**
+   * A fresh writer per bronze part rather than one for the group: for partial files, which a merge
+   * deduplicates and sorts anyway; keeps the writer's memory to one part's rows. @default false
+   */
+  readonly writerPerPart?: boolean;
+  /** The bronze manifest, when the caller has already read it (else it is read from the lake). */
+  readonly bronze?: BronzeManifest;
+  /** Called after each part with the records it held. */
+  readonly onPart?: (records: number) => void;
+  /** Checked between parts: a build whose earlier group failed need not finish this one. */
+  readonly signal?: AbortSignal;
+}
+
+export interface SilverGroupResult {
+  readonly index: number;
+  readonly tables: Readonly<Record<string, SilverGroupTable>>;
+  readonly stats: SilverStats;
+}
+
+/**
+ * Bronze → silver for one group of parts: every record through the contract, rows to Parquet per table
+ * (as the writer makes them: final — deduplicated and sorted — or partial), broken rules to quarantine,
+ * findings counted. A `fail` rule or drift under `onDrift: 'fail'` stops the group with the error a
+ * single pass over all parts would raise at that record. The files stay local: the caller merges the
+ * groups' partial files (or, with one group and a final writer, publishes its files as they are). On AWS
+ * this is what one Map item of a silver build would run.
+ */
+export async function buildSilverGroup(
+  input: BuildSilverGroupInput,
+  deps: BuildSilverGroupDeps,
+): Promise<SilverGroupResult> {
+  const bronze = deps.bronze ?? (await readBronzeManifest(deps.lake, input.bronzeManifestKey));
+  const { runId } = bronze;
+  const { contract, signal } = deps;
+  const { group } = input;
+  const context: SilverContext = {
+    runId,
+    sourceUri: bronze.source.uri,
+    sourceSha256: bronze.source.sha256,
+    headers: bronze.headers,
+  };
+  const stats = new SilverStatsCounter(Object.keys(bronze.records));
+  const output = new SilverGroupOutput(
+    deps.createTableWriter,
+    [...contract.tables, quarantineTable],
+    deps.workDir,
+    deps.writerPerPart ?? false,
+  );
+  try {
+    if (group.index === 0) {
+      const writer = await output.writer();
+      for (const [table, rows] of Object.entries(contract.fileRows(context))) {
+        for (const row of rows) writer.append(table, withLineage(row, runId, input.bronzeManifestKey, 0));
+      }
+    }
+    for (const part of bronze.parts.slice(group.firstPart, group.endPart)) {
+      signal?.throwIfAborted();
+      const content = await readBronzePart(deps.lake, part.key);
+      const writer = await output.writer();
+      for (const line of content.lines) {
+        const { path, index, record } = JSON.parse(line.toString('utf8')) as {
+          path: string;
+          index: number;
+          record: unknown;
+        };
+        const counts = stats.records[path];
+        if (!counts)
+          throw new PipelineError(`${part.key}: a record of path "${path}" that the manifest does not list`);
+        const normalized = contract.normalize(path, index, record, context);
+        let quarantined = false;
+        for (const violation of normalized.violations) {
+          stats.violation(violation);
+          if (violation.severity === 'fail') {
+            throw new ContractViolationError(
+              `${part.key} record ${path}[${index}]: ${violation.ruleId} at ${violation.path}: ${violation.message}`,
+            );
+          }
+          if (violation.severity === 'quarantine') {
+            quarantined = true;
+            writer.append(QUARANTINE_TABLE, {
+              record_path: path,
+              rule_id: violation.ruleId,
+              severity: violation.severity,
+              field_path: violation.path,
+              message: violation.message,
+              record: JSON.stringify(record),
+              _run_id: runId,
+              _bronze_part: part.key,
+              _record_index: index,
+            });
+          }
+        }
+        for (const finding of normalized.drift) {
+          stats.driftFinding(finding);
+          if (contract.onDrift === 'fail') {
+            throw new SchemaDriftError(
+              `${part.key} record ${path}[${index}]: ${finding.kind} at ${finding.path} (e.g. ${finding.example}); ` +
+                'the contract fails on drift — update the contract or set it to rescue or ignore unknown fields',
+            );
+          }
+        }
+        if (quarantined) {
+          counts.quarantined++;
+          continue;
+        }
+        counts.accepted++;
+        for (const [table, rows] of Object.entries(normalized.rows)) {
+          for (const row of rows) writer.append(table, withLineage(row, runId, part.key, index));
+        }
+      }
+      await output.partDone();
+      deps.onPart?.(content.lines.length);
+    }
+    signal?.throwIfAborted();
+    const tables = await output.finish();
+    return { index: group.index, tables, stats: stats.toStats() };
+  } catch (error) {
+    await output.abort();
+    throw error;
+  }
+}
+
+/**
+ * Splits the parts into at most `groups` runs of consecutive parts with about equal uncompressed bytes
+ * (the work of a part grows with its bytes, not its record count). Never an empty group, except the
+ * single group of a run without parts.
+ */
+export function planSilverGroups(
+  parts: readonly { readonly uncompressedBytes: number }[],
+  groups: number,
+): SilverGroupPlan[] {
+  const count = Math.max(1, Math.min(Math.floor(groups), parts.length));
+  const total = parts.reduce((sum, part) => sum + part.uncompressedBytes, 0);
+  const cuts = [0];
+  let done = 0;
+  let next = 0;
+  for (let g = 1; g < count; g++) {
+    const target = (total * g) / count;
+    const last = parts.length - (count - g);
+    // A part joins this group when most of it lies before the target; each group keeps at least one part.
+    while (next < last && done + parts[next]!.uncompressedBytes / 2 < target) {
+      done += parts[next]!.uncompressedBytes;
+      next++;
+    }
+    if (next === cuts.at(-1)) done += parts[next++]!.uncompressedBytes;
+    cuts.push(next);
+  }
+  cuts.push(parts.length);
+  return cuts.slice(1).map((endPart, index) => ({ index, firstPart: cuts[index]!, endPart }));
+}
+
+/** Adds the lineage columns to a row the contract just made (in place: no copy per row). */
+function withLineage(row: Row, runId: string, bronzePart: string, recordIndex: number): Row {
+  row._run_id = runId;
+  row._bronze_part = bronzePart;
+  row._record_index = recordIndex;
+  return row;
+}

@@ -1,0 +1,50 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { createParquetTableWriter } from '../../adapters/duckdb/parquet-table-writer.ts';
+import { buildSilverGroup } from './silver-group.ts';
+import {
+  openLake,
+  resolveContract,
+  type SilverWorkerCancel,
+  type SilverWorkerMessage,
+  type SilverWorkerTask,
+} from './silver-worker-protocol.ts';
+import { serializeError } from './worker-errors.ts';
+
+/**
+ * A worker thread that builds one silver group (loaded by silver-worker-bootstrap.mjs): it opens the
+ * lake and resolves the contract from the task's descriptions, runs `buildSilverGroup` with its own
+ * DuckDB (one thread, the task's memory limit), reports each part, then the result or the error.
+ */
+
+const port = parentPort!;
+const task = (workerData as { task: SilverWorkerTask }).task;
+const post = (message: SilverWorkerMessage) => port.postMessage(message);
+
+const cancelled = new AbortController();
+const onCancel = (message: SilverWorkerCancel) => {
+  if (message.type === 'cancel') cancelled.abort();
+};
+port.on('message', onCancel);
+
+try {
+  const result = await buildSilverGroup(
+    { bronzeManifestKey: task.bronzeManifestKey, group: task.group },
+    {
+      lake: openLake(task.lake),
+      contract: resolveContract(task.contract),
+      createTableWriter: (tables, dir) =>
+        createParquetTableWriter(tables, dir, { memoryLimit: task.memoryLimit, threads: 1, partial: true }),
+      workDir: task.workDir,
+      writerPerPart: true,
+      bronze: task.bronze,
+      onPart: (records) => post({ type: 'part', records }),
+      signal: cancelled.signal,
+    },
+  );
+  post({ type: 'done', result });
+} catch (error) {
+  post({ type: 'failed', error: serializeError(error) });
+} finally {
+  // Nothing else keeps the thread alive: it exits once the answer is sent.
+  port.off('message', onCancel);
+}

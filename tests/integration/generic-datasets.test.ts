@@ -19,6 +19,7 @@ import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
 import { MergeStateError, mergeSilverState } from '../../shared/stages/silver/merge-state.ts';
 import { fileStore, fixedClock, tempDir } from '../helpers/lake.ts';
+import { seededRandom as random } from '../helpers/random.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Two datasets defined by config alone: the same accounts, as CSV (flat, all text) and as NDJSON
@@ -98,17 +99,6 @@ interface Event {
   readonly active: boolean | null;
   readonly updatedAt: string | null;
   readonly tags: string[] | null;
-}
-
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffle<T>(items: readonly T[], next: () => number): T[] {

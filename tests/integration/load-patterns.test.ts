@@ -8,6 +8,7 @@ import {
   scd2,
   snapshot,
 } from '../../shared/stages/silver/load-patterns.ts';
+import { seededRandom as random } from '../helpers/random.ts';
 
 /** A change event: entity (id, region), its sequence number, what happened and the new values. */
 interface Event {
@@ -75,17 +76,6 @@ async function applyAll(pattern: Pattern, batches: readonly (readonly Event[])[]
     connection.closeSync();
     instance.closeSync();
   }
-}
-
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Events over 8 entities with few sequence numbers, so ties, exact duplicates and late deletes all occur. */

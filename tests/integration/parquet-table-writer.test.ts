@@ -10,6 +10,7 @@ import {
 import type { Row, TableSpec } from '../../shared/contracts/silver/table.ts';
 import { InvalidRowError, UnknownTableError } from '../../shared/ports/table-writer.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
+import { seededRandom as random } from '../helpers/random.ts';
 
 /** One column of every ColumnType; `id` is the key. */
 const everyType: TableSpec = {
@@ -41,18 +42,6 @@ const lineage = (index: number, part = 'bronze/ds/part-00001.ndjson.gz', run = '
   _bronze_part: part,
   _record_index: index,
 });
-
-/** A small seeded generator, so shuffles are reproducible. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(items: readonly T[], seed: number): T[] {
   const next = random(seed);

@@ -50,6 +50,24 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
   });
   afterAll(async () => tmp.cleanup());
 
+  /** Ingest `key` in one go and in slices of one segment each; returns the slice count and both lakes. */
+  async function wholeAndSliced(dataset: DatasetConfig, key: string) {
+    const deps = (lake: string, budget?: SliceBudget) => ({
+      source: fileStore(tmp.dir),
+      lake: fileStore(lake),
+      clock: fixedClock,
+      budget,
+    });
+    const wholeLake = newLake();
+    const whole = await ingestToBronze({ dataset, sourceKey: key }, deps(wholeLake));
+    const slicedLake = newLake();
+    let result: Awaited<ReturnType<typeof ingestSlice>>;
+    do result = await ingestSlice({ dataset, sourceKey: key }, deps(slicedLake, everySegment));
+    while (result.status === 'sliced' && result.slices < 1000);
+    expect(result.status).toBe('committed');
+    return { whole, slices: result.slices, wholeLake, slicedLake };
+  }
+
   it('runs the deployed workflow in ≥ 20 slices and writes bronze, silver and reconciliation byte-identical to one slice', async () => {
     const { facts } = await generateFile(tmp.dir, 'in-network.json.gz', {
       seed: 20261122,
@@ -108,22 +126,7 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
   it.each(sources)('%s: every slicing gives the same bronze', async (_name, make, datasetName) => {
     await writeFile(join(tmp.dir, 'source.bin'), make());
     const dataset = slicedDataset(builtInDataset(datasetName), 8 * 1024);
-    const deps = (lake: string, budget?: SliceBudget) => ({
-      source: fileStore(tmp.dir),
-      lake: fileStore(lake),
-      clock: fixedClock,
-      budget,
-    });
-    const wholeLake = newLake();
-    await ingestToBronze({ dataset, sourceKey: 'source.bin' }, deps(wholeLake));
-    const slicedLake = newLake();
-    let slices = 0;
-    for (;;) {
-      const result = await ingestSlice({ dataset, sourceKey: 'source.bin' }, deps(slicedLake, everySegment));
-      slices++;
-      if (result.status === 'committed') break;
-      expect(slices).toBeLessThan(1000);
-    }
+    const { slices, wholeLake, slicedLake } = await wholeAndSliced(dataset, 'source.bin');
     expect(slices).toBeGreaterThanOrEqual(10);
     expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
   });
@@ -138,19 +141,8 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
       providerReferencesPosition: 'after',
     });
     const dataset = slicedDataset(builtInDataset('tic-in-network'), 16 * 1024);
-    const deps = (lake: string, budget?: SliceBudget) => ({
-      source: fileStore(tmp.dir),
-      lake: fileStore(lake),
-      clock: fixedClock,
-      budget,
-    });
-    const wholeLake = newLake();
-    await ingestToBronze({ dataset, sourceKey: 'nasty.json.gz' }, deps(wholeLake));
-    const slicedLake = newLake();
-    let result: Awaited<ReturnType<typeof ingestSlice>>;
-    do result = await ingestSlice({ dataset, sourceKey: 'nasty.json.gz' }, deps(slicedLake, everySegment));
-    while (result.status === 'sliced');
-    expect(result.slices).toBeGreaterThanOrEqual(20);
+    const { slices, wholeLake, slicedLake } = await wholeAndSliced(dataset, 'nasty.json.gz');
+    expect(slices).toBeGreaterThanOrEqual(20);
     expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
   });
 
@@ -162,20 +154,9 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
       format: 'ndjson',
       bronze: { segmentBytes: 4096, partMaxRecords: 100 },
     });
-    const deps = (lake: string, budget?: SliceBudget) => ({
-      source: fileStore(tmp.dir),
-      lake: fileStore(lake),
-      clock: fixedClock,
-      budget,
-    });
-    const wholeLake = newLake();
-    const whole = await ingestToBronze({ dataset, sourceKey: 'rows.ndjson.gz' }, deps(wholeLake));
+    const { whole, slices, wholeLake, slicedLake } = await wholeAndSliced(dataset, 'rows.ndjson.gz');
     expect(whole.manifest.records.records).toBe(3000);
-    const slicedLake = newLake();
-    let result: Awaited<ReturnType<typeof ingestSlice>>;
-    do result = await ingestSlice({ dataset, sourceKey: 'rows.ndjson.gz' }, deps(slicedLake, everySegment));
-    while (result.status === 'sliced');
-    expect(result.slices).toBeGreaterThanOrEqual(20);
+    expect(slices).toBeGreaterThanOrEqual(20);
     expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
   });
 

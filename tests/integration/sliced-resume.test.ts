@@ -8,21 +8,10 @@ import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+import { seededRandom as random } from '../helpers/random.ts';
 
 const CHILD = fileURLToPath(new URL('../helpers/sliced-run-child.ts', import.meta.url));
 const SEGMENT_BYTES = 64 * 1024;
-
-/** A small deterministic generator (mulberry32), so a failing drill can be replayed. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Attempt {
   /** Lines the child printed (state names as it entered them, then `done …`). */

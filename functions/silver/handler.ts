@@ -1,12 +1,11 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
-import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import {
-  onFirstInvocation,
-  parseStageEvent,
-  type StageHandler,
-  stageHandler,
-} from '../../shared/adapters/aws/stage-handler.ts';
+  createObservability,
+  type LambdaContext,
+  type Observability,
+} from '../../shared/adapters/aws/observability.ts';
+import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { onFirstInvocation, parseStageEvent, stageHandler } from '../../shared/adapters/aws/stage-handler.ts';
 import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import {
   LAMBDA_WORK_DIR,
@@ -17,22 +16,31 @@ import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { TableWriterFactory } from '../../shared/ports/table-writer.ts';
 import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
+import { buildSilverGroupToLake, mergeSilver, planSilver } from '../../shared/stages/silver/silver-stages.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import {
-  LakeStageEvent,
   quarantinedRecords,
   requireSilverContract,
+  type SilverGroupOutput,
   type SilverOutput,
+  type SilverPlanOutput,
+  SilverStageEvent,
   silverOutput,
+  silverPlanOutput,
 } from '../../shared/workflow/stage-io.ts';
 
 /**
- * The `Silver` state of the workflow: one committed bronze run -> silver Parquet tables and manifest.
+ * The silver stage of the workflow, one function for its three states (by the event's `op`):
  *
- * Event: `{ dataset, bronzeManifestKey, executionId? }` (the `Ingest` state's reference).
- * Result: `{ silverManifestKey, tables: { <table>: rows }, quarantined }`.
- * Errors keep their sluice names (`ContractViolationError`, `SchemaDriftError`, `ConfigError`, ...); network
- * failures become `TransientError`, which the state machine retries.
+ *   PlanSilver   `{ op: "plan", dataset, bronzeManifestKey }` -> `{ groups: [{ group }], groupCount }`
+ *   SilverGroup  `{ op: "group", ..., group, groupCount }` (a `SilverGroups` Map item) -> a small summary;
+ *                the group's partial Parquet files and stats go to the lake under silver/<dataset>/_work/
+ *   Silver       `{ op: "merge", ..., groupCount }` -> `{ silverManifestKey, tables: { <table>: rows },
+ *                quarantined }`, the build committed and its work prefix removed
+ *
+ * An event without `op` builds everything in one invocation (a small source). Errors keep their sluice
+ * names (`ContractViolationError`, `SchemaDriftError`, `ConfigError`, ...); network failures become
+ * `TransientError`, which the state machine retries.
  */
 
 /** What the silver handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
@@ -44,6 +52,8 @@ export interface SilverDeps {
   readonly createTableWriter: TableWriterFactory;
   /** Scratch space for Parquet files and spill. */
   readonly workDir: string;
+  /** The writer of a group's partial files. @default `createTableWriter` */
+  readonly createPartialTableWriter?: TableWriterFactory;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -55,34 +65,73 @@ export function createDeps(config: LakeStageConfig): SilverDeps {
     clock: systemClock,
     observability: createObservability(config),
     createTableWriter: createParquetTableWriter,
+    createPartialTableWriter: (tables, dir) => createParquetTableWriter(tables, dir, { partial: true }),
     workDir: LAMBDA_WORK_DIR,
   };
 }
 
-/** Build the silver tables of one committed bronze run. */
-export async function silver(event: unknown, deps: SilverDeps): Promise<SilverOutput> {
+/** What the silver function returns, by `op`. */
+export type SilverResult = SilverOutput | SilverPlanOutput | SilverGroupOutput;
+
+/** One step of a silver build (or all of it) for one committed bronze run. */
+export async function silver(event: unknown, deps: SilverDeps): Promise<SilverResult> {
   const { logger, metrics } = deps.observability;
   const input = parseStageEvent(
-    LakeStageEvent,
+    SilverStageEvent,
     event,
     'silver',
-    '{ "dataset": string, "bronzeManifestKey": string }',
+    '{ "op"?: "plan" | "group" | "merge", "dataset": string, "bronzeManifestKey": string, ' +
+      '"group"?: number, "groupCount"?: number }',
   );
   const contract = requireSilverContract(input.dataset, deps.config.datasets);
-  logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey });
+  logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });
   metrics.addDimension(Dimension.dataset, input.dataset);
-  logger.info('silver started');
+  const { bronzeManifestKey } = input;
 
-  const result = await buildSilver(
-    { bronzeManifestKey: input.bronzeManifestKey },
-    {
-      lake: deps.lake,
-      clock: deps.clock,
-      contract,
-      createTableWriter: deps.createTableWriter,
-      workDir: deps.workDir,
-    },
-  );
+  if (input.op === 'plan') {
+    const plan = await planSilver(
+      { bronzeManifestKey },
+      {
+        lake: deps.lake,
+        clock: deps.clock,
+        targetGroupBytes: deps.config.silverGroupTargetMb && deps.config.silverGroupTargetMb * 1024 * 1024,
+      },
+    );
+    logger.info('silver planned', { groupCount: plan.groupCount, partsTotal: plan.partsTotal });
+    return silverPlanOutput(plan.groupCount);
+  }
+  if (input.op === 'group') {
+    logger.appendKeys({ group: input.group, groupCount: input.groupCount });
+    const summary = await buildSilverGroupToLake(
+      { bronzeManifestKey, group: input.group, groupCount: input.groupCount },
+      {
+        lake: deps.lake,
+        contract,
+        createTableWriter: deps.createPartialTableWriter ?? deps.createTableWriter,
+        workDir: deps.workDir,
+      },
+    );
+    logger.info('silver group built', { ...summary });
+    return summary;
+  }
+
+  logger.info('silver started');
+  const result =
+    input.op === 'merge'
+      ? await mergeSilver(
+          { bronzeManifestKey, groupCount: input.groupCount },
+          { lake: deps.lake, clock: deps.clock, contract, workDir: deps.workDir },
+        )
+      : await buildSilver(
+          { bronzeManifestKey },
+          {
+            lake: deps.lake,
+            clock: deps.clock,
+            contract,
+            createTableWriter: deps.createTableWriter,
+            workDir: deps.workDir,
+          },
+        );
   const quarantined = quarantinedRecords(result);
   metrics.addMetric(MetricName.quarantinedRecords, MetricUnit.Count, quarantined);
   logger.info('silver committed', {
@@ -94,8 +143,16 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverOu
 }
 
 /** The handler for one set of dependencies. */
-export function createHandler(deps: SilverDeps): StageHandler<SilverOutput> {
-  return stageHandler(deps, silver);
+export function createHandler(deps: SilverDeps): SilverHandler {
+  return stageHandler(deps, silver) as SilverHandler;
+}
+
+/** The silver handler, its result typed by the event's `op`. */
+export interface SilverHandler {
+  (event: { readonly op: 'plan' }, context?: LambdaContext): Promise<SilverPlanOutput>;
+  (event: { readonly op: 'group' }, context?: LambdaContext): Promise<SilverGroupOutput>;
+  /** `op: "merge"`, or no `op`: a whole build. */
+  (event: unknown, context?: LambdaContext): Promise<SilverOutput>;
 }
 
 /** The Lambda entry point. */

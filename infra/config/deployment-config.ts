@@ -3,7 +3,11 @@ import { z } from 'zod';
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDatasets } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { DEFAULT_FAN_OUT_CONCURRENCY } from '../../shared/workflow/definition.ts';
+import {
+  DEFAULT_FAN_OUT_CONCURRENCY,
+  DEFAULT_SILVER_CONCURRENCY,
+  MAX_SILVER_CONCURRENCY,
+} from '../../shared/workflow/definition.ts';
 import { CREDENTIAL_KINDS, SOURCE_NAME } from '../../shared/workflow/source.ts';
 import { FAN_OUT_DATASET, LISTED_FILE_DATASET } from '../../shared/workflow/stage-io.ts';
 
@@ -12,6 +16,9 @@ import { FAN_OUT_DATASET, LISTED_FILE_DATASET } from '../../shared/workflow/stag
  * sized and watched. Checked when the CDK app synthesizes, so a bad value fails `cdk synth` with the
  * field's path and how to fix it, before anything reaches AWS.
  */
+
+/** Uncompressed bronze per silver group: comfortably within one 15-minute Lambda invocation. */
+const DEFAULT_SILVER_GROUP_TARGET_MB = 1536;
 
 /** A table of contents' execution lasts as long as its whole fan-out: a week, by default. */
 const DEFAULT_EXECUTION_TIMEOUT_HOURS = 7 * 24;
@@ -157,6 +164,25 @@ export const DeploymentConfig = z
         `How a ${FAN_OUT_DATASET} run expands into one ${LISTED_FILE_DATASET} run per listed file. ` +
           "timeoutHours is the state machine's execution timeout, so it bounds every execution; each listed " +
           "file's own run is stopped after 6 hours.",
+      ),
+    silver: z
+      .object({
+        maxConcurrency: wholeNumber(
+          1,
+          MAX_SILVER_CONCURRENCY,
+          'groups of bronze parts of one silver build run at once, e.g. 8 (an inline Map runs at most 40)',
+        ).default(DEFAULT_SILVER_CONCURRENCY),
+        groupTargetMb: wholeNumber(
+          64,
+          4096,
+          'MB of uncompressed bronze per silver group, each group one Lambda invocation, e.g. 1536',
+        ).default(DEFAULT_SILVER_GROUP_TARGET_MB),
+      })
+      .strict()
+      .default({ maxConcurrency: DEFAULT_SILVER_CONCURRENCY, groupTargetMb: DEFAULT_SILVER_GROUP_TARGET_MB })
+      .describe(
+        'How a silver build is split: PlanSilver cuts the bronze run into groups of about groupTargetMb, ' +
+          'SilverGroups builds maxConcurrency of them at once, Silver merges them.',
       ),
     sources: z
       .array(SourceDeployment, {

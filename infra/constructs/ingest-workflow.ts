@@ -21,6 +21,8 @@ export interface IngestWorkflowProps {
   readonly fanOutFunction: IFunction;
   /** Listed files of a table of contents ingested at once. @default 4 */
   readonly fanOutConcurrency?: number;
+  /** Groups of bronze parts one silver build runs at once (`SilverGroups`). @default 8 */
+  readonly silverConcurrency?: number;
   /** @default false */
   readonly tracing?: boolean;
   /**
@@ -78,6 +80,7 @@ export class IngestWorkflow extends Construct {
           fanOutFunction: props.fanOutFunction,
           stateMachineName,
           fanOutConcurrency: props.fanOutConcurrency,
+          silverConcurrency: props.silverConcurrency,
           listedFileTimeout: props.listedFileTimeout,
           failureQueue: this.failureQueue,
         }),

@@ -65,8 +65,11 @@ export interface PipelineFunctionsProps {
     /** @default - no reserved concurrency */
     readonly reservedConcurrency?: number;
   };
-  /** The silver stage. @default 3008 MB, 15 minutes, 4096 MB of /tmp */
-  readonly silver?: StageSizing;
+  /**
+   * The silver stage; `groupTargetMb`: uncompressed bronze per group when `PlanSilver` splits a build.
+   * @default 3008 MB, 15 minutes, 4096 MB of /tmp, groups of 1536 MB
+   */
+  readonly silver?: StageSizing & { readonly groupTargetMb?: number };
   /** The reconcile stage. @default 2048 MB, 15 minutes, 4096 MB of /tmp */
   readonly reconcile?: StageSizing;
   /** The table-of-contents fan-out (`PlanFanOut`). @default 1024 MB, 5 minutes */
@@ -168,12 +171,18 @@ export class PipelineFunctions extends Construct {
 
     this.silver = new SluiceFunction(this, 'Silver', {
       handlerDir: 'silver',
-      description: 'Builds the silver Parquet tables of one committed bronze run',
+      description: 'Plans, builds in groups and merges the silver Parquet tables of one committed bronze run',
       memoryMb: props.silver?.memoryMb ?? 3008,
       timeout: props.silver?.timeout ?? Duration.minutes(15),
       ephemeralStorageMb: props.silver?.ephemeralStorageMb ?? 4096,
       tracing: props.tracing,
-      environment,
+      environment: lakeStageEnvironment({
+        serviceName: props.serviceName,
+        logLevel: props.logLevel ?? 'INFO',
+        lakeBucket: lakeBucket.bucketName,
+        datasets: props.datasets,
+        silverGroupTargetMb: props.silver?.groupTargetMb,
+      }),
       ...DUCKDB_FUNCTION,
     });
     const silverRole = this.silver.role;

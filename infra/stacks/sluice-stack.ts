@@ -55,6 +55,7 @@ export class SluiceStack extends Stack {
         timeout: Duration.minutes(config.ingest.timeoutMinutes),
         reservedConcurrency: config.ingest.reservedConcurrency,
       },
+      silver: { groupTargetMb: config.silver.groupTargetMb },
     });
 
     this.sources = new ScheduledSources(this, 'Sources', {
@@ -76,6 +77,7 @@ export class SluiceStack extends Stack {
       reconcileFunction: this.functions.reconcile.function,
       fanOutFunction: this.functions.fanOut.function,
       fanOutConcurrency: config.fanOut.maxConcurrency,
+      silverConcurrency: config.silver.maxConcurrency,
       timeout: Duration.hours(config.fanOut.timeoutHours),
       tracing: config.tracing,
     });

@@ -43,6 +43,12 @@ const LakeStageEnv = z.object({
   ...Common,
   LAKE_BUCKET: required('the lake bucket name'),
   DATASETS: IngestEnv.shape.DATASETS,
+  /** Silver only: uncompressed bronze per group of a build in groups, in MB. */
+  SILVER_GROUP_TARGET_MB: z.coerce
+    .number({ error: 'expected a whole number of MB' })
+    .int('expected a whole number of MB')
+    .positive('expected a positive number of MB')
+    .optional(),
 });
 
 const DownloadEnv = z.object({
@@ -77,6 +83,8 @@ export interface LakeStageConfig extends HandlerConfig {
   readonly lakeBucket: string;
   /** The datasets this deployment ingests; events of any other dataset fail with a ConfigError. */
   readonly datasets: readonly string[];
+  /** Silver: uncompressed bronze per group when `PlanSilver` splits a build. @default 1536 */
+  readonly silverGroupTargetMb?: number;
 }
 
 /** Settings of the download handler. */
@@ -110,7 +118,12 @@ export function loadLakeStageConfig(
   env: Env = process.env,
 ): LakeStageConfig {
   const e = parseEnv(LakeStageEnv, env, handler);
-  return { ...common(e), lakeBucket: e.LAKE_BUCKET, datasets: e.DATASETS };
+  return {
+    ...common(e),
+    lakeBucket: e.LAKE_BUCKET,
+    datasets: e.DATASETS,
+    ...(e.SILVER_GROUP_TARGET_MB !== undefined && { silverGroupTargetMb: e.SILVER_GROUP_TARGET_MB }),
+  };
 }
 
 /** Read the download handler's configuration (default: `process.env`). */
@@ -156,6 +169,9 @@ export function lakeStageEnvironment(config: Omit<LakeStageConfig, 'region'>): R
     ...commonEnvironment(config),
     LAKE_BUCKET: config.lakeBucket,
     DATASETS: config.datasets.join(','),
+    ...(config.silverGroupTargetMb !== undefined && {
+      SILVER_GROUP_TARGET_MB: String(config.silverGroupTargetMb),
+    }),
   };
 }
 

@@ -33,4 +33,8 @@ export const silverPartialKey = (
 export const silverGroupStatsKey = (dataset: string, source: string, group: number) =>
   `${silverGroupPrefix(dataset, source, group)}_stats.json`;
 
+/** The plan of a build split into groups (`PlanSilver`): when it started and how many groups it has. */
+export const silverPlanKey = (dataset: string, source: string) =>
+  `${silverWorkPrefix(dataset, source)}_plan.json`;
+
 const pad = (n: number) => String(n).padStart(5, '0');

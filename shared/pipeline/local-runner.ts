@@ -16,6 +16,7 @@ import { type FanOutPlan, planFanOut } from '../stages/fan-out/plan-fan-out.ts';
 import { reconcile } from '../stages/reconcile/reconcile.ts';
 import { buildSilver } from '../stages/silver/build-silver.ts';
 import { mergeSilverState } from '../stages/silver/merge-state.ts';
+import { buildSilverGroupToLake, mergeSilver, planSilver } from '../stages/silver/silver-stages.ts';
 import { StateName } from '../workflow/definition.ts';
 import { ExecutionInput, executionName } from '../workflow/execution.ts';
 import { type WorkflowDefinition, workflowDefinition } from '../workflow/local-definition.ts';
@@ -27,7 +28,9 @@ import {
   LakeStageEvent,
   reconcileOutput,
   requireSilverContract,
+  SilverStageEvent,
   silverOutput,
+  silverPlanOutput,
 } from '../workflow/stage-io.ts';
 import type { ListedFileOutcome, LocalPipelineDeps, LocalPipelineResult } from './pipeline-types.ts';
 
@@ -38,8 +41,10 @@ import type { ListedFileOutcome, LocalPipelineDeps, LocalPipelineResult } from '
  *
  *   Download                  -> downloadToLanding into `deps.source`, secrets from the environment
  *                                (source `x` with credentials: `SLUICE_SECRET_SOURCES_X`)
- *   Ingest, Silver, Reconcile -> the stage functions the Lambda handlers call, on local adapters, with
- *                                the same event parsing, transient-error mapping and result shapes
+ *   Ingest, PlanSilver,       -> the stage functions the Lambda handlers call, on local adapters, with
+ *   SilverGroup, Silver,         the same event parsing, transient-error mapping and result shapes;
+ *   Reconcile                    each SilverGroup item in a worker thread of its own, the SilverGroups
+ *                                map running one per core at once
  *   RecordFailure             -> a DeadLetterStore (locally `<lake>/_dead_letters/<execution>.json`)
  *   PlanFanOut                -> planFanOut on the lake, URLs checked with `downloadFetchOptions`
  *   IngestListedFile          -> runWorkflowLocally for the listed file (a child run with the same deps),
@@ -188,6 +193,19 @@ export async function runWorkflowLocally(
     return { ...e, contract: contract ?? requireSilverContract(e.dataset) };
   };
 
+  /** An event of the silver function (PlanSilver, SilverGroup, Silver), with the run's contract. */
+  const silverStageEvent = <Op extends SilverStageEvent['op']>(event: unknown, op?: Op) => {
+    const e = SilverStageEvent.parse(event) as Extract<SilverStageEvent, { op: Op }>;
+    if (op && e.op !== op) throw new ConfigError(`expected a silver "${op}" event, got "${e.op}"`);
+    return { ...e, ...lakeStageEvent({ dataset: e.dataset, bronzeManifestKey: e.bronzeManifestKey }) };
+  };
+  // Silver groups: one per core, as many built at once (the SilverGroups map's local MaxConcurrency).
+  const silverParallelism = Math.max(1, deps.silverParallelism ?? availableParallelism());
+  let silverProgress = { partsDone: 0, partsTotal: 0, records: 0 };
+  /** Groups being built; once the execution has failed, the rest are cancelled and awaited. */
+  const silverGroups = new Set<Promise<unknown>>();
+  const silverCancel = new AbortController();
+
   // A table of contents' fan-out: its plan (from page 0) and each child's outcome, by execution name.
   let fanOutPlan: FanOutPlan | undefined;
   let fanOutReport = '';
@@ -250,22 +268,66 @@ export async function runWorkflowLocally(
       if (slice.status === 'committed') results.bronze = slice;
       return ingestOutput(slice);
     }),
-    [StateName.silver]: task(async (event) => {
-      const e = lakeStageEvent(event);
+    [StateName.planSilver]: task(async (event) => {
+      const e = silverStageEvent(event, 'plan');
       deps.onStage?.('silver');
-      results.silver = await buildSilver(
+      const plan = await planSilver(
         { bronzeManifestKey: e.bronzeManifestKey },
+        // Locally a group per core (as the Map runs as many at once), however small the groups.
+        { lake: deps.lake, clock: deps.clock, minGroups: silverParallelism, targetGroupBytes: Infinity },
+      );
+      silverProgress = { partsDone: 0, partsTotal: plan.partsTotal, records: 0 };
+      return silverPlanOutput(plan.groupCount);
+    }),
+    // One item of the SilverGroups map: in a worker thread of its own (when more than one run at once).
+    [StateName.silverGroup]: task(async (event) => {
+      silverCancel.signal.throwIfAborted();
+      const e = silverStageEvent(event, 'group');
+      const running = buildSilverGroupToLake(
+        { bronzeManifestKey: e.bronzeManifestKey, group: e.group, groupCount: e.groupCount },
         {
           lake: deps.lake,
-          clock: deps.clock,
           contract: e.contract,
-          createTableWriter: createParquetTableWriter,
+          createTableWriter: (tables, dir) => createParquetTableWriter(tables, dir, { partial: true }),
           workDir,
-          onProgress: deps.onSilverProgress,
-          parallelism: deps.silverParallelism ?? availableParallelism(),
-          datasetConfig: dataset,
+          worker: silverParallelism > 1 ? { datasetConfig: dataset } : undefined,
+          onPart: (records) => {
+            const p = silverProgress;
+            silverProgress = { ...p, partsDone: p.partsDone + 1, records: p.records + records };
+            deps.onSilverProgress?.(silverProgress);
+          },
+          signal: silverCancel.signal,
         },
       );
+      silverGroups.add(running);
+      try {
+        return await running;
+      } finally {
+        silverGroups.delete(running);
+      }
+    }),
+    [StateName.silver]: task(async (event) => {
+      const e = silverStageEvent(event);
+      deps.onStage?.('silver');
+      results.silver =
+        e.op === 'merge'
+          ? await mergeSilver(
+              { bronzeManifestKey: e.bronzeManifestKey, groupCount: e.groupCount },
+              { lake: deps.lake, clock: deps.clock, contract: e.contract, workDir },
+            )
+          : await buildSilver(
+              { bronzeManifestKey: e.bronzeManifestKey },
+              {
+                lake: deps.lake,
+                clock: deps.clock,
+                contract: e.contract,
+                createTableWriter: createParquetTableWriter,
+                workDir,
+                onProgress: deps.onSilverProgress,
+                parallelism: silverParallelism,
+                datasetConfig: dataset,
+              },
+            );
       // Generic datasets with a snapshot, cdc or scd2 load fold this source into their current state.
       if (dataset.silver && dataset.silver.load !== 'append') {
         results.state = await mergeSilverState(
@@ -357,7 +419,9 @@ export async function runWorkflowLocally(
     },
   };
 
-  const definition = localized(rawDefinition, Object.keys(handlers));
+  const definition = localized(rawDefinition, Object.keys(handlers), {
+    [StateName.silverGroups]: silverParallelism,
+  });
   const taskStates = taskStateNames(definition);
   const execution = new StateMachine(definition as never).run(executionInput as never, {
     overrides: {
@@ -378,6 +442,12 @@ export async function runWorkflowLocally(
   try {
     await execution.result;
   } catch (error) {
+    const stageError = taskError;
+    // Groups of a failed silver build still running (the engine abandons a failed Map's items): stop
+    // them at their next part and let them end before the run reports its failure.
+    silverCancel.abort(new WorkflowFailedError(`execution ${name} failed: its silver groups are cancelled`));
+    await Promise.allSettled([...silverGroups]);
+    taskError = stageError;
     if (!(error instanceof ExecutionError)) throw error;
     const failed = (error as { cause?: Error }).cause;
     // The Fail state reports the caught error's name: rethrow the stage's own error, with its type.
@@ -414,7 +484,11 @@ export async function runWorkflowLocally(
  * The definition as the local engine must see it: every Task has a local handler (else the engine would
  * call AWS), and every Task has an explicit timeout (see MAX_TASK_TIMEOUT_SECONDS).
  */
-function localized(definition: WorkflowDefinition, handled: readonly string[]): WorkflowDefinition {
+function localized(
+  definition: WorkflowDefinition,
+  handled: readonly string[],
+  mapConcurrency: Readonly<Record<string, number>> = {},
+): WorkflowDefinition {
   const states: Record<string, Record<string, unknown>> = {};
   for (const [name, state] of Object.entries(definition.States) as [string, Record<string, unknown>][]) {
     if (state.Type === 'Parallel') {
@@ -431,7 +505,8 @@ function localized(definition: WorkflowDefinition, handled: readonly string[]): 
       }
       states[name] = {
         ...state,
-        [state.ItemProcessor ? 'ItemProcessor' : 'Iterator']: localized(processor, handled),
+        ...(mapConcurrency[name] !== undefined && { MaxConcurrency: mapConcurrency[name] }),
+        [state.ItemProcessor ? 'ItemProcessor' : 'Iterator']: localized(processor, handled, mapConcurrency),
       };
       continue;
     }

@@ -12,6 +12,7 @@ import {
   IntegrationPattern,
   JitterType,
   JsonPath,
+  Map as MapState,
   Pass,
   Result,
   type RetryProps,
@@ -40,7 +41,10 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *        └──(otherwise)──────────────────────────────────┴──> Ingest
  *   Ingest ──> IngestDone? ──(status: sliced)──> Ingest (the next slice resumes the checkpoint)
  *                  └──(otherwise)──> HasSilver? ──(hasSilver: false)──> Succeeded
- *                                        └──(otherwise)──> Silver ──> Reconcile ──> HasFanOut? ──┐
+ *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
+ *        (a map: one SilverGroup per group of bronze parts, `MaxConcurrency` at once)     │
+ *   ┌─────────────────────────────────────────────────────────────────────────────────────┘
+ *   └─> Silver (merge) ──> Reconcile ──> HasFanOut?
  *   HasFanOut? ──(a table of contents, unless the input says "fanOut": false)──> StartFanOut ──┐
  *        └──(otherwise)──> Succeeded                                                           │
  *   ┌──────────────────────────────────────────────────────────────────────────────────────────┘
@@ -63,6 +67,9 @@ export const StateName = {
   ingest: 'Ingest',
   ingestDone: 'IngestDone',
   hasSilver: 'HasSilver',
+  planSilver: 'PlanSilver',
+  silverGroups: 'SilverGroups',
+  silverGroup: 'SilverGroup',
   silver: 'Silver',
   reconcile: 'Reconcile',
   hasFanOut: 'HasFanOut',
@@ -81,6 +88,7 @@ export const StateName = {
 export const ResultKey = {
   download: 'download',
   ingest: 'ingest',
+  silverPlan: 'silverPlan',
   silver: 'silver',
   reconcile: 'reconcile',
   fanOut: 'fanOut',
@@ -156,14 +164,21 @@ export const CHILD_START_RETRY: RetryProps = {
 /** Listed files of a table of contents ingested at once, by default. */
 export const DEFAULT_FAN_OUT_CONCURRENCY = 4;
 
+/** Silver groups built at once (`SilverGroups`), by default. */
+export const DEFAULT_SILVER_CONCURRENCY = 8;
+/** An inline Map runs at most 40 iterations at once. */
+export const MAX_SILVER_CONCURRENCY = 40;
+
 /** What the workflow runs on. */
 export interface WorkflowResources {
   /** The `Download` stage (executions with a `source`): `functions/download/handler.ts`. */
   readonly downloadFunction: IFunction;
   /** The `Ingest` stage: `functions/ingest/handler.ts`. */
   readonly ingestFunction: IFunction;
-  /** The `Silver` stage: `functions/silver/handler.ts`. */
+  /** The `PlanSilver`, `SilverGroup` and `Silver` states (by the event's `op`): `functions/silver/handler.ts`. */
   readonly silverFunction: IFunction;
+  /** Silver groups `SilverGroups` builds at once. @default DEFAULT_SILVER_CONCURRENCY */
+  readonly silverConcurrency?: number;
   /** The `Reconcile` stage: `functions/reconcile/handler.ts`. */
   readonly reconcileFunction: IFunction;
   /** The `PlanFanOut` stage of table-of-contents runs: `functions/fan-out/handler.ts`. */
@@ -201,23 +216,29 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
   });
   const onFailure = recordFailure.next(failed);
 
-  /**
-   * A workflow stage: a Lambda whose return value lands at `$.<resultKey>`, with sluice's error policy.
-   * The Catch writes the error beside the input too (`$.error`), so RecordFailure still has all of it.
-   */
-  const stageTask = (id: string, fn: IFunction, payload: TaskInput, resultKey: string) =>
+  /** A Lambda invocation with sluice's retries; its return value lands at `resultPath` (default: is the output). */
+  const stageInvoke = (id: string, fn: IFunction, payload: TaskInput, resultPath?: string) =>
     new LambdaInvoke(scope, id, {
       lambdaFunction: fn,
       payload,
       // The result is the handler's return value alone (a small reference, never data).
       payloadResponseOnly: true,
-      resultPath: `$.${resultKey}`,
+      resultPath,
       // Off, so that the only retries are the explicit ones below (CDK's default has no jitter).
       retryOnServiceExceptions: false,
     })
       .addRetry(LAMBDA_SERVICE_RETRY)
-      .addRetry(TRANSIENT_RETRY)
-      .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
+      .addRetry(TRANSIENT_RETRY);
+
+  /**
+   * A workflow stage: a Lambda whose return value lands at `$.<resultKey>`, with sluice's error policy.
+   * The Catch writes the error beside the input too (`$.error`), so RecordFailure still has all of it.
+   */
+  const stageTask = (id: string, fn: IFunction, payload: TaskInput, resultKey: string) =>
+    stageInvoke(id, fn, payload, `$.${resultKey}`).addCatch(onFailure, {
+      errors: [Errors.ALL],
+      resultPath: `$.${ResultKey.error}`,
+    });
 
   /** The `Silver` and `Reconcile` event: the bronze run `Ingest` committed. */
   const lakeStagePayload = TaskInput.fromObject({
@@ -237,7 +258,7 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     }),
     ResultKey.ingest,
   );
-  const silver = stageTask(StateName.silver, resources.silverFunction, lakeStagePayload, ResultKey.silver);
+  const silver = silverStates(scope, resources, stageInvoke, stageTask, onFailure);
   const reconcile = stageTask(
     StateName.reconcile,
     resources.reconcileFunction,
@@ -245,7 +266,7 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     ResultKey.reconcile,
   );
   const succeeded = new Succeed(scope, StateName.succeeded);
-  silver.next(reconcile).next(tableOfContentsFanOut(scope, resources, stageTask, onFailure, succeeded));
+  silver.end.next(reconcile).next(tableOfContentsFanOut(scope, resources, stageTask, onFailure, succeeded));
 
   // `hasSilver` is optional (see ExecutionInput): only an explicit `false` skips the silver stages.
   // IsPresent first, because comparing a path that does not exist is a runtime error.
@@ -254,7 +275,7 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
       Condition.and(Condition.isPresent('$.hasSilver'), Condition.booleanEquals('$.hasSilver', false)),
       succeeded,
     )
-    .otherwise(silver);
+    .otherwise(silver.start);
 
   // A long source is ingested in slices (one invocation each, within Lambda's 15 minutes): a slice that
   // stopped at its budget returns `status: "sliced"` and the next one resumes from its checkpoint.
@@ -287,6 +308,74 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
   return new Choice(scope, StateName.hasSource)
     .when(Condition.isPresent('$.source.url'), download)
     .otherwise(ingest);
+}
+
+/**
+ * Silver in groups of bronze parts, so that no source is too large for one Lambda invocation:
+ *
+ * - `PlanSilver` (`op: "plan"`) splits the bronze run into groups (by uncompressed bytes) and returns
+ *   `{ groups: [{ group: 0 }, ...], groupCount }` at `$.silverPlan`: indexes, never part lists.
+ * - `SilverGroups`, an inline Map over those items (`MaxConcurrency` from the deployment), runs
+ *   `SilverGroup` (`op: "group"`) per group: its part range follows from the bronze manifest, the group
+ *   count and its index; its partial Parquet files and stats go to the lake (silver/<dataset>/_work/).
+ *   Their summaries are discarded. The task retries as every stage does; a state inside a Map cannot reach
+ *   RecordFailure, so the Map catches what its items raise (the error keeps its name).
+ * - `Silver` (`op: "merge"`) merges the groups' files into the tables, commits the silver manifest,
+ *   removes the work prefix, and returns the stage's result at `$.silver`.
+ */
+function silverStates(
+  scope: Construct,
+  resources: WorkflowResources,
+  stageInvoke: (id: string, fn: IFunction, payload: TaskInput, resultPath?: string) => TaskStateBase,
+  stageTask: (id: string, fn: IFunction, payload: TaskInput, resultKey: string) => TaskStateBase,
+  onFailure: IChainable,
+): { start: TaskStateBase; end: TaskStateBase } {
+  const planKey = `$.${ResultKey.silverPlan}`;
+  const event = (op: string, extra: Record<string, unknown> = {}) =>
+    TaskInput.fromObject({
+      op,
+      dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
+      bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
+      executionId: JsonPath.executionId,
+      ...extra,
+    });
+  const plan = stageTask(StateName.planSilver, resources.silverFunction, event('plan'), ResultKey.silverPlan);
+  // Inside the Map, `$` is the item as ItemSelector made it: the run, the group's index and the count.
+  const group = stageInvoke(
+    StateName.silverGroup,
+    resources.silverFunction,
+    TaskInput.fromObject({
+      op: 'group',
+      dataset: JsonPath.stringAt('$.dataset'),
+      bronzeManifestKey: JsonPath.stringAt('$.bronzeManifestKey'),
+      executionId: JsonPath.stringAt('$.executionId'),
+      group: JsonPath.numberAt('$.group'),
+      groupCount: JsonPath.numberAt('$.groupCount'),
+    }),
+    // No ResultPath: the item's output is its summary, which the Map then discards.
+  );
+  const groups = new MapState(scope, StateName.silverGroups, {
+    itemsPath: JsonPath.stringAt(`${planKey}.groups`),
+    itemSelector: {
+      dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
+      bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
+      executionId: JsonPath.executionId,
+      group: JsonPath.numberAt('$$.Map.Item.Value.group'),
+      groupCount: JsonPath.numberAt(`${planKey}.groupCount`),
+    },
+    maxConcurrency: resources.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
+    resultPath: JsonPath.DISCARD,
+  })
+    .itemProcessor(group)
+    .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
+  const merge = stageTask(
+    StateName.silver,
+    resources.silverFunction,
+    event('merge', { groupCount: JsonPath.numberAt(`${planKey}.groupCount`) }),
+    ResultKey.silver,
+  );
+  plan.next(groups).next(merge);
+  return { start: plan, end: merge };
 }
 
 /**

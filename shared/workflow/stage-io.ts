@@ -27,6 +27,53 @@ export const LakeStageEvent = z.object({
 export type LakeStageEvent = z.infer<typeof LakeStageEvent>;
 
 /**
+ * The silver function's event: one of the three steps of a build in groups (`PlanSilver`, each
+ * `SilverGroup` item of the `SilverGroups` map, the `Silver` merge), or without `op` the whole build in
+ * one invocation (a source small enough; tests).
+ */
+export const SilverStageEvent = z.preprocess(
+  // Without `op`: a whole build.
+  (event) => (event && typeof event === 'object' && !('op' in event) ? { ...event, op: 'build' } : event),
+  z.discriminatedUnion('op', [
+    LakeStageEvent.extend({ op: z.literal('plan') }),
+    LakeStageEvent.extend({
+      op: z.literal('group'),
+      /** The group to build: an index, never data (its parts follow from the manifest and `groupCount`). */
+      group: z.number().int().nonnegative(),
+      groupCount: z.number().int().positive(),
+    }),
+    LakeStageEvent.extend({ op: z.literal('merge'), groupCount: z.number().int().positive() }),
+    LakeStageEvent.extend({ op: z.literal('build') }),
+  ]),
+);
+export type SilverStageEvent = z.output<typeof SilverStageEvent>;
+
+/**
+ * What `PlanSilver` returns (kept at `$.silverPlan`): the Map's items, indexes only, and their count. At
+ * most MAX_SILVER_GROUPS items, so the list stays a few kilobytes.
+ */
+export interface SilverPlanOutput {
+  readonly groups: readonly { readonly group: number }[];
+  readonly groupCount: number;
+}
+
+/** What one `SilverGroup` item returns (the Map discards it: the group's output is in the lake). */
+export interface SilverGroupOutput {
+  readonly group: number;
+  /** The group's bronze parts: `[firstPart, endPart)`. */
+  readonly firstPart: number;
+  readonly endPart: number;
+  readonly records: number;
+  /** The worker thread that built it, when run locally in one. */
+  readonly threadId?: number;
+}
+
+/** The `PlanSilver` state's result. */
+export function silverPlanOutput(groupCount: number): SilverPlanOutput {
+  return { groups: Array.from({ length: groupCount }, (_, group) => ({ group })), groupCount };
+}
+
+/**
  * What `Ingest` returns (the state machine keeps it at `$.ingest`): a committed bronze run, or a slice
  * that stopped at its time budget, after which the workflow's `IngestDone?` choice runs `Ingest` again
  * and the next slice resumes from the run's checkpoint.

@@ -117,6 +117,21 @@ describe('Function: parseDeploymentConfig', () => {
     expect(message).toContain('fanOut.timeoutHours: expected a positive whole number from 1 to 8760');
   });
 
+  it('defaults silver to 8 groups at once of 1536 MB each, and checks both', () => {
+    expect(loadDeploymentConfig(EXAMPLE).silver).toEqual({ maxConcurrency: 8, groupTargetMb: 1536 });
+    expect(parseDeploymentConfig(configWith((c) => (c.silver = { maxConcurrency: 40 }))).silver).toEqual({
+      maxConcurrency: 40,
+      groupTargetMb: 1536,
+    });
+    // An inline Map runs at most 40 items at once.
+    const message = problemsOf(configWith((c) => (c.silver = { maxConcurrency: 41, groupTargetMb: 10 })));
+    expect(message).toContain('silver.maxConcurrency: expected a positive whole number from 1 to 40');
+    expect(message).toContain('silver.groupTargetMb: expected a positive whole number from 64 to 4096');
+    expect(problemsOf(configWith((c) => Object.assign(c, { silver: { maxConcurency: 2 } })))).toContain(
+      'maxConcurency',
+    );
+  });
+
   it('refuses a table of contents without the in-network dataset its fan-out ingests', () => {
     const message = problemsOf(configWith((c) => (c.datasets = [c.datasets[1]!])));
     expect(message).toContain('datasets: tic-table-of-contents is deployed without tic-in-network');

@@ -18,6 +18,12 @@ import {
   silverTableKey,
 } from '../../shared/lake/keys.ts';
 import {
+  silverGroupStatsKey,
+  silverPartialKey,
+  silverPlanKey,
+  silverWorkPrefix,
+} from '../../shared/lake/silver-work-keys.ts';
+import {
   CHILD_START_RETRY,
   LAMBDA_SERVICE_ERRORS,
   LAMBDA_SERVICE_RETRY,
@@ -192,14 +198,20 @@ describe('Stack: SluiceStack (example config)', () => {
         const props = resources[logicalId(fn.function)]!.Properties;
         expect(props.EphemeralStorage).toEqual({ Size: 4096 });
         expect(props.Timeout).toBe(900);
-        expect(Object.keys(props.Environment.Variables).sort()).toEqual([
-          'DATASETS',
-          'LAKE_BUCKET',
-          'NODE_OPTIONS',
-          'POWERTOOLS_LOG_LEVEL',
-          'POWERTOOLS_SERVICE_NAME',
-        ]);
+        expect(Object.keys(props.Environment.Variables).sort()).toEqual(
+          [
+            'DATASETS',
+            'LAKE_BUCKET',
+            'NODE_OPTIONS',
+            'POWERTOOLS_LOG_LEVEL',
+            'POWERTOOLS_SERVICE_NAME',
+            // How much bronze PlanSilver puts in one group: the config's default.
+            ...(fn === stack.functions.silver ? ['SILVER_GROUP_TARGET_MB'] : []),
+          ].sort(),
+        );
       }
+      const silverEnv = resources[logicalId(stack.functions.silver.function)]!.Properties.Environment;
+      expect(silverEnv.Variables.SILVER_GROUP_TARGET_MB).toBe('1536');
     });
 
     it('sizes the ingest function from the config and passes only non-secret settings', () => {
@@ -282,6 +294,15 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(bronzePartKey('d', 's', 'r', 0).startsWith(BRONZE_PREFIX)).toBe(true);
       expect(silverTableKey('d', 't', 's').startsWith(SILVER_PREFIX)).toBe(true);
       expect(silverManifestKey('d', 's').startsWith(SILVER_PREFIX)).toBe(true);
+      // A build in groups keeps its partial files, stats and plan under silver/ too: the role suffices.
+      for (const key of [
+        silverPartialKey('d', 's', 0, 0, 't'),
+        silverGroupStatsKey('d', 's', 0),
+        silverPlanKey('d', 's'),
+      ]) {
+        expect(key.startsWith(silverWorkPrefix('d', 's'))).toBe(true);
+        expect(key.startsWith(SILVER_PREFIX)).toBe(true);
+      }
       expect(reconciliationKey('d', 's')).toMatch(/^bronze\/[^*]+\/reconciliation\.json$/);
     });
 
@@ -330,9 +351,15 @@ describe('Stack: SluiceStack (example config)', () => {
       };
     };
 
-    const stageTasks = [StateName.ingest, StateName.silver, StateName.reconcile];
+    const stageTasks = [StateName.ingest, StateName.planSilver, StateName.silver, StateName.reconcile];
+    /** The task of each SilverGroups item. */
+    const silverGroupTask = () =>
+      definition().States[StateName.silverGroups]!.ItemProcessor.States[StateName.silverGroup] as Record<
+        string,
+        Json
+      >;
 
-    it('runs Ingest (looped by IngestDone while sliced) → HasSilver → Silver → Reconcile → HasFanOut, each result under its own key', () => {
+    it('runs Ingest (looped by IngestDone while sliced) → HasSilver → PlanSilver → SilverGroups → Silver → Reconcile → HasFanOut, each result under its own key', () => {
       const { StartAt, States } = definition();
       expect(StartAt).toBe(StateName.hasSource);
       expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.ingest });
@@ -356,10 +383,50 @@ describe('Stack: SluiceStack (example config)', () => {
         'bronzeManifestKey.$': '$.ingest.manifestKey',
         'executionId.$': '$$.Execution.Id',
       };
+      expect(States[StateName.planSilver]).toMatchObject({
+        Type: 'Task',
+        Resource: 'TOKEN',
+        Parameters: { ...stageEvent, op: 'plan' },
+        ResultPath: '$.silverPlan',
+        Next: StateName.silverGroups,
+      });
+      // The Map's items are indexes ({ group }); ItemSelector makes each the group's event, without data.
+      const groups = States[StateName.silverGroups]!;
+      expect(groups).toMatchObject({
+        Type: 'Map',
+        ItemsPath: '$.silverPlan.groups',
+        ItemSelector: {
+          'dataset.$': '$.ingest.dataset',
+          'bronzeManifestKey.$': '$.ingest.manifestKey',
+          'executionId.$': '$$.Execution.Id',
+          'group.$': '$$.Map.Item.Value.group',
+          'groupCount.$': '$.silverPlan.groupCount',
+        },
+        MaxConcurrency: 8,
+        ResultPath: null,
+        Next: StateName.silver,
+      });
+      expect(groups.ItemProcessor.ProcessorConfig).toEqual({ Mode: 'INLINE' });
+      expect(groups.ItemProcessor.StartAt).toBe(StateName.silverGroup);
+      expect(Object.keys(groups.ItemProcessor.States)).toEqual([StateName.silverGroup]);
+      expect(silverGroupTask()).toMatchObject({
+        Type: 'Task',
+        Resource: 'TOKEN',
+        Parameters: {
+          op: 'group',
+          'dataset.$': '$.dataset',
+          'bronzeManifestKey.$': '$.bronzeManifestKey',
+          'executionId.$': '$.executionId',
+          'group.$': '$.group',
+          'groupCount.$': '$.groupCount',
+        },
+        End: true,
+      });
+      expect(silverGroupTask().ResultPath).toBeUndefined();
       expect(States[StateName.silver]).toMatchObject({
         Type: 'Task',
         Resource: 'TOKEN',
-        Parameters: stageEvent,
+        Parameters: { ...stageEvent, op: 'merge', 'groupCount.$': '$.silverPlan.groupCount' },
         ResultPath: '$.silver',
         Next: StateName.reconcile,
       });
@@ -385,7 +452,7 @@ describe('Stack: SluiceStack (example config)', () => {
             Next: StateName.succeeded,
           },
         ],
-        Default: StateName.silver,
+        Default: StateName.planSilver,
       });
     });
 
@@ -400,12 +467,16 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(tokens).toContain(
         JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.fanOut.function), 'Arn'] }),
       );
-      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(6);
+      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(7);
+      // PlanSilver, each SilverGroup and the Silver merge: one function.
+      const silverArn = JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.silver.function), 'Arn'] });
+      expect(tokens.filter((t) => t === silverArn)).toHaveLength(3);
     });
 
     it('retries named transient errors only, on every task, with exponential backoff and full jitter', () => {
-      for (const name of stageTasks) {
-        const retry = definition().States[name]!.Retry as Record<string, Json>[];
+      const tasks = [...stageTasks.map((name) => definition().States[name]!), silverGroupTask()];
+      for (const task of tasks) {
+        const retry = task.Retry as Record<string, Json>[];
         expect(retry.map((r) => r.ErrorEquals)).toEqual([[...LAMBDA_SERVICE_ERRORS], [...TRANSIENT_ERRORS]]);
         expect(retry.map((r) => r.MaxAttempts)).toEqual([
           LAMBDA_SERVICE_RETRY.maxAttempts,
@@ -433,11 +504,13 @@ describe('Stack: SluiceStack (example config)', () => {
 
     it('catches everything of every task into RecordFailure (SQS, execution id + input + error), then Fail', () => {
       const { States } = definition();
-      for (const name of stageTasks) {
+      // A state inside a Map cannot reach RecordFailure: the SilverGroups map catches its items' errors.
+      for (const name of [...stageTasks, StateName.silverGroups]) {
         expect(States[name]!.Catch).toEqual([
           { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure },
         ]);
       }
+      expect(silverGroupTask().Catch).toBeUndefined();
       const record = States[StateName.recordFailure]!;
       expect(record.Resource).toMatch(/:states:::sqs:sendMessage$/);
       expect(record.Parameters.MessageBody).toEqual({

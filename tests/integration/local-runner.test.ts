@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { threadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHandler as createIngestHandler } from '../../functions/ingest/handler.ts';
 import { createHandler as createReconcileHandler } from '../../functions/reconcile/handler.ts';
@@ -16,7 +17,7 @@ import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-l
 import { redriveLocally } from '../../shared/cli/dlq-command.ts';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
-import { MalformedInputError, TransientError } from '../../shared/errors.ts';
+import { ContractViolationError, MalformedInputError, TransientError } from '../../shared/errors.ts';
 import { reconciliationKey, silverManifestKey } from '../../shared/lake/keys.ts';
 import {
   runWorkflowLocally,
@@ -24,6 +25,7 @@ import {
   WorkflowFailedError,
 } from '../../shared/pipeline/local-runner.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../shared/ports/object-store.ts';
+import type { SilverProgress } from '../../shared/stages/silver/build-silver.ts';
 import { StateName } from '../../shared/workflow/definition.ts';
 import {
   sourceHash,
@@ -31,8 +33,9 @@ import {
   type WorkflowDefinition,
   workflowDefinition,
 } from '../../shared/workflow/local-definition.ts';
+import type { SilverGroupOutput } from '../../shared/workflow/stage-io.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
-import { fixedClock, listFiles, tempDir } from '../helpers/lake.ts';
+import { fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
 const EXAMPLES = TIC_EXAMPLES;
 const SAMPLE = 'in-network-rates-multiple-plans-sample.json';
@@ -76,7 +79,10 @@ class FlakyLake implements ObjectStore {
   }
 }
 
-/** The Ingest, Silver and Reconcile Lambda handlers run one after the other, as the deployed workflow does. */
+/**
+ * The Lambda handlers run one after the other, as the deployed workflow does: Ingest, the silver function
+ * for PlanSilver, each SilverGroups item and the Silver merge, then Reconcile.
+ */
 async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: string) {
   const config = { serviceName: 'sluice-test', logLevel: 'ERROR' as const, datasets: ['tic-in-network'] };
   const observability = () => createObservability({ serviceName: 'sluice-test', logLevel: 'SILENT' });
@@ -93,14 +99,19 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
     if (ingest.status !== 'committed') throw new Error(`expected a committed ingest, got ${ingest.status}`);
     const stageEvent = { dataset: ingest.dataset, bronzeManifestKey: ingest.manifestKey };
     const lakeConfig = { ...config, lakeBucket: 'lake' };
-    const silver = await createSilverHandler({
+    const silverFunction = createSilverHandler({
       config: lakeConfig,
       lake,
       clock: fixedClock,
       observability: observability(),
       createTableWriter: createParquetTableWriter,
       workDir,
-    })(stageEvent);
+    });
+    const silverPlan = await silverFunction({ ...stageEvent, op: 'plan' as const });
+    for (const { group } of silverPlan.groups) {
+      await silverFunction({ ...stageEvent, op: 'group' as const, group, groupCount: silverPlan.groupCount });
+    }
+    const silver = await silverFunction({ ...stageEvent, op: 'merge', groupCount: silverPlan.groupCount });
     const reconcile = await createReconcileHandler({
       config: lakeConfig,
       lake,
@@ -109,7 +120,7 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
       openInspector: openParquetInspector,
       workDir,
     })(stageEvent);
-    return { ingest, silver, reconcile };
+    return { ingest, silverPlan, silver, reconcile };
   } finally {
     stdout.mockRestore();
   }
@@ -142,6 +153,8 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       deadLetters,
       definition,
       retryIntervalMs: 0,
+      // Two silver groups at most, whatever the machine's cores: the state lists below stay exact.
+      silverParallelism: 2,
       onEvent: (event: WorkflowEvent) => events.push(event),
     };
     const entered = () => events.filter((e) => e.type === 'StateEntered').map((e) => e.state!.name);
@@ -160,11 +173,19 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       [
         StateName.download,
         StateName.ingest,
+        StateName.planSilver,
         StateName.silver,
         StateName.reconcile,
         StateName.planFanOut,
         StateName.recordFailure,
       ].sort(),
+    );
+    // The silver groups: a Map whose item is one more task of the silver function.
+    const groups = definition.States[StateName.silverGroups];
+    expect(groups).toMatchObject({ Type: 'Map', ItemsPath: '$.silverPlan.groups', Next: StateName.silver });
+    expect(Object.keys(groups.ItemProcessor.States)).toEqual([StateName.silverGroup]);
+    expect(groups.ItemProcessor.States[StateName.silverGroup].Resource).toBe(
+      definition.States[StateName.silver].Resource,
     );
     for (const [name, state] of tasks) {
       if (name === StateName.recordFailure) expect(state.Resource).toBe('arn:aws:states:::sqs:sendMessage');
@@ -181,6 +202,17 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(cached).toEqual(definition);
   });
 
+  /** The silver states of a build in `groups` groups. */
+  const silverStates = (groups: number) => [
+    StateName.planSilver,
+    StateName.silverGroups,
+    ...Array<string>(groups).fill(StateName.silverGroup),
+    StateName.silver,
+  ];
+  /** Groups of a local build at the runner's parallelism (`setup`: 2). */
+  const groupsOf = (result: { bronze: { manifest: { parts: readonly unknown[] } } }) =>
+    Math.min(2, result.bronze.manifest.parts.length);
+
   it('runs a good file through Ingest, Silver and Reconcile, as the Lambda handlers would', async () => {
     const { lakeDir, files, deps, entered, events } = setup();
     const result = await runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, deps);
@@ -190,7 +222,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       StateName.ingest,
       StateName.ingestDone,
       StateName.hasSilver,
-      StateName.silver,
+      ...silverStates(groupsOf(result)),
       StateName.reconcile,
       StateName.hasFanOut,
       StateName.succeeded,
@@ -215,11 +247,121 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       dataset: 'tic-in-network',
       hasSilver: true,
       ingest: lambda.ingest,
+      silverPlan: {
+        groups: [...Array(groupsOf(result)).keys()].map((group) => ({ group })),
+        groupCount: groupsOf(result),
+      },
       silver: lambda.silver,
       reconcile: lambda.reconcile,
     });
-    // ... and both runtimes leave the same lake behind.
+    expect(lambda.silverPlan).toEqual({ groups: [{ group: 0 }], groupCount: 1 });
+    // ... and both runtimes leave the same lake behind, without the build's work files.
     expect(await listFiles(lakeDir)).toEqual(await listFiles(handlersLake));
+    expect((await listFiles(lakeDir)).filter((f) => f.includes('/_work/'))).toEqual([]);
+  });
+
+  it('builds the silver groups at once, each in a worker thread, into the silver of a single group', async () => {
+    const dir = join(tmp.dir, 'groups-source');
+    await mkdir(dir, { recursive: true });
+    await generateFile(dir, 'gen.json.gz', { seed: 7, targetBytes: 400_000 });
+    const dataset = { ...inNetwork, bronze: { ...inNetwork.bronze, partMaxRecords: 10 } };
+    const input = { dataset, sourceKey: 'gen.json.gz' };
+
+    const { deps, events, lakeDir, entered } = setup();
+    const progress: SilverProgress[] = [];
+    const result = await runWorkflowLocally(input, {
+      ...deps,
+      source: new FileObjectStore(dir),
+      silverParallelism: 3,
+      onSilverProgress: (p) => progress.push(p),
+    });
+    await settle();
+    expect(result.reconciliation?.status).toBe('passed');
+    const parts = result.bronze.manifest.parts.length;
+    expect(parts).toBeGreaterThan(3);
+    expect(progress.at(-1)).toMatchObject({ partsDone: parts, partsTotal: parts });
+
+    // Three items, all entered before any of them ended: they ran at once ...
+    const items = events.filter((e) => e.state?.name === StateName.silverGroup);
+    const starts = items.filter((e) => e.type === 'StateEntered').map((e) => events.indexOf(e));
+    const ends = items.filter((e) => e.type === 'StateExited').map((e) => events.indexOf(e));
+    expect(starts).toHaveLength(3);
+    expect(ends).toHaveLength(3);
+    expect(Math.max(...starts)).toBeLessThan(Math.min(...ends));
+    expect(entered().filter((s) => s === StateName.silverGroups)).toHaveLength(1);
+    // ... each in a worker thread of its own, over consecutive parts.
+    const outputs = items
+      .filter((e) => e.type === 'StateExited')
+      .map((e) => (e.state as unknown as { output: SilverGroupOutput }).output)
+      .sort((a, b) => a.group - b.group);
+    expect(outputs.map((o) => o.group)).toEqual([0, 1, 2]);
+    const threads = outputs.map((o) => o.threadId);
+    expect(threads.every((id) => typeof id === 'number' && id !== threadId)).toBe(true);
+    expect(new Set(threads).size).toBe(3);
+    expect(outputs.flatMap((o) => [o.firstPart, o.endPart])).toEqual([
+      0,
+      ...outputs.slice(1).flatMap((o) => [o.firstPart, o.firstPart]),
+      parts,
+    ]);
+    expect((await listFiles(lakeDir)).filter((f) => f.includes('/_work/'))).toEqual([]);
+
+    // The same lake, byte for byte, as a build in one group (in this thread).
+    const single = setup();
+    await runWorkflowLocally(input, {
+      ...single.deps,
+      source: new FileObjectStore(dir),
+      silverParallelism: 1,
+    });
+    await settle();
+    const grouped = await listFiles(lakeDir);
+    expect(grouped).toEqual(await listFiles(single.lakeDir));
+    for (const file of grouped.filter((f) => f.startsWith('silver/'))) {
+      expect(await readFile(join(lakeDir, file)), file).toEqual(await readFile(join(single.lakeDir, file)));
+    }
+  });
+
+  it("catches a silver group's contract failure: RecordFailure, then Failed with the rule's error", async () => {
+    const dir = join(tmp.dir, 'failing-group');
+    await mkdir(dir, { recursive: true });
+    // A record stream the TiC contract does not know fails rule `record.stream`: after the file's own
+    // records, so only the last group meets it.
+    const doc = JSON.parse(await readFile(join(EXAMPLES, SAMPLE), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(dir, 'odd.json'), JSON.stringify({ ...doc, zz_unknown: [{ a: 1 }, { a: 2 }] }));
+    const dataset = parseDatasetConfig({
+      ...inNetwork,
+      records: [...(inNetwork.records ?? []), { path: 'zz_unknown[*]' }],
+      bronze: { ...inNetwork.bronze, partMaxRecords: 1 },
+    });
+    const { deps, events, entered } = setup();
+    const run = runWorkflowLocally(
+      { dataset, sourceKey: 'odd.json' },
+      { ...deps, source: new FileObjectStore(dir), silverParallelism: 2 },
+    );
+    const error = (await run.catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(ContractViolationError);
+    expect(error.message).toContain('record.stream');
+    await settle();
+    const states = entered();
+    expect(states.slice(states.indexOf(StateName.hasSilver))).toEqual([
+      StateName.hasSilver,
+      StateName.planSilver,
+      StateName.silverGroups,
+      StateName.silverGroup,
+      StateName.silverGroup,
+      StateName.recordFailure,
+      StateName.failed,
+    ]);
+    // Permanent: the group was not retried, its Map caught the error under its own name.
+    expect(
+      events.filter((e) => e.type === 'StateRetried' && e.state?.name === StateName.silverGroup),
+    ).toEqual([]);
+    expect(
+      events.find((e) => e.type === 'StateFailed' && e.state?.name === StateName.silverGroup)?.Error,
+    ).toBe('ContractViolationError');
+    const [letter, ...others] = await deps.deadLetters.list();
+    expect(others).toEqual([]);
+    expect(letter?.error.Error).toBe('ContractViolationError');
+    expect(letter?.error.Cause).toContain('record.stream');
   });
 
   /** The Ingest state's retrier for TransientError, as the synthesized definition declares it. */
@@ -369,7 +511,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.ingest,
         StateName.ingestDone,
         StateName.hasSilver,
-        StateName.silver,
+        ...silverStates(groupsOf(result)),
         StateName.reconcile,
         StateName.hasFanOut,
         StateName.succeeded,

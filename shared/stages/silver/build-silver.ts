@@ -15,7 +15,7 @@ import type { TablePartialsMerger, TableWriteResult, TableWriterFactory } from '
 import { readBronzeManifest } from '../bronze/read-bronze.ts';
 import { quarantineTable } from './quarantine-table.ts';
 import { buildSilverGroup, planSilverGroups, type SilverGroupResult } from './silver-group.ts';
-import { mergeSilverStats } from './silver-stats.ts';
+import { mergeSilverStats, type SilverStats } from './silver-stats.ts';
 import type { LakeLocation } from './silver-worker-protocol.ts';
 
 export { quarantineTable } from './quarantine-table.ts';
@@ -92,40 +92,70 @@ export async function buildSilver(
   try {
     const { groups, partial } = await buildGroups(input, bronze, deps, workDir);
     const results = partial ? await mergeGroups(tables, groups, deps, workDir) : groupTables(groups[0]!);
-    const stats = mergeSilverStats(groups.map((group) => group.stats));
-    const tableResults = await publishTables(deps.lake, dataset, runId, tables, results);
-    const finishedAt = deps.clock.now();
-    const manifest: SilverManifest = {
-      manifestVersion: 1,
-      runId,
-      dataset,
-      bronzeManifestKey: input.bronzeManifestKey,
-      records: Object.fromEntries(
-        Object.entries(bronze.records).map(([path, n]) => [
-          path,
-          {
-            bronze: n,
-            accepted: stats.records[path]?.accepted ?? 0,
-            quarantined: stats.records[path]?.quarantined ?? 0,
-          },
-        ]),
-      ),
-      tables: tableResults,
-      violations: Object.fromEntries(stats.violations),
-      drift: Object.fromEntries(stats.drift),
-      timings: {
-        startedAt: startedAt.toISOString(),
-        finishedAt: finishedAt.toISOString(),
-        durationMs: finishedAt.getTime() - startedAt.getTime(),
-      },
-    };
-    await deps.lake.write(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, {
-      contentType: 'application/json',
-    });
-    return { manifestKey, manifest };
+    return await commitSilverBuild(
+      { bronzeManifestKey: input.bronzeManifestKey, bronze, startedAt, tables, results },
+      { ...deps, stats: mergeSilverStats(groups.map((group) => group.stats)) },
+    );
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** What a silver build has made, ready to publish. */
+export interface SilverBuildOutcome {
+  readonly bronzeManifestKey: string;
+  readonly bronze: BronzeManifest;
+  /** When the build started (its manifest's `timings.startedAt`). */
+  readonly startedAt: Date;
+  /** The contract's tables and quarantine. */
+  readonly tables: readonly TableSpec[];
+  /** Each table's rows and its local Parquet file (none: no rows). */
+  readonly results: Readonly<Record<string, TableWriteResult>>;
+}
+
+/**
+ * Publishes a build: each table's file to its partition (a table without rows loses its partition),
+ * then the silver manifest, last, which commits the build. Shared by the one-call build and the merge of
+ * a build in groups, so both commit exactly the same objects.
+ */
+export async function commitSilverBuild(
+  outcome: SilverBuildOutcome,
+  deps: { readonly lake: ObjectStore; readonly clock: Clock; readonly stats: SilverStats },
+): Promise<BuildSilverResult> {
+  const { bronze } = outcome;
+  const { stats } = deps;
+  const { runId, dataset } = bronze;
+  const manifestKey = silverManifestKey(dataset, runId);
+  const tableResults = await publishTables(deps.lake, dataset, runId, outcome.tables, outcome.results);
+  const finishedAt = deps.clock.now();
+  const manifest: SilverManifest = {
+    manifestVersion: 1,
+    runId,
+    dataset,
+    bronzeManifestKey: outcome.bronzeManifestKey,
+    records: Object.fromEntries(
+      Object.entries(bronze.records).map(([path, n]) => [
+        path,
+        {
+          bronze: n,
+          accepted: stats.records[path]?.accepted ?? 0,
+          quarantined: stats.records[path]?.quarantined ?? 0,
+        },
+      ]),
+    ),
+    tables: tableResults,
+    violations: Object.fromEntries(stats.violations),
+    drift: Object.fromEntries(stats.drift),
+    timings: {
+      startedAt: outcome.startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - outcome.startedAt.getTime(),
+    },
+  };
+  await deps.lake.write(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, {
+    contentType: 'application/json',
+  });
+  return { manifestKey, manifest };
 }
 
 /**
@@ -193,10 +223,10 @@ function groupTables(group: SilverGroupResult): Record<string, TableWriteResult>
 }
 
 /** Each table from its groups' partial files; rows in are the groups' sum, duplicates all those dropped. */
-async function mergeGroups(
+export async function mergeGroups(
   tables: readonly TableSpec[],
   groups: readonly SilverGroupResult[],
-  deps: BuildSilverDeps,
+  deps: { readonly mergeTables?: TablePartialsMerger },
   workDir: string,
 ): Promise<Record<string, TableWriteResult>> {
   const partials: Record<string, string[]> = {};

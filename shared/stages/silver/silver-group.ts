@@ -51,6 +51,8 @@ export interface SilverGroupResult {
   readonly index: number;
   readonly tables: Readonly<Record<string, SilverGroupTable>>;
   readonly stats: SilverStats;
+  /** The worker thread that built the group (absent: built in the calling thread). */
+  readonly threadId?: number;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { createParquetTableWriter } from '../../adapters/duckdb/parquet-table-writer.ts';
 import { buildSilverGroup } from './silver-group.ts';
 import {
@@ -41,7 +41,7 @@ try {
       signal: cancelled.signal,
     },
   );
-  post({ type: 'done', result });
+  post({ type: 'done', result: { ...result, threadId } });
 } catch (error) {
   post({ type: 'failed', error: serializeError(error) });
 } finally {

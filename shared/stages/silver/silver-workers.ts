@@ -29,6 +29,8 @@ const ENTRY = new URL('./silver-worker.ts', import.meta.url).href;
 export async function runSilverGroupsInWorkers(
   tasks: readonly SilverWorkerTask[],
   onPart?: (records: number) => void,
+  /** Cancels every group (each stops at its next part and fails with the abort's reason). */
+  signal?: AbortSignal,
 ): Promise<SilverGroupResult[]> {
   const results: (SilverGroupResult | undefined)[] = tasks.map(() => undefined);
   const failures = new Map<number, unknown>();
@@ -70,7 +72,19 @@ export async function runSilverGroupsInWorkers(
         });
       }),
   );
-  await Promise.all(exited);
+  const onAbort = () => {
+    for (const [index, worker] of workers.entries()) {
+      fail(index, signal?.reason);
+      worker?.postMessage(cancel);
+    }
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  try {
+    await Promise.all(exited);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
 
   if (failures.size > 0) throw failures.get(Math.min(...failures.keys()));
   return results as SilverGroupResult[];

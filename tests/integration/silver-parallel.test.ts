@@ -8,7 +8,7 @@ import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/d
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { ContractViolationError, SchemaDriftError } from '../../shared/errors.ts';
-import { silverWorkPrefix } from '../../shared/lake/silver-work-keys.ts';
+import { silverGroupStatsKey, silverWorkPrefix } from '../../shared/lake/silver-work-keys.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import {
   type BuildSilverResult,
@@ -318,6 +318,19 @@ describe('silver in parallel groups of bronze parts', () => {
     }
     const work = silverWorkPrefix(config.name, plan.runId);
     expect((await listFiles(join(bronze.lake, work))).length).toBeGreaterThan(plan.groupCount);
+    // A straggler from a build with another group count (its stats name other parts) is refused.
+    const statsKey = silverGroupStatsKey(config.name, plan.runId, 1);
+    const stats = await readFile(join(bronze.lake, statsKey), 'utf8');
+    const shifted = JSON.parse(stats);
+    shifted.endPart += 1;
+    await lake.write(statsKey, JSON.stringify(shifted));
+    await expect(
+      mergeSilver(
+        { ...input, groupCount: plan.groupCount },
+        { lake, clock: fixedClock, contract, workDir: bronze.work },
+      ),
+    ).rejects.toThrow(/group 1 covers parts/);
+    await lake.write(statsKey, stats);
     const merged = await mergeSilver(
       { ...input, groupCount: plan.groupCount },
       { lake, clock: fixedClock, contract, workDir: bronze.work },

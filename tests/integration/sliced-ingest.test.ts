@@ -160,6 +160,43 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
     expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
   });
 
+  it('commits when the last record ends only at the end of input, right at a segment boundary', async () => {
+    // NDJSON without a final newline whose last line is a number: the scanner finishes that record only
+    // when told the input ended, where there is nothing left to pause.
+    const body = `${Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: i })).join('\n')}\n1234567`;
+    await writeFile(join(tmp.dir, 'tail.ndjson'), body);
+    const dataset = parseDatasetConfig({
+      name: 'tail',
+      format: 'ndjson',
+      bronze: { segmentBytes: body.length - 3, partMaxRecords: 10 },
+    });
+    const { whole, wholeLake, slicedLake } = await wholeAndSliced(dataset, 'tail.ndjson');
+    expect(whole.manifest.records.records).toBe(51);
+    expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
+  });
+
+  it('leaves what is not its own output under the run prefix (fan-out reports) when rerun or failing', async () => {
+    await writeFile(join(tmp.dir, 'keep.json'), JSON.stringify(sampleDocument(50)));
+    const dataset = slicedDataset(builtInDataset('tic-in-network'), 8 * 1024);
+    const lake = fileStore(newLake());
+    const deps = { source: fileStore(tmp.dir), lake, clock: fixedClock };
+    const first = await ingestToBronze({ dataset, sourceKey: 'keep.json' }, deps);
+    const report = `bronze/${dataset.name}/source=${first.runId}/fan-out/exec-1/summary.json`;
+    const stalePart = `bronze/${dataset.name}/source=${first.runId}/in_network/part-99999.ndjson.gz`;
+    await lake.write(report, '{}');
+    await lake.write(stalePart, 'stale');
+    const second = await ingestToBronze({ dataset, sourceKey: 'keep.json' }, deps);
+    expect(second.manifest.parts).toEqual(first.manifest.parts);
+    expect(await lake.head(report)).toBeDefined();
+    expect(await lake.head(stalePart)).toBeUndefined();
+    // A malformed source removes its run's output, and only that.
+    await writeFile(join(tmp.dir, 'keep.json'), '{"in_network": [1, 2,');
+    await expect(ingestToBronze({ dataset, sourceKey: 'keep.json' }, deps)).rejects.toThrow(
+      /truncated|end of input/,
+    );
+    expect(await lake.head(report)).toBeDefined();
+  });
+
   it('reports progress across slices and removes the checkpoint on commit', async () => {
     await writeFile(join(tmp.dir, 'progress.json'), JSON.stringify(sampleDocument(300)));
     const dataset = slicedDataset(builtInDataset('tic-in-network'), 8 * 1024);

@@ -183,10 +183,7 @@ export async function ingestSlice(
       // A segment boundary: seal every part, so no part spans two segments (or two slices).
       for (const writer of writers) writer.finish();
       nextSegmentAt = (Math.floor(end / segmentBytes) + 1) * segmentBytes;
-      if (deps.budget?.shouldStop()) {
-        paused = true;
-        records.scanner?.()?.pause();
-      }
+      if (deps.budget?.shouldStop()) paused = records.scanner?.()?.pause() ?? false;
     };
     for await (const batch of records.batches(onRecord)) {
       deps.onProgress?.(progress(batch.bytesScanned));
@@ -226,16 +223,17 @@ export async function ingestSlice(
     // Bad input cannot get better: remove everything. Anything else (a network error, a timeout) may
     // pass, so a checkpointed run keeps its durable parts and checkpoint for the retry to resume from.
     const badInput = error instanceof MalformedInputError || error instanceof RecordTooLargeError;
-    if (badInput || !checkpoint) await removeAll(deps.lake, prefix);
+    if (badInput || !checkpoint) await removeRunOutput(deps.lake, prefix, () => false);
     throw error;
   }
 
   // Parts of an earlier, larger attempt at this source must not linger beside the new ones.
   const written = new Set(parts.map((p) => p.key));
-  for await (const object of deps.lake.list(prefix)) {
-    const keep = written.has(object.key) || object.key === manifestKey || object.key === checkpointKey;
-    if (!keep) await deps.lake.delete(object.key);
-  }
+  await removeRunOutput(
+    deps.lake,
+    prefix,
+    (key) => written.has(key) || key === manifestKey || key === checkpointKey,
+  );
 
   const order = new Map(targets.map((t, i) => [t.name, i]));
   parts.sort((a, b) => order.get(a.recordName)! - order.get(b.recordName)! || a.part - b.part);
@@ -359,6 +357,18 @@ function scanJsonRecords(
   };
 }
 
-async function removeAll(store: ObjectStore, prefix: string): Promise<void> {
-  for await (const object of store.list(prefix)) await store.delete(object.key);
+/**
+ * Remove what a run of this source writes — parts, manifest, checkpoint, reconciliation report — except
+ * the keys to `keep`. Anything else under the run's prefix (a table of contents' fan-out reports) belongs
+ * to other work and stays.
+ */
+async function removeRunOutput(store: ObjectStore, prefix: string, keep: (key: string) => boolean) {
+  for await (const object of store.list(prefix)) {
+    const name = object.key.slice(prefix.length);
+    const ours = RUN_OUTPUT.test(name);
+    if (ours && !keep(object.key)) await store.delete(object.key);
+  }
 }
+
+/** Keys (relative to the run's prefix) that a bronze run writes: see shared/lake/keys.ts. */
+const RUN_OUTPUT = /^(?:[^/]+\/part-\d+\.ndjson\.gz|_manifest\.json|_checkpoint\.json|reconciliation\.json)$/;

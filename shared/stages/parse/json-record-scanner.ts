@@ -159,6 +159,7 @@ export class JsonRecordScanner {
   // Pausing (see `pause`): where in the current chunk the scan stopped.
   private pauseRequested = false;
   private pausedAt = -1;
+  private ending = false;
 
   /** Records seen per record target. */
   readonly recordCounts: number[];
@@ -226,9 +227,13 @@ export class JsonRecordScanner {
   /**
    * Called from the record handler: stop the current `write` right after this record, so that the
    * caller can take a `snapshot` at a record boundary. The rest of the chunk is left unconsumed.
+   * Returns false when there is no `write` to stop (the last record ends only in `end()`).
    */
-  pause(): void {
+  pause(): boolean {
+    // Inside `end()` there is nothing left to stop before: the record handler is told so.
+    if (this.ending) return false;
     this.pauseRequested = true;
+    return true;
   }
 
   /** The state after the last record, to `restore` later. Only valid after a paused `write`. */
@@ -488,6 +493,7 @@ export class JsonRecordScanner {
 
   /** Signal the end of input. Throws MalformedInputError if the document is incomplete. */
   end(): void {
+    this.ending = true;
     let state = this.state;
     if (state === NUM_ZERO || state === NUM_INT || state === NUM_FRAC || state === NUM_EXP) {
       if (this.depth === 0) state = this.endValue(Buffer.alloc(0), 0);

@@ -320,6 +320,14 @@ export async function mergeSilver(
     for (let index = 0; index < input.groupCount; index++) {
       const key = silverGroupStatsKey(dataset, runId, index);
       const group = GroupFile.parse(JSON.parse(await readText(deps.lake, key, `group ${index}`)));
+      // A straggler of an earlier build (another group count) must not be merged into this one.
+      const planned = plan.groups[index];
+      if (!planned || group.firstPart !== planned.firstPart || group.endPart !== planned.endPart) {
+        throw new PipelineError(
+          `silver merge of ${runId}: group ${index} covers parts [${group.firstPart}, ${group.endPart}), ` +
+            `the plan [${planned?.firstPart}, ${planned?.endPart}); rerun the silver stage`,
+        );
+      }
       const groupTables: SilverGroupResult['tables'] = Object.fromEntries(
         await Promise.all(
           Object.entries(group.tables).map(async ([name, t]) => [

@@ -360,8 +360,18 @@ export class PipelineMonitoring extends Construct {
         ...wide,
       }),
       new GraphWidget({
-        title: 'Ingest duration per dataset (ms, max)',
+        title: 'Ingest duration per dataset (ms, max): whole run / one slice',
         left: props.datasets.map((d) => custom(MetricName.ingestDuration, d.name, 'Maximum')),
+        right: props.datasets.map((d) => custom(MetricName.ingestSliceDuration, d.name, 'Maximum')),
+        ...wide,
+      }),
+    );
+    // A file bigger than one Lambda is ingested in slices: how far the longest-running one is.
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Sliced ingest progress per dataset (% of the stored bytes, latest slice)',
+        left: props.datasets.map((d) => custom(MetricName.ingestProgressPercent, d.name, 'Maximum')),
+        leftYAxis: { min: 0, max: 100 },
         ...wide,
       }),
     );

@@ -858,6 +858,8 @@ describe('Stack: SluiceStack (example config)', () => {
         'QualityScore',
         'QuarantinedRecords',
         'quarantine rate',
+        'IngestSliceDuration',
+        'IngestProgressPercent',
       ]) {
         expect(body).toContain(text);
       }

@@ -1,15 +1,12 @@
-import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
-import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { createLakeStageDeps, type LakeStageDeps } from '../../shared/adapters/aws/lake-stage-deps.ts';
 import {
   onFirstInvocation,
   parseStageEvent,
   type StageHandler,
   stageHandler,
 } from '../../shared/adapters/aws/stage-handler.ts';
-import { type LakeStageConfig, loadLakeStageConfig } from '../../shared/config/runtime-config.ts';
+import { loadLakeStageConfig } from '../../shared/config/runtime-config.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { type Clock, systemClock } from '../../shared/ports/clock.ts';
-import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { planFanOut } from '../../shared/stages/fan-out/plan-fan-out.ts';
 import { FanOutEvent, type FanOutOutput, LISTED_FILE_DATASET } from '../../shared/workflow/stage-io.ts';
 
@@ -22,24 +19,11 @@ import { FanOutEvent, type FanOutOutput, LISTED_FILE_DATASET } from '../../share
  * Result: `{ page, nextPage, pages, done, listed, rejected, duplicates, succeeded, failed, items, report }`.
  */
 
-/** What the fan-out handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
-export interface FanOutDeps {
-  readonly config: LakeStageConfig;
-  readonly lake: ObjectStore;
-  readonly clock: Clock;
-  readonly observability: Observability;
-}
+/** What the fan-out handler works with: the lake stage's adapters (AWS), or any (tests). */
+export type FanOutDeps = LakeStageDeps;
 
 /** The AWS adapters, created once per cold start. */
-export function createDeps(config: LakeStageConfig): FanOutDeps {
-  const client = createS3Client(config.region ? { region: config.region } : {});
-  return {
-    config,
-    lake: new S3ObjectStore({ client, bucket: config.lakeBucket }),
-    clock: systemClock,
-    observability: createObservability(config),
-  };
-}
+export const createDeps = createLakeStageDeps;
 
 /** Hand out the next page of a table of contents' listed files. */
 export async function fanOut(event: unknown, deps: FanOutDeps): Promise<FanOutOutput> {

@@ -1,6 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
-import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { createLakeStageDeps, type LakeStageDeps } from '../../shared/adapters/aws/lake-stage-deps.ts';
 import {
   onFirstInvocation,
   parseStageEvent,
@@ -14,8 +13,6 @@ import {
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
 import { ReconciliationError } from '../../shared/errors.ts';
-import { type Clock, systemClock } from '../../shared/ports/clock.ts';
-import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
 import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
@@ -36,11 +33,7 @@ import {
  */
 
 /** What the reconcile handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
-export interface ReconcileDeps {
-  readonly config: LakeStageConfig;
-  readonly lake: ObjectStore;
-  readonly clock: Clock;
-  readonly observability: Observability;
+export interface ReconcileDeps extends LakeStageDeps {
   readonly openInspector: () => Promise<TableInspector>;
   /** Scratch space: Parquet files are downloaded here to be read. */
   readonly workDir: string;
@@ -48,12 +41,8 @@ export interface ReconcileDeps {
 
 /** The AWS adapters, created once per cold start. */
 export function createDeps(config: LakeStageConfig): ReconcileDeps {
-  const client = createS3Client(config.region ? { region: config.region } : {});
   return {
-    config,
-    lake: new S3ObjectStore({ client, bucket: config.lakeBucket }),
-    clock: systemClock,
-    observability: createObservability(config),
+    ...createLakeStageDeps(config),
     openInspector: openParquetInspector,
     workDir: LAMBDA_WORK_DIR,
   };

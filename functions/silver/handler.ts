@@ -1,10 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import {
-  createObservability,
-  type LambdaContext,
-  type Observability,
-} from '../../shared/adapters/aws/observability.ts';
-import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { createLakeStageDeps, type LakeStageDeps } from '../../shared/adapters/aws/lake-stage-deps.ts';
+import type { LambdaContext } from '../../shared/adapters/aws/observability.ts';
 import { onFirstInvocation, parseStageEvent, stageHandler } from '../../shared/adapters/aws/stage-handler.ts';
 import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import {
@@ -12,8 +8,6 @@ import {
   type LakeStageConfig,
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
-import { type Clock, systemClock } from '../../shared/ports/clock.ts';
-import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { TableWriterFactory } from '../../shared/ports/table-writer.ts';
 import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
 import { buildSilverGroupToLake, mergeSilver, planSilver } from '../../shared/stages/silver/silver-stages.ts';
@@ -44,11 +38,7 @@ import {
  */
 
 /** What the silver handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
-export interface SilverDeps {
-  readonly config: LakeStageConfig;
-  readonly lake: ObjectStore;
-  readonly clock: Clock;
-  readonly observability: Observability;
+export interface SilverDeps extends LakeStageDeps {
   readonly createTableWriter: TableWriterFactory;
   /** Scratch space for Parquet files and spill. */
   readonly workDir: string;
@@ -58,12 +48,8 @@ export interface SilverDeps {
 
 /** The AWS adapters, created once per cold start. */
 export function createDeps(config: LakeStageConfig): SilverDeps {
-  const client = createS3Client(config.region ? { region: config.region } : {});
   return {
-    config,
-    lake: new S3ObjectStore({ client, bucket: config.lakeBucket }),
-    clock: systemClock,
-    observability: createObservability(config),
+    ...createLakeStageDeps(config),
     createTableWriter: createParquetTableWriter,
     createPartialTableWriter: (tables, dir) => createParquetTableWriter(tables, dir, { partial: true }),
     workDir: LAMBDA_WORK_DIR,

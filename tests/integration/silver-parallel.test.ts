@@ -113,6 +113,25 @@ async function failure(bronze: Bronze, parallelism: number) {
   return { name: error!.name, message: error!.message, error: error! };
 }
 
+/**
+ * A build that fails fails alike at every parallelism: the error a single pass raises, with its class,
+ * name and message, raised in a worker thread (not by an inline fallback).
+ */
+async function expectSameFailure(bronze: Bronze, kind: new (...args: never[]) => Error, detail: string) {
+  const single = await failure(bronze, 1);
+  expect(single.error).toBeInstanceOf(kind);
+  expect(single.message).toContain(detail);
+  for (const parallelism of [2, 3]) {
+    const parallel = await failure(bronze, parallelism);
+    expect(parallel.error).toBeInstanceOf(kind);
+    expect(parallel.error.stack).toContain('silver-worker.ts');
+    expect({ name: parallel.name, message: parallel.message }).toEqual({
+      name: single.name,
+      message: single.message,
+    });
+  }
+}
+
 /** An NDJSON dataset defined by config: id-keyed rows, one required column, a few parts per record. */
 function ndjsonConfig(name: string, onDrift: 'rescue' | 'fail', partMaxRecords: number): DatasetConfig {
   return parseDatasetConfig({
@@ -238,19 +257,7 @@ describe('silver in parallel groups of bronze parts', () => {
       ...((i === 37 || i === 52) && { surprise: i }),
     }));
     const bronze = await landNdjson(join(tmp.dir, 'drift'), config, records);
-    const single = await failure(bronze, 1);
-    expect(single.error).toBeInstanceOf(SchemaDriftError);
-    expect(single.message).toContain('[37]');
-    for (const parallelism of [2, 3]) {
-      const parallel = await failure(bronze, parallelism);
-      expect(parallel.error).toBeInstanceOf(SchemaDriftError);
-      // Raised in a worker thread, not by an inline fallback.
-      expect(parallel.error.stack).toContain('silver-worker.ts');
-      expect({ name: parallel.name, message: parallel.message }).toEqual({
-        name: single.name,
-        message: single.message,
-      });
-    }
+    await expectSameFailure(bronze, SchemaDriftError, '[37]');
   });
 
   it("a contract 'fail' rule in a worker is the ContractViolationError of a single pass", async () => {
@@ -268,18 +275,7 @@ describe('silver in parallel groups of bronze parts', () => {
       bronze: { ...base.bronze, partMaxRecords: 1 },
     });
     const bronze = await ingest(dir, config, dir, 'odd.json');
-    const single = await failure(bronze, 1);
-    expect(single.error).toBeInstanceOf(ContractViolationError);
-    expect(single.message).toContain('record.stream');
-    for (const parallelism of [2, 3]) {
-      const parallel = await failure(bronze, parallelism);
-      expect(parallel.error).toBeInstanceOf(ContractViolationError);
-      expect(parallel.error.stack).toContain('silver-worker.ts');
-      expect({ name: parallel.name, message: parallel.message }).toEqual({
-        name: single.name,
-        message: single.message,
-      });
-    }
+    await expectSameFailure(bronze, ContractViolationError, 'record.stream');
   });
 
   it('plans, builds groups (in any order, rerun) and merges through the lake: the same silver, no work left', async () => {

@@ -151,14 +151,20 @@ export async function ingestSlice(
   };
 
   const sliced = dataset.format !== 'csv' && (deps.budget !== undefined || checkpoint !== undefined);
-  const compression = checkpoint
-    ? checkpoint.resume.gunzip
-      ? 'gzip'
-      : 'none'
-    : await detectCompression(deps.source, sourceKey, info.size);
   const opened: OpenedSource | ResumableSource = sliced
-    ? await openResumableSource(deps.source, sourceKey, info, compression, checkpoint?.resume)
+    ? await openResumableSource(
+        deps.source,
+        sourceKey,
+        info,
+        checkpoint
+          ? checkpoint.resume.gunzip
+            ? 'gzip'
+            : 'none'
+          : await detectCompression(deps.source, sourceKey, info.size),
+        checkpoint?.resume,
+      )
     : await openSource(deps.source, sourceKey);
+  const { compression } = opened;
   const segmentBytes = dataset.bronze.segmentBytes;
   let nextSegmentAt = checkpoint?.nextSegmentAt ?? segmentBytes;
   let paused = false;

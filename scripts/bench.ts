@@ -184,13 +184,14 @@ async function runPhaseHere(phase: string, file: string): Promise<void> {
 }
 
 function runPhaseInChild(phase: string, file: string): PhaseResult | undefined {
-  // Every phase runs with the flags `bin/sluice.js` uses, so the comparison is like for like.
+  // Every phase runs with the flags and malloc setting `bin/sluice.js` uses: the comparison is like for like.
   const flags = [...process.execArgv, '--single-threaded-gc'];
   const node = [process.execPath, ...flags, import.meta.filename, '--phase', phase, '--file', file];
   // `@1cpu` phases run on one core only (Linux taskset): libuv's pool, DuckDB and V8 all share it.
   const [command, ...args] = phase.endsWith('@1cpu') ? ['taskset', '-c', '0', ...node] : node;
   const child = spawnSync(command!, args, {
     encoding: 'utf8',
+    env: { ...process.env, MALLOC_ARENA_MAX: '2' },
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 16 * MiB,
   });

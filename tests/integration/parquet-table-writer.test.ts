@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mergeParquetPartials } from '../../shared/adapters/duckdb/parquet-partials-merge.ts';
 import {
   createParquetTableWriter,
   InvalidTableSpecError,
@@ -242,7 +243,7 @@ describe('Function: createParquetTableWriter', () => {
     ]);
   });
 
-  it('writes a byte-identical file whatever order the same rows are appended in', async () => {
+  it('writes the same bytes whether given every row or merging partial files split anywhere; survivors do not depend on order', async () => {
     const keyless: TableSpec = {
       name: 'keyless',
       description: 'no key: several rows per record',
@@ -252,6 +253,7 @@ describe('Function: createParquetTableWriter', () => {
         { name: 'xs', type: 'DOUBLE[]' },
       ],
     };
+    const tables = [everyType, keyless];
     const rows: [string, Row][] = [];
     for (let i = 0; i < 3000; i++) {
       // Rows i and i + 2000 share key and lineage, so the survivor must be chosen by content.
@@ -262,20 +264,53 @@ describe('Function: createParquetTableWriter', () => {
       ]);
       rows.push(['keyless', { v: `v${i % 11}`, xs: i % 4 ? [i % 5, 1] : [], ...lineage(i % 50) }]);
     }
-    const hashes = new Set<string>();
+    const bytesOf = (files: (string | undefined)[]) =>
+      Promise.all(files.map(async (f) => (await readFile(f!)).toString('base64'))).then((b) => b.join('|'));
+
+    const whole = await createParquetTableWriter(tables, join(tmp.dir, 'whole'));
+    for (const [table, row] of rows) whole.append(table, row);
+    const one = await whole.finish();
+    expect(one.every_type).toMatchObject({ rowsIn: 3000, rowsWritten: 1000, duplicates: 2000 });
+    expect(one.keyless).toMatchObject({ rowsIn: 3000, rowsWritten: 3000, duplicates: 0 });
+    const expected = await bytesOf([one.every_type?.file, one.keyless?.file]);
+
     for (const seed of [1, 2, 3]) {
-      const dir = join(tmp.dir, `seed-${seed}`);
-      const writer = await createParquetTableWriter([everyType, keyless], dir);
-      for (const [table, row] of shuffled(rows, seed)) writer.append(table, row);
-      const results = await writer.finish();
-      expect(results.every_type).toMatchObject({ rowsIn: 3000, rowsWritten: 1000, duplicates: 2000 });
-      expect(results.keyless).toMatchObject({ rowsIn: 3000, rowsWritten: 3000, duplicates: 0 });
-      const bytes = await Promise.all(
-        [results.every_type?.file, results.keyless?.file].map((f) => readFile(f!)),
-      );
-      hashes.add(bytes.map((b) => b.toString('base64')).join('|'));
+      // The rows in order, cut into partial files at random places, then merged.
+      const next = random(seed);
+      const cuts = [0, ...[1, 2, 3].map(() => Math.floor(next() * rows.length)).sort((a, b) => a - b)];
+      const partials: Record<string, string[]> = { every_type: [], keyless: [] };
+      for (const [n, start] of cuts.entries()) {
+        const writer = await createParquetTableWriter(tables, join(tmp.dir, `s${seed}-${n}`), {
+          partial: true,
+        });
+        for (const [table, row] of rows.slice(start, cuts[n + 1] ?? rows.length)) writer.append(table, row);
+        for (const [table, result] of Object.entries(await writer.finish())) {
+          if (result.file) partials[table]!.push(result.file);
+        }
+      }
+      const merged = await mergeParquetPartials(tables, partials, join(tmp.dir, `merged-${seed}`));
+      expect(merged.every_type?.rowsWritten).toBe(1000);
+      expect(await bytesOf([merged.every_type?.file, merged.keyless?.file])).toBe(expected);
+
+      // Shuffled: rows land in another order, but the same rows survive.
+      const shuffledWriter = await createParquetTableWriter(tables, join(tmp.dir, `shuffled-${seed}`));
+      for (const [table, row] of shuffled(rows, seed)) shuffledWriter.append(table, row);
+      const results = await shuffledWriter.finish();
+      for (const table of ['every_type', 'keyless'] as const) {
+        const sorted = (file: string | undefined) =>
+          reader.query(`SELECT * FROM read_parquet('${file}') ORDER BY ALL`);
+        expect(await sorted(results[table]?.file)).toEqual(await sorted(one[table]?.file));
+      }
     }
-    expect(hashes.size).toBe(1);
+  });
+
+  it('keeps the rows in the order appended (no sort)', async () => {
+    const writer = await createParquetTableWriter([everyType], tmp.dir);
+    const ids = [5, 3, 9, 1, 7];
+    for (const [index, id] of ids.entries()) writer.append('every_type', { id, ...lineage(index) });
+    const { every_type: result } = await writer.finish();
+    const rows = await reader.query(`SELECT id FROM read_parquet('${result?.file}')`);
+    expect(rows.map((r) => Number(r.id))).toEqual(ids);
   });
 
   it('rejects a value that does not fit its column, naming table, column and value, and keeps going', async () => {

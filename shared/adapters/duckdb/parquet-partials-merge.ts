@@ -4,7 +4,8 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import type { TableSpec } from '../../contracts/silver/table.ts';
 import { PipelineError } from '../../errors.ts';
 import type { MergedTableResult } from '../../ports/table-writer.ts';
-import { copyToParquet, dedupSelect, literal, planTable } from './parquet-table-writer.ts';
+import { writeFinalTable } from './final-table.ts';
+import { planTable } from './parquet-table-writer.ts';
 
 export interface ParquetMergeOptions {
   /** DuckDB's `memory_limit`; beyond it the sort spills to a folder inside `workDir`. @default '512MB' */
@@ -17,11 +18,11 @@ export interface ParquetMergeOptions {
 const SPILL_DIR = '.duckdb-merge-spill';
 
 /**
- * A `TablePartialsMerger` on DuckDB: per table one `COPY (SELECT … FROM read_parquet([partials]) QUALIFY …
- * ORDER BY …) TO '<table>.parquet'`, the very statement a `ParquetTableWriter` runs over its own table,
- * so the file is byte for byte the one a single writer given every row writes. Partials may be
- * deduplicated already or not (`partial` writers): the survivor order is total (lineage, then every
- * column), so a key's lowest row overall is the lowest of any split's lowest rows.
+ * A `TablePartialsMerger` on DuckDB: per table, `writeFinalTable` over its partial files in the order
+ * given (group, then part), the very statements a `ParquetTableWriter` runs over its own table, so the
+ * file is byte for byte the one a single writer given every row writes. Partials may be deduplicated
+ * already or not: the survivor order is total (lineage, then every column), so a key's survivor overall
+ * is the survivor of any split's survivors.
  */
 export async function mergeParquetPartials(
   tables: readonly TableSpec[],
@@ -53,10 +54,8 @@ export async function mergeParquetPartials(
         // Written under a temporary name and renamed, so a `<table>.parquet` on disk is always complete.
         const temporary = `${file}.tmp`;
         outputs.push(temporary, file);
-        const from = `read_parquet([${files.map(literal).join(', ')}])`;
         try {
-          const result = await connection.run(copyToParquet(dedupSelect(plan, from), temporary));
-          results[name] = { rowsWritten: Number(result.rowsChanged), file };
+          results[name] = { rowsWritten: await writeFinalTable(connection, plan, files, temporary), file };
         } catch (error) {
           throw new PipelineError(
             `silver table ${name}: merging ${files.length} partial files failed: ${message(error)}`,

@@ -32,6 +32,7 @@ import {
   type TableWriter,
   UnknownTableError,
 } from '../../ports/table-writer.ts';
+import { ident, literal, writeFinalTable } from './final-table.ts';
 
 export interface ParquetTableWriterOptions {
   /** DuckDB's `memory_limit`; beyond it, tables spill to a folder inside `workDir`. @default '512MB' */
@@ -39,8 +40,8 @@ export interface ParquetTableWriterOptions {
   /** DuckDB worker threads; more buys little on a Lambda-sized machine and costs memory. @default 2 */
   readonly threads?: 1 | 2;
   /**
-   * Write each table's rows as appended — no dedup, no sort, LZ4 — for a later `mergeParquetPartials`
-   * to deduplicate and sort once, over all partial files (sorting here too would only be done twice).
+   * Write each table's rows as appended — no dedup, LZ4 — for a later `mergeParquetPartials` to
+   * deduplicate once, over all partial files (looking for duplicates here too would be done twice).
    * `rowsWritten` is then `rowsIn`. @default false
    */
   readonly partial?: boolean;
@@ -61,9 +62,8 @@ const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /**
  * A `TableWriter` backed by one in-memory DuckDB. Rows are checked, buffered column-wise and handed to
  * DuckDB's appender a data chunk at a time (per-row typed appends with lists were ~3x slower); `finish`
- * runs one `COPY (SELECT … QUALIFY … ORDER BY …) TO '<table>.parquet' (FORMAT parquet, COMPRESSION zstd)`
- * per table.
- * The ORDER BY covers every column, so the same rows appended in any order give a byte-identical file.
+ * turns each table into a partial file (rows as appended) and that into `<table>.parquet` by
+ * `writeFinalTable`, as a merge of partial files does: rows in the order appended, deduplicated by key.
  */
 export async function createParquetTableWriter(
   tables: readonly TableSpec[],
@@ -185,14 +185,20 @@ class ParquetTableWriter implements TableWriter {
     this.outputs.push(temporary, file);
     let rowsWritten: number;
     try {
-      const result = await this.connection.run(
-        this.partial
-          ? copyPartial(buffer.plan, temporary)
-          : copyToParquet(dedupSelect(buffer.plan), temporary),
-      );
-      rowsWritten = Number(result.rowsChanged);
-      // Frees the table's memory (or spill) before the next table is sorted.
-      await this.connection.run(`DROP TABLE ${ident(spec.name)}`);
+      if (this.partial) {
+        await this.connection.run(copyPartial(buffer.plan, temporary));
+        rowsWritten = buffer.rowsIn;
+      } else {
+        // The final file is made from a partial one by the very statements a merge of partials runs.
+        const partial = join(this.workDir, `${spec.name}.partial.parquet`);
+        this.outputs.push(partial);
+        await this.connection.run(copyPartial(buffer.plan, partial));
+        await this.connection.run(`DROP TABLE ${ident(spec.name)}`);
+        rowsWritten = await writeFinalTable(this.connection, buffer.plan, [partial], temporary);
+        await rm(partial, { force: true });
+      }
+      // Frees the table's memory (or spill) before the next table is written.
+      await this.connection.run(`DROP TABLE IF EXISTS ${ident(spec.name)}`);
     } catch (error) {
       throw new PipelineError(`silver table ${spec.name}: writing ${file} failed: ${message(error)}`, {
         cause: error,
@@ -353,30 +359,6 @@ export function planTable(spec: TableSpec): TablePlan {
   return { spec, columns, types: all.map((c) => DUCKDB_TYPES[c.type]) };
 }
 
-/**
- * The rows to write: one per key (lowest `_record_index`, then `_bronze_part`, then everything else, so
- * the survivor never depends on arrival order), sorted by key, lineage and then every other column.
- * `from` is the SQL of the rows: the table itself, or its partial Parquet files when merging.
- */
-export function dedupSelect(plan: TablePlan, from = ident(plan.spec.name)): string {
-  const { key } = plan.spec;
-  const lineageOrder = ['_run_id', '_bronze_part', '_record_index'];
-  const survivorOrder = ['_record_index', '_bronze_part', '_run_id'];
-  const all = plan.columns.map((c) => c.name);
-  const rest = (first: readonly string[]) => all.filter((name) => !first.includes(name));
-  const asc = (names: readonly string[]) => names.map((n) => `${ident(n)} ASC NULLS LAST`).join(', ');
-  const outputOrder = [...key, ...lineageOrder.filter((n) => !key.includes(n))];
-  const survivor = key.length
-    ? `QUALIFY row_number() OVER (PARTITION BY ${key.map(ident).join(', ')} ORDER BY ${asc([...survivorOrder, ...rest(survivorOrder)])}) = 1`
-    : '';
-  return `SELECT ${all.map(ident).join(', ')} FROM ${from} ${survivor} ORDER BY ${asc([...outputOrder, ...rest(outputOrder)])}`;
-}
-
-/** The one way silver writes a table's Parquet file, so a writer's file and a merged one are alike. */
-export function copyToParquet(select: string, file: string): string {
-  return `COPY (${select}) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`;
-}
-
 /** A partial file: the rows as appended, in the table's column order; LZ4 is about as fast as none. */
 function copyPartial(plan: TablePlan, file: string): string {
   const columns = plan.columns.map((c) => ident(c.name)).join(', ');
@@ -511,16 +493,6 @@ function epochDays(year: number, month: number, day: number): number | undefined
   const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
   const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
   return era * 146_097 + dayOfEra - 719_468;
-}
-
-/** A double-quoted SQL identifier. */
-export function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** A single-quoted SQL string literal. */
-export function literal(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
 }
 
 function message(error: unknown): string {

@@ -185,6 +185,33 @@ describe('Function: createParquetTableWriter', () => {
     ]);
   });
 
+  it('keeps list values exact whichever way they travel (joined text or element by element)', async () => {
+    // Lists that join and split back exactly travel as text; the rest element by element. Both must
+    // arrive unchanged, mixed within one data chunk.
+    const lists: { tags: unknown; codes: unknown; rates: unknown }[] = [
+      { tags: ['a', 'b'], codes: [1, -2, 0], rates: [0.1 + 0.2, 5e-324, 1e21, -1.5e-7] },
+      { tags: ['a\u001fb', 'c'], codes: [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER], rates: [-0] },
+      { tags: [''], codes: [9007199254740993n], rates: [Number.NaN, Number.POSITIVE_INFINITY] },
+      { tags: ['', ''], codes: [null, 1], rates: [Number.NEGATIVE_INFINITY, 2] },
+      { tags: ['x', ''], codes: [], rates: [] },
+      { tags: ['', 'y', 'ünï,cödé "q"', '[1, 2]'], codes: [7], rates: [null] },
+      { tags: [null, 'z'], codes: null, rates: [3] },
+      { tags: [], codes: [-0], rates: null },
+    ];
+    const writer = await createParquetTableWriter([everyType], tmp.dir);
+    for (const [i, row] of lists.entries()) writer.append('every_type', { id: i, ...row, ...lineage(i) });
+    const { every_type: result } = await writer.finish();
+    const rows = await reader.query(`SELECT tags, codes, rates FROM read_parquet('${result?.file}')`);
+    // toEqual compares numbers with Object.is: -0 is not 0, NaN is NaN.
+    expect(rows).toEqual(
+      lists.map((l) => ({
+        tags: l.tags,
+        codes: (l.codes as unknown[] | null)?.map((c) => (c === null ? null : BigInt(c as number))) ?? null,
+        rates: l.rates,
+      })),
+    );
+  });
+
   it('keeps every value across many data chunks (rows are handed to DuckDB 2048 at a time)', async () => {
     const n = 2048 * 3 + 17;
     const writer = await createParquetTableWriter([everyType], tmp.dir);

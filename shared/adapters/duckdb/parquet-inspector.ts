@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { TableInspector } from '../../ports/table-inspector.ts';
 
@@ -6,9 +8,20 @@ const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
 /** SQL identifier (double quotes doubled). */
 const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
+/**
+ * DuckDB's memory for the checks: without a limit it takes up to 80 % of the machine (on a 1 GB run the
+ * reference check alone held ~700 MB); beyond it, joins spill to the temporary folder.
+ */
+const MEMORY_LIMIT = '384MB';
+
 /** TableInspector over DuckDB: reads the Parquet files themselves. */
 export async function openParquetInspector(): Promise<TableInspector> {
-  const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const instance = await DuckDBInstance.create(':memory:', {
+    threads: '2',
+    memory_limit: MEMORY_LIMIT,
+    // Under the OS temporary folder (Lambda: /tmp), not DuckDB's default `.tmp` in a read-only cwd.
+    temp_directory: join(tmpdir(), `sluice-inspector-${process.pid}`),
+  });
   const connection = await instance.connect();
   const scalar = async (sql: string): Promise<number> => {
     const reader = await connection.runAndReadAll(sql);

@@ -33,6 +33,7 @@ import {
   UnknownTableError,
 } from '../../ports/table-writer.ts';
 import { ident, literal, writeFinalTable } from './final-table.ts';
+import { joinedListSql, joinList, type ListElement } from './joined-lists.ts';
 
 export interface ParquetTableWriterOptions {
   /** DuckDB's `memory_limit`; beyond it, tables spill to a folder inside `workDir`. @default '512MB' */
@@ -88,7 +89,7 @@ export async function createParquetTableWriter(
     connection = await instance.connect();
     const buffers = new Map<string, TableBuffer>();
     for (const plan of plans) {
-      const columns = plan.columns.map((c) => `${ident(c.name)} ${c.type}`).join(', ');
+      const columns = plan.staging.map((c) => `${c.name} ${c.type}`).join(', ');
       await connection.run(`CREATE TABLE ${ident(plan.spec.name)} (${columns})`);
       buffers.set(plan.spec.name, new TableBuffer(plan, await connection.createAppender(plan.spec.name)));
     }
@@ -249,9 +250,9 @@ class TableBuffer {
     readonly plan: TablePlan,
     readonly appender: DuckDBAppender,
   ) {
-    this.columns = plan.columns.map(() => new Array<DuckDBValue>(CHUNK_ROWS).fill(null));
+    this.columns = plan.staging.map(() => new Array<DuckDBValue>(CHUNK_ROWS).fill(null));
     this.known = new Set(plan.columns.map((c) => c.name));
-    this.chunk = DuckDBDataChunk.create(plan.types);
+    this.chunk = DuckDBDataChunk.create(plan.staging.map((c) => DUCKDB_TYPES[c.type]));
   }
 
   /** Checks and converts one row into the buffer; on error the row is not counted and its slot is reused. */
@@ -261,14 +262,23 @@ class TableBuffer {
     for (let i = 0; i < columns.length; i++) {
       const column = columns[i]!;
       const value = row[column.name];
+      const slot = column.staging;
       if (value === null || value === undefined) {
         if (!column.nullable)
           throw new InvalidRowError(this.plan.spec.name, column.name, value, 'column is not nullable');
-        this.columns[i]![at] = null;
+        this.columns[slot]![at] = null;
+        if (column.listElement) this.columns[slot + 1]![at] = null;
         continue;
       }
       try {
-        this.columns[i]![at] = column.convert(value);
+        if (column.listElement) {
+          // Joined text when exact, else the list itself (converted, so checked) in the next column.
+          const joined = Array.isArray(value) ? joinList(column.listElement, value) : undefined;
+          this.columns[slot]![at] = joined ?? null;
+          this.columns[slot + 1]![at] = joined === undefined ? column.convert(value) : null;
+        } else {
+          this.columns[slot]![at] = column.convert(value);
+        }
       } catch (error) {
         if (!(error instanceof TypeMismatch)) throw error;
         throw new InvalidRowError(this.plan.spec.name, column.name, value, `${column.type} ${error.message}`);
@@ -307,13 +317,23 @@ export interface ColumnPlan {
   readonly nullable: boolean;
   /** JS value → DuckDB value; throws `TypeMismatch` saying what was expected. */
   readonly convert: (value: unknown) => DuckDBValue;
+  /** Its (first) column in the staging table. */
+  readonly staging: number;
+  /** A list column's element type: staged as joined text, then (for lists that do not join) as a list. */
+  readonly listElement?: ListElement;
+}
+
+/** A column of the DuckDB table rows are appended to: `c<n>`, so no declared name can clash. */
+interface StagingColumn {
+  readonly name: string;
+  readonly type: ColumnType;
 }
 
 export interface TablePlan {
   readonly spec: TableSpec;
   /** Declared columns, then the lineage columns. */
   readonly columns: readonly ColumnPlan[];
-  readonly types: readonly DuckDBType[];
+  readonly staging: readonly StagingColumn[];
 }
 
 export function planTable(spec: TableSpec): TablePlan {
@@ -350,18 +370,40 @@ export function planTable(spec: TableSpec): TablePlan {
       );
     }
   }
-  const columns = all.map((c) => ({
-    name: c.name,
-    type: c.type,
-    nullable: c.nullable ?? true,
-    convert: CONVERTERS[c.type],
-  }));
-  return { spec, columns, types: all.map((c) => DUCKDB_TYPES[c.type]) };
+  const staging: StagingColumn[] = [];
+  const columns = all.map((c): ColumnPlan => {
+    const listElement = LIST_ELEMENTS[c.type];
+    const at = staging.length;
+    staging.push({ name: `c${at}`, type: listElement ? 'VARCHAR' : c.type });
+    if (listElement) staging.push({ name: `c${at + 1}`, type: c.type });
+    return {
+      name: c.name,
+      type: c.type,
+      nullable: c.nullable ?? true,
+      convert: CONVERTERS[c.type],
+      staging: at,
+      ...(listElement && { listElement }),
+    };
+  });
+  return { spec, columns, staging };
 }
+
+const LIST_ELEMENTS: Partial<Record<ColumnType, ListElement>> = {
+  'VARCHAR[]': 'VARCHAR',
+  'BIGINT[]': 'BIGINT',
+  'DOUBLE[]': 'DOUBLE',
+};
 
 /** A partial file: the rows as appended, in the table's column order; LZ4 is about as fast as none. */
 function copyPartial(plan: TablePlan, file: string): string {
-  const columns = plan.columns.map((c) => ident(c.name)).join(', ');
+  const columns = plan.columns
+    .map((c) => {
+      const value = c.listElement
+        ? joinedListSql(c.listElement, plan.staging[c.staging]!.name, plan.staging[c.staging + 1]!.name)
+        : plan.staging[c.staging]!.name;
+      return `${value} AS ${ident(c.name)}`;
+    })
+    .join(', ');
   return `COPY (SELECT ${columns} FROM ${ident(plan.spec.name)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4)`;
 }
 

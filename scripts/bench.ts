@@ -20,6 +20,7 @@ import { Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
+import { MALLOC_ENV } from '../shared/runtime-memory.ts';
 
 const MiB = 1024 * 1024;
 
@@ -191,7 +192,7 @@ function runPhaseInChild(phase: string, file: string): PhaseResult | undefined {
   const [command, ...args] = phase.endsWith('@1cpu') ? ['taskset', '-c', '0', ...node] : node;
   const child = spawnSync(command!, args, {
     encoding: 'utf8',
-    env: { ...process.env, MALLOC_ARENA_MAX: '2' },
+    env: { ...process.env, ...MALLOC_ENV },
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 16 * MiB,
   });

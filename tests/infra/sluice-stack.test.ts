@@ -23,6 +23,7 @@ import {
   silverPlanKey,
   silverWorkPrefix,
 } from '../../shared/lake/silver-work-keys.ts';
+import { MALLOC_ENV } from '../../shared/runtime-memory.ts';
 import {
   CHILD_START_RETRY,
   LAMBDA_SERVICE_ERRORS,
@@ -163,6 +164,8 @@ describe('Stack: SluiceStack (example config)', () => {
       for (const [, fn] of functions) {
         expect(fn.Properties.Runtime).toBe('nodejs22.x');
         expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
+        // The malloc settings the CLI runs with (shared/runtime-memory.ts).
+        expect(fn.Properties.Environment.Variables).toMatchObject(MALLOC_ENV);
       }
       const architecture = (fn: { function: { node: { defaultChild?: unknown } } }) =>
         resources[logicalId(fn.function)]!.Properties.Architectures;
@@ -203,6 +206,7 @@ describe('Stack: SluiceStack (example config)', () => {
             'DATASETS',
             'LAKE_BUCKET',
             'NODE_OPTIONS',
+            ...Object.keys(MALLOC_ENV),
             'POWERTOOLS_LOG_LEVEL',
             'POWERTOOLS_SERVICE_NAME',
             // How much bronze PlanSilver puts in one group: the config's default.
@@ -218,14 +222,17 @@ describe('Stack: SluiceStack (example config)', () => {
       const ingest = resources[logicalId(stack.functions.ingest.function)]!.Properties;
       expect(ingest.MemorySize).toBe(3008);
       expect(ingest.Timeout).toBe(900);
-      expect(Object.keys(ingest.Environment.Variables).sort()).toEqual([
-        'DATASETS',
-        'LAKE_BUCKET',
-        'LANDING_BUCKET',
-        'NODE_OPTIONS',
-        'POWERTOOLS_LOG_LEVEL',
-        'POWERTOOLS_SERVICE_NAME',
-      ]);
+      expect(Object.keys(ingest.Environment.Variables).sort()).toEqual(
+        [
+          'DATASETS',
+          'LAKE_BUCKET',
+          'LANDING_BUCKET',
+          'NODE_OPTIONS',
+          ...Object.keys(MALLOC_ENV),
+          'POWERTOOLS_LOG_LEVEL',
+          'POWERTOOLS_SERVICE_NAME',
+        ].sort(),
+      );
       expect(ingest.Environment.Variables.DATASETS).toBe('tic-in-network,tic-table-of-contents');
     });
 

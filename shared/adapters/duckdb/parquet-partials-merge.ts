@@ -40,36 +40,38 @@ export async function mergeParquetPartials(
     temp_directory: spillDir,
   });
   try {
-    const connection = await instance.connect();
-    try {
-      const results: Record<string, MergedTableResult> = {};
-      for (const plan of plans) {
-        const { name } = plan.spec;
-        const files = partials[name] ?? [];
-        if (files.length === 0) {
-          results[name] = { rowsWritten: 0 };
-          continue;
-        }
-        const file = join(workDir, `${name}.parquet`);
-        // Written under a temporary name and renamed, so a `<table>.parquet` on disk is always complete.
-        const temporary = `${file}.tmp`;
-        outputs.push(temporary, file);
-        try {
-          results[name] = { rowsWritten: await writeFinalTable(connection, plan, files, temporary), file };
-        } catch (error) {
-          throw new PipelineError(
-            `silver table ${name}: merging ${files.length} partial files failed: ${message(error)}`,
-            {
-              cause: error,
-            },
-          );
-        }
-        await rename(temporary, file);
+    const results: Record<string, MergedTableResult> = {};
+    // Tables are merged at once, each on a connection of its own: one table's COPY leaves DuckDB's
+    // second thread mostly idle (its Parquet writer keeps the rows in order), another table fills it.
+    const merging = plans.map(async (plan) => {
+      const { name } = plan.spec;
+      const files = partials[name] ?? [];
+      if (files.length === 0) {
+        results[name] = { rowsWritten: 0 };
+        return;
       }
-      return results;
-    } finally {
-      connection.closeSync();
-    }
+      const file = join(workDir, `${name}.parquet`);
+      // Written under a temporary name and renamed, so a `<table>.parquet` on disk is always complete.
+      const temporary = `${file}.tmp`;
+      outputs.push(temporary, file);
+      const connection = await instance.connect();
+      try {
+        results[name] = { rowsWritten: await writeFinalTable(connection, plan, files, temporary), file };
+      } catch (error) {
+        throw new PipelineError(
+          `silver table ${name}: merging ${files.length} partial files failed: ${message(error)}`,
+          { cause: error },
+        );
+      } finally {
+        connection.closeSync();
+      }
+      await rename(temporary, file);
+    });
+    // Every merge settles before the instance closes; then the first failure, if any, is thrown.
+    const settled = await Promise.allSettled(merging);
+    const failed = settled.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results;
   } catch (error) {
     await Promise.all(outputs.map((file) => rm(file, { force: true })));
     throw error;

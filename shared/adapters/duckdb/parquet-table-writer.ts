@@ -186,20 +186,18 @@ class ParquetTableWriter implements TableWriter {
     this.outputs.push(temporary, file);
     let rowsWritten: number;
     try {
+      // A final file is made from a partial one by the very statements a merge of partials runs.
+      const partial = this.partial ? temporary : join(this.workDir, `${spec.name}.partial.parquet`);
+      if (!this.partial) this.outputs.push(partial);
+      await this.connection.run(copyPartial(buffer.plan, partial));
+      // Frees the table's memory (or spill) before the next step.
+      await this.connection.run(`DROP TABLE ${ident(spec.name)}`);
       if (this.partial) {
-        await this.connection.run(copyPartial(buffer.plan, temporary));
         rowsWritten = buffer.rowsIn;
       } else {
-        // The final file is made from a partial one by the very statements a merge of partials runs.
-        const partial = join(this.workDir, `${spec.name}.partial.parquet`);
-        this.outputs.push(partial);
-        await this.connection.run(copyPartial(buffer.plan, partial));
-        await this.connection.run(`DROP TABLE ${ident(spec.name)}`);
         rowsWritten = await writeFinalTable(this.connection, buffer.plan, [partial], temporary);
         await rm(partial, { force: true });
       }
-      // Frees the table's memory (or spill) before the next table is written.
-      await this.connection.run(`DROP TABLE IF EXISTS ${ident(spec.name)}`);
     } catch (error) {
       throw new PipelineError(`silver table ${spec.name}: writing ${file} failed: ${message(error)}`, {
         cause: error,

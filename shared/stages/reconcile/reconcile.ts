@@ -135,8 +135,8 @@ async function checkSilver(
   deps: ReconcileDeps,
   workDir: string,
 ): Promise<Checks & { referenced: number; dangling: number }> {
-  const result = Object.assign(new Checks(), { referenced: 0, dangling: 0 });
-  const check = result.add.bind(result);
+  const outcome = Object.assign(new Checks(), { referenced: 0, dangling: 0 });
+  const check = outcome.add.bind(outcome);
   await mkdir(workDir, { recursive: true });
   const inspector = await deps.openInspector();
   const localFiles: Record<string, string | undefined> = {};
@@ -176,8 +176,8 @@ async function checkSilver(
         { file: fromFile, column: reference.from.column },
         { file: localFiles[reference.to.table], column: reference.to.column },
       );
-      result.referenced += found.referenced;
-      result.dangling += found.dangling;
+      outcome.referenced += found.referenced;
+      outcome.dangling += found.dangling;
       check(
         `${reference.from.table}.${reference.from.column} → ${reference.to.table}.${reference.to.column}: dangling references` +
           (found.examples.length > 0 ? ` (e.g. ${found.examples.join(', ')})` : ''),
@@ -190,7 +190,7 @@ async function checkSilver(
     await rm(workDir, { recursive: true, force: true });
   }
 
-  return result;
+  return outcome;
 }
 
 /** Bronze parts read at once: each is held whole (≈ 30 MB uncompressed), gunzip'd on libuv's pool. */

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -8,7 +8,7 @@ import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspe
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
-import { ReconciliationError } from '../../shared/errors.ts';
+import { ObjectNotFoundError, ReconciliationError } from '../../shared/errors.ts';
 import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
 import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
@@ -182,6 +182,27 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
             ),
           ).status,
         ).toBe('failed');
+      } finally {
+        await writeFile(path, original);
+      }
+    });
+
+    it('fails reconciliation, naming the part, when a bronze part is gone (while silver is checked too)', async () => {
+      const reconciliation = join(
+        lake,
+        result.bronze.manifestKey.replace('_manifest.json', 'reconciliation.json'),
+      );
+      const before = await readFile(reconciliation, 'utf8');
+      const part = result.bronze.manifest.parts.at(-1)!;
+      const path = join(lake, part.key);
+      const original = await readFile(path);
+      await rm(path);
+      try {
+        const error = await reconcileAgain(lake, result.bronze.manifestKey).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ObjectNotFoundError);
+        expect((error as Error).message).toContain(part.key);
+        // No new report: the one there is the last complete one.
+        expect(await readFile(reconciliation, 'utf8')).toBe(before);
       } finally {
         await writeFile(path, original);
       }

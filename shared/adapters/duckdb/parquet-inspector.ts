@@ -1,3 +1,4 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -16,11 +17,13 @@ const MEMORY_LIMIT = '384MB';
 
 /** TableInspector over DuckDB: reads the Parquet files themselves. */
 export async function openParquetInspector(): Promise<TableInspector> {
+  // A spill folder of its own under the OS temporary folder (Lambda: /tmp), not DuckDB's default `.tmp`
+  // in a read-only cwd; removed on close.
+  const spillDir = await mkdtemp(join(tmpdir(), 'sluice-inspector-'));
   const instance = await DuckDBInstance.create(':memory:', {
     threads: '2',
     memory_limit: MEMORY_LIMIT,
-    // Under the OS temporary folder (Lambda: /tmp), not DuckDB's default `.tmp` in a read-only cwd.
-    temp_directory: join(tmpdir(), `sluice-inspector-${process.pid}`),
+    temp_directory: spillDir,
   });
   const connection = await instance.connect();
   const scalar = async (sql: string): Promise<number> => {
@@ -63,6 +66,7 @@ export async function openParquetInspector(): Promise<TableInspector> {
     async close() {
       connection.closeSync();
       instance.closeSync();
+      await rm(spillDir, { recursive: true, force: true });
     },
   };
 }

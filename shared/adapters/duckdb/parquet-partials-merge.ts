@@ -8,7 +8,7 @@ import { writeFinalTable } from './final-table.ts';
 import { planTable } from './parquet-table-writer.ts';
 
 export interface ParquetMergeOptions {
-  /** DuckDB's `memory_limit`; beyond it the sort spills to a folder inside `workDir`. @default '512MB' */
+  /** DuckDB's `memory_limit`; beyond it a deduplication spills to a folder inside `workDir`. @default '512MB' */
   readonly memoryLimit?: string;
   /** DuckDB worker threads. @default 2 */
   readonly threads?: 1 | 2;

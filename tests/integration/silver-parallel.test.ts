@@ -9,6 +9,7 @@ import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { ContractViolationError, SchemaDriftError } from '../../shared/errors.ts';
 import { silverGroupStatsKey, silverWorkPrefix } from '../../shared/lake/silver-work-keys.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import {
   type BuildSilverResult,
@@ -287,15 +288,7 @@ describe('silver in parallel groups of bronze parts', () => {
     const bronze = await ingest(dir, config, dir, 'gen.json.gz');
     const expected = await outcome(bronze, await build(bronze, 1));
     // A lake that is not a FileObjectStore (as S3 would be): the merge downloads the partial files.
-    const store = fileStore(bronze.lake);
-    const lake = {
-      uri: (key: string) => store.uri(key),
-      read: store.read.bind(store),
-      write: store.write.bind(store),
-      head: store.head.bind(store),
-      list: store.list.bind(store),
-      delete: store.delete.bind(store),
-    };
+    const lake = notAFolder(fileStore(bronze.lake));
     const contract = contractForDataset(bronze.config)!;
     const input = { bronzeManifestKey: bronze.manifestKey };
     // Groups by bytes: a small target makes several.
@@ -355,15 +348,7 @@ describe('silver in parallel groups of bronze parts', () => {
     );
     const expected = await outcome(bronze, await build(bronze, 1));
     // A lake that is not a FileObjectStore (as S3 would be): workers could not open it.
-    const store = fileStore(bronze.lake);
-    const wrapped = {
-      uri: (key: string) => store.uri(key),
-      read: store.read.bind(store),
-      write: store.write.bind(store),
-      head: store.head.bind(store),
-      list: store.list.bind(store),
-      delete: store.delete.bind(store),
-    };
+    const wrapped = notAFolder(fileStore(bronze.lake));
     const result = await buildSilver(
       { bronzeManifestKey: bronze.manifestKey },
       {
@@ -378,3 +363,15 @@ describe('silver in parallel groups of bronze parts', () => {
     expect(await outcome(bronze, result)).toEqual(expected);
   });
 });
+
+/** The same lake, but not a `FileObjectStore`: as an S3 lake looks to the stages (no local folder). */
+function notAFolder(store: ReturnType<typeof fileStore>): ObjectStore {
+  return {
+    uri: (key) => store.uri(key),
+    read: store.read.bind(store),
+    write: store.write.bind(store),
+    head: store.head.bind(store),
+    list: store.list.bind(store),
+    delete: store.delete.bind(store),
+  };
+}

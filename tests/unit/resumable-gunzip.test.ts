@@ -7,16 +7,13 @@ import {
   GzipFormatError,
   ResumableGunzip,
 } from '../../shared/stages/parse/resumable-gunzip.ts';
+import { seededRandom } from '../helpers/random.ts';
 
-/** Deterministic PRNG (mulberry32): failures reproduce. */
+/** The shared seeded generator, with integers: failures reproduce. */
 class Rng {
-  constructor(private state: number) {}
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) | 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = seededRandom(seed);
   }
   /** Integer in [lo, hi]. */
   int(lo: number, hi: number): number {

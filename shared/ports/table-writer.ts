@@ -22,6 +22,8 @@ export interface TableWriter {
   /**
    * Buffer one row of `table`. The row holds the table's columns plus the lineage columns; a missing
    * column is null. Throws `UnknownTableError` or `InvalidRowError` (and keeps nothing of that row).
+   * The writer may keep references to the row's values until `finish`, so a row and its arrays must
+   * not be changed once appended (rows may share them).
    */
   append(table: string, row: Row): void;
   /** Deduplicate by key, write each non-empty table as `<workDir>/<table>.parquet`, release resources. */

@@ -1,22 +1,11 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  BIGINT,
-  BOOLEAN,
-  DATE,
-  DOUBLE,
   type DuckDBAppender,
   type DuckDBConnection,
   DuckDBDataChunk,
-  DuckDBDateValue,
   DuckDBInstance,
-  DuckDBListValue,
-  DuckDBTimestampValue,
   type DuckDBType,
-  type DuckDBValue,
-  LIST,
-  TIMESTAMP,
-  VARCHAR,
 } from '@duckdb/node-api';
 import {
   type ColumnSpec,
@@ -32,8 +21,8 @@ import {
   type TableWriter,
   UnknownTableError,
 } from '../../ports/table-writer.ts';
+import { COLUMN_TYPES, type ColumnBatch, columnBatch, TypeMismatch } from './column-batches.ts';
 import { ident, literal, writeFinalTable } from './final-table.ts';
-import { joinedListSql, joinList, type ListElement } from './joined-lists.ts';
 
 export interface ParquetTableWriterOptions {
   /** DuckDB's `memory_limit`; beyond it, tables spill to a folder inside `workDir`. @default '512MB' */
@@ -53,8 +42,8 @@ export class InvalidTableSpecError extends PipelineError {
   override name = 'InvalidTableSpecError';
 }
 
-/** DuckDB's vector size: rows are buffered column-wise and handed over one full data chunk at a time. */
-const CHUNK_ROWS = 2048;
+/** Rows per column batch (one staging-table row); ~100 KB of text per column. */
+const BATCH_ROWS = 2048;
 /** Spill folder inside the work dir; removed when the writer finishes or aborts. */
 const SPILL_DIR = '.duckdb-spill';
 /** Table names become file names and SQL identifiers, so they stay plain. */
@@ -62,7 +51,7 @@ const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * A `TableWriter` backed by one in-memory DuckDB. Rows are checked, buffered column-wise and handed to
- * DuckDB's appender a data chunk at a time (per-row typed appends with lists were ~3x slower); `finish`
+ * DuckDB's appender as column batches, one staging row per batch (./column-batches.ts); `finish`
  * turns each table into a partial file (rows as appended) and that into `<table>.parquet` by
  * `writeFinalTable`, as a merge of partial files does: rows in the order appended, deduplicated by key.
  */
@@ -89,7 +78,7 @@ export async function createParquetTableWriter(
     connection = await instance.connect();
     const buffers = new Map<string, TableBuffer>();
     for (const plan of plans) {
-      const columns = plan.staging.map((c) => `${c.name} ${c.type}`).join(', ');
+      const columns = plan.staging.map((c) => `${c.name} ${c.sqlType}`).join(', ');
       await connection.run(`CREATE TABLE ${ident(plan.spec.name)} (${columns})`);
       buffers.set(plan.spec.name, new TableBuffer(plan, await connection.createAppender(plan.spec.name)));
     }
@@ -126,7 +115,7 @@ class ParquetTableWriter implements TableWriter {
     const buffer = this.tables.get(table);
     if (buffer === undefined) throw new UnknownTableError(table, [...this.tables.keys()]);
     buffer.add(row);
-    if (buffer.size === CHUNK_ROWS) this.flush(buffer);
+    if (buffer.size === BATCH_ROWS) this.flush(buffer);
   }
 
   finish(): Promise<Record<string, TableWriteResult>> {
@@ -235,12 +224,12 @@ class ParquetTableWriter implements TableWriter {
   }
 }
 
-/** One table's rows not yet handed to DuckDB, column-wise, plus its counters. */
+/** One table's rows not yet handed to DuckDB, as column batches, plus its counters. */
 class TableBuffer {
-  /** Rows buffered (at most CHUNK_ROWS). */
+  /** Rows buffered (at most BATCH_ROWS). */
   size = 0;
   rowsIn = 0;
-  private readonly columns: DuckDBValue[][];
+  private readonly batches: ColumnBatch[];
   private readonly known: ReadonlySet<string>;
   private readonly chunk: DuckDBDataChunk;
 
@@ -248,61 +237,60 @@ class TableBuffer {
     readonly plan: TablePlan,
     readonly appender: DuckDBAppender,
   ) {
-    this.columns = plan.staging.map(() => new Array<DuckDBValue>(CHUNK_ROWS).fill(null));
+    this.batches = plan.columns.map((c) => columnBatch(c.type));
     this.known = new Set(plan.columns.map((c) => c.name));
-    this.chunk = DuckDBDataChunk.create(plan.staging.map((c) => DUCKDB_TYPES[c.type]));
+    this.chunk = DuckDBDataChunk.create(plan.staging.map((c) => c.type));
   }
 
-  /** Checks and converts one row into the buffer; on error the row is not counted and its slot is reused. */
+  /** Checks and adds one row; on error the row is not counted and nothing of it is kept. */
   add(row: Row): void {
     const { columns } = this.plan;
-    const at = this.size;
-    for (let i = 0; i < columns.length; i++) {
-      const column = columns[i]!;
-      const value = row[column.name];
-      const slot = column.staging;
-      if (value === null || value === undefined) {
-        if (!column.nullable)
-          throw new InvalidRowError(this.plan.spec.name, column.name, value, 'column is not nullable');
-        this.columns[slot]![at] = null;
-        if (column.listElement) this.columns[slot + 1]![at] = null;
-        continue;
-      }
-      try {
-        if (column.listElement) {
-          // Joined text when exact, else the list itself (converted, so checked) in the next column.
-          const joined = Array.isArray(value) ? joinList(column.listElement, value) : undefined;
-          this.columns[slot]![at] = joined ?? null;
-          this.columns[slot + 1]![at] = joined === undefined ? column.convert(value) : null;
+    let i = 0;
+    try {
+      for (; i < columns.length; i++) {
+        const column = columns[i]!;
+        const value = row[column.name];
+        if (value === null || value === undefined) {
+          if (!column.nullable)
+            throw new InvalidRowError(this.plan.spec.name, column.name, value, 'column is not nullable');
+          this.batches[i]!.addNull();
         } else {
-          this.columns[slot]![at] = column.convert(value);
+          this.add1(i, column, value);
         }
-      } catch (error) {
-        if (!(error instanceof TypeMismatch)) throw error;
-        throw new InvalidRowError(this.plan.spec.name, column.name, value, `${column.type} ${error.message}`);
       }
-    }
-    for (const name in row) {
-      if (!this.known.has(name)) {
-        throw new InvalidRowError(this.plan.spec.name, name, row[name], 'no such column in the table spec');
+      for (const name in row) {
+        if (!this.known.has(name)) {
+          throw new InvalidRowError(this.plan.spec.name, name, row[name], 'no such column in the table spec');
+        }
       }
+    } catch (error) {
+      for (const batch of this.batches) batch.truncate(this.size);
+      throw error;
     }
-    this.size = at + 1;
+    this.size++;
     this.rowsIn++;
   }
 
+  private add1(i: number, column: ColumnPlan, value: unknown): void {
+    try {
+      this.batches[i]!.add(value);
+    } catch (error) {
+      if (!(error instanceof TypeMismatch)) throw error;
+      throw new InvalidRowError(this.plan.spec.name, column.name, value, `${column.type} ${error.message}`);
+    }
+  }
+
   /**
-   * The buffered rows as a DuckDB data chunk; empties the buffer. The one chunk is reused: the appender
-   * copies it, and a chunk created per call is native memory that is not given back (measured: RSS grew
-   * by ~200 MB per million rows with @duckdb/node-api 1.5.6-r.1).
+   * The buffered rows as a one-row DuckDB data chunk (one value per staging column); empties the buffer.
+   * The one chunk is reused: the appender copies it, and a chunk created per call is native memory that
+   * is not given back (measured: RSS grew by ~200 MB per million rows with @duckdb/node-api 1.5.6-r.1).
    */
   takeChunk(): DuckDBDataChunk {
-    const size = this.size;
     this.chunk.reset();
-    this.chunk.rowCount = size;
-    for (let i = 0; i < this.columns.length; i++) {
-      const values = this.columns[i]!;
-      this.chunk.setColumnValues(i, size === CHUNK_ROWS ? values : values.slice(0, size));
+    this.chunk.rowCount = 1;
+    let at = 0;
+    for (const batch of this.batches) {
+      for (const value of batch.take()) this.chunk.setColumnValues(at++, [value]);
     }
     this.size = 0;
     return this.chunk;
@@ -313,18 +301,17 @@ export interface ColumnPlan {
   readonly name: string;
   readonly type: ColumnType;
   readonly nullable: boolean;
-  /** JS value → DuckDB value; throws `TypeMismatch` saying what was expected. */
-  readonly convert: (value: unknown) => DuckDBValue;
-  /** Its (first) column in the staging table. */
-  readonly staging: number;
-  /** A list column's element type: staged as joined text, then (for lists that do not join) as a list. */
-  readonly listElement?: ListElement;
+  /** Its staging columns' names, in order. */
+  readonly staging: readonly string[];
 }
 
-/** A column of the DuckDB table rows are appended to: `c<n>`, so no declared name can clash. */
+/** A column of the DuckDB table batches are appended to: `c<n>`, so no declared name can clash. */
 interface StagingColumn {
   readonly name: string;
-  readonly type: ColumnType;
+  readonly type: DuckDBType;
+  readonly sqlType: string;
+  /** SQL of the list its batch value unnests to. */
+  readonly unnest: string;
 }
 
 export interface TablePlan {
@@ -332,6 +319,8 @@ export interface TablePlan {
   /** Declared columns, then the lineage columns. */
   readonly columns: readonly ColumnPlan[];
   readonly staging: readonly StagingColumn[];
+  /** SQL of each column's value from its unnested staging columns, in column order. */
+  readonly decode: readonly string[];
 }
 
 export function planTable(spec: TableSpec): TablePlan {
@@ -353,7 +342,7 @@ export function planTable(spec: TableSpec): TablePlan {
     if (names.has(column.name)) {
       throw new InvalidTableSpecError(`silver table ${spec.name}: column ${column.name} is declared twice`);
     }
-    if (!(column.type in CONVERTERS)) {
+    if (!COLUMN_TYPES.includes(column.type)) {
       throw new InvalidTableSpecError(
         `silver table ${spec.name}: column ${column.name} has unknown type ${column.type}`,
       );
@@ -369,170 +358,31 @@ export function planTable(spec: TableSpec): TablePlan {
     }
   }
   const staging: StagingColumn[] = [];
+  const decode: string[] = [];
   const columns = all.map((c): ColumnPlan => {
-    const listElement = LIST_ELEMENTS[c.type];
-    const at = staging.length;
-    staging.push({ name: `c${at}`, type: listElement ? 'VARCHAR' : c.type });
-    if (listElement) staging.push({ name: `c${at + 1}`, type: c.type });
-    return {
-      name: c.name,
-      type: c.type,
-      nullable: c.nullable ?? true,
-      convert: CONVERTERS[c.type],
-      staging: at,
-      ...(listElement && { listElement }),
-    };
+    const batch = columnBatch(c.type);
+    const own = batch.staging.map((s) => {
+      const name = `c${staging.length}`;
+      staging.push({ name, type: s.type, sqlType: s.sqlType, unnest: s.unnest(name) });
+      return name;
+    });
+    decode.push(batch.decode(own));
+    return { name: c.name, type: c.type, nullable: c.nullable ?? true, staging: own };
   });
-  return { spec, columns, staging };
+  return { spec, columns, staging, decode };
 }
 
-const LIST_ELEMENTS: Partial<Record<ColumnType, ListElement>> = {
-  'VARCHAR[]': 'VARCHAR',
-  'BIGINT[]': 'BIGINT',
-  'DOUBLE[]': 'DOUBLE',
-};
-
-/** A partial file: the rows as appended, in the table's column order; LZ4 is about as fast as none. */
+/**
+ * A partial file: the rows as appended (batches unnested in order), in the table's column order; LZ4 is
+ * about as fast as none.
+ */
 function copyPartial(plan: TablePlan, file: string): string {
-  const columns = plan.columns
-    .map((c) => {
-      const value = c.listElement
-        ? joinedListSql(c.listElement, plan.staging[c.staging]!.name, plan.staging[c.staging + 1]!.name)
-        : plan.staging[c.staging]!.name;
-      return `${value} AS ${ident(c.name)}`;
-    })
-    .join(', ');
-  return `COPY (SELECT ${columns} FROM ${ident(plan.spec.name)}) TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4)`;
-}
-
-const DUCKDB_TYPES: Record<ColumnType, DuckDBType> = {
-  VARCHAR,
-  BIGINT,
-  DOUBLE,
-  BOOLEAN,
-  DATE,
-  TIMESTAMP,
-  'VARCHAR[]': LIST(VARCHAR),
-  'BIGINT[]': LIST(BIGINT),
-  'DOUBLE[]': LIST(DOUBLE),
-};
-
-/** Thrown by a converter; turned into an `InvalidRowError` that names the table and column. */
-class TypeMismatch extends Error {}
-
-const toVarchar = (value: unknown): string => {
-  if (typeof value === 'string') return value;
-  throw new TypeMismatch('expects a string');
-};
-
-const MIN_INT64 = -(2n ** 63n);
-const MAX_INT64 = 2n ** 63n - 1n;
-
-const toBigInt = (value: unknown): bigint => {
-  if (typeof value === 'number') {
-    if (Number.isSafeInteger(value)) return BigInt(value);
-    throw new TypeMismatch(
-      Number.isInteger(value)
-        ? 'expects an integer; numbers beyond ±2^53 lose precision, pass a bigint'
-        : 'expects an integer',
-    );
-  }
-  if (typeof value === 'bigint') {
-    if (value >= MIN_INT64 && value <= MAX_INT64) return value;
-    throw new TypeMismatch('expects a 64-bit integer');
-  }
-  throw new TypeMismatch('expects an integer (number or bigint)');
-};
-
-const toDouble = (value: unknown): number => {
-  if (typeof value === 'number') return value;
-  throw new TypeMismatch('expects a number');
-};
-
-const toBoolean = (value: unknown): boolean => {
-  if (typeof value === 'boolean') return value;
-  throw new TypeMismatch('expects a boolean');
-};
-
-const DATE_TEXT = /^(\d{4})-(\d{2})-(\d{2})$/;
-
-const toDate = (value: unknown): DuckDBDateValue => {
-  const match = typeof value === 'string' ? DATE_TEXT.exec(value) : null;
-  const days = match ? epochDays(Number(match[1]), Number(match[2]), Number(match[3])) : undefined;
-  if (days === undefined) throw new TypeMismatch('expects a date as YYYY-MM-DD text');
-  return new DuckDBDateValue(days);
-};
-
-/** `YYYY-MM-DD`, then optionally `T` or space, `HH:MM[:SS[.fraction]]` and `Z` or `±HH[:MM]`. */
-const TIMESTAMP_TEXT =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
-
-/** ISO text to microseconds since the epoch, in UTC; digits beyond the microsecond are dropped. */
-const toTimestamp = (value: unknown): DuckDBTimestampValue => {
-  const match = typeof value === 'string' ? TIMESTAMP_TEXT.exec(value) : null;
-  const days = match ? epochDays(Number(match[1]), Number(match[2]), Number(match[3])) : undefined;
-  if (match === null || days === undefined) throw new TypeMismatch('expects an ISO 8601 timestamp text');
-  const [hours, minutes, seconds] = [match[4], match[5], match[6]].map((part) => Number(part ?? 0)) as [
-    number,
-    number,
-    number,
-  ];
-  if (hours > 23 || minutes > 59 || seconds > 59)
-    throw new TypeMismatch('expects an ISO 8601 timestamp text');
-  const zone = match[8];
-  let offsetMinutes = 0;
-  if (zone !== undefined && zone !== 'Z') {
-    const digits = zone.slice(1).replace(':', '');
-    offsetMinutes =
-      (zone[0] === '-' ? -1 : 1) * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || 0));
-  }
-  const wholeSeconds = days * 86_400 + hours * 3600 + (minutes - offsetMinutes) * 60 + seconds;
-  const micros = Number((match[7] ?? '').padEnd(6, '0').slice(0, 6));
-  return new DuckDBTimestampValue(BigInt(wholeSeconds) * 1_000_000n + BigInt(micros));
-};
-
-const listOf =
-  (item: (value: unknown) => DuckDBValue) =>
-  (value: unknown): DuckDBListValue => {
-    if (!Array.isArray(value)) throw new TypeMismatch('expects an array');
-    const items = new Array<DuckDBValue>(value.length);
-    for (let i = 0; i < value.length; i++) {
-      const element: unknown = value[i];
-      try {
-        items[i] = element === null || element === undefined ? null : item(element);
-      } catch (error) {
-        if (error instanceof TypeMismatch) throw new TypeMismatch(`element [${i}] ${error.message}`);
-        throw error;
-      }
-    }
-    return new DuckDBListValue(items);
-  };
-
-const CONVERTERS: Record<ColumnType, (value: unknown) => DuckDBValue> = {
-  VARCHAR: toVarchar,
-  BIGINT: toBigInt,
-  DOUBLE: toDouble,
-  BOOLEAN: toBoolean,
-  DATE: toDate,
-  TIMESTAMP: toTimestamp,
-  'VARCHAR[]': listOf(toVarchar),
-  'BIGINT[]': listOf(toBigInt),
-  'DOUBLE[]': listOf(toDouble),
-};
-
-/** Days since 1970-01-01 of a proleptic Gregorian date, or undefined if there is no such date. */
-function epochDays(year: number, month: number, day: number): number | undefined {
-  if (month < 1 || month > 12 || day < 1) return undefined;
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]!;
-  if (day > monthDays) return undefined;
-  // Howard Hinnant's days_from_civil.
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
-  return era * 146_097 + dayOfEra - 719_468;
+  const unnested = plan.staging.map((s) => `unnest(${s.unnest}) AS ${s.name}`).join(', ');
+  const columns = plan.columns.map((c, i) => `${plan.decode[i]} AS ${ident(c.name)}`).join(', ');
+  return (
+    `COPY (SELECT ${columns} FROM (SELECT ${unnested} FROM ${ident(plan.spec.name)})) ` +
+    `TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4)`
+  );
 }
 
 function message(error: unknown): string {

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { recordTargets } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
@@ -349,6 +350,22 @@ const reportingStructure = (): Json => ({
 });
 
 /** A copy of `record` with the value at `path` replaced (undefined: removed). */
+/** Every copy of `record` with one value (or key) changed: removed, null, blank, of another type, or an unknown key added. */
+function mutations(record: unknown): unknown[] {
+  const out: unknown[] = [];
+  const replacements: unknown[] = [undefined, null, '', ' ', 0, -1, 1.5, 'x', [], {}, [null], true];
+  const visit = (value: unknown, path: (string | number)[]) => {
+    if (path.length > 0) for (const r of replacements) out.push(withValue(record as Json, path, r));
+    if (Array.isArray(value)) for (const [i, v] of value.entries()) visit(v, [...path, i]);
+    else if (value !== null && typeof value === 'object') {
+      out.push(path.length === 0 ? { ...value, extra: 1 } : withValue(record as Json, [...path, 'extra'], 1));
+      for (const [k, v] of Object.entries(value)) visit(v, [...path, k]);
+    }
+  };
+  visit(record, []);
+  return out;
+}
+
 function withValue(record: Json, path: (string | number)[], value: unknown): Json {
   const copy = structuredClone(record);
   let node = copy as Record<string | number, unknown>;
@@ -648,6 +665,39 @@ describe('TiC silver contracts: rules', () => {
       expect(out.violations.filter((v) => v.ruleId !== 'schema_version.content_mismatch')).toEqual([]);
       expect(out.drift).toEqual([]);
     }
+  });
+
+  it('has validity schemas that zod compiles whole and that accept exactly what the reporting schemas accept', () => {
+    // The fast path trusts `validator`: a record it accepts is never parsed for issues. So it must accept
+    // no record the reporting schema rejects, on valid records, every rule fixture, the CMS samples and
+    // every single-field mutation of the valid fixtures.
+    const records: Record<string, unknown[]> = {
+      in_network: [inNetworkItem()],
+      provider_references: [providerReference()],
+      provider_groups: [group()],
+      out_of_network: [outOfNetworkItem()],
+      reporting_structure: [reportingStructure()],
+    };
+    for (const c of QUARANTINE_CASES) records[c.stream]?.push(c.record);
+    for (const file of readdirSync(EXAMPLES).filter((f) => f.endsWith('.json'))) {
+      const doc = load(file);
+      for (const [stream, list] of Object.entries(records)) list.push(...arr(doc[stream]));
+    }
+    for (const list of Object.values(records)) list.push(...list.slice(0, 1).flatMap(mutations));
+    let outcomes = 0;
+    for (const contract of [ticInNetworkSilver, ticAllowedAmountsSilver, ticTableOfContentsSilver]) {
+      for (const [name, stream] of Object.entries(contract.streams)) {
+        const compiled = z.compile(stream.validator, { strict: true });
+        const seen = new Set<boolean>();
+        for (const record of records[name] ?? []) {
+          const valid = stream.schema.safeParse(record).success;
+          seen.add(valid);
+          expect(z.validate(compiled, record), `${name}: ${JSON.stringify(record)}`).toBe(valid);
+        }
+        outcomes += seen.size;
+      }
+    }
+    expect(outcomes).toBe(10); // both answers seen for each of the five streams
   });
 
   const warnings = (record: unknown, context = V2, stream = 'in_network') =>

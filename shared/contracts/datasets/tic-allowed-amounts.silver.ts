@@ -11,8 +11,8 @@ import {
   BILLING_CODE_TYPES,
   type BuildContext,
   type Built,
+  type CrossCheck,
   col,
-  crossCheck,
   FILE_ID_COLUMN,
   FORMAT,
   filesTable,
@@ -22,6 +22,7 @@ import {
   quarantine as q,
   RESCUED_COLUMN,
   SETTINGS,
+  schemasFrom,
   TIN_TYPES,
   ticContract,
   warn as w,
@@ -29,41 +30,48 @@ import {
 
 const SERVICE_CODE = /^([1-9][0-9]|[0-9][1-9])$/;
 
-const PaymentProvider = z.strictObject({
-  billed_charge: z.number().min(0),
-  npi: z.array(z.number().int().refine(isNpi, FORMAT)).min(1),
-});
+/** The record schema, defined once; `cross` declares the cross-field refinements (see `schemasFrom`). */
+function defineOutOfNetworkItem(cross: CrossCheck) {
+  const PaymentProvider = z.strictObject({
+    billed_charge: z.number().min(0),
+    npi: z.array(z.number().int().refine(isNpi, FORMAT)).min(1),
+  });
 
-const Payment = z.strictObject({
-  allowed_amount: z.number().min(0),
-  billing_code_modifier: z.array(nonBlank).min(1).nullish(),
-  providers: z.array(PaymentProvider).min(1),
-});
+  const Payment = z.strictObject({
+    allowed_amount: z.number().min(0),
+    billing_code_modifier: z.array(nonBlank).min(1).nullish(),
+    providers: z.array(PaymentProvider).min(1),
+  });
 
-const AllowedAmount = z
-  .strictObject({
-    // CMS requires the tin object but none of its fields.
-    tin: z.strictObject({ type: z.enum(TIN_TYPES).nullish(), value: z.string().nullish() }),
-    service_code: z.array(z.string().regex(SERVICE_CODE)).nullish(),
-    billing_class: z.enum(['professional', 'institutional']),
-    // Not in allowed-amounts.json, but in the CMS sample files: accepted as a known field.
-    setting: z.enum(SETTINGS).nullish(),
-    payments: z.array(Payment).min(1),
-  })
-  .refine(
-    (a) => a.billing_class !== 'professional' || !absent(a, 'service_code'),
-    crossCheck('required', ['service_code']),
-  );
+  const AllowedAmount = z
+    .strictObject({
+      // CMS requires the tin object but none of its fields.
+      tin: z.strictObject({ type: z.enum(TIN_TYPES).nullish(), value: z.string().nullish() }),
+      service_code: z.array(z.string().regex(SERVICE_CODE)).nullish(),
+      billing_class: z.enum(['professional', 'institutional']),
+      // Not in allowed-amounts.json, but in the CMS sample files: accepted as a known field.
+      setting: z.enum(SETTINGS).nullish(),
+      payments: z.array(Payment).min(1),
+    })
+    .refine(
+      (a) => a.billing_class !== 'professional' || !absent(a, 'service_code'),
+      cross('required', ['service_code']),
+    );
 
+  const OutOfNetworkItem = z.strictObject({
+    name: nonBlank,
+    billing_code_type: z.enum(BILLING_CODE_TYPES).exclude(['CSTM-ALL']),
+    billing_code_type_version: nonBlank,
+    billing_code: nonBlank,
+    description: nonBlank,
+    allowed_amounts: z.array(AllowedAmount),
+  });
+  return OutOfNetworkItem;
+}
+
+const schemas = schemasFrom(defineOutOfNetworkItem);
 /** One `out_of_network[*]` record. */
-export const OutOfNetworkItem = z.strictObject({
-  name: nonBlank,
-  billing_code_type: z.enum(BILLING_CODE_TYPES).exclude(['CSTM-ALL']),
-  billing_code_type_version: nonBlank,
-  billing_code: nonBlank,
-  description: nonBlank,
-  allowed_amounts: z.array(AllowedAmount),
-});
+export const OutOfNetworkItem = schemas.reporting;
 type OutOfNetworkItem = z.input<typeof OutOfNetworkItem>;
 
 const ENTITIES: readonly EntitySpec[] = [
@@ -271,5 +279,12 @@ export const ticAllowedAmountsSilver = ticContract({
   tables: allowedAmountsTables,
   rules: ALLOWED_AMOUNTS_RULES,
   withPlan: true,
-  streams: { out_of_network: { schema: OutOfNetworkItem, entities: ENTITIES, build: buildItem } },
+  streams: {
+    out_of_network: {
+      schema: OutOfNetworkItem,
+      validator: schemas.validating,
+      entities: ENTITIES,
+      build: buildItem,
+    },
+  },
 });

@@ -42,15 +42,36 @@ export const PLAN_MARKET_TYPES = ['group', 'individual'] as const;
 /** A CMS string with `minLength: 1`; blank after trimming counts as missing (empty → null). */
 export const nonBlank = z.string().trim().min(1);
 
+/** Options for a cross-field `.refine`, reported as an issue of `kind` at `path`. */
+export type CrossCheck = (
+  kind: 'required' | 'format',
+  path: PropertyKey[],
+) => { path: PropertyKey[]; params: { kind: string }; when?: (payload: { value: unknown }) => boolean };
+
 /**
- * Options for a cross-field `.refine` reported as an issue of `kind` at `path`. zod skips refinements
- * of objects that already have issues; these run anyway (on objects), so no rule hides behind another.
+ * For the schema that reports issues: zod skips refinements of objects that already have issues; these
+ * run anyway (on objects), so no rule hides behind another.
  */
-export const crossCheck = (kind: 'required' | 'format', path: PropertyKey[]) => ({
+export const crossCheck: CrossCheck = (kind, path) => ({
   path,
   params: { kind },
-  when: (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null,
+  when: (payload) => typeof payload.value === 'object' && payload.value !== null,
 });
+
+/**
+ * For the schema that only says whether a record is valid: skipping a refinement after another issue
+ * changes no answer (the record is invalid already), and without `when` zod's compiler (`z.compile`)
+ * takes the whole schema: ~6x faster than a parse on TiC records, and it builds no parsed copy.
+ */
+const validityCheck: CrossCheck = (kind, path) => ({ path, params: { kind } });
+
+/**
+ * A contract's schemas from their one definition, twice: `reporting` (every issue, for rules and drift)
+ * and `validating` (the same valid records, compiled by zod for the hot path).
+ */
+export function schemasFrom<T>(define: (cross: CrossCheck) => T): { reporting: T; validating: T } {
+  return { reporting: define(crossCheck), validating: define(validityCheck) };
+}
 
 /** Whether `field` of a value (an object, as `crossCheck` ensures) is absent or null. */
 export const absent = (value: unknown, field: string): boolean =>
@@ -204,6 +225,8 @@ export interface Built {
 /** One record stream (record path) of a dataset: its zod schema, object kinds and row builder. */
 export interface RecordStream {
   readonly schema: z.ZodType;
+  /** The same schema declared for validity only (`schemasFrom`): a fast path for valid records. */
+  readonly validator: z.ZodType;
   readonly entities: readonly EntitySpec[];
   /**
    * Rows of a record that passed every quarantine rule (warn-level oddities must be tolerated). The
@@ -221,8 +244,11 @@ export interface TicContractSpec {
   readonly references?: readonly TableReference[];
 }
 
-/** A TiC silver contract, with its rules table (id, severity, description) for docs and tests. */
-export type TicSilverContract = SilverContract & { readonly rules: readonly RuleSpec[] };
+/** A TiC silver contract, with its rules table (id, severity, description) and streams for docs and tests. */
+export type TicSilverContract = SilverContract & {
+  readonly rules: readonly RuleSpec[];
+  readonly streams: Readonly<Record<string, RecordStream>>;
+};
 
 /** A TiC silver contract: records checked with zod against the rules table, then turned into rows. */
 export function ticContract(spec: TicContractSpec): TicSilverContract {
@@ -230,7 +256,7 @@ export function ticContract(spec: TicContractSpec): TicSilverContract {
   const checkers = new Map(
     Object.entries(spec.streams).map(([name, s]) => [
       name,
-      { stream: s, checker: new RecordChecker(s.schema, s.entities, rules, 'record.schema') },
+      { stream: s, checker: new RecordChecker(s.schema, s.entities, rules, 'record.schema', s.validator) },
     ]),
   );
   const mismatch = rules.find((r) => r.id === 'schema_version.content_mismatch')!;
@@ -238,6 +264,7 @@ export function ticContract(spec: TicContractSpec): TicSilverContract {
     dataset: spec.dataset,
     tables: spec.tables,
     rules,
+    streams: spec.streams,
     onDrift: 'rescue',
     references: spec.references,
     fileRows: (context) => ({ files: [fileRow(context, spec.withPlan)] }),

@@ -9,12 +9,13 @@ import type { EntitySpec, RuleSpec } from '../silver/record-checker.ts';
 import {
   absent,
   BILLING_CODE_TYPES,
-  crossCheck,
+  type CrossCheck,
   FORMAT,
   isNpi,
   nonBlank,
   quarantine as q,
   SETTINGS,
+  schemasFrom,
   TIN_TYPES,
   warn as w,
 } from './tic-common.silver.ts';
@@ -28,102 +29,112 @@ const SERVICE_CODE = /^(0[1-9]|1[0-9]|2[0-7]|3[1-4]|4[1-2]|49|5[0-8]|6[0-2]|6[5-
 const EIN = /^[0-9]{2}-?[0-9]{7}$/;
 const NPI_TEXT = /^[1-9][0-9]{9}$/;
 
-const ProviderGroup = z.strictObject({
-  npi: z.array(z.number().int().refine(isNpi, FORMAT)).min(1),
-  tin: z
+/**
+ * The record schemas, defined once; `cross` declares the cross-field refinements (see `schemasFrom`).
+ * A `provider_groups[*]` record of a standalone 1.x provider-reference file (the target of a `location`)
+ * is a ProviderGroup.
+ */
+function defineSchemas(cross: CrossCheck) {
+  const ProviderGroup = z.strictObject({
+    npi: z.array(z.number().int().refine(isNpi, FORMAT)).min(1),
+    tin: z
+      .strictObject({
+        type: z.enum(TIN_TYPES),
+        value: nonBlank,
+        business_name: z.string().nullish(),
+      })
+      .refine(
+        (tin) => {
+          if (typeof tin.value !== 'string') return true;
+          return tin.type === 'ein' ? EIN.test(tin.value) : tin.type !== 'npi' || NPI_TEXT.test(tin.value);
+        },
+        cross('format', ['value']),
+      )
+      .refine(
+        (tin) => tin.type !== 'ein' || text(tin.business_name) !== null,
+        cross('required', ['business_name']),
+      ),
+  });
+
+  const NegotiatedPrice = z
     .strictObject({
-      type: z.enum(TIN_TYPES),
-      value: nonBlank,
-      business_name: z.string().nullish(),
+      negotiated_type: z.enum(NEGOTIATED_TYPES),
+      negotiated_rate: z.number().positive(),
+      expiration_date: z.iso.date(),
+      service_code: z.array(z.string().regex(SERVICE_CODE)).nullish(),
+      billing_class: z.enum(BILLING_CLASSES),
+      setting: z.enum(SETTINGS),
+      billing_code_modifier: z.array(z.string()).min(1).nullish(),
+      additional_information: z.string().nullish(),
     })
     .refine(
-      (tin) => {
-        if (typeof tin.value !== 'string') return true;
-        return tin.type === 'ein' ? EIN.test(tin.value) : tin.type !== 'npi' || NPI_TEXT.test(tin.value);
-      },
-      crossCheck('format', ['value']),
-    )
+      (p) => p.billing_class !== 'professional' || !absent(p, 'service_code'),
+      cross('required', ['service_code']),
+    );
+
+  const NegotiatedRate = z
+    .strictObject({
+      negotiated_prices: z.array(NegotiatedPrice).min(1),
+      provider_references: z.array(z.number()).min(1).nullish(),
+      /** Schema 1.x: provider groups inline instead of referenced. */
+      provider_groups: z.array(ProviderGroup).min(1).nullish(),
+    })
     .refine(
-      (tin) => tin.type !== 'ein' || text(tin.business_name) !== null,
-      crossCheck('required', ['business_name']),
-    ),
-});
+      (r) => !absent(r, 'provider_references') || !absent(r, 'provider_groups'),
+      cross('required', ['provider_references']),
+    );
 
-const NegotiatedPrice = z
-  .strictObject({
-    negotiated_type: z.enum(NEGOTIATED_TYPES),
-    negotiated_rate: z.number().positive(),
-    expiration_date: z.iso.date(),
-    service_code: z.array(z.string().regex(SERVICE_CODE)).nullish(),
-    billing_class: z.enum(BILLING_CLASSES),
-    setting: z.enum(SETTINGS),
-    billing_code_modifier: z.array(z.string()).min(1).nullish(),
-    additional_information: z.string().nullish(),
-  })
-  .refine(
-    (p) => p.billing_class !== 'professional' || !absent(p, 'service_code'),
-    crossCheck('required', ['service_code']),
-  );
+  const ContainedCode = z.strictObject({
+    billing_code_type: z.enum(BILLING_CODE_TYPES),
+    billing_code_type_version: nonBlank,
+    billing_code: nonBlank,
+    description: nonBlank,
+  });
 
-const NegotiatedRate = z
-  .strictObject({
-    negotiated_prices: z.array(NegotiatedPrice).min(1),
-    provider_references: z.array(z.number()).min(1).nullish(),
-    /** Schema 1.x: provider groups inline instead of referenced. */
-    provider_groups: z.array(ProviderGroup).min(1).nullish(),
-  })
-  .refine(
-    (r) => !absent(r, 'provider_references') || !absent(r, 'provider_groups'),
-    crossCheck('required', ['provider_references']),
-  );
+  /** One `in_network[*]` record. */
+  const InNetworkItem = z.strictObject({
+    negotiation_arrangement: z.enum(NEGOTIATION_ARRANGEMENTS),
+    name: nonBlank,
+    billing_code_type: z.enum(BILLING_CODE_TYPES),
+    billing_code_type_version: nonBlank,
+    billing_code: nonBlank,
+    description: nonBlank,
+    severity_of_illness: z.string().nullish(),
+    negotiated_rates: z.array(NegotiatedRate).min(1),
+    covered_services: z.array(ContainedCode).min(1).nullish(),
+    bundled_codes: z.array(ContainedCode).min(1).nullish(),
+  });
 
-const ContainedCode = z.strictObject({
-  billing_code_type: z.enum(BILLING_CODE_TYPES),
-  billing_code_type_version: nonBlank,
-  billing_code: nonBlank,
-  description: nonBlank,
-});
+  /** One `provider_references[*]` record: groups inline (2.x) or, in 1.x, a `location` to fetch them from. */
+  const ProviderReference = z
+    .strictObject({
+      provider_group_id: z.number().int(),
+      network_name: z.array(nonBlank).nullish(),
+      provider_groups: z.array(ProviderGroup).min(1).nullish(),
+      /** Schema 1.x: URL of a provider-reference file holding the groups. */
+      location: nonBlank.nullish(),
+    })
+    .refine(
+      (r) => !absent(r, 'provider_groups') || !absent(r, 'location'),
+      cross('required', ['provider_groups']),
+    )
+    .refine((r) => !absent(r, 'network_name') || !absent(r, 'location'), cross('required', ['network_name']));
+  return { InNetworkItem, NegotiatedRate, NegotiatedPrice, ProviderGroup, ContainedCode, ProviderReference };
+}
 
-/** One `in_network[*]` record. */
-export const InNetworkItem = z.strictObject({
-  negotiation_arrangement: z.enum(NEGOTIATION_ARRANGEMENTS),
-  name: nonBlank,
-  billing_code_type: z.enum(BILLING_CODE_TYPES),
-  billing_code_type_version: nonBlank,
-  billing_code: nonBlank,
-  description: nonBlank,
-  severity_of_illness: z.string().nullish(),
-  negotiated_rates: z.array(NegotiatedRate).min(1),
-  covered_services: z.array(ContainedCode).min(1).nullish(),
-  bundled_codes: z.array(ContainedCode).min(1).nullish(),
-});
-export type InNetworkItem = z.input<typeof InNetworkItem>;
-export type NegotiatedRate = z.input<typeof NegotiatedRate>;
-export type NegotiatedPrice = z.input<typeof NegotiatedPrice>;
-export type ProviderGroup = z.input<typeof ProviderGroup>;
-export type ContainedCode = z.input<typeof ContainedCode>;
+const schemas = schemasFrom(defineSchemas);
+export const { InNetworkItem, ProviderReference } = schemas.reporting;
+export const ProviderGroupRecord = schemas.reporting.ProviderGroup;
+/** The schemas for validity only, in the shape of `schemas.reporting`. */
+export const IN_NETWORK_VALIDATORS = schemas.validating;
 
-/** One `provider_references[*]` record: groups inline (2.x) or, in 1.x, a `location` to fetch them from. */
-export const ProviderReference = z
-  .strictObject({
-    provider_group_id: z.number().int(),
-    network_name: z.array(nonBlank).nullish(),
-    provider_groups: z.array(ProviderGroup).min(1).nullish(),
-    /** Schema 1.x: URL of a provider-reference file holding the groups. */
-    location: nonBlank.nullish(),
-  })
-  .refine(
-    (r) => !absent(r, 'provider_groups') || !absent(r, 'location'),
-    crossCheck('required', ['provider_groups']),
-  )
-  .refine(
-    (r) => !absent(r, 'network_name') || !absent(r, 'location'),
-    crossCheck('required', ['network_name']),
-  );
-export type ProviderReference = z.input<typeof ProviderReference>;
-
-/** One `provider_groups[*]` record of a standalone 1.x provider-reference file (the target of a `location`). */
-export const ProviderGroupRecord = ProviderGroup;
+type Schemas = typeof schemas.reporting;
+export type InNetworkItem = z.input<Schemas['InNetworkItem']>;
+export type NegotiatedRate = z.input<Schemas['NegotiatedRate']>;
+export type NegotiatedPrice = z.input<Schemas['NegotiatedPrice']>;
+export type ProviderGroup = z.input<Schemas['ProviderGroup']>;
+export type ContainedCode = z.input<Schemas['ContainedCode']>;
+export type ProviderReference = z.input<Schemas['ProviderReference']>;
 
 export const IN_NETWORK_ENTITIES: readonly EntitySpec[] = [
   { path: '', name: 'in_network' },

@@ -19,6 +19,7 @@ import { type BuildContext, type Built, ticContract } from './tic-common.silver.
 import {
   IN_NETWORK_ENTITIES,
   IN_NETWORK_RULES,
+  IN_NETWORK_VALIDATORS,
   InNetworkItem,
   PROVIDER_GROUP_ENTITIES,
   PROVIDER_REFERENCE_ENTITIES,
@@ -211,14 +212,21 @@ export const ticInNetworkSilver = ticContract({
   rules: IN_NETWORK_RULES,
   withPlan: true,
   streams: {
-    in_network: { schema: InNetworkItem, entities: IN_NETWORK_ENTITIES, build: buildItem },
+    in_network: {
+      schema: InNetworkItem,
+      validator: IN_NETWORK_VALIDATORS.InNetworkItem,
+      entities: IN_NETWORK_ENTITIES,
+      build: buildItem,
+    },
     provider_references: {
       schema: ProviderReference,
+      validator: IN_NETWORK_VALIDATORS.ProviderReference,
       entities: PROVIDER_REFERENCE_ENTITIES,
       build: buildReference,
     },
     provider_groups: {
       schema: ProviderGroupRecord,
+      validator: IN_NETWORK_VALIDATORS.ProviderGroup,
       entities: PROVIDER_GROUP_ENTITIES,
       build: buildStandaloneGroup,
     },

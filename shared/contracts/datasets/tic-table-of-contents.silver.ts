@@ -10,8 +10,8 @@ import {
   absent,
   type BuildContext,
   type Built,
+  type CrossCheck,
   col,
-  crossCheck,
   FILE_ID_COLUMN,
   filesTable,
   keyCol,
@@ -20,40 +20,48 @@ import {
   PLAN_MARKET_TYPES,
   quarantine as q,
   RESCUED_COLUMN,
+  schemasFrom,
   ticContract,
   warn as w,
 } from './tic-common.silver.ts';
 
-const FileLocation = z.strictObject({
-  description: nonBlank,
-  location: nonBlank.regex(/^https:\/\//),
-});
+/** The record schema, defined once; `cross` declares the cross-field refinements (see `schemasFrom`). */
+function defineReportingStructure(cross: CrossCheck) {
+  const FileLocation = z.strictObject({
+    description: nonBlank,
+    location: nonBlank.regex(/^https:\/\//),
+  });
 
-const ReportingPlan = z
-  .strictObject({
-    plan_name: nonBlank,
-    plan_id_type: z.enum(PLAN_ID_TYPES),
-    plan_id: nonBlank,
-    plan_market_type: z.enum(PLAN_MARKET_TYPES),
-    issuer_name: nonBlank,
-    plan_sponsor_name: z.string().nullish(),
-  })
-  .refine(
-    (p) => p.plan_id_type !== 'ein' || text(p.plan_sponsor_name) !== null,
-    crossCheck('required', ['plan_sponsor_name']),
-  );
+  const ReportingPlan = z
+    .strictObject({
+      plan_name: nonBlank,
+      plan_id_type: z.enum(PLAN_ID_TYPES),
+      plan_id: nonBlank,
+      plan_market_type: z.enum(PLAN_MARKET_TYPES),
+      issuer_name: nonBlank,
+      plan_sponsor_name: z.string().nullish(),
+    })
+    .refine(
+      (p) => p.plan_id_type !== 'ein' || text(p.plan_sponsor_name) !== null,
+      cross('required', ['plan_sponsor_name']),
+    );
 
+  const ReportingStructure = z
+    .strictObject({
+      reporting_plans: z.array(ReportingPlan).min(1),
+      in_network_files: z.array(FileLocation).min(1).nullish(),
+      allowed_amount_file: FileLocation.nullish(),
+    })
+    .refine(
+      (s) => !absent(s, 'in_network_files') || !absent(s, 'allowed_amount_file'),
+      cross('required', ['in_network_files']),
+    );
+  return ReportingStructure;
+}
+
+const schemas = schemasFrom(defineReportingStructure);
 /** One `reporting_structure[*]` record. */
-export const ReportingStructure = z
-  .strictObject({
-    reporting_plans: z.array(ReportingPlan).min(1),
-    in_network_files: z.array(FileLocation).min(1).nullish(),
-    allowed_amount_file: FileLocation.nullish(),
-  })
-  .refine(
-    (s) => !absent(s, 'in_network_files') || !absent(s, 'allowed_amount_file'),
-    crossCheck('required', ['in_network_files']),
-  );
+export const ReportingStructure = schemas.reporting;
 type ReportingStructure = z.input<typeof ReportingStructure>;
 
 const ENTITIES: readonly EntitySpec[] = [
@@ -192,5 +200,12 @@ export const ticTableOfContentsSilver = ticContract({
   tables: tableOfContentsTables,
   rules: TABLE_OF_CONTENTS_RULES,
   withPlan: false,
-  streams: { reporting_structure: { schema: ReportingStructure, entities: ENTITIES, build: buildStructure } },
+  streams: {
+    reporting_structure: {
+      schema: ReportingStructure,
+      validator: schemas.validating,
+      entities: ENTITIES,
+      build: buildStructure,
+    },
+  },
 });

@@ -3,7 +3,7 @@
  * drift findings (unknown fields, wrong types) and the values to rescue into `_rescued` columns.
  * Generic: a contract supplies its zod schema, where its object kinds sit, and its rules table.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { example, isNumericString, jsonPath, parseDate, type RescuedValues, valueAt } from './normalize.ts';
 import type { DriftFinding, RuleViolation, Severity } from './table.ts';
 
@@ -106,6 +106,8 @@ interface Located {
 export class RecordChecker {
   private readonly entities: ReadonlyMap<string, EntitySpec>;
   private readonly rules: ReadonlyMap<string, RuleSpec>;
+  /** zod's compiled validator of `validator`, when given. */
+  private readonly compiled: z.ZodType | undefined;
 
   constructor(
     private readonly schema: z.ZodType,
@@ -113,7 +115,13 @@ export class RecordChecker {
     rules: readonly RuleSpec[],
     /** The rule for issues no more specific rule covers. */
     private readonly fallbackRule: string,
+    /**
+     * A schema that accepts exactly the records `schema` accepts, written for zod's compiler: records it
+     * accepts skip the parse (most records are valid). Its issues are never used.
+     */
+    validator?: z.ZodType,
   ) {
+    this.compiled = validator && z.compile(validator);
     this.entities = new Map(entities.map((e) => [e.path, e]));
     this.rules = new Map(rules.map((r) => [r.id, r]));
     if (!this.entities.has(''))
@@ -127,6 +135,7 @@ export class RecordChecker {
    * `rescue` collects unknown fields and mistyped optional values for `_rescued`.
    */
   check(record: unknown, options: { rescue: boolean; schemaMajor?: number }): RecordCheck {
+    if (this.compiled && z.validate(this.compiled, record)) return CLEAN;
     const result = this.schema.safeParse(record);
     if (result.success) return CLEAN;
     const violations: RuleViolation[] = [];

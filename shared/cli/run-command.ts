@@ -16,7 +16,7 @@ import { downloadToLanding } from '../stages/download/index.ts';
 import { formatBytes } from './format.ts';
 import type { RunOptions } from './main.ts';
 import { createProgressReporter } from './progress.ts';
-import { jsonSummary, textSummary } from './run-summary.ts';
+import { jsonSummary, StageTimes, textSummary } from './run-summary.ts';
 
 async function resolveDataset(options: RunOptions): Promise<DatasetConfig> {
   if (options.config) return loadDatasetConfigFile(options.config);
@@ -92,6 +92,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
 
   const progress = createProgressReporter(process.stderr, !options.quiet && !options.json);
   const started = Date.now();
+  const stages = new StageTimes(started);
   let result: LocalPipelineResult;
   try {
     result = await runWorkflowLocally(
@@ -108,6 +109,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
         deadLetters: new FolderDeadLetterStore(resolve(options.lake)),
         clock: systemClock,
         onStage: (stage) => {
+          stages.started(stage, Date.now());
           if (stage !== 'bronze') progress.stage(stage);
         },
         onIngestProgress: (p) => progress.update(p),
@@ -133,9 +135,9 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
     throw error;
   }
   progress.stop();
-  const elapsed = Date.now() - started;
-  if (options.json) process.stdout.write(`${JSON.stringify(jsonSummary(result, lake))}\n`);
-  else process.stdout.write(textSummary(result, lake, options.lake, elapsed));
+  const timings = stages.end(Date.now());
+  if (options.json) process.stdout.write(`${JSON.stringify(jsonSummary(result, lake, timings))}\n`);
+  else process.stdout.write(textSummary(result, lake, options.lake, timings));
 }
 
 async function printDryRun(

@@ -10,7 +10,34 @@ function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
 }
 
 /** The `--json` summary: one object with the run id, status, counts per stage and output locations. */
-export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore) {
+/** How long a run took, in all and per stage (in the order they ran). */
+export interface RunTimings {
+  readonly totalMs: number;
+  readonly stages: readonly { readonly stage: string; readonly ms: number }[];
+}
+
+/** Collects the start of each stage as a run announces it; a stage lasts until the next one starts. */
+export class StageTimes {
+  private readonly starts: { stage: string; at: number }[] = [];
+
+  constructor(private readonly startedAt: number) {}
+
+  started(stage: string, at: number): void {
+    // Stages announce themselves once per step (each ingest slice, each silver step): keep the first.
+    // The first stage counts from the start of the run (setup included), so the stages add up to the total.
+    if (this.starts.at(-1)?.stage !== stage)
+      this.starts.push({ stage, at: this.starts.length === 0 ? this.startedAt : at });
+  }
+
+  end(at: number): RunTimings {
+    const stages = this.starts.map((s, i) => ({ stage: s.stage, ms: (this.starts[i + 1]?.at ?? at) - s.at }));
+    return { totalMs: at - this.startedAt, stages };
+  }
+}
+
+const seconds = (ms: number): number => Math.round(ms / 100) / 10;
+
+export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, timings: RunTimings) {
   const { bronze, silver, reconciliation } = result;
   const { manifest } = bronze;
   return {
@@ -20,6 +47,10 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore) 
     source: { uri: manifest.source.uri, bytes: manifest.source.size, sha256: manifest.source.sha256 },
     /** Ingest slices (1 unless run with --slice-seconds or resumed from a checkpoint). */
     slices: bronze.slices,
+    seconds: {
+      total: seconds(timings.totalMs),
+      stages: timings.stages.map((s) => ({ stage: s.stage, seconds: seconds(s.ms) })),
+    },
     counts: {
       parsed: manifest.records,
       bronze: countBronze(manifest.parts),
@@ -103,8 +134,9 @@ export function textSummary(
   result: LocalPipelineResult,
   lake: FileObjectStore,
   lakeDir: string,
-  elapsedMs: number,
+  timings: RunTimings,
 ): string {
+  const elapsedMs = timings.totalMs;
   const { bronze, silver, reconciliation } = result;
   const { manifest } = bronze;
   const bronzeCounts = countBronze(manifest.parts);
@@ -171,6 +203,9 @@ export function textSummary(
       : []),
     ...(silver ? [`  silver      ${lake.uri(silver.manifestKey)}`] : []),
     `  time        ${formatDuration(elapsedMs)} (${formatRate(manifest.source.uncompressedBytes, elapsedMs)} uncompressed)`,
+    ...(timings.stages.length > 1
+      ? [`              ${timings.stages.map((s) => `${s.stage} ${formatDuration(s.ms)}`).join(', ')}`]
+      : []),
     ...(silver
       ? [
           '',

@@ -308,7 +308,7 @@ export async function runWorkflowLocally(
     }),
     [StateName.silver]: task(async (event) => {
       const e = silverStageEvent(event);
-      deps.onStage?.('silver');
+      deps.onStage?.(e.op === 'merge' ? 'silver merge' : 'silver');
       results.silver =
         e.op === 'merge'
           ? await mergeSilver(

@@ -5,7 +5,8 @@ import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 import type { BuildSilverResult, SilverProgress } from '../stages/silver/build-silver.ts';
 import type { MergeSilverStateResult } from '../stages/silver/merge-state.ts';
 
-export type Stage = 'bronze' | 'silver' | 'reconcile';
+/** Stages of a local run, in the order they start; `silver merge` only when several groups were built. */
+export type Stage = 'bronze' | 'silver' | 'silver merge' | 'reconcile';
 
 /** What a local run of the pipeline works with. */
 export interface LocalPipelineDeps {

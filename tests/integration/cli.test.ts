@@ -40,6 +40,12 @@ describe('sluice CLI', () => {
     expect(summary.counts.bronze).toEqual(summary.counts.parsed);
     expect(existsSync(summary.outputs.bronzeManifest)).toBe(true);
     for (const part of summary.outputs.bronze) expect(existsSync(part)).toBe(true);
+    // Seconds per stage, in order, adding up to the total.
+    const stages = summary.seconds.stages as { stage: string; seconds: number }[];
+    expect(stages[0]?.stage).toBe('bronze');
+    expect(stages.at(-1)?.stage).toBe('reconcile');
+    const sum = stages.reduce((total, s) => total + s.seconds, 0);
+    expect(Math.abs(sum - summary.seconds.total)).toBeLessThanOrEqual(0.05 * stages.length + 0.05);
   });
 
   it('run prints a readable summary by default', () => {
@@ -58,6 +64,8 @@ describe('sluice CLI', () => {
     expect(result.stdout).toContain('reconciliation passed');
     expect(result.stdout).toMatch(/in_network\s+\d+\s+\d+\s+\d+\s+0/);
     expect(result.stdout).toContain('_manifest.json');
+    // Where the time went, stage by stage.
+    expect(result.stdout).toMatch(/\n {14}bronze [\d.]+ m?s, silver [\d.]+ m?s, .*reconcile [\d.]+ m?s\n/);
   });
 
   it('fails on malformed input with exit code 1, the error name, file and byte offset on stderr', async () => {

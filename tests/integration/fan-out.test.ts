@@ -225,13 +225,14 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     ).toEqual(['failed', 'succeeded', 'succeeded', 'succeeded']);
 
     // `sluice run` prints them.
-    const text = textSummary(result, lake, lakeDir, 1000);
+    const timings = { totalMs: 1000, stages: [] };
+    const text = textSummary(result, lake, lakeDir, timings);
     expect(text).toContain(
       'fan-out     4 listed file(s): 3 succeeded, 1 failed, 1 rejected, 1 duplicate(s) skipped',
     );
     expect(text).toMatch(new RegExp(`failed +${base}/files/${MISSING} +DownloadError`));
     expect(text).toContain(`report      ${join(lakeDir, fanOut.report)}`);
-    expect(jsonSummary(result, lake).fanOut?.files).toHaveLength(5);
+    expect(jsonSummary(result, lake, timings).fanOut?.files).toHaveLength(5);
   });
 
   it('skips the fan-out when the execution input says "fanOut": false', async () => {

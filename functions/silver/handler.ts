@@ -2,7 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { createLakeStageDeps, type LakeStageDeps } from '../../shared/adapters/aws/lake-stage-deps.ts';
 import type { LambdaContext } from '../../shared/adapters/aws/observability.ts';
 import { onFirstInvocation, parseStageEvent, stageHandler } from '../../shared/adapters/aws/stage-handler.ts';
-import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import {
   LAMBDA_WORK_DIR,
   type LakeStageConfig,
@@ -39,19 +39,17 @@ import {
 
 /** What the silver handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
 export interface SilverDeps extends LakeStageDeps {
+  /** Writers of partial files, one per bronze part (a group's, or an inline build's before its merge). */
   readonly createTableWriter: TableWriterFactory;
   /** Scratch space for Parquet files and spill. */
   readonly workDir: string;
-  /** The writer of a group's partial files. @default `createTableWriter` */
-  readonly createPartialTableWriter?: TableWriterFactory;
 }
 
 /** The AWS adapters, created once per cold start. */
 export function createDeps(config: LakeStageConfig): SilverDeps {
   return {
     ...createLakeStageDeps(config),
-    createTableWriter: createParquetTableWriter,
-    createPartialTableWriter: (tables, dir) => createParquetTableWriter(tables, dir, { partial: true }),
+    createTableWriter: createPartialParquetTableWriter,
     workDir: LAMBDA_WORK_DIR,
   };
 }
@@ -93,7 +91,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
       {
         lake: deps.lake,
         contract,
-        createTableWriter: deps.createPartialTableWriter ?? deps.createTableWriter,
+        createTableWriter: deps.createTableWriter,
         workDir: deps.workDir,
       },
     );

@@ -3,7 +3,7 @@ import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { z } from 'zod';
 import { withTransientErrors } from '../adapters/aws/transient.ts';
 import { openParquetInspector } from '../adapters/duckdb/parquet-inspector.ts';
-import { createParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
+import { createPartialParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
@@ -288,7 +288,7 @@ export async function runWorkflowLocally(
         {
           lake: deps.lake,
           contract: e.contract,
-          createTableWriter: (tables, dir) => createParquetTableWriter(tables, dir, { partial: true }),
+          createTableWriter: createPartialParquetTableWriter,
           workDir,
           worker: silverParallelism > 1 ? { datasetConfig: dataset } : undefined,
           onPart: (records) => {
@@ -321,7 +321,7 @@ export async function runWorkflowLocally(
                 lake: deps.lake,
                 clock: deps.clock,
                 contract: e.contract,
-                createTableWriter: createParquetTableWriter,
+                createTableWriter: createPartialParquetTableWriter,
                 workDir,
                 onProgress: deps.onSilverProgress,
                 parallelism: silverParallelism,

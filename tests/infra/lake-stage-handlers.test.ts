@@ -9,7 +9,7 @@ import {
 import { createHandler as createSilverHandler, type SilverDeps } from '../../functions/silver/handler.ts';
 import { createObservability } from '../../shared/adapters/aws/observability.ts';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
-import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import {
   type LakeStageConfig,
@@ -67,7 +67,7 @@ describe('Handlers: silver and reconcile', () => {
     lake,
     clock: fixedClock,
     observability: observability(),
-    createTableWriter: createParquetTableWriter,
+    createTableWriter: createPartialParquetTableWriter,
     workDir: path.join(dir, 'work'),
     ...overrides,
   });

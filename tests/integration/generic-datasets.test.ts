@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLakeQuery, type QueryResult } from '../../shared/adapters/duckdb/lake-query.ts';
-import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import {
   type DatasetConfig,
   type DatasetConfigInput,
@@ -301,7 +301,7 @@ async function run(at: Lake, config: DatasetConfig, file: string) {
       lake,
       clock: fixedClock,
       contract: contractForDataset(config)!,
-      createTableWriter: createParquetTableWriter,
+      createTableWriter: createPartialParquetTableWriter,
       workDir: at.work,
     },
   );

@@ -11,7 +11,7 @@ import { createHandler as createReconcileHandler } from '../../functions/reconci
 import { createHandler as createSilverHandler } from '../../functions/silver/handler.ts';
 import { createObservability } from '../../shared/adapters/aws/observability.ts';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
-import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { redriveLocally } from '../../shared/cli/dlq-command.ts';
@@ -104,7 +104,7 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
       lake,
       clock: fixedClock,
       observability: observability(),
-      createTableWriter: createParquetTableWriter,
+      createTableWriter: createPartialParquetTableWriter,
       workDir,
     });
     const silverPlan = await silverFunction({ ...stageEvent, op: 'plan' as const });

@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
@@ -60,7 +60,7 @@ function build(bronze: Bronze, parallelism: number, onProgress?: (p: SilverProgr
       lake: fileStore(bronze.lake),
       clock: fixedClock,
       contract: contractForDataset(bronze.config)!,
-      createTableWriter: createParquetTableWriter,
+      createTableWriter: createPartialParquetTableWriter,
       workDir: bronze.work,
       parallelism,
       datasetConfig: bronze.config,
@@ -297,8 +297,7 @@ describe('silver in parallel groups of bronze parts', () => {
     const groupDeps = {
       lake,
       contract,
-      createTableWriter: (tables: Parameters<typeof createParquetTableWriter>[0], d: string) =>
-        createParquetTableWriter(tables, d, { partial: true }),
+      createTableWriter: createPartialParquetTableWriter,
       workDir: join(bronze.work, 'groups'),
     };
     const order = [...Array(plan.groupCount).keys()].reverse();
@@ -355,7 +354,7 @@ describe('silver in parallel groups of bronze parts', () => {
         lake: wrapped,
         clock: fixedClock,
         contract: contractForDataset(bronze.config)!,
-        createTableWriter: createParquetTableWriter,
+        createTableWriter: createPartialParquetTableWriter,
         workDir: bronze.work,
         parallelism: 2,
       },

@@ -34,7 +34,10 @@ export interface BuildSilverDeps {
   readonly lake: ObjectStore;
   readonly clock: Clock;
   readonly contract: SilverContract;
-  /** The writer of an inline build (parallelism 1). Worker threads open DuckDB writers of their own. */
+  /**
+   * The writers of an inline build (parallelism 1): partial files (`partial: true`), one writer per bronze
+   * part, merged at the end. Worker threads open DuckDB writers of their own.
+   */
   readonly createTableWriter: TableWriterFactory;
   /** Local scratch space for Parquet files before upload (Lambda: under /tmp). */
   readonly workDir: string;
@@ -90,8 +93,8 @@ export async function buildSilver(
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
   try {
-    const { groups, partial } = await buildGroups(input, bronze, deps, workDir);
-    const results = partial ? await mergeGroups(tables, groups, deps, workDir) : groupTables(groups[0]!);
+    const groups = await buildGroups(input, bronze, deps, workDir);
+    const results = await mergeGroups(tables, groups, deps, workDir);
     return await commitSilverBuild(
       { bronzeManifestKey: input.bronzeManifestKey, bronze, startedAt, tables, results },
       { ...deps, stats: mergeSilverStats(groups.map((group) => group.stats)) },
@@ -159,15 +162,15 @@ export async function commitSilverBuild(
 }
 
 /**
- * Every group's result, in part order: several groups of partial files, built in worker threads when
- * allowed and possible, else one group of final files, built inline.
+ * Every group's partial files, in part order: several groups built in worker threads when allowed and
+ * possible, else one group built inline.
  */
 async function buildGroups(
   input: BuildSilverInput,
   bronze: BronzeManifest,
   deps: BuildSilverDeps,
   workDir: string,
-): Promise<{ groups: SilverGroupResult[]; partial: boolean }> {
+): Promise<SilverGroupResult[]> {
   let partsDone = 0;
   let records = 0;
   const onPart = (partRecords: number) => {
@@ -190,7 +193,7 @@ async function buildGroups(
       workDirOf,
       memoryLimit: deps.workerMemoryLimit ?? DEFAULT_WORKER_MEMORY_LIMIT,
     });
-    if (tasks) return { groups: await runSilverGroupsInWorkers(tasks, onPart), partial: true };
+    if (tasks) return runSilverGroupsInWorkers(tasks, onPart);
   }
   const all = { index: 0, firstPart: 0, endPart: bronze.parts.length };
   const group = await buildSilverGroup(
@@ -204,22 +207,7 @@ async function buildGroups(
       onPart,
     },
   );
-  return { groups: [group], partial: false };
-}
-
-/** The tables of a build in one group of final files: published as they are. */
-function groupTables(group: SilverGroupResult): Record<string, TableWriteResult> {
-  return Object.fromEntries(
-    Object.entries(group.tables).map(([name, t]) => [
-      name,
-      {
-        rowsIn: t.rowsIn,
-        rowsWritten: t.rowsWritten,
-        duplicates: t.rowsIn - t.rowsWritten,
-        file: t.files[0],
-      },
-    ]),
-  );
+  return [group];
 }
 
 /** Each table from its groups' partial files; rows in are the groups' sum, duplicates all those dropped. */

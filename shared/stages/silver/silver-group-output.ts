@@ -11,11 +11,10 @@ export interface SilverGroupTable {
 }
 
 /**
- * Where a group's rows go: one writer for the whole group, or — for partial files that a merge will
- * combine anyway — a fresh writer (a batch) per bronze part. A writer per part keeps a worker's DuckDB
- * as small as one part's rows (one writer over half of a 1 GB file filled its 256 MB and spilled; peak
- * RSS measured ~15 % lower), and its files are written in the background while the next part goes
- * through the contract; at most one is finishing.
+ * Where a group's rows go: a fresh writer (a batch) per bronze part, of partial files that the merge
+ * combines. A writer per part keeps DuckDB as small as one part's rows whatever the size of the file
+ * (one writer for all of a 1 GB file peaked at ~2 GB RSS; per part, ~0.7 GB), and its files are written
+ * in the background while the next part goes through the contract; at most one is finishing.
  */
 export class SilverGroupOutput {
   private current: TableWriter | undefined;
@@ -28,24 +27,21 @@ export class SilverGroupOutput {
     private readonly createTableWriter: TableWriterFactory,
     private readonly tables: readonly TableSpec[],
     private readonly workDir: string,
-    private readonly writerPerPart: boolean,
   ) {}
 
   /** The writer rows go to now. */
   async writer(): Promise<TableWriter> {
     if (!this.current) {
-      const dir = this.writerPerPart
-        ? join(this.workDir, silverBatchFolder(this.writers.length))
-        : this.workDir;
+      const dir = join(this.workDir, silverBatchFolder(this.writers.length));
       this.current = await this.createTableWriter(this.tables, dir);
       this.writers.push(this.current);
     }
     return this.current;
   }
 
-  /** A part is done: with a writer per part, its files are written while the next part is read. */
+  /** A part is done: its files are written while the next part is read. */
   async partDone(): Promise<void> {
-    if (!this.writerPerPart || !this.current) return;
+    if (!this.current) return;
     const writer = this.current;
     this.current = undefined;
     // One writer finishing at a time: the next waits, so memory holds at most two parts' rows.
@@ -60,7 +56,6 @@ export class SilverGroupOutput {
 
   /** Every table's rows, files and counts, once all writers have finished. */
   async finish(): Promise<Record<string, SilverGroupTable>> {
-    if (!this.writerPerPart) await this.writer();
     await this.finishing;
     if (this.current) {
       this.results.push(await this.current.finish());

@@ -31,14 +31,10 @@ export interface BuildSilverGroupInput {
 export interface BuildSilverGroupDeps {
   readonly lake: ObjectStore;
   readonly contract: SilverContract;
+  /** Writers of partial files (`partial: true`), one per bronze part: a merge deduplicates them. */
   readonly createTableWriter: TableWriterFactory;
   /** This group's own folder: its Parquet files and the writer's spill. */
   readonly workDir: string;
-  /**
-   * A fresh writer per bronze part rather than one for the group: for partial files, which a merge
-   * deduplicates and sorts anyway; keeps the writer's memory to one part's rows. @default false
-   */
-  readonly writerPerPart?: boolean;
   /** The bronze manifest, when the caller has already read it (else it is read from the lake). */
   readonly bronze?: BronzeManifest;
   /** Called after each part with the records it held. */
@@ -56,12 +52,11 @@ export interface SilverGroupResult {
 }
 
 /**
- * Bronze → silver for one group of parts: every record through the contract, rows to Parquet per table
- * (as the writer makes them: final — deduplicated and sorted — or partial), broken rules to quarantine,
- * findings counted. A `fail` rule or drift under `onDrift: 'fail'` stops the group with the error a
- * single pass over all parts would raise at that record. The files stay local: the caller merges the
- * groups' partial files (or, with one group and a final writer, publishes its files as they are). On AWS
- * this is what one Map item of a silver build would run.
+ * Bronze → silver for one group of parts: every record through the contract, rows to partial Parquet
+ * files per table (rows as appended, one set per part), broken rules to quarantine, findings counted. A
+ * `fail` rule or drift under `onDrift: 'fail'` stops the group with the error a single pass over all
+ * parts would raise at that record. The files stay local: the caller merges the groups' partial files.
+ * On AWS this is what one Map item of a silver build runs.
  */
 export async function buildSilverGroup(
   input: BuildSilverGroupInput,
@@ -82,7 +77,6 @@ export async function buildSilverGroup(
     deps.createTableWriter,
     [...contract.tables, quarantineTable],
     deps.workDir,
-    deps.writerPerPart ?? false,
   );
   try {
     if (group.index === 0) {

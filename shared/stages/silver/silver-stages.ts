@@ -259,7 +259,6 @@ async function buildGroup(
       contract: deps.contract,
       createTableWriter: deps.createTableWriter,
       workDir,
-      writerPerPart: true,
       bronze,
       onPart: deps.onPart,
       signal: deps.signal,

@@ -35,7 +35,6 @@ try {
       createTableWriter: (tables, dir) =>
         createParquetTableWriter(tables, dir, { memoryLimit: task.memoryLimit, threads: 1, partial: true }),
       workDir: task.workDir,
-      writerPerPart: true,
       bronze: task.bronze,
       onPart: (records) => post({ type: 'part', records }),
       signal: cancelled.signal,

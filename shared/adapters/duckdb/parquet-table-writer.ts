@@ -414,7 +414,7 @@ function copyPartial(plan: TablePlan, file: string): string {
   const columns = plan.columns.map((c, i) => `${plan.decode[i]} AS ${ident(c.name)}`).join(', ');
   return (
     `COPY (SELECT ${columns} FROM (SELECT ${unnested} FROM ${ident(plan.spec.name)})) ` +
-    `TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4)`
+    `TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4${process.env.PRG ? `, ROW_GROUP_SIZE ${process.env.PRG}` : ''})`
   );
 }
 

@@ -16,11 +16,34 @@ export interface BronzeRecord {
   readonly record: unknown;
 }
 
-/** A bronze part read back: its bytes' sha256 and its lines. */
+/** A bronze part read back: its bytes' sha256 and its text (NDJSON; read its lines with `bronzeLines`). */
 export interface BronzePartContent {
   readonly sha256: string;
   readonly bytes: number;
-  readonly lines: Buffer[];
+  readonly text: Buffer;
+}
+
+/**
+ * The lines of a part's text, decoded one at a time (a last line without a newline included). No
+ * Buffer per line is kept for the whole part: those objects outlived the young generation and were
+ * ~5 % of a silver worker's time.
+ */
+export function* bronzeLines(text: Buffer): Generator<string> {
+  let start = 0;
+  for (const end of lineEnds(text)) {
+    yield text.toString('utf8', start, end);
+    start = end + 1;
+  }
+}
+
+/** Where each line of a part's text ends (its newline, or the end of a last line without one). */
+export function* lineEnds(text: Buffer): Generator<number> {
+  let start = 0;
+  for (let end = text.indexOf(0x0a); end !== -1; end = text.indexOf(0x0a, start)) {
+    yield end;
+    start = end + 1;
+  }
+  if (start < text.length) yield text.length;
 }
 
 /** Read and validate a committed bronze manifest. */
@@ -33,21 +56,14 @@ export async function readBronzeManifest(store: ObjectStore, key: string): Promi
   return parsed.data;
 }
 
-/** Read a part whole (parts are bounded by `partMaxBytes`) and split it into lines. */
+/** Read a part whole (parts are bounded by `partMaxBytes`) and uncompress it. */
 export async function readBronzePart(store: ObjectStore, key: string): Promise<BronzePartContent> {
   const chunks: Buffer[] = [];
   for await (const chunk of await store.read(key)) chunks.push(chunk as Buffer);
   const stored = Buffer.concat(chunks);
   // 1 MiB output chunks rather than 16 KiB: a part is ~30 MB, and every chunk is a callback and a copy.
   const text = await gunzipAsync(stored, { chunkSize: 1024 * 1024 });
-  const lines: Buffer[] = [];
-  let start = 0;
-  for (let end = text.indexOf(0x0a); end !== -1; end = text.indexOf(0x0a, start)) {
-    lines.push(text.subarray(start, end));
-    start = end + 1;
-  }
-  if (start < text.length) lines.push(text.subarray(start));
-  return { sha256: createHash('sha256').update(stored).digest('hex'), bytes: stored.length, lines };
+  return { sha256: createHash('sha256').update(stored).digest('hex'), bytes: stored.length, text };
 }
 
 export async function readText(store: ObjectStore, key: string): Promise<string> {

@@ -13,7 +13,7 @@ import {
   type ListedFile,
   type ListedFileResult,
 } from '../../workflow/stage-io.ts';
-import { readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
+import { bronzeLines, readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
 import { DOWNLOADS_PREFIX, landingKey } from '../download/landing-key.ts';
 import {
   classifyAddress,
@@ -280,9 +280,9 @@ async function listedUrls(
     if (content.sha256 !== part.sha256) {
       throw new PipelineError(`${part.key} does not match its manifest (sha256); re-ingest the run`);
     }
-    for (const line of content.lines) {
+    for (const line of bronzeLines(content.text)) {
       if (line.length === 0) continue;
-      const { index: structureIndex, record } = JSON.parse(line.toString('utf8')) as {
+      const { index: structureIndex, record } = JSON.parse(line) as {
         index: number;
         record: unknown;
       };

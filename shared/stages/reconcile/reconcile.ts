@@ -9,7 +9,7 @@ import { QUARANTINE_TABLE, reconciliationKey, silverManifestKey } from '../../la
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
-import { readBronzeManifest, readBronzePart, readText } from '../bronze/read-bronze.ts';
+import { lineEnds, readBronzeManifest, readBronzePart, readText } from '../bronze/read-bronze.ts';
 
 export interface ReconcileInput {
   readonly bronzeManifestKey: string;
@@ -105,15 +105,22 @@ async function checkBronze(
   const parts = readAhead(bronze.parts, PARTS_IN_FLIGHT, (part) => readBronzePart(lake, part.key));
   for await (const [part, content] of parts) {
     check(`bronze part ${part.key} sha256`, part.sha256, content.sha256);
-    check(`bronze part ${part.key} records`, part.records, content.lines.length);
-    const indexes = content.lines.map(lineIndex);
-    const inOrder = indexes.every((index, i) => index === part.firstRecordIndex + i);
+    // Counted and checked in the uncompressed bytes: no line is decoded.
+    let lines = 0;
+    let inOrder = true;
+    let start = 0;
+    for (const end of lineEnds(content.text)) {
+      if (lineIndex(content.text, start, end) !== part.firstRecordIndex + lines) inOrder = false;
+      start = end + 1;
+      lines++;
+    }
+    check(`bronze part ${part.key} records`, part.records, lines);
     check(
       `bronze part ${part.key} record indexes`,
       'consecutive',
       inOrder ? 'consecutive' : 'gaps or repeats',
     );
-    bronzeCounts[part.recordName] = (bronzeCounts[part.recordName] ?? 0) + content.lines.length;
+    bronzeCounts[part.recordName] = (bronzeCounts[part.recordName] ?? 0) + lines;
   }
   for (const [path, parsed] of Object.entries(bronze.records)) {
     check(`${path}: parsed = bronze records`, parsed, bronzeCounts[path] ?? 0);
@@ -232,12 +239,12 @@ const INDEX_FIELD = Buffer.from(',"index":');
  * `{"source":…,"path":…,"index":N,…`; inside the JSON strings before it a quote is always escaped, so
  * the first `,"index":` is the field itself.
  */
-function lineIndex(line: Buffer): number {
-  const at = line.indexOf(INDEX_FIELD);
-  if (at < 0) return -1;
+function lineIndex(text: Buffer, start: number, end: number): number {
+  const at = text.indexOf(INDEX_FIELD, start);
+  if (at < 0 || at >= end) return -1;
   let index = 0;
-  for (let i = at + INDEX_FIELD.length; i < line.length; i++) {
-    const c = line[i]!;
+  for (let i = at + INDEX_FIELD.length; i < end; i++) {
+    const c = text[i]!;
     if (c < 0x30 || c > 0x39) break;
     index = index * 10 + (c - 0x30);
   }

@@ -5,7 +5,7 @@ import { ContractViolationError, PipelineError, SchemaDriftError } from '../../e
 import { QUARANTINE_TABLE } from '../../lake/keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableWriterFactory } from '../../ports/table-writer.ts';
-import { readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
+import { bronzeLines, readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
 import { quarantineTable } from './quarantine-table.ts';
 import { SilverGroupOutput, type SilverGroupTable } from './silver-group-output.ts';
 import { type SilverStats, SilverStatsCounter } from './silver-stats.ts';
@@ -89,8 +89,10 @@ export async function buildSilverGroup(
       signal?.throwIfAborted();
       const content = await readBronzePart(deps.lake, part.key);
       const writer = await output.writer();
-      for (const line of content.lines) {
-        const { path, index, record } = JSON.parse(line.toString('utf8')) as {
+      let lines = 0;
+      for (const line of bronzeLines(content.text)) {
+        lines++;
+        const { path, index, record } = JSON.parse(line) as {
           path: string;
           index: number;
           record: unknown;
@@ -141,7 +143,7 @@ export async function buildSilverGroup(
         }
       }
       await output.partDone();
-      deps.onPart?.(content.lines.length);
+      deps.onPart?.(lines);
     }
     signal?.throwIfAborted();
     const tables = await output.finish();

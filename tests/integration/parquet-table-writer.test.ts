@@ -409,6 +409,9 @@ describe('Function: createParquetTableWriter', () => {
     await expect(bad({ key: ['missing'] })).rejects.toThrow('key column missing is not a column');
     await expect(bad({ columns: [{ name: '_run_id', type: 'VARCHAR' }] })).rejects.toThrow('lineage column');
     await expect(createParquetTableWriter([everyType, everyType], tmp.dir)).rejects.toThrow('declared twice');
+    // A list keeps its exact values in `<name>#exact` of the partial files.
+    const clash = { columns: [...everyType.columns, { name: 'tags#exact', type: 'VARCHAR' as const }] };
+    await expect(bad(clash)).rejects.toThrow("column tags#exact clashes with a list's exact column");
   });
 
   it('leaves no Parquet file and no spill behind when aborted, and accepts nothing afterwards', async () => {

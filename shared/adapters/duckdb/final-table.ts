@@ -13,9 +13,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
  * aggregate: ≈ 0.4 s for 2.7 M rows); only a table that has some pays for the window that drops them.
  */
 
-/** The columns of a table, in file order: what a final file holds. */
+/** The columns of a table, in file order: what a final file holds, and how to read each from a partial file. */
 export interface FinalTablePlan {
-  readonly columns: readonly { readonly name: string }[];
+  readonly columns: readonly { readonly name: string; readonly read: string }[];
   readonly spec: { readonly name: string; readonly key: readonly string[] };
 }
 
@@ -32,11 +32,10 @@ export async function writeFinalTable(
   target: string,
 ): Promise<number> {
   const files = `[${partials.map(literal).join(', ')}]`;
-  const columns = plan.columns.map((c) => ident(c.name)).join(', ');
   const duplicated = plan.spec.key.length > 0 && (await hasDuplicateKeys(connection, plan, files));
   const select = duplicated
     ? dedupInArrivalOrder(plan, files)
-    : `SELECT ${columns} FROM read_parquet(${files})`;
+    : `SELECT ${readColumns(plan.columns)} FROM read_parquet(${files})`;
   const result = await connection.run(
     `COPY (${select}) TO ${literal(target)} (FORMAT parquet, COMPRESSION zstd)`,
   );
@@ -49,8 +48,10 @@ async function hasDuplicateKeys(
   files: string,
 ): Promise<boolean> {
   const key = plan.spec.key.map(ident).join(', ');
+  const keys = plan.columns.filter((c) => plan.spec.key.includes(c.name));
   const reader = await connection.runAndReadAll(
-    `SELECT EXISTS (SELECT 1 FROM read_parquet(${files}) GROUP BY ${key} HAVING count(*) > 1)`,
+    `SELECT EXISTS (SELECT 1 FROM (SELECT ${readColumns(keys)} FROM read_parquet(${files})) ` +
+      `GROUP BY ${key} HAVING count(*) > 1)`,
   );
   return reader.getRows()[0]?.[0] === true;
 }
@@ -62,11 +63,17 @@ function dedupInArrivalOrder(plan: FinalTablePlan, files: string): string {
   const order = [...survivorOrder, ...all.filter((name) => !survivorOrder.includes(name))]
     .map((name) => `${ident(name)} ASC NULLS LAST`)
     .join(', ');
+  const rows = `SELECT ${readColumns(plan.columns)}, filename, file_row_number FROM read_parquet(${files}, filename = true, file_row_number = true)`;
   return (
-    `SELECT ${all.map(ident).join(', ')} FROM read_parquet(${files}, filename = true, file_row_number = true) ` +
+    `SELECT ${all.map(ident).join(', ')} FROM (${rows}) ` +
     `QUALIFY row_number() OVER (PARTITION BY ${plan.spec.key.map(ident).join(', ')} ORDER BY ${order}) = 1 ` +
     `ORDER BY list_position(${files}, filename), file_row_number`
   );
+}
+
+/** Each column as read from a partial file, under its own name. */
+function readColumns(columns: FinalTablePlan['columns']): string {
+  return columns.map((c) => `${c.read} AS ${ident(c.name)}`).join(', ');
 }
 
 /** A double-quoted SQL identifier. */

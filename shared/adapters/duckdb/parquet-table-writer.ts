@@ -336,6 +336,8 @@ export interface ColumnPlan {
   readonly nullable: boolean;
   /** Its staging columns' names, in order. */
   readonly staging: readonly string[];
+  /** SQL of its value from a partial file. */
+  readonly read: string;
 }
 
 /** A column of the DuckDB table batches are appended to: `c<n>`, so no declared name can clash. */
@@ -352,8 +354,8 @@ export interface TablePlan {
   /** Declared columns, then the lineage columns. */
   readonly columns: readonly ColumnPlan[];
   readonly staging: readonly StagingColumn[];
-  /** SQL of each column's value from its unnested staging columns, in column order. */
-  readonly decode: readonly string[];
+  /** The columns of a partial file: name, and SQL from the unnested staging columns. */
+  readonly partial: readonly { readonly name: string; readonly sql: string }[];
 }
 
 export function planTable(spec: TableSpec): TablePlan {
@@ -391,7 +393,7 @@ export function planTable(spec: TableSpec): TablePlan {
     }
   }
   const staging: StagingColumn[] = [];
-  const decode: string[] = [];
+  const partial: { name: string; sql: string }[] = [];
   const columns = all.map((c): ColumnPlan => {
     const batch = columnBatch(c.type);
     const own = batch.staging.map((s) => {
@@ -399,10 +401,24 @@ export function planTable(spec: TableSpec): TablePlan {
       staging.push({ name, type: s.type, sqlType: s.sqlType, unnest: s.unnest(name) });
       return name;
     });
-    decode.push(batch.decode(own));
-    return { name: c.name, type: c.type, nullable: c.nullable ?? true, staging: own };
+    for (const stored of batch.partial(own)) partial.push({ name: c.name + stored.suffix, sql: stored.sql });
+    return {
+      name: c.name,
+      type: c.type,
+      nullable: c.nullable ?? true,
+      staging: own,
+      read: batch.read(c.name),
+    };
   });
-  return { spec, columns, staging, decode };
+  const stored = new Set<string>();
+  for (const { name } of partial) {
+    if (stored.has(name))
+      throw new InvalidTableSpecError(
+        `silver table ${spec.name}: column ${name} clashes with a list's exact column`,
+      );
+    stored.add(name);
+  }
+  return { spec, columns, staging, partial };
 }
 
 /**
@@ -411,7 +427,7 @@ export function planTable(spec: TableSpec): TablePlan {
  */
 function copyPartial(plan: TablePlan, file: string): string {
   const unnested = plan.staging.map((s) => `unnest(${s.unnest}) AS ${s.name}`).join(', ');
-  const columns = plan.columns.map((c, i) => `${plan.decode[i]} AS ${ident(c.name)}`).join(', ');
+  const columns = plan.partial.map((c) => `${c.sql} AS ${ident(c.name)}`).join(', ');
   return (
     `COPY (SELECT ${columns} FROM (SELECT ${unnested} FROM ${ident(plan.spec.name)})) ` +
     `TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4${process.env.PRG ? `, ROW_GROUP_SIZE ${process.env.PRG}` : ''})`

@@ -22,7 +22,8 @@ import {
   type TableWriter,
   UnknownTableError,
 } from '../../ports/table-writer.ts';
-import { COLUMN_TYPES, type ColumnBatch, columnBatch, TypeMismatch } from './column-batches.ts';
+import { COLUMN_TYPES, type ColumnBatch, columnBatch } from './column-batches.ts';
+import { TypeMismatch } from './duckdb-values.ts';
 import { ident, literal, writeFinalTable } from './final-table.ts';
 
 export interface ParquetTableWriterOptions {

@@ -266,9 +266,8 @@ class TableBuffer {
   /** Checks and adds one row; on error the row is not counted and nothing of it is kept. */
   add(row: Row): void {
     const { columns } = this.plan;
-    let i = 0;
     try {
-      for (; i < columns.length; i++) {
+      for (let i = 0; i < columns.length; i++) {
         const column = columns[i]!;
         const value = row[column.name];
         if (value === null || value === undefined) {
@@ -276,7 +275,7 @@ class TableBuffer {
             throw new InvalidRowError(this.plan.spec.name, column.name, value, 'column is not nullable');
           this.batches[i]!.addNull();
         } else {
-          this.add1(i, column, value);
+          this.addValue(i, column, value);
         }
       }
       for (const name in row) {
@@ -292,7 +291,7 @@ class TableBuffer {
     this.rowsIn++;
   }
 
-  private add1(i: number, column: ColumnPlan, value: unknown): void {
+  private addValue(i: number, column: ColumnPlan, value: unknown): void {
     try {
       this.batches[i]!.add(value);
     } catch (error) {
@@ -335,8 +334,6 @@ export interface ColumnPlan {
   readonly name: string;
   readonly type: ColumnType;
   readonly nullable: boolean;
-  /** Its staging columns' names, in order. */
-  readonly staging: readonly string[];
   /** SQL of its value from a partial file. */
   readonly read: string;
 }
@@ -407,7 +404,6 @@ export function planTable(spec: TableSpec): TablePlan {
       name: c.name,
       type: c.type,
       nullable: c.nullable ?? true,
-      staging: own,
       read: batch.read(c.name),
     };
   });

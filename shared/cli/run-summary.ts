@@ -9,7 +9,6 @@ function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
   return counts;
 }
 
-/** The `--json` summary: one object with the run id, status, counts per stage and output locations. */
 /** How long a run took, in all and per stage (in the order they ran). */
 export interface RunTimings {
   readonly totalMs: number;
@@ -37,6 +36,7 @@ export class StageTimes {
 
 const seconds = (ms: number): number => Math.round(ms / 100) / 10;
 
+/** The `--json` summary: one object with the run id, status, timings, counts per stage and output locations. */
 export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, timings: RunTimings) {
   const { bronze, silver, reconciliation } = result;
   const { manifest } = bronze;

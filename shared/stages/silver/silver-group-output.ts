@@ -14,8 +14,10 @@ export interface SilverGroupTable {
  * Where a group's rows go: a fresh writer (a batch) per bronze part, of partial files that the merge
  * combines. A writer per part keeps DuckDB as small as one part's rows whatever the size of the file
  * (one thread building a whole 1 GB file peaked at ~2.0 GB RSS with one writer, ~1.1 GB with one per
- * part), and its files are written in the background while the next part goes through the contract; at
- * most one is finishing.
+ * part). With `overlap`, a part's files are written while the next part goes through the contract (at
+ * most one finishing): ~10 % faster for a thread with a core to itself, ~300 MB more at peak. Without it,
+ * each part's files are written before the next part starts: what worker threads sharing the cores do
+ * (measured on 2 cores: +1.2 s of 29 s for the groups, −370 MB peak RSS for the run).
  */
 export class SilverGroupOutput {
   private current: TableWriter | undefined;
@@ -28,6 +30,7 @@ export class SilverGroupOutput {
     private readonly createTableWriter: TableWriterFactory,
     private readonly tables: readonly TableSpec[],
     private readonly workDir: string,
+    private readonly overlap: boolean,
   ) {}
 
   /** The writer rows go to now. */
@@ -40,7 +43,7 @@ export class SilverGroupOutput {
     return this.current;
   }
 
-  /** A part is done: its files are written while the next part is read. */
+  /** A part is done: its files are written, while the next part is read when overlapping. */
   async partDone(): Promise<void> {
     if (!this.current) return;
     const writer = this.current;
@@ -53,6 +56,7 @@ export class SilverGroupOutput {
     // Awaited by the next partDone or by finish; a failure until then must not count as unhandled.
     finished.catch(() => undefined);
     this.finishing = finished;
+    if (!this.overlap) await finished;
   }
 
   /** Every table's rows, files and counts, once all writers have finished. */

@@ -35,6 +35,11 @@ export interface BuildSilverGroupDeps {
   readonly createTableWriter: TableWriterFactory;
   /** This group's own folder: its Parquet files and the writer's spill. */
   readonly workDir: string;
+  /**
+   * Write a part's files while the next part goes through the contract: for a thread with a core to
+   * itself; threads that share the cores save memory without it (see `SilverGroupOutput`). @default true
+   */
+  readonly overlapWrites?: boolean;
   /** The bronze manifest, when the caller has already read it (else it is read from the lake). */
   readonly bronze?: BronzeManifest;
   /** Called after each part with the records it held. */
@@ -77,6 +82,7 @@ export async function buildSilverGroup(
     deps.createTableWriter,
     [...contract.tables, quarantineTable],
     deps.workDir,
+    deps.overlapWrites ?? true,
   );
   try {
     if (group.index === 0) {

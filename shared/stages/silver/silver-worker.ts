@@ -35,6 +35,8 @@ try {
       createTableWriter: (tables, dir) =>
         createParquetTableWriter(tables, dir, { memoryLimit: task.memoryLimit, threads: 1, partial: true }),
       workDir: task.workDir,
+      // Worker threads share the cores with each other: overlapping would buy little and cost memory.
+      overlapWrites: false,
       bronze: task.bronze,
       onPart: (records) => post({ type: 'part', records }),
       signal: cancelled.signal,

@@ -445,6 +445,11 @@ describe('Function: createParquetTableWriter', () => {
     await expect(bad({ name: '../escape' })).rejects.toThrow(InvalidTableSpecError);
     await expect(bad({ key: ['missing'] })).rejects.toThrow('key column missing is not a column');
     await expect(bad({ columns: [{ name: '_run_id', type: 'VARCHAR' }] })).rejects.toThrow('lineage column');
+    // Specs can come from outside TypeScript (a contract built from config): types are checked at run time.
+    const money = { columns: [{ name: 'price', type: 'MONEY' as never }] };
+    await expect(bad(money)).rejects.toThrow('column price has unknown type MONEY');
+    const inherited = { columns: [{ name: 'x', type: 'toString' as never }] };
+    await expect(bad(inherited)).rejects.toThrow('column x has unknown type toString');
     await expect(createParquetTableWriter([everyType, everyType], tmp.dir)).rejects.toThrow('declared twice');
     // A list keeps its exact values in `<name>#exact` of the partial files.
     const clash = { columns: [...everyType.columns, { name: 'tags#exact', type: 'VARCHAR' as const }] };

@@ -168,7 +168,7 @@ class BigIntBatch implements ColumnBatch {
 export type ListElement = 'VARCHAR' | 'BIGINT' | 'DOUBLE';
 
 /**
- * The list as one text that `ListBatch.decode` turns back into exactly this list, or undefined when it
+ * The list as one text that `ListBatch.read` turns back into exactly this list, or undefined when it
  * cannot (then the batch goes the exact way, which also reports wrong element types).
  */
 export function joinList(element: ListElement, items: readonly unknown[]): string | undefined {
@@ -297,40 +297,25 @@ class PlainBatch implements ColumnBatch {
   }
 }
 
-export const COLUMN_TYPES: readonly ColumnType[] = [
-  'VARCHAR',
-  'BIGINT',
-  'DOUBLE',
-  'BOOLEAN',
-  'DATE',
-  'TIMESTAMP',
-  'VARCHAR[]',
-  'BIGINT[]',
-  'DOUBLE[]',
-];
+/** A new, empty batch per column type: the one list of the types the writer knows. */
+const BATCHES: Record<ColumnType, () => ColumnBatch> = {
+  VARCHAR: () => new TextBatch(),
+  BIGINT: () => new BigIntBatch(),
+  DOUBLE: () => new PlainBatch(DOUBLE, 'DOUBLE', toDouble),
+  BOOLEAN: () => new PlainBatch(BOOLEAN, 'BOOLEAN', toBoolean),
+  DATE: () => new PlainBatch(DATE, 'DATE', toDate),
+  TIMESTAMP: () => new PlainBatch(TIMESTAMP, 'TIMESTAMP', toTimestamp),
+  'VARCHAR[]': () => new ListBatch('VARCHAR', listOf(toVarchar)),
+  'BIGINT[]': () => new ListBatch('BIGINT', listOf(toBigInt)),
+  'DOUBLE[]': () => new ListBatch('DOUBLE', listOf(toDouble)),
+};
+
+/** Whether the writer knows a column type (a contract's spec is checked at run time too). */
+export const isColumnType = (type: string): type is ColumnType => Object.hasOwn(BATCHES, type);
 
 /** A new, empty batch for a column of `type`. */
 export function columnBatch(type: ColumnType): ColumnBatch {
-  switch (type) {
-    case 'VARCHAR':
-      return new TextBatch();
-    case 'BIGINT':
-      return new BigIntBatch();
-    case 'DOUBLE':
-      return new PlainBatch(DOUBLE, 'DOUBLE', toDouble);
-    case 'BOOLEAN':
-      return new PlainBatch(BOOLEAN, 'BOOLEAN', toBoolean);
-    case 'DATE':
-      return new PlainBatch(DATE, 'DATE', toDate);
-    case 'TIMESTAMP':
-      return new PlainBatch(TIMESTAMP, 'TIMESTAMP', toTimestamp);
-    case 'VARCHAR[]':
-      return new ListBatch('VARCHAR', listOf(toVarchar));
-    case 'BIGINT[]':
-      return new ListBatch('BIGINT', listOf(toBigInt));
-    case 'DOUBLE[]':
-      return new ListBatch('DOUBLE', listOf(toDouble));
-  }
+  return BATCHES[type]();
 }
 
 const ELEMENT_TYPES: Record<ListElement, DuckDBType> = { VARCHAR, BIGINT, DOUBLE };

@@ -22,7 +22,7 @@ import {
   type TableWriter,
   UnknownTableError,
 } from '../../ports/table-writer.ts';
-import { COLUMN_TYPES, type ColumnBatch, columnBatch } from './column-batches.ts';
+import { type ColumnBatch, columnBatch, isColumnType } from './column-batches.ts';
 import { TypeMismatch } from './duckdb-values.ts';
 import { ident, literal, writeFinalTable } from './final-table.ts';
 
@@ -381,7 +381,7 @@ export function planTable(spec: TableSpec): TablePlan {
     if (names.has(column.name)) {
       throw new InvalidTableSpecError(`silver table ${spec.name}: column ${column.name} is declared twice`);
     }
-    if (!COLUMN_TYPES.includes(column.type)) {
+    if (!isColumnType(column.type)) {
       throw new InvalidTableSpecError(
         `silver table ${spec.name}: column ${column.name} has unknown type ${column.type}`,
       );

@@ -13,6 +13,13 @@ import type { DuckDBConnection } from '@duckdb/node-api';
  * aggregate: ≈ 0.4 s for 2.7 M rows); only a table that has some pays for the window that drops them.
  */
 
+/**
+ * Rows per row group of a final file. DuckDB's default (122,880) held ≈ 150 MB more at the merge's peak
+ * on a 1 GB file and was slower (6.7 vs 5.3 s: smaller groups keep both threads writing). The cost is
+ * size: negotiated_prices +0.4 %, provider_groups +18 % (its dictionaries restart more often).
+ */
+const ROW_GROUP_SIZE = 32_768;
+
 /** The columns of a table, in file order: what a final file holds, and how to read each from a partial file. */
 export interface FinalTablePlan {
   readonly columns: readonly { readonly name: string; readonly read: string }[];
@@ -37,7 +44,7 @@ export async function writeFinalTable(
     ? dedupInArrivalOrder(plan, files)
     : `SELECT ${readColumns(plan.columns)} FROM read_parquet(${files})`;
   const result = await connection.run(
-    `COPY (${select}) TO ${literal(target)} (FORMAT parquet, COMPRESSION zstd)`,
+    `COPY (${select}) TO ${literal(target)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
   );
   return Number(result.rowsChanged);
 }

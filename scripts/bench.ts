@@ -20,7 +20,7 @@ import { Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
-import { MALLOC_ENV } from '../shared/runtime-memory.ts';
+import { MALLOC_ENV, NODE_FLAGS } from '../shared/runtime-memory.ts';
 
 const MiB = 1024 * 1024;
 
@@ -186,7 +186,7 @@ async function runPhaseHere(phase: string, file: string): Promise<void> {
 
 function runPhaseInChild(phase: string, file: string): PhaseResult | undefined {
   // Every phase runs with the flags and malloc setting `bin/sluice.js` uses: the comparison is like for like.
-  const flags = [...process.execArgv, '--single-threaded-gc'];
+  const flags = [...process.execArgv, ...NODE_FLAGS];
   const node = [process.execPath, ...flags, import.meta.filename, '--phase', phase, '--file', file];
   // `@1cpu` phases run on one core only (Linux taskset): libuv's pool, DuckDB and V8 all share it.
   const [command, ...args] = phase.endsWith('@1cpu') ? ['taskset', '-c', '0', ...node] : node;

@@ -18,6 +18,7 @@ export interface BronzeRecord {
 
 /** A bronze part read back: its bytes' sha256 and its text (NDJSON; read its lines with `bronzeLines`). */
 export interface BronzePartContent {
+  /** The stored (gzip'd) bytes' sha256; empty when the reader asked not to hash. */
   readonly sha256: string;
   readonly bytes: number;
   readonly text: Buffer;
@@ -56,14 +57,41 @@ export async function readBronzeManifest(store: ObjectStore, key: string): Promi
   return parsed.data;
 }
 
-/** Read a part whole (parts are bounded by `partMaxBytes`) and uncompress it. */
-export async function readBronzePart(store: ObjectStore, key: string): Promise<BronzePartContent> {
+/** What `readBronzePart` is told about the part it reads. */
+export interface BronzePartToRead {
+  readonly key: string;
+  /** The manifest's size of the part's text: it is gunzipped into one buffer of that size. */
+  readonly uncompressedBytes?: number;
+}
+
+/** Output chunks of a gunzip when the size is unknown: a part is ~30 MB, and each chunk is a callback. */
+const UNKNOWN_SIZE_CHUNK = 1024 * 1024;
+/** Bounds on a buffer sized from the manifest: a wrong size must neither allocate without bound nor crawl. */
+const MIN_SINGLE_CHUNK = 64 * 1024;
+const MAX_SINGLE_CHUNK = 1024 * 1024 * 1024;
+
+/**
+ * Read a part whole (parts are bounded by `partMaxBytes`) and uncompress it. With its size known, the
+ * text is inflated into one buffer: no chunks to concatenate (half the copying, ~30 MB less at once).
+ * `sha256: false` skips hashing the stored bytes, for a reader that does not check them.
+ */
+export async function readBronzePart(
+  store: ObjectStore,
+  part: BronzePartToRead,
+  options: { readonly sha256?: boolean } = {},
+): Promise<BronzePartContent> {
   const chunks: Buffer[] = [];
-  for await (const chunk of await store.read(key)) chunks.push(chunk as Buffer);
+  for await (const chunk of await store.read(part.key)) chunks.push(chunk as Buffer);
   const stored = Buffer.concat(chunks);
-  // 1 MiB output chunks rather than 16 KiB: a part is ~30 MB, and every chunk is a callback and a copy.
-  const text = await gunzipAsync(stored, { chunkSize: 1024 * 1024 });
-  return { sha256: createHash('sha256').update(stored).digest('hex'), bytes: stored.length, text };
+  const size = part.uncompressedBytes;
+  // One byte more than the text, so zlib's first buffer holds it all (and stops short of filling it).
+  const chunkSize =
+    size === undefined
+      ? UNKNOWN_SIZE_CHUNK
+      : Math.min(Math.max(size + 1, MIN_SINGLE_CHUNK), MAX_SINGLE_CHUNK);
+  const text = await gunzipAsync(stored, { chunkSize });
+  const sha256 = options.sha256 === false ? '' : createHash('sha256').update(stored).digest('hex');
+  return { sha256, bytes: stored.length, text };
 }
 
 export async function readText(store: ObjectStore, key: string): Promise<string> {

@@ -276,7 +276,7 @@ async function listedUrls(
   const rejected: RejectedLocation[] = [];
   let duplicates = 0;
   for (const part of manifest.parts.filter((p) => p.recordName === STRUCTURE_RECORDS)) {
-    const content = await readBronzePart(lake, part.key);
+    const content = await readBronzePart(lake, part);
     if (content.sha256 !== part.sha256) {
       throw new PipelineError(`${part.key} does not match its manifest (sha256); re-ingest the run`);
     }

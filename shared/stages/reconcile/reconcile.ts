@@ -102,7 +102,7 @@ async function checkBronze(
   const result = new Checks();
   const check = result.add.bind(result);
   const bronzeCounts: Record<string, number> = {};
-  const parts = readAhead(bronze.parts, PARTS_IN_FLIGHT, (part) => readBronzePart(lake, part.key));
+  const parts = readAhead(bronze.parts, PARTS_IN_FLIGHT, (part) => readBronzePart(lake, part));
   for await (const [part, content] of parts) {
     check(`bronze part ${part.key} sha256`, part.sha256, content.sha256);
     // Counted and checked in the uncompressed bytes: no line is decoded.

@@ -93,7 +93,8 @@ export async function buildSilverGroup(
     }
     for (const part of bronze.parts.slice(group.firstPart, group.endPart)) {
       signal?.throwIfAborted();
-      const content = await readBronzePart(deps.lake, part.key);
+      // Not hashed here: reconciliation re-verifies every part's sha256 against the manifest.
+      const content = await readBronzePart(deps.lake, part, { sha256: false });
       const writer = await output.writer();
       let lines = 0;
       for (const line of bronzeLines(content.text)) {

@@ -238,6 +238,27 @@ describe('Function: createParquetTableWriter', () => {
     expect(written).toEqual(rows.map((r) => ({ name: r.name, id: BigInt(r.id) })));
   });
 
+  it('sends a batch the exact way for a list element that holds a separator, alone in an otherwise plain batch', async () => {
+    // One odd list per batch of 64, so nothing else in its batch forces the exact way.
+    const odd: (string | null)[][] = [
+      ['a\u001eb'],
+      ['\u001d'],
+      ['x\u001dy', 'z'],
+      ['p', 'q\u001fr'],
+      ['\u001e'],
+    ];
+    const rows: { tags: (string | null)[] | null }[] = [];
+    for (const tags of odd) {
+      rows.push({ tags });
+      for (let j = 1; j < 64; j++) rows.push({ tags: j % 9 === 0 ? null : [`t${j}`, 'u'] });
+    }
+    const writer = await createParquetTableWriter([{ ...everyType, key: [] }], tmp.dir);
+    for (const [i, row] of rows.entries()) writer.append('every_type', { id: i, ...row, ...lineage(i) });
+    const { every_type: result } = await writer.finish();
+    const written = await reader.query(`SELECT tags FROM read_parquet('${result?.file}')`);
+    expect(written).toEqual(rows);
+  });
+
   it('round-trips random rows exactly, separators and edge values included, whichever way each batch goes', async () => {
     // Values drawn from what breaks the joined form (its three separators, lone ones, empty texts,
     // unsafe integers, -0, NaN, nulls in lists) mixed with plain ones, so batches go both ways.

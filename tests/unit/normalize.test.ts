@@ -17,6 +17,7 @@ import {
   valueAt,
 } from '../../shared/contracts/silver/normalize.ts';
 import { RecordChecker, type RuleSpec } from '../../shared/contracts/silver/record-checker.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 describe('Function: text', () => {
   it('trims strings and turns blank ones into null', () => {
@@ -106,6 +107,54 @@ describe('Function: parseDate', () => {
     }
     expect(parseDate('1900-02-29')).toBeNull();
     expect(parseDate('2000-02-29')).toBe('2000-02-29');
+  });
+});
+
+describe('Function: isIsoDate', () => {
+  // The regex it replaced (for speed), with the calendar check: the reference it must agree with.
+  const reference = (value: string): boolean => {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+    if (!m) return false;
+    const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    const days = [
+      31,
+      y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28,
+      31,
+      30,
+      31,
+      30,
+      31,
+      31,
+      30,
+      31,
+      30,
+      31,
+    ];
+    return mo >= 1 && mo <= 12 && d >= 1 && d <= days[mo - 1]!;
+  };
+
+  it('agrees with the regex on near-dates and random strings', () => {
+    const random = seededRandom(11);
+    const alphabet = ['0', '1', '2', '3', '9', '-', '/', ':', ' ', 'x', '\u0663', '\n', '+'];
+    const cases = [
+      '2024-12-31',
+      '0000-01-01',
+      '2024-1-011',
+      '+024-12-31',
+      '2024-12-3a',
+      '2024-12-31\n',
+      '١٢٣٤-12-31',
+    ];
+    for (let i = 0; i < 20_000; i++) {
+      // Mostly a valid date with one character changed, sometimes random characters.
+      const base = [...'2024-02-29'];
+      if (random() < 0.5) base[Math.floor(random() * 10)] = alphabet[Math.floor(random() * alphabet.length)]!;
+      else for (let c = 0; c < 10; c++) if (random() < 0.3) base[c] = String(Math.floor(random() * 10));
+      cases.push(base.join(''));
+    }
+    for (const value of cases) expect(isIsoDate(value), JSON.stringify(value)).toBe(reference(value));
+    expect(cases.filter(isIsoDate).length).toBeGreaterThan(1000);
+    expect(cases.filter((c) => !isIsoDate(c)).length).toBeGreaterThan(1000);
   });
 });
 

@@ -260,6 +260,13 @@ export function ticContract(spec: TicContractSpec): TicSilverContract {
     ]),
   );
   const mismatch = rules.find((r) => r.id === 'schema_version.content_mismatch')!;
+  // The header's major version, read once per file rather than by a regex per record.
+  let versionRead: { readonly version: unknown; readonly major: number | undefined } | undefined;
+  const headerMajorOf = (version: unknown): number | undefined => {
+    if (versionRead === undefined || versionRead.version !== version)
+      versionRead = { version, major: schemaMajor(version) };
+    return versionRead.major;
+  };
   const contract: TicSilverContract = {
     dataset: spec.dataset,
     tables: spec.tables,
@@ -278,7 +285,7 @@ export function ticContract(spec: TicContractSpec): TicSilverContract {
           drift: [],
         };
       }
-      const headerMajor = schemaMajor(context.headers.version);
+      const headerMajor = headerMajorOf(context.headers.version);
       const check = entry.checker.check(record, {
         rescue: contract.onDrift === 'rescue',
         schemaMajor: headerMajor,

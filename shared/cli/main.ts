@@ -27,7 +27,8 @@ function buildProgram(): Command {
   const program = new Command('sluice')
     .description(
       'Ingest huge JSON, NDJSON and CSV files into a medallion lake: a streaming parse into ' +
-        'immutable, checksummed bronze parts with a manifest that commits each run.',
+        'immutable, checksummed bronze parts, typed and validated silver Parquet tables, and a ' +
+        'reconciliation that proves every record is accounted for.',
     )
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXAMPLES)
@@ -36,7 +37,8 @@ function buildProgram(): Command {
   program
     .command('run')
     .description(
-      'Parse a file and write its records to bronze in the local lake.\n' +
+      'Run a file (or URL) through the pipeline into the local lake: parse → bronze → silver → ' +
+        'reconciliation (the stages and state machine the AWS deployment runs).\n' +
         'Progress goes to stderr; a summary (or, with --json, one JSON object) to stdout.',
     )
     .argument(

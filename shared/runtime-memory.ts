@@ -10,13 +10,9 @@ export const MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_ARENA_MAX: '2',
 };
 
-/** The young generation's semi-space (why: `NODE_FLAGS`); the one V8 flag NODE_OPTIONS accepts, so Lambda has it too. */
-export const SEMI_SPACE_FLAG = '--max-semi-space-size=32';
-
 /**
  * V8 flags of the CLI and the bench (`bin/sluice.js` repeats them in its shebang). They are process-wide,
- * so the silver worker threads get them too. Lambda gets `SEMI_SPACE_FLAG` only: NODE_OPTIONS refuses the
- * other two.
+ * so the silver worker threads get them too. Lambda cannot take them (NODE_OPTIONS refuses V8 flags).
  * - `--single-threaded-gc`: on 2 cores, V8's parallel GC threads compete with the scanner and with zlib
  *   on the thread pool; GC on the main thread measured ~8 % faster.
  * - `--max-semi-space-size=32` (MB, default 16): a silver worker's rows, batched by the hundreds, outlive
@@ -29,6 +25,6 @@ export const SEMI_SPACE_FLAG = '--max-semi-space-size=32';
  */
 export const NODE_FLAGS: readonly string[] = [
   '--single-threaded-gc',
-  SEMI_SPACE_FLAG,
+  '--max-semi-space-size=32',
   '--heap-growing-percent=25',
 ];

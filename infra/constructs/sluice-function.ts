@@ -7,7 +7,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { MALLOC_ENV, SEMI_SPACE_FLAG } from '../../shared/runtime-memory.ts';
+import { MALLOC_ENV } from '../../shared/runtime-memory.ts';
 
 /** The repository root: where `functions/` and `package-lock.json` live. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -103,13 +103,8 @@ export class SluiceFunction extends Construct {
       memorySize: props.memoryMb ?? 256,
       ephemeralStorageSize: props.ephemeralStorageMb ? Size.mebibytes(props.ephemeralStorageMb) : undefined,
       timeout: props.timeout,
-      // Stack traces of the minified bundle point at the TypeScript sources through the source map; the
-      // young generation is sized as the CLI's (shared/runtime-memory.ts).
-      environment: {
-        NODE_OPTIONS: `--enable-source-maps ${SEMI_SPACE_FLAG}`,
-        ...MALLOC_ENV,
-        ...props.environment,
-      },
+      // Stack traces of the minified bundle point at the TypeScript sources through the source map.
+      environment: { NODE_OPTIONS: '--enable-source-maps', ...MALLOC_ENV, ...props.environment },
       role: this.role,
       logGroup: this.logGroup,
       reservedConcurrentExecutions: props.reservedConcurrency,

@@ -23,7 +23,7 @@ import {
   silverPlanKey,
   silverWorkPrefix,
 } from '../../shared/lake/silver-work-keys.ts';
-import { MALLOC_ENV, SEMI_SPACE_FLAG } from '../../shared/runtime-memory.ts';
+import { MALLOC_ENV } from '../../shared/runtime-memory.ts';
 import {
   CHILD_START_RETRY,
   LAMBDA_SERVICE_ERRORS,
@@ -163,9 +163,7 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(functions).toHaveLength(6);
       for (const [, fn] of functions) {
         expect(fn.Properties.Runtime).toBe('nodejs22.x');
-        expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe(
-          `--enable-source-maps ${SEMI_SPACE_FLAG}`,
-        );
+        expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
         // The malloc settings the CLI runs with (shared/runtime-memory.ts).
         expect(fn.Properties.Environment.Variables).toMatchObject(MALLOC_ENV);
       }

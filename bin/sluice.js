@@ -1,7 +1,7 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --single-threaded-gc --max-semi-space-size=32 --heap-growing-percent=25
 // The V8 flags (GC tuned for 2 cores and for silver's row batches) and MALLOC_ARENA_MAX (memory freed
 // by many threads must not pile up): why and how much in shared/runtime-memory.ts, whose NODE_FLAGS and
-// MALLOC_ENV the bench uses (and Lambda the latter); a test keeps this line and them in step.
+// MALLOC_ENV the bench uses (Lambda: MALLOC_ENV only); a test keeps this line and them in step.
 // Runs the TypeScript sources directly through tsx's loader: no build step between a clone and a run.
 import { register } from 'tsx/esm/api';
 

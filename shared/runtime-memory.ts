@@ -12,7 +12,8 @@ export const MALLOC_ENV: Readonly<Record<string, string>> = {
 
 /**
  * V8 flags of the CLI and the bench (`bin/sluice.js` repeats them in its shebang). They are process-wide,
- * so the silver worker threads get them too. Lambda cannot take them (NODE_OPTIONS refuses V8 flags).
+ * so the silver worker threads get them too. Not on Lambda: NODE_OPTIONS refuses the first and the last,
+ * and Lambda's bootstrap sizes the heap from the function's memory unless NODE_OPTIONS names a heap size.
  * - `--single-threaded-gc`: on 2 cores, V8's parallel GC threads compete with the scanner and with zlib
  *   on the thread pool; GC on the main thread measured ~8 % faster.
  * - `--max-semi-space-size=32` (MB, default 16): a silver worker's rows, batched by the hundreds, outlive

@@ -77,7 +77,7 @@ async function resolveSource(file: string) {
   return { store: new FileObjectStore(dirname(path)), key: basename(path), path, size: info.size };
 }
 
-/** `sluice run`: the local parse → bronze job. */
+/** `sluice run`: a file through the local pipeline (parse → bronze → silver → reconciliation). */
 export async function runIngest(file: string, options: RunOptions): Promise<void> {
   const dataset = await resolveDataset(options);
   const source = /^https?:\/\//i.test(file)

@@ -80,6 +80,19 @@ describe('openParquetInspector', () => {
     expect(found).toEqual({ referenced: 3, dangling: 3, examples: ['x', 'y'] });
   });
 
+  it('counts no references in a column of nulls and empty lists', async () => {
+    const prices = await parquet(
+      'no-refs',
+      `SELECT * FROM (VALUES (CAST(NULL AS VARCHAR[])), ([]), ([NULL])) t(ids)`,
+    );
+    const groups = await parquet('some-groups', `SELECT * FROM (VALUES ('g1')) t(provider_group_id)`);
+    const found = await inspector.danglingReferences(
+      { file: prices, column: 'ids' },
+      { file: groups, column: 'provider_group_id' },
+    );
+    expect(found).toEqual({ referenced: 0, dangling: 0, examples: [] });
+  });
+
   it('finds nothing dangling when every reference resolves', async () => {
     const prices = await parquet('resolved', `SELECT * FROM (VALUES (['g1']), (['g2', 'g1'])) t(ids)`);
     const groups = await parquet('all-groups', `SELECT * FROM (VALUES ('g1'), ('g2')) t(provider_group_id)`);

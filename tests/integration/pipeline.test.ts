@@ -174,6 +174,9 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
           `bronze part ${part.key} records: expected ${part.records}, found ${part.records - 1} (-1)`,
         );
         expect(message).toContain('sha256');
+        expect(message).toContain(
+          `bronze part ${part.key} uncompressed bytes: expected ${part.uncompressedBytes}`,
+        );
         expect(
           JSON.parse(
             await readFile(
@@ -182,6 +185,27 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
             ),
           ).status,
         ).toBe('failed');
+      } finally {
+        await writeFile(path, original);
+      }
+    });
+
+    it('fails reconciliation when a bronze record is changed in place, every line still there', async () => {
+      const part = result.bronze.manifest.parts.find((p) => p.recordName === 'in_network')!;
+      const path = join(lake, part.key);
+      const original = await readFile(path);
+      const lines = gunzipSync(original).toString('utf8').split('\n');
+      lines[0] = lines[0]!.replace('{', '{ '); // still the same JSON, one byte longer
+      await writeFile(path, gzipSync(lines.join('\n')));
+      try {
+        const error = await reconcileAgain(lake, result.bronze.manifestKey).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ReconciliationError);
+        const message = (error as Error).message;
+        expect(message).toContain(
+          `bronze part ${part.key} uncompressed bytes: expected ${part.uncompressedBytes}, found ${part.uncompressedBytes + 1} (+1)`,
+        );
+        expect(message).toContain(`bronze part ${part.key} sha256`);
+        expect(message).not.toContain(`bronze part ${part.key} records`);
       } finally {
         await writeFile(path, original);
       }

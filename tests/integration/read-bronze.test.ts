@@ -11,12 +11,16 @@ describe('readBronzePart', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let store: FileObjectStore;
   const random = seededRandom(7);
-  // Lines of random lengths with multi-byte characters, ≈ 3 MB: more than one default 1 MiB gunzip chunk.
+  // Lines of random lengths with multi-byte characters, ≈ 6 MB: several default 1 MiB gunzip chunks.
   const lines = Array.from({ length: 4000 }, (_, i) =>
     JSON.stringify({ index: i, text: 'é€😀x'.repeat(Math.floor(random() * 300)) }),
   );
   const text = Buffer.from(`${lines.join('\n')}\n`);
-  const stored = gzipSync(text, { level: 1 });
+  // As the part writer stores them: gzip members one after another (cut here mid-line and mid-character).
+  const cuts = [0, 1_000_003, 2_500_001, 4_000_000, text.length];
+  const stored = Buffer.concat(
+    cuts.slice(1).map((end, i) => gzipSync(text.subarray(cuts[i], end), { level: 1 })),
+  );
   const sha256 = createHash('sha256').update(stored).digest('hex');
 
   beforeAll(async () => {
@@ -42,13 +46,18 @@ describe('readBronzePart', () => {
     expect([...bronzeLines(content.text)]).toEqual(lines);
   });
 
+  it('inflates into one buffer of the manifest size (no chunks to join)', async () => {
+    const content = await readBronzePart(store, { key: 'part.ndjson.gz', uncompressedBytes: text.length });
+    expect(content.text.buffer.byteLength).toBe(text.length + 1);
+  });
+
   it('skips the hash when asked, and only the hash', async () => {
     const content = await readBronzePart(
       store,
       { key: 'part.ndjson.gz', uncompressedBytes: text.length },
       { sha256: false },
     );
-    expect(content.sha256).toBe('');
+    expect(content.sha256).toBeUndefined();
     expect(content.text.equals(text)).toBe(true);
   });
 

@@ -176,6 +176,7 @@ export function joinList(element: ListElement, items: readonly unknown[]): strin
     for (let i = 0; i < items.length; i++) {
       if (typeof items[i] !== 'string') return undefined;
     }
+    if (items.length === 0) return '';
     // `['']` joins to '' like `[]`: the exact way keeps them apart.
     if (items.length === 1 && items[0] === '') return undefined;
     // Joined once, then checked: no row or null marker in it, and exactly the separators the join put

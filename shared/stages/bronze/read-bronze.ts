@@ -18,8 +18,8 @@ export interface BronzeRecord {
 
 /** A bronze part read back: its bytes' sha256 and its text (NDJSON; read its lines with `bronzeLines`). */
 export interface BronzePartContent {
-  /** The stored (gzip'd) bytes' sha256; empty when the reader asked not to hash. */
-  readonly sha256: string;
+  /** The stored (gzip'd) bytes' sha256; absent when the reader asked not to hash. */
+  readonly sha256?: string;
   readonly bytes: number;
   readonly text: Buffer;
 }
@@ -90,7 +90,7 @@ export async function readBronzePart(
       ? UNKNOWN_SIZE_CHUNK
       : Math.min(Math.max(size + 1, MIN_SINGLE_CHUNK), MAX_SINGLE_CHUNK);
   const text = await gunzipAsync(stored, { chunkSize });
-  const sha256 = options.sha256 === false ? '' : createHash('sha256').update(stored).digest('hex');
+  const sha256 = options.sha256 === false ? undefined : createHash('sha256').update(stored).digest('hex');
   return { sha256, bytes: stored.length, text };
 }
 

@@ -159,56 +159,45 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
       expect(parquet.length).toBe(Object.values(rerun.silver!.manifest.tables).filter((t) => t.key).length);
     });
 
-    it('fails reconciliation, saying which count is off, when a bronze record goes missing', async () => {
+    /** Reconciles with the first in_network part's lines rewritten by `edit`; the part is restored after. */
+    async function reconcileWithEditedPart(edit: (lines: string[]) => void) {
       const part = result.bronze.manifest.parts.find((p) => p.recordName === 'in_network')!;
       const path = join(lake, part.key);
       const original = await readFile(path);
       const lines = gunzipSync(original).toString('utf8').split('\n');
-      lines.splice(1, 1); // drop the second record
+      edit(lines);
       await writeFile(path, gzipSync(lines.join('\n')));
       try {
         const error = await reconcileAgain(lake, result.bronze.manifestKey).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(ReconciliationError);
-        const message = (error as Error).message;
-        expect(message).toContain(
-          `bronze part ${part.key} records: expected ${part.records}, found ${part.records - 1} (-1)`,
-        );
-        expect(message).toContain('sha256');
-        expect(message).toContain(
-          `bronze part ${part.key} uncompressed bytes: expected ${part.uncompressedBytes}`,
-        );
-        expect(
-          JSON.parse(
-            await readFile(
-              join(lake, result.bronze.manifestKey.replace('_manifest.json', 'reconciliation.json')),
-              'utf8',
-            ),
-          ).status,
-        ).toBe('failed');
+        return { part, message: (error as Error).message };
       } finally {
         await writeFile(path, original);
       }
+    }
+
+    it('fails reconciliation, saying which count is off, when a bronze record goes missing', async () => {
+      const { part, message } = await reconcileWithEditedPart((lines) => lines.splice(1, 1));
+      expect(message).toContain(
+        `bronze part ${part.key} records: expected ${part.records}, found ${part.records - 1} (-1)`,
+      );
+      expect(message).toContain('sha256');
+      expect(message).toContain(
+        `bronze part ${part.key} uncompressed bytes: expected ${part.uncompressedBytes}`,
+      );
+      const report = join(lake, result.bronze.manifestKey.replace('_manifest.json', 'reconciliation.json'));
+      expect(JSON.parse(await readFile(report, 'utf8')).status).toBe('failed');
     });
 
     it('fails reconciliation when a bronze record is changed in place, every line still there', async () => {
-      const part = result.bronze.manifest.parts.find((p) => p.recordName === 'in_network')!;
-      const path = join(lake, part.key);
-      const original = await readFile(path);
-      const lines = gunzipSync(original).toString('utf8').split('\n');
-      lines[0] = lines[0]!.replace('{', '{ '); // still the same JSON, one byte longer
-      await writeFile(path, gzipSync(lines.join('\n')));
-      try {
-        const error = await reconcileAgain(lake, result.bronze.manifestKey).catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(ReconciliationError);
-        const message = (error as Error).message;
-        expect(message).toContain(
-          `bronze part ${part.key} uncompressed bytes: expected ${part.uncompressedBytes}, found ${part.uncompressedBytes + 1} (+1)`,
-        );
-        expect(message).toContain(`bronze part ${part.key} sha256`);
-        expect(message).not.toContain(`bronze part ${part.key} records`);
-      } finally {
-        await writeFile(path, original);
-      }
+      const { part, message } = await reconcileWithEditedPart((lines) => {
+        lines[0] = lines[0]!.replace('{', '{ '); // still the same JSON, one byte longer
+      });
+      expect(message).toContain(
+        `bronze part ${part.key} uncompressed bytes: expected ${part.uncompressedBytes}, found ${part.uncompressedBytes + 1} (+1)`,
+      );
+      expect(message).toContain(`bronze part ${part.key} sha256`);
+      expect(message).not.toContain(`bronze part ${part.key} records`);
     });
 
     it('fails reconciliation, naming the part, when a bronze part is gone (while silver is checked too)', async () => {

@@ -40,65 +40,52 @@ describe('openParquetInspector', () => {
     expect(await inspector.countDistinct(file, ['path'])).toBe(2);
   });
 
+  let files = 0;
+  /**
+   * Dangling references of column `ref` of `refs` (SQL) to column `id` of `targets` (SQL), each written to
+   * a Parquet file first; no `targets`: the target table has no file.
+   */
+  async function danglingIn(refs: string, targets?: string) {
+    const from = await parquet(`refs-${files++}`, refs);
+    const to = targets === undefined ? undefined : await parquet(`targets-${files++}`, targets);
+    return inspector.danglingReferences({ file: from, column: 'ref' }, { file: to, column: 'id' });
+  }
+
   it('finds list elements no target row has: each reference counted, nulls skipped, examples sorted', async () => {
-    const prices = await parquet(
-      'prices',
-      `SELECT * FROM (VALUES (['g1', 'g2']), (['g9', NULL]), (NULL), ([]), (['g9', 'g1', 'g0'])) t(ids)`,
-    );
-    // A target id twice (two group rows of one reference) must not count a reference twice.
-    const groups = await parquet(
-      'groups',
-      `SELECT * FROM (VALUES ('g1'), ('g1'), ('g2'), (NULL)) t(provider_group_id)`,
-    );
-    const found = await inspector.danglingReferences(
-      { file: prices, column: 'ids' },
-      { file: groups, column: 'provider_group_id' },
+    const found = await danglingIn(
+      `SELECT * FROM (VALUES (['g1', 'g2']), (['g9', NULL]), (NULL), ([]), (['g9', 'g1', 'g0'])) t(ref)`,
+      // A target id twice (two group rows of one reference) must not count a reference twice.
+      `SELECT * FROM (VALUES ('g1'), ('g1'), ('g2'), (NULL)) t(id)`,
     );
     expect(found).toEqual({ referenced: 6, dangling: 3, examples: ['g0', 'g9'] });
   });
 
   it('compares values as text, scalar columns as they are, and gives at most five examples', async () => {
-    const refs = await parquet(
-      'refs',
-      'SELECT CAST(range AS BIGINT) AS group_id FROM range(20) UNION ALL SELECT NULL',
-    );
-    const targets = await parquet('targets', `SELECT CAST(range AS VARCHAR) AS id FROM range(0, 20, 2)`);
-    const found = await inspector.danglingReferences(
-      { file: refs, column: 'group_id' },
-      { file: targets, column: 'id' },
+    const found = await danglingIn(
+      'SELECT CAST(range AS BIGINT) AS ref FROM range(20) UNION ALL SELECT NULL',
+      'SELECT CAST(range AS VARCHAR) AS id FROM range(0, 20, 2)',
     );
     // Sorted as text: 1, 11, 13, 15, 17 come before 3.
     expect(found).toEqual({ referenced: 20, dangling: 10, examples: ['1', '11', '13', '15', '17'] });
   });
 
   it('treats every reference as dangling when the target table has no file', async () => {
-    const prices = await parquet('lonely', `SELECT * FROM (VALUES (['x', 'y']), (['x'])) t(ids)`);
-    const found = await inspector.danglingReferences(
-      { file: prices, column: 'ids' },
-      { file: undefined, column: 'provider_group_id' },
-    );
+    const found = await danglingIn(`SELECT * FROM (VALUES (['x', 'y']), (['x'])) t(ref)`);
     expect(found).toEqual({ referenced: 3, dangling: 3, examples: ['x', 'y'] });
   });
 
   it('counts no references in a column of nulls and empty lists', async () => {
-    const prices = await parquet(
-      'no-refs',
-      `SELECT * FROM (VALUES (CAST(NULL AS VARCHAR[])), ([]), ([NULL])) t(ids)`,
-    );
-    const groups = await parquet('some-groups', `SELECT * FROM (VALUES ('g1')) t(provider_group_id)`);
-    const found = await inspector.danglingReferences(
-      { file: prices, column: 'ids' },
-      { file: groups, column: 'provider_group_id' },
+    const found = await danglingIn(
+      `SELECT * FROM (VALUES (CAST(NULL AS VARCHAR[])), ([]), ([NULL])) t(ref)`,
+      `SELECT * FROM (VALUES ('g1')) t(id)`,
     );
     expect(found).toEqual({ referenced: 0, dangling: 0, examples: [] });
   });
 
   it('finds nothing dangling when every reference resolves', async () => {
-    const prices = await parquet('resolved', `SELECT * FROM (VALUES (['g1']), (['g2', 'g1'])) t(ids)`);
-    const groups = await parquet('all-groups', `SELECT * FROM (VALUES ('g1'), ('g2')) t(provider_group_id)`);
-    const found = await inspector.danglingReferences(
-      { file: prices, column: 'ids' },
-      { file: groups, column: 'provider_group_id' },
+    const found = await danglingIn(
+      `SELECT * FROM (VALUES (['g1']), (['g2', 'g1'])) t(ref)`,
+      `SELECT * FROM (VALUES ('g1'), ('g2')) t(id)`,
     );
     expect(found).toEqual({ referenced: 3, dangling: 0, examples: [] });
   });

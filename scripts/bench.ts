@@ -125,6 +125,7 @@ async function runEndToEnd(file: string) {
       deadLetters: new FolderDeadLetterStore(lakeDir),
     },
   );
+  if (result.outcome !== 'committed') throw new Error(`${file}: unchanged in a fresh bench lake`);
   const rows = Object.values(result.silver?.manifest.tables ?? {}).reduce((n, t) => n + t.rowsWritten, 0);
   return { uncompressedBytes: result.bronze.manifest.source.uncompressedBytes, records: rows };
 }
@@ -155,6 +156,7 @@ async function runSliced(file: string) {
     // Every slice starts from its checkpoint object, as a fresh Lambda invocation would.
     const result = await ingestSlice({ dataset, sourceKey: file.split('/').at(-1)! }, deps);
     if (result.status === 'sliced') continue;
+    if (result.status === 'unchanged') throw new Error(`${file}: unchanged in a fresh bench lake`);
     const records = Object.values(result.manifest.records).reduce((a, b) => a + b, 0);
     return {
       uncompressedBytes: result.manifest.source.uncompressedBytes,

@@ -49,6 +49,23 @@ export class ObjectNotFoundError extends PipelineError {
   }
 }
 
+/** A conditional write lost: the object exists (`ifAbsent`), or changed or vanished (`ifMatch`). */
+export class PreconditionFailedError extends PipelineError {
+  override name = 'PreconditionFailedError';
+  constructor(
+    readonly key: string,
+    readonly condition: 'ifAbsent' | 'ifMatch',
+    options?: ErrorOptions,
+  ) {
+    super(
+      condition === 'ifAbsent'
+        ? `${key}: not written, the object already exists`
+        : `${key}: not written, the object changed or was removed since it was read`,
+      options,
+    );
+  }
+}
+
 /** A key or path that would escape its root or is otherwise unsafe. */
 export class InvalidKeyError extends PipelineError {
   override name = 'InvalidKeyError';

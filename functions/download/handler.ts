@@ -16,6 +16,7 @@ import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { SecretStore } from '../../shared/ports/secret-store.ts';
 import { downloadToLanding, type FetchOptions } from '../../shared/stages/download/download.ts';
+import { redactUrl } from '../../shared/stages/download/url-safety.ts';
 import { DownloadEvent, type DownloadOutput, sourceSecretId } from '../../shared/workflow/source.ts';
 
 /**
@@ -91,6 +92,7 @@ export async function download(event: unknown, deps: DownloadDeps): Promise<Down
     key: result.key,
     dataset: source.dataset,
     hasSilver: contractForDataset(builtInDataset(source.dataset)) !== undefined,
+    url: redactUrl(source.url),
   };
 }
 

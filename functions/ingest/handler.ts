@@ -40,8 +40,10 @@ import { type IngestOutput, ingestOutput } from '../../shared/workflow/stage-io.
 
 /** The event of the ingest handler. */
 export const IngestEvent = ExecutionInput.extend({
-  /** The Step Functions execution id: the correlation id of every log line. */
+  /** The Step Functions execution id: the correlation id of every log line, and the lease's holder. */
   executionId: z.string().min(1).optional(),
+  /** A download's URL (without credentials), '' for a dropped file: recorded with the run. */
+  sourceUrl: z.string().optional(),
 });
 export type IngestEvent = z.infer<typeof IngestEvent>;
 
@@ -99,7 +101,14 @@ export async function ingest(
   const startedAt = deps.clock.now().getTime();
   try {
     const result = await ingestSlice(
-      { dataset, sourceKey: input.key },
+      {
+        dataset,
+        sourceKey: input.key,
+        sourceUrl: input.sourceUrl || undefined,
+        // One execution at a time per source; another finds it held (SourceBusyError, retried, then a
+        // clean `DuplicateRun` end: see the workflow definition).
+        leaseHolder: input.executionId ?? context?.awsRequestId,
+      },
       {
         source: deps.source,
         lake: deps.lake,
@@ -127,6 +136,13 @@ export async function ingest(
         percent,
         ...progress,
       });
+      return ingestOutput(result);
+    }
+    if (result.status === 'unchanged') {
+      // A success for freshness: the source was checked and is current.
+      metrics.addMetric(MetricName.ingestSucceeded, MetricUnit.Count, 1);
+      metrics.addMetric(MetricName.ingestUnchanged, MetricUnit.Count, 1);
+      logger.info('source unchanged', { runId: result.runId, version: result.version, read: result.read });
       return ingestOutput(result);
     }
     const { manifest } = result;

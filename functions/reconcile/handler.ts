@@ -14,6 +14,8 @@ import {
 } from '../../shared/config/runtime-config.ts';
 import { ReconciliationError } from '../../shared/errors.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
+import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
+import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
 import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import {
@@ -27,7 +29,8 @@ import {
  * The `Reconcile` state of the workflow: proves that a run's bronze and silver account for every record.
  *
  * Event: `{ dataset, bronzeManifestKey, executionId? }`.
- * Result: `{ status: 'passed', score, reportKey }`. A mismatch writes the report and then fails with
+ * Result: `{ status: 'passed', score, reportKey, version, replaced? }`; the run's version is then the
+ * source's current one (committed after the report passed, never before). A mismatch writes the report and then fails with
  * `ReconciliationError`, which the state machine does not retry: the execution fails into the failure
  * queue, and the `ReconciliationFailed` metric raises its alarm.
  */
@@ -37,6 +40,8 @@ export interface ReconcileDeps extends LakeStageDeps {
   readonly openInspector: () => Promise<TableInspector>;
   /** Scratch space: Parquet files are downloaded here to be read. */
   readonly workDir: string;
+  /** Told of each committed version (Glue partitions, so Athena reads committed files only). */
+  readonly catalog?: SourceCatalog;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -74,7 +79,16 @@ export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise
     );
     metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 0);
     metrics.addMetric(MetricName.qualityScore, MetricUnit.NoUnit, report.quality.score);
-    const output = reconcileOutput(report);
+    // Passed: the run's version becomes the source's current one, for readers and the catalog.
+    const commit = await commitVersion(
+      {
+        bronzeManifestKey: input.bronzeManifestKey,
+        quality: report.quality.score,
+        leaseHolder: input.executionId,
+      },
+      { lake: deps.lake, clock: deps.clock, catalog: deps.catalog },
+    );
+    const output = reconcileOutput(report, commit);
     logger.info('reconciliation passed', { ...output, quality: report.quality });
     return output;
   } catch (error) {

@@ -149,8 +149,9 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
       });
       report(options, {
         id: letter.id,
-        status: result.reconciliation ? 'reconciled' : 'committed',
-        runId: result.bronze.runId,
+        status:
+          result.outcome === 'unchanged' ? 'unchanged' : result.reconciliation ? 'reconciled' : 'committed',
+        runId: result.outcome === 'unchanged' ? result.unchanged.runId : result.bronze.runId,
       });
     } catch (error) {
       failed++;

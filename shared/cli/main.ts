@@ -54,6 +54,12 @@ function buildProgram(): Command {
     .option('-l, --lake <dir>', 'the lake directory', './lake')
     .option('--json', 'print one JSON object with the run id, status, counts and output locations', false)
     .option('--dry-run', 'show what would be read and written, and write nothing', false)
+    .option(
+      '--wait',
+      'if another run of the same source is in progress in this lake, wait for it to finish instead of ' +
+        'failing at once (the source is then usually unchanged, and this run ends in seconds)',
+      false,
+    )
     .option('-q, --quiet', 'no progress output', false)
     .option(
       '--slice-seconds <n>',
@@ -183,6 +189,8 @@ export interface RunOptions {
   readonly dryRun: boolean;
   readonly quiet: boolean;
   readonly sliceSeconds?: number;
+  /** Wait while another run holds the source, instead of failing at once. */
+  readonly wait: boolean;
   /** false with --no-fan-out. */
   readonly fanOut: boolean;
 }

@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
@@ -7,8 +10,16 @@ import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-stor
 import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
-import { bronzeManifestKey, bronzePartKey, sourceId } from '../lake/keys.ts';
-import { runWorkflowLocally } from '../pipeline/local-runner.ts';
+import { bronzeManifestKey, bronzePartKey, bronzeRunId } from '../lake/keys.ts';
+import {
+  holdSourceLease,
+  keepSourceLease,
+  type LeaseDeps,
+  type LeaseRef,
+  releaseSourceLease,
+  SourceBusyError,
+} from '../lake/source-lease.ts';
+import { localSourceRef, runWorkflowLocally } from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
 import { timeBudget } from '../stages/bronze/slice-budget.ts';
@@ -80,16 +91,65 @@ async function resolveSource(file: string) {
 /** `sluice run`: a file through the local pipeline (parse → bronze → silver → reconciliation). */
 export async function runIngest(file: string, options: RunOptions): Promise<void> {
   const dataset = await resolveDataset(options);
-  const source = /^https?:\/\//i.test(file)
-    ? await downloadSource(file, dataset, options)
-    : await resolveSource(file);
   const lake = new FileObjectStore(resolve(options.lake));
-
+  const isUrl = /^https?:\/\//i.test(file);
   if (options.dryRun) {
+    const source = isUrl ? await downloadSource(file, dataset, options) : await resolveSource(file);
     await printDryRun(dataset, source, lake, options);
     return;
   }
+  // One run per source at a time, in this lake: taken before the download, held (renewed) to the end.
+  const ref = isUrl
+    ? localSourceRef({ dataset, source: { url: file } }, new FileObjectStore(resolve(options.landing)))
+    : localSourceRef(
+        { dataset, sourceKey: basename(resolve(file)) },
+        new FileObjectStore(dirname(resolve(file))),
+      );
+  const lease = { ...ref, holder: `local:${hostname()}:${process.pid}:${randomUUID()}` };
+  const leaseDeps = { lake, clock: systemClock, localProcess: true };
+  await takeLease(lease, leaseDeps, options);
+  const keeper = keepSourceLease(lease, leaseDeps, (error) => {
+    process.stderr.write(`warning: ${error.message}\n`);
+  });
+  try {
+    const source = isUrl ? await downloadSource(file, dataset, options) : await resolveSource(file);
+    await runSource(dataset, source, lake, lease.holder, options);
+  } finally {
+    keeper.stop();
+    await releaseSourceLease(lease, leaseDeps);
+  }
+}
 
+/**
+ * The source's lease, or an error saying who holds it; with `--wait`, waits until it is free (checking
+ * every few seconds, up to a minute apart, and saying so).
+ */
+async function takeLease(lease: LeaseRef, deps: LeaseDeps, options: RunOptions): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await holdSourceLease(lease, deps);
+      return;
+    } catch (error) {
+      if (!(error instanceof SourceBusyError) || !options.wait) throw error;
+      const waitMs = Math.min(60_000, 2_000 * 1.5 ** attempt);
+      if (!options.quiet && !options.json) {
+        process.stderr.write(
+          `waiting: ${error.lease.holder} has held ${error.lease.location} since ${error.lease.acquiredAt}; ` +
+            `checking again in ${Math.round(waitMs / 1000)} s\n`,
+        );
+      }
+      await delay(waitMs);
+    }
+  }
+}
+
+async function runSource(
+  dataset: DatasetConfig,
+  source: Awaited<ReturnType<typeof resolveSource>>,
+  lake: FileObjectStore,
+  leaseHolder: string,
+  options: RunOptions,
+): Promise<void> {
   const progress = createProgressReporter(process.stderr, !options.quiet && !options.json);
   const started = Date.now();
   const stages = new StageTimes(started);
@@ -108,6 +168,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
         lake,
         deadLetters: new FolderDeadLetterStore(resolve(options.lake)),
         clock: systemClock,
+        leaseHolder,
         onStage: (stage) => {
           stages.started(stage, Date.now());
           if (stage !== 'bronze') progress.stage(stage);
@@ -149,7 +210,11 @@ async function printDryRun(
   // The source id needs the object's etag, which the adapter derives; head() is a read, not a write.
   const info = await source.store.head(source.key);
   {
-    const id = sourceId({ uri: source.store.uri(source.key), size: info?.size ?? 0, etag: info?.etag ?? '' });
+    const id = bronzeRunId({
+      location: source.store.uri(source.key),
+      size: info?.size ?? 0,
+      etag: info?.etag ?? '',
+    });
     const plan = {
       dryRun: true,
       dataset: dataset.name,

@@ -1,6 +1,11 @@
 import type { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
-import type { FanOutResult, LocalPipelineResult } from '../pipeline/pipeline-types.ts';
+import type {
+  FanOutResult,
+  LocalPipelineResult,
+  LocalRunResult,
+  LocalUnchangedResult,
+} from '../pipeline/pipeline-types.ts';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 
 function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
@@ -38,15 +43,26 @@ const seconds = (ms: number): number => Math.round(ms / 100) / 10;
 
 /** The `--json` summary: one object with the run id, status, timings, counts per stage and output locations. */
 export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, timings: RunTimings) {
-  const { bronze, silver, reconciliation } = result;
+  if (result.outcome === 'unchanged') return unchangedJson(result, timings);
+  const { bronze, silver, reconciliation, commit } = result;
   const { manifest } = bronze;
   return {
     runId: bronze.runId,
     status: reconciliation ? (reconciliation.status === 'passed' ? 'reconciled' : 'failed') : bronze.status,
     dataset: bronze.dataset,
-    source: { uri: manifest.source.uri, bytes: manifest.source.size, sha256: manifest.source.sha256 },
-    /** Ingest slices (1 unless run with --slice-seconds or resumed from a checkpoint). */
+    source: {
+      id: manifest.sourceId,
+      uri: manifest.source.uri,
+      ...(manifest.source.url !== undefined && { url: manifest.source.url }),
+      bytes: manifest.source.size,
+      sha256: manifest.source.sha256,
+    },
+    /** The content's version; `replaced`: the source's version it replaced as current. */
+    version: manifest.version,
+    ...(commit?.replaced !== undefined && { replaced: commit.replaced }),
+    /** Ingest slices (1 unless run with --slice-seconds or resumed from a checkpoint; 0: bronze reused). */
     slices: bronze.slices,
+    resumed: bronze.reused,
     seconds: {
       total: seconds(timings.totalMs),
       stages: timings.stages.map((s) => ({ stage: s.stage, seconds: seconds(s.ms) })),
@@ -93,6 +109,33 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, 
   };
 }
 
+/** `--json` for a source whose current version had these bytes already. */
+function unchangedJson(result: LocalUnchangedResult, timings: RunTimings) {
+  const { unchanged } = result;
+  return {
+    runId: unchanged.runId,
+    status: 'unchanged',
+    dataset: unchanged.dataset,
+    source: { id: unchanged.sourceId },
+    version: unchanged.version,
+    currentRunId: unchanged.currentRunId,
+    committedAt: unchanged.committedAt,
+    read: unchanged.read,
+    seconds: { total: seconds(timings.totalMs) },
+  };
+}
+
+/** The text summary of an unchanged source: one line says it all. */
+function unchangedText(result: LocalUnchangedResult, timings: RunTimings): string {
+  const { unchanged } = result;
+  const how = unchanged.read ? 'read and found identical' : 'this file was ingested before';
+  return (
+    `\nsluice run unchanged: ${unchanged.dataset}\n` +
+    `  version ${unchanged.version} is current since ${unchanged.committedAt} (run ${unchanged.currentRunId}); ` +
+    `${how}: nothing rebuilt, nothing duplicated (${formatDuration(timings.totalMs)})\n`
+  );
+}
+
 /** A table worth a first look: the first with rows that is not bookkeeping. */
 function exampleTable(tables: Record<string, { rowsWritten: number }>): string {
   const names = Object.keys(tables).filter((t) => t !== 'files' && !t.startsWith('_'));
@@ -136,8 +179,18 @@ export function textSummary(
   lakeDir: string,
   timings: RunTimings,
 ): string {
+  if (result.outcome === 'unchanged') return unchangedText(result, timings);
+  return runText(result, lake, lakeDir, timings);
+}
+
+function runText(
+  result: LocalRunResult,
+  lake: FileObjectStore,
+  lakeDir: string,
+  timings: RunTimings,
+): string {
   const elapsedMs = timings.totalMs;
-  const { bronze, silver, reconciliation } = result;
+  const { bronze, silver, reconciliation, commit } = result;
   const { manifest } = bronze;
   const bronzeCounts = countBronze(manifest.parts);
   const stored = manifest.parts.reduce((n, p) => n + p.bytes, 0);
@@ -149,6 +202,12 @@ export function textSummary(
     `              ${formatBytes(manifest.source.size)} ${manifest.source.compression === 'gzip' ? 'gzip' : 'uncompressed'}, ` +
       `${formatBytes(manifest.source.uncompressedBytes)} of ${manifest.source.format}, sha256 ${manifest.source.sha256.slice(0, 16)}…`,
     `  run id      ${bronze.runId}`,
+    ...(commit
+      ? [
+          `  version     ${commit.version} is now current${commit.replaced ? ` (replaced ${commit.replaced})` : ''}`,
+        ]
+      : []),
+    ...(bronze.reused ? ['  resumed     bronze committed by an earlier run of this file was reused'] : []),
     ...Object.entries(manifest.headers).map(
       ([name, value]) => `  ${name.padEnd(26)}${JSON.stringify(value)}`,
     ),

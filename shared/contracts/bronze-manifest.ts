@@ -20,12 +20,20 @@ export const BronzePartSchema = z.object({
  * function of the source bytes and the dataset config, so a rerun writes the same manifest.
  */
 export const BronzeManifest = z.object({
-  manifestVersion: z.literal(1),
+  manifestVersion: z.literal(2),
+  /** This run: one stored object of the source (`bronzeRunId`). */
   runId: z.string(),
   dataset: z.string(),
+  /** The logical file (`sourceId` of `source.uri`): every version of it shares this id. */
+  sourceId: z.string(),
+  /** The source's version: its content (`sourceVersion` of `source.sha256`). */
+  version: z.string(),
   datasetConfigSha256: z.string(),
   source: z.object({
+    /** Where the bytes were read from: a local path or `s3://bucket/key` (for a download, the landed object). */
     uri: z.string(),
+    /** For a download: the URL it came from, without credentials. */
+    url: z.string().optional(),
     size: z.number().int().nonnegative(),
     etag: z.string(),
     sha256: z.string(),

@@ -22,9 +22,12 @@ const Finding = z.object({ count: z.number().int().positive(), example: z.string
  * Reconciliation checks these numbers against bronze and against the Parquet files themselves.
  */
 export const SilverManifest = z.object({
-  manifestVersion: z.literal(1),
+  manifestVersion: z.literal(2),
   runId: z.string(),
   dataset: z.string(),
+  /** The source and the version (content) this build is of. */
+  sourceId: z.string(),
+  version: z.string(),
   bronzeManifestKey: z.string(),
   /** Per record path: records in bronze, accepted into silver, quarantined. */
   records: z.record(z.string(), RecordResult),

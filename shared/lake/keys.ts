@@ -12,60 +12,133 @@ export function safeSegment(name: string): string {
   return (cleaned || 'source').slice(0, 80);
 }
 
-/** What identifies one version of one source object. */
-export interface SourceIdentity {
-  readonly uri: string;
+/**
+ * A *source* is a logical file: where it comes from (a local path, a landing key as `s3://bucket/key`, or
+ * an HTTP URL without credentials), whatever its content. Its id is a readable name plus a hash of that
+ * location, so every version of one source shares one id, and two sources with the same file name never
+ * do. `location` must already be normalized (see `normalizeSourceUrl` for URLs).
+ */
+export function sourceId(location: string): string {
+  const base =
+    location
+      .replace(/[?#].*$/, '')
+      .split(/[/\\]/)
+      .at(-1) ?? 'source';
+  const hash = createHash('sha256').update(location).digest('hex');
+  return `${safeSegment(base)}-${hash.slice(0, 12)}`;
+}
+
+/** What identifies one stored object of a source, as its store sees it (before its bytes are read). */
+export interface StoredObject {
+  /** The source's location (see `sourceId`). */
+  readonly location: string;
   readonly size: number;
   readonly etag: string;
 }
 
+/** Hex digits of the object fingerprint that ends a run id. */
+const RUN_FINGERPRINT_LENGTH = 8;
+
 /**
- * A stable id for a source version: readable name plus a hash of where it is and which version it is.
- * The same object yields the same id; a changed object (new size or etag) gets a new one.
+ * A bronze run: one stored object of a source, parsed. `<source id>-<fingerprint>`, the fingerprint
+ * hashing the object's size and etag (or mtime), so a rerun of the same object resumes or reuses the same
+ * run, and a replaced or touched object gets a run of its own beside the current one. Whether two runs
+ * hold the same *version* (the same bytes) is only known after reading: see `sourceVersion`.
  */
-export function sourceId(source: SourceIdentity): string {
-  const base = source.uri.split(/[/\\]/).at(-1) ?? 'source';
-  const hash = createHash('sha256').update(`${source.uri}\n${source.size}\n${source.etag}`).digest('hex');
-  return `${safeSegment(base)}-${hash.slice(0, 12)}`;
+export function bronzeRunId(object: StoredObject): string {
+  const hash = createHash('sha256').update(`${object.size}\n${object.etag}`).digest('hex');
+  return `${sourceId(object.location)}-${hash.slice(0, RUN_FINGERPRINT_LENGTH)}`;
 }
 
-/** The folder of one source's bronze output. */
-export const bronzeRunPrefix = (dataset: string, source: string) => `bronze/${dataset}/source=${source}/`;
+/** The source id of a run id (`bronzeRunId`). */
+export function sourceIdOfRun(runId: string): string {
+  return runId.slice(0, Math.max(0, runId.length - RUN_FINGERPRINT_LENGTH - 1));
+}
+
+/** A source's version: its content, named by the first 16 hex digits of the stored bytes' sha256. */
+export const sourceVersion = (sha256: string) => sha256.slice(0, 16);
+
+/** The folder of a source's control records: its lease, its current version and every version committed. */
+export const sourceControlPrefix = (dataset: string, source: string) =>
+  `_sources/${dataset}/source=${source}/`;
+
+/** Held by the one run working on a source (see shared/lake/source-lease.ts). */
+export const sourceLeaseKey = (dataset: string, source: string) =>
+  `${sourceControlPrefix(dataset, source)}lease.json`;
+
+/** Which version of a source readers see; replaced, conditionally, by each commit (see source-commits.ts). */
+export const sourceCurrentKey = (dataset: string, source: string) =>
+  `${sourceControlPrefix(dataset, source)}current.json`;
+
+/** The record of one committed version of a source: kept after it is replaced, for history. */
+export const sourceVersionKey = (dataset: string, source: string, version: string) =>
+  `${sourceControlPrefix(dataset, source)}versions/${version}.json`;
+
+/** Every source's current-version record of a dataset: `_sources/<dataset>/source=*\/current.json`. */
+export const sourcesPrefix = (dataset: string) => `_sources/${dataset}/`;
+
+/** The folder of one bronze run (`bronzeRunId`), under its source's folder. */
+export const bronzeRunPrefix = (dataset: string, runId: string) =>
+  `bronze/${dataset}/source=${sourceIdOfRun(runId)}/run=${runId}/`;
 
 /** The commit marker: written last, its presence is what makes a bronze run visible to readers. */
-export const bronzeManifestKey = (dataset: string, source: string) =>
-  `${bronzeRunPrefix(dataset, source)}_manifest.json`;
+export const bronzeManifestKey = (dataset: string, runId: string) =>
+  `${bronzeRunPrefix(dataset, runId)}_manifest.json`;
 
 /** One bronze part: NDJSON.gz, one record per line. */
-export const bronzePartKey = (dataset: string, source: string, recordName: string, part: number) =>
-  `${bronzeRunPrefix(dataset, source)}${recordName}/part-${String(part).padStart(5, '0')}.ndjson.gz`;
+export const bronzePartKey = (dataset: string, runId: string, recordName: string, part: number) =>
+  `${bronzeRunPrefix(dataset, runId)}${recordName}/part-${String(part).padStart(5, '0')}.ndjson.gz`;
 
 /**
- * One silver table's partition for one source: a single Parquet file, written atomically, so a table's
- * rows from a source appear all at once. Readers glob every Parquet file under `silver/<dataset>/<table>/`.
+ * One silver build: one version of one source, built under one dataset config (`build`, the first 8 hex
+ * digits of the config's sha256). A version rebuilt under a changed config writes new files beside the
+ * old ones, so the version readers see stays whole until the new build is committed.
  */
-export const silverTableKey = (dataset: string, table: string, source: string) =>
-  `silver/${dataset}/${table}/source=${source}/part-00000.parquet`;
+export interface SilverBuildRef {
+  readonly dataset: string;
+  readonly sourceId: string;
+  readonly version: string;
+  readonly build: string;
+}
+
+/** The build of a bronze run's manifest (which names dataset, source, version and config). */
+export function silverBuildOf(bronze: {
+  readonly dataset: string;
+  readonly sourceId: string;
+  readonly version: string;
+  readonly datasetConfigSha256: string;
+}): SilverBuildRef {
+  const { dataset, sourceId, version } = bronze;
+  return { dataset, sourceId, version, build: bronze.datasetConfigSha256.slice(0, 8) };
+}
+
+/**
+ * One silver table's rows of one build: a single Parquet file, written atomically. Readers do not glob
+ * these folders: they read the files the source's current-version record names (`sourceCurrentKey`), so
+ * a version becomes visible all at once, and only after its reconciliation passed.
+ */
+export const silverTableKey = (ref: SilverBuildRef, table: string) =>
+  `silver/${ref.dataset}/${table}/source=${ref.sourceId}/version=${ref.version}/part-${ref.build}.parquet`;
 
 /** Records that broke a quarantine rule, with the rule, path and message: a table like any other. */
 export const QUARANTINE_TABLE = '_quarantine';
 
-/** The commit marker of a source's silver build (outside the table folders, so globs skip it). */
-export const silverManifestKey = (dataset: string, source: string) =>
-  `silver/${dataset}/_manifests/source=${source}.json`;
+/** The commit marker of a silver build (outside the table folders). */
+export const silverManifestKey = (ref: SilverBuildRef) =>
+  `silver/${ref.dataset}/_manifests/source=${ref.sourceId}/version=${ref.version}/${ref.build}.json`;
 
 /** The reconciliation report, beside the bronze manifest of the run it proves. */
-export const reconciliationKey = (dataset: string, source: string) =>
-  `${bronzeRunPrefix(dataset, source)}reconciliation.json`;
+export const reconciliationKey = (dataset: string, runId: string) =>
+  `${bronzeRunPrefix(dataset, runId)}reconciliation.json`;
 
 /** Where a sliced ingest of a source resumes (see IngestCheckpoint); removed once the run commits. */
-export const ingestCheckpointKey = (dataset: string, source: string) =>
-  `${bronzeRunPrefix(dataset, source)}_checkpoint.json`;
+export const ingestCheckpointKey = (dataset: string, runId: string) =>
+  `${bronzeRunPrefix(dataset, runId)}_checkpoint.json`;
 
 /**
  * The fan-out report of one execution over a table-of-contents run (shared/stages/fan-out): `plan.json`,
  * `page-NNNNN.json` with each page's outcomes, and `summary.json`, beside the run's bronze manifest.
  * Per execution, since each execution names its own child executions.
  */
-export const fanOutReportPrefix = (dataset: string, source: string, execution: string) =>
-  `${bronzeRunPrefix(dataset, source)}fan-out/${safeSegment(execution)}/`;
+export const fanOutReportPrefix = (dataset: string, runId: string, execution: string) =>
+  `${bronzeRunPrefix(dataset, runId)}fan-out/${safeSegment(execution)}/`;

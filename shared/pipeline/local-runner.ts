@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { z } from 'zod';
 import { withTransientErrors } from '../adapters/aws/transient.ts';
@@ -9,9 +12,16 @@ import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../errors.ts';
+import { sourceId } from '../lake/keys.ts';
+import { releaseSourceLease } from '../lake/source-lease.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import type { IngestUnchangedResult } from '../stages/bronze/ingest-to-bronze.ts';
 import { ingestSlice } from '../stages/bronze/ingest-to-bronze.ts';
+import { commitVersion } from '../stages/commit/commit-version.ts';
 import { downloadToLanding, type FetchOptions } from '../stages/download/download.ts';
+import { landingKey } from '../stages/download/landing-key.ts';
+import { redactUrl } from '../stages/download/url-safety.ts';
 import { type FanOutPlan, planFanOut } from '../stages/fan-out/plan-fan-out.ts';
 import { reconcile } from '../stages/reconcile/reconcile.ts';
 import { buildSilver } from '../stages/silver/build-silver.ts';
@@ -32,7 +42,12 @@ import {
   silverOutput,
   silverPlanOutput,
 } from '../workflow/stage-io.ts';
-import type { ListedFileOutcome, LocalPipelineDeps, LocalPipelineResult } from './pipeline-types.ts';
+import type {
+  ListedFileOutcome,
+  LocalPipelineDeps,
+  LocalPipelineResult,
+  LocalRunResult,
+} from './pipeline-types.ts';
 
 /**
  * One workflow, two runtimes: the deployed state machine's definition (extracted from the synthesized
@@ -132,7 +147,10 @@ export class WorkflowFailedError extends PipelineError {
 }
 
 /** The `Ingest` event: the execution input plus the execution id (as functions/ingest/handler.ts reads it). */
-const IngestEvent = ExecutionInput.extend({ executionId: z.string().min(1).optional() });
+const IngestEvent = ExecutionInput.extend({
+  executionId: z.string().min(1).optional(),
+  sourceUrl: z.string().optional(),
+});
 
 /**
  * Run the deployed workflow for one source, in process. Resolves to what each stage produced;
@@ -168,316 +186,373 @@ export async function runWorkflowLocally(
   if (input.fanOut !== undefined) executionInput = { ...executionInput, fanOut: input.fanOut };
   name = input.executionName ?? name;
   const executionId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${name}`;
-  const workDir = deps.workDir ?? tmpdir();
-
-  const results: { -readonly [K in keyof LocalPipelineResult]?: LocalPipelineResult[K] } = {};
-  /** The last error a task raised: rethrown when the execution fails with its name. */
-  let taskError: Error | undefined;
-  const task =
-    <T>(work: (event: unknown) => Promise<T>) =>
-    async (event: unknown): Promise<T> => {
-      try {
-        return await withTransientErrors(() => work(event));
-      } catch (error) {
-        taskError = error instanceof Error ? error : new Error(String(error));
-        throw error;
-      }
-    };
-
-  /** A `Silver`/`Reconcile` event, with the run's contract (a ConfigError when it has none). */
-  const lakeStageEvent = (event: unknown) => {
-    const e = LakeStageEvent.parse(event);
-    if (e.dataset !== dataset.name) {
-      throw new ConfigError(`the stage event names dataset "${e.dataset}", this run is of "${dataset.name}"`);
-    }
-    return { ...e, contract: contract ?? requireSilverContract(e.dataset) };
-  };
-
-  /** An event of the silver function (PlanSilver, SilverGroup, Silver), with the run's contract. */
-  const silverStageEvent = <Op extends SilverStageEvent['op']>(event: unknown, op?: Op) => {
-    const e = SilverStageEvent.parse(event) as Extract<SilverStageEvent, { op: Op }>;
-    if (op && e.op !== op) throw new ConfigError(`expected a silver "${op}" event, got "${e.op}"`);
-    return { ...e, ...lakeStageEvent({ dataset: e.dataset, bronzeManifestKey: e.bronzeManifestKey }) };
-  };
-  // Silver groups: one per core, as many built at once (the SilverGroups map's local MaxConcurrency).
-  const silverParallelism = Math.max(1, deps.silverParallelism ?? availableParallelism());
-  let silverProgress = { partsDone: 0, partsTotal: 0, records: 0 };
-  /** Groups being built; once the execution has failed, the rest are cancelled and awaited. */
-  const silverGroups = new Set<Promise<unknown>>();
-  const silverCancel = new AbortController();
-
-  // A table of contents' fan-out: its plan (from page 0) and each child's outcome, by execution name.
-  let fanOutPlan: FanOutPlan | undefined;
-  let fanOutReport = '';
-  const listedOutcomes = new Map<string, ListedFileOutcome>();
-  const rawDefinition = deps.definition ?? (await workflowDefinition());
-
-  const handlers: Record<string, (event: unknown) => Promise<unknown>> = {
-    [StateName.download]: task(async (event): Promise<DownloadOutput> => {
-      const { source } = DownloadEvent.parse(event);
-      if (source.dataset !== dataset.name) {
-        throw new ConfigError(
-          `the Download event names dataset "${source.dataset}", this run is of "${dataset.name}"`,
-        );
-      }
-      if (source.credentials && !source.name) {
-        throw new ConfigError('source.name is required with credentials: it names the secret');
-      }
-      const landed = await downloadToLanding(
-        {
-          url: source.url,
-          dataset: source.dataset,
-          sha256: source.sha256,
-          credentials: source.credentials && {
-            ...source.credentials,
-            secretId: sourceSecretId(LOCAL_SOURCE_SECRET_PREFIX, source.name!),
-          },
-        },
-        {
-          landing: deps.source,
-          secrets: new EnvSecretStore(process.env),
-          clock: deps.clock,
-          fetchOptions: deps.downloadFetchOptions,
-        },
-      );
-      return {
-        bucket: locationOf(deps.source.uri(landed.key), landed.key),
-        key: landed.key,
-        dataset: source.dataset,
-        hasSilver: contract !== undefined,
-      };
-    }),
-    [StateName.ingest]: task(async (event) => {
-      const e = IngestEvent.parse(event);
-      if (e.dataset !== dataset.name) {
-        throw new ConfigError(
-          `the Ingest event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
-        );
-      }
-      deps.onStage?.('bronze');
-      const slice = await ingestSlice(
-        { dataset, sourceKey: e.key },
-        {
-          source: deps.source,
-          lake: deps.lake,
-          clock: deps.clock,
-          onProgress: deps.onIngestProgress,
-          budget: deps.sliceBudget?.(),
-        },
-      );
-      if (slice.status === 'committed') results.bronze = slice;
-      return ingestOutput(slice);
-    }),
-    [StateName.planSilver]: task(async (event) => {
-      const e = silverStageEvent(event, 'plan');
-      deps.onStage?.('silver');
-      const plan = await planSilver(
-        { bronzeManifestKey: e.bronzeManifestKey },
-        // Locally a group per core (as the Map runs as many at once), however small the groups.
-        { lake: deps.lake, clock: deps.clock, minGroups: silverParallelism, targetGroupBytes: Infinity },
-      );
-      silverProgress = { partsDone: 0, partsTotal: plan.partsTotal, records: 0 };
-      return silverPlanOutput(plan.groupCount);
-    }),
-    // One item of the SilverGroups map: in a worker thread of its own (when more than one run at once).
-    [StateName.silverGroup]: task(async (event) => {
-      silverCancel.signal.throwIfAborted();
-      const e = silverStageEvent(event, 'group');
-      const running = buildSilverGroupToLake(
-        { bronzeManifestKey: e.bronzeManifestKey, group: e.group, groupCount: e.groupCount },
-        {
-          lake: deps.lake,
-          contract: e.contract,
-          createTableWriter: createPartialParquetTableWriter,
-          workDir,
-          worker: silverParallelism > 1 ? { datasetConfig: dataset } : undefined,
-          onPart: (records) => {
-            const p = silverProgress;
-            silverProgress = { ...p, partsDone: p.partsDone + 1, records: p.records + records };
-            deps.onSilverProgress?.(silverProgress);
-          },
-          signal: silverCancel.signal,
-        },
-      );
-      silverGroups.add(running);
-      try {
-        return await running;
-      } finally {
-        silverGroups.delete(running);
-      }
-    }),
-    [StateName.silver]: task(async (event) => {
-      const e = silverStageEvent(event);
-      deps.onStage?.(e.op === 'merge' ? 'silver merge' : 'silver');
-      results.silver =
-        e.op === 'merge'
-          ? await mergeSilver(
-              { bronzeManifestKey: e.bronzeManifestKey, groupCount: e.groupCount },
-              { lake: deps.lake, clock: deps.clock, contract: e.contract, workDir },
-            )
-          : await buildSilver(
-              { bronzeManifestKey: e.bronzeManifestKey },
-              {
-                lake: deps.lake,
-                clock: deps.clock,
-                contract: e.contract,
-                createTableWriter: createPartialParquetTableWriter,
-                workDir,
-                onProgress: deps.onSilverProgress,
-                parallelism: silverParallelism,
-                datasetConfig: dataset,
-              },
-            );
-      // Generic datasets with a snapshot, cdc or scd2 load fold this source into their current state.
-      if (dataset.silver && dataset.silver.load !== 'append') {
-        results.state = await mergeSilverState(
-          { dataset, silverManifestKey: results.silver.manifestKey },
-          { lake: deps.lake, clock: deps.clock, workDir },
-        );
-      }
-      return silverOutput(results.silver);
-    }),
-    [StateName.reconcile]: task(async (event) => {
-      const e = lakeStageEvent(event);
-      deps.onStage?.('reconcile');
-      results.reconciliation = await reconcile(
-        { bronzeManifestKey: e.bronzeManifestKey },
-        {
-          lake: deps.lake,
-          clock: deps.clock,
-          contract: e.contract,
-          openInspector: openParquetInspector,
-          workDir,
-        },
-      );
-      return reconcileOutput(results.reconciliation);
-    }),
-    [StateName.planFanOut]: task(async (event) => {
-      const e = FanOutEvent.parse(event);
-      if (e.dataset !== dataset.name) {
-        throw new ConfigError(
-          `the PlanFanOut event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
-        );
-      }
-      const { output, plan } = await planFanOut(e, {
-        lake: deps.lake,
-        clock: deps.clock,
-        urlSafety: deps.downloadFetchOptions,
-        pageSize: deps.fanOutPageSize,
-      });
-      fanOutPlan = plan;
-      fanOutReport = output.report;
-      return output;
-    }),
-    // states:startExecution.sync:2 of this workflow: { StateMachineArn, Name, Input }. The child runs here,
-    // with the same stores, dead letters and fetch options; its result has the shape `.sync:2` returns.
-    [StateName.ingestListedFile]: async (parameters) => {
-      const { Name, Input } = StartExecutionParameters.parse(parameters);
-      const { source } = Input;
-      const childId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${Name}`;
-      try {
-        const child = await runWorkflowLocally(
-          { dataset: builtInDataset(source.dataset), source: { url: source.url }, executionName: Name },
-          {
-            ...deps,
-            definition: rawDefinition,
-            onEvent: undefined,
-            onStage: undefined,
-            onIngestProgress: undefined,
-            onSilverProgress: undefined,
-          },
-        );
-        listedOutcomes.set(Name, {
-          url: source.url,
-          status: 'succeeded',
-          executionName: Name,
-          runId: child.bronze.runId,
-          reconciliation: child.reconciliation?.status,
-        });
-        return {
-          ExecutionArn: childId,
-          Name,
-          Status: 'SUCCEEDED',
-          Output: { ingest: ingestOutput(child.bronze) },
-        };
-      } catch (error) {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        listedOutcomes.set(Name, {
-          url: source.url,
-          status: 'failed',
-          executionName: Name,
-          error: `${failure.name}: ${failure.message}`,
-        });
-        throw new ChildExecutionFailedError(childId, failure);
-      }
-    },
-    // sqs:sendMessage's parameters: { QueueUrl, MessageBody }; its result is discarded (ResultPath null).
-    [StateName.recordFailure]: async (parameters) => {
-      const body = (parameters as { MessageBody?: unknown }).MessageBody;
-      const letter = await deps.deadLetters.record(FailureMessage.parse(body));
-      return { MessageId: letter.id };
-    },
-  };
-
-  const definition = localized(rawDefinition, Object.keys(handlers), {
-    [StateName.silverGroups]: silverParallelism,
-  });
-  const taskStates = taskStateNames(definition);
-  const execution = new StateMachine(definition as never).run(executionInput as never, {
-    overrides: {
-      taskResourceLocalHandlers: handlers as never,
-      ...(deps.retryIntervalMs !== undefined && {
-        retryIntervalOverrides: Object.fromEntries(taskStates.map((s) => [s, deps.retryIntervalMs!])),
-      }),
-    },
-    context: { Execution: { Id: executionId, Name: name, RoleArn: 'arn:aws:iam::123456789012:role/local' } },
-  });
-  if (deps.onEvent) {
-    const onEvent = deps.onEvent;
-    void (async () => {
-      for await (const event of execution.eventLogs) onEvent(event as WorkflowEvent);
-    })().catch(() => {});
-  }
-
+  // Scratch space private to this run (two runs of one file at once, into one lake or two, never share
+  // it), removed at the end.
+  const workDir = await mkdtemp(join(deps.workDir ?? tmpdir(), 'sluice-run-'));
+  /** Who holds the source's lease in the stages: the CLI's run, else this call (released at its end). */
+  const leaseHolder = deps.leaseHolder ?? `${executionId}#${randomUUID()}`;
   try {
-    await execution.result;
-  } catch (error) {
-    const stageError = taskError;
-    // Groups of a failed silver build still running (the engine abandons a failed Map's items): stop
-    // them at their next part and let them end before the run reports its failure.
-    silverCancel.abort(new WorkflowFailedError(`execution ${name} failed: its silver groups are cancelled`));
-    await Promise.allSettled([...silverGroups]);
-    taskError = stageError;
-    if (!(error instanceof ExecutionError)) throw error;
-    const failed = (error as { cause?: Error }).cause;
-    // The Fail state reports the caught error's name: rethrow the stage's own error, with its type.
-    if (taskError && failed?.name === taskError.name) throw taskError;
-    throw new WorkflowFailedError(
-      `execution ${name} failed: ${failed?.name ?? 'Error'}: ${failed?.message ?? error.message}`,
-      { cause: error },
-    );
+    return await runExecution();
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+    // A failed run lets go of its source (a commit or an unchanged source already did).
+    if (!deps.leaseHolder) {
+      const ref = localSourceRef(input, deps.source);
+      await releaseSourceLease({ ...ref, holder: leaseHolder }, { lake: deps.lake, clock: deps.clock });
+    }
   }
-  if (!results.bronze) throw new WorkflowFailedError(`execution ${name} succeeded without running Ingest`);
-  if (fanOutPlan) {
-    const plan: FanOutPlan = fanOutPlan;
-    results.fanOut = {
-      report: fanOutReport,
-      files: [
-        ...plan.files.map(
-          (f): ListedFileOutcome =>
-            listedOutcomes.get(f.executionName) ?? {
-              url: f.url,
-              status: 'failed',
-              executionName: f.executionName,
-              error: 'not run',
-            },
-        ),
-        ...plan.rejected.map((r): ListedFileOutcome => ({ url: r.url, status: 'rejected', error: r.reason })),
-      ],
-      duplicates: plan.duplicates,
+
+  async function runExecution(): Promise<LocalPipelineResult> {
+    const results: {
+      -readonly [K in keyof LocalRunResult]?: LocalRunResult[K];
+    } & { unchanged?: IngestUnchangedResult } = {};
+    /** The last error a task raised: rethrown when the execution fails with its name. */
+    let taskError: Error | undefined;
+    const task =
+      <T>(work: (event: unknown) => Promise<T>) =>
+      async (event: unknown): Promise<T> => {
+        try {
+          return await withTransientErrors(() => work(event));
+        } catch (error) {
+          taskError = error instanceof Error ? error : new Error(String(error));
+          throw error;
+        }
+      };
+
+    /** A `Silver`/`Reconcile` event, with the run's contract (a ConfigError when it has none). */
+    const lakeStageEvent = (event: unknown) => {
+      const e = LakeStageEvent.parse(event);
+      if (e.dataset !== dataset.name) {
+        throw new ConfigError(
+          `the stage event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
+        );
+      }
+      return { ...e, contract: contract ?? requireSilverContract(e.dataset) };
     };
+
+    /** An event of the silver function (PlanSilver, SilverGroup, Silver), with the run's contract. */
+    const silverStageEvent = <Op extends SilverStageEvent['op']>(event: unknown, op?: Op) => {
+      const e = SilverStageEvent.parse(event) as Extract<SilverStageEvent, { op: Op }>;
+      if (op && e.op !== op) throw new ConfigError(`expected a silver "${op}" event, got "${e.op}"`);
+      return { ...e, ...lakeStageEvent({ dataset: e.dataset, bronzeManifestKey: e.bronzeManifestKey }) };
+    };
+    // Silver groups: one per core, as many built at once (the SilverGroups map's local MaxConcurrency).
+    const silverParallelism = Math.max(1, deps.silverParallelism ?? availableParallelism());
+    let silverProgress = { partsDone: 0, partsTotal: 0, records: 0 };
+    /** Groups being built; once the execution has failed, the rest are cancelled and awaited. */
+    const silverGroups = new Set<Promise<unknown>>();
+    const silverCancel = new AbortController();
+
+    // A table of contents' fan-out: its plan (from page 0) and each child's outcome, by execution name.
+    let fanOutPlan: FanOutPlan | undefined;
+    let fanOutReport = '';
+    const listedOutcomes = new Map<string, ListedFileOutcome>();
+    const rawDefinition = deps.definition ?? (await workflowDefinition());
+
+    const handlers: Record<string, (event: unknown) => Promise<unknown>> = {
+      [StateName.download]: task(async (event): Promise<DownloadOutput> => {
+        const { source } = DownloadEvent.parse(event);
+        if (source.dataset !== dataset.name) {
+          throw new ConfigError(
+            `the Download event names dataset "${source.dataset}", this run is of "${dataset.name}"`,
+          );
+        }
+        if (source.credentials && !source.name) {
+          throw new ConfigError('source.name is required with credentials: it names the secret');
+        }
+        const landed = await downloadToLanding(
+          {
+            url: source.url,
+            dataset: source.dataset,
+            sha256: source.sha256,
+            credentials: source.credentials && {
+              ...source.credentials,
+              secretId: sourceSecretId(LOCAL_SOURCE_SECRET_PREFIX, source.name!),
+            },
+          },
+          {
+            landing: deps.source,
+            secrets: new EnvSecretStore(process.env),
+            clock: deps.clock,
+            fetchOptions: deps.downloadFetchOptions,
+          },
+        );
+        return {
+          bucket: locationOf(deps.source.uri(landed.key), landed.key),
+          key: landed.key,
+          dataset: source.dataset,
+          hasSilver: contract !== undefined,
+          url: redactUrl(source.url),
+        };
+      }),
+      [StateName.ingest]: task(async (event) => {
+        const e = IngestEvent.parse(event);
+        if (e.dataset !== dataset.name) {
+          throw new ConfigError(
+            `the Ingest event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
+          );
+        }
+        deps.onStage?.('bronze');
+        const slice = await ingestSlice(
+          { dataset, sourceKey: e.key, sourceUrl: e.sourceUrl || undefined, leaseHolder },
+          {
+            source: deps.source,
+            lake: deps.lake,
+            clock: deps.clock,
+            onProgress: deps.onIngestProgress,
+            budget: deps.sliceBudget?.(),
+            localLease: true,
+          },
+        );
+        if (slice.status === 'committed') results.bronze = slice;
+        if (slice.status === 'unchanged') results.unchanged = slice;
+        return ingestOutput(slice);
+      }),
+      [StateName.planSilver]: task(async (event) => {
+        const e = silverStageEvent(event, 'plan');
+        deps.onStage?.('silver');
+        const plan = await planSilver(
+          { bronzeManifestKey: e.bronzeManifestKey },
+          // Locally a group per core (as the Map runs as many at once), however small the groups.
+          { lake: deps.lake, clock: deps.clock, minGroups: silverParallelism, targetGroupBytes: Infinity },
+        );
+        silverProgress = { partsDone: 0, partsTotal: plan.partsTotal, records: 0 };
+        return silverPlanOutput(plan.groupCount);
+      }),
+      // One item of the SilverGroups map: in a worker thread of its own (when more than one run at once).
+      [StateName.silverGroup]: task(async (event) => {
+        silverCancel.signal.throwIfAborted();
+        const e = silverStageEvent(event, 'group');
+        const running = buildSilverGroupToLake(
+          { bronzeManifestKey: e.bronzeManifestKey, group: e.group, groupCount: e.groupCount },
+          {
+            lake: deps.lake,
+            contract: e.contract,
+            createTableWriter: createPartialParquetTableWriter,
+            workDir,
+            worker: silverParallelism > 1 ? { datasetConfig: dataset } : undefined,
+            onPart: (records) => {
+              const p = silverProgress;
+              silverProgress = { ...p, partsDone: p.partsDone + 1, records: p.records + records };
+              deps.onSilverProgress?.(silverProgress);
+            },
+            signal: silverCancel.signal,
+          },
+        );
+        silverGroups.add(running);
+        try {
+          return await running;
+        } finally {
+          silverGroups.delete(running);
+        }
+      }),
+      [StateName.silver]: task(async (event) => {
+        const e = silverStageEvent(event);
+        deps.onStage?.(e.op === 'merge' ? 'silver merge' : 'silver');
+        results.silver =
+          e.op === 'merge'
+            ? await mergeSilver(
+                { bronzeManifestKey: e.bronzeManifestKey, groupCount: e.groupCount },
+                { lake: deps.lake, clock: deps.clock, contract: e.contract, workDir },
+              )
+            : await buildSilver(
+                { bronzeManifestKey: e.bronzeManifestKey },
+                {
+                  lake: deps.lake,
+                  clock: deps.clock,
+                  contract: e.contract,
+                  createTableWriter: createPartialParquetTableWriter,
+                  workDir,
+                  onProgress: deps.onSilverProgress,
+                  parallelism: silverParallelism,
+                  datasetConfig: dataset,
+                },
+              );
+        // Generic datasets with a snapshot, cdc or scd2 load fold this source into their current state.
+        if (dataset.silver && dataset.silver.load !== 'append') {
+          results.state = await mergeSilverState(
+            { dataset, silverManifestKey: results.silver.manifestKey },
+            { lake: deps.lake, clock: deps.clock, workDir },
+          );
+        }
+        return silverOutput(results.silver);
+      }),
+      [StateName.reconcile]: task(async (event) => {
+        const e = lakeStageEvent(event);
+        deps.onStage?.('reconcile');
+        results.reconciliation = await reconcile(
+          { bronzeManifestKey: e.bronzeManifestKey },
+          {
+            lake: deps.lake,
+            clock: deps.clock,
+            contract: e.contract,
+            openInspector: openParquetInspector,
+            workDir,
+          },
+        );
+        results.commit = await commitVersion(
+          {
+            bronzeManifestKey: e.bronzeManifestKey,
+            quality: results.reconciliation.quality.score,
+            leaseHolder,
+          },
+          { lake: deps.lake, clock: deps.clock },
+        );
+        return reconcileOutput(results.reconciliation, results.commit);
+      }),
+      [StateName.planFanOut]: task(async (event) => {
+        const e = FanOutEvent.parse(event);
+        if (e.dataset !== dataset.name) {
+          throw new ConfigError(
+            `the PlanFanOut event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
+          );
+        }
+        const { output, plan } = await planFanOut(e, {
+          lake: deps.lake,
+          clock: deps.clock,
+          urlSafety: deps.downloadFetchOptions,
+          pageSize: deps.fanOutPageSize,
+        });
+        fanOutPlan = plan;
+        fanOutReport = output.report;
+        return output;
+      }),
+      // states:startExecution.sync:2 of this workflow: { StateMachineArn, Name, Input }. The child runs here,
+      // with the same stores, dead letters and fetch options; its result has the shape `.sync:2` returns.
+      [StateName.ingestListedFile]: async (parameters) => {
+        const { Name, Input } = StartExecutionParameters.parse(parameters);
+        const { source } = Input;
+        const childId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${Name}`;
+        try {
+          const child = await runWorkflowLocally(
+            { dataset: builtInDataset(source.dataset), source: { url: source.url }, executionName: Name },
+            {
+              ...deps,
+              definition: rawDefinition,
+              onEvent: undefined,
+              onStage: undefined,
+              onIngestProgress: undefined,
+              onSilverProgress: undefined,
+            },
+          );
+          listedOutcomes.set(Name, {
+            url: source.url,
+            status: 'succeeded',
+            executionName: Name,
+            runId: child.outcome === 'unchanged' ? child.unchanged.runId : child.bronze.runId,
+            reconciliation: child.reconciliation?.status,
+          });
+          return {
+            ExecutionArn: childId,
+            Name,
+            Status: 'SUCCEEDED',
+            Output: { ingest: ingestOutput(child.outcome === 'unchanged' ? child.unchanged : child.bronze) },
+          };
+        } catch (error) {
+          const failure = error instanceof Error ? error : new Error(String(error));
+          listedOutcomes.set(Name, {
+            url: source.url,
+            status: 'failed',
+            executionName: Name,
+            error: `${failure.name}: ${failure.message}`,
+          });
+          throw new ChildExecutionFailedError(childId, failure);
+        }
+      },
+      // sqs:sendMessage's parameters: { QueueUrl, MessageBody }; its result is discarded (ResultPath null).
+      [StateName.recordFailure]: async (parameters) => {
+        const body = (parameters as { MessageBody?: unknown }).MessageBody;
+        const letter = await deps.deadLetters.record(FailureMessage.parse(body));
+        return { MessageId: letter.id };
+      },
+    };
+
+    const definition = localized(rawDefinition, Object.keys(handlers), {
+      [StateName.silverGroups]: silverParallelism,
+    });
+    const taskStates = taskStateNames(definition);
+    const execution = new StateMachine(definition as never).run(executionInput as never, {
+      overrides: {
+        taskResourceLocalHandlers: handlers as never,
+        ...(deps.retryIntervalMs !== undefined && {
+          retryIntervalOverrides: Object.fromEntries(taskStates.map((s) => [s, deps.retryIntervalMs!])),
+        }),
+      },
+      context: {
+        Execution: { Id: executionId, Name: name, RoleArn: 'arn:aws:iam::123456789012:role/local' },
+      },
+    });
+    if (deps.onEvent) {
+      const onEvent = deps.onEvent;
+      void (async () => {
+        for await (const event of execution.eventLogs) onEvent(event as WorkflowEvent);
+      })().catch(() => {});
+    }
+
+    try {
+      await execution.result;
+    } catch (error) {
+      const stageError = taskError;
+      // Groups of a failed silver build still running (the engine abandons a failed Map's items): stop
+      // them at their next part and let them end before the run reports its failure.
+      silverCancel.abort(
+        new WorkflowFailedError(`execution ${name} failed: its silver groups are cancelled`),
+      );
+      await Promise.allSettled([...silverGroups]);
+      taskError = stageError;
+      if (!(error instanceof ExecutionError)) throw error;
+      const failed = (error as { cause?: Error }).cause;
+      // The Fail state reports the caught error's name: rethrow the stage's own error, with its type.
+      if (taskError && failed?.name === taskError.name) throw taskError;
+      throw new WorkflowFailedError(
+        `execution ${name} failed: ${failed?.name ?? 'Error'}: ${failed?.message ?? error.message}`,
+        { cause: error },
+      );
+    }
+    if (results.unchanged) return { outcome: 'unchanged', unchanged: results.unchanged };
+    // Ended at DuplicateRun: another run holds the source. Not a success of this run.
+    if (taskError?.name === 'SourceBusyError' && !results.bronze) throw taskError;
+    if (!results.bronze) throw new WorkflowFailedError(`execution ${name} succeeded without running Ingest`);
+    if (fanOutPlan) {
+      const plan: FanOutPlan = fanOutPlan;
+      results.fanOut = {
+        report: fanOutReport,
+        files: [
+          ...plan.files.map(
+            (f): ListedFileOutcome =>
+              listedOutcomes.get(f.executionName) ?? {
+                url: f.url,
+                status: 'failed',
+                executionName: f.executionName,
+                error: 'not run',
+              },
+          ),
+          ...plan.rejected.map(
+            (r): ListedFileOutcome => ({ url: r.url, status: 'rejected', error: r.reason }),
+          ),
+        ],
+        duplicates: plan.duplicates,
+      };
+    }
+    return { ...results, outcome: 'committed' } as LocalPipelineResult;
   }
-  return results as LocalPipelineResult;
+}
+
+/**
+ * The source a local execution works on, as its lease and commit records key it: the landed file, or for
+ * a URL the object it lands as (its key is unique per URL).
+ */
+export function localSourceRef(
+  input: LocalWorkflowInput,
+  landing: ObjectStore,
+): { readonly dataset: string; readonly sourceId: string; readonly location: string } {
+  const key = input.sourceKey ?? landingKey(input.dataset.name, new URL(input.source.url));
+  const uri = landing.uri(key);
+  return {
+    dataset: input.dataset.name,
+    sourceId: sourceId(uri),
+    location: input.source ? redactUrl(input.source.url) : uri,
+  };
 }
 
 /**
@@ -515,10 +590,16 @@ function localized(
         `state ${name} (${String(state.Resource)}) has no local handler; locally it would call AWS`,
       );
     }
-    states[name] =
+    const timed =
       state.Type === 'Task' && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath === undefined
         ? { ...state, TimeoutSeconds: MAX_TASK_TIMEOUT_SECONDS }
         : state;
+    // Locally nobody waits for a busy source inside the workflow: `sluice run` fails at once with who
+    // holds it, or waits itself (`--wait`), before it starts the execution.
+    const retries = timed.Retry as { ErrorEquals: string[] }[] | undefined;
+    states[name] = retries
+      ? { ...timed, Retry: retries.filter((r) => !r.ErrorEquals.includes('SourceBusyError')) }
+      : timed;
   }
   return { ...definition, States: states };
 }

@@ -1,6 +1,12 @@
 import type { Clock } from '../ports/clock.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import type { IngestProgress, IngestToBronzeResult, SliceBudget } from '../stages/bronze/ingest-to-bronze.ts';
+import type {
+  IngestProgress,
+  IngestToBronzeResult,
+  IngestUnchangedResult,
+  SliceBudget,
+} from '../stages/bronze/ingest-to-bronze.ts';
+import type { CommitVersionResult } from '../stages/commit/commit-version.ts';
 import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 import type { BuildSilverResult, SilverProgress } from '../stages/silver/build-silver.ts';
 import type { MergeSilverStateResult } from '../stages/silver/merge-state.ts';
@@ -25,16 +31,39 @@ export interface LocalPipelineDeps {
   readonly onSilverProgress?: (progress: SilverProgress) => void;
   /** Groups of bronze parts the silver stage builds at once, in worker threads. @default one per core */
   readonly silverParallelism?: number;
+  /**
+   * Who holds the source's lease for this run (`sluice run` takes it before starting, so that it can say
+   * who else holds it, or wait). @default the execution id
+   */
+  readonly leaseHolder?: string;
 }
 
 /** What each stage of a local run produced. */
-export interface LocalPipelineResult {
+export type LocalPipelineResult = LocalRunResult | LocalUnchangedResult;
+
+/** The source's current version had these bytes already: nothing was rebuilt. */
+export interface LocalUnchangedResult {
+  readonly outcome: 'unchanged';
+  readonly unchanged: IngestUnchangedResult;
+  readonly bronze?: undefined;
+  readonly silver?: undefined;
+  readonly state?: undefined;
+  readonly reconciliation?: undefined;
+  readonly commit?: undefined;
+  readonly fanOut?: undefined;
+}
+
+/** A run that committed bronze (new or reused) and, with a silver contract, silver and reconciliation. */
+export interface LocalRunResult {
+  readonly outcome: 'committed';
   readonly bronze: IngestToBronzeResult;
   /** Absent when the dataset has no silver contract (a bronze-only dataset). */
   readonly silver?: BuildSilverResult;
   /** Present for generic datasets with a snapshot, cdc or scd2 load. */
   readonly state?: MergeSilverStateResult;
   readonly reconciliation?: ReconciliationReport;
+  /** The version made current (after reconciliation passed). */
+  readonly commit?: CommitVersionResult;
   /** Present for a table of contents that fanned out: what became of each file it lists. */
   readonly fanOut?: FanOutResult;
 }

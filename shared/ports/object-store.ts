@@ -16,6 +16,10 @@ export interface ObjectInfo {
 
 export interface WriteOptions {
   readonly contentType?: string;
+  /** Create only: fail with PreconditionFailedError if an object with this key exists (S3 `If-None-Match: *`). */
+  readonly ifAbsent?: boolean;
+  /** Replace only the object whose etag is this (S3 `If-Match`); else PreconditionFailedError (also when absent). */
+  readonly ifMatch?: string;
 }
 
 /**

@@ -64,6 +64,7 @@ export const StateName = {
   hasSource: 'HasSource',
   download: 'Download',
   landed: 'Landed',
+  dropped: 'Dropped',
   ingest: 'Ingest',
   ingestDone: 'IngestDone',
   hasSilver: 'HasSilver',
@@ -80,6 +81,8 @@ export const StateName = {
   ingestListedFile: 'IngestListedFile',
   listedFileFailed: 'ListedFileFailed',
   succeeded: 'Succeeded',
+  unchanged: 'Unchanged',
+  duplicateRun: 'DuplicateRun',
   recordFailure: 'RecordFailure',
   failed: 'Failed',
 } as const;
@@ -135,6 +138,19 @@ export const LAMBDA_SERVICE_RETRY: RetryProps = {
   maxAttempts: 8,
   backoffRate: 2,
   maxDelay: Duration.minutes(5),
+  jitterStrategy: JitterType.FULL,
+};
+
+/**
+ * Another execution holds the source's lease (shared/lake/source-lease.ts): wait for it, with backoff,
+ * for about as long as a lease lives unrenewed (≈ 1 hour in all), then end as a duplicate (`DuplicateRun`).
+ */
+export const SOURCE_BUSY_RETRY: RetryProps = {
+  errors: ['SourceBusyError'],
+  interval: Duration.seconds(60),
+  maxAttempts: 6,
+  backoffRate: 1.5,
+  maxDelay: Duration.minutes(15),
   jitterStrategy: JitterType.FULL,
 };
 
@@ -247,17 +263,27 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     executionId: JsonPath.executionId,
   });
 
-  const ingest = stageTask(
+  // Another execution of the same source (a second drop, a schedule overlapping a manual run) waits for
+  // the first, then ends as a clean duplicate instead of interleaving with it or failing.
+  const duplicateRun = new Succeed(scope, StateName.duplicateRun, {
+    comment: 'Another execution held this source until the retries ran out; it ingests the source.',
+  });
+  const ingest = stageInvoke(
     StateName.ingest,
     resources.ingestFunction,
     TaskInput.fromObject({
       bucket: JsonPath.stringAt('$.bucket'),
       key: JsonPath.stringAt('$.key'),
       dataset: JsonPath.stringAt('$.dataset'),
+      // The URL of a download (`Landed`), or '' for a dropped file (`Dropped`).
+      sourceUrl: JsonPath.stringAt('$.origin.url'),
       executionId: JsonPath.executionId,
     }),
-    ResultKey.ingest,
-  );
+    `$.${ResultKey.ingest}`,
+  )
+    .addRetry(SOURCE_BUSY_RETRY)
+    .addCatch(duplicateRun, { errors: ['SourceBusyError'], resultPath: `$.${ResultKey.error}` })
+    .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
   const silver = silverStates(scope, resources, stageInvoke, stageTask, onFailure);
   const reconcile = stageTask(
     StateName.reconcile,
@@ -279,8 +305,13 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
 
   // A long source is ingested in slices (one invocation each, within Lambda's 15 minutes): a slice that
   // stopped at its budget returns `status: "sliced"` and the next one resumes from its checkpoint.
+  // A source whose current version has these bytes already ends at `Unchanged`: nothing is rebuilt.
   const ingestDone = new Choice(scope, StateName.ingestDone)
     .when(Condition.stringEquals(`$.${ResultKey.ingest}.status`, 'sliced'), ingest)
+    .when(
+      Condition.stringEquals(`$.${ResultKey.ingest}.status`, 'unchanged'),
+      new Succeed(scope, StateName.unchanged),
+    )
     .otherwise(hasSilver);
   ingest.next(ingestDone);
 
@@ -301,13 +332,20 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
       'key.$': `$.${ResultKey.download}.key`,
       'dataset.$': `$.${ResultKey.download}.dataset`,
       'hasSilver.$': `$.${ResultKey.download}.hasSilver`,
+      origin: { 'url.$': `$.${ResultKey.download}.url` },
     },
   });
   download.next(landed).next(ingest);
 
+  // A dropped file has no URL; JSONPath has no default value, so `Dropped` sets it to '' for Ingest.
+  const dropped = new Pass(scope, StateName.dropped, {
+    result: Result.fromObject({ url: '' }),
+    resultPath: '$.origin',
+  });
+  dropped.next(ingest);
   return new Choice(scope, StateName.hasSource)
     .when(Condition.isPresent('$.source.url'), download)
-    .otherwise(ingest);
+    .otherwise(dropped);
 }
 
 /**

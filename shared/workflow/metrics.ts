@@ -11,6 +11,8 @@ export const METRICS_NAMESPACE = 'Sluice';
 export const MetricName = {
   /** 1 per source committed to bronze: what the freshness alarm counts. */
   ingestSucceeded: 'IngestSucceeded',
+  /** A run whose source's current version already held its bytes: nothing rebuilt. */
+  ingestUnchanged: 'IngestUnchanged',
   /** 1 per failed ingest attempt (retries included). */
   ingestFailed: 'IngestFailed',
   /** Records written to bronze, per record stream (`recordName`). */

@@ -45,6 +45,8 @@ export interface DownloadOutput {
   readonly dataset: string;
   /** Whether the dataset has a silver stage (the execution input's `hasSilver`). */
   readonly hasSilver: boolean;
+  /** The source's URL with credentials and secret parameters redacted: recorded with the run. */
+  readonly url: string;
 }
 
 /** The secret of a source with credentials: one per source, `<prefix><source name>`. */

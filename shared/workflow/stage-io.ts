@@ -3,7 +3,12 @@ import { silverContractFor } from '../contracts/datasets/silver-contracts.ts';
 import type { SilverContract } from '../contracts/silver/contract.ts';
 import { ConfigError } from '../errors.ts';
 import { reconciliationKey } from '../lake/keys.ts';
-import type { IngestSlicedResult, IngestToBronzeResult } from '../stages/bronze/ingest-to-bronze.ts';
+import type {
+  IngestSlicedResult,
+  IngestToBronzeResult,
+  IngestUnchangedResult,
+} from '../stages/bronze/ingest-to-bronze.ts';
+import type { CommitVersionResult } from '../stages/commit/commit-version.ts';
 import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
 
@@ -42,7 +47,7 @@ export const SilverStageEvent = z.preprocess(
       group: z.number().int().nonnegative(),
       groupCount: z.number().int().positive(),
     }),
-    LakeStageEvent.extend({ op: z.literal('merge'), groupCount: z.number().int().positive() }),
+    LakeStageEvent.extend({ op: z.literal('merge'), groupCount: z.number().int().nonnegative() }),
     LakeStageEvent.extend({ op: z.literal('build') }),
   ]),
 );
@@ -78,7 +83,21 @@ export function silverPlanOutput(groupCount: number): SilverPlanOutput {
  * that stopped at its time budget, after which the workflow's `IngestDone?` choice runs `Ingest` again
  * and the next slice resumes from the run's checkpoint.
  */
-export type IngestOutput = IngestCommittedOutput | IngestSlicedOutput;
+export type IngestOutput = IngestCommittedOutput | IngestSlicedOutput | IngestUnchangedOutput;
+
+/**
+ * The source's current version has these bytes already: the workflow ends here (`IngestDone?` →
+ * `Unchanged`), nothing is rebuilt, nothing is duplicated.
+ */
+export interface IngestUnchangedOutput {
+  readonly status: 'unchanged';
+  readonly runId: string;
+  readonly dataset: string;
+  readonly version: string;
+  /** The run that committed the current version. */
+  readonly currentRunId: string;
+  readonly committedAt: string;
+}
 
 export interface IngestCommittedOutput {
   readonly status: 'committed';
@@ -87,8 +106,10 @@ export interface IngestCommittedOutput {
   readonly manifestKey: string;
   /** Records written to bronze, per record stream. */
   readonly records: Readonly<Record<string, number>>;
-  /** Slices (invocations) the run took. */
+  /** Slices (invocations) the run took; 0 when committed bronze was reused. */
   readonly slices: number;
+  /** The content's version (sha256 prefix). */
+  readonly version: string;
 }
 
 export interface IngestSlicedOutput {
@@ -119,10 +140,19 @@ export interface ReconcileOutput {
   /** The 0–100 quality score. */
   readonly score: number;
   readonly reportKey: string;
+  /** The version committed as the source's current one, and the one it replaced. */
+  readonly version: string;
+  readonly replaced?: string;
 }
 
 /** The `Ingest` state's result for a committed bronze run or a slice. */
-export function ingestOutput(result: IngestToBronzeResult | IngestSlicedResult): IngestOutput {
+export function ingestOutput(
+  result: IngestToBronzeResult | IngestSlicedResult | IngestUnchangedResult,
+): IngestOutput {
+  if (result.status === 'unchanged') {
+    const { runId, dataset, version, currentRunId, committedAt } = result;
+    return { status: 'unchanged', runId, dataset, version, currentRunId, committedAt };
+  }
   if (result.status === 'sliced') {
     const { progress } = result;
     return {
@@ -144,6 +174,7 @@ export function ingestOutput(result: IngestToBronzeResult | IngestSlicedResult):
     manifestKey: result.manifestKey,
     records: result.manifest.records,
     slices: result.slices,
+    version: result.manifest.version,
   };
 }
 
@@ -158,11 +189,13 @@ export function silverOutput(result: BuildSilverResult): SilverOutput {
 }
 
 /** The `Reconcile` state's result for a report that passed. */
-export function reconcileOutput(report: ReconciliationReport): ReconcileOutput {
+export function reconcileOutput(report: ReconciliationReport, commit: CommitVersionResult): ReconcileOutput {
   return {
     status: report.status,
     score: report.quality.score,
     reportKey: reconciliationKey(report.dataset, report.runId),
+    version: commit.version,
+    ...(commit.replaced !== undefined && { replaced: commit.replaced }),
   };
 }
 

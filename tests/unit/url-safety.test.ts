@@ -1,7 +1,7 @@
 import type { LookupAddress } from 'node:dns';
 import { describe, expect, it } from 'vitest';
 import { InvalidKeyError, UnsafeUrlError } from '../../shared/errors.ts';
-import { landingKey } from '../../shared/stages/download/landing-key.ts';
+import { landingKey, normalizeSourceUrl } from '../../shared/stages/download/landing-key.ts';
 import {
   type AddressKind,
   classifyAddress,
@@ -180,8 +180,21 @@ describe('Function: redactUrl', () => {
   });
 });
 
+describe('Function: normalizeSourceUrl', () => {
+  it.each([
+    ['HTTPS://Payer.Example:443/a/b.json.gz', 'https://payer.example/a/b.json.gz'],
+    ['https://h/a.json?b=2&a=1#frag', 'https://h/a.json?a=1&b=2'],
+    ['https://h/a.json?sig=x&se=2026&sp=r&sv=1&file=3', 'https://h/a.json?file=3'],
+    ['https://h/a.json?token=abc', 'https://h/a.json'],
+    ['http://h:8080/a', 'http://h:8080/a'],
+  ])('normalizes %s to %s', (url, expected) => {
+    expect(normalizeSourceUrl(url)).toBe(expected);
+  });
+});
+
 describe('Function: landingKey', () => {
-  const key = (url: string) => landingKey('tic', new URL(url));
+  /** The key without its per-source hash folder: what the file name becomes. */
+  const key = (url: string) => landingKey('tic', new URL(url)).replace(/\/[0-9a-f]{16}\//, '/');
   it.each([
     ['https://h/data/in-network.json.gz', '_downloads/tic/in-network.json.gz'],
     ['https://h/data/in-network.json.gz?token=abc', '_downloads/tic/in-network.json.gz'],
@@ -198,6 +211,22 @@ describe('Function: landingKey', () => {
     ['https://h/bad%E0%A4%A', '_downloads/tic/bad_E0_A4_A'],
   ])('keys %s as %s', (url, expected) => {
     expect(key(url)).toBe(expected);
+  });
+
+  it('lands two URLs with the same file name under different keys, and one URL always under one key', () => {
+    const a = landingKey('tic', new URL('https://payer-a.example/mrf/in-network-rates.json.gz'));
+    const b = landingKey('tic', new URL('https://payer-b.example/mrf/in-network-rates.json.gz'));
+    const c = landingKey('tic', new URL('https://payer-a.example/2026-12/in-network-rates.json.gz'));
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(a).toMatch(/^_downloads\/tic\/[0-9a-f]{16}\/in-network-rates\.json\.gz$/);
+    // A renewed signature or token is the same source; another file behind the same path is not.
+    const signed = (sig: string) =>
+      landingKey('tic', new URL(`https://payer-a.example/mrf/in-network-rates.json.gz?X-Amz-Signature=${sig}&X-Amz-Expires=60`));
+    expect(signed('aaa')).toBe(a);
+    expect(signed('bbb')).toBe(a);
+    expect(landingKey('tic', new URL('https://h/get?file=1&token=x'))).not.toBe(
+      landingKey('tic', new URL('https://h/get?file=2&token=x')),
+    );
   });
 
   it('refuses a dataset name that is not one safe segment', () => {

@@ -11,7 +11,13 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { PipelineError } from '../../errors.ts';
+import {
+  listCommittedVersions,
+  listCurrentVersions,
+  type SourceVersionRecord,
+} from '../../lake/source-commits.ts';
 import { CURRENT_STATE_FILE, STATE_FOLDER } from '../../lake/state-keys.ts';
+import { FileObjectStore } from '../local/file-object-store.ts';
 
 /** A query's answer, with values made plain: numbers, strings, booleans, arrays, objects, null. */
 export interface QueryResult {
@@ -38,23 +44,25 @@ export class LakeQueryError extends PipelineError {
 }
 
 /**
- * Opens an in-memory DuckDB over `<lakeDir>/silver/<dataset>/<table>/source=*\/**\/*.parquet`. Each table
- * found gets a view `<dataset>__<table>` (dataset with non-word characters as `_`) and, when no other
- * dataset has a table of that name, a view `<table>` as well. A table with a merged state (snapshot, cdc
- * and scd2 loads: `_state/<table>/current.parquet`) also gets `<dataset>__<table>_current`: the table as
- * it is now, where `<dataset>__<table>` has every source's rows (for cdc and scd2, the raw events).
+ * Opens an in-memory DuckDB over the committed silver of a local lake. Views are built from the commit
+ * records (`_sources/<dataset>/source=*\/current.json`, see shared/lake/source-commits.ts), never from a
+ * glob of the table folders, so a run that is still writing, failed its reconciliation or was killed is
+ * never seen; a new version of a source replaces its previous one in every view at once. Per table:
+ *
+ *   `<dataset>__<table>` (and `<table>`, when no other dataset has a table of that name): every source's
+ *     current version;
+ *   `<dataset>__<table>_history`: every version ever committed, with `_source_id`, `_version`,
+ *     `_committed_at` and `_is_current`;
+ *   `<dataset>__<table>_current`: for snapshot, cdc and scd2 loads, the merged state
+ *     (`_state/<table>/current.parquet`).
  */
 export async function openLakeQuery(lakeDir: string): Promise<LakeQuery> {
-  const tables = await findSilverTables(join(lakeDir, 'silver'));
+  const tables = await findSilverTables(lakeDir);
   const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
   try {
     const connection = await instance.connect();
     const views = viewNames(tables);
-    for (const { view, files } of views) {
-      await connection.run(
-        `CREATE VIEW ${ident(view)} AS SELECT * FROM read_parquet(${literal(files)}, union_by_name = true)`,
-      );
-    }
+    for (const { view, sql } of views) await connection.run(`CREATE VIEW ${ident(view)} AS ${sql}`);
     return new DuckDBLakeQuery(instance, connection, views.map((v) => v.view).sort());
   } catch (error) {
     instance.closeSync();
@@ -92,26 +100,60 @@ class DuckDBLakeQuery implements LakeQuery {
 interface SilverTable {
   readonly dataset: string;
   readonly table: string;
-  readonly dir: string;
-  /** Whether the table has per-source partitions (`source=<run id>/…parquet`). */
-  readonly partitions: boolean;
+  /** The current version's file of each source that has rows in this table. */
+  readonly current: readonly string[];
+  /** Every committed version's file, with what it is a version of. */
+  readonly history: readonly HistoryFile[];
   /** The merged state file, when the table has one. */
   readonly state?: string;
 }
 
-/** Every `<dataset>/<table>` folder under `silverDir` holding partitions or a state, in name order. */
-async function findSilverTables(silverDir: string): Promise<SilverTable[]> {
+interface HistoryFile {
+  readonly file: string;
+  readonly sourceId: string;
+  readonly version: string;
+  readonly committedAt: string;
+  readonly isCurrent: boolean;
+}
+
+/** Every table of every dataset with committed versions or a merged state, in name order. */
+async function findSilverTables(lakeDir: string): Promise<SilverTable[]> {
+  const lake = new FileObjectStore(lakeDir);
+  const datasets = new Set([
+    ...(await subfolders(join(lakeDir, '_sources'))),
+    ...(await subfolders(join(lakeDir, 'silver'))),
+  ]);
   const found: SilverTable[] = [];
-  for (const dataset of await subfolders(silverDir)) {
-    const stateDir = join(silverDir, dataset, STATE_FOLDER);
-    for (const table of await subfolders(join(silverDir, dataset))) {
-      if (table === STATE_FOLDER) continue;
-      const dir = join(silverDir, dataset, table);
-      const files = await readdir(dir, { recursive: true });
-      const partitions = files.some((file) => file.startsWith('source=') && file.endsWith('.parquet'));
+  for (const dataset of [...datasets].sort()) {
+    const current = await listCurrentVersions(lake, dataset);
+    const committed = await listCommittedVersions(lake, dataset);
+    const isCurrent = (r: SourceVersionRecord) =>
+      current.some((c) => c.sourceId === r.sourceId && c.version === r.version);
+    const names = new Set([...committed, ...current].flatMap((r) => Object.keys(r.tables)));
+    const stateDir = join(lakeDir, 'silver', dataset, STATE_FOLDER);
+    for (const table of await subfolders(stateDir)) names.add(table);
+    for (const table of [...names].sort()) {
       const stateFile = join(stateDir, table, CURRENT_STATE_FILE);
       const state = existsSync(stateFile) ? stateFile : undefined;
-      if (partitions || state) found.push({ dataset, table, dir, partitions, state });
+      const fileOf = (r: SourceVersionRecord) => (r.tables[table] ? lake.uri(r.tables[table]) : undefined);
+      const history = committed.flatMap((r): HistoryFile[] => {
+        const file = fileOf(r);
+        return file
+          ? [
+              {
+                file,
+                sourceId: r.sourceId,
+                version: r.version,
+                committedAt: r.committedAt,
+                isCurrent: isCurrent(r),
+              },
+            ]
+          : [];
+      });
+      const currentFiles = current.flatMap((r) => fileOf(r) ?? []);
+      if (currentFiles.length || history.length || state) {
+        found.push({ dataset, table, current: currentFiles, history, state });
+      }
     }
   }
   return found;
@@ -124,29 +166,59 @@ async function subfolders(dir: string): Promise<string[]> {
   });
   return entries
     .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
-    .map((e) => e.name)
+    .map((e) => e.name.replace(/^source=/, ''))
     .sort();
 }
 
-/** Views and what each reads: a glob over a table's partitions, or its state file. */
-function viewNames(tables: readonly SilverTable[]): { view: string; files: string }[] {
+/** Views and the SELECT each one is. */
+function viewNames(tables: readonly SilverTable[]): { view: string; sql: string }[] {
   const word = (name: string) => name.replace(/\W/g, '_');
-  // Only the partitions: the state folder beside them holds the same rows merged, and other columns.
-  const partitions = (t: SilverTable) => join(t.dir, 'source=*', '**', '*.parquet');
-  const withPartitions = tables.filter((t) => t.partitions);
-  const views = withPartitions.map((t) => ({
+  const read = (files: readonly string[], extra = '') =>
+    `read_parquet([${files.map(literal).join(', ')}], union_by_name = true${extra})`;
+  const withRows = tables.filter((t) => t.current.length > 0);
+  const views = withRows.map((t) => ({
     view: `${word(t.dataset)}__${word(t.table)}`,
-    files: partitions(t),
+    sql: `SELECT * FROM ${read(t.current)}`,
   }));
   const taken = new Set(views.map((v) => v.view));
   const byTable = new Map<string, SilverTable[]>();
-  for (const t of withPartitions) byTable.set(word(t.table), [...(byTable.get(word(t.table)) ?? []), t]);
+  for (const t of withRows) byTable.set(word(t.table), [...(byTable.get(word(t.table)) ?? []), t]);
   for (const [name, [only, ...others]] of byTable) {
-    if (only && others.length === 0 && !taken.has(name)) views.push({ view: name, files: partitions(only) });
+    if (only && others.length === 0 && !taken.has(name)) {
+      views.push({ view: name, sql: `SELECT * FROM ${read(only.current)}` });
+    }
+  }
+  // Short names (`<table>`, `<table>_history`) where no other dataset has a table of that name.
+  const shortName = new Map<SilverTable, string>();
+  for (const [name, [only, ...others]] of byTable) {
+    if (only && others.length === 0 && !taken.has(name)) shortName.set(only, name);
+  }
+  for (const t of tables) {
+    if (t.history.length === 0) continue;
+    const versions = t.history
+      .map(
+        (h) =>
+          `(${literal(h.file)}, ${literal(h.sourceId)}, ${literal(h.version)}, ` +
+          `TIMESTAMPTZ ${literal(h.committedAt)}, ${h.isCurrent})`,
+      )
+      .join(', ');
+    const sql =
+      'SELECT p.* EXCLUDE (filename), v._source_id, v._version, v._committed_at, v._is_current ' +
+      `FROM ${read(
+        t.history.map((h) => h.file),
+        ', filename = true',
+      )} AS p ` +
+      `JOIN (VALUES ${versions}) AS v(file, _source_id, _version, _committed_at, _is_current) ` +
+      'ON p.filename = v.file';
+    views.push({ view: `${word(t.dataset)}__${word(t.table)}_history`, sql });
+    const short = shortName.get(t);
+    if (short) views.push({ view: `${short}_history`, sql });
   }
   for (const t of tables) {
     const view = `${word(t.dataset)}__${word(t.table)}_current`;
-    if (t.state && !views.some((v) => v.view === view)) views.push({ view, files: t.state });
+    if (t.state && !views.some((v) => v.view === view)) {
+      views.push({ view, sql: `SELECT * FROM read_parquet(${literal(t.state)})` });
+    }
   }
   return views;
 }

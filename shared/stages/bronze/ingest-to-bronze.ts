@@ -1,15 +1,28 @@
 import { createHash } from 'node:crypto';
-import { type BronzeManifest, PARSER_VERSION } from '../../contracts/bronze-manifest.ts';
+import {
+  type BronzeManifest,
+  BronzeManifest as BronzeManifestSchema,
+  PARSER_VERSION,
+} from '../../contracts/bronze-manifest.ts';
 import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
-import { MalformedInputError, ObjectNotFoundError, RecordTooLargeError } from '../../errors.ts';
+import {
+  MalformedInputError,
+  ObjectNotFoundError,
+  PipelineError,
+  RecordTooLargeError,
+} from '../../errors.ts';
 import {
   bronzeManifestKey,
   bronzePartKey,
+  bronzeRunId,
   bronzeRunPrefix,
   ingestCheckpointKey,
   sourceId,
+  sourceVersion,
 } from '../../lake/keys.ts';
+import { type CurrentVersion, readCurrentVersion, recordSeenAs } from '../../lake/source-commits.ts';
+import { holdSourceLease, releaseSourceLease } from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
 import { JsonRecordScanner, type ScannerSnapshot } from '../parse/json-record-scanner.ts';
@@ -23,6 +36,13 @@ export interface IngestToBronzeInput {
   readonly dataset: DatasetConfig;
   /** Key of the source object in the `source` store. */
   readonly sourceKey: string;
+  /** For a download: the URL it came from, without credentials (recorded in the manifest). */
+  readonly sourceUrl?: string;
+  /**
+   * Who holds the source's lease for this run (the execution id): each slice takes or renews it, and
+   * fails with `SourceBusyError` while another run holds it. Absent: no lease (tests of the stage alone).
+   */
+  readonly leaseHolder?: string;
 }
 
 export interface IngestProgress {
@@ -56,6 +76,8 @@ export interface IngestToBronzeDeps {
    * Node's native zlib, which is faster than the resumable reader).
    */
   readonly budget?: SliceBudget;
+  /** The lease records this process, so a run killed here frees its source at once (local runs). */
+  readonly localLease?: boolean;
 }
 
 export interface IngestToBronzeResult {
@@ -65,8 +87,28 @@ export interface IngestToBronzeResult {
   readonly manifestKey: string;
   readonly manifestUri: string;
   readonly manifest: BronzeManifest;
-  /** Slices the run took, this one included. */
+  /** Slices the run took, this one included (0: the run's bronze was committed already, and reused). */
   readonly slices: number;
+  /** The bronze was committed by an earlier, interrupted run of the same object: reused, not re-read. */
+  readonly reused: boolean;
+}
+
+/**
+ * The source's current version holds these very bytes (under the same dataset config): nothing to do.
+ * Known without reading when this stored object was ingested before; else after reading it, in which
+ * case this run's duplicate bronze is removed.
+ */
+export interface IngestUnchangedResult {
+  readonly runId: string;
+  readonly dataset: string;
+  readonly status: 'unchanged';
+  readonly sourceId: string;
+  readonly version: string;
+  /** The run that committed the current version, and when. */
+  readonly currentRunId: string;
+  readonly committedAt: string;
+  /** Whether the source had to be read to know. */
+  readonly read: boolean;
 }
 
 /** A slice that stopped at its budget: the run continues from `checkpointKey`. */
@@ -93,6 +135,11 @@ export async function ingestToBronze(
   for (;;) {
     const result = await ingestSlice(input, deps);
     if (result.status === 'committed') return result;
+    if (result.status === 'unchanged') {
+      throw new PipelineError(
+        `${input.sourceKey}: unchanged, version ${result.version} is current (run ${result.currentRunId})`,
+      );
+    }
   }
 }
 
@@ -109,18 +156,45 @@ export async function ingestToBronze(
 export async function ingestSlice(
   input: IngestToBronzeInput,
   deps: IngestToBronzeDeps,
-): Promise<IngestToBronzeResult | IngestSlicedResult> {
+): Promise<IngestToBronzeResult | IngestSlicedResult | IngestUnchangedResult> {
   const { dataset, sourceKey } = input;
   const info = await deps.source.head(sourceKey);
   if (!info) throw new ObjectNotFoundError(sourceKey);
   const uri = deps.source.uri(sourceKey);
-  const runId = sourceId({ uri, size: info.size, etag: info.etag });
+  const source = sourceId(uri);
+  const runId = bronzeRunId({ location: uri, size: info.size, etag: info.etag });
   const prefix = bronzeRunPrefix(dataset.name, runId);
   const manifestKey = bronzeManifestKey(dataset.name, runId);
   const checkpointKey = ingestCheckpointKey(dataset.name, runId);
-  const configSha256 = createHash('sha256').update(JSON.stringify(dataset)).digest('hex');
+  const configSha256 = datasetConfigSha256(dataset);
+  const lease = input.leaseHolder && {
+    dataset: dataset.name,
+    sourceId: source,
+    location: input.sourceUrl ?? uri,
+    holder: input.leaseHolder,
+  };
+  const leaseDeps = { lake: deps.lake, clock: deps.clock, localProcess: deps.localLease };
+  if (lease) await holdSourceLease(lease, leaseDeps);
+  const current = await readCurrentVersion(deps.lake, dataset.name, source);
+  // This very object was ingested before and its version is current: nothing to read.
+  if (
+    current?.record.datasetConfigSha256 === configSha256 &&
+    (current.record.runId === runId || current.record.seenAs.includes(runId))
+  ) {
+    if (lease) await releaseSourceLease(lease, leaseDeps);
+    return unchanged(dataset.name, runId, current, false);
+  }
   const checkpoint = await readCheckpoint(deps.lake, checkpointKey, { runId, configSha256, info });
-  if (!checkpoint) await deps.lake.delete(manifestKey);
+  if (!checkpoint) {
+    // An earlier run of this object committed its bronze and stopped later (in silver, say): reuse it.
+    const committed = await readCommittedBronze(deps.lake, manifestKey, configSha256);
+    if (committed) {
+      const result = await afterCommit(committed, current, deps, { slices: 0, reused: true });
+      if (lease && result.status === 'unchanged') await releaseSourceLease(lease, leaseDeps);
+      return result;
+    }
+    await deps.lake.delete(manifestKey);
+  }
   const startedAt = checkpoint?.startedAt ?? deps.clock.now().toISOString();
   const slicesDone = checkpoint?.slices ?? 0;
 
@@ -244,16 +318,20 @@ export async function ingestSlice(
   const order = new Map(targets.map((t, i) => [t.name, i]));
   parts.sort((a, b) => order.get(a.recordName)! - order.get(b.recordName)! || a.part - b.part);
   const finishedAt = deps.clock.now();
+  const sha256 = opened.sha256();
   const manifest: BronzeManifest = {
-    manifestVersion: 1,
+    manifestVersion: 2,
     runId,
     dataset: dataset.name,
+    sourceId: source,
+    version: sourceVersion(sha256),
     datasetConfigSha256: configSha256,
     source: {
       uri,
+      ...(input.sourceUrl !== undefined && { url: input.sourceUrl }),
       size: info.size,
       etag: info.etag,
-      sha256: opened.sha256(),
+      sha256,
       compression,
       format: dataset.format,
       uncompressedBytes: records.bytesScanned(),
@@ -272,15 +350,90 @@ export async function ingestSlice(
     contentType: 'application/json',
   });
   await deps.lake.delete(checkpointKey);
+  const committed = { manifestKey, manifest };
+  const result = await afterCommit(committed, current, deps, { slices: slicesDone + 1, reused: false });
+  // An unchanged source ends its run here: let the next one in.
+  if (lease && result.status === 'unchanged') await releaseSourceLease(lease, leaseDeps);
+  return result;
+}
+
+/** The sha256 of a dataset config: a run, a checkpoint and a commit are valid under one config only. */
+export function datasetConfigSha256(dataset: DatasetConfig): string {
+  return createHash('sha256').update(JSON.stringify(dataset)).digest('hex');
+}
+
+/**
+ * A committed bronze run: new work for silver, unless the source's current version holds the same bytes
+ * under the same config. Then this run was a duplicate (a touched or re-uploaded file): its bronze goes,
+ * and the current version remembers this object, so the next run of it is known unchanged unread.
+ */
+async function afterCommit(
+  committed: { readonly manifestKey: string; readonly manifest: BronzeManifest },
+  current: CurrentVersion | undefined,
+  deps: IngestToBronzeDeps,
+  run: { readonly slices: number; readonly reused: boolean },
+): Promise<IngestToBronzeResult | IngestUnchangedResult> {
+  const { manifest, manifestKey } = committed;
+  const { dataset, runId } = manifest;
+  if (
+    current &&
+    current.record.sha256 === manifest.source.sha256 &&
+    current.record.datasetConfigSha256 === manifest.datasetConfigSha256
+  ) {
+    if (current.record.runId !== runId) {
+      await recordSeenAs(deps.lake, current, runId);
+      await removeRunOutput(deps.lake, bronzeRunPrefix(dataset, runId), () => false);
+    }
+    return unchanged(dataset, runId, current, true);
+  }
   return {
     runId,
-    dataset: dataset.name,
+    dataset,
     status: 'committed',
     manifestKey,
     manifestUri: deps.lake.uri(manifestKey),
     manifest,
-    slices: slicesDone + 1,
+    ...run,
   };
+}
+
+function unchanged(
+  dataset: string,
+  runId: string,
+  current: CurrentVersion,
+  read: boolean,
+): IngestUnchangedResult {
+  const { record } = current;
+  return {
+    runId,
+    dataset,
+    status: 'unchanged',
+    sourceId: record.sourceId,
+    version: record.version,
+    currentRunId: record.runId,
+    committedAt: record.committedAt,
+    read,
+  };
+}
+
+/** The run's bronze manifest, if it is committed under this config and parser (else it is redone). */
+async function readCommittedBronze(
+  lake: ObjectStore,
+  manifestKey: string,
+  configSha256: string,
+): Promise<{ manifestKey: string; manifest: BronzeManifest } | undefined> {
+  let text: string;
+  try {
+    text = await readText(lake, manifestKey);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+  const parsed = BronzeManifestSchema.safeParse(safeJson(text));
+  if (!parsed.success) return undefined;
+  const manifest = parsed.data;
+  const same = manifest.datasetConfigSha256 === configSha256 && manifest.parser === PARSER_VERSION;
+  return same ? { manifestKey, manifest } : undefined;
 }
 
 /**

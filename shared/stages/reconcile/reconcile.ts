@@ -5,7 +5,7 @@ import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ReconciliationError } from '../../errors.ts';
-import { QUARANTINE_TABLE, reconciliationKey, silverManifestKey } from '../../lake/keys.ts';
+import { QUARANTINE_TABLE, reconciliationKey, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
@@ -58,7 +58,7 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
   const silver = SilverManifest.parse(
-    JSON.parse(await readText(deps.lake, silverManifestKey(dataset, runId))),
+    JSON.parse(await readText(deps.lake, silverManifestKey(silverBuildOf(bronze)))),
   );
   // Bronze and silver are re-read at once: gunzip runs on libuv's pool, the Parquet checks in DuckDB.
   const [bronzeChecks, silverChecks] = await settleBoth(

@@ -7,7 +7,7 @@ import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import type { TableSpec } from '../../contracts/silver/table.ts';
 import type { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { silverManifestKey, silverTableKey } from '../../lake/keys.ts';
+import { type SilverBuildRef, silverBuildOf, silverManifestKey, silverTableKey } from '../../lake/keys.ts';
 import { silverGroupFolder } from '../../lake/silver-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
@@ -84,8 +84,8 @@ export async function buildSilver(
 ): Promise<BuildSilverResult> {
   const startedAt = deps.clock.now();
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
-  const { runId, dataset } = bronze;
-  const manifestKey = silverManifestKey(dataset, runId);
+  const { runId } = bronze;
+  const manifestKey = silverManifestKey(silverBuildOf(bronze));
   await deps.lake.delete(manifestKey);
 
   const tables = [...deps.contract.tables, quarantineTable];
@@ -128,13 +128,16 @@ export async function commitSilverBuild(
   const { bronze } = outcome;
   const { stats } = deps;
   const { runId, dataset } = bronze;
-  const manifestKey = silverManifestKey(dataset, runId);
-  const tableResults = await publishTables(deps.lake, dataset, runId, outcome.tables, outcome.results);
+  const build = silverBuildOf(bronze);
+  const manifestKey = silverManifestKey(build);
+  const tableResults = await publishTables(deps.lake, build, outcome.tables, outcome.results);
   const finishedAt = deps.clock.now();
   const manifest: SilverManifest = {
-    manifestVersion: 1,
+    manifestVersion: 2,
     runId,
     dataset,
+    sourceId: build.sourceId,
+    version: build.version,
     bronzeManifestKey: outcome.bronzeManifestKey,
     records: Object.fromEntries(
       Object.entries(bronze.records).map(([path, n]) => [
@@ -237,15 +240,14 @@ export async function mergeGroups(
 /** Upload each table's Parquet file to its partition key; remove partitions a table no longer has. */
 async function publishTables(
   lake: ObjectStore,
-  dataset: string,
-  runId: string,
+  build: SilverBuildRef,
   tables: readonly TableSpec[],
   results: Readonly<Record<string, TableWriteResult>>,
 ): Promise<SilverManifest['tables']> {
   const published: SilverManifest['tables'] = {};
   for (const table of tables) {
     const result = results[table.name] ?? { rowsIn: 0, rowsWritten: 0, duplicates: 0 };
-    const key = silverTableKey(dataset, table.name, runId);
+    const key = silverTableKey(build, table.name);
     if (!result.file) {
       await lake.delete(key);
       published[table.name] = {

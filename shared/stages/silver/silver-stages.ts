@@ -7,7 +7,7 @@ import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../../errors.ts';
-import { silverManifestKey } from '../../lake/keys.ts';
+import { silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
 import {
   silverGroupFolder,
   silverGroupPrefix,
@@ -70,14 +70,25 @@ export interface PlanSilverDeps extends PlanSilverOptions {
 export interface SilverPlan {
   readonly runId: string;
   readonly dataset: string;
-  /** Groups of the build; each one's parts are `planSilverGroups(parts, groupCount)[group]`. */
+  /**
+   * Groups of the build; each one's parts are `planSilverGroups(parts, groupCount)[group]`. 0 when the
+   * build is committed already (an earlier run stopped after it): the merge then only cleans up.
+   */
   readonly groupCount: number;
   readonly partsTotal: number;
+  /** Groups an earlier, interrupted attempt at the same plan finished, which are not built again. */
+  readonly groupsDone: number;
+  /** The build was committed by an earlier run: nothing to build. */
+  readonly reused: boolean;
 }
 
-/** What `PlanSilver` leaves in the work prefix: when the build started, for the manifest's timings. */
+/**
+ * What `PlanSilver` leaves in the work prefix: when the build started (for the manifest's timings), and
+ * the bronze run and groups planned, so a rerun of the same plan keeps the groups already built.
+ */
 const PlanFile = z.object({
   startedAt: z.string(),
+  bronzeManifestKey: z.string().optional(),
   groupCount: z.number().int().positive(),
   groups: z.array(z.object({ index: z.number(), firstPart: z.number(), endPart: z.number() })),
 });
@@ -94,21 +105,77 @@ export function silverGroupCount(
   return Math.max(1, Math.min(wanted, options.maxGroups ?? MAX_SILVER_GROUPS, parts.length));
 }
 
-/** Plans a build in groups; the silver manifest is removed first (a rebuild uncommits the old one). */
+/**
+ * Plans a build in groups. A build committed already for this bronze run is reused (groupCount 0); a
+ * plan of an interrupted attempt with the same groups is kept, with the groups it finished; anything
+ * else starts over, its work removed first.
+ */
 export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): Promise<SilverPlan> {
   const startedAt = deps.clock.now();
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
-  await deps.lake.delete(silverManifestKey(dataset, runId));
-  await deleteUnder(deps.lake, silverWorkPrefix(dataset, runId));
+  const manifestKey = silverManifestKey(silverBuildOf(bronze));
+  const committed = await readJson(deps.lake, manifestKey, SilverManifest);
+  if (committed?.bronzeManifestKey === input.bronzeManifestKey) {
+    return { runId, dataset, groupCount: 0, partsTotal: bronze.parts.length, groupsDone: 0, reused: true };
+  }
+  await deps.lake.delete(manifestKey);
   const groupCount = silverGroupCount(bronze.parts, deps);
   const groups = planSilverGroups(bronze.parts, groupCount);
-  await deps.lake.write(
-    silverPlanKey(dataset, runId),
-    `${JSON.stringify({ startedAt: startedAt.toISOString(), groupCount: groups.length, groups }, null, 2)}\n`,
-    { contentType: 'application/json' },
-  );
-  return { runId, dataset, groupCount: groups.length, partsTotal: bronze.parts.length };
+  const earlier = await readJson(deps.lake, silverPlanKey(dataset, runId), PlanFile);
+  const samePlan =
+    earlier?.bronzeManifestKey === input.bronzeManifestKey &&
+    JSON.stringify(earlier.groups) === JSON.stringify(groups);
+  let groupsDone = 0;
+  if (samePlan) {
+    for (const group of groups) if (await finishedGroup(deps.lake, bronze, group)) groupsDone++;
+  } else {
+    await deleteUnder(deps.lake, silverWorkPrefix(dataset, runId));
+    const plan = {
+      startedAt: startedAt.toISOString(),
+      bronzeManifestKey: input.bronzeManifestKey,
+      groupCount: groups.length,
+      groups,
+    };
+    await deps.lake.write(silverPlanKey(dataset, runId), `${JSON.stringify(plan, null, 2)}\n`, {
+      contentType: 'application/json',
+    });
+  }
+  return {
+    runId,
+    dataset,
+    groupCount: groups.length,
+    partsTotal: bronze.parts.length,
+    groupsDone,
+    reused: false,
+  };
+}
+
+/** A group's stats, if an earlier attempt finished it (its stats are written after its files). */
+async function finishedGroup(
+  lake: ObjectStore,
+  bronze: { readonly runId: string; readonly dataset: string },
+  plan: SilverGroupPlan,
+): Promise<GroupFile | undefined> {
+  const done = await readJson(lake, silverGroupStatsKey(bronze.dataset, bronze.runId, plan.index), GroupFile);
+  return done && done.firstPart === plan.firstPart && done.endPart === plan.endPart ? done : undefined;
+}
+
+/** A JSON object of the lake parsed by `schema`, or undefined when absent or not of that shape. */
+async function readJson<T>(lake: ObjectStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await readText(lake, key);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+  try {
+    const parsed = schema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface SilverGroupInput {
@@ -187,6 +254,13 @@ export async function buildSilverGroupToLake(
       `silver group ${input.group} of ${input.groupCount}: the bronze run has ${bronze.parts.length} part(s), ` +
         `which make ${plans.length} group(s)`,
     );
+  }
+  const done = await finishedGroup(deps.lake, bronze, plan);
+  if (done) {
+    // Finished by an earlier attempt of the same plan (a crash or a kill after it): not built again.
+    const records = Object.values(done.stats.records).reduce((n, r) => n + r.accepted + r.quarantined, 0);
+    deps.onPart?.(records);
+    return { group: plan.index, ...range(plan), records };
   }
   const workDir = join(deps.workDir, `silver-${runId}`, silverGroupFolder(plan.index));
   await rm(workDir, { recursive: true, force: true });
@@ -294,7 +368,7 @@ export async function mergeSilver(
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
   const workPrefix = silverWorkPrefix(dataset, runId);
-  const manifestKey = silverManifestKey(dataset, runId);
+  const manifestKey = silverManifestKey(silverBuildOf(bronze));
   // `planSilver` removed any earlier manifest: one here is this build's, committed by an earlier attempt.
   if (await deps.lake.head(manifestKey)) {
     const manifest = SilverManifest.parse(JSON.parse(await readText(deps.lake, manifestKey)));

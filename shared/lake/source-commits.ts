@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { ObjectNotFoundError, PipelineError, PreconditionFailedError } from '../errors.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import { sourceCurrentKey, sourcesPrefix, sourceVersionKey } from './keys.ts';
+
+/**
+ * What readers see. Each source of a dataset has one *current* version: the record at
+ * `_sources/<dataset>/source=<id>/current.json`, which names the silver files of that version, one per
+ * table. A run commits a new version by writing its version record (kept forever, for history) and then
+ * replacing the current record, conditionally on the etag it read before, so two commits can never both
+ * win. Until then the new files exist but no reader looks at them; a run that fails before its commit
+ * (a failed reconciliation, a crash) leaves the previous version current. `sluice query` builds its
+ * views from these records; on AWS the commit also moves the source's Glue partitions.
+ */
+
+export const SourceVersionRecord = z.object({
+  commitVersion: z.literal(1),
+  dataset: z.string(),
+  sourceId: z.string(),
+  /** The content's version (`sourceVersion` of `sha256`). */
+  version: z.string(),
+  sha256: z.string(),
+  /** Where it was read from; for a download also its URL, without credentials. */
+  uri: z.string(),
+  url: z.string().optional(),
+  size: z.number().int().nonnegative(),
+  /** The bronze run that parsed it, and the silver build and reconciliation that were committed. */
+  runId: z.string(),
+  bronzeManifestKey: z.string(),
+  datasetConfigSha256: z.string(),
+  silverManifestKey: z.string().optional(),
+  reconciliationKey: z.string().optional(),
+  /** Each silver table's file of this version (tables without rows have none). */
+  tables: z.record(z.string(), z.string()),
+  /** The quality score of its reconciliation. */
+  quality: z.number().optional(),
+  committedAt: z.string(),
+  /** Runs of other stored objects (a touched file, a re-upload) found to hold these same bytes. */
+  seenAs: z.array(z.string()).default([]),
+  /** The version this one replaced. */
+  replaced: z.object({ version: z.string(), committedAt: z.string() }).optional(),
+});
+export type SourceVersionRecord = z.infer<typeof SourceVersionRecord>;
+
+export interface CurrentVersion {
+  readonly record: SourceVersionRecord;
+  /** For a conditional replace. */
+  readonly etag: string;
+}
+
+/** The source's current version, if any is committed. */
+export async function readCurrentVersion(
+  lake: ObjectStore,
+  dataset: string,
+  sourceId: string,
+): Promise<CurrentVersion | undefined> {
+  const key = sourceCurrentKey(dataset, sourceId);
+  const info = await lake.head(key);
+  if (!info) return undefined;
+  const text = await readText(lake, key);
+  if (text === undefined) return undefined;
+  return { record: parseRecord(key, text), etag: info.etag };
+}
+
+/**
+ * Commits a version: its version record first, then the current record, replaced only if it is still
+ * `expected` (the current version read before, or none). Throws `PreconditionFailedError` if another
+ * commit came first.
+ */
+export async function commitSourceVersion(
+  lake: ObjectStore,
+  record: SourceVersionRecord,
+  expected: CurrentVersion | undefined,
+): Promise<void> {
+  const body = `${JSON.stringify(record, null, 2)}\n`;
+  const options = { contentType: 'application/json' } as const;
+  await lake.write(sourceVersionKey(record.dataset, record.sourceId, record.version), body, options);
+  await lake.write(sourceCurrentKey(record.dataset, record.sourceId), body, {
+    ...options,
+    ...(expected ? { ifMatch: expected.etag } : { ifAbsent: true }),
+  });
+}
+
+/** Adds a run to the current version's `seenAs` (it held the same bytes); a lost race is harmless. */
+export async function recordSeenAs(lake: ObjectStore, current: CurrentVersion, runId: string): Promise<void> {
+  if (current.record.runId === runId || current.record.seenAs.includes(runId)) return;
+  const record = { ...current.record, seenAs: [...current.record.seenAs, runId] };
+  try {
+    await lake.write(
+      sourceCurrentKey(record.dataset, record.sourceId),
+      `${JSON.stringify(record, null, 2)}\n`,
+      {
+        contentType: 'application/json',
+        ifMatch: current.etag,
+      },
+    );
+  } catch (error) {
+    if (!(error instanceof PreconditionFailedError)) throw error;
+  }
+}
+
+/** Every source's current version of a dataset, in source id order. */
+export async function listCurrentVersions(
+  lake: ObjectStore,
+  dataset: string,
+): Promise<SourceVersionRecord[]> {
+  const records: SourceVersionRecord[] = [];
+  for await (const object of lake.list(sourcesPrefix(dataset))) {
+    if (!object.key.endsWith('/current.json')) continue;
+    const text = await readText(lake, object.key);
+    if (text !== undefined) records.push(parseRecord(object.key, text));
+  }
+  return records;
+}
+
+/** Every committed version of every source of a dataset (current and replaced), in key order. */
+export async function listCommittedVersions(
+  lake: ObjectStore,
+  dataset: string,
+): Promise<SourceVersionRecord[]> {
+  const records: SourceVersionRecord[] = [];
+  for await (const object of lake.list(sourcesPrefix(dataset))) {
+    if (!/\/versions\/[^/]+\.json$/.test(object.key)) continue;
+    const text = await readText(lake, object.key);
+    if (text !== undefined) records.push(parseRecord(object.key, text));
+  }
+  return records;
+}
+
+function parseRecord(key: string, text: string): SourceVersionRecord {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new PipelineError(`${key}: the commit record is not JSON; restore it from its versions/ copy`, {
+      cause: error,
+    });
+  }
+  const parsed = SourceVersionRecord.safeParse(json);
+  if (!parsed.success) {
+    throw new PipelineError(`${key}: not a commit record: ${parsed.error.issues[0]?.message ?? ''}`);
+  }
+  return parsed.data;
+}
+
+async function readText(lake: ObjectStore, key: string): Promise<string | undefined> {
+  try {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await lake.read(key)) chunks.push(Buffer.from(chunk as Uint8Array));
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,215 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { ObjectNotFoundError, PipelineError, PreconditionFailedError } from '../errors.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import { sourceLeaseKey } from './keys.ts';
+
+/**
+ * One run at a time per source. A run holds a lease on its (dataset, source): a small object created
+ * with a conditional write (S3 `If-None-Match: *`, an exclusive create locally), naming the holder and
+ * an expiry. The holder renews it at every slice and stage and releases it at the end; a second run of
+ * the same source finds it held and stops (or waits) instead of interleaving. A lease whose holder died
+ * expires, and the next run takes it over with a conditional replace (`If-Match` on its etag), so two
+ * runs can never both take it. Every write is conditional on the etag read just before: whoever loses a
+ * race reads again and decides again.
+ */
+
+export const SourceLease = z.object({
+  leaseVersion: z.literal(1),
+  dataset: z.string(),
+  sourceId: z.string(),
+  /** Where the source is: for messages. */
+  location: z.string(),
+  /** The execution id (AWS) or the local run's id: only the holder may renew or release. */
+  holder: z.string(),
+  acquiredAt: z.string(),
+  renewedAt: z.string(),
+  expiresAt: z.string(),
+  /** Set when the holder let go: the lease is free. */
+  releasedAt: z.string().optional(),
+  /** A local holder's host and process: once that process is gone, its lease is free at once. */
+  host: z.string().optional(),
+  pid: z.number().int().optional(),
+});
+export type SourceLease = z.infer<typeof SourceLease>;
+
+/** How long a lease lasts unless renewed: longer than one Lambda invocation (15 min) between renewals. */
+export const DEFAULT_LEASE_TTL_MS = 20 * 60 * 1000;
+
+/** Another run holds the source. Not a failure of the data: retry later, or wait (`sluice run --wait`). */
+export class SourceBusyError extends PipelineError {
+  override name = 'SourceBusyError';
+  constructor(readonly lease: SourceLease) {
+    super(
+      `another run of ${lease.location} is in progress since ${lease.acquiredAt} (${lease.holder}); ` +
+        `its lease expires at ${lease.expiresAt} unless renewed. Wait for it to finish (sluice run --wait), ` +
+        'or run again later.',
+    );
+  }
+}
+
+/** This run's lease was taken over (it was not renewed in time): its work must not be committed. */
+export class LeaseLostError extends PipelineError {
+  override name = 'LeaseLostError';
+  constructor(location: string, holder: string, lease: SourceLease | undefined) {
+    super(
+      `the lease on ${location} held by ${holder} was lost${lease ? ` to ${lease.holder} at ${lease.acquiredAt}` : ''}: ` +
+        'this run stopped without committing. Run it again.',
+    );
+  }
+}
+
+export interface LeaseRef {
+  readonly dataset: string;
+  readonly sourceId: string;
+  readonly location: string;
+  readonly holder: string;
+}
+
+export interface LeaseDeps {
+  readonly lake: ObjectStore;
+  readonly clock: Clock;
+  /** @default DEFAULT_LEASE_TTL_MS */
+  readonly ttlMs?: number;
+  /** A local holder records its process, so a lease whose process died is free at once. */
+  readonly localProcess?: boolean;
+}
+
+/** Conditional writes lost this many times in a row mean something is wrong with the store. */
+const MAX_RACES = 8;
+
+/**
+ * Takes the source's lease for `ref.holder`, or renews it if the holder has it already. Throws
+ * `SourceBusyError` if another holder has a live lease; with `mustHold`, throws `LeaseLostError` unless
+ * this holder has it still (a later stage of a run that took the lease earlier).
+ */
+export async function holdSourceLease(
+  ref: LeaseRef,
+  deps: LeaseDeps,
+  options: { readonly mustHold?: boolean } = {},
+): Promise<SourceLease> {
+  const key = sourceLeaseKey(ref.dataset, ref.sourceId);
+  for (let race = 0; race < MAX_RACES; race++) {
+    const current = await readLease(deps.lake, key);
+    const now = deps.clock.now();
+    const lease = current?.lease;
+    const ours = lease?.holder === ref.holder && !lease.releasedAt;
+    if (options.mustHold && !ours) throw new LeaseLostError(ref.location, ref.holder, lease);
+    if (lease && !ours && isLive(lease, now)) throw new SourceBusyError(lease);
+    const next: SourceLease = {
+      leaseVersion: 1,
+      dataset: ref.dataset,
+      sourceId: ref.sourceId,
+      location: ref.location,
+      holder: ref.holder,
+      acquiredAt: ours ? lease.acquiredAt : now.toISOString(),
+      renewedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + (deps.ttlMs ?? DEFAULT_LEASE_TTL_MS)).toISOString(),
+      ...(deps.localProcess && { host: hostname(), pid: process.pid }),
+    };
+    try {
+      await deps.lake.write(key, JSON.stringify(next), {
+        contentType: 'application/json',
+        ...(current ? { ifMatch: current.etag } : { ifAbsent: true }),
+      });
+      return next;
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+      // Someone wrote the lease between our read and our write: read it again and decide again.
+    }
+  }
+  throw new PipelineError(`${key}: the lease kept changing under ${MAX_RACES} attempts to take it`);
+}
+
+/** Lets go of the lease if this holder has it; a lease taken over meanwhile is left alone. */
+export async function releaseSourceLease(ref: LeaseRef, deps: LeaseDeps): Promise<void> {
+  const key = sourceLeaseKey(ref.dataset, ref.sourceId);
+  const current = await readLease(deps.lake, key);
+  if (!current || current.lease.holder !== ref.holder || current.lease.releasedAt) return;
+  const released: SourceLease = { ...current.lease, releasedAt: deps.clock.now().toISOString() };
+  try {
+    await deps.lake.write(key, JSON.stringify(released), {
+      contentType: 'application/json',
+      ifMatch: current.etag,
+    });
+  } catch (error) {
+    if (!(error instanceof PreconditionFailedError)) throw error;
+  }
+}
+
+/**
+ * Holds the lease for a long local run: renews it every third of its lifetime until stopped. A renewal
+ * that fails is reported to `onLost` (the run then must not commit: the next stage's `mustHold` check
+ * fails it).
+ */
+export function keepSourceLease(
+  ref: LeaseRef,
+  deps: LeaseDeps,
+  onLost: (error: Error) => void,
+): { stop(): void } {
+  const every = Math.max(1000, Math.floor((deps.ttlMs ?? DEFAULT_LEASE_TTL_MS) / 3));
+  const timer = setInterval(() => {
+    holdSourceLease(ref, deps, { mustHold: true }).catch((error: Error) => onLost(error));
+  }, every);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+/** Whether a lease still binds others: not released, not expired, and (if local) its process alive. */
+function isLive(lease: SourceLease, now: Date): boolean {
+  if (lease.releasedAt) return false;
+  if (new Date(lease.expiresAt).getTime() <= now.getTime()) return false;
+  if (lease.pid !== undefined && lease.host === hostname() && !processAlive(lease.pid)) return false;
+  return true;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, it is someone else's.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readLease(
+  lake: ObjectStore,
+  key: string,
+): Promise<{ lease: SourceLease; etag: string } | undefined> {
+  const info = await lake.head(key);
+  if (!info) return undefined;
+  let text: string;
+  try {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await lake.read(key)) chunks.push(Buffer.from(chunk as Uint8Array));
+    text = Buffer.concat(chunks).toString('utf8');
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+  const parsed = SourceLease.safeParse(safeJson(text));
+  // An unreadable lease is treated as expired: it can be taken over (conditionally, on its etag).
+  const lease: SourceLease = parsed.success
+    ? parsed.data
+    : {
+        leaseVersion: 1,
+        dataset: '',
+        sourceId: '',
+        location: key,
+        holder: '(unreadable lease)',
+        acquiredAt: info.lastModified.toISOString(),
+        renewedAt: info.lastModified.toISOString(),
+        expiresAt: info.lastModified.toISOString(),
+      };
+  return { lease, etag: info.etag };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

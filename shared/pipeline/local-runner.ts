@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
@@ -188,7 +188,9 @@ export async function runWorkflowLocally(
   const executionId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${name}`;
   // Scratch space private to this run (two runs of one file at once, into one lake or two, never share
   // it), removed at the end.
-  const workDir = await mkdtemp(join(deps.workDir ?? tmpdir(), 'sluice-run-'));
+  const scratchRoot = deps.workDir ?? tmpdir();
+  await mkdir(scratchRoot, { recursive: true });
+  const workDir = await mkdtemp(join(scratchRoot, 'sluice-run-'));
   /** Who holds the source's lease in the stages: the CLI's run, else this call (released at its end). */
   const leaseHolder = deps.leaseHolder ?? `${executionId}#${randomUUID()}`;
   try {
@@ -536,6 +538,16 @@ export async function runWorkflowLocally(
     }
     return { ...results, outcome: 'committed' } as LocalPipelineResult;
   }
+}
+
+/** A run's result, known to have committed (not `unchanged`): for callers that ran a new source. */
+export function committedRun(result: LocalPipelineResult): LocalRunResult {
+  if (result.outcome !== 'committed') {
+    throw new WorkflowFailedError(
+      `expected a committed run, but the source was unchanged (version ${result.unchanged.version})`,
+    );
+  }
+  return result;
 }
 
 /**

@@ -10,8 +10,12 @@ import { join } from 'node:path';
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
-import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
+import { committedRun, runWorkflowLocally as runAnyWorkflow } from '../../shared/pipeline/local-runner.ts';
 import { fileStore, fixedClock } from './lake.ts';
+
+/** Runs of new sources: each one commits. */
+const runWorkflowLocally = async (...args: Parameters<typeof runAnyWorkflow>) =>
+  committedRun(await runAnyWorkflow(...args));
 
 const [sourceDir, sourceKey, lakeDir, workDir, segmentBytes] = process.argv.slice(2) as [
   string,

@@ -125,9 +125,9 @@ describe('Construct: QueryCatalog (example config)', () => {
         expect(flatten(location)).toBe(`s3://<TOKEN>/silver/${dataset}/${spec.name}/`);
         expect(JSON.stringify(location)).toContain(`"Ref":"${lake}"`);
         // Every part silver writes for the table lies under its location.
-        expect(silverTableKey(dataset, spec.name, 'abc123')).toMatch(
-          new RegExp(`^silver/${dataset}/${spec.name}/[^/]+/[^/]+\\.parquet$`),
-        );
+        expect(
+          silverTableKey({ dataset, sourceId: 's-abc123', version: 'v', build: 'b' }, spec.name),
+        ).toMatch(new RegExp(`^silver/${dataset}/${spec.name}/[^/]+/[^/]+/[^/]+\\.parquet$`));
       }
     }
   });

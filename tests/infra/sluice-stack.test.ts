@@ -299,8 +299,9 @@ describe('Stack: SluiceStack (example config)', () => {
     it('uses the same bronze and silver prefixes and report key as the key layout', () => {
       expect(bronzeManifestKey('d', 's').startsWith(BRONZE_PREFIX)).toBe(true);
       expect(bronzePartKey('d', 's', 'r', 0).startsWith(BRONZE_PREFIX)).toBe(true);
-      expect(silverTableKey('d', 't', 's').startsWith(SILVER_PREFIX)).toBe(true);
-      expect(silverManifestKey('d', 's').startsWith(SILVER_PREFIX)).toBe(true);
+      const build = { dataset: 'd', sourceId: 's', version: 'v', build: 'b' };
+      expect(silverTableKey(build, 't').startsWith(SILVER_PREFIX)).toBe(true);
+      expect(silverManifestKey(build).startsWith(SILVER_PREFIX)).toBe(true);
       // A build in groups keeps its partial files, stats and plan under silver/ too: the role suffices.
       for (const key of [
         silverPartialKey('d', 's', 0, 0, 't'),

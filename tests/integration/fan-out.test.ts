@@ -7,12 +7,26 @@ import { FileObjectStore } from '../../shared/adapters/local/file-object-store.t
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { jsonSummary, textSummary } from '../../shared/cli/run-summary.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
-import { reconciliationKey, silverManifestKey } from '../../shared/lake/keys.ts';
-import { runWorkflowLocally, type WorkflowEvent } from '../../shared/pipeline/local-runner.ts';
+import {
+  bronzeManifestKey,
+  reconciliationKey,
+  silverBuildOf,
+  silverManifestKey,
+} from '../../shared/lake/keys.ts';
+import {
+  committedRun,
+  runWorkflowLocally as runAnyWorkflow,
+  type WorkflowEvent,
+} from '../../shared/pipeline/local-runner.ts';
+import { readBronzeManifest } from '../../shared/stages/bronze/read-bronze.ts';
 import { StateName } from '../../shared/workflow/definition.ts';
 import { synthesizeDefinition, type WorkflowDefinition } from '../../shared/workflow/local-definition.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, listFiles, tempDir } from '../helpers/lake.ts';
+
+/** Runs of new sources: each one commits. */
+const runWorkflowLocally = async (...args: Parameters<typeof runAnyWorkflow>) =>
+  committedRun(await runAnyWorkflow(...args));
 
 /** The CMS in-network samples the table of contents lists, served by the test server. */
 const LISTED = [
@@ -158,8 +172,8 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     for (const file of fanOut.files.filter((f) => f.status === 'succeeded')) {
       const runId = file.runId!;
       expect(file.reconciliation).toBe('passed');
-      expect(await lake.head(`bronze/tic-in-network/source=${runId}/_manifest.json`)).toBeDefined();
-      expect(await lake.head(silverManifestKey('tic-in-network', runId))).toBeDefined();
+      const bronze = await readBronzeManifest(lake, bronzeManifestKey('tic-in-network', runId));
+      expect(await lake.head(silverManifestKey(silverBuildOf(bronze)))).toBeDefined();
       const report = JSON.parse(
         await readFile(join(lakeDir, reconciliationKey('tic-in-network', runId)), 'utf8'),
       ) as { status: string };
@@ -232,7 +246,8 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     );
     expect(text).toMatch(new RegExp(`failed +${base}/files/${MISSING} +DownloadError`));
     expect(text).toContain(`report      ${join(lakeDir, fanOut.report)}`);
-    expect(jsonSummary(result, lake, timings).fanOut?.files).toHaveLength(5);
+    const summary = jsonSummary(result, lake, timings);
+    expect('fanOut' in summary && summary.fanOut?.files).toHaveLength(5);
   });
 
   it('skips the fan-out when the execution input says "fanOut": false', async () => {

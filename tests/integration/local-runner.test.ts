@@ -18,9 +18,10 @@ import { redriveLocally } from '../../shared/cli/dlq-command.ts';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { ContractViolationError, MalformedInputError, TransientError } from '../../shared/errors.ts';
-import { reconciliationKey, silverManifestKey } from '../../shared/lake/keys.ts';
+import { reconciliationKey, silverBuildOf, silverManifestKey } from '../../shared/lake/keys.ts';
 import {
-  runWorkflowLocally,
+  committedRun,
+  runWorkflowLocally as runAnyWorkflow,
   type WorkflowEvent,
   WorkflowFailedError,
 } from '../../shared/pipeline/local-runner.ts';
@@ -36,6 +37,10 @@ import {
 import type { SilverGroupOutput } from '../../shared/workflow/stage-io.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+
+/** Runs of new sources: each one commits. */
+const runWorkflowLocally = async (...args: Parameters<typeof runAnyWorkflow>) =>
+  committedRun(await runAnyWorkflow(...args));
 
 const EXAMPLES = TIC_EXAMPLES;
 const SAMPLE = 'in-network-rates-multiple-plans-sample.json';
@@ -83,6 +88,9 @@ class FlakyLake implements ObjectStore {
  * The Lambda handlers run one after the other, as the deployed workflow does: Ingest, the silver function
  * for PlanSilver, each SilverGroups item and the Silver merge, then Reconcile.
  */
+/** The execution id the state machine passes each stage: the holder of the source's lease. */
+const HANDLERS_EXECUTION = 'arn:aws:states:us-east-1:123456789012:execution:sluice:handlers-test';
+
 async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: string) {
   const config = { serviceName: 'sluice-test', logLevel: 'ERROR' as const, datasets: ['tic-in-network'] };
   const observability = () => createObservability({ serviceName: 'sluice-test', logLevel: 'SILENT' });
@@ -95,9 +103,13 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
       lake,
       clock: fixedClock,
       observability: observability(),
-    })({ bucket: 'landing', key: SAMPLE, dataset: 'tic-in-network' });
+    })({ bucket: 'landing', key: SAMPLE, dataset: 'tic-in-network', executionId: HANDLERS_EXECUTION });
     if (ingest.status !== 'committed') throw new Error(`expected a committed ingest, got ${ingest.status}`);
-    const stageEvent = { dataset: ingest.dataset, bronzeManifestKey: ingest.manifestKey };
+    const stageEvent = {
+      dataset: ingest.dataset,
+      bronzeManifestKey: ingest.manifestKey,
+      executionId: HANDLERS_EXECUTION,
+    };
     const lakeConfig = { ...config, lakeBucket: 'lake' };
     const silverFunction = createSilverHandler({
       config: lakeConfig,
@@ -219,6 +231,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     await settle();
     expect(entered()).toEqual([
       StateName.hasSource,
+      StateName.dropped,
       StateName.ingest,
       StateName.ingestDone,
       StateName.hasSilver,
@@ -230,7 +243,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(result.reconciliation?.status).toBe('passed');
     const { runId } = result.bronze;
     expect(await files.head(result.bronze.manifestKey)).toBeDefined();
-    expect(await files.head(silverManifestKey('tic-in-network', runId))).toBeDefined();
+    expect(await files.head(silverManifestKey(silverBuildOf(result.bronze.manifest)))).toBeDefined();
     expect(await files.head(reconciliationKey('tic-in-network', runId))).toBeDefined();
     expect(await deps.deadLetters.list()).toEqual([]);
 
@@ -246,6 +259,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       key: SAMPLE,
       dataset: 'tic-in-network',
       hasSilver: true,
+      origin: { url: '' },
       ingest: lambda.ingest,
       silverPlan: {
         groups: [...Array(groupsOf(result)).keys()].map((group) => ({ group })),
@@ -407,6 +421,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(retries(StateName.ingest)).toHaveLength(MaxAttempts);
     expect(entered().filter((s) => s !== StateName.ingest)).toEqual([
       StateName.hasSource,
+      StateName.dropped,
       StateName.recordFailure,
       StateName.failed,
     ]);
@@ -428,6 +443,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(retries(StateName.ingest)).toEqual([]);
     expect(entered()).toEqual([
       StateName.hasSource,
+      StateName.dropped,
       StateName.ingest,
       StateName.recordFailure,
       StateName.failed,
@@ -445,7 +461,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
 
     // Fix the file, then redrive: the recorded input runs again, and the letter goes away.
     await writeFile(join(tmp.dir, key), good);
-    const result = await redriveLocally(letter, deps.deadLetters, { lake: lakeDir });
+    const result = committedRun(await redriveLocally(letter, deps.deadLetters, { lake: lakeDir }));
     expect(result.reconciliation?.status).toBe('passed');
     expect(await files.head(result.bronze.manifestKey)).toBeDefined();
     expect(await deps.deadLetters.list()).toEqual([]);
@@ -460,6 +476,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     await settle();
     expect(entered()).toEqual([
       StateName.hasSource,
+      StateName.dropped,
       StateName.ingest,
       StateName.ingestDone,
       StateName.hasSilver,
@@ -499,8 +516,9 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     try {
       const { port } = server.address() as AddressInfo;
       const { deps, entered, files } = setup();
+      const url = `http://127.0.0.1:${port}/${FEE_FOR_SERVICE}`;
       const result = await runWorkflowLocally(
-        { dataset: inNetwork, source: { url: `http://127.0.0.1:${port}/${FEE_FOR_SERVICE}` } },
+        { dataset: inNetwork, source: { url } },
         { ...deps, downloadFetchOptions: { allowLoopback: true, allowInsecureHttp: true } },
       );
       await settle();
@@ -516,8 +534,11 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.hasFanOut,
         StateName.succeeded,
       ]);
-      expect(result.bronze.manifest.source.uri).toMatch(new RegExp(`tic-in-network/${FEE_FOR_SERVICE}$`));
-      expect(await readFile(join(tmp.dir, '_downloads', 'tic-in-network', FEE_FOR_SERVICE))).toEqual(body);
+      expect(result.bronze.manifest.source.uri).toMatch(
+        new RegExp(`tic-in-network/[0-9a-f]{16}/${FEE_FOR_SERVICE}$`),
+      );
+      expect(result.bronze.manifest.source.url).toBe(url);
+      expect(await readFile(result.bronze.manifest.source.uri)).toEqual(body);
       expect(result.reconciliation?.status).toBe('passed');
       expect(await files.head(reconciliationKey('tic-in-network', result.bronze.runId))).toBeDefined();
       expect(await deps.deadLetters.list()).toEqual([]);
@@ -556,15 +577,18 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       expect(letter!.input).toEqual({ source: { url, dataset: 'tic-in-network' } });
 
       available = true;
-      const result = await redriveLocally(letter!, deps.deadLetters, {
-        lake: lakeDir,
-        landing: join(tmp.dir, 'redrive-landing'),
-        fetchOptions,
-      });
-      expect(result.reconciliation?.status).toBe('passed');
-      expect(await readFile(join(tmp.dir, 'redrive-landing', '_downloads', 'tic-in-network', NAME))).toEqual(
-        body,
+      const result = committedRun(
+        await redriveLocally(letter!, deps.deadLetters, {
+          lake: lakeDir,
+          landing: join(tmp.dir, 'redrive-landing'),
+          fetchOptions,
+        }),
       );
+      expect(result.reconciliation?.status).toBe('passed');
+      expect(
+        result.bronze.manifest.source.uri.startsWith(join(tmp.dir, 'redrive-landing', '_downloads')),
+      ).toBe(true);
+      expect(await readFile(result.bronze.manifest.source.uri)).toEqual(body);
       expect(await deps.deadLetters.list()).toEqual([]);
     } finally {
       await new Promise((resolve) => server.close(resolve));

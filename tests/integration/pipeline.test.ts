@@ -9,10 +9,14 @@ import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-l
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { ObjectNotFoundError, ReconciliationError } from '../../shared/errors.ts';
-import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
+import { committedRun, runWorkflowLocally as runAnyWorkflow } from '../../shared/pipeline/local-runner.ts';
 import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+
+/** Runs of new sources: each one commits. */
+const runWorkflowLocally = async (...args: Parameters<typeof runAnyWorkflow>) =>
+  committedRun(await runAnyWorkflow(...args));
 
 const EXAMPLES = TIC_EXAMPLES;
 
@@ -153,10 +157,23 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
         if (!t.key) continue;
         expect(again.silver!.manifest.tables[table]?.sha256, table).toBe(t.sha256);
       }
-      const rerun = await run(tmp.dir, 'gen.json.gz', lake);
-      expect(rerun.silver!.manifest.tables.negotiated_prices?.rowsWritten).toBe(facts.negotiated_prices);
+      // The same file again in the same lake: its version is current, so nothing is read or rebuilt.
+      const rerun = await runAnyWorkflow(
+        { dataset: builtInDataset('tic-in-network'), sourceKey: 'gen.json.gz', fanOut: false },
+        {
+          source: fileStore(tmp.dir),
+          lake: fileStore(lake),
+          clock: fixedClock,
+          deadLetters: new FolderDeadLetterStore(lake),
+        },
+      );
+      expect(rerun.outcome).toBe('unchanged');
+      expect(rerun.outcome === 'unchanged' && rerun.unchanged).toMatchObject({
+        read: false,
+        currentRunId: result.bronze.runId,
+      });
       const parquet = (await listFiles(join(lake, 'silver'))).filter((f) => f.endsWith('.parquet'));
-      expect(parquet.length).toBe(Object.values(rerun.silver!.manifest.tables).filter((t) => t.key).length);
+      expect(parquet.length).toBe(Object.values(result.silver!.manifest.tables).filter((t) => t.key).length);
     });
 
     /** Reconciles with the first in_network part's lines rewritten by `edit`; the part is restored after. */

@@ -8,9 +8,11 @@ import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/d
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { ContractViolationError, SchemaDriftError } from '../../shared/errors.ts';
+import { silverBuildOf, silverManifestKey } from '../../shared/lake/keys.ts';
 import { silverGroupStatsKey, silverWorkPrefix } from '../../shared/lake/silver-work-keys.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { readBronzeManifest } from '../../shared/stages/bronze/read-bronze.ts';
 import {
   type BuildSilverResult,
   buildSilver,
@@ -291,8 +293,14 @@ describe('silver in parallel groups of bronze parts', () => {
     const lake = notAFolder(fileStore(bronze.lake));
     const contract = contractForDataset(bronze.config)!;
     const input = { bronzeManifestKey: bronze.manifestKey };
+    // The build above is committed: planning again reuses it and builds nothing.
+    const reused = await planSilver(input, { lake, clock: fixedClock, targetGroupBytes: 150_000 });
+    expect(reused).toMatchObject({ groupCount: 0, reused: true });
+    const manifest = await readBronzeManifest(lake, bronze.manifestKey);
+    await lake.delete(silverManifestKey(silverBuildOf(manifest)));
     // Groups by bytes: a small target makes several.
     const plan = await planSilver(input, { lake, clock: fixedClock, targetGroupBytes: 150_000 });
+    expect(plan.reused).toBe(false);
     expect(plan.groupCount).toBeGreaterThan(2);
     const groupDeps = {
       lake,

@@ -6,7 +6,7 @@ import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-l
 import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { ingestCheckpointKey } from '../../shared/lake/keys.ts';
-import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
+import { committedRun, runWorkflowLocally as runAnyWorkflow } from '../../shared/pipeline/local-runner.ts';
 import {
   type IngestSlicedResult,
   ingestSlice,
@@ -15,6 +15,10 @@ import {
 } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { StateName } from '../../shared/workflow/definition.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+
+/** Runs of new sources: each one commits. */
+const runWorkflowLocally = async (...args: Parameters<typeof runAnyWorkflow>) =>
+  committedRun(await runAnyWorkflow(...args));
 
 /** Stop at every segment boundary: as many slices as the file has segments. */
 const everySegment: SliceBudget = { shouldStop: () => true };
@@ -64,7 +68,7 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
     let result: Awaited<ReturnType<typeof ingestSlice>>;
     do result = await ingestSlice({ dataset, sourceKey: key }, deps(slicedLake, everySegment));
     while (result.status === 'sliced' && result.slices < 1000);
-    expect(result.status).toBe('committed');
+    if (result.status !== 'committed') throw new Error(`expected a committed run, got ${result.status}`);
     return { whole, slices: result.slices, wholeLake, slicedLake };
   }
 

@@ -6,9 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
-import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
+import { committedRun, runWorkflowLocally as runAnyWorkflow } from '../../shared/pipeline/local-runner.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 import { seededRandom as random } from '../helpers/random.ts';
+
+/** Runs of new sources: each one commits. */
+const runWorkflowLocally = async (...args: Parameters<typeof runAnyWorkflow>) =>
+  committedRun(await runAnyWorkflow(...args));
 
 const CHILD = fileURLToPath(new URL('../helpers/sliced-run-child.ts', import.meta.url));
 const SEGMENT_BYTES = 64 * 1024;

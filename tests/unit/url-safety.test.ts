@@ -221,7 +221,12 @@ describe('Function: landingKey', () => {
     expect(a).toMatch(/^_downloads\/tic\/[0-9a-f]{16}\/in-network-rates\.json\.gz$/);
     // A renewed signature or token is the same source; another file behind the same path is not.
     const signed = (sig: string) =>
-      landingKey('tic', new URL(`https://payer-a.example/mrf/in-network-rates.json.gz?X-Amz-Signature=${sig}&X-Amz-Expires=60`));
+      landingKey(
+        'tic',
+        new URL(
+          `https://payer-a.example/mrf/in-network-rates.json.gz?X-Amz-Signature=${sig}&X-Amz-Expires=60`,
+        ),
+      );
     expect(signed('aaa')).toBe(a);
     expect(signed('bbb')).toBe(a);
     expect(landingKey('tic', new URL('https://h/get?file=1&token=x'))).not.toBe(

@@ -49,6 +49,27 @@ export class ObjectNotFoundError extends PipelineError {
   }
 }
 
+/**
+ * A conditional write lost: `ifAbsent` found an object already there, or `ifMatch` found another version
+ * (or none). Another writer got there first; S3 answers `412 Precondition Failed` (or `409` while a
+ * concurrent conditional write is in flight).
+ */
+export class PreconditionFailedError extends PipelineError {
+  override name = 'PreconditionFailedError';
+  constructor(
+    readonly key: string,
+    readonly condition: 'ifAbsent' | 'ifMatch',
+    options?: ErrorOptions,
+  ) {
+    super(
+      condition === 'ifAbsent'
+        ? `precondition failed for ${key}: ifAbsent, but an object with this key exists`
+        : `precondition failed for ${key}: ifMatch, but the object is absent or has another etag`,
+      options,
+    );
+  }
+}
+
 /** A key or path that would escape its root or is otherwise unsafe. */
 export class InvalidKeyError extends PipelineError {
   override name = 'InvalidKeyError';

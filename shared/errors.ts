@@ -49,7 +49,11 @@ export class ObjectNotFoundError extends PipelineError {
   }
 }
 
-/** A conditional write lost: the object exists (`ifAbsent`), or changed or vanished (`ifMatch`). */
+/**
+ * A conditional write lost: `ifAbsent` found an object already there, or `ifMatch` found another version
+ * (or none). Another writer got there first; S3 answers `412 Precondition Failed` (or `409` while a
+ * concurrent conditional write is in flight).
+ */
 export class PreconditionFailedError extends PipelineError {
   override name = 'PreconditionFailedError';
   constructor(
@@ -59,8 +63,8 @@ export class PreconditionFailedError extends PipelineError {
   ) {
     super(
       condition === 'ifAbsent'
-        ? `${key}: not written, the object already exists`
-        : `${key}: not written, the object changed or was removed since it was read`,
+        ? `precondition failed for ${key}: ifAbsent, but an object with this key exists`
+        : `precondition failed for ${key}: ifMatch, but the object is absent or has another etag`,
       options,
     );
   }

@@ -9,7 +9,10 @@ export interface ByteRange {
 export interface ObjectInfo {
   readonly key: string;
   readonly size: number;
-  /** Opaque version tag: an S3 ETag, or size+mtime for files. Changes when the content changes. */
+  /**
+   * Opaque version tag: an S3 ETag, or size+mtime+inode for files. Changes on every write (locally even
+   * when the bytes are the same), and is the value `WriteOptions.ifMatch` accepts.
+   */
   readonly etag: string;
   readonly lastModified: Date;
 }
@@ -32,7 +35,11 @@ export interface ObjectStore {
   uri(key: string): string;
   /** Stream an object's bytes, or a range of them. Throws `ObjectNotFoundError` if absent. */
   read(key: string, range?: ByteRange): Promise<Readable>;
-  /** Write a whole object atomically from bytes or a stream. */
+  /**
+   * Write a whole object atomically from bytes or a stream. With `ifAbsent` or `ifMatch` the write is
+   * conditional: of writers racing on one key with the same condition, exactly one succeeds and the others
+   * fail with `PreconditionFailedError` (the primitive leases are built on). Passing both is a `TypeError`.
+   */
   write(key: string, body: Uint8Array | string | Readable, options?: WriteOptions): Promise<ObjectInfo>;
   /** Metadata of an object, or `undefined` if absent. */
   head(key: string): Promise<ObjectInfo | undefined>;

@@ -1,11 +1,19 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
 import { PassThrough, Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileObjectStore, TMP_DIR_NAME } from '../../shared/adapters/local/file-object-store.ts';
-import { InvalidKeyError } from '../../shared/errors.ts';
+import {
+  FileObjectStore,
+  LOCK_STALE_MS,
+  TMP_DIR_NAME,
+} from '../../shared/adapters/local/file-object-store.ts';
+import { InvalidKeyError, PreconditionFailedError } from '../../shared/errors.ts';
 import { describeObjectStoreContract } from '../contract/object-store.contract.ts';
 
 async function makeTempDir(): Promise<string> {
@@ -118,6 +126,150 @@ describe('FileObjectStore', () => {
     expect(await keys(new FileObjectStore(path.join(base, 'missing')), '')).toEqual([]);
   });
 });
+
+describe('FileObjectStore: conditional writes', () => {
+  let root: string;
+  let store: FileObjectStore;
+
+  beforeEach(async () => {
+    root = await makeTempDir();
+    store = new FileObjectStore(root);
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('gives every write a new etag, also many same-size writes in a row', async () => {
+    const etags = new Set<string>();
+    for (let i = 0; i < 200; i++) etags.add((await store.write('lease', `v${i % 10}`)).etag);
+    expect(etags.size).toBe(200);
+  });
+
+  it('keeps its key locks out of list and removes them after the write', async () => {
+    const first = await store.write('leases/ds/source', 'a', { ifAbsent: true });
+    await store.write('leases/ds/source', 'b', { ifMatch: first.etag });
+    expect(await keys(store, '')).toEqual(['leases/ds/source']);
+    expect(await keys(store, 'leases/ds/source')).toEqual(['leases/ds/source']);
+    expect(await readdir(lockDir(root))).toEqual([]);
+  });
+
+  it('waits for a key lock another writer holds, then compares the etag', async () => {
+    const first = await store.write('k', 'v1');
+    await mkdir(lockDir(root), { recursive: true });
+    await writeFile(lockFile(root, 'k'), 'held by another process');
+    let settled = false;
+    const writing = store.write('k', 'v2', { ifMatch: first.etag }).finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(settled).toBe(false);
+    await rm(lockFile(root, 'k'));
+    await writing;
+    expect((await readFile(path.join(root, 'k'))).toString()).toBe('v2');
+  });
+
+  it(`breaks a key lock older than ${LOCK_STALE_MS / 1000} s (its holder died)`, async () => {
+    const first = await store.write('k', 'v1');
+    await mkdir(lockDir(root), { recursive: true });
+    await writeFile(lockFile(root, 'k'), 'left by a killed process');
+    const longAgo = (Date.now() - LOCK_STALE_MS - 1000) / 1000;
+    await utimes(lockFile(root, 'k'), longAgo, longAgo);
+    await store.write('k', 'v2', { ifMatch: first.etag });
+    expect((await readFile(path.join(root, 'k'))).toString()).toBe('v2');
+    expect(await readdir(lockDir(root))).toEqual([]);
+  });
+
+  it('fails ifAbsent on an object made by an unconditional write, and keeps its temp folder clean', async () => {
+    await store.write('x/y', 'plain');
+    await expect(store.write('x/y', 'again', { ifAbsent: true })).rejects.toBeInstanceOf(
+      PreconditionFailedError,
+    );
+    expect(await readdir(path.join(root, TMP_DIR_NAME))).toEqual([]);
+  });
+
+  it('rejects ifAbsent on a key that is a prefix of other objects with InvalidKeyError', async () => {
+    await store.write('a/b', 'b');
+    await expect(store.write('a', 'a', { ifAbsent: true })).rejects.toBeInstanceOf(InvalidKeyError);
+  });
+
+  it('creates ifAbsent over an empty leftover directory', async () => {
+    await mkdir(path.join(root, 'empty-dir'), { recursive: true });
+    await store.write('empty-dir', 'file', { ifAbsent: true });
+    expect(await keys(store, '')).toEqual(['empty-dir']);
+  });
+
+  it('lets exactly one of 4 processes win each round of ifAbsent, then of ifMatch with the same etag', async () => {
+    const writers = await Promise.all(['w0', 'w1', 'w2', 'w3'].map((name) => startWriter(root, name)));
+    try {
+      let etag: string | undefined;
+      for (let round = 0; round < 6; round++) {
+        const command =
+          round === 0 ? { key: 'race/lease', ifAbsent: true } : { key: 'race/lease', ifMatch: etag };
+        const results = await Promise.all(writers.map((writer) => writer.send(command)));
+        const winners = results.flatMap((result, i) => (result.won ? [{ ...result, name: `w${i}` }] : []));
+        expect(winners, `round ${round}`).toHaveLength(1);
+        const [winner] = winners;
+        expect((await readFile(path.join(root, 'race', 'lease'))).toString()).toBe(winner!.name);
+        expect((await store.head('race/lease'))?.etag).toBe(winner!.etag);
+        etag = winner!.etag;
+      }
+    } finally {
+      await Promise.all(writers.map((writer) => writer.stop()));
+    }
+    expect(await keys(store, '')).toEqual(['race/lease']);
+  }, 60_000);
+});
+
+const CHILD = fileURLToPath(new URL('../helpers/conditional-write-child.ts', import.meta.url));
+
+interface Writer {
+  /** Sends one write command and resolves with the child's answer. */
+  send(command: object): Promise<{ won: boolean; etag?: string }>;
+  stop(): Promise<void>;
+}
+
+/** Starts a child process that writes to the store in `root` on command (see conditional-write-child.ts). */
+async function startWriter(root: string, name: string): Promise<Writer> {
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [
+    '--import',
+    'tsx',
+    CHILD,
+    root,
+    name,
+  ]);
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const lines: Interface = createInterface({ input: child.stdout });
+  const iterator = lines[Symbol.asyncIterator]();
+  const nextLine = async (): Promise<string> => {
+    const { value, done } = await iterator.next();
+    if (done) throw new Error(`writer ${name} exited: ${stderr}`);
+    return value as string;
+  };
+  expect(await nextLine()).toBe('ready');
+  return {
+    async send(command) {
+      child.stdin.write(`${JSON.stringify(command)}\n`);
+      return JSON.parse(await nextLine()) as { won: boolean; etag?: string };
+    },
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+function lockDir(root: string): string {
+  return path.join(root, TMP_DIR_NAME, 'locks');
+}
+
+/** Where FileObjectStore keeps the side lock of a key's conditional replaces. */
+function lockFile(root: string, key: string): string {
+  return path.join(lockDir(root), `${createHash('sha256').update(key).digest('hex')}.lock`);
+}
 
 async function keys(store: FileObjectStore, prefix: string): Promise<string[]> {
   const result: string[] = [];

@@ -3,16 +3,24 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  PutObjectCommand,
   paginateListObjectsV2,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { InvalidKeyError, ObjectNotFoundError } from '../../errors.ts';
+import { InvalidKeyError, ObjectNotFoundError, PreconditionFailedError } from '../../errors.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.ts';
 import { assertValidKey, assertValidPrefix, assertValidRange, MAX_KEY_BYTES } from '../object-key.ts';
 
 const MiB = 1024 * 1024;
+
+/**
+ * The largest body of a conditional write (`ifAbsent`, `ifMatch`). Conditional writes are for small
+ * objects (leases, commit records); they go out as one PutObject with the body in memory, because not
+ * every S3 API honours conditions on CompleteMultipartUpload (moto 5.2 ignores `If-Match` there).
+ */
+export const CONDITIONAL_WRITE_MAX_BYTES = 16 * MiB;
 
 /** Settings of an `S3ObjectStore`. */
 export interface S3ObjectStoreOptions {
@@ -29,7 +37,8 @@ export interface S3ObjectStoreOptions {
 /**
  * An `ObjectStore` on an S3 bucket (or an S3-compatible server), optionally under a key prefix.
  * Writes use multipart upload for large streams; S3 makes an object visible only when its PutObject or
- * CompleteMultipartUpload succeeds, which gives the port's all-or-nothing writes.
+ * CompleteMultipartUpload succeeds, which gives the port's all-or-nothing writes. Conditional writes are
+ * one PutObject with `If-None-Match: *` or `If-Match`, of at most `CONDITIONAL_WRITE_MAX_BYTES`.
  */
 export class S3ObjectStore implements ObjectStore {
   readonly #client: S3Client;
@@ -82,6 +91,12 @@ export class S3ObjectStore implements ObjectStore {
     options?: WriteOptions,
   ): Promise<ObjectInfo> {
     const Key = this.#objectKey(key);
+    if (options?.ifAbsent && options.ifMatch !== undefined) {
+      if (body instanceof Readable) body.destroy();
+      throw new TypeError('write: ifAbsent and ifMatch exclude each other');
+    }
+    if (options?.ifAbsent || options?.ifMatch !== undefined)
+      return this.#writeConditionally(key, body, options);
     const upload = new Upload({
       client: this.#client,
       params: { Bucket: this.#bucket, Key, Body: body, ContentType: options?.contentType },
@@ -109,6 +124,41 @@ export class S3ObjectStore implements ObjectStore {
     const info = await this.head(key);
     if (!info) throw new ObjectNotFoundError(key); // deleted by someone else right after our write
     return info;
+  }
+
+  /** One PutObject with the condition as a header; S3 decides atomically which writer wins. */
+  async #writeConditionally(
+    key: string,
+    body: Uint8Array | string | Readable,
+    options: WriteOptions,
+  ): Promise<ObjectInfo> {
+    const condition = options.ifAbsent ? 'ifAbsent' : 'ifMatch';
+    const bytes = await bufferBody(key, body);
+    let etag: string | undefined;
+    try {
+      const out = await this.#client.send(
+        new PutObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#objectKey(key),
+          Body: bytes,
+          ContentType: options.contentType,
+          IfNoneMatch: options.ifAbsent ? '*' : undefined,
+          // Entity tags travel quoted (RFC 9110); `ObjectInfo.etag` carries them without the quotes.
+          IfMatch: options.ifMatch === undefined ? undefined : `"${options.ifMatch}"`,
+        }),
+      );
+      etag = toObjectInfo(key, 0, out.ETag).etag;
+    } catch (error) {
+      // If-Match on an absent key: S3 answers 404 NoSuchKey rather than 412.
+      if (isPreconditionFailed(error) || (condition === 'ifMatch' && isNotFound(error))) {
+        throw new PreconditionFailedError(key, condition, { cause: error });
+      }
+      throw error;
+    }
+    // The etag is the one our PutObject created: a head could already see the next writer's object.
+    const info = await this.head(key);
+    if (info?.etag === etag) return info;
+    return { key, size: bytes.byteLength, etag, lastModified: new Date() };
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -196,6 +246,34 @@ function toObjectInfo(key: string, size?: number, etag?: string, lastModified?: 
   };
 }
 
+/** The body of a conditional write in memory, refusing one over `CONDITIONAL_WRITE_MAX_BYTES`. */
+async function bufferBody(key: string, body: Uint8Array | string | Readable): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new RangeError(
+      `conditional write of ${key}: the body is larger than ${CONDITIONAL_WRITE_MAX_BYTES} bytes; ` +
+        'conditional writes (ifAbsent, ifMatch) are for small objects such as leases and commit records',
+    );
+  if (typeof body === 'string') body = Buffer.from(body, 'utf8');
+  if (!(body instanceof Readable)) {
+    if (body.byteLength > CONDITIONAL_WRITE_MAX_BYTES) throw tooLarge();
+    return body;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer);
+      size += buffer.byteLength;
+      if (size > CONDITIONAL_WRITE_MAX_BYTES) throw tooLarge();
+      chunks.push(buffer);
+    }
+  } finally {
+    // Like stream.pipeline: a write that stops reading releases its source.
+    body.destroy();
+  }
+  return Buffer.concat(chunks, size);
+}
+
 function toReadable(body: unknown): Readable {
   // In Node the SDK returns an http.IncomingMessage, which is a Readable; an empty object may have none.
   if (body === undefined) return Readable.from([]);
@@ -222,6 +300,17 @@ function isNotFound(error: unknown): boolean {
   if (name === 'NoSuchKey' || name === 'NotFound') return true;
   // A missing bucket is a configuration problem, not a missing object.
   return $metadata?.httpStatusCode === 404 && name !== 'NoSuchBucket';
+}
+
+/** 412 PreconditionFailed; 409 ConditionalRequestConflict while another conditional write of the key is in flight. */
+function isPreconditionFailed(error: unknown): boolean {
+  const { name, $metadata } = (error ?? {}) as SdkError;
+  return (
+    name === 'PreconditionFailed' ||
+    name === 'ConditionalRequestConflict' ||
+    $metadata?.httpStatusCode === 412 ||
+    $metadata?.httpStatusCode === 409
+  );
 }
 
 function isUnsatisfiableRange(error: unknown): boolean {

@@ -1,17 +1,48 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { BigIntStats, Dirent } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  link,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { InvalidKeyError, ObjectNotFoundError } from '../../errors.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  InvalidKeyError,
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  TransientError,
+} from '../../errors.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.ts';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../object-key.ts';
 
 /** Directory under the root that holds in-progress writes; never part of any key. */
 export const TMP_DIR_NAME = '.sluice-tmp';
 
+/** Directory under `.sluice-tmp` that holds the side locks of `ifMatch` writes, one file per key being written. */
+const LOCK_DIR_NAME = 'locks';
+
 /** How often a write retries when a concurrent delete prunes its parent directory mid-write. */
 const INSTALL_ATTEMPTS = 3;
+
+/**
+ * A key lock older than this is stale: its holder died (a lock is held only for a stat and a rename, i.e.
+ * microseconds to milliseconds), and the next writer breaks it.
+ */
+export const LOCK_STALE_MS = 30_000;
+
+/** How long an `ifMatch` write waits for a key's lock: long enough to outlive and break a stale one. */
+const LOCK_WAIT_MS = 2 * LOCK_STALE_MS;
 
 /**
  * An `ObjectStore` on the local filesystem: key `a/b.gz` is the file `<root>/a/b.gz`.
@@ -22,14 +53,27 @@ const INSTALL_ATTEMPTS = 3;
  *
  * Unlike S3, a key cannot be both an object and a prefix of other objects (`a` and `a/b`): a path cannot
  * be a file and a directory at once. Such writes fail with `InvalidKeyError`. `contentType` is ignored.
+ *
+ * Conditional writes, safe across processes sharing the folder (same host or one filesystem with POSIX
+ * `link` and `rename` semantics):
+ * - `ifAbsent` installs the finished temp file with `link(tmp, path)`, which creates the name atomically
+ *   and fails with `EEXIST` if it exists, so the object appears complete, once, for exactly one writer.
+ * - `ifMatch` takes the key's side lock (`.sluice-tmp/locks/<sha256(key)>.lock`, created with `O_EXCL`),
+ *   compares the current etag, renames the temp file over the key and removes the lock. The lock is held
+ *   for a stat and a rename only; one older than `LOCK_STALE_MS` (30 s) is stale (its holder died) and is
+ *   broken by the next writer, which checks it moved away the very lock it judged stale.
+ * Conditional writes serialize with each other, not with unconditional writes and deletes of the same key
+ * (as on S3, those are last-writer-wins): write a key that others write conditionally only conditionally.
  */
 export class FileObjectStore implements ObjectStore {
   readonly #root: string;
   readonly #tmpDir: string;
+  readonly #lockDir: string;
 
   constructor(rootDir: string) {
     this.#root = path.resolve(rootDir);
     this.#tmpDir = path.join(this.#root, TMP_DIR_NAME);
+    this.#lockDir = path.join(this.#tmpDir, LOCK_DIR_NAME);
   }
 
   /** The absolute path of the key's file. */
@@ -57,9 +101,12 @@ export class FileObjectStore implements ObjectStore {
   async write(
     key: string,
     body: Uint8Array | string | Readable,
-    _options?: WriteOptions,
+    options?: WriteOptions,
   ): Promise<ObjectInfo> {
     const file = this.#pathOf(key);
+    const condition = conditionOf(options);
+    // A write that has lost already fails before reading its body (checked again at install time).
+    if (condition) await this.#checkCondition(key, condition).catch(releaseBody(body));
     await mkdir(this.#tmpDir, { recursive: true });
     const tmp = path.join(this.#tmpDir, `${randomUUID()}.tmp`);
     let installed = false;
@@ -72,17 +119,32 @@ export class FileObjectStore implements ObjectStore {
           if (body instanceof Readable) body.destroy();
           throw error;
         });
+        // A sub-millisecond random part in the mtime keeps etags unique where the filesystem's clock is
+        // coarse (a few ms on older Linux kernels) and an inode number is reused (see toObjectInfo).
+        const mtime = (Date.now() + Math.random()) / 1000;
+        await handle.utimes(mtime, mtime);
         await handle.sync();
-        // Rename keeps size, mtime and inode, so these stats describe the object as installed.
+        // Rename and link keep size, mtime and inode, so these stats describe the object as installed.
         stats = await handle.stat({ bigint: true });
       } finally {
         await handle.close();
       }
-      await this.#install(tmp, file, key);
-      installed = true;
+      if (condition?.kind === 'ifAbsent') {
+        await this.#installIfAbsent(tmp, file, key);
+      } else if (condition?.kind === 'ifMatch') {
+        await this.#withKeyLock(key, async () => {
+          await this.#checkCondition(key, condition);
+          await this.#install(tmp, file, key);
+        });
+        installed = true;
+      } else {
+        await this.#install(tmp, file, key);
+        installed = true;
+      }
       await syncDirectory(path.dirname(file));
       return toObjectInfo(key, stats);
     } finally {
+      // After `link` the temp name is a second name of the object; removing it leaves the object.
       if (!installed) await rm(tmp, { force: true });
     }
   }
@@ -149,21 +211,18 @@ export class FileObjectStore implements ObjectStore {
     }
   }
 
+  /** Throws `PreconditionFailedError` unless the key's current state satisfies the condition. */
+  async #checkCondition(key: string, condition: Condition): Promise<void> {
+    const current = await this.head(key);
+    if (condition.kind === 'ifAbsent' ? current !== undefined : current?.etag !== condition.etag) {
+      throw new PreconditionFailedError(key, condition.kind);
+    }
+  }
+
   /** Renames the finished temp file onto the key's path, creating parent directories as needed. */
   async #install(tmp: string, file: string, key: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      try {
-        await mkdir(path.dirname(file), { recursive: true });
-      } catch (error) {
-        const code = errorCode(error);
-        if (code === 'ENOTDIR' || code === 'EEXIST') {
-          throw new InvalidKeyError(
-            key,
-            'a leading part of it is an existing object (a file cannot be a directory)',
-          );
-        }
-        throw error;
-      }
+      await makeParent(file, key);
       try {
         await rename(tmp, file);
         return;
@@ -187,6 +246,79 @@ export class FileObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Gives the finished temp file the key's name only if no object has it: `link` fails with `EEXIST`
+   * atomically, so of racing creators exactly one wins, and readers see the complete file or nothing.
+   */
+  async #installIfAbsent(tmp: string, file: string, key: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await makeParent(file, key);
+      try {
+        await link(tmp, file);
+        return;
+      } catch (error) {
+        const code = errorCode(error);
+        const retry = attempt < INSTALL_ATTEMPTS;
+        // A concurrent delete pruned the parent directory between mkdir and link.
+        if (code === 'ENOENT' && retry) continue;
+        if (code === 'EEXIST') {
+          const existing = await lstat(file).catch(() => undefined);
+          if (!existing?.isDirectory()) throw new PreconditionFailedError(key, 'ifAbsent', { cause: error });
+          // An empty leftover directory is no object; one with objects under it makes the key invalid.
+          if (retry && (await removeEmptyDirectory(file))) continue;
+          throw new InvalidKeyError(
+            key,
+            'other objects exist under it as a prefix (a directory cannot be a file)',
+          );
+        }
+        if (code === 'ENAMETOOLONG')
+          throw new InvalidKeyError(key, 'a segment is too long for this filesystem');
+        throw error;
+      }
+    }
+  }
+
+  /** Runs `critical` holding the key's side lock, which serializes conditional replaces across processes. */
+  async #withKeyLock<T>(key: string, critical: () => Promise<T>): Promise<T> {
+    const lockFile = path.join(this.#lockDir, `${createHash('sha256').update(key).digest('hex')}.lock`);
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    let ino: bigint | undefined;
+    for (let attempt = 0; ino === undefined; attempt++) {
+      try {
+        const handle = await open(lockFile, 'wx');
+        try {
+          ino = (await handle.stat({ bigint: true })).ino;
+          // For whoever finds a lock left behind: who held it, and since when.
+          await handle.writeFile(`${hostname()} pid ${process.pid} ${new Date().toISOString()} ${key}\n`);
+        } finally {
+          await handle.close();
+        }
+      } catch (error) {
+        const code = errorCode(error);
+        if (code === 'ENOENT') {
+          await mkdir(this.#lockDir, { recursive: true });
+          continue;
+        }
+        if (code !== 'EEXIST') throw error;
+        await breakIfStale(lockFile);
+        if (Date.now() > deadline) {
+          throw new TransientError(
+            `${key}: the lock of a conditional write (${lockFile}) stayed taken for ${LOCK_WAIT_MS} ms`,
+          );
+        }
+        // Full jitter, growing to 20 ms: the lock is held for a stat and a rename.
+        await sleep(Math.random() * Math.min(20, 2 ** attempt));
+      }
+    }
+    try {
+      return await critical();
+    } finally {
+      // Remove the lock only if it is still ours (a lock broken as stale may have been taken anew).
+      const current = await stat(lockFile, { bigint: true }).catch(() => undefined);
+      if (current?.ino === ino) await rm(lockFile, { force: true });
+    }
+  }
+
   /** Removes directories left empty by a delete, up to (not including) the root; stops at the first non-empty one. */
   async #pruneEmptyParents(dir: string): Promise<void> {
     while (dir.startsWith(this.#root + path.sep)) {
@@ -207,9 +339,12 @@ export class FileObjectStore implements ObjectStore {
 }
 
 /**
- * The etag is `<size>-<mtime ns>-<inode>` (hex). Every write creates a new file (new inode, new mtime) and
- * renames it into place, so the etag changes on every write, even one with identical bytes. It is not
- * a content hash, so equal content in two files has different etags.
+ * The etag is `<size>-<mtime ns>-<inode>` (hex): cheap for any size, from one stat. Every write creates a
+ * new file while the old one still exists (so a new inode) and installs it by rename or link, so the etag
+ * changes on every write, even one with identical bytes. An inode freed by an overwrite can be reused by
+ * a later write; the random sub-millisecond part `write` puts into the mtime keeps that later etag
+ * different even on filesystems whose clock ticks in milliseconds. It is not a content hash, so equal
+ * content in two files has different etags.
  */
 function toObjectInfo(key: string, stats: BigIntStats): ObjectInfo {
   return {
@@ -218,6 +353,61 @@ function toObjectInfo(key: string, stats: BigIntStats): ObjectInfo {
     etag: `${stats.size.toString(16)}-${stats.mtimeNs.toString(16)}-${stats.ino.toString(16)}`,
     lastModified: stats.mtime,
   };
+}
+
+type Condition = { readonly kind: 'ifAbsent' } | { readonly kind: 'ifMatch'; readonly etag: string };
+
+function conditionOf(options: WriteOptions | undefined): Condition | undefined {
+  if (options?.ifAbsent && options.ifMatch !== undefined) {
+    throw new TypeError('write: ifAbsent and ifMatch exclude each other');
+  }
+  if (options?.ifAbsent) return { kind: 'ifAbsent' };
+  if (options?.ifMatch !== undefined) return { kind: 'ifMatch', etag: options.ifMatch };
+  return undefined;
+}
+
+/** A rejection handler that releases a stream body the write will not read, then rethrows. */
+function releaseBody(body: Uint8Array | string | Readable): (error: unknown) => never {
+  return (error) => {
+    if (body instanceof Readable) body.destroy();
+    throw error;
+  };
+}
+
+/** Creates the directories above a key's file; a file in their place means the key cannot exist. */
+async function makeParent(file: string, key: string): Promise<void> {
+  try {
+    await mkdir(path.dirname(file), { recursive: true });
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === 'ENOTDIR' || code === 'EEXIST') {
+      throw new InvalidKeyError(
+        key,
+        'a leading part of it is an existing object (a file cannot be a directory)',
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * Removes a key lock older than `LOCK_STALE_MS`. It moves the lock aside under a unique name first and
+ * checks that what it moved is the inode it judged stale: if another writer broke it and took a fresh
+ * lock in between, that fresh lock is put back instead of being removed.
+ */
+async function breakIfStale(lockFile: string): Promise<void> {
+  const judged = await stat(lockFile, { bigint: true }).catch(() => undefined);
+  if (!judged || Date.now() - Number(judged.mtimeMs) < LOCK_STALE_MS) return;
+  const aside = `${lockFile}.${randomUUID()}.stale`;
+  try {
+    await rename(lockFile, aside);
+  } catch (error) {
+    if (isMissing(error)) return; // someone else broke it first
+    throw error;
+  }
+  const moved = await stat(aside, { bigint: true }).catch(() => undefined);
+  if (moved && moved.ino !== judged.ino) await link(aside, lockFile).catch(() => {});
+  await rm(aside, { force: true });
 }
 
 function isReserved(key: string): boolean {

@@ -16,14 +16,16 @@ import { PipelineError } from '../../errors.ts';
  * The same bytes also need the same row groups, so final files (and the partial files they are read
  * from) are written by DuckDB instances with one thread (`SINGLE_THREAD`). With more, DuckDB's ordered
  * COPY (`PhysicalFixedBatchCopy`) buffers each thread's input batches and cuts row groups from whatever
- * batches have arrived when a thread moves on: a leftover within 2,048 rows of `ROW_GROUP_SIZE` becomes a
- * row group of its own or not, by timing. The same partial files merged five times with two threads gave
- * five different provider_groups files (row groups of 2,500 rows), and an 800 MB file's tables differed
- * the same way (at 32,768) between an uninterrupted, a SIGINT'd and a SIGKILL'd run. With one thread COPY appends each incoming vector (≤ 2,048
- * rows) and cuts a row group at the first vector that fills it: the cuts are a function of the rows and
- * of the partial files' layout (one per bronze part, itself independent of slicing and grouping), never of
- * scheduling. One thread per table costs the merge nothing measurable: tables are merged at once, each on
- * its own connection, and those run on threads of their own (libuv's pool).
+ * batches have arrived when a thread moves on: a leftover within 2,048 rows of `ROW_GROUP_SIZE` becomes
+ * a row group of its own or not, by timing. The same partial files merged five times with two threads
+ * gave five different provider_groups files (row groups of 2,500 rows); that is how an 800 MB file came
+ * out as three different files from an uninterrupted, a SIGINT'd and a SIGKILL'd run. With one thread,
+ * COPY appends each incoming vector (≤ 2,048 rows) and cuts a row group at the first vector that fills
+ * it: the cuts are a function of the rows and of the partial files' layout (one per bronze part, itself
+ * independent of slicing and grouping), never of scheduling. It costs the merge nothing measurable:
+ * tables are merged at once, each on its own connection, whose statements run on threads of their own
+ * (libuv's pool). No byte limit cuts a group early: DuckDB refuses ROW_GROUP_SIZE_BYTES while insertion
+ * order is preserved, and rows of 2 kB each were still cut at 32,768.
  */
 
 /** DuckDB settings of every instance that writes a partial or final silver file: see above. */
@@ -31,8 +33,8 @@ export const SINGLE_THREAD = { threads: '1' } as const;
 
 /**
  * Rows per row group of a final file. DuckDB's default (122,880) held ≈ 150 MB more at the merge's peak
- * on a 1 GB file and was slower (6.7 vs 5.3 s: smaller groups keep both threads writing). The cost is
- * size: negotiated_prices +0.4 %, provider_groups +18 % (its dictionaries restart more often).
+ * on a 1 GB file and was slower (6.7 vs 5.3 s, measured with two DuckDB threads). The cost is size:
+ * negotiated_prices +0.4 %, provider_groups +18 % (its dictionaries restart more often).
  */
 export const FINAL_ROW_GROUP_ROWS = 32_768;
 

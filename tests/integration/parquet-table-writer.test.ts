@@ -497,7 +497,7 @@ describe('Function: createParquetTableWriter', () => {
   });
 
   it('keeps its files when aborted after a successful finish, and cannot finish twice', async () => {
-    const writer = await createParquetTableWriter([everyType], tmp.dir, { memoryLimit: '64MB', threads: 1 });
+    const writer = await createParquetTableWriter([everyType], tmp.dir, { memoryLimit: '64MB' });
     writer.append('every_type', { id: 1, ...lineage(0) });
     const { every_type: result } = await writer.finish();
     await expect(writer.finish()).rejects.toThrow('table writer is finished');

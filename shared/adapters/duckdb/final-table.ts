@@ -1,4 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { PipelineError } from '../../errors.ts';
 
 /**
  * How silver writes a table's final Parquet file from its partial files (rows as appended, in bronze
@@ -11,14 +12,36 @@ import type { DuckDBConnection } from '@duckdb/node-api';
  * as deterministic, since bronze parts do not depend on how ingestion was sliced or silver grouped, and
  * for the TiC tables it is already key order. Duplicates are looked for on the key columns alone (a hash
  * aggregate: ≈ 0.4 s for 2.7 M rows); only a table that has some pays for the window that drops them.
+ *
+ * The same bytes also need the same row groups, so final files (and the partial files they are read
+ * from) are written by DuckDB instances with one thread (`SINGLE_THREAD`). With more, DuckDB's ordered
+ * COPY (`PhysicalFixedBatchCopy`) buffers each thread's input batches and cuts row groups from whatever
+ * batches have arrived when a thread moves on: a leftover within 2,048 rows of `ROW_GROUP_SIZE` becomes
+ * a row group of its own or not, by timing. The same partial files merged five times with two threads
+ * gave five different provider_groups files (row groups of 2,500 rows); that is how an 800 MB file came
+ * out as three different files from an uninterrupted, a SIGINT'd and a SIGKILL'd run. With one thread,
+ * COPY appends each incoming vector (≤ 2,048 rows) and cuts a row group at the first vector that fills
+ * it: the cuts are a function of the rows and of the partial files' layout (one per bronze part, itself
+ * independent of slicing and grouping), never of scheduling. It costs the merge nothing measurable:
+ * tables are merged at once, each on its own connection, whose statements run on threads of their own
+ * (libuv's pool). No byte limit cuts a group early: DuckDB refuses ROW_GROUP_SIZE_BYTES while insertion
+ * order is preserved, and rows of 2 kB each were still cut at 32,768.
  */
+
+/** DuckDB settings of every instance that writes a partial or final silver file: see above. */
+export const SINGLE_THREAD = { threads: '1' } as const;
 
 /**
  * Rows per row group of a final file. DuckDB's default (122,880) held ≈ 150 MB more at the merge's peak
- * on a 1 GB file and was slower (6.7 vs 5.3 s: smaller groups keep both threads writing). The cost is
- * size: negotiated_prices +0.4 %, provider_groups +18 % (its dictionaries restart more often).
+ * on a 1 GB file and was slower (6.7 vs 5.3 s, measured with two DuckDB threads). The cost is size:
+ * negotiated_prices +0.4 %, provider_groups +18 % (its dictionaries restart more often).
  */
-const ROW_GROUP_SIZE = 32_768;
+export const FINAL_ROW_GROUP_ROWS = 32_768;
+
+/** A final file asked of a DuckDB instance that could cut its row groups by timing: a bug in the caller. */
+export class MultiThreadedCopyError extends PipelineError {
+  override name = 'MultiThreadedCopyError';
+}
 
 /** The columns of a table, in file order: what a final file holds, and how to read each from a partial file. */
 export interface FinalTablePlan {
@@ -30,23 +53,37 @@ export interface FinalTablePlan {
  * Writes `target` (zstd Parquet) from the partial files, in list order, without duplicates by key: of
  * rows with equal keys the one with the lowest `_record_index`, then `_bronze_part`, `_run_id`, then
  * every other column survives, so the survivor never depends on how the rows were split into files.
- * Returns the rows written.
+ * Row groups hold `rowGroupRows` rows, rounded up to the end of a DuckDB vector (see above); the
+ * connection's instance must have one thread. Returns the rows written.
  */
 export async function writeFinalTable(
   connection: DuckDBConnection,
   plan: FinalTablePlan,
   partials: readonly string[],
   target: string,
+  rowGroupRows: number = FINAL_ROW_GROUP_ROWS,
 ): Promise<number> {
+  await requireSingleThread(connection, target);
   const files = `[${partials.map(literal).join(', ')}]`;
   const duplicated = plan.spec.key.length > 0 && (await hasDuplicateKeys(connection, plan, files));
   const select = duplicated
     ? dedupInArrivalOrder(plan, files)
     : `SELECT ${readColumns(plan.columns)} FROM read_parquet(${files})`;
   const result = await connection.run(
-    `COPY (${select}) TO ${literal(target)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
+    `COPY (${select}) TO ${literal(target)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupRows})`,
   );
   return Number(result.rowsChanged);
+}
+
+async function requireSingleThread(connection: DuckDBConnection, target: string): Promise<void> {
+  const reader = await connection.runAndReadAll(`SELECT current_setting('threads')`);
+  const threads = Number(reader.getRows()[0]?.[0]);
+  if (threads !== 1) {
+    throw new MultiThreadedCopyError(
+      `${target}: a final silver file must be written by a DuckDB instance with one thread (this one has ` +
+        `${threads}): with more, its row groups depend on thread timing and reruns differ in bytes`,
+    );
+  }
 }
 
 async function hasDuplicateKeys(

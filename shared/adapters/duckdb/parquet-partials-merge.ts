@@ -4,14 +4,14 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import type { TableSpec } from '../../contracts/silver/table.ts';
 import { PipelineError } from '../../errors.ts';
 import type { MergedTableResult } from '../../ports/table-writer.ts';
-import { writeFinalTable } from './final-table.ts';
+import { SINGLE_THREAD, writeFinalTable } from './final-table.ts';
 import { planTable } from './parquet-table-writer.ts';
 
 export interface ParquetMergeOptions {
   /** DuckDB's `memory_limit`; beyond it a deduplication spills to a folder inside `workDir`. @default '512MB' */
   readonly memoryLimit?: string;
-  /** DuckDB worker threads. @default 2 */
-  readonly threads?: 1 | 2;
+  /** Rows per row group of the final files. @default FINAL_ROW_GROUP_ROWS (32,768) */
+  readonly rowGroupRows?: number;
 }
 
 /** Spill folder inside the work dir; removed when the merge ends. */
@@ -34,15 +34,16 @@ export async function mergeParquetPartials(
   await mkdir(workDir, { recursive: true });
   const spillDir = join(workDir, SPILL_DIR);
   const outputs: string[] = [];
+  // One thread, so row groups do not depend on timing (./final-table.ts); tables still merge at once.
   const instance = await DuckDBInstance.create(':memory:', {
-    threads: String(options.threads ?? 2),
+    ...SINGLE_THREAD,
     memory_limit: options.memoryLimit ?? '512MB',
     temp_directory: spillDir,
   });
   try {
     const results: Record<string, MergedTableResult> = {};
-    // Tables are merged at once, each on a connection of its own: one table's COPY leaves DuckDB's
-    // second thread mostly idle (its Parquet writer keeps the rows in order), another table fills it.
+    // Tables are merged at once, each on a connection of its own, whose statements run on a thread of
+    // libuv's pool: with DuckDB on one thread per statement, the tables share the cores between them.
     const merging = plans.map(async (plan) => {
       const { name } = plan.spec;
       const files = partials[name] ?? [];
@@ -56,7 +57,10 @@ export async function mergeParquetPartials(
       outputs.push(temporary, file);
       const connection = await instance.connect();
       try {
-        results[name] = { rowsWritten: await writeFinalTable(connection, plan, files, temporary), file };
+        results[name] = {
+          rowsWritten: await writeFinalTable(connection, plan, files, temporary, options.rowGroupRows),
+          file,
+        };
       } catch (error) {
         throw new PipelineError(
           `silver table ${name}: merging ${files.length} partial files failed: ${message(error)}`,

@@ -24,13 +24,11 @@ import {
 } from '../../ports/table-writer.ts';
 import { type ColumnBatch, columnBatch, isColumnType } from './column-batches.ts';
 import { TypeMismatch } from './duckdb-values.ts';
-import { ident, literal, writeFinalTable } from './final-table.ts';
+import { ident, literal, SINGLE_THREAD, writeFinalTable } from './final-table.ts';
 
 export interface ParquetTableWriterOptions {
   /** DuckDB's `memory_limit`; beyond it, tables spill to a folder inside `workDir`. @default '512MB' */
   readonly memoryLimit?: string;
-  /** DuckDB worker threads; more buys little on a Lambda-sized machine and costs memory. @default 2 */
-  readonly threads?: 1 | 2;
   /**
    * Write each table's rows as appended — no dedup, LZ4 — for a later `mergeParquetPartials` to
    * deduplicate once, over all partial files (looking for duplicates here too would be done twice).
@@ -88,8 +86,10 @@ export async function createParquetTableWriter(
   }
   await mkdir(workDir, { recursive: true });
   const spillDir = join(workDir, SPILL_DIR);
+  // One thread: a final file's row groups, and a partial file's (which a merge reads vector by vector),
+  // must not depend on timing (./final-table.ts). Workers are the parallelism; appends use no threads.
   const instance = await DuckDBInstance.create(':memory:', {
-    threads: String(options.threads ?? 2),
+    ...SINGLE_THREAD,
     memory_limit: options.memoryLimit ?? '512MB',
     temp_directory: spillDir,
   });

@@ -359,6 +359,10 @@ async function publish(
   const columns = described.getRowsJS().map((row) => String(row[0]));
   const sortBy = [...order.filter((c) => columns.includes(c)), ...columns.filter((c) => !order.includes(c))];
   const file = join(work, `${table}.parquet`);
+  // With more than one thread DuckDB cuts an ordered COPY's row groups by timing: the same state would
+  // be different bytes from one merge to the next (see adapters/duckdb/final-table.ts). The fold above
+  // keeps both threads; only the write is single-threaded.
+  await connection.run('SET threads = 1');
   await connection.run(
     `COPY (SELECT * FROM ${ident(table)} ORDER BY ${sortBy.map((c) => `${ident(c)} ASC NULLS LAST`).join(', ')})
      TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd)`,

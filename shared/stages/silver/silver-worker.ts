@@ -33,7 +33,7 @@ try {
       lake: openLake(task.lake),
       contract: resolveContract(task.contract),
       createTableWriter: (tables, dir) =>
-        createParquetTableWriter(tables, dir, { memoryLimit: task.memoryLimit, threads: 1, partial: true }),
+        createParquetTableWriter(tables, dir, { memoryLimit: task.memoryLimit, partial: true }),
       workDir: task.workDir,
       // Worker threads share the cores with each other: overlapping would buy little and cost memory.
       overlapWrites: false,

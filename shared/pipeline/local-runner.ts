@@ -355,7 +355,13 @@ export async function runWorkflowLocally(
           e.op === 'merge'
             ? await mergeSilver(
                 { bronzeManifestKey: e.bronzeManifestKey, groupCount: e.groupCount },
-                { lake: deps.lake, clock: deps.clock, contract: e.contract, workDir },
+                {
+                  lake: deps.lake,
+                  clock: deps.clock,
+                  contract: e.contract,
+                  workDir,
+                  mergeTables: deps.mergeTables,
+                },
               )
             : await buildSilver(
                 { bronzeManifestKey: e.bronzeManifestKey },
@@ -368,6 +374,7 @@ export async function runWorkflowLocally(
                   onProgress: deps.onSilverProgress,
                   parallelism: silverParallelism,
                   datasetConfig: dataset,
+                  mergeTables: deps.mergeTables,
                 },
               );
         // Generic datasets with a snapshot, cdc or scd2 load fold this source into their current state.

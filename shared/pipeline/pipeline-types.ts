@@ -1,5 +1,6 @@
 import type { Clock } from '../ports/clock.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import type { TablePartialsMerger } from '../ports/table-writer.ts';
 import type {
   IngestProgress,
   IngestToBronzeResult,
@@ -31,6 +32,11 @@ export interface LocalPipelineDeps {
   readonly onSilverProgress?: (progress: SilverProgress) => void;
   /** Groups of bronze parts the silver stage builds at once, in worker threads. @default one per core */
   readonly silverParallelism?: number;
+  /**
+   * Merges silver's partial files into the final tables (tests use it for small row groups, so that a
+   * small file's tables span many). @default DuckDB's `mergeParquetPartials`
+   */
+  readonly mergeTables?: TablePartialsMerger;
   /**
    * Who holds the source's lease for this run (`sluice run` takes it before starting, so that it can say
    * who else holds it, or wait). @default the execution id

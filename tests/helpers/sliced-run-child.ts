@@ -4,9 +4,13 @@
  * The test kills it at random moments and starts it again, as a Lambda timeout or crash would.
  *
  *   node --import tsx sliced-run-child.ts <source dir> <source key> <lake dir> <work dir> <segment bytes>
+ *     [<silver parallelism> <rows per final row group>]
+ *
+ * The two optional arguments are those of the same-bytes drill (tests/integration/silver-same-bytes.test.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mergeParquetPartials } from '../../shared/adapters/duckdb/parquet-partials-merge.ts';
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
@@ -17,13 +21,9 @@ import { fileStore, fixedClock } from './lake.ts';
 const runWorkflowLocally = async (...args: Parameters<typeof runAnyWorkflow>) =>
   committedRun(await runAnyWorkflow(...args));
 
-const [sourceDir, sourceKey, lakeDir, workDir, segmentBytes] = process.argv.slice(2) as [
-  string,
-  string,
-  string,
-  string,
-  string,
-];
+const [sourceDir, sourceKey, lakeDir, workDir, segmentBytes, parallelism, rowGroupRows] = process.argv.slice(
+  2,
+) as [string, string, string, string, string, string?, string?];
 const base = builtInDataset('tic-in-network');
 const dataset = parseDatasetConfig({
   ...base,
@@ -46,6 +46,12 @@ const result = await runWorkflowLocally(
     clock: fixedClock,
     workDir,
     sliceBudget: () => ({ shouldStop: () => true }),
+    silverParallelism: parallelism === undefined ? undefined : Number(parallelism),
+    mergeTables:
+      rowGroupRows === undefined
+        ? undefined
+        : (tables, partials, dir) =>
+            mergeParquetPartials(tables, partials, dir, { rowGroupRows: Number(rowGroupRows) }),
     onEvent: (event) => {
       if (event.type === 'StateEntered') process.stdout.write(`${event.state?.name}\n`);
     },

@@ -10,7 +10,7 @@ import { mergeParquetPartials } from '../../shared/adapters/duckdb/parquet-parti
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
-import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
+import { committedRun, runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 import { seededRandom } from '../helpers/random.ts';
 
@@ -104,18 +104,20 @@ describe('silver Parquet files across runs of one source', () => {
   /** A run in this process: unsliced, or in slices that each stop at the first segment boundary. */
   async function runInProcess(name: string, parallelism: number, sliced: boolean) {
     const lake = join(tmp.dir, name);
-    const result = await runWorkflowLocally(
-      { dataset, sourceKey: 'source.json.gz' },
-      {
-        source: fileStore(tmp.dir),
-        lake: fileStore(lake),
-        deadLetters: new FolderDeadLetterStore(lake),
-        clock: fixedClock,
-        workDir: join(tmp.dir, `work-${name}`),
-        silverParallelism: parallelism,
-        mergeTables,
-        sliceBudget: sliced ? () => ({ shouldStop: () => true }) : undefined,
-      },
+    const result = committedRun(
+      await runWorkflowLocally(
+        { dataset, sourceKey: 'source.json.gz' },
+        {
+          source: fileStore(tmp.dir),
+          lake: fileStore(lake),
+          deadLetters: new FolderDeadLetterStore(lake),
+          clock: fixedClock,
+          workDir: join(tmp.dir, `work-${name}`),
+          silverParallelism: parallelism,
+          mergeTables,
+          sliceBudget: sliced ? () => ({ shouldStop: () => true }) : undefined,
+        },
+      ),
     );
     expect(result.reconciliation?.status).toBe('passed');
     return { lake, result };

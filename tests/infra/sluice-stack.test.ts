@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
@@ -158,42 +158,68 @@ describe('Stack: SluiceStack (example config)', () => {
   const targets = (s: Record<string, Json>) => [s.Resource].flat().map(flatten);
 
   describe('functions', () => {
-    it('runs every Lambda on Node.js 22; arm64, except the DuckDB functions on x86_64', () => {
+    it('runs every Lambda on Node.js 22 and arm64, the DuckDB functions included', () => {
       const functions = ofType('AWS::Lambda::Function');
       expect(functions).toHaveLength(6);
       for (const [, fn] of functions) {
         expect(fn.Properties.Runtime).toBe('nodejs22.x');
+        expect(fn.Properties.Architectures).toEqual(['arm64']);
         expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
         // The malloc settings the CLI runs with (shared/runtime-memory.ts).
         expect(fn.Properties.Environment.Variables).toMatchObject(MALLOC_ENV);
       }
-      const architecture = (fn: { function: { node: { defaultChild?: unknown } } }) =>
-        resources[logicalId(fn.function)]!.Properties.Architectures;
-      expect(architecture(stack.functions.ingest)).toEqual(['arm64']);
-      expect(architecture(stack.functions.fanOut)).toEqual(['arm64']);
-      expect(architecture(stack.trigger.startExecution)).toEqual(['arm64']);
-      expect(architecture(stack.functions.silver)).toEqual(['x86_64']);
-      expect(architecture(stack.functions.reconcile)).toEqual(['x86_64']);
     });
 
-    it("bundles DuckDB as a node module with linux-x64's binary, and nothing native into the others", () => {
-      // The code asset `<hash>.zip` is staged in the output directory as `asset.<hash>`.
-      const assetDir = (fn: { function: { node: { defaultChild?: unknown } } }) => {
-        const key = resources[logicalId(fn.function)]!.Properties.Code.S3Key as string;
-        return path.join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
-      };
+    // The code asset `<hash>.zip` is staged in the output directory as `asset.<hash>`.
+    const assetDir = (fn: { function: { node: { defaultChild?: unknown } } }) => {
+      const key = resources[logicalId(fn.function)]!.Properties.Code.S3Key as string;
+      return path.join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
+    };
+    /** ELF `e_machine` (bytes 18–19, little-endian) of a shared object; 0xB7 is AArch64, 0x3E x86-64. */
+    const elfMachine = (file: string) => {
+      const header = readFileSync(file).subarray(0, 20);
+      expect([...header.subarray(0, 4)]).toEqual([0x7f, 0x45, 0x4c, 0x46]); // "\x7fELF"
+      expect(header[4]).toBe(2); // 64-bit
+      expect(header[5]).toBe(1); // little-endian
+      return header.readUInt16LE(18);
+    };
+
+    it("bundles DuckDB as a node module with linux-arm64's binary (an AArch64 ELF), and nothing native into the others", () => {
+      const bindings = '@duckdb/node-bindings-linux-arm64';
       for (const fn of [stack.functions.silver, stack.functions.reconcile]) {
         const dir = assetDir(fn);
         expect(JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'))).toEqual({
           dependencies: { '@duckdb/node-api': expect.any(String) },
         });
-        expect(existsSync(path.join(dir, 'node_modules/@duckdb/node-bindings-linux-x64/duckdb.node'))).toBe(
-          true,
-        );
+        // Whatever machine synthesizes, only Lambda's platform binding is installed.
+        expect(readdirSync(path.join(dir, 'node_modules/@duckdb')).sort()).toEqual([
+          'node-api',
+          'node-bindings',
+          'node-bindings-linux-arm64',
+        ]);
+        expect(elfMachine(path.join(dir, 'node_modules', bindings, 'duckdb.node'))).toBe(0xb7);
+        expect(elfMachine(path.join(dir, 'node_modules', bindings, 'libduckdb.so'))).toBe(0xb7);
         // The bundle imports DuckDB from node_modules instead of inlining it.
         expect(readFileSync(path.join(dir, 'index.mjs'), 'utf8')).toContain('@duckdb/node-api');
       }
-      expect(existsSync(path.join(assetDir(stack.functions.ingest), 'node_modules'))).toBe(false);
+      for (const fn of [stack.functions.ingest, stack.functions.fanOut, stack.trigger.startExecution]) {
+        expect(existsSync(path.join(assetDir(fn), 'node_modules'))).toBe(false);
+      }
+    });
+
+    it('keeps the linux-arm64 DuckDB binding in the lock file, which bundling installs from', () => {
+      const lock = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8'));
+      const bindings = lock.packages['node_modules/@duckdb/node-bindings'];
+      const arm64 = lock.packages['node_modules/@duckdb/node-bindings-linux-arm64'];
+      expect(arm64).toMatchObject({
+        version: bindings.version,
+        integrity: expect.stringMatching(/^sha512-/),
+        os: ['linux'],
+        cpu: ['arm64'],
+        libc: ['glibc'],
+        optional: true,
+      });
+      expect(bindings.optionalDependencies['@duckdb/node-bindings-linux-arm64']).toBe(bindings.version);
     });
 
     it('gives the silver and reconcile functions room in /tmp for Parquet files', () => {

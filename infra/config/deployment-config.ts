@@ -26,6 +26,21 @@ const DEFAULT_EXECUTION_TIMEOUT_HOURS = 7 * 24;
 /** The longest freshness window CloudWatch can evaluate: an alarm looks back at most 7 days. */
 const MAX_FRESHNESS_HOURS = 7 * 24;
 
+/**
+ * A file's run: a 100 GB gzip'd file takes ≈ 3.5 h to ingest and ≈ 2.7 h of silver at the default
+ * concurrency (docs/SCALING.md), so 12 hours leaves room before calling it stuck.
+ */
+export const DEFAULT_MAX_RUN_HOURS = 12;
+/** A table of contents' run lasts its whole fan-out (many file runs, a few at a time). */
+export const DEFAULT_FAN_OUT_MAX_RUN_HOURS = 48;
+
+/** Old versions of rewritten or deleted objects: a week to notice a mistake and restore them. */
+const DEFAULT_NONCURRENT_VERSION_DAYS = 7;
+/** Bronze is read again only to rebuild silver or to audit: after a month it rarely is. */
+const DEFAULT_BRONZE_TIERING_DAYS = 30;
+/** 100 GB scanned costs $0.50 in Athena: generous for silver tables, a stop for a runaway query. */
+const DEFAULT_BYTES_SCANNED_CUTOFF_GB = 100;
+
 /** A whole number in [min, max]; every message says what is expected and what the field is for. */
 const wholeNumber = (min: number, max: number, meaning: string) => {
   const expected = `expected a ${min > 0 ? 'positive ' : ''}whole number from ${min} to ${max}`;
@@ -33,7 +48,8 @@ const wholeNumber = (min: number, max: number, meaning: string) => {
     .number({ error: `${expected} (${meaning})` })
     .int(`${expected} (${meaning})`)
     .min(min, `${expected} (${meaning})`)
-    .max(max, `${expected} (${meaning})`);
+    .max(max, `${expected} (${meaning})`)
+    .describe(`${meaning[0]!.toUpperCase()}${meaning.slice(1)}.`);
 };
 
 const datasetNames = Object.keys(builtInDatasets);
@@ -54,6 +70,12 @@ const DatasetDeployment = z
         `expected at most ${MAX_FRESHNESS_HOURS} hours (CloudWatch alarms look back at most 7 days)`,
       )
       .describe('Hours without a successful ingest of this dataset before the freshness alarm fires.'),
+    maxRunHours: wholeNumber(1, 8760, 'hours one execution of this dataset may run before an alarm, e.g. 12')
+      .optional()
+      .describe(
+        `Alarm when an execution of this dataset has been running for longer than this (checked every 5 minutes). ` +
+          `Default ${DEFAULT_MAX_RUN_HOURS}; ${DEFAULT_FAN_OUT_MAX_RUN_HOURS} for ${FAN_OUT_DATASET}, whose run lasts its whole fan-out.`,
+      ),
   })
   .strict();
 
@@ -116,7 +138,11 @@ export const DeploymentConfig = z
     landingExpirationDays: wholeNumber(1, 3650, 'days a landed file is kept after it arrives, e.g. 30'),
     alarmEmail: z
       .email({ error: 'expected an e-mail address for alarm notifications, or leave the field out' })
-      .optional(),
+      .optional()
+      .describe(
+        'E-mail address subscribed to the alarm topic; AWS sends it a confirmation mail first, and nothing ' +
+          'arrives until the link in it is followed. Without it, synth warns and you subscribe to the topic yourself.',
+      ),
     datasets: z
       .array(DatasetDeployment, { error: 'expected a list of { "name", "freshnessHours" }' })
       .min(1, 'list at least one dataset to ingest')
@@ -183,6 +209,41 @@ export const DeploymentConfig = z
       .describe(
         'How a silver build is split: PlanSilver cuts the bronze run into groups of about groupTargetMb, ' +
           'SilverGroups builds maxConcurrency of them at once, Silver merges them.',
+      ),
+    storage: z
+      .object({
+        noncurrentVersionExpirationDays: wholeNumber(
+          1,
+          365,
+          'days an overwritten or deleted object version is kept, in both buckets, e.g. 7',
+        ).default(DEFAULT_NONCURRENT_VERSION_DAYS),
+        bronzeIntelligentTieringDays: wholeNumber(
+          0,
+          3650,
+          'days after which bronze objects move to S3 Intelligent-Tiering, e.g. 30 (0: at once)',
+        ).default(DEFAULT_BRONZE_TIERING_DAYS),
+      })
+      .strict()
+      .default({
+        noncurrentVersionExpirationDays: DEFAULT_NONCURRENT_VERSION_DAYS,
+        bronzeIntelligentTieringDays: DEFAULT_BRONZE_TIERING_DAYS,
+      })
+      .describe(
+        "Lifecycle of the landing and lake buckets. Silver's scratch files (silver/<dataset>/_work/) always " +
+          'expire after 1 day, the S3 minimum; a rerun rebuilds them.',
+      ),
+    athena: z
+      .object({
+        bytesScannedCutoffGb: wholeNumber(
+          1,
+          1_000_000,
+          'GB one Athena query of the workgroup may scan before it is cancelled, e.g. 100',
+        ).default(DEFAULT_BYTES_SCANNED_CUTOFF_GB),
+      })
+      .strict()
+      .default({ bytesScannedCutoffGb: DEFAULT_BYTES_SCANNED_CUTOFF_GB })
+      .describe(
+        'The Athena workgroup: a query that would scan more is cancelled (Athena bills $5 per TB scanned).',
       ),
     sources: z
       .array(SourceDeployment, {

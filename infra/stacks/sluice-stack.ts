@@ -1,4 +1,5 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type { CfnWorkGroup } from 'aws-cdk-lib/aws-athena';
 import type { Construct } from 'constructs';
 import { recordTargets } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
@@ -40,6 +41,9 @@ export class SluiceStack extends Stack {
 
     this.storage = new SluiceStorage(this, 'Storage', {
       landingExpiration: Duration.days(config.landingExpirationDays),
+      noncurrentVersionExpiration: Duration.days(config.storage.noncurrentVersionExpirationDays),
+      bronzeIntelligentTieringAfter: Duration.days(config.storage.bronzeIntelligentTieringDays),
+      datasets,
     });
 
     this.functions = new PipelineFunctions(this, 'Functions', {
@@ -161,6 +165,13 @@ export class SluiceStack extends Stack {
       lakeBucket: this.storage.lakeBucket,
       dataKey: this.storage.key,
     });
+    // Every query of the workgroup is cancelled once it has scanned this much (the workgroup enforces its
+    // configuration, so a client cannot lift it).
+    const workGroup = this.queryCatalog.workGroup;
+    workGroup.workGroupConfiguration = {
+      ...(workGroup.workGroupConfiguration as CfnWorkGroup.WorkGroupConfigurationProperty),
+      bytesScannedCutoffPerQuery: config.athena.bytesScannedCutoffGb * 1024 ** 3,
+    };
 
     new CfnOutput(this, 'LandingBucketName', {
       value: this.storage.landingBucket.bucketName,

@@ -123,7 +123,7 @@ describe('Stack: SluiceStack (example config)', () => {
       }
     });
 
-    it('versions the data buckets, logs their access, and expires landed files and old versions', () => {
+    it('versions the data buckets, logs their access, and expires landed files and old versions within days', () => {
       const landing = resources[logicalId(stack.storage.landingBucket)]!.Properties;
       const lake = resources[logicalId(stack.storage.lakeBucket)]!.Properties;
       for (const props of [landing, lake]) {
@@ -131,13 +131,57 @@ describe('Stack: SluiceStack (example config)', () => {
         expect(props.LoggingConfiguration.DestinationBucketName).toEqual({
           Ref: logicalId(stack.storage.accessLogsBucket),
         });
+        // storage.noncurrentVersionExpirationDays: its default.
         expect(props.LifecycleConfiguration.Rules[0]).toMatchObject({
-          NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+          Status: 'Enabled',
+          NoncurrentVersionExpiration: { NoncurrentDays: 7 },
           AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
         });
+        expect(props.LifecycleConfiguration.Rules[0].Prefix).toBeUndefined();
       }
       expect(landing.LifecycleConfiguration.Rules[0].ExpirationInDays).toBe(30);
+      expect(lake.LifecycleConfiguration.Rules[0]).toMatchObject({ ExpiredObjectDeleteMarker: true });
       expect(lake.LifecycleConfiguration.Rules[0].ExpirationInDays).toBeUndefined();
+    });
+
+    const lakeRule = (id: string) =>
+      resources[logicalId(stack.storage.lakeBucket)]!.Properties.LifecycleConfiguration.Rules.find(
+        (rule: Json) => rule.Id === id,
+      );
+
+    it("expires silver's scratch files (_work/) and their old versions after a day, per dataset", () => {
+      for (const dataset of ['tic-in-network', 'tic-table-of-contents']) {
+        // The prefix every silver build's scratch keys start with (shared/lake/silver-work-keys.ts).
+        expect(silverPartialKey(dataset, 'src', 0, 0, 'files').startsWith(`silver/${dataset}/_work/`)).toBe(
+          true,
+        );
+        expect(lakeRule(`expire-silver-work-${dataset}`)).toEqual({
+          Id: `expire-silver-work-${dataset}`,
+          Status: 'Enabled',
+          Prefix: `silver/${dataset}/_work/`,
+          ExpirationInDays: 1,
+          NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+          AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+        });
+      }
+    });
+
+    it('moves bronze to S3 Intelligent-Tiering after the configured age', () => {
+      expect(lakeRule('tier-bronze')).toEqual({
+        Id: 'tier-bronze',
+        Status: 'Enabled',
+        Prefix: BRONZE_PREFIX,
+        Transitions: [{ StorageClass: 'INTELLIGENT_TIERING', TransitionInDays: 30 }],
+      });
+    });
+
+    it('cancels an Athena query of the workgroup past the configured bytes scanned', () => {
+      const workGroup = resources[logicalId({ node: { defaultChild: stack.queryCatalog.workGroup } })]!;
+      expect(workGroup.Properties.WorkGroupConfiguration).toMatchObject({
+        EnforceWorkGroupConfiguration: true,
+        BytesScannedCutoffPerQuery: 100 * 1024 ** 3,
+        ResultConfiguration: { EncryptionConfiguration: { EncryptionOption: 'SSE_KMS' } },
+      });
     });
 
     it('sends landing events to EventBridge without a custom resource', () => {

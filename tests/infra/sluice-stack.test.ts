@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
@@ -45,6 +45,9 @@ function flatten(value: unknown): string {
   return '<TOKEN>';
 }
 
+/** The feature flags of cdk.json, as `cdk synth` passes them. */
+const cdkContext = () => JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')).context;
+
 /** One synthesis of the example deployment, shared by every test in this file. */
 let outdir: string;
 let stack: SluiceStack;
@@ -57,8 +60,7 @@ const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
 
 beforeAll(() => {
   outdir = mkdtempSync(path.join(tmpdir(), 'sluice-cdk-'));
-  const cdkJson = JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8'));
-  const app = new App({ outdir, context: cdkJson.context });
+  const app = new App({ outdir, context: cdkContext() });
   const config = loadDeploymentConfig(path.join(REPO_ROOT, 'sluice.config.json'));
   stack = new SluiceStack(app, 'SluiceTest', { config });
   template = Template.fromStack(stack);
@@ -204,7 +206,8 @@ describe('Stack: SluiceStack (example config)', () => {
   describe('functions', () => {
     it('runs every Lambda on Node.js 22 and arm64, the DuckDB functions included', () => {
       const functions = ofType('AWS::Lambda::Function');
-      expect(functions).toHaveLength(6);
+      // ingest, silver, reconcile, fan-out, download, start-execution, watch-executions
+      expect(functions).toHaveLength(7);
       for (const [, fn] of functions) {
         expect(fn.Properties.Runtime).toBe('nodejs22.x');
         expect(fn.Properties.Architectures).toEqual(['arm64']);
@@ -246,7 +249,12 @@ describe('Stack: SluiceStack (example config)', () => {
         // The bundle imports DuckDB from node_modules instead of inlining it.
         expect(readFileSync(path.join(dir, 'index.mjs'), 'utf8')).toContain('@duckdb/node-api');
       }
-      for (const fn of [stack.functions.ingest, stack.functions.fanOut, stack.trigger.startExecution]) {
+      for (const fn of [
+        stack.functions.ingest,
+        stack.functions.fanOut,
+        stack.trigger.startExecution,
+        stack.monitoring.executionWatch.watcher,
+      ]) {
         expect(existsSync(path.join(assetDir(fn), 'node_modules'))).toBe(false);
       }
     });
@@ -796,19 +804,22 @@ describe('Stack: SluiceStack (example config)', () => {
 
   describe('monitoring', () => {
     const alarms = () => ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    const deadLetterQueues = () => [
+      stack.workflow.failureQueue,
+      stack.trigger.deliveryDeadLetterQueue,
+      stack.trigger.invocationDeadLetterQueue,
+    ];
+    const queueDimensions = (queue: { node: { defaultChild?: unknown } }) => [
+      { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue), 'QueueName'] } },
+    ];
 
     it('alarms on any message in any dead-letter queue', () => {
-      const queues = [
-        stack.workflow.failureQueue,
-        stack.trigger.deliveryDeadLetterQueue,
-        stack.trigger.invocationDeadLetterQueue,
-      ];
-      for (const queue of queues) {
+      for (const queue of deadLetterQueues()) {
         expect(alarms()).toContainEqual(
           expect.objectContaining({
             Namespace: 'AWS/SQS',
             MetricName: 'ApproximateNumberOfMessagesVisible',
-            Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue), 'QueueName'] } }],
+            Dimensions: queueDimensions(queue),
             ComparisonOperator: 'GreaterThanThreshold',
             Threshold: 0,
           }),
@@ -816,36 +827,74 @@ describe('Stack: SluiceStack (example config)', () => {
       }
     });
 
-    it('alarms on failed, timed-out, throttled and aborted executions', () => {
+    it('alarms when the oldest message of a dead-letter queue has waited 3 days (SQS drops it at 14)', () => {
+      for (const queue of deadLetterQueues()) {
+        expect(alarms()).toContainEqual(
+          expect.objectContaining({
+            Namespace: 'AWS/SQS',
+            MetricName: 'ApproximateAgeOfOldestMessage',
+            Dimensions: queueDimensions(queue),
+            Statistic: 'Maximum',
+            ComparisonOperator: 'GreaterThanThreshold',
+            Threshold: 3 * 24 * 3600,
+          }),
+        );
+        expect(resources[logicalId(queue)]!.Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+      }
+    });
+
+    it('alarms on failed, timed-out and aborted executions: outcomes, not throttled transitions', () => {
       const names = alarms()
         .filter((a) => a.Namespace === 'AWS/States')
         .map((a) => a.MetricName)
         .sort();
-      expect(names).toEqual([
-        'ExecutionThrottled',
-        'ExecutionsAborted',
-        'ExecutionsFailed',
-        'ExecutionsTimedOut',
-      ]);
+      expect(names).toEqual(['ExecutionsAborted', 'ExecutionsFailed', 'ExecutionsTimedOut']);
     });
 
-    it('alarms on errors and throttles of each function', () => {
-      for (const fn of [
-        stack.functions.ingest.function,
-        stack.functions.silver.function,
-        stack.functions.reconcile.function,
-        stack.trigger.startExecution.function,
-      ]) {
-        const metrics = alarms()
-          .filter(
-            (a) =>
-              JSON.stringify(a.Dimensions) ===
-              JSON.stringify([{ Name: 'FunctionName', Value: { Ref: logicalId(fn) } }]),
-          )
-          .map((a) => a.MetricName)
-          .sort();
-        expect(metrics).toEqual(['Errors', 'Throttles']);
+    it('does not alarm on Lambda errors or throttles, which the workflow retries', () => {
+      expect(alarms().filter((a) => a.Namespace === 'AWS/Lambda')).toEqual([]);
+    });
+
+    it('alarms when an execution of a dataset runs longer than its bound, or the watch stops reporting', () => {
+      const tooLong = alarms().filter((a) => a.MetricName === 'OldestRunningExecutionMinutes');
+      const byDataset = Object.fromEntries(
+        tooLong.map((a) => [a.Dimensions.find((d: Json) => d.Name === 'dataset').Value, a]),
+      );
+      expect(Object.keys(byDataset).sort()).toEqual(['tic-in-network', 'tic-table-of-contents']);
+      for (const [dataset, hours] of [
+        ['tic-in-network', 12],
+        ['tic-table-of-contents', 48],
+      ] as const) {
+        expect(byDataset[dataset]).toMatchObject({
+          Namespace: 'Sluice',
+          Statistic: 'Maximum',
+          Period: 900,
+          Threshold: hours * 60,
+          ComparisonOperator: 'GreaterThanThreshold',
+          TreatMissingData: 'breaching',
+          Dimensions: expect.arrayContaining([{ Name: 'service', Value: 'sluice-dev' }]),
+        });
       }
+    });
+
+    it('runs the execution watch every 5 minutes, allowed to list and describe only its executions', () => {
+      const watcher = stack.monitoring.executionWatch.watcher;
+      const fn = logicalId(watcher.function);
+      const [, rule] = ofType('AWS::Events::Rule').find(([, r]) =>
+        JSON.stringify(r.Properties.Targets).includes(fn),
+      )!;
+      expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+      expect(resources[fn]!.Properties.Environment.Variables).toMatchObject({
+        STATE_MACHINE_ARN: { Ref: logicalId(stack.workflow.stateMachine) },
+        DATASETS: 'tic-in-network,tic-table-of-contents',
+      });
+      const statements = statementsOf(watcher.role).filter((st) =>
+        actions(st).some((a) => a.startsWith('states:')),
+      );
+      expect(statements.map((st) => [actions(st), targets(st)])).toEqual([
+        [['states:ListExecutions'], ['<TOKEN>']],
+        [['states:DescribeExecution'], ['arn:<TOKEN>:states:<TOKEN>:<TOKEN>:execution:SluiceTest-ingest:*']],
+      ]);
     });
 
     it('alarms when a dataset has no successful ingest within its freshness window', () => {
@@ -904,34 +953,120 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(inNetwork.Metrics.filter((m: Json) => m.MetricStat).length).toBeGreaterThan(2);
     });
 
-    it('notifies the KMS-encrypted alarm topic, which e-mails the configured address', () => {
+    it('notifies the KMS-encrypted alarm topic on ALARM and OK, every alarm', () => {
       const topic = logicalId(stack.monitoring.topic);
-      expect(alarms().length).toBe(3 + 4 + 6 * 2 + 2 * 3); // DLQs, executions, functions × (errors, throttles), datasets × 3
+      // DLQs × (depth, age), executions (failed, timed out, aborted), datasets × (stale, reconciliation,
+      // running too long, quarantine rate)
+      expect(alarms().length).toBe(3 * 2 + 3 + 2 * 4);
       for (const alarm of alarms()) {
         expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
         expect(alarm.OKActions).toEqual([{ Ref: topic }]);
+        expect(alarm.AlarmDescription.length).toBeGreaterThan(40);
       }
       expect(resources[topic]!.Properties.KmsMasterKeyId).toBeDefined();
-      template.hasResourceProperties('AWS::SNS::Subscription', {
-        Protocol: 'email',
-        Endpoint: 'data-platform-alerts@example.com',
-      });
     });
 
-    it('has a dashboard of executions, durations vs timeouts, errors, records, bytes and DLQ depth', () => {
+    it('subscribes no example address: without alarmEmail, synth warns where alarms go and how to subscribe', () => {
+      template.resourceCountIs('AWS::SNS::Subscription', 0);
+      const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('alarmEmail'));
+      expect(warnings).toHaveLength(1);
+      const text = String(warnings[0]!.entry.data);
+      for (const part of ['AlarmTopicArn', 'aws sns subscribe', 'confirmation', 'docs/DEPLOY.md']) {
+        expect(text).toContain(part);
+      }
+      expect(readFileSync(path.join(REPO_ROOT, 'sluice.config.json'), 'utf8')).not.toContain('example.com');
+    });
+
+    it('e-mails the configured address, without the warning', () => {
+      // Bundling skipped: only the topic matters here.
+      const app = new App({ context: { ...cdkContext(), 'aws:cdk:bundling-stacks': [] } });
+      const config = loadDeploymentConfig(path.join(REPO_ROOT, 'sluice.config.json'));
+      const withEmail = new SluiceStack(app, 'SluiceMail', {
+        config: { ...config, alarmEmail: 'oncall@sluice.test' },
+      });
+      Template.fromStack(withEmail).hasResourceProperties('AWS::SNS::Subscription', {
+        Protocol: 'email',
+        Endpoint: 'oncall@sluice.test',
+      });
+      expect(Annotations.fromStack(withEmail).findWarning('*', Match.stringLikeRegexp('alarmEmail'))).toEqual(
+        [],
+      );
+    });
+
+    /** The dashboard body as JSON, its tokens replaced by "<TOKEN>". */
+    const dashboardBody = () => {
       const [, dashboard] = ofType('AWS::CloudWatch::Dashboard')[0]!;
-      const body = flatten(dashboard.Properties.DashboardBody);
-      for (const text of [
-        'ExecutionsStarted',
+      return JSON.parse(flatten(dashboard.Properties.DashboardBody)) as { widgets: Json[] };
+    };
+
+    it('has a named dashboard whose first row answers "is it healthy?"', () => {
+      const [, dashboard] = ofType('AWS::CloudWatch::Dashboard')[0]!;
+      expect(dashboard.Properties.DashboardName).toBe('sluice-dev');
+      const firstRow = dashboardBody()
+        .widgets.filter((w) => w.y === 0)
+        .sort((a, b) => a.x - b.x);
+      expect(firstRow.map((w) => [w.type, w.properties.title])).toEqual([
+        ['alarm', 'Alarms (red: read its description)'],
+        ['metric', 'Executions running now'],
+        ['metric', 'Executions ended, last 24 h'],
+        ['metric', 'Dead-letter queues (messages)'],
+        ['metric', 'Hours since last success'],
+      ]);
+      expect(firstRow.reduce((width, w) => width + w.width, 0)).toBe(24);
+      const [status, running, ended, dlq, hours] = firstRow;
+      // Every alarm, in the status widget.
+      expect(status.properties.alarms).toHaveLength(alarms().length);
+      const metricNames = (w: Json) =>
+        w.properties.metrics.flatMap((m: Json[]) => m.filter((part) => typeof part === 'string'));
+      expect(metricNames(running)).toContain('ExecutionsRunning');
+      expect(running.properties.metrics).toHaveLength(3); // all, and per dataset
+      expect(ended.properties).toMatchObject({
+        view: 'singleValue',
+        setPeriodToTimeRange: true,
+        start: '-PT24H',
+      });
+      for (const name of [
         'ExecutionsSucceeded',
         'ExecutionsFailed',
+        'ExecutionsTimedOut',
+        'ExecutionsAborted',
+      ]) {
+        expect(metricNames(ended)).toContain(name);
+      }
+      expect(dlq.properties.metrics).toHaveLength(3);
+      expect(metricNames(dlq)).toContain('ApproximateNumberOfMessagesVisible');
+      // Per dataset: hours since the last hour with a successful ingest.
+      const expressions = hours.properties.metrics
+        .map((m: Json[]) => m.find((part) => typeof part === 'object' && part.expression))
+        .filter(Boolean);
+      expect(expressions).toHaveLength(2);
+      expect(expressions[0].expression).toBe(
+        '(EPOCH(FILL(succeeded0, 0)) - FILL(IF(FILL(succeeded0, 0) > 0, EPOCH(FILL(succeeded0, 0))), REPEAT)) / 3600',
+      );
+      expect(metricNames(hours)).toContain('IngestSucceeded');
+    });
+
+    it('puts its URL in the stack outputs, beside the alarm topic', () => {
+      const outputs = template.toJSON().Outputs;
+      expect(flatten(outputs.DashboardUrl.Value)).toBe(
+        'https://<TOKEN>.console.aws.amazon.com/cloudwatch/home?region=<TOKEN>#dashboards/dashboard/sluice-dev',
+      );
+      expect(outputs.AlarmTopicArn.Value).toEqual({ Ref: logicalId(stack.monitoring.topic) });
+    });
+
+    it('graphs executions, durations vs timeouts, retried errors, records, bytes, DLQ age and run ages below', () => {
+      const body = JSON.stringify(dashboardBody());
+      for (const text of [
+        'ExecutionsStarted',
+        'ExecutionThrottled',
         'Duration',
         '"label":"timeout"',
         'Errors',
         'Throttles',
         'RecordsIngested',
         'SourceBytes',
-        'ApproximateNumberOfMessagesVisible',
+        'ApproximateAgeOfOldestMessage',
+        'OldestRunningExecutionMinutes',
         'QualityScore',
         'QuarantinedRecords',
         'quarantine rate',

@@ -60,7 +60,10 @@ const DatasetDeployment = z
       .string({ error: `expected a dataset name, one of: ${datasetNames.join(', ')}` })
       .refine((name) => datasetNames.includes(name), {
         error: (issue) => `unknown dataset "${String(issue.input)}": use one of ${datasetNames.join(', ')}`,
-      }),
+      })
+      .describe(
+        `A built-in dataset: ${datasetNames.join(', ')}. Files land under \`<name>/\` in the landing bucket.`,
+      ),
     freshnessHours: z
       .number({ error: 'expected a positive number of hours, e.g. 24' })
       .positive('expected a positive number of hours, e.g. 24')
@@ -88,33 +91,47 @@ const SourceDeployment = z
   .object({
     name: z
       .string({ error: 'expected a source name, e.g. "cms-in-network"' })
-      .regex(SOURCE_NAME, 'use 1–63 lowercase letters, digits or "-" (it names the schedule and secret)'),
-    url: z.string({ error: 'expected the https URL to download' }).refine(
-      (value) => {
-        try {
-          const url = new URL(value);
-          return url.protocol === 'https:' && url.username === '' && url.password === '';
-        } catch {
-          return false;
-        }
-      },
-      { error: "expected an https URL without credentials in it (put those in the source's secret)" },
-    ),
-    dataset: z.string({ error: 'expected the name of a dataset listed in "datasets"' }),
+      .regex(SOURCE_NAME, 'use 1–63 lowercase letters, digits or "-" (it names the schedule and secret)')
+      .describe('Names the schedule and, with credentials, the Secrets Manager secret of the source.'),
+    url: z
+      .string({ error: 'expected the https URL to download' })
+      .refine(
+        (value) => {
+          try {
+            const url = new URL(value);
+            return url.protocol === 'https:' && url.username === '' && url.password === '';
+          } catch {
+            return false;
+          }
+        },
+        { error: "expected an https URL without credentials in it (put those in the source's secret)" },
+      )
+      .describe('The https URL to download; no credentials in it.'),
+    dataset: z
+      .string({ error: 'expected the name of a dataset listed in "datasets"' })
+      .describe('The dataset the file is ingested as; one listed in "datasets".'),
     schedule: z
       .string({ error: 'expected an EventBridge Scheduler expression, e.g. "cron(0 6 * * ? *)"' })
       .regex(
         SCHEDULE_EXPRESSION,
         'expected an EventBridge Scheduler expression: "cron(0 6 * * ? *)", "rate(1 day)" or "at(2030-01-01T06:00:00)"',
-      ),
+      )
+      .describe('When to download (UTC): "cron(0 6 * * ? *)", "rate(1 day)" or "at(2030-01-01T06:00:00)".'),
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, 'expected the sha256 of the file as 64 hex digits, or leave it out')
-      .optional(),
+      .optional()
+      .describe('The expected sha256 of the file: a download that differs fails.'),
     credentials: z
       .object({
-        kind: z.enum(CREDENTIAL_KINDS, { error: `use one of ${CREDENTIAL_KINDS.join(', ')}` }),
-        name: z.string().min(1, 'expected the header or query parameter name').optional(),
+        kind: z
+          .enum(CREDENTIAL_KINDS, { error: `use one of ${CREDENTIAL_KINDS.join(', ')}` })
+          .describe('How the secret is sent.'),
+        name: z
+          .string()
+          .min(1, 'expected the header or query parameter name')
+          .optional()
+          .describe('The header or query parameter name; kinds "header" and "query" only.'),
       })
       .strict()
       .refine((c) => (c.kind !== 'header' && c.kind !== 'query') || c.name !== undefined, {
@@ -128,12 +145,16 @@ const SourceDeployment = z
 
 export const DeploymentConfig = z
   .object({
-    $schema: z.string().optional(),
+    $schema: z.string().optional().describe('A JSON Schema for editors; ignored.'),
     stackName: z
       .string({ error: 'expected a CloudFormation stack name, e.g. "sluice-dev"' })
       .regex(
         /^[A-Za-z][A-Za-z0-9-]{0,127}$/,
         'use 1–128 letters, digits or "-", starting with a letter (a CloudFormation stack name)',
+      )
+      .describe(
+        'The CloudFormation stack; also names the dashboard, the Athena workgroup, the Glue database and ' +
+          'the service dimension of the metrics.',
       ),
     landingExpirationDays: wholeNumber(1, 3650, 'days a landed file is kept after it arrives, e.g. 30'),
     alarmEmail: z
@@ -148,7 +169,8 @@ export const DeploymentConfig = z
       .min(1, 'list at least one dataset to ingest')
       .refine((list) => new Set(list.map((d) => d.name)).size === list.length, {
         error: 'each dataset may be listed only once',
-      }),
+      })
+      .describe('The datasets this deployment ingests, each with its alarm bounds.'),
     ingest: z
       .object({
         memoryMb: wholeNumber(128, 10_240, 'Lambda memory in MB; CPU grows with it, e.g. 3008').default(3008),
@@ -160,7 +182,8 @@ export const DeploymentConfig = z
         ).optional(),
       })
       .strict()
-      .default({ memoryMb: 3008, timeoutMinutes: 15 }),
+      .default({ memoryMb: 3008, timeoutMinutes: 15 })
+      .describe('The Ingest Lambda (parse → bronze, in slices).'),
     quarantineRateThreshold: z
       .number({ error: 'expected a share from 0 to 1, e.g. 0.05 for 5%' })
       .min(0, 'expected a share from 0 to 1, e.g. 0.05 for 5%')
@@ -170,7 +193,8 @@ export const DeploymentConfig = z
     tracing: z.boolean({ error: 'expected true or false' }).default(true).describe('AWS X-Ray tracing.'),
     logLevel: z
       .enum(['DEBUG', 'INFO', 'WARN', 'ERROR'], { error: 'use one of DEBUG, INFO, WARN, ERROR' })
-      .default('INFO'),
+      .default('INFO')
+      .describe("The Lambda functions' log level."),
     fanOut: z
       .object({
         maxConcurrency: wholeNumber(
@@ -229,7 +253,7 @@ export const DeploymentConfig = z
         bronzeIntelligentTieringDays: DEFAULT_BRONZE_TIERING_DAYS,
       })
       .describe(
-        "Lifecycle of the landing and lake buckets. Silver's scratch files (silver/<dataset>/_work/) always " +
+        "Lifecycle of the landing and lake buckets. Silver's scratch files (`silver/<dataset>/_work/`) always " +
           'expire after 1 day, the S3 minimum; a rerun rebuilds them.',
       ),
     athena: z
@@ -249,7 +273,10 @@ export const DeploymentConfig = z
       .array(SourceDeployment, {
         error: 'expected a list of { "name", "url", "dataset", "schedule", "sha256"?, "credentials"? }',
       })
-      .default([]),
+      .default([])
+      .describe(
+        'HTTP sources downloaded and ingested on a schedule (EventBridge Scheduler), one schedule each.',
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -21,6 +21,9 @@ import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
  * Event: ignored (the schedule's). Result: the gauges it emitted.
  */
 
+/** Inputs kept between warm invocations (a few hundred bytes each), then forgotten all at once. */
+const MAX_REMEMBERED_INPUTS = 10_000;
+
 /** One running execution, as ListExecutions describes it. */
 export interface RunningExecution {
   readonly executionArn: string;
@@ -50,6 +53,7 @@ export interface WatchExecutionsDeps {
 /** The AWS client, created once per cold start. */
 export function createDeps(config: WatchExecutionsConfig): WatchExecutionsDeps {
   const client = new SFNClient(config.region ? { region: config.region } : {});
+  const inputs = new Map<string, string | undefined>();
   return {
     config,
     listRunning: async function* () {
@@ -65,8 +69,14 @@ export function createDeps(config: WatchExecutionsConfig): WatchExecutionsDeps {
         }
       }
     },
-    inputOf: async (executionArn) =>
-      (await client.send(new DescribeExecutionCommand({ executionArn }))).input,
+    // An execution's input never changes: a warm function asks once per execution, not every 5 minutes.
+    inputOf: async (executionArn) => {
+      if (!inputs.has(executionArn)) {
+        if (inputs.size >= MAX_REMEMBERED_INPUTS) inputs.clear();
+        inputs.set(executionArn, (await client.send(new DescribeExecutionCommand({ executionArn }))).input);
+      }
+      return inputs.get(executionArn);
+    },
     now: () => new Date(),
     observability: createObservability(config),
   };

@@ -7,6 +7,12 @@
 // from lock file"). Dropping the unresolvable optional edges keeps `npm ci` working; the platforms
 // the registry does carry (linux x64/arm64) stay locked. Run after changing dependencies:
 //   npm install && node scripts/prune-lock.mjs
+//
+// Keep @duckdb/node-bindings-linux-arm64 in the lock: the Silver and Reconcile Lambdas run on arm64 and
+// their bundles install it (infra/constructs/sluice-function.ts). This script keeps every optional
+// package the lock records; should an install drop it, put its entry back (version, integrity from
+// `npm view @duckdb/node-bindings-linux-arm64@<version> dist.integrity`, os/cpu/libc, optional) and
+// the edge from @duckdb/node-bindings. tests/infra/sluice-stack.test.ts fails while it is missing.
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const path = new URL('../package-lock.json', import.meta.url);

@@ -26,6 +26,21 @@ const DEFAULT_EXECUTION_TIMEOUT_HOURS = 7 * 24;
 /** The longest freshness window CloudWatch can evaluate: an alarm looks back at most 7 days. */
 const MAX_FRESHNESS_HOURS = 7 * 24;
 
+/**
+ * A file's run: a 100 GB gzip'd file takes ≈ 3.5 h to ingest and ≈ 2.7 h of silver at the default
+ * concurrency (docs/SCALING.md), so 12 hours leaves room before calling it stuck.
+ */
+export const DEFAULT_MAX_RUN_HOURS = 12;
+/** A table of contents' run lasts its whole fan-out (many file runs, a few at a time). */
+export const DEFAULT_FAN_OUT_MAX_RUN_HOURS = 48;
+
+/** Old versions of rewritten or deleted objects: a week to notice a mistake and restore them. */
+const DEFAULT_NONCURRENT_VERSION_DAYS = 7;
+/** Bronze is read again only to rebuild silver or to audit: after a month it rarely is. */
+const DEFAULT_BRONZE_TIERING_DAYS = 30;
+/** 100 GB scanned costs $0.50 in Athena: generous for silver tables, a stop for a runaway query. */
+const DEFAULT_BYTES_SCANNED_CUTOFF_GB = 100;
+
 /** A whole number in [min, max]; every message says what is expected and what the field is for. */
 const wholeNumber = (min: number, max: number, meaning: string) => {
   const expected = `expected a ${min > 0 ? 'positive ' : ''}whole number from ${min} to ${max}`;
@@ -33,7 +48,8 @@ const wholeNumber = (min: number, max: number, meaning: string) => {
     .number({ error: `${expected} (${meaning})` })
     .int(`${expected} (${meaning})`)
     .min(min, `${expected} (${meaning})`)
-    .max(max, `${expected} (${meaning})`);
+    .max(max, `${expected} (${meaning})`)
+    .describe(`${meaning[0]!.toUpperCase()}${meaning.slice(1)}.`);
 };
 
 const datasetNames = Object.keys(builtInDatasets);
@@ -44,7 +60,10 @@ const DatasetDeployment = z
       .string({ error: `expected a dataset name, one of: ${datasetNames.join(', ')}` })
       .refine((name) => datasetNames.includes(name), {
         error: (issue) => `unknown dataset "${String(issue.input)}": use one of ${datasetNames.join(', ')}`,
-      }),
+      })
+      .describe(
+        `A built-in dataset: ${datasetNames.join(', ')}. Files land under \`<name>/\` in the landing bucket.`,
+      ),
     freshnessHours: z
       .number({ error: 'expected a positive number of hours, e.g. 24' })
       .positive('expected a positive number of hours, e.g. 24')
@@ -54,6 +73,12 @@ const DatasetDeployment = z
         `expected at most ${MAX_FRESHNESS_HOURS} hours (CloudWatch alarms look back at most 7 days)`,
       )
       .describe('Hours without a successful ingest of this dataset before the freshness alarm fires.'),
+    maxRunHours: wholeNumber(1, 8760, 'hours one execution of this dataset may run before an alarm, e.g. 12')
+      .optional()
+      .describe(
+        `Alarm when an execution of this dataset has been running for longer than this (checked every 5 minutes). ` +
+          `Default ${DEFAULT_MAX_RUN_HOURS}; ${DEFAULT_FAN_OUT_MAX_RUN_HOURS} for ${FAN_OUT_DATASET}, whose run lasts its whole fan-out.`,
+      ),
   })
   .strict();
 
@@ -66,33 +91,47 @@ const SourceDeployment = z
   .object({
     name: z
       .string({ error: 'expected a source name, e.g. "cms-in-network"' })
-      .regex(SOURCE_NAME, 'use 1–63 lowercase letters, digits or "-" (it names the schedule and secret)'),
-    url: z.string({ error: 'expected the https URL to download' }).refine(
-      (value) => {
-        try {
-          const url = new URL(value);
-          return url.protocol === 'https:' && url.username === '' && url.password === '';
-        } catch {
-          return false;
-        }
-      },
-      { error: "expected an https URL without credentials in it (put those in the source's secret)" },
-    ),
-    dataset: z.string({ error: 'expected the name of a dataset listed in "datasets"' }),
+      .regex(SOURCE_NAME, 'use 1–63 lowercase letters, digits or "-" (it names the schedule and secret)')
+      .describe('Names the schedule and, with credentials, the Secrets Manager secret of the source.'),
+    url: z
+      .string({ error: 'expected the https URL to download' })
+      .refine(
+        (value) => {
+          try {
+            const url = new URL(value);
+            return url.protocol === 'https:' && url.username === '' && url.password === '';
+          } catch {
+            return false;
+          }
+        },
+        { error: "expected an https URL without credentials in it (put those in the source's secret)" },
+      )
+      .describe('The https URL to download; no credentials in it.'),
+    dataset: z
+      .string({ error: 'expected the name of a dataset listed in "datasets"' })
+      .describe('The dataset the file is ingested as; one listed in "datasets".'),
     schedule: z
       .string({ error: 'expected an EventBridge Scheduler expression, e.g. "cron(0 6 * * ? *)"' })
       .regex(
         SCHEDULE_EXPRESSION,
         'expected an EventBridge Scheduler expression: "cron(0 6 * * ? *)", "rate(1 day)" or "at(2030-01-01T06:00:00)"',
-      ),
+      )
+      .describe('When to download (UTC): "cron(0 6 * * ? *)", "rate(1 day)" or "at(2030-01-01T06:00:00)".'),
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, 'expected the sha256 of the file as 64 hex digits, or leave it out')
-      .optional(),
+      .optional()
+      .describe('The expected sha256 of the file: a download that differs fails.'),
     credentials: z
       .object({
-        kind: z.enum(CREDENTIAL_KINDS, { error: `use one of ${CREDENTIAL_KINDS.join(', ')}` }),
-        name: z.string().min(1, 'expected the header or query parameter name').optional(),
+        kind: z
+          .enum(CREDENTIAL_KINDS, { error: `use one of ${CREDENTIAL_KINDS.join(', ')}` })
+          .describe('How the secret is sent.'),
+        name: z
+          .string()
+          .min(1, 'expected the header or query parameter name')
+          .optional()
+          .describe('The header or query parameter name; kinds "header" and "query" only.'),
       })
       .strict()
       .refine((c) => (c.kind !== 'header' && c.kind !== 'query') || c.name !== undefined, {
@@ -106,23 +145,32 @@ const SourceDeployment = z
 
 export const DeploymentConfig = z
   .object({
-    $schema: z.string().optional(),
+    $schema: z.string().optional().describe('A JSON Schema for editors; ignored.'),
     stackName: z
       .string({ error: 'expected a CloudFormation stack name, e.g. "sluice-dev"' })
       .regex(
         /^[A-Za-z][A-Za-z0-9-]{0,127}$/,
         'use 1–128 letters, digits or "-", starting with a letter (a CloudFormation stack name)',
+      )
+      .describe(
+        'The CloudFormation stack; also names the dashboard, the Athena workgroup, the Glue database and ' +
+          'the service dimension of the metrics.',
       ),
     landingExpirationDays: wholeNumber(1, 3650, 'days a landed file is kept after it arrives, e.g. 30'),
     alarmEmail: z
       .email({ error: 'expected an e-mail address for alarm notifications, or leave the field out' })
-      .optional(),
+      .optional()
+      .describe(
+        'E-mail address subscribed to the alarm topic; AWS sends it a confirmation mail first, and nothing ' +
+          'arrives until the link in it is followed. Without it, synth warns and you subscribe to the topic yourself.',
+      ),
     datasets: z
       .array(DatasetDeployment, { error: 'expected a list of { "name", "freshnessHours" }' })
       .min(1, 'list at least one dataset to ingest')
       .refine((list) => new Set(list.map((d) => d.name)).size === list.length, {
         error: 'each dataset may be listed only once',
-      }),
+      })
+      .describe('The datasets this deployment ingests, each with its alarm bounds.'),
     ingest: z
       .object({
         memoryMb: wholeNumber(128, 10_240, 'Lambda memory in MB; CPU grows with it, e.g. 3008').default(3008),
@@ -134,7 +182,8 @@ export const DeploymentConfig = z
         ).optional(),
       })
       .strict()
-      .default({ memoryMb: 3008, timeoutMinutes: 15 }),
+      .default({ memoryMb: 3008, timeoutMinutes: 15 })
+      .describe('The Ingest Lambda (parse → bronze, in slices).'),
     quarantineRateThreshold: z
       .number({ error: 'expected a share from 0 to 1, e.g. 0.05 for 5%' })
       .min(0, 'expected a share from 0 to 1, e.g. 0.05 for 5%')
@@ -144,7 +193,8 @@ export const DeploymentConfig = z
     tracing: z.boolean({ error: 'expected true or false' }).default(true).describe('AWS X-Ray tracing.'),
     logLevel: z
       .enum(['DEBUG', 'INFO', 'WARN', 'ERROR'], { error: 'use one of DEBUG, INFO, WARN, ERROR' })
-      .default('INFO'),
+      .default('INFO')
+      .describe("The Lambda functions' log level."),
     fanOut: z
       .object({
         maxConcurrency: wholeNumber(
@@ -184,11 +234,49 @@ export const DeploymentConfig = z
         'How a silver build is split: PlanSilver cuts the bronze run into groups of about groupTargetMb, ' +
           'SilverGroups builds maxConcurrency of them at once, Silver merges them.',
       ),
+    storage: z
+      .object({
+        noncurrentVersionExpirationDays: wholeNumber(
+          1,
+          365,
+          'days an overwritten or deleted object version is kept, in both buckets, e.g. 7',
+        ).default(DEFAULT_NONCURRENT_VERSION_DAYS),
+        bronzeIntelligentTieringDays: wholeNumber(
+          0,
+          3650,
+          'days after which bronze objects move to S3 Intelligent-Tiering, e.g. 30 (0: at once)',
+        ).default(DEFAULT_BRONZE_TIERING_DAYS),
+      })
+      .strict()
+      .default({
+        noncurrentVersionExpirationDays: DEFAULT_NONCURRENT_VERSION_DAYS,
+        bronzeIntelligentTieringDays: DEFAULT_BRONZE_TIERING_DAYS,
+      })
+      .describe(
+        "Lifecycle of the landing and lake buckets. Silver's scratch files (`silver/<dataset>/_work/`) always " +
+          'expire after 1 day, the S3 minimum; a rerun rebuilds them.',
+      ),
+    athena: z
+      .object({
+        bytesScannedCutoffGb: wholeNumber(
+          1,
+          1_000_000,
+          'GB one Athena query of the workgroup may scan before it is cancelled, e.g. 100',
+        ).default(DEFAULT_BYTES_SCANNED_CUTOFF_GB),
+      })
+      .strict()
+      .default({ bytesScannedCutoffGb: DEFAULT_BYTES_SCANNED_CUTOFF_GB })
+      .describe(
+        'The Athena workgroup: a query that would scan more is cancelled (Athena bills $5 per TB scanned).',
+      ),
     sources: z
       .array(SourceDeployment, {
         error: 'expected a list of { "name", "url", "dataset", "schedule", "sha256"?, "credentials"? }',
       })
-      .default([]),
+      .default([])
+      .describe(
+        'HTTP sources downloaded and ingested on a schedule (EventBridge Scheduler), one schedule each.',
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {

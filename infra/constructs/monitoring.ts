@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   Alarm,
   AlarmStatusWidget,
@@ -8,6 +8,7 @@ import {
   type IMetric,
   MathExpression,
   Metric,
+  SingleValueWidget,
   TextWidget,
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
@@ -20,7 +21,9 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import type { LogLevel } from '../../shared/config/runtime-config.ts';
 import { Dimension, METRICS_NAMESPACE, MetricName } from '../../shared/workflow/metrics.ts';
+import { ExecutionWatch } from './execution-watch.ts';
 
 /** A Lambda function to watch. */
 export interface MonitoredFunction {
@@ -31,7 +34,7 @@ export interface MonitoredFunction {
   readonly timeout: Duration;
 }
 
-/** A dead-letter queue to watch: any message in it is an alarm. */
+/** A dead-letter queue to watch: any message in it is an alarm, and so is one left there too long. */
 export interface MonitoredQueue {
   readonly name: string;
   readonly queue: IQueue;
@@ -46,18 +49,36 @@ export interface MonitoredDataset {
   readonly freshness: Duration;
   /** Its record streams (`recordName` dimension of the records metric). */
   readonly recordNames: readonly string[];
+  /** Alarm when one of its executions has been running for longer than this. */
+  readonly maxRunDuration: Duration;
 }
 
 /** Properties of `PipelineMonitoring`. */
 export interface PipelineMonitoringProps {
   readonly stateMachine: IStateMachine;
+  /** The state machine's name (`workflowStateMachineName`), for the execution watch's permissions. */
+  readonly stateMachineName: string;
   readonly functions: readonly MonitoredFunction[];
   readonly deadLetterQueues: readonly MonitoredQueue[];
   readonly datasets: readonly MonitoredDataset[];
   /** The `service` dimension of the custom metrics (the handlers' service name). */
   readonly serviceName: string;
-  /** Where alarm notifications are e-mailed. @default - no subscription; subscribe to `topic` yourself */
+  /**
+   * Where alarm notifications are e-mailed (after the address confirms the subscription).
+   * @default - no subscription: synth warns, and says how to subscribe to `topic`
+   */
   readonly alarmEmail?: string;
+  /** The dashboard's name, unique in the account and region. @default - `serviceName` */
+  readonly dashboardName?: string;
+  /**
+   * Alarm when the oldest message of a dead-letter queue is older than this: it is being ignored, and
+   * SQS deletes it unseen at the end of the queue's retention (14 days). @default 3 days
+   */
+  readonly deadLetterMaxAge?: Duration;
+  /** Log level of the execution watch. @default 'INFO' */
+  readonly logLevel?: LogLevel;
+  /** X-Ray tracing of the execution watch. @default false */
+  readonly tracing?: boolean;
   /**
    * Alarm when, within an hour, more than this share of a dataset's ingested records is quarantined
    * (`QuarantinedRecords / RecordsIngested`). @default 0.05
@@ -66,15 +87,26 @@ export interface PipelineMonitoringProps {
 }
 
 /**
- * Alarms and a dashboard for the pipeline. Every alarm notifies one SNS topic (on ALARM and on OK):
- * messages in a dead-letter queue, failed/timed-out/throttled/aborted executions, Lambda errors and
- * throttles, a dataset going quiet (no successful ingest within its freshness window), a failed
- * reconciliation, and a quarantine rate above the threshold.
+ * Alarms and a dashboard for the pipeline. Every alarm notifies one SNS topic (on ALARM and on OK), and
+ * every alarm is about an outcome someone has to act on: a message in a dead-letter queue, and one left
+ * there for days; a failed, timed-out or aborted execution; an execution running longer than its
+ * dataset's bound; a dataset going quiet (no successful ingest within its freshness window); a failed
+ * reconciliation; a quarantine rate above the threshold.
+ *
+ * Deliberately not alarmed: Lambda `Errors` and `Throttles`, and throttled executions. The state machine
+ * retries transient errors and throttling (`TRANSIENT_RETRY`, `LAMBDA_SERVICE_RETRY`), Lambda retries the
+ * asynchronously invoked trigger, and EventBridge retries its deliveries: an error that a retry fixes
+ * needs nobody, and one that no retry fixes ends as a failed execution or a dead-letter message, both
+ * alarmed above, with the input and error to act on. (With `ingest.reservedConcurrency` set, throttles
+ * are even the intended queueing.) They stay on the dashboard, below the first row.
  */
 export class PipelineMonitoring extends Construct {
   readonly topic: Topic;
   readonly alarms: Alarm[] = [];
   readonly dashboard: Dashboard;
+  readonly dashboardName: string;
+  /** The scheduled function that reports running executions (Step Functions' metrics do not). */
+  readonly executionWatch: ExecutionWatch;
 
   constructor(scope: Construct, id: string, props: PipelineMonitoringProps) {
     super(scope, id);
@@ -112,6 +144,16 @@ export class PipelineMonitoring extends Construct {
       }),
     );
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+    else {
+      Annotations.of(this).addWarningV2(
+        'sluice:no-alarm-email',
+        'No "alarmEmail" in the deployment config: alarms go to the SNS topic of stack output ' +
+          '"AlarmTopicArn" and reach nobody until someone subscribes. Set "alarmEmail" and deploy again, or ' +
+          'subscribe yourself: aws sns subscribe --topic-arn <AlarmTopicArn> --protocol email ' +
+          '--notification-endpoint <you@your-company>. Either way, follow the link in the confirmation mail ' +
+          'AWS sends, or no alarm is delivered (docs/DEPLOY.md, "Alarms").',
+      );
+    }
     const notify = new SnsAction(this.topic);
 
     const alarm = (
@@ -148,18 +190,26 @@ export class PipelineMonitoring extends Construct {
     };
 
     const fiveMinutes = Duration.minutes(5);
+    const deadLetterMaxAge = props.deadLetterMaxAge ?? Duration.days(3);
     for (const { name, queue, meaning } of props.deadLetterQueues) {
       alarm(
         `${name}NotEmpty`,
         queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
         `Messages in the ${name} queue: ${meaning}`,
       );
+      alarm(
+        `${name}OldestMessageAge`,
+        queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
+        `A message has waited in the ${name} queue for more than ${deadLetterMaxAge.toHumanString()}; SQS ` +
+          `deletes it unseen after 14 days. ${meaning}`,
+        { threshold: deadLetterMaxAge.toSeconds() },
+      );
     }
 
+    // Outcomes only: ExecutionThrottled counts state transitions Step Functions delayed, not lost work.
     const executionAlarms = {
       Failed: stateMachine.metricFailed({ period: fiveMinutes }),
       TimedOut: stateMachine.metricTimedOut({ period: fiveMinutes }),
-      Throttled: stateMachine.metricThrottled({ period: fiveMinutes }),
       Aborted: stateMachine.metricAborted({ period: fiveMinutes }),
     };
     for (const [what, metric] of Object.entries(executionAlarms)) {
@@ -171,21 +221,14 @@ export class PipelineMonitoring extends Construct {
       );
     }
 
-    for (const { name, function: fn } of props.functions) {
-      const id = name.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase());
-      alarm(
-        `${id}Errors`,
-        fn.metricErrors({ period: fiveMinutes }),
-        `The ${name} function failed. Its logs name the error; permanent ones (ConfigError, ` +
-          'MalformedInputError, RecordTooLargeError, ContractViolationError, ReconciliationError) need a fix, ' +
-          'transient ones (TransientError) are retried.',
-      );
-      alarm(
-        `${id}Throttles`,
-        fn.metricThrottles({ period: fiveMinutes }),
-        `The ${name} function was throttled: raise its reserved concurrency or the account's limit.`,
-      );
-    }
+    this.executionWatch = new ExecutionWatch(this, 'ExecutionWatch', {
+      stateMachine,
+      stateMachineName: props.stateMachineName,
+      datasets: props.datasets.map((d) => d.name),
+      serviceName: props.serviceName,
+      logLevel: props.logLevel,
+      tracing: props.tracing,
+    });
 
     /**
      * A custom metric of one dataset (dimensions `service`, `dataset` and any `extra`). No label: an alarm
@@ -252,6 +295,21 @@ export class PipelineMonitoring extends Construct {
           'the failure queue.',
         { threshold: 1, atLeast: true },
       );
+      // The execution watch reports every 5 minutes, for every dataset (0 when nothing runs): a 15-minute
+      // period always holds a report, and one without any means the watch itself stopped.
+      const maxMinutes = dataset.maxRunDuration.toMinutes();
+      alarm(
+        `${id}RunningTooLong`,
+        datasetMetric(MetricName.oldestRunningExecutionMinutes, dataset.name, {
+          statistic: 'Maximum',
+          period: Duration.minutes(15),
+        }),
+        `An execution of ${dataset.name} has been running for more than ${dataset.maxRunDuration.toHumanString()} ` +
+          `(the dataset's maxRunHours). The watch-executions log names it; its execution history shows the ` +
+          'state it is stuck in. Stop it, or raise maxRunHours if such runs are expected. (Missing reports ' +
+          'alarm too: then the watch-executions function itself is failing.)',
+        { threshold: maxMinutes, breachWhenMissing: true },
+      );
       alarm(
         `${id}QuarantineRate`,
         quarantineRate(dataset),
@@ -261,7 +319,11 @@ export class PipelineMonitoring extends Construct {
       );
     }
 
-    this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
+    this.dashboardName = props.dashboardName ?? props.serviceName;
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      dashboardName: this.dashboardName,
+      defaultInterval: Duration.days(7),
+    });
     const custom = (
       metricName: string,
       dataset: string,
@@ -272,11 +334,89 @@ export class PipelineMonitoring extends Construct {
         label: [dataset, ...Object.values(extra), metricName].join(' '),
       });
     const wide = { width: 12, height: 6 };
+
+    // The first row answers "is it healthy?" at a glance: what is alarming, what runs now, what ended
+    // how in the last 24 hours, what waits in a dead-letter queue, and how long each dataset has gone
+    // without a success.
+    const running = (dataset?: string) =>
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: MetricName.executionsRunning,
+        dimensionsMap: {
+          [Dimension.service]: props.serviceName,
+          ...(dataset ? { [Dimension.dataset]: dataset } : {}),
+        },
+        statistic: 'Maximum',
+        period: fiveMinutes,
+        label: dataset ?? 'all',
+      });
+    /**
+     * Hours since the dataset's last successful ingest, from the hourly IngestSucceeded sums: each hour's
+     * time (EPOCH) minus the time of the last hour with a success, carried forward (FILL … REPEAT). Blank
+     * when there was none within the dashboard's time range.
+     */
+    const hoursSinceSuccess = (dataset: MonitoredDataset) => {
+      const id = `succeeded${props.datasets.indexOf(dataset)}`;
+      const hourly = `FILL(${id}, 0)`;
+      return new MathExpression({
+        expression: `(EPOCH(${hourly}) - FILL(IF(${hourly} > 0, EPOCH(${hourly})), REPEAT)) / 3600`,
+        usingMetrics: { [id]: datasetMetric(MetricName.ingestSucceeded, dataset.name) },
+        period: Duration.hours(1),
+        label: `${dataset.name} (freshness ${dataset.freshness.toHours()} h)`,
+      });
+    };
+    const lastDay = { start: '-PT24H', setPeriodToTimeRange: true };
+    this.dashboard.addWidgets(
+      new AlarmStatusWidget({
+        title: 'Alarms (red: read its description)',
+        alarms: this.alarms,
+        width: 6,
+        height: 6,
+      }),
+      new SingleValueWidget({
+        title: 'Executions running now',
+        metrics: [running(), ...props.datasets.map((d) => running(d.name))],
+        width: 4,
+        height: 6,
+      }),
+      new SingleValueWidget({
+        title: 'Executions ended, last 24 h',
+        metrics: [
+          stateMachine.metricSucceeded({ label: 'succeeded' }),
+          stateMachine.metricFailed({ label: 'failed' }),
+          stateMachine.metricTimedOut({ label: 'timed out' }),
+          stateMachine.metricAborted({ label: 'aborted' }),
+        ],
+        ...lastDay,
+        width: 6,
+        height: 6,
+      }),
+      new SingleValueWidget({
+        title: 'Dead-letter queues (messages)',
+        metrics: props.deadLetterQueues.map(({ name, queue }) =>
+          queue.metricApproximateNumberOfMessagesVisible({
+            period: fiveMinutes,
+            statistic: 'Maximum',
+            label: name,
+          }),
+        ),
+        width: 4,
+        height: 6,
+      }),
+      new SingleValueWidget({
+        title: 'Hours since last success',
+        metrics: props.datasets.map(hoursSinceSuccess),
+        width: 4,
+        height: 6,
+      }),
+    );
     this.dashboard.addWidgets(
       new TextWidget({
         markdown:
-          `# sluice: ${props.serviceName}\n` +
-          'Landing → ingest (bronze) → silver → reconciliation. Alarms notify the SNS topic.',
+          `**sluice: ${props.serviceName}** — landing → ingest (bronze) → silver → reconciliation. Alarms ` +
+          'notify the SNS topic (stack output AlarmTopicArn). A failed execution is in the Failure queue with ' +
+          'its input and error: fix the cause, then redrive it (docs/DEPLOY.md). Lambda errors and throttles ' +
+          'below are retried by the workflow; only what retries cannot fix reaches the alarms.',
         width: 24,
         height: 2,
       }),
@@ -290,11 +430,12 @@ export class PipelineMonitoring extends Construct {
           stateMachine.metricFailed({ period: fiveMinutes, label: 'failed' }),
           stateMachine.metricTimedOut({ period: fiveMinutes, label: 'timed out' }),
           stateMachine.metricAborted({ period: fiveMinutes, label: 'aborted' }),
+          stateMachine.metricThrottled({ period: fiveMinutes, label: 'throttled transitions' }),
         ],
         ...wide,
       }),
       new GraphWidget({
-        title: 'Dead-letter queue depth',
+        title: 'Dead-letter queues: depth / age of the oldest message (hours)',
         left: props.deadLetterQueues.map(({ name, queue }) =>
           queue.metricApproximateNumberOfMessagesVisible({
             period: Duration.minutes(1),
@@ -302,6 +443,22 @@ export class PipelineMonitoring extends Construct {
             label: name,
           }),
         ),
+        // Ids are unique per queue: one graph draws them all.
+        right: props.deadLetterQueues.map(
+          ({ name, queue }, i) =>
+            new MathExpression({
+              expression: `age${i} / 3600`,
+              usingMetrics: {
+                [`age${i}`]: queue.metricApproximateAgeOfOldestMessage({
+                  period: fiveMinutes,
+                  statistic: 'Maximum',
+                }),
+              },
+              label: `${name} oldest (h)`,
+              period: fiveMinutes,
+            }),
+        ),
+        rightAnnotations: [{ value: deadLetterMaxAge.toHours(), label: 'alarm' }],
         ...wide,
       }),
     );
@@ -321,14 +478,24 @@ export class PipelineMonitoring extends Construct {
     );
     this.dashboard.addWidgets(
       new GraphWidget({
-        title: 'Lambda errors and throttles',
+        title: 'Lambda errors and throttles (retried: not alarmed)',
         left: props.functions.flatMap(({ name, function: fn }) => [
           fn.metricErrors({ period: fiveMinutes, label: `${name} errors` }),
           fn.metricThrottles({ period: fiveMinutes, label: `${name} throttles` }),
         ]),
         ...wide,
       }),
-      new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, ...wide }),
+      new GraphWidget({
+        title: 'Oldest running execution per dataset (minutes) vs its bound',
+        left: props.datasets.map((d) =>
+          custom(MetricName.oldestRunningExecutionMinutes, d.name, 'Maximum').with({ period: fiveMinutes }),
+        ),
+        leftAnnotations: props.datasets.map((d) => ({
+          value: d.maxRunDuration.toMinutes(),
+          label: `${d.name} maxRunHours`,
+        })),
+        ...wide,
+      }),
     );
     this.dashboard.addWidgets(
       new GraphWidget({

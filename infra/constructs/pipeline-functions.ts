@@ -1,7 +1,6 @@
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import { type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import { Architecture } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
@@ -27,15 +26,10 @@ export const FAN_OUT_REPORTS = `${TABLE_OF_CONTENTS_RUNS}*/fan-out/*`;
 
 /**
  * DuckDB (Parquet writing and reading) is a native module: esbuild cannot inline its binary, so it is
- * installed into the bundle instead (`nodeModules`). Without Docker, CDK installs it with `npm ci` on the
- * machine that synthesizes, and npm picks the binary package of that machine's platform: linux-x64 on
- * sluice's machines and CI. The registry they reach carries no linux-arm64 DuckDB binary at all, so an
- * arm64 bundle cannot even be built here. Hence the two DuckDB functions run on x86_64, unlike the rest.
+ * installed into the bundle instead (`nodeModules`), with the linux-arm64 binding that the lock file
+ * keeps (`@duckdb/node-bindings-linux-arm64`) whatever the host is: these functions run on arm64 too.
  */
-const DUCKDB_FUNCTION = {
-  architecture: Architecture.X86_64,
-  nodeModules: ['@duckdb/node-api'],
-} as const;
+const DUCKDB_FUNCTION = { nodeModules: ['@duckdb/node-api'] } as const;
 
 /** Size and time limit of a stage function. */
 export interface StageSizing {

@@ -1,10 +1,15 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type { CfnWorkGroup } from 'aws-cdk-lib/aws-athena';
 import type { Construct } from 'constructs';
 import { recordTargets } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { FAN_OUT_DATASET, LISTED_FILE_DATASET } from '../../shared/workflow/stage-io.ts';
-import type { DeploymentConfig } from '../config/deployment-config.ts';
-import { IngestWorkflow } from '../constructs/ingest-workflow.ts';
+import {
+  DEFAULT_FAN_OUT_MAX_RUN_HOURS,
+  DEFAULT_MAX_RUN_HOURS,
+  type DeploymentConfig,
+} from '../config/deployment-config.ts';
+import { IngestWorkflow, workflowStateMachineName } from '../constructs/ingest-workflow.ts';
 import { LandingTrigger } from '../constructs/landing-trigger.ts';
 import { PipelineMonitoring } from '../constructs/monitoring.ts';
 import { PipelineFunctions } from '../constructs/pipeline-functions.ts';
@@ -40,6 +45,9 @@ export class SluiceStack extends Stack {
 
     this.storage = new SluiceStorage(this, 'Storage', {
       landingExpiration: Duration.days(config.landingExpirationDays),
+      noncurrentVersionExpiration: Duration.days(config.storage.noncurrentVersionExpirationDays),
+      bronzeIntelligentTieringAfter: Duration.days(config.storage.bronzeIntelligentTieringDays),
+      datasets,
     });
 
     this.functions = new PipelineFunctions(this, 'Functions', {
@@ -94,7 +102,10 @@ export class SluiceStack extends Stack {
 
     this.monitoring = new PipelineMonitoring(this, 'Monitoring', {
       stateMachine: this.workflow.stateMachine,
+      stateMachineName: workflowStateMachineName(this.stackName),
       serviceName,
+      logLevel: config.logLevel,
+      tracing: config.tracing,
       alarmEmail: config.alarmEmail,
       functions: [
         { name: 'ingest', function: this.functions.ingest.function, timeout: this.functions.ingest.timeout },
@@ -151,6 +162,10 @@ export class SluiceStack extends Stack {
       datasets: config.datasets.map((d) => ({
         name: d.name,
         freshness: Duration.hours(d.freshnessHours),
+        maxRunDuration: Duration.hours(
+          d.maxRunHours ??
+            (d.name === FAN_OUT_DATASET ? DEFAULT_FAN_OUT_MAX_RUN_HOURS : DEFAULT_MAX_RUN_HOURS),
+        ),
         recordNames: recordTargets(builtInDataset(d.name)).map((t) => t.name),
       })),
     });
@@ -161,6 +176,13 @@ export class SluiceStack extends Stack {
       lakeBucket: this.storage.lakeBucket,
       dataKey: this.storage.key,
     });
+    // Every query of the workgroup is cancelled once it has scanned this much (the workgroup enforces its
+    // configuration, so a client cannot lift it).
+    const workGroup = this.queryCatalog.workGroup;
+    workGroup.workGroupConfiguration = {
+      ...(workGroup.workGroupConfiguration as CfnWorkGroup.WorkGroupConfigurationProperty),
+      bytesScannedCutoffPerQuery: config.athena.bytesScannedCutoffGb * 1024 ** 3,
+    };
 
     new CfnOutput(this, 'LandingBucketName', {
       value: this.storage.landingBucket.bucketName,
@@ -169,8 +191,20 @@ export class SluiceStack extends Stack {
     new CfnOutput(this, 'LakeBucketName', { value: this.storage.lakeBucket.bucketName });
     new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn });
     new CfnOutput(this, 'FailureQueueUrl', { value: this.workflow.failureQueue.queueUrl });
-    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      value: this.monitoring.topic.topicArn,
+      description: 'Every alarm notifies this SNS topic; subscribe to it (and confirm) to receive them',
+    });
+    new CfnOutput(this, 'DashboardUrl', {
+      value: dashboardUrl(this.region, this.monitoring.dashboardName),
+      description: 'Where to watch: the first row says whether the pipeline is healthy',
+    });
     new CfnOutput(this, 'GlueDatabaseName', { value: this.queryCatalog.databaseName });
     new CfnOutput(this, 'AthenaWorkGroupName', { value: this.queryCatalog.workGroupName });
   }
+}
+
+/** The CloudWatch console's address of a dashboard (standard AWS partition). */
+export function dashboardUrl(region: string, dashboardName: string): string {
+  return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards/dashboard/${dashboardName}`;
 }

@@ -203,3 +203,33 @@ function parseEnv<T extends z.ZodType>(schema: T, env: Env, handler: string): z.
       'These variables are set by the CDK app (infra/); redeploy, or set them when running locally.',
   );
 }
+
+const WatchExecutionsEnv = z.object({
+  ...Common,
+  STATE_MACHINE_ARN: StartExecutionEnv.shape.STATE_MACHINE_ARN,
+  DATASETS: IngestEnv.shape.DATASETS,
+});
+
+/** Settings of the watch-executions handler. */
+export interface WatchExecutionsConfig extends HandlerConfig {
+  readonly stateMachineArn: string;
+  /** The deployed datasets: each gets its gauges every time, 0 when nothing of it runs. */
+  readonly datasets: readonly string[];
+}
+
+/** Read the watch-executions handler's configuration (default: `process.env`). */
+export function loadWatchExecutionsConfig(env: Env = process.env): WatchExecutionsConfig {
+  const e = parseEnv(WatchExecutionsEnv, env, 'watch-executions');
+  return { ...common(e), stateMachineArn: e.STATE_MACHINE_ARN, datasets: e.DATASETS };
+}
+
+/** The environment that `loadWatchExecutionsConfig` reads, for the CDK app to set. */
+export function watchExecutionsEnvironment(
+  config: Omit<WatchExecutionsConfig, 'region'>,
+): Record<string, string> {
+  return {
+    ...commonEnvironment(config),
+    STATE_MACHINE_ARN: config.stateMachineArn,
+    DATASETS: config.datasets.join(','),
+  };
+}

@@ -100,7 +100,7 @@ async function load(cacheDir: string | false, started: number): Promise<Workflow
  * process that finds the definition cached never loads it.
  */
 export async function synthesizeDefinition(): Promise<WorkflowDefinition> {
-  const [{ App }, { SluiceStack }, { loadDeploymentConfig }] = await Promise.all([
+  const [{ Annotations, App }, { SluiceStack }, { loadDeploymentConfig }] = await Promise.all([
     import('aws-cdk-lib'),
     import('../../infra/stacks/sluice-stack.ts'),
     import('../../infra/config/deployment-config.ts'),
@@ -118,6 +118,8 @@ export async function synthesizeDefinition(): Promise<WorkflowDefinition> {
     });
     const config = loadDeploymentConfig(path.join(REPO_ROOT, 'sluice.config.json'));
     const stack = new SluiceStack(app, config.stackName, { config });
+    // A local run deploys nothing: where alarms would go is not its user's concern.
+    Annotations.of(stack).acknowledgeWarning('sluice:no-alarm-email', 'a local run reads the workflow only');
     const template = app.synth().getStackByName(stack.stackName).template as {
       Resources: Record<string, { Type: string; Metadata?: Record<string, unknown>; Properties: Json }>;
     };

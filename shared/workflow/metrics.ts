@@ -35,6 +35,10 @@ export const MetricName = {
   qualityScore: 'QualityScore',
   /** 1 per reconciliation whose counts or checksums did not add up, 0 per one that passed. */
   reconciliationFailed: 'ReconciliationFailed',
+  /** Executions running now, per dataset (and in all, without `dataset`): a gauge, every 5 minutes. */
+  executionsRunning: 'ExecutionsRunning',
+  /** Minutes since the oldest running execution of a dataset started (0 when none runs), every 5 minutes. */
+  oldestRunningExecutionMinutes: 'OldestRunningExecutionMinutes',
 } as const;
 
 export const Dimension = {

@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
@@ -45,6 +45,9 @@ function flatten(value: unknown): string {
   return '<TOKEN>';
 }
 
+/** The feature flags of cdk.json, as `cdk synth` passes them. */
+const cdkContext = () => JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')).context;
+
 /** One synthesis of the example deployment, shared by every test in this file. */
 let outdir: string;
 let stack: SluiceStack;
@@ -57,8 +60,7 @@ const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
 
 beforeAll(() => {
   outdir = mkdtempSync(path.join(tmpdir(), 'sluice-cdk-'));
-  const cdkJson = JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8'));
-  const app = new App({ outdir, context: cdkJson.context });
+  const app = new App({ outdir, context: cdkContext() });
   const config = loadDeploymentConfig(path.join(REPO_ROOT, 'sluice.config.json'));
   stack = new SluiceStack(app, 'SluiceTest', { config });
   template = Template.fromStack(stack);
@@ -123,7 +125,7 @@ describe('Stack: SluiceStack (example config)', () => {
       }
     });
 
-    it('versions the data buckets, logs their access, and expires landed files and old versions', () => {
+    it('versions the data buckets, logs their access, and expires landed files and old versions within days', () => {
       const landing = resources[logicalId(stack.storage.landingBucket)]!.Properties;
       const lake = resources[logicalId(stack.storage.lakeBucket)]!.Properties;
       for (const props of [landing, lake]) {
@@ -131,13 +133,57 @@ describe('Stack: SluiceStack (example config)', () => {
         expect(props.LoggingConfiguration.DestinationBucketName).toEqual({
           Ref: logicalId(stack.storage.accessLogsBucket),
         });
+        // storage.noncurrentVersionExpirationDays: its default.
         expect(props.LifecycleConfiguration.Rules[0]).toMatchObject({
-          NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+          Status: 'Enabled',
+          NoncurrentVersionExpiration: { NoncurrentDays: 7 },
           AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
         });
+        expect(props.LifecycleConfiguration.Rules[0].Prefix).toBeUndefined();
       }
       expect(landing.LifecycleConfiguration.Rules[0].ExpirationInDays).toBe(30);
+      expect(lake.LifecycleConfiguration.Rules[0]).toMatchObject({ ExpiredObjectDeleteMarker: true });
       expect(lake.LifecycleConfiguration.Rules[0].ExpirationInDays).toBeUndefined();
+    });
+
+    const lakeRule = (id: string) =>
+      resources[logicalId(stack.storage.lakeBucket)]!.Properties.LifecycleConfiguration.Rules.find(
+        (rule: Json) => rule.Id === id,
+      );
+
+    it("expires silver's scratch files (_work/) and their old versions after a day, per dataset", () => {
+      for (const dataset of ['tic-in-network', 'tic-table-of-contents']) {
+        // The prefix every silver build's scratch keys start with (shared/lake/silver-work-keys.ts).
+        expect(silverPartialKey(dataset, 'src', 0, 0, 'files').startsWith(`silver/${dataset}/_work/`)).toBe(
+          true,
+        );
+        expect(lakeRule(`expire-silver-work-${dataset}`)).toEqual({
+          Id: `expire-silver-work-${dataset}`,
+          Status: 'Enabled',
+          Prefix: `silver/${dataset}/_work/`,
+          ExpirationInDays: 1,
+          NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+          AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+        });
+      }
+    });
+
+    it('moves bronze to S3 Intelligent-Tiering after the configured age', () => {
+      expect(lakeRule('tier-bronze')).toEqual({
+        Id: 'tier-bronze',
+        Status: 'Enabled',
+        Prefix: BRONZE_PREFIX,
+        Transitions: [{ StorageClass: 'INTELLIGENT_TIERING', TransitionInDays: 30 }],
+      });
+    });
+
+    it('cancels an Athena query of the workgroup past the configured bytes scanned', () => {
+      const workGroup = resources[logicalId({ node: { defaultChild: stack.queryCatalog.workGroup } })]!;
+      expect(workGroup.Properties.WorkGroupConfiguration).toMatchObject({
+        EnforceWorkGroupConfiguration: true,
+        BytesScannedCutoffPerQuery: 100 * 1024 ** 3,
+        ResultConfiguration: { EncryptionConfiguration: { EncryptionOption: 'SSE_KMS' } },
+      });
     });
 
     it('sends landing events to EventBridge without a custom resource', () => {
@@ -158,42 +204,74 @@ describe('Stack: SluiceStack (example config)', () => {
   const targets = (s: Record<string, Json>) => [s.Resource].flat().map(flatten);
 
   describe('functions', () => {
-    it('runs every Lambda on Node.js 22; arm64, except the DuckDB functions on x86_64', () => {
+    it('runs every Lambda on Node.js 22 and arm64, the DuckDB functions included', () => {
       const functions = ofType('AWS::Lambda::Function');
-      expect(functions).toHaveLength(6);
+      // ingest, silver, reconcile, fan-out, download, start-execution, watch-executions
+      expect(functions).toHaveLength(7);
       for (const [, fn] of functions) {
         expect(fn.Properties.Runtime).toBe('nodejs22.x');
+        expect(fn.Properties.Architectures).toEqual(['arm64']);
         expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
         // The malloc settings the CLI runs with (shared/runtime-memory.ts).
         expect(fn.Properties.Environment.Variables).toMatchObject(MALLOC_ENV);
       }
-      const architecture = (fn: { function: { node: { defaultChild?: unknown } } }) =>
-        resources[logicalId(fn.function)]!.Properties.Architectures;
-      expect(architecture(stack.functions.ingest)).toEqual(['arm64']);
-      expect(architecture(stack.functions.fanOut)).toEqual(['arm64']);
-      expect(architecture(stack.trigger.startExecution)).toEqual(['arm64']);
-      expect(architecture(stack.functions.silver)).toEqual(['x86_64']);
-      expect(architecture(stack.functions.reconcile)).toEqual(['x86_64']);
     });
 
-    it("bundles DuckDB as a node module with linux-x64's binary, and nothing native into the others", () => {
-      // The code asset `<hash>.zip` is staged in the output directory as `asset.<hash>`.
-      const assetDir = (fn: { function: { node: { defaultChild?: unknown } } }) => {
-        const key = resources[logicalId(fn.function)]!.Properties.Code.S3Key as string;
-        return path.join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
-      };
+    // The code asset `<hash>.zip` is staged in the output directory as `asset.<hash>`.
+    const assetDir = (fn: { function: { node: { defaultChild?: unknown } } }) => {
+      const key = resources[logicalId(fn.function)]!.Properties.Code.S3Key as string;
+      return path.join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
+    };
+    /** ELF `e_machine` (bytes 18–19, little-endian) of a shared object; 0xB7 is AArch64, 0x3E x86-64. */
+    const elfMachine = (file: string) => {
+      const header = readFileSync(file).subarray(0, 20);
+      expect([...header.subarray(0, 4)]).toEqual([0x7f, 0x45, 0x4c, 0x46]); // "\x7fELF"
+      expect(header[4]).toBe(2); // 64-bit
+      expect(header[5]).toBe(1); // little-endian
+      return header.readUInt16LE(18);
+    };
+
+    it("bundles DuckDB as a node module with linux-arm64's binary (an AArch64 ELF), and nothing native into the others", () => {
+      const bindings = '@duckdb/node-bindings-linux-arm64';
       for (const fn of [stack.functions.silver, stack.functions.reconcile]) {
         const dir = assetDir(fn);
         expect(JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'))).toEqual({
           dependencies: { '@duckdb/node-api': expect.any(String) },
         });
-        expect(existsSync(path.join(dir, 'node_modules/@duckdb/node-bindings-linux-x64/duckdb.node'))).toBe(
-          true,
-        );
+        // Whatever machine synthesizes, only Lambda's platform binding is installed.
+        expect(readdirSync(path.join(dir, 'node_modules/@duckdb')).sort()).toEqual([
+          'node-api',
+          'node-bindings',
+          'node-bindings-linux-arm64',
+        ]);
+        expect(elfMachine(path.join(dir, 'node_modules', bindings, 'duckdb.node'))).toBe(0xb7);
+        expect(elfMachine(path.join(dir, 'node_modules', bindings, 'libduckdb.so'))).toBe(0xb7);
         // The bundle imports DuckDB from node_modules instead of inlining it.
         expect(readFileSync(path.join(dir, 'index.mjs'), 'utf8')).toContain('@duckdb/node-api');
       }
-      expect(existsSync(path.join(assetDir(stack.functions.ingest), 'node_modules'))).toBe(false);
+      for (const fn of [
+        stack.functions.ingest,
+        stack.functions.fanOut,
+        stack.trigger.startExecution,
+        stack.monitoring.executionWatch.watcher,
+      ]) {
+        expect(existsSync(path.join(assetDir(fn), 'node_modules'))).toBe(false);
+      }
+    });
+
+    it('keeps the linux-arm64 DuckDB binding in the lock file, which bundling installs from', () => {
+      const lock = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8'));
+      const bindings = lock.packages['node_modules/@duckdb/node-bindings'];
+      const arm64 = lock.packages['node_modules/@duckdb/node-bindings-linux-arm64'];
+      expect(arm64).toMatchObject({
+        version: bindings.version,
+        integrity: expect.stringMatching(/^sha512-/),
+        os: ['linux'],
+        cpu: ['arm64'],
+        libc: ['glibc'],
+        optional: true,
+      });
+      expect(bindings.optionalDependencies['@duckdb/node-bindings-linux-arm64']).toBe(bindings.version);
     });
 
     it('gives the silver and reconcile functions room in /tmp for Parquet files', () => {
@@ -727,19 +805,22 @@ describe('Stack: SluiceStack (example config)', () => {
 
   describe('monitoring', () => {
     const alarms = () => ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    const deadLetterQueues = () => [
+      stack.workflow.failureQueue,
+      stack.trigger.deliveryDeadLetterQueue,
+      stack.trigger.invocationDeadLetterQueue,
+    ];
+    const queueDimensions = (queue: { node: { defaultChild?: unknown } }) => [
+      { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue), 'QueueName'] } },
+    ];
 
     it('alarms on any message in any dead-letter queue', () => {
-      const queues = [
-        stack.workflow.failureQueue,
-        stack.trigger.deliveryDeadLetterQueue,
-        stack.trigger.invocationDeadLetterQueue,
-      ];
-      for (const queue of queues) {
+      for (const queue of deadLetterQueues()) {
         expect(alarms()).toContainEqual(
           expect.objectContaining({
             Namespace: 'AWS/SQS',
             MetricName: 'ApproximateNumberOfMessagesVisible',
-            Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue), 'QueueName'] } }],
+            Dimensions: queueDimensions(queue),
             ComparisonOperator: 'GreaterThanThreshold',
             Threshold: 0,
           }),
@@ -747,36 +828,74 @@ describe('Stack: SluiceStack (example config)', () => {
       }
     });
 
-    it('alarms on failed, timed-out, throttled and aborted executions', () => {
+    it('alarms when the oldest message of a dead-letter queue has waited 3 days (SQS drops it at 14)', () => {
+      for (const queue of deadLetterQueues()) {
+        expect(alarms()).toContainEqual(
+          expect.objectContaining({
+            Namespace: 'AWS/SQS',
+            MetricName: 'ApproximateAgeOfOldestMessage',
+            Dimensions: queueDimensions(queue),
+            Statistic: 'Maximum',
+            ComparisonOperator: 'GreaterThanThreshold',
+            Threshold: 3 * 24 * 3600,
+          }),
+        );
+        expect(resources[logicalId(queue)]!.Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+      }
+    });
+
+    it('alarms on failed, timed-out and aborted executions: outcomes, not throttled transitions', () => {
       const names = alarms()
         .filter((a) => a.Namespace === 'AWS/States')
         .map((a) => a.MetricName)
         .sort();
-      expect(names).toEqual([
-        'ExecutionThrottled',
-        'ExecutionsAborted',
-        'ExecutionsFailed',
-        'ExecutionsTimedOut',
-      ]);
+      expect(names).toEqual(['ExecutionsAborted', 'ExecutionsFailed', 'ExecutionsTimedOut']);
     });
 
-    it('alarms on errors and throttles of each function', () => {
-      for (const fn of [
-        stack.functions.ingest.function,
-        stack.functions.silver.function,
-        stack.functions.reconcile.function,
-        stack.trigger.startExecution.function,
-      ]) {
-        const metrics = alarms()
-          .filter(
-            (a) =>
-              JSON.stringify(a.Dimensions) ===
-              JSON.stringify([{ Name: 'FunctionName', Value: { Ref: logicalId(fn) } }]),
-          )
-          .map((a) => a.MetricName)
-          .sort();
-        expect(metrics).toEqual(['Errors', 'Throttles']);
+    it('does not alarm on Lambda errors or throttles, which the workflow retries', () => {
+      expect(alarms().filter((a) => a.Namespace === 'AWS/Lambda')).toEqual([]);
+    });
+
+    it('alarms when an execution of a dataset runs longer than its bound, or the watch stops reporting', () => {
+      const tooLong = alarms().filter((a) => a.MetricName === 'OldestRunningExecutionMinutes');
+      const byDataset = Object.fromEntries(
+        tooLong.map((a) => [a.Dimensions.find((d: Json) => d.Name === 'dataset').Value, a]),
+      );
+      expect(Object.keys(byDataset).sort()).toEqual(['tic-in-network', 'tic-table-of-contents']);
+      for (const [dataset, hours] of [
+        ['tic-in-network', 12],
+        ['tic-table-of-contents', 48],
+      ] as const) {
+        expect(byDataset[dataset]).toMatchObject({
+          Namespace: 'Sluice',
+          Statistic: 'Maximum',
+          Period: 900,
+          Threshold: hours * 60,
+          ComparisonOperator: 'GreaterThanThreshold',
+          TreatMissingData: 'breaching',
+          Dimensions: expect.arrayContaining([{ Name: 'service', Value: 'sluice-dev' }]),
+        });
       }
+    });
+
+    it('runs the execution watch every 5 minutes, allowed to list and describe only its executions', () => {
+      const watcher = stack.monitoring.executionWatch.watcher;
+      const fn = logicalId(watcher.function);
+      const [, rule] = ofType('AWS::Events::Rule').find(([, r]) =>
+        JSON.stringify(r.Properties.Targets).includes(fn),
+      )!;
+      expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+      expect(resources[fn]!.Properties.Environment.Variables).toMatchObject({
+        STATE_MACHINE_ARN: { Ref: logicalId(stack.workflow.stateMachine) },
+        DATASETS: 'tic-in-network,tic-table-of-contents',
+      });
+      const statements = statementsOf(watcher.role).filter((st) =>
+        actions(st).some((a) => a.startsWith('states:')),
+      );
+      expect(statements.map((st) => [actions(st), targets(st)])).toEqual([
+        [['states:ListExecutions'], ['<TOKEN>']],
+        [['states:DescribeExecution'], ['arn:<TOKEN>:states:<TOKEN>:<TOKEN>:execution:SluiceTest-ingest:*']],
+      ]);
     });
 
     it('alarms when a dataset has no successful ingest within its freshness window', () => {
@@ -835,34 +954,120 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(inNetwork.Metrics.filter((m: Json) => m.MetricStat).length).toBeGreaterThan(2);
     });
 
-    it('notifies the KMS-encrypted alarm topic, which e-mails the configured address', () => {
+    it('notifies the KMS-encrypted alarm topic on ALARM and OK, every alarm', () => {
       const topic = logicalId(stack.monitoring.topic);
-      expect(alarms().length).toBe(3 + 4 + 6 * 2 + 2 * 3); // DLQs, executions, functions × (errors, throttles), datasets × 3
+      // DLQs × (depth, age), executions (failed, timed out, aborted), datasets × (stale, reconciliation,
+      // running too long, quarantine rate)
+      expect(alarms().length).toBe(3 * 2 + 3 + 2 * 4);
       for (const alarm of alarms()) {
         expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
         expect(alarm.OKActions).toEqual([{ Ref: topic }]);
+        expect(alarm.AlarmDescription.length).toBeGreaterThan(40);
       }
       expect(resources[topic]!.Properties.KmsMasterKeyId).toBeDefined();
-      template.hasResourceProperties('AWS::SNS::Subscription', {
-        Protocol: 'email',
-        Endpoint: 'data-platform-alerts@example.com',
-      });
     });
 
-    it('has a dashboard of executions, durations vs timeouts, errors, records, bytes and DLQ depth', () => {
+    it('subscribes no example address: without alarmEmail, synth warns where alarms go and how to subscribe', () => {
+      template.resourceCountIs('AWS::SNS::Subscription', 0);
+      const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('alarmEmail'));
+      expect(warnings).toHaveLength(1);
+      const text = String(warnings[0]!.entry.data);
+      for (const part of ['AlarmTopicArn', 'aws sns subscribe', 'confirmation', 'docs/DEPLOY.md']) {
+        expect(text).toContain(part);
+      }
+      expect(readFileSync(path.join(REPO_ROOT, 'sluice.config.json'), 'utf8')).not.toContain('example.com');
+    });
+
+    it('e-mails the configured address, without the warning', () => {
+      // Bundling skipped: only the topic matters here.
+      const app = new App({ context: { ...cdkContext(), 'aws:cdk:bundling-stacks': [] } });
+      const config = loadDeploymentConfig(path.join(REPO_ROOT, 'sluice.config.json'));
+      const withEmail = new SluiceStack(app, 'SluiceMail', {
+        config: { ...config, alarmEmail: 'oncall@sluice.test' },
+      });
+      Template.fromStack(withEmail).hasResourceProperties('AWS::SNS::Subscription', {
+        Protocol: 'email',
+        Endpoint: 'oncall@sluice.test',
+      });
+      expect(Annotations.fromStack(withEmail).findWarning('*', Match.stringLikeRegexp('alarmEmail'))).toEqual(
+        [],
+      );
+    });
+
+    /** The dashboard body as JSON, its tokens replaced by "<TOKEN>". */
+    const dashboardBody = () => {
       const [, dashboard] = ofType('AWS::CloudWatch::Dashboard')[0]!;
-      const body = flatten(dashboard.Properties.DashboardBody);
-      for (const text of [
-        'ExecutionsStarted',
+      return JSON.parse(flatten(dashboard.Properties.DashboardBody)) as { widgets: Json[] };
+    };
+
+    it('has a named dashboard whose first row answers "is it healthy?"', () => {
+      const [, dashboard] = ofType('AWS::CloudWatch::Dashboard')[0]!;
+      expect(dashboard.Properties.DashboardName).toBe('sluice-dev');
+      const firstRow = dashboardBody()
+        .widgets.filter((w) => w.y === 0)
+        .sort((a, b) => a.x - b.x);
+      expect(firstRow.map((w) => [w.type, w.properties.title])).toEqual([
+        ['alarm', 'Alarms (red: read its description)'],
+        ['metric', 'Executions running now'],
+        ['metric', 'Executions ended, last 24 h'],
+        ['metric', 'Dead-letter queues (messages)'],
+        ['metric', 'Hours since last success'],
+      ]);
+      expect(firstRow.reduce((width, w) => width + w.width, 0)).toBe(24);
+      const [status, running, ended, dlq, hours] = firstRow;
+      // Every alarm, in the status widget.
+      expect(status.properties.alarms).toHaveLength(alarms().length);
+      const metricNames = (w: Json) =>
+        w.properties.metrics.flatMap((m: Json[]) => m.filter((part) => typeof part === 'string'));
+      expect(metricNames(running)).toContain('ExecutionsRunning');
+      expect(running.properties.metrics).toHaveLength(3); // all, and per dataset
+      expect(ended.properties).toMatchObject({
+        view: 'singleValue',
+        setPeriodToTimeRange: true,
+        start: '-PT24H',
+      });
+      for (const name of [
         'ExecutionsSucceeded',
         'ExecutionsFailed',
+        'ExecutionsTimedOut',
+        'ExecutionsAborted',
+      ]) {
+        expect(metricNames(ended)).toContain(name);
+      }
+      expect(dlq.properties.metrics).toHaveLength(3);
+      expect(metricNames(dlq)).toContain('ApproximateNumberOfMessagesVisible');
+      // Per dataset: hours since the last hour with a successful ingest.
+      const expressions = hours.properties.metrics
+        .map((m: Json[]) => m.find((part) => typeof part === 'object' && part.expression))
+        .filter(Boolean);
+      expect(expressions).toHaveLength(2);
+      expect(expressions[0].expression).toBe(
+        '(EPOCH(FILL(succeeded0, 0)) - FILL(IF(FILL(succeeded0, 0) > 0, EPOCH(FILL(succeeded0, 0))), REPEAT)) / 3600',
+      );
+      expect(metricNames(hours)).toContain('IngestSucceeded');
+    });
+
+    it('puts its URL in the stack outputs, beside the alarm topic', () => {
+      const outputs = template.toJSON().Outputs;
+      expect(flatten(outputs.DashboardUrl.Value)).toBe(
+        'https://<TOKEN>.console.aws.amazon.com/cloudwatch/home?region=<TOKEN>#dashboards/dashboard/sluice-dev',
+      );
+      expect(outputs.AlarmTopicArn.Value).toEqual({ Ref: logicalId(stack.monitoring.topic) });
+    });
+
+    it('graphs executions, durations vs timeouts, retried errors, records, bytes, DLQ age and run ages below', () => {
+      const body = JSON.stringify(dashboardBody());
+      for (const text of [
+        'ExecutionsStarted',
+        'ExecutionThrottled',
         'Duration',
         '"label":"timeout"',
         'Errors',
         'Throttles',
         'RecordsIngested',
         'SourceBytes',
-        'ApproximateNumberOfMessagesVisible',
+        'ApproximateAgeOfOldestMessage',
+        'OldestRunningExecutionMinutes',
         'QualityScore',
         'QuarantinedRecords',
         'quarantine rate',

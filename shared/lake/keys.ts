@@ -113,12 +113,13 @@ export function silverBuildOf(bronze: {
 }
 
 /**
- * One silver table's rows of one build: a single Parquet file, written atomically. Readers do not glob
- * these folders: they read the files the source's current-version record names (`sourceCurrentKey`), so
- * a version becomes visible all at once, and only after its reconciliation passed.
+ * One silver table's rows of one build: a single Parquet file, written atomically, alone in its folder
+ * (a catalog partition points at the folder). Readers do not glob these folders: they read the files the
+ * source's current-version record names (`sourceCurrentKey`), so a version becomes visible all at once,
+ * and only after its reconciliation passed.
  */
 export const silverTableKey = (ref: SilverBuildRef, table: string) =>
-  `silver/${ref.dataset}/${table}/source=${ref.sourceId}/version=${ref.version}/part-${ref.build}.parquet`;
+  `silver/${ref.dataset}/${table}/source=${ref.sourceId}/version=${ref.version}/build=${ref.build}/part-00000.parquet`;
 
 /** Records that broke a quarantine rule, with the rule, path and message: a table like any other. */
 export const QUARANTINE_TABLE = '_quarantine';

@@ -21,6 +21,8 @@ export const SourceLease = z.object({
   sourceId: z.string(),
   /** Where the source is: for messages. */
   location: z.string(),
+  /** The stored object the holder works on (its bronze run id), once known. */
+  runId: z.string().optional(),
   /** The execution id (AWS) or the local run's id: only the holder may renew or release. */
   holder: z.string(),
   acquiredAt: z.string(),
@@ -49,6 +51,14 @@ export class SourceBusyError extends PipelineError {
   }
 }
 
+/**
+ * Another run holds the source and works on this very object (same run id): once it is done, this run
+ * would find the source unchanged. On AWS such an execution ends as `DuplicateRun` after its retries.
+ */
+export class DuplicateRunError extends SourceBusyError {
+  override name = 'DuplicateRunError';
+}
+
 /** This run's lease was taken over (it was not renewed in time): its work must not be committed. */
 export class LeaseLostError extends PipelineError {
   override name = 'LeaseLostError';
@@ -65,6 +75,8 @@ export interface LeaseRef {
   readonly sourceId: string;
   readonly location: string;
   readonly holder: string;
+  /** The stored object this run works on (`bronzeRunId`), when known. */
+  readonly runId?: string;
 }
 
 export interface LeaseDeps {
@@ -96,12 +108,19 @@ export async function holdSourceLease(
     const lease = current?.lease;
     const ours = lease?.holder === ref.holder && !lease.releasedAt;
     if (options.mustHold && !ours) throw new LeaseLostError(ref.location, ref.holder, lease);
-    if (lease && !ours && isLive(lease, now)) throw new SourceBusyError(lease);
+    if (lease && !ours && isLive(lease, now)) {
+      throw ref.runId !== undefined && lease.runId === ref.runId
+        ? new DuplicateRunError(lease)
+        : new SourceBusyError(lease);
+    }
     const next: SourceLease = {
       leaseVersion: 1,
       dataset: ref.dataset,
       sourceId: ref.sourceId,
       location: ref.location,
+      ...((ref.runId ?? (ours ? lease.runId : undefined)) !== undefined && {
+        runId: ref.runId ?? lease?.runId,
+      }),
       holder: ref.holder,
       acquiredAt: ours ? lease.acquiredAt : now.toISOString(),
       renewedAt: now.toISOString(),

@@ -13,7 +13,7 @@ import { builtInDataset } from '../contracts/datasets/index.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../errors.ts';
 import { sourceId } from '../lake/keys.ts';
-import { releaseSourceLease } from '../lake/source-lease.ts';
+import { releaseSourceLease, SourceBusyError } from '../lake/source-lease.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { IngestUnchangedResult } from '../stages/bronze/ingest-to-bronze.ts';
@@ -520,7 +520,7 @@ export async function runWorkflowLocally(
     }
     if (results.unchanged) return { outcome: 'unchanged', unchanged: results.unchanged };
     // Ended at DuplicateRun: another run holds the source. Not a success of this run.
-    if (taskError?.name === 'SourceBusyError' && !results.bronze) throw taskError;
+    if (taskError instanceof SourceBusyError && !results.bronze) throw taskError;
     if (!results.bronze) throw new WorkflowFailedError(`execution ${name} succeeded without running Ingest`);
     if (fanOutPlan) {
       const plan: FanOutPlan = fanOutPlan;

@@ -142,16 +142,19 @@ export const LAMBDA_SERVICE_RETRY: RetryProps = {
 };
 
 /**
- * Another execution holds the source's lease (shared/lake/source-lease.ts): wait for it, with backoff,
- * for about as long as a lease lives unrenewed (≈ 1 hour in all), then end as a duplicate (`DuplicateRun`).
+ * Another execution holds the source's lease (shared/lake/source-lease.ts): wait for it. The waits add up
+ * to an hour (no jitter, so never less), three times a lease's unrenewed lifetime: a holder that died has
+ * lost its lease long before, and one that lives has usually finished. Then a run of the same object ends
+ * as `DuplicateRun` (the holder ingests it); a run of another version fails into the failure queue, to
+ * be redriven, rather than be dropped.
  */
 export const SOURCE_BUSY_RETRY: RetryProps = {
-  errors: ['SourceBusyError'],
+  errors: ['SourceBusyError', 'DuplicateRunError'],
   interval: Duration.seconds(60),
-  maxAttempts: 6,
+  maxAttempts: 10,
   backoffRate: 1.5,
-  maxDelay: Duration.minutes(15),
-  jitterStrategy: JitterType.FULL,
+  maxDelay: Duration.minutes(10),
+  jitterStrategy: JitterType.NONE,
 };
 
 /** Retries of transient handler errors: fewer and slower, since each attempt may redo a long stage. */
@@ -282,7 +285,7 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     `$.${ResultKey.ingest}`,
   )
     .addRetry(SOURCE_BUSY_RETRY)
-    .addCatch(duplicateRun, { errors: ['SourceBusyError'], resultPath: `$.${ResultKey.error}` })
+    .addCatch(duplicateRun, { errors: ['DuplicateRunError'], resultPath: `$.${ResultKey.error}` })
     .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
   const silver = silverStates(scope, resources, stageInvoke, stageTask, onFailure);
   const reconcile = stageTask(

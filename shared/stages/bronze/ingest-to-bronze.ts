@@ -172,6 +172,7 @@ export async function ingestSlice(
     sourceId: source,
     location: input.sourceUrl ?? uri,
     holder: input.leaseHolder,
+    runId,
   };
   const leaseDeps = { lake: deps.lake, clock: deps.clock, localProcess: deps.localLease };
   if (lease) await holdSourceLease(lease, leaseDeps);

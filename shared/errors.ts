@@ -149,6 +149,22 @@ export class SchemaDriftError extends PipelineError {
   override name = 'SchemaDriftError';
 }
 
+/**
+ * The query catalog (Glue) refused or lacks what a commit needs: a denied action, a table that is not
+ * there. Retrying will not help; the message names the action and the table, and what to fix.
+ */
+export class CatalogError extends PipelineError {
+  override name = 'CatalogError';
+  constructor(
+    readonly action: string,
+    readonly table: string,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${action} on ${table}: ${detail}`, options);
+  }
+}
+
 /** Counts or checksums do not add up: a run never reports success with a hole in it. */
 export class ReconciliationError extends PipelineError {
   override name = 'ReconciliationError';

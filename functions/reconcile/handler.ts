@@ -1,4 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { createGlueClient, GlueSourceCatalog } from '../../shared/adapters/aws/glue-source-catalog.ts';
 import { createLakeStageDeps, type LakeStageDeps } from '../../shared/adapters/aws/lake-stage-deps.ts';
 import {
   onFirstInvocation,
@@ -13,8 +14,8 @@ import {
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
 import { ReconciliationError } from '../../shared/errors.ts';
-import type { TableInspector } from '../../shared/ports/table-inspector.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
+import type { TableInspector } from '../../shared/ports/table-inspector.ts';
 import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
 import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
@@ -50,6 +51,13 @@ export function createDeps(config: LakeStageConfig): ReconcileDeps {
     ...createLakeStageDeps(config),
     openInspector: openParquetInspector,
     workDir: LAMBDA_WORK_DIR,
+    ...(config.glueDatabase !== undefined && {
+      catalog: new GlueSourceCatalog({
+        client: createGlueClient(config.region ? { region: config.region } : {}),
+        databaseName: config.glueDatabase,
+        lakeBucket: config.lakeBucket,
+      }),
+    }),
   };
 }
 

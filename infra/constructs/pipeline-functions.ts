@@ -11,12 +11,15 @@ import {
 import { DOWNLOADS_PREFIX } from '../../shared/stages/download/landing-key.ts';
 import { FAN_OUT_DATASET } from '../../shared/workflow/stage-io.ts';
 import { nagRef } from './nag.ts';
+import type { QueryCatalog } from './query-catalog.ts';
 import { SluiceFunction } from './sluice-function.ts';
 
 /** The lake prefix the bronze layer writes under: the first segment of every key in shared/lake/keys.ts. */
 export const BRONZE_PREFIX = 'bronze/';
 /** The lake prefix of silver tables and manifests (shared/lake/keys.ts). */
 export const SILVER_PREFIX = 'silver/';
+/** The lake prefix of the sources' control records: leases and commit records (shared/lake/keys.ts). */
+export const SOURCES_PREFIX = '_sources/';
 /** The reconciliation report's key pattern: beside each bronze manifest (shared/lake/keys.ts). */
 export const RECONCILIATION_REPORTS = `${BRONZE_PREFIX}*/reconciliation.json`;
 /** The bronze runs of tables of contents, which the fan-out reads. */
@@ -70,6 +73,12 @@ export interface PipelineFunctionsProps {
   readonly fanOut?: Omit<StageSizing, 'ephemeralStorageMb'>;
   /** @default false */
   readonly tracing?: boolean;
+  /**
+   * The Glue catalog of the silver tables: the reconcile function registers each committed version's
+   * partitions in it, so Athena reads committed versions only.
+   * @default - none: no function touches Glue
+   */
+  readonly queryCatalog?: QueryCatalog;
 }
 
 /**
@@ -127,12 +136,21 @@ export class PipelineFunctions extends Construct {
         resources: [lakeBucket.arnForObjects(`${BRONZE_PREFIX}*`)],
       }),
     );
+    // The source's lease (taken, renewed, released) and its current-version record (read; `seenAs` added
+    // when another object holds the same bytes): small JSON objects, written with conditional PutObject.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadWriteSourceRecords',
+        actions: ['s3:GetObject', 's3:PutObject'],
+        resources: [lakeBucket.arnForObjects(`${SOURCES_PREFIX}*`)],
+      }),
+    );
     role.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'ListBronze',
         actions: ['s3:ListBucket'],
         resources: [lakeBucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`${BRONZE_PREFIX}*`] } },
+        conditions: { StringLike: { 's3:prefix': [`${BRONZE_PREFIX}*`, `${SOURCES_PREFIX}*`] } },
       }),
     );
     this.useDataKeyThroughS3(role, dataKey);
@@ -148,6 +166,10 @@ export class PipelineFunctions extends Construct {
       {
         id: `AwsSolutions-IAM5[Resource::${nagRef(this, lakeBucket.bucketArn)}/${BRONZE_PREFIX}*]`,
         reason: 'Bronze keys are derived per source and run; access is limited to the bronze/ prefix.',
+      },
+      {
+        id: `AwsSolutions-IAM5[Resource::${nagRef(this, lakeBucket.bucketArn)}/${SOURCES_PREFIX}*]`,
+        reason: `Lease and commit records are keyed per dataset and source; access is limited to ${SOURCES_PREFIX}.`,
       },
     );
 
@@ -213,7 +235,13 @@ export class PipelineFunctions extends Construct {
       timeout: props.reconcile?.timeout ?? Duration.minutes(15),
       ephemeralStorageMb: props.reconcile?.ephemeralStorageMb ?? 4096,
       tracing: props.tracing,
-      environment,
+      environment: lakeStageEnvironment({
+        serviceName: props.serviceName,
+        logLevel: props.logLevel ?? 'INFO',
+        lakeBucket: lakeBucket.bucketName,
+        datasets: props.datasets,
+        glueDatabase: props.queryCatalog?.databaseName,
+      }),
       ...DUCKDB_FUNCTION,
     });
     const reconcileRole = this.reconcile.role;
@@ -232,7 +260,17 @@ export class PipelineFunctions extends Construct {
         resources: [lake(RECONCILIATION_REPORTS)],
       }),
     );
-    this.listLake(reconcileRole, [BRONZE_PREFIX, SILVER_PREFIX]);
+    // The commit: the version and current-version records, conditionally, and the lease (checked and
+    // released), all small JSON objects under the source's control folder.
+    reconcileRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'CommitSourceVersions',
+        actions: ['s3:GetObject', 's3:PutObject'],
+        resources: [lake(`${SOURCES_PREFIX}*`)],
+      }),
+    );
+    this.listLake(reconcileRole, [BRONZE_PREFIX, SILVER_PREFIX, SOURCES_PREFIX]);
+    props.queryCatalog?.grantPublishPartitions(reconcileRole);
     this.useDataKeyThroughS3(reconcileRole, dataKey);
     Validations.of(reconcileRole).acknowledge(
       lakeAck(`${BRONZE_PREFIX}*`, 'Re-reads the bronze run it checks; reads are limited to bronze/.'),
@@ -240,6 +278,10 @@ export class PipelineFunctions extends Construct {
       lakeAck(
         RECONCILIATION_REPORTS,
         'Writes only reconciliation.json beside a bronze manifest, whose folder is per dataset and source.',
+      ),
+      lakeAck(
+        `${SOURCES_PREFIX}*`,
+        `Commit and lease records are keyed per dataset and source; access is limited to ${SOURCES_PREFIX}.`,
       ),
     );
 

@@ -1,40 +1,24 @@
+import type { Column, TableInput } from '@aws-sdk/client-glue';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { CfnWorkGroup } from 'aws-cdk-lib/aws-athena';
 import { CfnDatabase, CfnTable } from 'aws-cdk-lib/aws-glue';
+import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
-import { type ColumnType, LINEAGE_COLUMNS, type TableSpec } from '../../shared/contracts/silver/table.ts';
-import { quarantineTable } from '../../shared/stages/silver/build-silver.ts';
+import { catalogTables, glueName, glueTableInput } from '../../shared/contracts/silver/glue-catalog.ts';
 
 /** The lake prefix Athena writes query results under (outside `bronze/` and `silver/`). */
 export const ATHENA_RESULTS_PREFIX = 'athena-results/';
 
-/** The Glue/Athena (Hive DDL) type of each silver column type. */
-export const GLUE_TYPES: Readonly<Record<ColumnType, string>> = {
-  VARCHAR: 'string',
-  BIGINT: 'bigint',
-  DOUBLE: 'double',
-  BOOLEAN: 'boolean',
-  DATE: 'date',
-  TIMESTAMP: 'timestamp',
-  'VARCHAR[]': 'array<string>',
-  'BIGINT[]': 'array<bigint>',
-  'DOUBLE[]': 'array<double>',
-};
-
-/** A Glue name: lowercase, `_` for `-` (Athena does not accept `-` in unquoted names). */
-export const glueName = (name: string) => name.toLowerCase().replaceAll('-', '_');
-
-/** The Glue table of a silver table: `<dataset_with_underscores>__<table>`, e.g. `tic_in_network___quarantine`. */
-export const glueTableName = (dataset: string, table: string) => `${glueName(dataset)}__${table}`;
-
-/** The silver tables of a dataset as the catalog holds them: the contract's tables and the quarantine table. */
-export function catalogTables(dataset: string): readonly TableSpec[] {
-  const contract = silverContractFor(dataset);
-  return contract ? [...contract.tables, quarantineTable] : [];
-}
+// The catalog's names and table inputs are plain data shared with the Reconcile Lambda's Glue adapter.
+export {
+  catalogTables,
+  GLUE_TYPES,
+  glueHistoryTableName,
+  glueName,
+  glueTableName,
+} from '../../shared/contracts/silver/glue-catalog.ts';
 
 /** Properties of `QueryCatalog`. */
 export interface QueryCatalogProps {
@@ -51,23 +35,31 @@ export interface QueryCatalogProps {
 }
 
 /**
- * Makes silver queryable with Athena: a Glue database with one table per silver table of each deployed
+ * Makes silver queryable with Athena: a Glue database with two tables per silver table of each deployed
  * dataset, and a workgroup whose results are encrypted with the lake's key.
  *
  * The columns come only from the dataset contracts (`TableSpec.columns` + `LINEAGE_COLUMNS`, the same
- * list the Parquet writer uses), so the catalog cannot drift from the files.
+ * list the Parquet writer uses), so the catalog cannot drift from the files. The table inputs are built
+ * by `glueTableInput` (shared/contracts/silver/glue-catalog.ts), which the Glue adapter's tests use too.
  *
- * Partitions: none. Silver writes `silver/<dataset>/<table>/source=<id>/part-00000.parquet`, and each
- * table's LOCATION is `silver/<dataset>/<table>/`. For a non-partitioned table Athena lists and reads
- * every file under the LOCATION, subfolders included, so every source's part is read with no partition
- * to register: no `MSCK REPAIR TABLE`, no crawler, and a new source is queryable as soon as its part
- * is written. A `source` partition key is not an option anyway: Hive forbids a partition key named like
- * a column, and `tic-in-network`'s `provider_groups` has a `source` column. Projection of an `injected`
- * key would also force every query to name one source. The source id is in every row as `_run_id`, and
- * Athena's `"$path"` pseudo-column gives the file, so filter on `"_run_id" = '<id>'`. Lineage column
- * names start with `_`, so quote them in queries (`"_run_id"`). Athena treats files whose names start
- * with `_` or `.` as hidden; silver's parts are `part-*.parquet`, and its manifests live in
- * `silver/<dataset>/_manifests/`, outside every table's LOCATION, so no table reads them.
+ * Readers see committed, reconciled data only. Silver writes each build of a table to a folder of its own,
+ * `silver/<dataset>/<table>/source=<id>/version=<v>/build=<b>/part-00000.parquet`, long before the run is
+ * known to be good; a failed or half-written run leaves its files there. So the tables are partitioned,
+ * and Athena reads only the folders of registered partitions, never the rest of the LOCATION:
+ * - `<dataset>__<table>` is partitioned by `sluice_source` (the source id). When a run's reconciliation
+ *   passes, its commit (shared/stages/commit/commit-version.ts, through `GlueSourceCatalog`) creates the
+ *   source's partition at the new build's folder, or moves it there: one UpdatePartition per table, so
+ *   each table switches from the old version to the new one at once. A version without rows in a table
+ *   has its partition removed, so the old version's rows do not linger. A failed run registers nothing and
+ *   the previous version stays current. Queries prune by source: `WHERE sluice_source = '<id>'`.
+ * - `<dataset>__<table>_history` is partitioned by (`sluice_source`, `sluice_version`) and gets one
+ *   partition per committed version, never removed: every version stays queryable.
+ * Registered at commit, not discovered: no crawler, no `MSCK REPAIR TABLE` (which would register failed
+ * runs too), no partition projection (which reads whatever folder exists). The partition key is not
+ * `source`: Hive forbids a partition key named like a column, and `tic-in-network`'s `provider_groups`
+ * has a `source` column. Lineage column names start with `_`, so quote them in queries (`"_run_id"`).
+ * Athena treats files whose names start with `_` or `.` as hidden; silver's manifests live in
+ * `silver/<dataset>/_manifests/`, outside every table's LOCATION, and the commit records in `_sources/`.
  *
  * Query with the workgroup (it is enforced, so a client cannot send results elsewhere or unencrypted):
  * `aws athena start-query-execution --work-group <workgroup> --query-execution-context Database=<db>
@@ -76,7 +68,7 @@ export interface QueryCatalogProps {
 export class QueryCatalog extends Construct {
   readonly database: CfnDatabase;
   readonly databaseName: string;
-  /** The Glue tables, by Glue table name. */
+  /** The Glue tables (current and `_history`), by Glue table name. */
   readonly tables: ReadonlyMap<string, CfnTable>;
   readonly workGroup: CfnWorkGroup;
   readonly workGroupName: string;
@@ -95,34 +87,20 @@ export class QueryCatalog extends Construct {
     });
 
     const tables = new Map<string, CfnTable>();
+    const lakeUrl = (key: string) => props.lakeBucket.s3UrlForObject(key);
     for (const dataset of props.datasets) {
       for (const spec of catalogTables(dataset)) {
-        const name = glueTableName(dataset, spec.name);
-        const table = new CfnTable(this, `Table-${dataset}-${spec.name}`, {
-          catalogId,
-          // Ref of the database is its name, and makes CloudFormation create the database first.
-          databaseName: this.database.ref,
-          tableInput: {
-            name,
-            description: spec.description,
-            tableType: 'EXTERNAL_TABLE',
-            parameters: { classification: 'parquet', EXTERNAL: 'TRUE' },
-            storageDescriptor: {
-              location: props.lakeBucket.s3UrlForObject(`silver/${dataset}/${spec.name}/`),
-              columns: [...spec.columns, ...LINEAGE_COLUMNS].map((column) => ({
-                name: column.name,
-                type: GLUE_TYPES[column.type],
-                comment: column.description,
-              })),
-              inputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
-              outputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
-              serdeInfo: {
-                serializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe',
-              },
-            },
-          },
-        });
-        tables.set(name, table);
+        for (const history of [false, true]) {
+          const input = glueTableInput(dataset, spec, { lakeUrl, history });
+          const name = input.Name as string;
+          const table = new CfnTable(this, `Table-${dataset}-${spec.name}${history ? '-history' : ''}`, {
+            catalogId,
+            // Ref of the database is its name, and makes CloudFormation create the database first.
+            databaseName: this.database.ref,
+            tableInput: cfnTableInput(input),
+          });
+          tables.set(name, table);
+        }
       }
     }
     this.tables = tables;
@@ -154,4 +132,62 @@ export class QueryCatalog extends Construct {
       },
     });
   }
+
+  /**
+   * Lets `grantee` register partitions (`GlueSourceCatalog`): read the tables, and read, create, move
+   * and remove their partitions, on this catalog, its database and exactly its tables. Glue authorizes
+   * each call on the catalog, the database and the table together, so all three are named.
+   */
+  grantPublishPartitions(grantee: IGrantable): void {
+    const stack = Stack.of(this);
+    const arn = (resource: string, resourceName?: string) =>
+      stack.formatArn({ service: 'glue', resource, resourceName });
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'PublishGluePartitions',
+        actions: [...GLUE_PARTITION_ACTIONS],
+        resources: [
+          arn('catalog'),
+          arn('database', this.databaseName),
+          ...[...this.tables.keys()].map((table) => arn('table', `${this.databaseName}/${table}`)),
+        ],
+      }),
+    );
+  }
+}
+
+/** What `GlueSourceCatalog` calls: GetTable (cached), and Get/Create/Update/DeletePartition. */
+export const GLUE_PARTITION_ACTIONS = [
+  'glue:GetTable',
+  'glue:GetPartition',
+  'glue:CreatePartition',
+  'glue:UpdatePartition',
+  'glue:DeletePartition',
+] as const;
+
+/** A Glue API `TableInput` as CDK's L1 takes it (camelCase; CloudFormation's names are the API's). */
+function cfnTableInput(input: TableInput): CfnTable.TableInputProperty {
+  const descriptor = input.StorageDescriptor;
+  const column = (c: Column): CfnTable.ColumnProperty => ({
+    name: c.Name as string,
+    type: c.Type,
+    comment: c.Comment,
+  });
+  return {
+    name: input.Name,
+    description: input.Description,
+    tableType: input.TableType,
+    parameters: input.Parameters,
+    partitionKeys: input.PartitionKeys?.map(column),
+    storageDescriptor: descriptor && {
+      location: descriptor.Location,
+      columns: descriptor.Columns?.map(column),
+      inputFormat: descriptor.InputFormat,
+      outputFormat: descriptor.OutputFormat,
+      serdeInfo: descriptor.SerdeInfo && {
+        serializationLibrary: descriptor.SerdeInfo.SerializationLibrary,
+        parameters: descriptor.SerdeInfo.Parameters,
+      },
+    },
+  };
 }

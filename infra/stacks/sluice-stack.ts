@@ -50,6 +50,14 @@ export class SluiceStack extends Stack {
       datasets,
     });
 
+    // Before the functions: the reconcile function registers partitions in it.
+    this.queryCatalog = new QueryCatalog(this, 'QueryCatalog', {
+      serviceName,
+      datasets,
+      lakeBucket: this.storage.lakeBucket,
+      dataKey: this.storage.key,
+    });
+
     this.functions = new PipelineFunctions(this, 'Functions', {
       landingBucket: this.storage.landingBucket,
       lakeBucket: this.storage.lakeBucket,
@@ -64,6 +72,7 @@ export class SluiceStack extends Stack {
         reservedConcurrency: config.ingest.reservedConcurrency,
       },
       silver: { groupTargetMb: config.silver.groupTargetMb },
+      queryCatalog: this.queryCatalog,
     });
 
     this.sources = new ScheduledSources(this, 'Sources', {
@@ -170,12 +179,6 @@ export class SluiceStack extends Stack {
       })),
     });
 
-    this.queryCatalog = new QueryCatalog(this, 'QueryCatalog', {
-      serviceName,
-      datasets,
-      lakeBucket: this.storage.lakeBucket,
-      dataKey: this.storage.key,
-    });
     // Every query of the workgroup is cancelled once it has scanned this much (the workgroup enforces its
     // configuration, so a client cannot lift it).
     const workGroup = this.queryCatalog.workGroup;

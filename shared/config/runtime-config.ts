@@ -49,6 +49,11 @@ const LakeStageEnv = z.object({
     .int('expected a whole number of MB')
     .positive('expected a positive number of MB')
     .optional(),
+  /** Reconcile only: the Glue database whose partitions each commit moves (absent: no catalog). */
+  GLUE_DATABASE: z
+    .string()
+    .regex(/^[a-z0-9_]{1,255}$/, 'expected a Glue database name: lowercase letters, digits and _')
+    .optional(),
 });
 
 const DownloadEnv = z.object({
@@ -85,6 +90,11 @@ export interface LakeStageConfig extends HandlerConfig {
   readonly datasets: readonly string[];
   /** Silver: uncompressed bronze per group when `PlanSilver` splits a build. @default 1536 */
   readonly silverGroupTargetMb?: number;
+  /**
+   * Reconcile: the Glue database of the silver tables; each commit registers the source's partitions
+   * there, so Athena reads committed versions only. @default - no catalog is told (local runs, tests)
+   */
+  readonly glueDatabase?: string;
 }
 
 /** Settings of the download handler. */
@@ -123,6 +133,7 @@ export function loadLakeStageConfig(
     lakeBucket: e.LAKE_BUCKET,
     datasets: e.DATASETS,
     ...(e.SILVER_GROUP_TARGET_MB !== undefined && { silverGroupTargetMb: e.SILVER_GROUP_TARGET_MB }),
+    ...(e.GLUE_DATABASE !== undefined && { glueDatabase: e.GLUE_DATABASE }),
   };
 }
 
@@ -172,6 +183,7 @@ export function lakeStageEnvironment(config: Omit<LakeStageConfig, 'region'>): R
     ...(config.silverGroupTargetMb !== undefined && {
       SILVER_GROUP_TARGET_MB: String(config.silverGroupTargetMb),
     }),
+    ...(config.glueDatabase !== undefined && { GLUE_DATABASE: config.glueDatabase }),
   };
 }
 

@@ -119,7 +119,10 @@ export function silverBuildOf(bronze: {
  * and only after its reconciliation passed.
  */
 export const silverTableKey = (ref: SilverBuildRef, table: string) =>
-  `silver/${ref.dataset}/${table}/source=${ref.sourceId}/version=${ref.version}/build=${ref.build}/part-00000.parquet`;
+  `${silverTablePrefix(ref.dataset, table)}source=${ref.sourceId}/version=${ref.version}/build=${ref.build}/part-00000.parquet`;
+
+/** The folder of every build of one silver table: the Glue table's LOCATION. */
+export const silverTablePrefix = (dataset: string, table: string) => `silver/${dataset}/${table}/`;
 
 /** Records that broke a quarantine rule, with the rule, path and message: a table like any other. */
 export const QUARANTINE_TABLE = '_quarantine';

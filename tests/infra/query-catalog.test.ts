@@ -6,10 +6,20 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeploymentConfig, loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
-import { ATHENA_RESULTS_PREFIX, GLUE_TYPES, glueTableName } from '../../infra/constructs/query-catalog.ts';
+import {
+  ATHENA_RESULTS_PREFIX,
+  GLUE_TYPES,
+  glueHistoryTableName,
+  glueTableName,
+} from '../../infra/constructs/query-catalog.ts';
 import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
 import { SluiceStack } from '../../infra/stacks/sluice-stack.ts';
 import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
+import {
+  glueTableInput,
+  SOURCE_PARTITION_KEY,
+  VERSION_PARTITION_KEY,
+} from '../../shared/contracts/silver/glue-catalog.ts';
 import { LINEAGE_COLUMNS } from '../../shared/contracts/silver/table.ts';
 import { QUARANTINE_TABLE, silverTableKey } from '../../shared/lake/keys.ts';
 import { quarantineTable } from '../../shared/stages/silver/build-silver.ts';
@@ -67,31 +77,78 @@ describe('Construct: QueryCatalog (example config)', () => {
     expect(deployedWithContract().length).toBeGreaterThan(0);
   });
 
-  it('has one table per contract table and quarantine table of each deployed dataset, and no other', () => {
+  it('has a current and a _history table per contract table and quarantine table of each deployed dataset, and no other', () => {
     const expected = deployedWithContract().flatMap((dataset) =>
-      [...silverContractFor(dataset)!.tables.map((t) => t.name), QUARANTINE_TABLE].map((table) =>
+      [...silverContractFor(dataset)!.tables.map((t) => t.name), QUARANTINE_TABLE].flatMap((table) => [
         glueTableName(dataset, table),
-      ),
+        glueHistoryTableName(dataset, table),
+      ]),
     );
     const actual = ofType('AWS::Glue::Table').map((r) => r.Properties.TableInput.Name);
     expect(actual.sort()).toEqual([...expected].sort());
     expect(actual).toContain('tic_in_network__negotiated_prices');
+    expect(actual).toContain('tic_in_network__negotiated_prices_history');
     expect(actual).toContain('tic_in_network___quarantine');
+    expect(actual).toContain('tic_in_network___quarantine_history');
+    expect([...stack.queryCatalog.tables.keys()].sort()).toEqual([...expected].sort());
   });
 
   it('gives each table exactly the contract columns and the lineage columns, with their Glue types', () => {
     const database = stack.getLogicalId(stack.queryCatalog.database);
     for (const dataset of deployedWithContract()) {
       for (const spec of [...silverContractFor(dataset)!.tables, quarantineTable]) {
-        const resource = glueTable(glueTableName(dataset, spec.name));
-        expect(resource, `${dataset}/${spec.name}`).toBeDefined();
-        const input = resource!.Properties.TableInput;
-        expect(resource!.Properties.DatabaseName).toEqual({ Ref: database });
-        expect(input.TableType).toBe('EXTERNAL_TABLE');
-        expect(input.PartitionKeys).toBeUndefined();
-        expect(input.StorageDescriptor.Columns.map((c: Json) => ({ name: c.Name, type: c.Type }))).toEqual(
-          [...spec.columns, ...LINEAGE_COLUMNS].map((c) => ({ name: c.name, type: GLUE_TYPES[c.type] })),
-        );
+        for (const name of [glueTableName(dataset, spec.name), glueHistoryTableName(dataset, spec.name)]) {
+          const resource = glueTable(name);
+          expect(resource, name).toBeDefined();
+          const input = resource!.Properties.TableInput;
+          expect(resource!.Properties.DatabaseName).toEqual({ Ref: database });
+          expect(input.TableType).toBe('EXTERNAL_TABLE');
+          expect(input.StorageDescriptor.Columns.map((c: Json) => ({ name: c.Name, type: c.Type }))).toEqual(
+            [...spec.columns, ...LINEAGE_COLUMNS].map((c) => ({ name: c.name, type: GLUE_TYPES[c.type] })),
+          );
+        }
+      }
+    }
+  });
+
+  it('partitions every current table by sluice_source, and every _history table by sluice_source and sluice_version', () => {
+    const keysOf = (name: string) =>
+      glueTable(name)!.Properties.TableInput.PartitionKeys.map((k: Json) => ({ name: k.Name, type: k.Type }));
+    for (const dataset of deployedWithContract()) {
+      for (const spec of [...silverContractFor(dataset)!.tables, quarantineTable]) {
+        expect(keysOf(glueTableName(dataset, spec.name))).toEqual([
+          { name: 'sluice_source', type: 'string' },
+        ]);
+        expect(keysOf(glueHistoryTableName(dataset, spec.name))).toEqual([
+          { name: 'sluice_source', type: 'string' },
+          { name: 'sluice_version', type: 'string' },
+        ]);
+        // Hive forbids a partition key named like a column (provider_groups has a `source` column).
+        const columns = [...spec.columns, ...LINEAGE_COLUMNS].map((c) => c.name);
+        expect(columns).not.toContain(SOURCE_PARTITION_KEY);
+        expect(columns).not.toContain(VERSION_PARTITION_KEY);
+      }
+    }
+    const providerGroups = silverContractFor('tic-in-network')!.tables.find(
+      (t) => t.name === 'provider_groups',
+    );
+    expect(providerGroups!.columns.map((c) => c.name)).toContain('source');
+  });
+
+  it('synthesizes exactly the table input glueTableInput builds (which the Glue adapter test creates in moto)', () => {
+    for (const dataset of deployedWithContract()) {
+      for (const spec of [...silverContractFor(dataset)!.tables, quarantineTable]) {
+        for (const history of [false, true]) {
+          const input = glueTableInput(dataset, spec, { lakeUrl: (key) => `s3://<TOKEN>/${key}`, history });
+          const synthesized = glueTable(input.Name!)!.Properties.TableInput;
+          expect({
+            ...synthesized,
+            StorageDescriptor: {
+              ...synthesized.StorageDescriptor,
+              Location: flatten(synthesized.StorageDescriptor.Location),
+            },
+          }).toEqual(input);
+        }
       }
     }
   });
@@ -112,8 +169,11 @@ describe('Construct: QueryCatalog (example config)', () => {
     const lake = logicalId(stack.storage.lakeBucket);
     for (const dataset of deployedWithContract()) {
       for (const spec of [...silverContractFor(dataset)!.tables, quarantineTable]) {
-        const descriptor = glueTable(glueTableName(dataset, spec.name))!.Properties.TableInput
+        const descriptor = glueTable(glueHistoryTableName(dataset, spec.name))!.Properties.TableInput
           .StorageDescriptor;
+        expect(descriptor).toEqual(
+          glueTable(glueTableName(dataset, spec.name))!.Properties.TableInput.StorageDescriptor,
+        );
         expect(descriptor.InputFormat).toBe('org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat');
         expect(descriptor.OutputFormat).toBe(
           'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
@@ -127,7 +187,11 @@ describe('Construct: QueryCatalog (example config)', () => {
         // Every part silver writes for the table lies under its location.
         expect(
           silverTableKey({ dataset, sourceId: 's-abc123', version: 'v', build: 'b' }, spec.name),
-        ).toMatch(new RegExp(`^silver/${dataset}/${spec.name}/[^/]+/[^/]+/[^/]+\\.parquet$`));
+        ).toMatch(
+          new RegExp(
+            `^silver/${dataset}/${spec.name}/source=[^/]+/version=[^/]+/build=[^/]+/[^/]+\\.parquet$`,
+          ),
+        );
       }
     }
   });

@@ -6,7 +6,12 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
-import { BRONZE_PREFIX, FAN_OUT_REPORTS, SILVER_PREFIX } from '../../infra/constructs/pipeline-functions.ts';
+import {
+  BRONZE_PREFIX,
+  FAN_OUT_REPORTS,
+  SILVER_PREFIX,
+  SOURCES_PREFIX,
+} from '../../infra/constructs/pipeline-functions.ts';
 import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
 import { SluiceStack } from '../../infra/stacks/sluice-stack.ts';
 import {
@@ -16,6 +21,9 @@ import {
   reconciliationKey,
   silverManifestKey,
   silverTableKey,
+  sourceCurrentKey,
+  sourceLeaseKey,
+  sourceVersionKey,
 } from '../../shared/lake/keys.ts';
 import {
   silverGroupStatsKey,
@@ -289,11 +297,16 @@ describe('Stack: SluiceStack (example config)', () => {
             'POWERTOOLS_SERVICE_NAME',
             // How much bronze PlanSilver puts in one group: the config's default.
             ...(fn === stack.functions.silver ? ['SILVER_GROUP_TARGET_MB'] : []),
+            // Where each commit registers the source's partitions.
+            ...(fn === stack.functions.reconcile ? ['GLUE_DATABASE'] : []),
           ].sort(),
         );
       }
       const silverEnv = resources[logicalId(stack.functions.silver.function)]!.Properties.Environment;
       expect(silverEnv.Variables.SILVER_GROUP_TARGET_MB).toBe('1536');
+      const reconcileEnv = resources[logicalId(stack.functions.reconcile.function)]!.Properties.Environment;
+      expect(reconcileEnv.Variables.GLUE_DATABASE).toBe(stack.queryCatalog.databaseName);
+      expect(reconcileEnv.Variables.GLUE_DATABASE).toBe('sluice_dev');
     });
 
     it('sizes the ingest function from the config and passes only non-secret settings', () => {
@@ -335,7 +348,15 @@ describe('Stack: SluiceStack (example config)', () => {
         's3:GetObject',
         's3:PutObject',
       ]);
-      expect(sid('ListBronze').Condition).toEqual({ StringLike: { 's3:prefix': ['bronze/*'] } });
+      // Its lease and the source's current version: read and written, never deleted.
+      expect(actions(sid('ReadWriteSourceRecords')).sort()).toEqual(['s3:GetObject', 's3:PutObject']);
+      expect(targets(sid('ReadWriteSourceRecords'))).toEqual(['<TOKEN>/_sources/*']);
+      expect(sid('ListBronze').Condition).toEqual({
+        StringLike: { 's3:prefix': ['bronze/*', '_sources/*'] },
+      });
+      // Deleting (a duplicate run's bronze, stale parts) stays within bronze/.
+      const deletes = statements.filter((s) => actions(s).includes('s3:DeleteObject'));
+      expect(deletes.flatMap(targets)).toEqual(['<TOKEN>/bronze/*']);
       expect(sid('UseDataKeyThroughS3').Resource).toEqual({
         'Fn::GetAtt': [logicalId(stack.storage.key), 'Arn'],
       });
@@ -363,15 +384,63 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(sid('UseDataKeyThroughS3').Condition.StringEquals['kms:ViaService']).toBeDefined();
     });
 
-    it('lets reconcile read bronze/ and silver/ and write only reconciliation reports', () => {
+    it('lets reconcile read bronze/ and silver/ and write only reconciliation reports and commit records', () => {
       const statements = statementsOf(stack.functions.reconcile.role);
       const sid = (id: string) => statements.find((s) => s.Sid === id)!;
       expect(actions(sid('ReadLake'))).toEqual(['s3:GetObject']);
       expect(targets(sid('ReadLake'))).toEqual(['<TOKEN>/bronze/*', '<TOKEN>/silver/*']);
+      expect(actions(sid('WriteReconciliationReport')).sort()).toEqual([
+        's3:AbortMultipartUpload',
+        's3:PutObject',
+      ]);
+      expect(targets(sid('WriteReconciliationReport'))).toEqual(['<TOKEN>/bronze/*/reconciliation.json']);
+      // The commit: version and current records, and the lease it checks and releases.
+      expect(actions(sid('CommitSourceVersions')).sort()).toEqual(['s3:GetObject', 's3:PutObject']);
+      expect(targets(sid('CommitSourceVersions'))).toEqual(['<TOKEN>/_sources/*']);
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
-      expect(writes.flatMap(actions).sort()).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
-      expect(writes.flatMap(targets)).toEqual(['<TOKEN>/bronze/*/reconciliation.json']);
-      expect(sid('ListLake').Condition).toEqual({ StringLike: { 's3:prefix': ['bronze/*', 'silver/*'] } });
+      expect(writes.flatMap(targets).sort()).toEqual([
+        '<TOKEN>/_sources/*',
+        '<TOKEN>/bronze/*/reconciliation.json',
+      ]);
+      expect(statements.flatMap(actions)).not.toContain('s3:DeleteObject');
+      expect(sid('ListLake').Condition).toEqual({
+        StringLike: { 's3:prefix': ['bronze/*', 'silver/*', '_sources/*'] },
+      });
+    });
+
+    it('lets reconcile register partitions of exactly the deployed Glue tables, and nothing else in Glue', () => {
+      const statements = statementsOf(stack.functions.reconcile.role);
+      const glue = statements.filter((s) => actions(s).some((a) => a.startsWith('glue:')));
+      expect(glue).toHaveLength(1);
+      const [statement] = glue;
+      expect(statement!.Effect).toBe('Allow');
+      expect(actions(statement!).sort()).toEqual([
+        'glue:CreatePartition',
+        'glue:DeletePartition',
+        'glue:GetPartition',
+        'glue:GetTable',
+        'glue:UpdatePartition',
+      ]);
+      const database = stack.queryCatalog.databaseName;
+      const tables = [...stack.queryCatalog.tables.keys()];
+      expect(tables).toContain('tic_in_network__files');
+      expect(tables).toContain('tic_in_network__files_history');
+      expect(targets(statement!).sort()).toEqual(
+        [
+          'arn:<TOKEN>:glue:<TOKEN>:<TOKEN>:catalog',
+          `arn:<TOKEN>:glue:<TOKEN>:<TOKEN>:database/${database}`,
+          ...tables.map((table) => `arn:<TOKEN>:glue:<TOKEN>:<TOKEN>:table/${database}/${table}`),
+        ].sort(),
+      );
+      expect(targets(statement!).some((t) => t.includes('*'))).toBe(false);
+      // No other function touches Glue.
+      for (const fn of [stack.functions.ingest, stack.functions.silver, stack.functions.fanOut]) {
+        expect(
+          statementsOf(fn.role)
+            .flatMap(actions)
+            .some((a) => a.startsWith('glue:')),
+        ).toBe(false);
+      }
     });
 
     it('uses the same bronze and silver prefixes and report key as the key layout', () => {
@@ -390,6 +459,14 @@ describe('Stack: SluiceStack (example config)', () => {
         expect(key.startsWith(SILVER_PREFIX)).toBe(true);
       }
       expect(reconciliationKey('d', 's')).toMatch(/^bronze\/[^*]+\/reconciliation\.json$/);
+      // Leases and commit records: the prefix ingest and reconcile may read and write.
+      for (const key of [
+        sourceLeaseKey('d', 's'),
+        sourceCurrentKey('d', 's'),
+        sourceVersionKey('d', 's', 'v'),
+      ]) {
+        expect(key.startsWith(SOURCES_PREFIX)).toBe(true);
+      }
     });
 
     it('lets the fan-out read table-of-contents runs in bronze and write only their fan-out reports', () => {

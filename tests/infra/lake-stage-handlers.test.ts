@@ -3,10 +3,12 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createHandler as createIngestHandler } from '../../functions/ingest/handler.ts';
 import {
+  createDeps as createReconcileDeps,
   createHandler as createReconcileHandler,
   type ReconcileDeps,
 } from '../../functions/reconcile/handler.ts';
 import { createHandler as createSilverHandler, type SilverDeps } from '../../functions/silver/handler.ts';
+import { GlueSourceCatalog } from '../../shared/adapters/aws/glue-source-catalog.ts';
 import { createObservability } from '../../shared/adapters/aws/observability.ts';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
 import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
@@ -198,5 +200,26 @@ describe('Handlers: silver and reconcile', () => {
     expect(() => loadLakeStageConfig('reconcile', { POWERTOOLS_SERVICE_NAME: 'svc' })).toThrow(
       /reconcile handler's environment is invalid:\n.*LAKE_BUCKET: missing/,
     );
+  });
+
+  it('reads the Glue database of the reconcile function, and refuses a name Glue would not have', () => {
+    const env = lakeStageEnvironment({
+      serviceName: 'svc',
+      logLevel: 'WARN',
+      lakeBucket: 'lake',
+      datasets: ['a'],
+      glueDatabase: 'sluice_dev',
+    });
+    expect(env.GLUE_DATABASE).toBe('sluice_dev');
+    expect(loadLakeStageConfig('reconcile', env).glueDatabase).toBe('sluice_dev');
+    expect(() => loadLakeStageConfig('reconcile', { ...env, GLUE_DATABASE: 'Sluice-Dev' })).toThrow(
+      /reconcile handler's environment is invalid:\n.*GLUE_DATABASE: expected a Glue database name/,
+    );
+  });
+
+  it('tells the Glue catalog of each commit when the config names a database, and no catalog otherwise', () => {
+    const withGlue = createReconcileDeps({ ...config, region: 'us-east-1', glueDatabase: 'sluice_dev' });
+    expect(withGlue.catalog).toBeInstanceOf(GlueSourceCatalog);
+    expect(createReconcileDeps({ ...config, region: 'us-east-1' }).catalog).toBeUndefined();
   });
 });

@@ -37,8 +37,8 @@ export interface GlueSourceCatalogOptions {
  * part-way has moved nothing readers query by default; a retry completes it.
  *
  * Idempotent: a partition already where the record says is left alone, so a retried publish changes
- * nothing. A partition registered by a later commit (its `sluice_committed_at` is newer) is never
- * moved back by a stale retry.
+ * nothing. Each partition records the commit that placed it (`sluice_version`, `sluice_committed_at`):
+ * once a later commit of the source has published, a stale retry of an earlier one changes nothing.
  */
 export class GlueSourceCatalog implements SourceCatalog {
   readonly #client: GlueClient;
@@ -63,25 +63,38 @@ export class GlueSourceCatalog implements SourceCatalog {
       const location = folderOf(spec.name);
       if (location === undefined) continue; // no rows in this version: nothing to keep
       const table = glueHistoryTableName(record.dataset, spec.name);
-      await this.#place(table, [record.sourceId, record.version], location, record);
+      const values = [record.sourceId, record.version];
+      const existing = await this.#getPartition(table, values);
+      if (existing && isNewer(existing, record)) continue; // the version was rebuilt and committed later
+      await this.#place(table, values, location, record, existing);
     }
+    const current: { table: string; location?: string; existing?: Partition }[] = [];
     for (const spec of specs) {
-      const location = folderOf(spec.name);
       const table = glueTableName(record.dataset, spec.name);
-      if (location === undefined) await this.#remove(table, [record.sourceId], record);
-      else await this.#place(table, [record.sourceId], location, record);
+      current.push({
+        table,
+        location: folderOf(spec.name),
+        existing: await this.#getPartition(table, [record.sourceId]),
+      });
+    }
+    // A later commit of this source has published already: this is a stale retry, which must neither move
+    // a partition back nor bring back one that the later version removed.
+    if (current.some(({ existing }) => existing && isNewer(existing, record))) return;
+    for (const { table, location, existing } of current) {
+      if (location !== undefined) await this.#place(table, [record.sourceId], location, record, existing);
+      else if (existing) await this.#remove(table, [record.sourceId]);
     }
   }
 
-  /** Creates the partition at `location`, or moves it there. */
+  /** Creates the partition at `location`, or moves it there; `existing` is the partition as read before. */
   async #place(
     table: string,
     values: string[],
     location: string,
     record: SourceVersionRecord,
+    existing: Partition | undefined,
   ): Promise<void> {
-    const existing = await this.#getPartition(table, values);
-    if (existing && (isNewer(existing, record) || isSame(existing, location, record))) return;
+    if (existing && isSame(existing, location, record)) return;
     const input: PartitionInput = {
       Values: values,
       StorageDescriptor: { ...(await this.#getTable(table)).StorageDescriptor, Location: location },
@@ -116,10 +129,8 @@ export class GlueSourceCatalog implements SourceCatalog {
     );
   }
 
-  /** Removes the partition (the record's version has no rows in this table), unless a later commit owns it. */
-  async #remove(table: string, values: string[], record: SourceVersionRecord): Promise<void> {
-    const existing = await this.#getPartition(table, values);
-    if (!existing || isNewer(existing, record)) return;
+  /** Removes the partition: the record's version has no rows in this table. */
+  async #remove(table: string, values: string[]): Promise<void> {
     try {
       await this.#call('glue:DeletePartition', table, () =>
         this.#client.send(

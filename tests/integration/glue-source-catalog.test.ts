@@ -106,7 +106,7 @@ describe.skipIf(SKIP !== undefined)(
         },
         { step: 'initialize', name: 'recordGlueCommands' },
       );
-      // The very tables the CDK app creates (query-catalog.ts builds them with glueTableInputs too).
+      // The very tables the CDK app creates (query-catalog.ts builds each with glueTableInput too).
       await glue.send(new CreateDatabaseCommand({ DatabaseInput: { Name: DATABASE } }));
       for (const input of glueTableInputs(DATASET, (key) => `s3://${BUCKET}/${key}`)) {
         await glue.send(new CreateTableCommand({ DatabaseName: DATABASE, TableInput: input }));

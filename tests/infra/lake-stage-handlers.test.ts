@@ -20,7 +20,9 @@ import {
 } from '../../shared/config/runtime-config.ts';
 import { ConfigError, ReconciliationError, TransientError } from '../../shared/errors.ts';
 import { reconciliationKey } from '../../shared/lake/keys.ts';
+import type { SourceVersionRecord } from '../../shared/lake/source-commits.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { IngestCommittedOutput } from '../../shared/workflow/stage-io.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, tempDir } from '../helpers/lake.ts';
@@ -146,6 +148,37 @@ describe('Handlers: silver and reconcile', () => {
       ReconciliationFailed: 0,
       dataset: 'tic-in-network',
     });
+  });
+
+  it('tells the catalog of the committed version after reconciliation passed, and never of a failed one', async () => {
+    const published: SourceVersionRecord[] = [];
+    const catalog: SourceCatalog = { publish: async (record) => void published.push(record) };
+    const built = await createSilverHandler(silverDeps())(event());
+    // Without an execution id: this run holds no lease (the lease itself is tested elsewhere).
+    const { executionId: _, ...unleased } = event();
+    await createReconcileHandler(reconcileDeps({ catalog }))(unleased);
+    expect(published).toHaveLength(1);
+    const silver = JSON.parse(await readFile(lake.uri(built.silverManifestKey), 'utf8')) as {
+      tables: Record<string, { key?: string }>;
+    };
+    expect(published[0]!.tables).toEqual(
+      Object.fromEntries(
+        Object.entries(silver.tables).flatMap(([name, t]) => (t.key ? [[name, t.key]] : [])),
+      ),
+    );
+    expect(published[0]).toMatchObject({ dataset: 'tic-in-network', runId: ingested.runId });
+
+    // A failed reconciliation publishes nothing.
+    const file = lake.uri(built.silverManifestKey);
+    const manifest = JSON.parse(await readFile(file, 'utf8')) as {
+      records: Record<string, { accepted: number }>;
+    };
+    manifest.records.in_network!.accepted++;
+    await writeFile(file, JSON.stringify(manifest));
+    await expect(createReconcileHandler(reconcileDeps({ catalog }))(unleased)).rejects.toThrow(
+      ReconciliationError,
+    );
+    expect(published).toHaveLength(1);
   });
 
   it('reconcile fails with ReconciliationError, counted as ReconciliationFailed, when counts differ', async () => {

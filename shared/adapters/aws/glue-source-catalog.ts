@@ -31,10 +31,10 @@ export interface GlueSourceCatalogOptions {
 /**
  * The Glue catalog of the silver tables (see infra/constructs/query-catalog.ts), kept to the committed
  * versions: for each table of the record's dataset, the source's partition of the current table is
- * created at, or moved to, the folder of the record's file (one UpdatePartition: Athena sees the old
- * version or the new one, never both), or removed when the version has no rows in that table; the
- * `_history` table gets the (source, version) partition. History goes first, so a publish that fails
- * part-way has moved nothing readers query by default; a retry completes it.
+ * created at, or moved to, the folder of the record's file (one UpdatePartition per table: a query of
+ * the table sees the old version or the new one, never both), or removed when the version has no rows
+ * in that table; the `_history` table gets the (source, version) partition. History goes first, so a
+ * publish that fails part-way has moved nothing readers query by default; a retry completes it.
  *
  * Idempotent: a partition already where the record says is left alone, so a retried publish changes
  * nothing. Each partition records the commit that placed it (`sluice_version`, `sluice_committed_at`):

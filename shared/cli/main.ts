@@ -7,10 +7,15 @@ import {
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { dlqCommand } from './dlq-command.ts';
+import { inCliTerms } from './option-flags.ts';
 import { runQuery } from './query-command.ts';
 import { runIngest } from './run-command.ts';
 
-/** Exit codes: 0 success, 1 the pipeline failed (bad input, I/O), 2 bad usage or config. */
+/**
+ * Exit codes: 0 the run succeeded and nothing in it failed (every record of every file accounted for),
+ * 1 the run failed or a part of it did (bad input, I/O, a failed listed file, too much quarantined),
+ * 2 bad usage or config.
+ */
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
@@ -23,7 +28,8 @@ Examples:
   $ sluice schema > dataset-config.schema.json
 `;
 
-function buildProgram(): Command {
+/** `outcome.failed`: a run completed with a part of it failed (it printed its summary, and exits 1). */
+function buildProgram(outcome: { failed: boolean }): Command {
   const program = new Command('sluice')
     .description(
       'Ingest huge JSON, NDJSON and CSV files into a medallion lake: a streaming parse into ' +
@@ -66,7 +72,10 @@ function buildProgram(): Command {
       'tables of contents: ingest the table itself only, not the in-network files it lists',
     )
     .option('--landing <dir>', 'where downloads land (URL sources)', './landing')
-    .option('--sha256 <hex>', 'URL sources: the expected sha256 of the file; a mismatch fails the run')
+    .option(
+      '--sha256 <hex>',
+      'the expected sha256 of the file (local, or as downloaded); a mismatch fails the run before ingest',
+    )
     .addOption(
       new Option('--auth <kind>', 'URL sources: how to send the credential').choices([
         'bearer',
@@ -106,7 +115,7 @@ resumes from its last checkpoint when rerun.
 ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
-      await runIngest(file, options);
+      if (!(await runIngest(file, options))) outcome.failed = true;
     });
 
   program
@@ -199,21 +208,22 @@ function parsePositiveNumber(value: string): number {
 
 /** Run the CLI; resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const outcome = { failed: false };
+  const program = buildProgram(outcome);
   try {
     await program.parseAsync(argv as string[]);
-    return 0;
+    return outcome.failed ? EXIT_FAILED : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Commander already printed the message (or the help, whose exit code is 0).
       return error.exitCode === 0 ? 0 : EXIT_USAGE;
     }
     if (error instanceof ConfigError) {
-      process.stderr.write(`error: ${error.message}\n`);
+      process.stderr.write(`error: ${inCliTerms(error.message)}\n`);
       return EXIT_USAGE;
     }
     const name = error instanceof PipelineError ? error.name : 'Error';
-    process.stderr.write(`error: ${name}: ${(error as Error).message}\n`);
+    process.stderr.write(`error: ${name}: ${inCliTerms((error as Error).message)}\n`);
     return EXIT_FAILED;
   }
 }

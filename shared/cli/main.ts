@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../config/runtime-config.ts';
 import {
   datasetConfigJsonSchema,
   loadDatasetConfigFile,
@@ -66,6 +67,13 @@ function buildProgram(outcome: { failed: boolean }): Command {
       'parse in slices of about n seconds, checkpointing between them, as on AWS Lambda (a killed run, ' +
         'rerun, resumes from its last checkpoint; any interrupted sliced run does, with or without this)',
       parsePositiveNumber,
+    )
+    .option(
+      '--quarantine-threshold <share>',
+      'fail the run when more than this share of its records (0–1) is quarantined; a run whose every ' +
+        'record is quarantined always fails (the AWS deployment: quarantineRateThreshold)',
+      parseShare,
+      DEFAULT_QUARANTINE_RATE_THRESHOLD,
     )
     .option(
       '--no-fan-out',
@@ -194,6 +202,16 @@ export interface RunOptions {
   readonly sliceSeconds?: number;
   /** false with --no-fan-out. */
   readonly fanOut: boolean;
+  /** The share of a run's records that may be quarantined. */
+  readonly quarantineThreshold: number;
+}
+
+function parseShare(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new InvalidArgumentError(`"${value}" is not a share from 0 to 1 (e.g. 0.05 for 5%)`);
+  }
+  return n;
 }
 
 function parsePositiveNumber(value: string): number {

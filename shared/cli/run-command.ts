@@ -128,6 +128,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
         },
         source: local ? local.store : new FileObjectStore(resolve(options.landing)),
         lake,
+        quarantineRateThreshold: options.quarantineThreshold,
         deadLetters: new FolderDeadLetterStore(resolve(options.lake)),
         clock: systemClock,
         onStage: (stage) => {

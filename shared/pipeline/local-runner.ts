@@ -118,6 +118,11 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
   readonly onDownloaded?: (landed: DownloadResult, uri: string) => void;
   /** The definition to run. @default the deployed one (`workflowDefinition()`) */
   readonly definition?: WorkflowDefinition;
+  /**
+   * `Reconcile`: a run that quarantined more than this share of its records fails.
+   * @default DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05), as deployed
+   */
+  readonly quarantineRateThreshold?: number;
   /** Listed files per page of a table of contents' fan-out (tests). @default as deployed (200) */
   readonly fanOutPageSize?: number;
 }
@@ -368,6 +373,7 @@ export async function runWorkflowLocally(
           contract: e.contract,
           openInspector: openParquetInspector,
           workDir,
+          quarantineRateThreshold: deps.quarantineRateThreshold,
         },
       );
       return reconcileOutput(results.reconciliation);

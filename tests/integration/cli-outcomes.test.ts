@@ -161,3 +161,93 @@ describe('sluice run: a table of contents whose listed files fail', () => {
     expect(result.stderr).toBe('');
   });
 });
+
+describe('sluice run: quarantined records', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let config: string;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-outcomes-quarantine-');
+    config = join(tmp.dir, 'accounts.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'accounts',
+        format: 'csv',
+        silver: {
+          table: 'accounts',
+          columns: [
+            { name: 'id', type: 'integer', required: true },
+            { name: 'owner', type: 'string', required: true },
+          ],
+          primaryKey: ['id'],
+        },
+      }),
+    );
+  });
+  afterAll(async () => tmp.cleanup());
+
+  /** A CSV of `rows` accounts, the first `missing` of them without the required owner. */
+  async function csv(name: string, rows: number, missing: number): Promise<string> {
+    const file = join(tmp.dir, name);
+    const lines = Array.from({ length: rows }, (_, i) => `${i + 1},${i < missing ? '' : `owner ${i}`}`);
+    await writeFile(file, `id,owner\n${lines.join('\n')}\n`);
+    return file;
+  }
+  const run = (file: string, lake: string, ...more: string[]) =>
+    sluice(['run', file, '--config', config, '--lake', join(tmp.dir, lake), '-q', ...more]);
+
+  it('fails a run that quarantined more than the threshold, saying the numbers and how to allow it', async () => {
+    const file = await csv('half.csv', 8, 4);
+    const result = await run(file, 'half');
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe('');
+    const first = result.stderr.split('\n')[0];
+    expect(first).toMatch(
+      /^error: QuarantineThresholdError: 4 of 8 records \(50%\) were quarantined, more than the threshold of 5%: the _quarantine table says which rules they broke \(report: .*reconciliation\.json\)\. If that share is expected, run with --quarantine-threshold 0\.5 or more\.$/,
+    );
+    // Dead-lettered like any failed run, with the error's name.
+    const letters = (await listFiles(join(tmp.dir, 'half'))).filter((f) => f.startsWith('_dead_letters/'));
+    expect(letters).toHaveLength(1);
+    const letter = JSON.parse(await readFile(join(tmp.dir, 'half', letters[0]!), 'utf8'));
+    expect(letter.error.Error).toBe('QuarantineThresholdError');
+    // The report says why, and its validity counts the quarantined records.
+    const reportFile = (await listFiles(join(tmp.dir, 'half'))).find((f) =>
+      f.endsWith('reconciliation.json'),
+    )!;
+    const report = JSON.parse(await readFile(join(tmp.dir, 'half', reportFile), 'utf8'));
+    expect(report.status).toBe('failed');
+    expect(report.quarantine).toEqual({ records: 8, quarantined: 4, share: 0.5, threshold: 0.05, ok: false });
+    expect(report.quality).toMatchObject({ completeness: 1, validity: 0.5 });
+
+    // With the threshold raised, the same file reconciles, and its validity still says half.
+    const allowed = await run(file, 'half-allowed', '--quarantine-threshold', '0.5', '--json');
+    expect(allowed.status).toBe(0);
+    const summary = JSON.parse(allowed.stdout);
+    expect(summary.status).toBe('reconciled');
+    expect(summary.quality.validity).toBe(0.5);
+    expect(summary.quality.score).toBeLessThan(100);
+  });
+
+  it('fails a run whose every record was quarantined, whatever the threshold', async () => {
+    const file = await csv('none.csv', 3, 3);
+    for (const threshold of ['0.05', '1']) {
+      const result = await run(file, `none-${threshold}`, '--quarantine-threshold', threshold, '--json');
+      expect(result.status).toBe(1);
+      const failure = JSON.parse(result.stdout);
+      expect(failure).toMatchObject({ status: 'failed', error: { name: 'QuarantineThresholdError' } });
+      expect(failure.error.message).toMatch(/^all 3 records were quarantined, so nothing reached silver/);
+    }
+  });
+
+  it('passes a run within the threshold, and rejects a threshold that is not a share', async () => {
+    const file = await csv('few.csv', 40, 1);
+    const result = await run(file, 'few', '--json');
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.status).toBe('reconciled');
+    expect(summary.quality.validity).toBe(0.975);
+    const bad = await run(file, 'few-bad', '--quarantine-threshold', '5');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('not a share from 0 to 1');
+  });
+});

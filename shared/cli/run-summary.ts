@@ -101,7 +101,7 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, 
       }),
     },
     headers: manifest.headers,
-    ...(reconciliation && { quality: reconciliation.quality }),
+    ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
     ...(result.fanOut && {
       fanOut: {
         report: folderUri(lake, result.fanOut.report),
@@ -231,6 +231,13 @@ export function textSummary(
       `  reconciliation ${reconciliation.status}: ${reconciliation.checks.length - failed}/${reconciliation.checks.length} checks`,
       `    quality ${q.score}/100 (completeness ${q.completeness}, validity ${q.validity}, uniqueness ${q.uniqueness}, integrity ${q.integrity})`,
     );
+    const { quarantine } = reconciliation;
+    if (quarantine.quarantined > 0) {
+      lines.push(
+        `    quarantined ${formatCount(quarantine.quarantined)} of ${formatCount(quarantine.records)} records ` +
+          `(${Math.round(quarantine.share * 10_000) / 100}%; the run fails above ${quarantine.threshold * 100}%)`,
+      );
+    }
   }
   if (result.fanOut) lines.push('', ...fanOutLines(result.fanOut, lake));
   lines.push(

@@ -10,7 +10,7 @@ import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../con
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { ChecksumMismatchError, ConfigError, PipelineError } from '../errors.ts';
 import { bronzeManifestKey, bronzePartKey, sourceId } from '../lake/keys.ts';
-import { runWorkflowLocally } from '../pipeline/local-runner.ts';
+import { runWorkflowLocally, type WorkflowEvent } from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
 import { timeBudget } from '../stages/bronze/slice-budget.ts';
@@ -118,6 +118,8 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
               `download: attempt ${event.attempt} failed (${event.error}); retrying in ${Math.round(event.delayMs)} ms\n`,
             );
         },
+        // The workflow's own retries (after a stage's): a failed download waits minutes between them.
+        onEvent: talk ? announceRetries() : undefined,
         onDownloaded: (landed, uri) => {
           if (talk) {
             const resumed = landed.resumed ? ', resumed after a broken connection' : '';
@@ -178,6 +180,21 @@ function shownUrl(url: string): string {
   } catch {
     return '<invalid URL>';
   }
+}
+
+/** Says on stderr when the workflow retries a failed state, with the error it failed with. */
+function announceRetries(): (event: WorkflowEvent) => void {
+  let failed = '';
+  return (event) => {
+    if (event.type === 'StateFailed') failed = inCliTerms(`${event.Error}: ${String(event.Cause ?? '')}`);
+    if (event.type === 'StateRetried' && event.state && event.retry) {
+      const max = (event.retry.retrier as { MaxAttempts?: number }).MaxAttempts;
+      process.stderr.write(
+        `${event.state.name} failed (${failed.split('\n')[0]!.slice(0, 300)}); the workflow retries it ` +
+          `(retry ${event.retry.attempt}${max ? ` of ${max}` : ''}), as deployed\n`,
+      );
+    }
+  };
 }
 
 /** `--dry-run` of a URL: nothing is downloaded, so only the plan. */

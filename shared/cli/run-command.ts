@@ -152,7 +152,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
       const failure = {
         status: 'failed',
         dataset: dataset.name,
-        source: local?.path ?? file,
+        source: local?.path ?? shownUrl(file),
         error: { name, message: inCliTerms((error as Error).message) },
       };
       process.stdout.write(`${JSON.stringify(failure)}\n`);

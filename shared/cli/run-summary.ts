@@ -62,6 +62,9 @@ export function runOutcome(result: LocalPipelineResult): {
   return { status: result.reconciliation ? 'reconciled' : 'committed', problems };
 }
 
+/** 0.05 → "5%", 0.0725 → "7.25%". */
+const percent = (share: number): string => `${Math.round(share * 10_000) / 100}%`;
+
 const seconds = (ms: number): number => Math.round(ms / 100) / 10;
 
 /** The `--json` summary: one object with the run id, status, timings, counts per stage and output locations. */
@@ -235,7 +238,7 @@ export function textSummary(
     if (quarantine.quarantined > 0) {
       lines.push(
         `    quarantined ${formatCount(quarantine.quarantined)} of ${formatCount(quarantine.records)} records ` +
-          `(${Math.round(quarantine.share * 10_000) / 100}%; the run fails above ${quarantine.threshold * 100}%)`,
+          `(${percent(quarantine.share)}; the run fails above ${percent(quarantine.threshold)})`,
       );
     }
   }

@@ -186,7 +186,10 @@ function shownUrl(url: string): string {
 function announceRetries(): (event: WorkflowEvent) => void {
   let failed = '';
   return (event) => {
-    if (event.type === 'StateFailed') failed = inCliTerms(`${event.Error}: ${String(event.Cause ?? '')}`);
+    if (event.type === 'StateFailed') {
+      const cause = String(event.Cause ?? '');
+      failed = inCliTerms(cause.startsWith(`${event.Error}: `) ? cause : `${event.Error}: ${cause}`);
+    }
     if (event.type === 'StateRetried' && event.state && event.retry) {
       const max = (event.retry.retrier as { MaxAttempts?: number }).MaxAttempts;
       process.stderr.write(

@@ -64,6 +64,8 @@ export class SluiceStack extends Stack {
         reservedConcurrency: config.ingest.reservedConcurrency,
       },
       silver: { groupTargetMb: config.silver.groupTargetMb },
+      // The share the quarantine alarm watches fails a run over it, too.
+      reconcile: { quarantineRateThreshold: config.quarantineRateThreshold },
     });
 
     this.sources = new ScheduledSources(this, 'Sources', {

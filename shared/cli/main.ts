@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../config/runtime-config.ts';
 import {
   datasetConfigJsonSchema,
   loadDatasetConfigFile,
@@ -7,10 +8,15 @@ import {
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { dlqCommand } from './dlq-command.ts';
+import { inCliTerms } from './option-flags.ts';
 import { runQuery } from './query-command.ts';
 import { runIngest } from './run-command.ts';
 
-/** Exit codes: 0 success, 1 the pipeline failed (bad input, I/O), 2 bad usage or config. */
+/**
+ * Exit codes: 0 the run succeeded and nothing in it failed (every record of every file accounted for),
+ * 1 the run failed or a part of it did (bad input, I/O, a failed listed file, too much quarantined),
+ * 2 bad usage or config.
+ */
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
@@ -23,7 +29,8 @@ Examples:
   $ sluice schema > dataset-config.schema.json
 `;
 
-function buildProgram(): Command {
+/** `outcome.failed`: a run completed with a part of it failed (it printed its summary, and exits 1). */
+function buildProgram(outcome: { failed: boolean }): Command {
   const program = new Command('sluice')
     .description(
       'Ingest huge JSON, NDJSON and CSV files into a medallion lake: a streaming parse into ' +
@@ -68,11 +75,21 @@ function buildProgram(): Command {
       parsePositiveNumber,
     )
     .option(
+      '--quarantine-threshold <share>',
+      'fail the run when more than this share of its records (0–1) is quarantined; a run whose every ' +
+        'record is quarantined always fails (the AWS deployment: quarantineRateThreshold)',
+      parseShare,
+      DEFAULT_QUARANTINE_RATE_THRESHOLD,
+    )
+    .option(
       '--no-fan-out',
       'tables of contents: ingest the table itself only, not the in-network files it lists',
     )
     .option('--landing <dir>', 'where downloads land (URL sources)', './landing')
-    .option('--sha256 <hex>', 'URL sources: the expected sha256 of the file; a mismatch fails the run')
+    .option(
+      '--sha256 <hex>',
+      'the expected sha256 of the file (local, or as downloaded); a mismatch fails the run before ingest',
+    )
     .addOption(
       new Option('--auth <kind>', 'URL sources: how to send the credential').choices([
         'bearer',
@@ -112,7 +129,7 @@ resumes from its last checkpoint when rerun.
 ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
-      await runIngest(file, options);
+      if (!(await runIngest(file, options))) outcome.failed = true;
     });
 
   program
@@ -193,6 +210,16 @@ export interface RunOptions {
   readonly wait: boolean;
   /** false with --no-fan-out. */
   readonly fanOut: boolean;
+  /** The share of a run's records that may be quarantined. */
+  readonly quarantineThreshold: number;
+}
+
+function parseShare(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new InvalidArgumentError(`"${value}" is not a share from 0 to 1 (e.g. 0.05 for 5%)`);
+  }
+  return n;
 }
 
 function parsePositiveNumber(value: string): number {
@@ -207,21 +234,22 @@ function parsePositiveNumber(value: string): number {
 
 /** Run the CLI; resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const outcome = { failed: false };
+  const program = buildProgram(outcome);
   try {
     await program.parseAsync(argv as string[]);
-    return 0;
+    return outcome.failed ? EXIT_FAILED : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Commander already printed the message (or the help, whose exit code is 0).
       return error.exitCode === 0 ? 0 : EXIT_USAGE;
     }
     if (error instanceof ConfigError) {
-      process.stderr.write(`error: ${error.message}\n`);
+      process.stderr.write(`error: ${inCliTerms(error.message)}\n`);
       return EXIT_USAGE;
     }
     const name = error instanceof PipelineError ? error.name : 'Error';
-    process.stderr.write(`error: ${name}: ${(error as Error).message}\n`);
+    process.stderr.write(`error: ${name}: ${inCliTerms((error as Error).message)}\n`);
     return EXIT_FAILED;
   }
 }

@@ -9,6 +9,7 @@ import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
 import { BRONZE_PREFIX, FAN_OUT_REPORTS, SILVER_PREFIX } from '../../infra/constructs/pipeline-functions.ts';
 import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
 import { SluiceStack } from '../../infra/stacks/sluice-stack.ts';
+import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../shared/config/runtime-config.ts';
 import {
   bronzeManifestKey,
   bronzePartKey,
@@ -289,11 +290,17 @@ describe('Stack: SluiceStack (example config)', () => {
             'POWERTOOLS_SERVICE_NAME',
             // How much bronze PlanSilver puts in one group: the config's default.
             ...(fn === stack.functions.silver ? ['SILVER_GROUP_TARGET_MB'] : []),
+            // The share of a run's records that may be quarantined: the quarantine alarm's threshold.
+            ...(fn === stack.functions.reconcile ? ['QUARANTINE_RATE_THRESHOLD'] : []),
           ].sort(),
         );
       }
       const silverEnv = resources[logicalId(stack.functions.silver.function)]!.Properties.Environment;
       expect(silverEnv.Variables.SILVER_GROUP_TARGET_MB).toBe('1536');
+      const reconcileEnv = resources[logicalId(stack.functions.reconcile.function)]!.Properties.Environment;
+      expect(reconcileEnv.Variables.QUARANTINE_RATE_THRESHOLD).toBe(
+        String(DEFAULT_QUARANTINE_RATE_THRESHOLD),
+      );
     });
 
     it('sizes the ingest function from the config and passes only non-secret settings', () => {
@@ -949,6 +956,9 @@ describe('Stack: SluiceStack (example config)', () => {
         expect(names[0]).toBe('QuarantinedRecords');
         expect(new Set(names.slice(1))).toEqual(new Set(['RecordsIngested']));
       }
+      // The same threshold fails a single run over it, in its Reconcile stage.
+      const reconcileEnv = resources[logicalId(stack.functions.reconcile.function)]!.Properties.Environment;
+      expect(reconcileEnv.Variables.QUARANTINE_RATE_THRESHOLD).toBe(String(rates[0]!.Threshold));
       const inNetwork = rates.find((a) => JSON.stringify(a.Metrics).includes('"tic-in-network"'))!;
       // One RecordsIngested series per record stream of the dataset, added up.
       expect(inNetwork.Metrics.filter((m: Json) => m.MetricStat).length).toBeGreaterThan(2);

@@ -108,6 +108,36 @@ describe('sluice CLI', () => {
     });
   });
 
+  it('checks --sha256 of a local file before ingesting it: a mismatch fails with expected and actual', async () => {
+    const actual = createHash('sha256')
+      .update(await readFile(SAMPLE))
+      .digest('hex');
+    const wrong = '0'.repeat(64);
+    const lake = join(tmp.dir, 'sha-lake');
+    const bad = sluice(['run', SAMPLE, '-d', 'tic-in-network', '--lake', lake, '--sha256', wrong, '-q']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain(
+      `ChecksumMismatchError: ${SAMPLE}: sha256 mismatch: expected ${wrong}, got ${actual}`,
+    );
+    expect(existsSync(join(lake, 'bronze'))).toBe(false);
+
+    const good = sluice([
+      'run',
+      SAMPLE,
+      '-d',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '--sha256',
+      actual.toUpperCase(),
+      '-q',
+    ]);
+    expect(good.status).toBe(0);
+    const malformed = sluice(['run', SAMPLE, '-d', 'tic-in-network', '--lake', lake, '--sha256', 'abc']);
+    expect(malformed.status).toBe(2);
+    expect(malformed.stderr).toContain('64 hex digits');
+  });
+
   it('explains a missing or unknown dataset with exit code 2', () => {
     const none = sluice(['run', SAMPLE, '--lake', join(tmp.dir, 'x')]);
     expect(none.status).toBe(2);

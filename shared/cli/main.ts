@@ -7,6 +7,7 @@ import {
 } from '../contracts/dataset-config.ts';
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
+import { SourceBusyError } from '../lake/source-lease.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { inCliTerms } from './option-flags.ts';
 import { runQuery } from './query-command.ts';
@@ -19,6 +20,8 @@ import { runIngest } from './run-command.ts';
  */
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+/** Another run holds the source (its lease): nothing ran; run again later, or with `--wait`. */
+export const EXIT_BUSY = 3;
 
 const EXAMPLES = `
 Examples:
@@ -250,6 +253,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const name = error instanceof PipelineError ? error.name : 'Error';
     process.stderr.write(`error: ${name}: ${inCliTerms((error as Error).message)}\n`);
-    return EXIT_FAILED;
+    return error instanceof SourceBusyError ? EXIT_BUSY : EXIT_FAILED;
   }
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type BronzeManifest, PARSER_VERSION } from '../../contracts/bronze-manifest.ts';
 import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
+import { parseExact, stringifyExact } from '../../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
 import { MalformedInputError, ObjectNotFoundError, RecordTooLargeError } from '../../errors.ts';
 import {
@@ -212,7 +213,7 @@ export async function ingestSlice(
         nextPart: writers.map((w) => w.nextPart),
         parts,
       };
-      await deps.lake.write(checkpointKey, JSON.stringify(next), { contentType: 'application/json' });
+      await deps.lake.write(checkpointKey, stringifyExact(next), { contentType: 'application/json' });
       return {
         runId,
         dataset: dataset.name,
@@ -268,7 +269,7 @@ export async function ingestSlice(
       durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
     },
   };
-  await deps.lake.write(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, {
+  await deps.lake.write(manifestKey, `${stringifyExact(manifest, 2)}\n`, {
     contentType: 'application/json',
   });
   await deps.lake.delete(checkpointKey);
@@ -313,7 +314,7 @@ async function readCheckpoint(
 
 function safeJson(text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseExact(text);
   } catch {
     return undefined;
   }

@@ -1,0 +1,89 @@
+/**
+ * JSON without silent changes of numbers. `JSON.parse` turns an integer beyond ±2^53 into the nearest
+ * double (`9007199254740993` → `…992`), so an id or key written as a JSON number could change and merge
+ * with another. Here such an integer becomes a `bigint` with its exact digits, and `stringifyExact`
+ * writes it back as those digits. Every other value is what `JSON.parse` gives (a decimal is a double;
+ * a number beyond the double range is ±Infinity, for the contracts to refuse with its path).
+ *
+ * The exact parse (lossless-json, pure JavaScript) is several times slower than `JSON.parse`, so it is
+ * only taken when the text has a run of 16 or more digits — the only way to spell an unsafe integer.
+ * Ordinary records never have one and pay for one regex scan.
+ */
+import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
+
+/** 16 digits in a row: the shortest integer beyond 2^53 (9007199254740993) has 16. */
+const LONG_DIGITS = /\d{16}/g;
+
+/** `\uD800`–`\uDFFF` escaped: the only way a surrogate, paired or lone, gets into JSON text (UTF-8 cannot carry one). */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}/g;
+
+/** Whether `text` (from `from` on) may hold an integer that a double cannot represent. */
+export function mayHoldUnsafeInteger(text: string, from = 0): boolean {
+  LONG_DIGITS.lastIndex = from;
+  return LONG_DIGITS.test(text);
+}
+
+/** Whether `text` (from `from` on) may hold a string with a lone surrogate (`"\ud800"`). */
+export function mayHoldLoneSurrogate(text: string, from = 0): boolean {
+  SURROGATE_ESCAPE.lastIndex = from;
+  return SURROGATE_ESCAPE.test(text);
+}
+
+const INTEGER_TOKEN = /^-?\d+$/;
+
+/** A JSON number token: a `bigint` when it is an integer a double cannot hold exactly, else a number. */
+function parseNumber(token: string): number | bigint {
+  const n = Number(token);
+  return Number.isSafeInteger(n) || !INTEGER_TOKEN.test(token) ? n : BigInt(token);
+}
+
+/** Duplicate keys: the last one wins, as in `JSON.parse` (lossless-json would throw). */
+const lastWins = ({ newValue }: { newValue: unknown }): unknown => newValue;
+
+/**
+ * `JSON.parse`, except that integers beyond ±2^53 are `bigint`s with their exact digits. `from` skips
+ * a prefix known to hold no such integer when deciding whether the slow, exact parse is needed.
+ */
+export function parseExact(text: string, from = 0): unknown {
+  if (!mayHoldUnsafeInteger(text, from)) return JSON.parse(text);
+  return losslessParse(text, null, { parseNumber, onDuplicateKey: lastWins });
+}
+
+/**
+ * `JSON.stringify` (no indentation, or `space`), writing `bigint`s as their digits. Costs nothing more
+ * when there is no bigint: `JSON.stringify` refuses one, and only then does the exact writer run.
+ */
+export function stringifyExact(value: unknown, space?: number): string {
+  try {
+    return JSON.stringify(value, null, space);
+  } catch (error) {
+    if (!(error instanceof TypeError) || !/BigInt/i.test(error.message)) throw error;
+    return losslessStringify(value, null, space) as string;
+  }
+}
+
+/** With the `u` flag a surrogate pair is one code point: only a lone surrogate matches. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * The lone surrogates in the strings (values and keys) of a parsed value, by JSON path segments. A
+ * lone surrogate cannot be written as UTF-8: Parquet and every UTF-8 writer store U+FFFD instead, so
+ * each one is worth a warning.
+ */
+export function loneSurrogatePaths(value: unknown): PropertyKey[][] {
+  const found: PropertyKey[][] = [];
+  const visit = (node: unknown, path: PropertyKey[]): void => {
+    if (typeof node === 'string') {
+      if (LONE_SURROGATE.test(node)) found.push(path);
+    } else if (Array.isArray(node)) {
+      node.forEach((item, i) => visit(item, [...path, i]));
+    } else if (node !== null && typeof node === 'object') {
+      for (const [key, item] of Object.entries(node)) {
+        if (LONE_SURROGATE.test(key)) found.push([...path, key]);
+        visit(item, [...path, key]);
+      }
+    }
+  };
+  visit(value, []);
+  return found;
+}

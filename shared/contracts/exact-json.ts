@@ -76,7 +76,7 @@ export function loneSurrogatePaths(value: unknown): PropertyKey[][] {
     if (typeof node === 'string') {
       if (LONE_SURROGATE.test(node)) found.push(path);
     } else if (Array.isArray(node)) {
-      node.forEach((item, i) => visit(item, [...path, i]));
+      for (let i = 0; i < node.length; i++) visit(node[i], [...path, i]);
     } else if (node !== null && typeof node === 'object') {
       for (const [key, item] of Object.entries(node)) {
         if (LONE_SURROGATE.test(key)) found.push([...path, key]);

@@ -71,15 +71,24 @@ const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
  * each one is worth a warning.
  */
 export function loneSurrogatePaths(value: unknown): PropertyKey[][] {
+  return pathsWhere(value, (node) => typeof node === 'string' && LONE_SURROGATE.test(node), true);
+}
+
+/** The numbers beyond the double range (±Infinity: `1e400` in the text) in a parsed value, by path. */
+export function outOfRangePaths(value: unknown): PropertyKey[][] {
+  return pathsWhere(value, (node) => node === Number.POSITIVE_INFINITY || node === Number.NEGATIVE_INFINITY);
+}
+
+/** Paths of the values (and, with `keys`, of the object keys) that `test` picks out. */
+function pathsWhere(value: unknown, test: (node: unknown) => boolean, keys = false): PropertyKey[][] {
   const found: PropertyKey[][] = [];
   const visit = (node: unknown, path: PropertyKey[]): void => {
-    if (typeof node === 'string') {
-      if (LONE_SURROGATE.test(node)) found.push(path);
-    } else if (Array.isArray(node)) {
+    if (test(node)) found.push(path);
+    else if (Array.isArray(node)) {
       for (let i = 0; i < node.length; i++) visit(node[i], [...path, i]);
     } else if (node !== null && typeof node === 'object') {
       for (const [key, item] of Object.entries(node)) {
-        if (LONE_SURROGATE.test(key)) found.push([...path, key]);
+        if (keys && test(key)) found.push([...path, key]);
         visit(item, [...path, key]);
       }
     }

@@ -1,5 +1,10 @@
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
-import { loneSurrogatePaths, mayHoldLoneSurrogate, parseExact } from '../../contracts/exact-json.ts';
+import {
+  loneSurrogatePaths,
+  mayHoldLoneSurrogate,
+  outOfRangePaths,
+  parseExact,
+} from '../../contracts/exact-json.ts';
 import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
 import { jsonPath } from '../../contracts/silver/normalize.ts';
 import type { Row, RuleViolation } from '../../contracts/silver/table.ts';
@@ -88,7 +93,7 @@ export async function buildSilverGroup(
   );
   try {
     if (group.index === 0) {
-      for (const warning of loneSurrogateWarnings(bronze.headers, 'header ')) stats.violation(warning);
+      for (const warning of headerWarnings(bronze.headers)) stats.violation(warning);
       const writer = await output.writer();
       for (const [table, rows] of Object.entries(contract.fileRows(context))) {
         for (const row of rows) writer.append(table, withLineage(row, runId, input.bronzeManifestKey, 0));
@@ -216,6 +221,24 @@ function loneSurrogateWarnings(value: unknown, what = ''): RuleViolation[] {
       message: `${what}${path}: a lone surrogate (an unpaired \\uD800–\\uDFFF escape), stored as U+FFFD`,
     };
   });
+}
+
+/** The rule of a header value beyond the double range: its column is left empty (never Infinity). */
+export const OUT_OF_RANGE_RULE = 'value.out_of_range';
+
+/** Header values no column can hold as written: lone surrogates, numbers beyond the double range. */
+function headerWarnings(headers: Readonly<Record<string, unknown>>): RuleViolation[] {
+  const warnings = loneSurrogateWarnings(headers, 'header ');
+  for (const segments of outOfRangePaths(headers)) {
+    const path = jsonPath(segments);
+    warnings.push({
+      ruleId: OUT_OF_RANGE_RULE,
+      severity: 'warn',
+      path,
+      message: `header ${path}: a number beyond the double range (±1.8e308, e.g. 1e400), stored as NULL`,
+    });
+  }
+  return warnings;
 }
 
 /** Adds the lineage columns to a row the contract just made (in place: no copy per row). */

@@ -10,6 +10,7 @@ import {
 } from '../../shared/contracts/exact-json.ts';
 import { example, isNumericString, scalarText, toNumber } from '../../shared/contracts/silver/normalize.ts';
 import { JSON_TEST_SUITE } from '../helpers/fixtures.ts';
+import { seededRandom } from '../helpers/random.ts';
 import { generateDocument } from '../helpers/random-json.ts';
 
 /** A parsed value with its bigints rounded to doubles, as JSON.parse reads them. */
@@ -74,6 +75,19 @@ describe('parseExact', () => {
     expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
     expect(Object.hasOwn(value, '__proto__')).toBe(true);
     expect(value.k).toBe(12345678901234567890n);
+  });
+
+  it('finds a 16-digit run exactly where /\\d{16}/ does, on 20,000 seeded strings', () => {
+    const random = seededRandom(14);
+    for (let k = 0; k < 20_000; k++) {
+      let text = '';
+      const length = Math.floor(random() * 80);
+      for (let j = 0; j < length; j++) text += random() < 0.85 ? String(Math.floor(random() * 10)) : ',';
+      const from = Math.floor(random() * 5);
+      expect(mayHoldUnsafeInteger(text, from), `${text} from ${from}`).toBe(/\d{16}/.test(text.slice(from)));
+      const escaped = text.replaceAll(',', random() < 0.5 ? '\\uD9' : '\\u00');
+      expect(mayHoldLoneSurrogate(escaped), escaped).toBe(/\\u[dD][89a-fA-F]/.test(escaped));
+    }
   });
 
   it('takes the exact path only when a 16-digit run follows `from`', () => {

@@ -86,6 +86,21 @@ export function stringifyExact(value: unknown, space?: number): string {
   }
 }
 
+/** ±Infinity (`1e400` in the source) as a number JSON can carry, which reads back as ±Infinity again. */
+const OUT_OF_RANGE_NUMBER = {
+  test: (value: unknown) => value === Number.POSITIVE_INFINITY || value === Number.NEGATIVE_INFINITY,
+  stringify: (value: unknown) => ((value as number) > 0 ? '1e400' : '-1e400'),
+};
+
+/**
+ * Like `stringifyExact`, and a number beyond the double range is written `1e400` (or `-1e400`) rather
+ * than JSON's `null`. For manifests and checkpoints, whose header values must say what the source said;
+ * slower (JavaScript, not V8's serializer), so not for the hot path.
+ */
+export function stringifyLossless(value: unknown, space?: number): string {
+  return losslessStringify(value, null, space, [OUT_OF_RANGE_NUMBER]) as string;
+}
+
 /** With the `u` flag a surrogate pair is one code point: only a lone surrogate matches. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 

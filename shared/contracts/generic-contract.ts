@@ -181,7 +181,8 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
         quarantined = true;
       }
       const drift: DriftFinding[] = [];
-      const rescued: Record<string, unknown> = {};
+      // No prototype: a field named `__proto__` is rescued like any other.
+      const rescued: Record<string, unknown> = Object.create(null);
       findUnknown(record as Record<string, unknown>, known, [], drift, rescued);
       if (quarantined) return { rows: {}, violations, drift };
       if (rescue) row[RESCUED_COLUMN] = drift.length > 0 ? stringifyExact(rescued) : null;

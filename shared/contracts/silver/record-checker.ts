@@ -144,7 +144,8 @@ export class RecordChecker {
     let quarantined = false;
     const keep = (path: readonly PropertyKey[], at: Located, value: unknown) => {
       const owner = jsonPath(path, 0, at.entityEnd);
-      const bag = rescued.get(owner) ?? {};
+      // No prototype: a field named `__proto__` is rescued like any other.
+      const bag = rescued.get(owner) ?? Object.create(null);
       bag[jsonPath(path)] = value;
       rescued.set(owner, bag);
     };

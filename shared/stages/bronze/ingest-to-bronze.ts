@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type BronzeManifest, PARSER_VERSION } from '../../contracts/bronze-manifest.ts';
 import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
-import { parseExact, stringifyExact } from '../../contracts/exact-json.ts';
+import { parseExact, stringifyLossless } from '../../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
 import { MalformedInputError, ObjectNotFoundError, RecordTooLargeError } from '../../errors.ts';
 import {
@@ -213,7 +213,7 @@ export async function ingestSlice(
         nextPart: writers.map((w) => w.nextPart),
         parts,
       };
-      await deps.lake.write(checkpointKey, stringifyExact(next), { contentType: 'application/json' });
+      await deps.lake.write(checkpointKey, stringifyLossless(next), { contentType: 'application/json' });
       return {
         runId,
         dataset: dataset.name,
@@ -269,7 +269,7 @@ export async function ingestSlice(
       durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
     },
   };
-  await deps.lake.write(manifestKey, `${stringifyExact(manifest, 2)}\n`, {
+  await deps.lake.write(manifestKey, `${stringifyLossless(manifest, 2)}\n`, {
     contentType: 'application/json',
   });
   await deps.lake.delete(checkpointKey);

@@ -6,7 +6,7 @@ import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
-import { stringifyExact } from '../contracts/exact-json.ts';
+import { stringifyLossless } from '../contracts/exact-json.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { bronzeManifestKey, bronzePartKey, sourceId } from '../lake/keys.ts';
 import { runWorkflowLocally } from '../pipeline/local-runner.ts';
@@ -137,7 +137,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<void
   }
   progress.stop();
   const timings = stages.end(Date.now());
-  if (options.json) process.stdout.write(`${stringifyExact(jsonSummary(result, lake, timings))}\n`);
+  if (options.json) process.stdout.write(`${stringifyLossless(jsonSummary(result, lake, timings))}\n`);
   else process.stdout.write(textSummary(result, lake, options.lake, timings));
 }
 

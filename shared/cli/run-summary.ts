@@ -1,6 +1,6 @@
 import type { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
-import { stringifyExact } from '../contracts/exact-json.ts';
+import { stringifyLossless } from '../contracts/exact-json.ts';
 import type { FanOutResult, LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 
@@ -151,7 +151,7 @@ export function textSummary(
       `${formatBytes(manifest.source.uncompressedBytes)} of ${manifest.source.format}, sha256 ${manifest.source.sha256.slice(0, 16)}…`,
     `  run id      ${bronze.runId}`,
     ...Object.entries(manifest.headers).map(
-      ([name, value]) => `  ${name.padEnd(26)}${stringifyExact(value)}`,
+      ([name, value]) => `  ${name.padEnd(26)}${stringifyLossless(value)}`,
     ),
     '',
     `  records ${''.padEnd(20)} ${'parsed'.padStart(12)} ${'bronze'.padStart(12)}${silver ? `${'silver'.padStart(12)} ${'quarantined'.padStart(12)}` : ''}`,

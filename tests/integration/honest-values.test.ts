@@ -166,6 +166,37 @@ describe('sluice run: no value changes silently', () => {
     ]);
   });
 
+  it('quarantines a TiC negotiated_rate of 1e400 and a provider_group_id beyond 2^53, saying why', async () => {
+    const sample = await readFile(
+      join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),
+      'utf8',
+    );
+    const file = join(tmp.dir, 'tic-edges.json');
+    await writeFile(
+      file,
+      sample
+        .replace(/"negotiated_rate": [0-9.]+/, '"negotiated_rate": 1e400')
+        .replace('"provider_group_id": 1,', '"provider_group_id": 12345678901234567891,')
+        .replaceAll(/"provider_references": \[1\]/g, '"provider_references": [12345678901234567891]'),
+    );
+    const lake = join(tmp.dir, 'tic-edges-lake');
+    const result = sluice(['run', file, '--dataset', 'tic-in-network', '--lake', lake, '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const messages = (await rows(lake, 'SELECT DISTINCT message FROM _quarantine ORDER BY 1')).map(
+      (r) => r.message,
+    );
+    expect(messages).toContain(
+      'negotiated_price.negotiated_rate: a number beyond the double range (±1.8e308, e.g. 1e400)',
+    );
+    expect(messages).toContain(
+      'provider_reference.provider_group_id: 12345678901234567891 is an integer beyond 2^53, which a double would round (not stored)',
+    );
+    // Nothing rounded reached silver: no group id or reference ends in the rounded digits.
+    const ids = await rows(lake, 'SELECT provider_group_id FROM provider_groups');
+    expect(ids.map((r) => r.provider_group_id)).not.toContain('12345678901234567000');
+  });
+
   it('keeps a 20-digit plan_id header (a JSON number) exact in the manifest and the files table', async () => {
     const sample = await readFile(
       join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),

@@ -12,7 +12,7 @@ import type { SilverManifest } from '../../shared/contracts/silver-manifest.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
-import { fixedClock, tempDir } from '../helpers/lake.ts';
+import { fixedClock, generateFile, tempDir } from '../helpers/lake.ts';
 import { seededRandom } from '../helpers/random.ts';
 
 // Issue 14: "a generated mutation test finds no value that reaches silver changed without a counted
@@ -299,6 +299,81 @@ describe('mutation test: no value reaches silver changed without being counted',
     }
     expect(quarantined.size).toBeGreaterThan(0);
   }, 60_000);
+
+  it('TiC negotiated rates at the edges reach negotiated_prices as the nearest double, or are counted', async () => {
+    const random = seededRandom(5);
+    const dir = join(tmp.dir, 'tic-records');
+    const { path } = await generateFile(
+      tmp.dir,
+      'tic-records.json',
+      { seed: 5, targetBytes: 150_000 },
+      false,
+    );
+    const doc = JSON.parse(await readFile(path, 'utf8')) as {
+      in_network: { negotiated_rates: { negotiated_prices: Record<string, unknown>[] }[] }[];
+    };
+    // Each price's rate gets a random token (and sometimes its first service code a number-ish one).
+    const tokens: string[] = [];
+    const expected = new Map<string, string>();
+    doc.in_network.forEach((item, i) =>
+      item.negotiated_rates.forEach((rate, r) =>
+        rate.negotiated_prices.forEach((price, p) => {
+          const text = token(random);
+          expected.set(`${i}/${r}/${p}`, text);
+          price.negotiated_rate = `@@${tokens.push(text) - 1}@@`;
+        }),
+      ),
+    );
+    const text = JSON.stringify(doc).replace(/"@@(\d+)@@"/g, (_, k: string) => tokens[Number(k)]!);
+    const source = new FileObjectStore(dir);
+    await source.write('in.json', Buffer.from(text));
+    const lake = new FileObjectStore(join(dir, 'lake'));
+    const dataset = builtInDataset('tic-in-network')!;
+    const bronze = await ingestToBronze(
+      { dataset, sourceKey: 'in.json' },
+      { source, lake, clock: fixedClock },
+    );
+    const silver = await buildSilver(
+      { bronzeManifestKey: bronze.manifestKey },
+      {
+        lake,
+        clock: fixedClock,
+        contract: contractForDataset(dataset)!,
+        createTableWriter: createPartialParquetTableWriter,
+        workDir: join(dir, 'work'),
+      },
+    );
+    const quarantined = new Set(
+      (
+        await query(
+          join(dir, 'lake'),
+          "SELECT DISTINCT _record_index FROM _quarantine WHERE record_path = 'in_network'",
+        )
+      ).map((r) => r._record_index),
+    );
+    const prices = await query(
+      join(dir, 'lake'),
+      'SELECT item_index, rate_index, price_index, negotiated_rate FROM negotiated_prices',
+    );
+    const counted = countedAt(silver.manifest);
+    const countedRates = [...counted]
+      .filter(([p]) => p.endsWith('.negotiated_rate'))
+      .reduce((n, [, c]) => n + c, 0);
+    let changed = 0;
+    for (const row of prices) {
+      const source = expected.get(`${row.item_index}/${row.rate_index}/${row.price_index}`)!;
+      if (!faithful('number', source, row.negotiated_rate)) changed++;
+      expect(
+        Number.isFinite(row.negotiated_rate as number),
+        `${source} → ${String(row.negotiated_rate)}`,
+      ).toBe(true);
+    }
+    expect(prices.length).toBeGreaterThan(50);
+    // A price row exists only for a kept record; every changed rate is counted.
+    for (const row of prices) expect(quarantined.has(row.item_index)).toBe(false);
+    expect(countedRates).toBeGreaterThanOrEqual(changed);
+    expect(quarantined.size).toBeGreaterThan(0);
+  }, 120_000);
 
   it('TiC header values at the edges reach the files table exactly, or are counted', async () => {
     const random = seededRandom(4);

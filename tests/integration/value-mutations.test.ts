@@ -306,19 +306,23 @@ describe('mutation test: no value reaches silver changed without being counted',
     const { path } = await generateFile(
       tmp.dir,
       'tic-records.json',
-      { seed: 5, targetBytes: 150_000 },
+      { seed: 5, targetBytes: 300_000 },
       false,
     );
     const doc = JSON.parse(await readFile(path, 'utf8')) as {
       in_network: { negotiated_rates: { negotiated_prices: Record<string, unknown>[] }[] }[];
     };
-    // Each price's rate gets a random token (and sometimes its first service code a number-ish one).
+    // Some prices' rates get a random token in place of their number.
     const tokens: string[] = [];
     const expected = new Map<string, string>();
+    const mutated = new Set<string>();
     doc.in_network.forEach((item, i) =>
       item.negotiated_rates.forEach((rate, r) =>
         rate.negotiated_prices.forEach((price, p) => {
-          const text = token(random);
+          // Few enough that most items keep all their prices (one refused price quarantines its item).
+          const mutate = random() < 0.05;
+          const text = mutate ? token(random) : JSON.stringify(price.negotiated_rate);
+          if (mutate) mutated.add(`${i}/${r}/${p}`);
           expected.set(`${i}/${r}/${p}`, text);
           price.negotiated_rate = `@@${tokens.push(text) - 1}@@`;
         }),
@@ -369,6 +373,10 @@ describe('mutation test: no value reaches silver changed without being counted',
       ).toBe(true);
     }
     expect(prices.length).toBeGreaterThan(50);
+    const reached = prices.filter((row) =>
+      mutated.has(`${row.item_index}/${row.rate_index}/${row.price_index}`),
+    );
+    expect(reached.length, 'mutated rates that reach silver').toBeGreaterThanOrEqual(3);
     // A price row exists only for a kept record; every changed rate is counted.
     for (const row of prices) expect(quarantined.has(row.item_index)).toBe(false);
     expect(countedRates).toBeGreaterThanOrEqual(changed);

@@ -316,18 +316,18 @@ describe('mutation test: no value reaches silver changed without being counted',
     const tokens: string[] = [];
     const expected = new Map<string, string>();
     const mutated = new Set<string>();
-    doc.in_network.forEach((item, i) =>
-      item.negotiated_rates.forEach((rate, r) =>
-        rate.negotiated_prices.forEach((price, p) => {
+    for (const [i, item] of doc.in_network.entries()) {
+      for (const [r, rate] of item.negotiated_rates.entries()) {
+        for (const [p, price] of rate.negotiated_prices.entries()) {
           // Few enough that most items keep all their prices (one refused price quarantines its item).
           const mutate = random() < 0.05;
           const text = mutate ? token(random) : JSON.stringify(price.negotiated_rate);
           if (mutate) mutated.add(`${i}/${r}/${p}`);
           expected.set(`${i}/${r}/${p}`, text);
           price.negotiated_rate = `@@${tokens.push(text) - 1}@@`;
-        }),
-      ),
-    );
+        }
+      }
+    }
     const text = JSON.stringify(doc).replace(/"@@(\d+)@@"/g, (_, k: string) => tokens[Number(k)]!);
     const source = new FileObjectStore(dir);
     await source.write('in.json', Buffer.from(text));

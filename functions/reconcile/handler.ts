@@ -13,8 +13,8 @@ import {
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
 import { ReconciliationError } from '../../shared/errors.ts';
-import type { TableInspector } from '../../shared/ports/table-inspector.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
+import type { TableInspector } from '../../shared/ports/table-inspector.ts';
 import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
 import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';

@@ -10,6 +10,7 @@ import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
+import { stringifyLossless } from '../contracts/exact-json.ts';
 import { ChecksumMismatchError, ConfigError, PipelineError } from '../errors.ts';
 import { bronzeManifestKey, bronzePartKey, bronzeRunId } from '../lake/keys.ts';
 import {
@@ -234,7 +235,7 @@ async function runSource(
   }
   progress.stop();
   const timings = stages.end(Date.now());
-  if (options.json) process.stdout.write(`${JSON.stringify(jsonSummary(result, lake, timings))}\n`);
+  if (options.json) process.stdout.write(`${stringifyLossless(jsonSummary(result, lake, timings))}\n`);
   else process.stdout.write(textSummary(result, lake, options.lake, timings));
   const { problems } = runOutcome(result);
   if (problems.length > 0) {

@@ -1,5 +1,6 @@
 import type { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
+import { stringifyLossless } from '../contracts/exact-json.ts';
 import type {
   FanOutResult,
   LocalPipelineResult,
@@ -251,7 +252,7 @@ function runText(
       : []),
     ...(bronze.reused ? ['  resumed     bronze committed by an earlier run of this file was reused'] : []),
     ...Object.entries(manifest.headers).map(
-      ([name, value]) => `  ${name.padEnd(26)}${JSON.stringify(value)}`,
+      ([name, value]) => `  ${name.padEnd(26)}${stringifyLossless(value)}`,
     ),
     '',
     `  records ${''.padEnd(20)} ${'parsed'.padStart(12)} ${'bronze'.padStart(12)}${silver ? `${'silver'.padStart(12)} ${'quarantined'.padStart(12)}` : ''}`,

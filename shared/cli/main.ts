@@ -120,15 +120,22 @@ function buildProgram(outcome: { failed: boolean }): Command {
     .addHelpText(
       'after',
       `
-Output layout (under --lake):
-  bronze/<dataset>/source=<source-id>/<record-name>/part-00000.ndjson.gz   records, one per line, with lineage
-  bronze/<dataset>/source=<source-id>/_manifest.json                       the bronze commit marker, written last
-  bronze/<dataset>/source=<source-id>/reconciliation.json                  the proof: every record accounted for
-  silver/<dataset>/<table>/source=<source-id>/part-00000.parquet           typed tables (query: sluice query)
-  silver/<dataset>/_quarantine/source=<source-id>/part-00000.parquet       records set aside, with the rule broken
+Sources, versions, leases:
+  A source is a file's path (or its URL without credentials); its version is its content (sha256).
+  Running a source whose current version has the same bytes ends as "unchanged": nothing is rebuilt or
+  duplicated, however often you rerun or touch it. A new version replaces the old one in every view of
+  \`sluice query\` at once, and only after its reconciliation passed; \`<table>_history\` keeps them all.
+  One run per source at a time: another run of it exits 3 and says who holds it, or waits with --wait.
+  A killed or failed run, rerun, continues where it stopped (committed bronze and silver groups reused).
 
-Rerunning the same file rewrites the same keys: no duplicates. A run killed with --slice-seconds
-resumes from its last checkpoint when rerun.
+Output layout (under --lake):
+  bronze/<dataset>/source=<source>/run=<run>/…/part-NNNNN.ndjson.gz   records, one per line, with lineage
+  bronze/<dataset>/source=<source>/run=<run>/_manifest.json           the bronze commit marker
+  bronze/<dataset>/source=<source>/run=<run>/reconciliation.json      the proof: every record accounted for
+  silver/<dataset>/<table>/source=<source>/version=<v>/build=<b>/…   typed tables (query: sluice query)
+  _sources/<dataset>/source=<source>/current.json                     the version readers see (the commit)
+
+Exit codes: 0 reconciled, committed or unchanged; 1 failed; 2 bad usage or config; 3 source busy.
 ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
@@ -138,8 +145,7 @@ ${EXAMPLES}`,
   program
     .command('query')
     .description(
-      'Query the local lake with SQL (DuckDB). Every silver table is a view: by its name when that is\n' +
-        'unique (in_network_items, negotiated_prices, …), and always as <dataset>__<table>.',
+      'Query the local lake with SQL (DuckDB): each silver table is a view of every source\'s current, reconciled version.',
     )
     .argument('[sql]', 'the SQL to run; omit it to list the views')
     .option('-l, --lake <dir>', 'the lake directory', './lake')
@@ -147,9 +153,17 @@ ${EXAMPLES}`,
     .addHelpText(
       'after',
       `
+Views:
+  <table>, <dataset>__<table>   every source's current version (by table name when no other dataset has it)
+  <table>_history               every version ever committed, with _source_id, _version, _committed_at and
+                                _is_current
+  <dataset>__<table>_current    snapshot, cdc and scd2 loads: the merged state
+A run still writing, failed or killed is never shown: views are built from the commit records.
+
 Examples:
   $ sluice query "SELECT billing_code, count(*) FROM negotiated_prices GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
   $ sluice query "SELECT rule_id, count(*) FROM tic_in_network___quarantine GROUP BY 1"
+  $ sluice query "SELECT _source_id, _version, _is_current, count(*) FROM files_history GROUP BY ALL"
 `,
     )
     .action(async (sql: string | undefined, options: { lake: string; json: boolean }) => {

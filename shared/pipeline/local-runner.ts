@@ -402,13 +402,6 @@ export async function runWorkflowLocally(
                   mergeTables: deps.mergeTables,
                 },
               );
-        // Generic datasets with a snapshot, cdc or scd2 load fold this source into their current state.
-        if (dataset.silver && dataset.silver.load !== 'append') {
-          results.state = await mergeSilverState(
-            { dataset, silverManifestKey: results.silver.manifestKey },
-            { lake: deps.lake, clock: deps.clock, workDir },
-          );
-        }
         return silverOutput(results.silver);
       }),
       [StateName.reconcile]: task(async (event) => {
@@ -431,8 +424,16 @@ export async function runWorkflowLocally(
             quality: results.reconciliation.quality.score,
             leaseHolder,
           },
-          { lake: deps.lake, clock: deps.clock },
+          { lake: deps.lake, clock: deps.clock, localLease: true },
         );
+        // Generic datasets with a snapshot, cdc or scd2 load fold the committed version into their state
+        // (after the commit, so the state never holds a run that failed its reconciliation).
+        if (dataset.silver && dataset.silver.load !== 'append') {
+          results.state = await mergeSilverState(
+            { dataset, silverManifestKey: results.commit.record.silverManifestKey! },
+            { lake: deps.lake, clock: deps.clock, workDir },
+          );
+        }
         return reconcileOutput(results.reconciliation, results.commit);
       }),
       [StateName.planFanOut]: task(async (event) => {

@@ -24,6 +24,7 @@ import {
   silverPlanKey,
   silverWorkPrefix,
 } from '../../shared/lake/silver-work-keys.ts';
+import { DEFAULT_LEASE_TTL_MS } from '../../shared/lake/source-lease.ts';
 import { MALLOC_ENV } from '../../shared/runtime-memory.ts';
 import {
   CHILD_START_RETRY,
@@ -455,13 +456,24 @@ describe('Stack: SluiceStack (example config)', () => {
     it('runs Ingest (looped by IngestDone while sliced) → HasSilver → PlanSilver → SilverGroups → Silver → Reconcile → HasFanOut, each result under its own key', () => {
       const { StartAt, States } = definition();
       expect(StartAt).toBe(StateName.hasSource);
-      expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.ingest });
+      expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.dropped });
+      // A dropped file has no URL: `Dropped` says so ('') for Ingest, whose payload reads `$.origin.url`.
+      expect(States[StateName.dropped]).toEqual({
+        Type: 'Pass',
+        Result: { url: '' },
+        ResultPath: '$.origin',
+        Next: StateName.ingest,
+      });
       const ingest = States[StateName.ingest]!;
       expect(ingest).toMatchObject({ Type: 'Task', ResultPath: '$.ingest', Next: StateName.ingestDone });
       // A slice that stopped at its time budget runs Ingest again; the next slice resumes its checkpoint.
       expect(States[StateName.ingestDone]).toEqual({
         Type: 'Choice',
-        Choices: [{ Variable: '$.ingest.status', StringEquals: 'sliced', Next: StateName.ingest }],
+        Choices: [
+          { Variable: '$.ingest.status', StringEquals: 'sliced', Next: StateName.ingest },
+          // The source's current version has these bytes: nothing to rebuild.
+          { Variable: '$.ingest.status', StringEquals: 'unchanged', Next: StateName.unchanged },
+        ],
         Default: StateName.hasSilver,
       });
       expect(ingest.Resource).toBe('TOKEN'); // the function ARN itself: payloadResponseOnly
@@ -469,8 +481,10 @@ describe('Stack: SluiceStack (example config)', () => {
         'bucket.$': '$.bucket',
         'key.$': '$.key',
         'dataset.$': '$.dataset',
+        'sourceUrl.$': '$.origin.url',
         'executionId.$': '$$.Execution.Id',
       });
+      expect(States[StateName.unchanged]).toEqual({ Type: 'Succeed' });
       const stageEvent = {
         'dataset.$': '$.ingest.dataset',
         'bronzeManifestKey.$': '$.ingest.manifestKey',
@@ -567,9 +581,28 @@ describe('Stack: SluiceStack (example config)', () => {
     });
 
     it('retries named transient errors only, on every task, with exponential backoff and full jitter', () => {
-      const tasks = [...stageTasks.map((name) => definition().States[name]!), silverGroupTask()];
-      for (const task of tasks) {
-        const retry = task.Retry as Record<string, Json>[];
+      const tasks = [
+        ...stageTasks.map((name) => ({ name, task: definition().States[name]! })),
+        { name: StateName.silverGroup, task: silverGroupTask() },
+      ];
+      for (const { name, task } of tasks) {
+        const all = task.Retry as Record<string, Json>[];
+        // Ingest alone also waits for a source another execution holds (below).
+        const retry = name === StateName.ingest ? all.slice(0, 2) : all;
+        if (retry !== all) {
+          expect(all[2]).toEqual({
+            ErrorEquals: ['SourceBusyError', 'DuplicateRunError'],
+            IntervalSeconds: 60,
+            MaxAttempts: 10,
+            BackoffRate: 1.5,
+            MaxDelaySeconds: 600,
+            JitterStrategy: 'NONE',
+          });
+          // Without jitter the waits add up to more than the lease's lifetime, however they fall.
+          let waited = 0;
+          for (let i = 0; i < 10; i++) waited += Math.min(600, 60 * 1.5 ** i);
+          expect(waited * 1000).toBeGreaterThan(3 * DEFAULT_LEASE_TTL_MS);
+        }
         expect(retry.map((r) => r.ErrorEquals)).toEqual([[...LAMBDA_SERVICE_ERRORS], [...TRANSIENT_ERRORS]]);
         expect(retry.map((r) => r.MaxAttempts)).toEqual([
           LAMBDA_SERVICE_RETRY.maxAttempts,
@@ -600,9 +633,14 @@ describe('Stack: SluiceStack (example config)', () => {
       // A state inside a Map cannot reach RecordFailure: the SilverGroups map catches its items' errors.
       for (const name of [...stageTasks, StateName.silverGroups]) {
         expect(States[name]!.Catch).toEqual([
+          // Ingest: a second execution of an object another one is ingesting ends as a clean duplicate.
+          ...(name === StateName.ingest
+            ? [{ ErrorEquals: ['DuplicateRunError'], ResultPath: '$.error', Next: StateName.duplicateRun }]
+            : []),
           { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure },
         ]);
       }
+      expect(States[StateName.duplicateRun]).toMatchObject({ Type: 'Succeed' });
       expect(silverGroupTask().Catch).toBeUndefined();
       const record = States[StateName.recordFailure]!;
       expect(record.Resource).toMatch(/:states:::sqs:sendMessage$/);

@@ -10,6 +10,7 @@ import { contractForDataset } from '../../shared/contracts/datasets/silver-contr
 import { parseExact, stringifyExact } from '../../shared/contracts/exact-json.ts';
 import type { SilverManifest } from '../../shared/contracts/silver-manifest.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
 import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, generateFile, tempDir } from '../helpers/lake.ts';
@@ -133,7 +134,8 @@ async function query(lake: string, sql: string): Promise<Record<string, unknown>
 function runCli(file: string, configFile: string, lake: string): { silverManifest: string } {
   const result = spawnSync(
     process.execPath,
-    [BIN, 'run', file, '--config', configFile, '--lake', lake, '--json'],
+    // Most records are mutated on purpose: no quarantine threshold.
+    [BIN, 'run', file, '--config', configFile, '--lake', lake, '--json', '--quarantine-threshold', '1'],
     {
       encoding: 'utf8',
     },
@@ -347,6 +349,8 @@ describe('mutation test: no value reaches silver changed without being counted',
         workDir: join(dir, 'work'),
       },
     );
+    // Current, as after a reconciliation: readers see it.
+    await commitVersion({ bronzeManifestKey: bronze.manifestKey, quality: 100 }, { lake, clock: fixedClock });
     const quarantined = new Set(
       (
         await query(
@@ -425,6 +429,10 @@ describe('mutation test: no value reaches silver changed without being counted',
           createTableWriter: createPartialParquetTableWriter,
           workDir: join(dir, 'work'),
         },
+      );
+      await commitVersion(
+        { bronzeManifestKey: bronze.manifestKey, quality: 100 },
+        { lake, clock: fixedClock },
       );
       const counted = countedAt(silver.manifest);
       const [files] = await query(join(dir, 'lake'), 'SELECT * FROM files');

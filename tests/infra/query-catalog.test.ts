@@ -127,7 +127,7 @@ describe('Construct: QueryCatalog (example config)', () => {
         // Every part silver writes for the table lies under its location.
         expect(
           silverTableKey({ dataset, sourceId: 's-abc123', version: 'v', build: 'b' }, spec.name),
-        ).toMatch(new RegExp(`^silver/${dataset}/${spec.name}/[^/]+/[^/]+/[^/]+\\.parquet$`));
+        ).toMatch(new RegExp(`^silver/${dataset}/${spec.name}/[^/]+/[^/]+/[^/]+/[^/]+\\.parquet$`));
       }
     }
   });

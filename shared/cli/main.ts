@@ -145,7 +145,7 @@ ${EXAMPLES}`,
   program
     .command('query')
     .description(
-      'Query the local lake with SQL (DuckDB): each silver table is a view of every source\'s current, reconciled version.',
+      "Query the local lake with SQL (DuckDB): each silver table is a view of every source's current, reconciled version.",
     )
     .argument('[sql]', 'the SQL to run; omit it to list the views')
     .option('-l, --lake <dir>', 'the lake directory', './lake')

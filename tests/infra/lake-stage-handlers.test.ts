@@ -142,6 +142,8 @@ describe('Handlers: silver and reconcile', () => {
       status: 'passed',
       score: expect.any(Number),
       reportKey: reconciliationKey('tic-in-network', ingested.runId),
+      // Passed, so committed: the run's version is the source's current one.
+      version: expect.stringMatching(/^[0-9a-f]{16}$/),
     });
     expect(await lake.head(result.reportKey)).toBeDefined();
     expect(metric('QualityScore')).toMatchObject({

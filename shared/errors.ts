@@ -175,3 +175,32 @@ export class ReconciliationError extends PipelineError {
     super(`reconciliation failed: ${mismatches.join('; ')}${reportKey ? ` (report: ${reportKey})` : ''}`);
   }
 }
+
+/**
+ * A run set aside more of its records in quarantine than its threshold allows (or all of them): the
+ * records are accounted for, but the run is not a success. `threshold` is the share allowed (0–1).
+ */
+export class QuarantineThresholdError extends PipelineError {
+  override name = 'QuarantineThresholdError';
+  constructor(
+    readonly quarantined: number,
+    readonly records: number,
+    readonly threshold: number,
+    readonly reportKey?: string,
+  ) {
+    const share = records === 0 ? 0 : quarantined / records;
+    const where = `the _quarantine table says which rules they broke${reportKey ? ` (report: ${reportKey})` : ''}`;
+    super(
+      quarantined === records
+        ? `all ${records} records were quarantined, so nothing reached silver: ${where}`
+        : `${quarantined} of ${records} records (${percent(share)}) were quarantined, more than the ` +
+            `threshold of ${percent(threshold)}: ${where}. If that share is expected, set ` +
+            `quarantineRateThreshold to ${Math.ceil(share * 1000) / 1000} or more.`,
+    );
+  }
+}
+
+/** 0.05 → "5%", 0.3333 → "33.33%". */
+function percent(share: number): string {
+  return `${Math.round(share * 10_000) / 100}%`;
+}

@@ -33,7 +33,9 @@ import {
  * Result: `{ status: 'passed', score, reportKey, version, replaced? }`; the run's version is then the
  * source's current one (committed after the report passed, never before). A mismatch writes the report and then fails with
  * `ReconciliationError`, which the state machine does not retry: the execution fails into the failure
- * queue, and the `ReconciliationFailed` metric raises its alarm.
+ * queue, and the `ReconciliationFailed` metric raises its alarm. A run that quarantined more than
+ * `QUARANTINE_RATE_THRESHOLD` of its records (or all of them) fails the same way, with
+ * `QuarantineThresholdError` (its records are accounted for; the quarantine-rate alarm watches the rate).
  */
 
 /** What the reconcile handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
@@ -83,6 +85,7 @@ export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise
         contract,
         openInspector: deps.openInspector,
         workDir: deps.workDir,
+        quarantineRateThreshold: deps.config.quarantineRateThreshold,
       },
     );
     metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 0);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../shared/config/runtime-config.ts';
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDatasets } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
@@ -188,8 +189,11 @@ export const DeploymentConfig = z
       .number({ error: 'expected a share from 0 to 1, e.g. 0.05 for 5%' })
       .min(0, 'expected a share from 0 to 1, e.g. 0.05 for 5%')
       .max(1, 'expected a share from 0 to 1, e.g. 0.05 for 5%')
-      .default(0.05)
-      .describe("Alarm when more than this share of a dataset's ingested records is quarantined (hourly)."),
+      .default(DEFAULT_QUARANTINE_RATE_THRESHOLD)
+      .describe(
+        "Alarm when more than this share of a dataset's ingested records is quarantined (hourly), and fail " +
+          'a run (its Reconcile stage, so it is dead-lettered) that quarantines more than this share of its records.',
+      ),
     tracing: z.boolean({ error: 'expected true or false' }).default(true).describe('AWS X-Ray tracing.'),
     logLevel: z
       .enum(['DEBUG', 'INFO', 'WARN', 'ERROR'], { error: 'use one of DEBUG, INFO, WARN, ERROR' })

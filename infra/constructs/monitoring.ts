@@ -22,6 +22,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { LogLevel } from '../../shared/config/runtime-config.ts';
+import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../shared/config/runtime-config.ts';
 import { Dimension, METRICS_NAMESPACE, MetricName } from '../../shared/workflow/metrics.ts';
 import { ExecutionWatch } from './execution-watch.ts';
 
@@ -81,7 +82,8 @@ export interface PipelineMonitoringProps {
   readonly tracing?: boolean;
   /**
    * Alarm when, within an hour, more than this share of a dataset's ingested records is quarantined
-   * (`QuarantinedRecords / RecordsIngested`). @default 0.05
+   * (`QuarantinedRecords / RecordsIngested`); a single run over it fails in its Reconcile stage.
+   * @default DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
    */
   readonly quarantineRateThreshold?: number;
 }
@@ -274,7 +276,7 @@ export class PipelineMonitoring extends Construct {
         label: `${dataset.name} quarantine rate`,
       });
     };
-    const quarantineRateThreshold = props.quarantineRateThreshold ?? 0.05;
+    const quarantineRateThreshold = props.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD;
 
     for (const dataset of props.datasets) {
       const hours = dataset.freshness.toHours();

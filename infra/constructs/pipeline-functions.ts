@@ -4,6 +4,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
+  DEFAULT_QUARANTINE_RATE_THRESHOLD,
   ingestEnvironment,
   type LogLevel,
   lakeStageEnvironment,
@@ -67,8 +68,11 @@ export interface PipelineFunctionsProps {
    * @default 3008 MB, 15 minutes, 4096 MB of /tmp, groups of 1536 MB
    */
   readonly silver?: StageSizing & { readonly groupTargetMb?: number };
-  /** The reconcile stage. @default 2048 MB, 15 minutes, 4096 MB of /tmp */
-  readonly reconcile?: StageSizing;
+  /**
+   * The reconcile stage; `quarantineRateThreshold`: a run that quarantined more than this share of its
+   * records fails. @default 2048 MB, 15 minutes, 4096 MB of /tmp, DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
+   */
+  readonly reconcile?: StageSizing & { readonly quarantineRateThreshold?: number };
   /** The table-of-contents fan-out (`PlanFanOut`). @default 1024 MB, 5 minutes */
   readonly fanOut?: Omit<StageSizing, 'ephemeralStorageMb'>;
   /** @default false */
@@ -235,13 +239,18 @@ export class PipelineFunctions extends Construct {
       timeout: props.reconcile?.timeout ?? Duration.minutes(15),
       ephemeralStorageMb: props.reconcile?.ephemeralStorageMb ?? 4096,
       tracing: props.tracing,
-      environment: lakeStageEnvironment({
-        serviceName: props.serviceName,
-        logLevel: props.logLevel ?? 'INFO',
-        lakeBucket: lakeBucket.bucketName,
-        datasets: props.datasets,
-        glueDatabase: props.queryCatalog?.databaseName,
-      }),
+      environment: {
+        ...environment,
+        ...lakeStageEnvironment({
+          serviceName: props.serviceName,
+          logLevel: props.logLevel ?? 'INFO',
+          lakeBucket: lakeBucket.bucketName,
+          datasets: props.datasets,
+          quarantineRateThreshold:
+            props.reconcile?.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
+          glueDatabase: props.queryCatalog?.databaseName,
+        }),
+      },
       ...DUCKDB_FUNCTION,
     });
     const reconcileRole = this.reconcile.role;

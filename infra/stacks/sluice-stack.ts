@@ -72,6 +72,8 @@ export class SluiceStack extends Stack {
         reservedConcurrency: config.ingest.reservedConcurrency,
       },
       silver: { groupTargetMb: config.silver.groupTargetMb },
+      // The share the quarantine alarm watches fails a run over it, too.
+      reconcile: { quarantineRateThreshold: config.quarantineRateThreshold },
       queryCatalog: this.queryCatalog,
     });
 

@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../config/runtime-config.ts';
 import {
   datasetConfigJsonSchema,
   loadDatasetConfigFile,
@@ -6,13 +7,21 @@ import {
 } from '../contracts/dataset-config.ts';
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
+import { SourceBusyError } from '../lake/source-lease.ts';
 import { dlqCommand } from './dlq-command.ts';
+import { inCliTerms } from './option-flags.ts';
 import { runQuery } from './query-command.ts';
 import { runIngest } from './run-command.ts';
 
-/** Exit codes: 0 success, 1 the pipeline failed (bad input, I/O), 2 bad usage or config. */
+/**
+ * Exit codes: 0 the run succeeded and nothing in it failed (every record of every file accounted for),
+ * 1 the run failed or a part of it did (bad input, I/O, a failed listed file, too much quarantined),
+ * 2 bad usage or config.
+ */
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+/** Another run holds the source (its lease): nothing ran; run again later, or with `--wait`. */
+export const EXIT_BUSY = 3;
 
 const EXAMPLES = `
 Examples:
@@ -23,7 +32,8 @@ Examples:
   $ sluice schema > dataset-config.schema.json
 `;
 
-function buildProgram(): Command {
+/** `outcome.failed`: a run completed with a part of it failed (it printed its summary, and exits 1). */
+function buildProgram(outcome: { failed: boolean }): Command {
   const program = new Command('sluice')
     .description(
       'Ingest huge JSON, NDJSON and CSV files into a medallion lake: a streaming parse into ' +
@@ -68,11 +78,21 @@ function buildProgram(): Command {
       parsePositiveNumber,
     )
     .option(
+      '--quarantine-threshold <share>',
+      'fail the run when more than this share of its records (0–1) is quarantined; a run whose every ' +
+        'record is quarantined always fails (the AWS deployment: quarantineRateThreshold)',
+      parseShare,
+      DEFAULT_QUARANTINE_RATE_THRESHOLD,
+    )
+    .option(
       '--no-fan-out',
       'tables of contents: ingest the table itself only, not the in-network files it lists',
     )
     .option('--landing <dir>', 'where downloads land (URL sources)', './landing')
-    .option('--sha256 <hex>', 'URL sources: the expected sha256 of the file; a mismatch fails the run')
+    .option(
+      '--sha256 <hex>',
+      'the expected sha256 of the file (local, or as downloaded); a mismatch fails the run before ingest',
+    )
     .addOption(
       new Option('--auth <kind>', 'URL sources: how to send the credential').choices([
         'bearer',
@@ -100,26 +120,32 @@ function buildProgram(): Command {
     .addHelpText(
       'after',
       `
-Output layout (under --lake):
-  bronze/<dataset>/source=<source-id>/<record-name>/part-00000.ndjson.gz   records, one per line, with lineage
-  bronze/<dataset>/source=<source-id>/_manifest.json                       the bronze commit marker, written last
-  bronze/<dataset>/source=<source-id>/reconciliation.json                  the proof: every record accounted for
-  silver/<dataset>/<table>/source=<source-id>/part-00000.parquet           typed tables (query: sluice query)
-  silver/<dataset>/_quarantine/source=<source-id>/part-00000.parquet       records set aside, with the rule broken
+Sources, versions, leases:
+  A source is a file's path (or its URL without credentials); its version is its content (sha256).
+  Running a source whose current version has the same bytes ends as "unchanged": nothing is rebuilt or
+  duplicated, however often you rerun or touch it. A new version replaces the old one in every view of
+  \`sluice query\` at once, and only after its reconciliation passed; \`<table>_history\` keeps them all.
+  One run per source at a time: another run of it exits 3 and says who holds it, or waits with --wait.
+  A killed or failed run, rerun, continues where it stopped (committed bronze and silver groups reused).
 
-Rerunning the same file rewrites the same keys: no duplicates. A run killed with --slice-seconds
-resumes from its last checkpoint when rerun.
+Output layout (under --lake):
+  bronze/<dataset>/source=<source>/run=<run>/…/part-NNNNN.ndjson.gz   records, one per line, with lineage
+  bronze/<dataset>/source=<source>/run=<run>/_manifest.json           the bronze commit marker
+  bronze/<dataset>/source=<source>/run=<run>/reconciliation.json      the proof: every record accounted for
+  silver/<dataset>/<table>/source=<source>/version=<v>/build=<b>/…   typed tables (query: sluice query)
+  _sources/<dataset>/source=<source>/current.json                     the version readers see (the commit)
+
+Exit codes: 0 reconciled, committed or unchanged; 1 failed; 2 bad usage or config; 3 source busy.
 ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
-      await runIngest(file, options);
+      if (!(await runIngest(file, options))) outcome.failed = true;
     });
 
   program
     .command('query')
     .description(
-      'Query the local lake with SQL (DuckDB). Every silver table is a view: by its name when that is\n' +
-        'unique (in_network_items, negotiated_prices, …), and always as <dataset>__<table>.',
+      "Query the local lake with SQL (DuckDB): each silver table is a view of every source's current, reconciled version.",
     )
     .argument('[sql]', 'the SQL to run; omit it to list the views')
     .option('-l, --lake <dir>', 'the lake directory', './lake')
@@ -127,9 +153,17 @@ ${EXAMPLES}`,
     .addHelpText(
       'after',
       `
+Views:
+  <table>, <dataset>__<table>   every source's current version (by table name when no other dataset has it)
+  <table>_history               every version ever committed, with _source_id, _version, _committed_at and
+                                _is_current
+  <dataset>__<table>_current    snapshot, cdc and scd2 loads: the merged state
+A run still writing, failed or killed is never shown: views are built from the commit records.
+
 Examples:
   $ sluice query "SELECT billing_code, count(*) FROM negotiated_prices GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
   $ sluice query "SELECT rule_id, count(*) FROM tic_in_network___quarantine GROUP BY 1"
+  $ sluice query "SELECT _source_id, _version, _is_current, count(*) FROM files_history GROUP BY ALL"
 `,
     )
     .action(async (sql: string | undefined, options: { lake: string; json: boolean }) => {
@@ -193,6 +227,16 @@ export interface RunOptions {
   readonly wait: boolean;
   /** false with --no-fan-out. */
   readonly fanOut: boolean;
+  /** The share of a run's records that may be quarantined. */
+  readonly quarantineThreshold: number;
+}
+
+function parseShare(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new InvalidArgumentError(`"${value}" is not a share from 0 to 1 (e.g. 0.05 for 5%)`);
+  }
+  return n;
 }
 
 function parsePositiveNumber(value: string): number {
@@ -207,21 +251,22 @@ function parsePositiveNumber(value: string): number {
 
 /** Run the CLI; resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const outcome = { failed: false };
+  const program = buildProgram(outcome);
   try {
     await program.parseAsync(argv as string[]);
-    return 0;
+    return outcome.failed ? EXIT_FAILED : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Commander already printed the message (or the help, whose exit code is 0).
       return error.exitCode === 0 ? 0 : EXIT_USAGE;
     }
     if (error instanceof ConfigError) {
-      process.stderr.write(`error: ${error.message}\n`);
+      process.stderr.write(`error: ${inCliTerms(error.message)}\n`);
       return EXIT_USAGE;
     }
     const name = error instanceof PipelineError ? error.name : 'Error';
-    process.stderr.write(`error: ${name}: ${(error as Error).message}\n`);
-    return EXIT_FAILED;
+    process.stderr.write(`error: ${name}: ${inCliTerms((error as Error).message)}\n`);
+    return error instanceof SourceBusyError ? EXIT_BUSY : EXIT_FAILED;
   }
 }

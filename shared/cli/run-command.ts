@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
@@ -9,7 +10,8 @@ import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
-import { ConfigError, PipelineError } from '../errors.ts';
+import { stringifyLossless } from '../contracts/exact-json.ts';
+import { ChecksumMismatchError, ConfigError, PipelineError } from '../errors.ts';
 import { bronzeManifestKey, bronzePartKey, bronzeRunId } from '../lake/keys.ts';
 import {
   holdSourceLease,
@@ -19,15 +21,22 @@ import {
   releaseSourceLease,
   SourceBusyError,
 } from '../lake/source-lease.ts';
-import { localSourceRef, runWorkflowLocally } from '../pipeline/local-runner.ts';
+import {
+  type LocalWorkflowInput,
+  localSourceRef,
+  runWorkflowLocally,
+  type WorkflowEvent,
+} from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
 import { timeBudget } from '../stages/bronze/slice-budget.ts';
-import { downloadToLanding } from '../stages/download/index.ts';
+import { redactUrl } from '../stages/download/index.ts';
+import type { Source } from '../workflow/source.ts';
 import { formatBytes } from './format.ts';
 import type { RunOptions } from './main.ts';
+import { inCliTerms } from './option-flags.ts';
 import { createProgressReporter } from './progress.ts';
-import { jsonSummary, StageTimes, textSummary } from './run-summary.ts';
+import { jsonSummary, runOutcome, StageTimes, textSummary } from './run-summary.ts';
 
 async function resolveDataset(options: RunOptions): Promise<DatasetConfig> {
   if (options.config) return loadDatasetConfigFile(options.config);
@@ -37,47 +46,19 @@ async function resolveDataset(options: RunOptions): Promise<DatasetConfig> {
   );
 }
 
-/** `sluice run <https-url>`: download into the landing folder first (retries, resume, checksum). */
-async function downloadSource(url: string, dataset: DatasetConfig, options: RunOptions) {
-  const landingDir = resolve(options.landing);
-  const landing = new FileObjectStore(landingDir);
+/**
+ * `sluice run <https-url>`: the source of the workflow's own `Download` state (retries, resume, checksum),
+ * so that a failed download is dead-lettered by the workflow's catch, as any failed run is.
+ */
+function urlSource(url: string, options: RunOptions): Omit<Source, 'dataset'> {
   if (options.auth && !options.secretId) {
     throw new ConfigError('--auth needs --secret-id: the id of the secret holding the credential.');
   }
-  const secrets = options.secretsFile
-    ? new FileSecretStore(options.secretsFile)
-    : new EnvSecretStore(process.env);
-  const credentials =
-    options.auth && options.secretId
-      ? { kind: options.auth, secretId: options.secretId, name: options.authName }
-      : undefined;
-  const result = await downloadToLanding(
-    { url, dataset: dataset.name, sha256: options.sha256, credentials },
-    {
-      landing,
-      secrets,
-      clock: systemClock,
-      fetchOptions: {
-        allowInsecureHttp: options.allowHttp,
-        allowLoopback: options.allowLoopback,
-        allowPrivate: options.allowPrivate,
-      },
-      onRetry: (event) => {
-        if (!options.quiet && !options.json)
-          process.stderr.write(
-            `download: attempt ${event.attempt} failed (${event.error}); retrying in ${Math.round(event.delayMs)} ms\n`,
-          );
-      },
-    },
-  );
-  if (!options.quiet && !options.json) {
-    const resumed = result.resumed ? ', resumed after a broken connection' : '';
-    process.stderr.write(
-      `downloaded ${formatBytes(result.bytes)} to ${landing.uri(result.key)} in ${result.attempts} attempt(s)${resumed}\n`,
-    );
-  }
-  const info = await stat(landing.uri(result.key));
-  return { store: landing, key: result.key, path: landing.uri(result.key), size: info.size };
+  return {
+    url,
+    ...(options.sha256 !== undefined && { sha256: options.sha256 }),
+    ...(options.auth && { credentials: { kind: options.auth, name: options.authName } }),
+  };
 }
 
 async function resolveSource(file: string) {
@@ -88,32 +69,63 @@ async function resolveSource(file: string) {
   return { store: new FileObjectStore(dirname(path)), key: basename(path), path, size: info.size };
 }
 
-/** `sluice run`: a file through the local pipeline (parse → bronze → silver → reconciliation). */
-export async function runIngest(file: string, options: RunOptions): Promise<void> {
+/** `--sha256` of a local file: checked before anything is ingested (a download checks it as it lands). */
+async function verifySha256(path: string, expected: string): Promise<void> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  const actual = hash.digest('hex');
+  if (actual !== expected.toLowerCase())
+    throw new ChecksumMismatchError(path, expected.toLowerCase(), actual);
+}
+
+/**
+ * `sluice run`: a file (or URL) through the local workflow (download → parse → bronze → silver →
+ * reconciliation). Resolves to whether everything succeeded: `false` when the run completed with a part
+ * of it failed (a table of contents' listed files), after printing the summary that says so first.
+ */
+export async function runIngest(file: string, options: RunOptions): Promise<boolean> {
   const dataset = await resolveDataset(options);
-  const lake = new FileObjectStore(resolve(options.lake));
-  const isUrl = /^https?:\/\//i.test(file);
-  if (options.dryRun) {
-    const source = isUrl ? await downloadSource(file, dataset, options) : await resolveSource(file);
-    await printDryRun(dataset, source, lake, options);
-    return;
+  if (options.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.sha256)) {
+    throw new ConfigError(`--sha256 ${options.sha256}: expected the file's sha256 as 64 hex digits.`);
   }
-  // One run per source at a time, in this lake: taken before the download, held (renewed) to the end.
-  const ref = isUrl
-    ? localSourceRef({ dataset, source: { url: file } }, new FileObjectStore(resolve(options.landing)))
-    : localSourceRef(
-        { dataset, sourceKey: basename(resolve(file)) },
-        new FileObjectStore(dirname(resolve(file))),
-      );
-  const lease = { ...ref, holder: `local:${hostname()}:${process.pid}:${randomUUID()}` };
+  const isUrl = /^https?:\/\//i.test(file);
+  const url = isUrl ? urlSource(file, options) : undefined;
+  const local = isUrl ? undefined : await resolveSource(file);
+  const lake = new FileObjectStore(resolve(options.lake));
+
+  if (options.dryRun) {
+    if (local) await printDryRun(dataset, local, lake, options);
+    else printUrlDryRun(dataset, file, options);
+    return true;
+  }
+  if (local && options.sha256 !== undefined) await verifySha256(local.path, options.sha256);
+
+  // One run per source at a time in this lake: taken before the download, held (renewed) to the end.
+  const workflowInput = {
+    dataset,
+    ...(url ? { source: url } : { sourceKey: local!.key }),
+    // Only `--no-fan-out` is part of the execution input (and of a dead letter's).
+    fanOut: options.fanOut ? undefined : false,
+  } as const;
+  const sourceStore = local ? local.store : new FileObjectStore(resolve(options.landing));
+  const lease = {
+    ...localSourceRef(workflowInput, sourceStore),
+    holder: `local:${hostname()}:${process.pid}:${randomUUID()}`,
+  };
   const leaseDeps = { lake, clock: systemClock, localProcess: true };
   await takeLease(lease, leaseDeps, options);
   const keeper = keepSourceLease(lease, leaseDeps, (error) => {
     process.stderr.write(`warning: ${error.message}\n`);
   });
   try {
-    const source = isUrl ? await downloadSource(file, dataset, options) : await resolveSource(file);
-    await runSource(dataset, source, lake, lease.holder, options);
+    return await runSource(
+      workflowInput,
+      sourceStore,
+      lake,
+      lease.holder,
+      local?.path ?? shownUrl(file),
+      options,
+    );
   } finally {
     keeper.stop();
     await releaseSourceLease(lease, leaseDeps);
@@ -143,44 +155,70 @@ async function takeLease(lease: LeaseRef, deps: LeaseDeps, options: RunOptions):
   }
 }
 
+/** The run itself, holding the source's lease: the workflow, then the summary. */
 async function runSource(
-  dataset: DatasetConfig,
-  source: Awaited<ReturnType<typeof resolveSource>>,
+  workflowInput: LocalWorkflowInput,
+  sourceStore: FileObjectStore,
   lake: FileObjectStore,
   leaseHolder: string,
+  shownSource: string,
   options: RunOptions,
-): Promise<void> {
-  const progress = createProgressReporter(process.stderr, !options.quiet && !options.json);
+): Promise<boolean> {
+  const { dataset } = workflowInput;
+  const talk = !options.quiet && !options.json;
+  const progress = createProgressReporter(process.stderr, talk);
   const started = Date.now();
   const stages = new StageTimes(started);
   let result: LocalPipelineResult;
   try {
-    result = await runWorkflowLocally(
-      { dataset, sourceKey: source.key, fanOut: options.fanOut },
-      {
-        // What a table of contents' listed files are fetched with (the same flags as a URL source).
-        downloadFetchOptions: {
-          allowInsecureHttp: options.allowHttp,
-          allowLoopback: options.allowLoopback,
-          allowPrivate: options.allowPrivate,
-        },
-        source: source.store,
-        lake,
-        deadLetters: new FolderDeadLetterStore(resolve(options.lake)),
-        clock: systemClock,
-        leaseHolder,
-        onStage: (stage) => {
-          stages.started(stage, Date.now());
-          if (stage !== 'bronze') progress.stage(stage);
-        },
-        onIngestProgress: (p) => progress.update(p),
-        sliceBudget:
-          options.sliceSeconds === undefined
-            ? undefined
-            : () => timeBudget(systemClock, options.sliceSeconds! * 1000),
-        onSilverProgress: (p) => progress.silver(p),
+    result = await runWorkflowLocally(workflowInput, {
+      // What a URL source and a table of contents' listed files are fetched with.
+      downloadFetchOptions: {
+        allowInsecureHttp: options.allowHttp,
+        allowLoopback: options.allowLoopback,
+        allowPrivate: options.allowPrivate,
       },
-    );
+      ...(options.secretId && {
+        downloadSecrets: {
+          store: options.secretsFile
+            ? new FileSecretStore(options.secretsFile)
+            : new EnvSecretStore(process.env),
+          secretId: () => options.secretId!,
+        },
+      }),
+      onDownloadRetry: (event) => {
+        if (talk)
+          process.stderr.write(
+            `download: attempt ${event.attempt} failed (${event.error}); retrying in ${Math.round(event.delayMs)} ms\n`,
+          );
+      },
+      // The workflow's own retries (after a stage's): a failed download waits minutes between them.
+      onEvent: talk ? announceRetries() : undefined,
+      onDownloaded: (landed, uri) => {
+        if (talk) {
+          const resumed = landed.resumed ? ', resumed after a broken connection' : '';
+          process.stderr.write(
+            `downloaded ${formatBytes(landed.bytes)} to ${uri} in ${landed.attempts} attempt(s)${resumed}\n`,
+          );
+        }
+      },
+      source: sourceStore,
+      lake,
+      leaseHolder,
+      quarantineRateThreshold: options.quarantineThreshold,
+      deadLetters: new FolderDeadLetterStore(resolve(options.lake)),
+      clock: systemClock,
+      onStage: (stage) => {
+        stages.started(stage, Date.now());
+        if (stage !== 'bronze') progress.stage(stage);
+      },
+      onIngestProgress: (p) => progress.update(p),
+      sliceBudget:
+        options.sliceSeconds === undefined
+          ? undefined
+          : () => timeBudget(systemClock, options.sliceSeconds! * 1000),
+      onSilverProgress: (p) => progress.silver(p),
+    });
   } catch (error) {
     progress.stop();
     if (options.json) {
@@ -188,8 +226,8 @@ async function runSource(
       const failure = {
         status: 'failed',
         dataset: dataset.name,
-        source: source.path,
-        error: { name, message: (error as Error).message },
+        source: shownSource,
+        error: { name, message: inCliTerms((error as Error).message) },
       };
       process.stdout.write(`${JSON.stringify(failure)}\n`);
     }
@@ -197,8 +235,68 @@ async function runSource(
   }
   progress.stop();
   const timings = stages.end(Date.now());
-  if (options.json) process.stdout.write(`${JSON.stringify(jsonSummary(result, lake, timings))}\n`);
+  if (options.json) process.stdout.write(`${stringifyLossless(jsonSummary(result, lake, timings))}\n`);
   else process.stdout.write(textSummary(result, lake, options.lake, timings));
+  const { problems } = runOutcome(result);
+  if (problems.length > 0) {
+    process.stderr.write(
+      `error: ${problems.join('; ')} (the summary lists them; see also \`sluice dlq list\`)\n`,
+    );
+    return false;
+  }
+  return true;
+}
+
+/** A URL as messages show it: without credentials or secret query values. */
+function shownUrl(url: string): string {
+  try {
+    return redactUrl(new URL(url));
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+/** Says on stderr when the workflow retries a failed state, with the error it failed with. */
+function announceRetries(): (event: WorkflowEvent) => void {
+  let failed = '';
+  return (event) => {
+    if (event.type === 'StateFailed') {
+      const cause = String(event.Cause ?? '');
+      failed = inCliTerms(cause.startsWith(`${event.Error}: `) ? cause : `${event.Error}: ${cause}`);
+    }
+    if (event.type === 'StateRetried' && event.state && event.retry) {
+      const max = (event.retry.retrier as { MaxAttempts?: number }).MaxAttempts;
+      process.stderr.write(
+        `${event.state.name} failed (${failed.split('\n')[0]!.slice(0, 300)}); the workflow retries it ` +
+          `(retry ${event.retry.attempt}${max ? ` of ${max}` : ''}), as deployed\n`,
+      );
+    }
+  };
+}
+
+/** `--dry-run` of a URL: nothing is downloaded, so only the plan. */
+function printUrlDryRun(dataset: DatasetConfig, url: string, options: RunOptions): void {
+  const plan = {
+    dryRun: true,
+    dataset: dataset.name,
+    download: { url: shownUrl(url), into: resolve(options.landing) },
+    read: { format: dataset.format },
+    records: recordTargets(dataset),
+    headers: dataset.headers.map((h) => h.path),
+    write: { bronze: resolve(options.lake, 'bronze', dataset.name) },
+  };
+  if (options.json) process.stdout.write(`${JSON.stringify(plan)}\n`);
+  else
+    process.stdout.write(
+      [
+        `dry run: nothing is downloaded or written`,
+        `  would download  ${plan.download.url} into ${plan.download.into}`,
+        `  records at      ${plan.records.map((r) => r.path).join(', ')}`,
+        `  headers         ${plan.headers.join(', ') || '(none)'}`,
+        `  would write     ${plan.write.bronze}/source=<source id>/…`,
+        '',
+      ].join('\n'),
+    );
 }
 
 async function printDryRun(

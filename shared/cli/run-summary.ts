@@ -1,5 +1,6 @@
 import type { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
+import { stringifyLossless } from '../contracts/exact-json.ts';
 import type {
   FanOutResult,
   LocalPipelineResult,
@@ -7,6 +8,7 @@ import type {
   LocalUnchangedResult,
 } from '../pipeline/pipeline-types.ts';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
+import { inCliTerms } from './option-flags.ts';
 
 function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -39,6 +41,37 @@ export class StageTimes {
   }
 }
 
+/**
+ * How a run that completed ended: `reconciled` (every check passed and nothing failed), `committed` (a
+ * bronze-only dataset: bronze committed, no silver to reconcile) or `failed`, with the `problems` that
+ * made it fail (a table of contents' listed files that failed). A run that did not complete never gets
+ * here: it failed with an error.
+ */
+export function runOutcome(result: LocalPipelineResult): {
+  readonly status: 'reconciled' | 'committed' | 'unchanged' | 'failed';
+  readonly problems: readonly string[];
+} {
+  const problems: string[] = [];
+  if (result.outcome === 'unchanged') return { status: 'unchanged', problems };
+  if (result.fanOut) {
+    const files = result.fanOut.files;
+    const failed = files.filter((f) => f.status === 'failed').length;
+    const refused = files.filter((f) => f.status === 'rejected').length;
+    if (failed + refused > 0) {
+      problems.push(
+        `${formatCount(failed + refused)} of ${formatCount(files.length)} listed files failed` +
+          (refused > 0 ? ` (${formatCount(refused)} refused before download)` : ''),
+      );
+    }
+  }
+  if (result.reconciliation?.status === 'failed') problems.push('reconciliation failed');
+  if (problems.length > 0) return { status: 'failed', problems };
+  return { status: result.reconciliation ? 'reconciled' : 'committed', problems };
+}
+
+/** 0.05 → "5%", 0.0725 → "7.25%". */
+const percent = (share: number): string => `${Math.round(share * 10_000) / 100}%`;
+
 const seconds = (ms: number): number => Math.round(ms / 100) / 10;
 
 /** The `--json` summary: one object with the run id, status, timings, counts per stage and output locations. */
@@ -46,9 +79,12 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, 
   if (result.outcome === 'unchanged') return unchangedJson(result, timings);
   const { bronze, silver, reconciliation, commit } = result;
   const { manifest } = bronze;
+  const { status, problems } = runOutcome(result);
   return {
     runId: bronze.runId,
-    status: reconciliation ? (reconciliation.status === 'passed' ? 'reconciled' : 'failed') : bronze.status,
+    status,
+    /** What failed, when `status` is `failed`: e.g. "2 of 3 listed files failed". */
+    ...(problems.length > 0 && { problems }),
     dataset: bronze.dataset,
     source: {
       id: manifest.sourceId,
@@ -86,12 +122,12 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, 
       }),
     },
     headers: manifest.headers,
-    ...(reconciliation && { quality: reconciliation.quality }),
+    ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
     ...(result.fanOut && {
       fanOut: {
         report: folderUri(lake, result.fanOut.report),
         duplicates: result.fanOut.duplicates,
-        files: result.fanOut.files,
+        files: result.fanOut.files.map((f) => (f.error ? { ...f, error: inCliTerms(f.error) } : f)),
       },
     }),
     outputs: {
@@ -155,7 +191,7 @@ function fanOutLines(fanOut: FanOutResult, lake: FileObjectStore): string[] {
       `${formatCount(count('failed'))} failed, ${formatCount(count('rejected'))} rejected${duplicates}`,
   ];
   for (const file of fanOut.files.slice(0, FAN_OUT_LINES)) {
-    const error = (file.error ?? '').split('\n')[0]!;
+    const error = inCliTerms((file.error ?? '').split('\n')[0]!);
     const detail = file.status === 'succeeded' ? `run ${file.runId}` : error.slice(0, 160);
     lines.push(`    ${file.status.padEnd(10)} ${file.url ?? '(no URL)'}  ${detail}`);
   }
@@ -194,10 +230,17 @@ function runText(
   const { manifest } = bronze;
   const bronzeCounts = countBronze(manifest.parts);
   const stored = manifest.parts.reduce((n, p) => n + p.bytes, 0);
-  const status = reconciliation ? `reconciled (quality ${reconciliation.quality.score}/100)` : bronze.status;
+  const outcome = runOutcome(result);
+  // The first line says how the run ended; never "reconciled" when anything failed.
+  const headline =
+    outcome.status === 'failed'
+      ? `failed: ${manifest.dataset}: ${outcome.problems.join('; ')}`
+      : outcome.status === 'reconciled'
+        ? `reconciled (quality ${reconciliation!.quality.score}/100): ${manifest.dataset}`
+        : `${outcome.status}: ${manifest.dataset}`;
   const lines = [
     '',
-    `sluice run ${status}: ${manifest.dataset}`,
+    `sluice run ${headline}`,
     `  source      ${manifest.source.uri}`,
     `              ${formatBytes(manifest.source.size)} ${manifest.source.compression === 'gzip' ? 'gzip' : 'uncompressed'}, ` +
       `${formatBytes(manifest.source.uncompressedBytes)} of ${manifest.source.format}, sha256 ${manifest.source.sha256.slice(0, 16)}…`,
@@ -209,7 +252,7 @@ function runText(
       : []),
     ...(bronze.reused ? ['  resumed     bronze committed by an earlier run of this file was reused'] : []),
     ...Object.entries(manifest.headers).map(
-      ([name, value]) => `  ${name.padEnd(26)}${JSON.stringify(value)}`,
+      ([name, value]) => `  ${name.padEnd(26)}${stringifyLossless(value)}`,
     ),
     '',
     `  records ${''.padEnd(20)} ${'parsed'.padStart(12)} ${'bronze'.padStart(12)}${silver ? `${'silver'.padStart(12)} ${'quarantined'.padStart(12)}` : ''}`,
@@ -252,6 +295,13 @@ function runText(
       `  reconciliation ${reconciliation.status}: ${reconciliation.checks.length - failed}/${reconciliation.checks.length} checks`,
       `    quality ${q.score}/100 (completeness ${q.completeness}, validity ${q.validity}, uniqueness ${q.uniqueness}, integrity ${q.integrity})`,
     );
+    const { quarantine } = reconciliation;
+    if (quarantine.quarantined > 0) {
+      lines.push(
+        `    quarantined ${formatCount(quarantine.quarantined)} of ${formatCount(quarantine.records)} records ` +
+          `(${percent(quarantine.share)}; the run fails above ${percent(quarantine.threshold)})`,
+      );
+    }
   }
   if (result.fanOut) lines.push('', ...fanOutLines(result.fanOut, lake));
   lines.push(

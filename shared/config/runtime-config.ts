@@ -14,6 +14,13 @@ type Env = Readonly<Record<string, string | undefined>>;
 /** Lambda's only writable place: the silver and reconcile stages stage Parquet files (and spill) here. */
 export const LAMBDA_WORK_DIR = '/tmp/sluice';
 
+/**
+ * The share of a run's records that may be quarantined before the run fails (its Reconcile stage) and,
+ * over an hour, before the quarantine alarm fires. One default for both: the deployment config's
+ * `quarantineRateThreshold` and `sluice run --quarantine-threshold`.
+ */
+export const DEFAULT_QUARANTINE_RATE_THRESHOLD = 0.05;
+
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -48,6 +55,12 @@ const LakeStageEnv = z.object({
     .number({ error: 'expected a whole number of MB' })
     .int('expected a whole number of MB')
     .positive('expected a positive number of MB')
+    .optional(),
+  /** Reconcile only: the share of a run's records that may be quarantined (0–1). */
+  QUARANTINE_RATE_THRESHOLD: z.coerce
+    .number({ error: 'expected a share from 0 to 1, e.g. 0.05' })
+    .min(0, 'expected a share from 0 to 1, e.g. 0.05')
+    .max(1, 'expected a share from 0 to 1, e.g. 0.05')
     .optional(),
   /** Reconcile only: the Glue database whose partitions each commit moves (absent: no catalog). */
   GLUE_DATABASE: z
@@ -91,6 +104,11 @@ export interface LakeStageConfig extends HandlerConfig {
   /** Silver: uncompressed bronze per group when `PlanSilver` splits a build. @default 1536 */
   readonly silverGroupTargetMb?: number;
   /**
+   * Reconcile: a run that quarantined more than this share of its records fails.
+   * @default DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
+   */
+  readonly quarantineRateThreshold?: number;
+  /**
    * Reconcile: the Glue database of the silver tables; each commit registers the source's partitions
    * there, so Athena reads committed versions only. @default - no catalog is told (local runs, tests)
    */
@@ -133,6 +151,9 @@ export function loadLakeStageConfig(
     lakeBucket: e.LAKE_BUCKET,
     datasets: e.DATASETS,
     ...(e.SILVER_GROUP_TARGET_MB !== undefined && { silverGroupTargetMb: e.SILVER_GROUP_TARGET_MB }),
+    ...(e.QUARANTINE_RATE_THRESHOLD !== undefined && {
+      quarantineRateThreshold: e.QUARANTINE_RATE_THRESHOLD,
+    }),
     ...(e.GLUE_DATABASE !== undefined && { glueDatabase: e.GLUE_DATABASE }),
   };
 }
@@ -182,6 +203,9 @@ export function lakeStageEnvironment(config: Omit<LakeStageConfig, 'region'>): R
     DATASETS: config.datasets.join(','),
     ...(config.silverGroupTargetMb !== undefined && {
       SILVER_GROUP_TARGET_MB: String(config.silverGroupTargetMb),
+    }),
+    ...(config.quarantineRateThreshold !== undefined && {
+      QUARANTINE_RATE_THRESHOLD: String(config.quarantineRateThreshold),
     }),
     ...(config.glueDatabase !== undefined && { GLUE_DATABASE: config.glueDatabase }),
   };

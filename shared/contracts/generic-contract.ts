@@ -7,8 +7,16 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { DatasetConfig } from './dataset-config.ts';
+import { parseExact, stringifyExact } from './exact-json.ts';
 import type { SilverContract } from './silver/contract.ts';
-import { example, isIsoDate, isNumericString, jsonPath, parseDate } from './silver/normalize.ts';
+import {
+  example,
+  isIsoDate,
+  isNumericString,
+  isOutOfRange,
+  jsonPath,
+  parseDate,
+} from './silver/normalize.ts';
 import type { RuleSpec } from './silver/record-checker.ts';
 import type { ColumnSpec, ColumnType, DriftFinding, Row, RuleViolation, TableSpec } from './silver/table.ts';
 
@@ -173,10 +181,11 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
         quarantined = true;
       }
       const drift: DriftFinding[] = [];
-      const rescued: Record<string, unknown> = {};
+      // No prototype: a field named `__proto__` is rescued like any other.
+      const rescued: Record<string, unknown> = Object.create(null);
       findUnknown(record as Record<string, unknown>, known, [], drift, rescued);
       if (quarantined) return { rows: {}, violations, drift };
-      if (rescue) row[RESCUED_COLUMN] = drift.length > 0 ? JSON.stringify(rescued) : null;
+      if (rescue) row[RESCUED_COLUMN] = drift.length > 0 ? stringifyExact(rescued) : null;
       return { rows: { [silver.table]: [row] }, violations, drift };
     },
   };
@@ -255,6 +264,12 @@ function planColumn(
       if (kind === 'required') message = `${what}: required, but missing, null or blank`;
       else if (kind === 'coerced') message = `${what}: ${String(detail)} (converted)`;
       else if (kind === 'enum') message = `${what}: ${example(detail, 60)} is not insert, update or delete`;
+      else if (outOfRange(detail))
+        message = `${what}: a number beyond the double range (±1.8e308, e.g. 1e400) cannot be stored, not even as ${TYPE_NAMES[column.type]}`;
+      else if (column.type === 'integer' && beyondInt64(detail))
+        message = `${what}: ${example(detail, 60)} is beyond the range of a 64-bit integer (BIGINT), which would round it`;
+      else if (column.type === 'integer' && typeof detail === 'number' && Number.isInteger(detail))
+        message = `${what}: ${example(detail, 60)} is beyond 2^53 written as a decimal or exponent, which a double rounds (write its digits)`;
       else message = `${what}: ${example(detail, 60)} is not ${TYPE_NAMES[column.type]}`;
       return { ruleId: spec.id, severity: spec.severity, path, message };
     },
@@ -283,6 +298,25 @@ function valueAt(record: object, segments: readonly string[]): unknown {
   return node;
 }
 
+/** A value (or list element, or numeric text) beyond the double range: the reason it is refused. */
+function outOfRange(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(outOfRange);
+  if (typeof value === 'string') {
+    const trimmed = value.trim();
+    return NUMERIC_TEXT.test(trimmed) && isOutOfRange(Number(trimmed));
+  }
+  return isOutOfRange(value);
+}
+
+/** An integer (as a bigint, or as digits) that a BIGINT cannot hold. */
+function beyondInt64(value: unknown): boolean {
+  if (typeof value === 'bigint') return value < MIN_INT64 || value > MAX_INT64;
+  if (typeof value !== 'string' || !INTEGER_TEXT.test(value.trim())) return false;
+  const big = BigInt(value.trim());
+  return big < MIN_INT64 || big > MAX_INT64;
+}
+
+const NUMERIC_TEXT = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const INTEGER_TEXT = /^[+-]?\d+$/;
 const MIN_INT64 = -(2n ** 63n);
 const MAX_INT64 = 2n ** 63n - 1n;
@@ -298,8 +332,14 @@ const convertText: Converter = (value, note, textual) => {
     const trimmed = value.trim();
     return trimmed === '' ? null : trimmed;
   }
-  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean') {
-    if (!textual) note.warning = `${typeof value} ${String(value)} written as text`;
+  // A bigint is an integer beyond 2^53 from the source text (`parseExact`): its digits, exactly.
+  if (
+    (typeof value === 'number' && Number.isFinite(value)) ||
+    typeof value === 'boolean' ||
+    typeof value === 'bigint'
+  ) {
+    if (!textual)
+      note.warning = `${typeof value === 'bigint' ? 'number' : typeof value} ${String(value)} written as text`;
     return String(value);
   }
   return INVALID;
@@ -307,6 +347,8 @@ const convertText: Converter = (value, note, textual) => {
 
 const convertInteger: Converter = (value, note, textual) => {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? value : INVALID;
+  // Beyond 2^53 (`parseExact`): exact in a BIGINT while it fits in 64 bits, else refused, never rounded.
+  if (typeof value === 'bigint') return value >= MIN_INT64 && value <= MAX_INT64 ? value : INVALID;
   if (typeof value !== 'string') return INVALID;
   const trimmed = value.trim();
   if (trimmed === '') return null;
@@ -330,10 +372,12 @@ const convertInteger: Converter = (value, note, textual) => {
 
 const convertNumber: Converter = (value, note, textual) => {
   if (typeof value === 'number') return Number.isFinite(value) ? value : INVALID;
+  // An integer beyond 2^53 in a DOUBLE column: its nearest double, as the column's type declares.
+  if (typeof value === 'bigint') return Number(value);
   if (typeof value !== 'string') return INVALID;
   const trimmed = value.trim();
   if (trimmed === '') return null;
-  if (!isNumericString(trimmed)) return INVALID;
+  if (!isNumericString(trimmed)) return INVALID; // also "1e400": beyond the double range
   if (!textual) note.warning = `the number ${JSON.stringify(value)} written as a string`;
   return Number(trimmed);
 };
@@ -384,7 +428,7 @@ const listOf =
       if (trimmed === '') return null;
       if (!trimmed.startsWith('[')) return INVALID;
       try {
-        items = JSON.parse(trimmed);
+        items = parseExact(trimmed);
       } catch {
         return INVALID;
       }

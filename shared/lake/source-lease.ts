@@ -93,8 +93,8 @@ const MAX_RACES = 8;
 
 /**
  * Takes the source's lease for `ref.holder`, or renews it if the holder has it already. Throws
- * `SourceBusyError` if another holder has a live lease; with `mustHold`, throws `LeaseLostError` unless
- * this holder has it still (a later stage of a run that took the lease earlier).
+ * `SourceBusyError` if another holder has a live lease; with `mustHold` (a later stage of a run that took
+ * the lease earlier), `LeaseLostError` instead: the run must stop without committing.
  */
 export async function holdSourceLease(
   ref: LeaseRef,
@@ -107,7 +107,10 @@ export async function holdSourceLease(
     const now = deps.clock.now();
     const lease = current?.lease;
     const ours = lease?.holder === ref.holder && !lease.releasedAt;
-    if (options.mustHold && !ours) throw new LeaseLostError(ref.location, ref.holder, lease);
+    // Lost: another run took it over and holds it. (Absent, released or expired, it is taken again.)
+    if (options.mustHold && lease && !ours && isLive(lease, now)) {
+      throw new LeaseLostError(ref.location, ref.holder, lease);
+    }
     if (lease && !ours && isLive(lease, now)) {
       throw ref.runId !== undefined && lease.runId === ref.runId
         ? new DuplicateRunError(lease)

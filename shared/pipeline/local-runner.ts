@@ -16,10 +16,16 @@ import { sourceId } from '../lake/keys.ts';
 import { releaseSourceLease, SourceBusyError } from '../lake/source-lease.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import type { SecretStore } from '../ports/secret-store.ts';
 import type { IngestUnchangedResult } from '../stages/bronze/ingest-to-bronze.ts';
 import { ingestSlice } from '../stages/bronze/ingest-to-bronze.ts';
 import { commitVersion } from '../stages/commit/commit-version.ts';
-import { downloadToLanding, type FetchOptions } from '../stages/download/download.ts';
+import {
+  type DownloadResult,
+  downloadToLanding,
+  type FetchOptions,
+  type RetryEvent,
+} from '../stages/download/download.ts';
 import { landingKey } from '../stages/download/landing-key.ts';
 import { redactUrl } from '../stages/download/url-safety.ts';
 import { type FanOutPlan, planFanOut } from '../stages/fan-out/plan-fan-out.ts';
@@ -114,8 +120,24 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
    * local server. @default https to public hosts only, as deployed
    */
   readonly downloadFetchOptions?: FetchOptions;
+  /**
+   * Where `Download` reads a source's credential, and under which id. @default the environment, id
+   * `sources/<source name>` (as deployed: one secret per named source)
+   */
+  readonly downloadSecrets?: {
+    readonly store: SecretStore;
+    readonly secretId?: (source: Source) => string;
+  };
+  /** `Download`: before each retry of an HTTP attempt, and once the file has landed (e.g. to log them). */
+  readonly onDownloadRetry?: (event: RetryEvent) => void;
+  readonly onDownloaded?: (landed: DownloadResult, uri: string) => void;
   /** The definition to run. @default the deployed one (`workflowDefinition()`) */
   readonly definition?: WorkflowDefinition;
+  /**
+   * `Reconcile`: a run that quarantined more than this share of its records fails.
+   * @default DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05), as deployed
+   */
+  readonly quarantineRateThreshold?: number;
   /** Listed files per page of a table of contents' fan-out (tests). @default as deployed (200) */
   readonly fanOutPageSize?: number;
 }
@@ -259,7 +281,8 @@ export async function runWorkflowLocally(
             `the Download event names dataset "${source.dataset}", this run is of "${dataset.name}"`,
           );
         }
-        if (source.credentials && !source.name) {
+        const secretId = deps.downloadSecrets?.secretId;
+        if (source.credentials && !source.name && !secretId) {
           throw new ConfigError('source.name is required with credentials: it names the secret');
         }
         const landed = await downloadToLanding(
@@ -269,16 +292,18 @@ export async function runWorkflowLocally(
             sha256: source.sha256,
             credentials: source.credentials && {
               ...source.credentials,
-              secretId: sourceSecretId(LOCAL_SOURCE_SECRET_PREFIX, source.name!),
+              secretId: secretId?.(source) ?? sourceSecretId(LOCAL_SOURCE_SECRET_PREFIX, source.name!),
             },
           },
           {
             landing: deps.source,
-            secrets: new EnvSecretStore(process.env),
+            secrets: deps.downloadSecrets?.store ?? new EnvSecretStore(process.env),
             clock: deps.clock,
             fetchOptions: deps.downloadFetchOptions,
+            onRetry: deps.onDownloadRetry,
           },
         );
+        deps.onDownloaded?.(landed, deps.source.uri(landed.key));
         return {
           bucket: locationOf(deps.source.uri(landed.key), landed.key),
           key: landed.key,
@@ -377,13 +402,6 @@ export async function runWorkflowLocally(
                   mergeTables: deps.mergeTables,
                 },
               );
-        // Generic datasets with a snapshot, cdc or scd2 load fold this source into their current state.
-        if (dataset.silver && dataset.silver.load !== 'append') {
-          results.state = await mergeSilverState(
-            { dataset, silverManifestKey: results.silver.manifestKey },
-            { lake: deps.lake, clock: deps.clock, workDir },
-          );
-        }
         return silverOutput(results.silver);
       }),
       [StateName.reconcile]: task(async (event) => {
@@ -397,6 +415,7 @@ export async function runWorkflowLocally(
             contract: e.contract,
             openInspector: openParquetInspector,
             workDir,
+            quarantineRateThreshold: deps.quarantineRateThreshold,
           },
         );
         results.commit = await commitVersion(
@@ -405,8 +424,16 @@ export async function runWorkflowLocally(
             quality: results.reconciliation.quality.score,
             leaseHolder,
           },
-          { lake: deps.lake, clock: deps.clock },
+          { lake: deps.lake, clock: deps.clock, localLease: true },
         );
+        // Generic datasets with a snapshot, cdc or scd2 load fold the committed version into their state
+        // (after the commit, so the state never holds a run that failed its reconciliation).
+        if (dataset.silver && dataset.silver.load !== 'append') {
+          results.state = await mergeSilverState(
+            { dataset, silverManifestKey: results.commit.record.silverManifestKey! },
+            { lake: deps.lake, clock: deps.clock, workDir },
+          );
+        }
         return reconcileOutput(results.reconciliation, results.commit);
       }),
       [StateName.planFanOut]: task(async (event) => {
@@ -442,6 +469,8 @@ export async function runWorkflowLocally(
               onStage: undefined,
               onIngestProgress: undefined,
               onSilverProgress: undefined,
+              onDownloadRetry: undefined,
+              onDownloaded: undefined,
             },
           );
           listedOutcomes.set(Name, {

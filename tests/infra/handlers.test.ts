@@ -107,6 +107,7 @@ describe('Handler: ingest', () => {
       'runId',
       'slices',
       'status',
+      'version',
     ]);
     expect(result).toMatchObject({
       status: 'committed',

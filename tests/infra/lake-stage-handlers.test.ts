@@ -18,7 +18,12 @@ import {
   lakeStageEnvironment,
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
-import { ConfigError, ReconciliationError, TransientError } from '../../shared/errors.ts';
+import {
+  ConfigError,
+  QuarantineThresholdError,
+  ReconciliationError,
+  TransientError,
+} from '../../shared/errors.ts';
 import { reconciliationKey } from '../../shared/lake/keys.ts';
 import type { SourceVersionRecord } from '../../shared/lake/source-commits.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
@@ -141,6 +146,8 @@ describe('Handlers: silver and reconcile', () => {
       status: 'passed',
       score: expect.any(Number),
       reportKey: reconciliationKey('tic-in-network', ingested.runId),
+      // Passed, so committed: the run's version is the source's current one.
+      version: expect.stringMatching(/^[0-9a-f]{16}$/),
     });
     expect(await lake.head(result.reportKey)).toBeDefined();
     expect(metric('QualityScore')).toMatchObject({
@@ -194,6 +201,38 @@ describe('Handlers: silver and reconcile', () => {
     expect(metric('ReconciliationFailed')).toMatchObject({
       ReconciliationFailed: 1,
       dataset: 'tic-in-network',
+    });
+  });
+
+  it('reconcile fails with QuarantineThresholdError over the threshold its environment sets', async () => {
+    // The sample with one in_network item that breaks a quarantine rule.
+    const landing = path.join(dir, 'landing');
+    const doc = JSON.parse(await readFile(path.join(EXAMPLES, SAMPLE), 'utf8'));
+    doc.in_network[0].negotiation_arrangement = 'not-an-arrangement';
+    const key = 'tic-in-network/2026-01/one-bad.json';
+    await writeFile(path.join(landing, key), JSON.stringify(doc));
+    const output = await createIngestHandler({
+      config: { ...config, landingBucket: 'landing' },
+      source: new FileObjectStore(landing),
+      lake,
+      clock: fixedClock,
+      observability: observability(),
+    })({ bucket: 'landing', key, dataset: 'tic-in-network' });
+    if (output.status !== 'committed') throw new Error(`expected a committed ingest, got ${output.status}`);
+    const bad = { ...event(), bronzeManifestKey: output.manifestKey };
+    const built = await createSilverHandler(silverDeps())(bad);
+    expect(built.quarantined).toBe(1);
+
+    const env = (threshold: string) =>
+      loadLakeStageConfig('reconcile', {
+        ...lakeStageEnvironment({ ...config, quarantineRateThreshold: Number(threshold) }),
+      });
+    expect(env('0').quarantineRateThreshold).toBe(0);
+    const failed = createReconcileHandler(reconcileDeps({ config: env('0') }))(bad);
+    await expect(failed).rejects.toThrow(QuarantineThresholdError);
+    await expect(failed).rejects.toThrow(/set quarantineRateThreshold to 0\.\d+ or more\.$/);
+    await expect(createReconcileHandler(reconcileDeps({ config: env('0.99') }))(bad)).resolves.toMatchObject({
+      status: 'passed',
     });
   });
 

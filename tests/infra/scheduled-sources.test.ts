@@ -154,7 +154,7 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     expect(definition.States[StateName.hasSource]).toEqual({
       Type: 'Choice',
       Choices: [{ Variable: '$.source.url', IsPresent: true, Next: StateName.download }],
-      Default: StateName.ingest,
+      Default: StateName.dropped,
     });
     const download = definition.States[StateName.download];
     expect(download).toMatchObject({
@@ -177,6 +177,8 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
         'key.$': '$.download.key',
         'dataset.$': '$.download.dataset',
         'hasSilver.$': '$.download.hasSilver',
+        // The source's URL (credentials redacted) is recorded with the run.
+        origin: { 'url.$': '$.download.url' },
       },
       Next: StateName.ingest,
     });

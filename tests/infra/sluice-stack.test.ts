@@ -14,6 +14,7 @@ import {
 } from '../../infra/constructs/pipeline-functions.ts';
 import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
 import { SluiceStack } from '../../infra/stacks/sluice-stack.ts';
+import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../shared/config/runtime-config.ts';
 import {
   bronzeManifestKey,
   bronzePartKey,
@@ -31,6 +32,7 @@ import {
   silverPlanKey,
   silverWorkPrefix,
 } from '../../shared/lake/silver-work-keys.ts';
+import { DEFAULT_LEASE_TTL_MS } from '../../shared/lake/source-lease.ts';
 import { MALLOC_ENV } from '../../shared/runtime-memory.ts';
 import {
   CHILD_START_RETRY,
@@ -297,14 +299,18 @@ describe('Stack: SluiceStack (example config)', () => {
             'POWERTOOLS_SERVICE_NAME',
             // How much bronze PlanSilver puts in one group: the config's default.
             ...(fn === stack.functions.silver ? ['SILVER_GROUP_TARGET_MB'] : []),
-            // Where each commit registers the source's partitions.
-            ...(fn === stack.functions.reconcile ? ['GLUE_DATABASE'] : []),
+            // The share of a run's records that may be quarantined: the quarantine alarm's threshold; and
+            // where each commit registers the source's partitions.
+            ...(fn === stack.functions.reconcile ? ['QUARANTINE_RATE_THRESHOLD', 'GLUE_DATABASE'] : []),
           ].sort(),
         );
       }
       const silverEnv = resources[logicalId(stack.functions.silver.function)]!.Properties.Environment;
       expect(silverEnv.Variables.SILVER_GROUP_TARGET_MB).toBe('1536');
       const reconcileEnv = resources[logicalId(stack.functions.reconcile.function)]!.Properties.Environment;
+      expect(reconcileEnv.Variables.QUARANTINE_RATE_THRESHOLD).toBe(
+        String(DEFAULT_QUARANTINE_RATE_THRESHOLD),
+      );
       expect(reconcileEnv.Variables.GLUE_DATABASE).toBe(stack.queryCatalog.databaseName);
       expect(reconcileEnv.Variables.GLUE_DATABASE).toBe('sluice_dev');
     });
@@ -525,13 +531,24 @@ describe('Stack: SluiceStack (example config)', () => {
     it('runs Ingest (looped by IngestDone while sliced) → HasSilver → PlanSilver → SilverGroups → Silver → Reconcile → HasFanOut, each result under its own key', () => {
       const { StartAt, States } = definition();
       expect(StartAt).toBe(StateName.hasSource);
-      expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.ingest });
+      expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.dropped });
+      // A dropped file has no URL: `Dropped` says so ('') for Ingest, whose payload reads `$.origin.url`.
+      expect(States[StateName.dropped]).toEqual({
+        Type: 'Pass',
+        Result: { url: '' },
+        ResultPath: '$.origin',
+        Next: StateName.ingest,
+      });
       const ingest = States[StateName.ingest]!;
       expect(ingest).toMatchObject({ Type: 'Task', ResultPath: '$.ingest', Next: StateName.ingestDone });
       // A slice that stopped at its time budget runs Ingest again; the next slice resumes its checkpoint.
       expect(States[StateName.ingestDone]).toEqual({
         Type: 'Choice',
-        Choices: [{ Variable: '$.ingest.status', StringEquals: 'sliced', Next: StateName.ingest }],
+        Choices: [
+          { Variable: '$.ingest.status', StringEquals: 'sliced', Next: StateName.ingest },
+          // The source's current version has these bytes: nothing to rebuild.
+          { Variable: '$.ingest.status', StringEquals: 'unchanged', Next: StateName.unchanged },
+        ],
         Default: StateName.hasSilver,
       });
       expect(ingest.Resource).toBe('TOKEN'); // the function ARN itself: payloadResponseOnly
@@ -539,8 +556,10 @@ describe('Stack: SluiceStack (example config)', () => {
         'bucket.$': '$.bucket',
         'key.$': '$.key',
         'dataset.$': '$.dataset',
+        'sourceUrl.$': '$.origin.url',
         'executionId.$': '$$.Execution.Id',
       });
+      expect(States[StateName.unchanged]).toEqual({ Type: 'Succeed' });
       const stageEvent = {
         'dataset.$': '$.ingest.dataset',
         'bronzeManifestKey.$': '$.ingest.manifestKey',
@@ -637,9 +656,28 @@ describe('Stack: SluiceStack (example config)', () => {
     });
 
     it('retries named transient errors only, on every task, with exponential backoff and full jitter', () => {
-      const tasks = [...stageTasks.map((name) => definition().States[name]!), silverGroupTask()];
-      for (const task of tasks) {
-        const retry = task.Retry as Record<string, Json>[];
+      const tasks = [
+        ...stageTasks.map((name) => ({ name, task: definition().States[name]! })),
+        { name: StateName.silverGroup, task: silverGroupTask() },
+      ];
+      for (const { name, task } of tasks) {
+        const all = task.Retry as Record<string, Json>[];
+        // Ingest alone also waits for a source another execution holds (below).
+        const retry = name === StateName.ingest ? all.slice(0, 2) : all;
+        if (retry !== all) {
+          expect(all[2]).toEqual({
+            ErrorEquals: ['SourceBusyError', 'DuplicateRunError'],
+            IntervalSeconds: 60,
+            MaxAttempts: 10,
+            BackoffRate: 1.5,
+            MaxDelaySeconds: 600,
+            JitterStrategy: 'NONE',
+          });
+          // Without jitter the waits add up to more than the lease's lifetime, however they fall.
+          let waited = 0;
+          for (let i = 0; i < 10; i++) waited += Math.min(600, 60 * 1.5 ** i);
+          expect(waited * 1000).toBeGreaterThan(3 * DEFAULT_LEASE_TTL_MS);
+        }
         expect(retry.map((r) => r.ErrorEquals)).toEqual([[...LAMBDA_SERVICE_ERRORS], [...TRANSIENT_ERRORS]]);
         expect(retry.map((r) => r.MaxAttempts)).toEqual([
           LAMBDA_SERVICE_RETRY.maxAttempts,
@@ -670,9 +708,14 @@ describe('Stack: SluiceStack (example config)', () => {
       // A state inside a Map cannot reach RecordFailure: the SilverGroups map catches its items' errors.
       for (const name of [...stageTasks, StateName.silverGroups]) {
         expect(States[name]!.Catch).toEqual([
+          // Ingest: a second execution of an object another one is ingesting ends as a clean duplicate.
+          ...(name === StateName.ingest
+            ? [{ ErrorEquals: ['DuplicateRunError'], ResultPath: '$.error', Next: StateName.duplicateRun }]
+            : []),
           { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure },
         ]);
       }
+      expect(States[StateName.duplicateRun]).toMatchObject({ Type: 'Succeed' });
       expect(silverGroupTask().Catch).toBeUndefined();
       const record = States[StateName.recordFailure]!;
       expect(record.Resource).toMatch(/:states:::sqs:sendMessage$/);
@@ -1026,6 +1069,9 @@ describe('Stack: SluiceStack (example config)', () => {
         expect(names[0]).toBe('QuarantinedRecords');
         expect(new Set(names.slice(1))).toEqual(new Set(['RecordsIngested']));
       }
+      // The same threshold fails a single run over it, in its Reconcile stage.
+      const reconcileEnv = resources[logicalId(stack.functions.reconcile.function)]!.Properties.Environment;
+      expect(reconcileEnv.Variables.QUARANTINE_RATE_THRESHOLD).toBe(String(rates[0]!.Threshold));
       const inNetwork = rates.find((a) => JSON.stringify(a.Metrics).includes('"tic-in-network"'))!;
       // One RecordsIngested series per record stream of the dataset, added up.
       expect(inNetwork.Metrics.filter((m: Json) => m.MetricStat).length).toBeGreaterThan(2);

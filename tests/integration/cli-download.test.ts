@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -57,6 +58,14 @@ describe('sluice run <url>', () => {
     await tmp.cleanup();
   });
 
+  /** The dead letters a run left in its lake. */
+  const deadLetters = async (lake: string) =>
+    Promise.all(
+      (await listFiles(join(tmp.dir, lake)))
+        .filter((f) => f.startsWith('_dead_letters/'))
+        .map(async (f) => JSON.parse(await readFile(join(tmp.dir, lake, f), 'utf8'))),
+    );
+
   const args = (url: string, lake: string) => [
     'run',
     url,
@@ -102,6 +111,15 @@ describe('sluice run <url>', () => {
     );
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/UnsafeUrlError/);
+    // The hint names the flag a CLI user sets, not the library option behind it.
+    expect(refused.stderr).toContain('(run with --allow-loopback to permit it)');
+    expect(refused.stderr).not.toContain('allowLoopback');
+    const plain = await sluice(
+      ['run', `${base}/x.json.gz`, '-d', 'tic-in-network', '--lake', join(tmp.dir, 'refused-http')],
+      {},
+    );
+    expect(plain.status).toBe(1);
+    expect(plain.stderr).toContain('plain http is not allowed (run with --allow-http to permit it)');
 
     const unauthorized = await sluice(args(`${base}/in-network.json.gz`, 'wrong-secret'), {
       SLUICE_SECRET_PAYER: 'wrong-value',
@@ -110,5 +128,51 @@ describe('sluice run <url>', () => {
     expect(unauthorized.stderr).toContain('401');
     expect(`${unauthorized.stdout}${unauthorized.stderr}`).not.toContain('wrong-value');
     expect(await listFiles(join(tmp.dir, 'wrong-secret-landing'))).toEqual([]);
+  });
+
+  it('dead-letters a failed download like any failed run, with its input and error, never the secret', async () => {
+    const result = await sluice(args(`${base}/in-network.json.gz`, 'unauthorized'), {
+      SLUICE_SECRET_PAYER: 'wrong-value',
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('DownloadError');
+    const letters = await deadLetters('unauthorized');
+    expect(letters).toHaveLength(1);
+    expect(letters[0].input).toEqual({
+      source: {
+        url: `${base}/in-network.json.gz`,
+        dataset: 'tic-in-network',
+        credentials: { kind: 'bearer' },
+      },
+    });
+    expect(letters[0].error.Error).toBe('DownloadError');
+    expect(JSON.stringify(letters)).not.toContain('wrong-value');
+    // `sluice dlq list` shows it.
+    const list = await sluice(['dlq', 'list', '--lake', join(tmp.dir, 'unauthorized')], {});
+    expect(list.status).toBe(0);
+    expect(list.stdout).toContain(`${base}/in-network.json.gz (download)`);
+  });
+
+  it('reads the credential from --secrets-file, and checks --sha256 as the file lands', async () => {
+    const secrets = join(tmp.dir, 'secrets.json');
+    await writeFile(secrets, JSON.stringify({ payer: SECRET }));
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const good = await sluice(
+      [...args(`${base}/in-network.json.gz`, 'secrets-file'), '--secrets-file', secrets, '--sha256', sha256],
+      {},
+    );
+    expect(good.stderr).toMatch(/^downloaded .* in 1 attempt\(s\)\n/);
+    expect(good.status).toBe(0);
+    expect(good.stdout).toMatch(/sluice run reconciled/);
+
+    const wrong = 'ab'.repeat(32);
+    const bad = await sluice(
+      [...args(`${base}/in-network.json.gz`, 'bad-sha'), '--secrets-file', secrets, '--sha256', wrong],
+      {},
+    );
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain(`ChecksumMismatchError`);
+    expect(bad.stderr).toContain(`expected ${wrong}, got ${sha256}`);
+    expect((await deadLetters('bad-sha'))[0].error.Error).toBe('ChecksumMismatchError');
   });
 });

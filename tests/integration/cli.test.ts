@@ -32,7 +32,10 @@ describe('sluice CLI', () => {
     expect(summary.quality.score).toBeGreaterThan(90);
     expect(summary.counts.tables.in_network_items.rows).toBe(sample.in_network.length);
     for (const file of Object.values(summary.outputs.silver) as string[]) expect(existsSync(file)).toBe(true);
-    expect(summary.runId).toMatch(/^in-network-rates-multiple-plans-sample\.json-[0-9a-f]{12}$/);
+    // The run: the source (file name + location hash) and the stored object (size + mtime hash).
+    expect(summary.runId).toMatch(/^in-network-rates-multiple-plans-sample\.json-[0-9a-f]{12}-[0-9a-f]{8}$/);
+    expect(summary.runId.startsWith(summary.source.id)).toBe(true);
+    expect(summary.version).toBe(summary.source.sha256.slice(0, 16));
     expect(summary.counts.parsed).toEqual({
       in_network: sample.in_network.length,
       provider_references: sample.provider_references.length,
@@ -75,10 +78,15 @@ describe('sluice CLI', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('MalformedInputError');
     expect(result.stderr).toContain(`${bad}: malformed input at byte 31`);
-    // Nothing in bronze; the failed execution is recorded as a dead letter (see `sluice dlq`).
-    expect(await listFiles(join(tmp.dir, 'bad-lake'))).toEqual([
+    // Nothing in bronze; the failed execution is recorded as a dead letter (see `sluice dlq`), and the
+    // source's lease is released for the next run.
+    const files = await listFiles(join(tmp.dir, 'bad-lake'));
+    expect(files).toEqual([
       expect.stringMatching(/^_dead_letters\/bad-json-[0-9a-f]{32}\.json$/),
+      expect.stringMatching(/^_sources\/tic-in-network\/source=bad\.json-[0-9a-f]{12}\/lease\.json$/),
     ]);
+    const lease = JSON.parse(await readFile(join(tmp.dir, 'bad-lake', files[1]!), 'utf8'));
+    expect(lease.releasedAt).toBeDefined();
   });
 
   it('with --json, also reports a failure as a JSON object on stdout', async () => {
@@ -98,6 +106,36 @@ describe('sluice CLI', () => {
       status: 'failed',
       error: { name: 'MalformedInputError' },
     });
+  });
+
+  it('checks --sha256 of a local file before ingesting it: a mismatch fails with expected and actual', async () => {
+    const actual = createHash('sha256')
+      .update(await readFile(SAMPLE))
+      .digest('hex');
+    const wrong = '0'.repeat(64);
+    const lake = join(tmp.dir, 'sha-lake');
+    const bad = sluice(['run', SAMPLE, '-d', 'tic-in-network', '--lake', lake, '--sha256', wrong, '-q']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain(
+      `ChecksumMismatchError: ${SAMPLE}: sha256 mismatch: expected ${wrong}, got ${actual}`,
+    );
+    expect(existsSync(join(lake, 'bronze'))).toBe(false);
+
+    const good = sluice([
+      'run',
+      SAMPLE,
+      '-d',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '--sha256',
+      actual.toUpperCase(),
+      '-q',
+    ]);
+    expect(good.status).toBe(0);
+    const malformed = sluice(['run', SAMPLE, '-d', 'tic-in-network', '--lake', lake, '--sha256', 'abc']);
+    expect(malformed.status).toBe(2);
+    expect(malformed.stderr).toContain('64 hex digits');
   });
 
   it('explains a missing or unknown dataset with exit code 2', () => {
@@ -250,8 +288,11 @@ describe('sluice run, killed with SIGKILL at any point and rerun', () => {
     }
     const rerun = sluice(run(lake));
     expect(rerun.status).toBe(0);
-    expect((await listFiles(lake)).filter((f) => !f.startsWith('.sluice-tmp'))).toEqual(referenceFiles);
-    for (const file of referenceFiles) {
+    // The lease names who held the source last: not output.
+    const output = (files: string[]) =>
+      files.filter((f) => !f.startsWith('.sluice-tmp') && !f.endsWith('/lease.json'));
+    expect(output(await listFiles(lake))).toEqual(output(referenceFiles));
+    for (const file of output(referenceFiles)) {
       const [a, b] = [await readFile(join(reference, file)), await readFile(join(lake, file))];
       if (file.endsWith('_manifest.json')) {
         const strip = (m: Buffer) => ({ ...JSON.parse(m.toString()), timings: null });

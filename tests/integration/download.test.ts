@@ -27,6 +27,7 @@ import {
   type RetryEvent,
 } from '../../shared/stages/download/download.ts';
 import { HostLimiter } from '../../shared/stages/download/host-limiter.ts';
+import { landingKey } from '../../shared/stages/download/landing-key.ts';
 import { type FlakyServer, type Route, sha256Hex, startFlakyServer } from '../helpers/flaky-http-server.ts';
 import { fixedClock, listFiles, tempDir } from '../helpers/lake.ts';
 
@@ -118,9 +119,16 @@ async function landed(key: string): Promise<Buffer> {
   return buffer(await landing.read(key));
 }
 
-/** Nothing under the key, and no file anywhere under the store root (its temp dir is empty). */
+/** The landing key of a file name: `_downloads/<dataset>/<hash of the URL>/<name>`. */
+const landingKeyPattern = (key: string) =>
+  new RegExp(
+    `^${key.replace(/[^/]+$/, '').replace(/[.]/g, '\\.')}[0-9a-f]{16}/${key.split('/').at(-1)!.replace(/[.]/g, '\\.')}$`,
+  );
+
+/** Nothing under the key (in any URL's folder), and no file anywhere under the store root (its temp dir is empty). */
 async function expectNothingLanded(key: string): Promise<void> {
-  expect(await landing.head(key)).toBeUndefined();
+  for await (const object of landing.list('_downloads/'))
+    expect(object.key).not.toMatch(landingKeyPattern(key));
   expect(await listFiles(root)).toEqual([]);
   const entries = await readdir(root).catch(() => []);
   expect(entries.filter((e) => e !== TMP_DIR_NAME)).toEqual([]);
@@ -140,7 +148,7 @@ describe('Function: downloadToLanding', () => {
     it('streams the body into landing under <dataset>/<file name> in one attempt', async () => {
       const result = await download({ url: serve('/files/in-network.json.gz') });
       expect(result).toEqual({
-        key: '_downloads/ds/in-network.json.gz',
+        key: expect.stringMatching(landingKeyPattern('_downloads/ds/in-network.json.gz')),
         bytes: BODY.length,
         sha256: sha256Hex(BODY),
         attempts: 1,
@@ -158,7 +166,8 @@ describe('Function: downloadToLanding', () => {
     it('lands an empty body as an empty object', async () => {
       const result = await download({ url: serve('/empty.bin', { content: { body: Buffer.alloc(0) } }) });
       expect(result.bytes).toBe(0);
-      expect((await landing.head('_downloads/ds/empty.bin'))?.size).toBe(0);
+      expect(result.key).toMatch(landingKeyPattern('_downloads/ds/empty.bin'));
+      expect((await landing.head(result.key))?.size).toBe(0);
     });
 
     it('streams a chunked body of unknown length', async () => {
@@ -169,8 +178,8 @@ describe('Function: downloadToLanding', () => {
     it('keys a traversal attempt in the URL path as a plain file name inside the dataset', async () => {
       const url = serve('/a/..%2f..%2f..%2fescape.bin');
       const result = await download({ url });
-      expect(result.key).toBe('_downloads/ds/escape.bin');
-      expect(await listFiles(root)).toEqual([path.join('_downloads', 'ds', 'escape.bin')]);
+      expect(result.key).toMatch(landingKeyPattern('_downloads/ds/escape.bin'));
+      expect(await listFiles(root)).toEqual([path.join(...result.key.split('/'))]);
       expect(await readdir(path.dirname(root))).not.toContain('escape.bin');
     });
   });
@@ -232,7 +241,7 @@ describe('Function: downloadToLanding', () => {
       expect(error).toBeInstanceOf(TransientError);
       expect(error.name).toBe('TransientError');
       expect(error.message).toBe(
-        `download of ${url} to landing key _downloads/ds/down.bin gave up after 3 attempts: ${url}: HTTP 502 Bad Gateway`,
+        `download of ${url} to landing key ${landingKey('ds', new URL(url))} gave up after 3 attempts: ${url}: HTTP 502 Bad Gateway`,
       );
       expect(server.requestsTo('/down.bin')).toHaveLength(3);
       await expectNothingLanded('_downloads/ds/down.bin');
@@ -410,7 +419,11 @@ describe('Function: downloadToLanding', () => {
       });
       const url = serve('/start.bin', { steps: [{ kind: 'redirect', location: server.url('/hop1') }] });
       const result = await download({ url });
-      expect(result).toMatchObject({ key: '_downloads/ds/start.bin', attempts: 1, sha256: sha256Hex(BODY) });
+      expect(result).toMatchObject({
+        key: expect.stringMatching(landingKeyPattern('_downloads/ds/start.bin')),
+        attempts: 1,
+        sha256: sha256Hex(BODY),
+      });
       expect(server.requests.map((r) => r.path)).toEqual(['/start.bin', '/hop1', '/hop2', '/final/data.bin']);
     });
 
@@ -703,7 +716,11 @@ describe.skipIf(!hasOpenssl)('Function: downloadToLanding over https', () => {
   it("verifies the certificate against the URL's host name while connecting to the pinned address", async () => {
     const url = `https://source.test:${securePort}/secure.bin`;
     const result = await download({ url }, { allowInsecureHttp: false, resolve: pinTo127, ca: cert });
-    expect(result).toMatchObject({ key: '_downloads/ds/secure.bin', attempts: 1, sha256: sha256Hex(BODY) });
+    expect(result).toMatchObject({
+      key: expect.stringMatching(landingKeyPattern('_downloads/ds/secure.bin')),
+      attempts: 1,
+      sha256: sha256Hex(BODY),
+    });
   });
 
   it('refuses a certificate for another name at once, as a DownloadError', async () => {

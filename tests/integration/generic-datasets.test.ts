@@ -16,6 +16,7 @@ import { genericContract } from '../../shared/contracts/generic-contract.ts';
 import { ConfigError, SchemaDriftError } from '../../shared/errors.ts';
 import { silverCurrentStateKey, silverStateManifestKey } from '../../shared/lake/state-keys.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
 import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
 import { MergeStateError, mergeSilverState } from '../../shared/stages/silver/merge-state.ts';
 import { fileStore, fixedClock, tempDir } from '../helpers/lake.ts';
@@ -286,6 +287,14 @@ async function newLake(root: string, name: string): Promise<Lake> {
 async function land(at: Lake, config: DatasetConfig, file: string, content: string) {
   await writeFile(join(at.source, file), content);
   return run(at, config, file);
+}
+
+/** Makes a run's version current, as the workflow does once its reconciliation passed: readers see it. */
+async function commit(at: Lake, ran: { bronze: { manifestKey: string } }) {
+  await commitVersion(
+    { bronzeManifestKey: ran.bronze.manifestKey, quality: 100 },
+    { lake: fileStore(at.lake), clock: fixedClock },
+  );
 }
 
 /** Runs a landed file through bronze, silver and merge (again, when it ran before: same source id). */
@@ -842,7 +851,9 @@ describe('Generic datasets defined by config alone', () => {
     const events = changeEvents(5).filter((e) => e.op !== 'delete');
     const files = split(events, 2, random(2));
     for (const [i, batch] of files.entries()) {
-      const { merged } = await land(at, config, `part-${i}.ndjson`, toNdjson(batch));
+      const ran = await land(at, config, `part-${i}.ndjson`, toNdjson(batch));
+      await commit(at, ran);
+      const { merged } = ran;
       expect(merged).toEqual({
         table: 'accounts',
         load: 'append',
@@ -854,7 +865,12 @@ describe('Generic datasets defined by config alone', () => {
     }
     const query = await openLakeQuery(at.lake);
     try {
-      expect(query.views()).toEqual(['accounts', 'accounts_ndjson__accounts']);
+      expect(query.views()).toEqual([
+        'accounts',
+        'accounts_history',
+        'accounts_ndjson__accounts',
+        'accounts_ndjson__accounts_history',
+      ]);
       // Rows with the same key are kept once per source, not across sources.
       const perFile = files.map((batch) => new Set(batch.map(keyOf)).size);
       const rows = await query.query('SELECT count(*) FROM accounts');
@@ -881,11 +897,17 @@ describe('Generic datasets defined by config alone', () => {
     const config = csvConfig('cdc');
     const events = changeEvents(9);
     for (const [i, batch] of split(events, 2, random(1)).entries()) {
-      await land(at, config, `part-${i}.csv`, toCsv(batch));
+      await commit(at, await land(at, config, `part-${i}.csv`, toCsv(batch)));
     }
     const query = await openLakeQuery(at.lake);
     try {
-      expect(query.views()).toEqual(['accounts', 'accounts_csv__accounts', 'accounts_csv__accounts_current']);
+      expect(query.views()).toEqual([
+        'accounts',
+        'accounts_csv__accounts',
+        'accounts_csv__accounts_current',
+        'accounts_csv__accounts_history',
+        'accounts_history',
+      ]);
       const count = async (view: string) => (await query.query(`SELECT count(*) FROM ${view}`)).rows[0]![0];
       expect(await count('accounts_csv__accounts')).toBe(events.length);
       expect(await count('accounts_csv__accounts_current')).toBe(expectedCdc(events).length);

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatTable, LakeQueryError, openLakeQuery } from '../../shared/adapters/duckdb/lake-query.ts';
+import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { commitSourceVersion, type SourceVersionRecord } from '../../shared/lake/source-commits.ts';
 import { tempDir } from '../helpers/lake.ts';
 
 /** Writes `SELECT …` as a Parquet file at `<lake>/<key>`. */
@@ -16,39 +18,59 @@ async function writeParquet(lakeDir: string, key: string, select: string): Promi
   instance.closeSync();
 }
 
+/** Writes a source's tables (one SELECT each) and commits them as its current version `v1`. */
+async function writeSource(lakeDir: string, dataset: string, source: string, tables: Record<string, string>) {
+  const keys: Record<string, string> = {};
+  for (const [table, select] of Object.entries(tables)) {
+    keys[table] = `silver/${dataset}/${table}/source=${source}/version=v1/build=b/part-00000.parquet`;
+    await writeParquet(lakeDir, keys[table], select);
+  }
+  const record: SourceVersionRecord = {
+    commitVersion: 1,
+    dataset,
+    sourceId: source,
+    version: 'v1',
+    sha256: '0'.repeat(64),
+    uri: `/data/${source}.json`,
+    size: 1,
+    runId: `${source}-00000000`,
+    bronzeManifestKey: 'bronze/x/_manifest.json',
+    datasetConfigSha256: 'b'.repeat(64),
+    tables: keys,
+    committedAt: '2026-01-01T00:00:00.000Z',
+    seenAs: [],
+  };
+  await commitSourceVersion(new FileObjectStore(lakeDir), record, undefined);
+}
+
 describe('Function: openLakeQuery', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
 
   beforeAll(async () => {
     tmp = await tempDir('sluice-lake-query-');
     const lake = tmp.dir;
-    await writeParquet(
-      lake,
-      'silver/tic-in-network/rates/source=a/part-00000.parquet',
-      `SELECT 'C1' AS code, 12.5::DOUBLE AS rate, DATE '2025-01-31' AS expires, ['26', 'TC'] AS modifiers,
+    await writeSource(lake, 'tic-in-network', 'a', {
+      rates: `SELECT 'C1' AS code, 12.5::DOUBLE AS rate, DATE '2025-01-31' AS expires, ['26', 'TC'] AS modifiers,
               9007199254740993::BIGINT AS big, 1::BIGINT AS n`,
-    );
+      // Columns named like the folders' `key=value` segments keep their own values.
+      providers: `SELECT 1 AS npi, '2.0.0' AS version, 'inline' AS source`,
+    });
     // A later source with a column the first lacks: the view reads both by name.
-    await writeParquet(
-      lake,
-      'silver/tic-in-network/rates/source=b/part-00000.parquet',
-      `SELECT 'C2' AS code, 3.0::DOUBLE AS rate, NULL::DATE AS expires, []::VARCHAR[] AS modifiers,
+    await writeSource(lake, 'tic-in-network', 'b', {
+      rates: `SELECT 'C2' AS code, 3.0::DOUBLE AS rate, NULL::DATE AS expires, []::VARCHAR[] AS modifiers,
               NULL::BIGINT AS big, 2::BIGINT AS n, 'new' AS added`,
-    );
+    });
+    await writeSource(lake, 'other-ds', 'a', {
+      rates: `SELECT 'X' AS code`,
+      _quarantine: `SELECT 'r1' AS rule_id`,
+    });
+    // Files no commit record names are not read: a run still writing, failed or killed.
     await writeParquet(
       lake,
-      'silver/tic-in-network/providers/source=a/part-00000.parquet',
-      `SELECT 1 AS npi`,
+      'silver/tic-in-network/rates/source=c/version=v1/build=b/part-00000.parquet',
+      `SELECT 'UNCOMMITTED' AS code`,
     );
-    await writeParquet(lake, 'silver/other-ds/rates/source=a/part-00000.parquet', `SELECT 'X' AS code`);
-    await writeParquet(
-      lake,
-      'silver/other-ds/_quarantine/source=a/part-00000.parquet',
-      `SELECT 'r1' AS rule_id`,
-    );
-    // Folders without Parquet files are not tables.
     await mkdir(join(lake, 'silver/other-ds/_manifests'), { recursive: true });
-    await mkdir(join(lake, 'silver/other-ds/empty/source=a'), { recursive: true });
   });
   afterAll(async () => tmp.cleanup());
 
@@ -57,13 +79,22 @@ describe('Function: openLakeQuery', () => {
     try {
       expect(lake.views()).toEqual([
         '_quarantine',
+        '_quarantine_history',
         'other_ds___quarantine',
+        'other_ds___quarantine_history',
         'other_ds__rates',
+        'other_ds__rates_history',
         'providers',
+        'providers_history',
         'tic_in_network__providers',
+        'tic_in_network__providers_history',
         'tic_in_network__rates',
+        'tic_in_network__rates_history',
       ]);
-      expect(await lake.query('SELECT npi FROM providers')).toEqual({ columns: ['npi'], rows: [[1]] });
+      expect(await lake.query('SELECT npi, version, source FROM providers')).toEqual({
+        columns: ['npi', 'version', 'source'],
+        rows: [[1, '2.0.0', 'inline']],
+      });
       await expect(lake.query('SELECT * FROM rates')).rejects.toThrow(LakeQueryError);
     } finally {
       lake.close();
@@ -74,7 +105,7 @@ describe('Function: openLakeQuery', () => {
     const lake = await openLakeQuery(tmp.dir);
     try {
       const result = await lake.query(
-        `SELECT code, rate, expires, modifiers, big, added, source, sum(n) OVER () AS total, 1.50::DECIMAL(5, 2) AS dec
+        `SELECT code, rate, expires, modifiers, big, added, sum(n) OVER () AS total, 1.50::DECIMAL(5, 2) AS dec
          FROM tic_in_network__rates ORDER BY code`,
       );
       expect(result.columns).toEqual([
@@ -84,13 +115,12 @@ describe('Function: openLakeQuery', () => {
         'modifiers',
         'big',
         'added',
-        'source',
         'total',
         'dec',
       ]);
       expect(result.rows).toEqual([
-        ['C1', 12.5, '2025-01-31', ['26', 'TC'], '9007199254740993', null, 'a', 3, 1.5],
-        ['C2', 3, null, [], null, 'new', 'b', 3, 1.5],
+        ['C1', 12.5, '2025-01-31', ['26', 'TC'], '9007199254740993', null, 3, 1.5],
+        ['C2', 3, null, [], null, 'new', 3, 1.5],
       ]);
       expect(() => JSON.stringify(result.rows)).not.toThrow();
     } finally {

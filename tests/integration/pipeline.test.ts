@@ -42,7 +42,13 @@ function expectedInNetworkCounts(doc: Json) {
   };
 }
 
-async function run(sourceDir: string, key: string, lakeDir: string, dataset = 'tic-in-network') {
+async function run(
+  sourceDir: string,
+  key: string,
+  lakeDir: string,
+  dataset = 'tic-in-network',
+  quarantineRateThreshold?: number,
+) {
   return runWorkflowLocally(
     // The CMS table of contents lists files on www.some_site.com: no fan-out here (tests/integration/fan-out.test.ts).
     { dataset: builtInDataset(dataset), sourceKey: key, fanOut: false },
@@ -53,6 +59,7 @@ async function run(sourceDir: string, key: string, lakeDir: string, dataset = 't
       workDir: join(lakeDir, '..', 'work'),
       deadLetters: new FolderDeadLetterStore(lakeDir),
       retryIntervalMs: 0,
+      quarantineRateThreshold,
     },
   );
 }
@@ -255,7 +262,7 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
     });
   });
 
-  it('quarantines a record that breaks a rule, with the rule id and path, and still reconciles', async () => {
+  it('quarantines a record that breaks a rule, with the rule id and path, and reconciles within the threshold', async () => {
     const doc = {
       reporting_entity_name: 'x',
       reporting_entity_type: 'health insurance issuer',
@@ -304,7 +311,16 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
     };
     await writeFile(join(tmp.dir, 'quarantine.json'), JSON.stringify(doc));
     const lake = join(tmp.dir, 'quarantine-lake');
-    const result = await run(tmp.dir, 'quarantine.json', lake);
+    // 1 of 2 records quarantined: over the default threshold (5%), the run fails, dead-lettered.
+    const failed = join(tmp.dir, 'quarantine-failed-lake');
+    await expect(run(tmp.dir, 'quarantine.json', failed)).rejects.toThrow(
+      expect.objectContaining({ name: 'QuarantineThresholdError' }),
+    );
+    expect((await new FolderDeadLetterStore(failed).list()).map((l) => l.error.Error)).toEqual([
+      'QuarantineThresholdError',
+    ]);
+    // Within a threshold that allows half, it reconciles.
+    const result = await run(tmp.dir, 'quarantine.json', lake, 'tic-in-network', 0.5);
     expect(result.silver!.manifest.records.in_network).toEqual({ bronze: 2, accepted: 1, quarantined: 1 });
     const rules = Object.entries(result.silver!.manifest.violations).filter(
       ([, v]) => v.severity === 'quarantine',

@@ -118,7 +118,7 @@ describe('Function: planFanOut', () => {
         structureIndex: 2,
         fileIndex: 2,
         url: 'https://10.1.2.3/x.json',
-        reason: '10.1.2.3 is a private address',
+        reason: '10.1.2.3 is a private address (set allowPrivate to permit it)',
       },
       { structureIndex: 2, fileIndex: 3, reason: 'location is not a URL string' },
     ]);

@@ -68,7 +68,7 @@ export async function writeFinalTable(
   const duplicated = plan.spec.key.length > 0 && (await hasDuplicateKeys(connection, plan, files));
   const select = duplicated
     ? dedupInArrivalOrder(plan, files)
-    : `SELECT ${readColumns(plan.columns)} FROM read_parquet(${files})`;
+    : `SELECT ${readColumns(plan.columns)} FROM read_parquet(${files}, hive_partitioning = false)`;
   const result = await connection.run(
     `COPY (${select}) TO ${literal(target)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupRows})`,
   );
@@ -94,7 +94,7 @@ async function hasDuplicateKeys(
   const key = plan.spec.key.map(ident).join(', ');
   const keys = plan.columns.filter((c) => plan.spec.key.includes(c.name));
   const reader = await connection.runAndReadAll(
-    `SELECT EXISTS (SELECT 1 FROM (SELECT ${readColumns(keys)} FROM read_parquet(${files})) ` +
+    `SELECT EXISTS (SELECT 1 FROM (SELECT ${readColumns(keys)} FROM read_parquet(${files}, hive_partitioning = false)) ` +
       `GROUP BY ${key} HAVING count(*) > 1)`,
   );
   return reader.getRows()[0]?.[0] === true;
@@ -107,7 +107,7 @@ function dedupInArrivalOrder(plan: FinalTablePlan, files: string): string {
   const order = [...survivorOrder, ...all.filter((name) => !survivorOrder.includes(name))]
     .map((name) => `${ident(name)} ASC NULLS LAST`)
     .join(', ');
-  const rows = `SELECT ${readColumns(plan.columns)}, filename, file_row_number FROM read_parquet(${files}, filename = true, file_row_number = true)`;
+  const rows = `SELECT ${readColumns(plan.columns)}, filename, file_row_number FROM read_parquet(${files}, filename = true, file_row_number = true, hive_partitioning = false)`;
   return (
     `SELECT ${all.map(ident).join(', ')} FROM (${rows}) ` +
     `QUALIFY row_number() OVER (PARTITION BY ${plan.spec.key.map(ident).join(', ')} ORDER BY ${order}) = 1 ` +

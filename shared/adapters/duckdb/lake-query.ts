@@ -174,7 +174,7 @@ async function subfolders(dir: string): Promise<string[]> {
 function viewNames(tables: readonly SilverTable[]): { view: string; sql: string }[] {
   const word = (name: string) => name.replace(/\W/g, '_');
   const read = (files: readonly string[], extra = '') =>
-    `read_parquet([${files.map(literal).join(', ')}], union_by_name = true${extra})`;
+    `read_parquet([${files.map(literal).join(', ')}], union_by_name = true, hive_partitioning = false${extra})`;
   const withRows = tables.filter((t) => t.current.length > 0);
   const views = withRows.map((t) => ({
     view: `${word(t.dataset)}__${word(t.table)}`,
@@ -217,7 +217,7 @@ function viewNames(tables: readonly SilverTable[]): { view: string; sql: string 
   for (const t of tables) {
     const view = `${word(t.dataset)}__${word(t.table)}_current`;
     if (t.state && !views.some((v) => v.view === view)) {
-      views.push({ view, sql: `SELECT * FROM read_parquet(${literal(t.state)})` });
+      views.push({ view, sql: `SELECT * FROM read_parquet(${literal(t.state)}, hive_partitioning = false)` });
     }
   }
   return views;

@@ -33,23 +33,24 @@ export async function openParquetInspector(): Promise<TableInspector> {
     return Number(reader.getRowsJS()[0]?.[0] ?? 0);
   };
   return {
-    countRows: (file) => scalar(`SELECT count(*) FROM read_parquet(${literal(file)})`),
+    countRows: (file) =>
+      scalar(`SELECT count(*) FROM read_parquet(${literal(file)}, hive_partitioning = false)`),
     countDistinct: (file, columns) =>
       scalar(
-        `SELECT count(*) FROM (SELECT DISTINCT ${columns.map(identifier).join(', ')} FROM read_parquet(${literal(file)}))`,
+        `SELECT count(*) FROM (SELECT DISTINCT ${columns.map(identifier).join(', ')} FROM read_parquet(${literal(file)}, hive_partitioning = false))`,
       ),
     async danglingReferences(from, to) {
       const column = identifier(from.column);
       // A list column is unnested into one value per element; a scalar column is used as is.
       const described = await connection.runAndReadAll(
-        `SELECT column_type FROM (DESCRIBE SELECT ${column} FROM read_parquet(${literal(from.file)}))`,
+        `SELECT column_type FROM (DESCRIBE SELECT ${column} FROM read_parquet(${literal(from.file)}, hive_partitioning = false))`,
       );
       const isList = String(described.getRowsJS()[0]?.[0] ?? '').endsWith('[]');
       const values = isList
-        ? `SELECT unnest(${column}) AS v FROM read_parquet(${literal(from.file)})`
-        : `SELECT ${column} AS v FROM read_parquet(${literal(from.file)})`;
+        ? `SELECT unnest(${column}) AS v FROM read_parquet(${literal(from.file)}, hive_partitioning = false)`
+        : `SELECT ${column} AS v FROM read_parquet(${literal(from.file)}, hive_partitioning = false)`;
       const targets = to.file
-        ? `SELECT DISTINCT CAST(${identifier(to.column)} AS VARCHAR) AS v FROM read_parquet(${literal(to.file)}) WHERE ${identifier(to.column)} IS NOT NULL`
+        ? `SELECT DISTINCT CAST(${identifier(to.column)} AS VARCHAR) AS v FROM read_parquet(${literal(to.file)}, hive_partitioning = false) WHERE ${identifier(to.column)} IS NOT NULL`
         : 'SELECT NULL::VARCHAR AS v WHERE false';
       // Targets are distinct, so the join keeps one row per reference. One pass over the references: a
       // CTE read twice (to count, to look up) was materialized, all 29 M ids of a 1 GB file (≈ 300 MB

@@ -4,6 +4,7 @@
  * the hot path (millions of records): they return their input unchanged when it is already clean.
  */
 import { createHash } from 'node:crypto';
+import { stringifyExact } from '../exact-json.ts';
 
 /** A string trimmed, with blank → null; anything else (number, object, absent) → null. */
 export function text(value: unknown): string | null {
@@ -12,9 +13,13 @@ export function text(value: unknown): string | null {
   return trimmed === '' ? null : trimmed;
 }
 
-/** Like `text`, but finite numbers and booleans become their JSON spelling (header values, ids). */
+/**
+ * Like `text`, but finite numbers and booleans become their JSON spelling (header values, ids); an
+ * integer beyond 2^53 (a `bigint` from `parseExact`) keeps its exact digits.
+ */
 export function scalarText(value: unknown): string | null {
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null;
+  if (typeof value === 'bigint') return String(value);
   if (typeof value === 'boolean') return String(value);
   return text(value);
 }
@@ -40,16 +45,27 @@ export function textArray(value: unknown): string[] | null {
 
 const NUMERIC = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
-/** Whether a string spells a finite number (after trimming), e.g. "123.45", " 1e3 ". */
+/**
+ * Whether a string spells a finite number (after trimming), e.g. "123.45", " 1e3 "; "1e400" spells a
+ * number beyond the double range, which no DOUBLE holds (it would be stored as Infinity).
+ */
 export function isNumericString(value: unknown): value is string {
-  return typeof value === 'string' && NUMERIC.test(value.trim());
+  if (typeof value !== 'string') return false;
+  const trimmed = value.trim();
+  return NUMERIC.test(trimmed) && Number.isFinite(Number(trimmed));
 }
 
-/** A finite number, or a numeric string converted; anything else → null. */
+/** A finite number, or a numeric string converted (a `bigint` to its nearest double); anything else → null. */
 export function toNumber(value: unknown): number | null {
   if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (typeof value === 'bigint') return Number(value);
   if (isNumericString(value)) return Number(value.trim());
   return null;
+}
+
+/** Whether a value is a number outside the double range: ±Infinity, from `1e400` in JSON. */
+export function isOutOfRange(value: unknown): boolean {
+  return typeof value === 'number' && !Number.isFinite(value) && !Number.isNaN(value);
 }
 
 /** An array of integers (numeric strings converted), others dropped; not an array or nothing left → null. */
@@ -162,9 +178,13 @@ export function valueAt(root: unknown, segments: readonly PropertyKey[]): unknow
 /** Longest drift example kept, in characters. */
 export const EXAMPLE_MAX_CHARS = 200;
 
-/** A value as a drift example: its JSON text, cut to `EXAMPLE_MAX_CHARS`. */
+/**
+ * A value as a drift example: its JSON text (exact digits of a `bigint`; a number beyond the double range
+ * as `Infinity`, not JSON's `null`), cut to `EXAMPLE_MAX_CHARS`.
+ */
 export function example(value: unknown, maxChars = EXAMPLE_MAX_CHARS): string {
-  const json = value === undefined ? 'undefined' : (JSON.stringify(value) ?? String(value));
+  const json =
+    value === undefined || isOutOfRange(value) ? String(value) : (stringifyExact(value) ?? String(value));
   return json.length > maxChars ? json.slice(0, maxChars) : json;
 }
 
@@ -185,5 +205,5 @@ export function rescuedJson(rescued: RescuedValues, ...objectPaths: string[]): s
     const bag = rescued.get(path);
     if (bag) merged = merged ? { ...merged, ...bag } : bag;
   }
-  return merged ? JSON.stringify(merged) : null;
+  return merged ? stringifyExact(merged) : null;
 }

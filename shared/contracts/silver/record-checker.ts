@@ -4,7 +4,15 @@
  * Generic: a contract supplies its zod schema, where its object kinds sit, and its rules table.
  */
 import { z } from 'zod';
-import { example, isNumericString, jsonPath, parseDate, type RescuedValues, valueAt } from './normalize.ts';
+import {
+  example,
+  isNumericString,
+  isOutOfRange,
+  jsonPath,
+  parseDate,
+  type RescuedValues,
+  valueAt,
+} from './normalize.ts';
 import type { DriftFinding, RuleViolation, Severity } from './table.ts';
 
 /** One documented rule of a contract. */
@@ -144,7 +152,8 @@ export class RecordChecker {
     let quarantined = false;
     const keep = (path: readonly PropertyKey[], at: Located, value: unknown) => {
       const owner = jsonPath(path, 0, at.entityEnd);
-      const bag = rescued.get(owner) ?? {};
+      // No prototype: a field named `__proto__` is rescued like any other.
+      const bag = rescued.get(owner) ?? Object.create(null);
       bag[jsonPath(path)] = value;
       rescued.set(owner, bag);
     };
@@ -179,7 +188,7 @@ export class RecordChecker {
         ruleId: rule.id,
         severity: rule.severity,
         path,
-        message: messageOf(issue, kind, at),
+        message: messageOf(issue, kind, at, value),
       });
       if (rule.severity !== 'warn') quarantined = true;
     }
@@ -224,8 +233,12 @@ export class RecordChecker {
   }
 }
 
-function messageOf(issue: z.core.$ZodIssue, kind: Kind, at: Located): string {
+function messageOf(issue: z.core.$ZodIssue, kind: Kind, at: Located, value: unknown): string {
   const what = at.field === '' ? at.entity : `${at.entity}.${at.field}`;
+  // Values `parseExact` keeps as the source wrote them, which no JSON number column holds unchanged.
+  if (typeof value === 'bigint')
+    return `${what}: ${value} is an integer beyond 2^53, which a double would round (not stored)`;
+  if (isOutOfRange(value)) return `${what}: a number beyond the double range (±1.8e308, e.g. 1e400)`;
   if (kind === 'required') return `${what}: required, but missing, null or blank`;
   if (kind === 'numeric_string') return `${what}: a number written as a string (converted)`;
   if (kind === 'date_format') return `${what}: date not in YYYY-MM-DD form (converted)`;

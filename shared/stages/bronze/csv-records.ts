@@ -16,7 +16,8 @@ export interface RecordSource {
 /**
  * CSV rows as JSON objects keyed by the header row (csv-parse does the RFC 4180 work). A row with more
  * fields than the header keeps the extras under `_extra`, and a short row simply lacks the missing
- * columns: bronze keeps every row as it came, and silver decides what is valid.
+ * columns: bronze keeps every row as it came, and silver decides what is valid. A header row that
+ * names a column twice fails the run: one of the two would be lost in every row.
  */
 export function readCsvRecords(
   chunks: AsyncIterable<Buffer>,
@@ -45,9 +46,10 @@ export function readCsvRecords(
           info: { bytes: number };
         }>) {
           if (!columns) {
-            columns = record;
+            columns = uniqueColumns(record, uri, rowStart);
           } else {
-            const row: Record<string, unknown> = {};
+            // No prototype: a column named `__proto__` or `constructor` is a column like any other.
+            const row: Record<string, unknown> = Object.create(null);
             columns.forEach((name, i) => {
               if (i < record.length) row[name] = record[i];
             });
@@ -69,4 +71,24 @@ export function readCsvRecords(
     recordCounts: () => [count],
     headers: () => ({}),
   };
+}
+
+/** The header row's names, each once; a name given twice fails with both positions and what to do. */
+function uniqueColumns(names: string[], uri: string, offset: number): string[] {
+  const first = new Map<string, number>();
+  const duplicates: string[] = [];
+  names.forEach((name, i) => {
+    const seen = first.get(name);
+    if (seen === undefined) first.set(name, i);
+    else duplicates.push(`${JSON.stringify(name)} (columns ${seen + 1} and ${i + 1})`);
+  });
+  if (duplicates.length > 0) {
+    throw new MalformedInputError(
+      uri,
+      offset,
+      `the CSV header row names a column twice: ${duplicates.join(', ')}; each column needs its own ` +
+        'name (a row would keep only the last of them) — rename the duplicates in the header row',
+    );
+  }
+  return names;
 }

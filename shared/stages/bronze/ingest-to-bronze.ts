@@ -5,6 +5,7 @@ import {
   PARSER_VERSION,
 } from '../../contracts/bronze-manifest.ts';
 import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
+import { parseExact, stringifyLossless } from '../../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
 import {
   MalformedInputError,
@@ -287,7 +288,7 @@ export async function ingestSlice(
         nextPart: writers.map((w) => w.nextPart),
         parts,
       };
-      await deps.lake.write(checkpointKey, JSON.stringify(next), { contentType: 'application/json' });
+      await deps.lake.write(checkpointKey, stringifyLossless(next), { contentType: 'application/json' });
       return {
         runId,
         dataset: dataset.name,
@@ -347,7 +348,7 @@ export async function ingestSlice(
       durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
     },
   };
-  await deps.lake.write(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, {
+  await deps.lake.write(manifestKey, `${stringifyLossless(manifest, 2)}\n`, {
     contentType: 'application/json',
   });
   await deps.lake.delete(checkpointKey);
@@ -467,7 +468,7 @@ async function readCheckpoint(
 
 function safeJson(text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseExact(text);
   } catch {
     return undefined;
   }

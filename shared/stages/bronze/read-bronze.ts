@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { BronzeManifest } from '../../contracts/bronze-manifest.ts';
+import { parseExact } from '../../contracts/exact-json.ts';
 import { PipelineError } from '../../errors.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 
@@ -50,7 +51,8 @@ export function* lineEnds(text: Buffer): Generator<number> {
 /** Read and validate a committed bronze manifest. */
 export async function readBronzeManifest(store: ObjectStore, key: string): Promise<BronzeManifest> {
   const text = await readText(store, key);
-  const parsed = BronzeManifest.safeParse(JSON.parse(text));
+  // Header values keep the exact digits of integers beyond 2^53.
+  const parsed = BronzeManifest.safeParse(parseExact(text));
   if (!parsed.success) {
     throw new PipelineError(`${store.uri(key)} is not a valid bronze manifest: ${parsed.error.message}`);
   }

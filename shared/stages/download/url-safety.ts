@@ -79,7 +79,7 @@ export async function resolveSafeAddress(url: URL, options: UrlSafetyOptions): P
     const kind = classifyAddress(address);
     if (!isAllowed(kind, options)) {
       const via = family !== 0 ? '' : `${host} resolves to `;
-      throw new UnsafeUrlError(redactUrl(url), `${via}${address}, a ${kind} address${hint(kind)}`);
+      throw new UnsafeUrlError(redactUrl(url), `${via}${address}, a ${kind} address${allowHint(kind)}`);
     }
   }
   return addresses[0]!;
@@ -207,7 +207,8 @@ function parseIpv6(address: string): number[] | undefined {
   return [...left, ...new Array<number>(missing).fill(0), ...right];
 }
 
-function hint(kind: AddressKind): string {
+/** How to permit an address of this kind, if it can be: ` (set allowLoopback to permit it)`, or ''. */
+export function allowHint(kind: AddressKind): string {
   if (kind === 'loopback') return ' (set allowLoopback to permit it)';
   if (kind === 'private') return ' (set allowPrivate to permit it)';
   return '';

@@ -16,6 +16,7 @@ import {
 import { bronzeLines, readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
 import { DOWNLOADS_PREFIX, landingKey } from '../download/landing-key.ts';
 import {
+  allowHint,
   classifyAddress,
   hostOf,
   isAllowed,
@@ -323,7 +324,8 @@ function checkLocation(
     const host = hostOf(url);
     if (isIP(host) !== 0) {
       const kind = classifyAddress(host);
-      if (!isAllowed(kind, safety)) return { url: redactUrl(url), reason: `${host} is a ${kind} address` };
+      if (!isAllowed(kind, safety))
+        return { url: redactUrl(url), reason: `${host} is a ${kind} address${allowHint(kind)}` };
     }
     return { url };
   } catch (error) {

@@ -1,3 +1,4 @@
+import { parseExact } from '../../contracts/exact-json.ts';
 import { MalformedInputError, RecordTooLargeError } from '../../errors.ts';
 import type { CompiledPaths, PathNode } from './record-paths.ts';
 
@@ -659,7 +660,7 @@ export class JsonRecordScanner {
       }
     } else {
       const name = this.options.paths.headerNames[-2 - target]!;
-      this.headers[name] = JSON.parse(bytes.toString('utf8'));
+      this.headers[name] = parseExact(bytes.toString('utf8'));
     }
   }
 

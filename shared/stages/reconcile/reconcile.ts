@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../config/runtime-config.ts';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { ReconciliationError } from '../../errors.ts';
+import { QuarantineThresholdError, ReconciliationError } from '../../errors.ts';
 import { QUARANTINE_TABLE, reconciliationKey, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
@@ -22,6 +23,11 @@ export interface ReconcileDeps {
   readonly openInspector: () => Promise<TableInspector>;
   /** Local scratch space: Parquet files are downloaded here and checked where they are read. */
   readonly workDir: string;
+  /**
+   * The share of the run's records that may be quarantined (0–1); above it, or when every record was,
+   * the run fails with QuarantineThresholdError. @default DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
+   */
+  readonly quarantineRateThreshold?: number;
 }
 
 /** One thing reconciliation checked. */
@@ -35,8 +41,19 @@ export interface Check {
 export interface ReconciliationReport {
   readonly runId: string;
   readonly dataset: string;
+  /** `failed` when a check failed or too many records were quarantined (`quarantine.ok`). */
   readonly status: 'passed' | 'failed';
   readonly checks: readonly Check[];
+  /** Records of the run set aside in quarantine, against the share allowed. */
+  readonly quarantine: {
+    readonly records: number;
+    readonly quarantined: number;
+    /** quarantined / records (0 without records). */
+    readonly share: number;
+    readonly threshold: number;
+    /** Not more than `threshold`, and not every record. */
+    readonly ok: boolean;
+  };
   readonly quality: {
     readonly score: number;
     readonly completeness: number;
@@ -52,7 +69,9 @@ export interface ReconciliationReport {
  * writers: bronze parts re-counted and their sha256 re-verified against the manifest; per record path,
  * parsed = bronze = accepted + quarantined; per table, rows derived = rows written + duplicates, and the
  * Parquet files hold exactly the rows written; every declared reference resolves. Writes
- * `reconciliation.json` beside the bronze manifest, then fails with ReconciliationError on any mismatch.
+ * `reconciliation.json` beside the bronze manifest, then fails with ReconciliationError on any mismatch,
+ * or with QuarantineThresholdError when more than the allowed share of records (or every record) was
+ * quarantined: accounted for, but not a success.
  */
 export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Promise<ReconciliationReport> {
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
@@ -68,21 +87,47 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
   const checks = [...bronzeChecks.checks, ...silverChecks.checks];
   const { referenced, dangling } = silverChecks;
 
+  const quarantine = quarantineShare(
+    silver,
+    deps.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
+  );
   const report: ReconciliationReport = {
     runId,
     dataset,
-    status: checks.every((c) => c.ok) ? 'passed' : 'failed',
+    status: checks.every((c) => c.ok) && quarantine.ok ? 'passed' : 'failed',
     checks,
-    quality: qualityScore(silver, referenced, dangling),
+    quarantine,
+    quality: qualityScore(bronze, silver, referenced, dangling),
     checkedAt: deps.clock.now().toISOString(),
   };
   const key = reconciliationKey(dataset, runId);
   await deps.lake.write(key, `${JSON.stringify(report, null, 2)}\n`, { contentType: 'application/json' });
-  if (report.status === 'failed') {
-    const failed = checks.filter((c) => !c.ok).map(describeMismatch);
-    throw new ReconciliationError(failed, deps.lake.uri(key));
+  const failed = checks.filter((c) => !c.ok).map(describeMismatch);
+  if (failed.length > 0) throw new ReconciliationError(failed, deps.lake.uri(key));
+  if (!quarantine.ok) {
+    throw new QuarantineThresholdError(
+      quarantine.quarantined,
+      quarantine.records,
+      quarantine.threshold,
+      deps.lake.uri(key),
+    );
   }
   return report;
+}
+
+/** The run's quarantined records against the share allowed; all of them is never allowed. */
+function quarantineShare(silver: SilverManifest, threshold: number): ReconciliationReport['quarantine'] {
+  const records = Object.values(silver.records);
+  const quarantined = records.reduce((n, r) => n + r.quarantined, 0);
+  const total = records.reduce((n, r) => n + r.accepted + r.quarantined, 0);
+  const share = total === 0 ? 0 : quarantined / total;
+  return {
+    records: total,
+    quarantined,
+    share: Math.round(share * 10_000) / 10_000,
+    threshold,
+    ok: share <= threshold && (quarantined === 0 || quarantined < total),
+  };
 }
 
 /** Collects checks in the order they are made. */
@@ -261,18 +306,24 @@ function describeMismatch(c: Check): string {
 }
 
 /**
- * A 0–100 score per file from four shares, each 0–1: completeness (records accepted rather than
- * quarantined), validity (rows without warnings), uniqueness (rows not duplicated) and integrity
- * (references that resolve).
+ * A 0–100 score per file from four shares, each 0–1:
+ * - completeness: parsed records that silver accounted for (accepted or quarantined);
+ * - validity: records accepted rather than quarantined, times rows kept without a warning
+ *   (`accepted / (accepted + quarantined) × (1 − warnings / rows)`);
+ * - uniqueness: rows not duplicated;
+ * - integrity: references that resolve.
+ * score = 100 × (0.3 completeness + 0.3 validity + 0.2 uniqueness + 0.2 integrity), rounded.
  */
-function qualityScore(
-  silver: SilverManifest,
+export function qualityScore(
+  bronze: Pick<BronzeManifest, 'records'>,
+  silver: Pick<SilverManifest, 'records' | 'tables' | 'violations'>,
   referenced: number,
   dangling: number,
 ): ReconciliationReport['quality'] {
+  const parsed = Object.values(bronze.records).reduce((n, r) => n + r, 0);
   const records = Object.values(silver.records);
-  const bronze = records.reduce((n, r) => n + r.bronze, 0);
   const accepted = records.reduce((n, r) => n + r.accepted, 0);
+  const quarantined = records.reduce((n, r) => n + r.quarantined, 0);
   const tables = Object.entries(silver.tables).filter(([name]) => name !== QUARANTINE_TABLE);
   const rowsIn = tables.reduce((n, [, t]) => n + t.rowsIn, 0);
   const duplicates = tables.reduce((n, [, t]) => n + t.duplicates, 0);
@@ -280,8 +331,8 @@ function qualityScore(
     .filter((v) => v.severity === 'warn')
     .reduce((n, v) => n + v.count, 0);
   const share = (part: number, whole: number) => (whole === 0 ? 1 : Math.max(0, 1 - part / whole));
-  const completeness = bronze === 0 ? 1 : accepted / bronze;
-  const validity = share(warnings, rowsIn);
+  const completeness = parsed === 0 ? 1 : Math.min(1, (accepted + quarantined) / parsed);
+  const validity = share(quarantined, accepted + quarantined) * share(warnings, rowsIn);
   const uniqueness = share(duplicates, rowsIn);
   const integrity = share(dangling, referenced);
   const score = Math.round(100 * (0.3 * completeness + 0.3 * validity + 0.2 * uniqueness + 0.2 * integrity));

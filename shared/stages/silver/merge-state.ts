@@ -398,7 +398,7 @@ async function countRows(connection: DuckDBConnection, table: string): Promise<n
   return Number(reader.getRowsJS()[0]?.[0] ?? 0);
 }
 
-const parquet = (file: string) => `read_parquet(${literal(file)})`;
+const parquet = (file: string) => `read_parquet(${literal(file)}, hive_partitioning = false)`;
 
 function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;

@@ -1,6 +1,13 @@
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
+import {
+  loneSurrogatePaths,
+  mayHoldLoneSurrogate,
+  outOfRangePaths,
+  parseExact,
+} from '../../contracts/exact-json.ts';
 import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
-import type { Row } from '../../contracts/silver/table.ts';
+import { jsonPath } from '../../contracts/silver/normalize.ts';
+import type { Row, RuleViolation } from '../../contracts/silver/table.ts';
 import { ContractViolationError, PipelineError, SchemaDriftError } from '../../errors.ts';
 import { QUARANTINE_TABLE } from '../../lake/keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
@@ -86,6 +93,7 @@ export async function buildSilverGroup(
   );
   try {
     if (group.index === 0) {
+      for (const warning of headerWarnings(bronze.headers)) stats.violation(warning);
       const writer = await output.writer();
       for (const [table, rows] of Object.entries(contract.fileRows(context))) {
         for (const row of rows) writer.append(table, withLineage(row, runId, input.bronzeManifestKey, 0));
@@ -99,7 +107,9 @@ export async function buildSilverGroup(
       let lines = 0;
       for (const line of bronzeLines(content.text)) {
         lines++;
-        const { path, index, record } = JSON.parse(line) as {
+        // The record's original bytes follow the lineage: only they decide whether the exact parse is needed.
+        const recordStart = line.indexOf(RECORD_FIELD);
+        const { path, index, record } = parseExact(line, recordStart) as {
           path: string;
           index: number;
           record: unknown;
@@ -108,8 +118,11 @@ export async function buildSilverGroup(
         if (!counts)
           throw new PipelineError(`${part.key}: a record of path "${path}" that the manifest does not list`);
         const normalized = contract.normalize(path, index, record, context);
+        const violations = mayHoldLoneSurrogate(line, recordStart)
+          ? [...normalized.violations, ...loneSurrogateWarnings(record)]
+          : normalized.violations;
         let quarantined = false;
-        for (const violation of normalized.violations) {
+        for (const violation of violations) {
           stats.violation(violation);
           if (violation.severity === 'fail') {
             throw new ContractViolationError(
@@ -124,7 +137,8 @@ export async function buildSilverGroup(
               severity: violation.severity,
               field_path: violation.path,
               message: violation.message,
-              record: JSON.stringify(record),
+              // Its original bytes: a re-serialization would write 1e400 as null.
+              record: line.slice(recordStart + RECORD_FIELD.length, -1),
               _run_id: runId,
               _bronze_part: part.key,
               _record_index: index,
@@ -188,6 +202,43 @@ export function planSilverGroups(
   }
   cuts.push(parts.length);
   return cuts.slice(1).map((endPart, index) => ({ index, firstPart: cuts[index]!, endPart }));
+}
+
+/** Where a bronze line's record starts (lineage first, see `PartWriter`): its original bytes. */
+const RECORD_FIELD = ',"record":';
+
+/** The rule of a lone surrogate in a record: any dataset, any contract (see `loneSurrogatePaths`). */
+export const LONE_SURROGATE_RULE = 'value.lone_surrogate';
+
+/** A warning per string of a record (or of the headers) holding a lone surrogate, which silver stores as U+FFFD. */
+function loneSurrogateWarnings(value: unknown, what = ''): RuleViolation[] {
+  return loneSurrogatePaths(value).map((segments) => {
+    const path = segments.length === 0 ? '$' : jsonPath(segments);
+    return {
+      ruleId: LONE_SURROGATE_RULE,
+      severity: 'warn',
+      path,
+      message: `${what}${path}: a lone surrogate (an unpaired \\uD800–\\uDFFF escape), stored as U+FFFD`,
+    };
+  });
+}
+
+/** The rule of a header value beyond the double range: its column is left empty (never Infinity). */
+export const OUT_OF_RANGE_RULE = 'value.out_of_range';
+
+/** Header values no column can hold as written: lone surrogates, numbers beyond the double range. */
+function headerWarnings(headers: Readonly<Record<string, unknown>>): RuleViolation[] {
+  const warnings = loneSurrogateWarnings(headers, 'header ');
+  for (const segments of outOfRangePaths(headers)) {
+    const path = jsonPath(segments);
+    warnings.push({
+      ruleId: OUT_OF_RANGE_RULE,
+      severity: 'warn',
+      path,
+      message: `header ${path}: a number beyond the double range (±1.8e308, e.g. 1e400), stored as NULL`,
+    });
+  }
+  return warnings;
 }
 
 /** Adds the lineage columns to a row the contract just made (in place: no copy per row). */

@@ -1,0 +1,137 @@
+/**
+ * JSON without silent changes of numbers. `JSON.parse` turns an integer beyond ±2^53 into the nearest
+ * double (`9007199254740993` → `…992`), so an id or key written as a JSON number could change and merge
+ * with another. Here such an integer becomes a `bigint` with its exact digits, and `stringifyExact`
+ * writes it back as those digits. Every other value is what `JSON.parse` gives (a decimal is a double;
+ * a number beyond the double range is ±Infinity, for the contracts to refuse with its path).
+ *
+ * The exact parse (lossless-json, pure JavaScript) is several times slower than `JSON.parse`, so it is
+ * only taken when the text has a run of 16 or more digits — the only way to spell an unsafe integer.
+ * Ordinary records never have one and pay for a quick look at every 16th character.
+ */
+import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
+
+/** The shortest integer beyond 2^53 (9007199254740993) has 16 digits: no shorter run needs the exact parse. */
+const UNSAFE_DIGITS = 16;
+const ZERO = 0x30;
+const NINE = 0x39;
+const BACKSLASH_U = '\\u';
+
+const isDigit = (code: number): boolean => code >= ZERO && code <= NINE;
+
+/**
+ * Whether `text` (from `from` on) has a run of 16 digits: the only way to spell an integer a double
+ * cannot hold. Any 16 consecutive characters hold exactly one of the probed positions (every 16th), so
+ * a run is never missed while most characters are never read: ~1 GB/s on TiC records, where
+ * `/\d{16}/` ran at ~140 MB/s (it tries a match at every digit of every NPI).
+ */
+export function mayHoldUnsafeInteger(text: string, from = 0): boolean {
+  const n = text.length;
+  for (let i = from + UNSAFE_DIGITS - 1; i < n; i += UNSAFE_DIGITS) {
+    if (!isDigit(text.charCodeAt(i))) continue;
+    let start = i;
+    while (start > from && isDigit(text.charCodeAt(start - 1))) start--;
+    let end = i + 1;
+    while (end < n && isDigit(text.charCodeAt(end))) end++;
+    if (end - start >= UNSAFE_DIGITS) return true;
+    i = end - 1; // the next probe is 16 past the run's end: no later run is skipped
+  }
+  return false;
+}
+
+/**
+ * Whether `text` (from `from` on) may hold a string with a lone surrogate (`"\ud800"`): JSON text can
+ * only carry a surrogate escaped (`\uD800`–`\uDFFF`; UTF-8 cannot encode one), and `indexOf` finds
+ * escapes at memchr speed.
+ */
+export function mayHoldLoneSurrogate(text: string, from = 0): boolean {
+  for (let i = text.indexOf(BACKSLASH_U, from); i !== -1; i = text.indexOf(BACKSLASH_U, i + 2)) {
+    const d = text.charCodeAt(i + 2) | 0x20; // lower case
+    const x = text.charCodeAt(i + 3) | 0x20;
+    if (d === 0x64 && (x === 0x38 || x === 0x39 || (x >= 0x61 && x <= 0x66))) return true;
+  }
+  return false;
+}
+
+const INTEGER_TOKEN = /^-?\d+$/;
+
+/** A JSON number token: a `bigint` when it is an integer a double cannot hold exactly, else a number. */
+function parseNumber(token: string): number | bigint {
+  const n = Number(token);
+  return Number.isSafeInteger(n) || !INTEGER_TOKEN.test(token) ? n : BigInt(token);
+}
+
+/** Duplicate keys: the last one wins, as in `JSON.parse` (lossless-json would throw). */
+const lastWins = ({ newValue }: { newValue: unknown }): unknown => newValue;
+
+/**
+ * `JSON.parse`, except that integers beyond ±2^53 are `bigint`s with their exact digits. `from` skips
+ * a prefix known to hold no such integer when deciding whether the slow, exact parse is needed.
+ */
+export function parseExact(text: string, from = 0): unknown {
+  if (!mayHoldUnsafeInteger(text, from)) return JSON.parse(text);
+  return losslessParse(text, null, { parseNumber, onDuplicateKey: lastWins });
+}
+
+/**
+ * `JSON.stringify` (no indentation, or `space`), writing `bigint`s as their digits. Costs nothing more
+ * when there is no bigint: `JSON.stringify` refuses one, and only then does the exact writer run.
+ */
+export function stringifyExact(value: unknown, space?: number): string {
+  try {
+    return JSON.stringify(value, null, space);
+  } catch (error) {
+    if (!(error instanceof TypeError) || !/BigInt/i.test(error.message)) throw error;
+    return losslessStringify(value, null, space) as string;
+  }
+}
+
+/** ±Infinity (`1e400` in the source) as a number JSON can carry, which reads back as ±Infinity again. */
+const OUT_OF_RANGE_NUMBER = {
+  test: (value: unknown) => value === Number.POSITIVE_INFINITY || value === Number.NEGATIVE_INFINITY,
+  stringify: (value: unknown) => ((value as number) > 0 ? '1e400' : '-1e400'),
+};
+
+/**
+ * Like `stringifyExact`, and a number beyond the double range is written `1e400` (or `-1e400`) rather
+ * than JSON's `null`. For manifests and checkpoints, whose header values must say what the source said;
+ * slower (JavaScript, not V8's serializer), so not for the hot path.
+ */
+export function stringifyLossless(value: unknown, space?: number): string {
+  return losslessStringify(value, null, space, [OUT_OF_RANGE_NUMBER]) as string;
+}
+
+/** With the `u` flag a surrogate pair is one code point: only a lone surrogate matches. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * The lone surrogates in the strings (values and keys) of a parsed value, by JSON path segments. A
+ * lone surrogate cannot be written as UTF-8: Parquet and every UTF-8 writer store U+FFFD instead, so
+ * each one is worth a warning.
+ */
+export function loneSurrogatePaths(value: unknown): PropertyKey[][] {
+  return pathsWhere(value, (node) => typeof node === 'string' && LONE_SURROGATE.test(node), true);
+}
+
+/** The numbers beyond the double range (±Infinity: `1e400` in the text) in a parsed value, by path. */
+export function outOfRangePaths(value: unknown): PropertyKey[][] {
+  return pathsWhere(value, (node) => node === Number.POSITIVE_INFINITY || node === Number.NEGATIVE_INFINITY);
+}
+
+/** Paths of the values (and, with `keys`, of the object keys) that `test` picks out. */
+function pathsWhere(value: unknown, test: (node: unknown) => boolean, keys = false): PropertyKey[][] {
+  const found: PropertyKey[][] = [];
+  const visit = (node: unknown, path: PropertyKey[]): void => {
+    if (test(node)) found.push(path);
+    else if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) visit(node[i], [...path, i]);
+    } else if (node !== null && typeof node === 'object') {
+      for (const [key, item] of Object.entries(node)) {
+        if (keys && test(key)) found.push([...path, key]);
+        visit(item, [...path, key]);
+      }
+    }
+  };
+  visit(value, []);
+  return found;
+}

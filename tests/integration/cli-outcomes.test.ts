@@ -1,0 +1,253 @@
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
+import { type FlakyServer, startFlakyServer } from '../helpers/flaky-http-server.ts';
+import { listFiles, tempDir } from '../helpers/lake.ts';
+
+/**
+ * Honest outcomes, as a user meets them: exit 0 and status `reconciled` only when every record of every
+ * file is accounted for and nothing failed; otherwise a non-zero exit and a first line that says what failed.
+ */
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+const GOOD = 'in-network-rates-fee-for-service-single-plan-sample.json';
+
+/** Runs the CLI without blocking this process, so the test's HTTP server can answer it. */
+function sluice(args: string[]) {
+  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** The first line of the text summary (after its leading blank line). */
+const headline = (stdout: string) => stdout.trimStart().split('\n')[0];
+
+describe('sluice run: a table of contents whose listed files fail', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let server: FlakyServer;
+
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-outcomes-toc-');
+    server = await startFlakyServer();
+    server.route('/good.json', { content: { body: await readFile(join(TIC_EXAMPLES, GOOD)) } });
+    // Cut off inside the in_network array: malformed JSON.
+    server.route('/malformed.json', {
+      content: {
+        body: Buffer.from('{"reporting_entity_name":"x","in_network":[{"negotiation_arrangement":'),
+      },
+    });
+    // `/gone.json` has no route: 404.
+  });
+  afterAll(async () => {
+    await server.close();
+    await tmp.cleanup();
+  });
+
+  /** A table of contents (a local file) listing `paths` on the test server. */
+  async function tableOfContents(name: string, paths: readonly string[]): Promise<string> {
+    const file = join(tmp.dir, name);
+    const toc = {
+      reporting_entity_name: 'sluice test',
+      reporting_entity_type: 'health insurance issuer',
+      last_updated_on: '2026-01-01',
+      version: '2.0.0',
+      reporting_structure: [
+        {
+          reporting_plans: [
+            {
+              plan_name: 'plan a',
+              plan_id_type: 'hios',
+              plan_id: '1111111111',
+              plan_market_type: 'individual',
+              issuer_name: 'Acme',
+            },
+          ],
+          in_network_files: paths.map((p) => ({ description: p, location: server.url(p) })),
+        },
+      ],
+    };
+    await writeFile(file, JSON.stringify(toc));
+    return file;
+  }
+
+  const run = (file: string, lake: string, ...more: string[]) =>
+    sluice([
+      'run',
+      file,
+      '-d',
+      'tic-table-of-contents',
+      '--lake',
+      join(tmp.dir, lake),
+      '--landing',
+      join(tmp.dir, `${lake}-landing`),
+      '--allow-http',
+      '--allow-loopback',
+      '-q',
+      ...more,
+    ]);
+
+  it('exits 1 and says "2 of 3 listed files failed" first, and still shows the rest', async () => {
+    const toc = await tableOfContents('toc.json', ['/good.json', '/gone.json', '/malformed.json']);
+    const result = await run(toc, 'lake');
+    expect(result.status).toBe(1);
+    const first = headline(result.stdout);
+    expect(first).toBe('sluice run failed: tic-table-of-contents: 2 of 3 listed files failed');
+    expect(first).not.toContain('reconciled');
+    // The rest of the summary: the table's own reconciliation, and each listed file's outcome.
+    expect(result.stdout).toContain('reconciliation passed');
+    expect(result.stdout).toContain('fan-out     3 listed file(s): 1 succeeded, 2 failed, 0 rejected');
+    expect(result.stdout).toMatch(new RegExp(`succeeded +${server.url('/good.json')} +run `));
+    expect(result.stdout).toMatch(new RegExp(`failed +${server.url('/gone.json')} +DownloadError: .*404`));
+    expect(result.stdout).toMatch(
+      new RegExp(`failed +${server.url('/malformed.json')} +MalformedInputError`),
+    );
+    expect(result.stderr).toContain('error: 2 of 3 listed files failed');
+    // Each failed listed file is dead-lettered by its own execution.
+    const letters = (await listFiles(join(tmp.dir, 'lake'))).filter((f) => f.startsWith('_dead_letters/'));
+    expect(letters).toHaveLength(2);
+
+    const json = await run(toc, 'json-lake', '--json');
+    expect(json.status).toBe(1);
+    const summary = JSON.parse(json.stdout);
+    expect(summary.status).toBe('failed');
+    expect(summary.problems).toEqual(['2 of 3 listed files failed']);
+    expect(summary.fanOut.files.map((f: { status: string }) => f.status)).toEqual([
+      'succeeded',
+      'failed',
+      'failed',
+    ]);
+  });
+
+  it('counts a listed location refused as unsafe as failed, in CLI terms', async () => {
+    const toc = await tableOfContents('toc-refused.json', ['/good.json']);
+    // Without --allow-loopback the listed file is refused before any download.
+    const result = await sluice([
+      'run',
+      toc,
+      '-d',
+      'tic-table-of-contents',
+      '--lake',
+      join(tmp.dir, 'refused-lake'),
+      '--landing',
+      join(tmp.dir, 'refused-landing'),
+      '--allow-http',
+      '-q',
+    ]);
+    expect(result.status).toBe(1);
+    expect(headline(result.stdout)).toBe(
+      'sluice run failed: tic-table-of-contents: 1 of 1 listed files failed (1 refused before download)',
+    );
+    expect(result.stdout).toContain('run with --allow-loopback');
+  });
+
+  it('exits 0, "reconciled", when every listed file succeeded', async () => {
+    const toc = await tableOfContents('toc-good.json', ['/good.json']);
+    const result = await run(toc, 'good-lake');
+    expect(result.status).toBe(0);
+    expect(headline(result.stdout)).toMatch(
+      /^sluice run reconciled \(quality \d+\/100\): tic-table-of-contents$/,
+    );
+    expect(result.stderr).toBe('');
+  });
+});
+
+describe('sluice run: quarantined records', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let config: string;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-outcomes-quarantine-');
+    config = join(tmp.dir, 'accounts.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'accounts',
+        format: 'csv',
+        silver: {
+          table: 'accounts',
+          columns: [
+            { name: 'id', type: 'integer', required: true },
+            { name: 'owner', type: 'string', required: true },
+          ],
+          primaryKey: ['id'],
+        },
+      }),
+    );
+  });
+  afterAll(async () => tmp.cleanup());
+
+  /** A CSV of `rows` accounts, the first `missing` of them without the required owner. */
+  async function csv(name: string, rows: number, missing: number): Promise<string> {
+    const file = join(tmp.dir, name);
+    const lines = Array.from({ length: rows }, (_, i) => `${i + 1},${i < missing ? '' : `owner ${i}`}`);
+    await writeFile(file, `id,owner\n${lines.join('\n')}\n`);
+    return file;
+  }
+  const run = (file: string, lake: string, ...more: string[]) =>
+    sluice(['run', file, '--config', config, '--lake', join(tmp.dir, lake), '-q', ...more]);
+
+  it('fails a run that quarantined more than the threshold, saying the numbers and how to allow it', async () => {
+    const file = await csv('half.csv', 8, 4);
+    const result = await run(file, 'half');
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe('');
+    const first = result.stderr.split('\n')[0];
+    expect(first).toMatch(
+      /^error: QuarantineThresholdError: 4 of 8 records \(50%\) were quarantined, more than the threshold of 5%: the _quarantine table says which rules they broke \(report: .*reconciliation\.json\)\. If that share is expected, run with --quarantine-threshold 0\.5 or more\.$/,
+    );
+    // Dead-lettered like any failed run, with the error's name.
+    const letters = (await listFiles(join(tmp.dir, 'half'))).filter((f) => f.startsWith('_dead_letters/'));
+    expect(letters).toHaveLength(1);
+    const letter = JSON.parse(await readFile(join(tmp.dir, 'half', letters[0]!), 'utf8'));
+    expect(letter.error.Error).toBe('QuarantineThresholdError');
+    // The report says why, and its validity counts the quarantined records.
+    const reportFile = (await listFiles(join(tmp.dir, 'half'))).find((f) =>
+      f.endsWith('reconciliation.json'),
+    )!;
+    const report = JSON.parse(await readFile(join(tmp.dir, 'half', reportFile), 'utf8'));
+    expect(report.status).toBe('failed');
+    expect(report.quarantine).toEqual({ records: 8, quarantined: 4, share: 0.5, threshold: 0.05, ok: false });
+    expect(report.quality).toMatchObject({ completeness: 1, validity: 0.5 });
+
+    // With the threshold raised, the same file reconciles, and its validity still says half.
+    const allowed = await run(file, 'half-allowed', '--quarantine-threshold', '0.5', '--json');
+    expect(allowed.status).toBe(0);
+    const summary = JSON.parse(allowed.stdout);
+    expect(summary.status).toBe('reconciled');
+    expect(summary.quality.validity).toBe(0.5);
+    expect(summary.quality.score).toBeLessThan(100);
+  });
+
+  it('fails a run whose every record was quarantined, whatever the threshold', async () => {
+    const file = await csv('none.csv', 3, 3);
+    for (const threshold of ['0.05', '1']) {
+      const result = await run(file, `none-${threshold}`, '--quarantine-threshold', threshold, '--json');
+      expect(result.status).toBe(1);
+      const failure = JSON.parse(result.stdout);
+      expect(failure).toMatchObject({ status: 'failed', error: { name: 'QuarantineThresholdError' } });
+      expect(failure.error.message).toMatch(/^all 3 records were quarantined, so nothing reached silver/);
+    }
+  });
+
+  it('passes a run within the threshold, and rejects a threshold that is not a share', async () => {
+    const file = await csv('few.csv', 40, 1);
+    const result = await run(file, 'few', '--json');
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.status).toBe('reconciled');
+    expect(summary.quality.validity).toBe(0.975);
+    const bad = await run(file, 'few-bad', '--quarantine-threshold', '5');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('not a share from 0 to 1');
+  });
+});

@@ -1,0 +1,247 @@
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLakeQuery } from '../../shared/adapters/duckdb/lake-query.ts';
+import { parseExact } from '../../shared/contracts/exact-json.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
+import { tempDir } from '../helpers/lake.ts';
+
+// Issue 14, "no silent change of a value": each case as a user meets it, through the CLI.
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+
+function sluice(args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+}
+
+interface RunOutcome {
+  readonly status: number | null;
+  readonly stderr: string;
+  readonly summary: Record<string, unknown> & { outputs: { silverManifest: string } };
+  readonly violations: Record<string, { severity: string; path: string; count: number; example: string }>;
+}
+
+/** Rows of a query on a run's lake, as objects. */
+async function rows(lake: string, sql: string): Promise<Record<string, unknown>[]> {
+  const query = await openLakeQuery(lake);
+  try {
+    const result = await query.query(sql);
+    return result.rows.map((row) => Object.fromEntries(result.columns.map((c, i) => [c, row[i]])));
+  } finally {
+    query.close();
+  }
+}
+
+describe('sluice run: no value changes silently', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-values-');
+  });
+  afterAll(async () => tmp.cleanup());
+
+  async function run(name: string, input: string, config: object): Promise<RunOutcome & { lake: string }> {
+    const file = join(tmp.dir, name);
+    await writeFile(file, input);
+    const configFile = join(tmp.dir, `${name}.config.json`);
+    await writeFile(configFile, JSON.stringify(config));
+    const lake = join(tmp.dir, `${name}-lake`);
+    const result = sluice([
+      'run',
+      file,
+      '--config',
+      configFile,
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
+    const summary = result.status === 0 ? JSON.parse(result.stdout) : undefined;
+    const silver = summary && parseExact(await readFile(summary.outputs.silverManifest, 'utf8'));
+    return {
+      status: result.status,
+      stderr: result.stderr,
+      summary,
+      violations: (silver as { violations?: RunOutcome['violations'] })?.violations ?? {},
+      lake,
+    };
+  }
+
+  const things = (format: 'ndjson' | 'csv', keyType: 'string' | 'integer' = 'string') => ({
+    name: `things-${format}`,
+    format,
+    silver: {
+      table: 'things',
+      columns: [
+        { name: 'id', type: keyType },
+        { name: 'x', type: 'number' },
+        { name: 's', type: 'string' },
+      ],
+      primaryKey: ['id'],
+      load: 'append',
+    },
+  });
+
+  it('keeps the digits of an NDJSON key beyond 2^53: 9007199254740993 is not merged with …992', async () => {
+    const input = '{"id":9007199254740993,"x":1}\n{"id":9007199254740992,"x":2}\n';
+    const out = await run('keys.ndjson', input, things('ndjson'));
+    expect(out.stderr).toBe('');
+    expect(out.status).toBe(0);
+    expect(await rows(out.lake, 'SELECT id, x FROM things ORDER BY x')).toEqual([
+      { id: '9007199254740993', x: 1 },
+      { id: '9007199254740992', x: 2 },
+    ]);
+    expect(out.summary.counts).toMatchObject({ tables: { things: { rows: 2, duplicates: 0 } } });
+  });
+
+  it('stores an integer key beyond 2^53 exactly in a BIGINT column, and quarantines one beyond 64 bits', async () => {
+    const input =
+      '{"id":9007199254740993,"x":1}\n{"id":9007199254740992,"x":2}\n{"id":18446744073709551617,"x":3}\n';
+    const out = await run('bigint-keys.ndjson', input, things('ndjson', 'integer'));
+    expect(out.status).toBe(0);
+    expect(await rows(out.lake, 'SELECT CAST(id AS VARCHAR) AS id FROM things ORDER BY x')).toEqual([
+      { id: '9007199254740993' },
+      { id: '9007199254740992' },
+    ]);
+    const [quarantined] = await rows(out.lake, 'SELECT field_path, message, record FROM _quarantine');
+    expect(quarantined).toMatchObject({ field_path: 'id', record: '{"id":18446744073709551617,"x":3}' });
+    expect(quarantined!.message).toContain('beyond the range of a 64-bit integer');
+  });
+
+  it('quarantines 1e400 (a JSON number or a numeric string) with its path and reason, never Infinity', async () => {
+    const input = '{"id":"a","x":1e400}\n{"id":"b","x":"-1e400"}\n{"id":"c","x":1.5}\n';
+    const out = await run('huge.ndjson', input, things('ndjson'));
+    expect(out.status).toBe(0);
+    expect(await rows(out.lake, 'SELECT id, x FROM things')).toEqual([{ id: 'c', x: 1.5 }]);
+    const quarantined = await rows(
+      out.lake,
+      'SELECT field_path, message, record FROM _quarantine ORDER BY record',
+    );
+    expect(quarantined.map((q) => q.field_path)).toEqual(['x', 'x']);
+    for (const q of quarantined) expect(q.message).toContain('beyond the double range');
+    // The record as it came: 1e400 is not re-serialized as null.
+    expect(quarantined[0]!.record).toBe('{"id":"a","x":1e400}');
+  });
+
+  it('quarantines a CSV number cell 1e400', async () => {
+    const out = await run('huge.csv', 'id,x,s\na,1e400,q\nb,2.5,r\n', things('csv'));
+    expect(out.status).toBe(0);
+    expect(await rows(out.lake, 'SELECT id, x FROM things')).toEqual([{ id: 'b', x: 2.5 }]);
+    const [quarantined] = await rows(out.lake, 'SELECT field_path, message FROM _quarantine');
+    expect(quarantined!.field_path).toBe('x');
+    expect(quarantined!.message).toContain('beyond the double range');
+  });
+
+  it('counts a lone surrogate as a warning with its path', async () => {
+    const input = '{"id":"a","s":"x\\ud800y"}\n{"id":"b","s":"\\ud83d\\ude00"}\n';
+    const out = await run('surrogate.ndjson', input, things('ndjson'));
+    expect(out.status).toBe(0);
+    expect(out.violations['value.lone_surrogate']).toMatchObject({ severity: 'warn', path: 's', count: 1 });
+    // A proper pair is not a warning, and both rows are kept.
+    expect(await rows(out.lake, 'SELECT id, s FROM things ORDER BY id')).toEqual([
+      { id: 'a', s: 'x\ufffdy' },
+      { id: 'b', s: '😀' },
+    ]);
+  });
+
+  it('fails a CSV whose header names a column twice, naming the columns and what to do', async () => {
+    const out = await run('dup.csv', 'id,a,a\n1,first,second\n', things('csv'));
+    expect(out.status).toBe(1);
+    expect(out.stderr).toContain('"a" (columns 2 and 3)');
+    expect(out.stderr).toContain('rename the duplicates in the header row');
+  });
+
+  it('keeps CSV columns named __proto__, constructor and hasOwnProperty', async () => {
+    const config = {
+      name: 'special-csv',
+      format: 'csv',
+      silver: {
+        table: 'special',
+        columns: [
+          { name: 'id', type: 'string' },
+          { name: 'proto', type: 'string', source: '__proto__' },
+          { name: 'ctor', type: 'string', source: 'constructor' },
+          { name: 'own', type: 'string', source: 'hasOwnProperty' },
+        ],
+        primaryKey: ['id'],
+        load: 'append',
+      },
+    };
+    const out = await run('special.csv', 'id,__proto__,constructor,hasOwnProperty\n1,p,c,h\n', config);
+    expect(out.stderr).toBe('');
+    expect(out.status).toBe(0);
+    expect(await rows(out.lake, 'SELECT id, proto, ctor, own FROM special')).toEqual([
+      { id: '1', proto: 'p', ctor: 'c', own: 'h' },
+    ]);
+  });
+
+  it('quarantines a TiC negotiated_rate of 1e400 and a provider_group_id beyond 2^53, saying why', async () => {
+    const sample = await readFile(
+      join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),
+      'utf8',
+    );
+    const file = join(tmp.dir, 'tic-edges.json');
+    await writeFile(
+      file,
+      sample
+        .replace(/"negotiated_rate": [0-9.]+/, '"negotiated_rate": 1e400')
+        .replace('"provider_group_id": 1,', '"provider_group_id": 12345678901234567891,')
+        .replaceAll(/"provider_references": \[1\]/g, '"provider_references": [12345678901234567891]'),
+    );
+    const lake = join(tmp.dir, 'tic-edges-lake');
+    const result = sluice([
+      'run',
+      file,
+      '--dataset',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const messages = (await rows(lake, 'SELECT DISTINCT message FROM _quarantine ORDER BY 1')).map(
+      (r) => r.message,
+    );
+    expect(messages).toContain(
+      'negotiated_price.negotiated_rate: a number beyond the double range (±1.8e308, e.g. 1e400)',
+    );
+    expect(messages).toContain(
+      'provider_reference.provider_group_id: 12345678901234567891 is an integer beyond 2^53, which a double would round (not stored)',
+    );
+    // Nothing rounded reached silver: no group id or reference ends in the rounded digits.
+    const ids = await rows(lake, 'SELECT provider_group_id FROM provider_groups');
+    expect(ids.map((r) => r.provider_group_id)).not.toContain('12345678901234567000');
+  });
+
+  it('keeps a 20-digit plan_id header (a JSON number) exact in the manifest and the files table', async () => {
+    const sample = await readFile(
+      join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),
+      'utf8',
+    );
+    const file = join(tmp.dir, 'plan-id.json');
+    await writeFile(file, sample.replace('"plan_id": "1111111111"', '"plan_id": 12345678901234567890'));
+    const lake = join(tmp.dir, 'plan-id-lake');
+    const result = sluice([
+      'run',
+      file,
+      '--dataset',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('"plan_id":12345678901234567890');
+    const summary = JSON.parse(result.stdout);
+    const manifest = await readFile(summary.outputs.bronzeManifest, 'utf8');
+    expect(manifest).toContain('"plan_id": 12345678901234567890');
+    expect(await rows(lake, 'SELECT plan_id FROM files')).toEqual([{ plan_id: '12345678901234567890' }]);
+  });
+});

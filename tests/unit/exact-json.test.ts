@@ -1,0 +1,175 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  loneSurrogatePaths,
+  mayHoldLoneSurrogate,
+  mayHoldUnsafeInteger,
+  parseExact,
+  stringifyExact,
+} from '../../shared/contracts/exact-json.ts';
+import { example, isNumericString, scalarText, toNumber } from '../../shared/contracts/silver/normalize.ts';
+import { JSON_TEST_SUITE } from '../helpers/fixtures.ts';
+import { seededRandom } from '../helpers/random.ts';
+import { generateDocument } from '../helpers/random-json.ts';
+
+/** A parsed value with its bigints rounded to doubles, as JSON.parse reads them. */
+function rounded(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (Array.isArray(value)) return value.map(rounded);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    Object.defineProperty(out, key, {
+      value: rounded(item),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
+/** Whether every string (and key) of a value comes back the same from UTF-8. */
+function survivesUtf8(value: unknown): boolean {
+  const same = (s: string) => Buffer.from(s, 'utf8').toString('utf8') === s;
+  if (typeof value === 'string') return same(value);
+  if (Array.isArray(value)) return value.every(survivesUtf8);
+  if (value === null || typeof value !== 'object') return true;
+  return Object.entries(value).every(([key, item]) => same(key) && survivesUtf8(item));
+}
+
+describe('parseExact', () => {
+  it('keeps integers beyond 2^53 as bigints with their exact digits', () => {
+    expect(parseExact('{"a":9007199254740993,"b":-12345678901234567890,"c":[18446744073709551617]}')).toEqual(
+      {
+        a: 9007199254740993n,
+        b: -12345678901234567890n,
+        c: [18446744073709551617n],
+      },
+    );
+  });
+
+  it('gives what JSON.parse gives for everything else: safe integers, decimals, -0, 1e400', () => {
+    const text =
+      '{"n":9007199254740991,"d":0.1000000000000000055511151231257827,"z":-0,"big":1e400,"e":12345678901234567.5}';
+    const exact = parseExact(text) as Record<string, unknown>;
+    expect(exact).toEqual(JSON.parse(text));
+    expect(Object.is(exact.z, -0)).toBe(true);
+    expect(exact.big).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('agrees with JSON.parse on documents full of traps that need the exact parse', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const text = generateDocument(seed).text;
+      // Force the exact path: a 16-digit run in a string does not change any value.
+      const forced = `[${JSON.stringify('1234567890123456')},${text}]`;
+      // Rounded the way JSON.parse rounds, the exact values are JSON.parse's.
+      expect(rounded(parseExact(forced)), `seed ${seed}`).toEqual(JSON.parse(forced));
+    }
+  });
+
+  it('keeps __proto__ as an own key and lets the last duplicate key win, as JSON.parse does', () => {
+    const text = '{"__proto__":{"x":1},"k":1,"k":12345678901234567890}';
+    const value = parseExact(text) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+    expect(Object.hasOwn(value, '__proto__')).toBe(true);
+    expect(value.k).toBe(12345678901234567890n);
+  });
+
+  it('finds a 16-digit run exactly where /\\d{16}/ does, on 20,000 seeded strings', () => {
+    const random = seededRandom(14);
+    for (let k = 0; k < 20_000; k++) {
+      let text = '';
+      const length = Math.floor(random() * 80);
+      for (let j = 0; j < length; j++) text += random() < 0.85 ? String(Math.floor(random() * 10)) : ',';
+      const from = Math.floor(random() * 5);
+      expect(mayHoldUnsafeInteger(text, from), `${text} from ${from}`).toBe(/\d{16}/.test(text.slice(from)));
+      const escaped = text.replaceAll(',', random() < 0.5 ? '\\uD9' : '\\u00');
+      expect(mayHoldLoneSurrogate(escaped), escaped).toBe(/\\u[dD][89a-fA-F]/.test(escaped));
+    }
+  });
+
+  it('takes the exact path only when a 16-digit run follows `from`', () => {
+    expect(mayHoldUnsafeInteger('{"a":123456789012345}')).toBe(false);
+    expect(mayHoldUnsafeInteger('{"a":1234567890123456}')).toBe(true);
+    expect(mayHoldUnsafeInteger('{"s":"1234567890123456","r":{}}', 20)).toBe(false);
+  });
+
+  it('reads the JSONTestSuite numbers an implementation may round: integers exact, overflow as ±Infinity', () => {
+    const files = readdirSync(JSON_TEST_SUITE).filter((f) => f.startsWith('i_number_'));
+    expect(files.length).toBeGreaterThan(5);
+    for (const file of files) {
+      const text = readFileSync(join(JSON_TEST_SUITE, file), 'utf8');
+      const [value] = parseExact(text) as [unknown];
+      if (/^\[\s*-?\d+\s*\]$/.test(text.trim())) {
+        expect(String(value), file).toBe(text.trim().slice(1, -1).trim());
+      } else {
+        expect(typeof value, file).toBe('number');
+      }
+    }
+  });
+});
+
+describe('stringifyExact', () => {
+  it('writes bigints as their digits and is JSON.stringify otherwise', () => {
+    expect(stringifyExact({ a: 9007199254740993n, b: [1, 'x', null] })).toBe(
+      '{"a":9007199254740993,"b":[1,"x",null]}',
+    );
+    expect(stringifyExact({ a: 1, b: 'x' }, 2)).toBe(JSON.stringify({ a: 1, b: 'x' }, null, 2));
+    const round = parseExact(stringifyExact({ plan_id: 12345678901234567890n }, 2));
+    expect(round).toEqual({ plan_id: 12345678901234567890n });
+  });
+});
+
+describe('loneSurrogatePaths', () => {
+  it('finds lone surrogates in values and keys, by path, and not proper pairs', () => {
+    const value = JSON.parse('{"a":["ok","\\ud800"],"b":{"\\udc00":"x"},"c":"\\ud83d\\ude00"}');
+    expect(loneSurrogatePaths(value)).toEqual([
+      ['a', 1],
+      ['b', '\udc00'],
+    ]);
+  });
+
+  it('is only looked for when the text escapes a surrogate', () => {
+    expect(mayHoldLoneSurrogate('{"a":"\\u00e9"}')).toBe(false);
+    expect(mayHoldLoneSurrogate('{"a":"\\uD800"}')).toBe(true);
+  });
+
+  it('finds the lone surrogate of every JSONTestSuite surrogate case JSON.parse accepts', () => {
+    const files = readdirSync(JSON_TEST_SUITE).filter((f) => /^i_.*surrogate/i.test(f));
+    expect(files.length).toBeGreaterThan(5);
+    for (const file of files) {
+      const text = readFileSync(join(JSON_TEST_SUITE, file), 'utf8');
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        continue; // invalid UTF-8 bytes: the scanner rejects those
+      }
+      // The oracle: what a UTF-8 writer (Parquet) would change.
+      const changed = !survivesUtf8(value);
+      if (changed) expect(mayHoldLoneSurrogate(text), file).toBe(true);
+      expect(loneSurrogatePaths(value).length > 0, file).toBe(changed);
+    }
+  });
+});
+
+describe('value normalization at the edges', () => {
+  it('writes a bigint header or id as its digits', () => {
+    expect(scalarText(12345678901234567890n)).toBe('12345678901234567890');
+  });
+
+  it('does not take 1e400 for a number', () => {
+    expect(isNumericString('1e400')).toBe(false);
+    expect(isNumericString(' -1E400 ')).toBe(false);
+    expect(isNumericString('1e308')).toBe(true);
+    expect(toNumber('1e400')).toBeNull();
+    expect(toNumber(Number.POSITIVE_INFINITY)).toBeNull();
+  });
+
+  it('shows Infinity and bigints as they are in examples', () => {
+    expect(example(Number.NEGATIVE_INFINITY)).toBe('-Infinity');
+    expect(example({ id: 9007199254740993n })).toBe('{"id":9007199254740993}');
+  });
+});

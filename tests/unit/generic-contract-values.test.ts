@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { parseExact } from '../../shared/contracts/exact-json.ts';
+import { genericContract } from '../../shared/contracts/generic-contract.ts';
+
+const context = { runId: 'run', sourceUri: 'file:///x', sourceSha256: '0', headers: {} };
+
+function contractFor(format: 'ndjson' | 'csv') {
+  return genericContract(
+    parseDatasetConfig({
+      name: 'values',
+      format,
+      silver: {
+        table: 'values',
+        columns: [
+          { name: 'id', type: 'string' },
+          { name: 'n', type: 'integer' },
+          { name: 'x', type: 'number' },
+          { name: 'ns', type: 'integer[]' },
+        ],
+        primaryKey: ['id'],
+        load: 'append',
+        onDrift: 'rescue',
+      },
+    }),
+  );
+}
+
+const normalize = (format: 'ndjson' | 'csv', text: string) =>
+  contractFor(format).normalize('records', 0, parseExact(text), context);
+
+describe('genericContract: values at the edges', () => {
+  it('writes an integer beyond 2^53 into a text column and a BIGINT column digit for digit', () => {
+    const result = normalize(
+      'ndjson',
+      '{"id":9007199254740993,"n":-9223372036854775808,"ns":[9007199254740993]}',
+    );
+    expect(result.rows.values).toEqual([
+      expect.objectContaining({ id: '9007199254740993', n: -9223372036854775808n, ns: [9007199254740993n] }),
+    ]);
+    // The number written as text is counted, as any other type conversion.
+    expect(result.violations.map((v) => v.ruleId)).toEqual(['values.id.coerced']);
+  });
+
+  it('quarantines an integer beyond 64 bits instead of rounding it', () => {
+    const result = normalize('ndjson', '{"id":"a","n":9223372036854775808}');
+    expect(result.rows).toEqual({});
+    expect(result.violations).toEqual([
+      expect.objectContaining({ ruleId: 'values.n.type', severity: 'quarantine', path: 'n' }),
+    ]);
+    expect(result.violations[0]!.message).toContain('beyond the range of a 64-bit integer');
+  });
+
+  it.each([
+    ['a JSON number', 'ndjson', '{"id":"a","x":1e400}'],
+    ['a negative JSON number', 'ndjson', '{"id":"a","x":-1e400}'],
+    ['a numeric string', 'ndjson', '{"id":"a","x":"1e400"}'],
+    ['a CSV cell', 'csv', '{"id":"a","x":"1e400"}'],
+  ] as const)('quarantines 1e400 as %s with its path and reason', (_what, format, text) => {
+    const result = normalize(format, text);
+    expect(result.rows).toEqual({});
+    expect(result.violations).toEqual([
+      expect.objectContaining({ ruleId: 'values.x.type', severity: 'quarantine', path: 'x' }),
+    ]);
+    expect(result.violations[0]!.message).toContain('beyond the double range');
+  });
+
+  it('stores the nearest double of an integer beyond 2^53 in a DOUBLE column, as its type says', () => {
+    const result = normalize('ndjson', '{"id":"a","x":9007199254740993}');
+    expect(result.rows.values?.[0]?.x).toBe(9007199254740992);
+  });
+
+  it('rescues unknown fields with their exact digits, __proto__ included', () => {
+    const result = normalize(
+      'ndjson',
+      '{"id":"a","__proto__":12345678901234567890,"extra":[9007199254740993]}',
+    );
+    expect(result.rows.values?.[0]?._rescued).toBe(
+      '{"__proto__":12345678901234567890,"extra":[9007199254740993]}',
+    );
+    expect(result.drift.map((d) => [d.path, d.example])).toEqual([
+      ['__proto__', '12345678901234567890'],
+      ['extra', '[9007199254740993]'],
+    ]);
+  });
+});

@@ -46,7 +46,17 @@ describe('sluice run: no value changes silently', () => {
     const configFile = join(tmp.dir, `${name}.config.json`);
     await writeFile(configFile, JSON.stringify(config));
     const lake = join(tmp.dir, `${name}-lake`);
-    const result = sluice(['run', file, '--config', configFile, '--lake', lake, '--json', '--quarantine-threshold', '1']);
+    const result = sluice([
+      'run',
+      file,
+      '--config',
+      configFile,
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
     const summary = result.status === 0 ? JSON.parse(result.stdout) : undefined;
     const silver = summary && parseExact(await readFile(summary.outputs.silverManifest, 'utf8'));
     return {
@@ -180,7 +190,17 @@ describe('sluice run: no value changes silently', () => {
         .replaceAll(/"provider_references": \[1\]/g, '"provider_references": [12345678901234567891]'),
     );
     const lake = join(tmp.dir, 'tic-edges-lake');
-    const result = sluice(['run', file, '--dataset', 'tic-in-network', '--lake', lake, '--json', '--quarantine-threshold', '1']);
+    const result = sluice([
+      'run',
+      file,
+      '--dataset',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     const messages = (await rows(lake, 'SELECT DISTINCT message FROM _quarantine ORDER BY 1')).map(
@@ -205,7 +225,17 @@ describe('sluice run: no value changes silently', () => {
     const file = join(tmp.dir, 'plan-id.json');
     await writeFile(file, sample.replace('"plan_id": "1111111111"', '"plan_id": 12345678901234567890'));
     const lake = join(tmp.dir, 'plan-id-lake');
-    const result = sluice(['run', file, '--dataset', 'tic-in-network', '--lake', lake, '--json', '--quarantine-threshold', '1']);
+    const result = sluice([
+      'run',
+      file,
+      '--dataset',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('"plan_id":12345678901234567890');

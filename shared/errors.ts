@@ -36,6 +36,49 @@ export class RecordTooLargeError extends PipelineError {
   }
 }
 
+/**
+ * The document does not hold the records its dataset says it has: a required record path is missing,
+ * holds something other than an array, or is an empty array the config does not allow; or the top level
+ * is not what the path needs. The message says what was found instead and what to do (often: the file
+ * belongs to another dataset). Not retryable.
+ */
+export class MissingRecordPathError extends PipelineError {
+  override name = 'MissingRecordPathError';
+  constructor(
+    readonly source: string,
+    /** The record path, as configured (`in_network[*]`). */
+    readonly recordPath: string,
+    /** What was found instead, e.g. `the top level has "out_of_network", "version"`. */
+    readonly found: string,
+    /** What to do about it. */
+    readonly hint: string,
+  ) {
+    super(`${source}: ${found}; ${hint}`);
+  }
+}
+
+/**
+ * A record nested deeper than some stage can follow (a recursion limit of the runtime): named by file,
+ * record and byte offset instead of a bare "Maximum call stack size exceeded". Lowering
+ * `limits.maxDepth` makes the parse reject such records up front.
+ */
+export class NestingTooDeepError extends PipelineError {
+  override name = 'NestingTooDeepError';
+  constructor(
+    readonly source: string,
+    readonly recordPath: string,
+    readonly recordIndex: number,
+    readonly byteOffset: number,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${source}: record ${recordPath}[${recordIndex}] starting at byte ${byteOffset} is nested too deeply: ${detail}`,
+      options,
+    );
+  }
+}
+
 /** A configuration file or option is invalid; the message lists each problem and how to fix it. */
 export class ConfigError extends PipelineError {
   override name = 'ConfigError';

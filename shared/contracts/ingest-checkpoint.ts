@@ -33,6 +33,17 @@ export const IngestCheckpoint = z.object({
     frames: z.array(z.object({ kind: z.number().int(), node: z.number().int(), target: z.number().int() })),
     recordCounts: z.array(z.number().int().nonnegative()),
     headers: z.record(z.string(), z.unknown()),
+    pathValues: z
+      .record(
+        z.string(),
+        z.object({
+          kind: z.enum(['object', 'array', 'string', 'number', 'boolean', 'null']),
+          offset: z.number().int().nonnegative(),
+        }),
+      )
+      .optional(),
+    topLevelKeys: z.array(z.string()).optional(),
+    topLevelKeyCount: z.number().int().nonnegative().optional(),
   }),
   /** The next segment boundary (uncompressed bytes). */
   nextSegmentAt: z.number().int().positive(),

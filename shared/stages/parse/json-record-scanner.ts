@@ -37,6 +37,36 @@ export interface ScannerOptions {
  */
 export type RecordHandler = (target: number, index: number, byteOffset: number, bytes: Buffer) => void;
 
+/** The JSON type of a value, as error messages name it. */
+export type JsonKind = 'object' | 'array' | 'string' | 'number' | 'boolean' | 'null';
+
+/** What a document holds at a node of the path trie: the kind of value and its first byte's offset. */
+export interface PathValue {
+  readonly kind: JsonKind;
+  readonly offset: number;
+}
+
+/** Keys of the top-level object kept for error messages (a TiC file has about a dozen). */
+const TOP_LEVEL_KEYS_KEPT = 50;
+
+function kindOfFirstByte(c: number): JsonKind {
+  switch (c) {
+    case 0x7b:
+      return 'object';
+    case 0x5b:
+      return 'array';
+    case 0x22:
+      return 'string';
+    case 0x74:
+    case 0x66:
+      return 'boolean';
+    case 0x6e:
+      return 'null';
+    default:
+      return 'number';
+  }
+}
+
 // Parser states.
 const START = 0; // before a top-level value
 const VALUE = 1; // a value is required (after ':' or ',' in an array)
@@ -99,6 +129,10 @@ export interface ScannerSnapshot {
   readonly frames: { kind: number; node: number; target: number }[];
   readonly recordCounts: number[];
   readonly headers: Record<string, unknown>;
+  /** `pathValues` so far (absent in checkpoints of older versions). */
+  readonly pathValues?: Record<string, PathValue>;
+  readonly topLevelKeys?: string[];
+  readonly topLevelKeyCount?: number;
 }
 
 function describeByte(c: number): string {
@@ -165,6 +199,16 @@ export class JsonRecordScanner {
   readonly recordCounts: number[];
   /** Header values seen (last one wins, as in JSON.parse). No prototype: `__proto__` is a key like any other. */
   readonly headers: Record<string, unknown> = Object.create(null);
+  /**
+   * What the document holds at each node of the path trie it reached (by node id): whether a record
+   * path is an array, and whether the containers leading to it are objects. A value seen twice (a
+   * duplicate key) keeps the first one that is not an array, so a wrong kind is never hidden.
+   */
+  readonly pathValues: Record<number, PathValue> = Object.create(null);
+  /** The first keys of the top-level object (json format), for messages about a wrong document. */
+  readonly topLevelKeys: string[] = [];
+  /** How many keys the top-level object had so far. */
+  topLevelKeyCount = 0;
 
   constructor(
     private readonly options: ScannerOptions,
@@ -252,6 +296,9 @@ export class JsonRecordScanner {
       })),
       recordCounts: [...this.recordCounts],
       headers: { ...this.headers },
+      pathValues: { ...this.pathValues },
+      topLevelKeys: [...this.topLevelKeys],
+      topLevelKeyCount: this.topLevelKeyCount,
     };
   }
 
@@ -277,6 +324,9 @@ export class JsonRecordScanner {
       scanner.recordCounts[i] = n;
     });
     Object.assign(scanner.headers, snapshot.headers);
+    Object.assign(scanner.pathValues, snapshot.pathValues ?? {});
+    scanner.topLevelKeys.push(...(snapshot.topLevelKeys ?? []));
+    scanner.topLevelKeyCount = snapshot.topLevelKeyCount ?? 0;
     return scanner;
   }
 
@@ -571,6 +621,10 @@ export class JsonRecordScanner {
       this.opaqueBase = depth; // not on any path: validate only
       return;
     }
+    const seen = this.pathValues[node.id];
+    if (seen === undefined || seen.kind === 'array') {
+      this.pathValues[node.id] = { kind: kindOfFirstByte(c), offset: this.offset + i };
+    }
     if (node.headerTarget >= 0) {
       this.startCapture(i, -2 - node.headerTarget);
     } else if (c === 0x5b && node.recordTarget >= 0) {
@@ -587,6 +641,7 @@ export class JsonRecordScanner {
   }
 
   private startKey(start: number): void {
+    if (this.depth === 1) this.topLevelKeyCount++;
     this.keyCapturing = true;
     this.keyStart = start;
     this.keyPieces = [];
@@ -612,6 +667,7 @@ export class JsonRecordScanner {
       : raw.toString('utf8');
     const parent = this.frameNode[this.depth - 1];
     this.pendingNode = parent?.children.get(key);
+    if (this.depth === 1 && this.topLevelKeys.length < TOP_LEVEL_KEYS_KEPT) this.topLevelKeys.push(key);
   }
 
   // ---- capture ----

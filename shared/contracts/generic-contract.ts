@@ -8,7 +8,7 @@
 import { ConfigError } from '../errors.ts';
 import type { DatasetConfig } from './dataset-config.ts';
 import type { SilverContract } from './silver/contract.ts';
-import { example, isIsoDate, isNumericString, jsonPath, parseDate } from './silver/normalize.ts';
+import { example, isIsoDate, isNumericString, jsonPath, jsonText, parseDate } from './silver/normalize.ts';
 import type { RuleSpec } from './silver/record-checker.ts';
 import type { ColumnSpec, ColumnType, DriftFinding, Row, RuleViolation, TableSpec } from './silver/table.ts';
 
@@ -176,7 +176,7 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       const rescued: Record<string, unknown> = {};
       findUnknown(record as Record<string, unknown>, known, [], drift, rescued);
       if (quarantined) return { rows: {}, violations, drift };
-      if (rescue) row[RESCUED_COLUMN] = drift.length > 0 ? JSON.stringify(rescued) : null;
+      if (rescue) row[RESCUED_COLUMN] = drift.length > 0 ? (jsonText(rescued) ?? null) : null;
       return { rows: { [silver.table]: [row] }, violations, drift };
     },
   };

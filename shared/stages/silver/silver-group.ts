@@ -1,7 +1,13 @@
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
 import type { Row } from '../../contracts/silver/table.ts';
-import { ContractViolationError, PipelineError, SchemaDriftError } from '../../errors.ts';
+import { jsonText } from '../../contracts/silver/normalize.ts';
+import {
+  ContractViolationError,
+  NestingTooDeepError,
+  PipelineError,
+  SchemaDriftError,
+} from '../../errors.ts';
 import { QUARANTINE_TABLE } from '../../lake/keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableWriterFactory } from '../../ports/table-writer.ts';
@@ -99,15 +105,31 @@ export async function buildSilverGroup(
       let lines = 0;
       for (const line of bronzeLines(content.text)) {
         lines++;
-        const { path, index, record } = JSON.parse(line) as {
+        const { path, index, offset, record } = JSON.parse(line) as {
           path: string;
           index: number;
+          offset: number;
           record: unknown;
         };
         const counts = stats.records[path];
         if (!counts)
           throw new PipelineError(`${part.key}: a record of path "${path}" that the manifest does not list`);
-        const normalized = contract.normalize(path, index, record, context);
+        let normalized: ReturnType<SilverContract['normalize']>;
+        try {
+          normalized = contract.normalize(path, index, record, context);
+        } catch (error) {
+          // Nothing in sluice recurses on a record's depth; should a contract (or a library under it)
+          // still run out of stack, the error names the record instead of nothing.
+          if (!(error instanceof RangeError) || !/call stack/i.test(error.message)) throw error;
+          throw new NestingTooDeepError(
+            bronze.source.uri,
+            path,
+            index,
+            offset,
+            `the silver contract ran out of stack (${error.message}); lower "limits.maxDepth" to reject such records while parsing`,
+            { cause: error },
+          );
+        }
         let quarantined = false;
         for (const violation of normalized.violations) {
           stats.violation(violation);
@@ -124,7 +146,7 @@ export async function buildSilverGroup(
               severity: violation.severity,
               field_path: violation.path,
               message: violation.message,
-              record: JSON.stringify(record),
+              record: jsonText(record) ?? 'null',
               _run_id: runId,
               _bronze_part: part.key,
               _record_index: index,

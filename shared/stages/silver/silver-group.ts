@@ -1,7 +1,7 @@
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
-import type { Row } from '../../contracts/silver/table.ts';
 import { jsonText } from '../../contracts/silver/normalize.ts';
+import type { Row } from '../../contracts/silver/table.ts';
 import {
   ContractViolationError,
   NestingTooDeepError,
@@ -92,6 +92,17 @@ export async function buildSilverGroup(
   );
   try {
     if (group.index === 0) {
+      // The file's header values, checked once per file like a record; a file is never quarantined.
+      const file = contract.checkFile?.(context);
+      for (const violation of file?.violations ?? []) {
+        stats.violation(violation);
+        if (violation.severity === 'fail') {
+          throw new ContractViolationError(
+            `${bronze.source.uri} header: ${violation.ruleId} at ${violation.path}: ${violation.message}`,
+          );
+        }
+      }
+      for (const finding of file?.drift ?? []) stats.driftFinding(finding);
       const writer = await output.writer();
       for (const [table, rows] of Object.entries(contract.fileRows(context))) {
         for (const row of rows) writer.append(table, withLineage(row, runId, input.bronzeManifestKey, 0));

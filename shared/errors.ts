@@ -58,24 +58,22 @@ export class MissingRecordPathError extends PipelineError {
 }
 
 /**
- * A record nested deeper than some stage can follow (a recursion limit of the runtime): named by file,
- * record and byte offset instead of a bare "Maximum call stack size exceeded". Lowering
- * `limits.maxDepth` makes the parse reject such records up front.
+ * A value nested deeper than sluice can carry: a header value beyond `HEADER_MAX_DEPTH` (header values
+ * are scalars in every TiC schema, and travel in manifests and summaries), or a record some stage ran
+ * out of stack on. Named by file, value and byte offset instead of a bare "Maximum call stack size
+ * exceeded". Not retryable.
  */
 export class NestingTooDeepError extends PipelineError {
   override name = 'NestingTooDeepError';
   constructor(
     readonly source: string,
-    readonly recordPath: string,
-    readonly recordIndex: number,
+    /** Which value: `record in_network[3]`, `header reporting_entity_name`. */
+    readonly value: string,
     readonly byteOffset: number,
     detail: string,
     options?: ErrorOptions,
   ) {
-    super(
-      `${source}: record ${recordPath}[${recordIndex}] starting at byte ${byteOffset} is nested too deeply: ${detail}`,
-      options,
-    );
+    super(`${source}: ${value} starting at byte ${byteOffset} is nested too deeply: ${detail}`, options);
   }
 }
 

@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_DEPTH_LIMIT } from '../../shared/contracts/dataset-config.ts';
+import { HEADER_MAX_DEPTH } from '../../shared/stages/parse/json-record-scanner.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
 
@@ -337,6 +338,42 @@ describe('sluice run: deep nesting never overflows the stack', () => {
     ]);
     expect(query.status).toBe(0);
     expect(Number(JSON.parse(query.stdout.trim()).n)).toBeGreaterThan(2 * (MAX_DEPTH_LIMIT - 3));
+  });
+
+  it(`keeps a header value up to ${HEADER_MAX_DEPTH} levels deep, and fails a deeper one naming header and offset`, async () => {
+    const sample = await inNetworkSample();
+    const text = JSON.stringify(sample);
+    const withHeader = (levels: number) =>
+      text.replace('"reporting_entity_name":"medicare"', `"reporting_entity_name":${nested(levels)}`);
+    const config = await file(
+      'deep-header-config.json',
+      JSON.stringify({
+        name: 'tic-in-network',
+        format: 'json',
+        records: [{ path: 'in_network[*]' }, { path: 'provider_references[*]', required: false }],
+        headers: [{ path: 'reporting_entity_name' }, { path: 'version' }],
+        limits: { maxDepth: 20_000 },
+      }),
+    );
+    const atCap = await file('header-at-cap.json', withHeader(HEADER_MAX_DEPTH));
+    const kept = sluice(['run', atCap, '--config', config, '--lake', join(tmp.dir, 'lake-h1'), '--json']);
+    expect(kept.stderr).toBe('');
+    expect(kept.status).toBe(0);
+    const summary = JSON.parse(kept.stdout);
+    expect(summary.headers.reporting_entity_name).toEqual(JSON.parse(nested(HEADER_MAX_DEPTH)));
+    const silver = JSON.parse(await readFile(summary.outputs.silverManifest, 'utf8'));
+    expect(silver.violations['file.reporting_entity_name.type']).toMatchObject({ count: 1 });
+
+    // Before: "Maximum call stack size exceeded", naming nothing.
+    const deep = await file('header-too-deep.json', withHeader(20_000 - 1));
+    const lake = join(tmp.dir, 'lake-h2');
+    const failed = sluice(['run', deep, '--config', config, '--lake', lake, '-q']);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain(
+      `NestingTooDeepError: ${deep}: header reporting_entity_name starting at byte 25 is nested too deeply: ` +
+        `more than ${HEADER_MAX_DEPTH} levels (at byte ${25 + HEADER_MAX_DEPTH})`,
+    );
+    expect(await lakeOutput(lake)).toEqual([]);
   });
 
   it('rejects a maxDepth above the cap with a message that says the cap', async () => {

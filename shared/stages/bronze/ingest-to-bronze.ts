@@ -5,6 +5,7 @@ import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
 import {
   MalformedInputError,
   MissingRecordPathError,
+  NestingTooDeepError,
   ObjectNotFoundError,
   RecordTooLargeError,
 } from '../../errors.ts';
@@ -237,7 +238,8 @@ export async function ingestSlice(
     const badInput =
       error instanceof MalformedInputError ||
       error instanceof RecordTooLargeError ||
-      error instanceof MissingRecordPathError;
+      error instanceof MissingRecordPathError ||
+      error instanceof NestingTooDeepError;
     if (badInput || !checkpoint) await removeRunOutput(deps.lake, prefix, () => false);
     throw error;
   }

@@ -1,4 +1,4 @@
-import { MalformedInputError, RecordTooLargeError } from '../../errors.ts';
+import { MalformedInputError, NestingTooDeepError, RecordTooLargeError } from '../../errors.ts';
 import type { CompiledPaths, PathNode } from './record-paths.ts';
 
 /**
@@ -45,6 +45,13 @@ export interface PathValue {
   readonly kind: JsonKind;
   readonly offset: number;
 }
+
+/**
+ * Deepest nesting of a header value. Header values are scalars in every TiC schema; they travel whole in
+ * the bronze manifest, checkpoints and summaries, which `JSON.stringify` writes recursively, so a deeper
+ * one fails the parse with NestingTooDeepError rather than a stack overflow later.
+ */
+export const HEADER_MAX_DEPTH = 100;
 
 /** Keys of the top-level object kept for error messages (a TiC file has about a dozen). */
 const TOP_LEVEL_KEYS_KEPT = 50;
@@ -563,6 +570,15 @@ export class JsonRecordScanner {
 
   private open(i: number, kind: number): void {
     if (this.depth >= this.maxDepth) this.fail(i, `nesting deeper than ${this.maxDepth} levels`);
+    if (this.capTarget < -1 && this.capturing && this.depth - this.opaqueBase >= HEADER_MAX_DEPTH) {
+      throw new NestingTooDeepError(
+        this.options.source,
+        `header ${this.options.paths.headerNames[-2 - this.capTarget]}`,
+        this.capOffset,
+        `more than ${HEADER_MAX_DEPTH} levels (at byte ${this.offset + i}); header values are kept whole in ` +
+          'the manifest, and the CMS schemas make them strings',
+      );
+    }
     if (this.depth === this.containers.length) {
       const grown = new Uint8Array(Math.min(this.containers.length * 2, this.maxDepth + 1));
       grown.set(this.containers);

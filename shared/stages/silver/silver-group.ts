@@ -134,8 +134,7 @@ export async function buildSilverGroup(
           if (!(error instanceof RangeError) || !/call stack/i.test(error.message)) throw error;
           throw new NestingTooDeepError(
             bronze.source.uri,
-            path,
-            index,
+            `record ${path}[${index}]`,
             offset,
             `the silver contract ran out of stack (${error.message}); lower "limits.maxDepth" to reject such records while parsing`,
             { cause: error },

@@ -98,6 +98,13 @@ describe('sluice run: a file without the records its dataset requires fails loud
     expect(await lakeOutput(lake)).toEqual([]);
   });
 
+  it('sluice datasets tells required record paths from optional ones', () => {
+    const result = sluice(['datasets']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('records: in_network[*], provider_references[*] (optional)\n');
+    expect(result.stdout).toContain('records: out_of_network[*]\n');
+  });
+
   it('runs the CMS samples of every dataset clean', async () => {
     const runs: [string, string][] = [
       ['in-network-rates-multiple-plans-sample.json', 'tic-in-network'],

@@ -136,10 +136,10 @@ export interface ScannerSnapshot {
   readonly frames: { kind: number; node: number; target: number }[];
   readonly recordCounts: number[];
   readonly headers: Record<string, unknown>;
-  /** `pathValues` so far (absent in checkpoints of older versions). */
-  readonly pathValues?: Record<string, PathValue>;
-  readonly topLevelKeys?: string[];
-  readonly topLevelKeyCount?: number;
+  /** `pathValues`, `topLevelKeys` and `topLevelKeyCount` so far. */
+  readonly pathValues: Record<string, PathValue>;
+  readonly topLevelKeys: string[];
+  readonly topLevelKeyCount: number;
 }
 
 function describeByte(c: number): string {
@@ -331,9 +331,9 @@ export class JsonRecordScanner {
       scanner.recordCounts[i] = n;
     });
     Object.assign(scanner.headers, snapshot.headers);
-    Object.assign(scanner.pathValues, snapshot.pathValues ?? {});
-    scanner.topLevelKeys.push(...(snapshot.topLevelKeys ?? []));
-    scanner.topLevelKeyCount = snapshot.topLevelKeyCount ?? 0;
+    Object.assign(scanner.pathValues, snapshot.pathValues);
+    scanner.topLevelKeys.push(...snapshot.topLevelKeys);
+    scanner.topLevelKeyCount = snapshot.topLevelKeyCount;
     return scanner;
   }
 

@@ -261,7 +261,13 @@ describe('Function: planFanOut', () => {
   });
 
   it('is done at once for a table of contents that lists no in-network file', async () => {
-    await writeFile(join(tmp.dir, 'empty.json'), JSON.stringify({ ...TOC, reporting_structure: [] }));
+    // An empty reporting_structure fails the ingest (MissingRecordPathError); a structure that lists only
+    // an allowed-amounts file is a table of contents with nothing to fan out.
+    const onlyAllowedAmounts = [TOC.reporting_structure[1]];
+    await writeFile(
+      join(tmp.dir, 'empty.json'),
+      JSON.stringify({ ...TOC, reporting_structure: onlyAllowedAmounts }),
+    );
     const run = await ingestToBronze(
       { dataset: builtInDataset('tic-table-of-contents'), sourceKey: 'empty.json' },
       { source: new FileObjectStore(tmp.dir), lake, clock: fixedClock },

@@ -36,6 +36,47 @@ export class RecordTooLargeError extends PipelineError {
   }
 }
 
+/**
+ * The document does not hold the records its dataset says it has: a required record path is missing,
+ * holds something other than an array, or is an empty array the config does not allow; or the top level
+ * is not what the path needs. The message says what was found instead and what to do (often: the file
+ * belongs to another dataset). Not retryable.
+ */
+export class MissingRecordPathError extends PipelineError {
+  override name = 'MissingRecordPathError';
+  constructor(
+    readonly source: string,
+    /** The record path, as configured (`in_network[*]`). */
+    readonly recordPath: string,
+    /** What was found instead, e.g. `the top level has "out_of_network", "version"`. */
+    readonly found: string,
+    /** What to do about it. */
+    readonly hint: string,
+  ) {
+    super(`${source}: ${found}; ${hint}`);
+  }
+}
+
+/**
+ * A value nested deeper than sluice can carry: a header value beyond `HEADER_MAX_DEPTH` (header values
+ * are scalars in every TiC schema, and travel in manifests and summaries), or a record some stage ran
+ * out of stack on. Named by file, value and byte offset instead of a bare "Maximum call stack size
+ * exceeded". Not retryable.
+ */
+export class NestingTooDeepError extends PipelineError {
+  override name = 'NestingTooDeepError';
+  constructor(
+    readonly source: string,
+    /** Which value: `record in_network[3]`, `header reporting_entity_name`. */
+    readonly value: string,
+    readonly byteOffset: number,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${source}: ${value} starting at byte ${byteOffset} is nested too deeply: ${detail}`, options);
+  }
+}
+
 /** A configuration file or option is invalid; the message lists each problem and how to fix it. */
 export class ConfigError extends PipelineError {
   override name = 'ConfigError';

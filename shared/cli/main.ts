@@ -197,7 +197,7 @@ Examples:
     .action(() => {
       for (const config of Object.values(builtInDatasets)) {
         const records = recordTargets(config)
-          .map((t) => t.path)
+          .map((t) => (t.required ? t.path : `${t.path} (optional)`))
           .join(', ');
         process.stdout.write(`${config.name}\n  ${config.description ?? ''}\n  records: ${records}\n`);
       }

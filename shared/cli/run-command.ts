@@ -195,12 +195,15 @@ async function runSource(
       // The workflow's own retries (after a stage's): a failed download waits minutes between them.
       onEvent: talk ? announceRetries() : undefined,
       onDownloaded: (landed, uri) => {
-        if (talk) {
-          const resumed = landed.resumed ? ', resumed after a broken connection' : '';
-          process.stderr.write(
-            `downloaded ${formatBytes(landed.bytes)} to ${uri} in ${landed.attempts} attempt(s)${resumed}\n`,
-          );
+        if (!talk) return;
+        if (landed.notModified) {
+          process.stderr.write(`not modified since the last download (HTTP 304): ${uri} is current\n`);
+          return;
         }
+        const resumed = landed.resumed ? ', resumed after a broken connection' : '';
+        process.stderr.write(
+          `downloaded ${formatBytes(landed.bytes)} to ${uri} in ${landed.attempts} attempt(s)${resumed}\n`,
+        );
       },
       source: sourceStore,
       lake,

@@ -10,6 +10,13 @@ import { ConfigError } from '../errors.ts';
 
 const MiB = 1024 * 1024;
 
+/**
+ * The highest `limits.maxDepth` a config may set. The scanner needs no stack at any depth; the stages
+ * after it turn deep values into JSON text without recursion (`jsonText`), and a test runs a record
+ * this deep through the whole CLI (tests/integration/honest-input.test.ts).
+ */
+export const MAX_DEPTH_LIMIT = 100_000;
+
 const name = z
   .string()
   .regex(
@@ -26,6 +33,21 @@ const RecordPath = z.object({
     )
     .describe('Where the records are: dot-separated object keys ending in [*]; "[*]" is a root array.'),
   name: name.optional().describe('Name used in counts, keys and tables. Default: the last key of the path.'),
+  required: z
+    .boolean()
+    .default(true)
+    .describe(
+      'The document must hold this array: when it is missing, holds something else (an object, null, …) ' +
+        'or the top level does not lead to it, the run fails with MissingRecordPathError, saying what it ' +
+        'found instead. false: an optional path, which a file may lack. Default: true.',
+    ),
+  allowEmpty: z
+    .boolean()
+    .default(false)
+    .describe(
+      'A required path holding an empty array is accepted. Default: false (the run fails with ' +
+        'MissingRecordPathError: a file with no records is usually the wrong file, or a truncated export).',
+    ),
 });
 
 const HeaderPath = z.object({
@@ -261,9 +283,15 @@ export const DatasetConfig = z
           .number()
           .int()
           .positive()
-          .max(100_000)
+          .max(
+            MAX_DEPTH_LIMIT,
+            `at most ${MAX_DEPTH_LIMIT}: every stage is tested to that depth (see README, "Deep nesting")`,
+          )
           .default(1000)
-          .describe('Deepest nesting accepted.'),
+          .describe(
+            `Deepest nesting accepted; a deeper value fails the run with MalformedInputError at its byte ` +
+              `offset. At most ${MAX_DEPTH_LIMIT}, the depth every stage is tested to.`,
+          ),
       })
       .default({ maxRecordBytes: 256 * MiB, maxDepth: 1000 }),
     bronze: z
@@ -342,12 +370,26 @@ export const DatasetConfig = z
 export type DatasetConfigInput = z.input<typeof DatasetConfig>;
 export type DatasetConfig = z.output<typeof DatasetConfig>;
 
+/** A record stream of a dataset, with its name resolved. */
+export interface RecordTarget {
+  readonly name: string;
+  readonly path: string;
+  /** The document must hold this array (json datasets; see `RecordPath.required`). */
+  readonly required: boolean;
+  /** A required array may be empty. */
+  readonly allowEmpty: boolean;
+}
+
 /** The record streams of a dataset, with their names resolved. */
-export function recordTargets(config: DatasetConfig): { name: string; path: string }[] {
-  if (config.format !== 'json') return [{ name: config.recordName, path: '[*]' }];
+export function recordTargets(config: DatasetConfig): RecordTarget[] {
+  if (config.format !== 'json') {
+    return [{ name: config.recordName, path: '[*]', required: false, allowEmpty: true }];
+  }
   return (config.records ?? []).map((r) => ({
     path: r.path,
     name: r.name ?? r.path.slice(0, -3).split('.').at(-1) ?? 'records',
+    required: r.required,
+    allowEmpty: r.allowEmpty,
   }));
 }
 

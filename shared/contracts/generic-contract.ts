@@ -16,6 +16,7 @@ import {
   isOutOfRange,
   jsonPath,
   parseDate,
+  valueText,
 } from './silver/normalize.ts';
 import type { RuleSpec } from './silver/record-checker.ts';
 import type { ColumnSpec, ColumnType, DriftFinding, Row, RuleViolation, TableSpec } from './silver/table.ts';
@@ -185,7 +186,7 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       const rescued: Record<string, unknown> = Object.create(null);
       findUnknown(record as Record<string, unknown>, known, [], drift, rescued);
       if (quarantined) return { rows: {}, violations, drift };
-      if (rescue) row[RESCUED_COLUMN] = drift.length > 0 ? stringifyExact(rescued) : null;
+      if (rescue) row[RESCUED_COLUMN] = drift.length > 0 ? (valueText(rescued) ?? null) : null;
       return { rows: { [silver.table]: [row] }, violations, drift };
     },
   };

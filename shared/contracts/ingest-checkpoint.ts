@@ -33,6 +33,20 @@ export const IngestCheckpoint = z.object({
     frames: z.array(z.object({ kind: z.number().int(), node: z.number().int(), target: z.number().int() })),
     recordCounts: z.array(z.number().int().nonnegative()),
     headers: z.record(z.string(), z.unknown()),
+    /**
+     * What the document held along the record paths so far (see JsonRecordScanner.pathValues): required.
+     * A checkpoint without it (written before required record paths) cannot decide them, so it does not
+     * parse and the run starts over.
+     */
+    pathValues: z.record(
+      z.string(),
+      z.object({
+        kind: z.enum(['object', 'array', 'string', 'number', 'boolean', 'null']),
+        offset: z.number().int().nonnegative(),
+      }),
+    ),
+    topLevelKeys: z.array(z.string()),
+    topLevelKeyCount: z.number().int().nonnegative(),
   }),
   /** The next segment boundary (uncompressed bytes). */
   nextSegmentAt: z.number().int().positive(),

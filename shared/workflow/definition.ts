@@ -119,8 +119,9 @@ export const LAMBDA_SERVICE_ERRORS = [
  *
  * Deliberately absent: `States.Timeout` and `Sandbox.Timedout` (a stage that ran out of time will run
  * out again: raise the timeout or memory instead), `Runtime.OutOfMemory`, and sluice's permanent errors
- * (`MalformedInputError`, `RecordTooLargeError`, `ConfigError`, `ContractViolationError`,
- * `SchemaDriftError`, `ReconciliationError`), which no retry can fix.
+ * (`MalformedInputError`, `RecordTooLargeError`, `MissingRecordPathError`, `NestingTooDeepError`,
+ * `ConfigError`, `ContractViolationError`, `SchemaDriftError`, `ReconciliationError`), which no retry
+ * can fix.
  */
 export const TRANSIENT_ERRORS = [
   'TransientError',

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { copyFile, readFile, rename, utimes } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -193,14 +194,22 @@ describe('exactly once (sluice run, sluice query)', () => {
       ],
       ['/payer-b/in-network.json', await readFile(join(TIC_EXAMPLES, 'in-network-rates-no-npi.json'))],
     ]);
+    const answered: number[] = [];
     const server: Server = createServer((req, res) => {
       const body = bodies.get(req.url ?? '');
       if (!body) {
         res.writeHead(404).end();
         return;
       }
+      const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
+      if (req.headers['if-none-match'] === etag) {
+        answered.push(304);
+        res.writeHead(304, { etag }).end();
+        return;
+      }
+      answered.push(200);
       // Slow enough that the two downloads overlap.
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, etag });
       setTimeout(() => res.end(body), 300);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -231,6 +240,21 @@ describe('exactly once (sluice run, sluice query)', () => {
           .split('\n')
           .map((l) => JSON.parse(l).plan_name),
       ).toEqual(expected);
+      // The header `version` column keeps the file's own value (not a folder name's).
+      const versions = sluice(['query', 'SELECT DISTINCT version FROM files', '--lake', lake, '--json']);
+      expect(JSON.parse(versions.stdout.trim()).version).toBe(
+        JSON.parse([...bodies.values()][0]!.toString()).version,
+      );
+
+      // Again: each server says "not modified" (304) to the stored ETag; nothing is fetched or rebuilt.
+      expect(answered).toEqual([200, 200]);
+      for (const path of bodies.keys()) {
+        // Not spawnSync: the server runs in this process's event loop.
+        const again = await start(run(`http://127.0.0.1:${port}${path}`, lake, ...flags)).done;
+        expect(again.status, again.stderr).toBe(0);
+        expect(JSON.parse(again.stdout)).toMatchObject({ status: 'unchanged', read: false });
+      }
+      expect(answered).toEqual([200, 200, 304, 304]);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }

@@ -19,6 +19,7 @@ import {
   type WorkflowEvent,
 } from '../../shared/pipeline/local-runner.ts';
 import { readBronzeManifest } from '../../shared/stages/bronze/read-bronze.ts';
+import { landingKey } from '../../shared/stages/download/landing-key.ts';
 import { StateName } from '../../shared/workflow/definition.ts';
 import { synthesizeDefinition, type WorkflowDefinition } from '../../shared/workflow/local-definition.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
@@ -186,7 +187,7 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     );
     expect(
       (await listFiles(landingDir)).filter((f) => f.startsWith('_downloads/tic-in-network/')).sort(),
-    ).toEqual(LISTED.map((name) => `_downloads/tic-in-network/${name}`).sort());
+    ).toEqual(LISTED.map((name) => landingKey('tic-in-network', new URL(`${base}/files/${name}`))).sort());
 
     // The bad one: failed in the result, and its child execution dead-lettered with its input and error.
     const failed = fanOut.files.find((f) => f.status === 'failed')!;

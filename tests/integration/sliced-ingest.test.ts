@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
-import { ingestCheckpointKey } from '../../shared/lake/keys.ts';
+import { bronzeRunPrefix, ingestCheckpointKey } from '../../shared/lake/keys.ts';
 import { committedRun, runWorkflowLocally as runAnyWorkflow } from '../../shared/pipeline/local-runner.ts';
 import {
   type IngestSlicedResult,
@@ -31,10 +31,12 @@ function slicedDataset(base: DatasetConfig, segmentBytes: number): DatasetConfig
   });
 }
 
-/** Every file under `dir`, relative path → bytes. */
+/** Every file under `dir`, relative path → bytes; but the source's lease, which names its last holder. */
 async function snapshot(dir: string): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
-  for (const file of await listFiles(dir)) files.set(file, await readFile(join(dir, file)));
+  for (const file of await listFiles(dir)) {
+    if (!file.endsWith('/lease.json')) files.set(file, await readFile(join(dir, file)));
+  }
   return files;
 }
 
@@ -185,11 +187,18 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
     const lake = fileStore(newLake());
     const deps = { source: fileStore(tmp.dir), lake, clock: fixedClock };
     const first = await ingestToBronze({ dataset, sourceKey: 'keep.json' }, deps);
-    const report = `bronze/${dataset.name}/source=${first.runId}/fan-out/exec-1/summary.json`;
-    const stalePart = `bronze/${dataset.name}/source=${first.runId}/in_network/part-99999.ndjson.gz`;
+    const prefix = bronzeRunPrefix(dataset.name, first.runId);
+    const report = `${prefix}fan-out/exec-1/summary.json`;
+    const stalePart = `${prefix}in_network/part-99999.ndjson.gz`;
     await lake.write(report, '{}');
     await lake.write(stalePart, 'stale');
+    // A committed run is reused as it is; one that died before its manifest is redone, and its
+    // leftovers (a part beyond the new count) go.
+    const reused = await ingestToBronze({ dataset, sourceKey: 'keep.json' }, deps);
+    expect(reused).toMatchObject({ reused: true, slices: 0 });
+    await lake.delete(first.manifestKey);
     const second = await ingestToBronze({ dataset, sourceKey: 'keep.json' }, deps);
+    expect(second.reused).toBe(false);
     expect(second.manifest.parts).toEqual(first.manifest.parts);
     expect(await lake.head(report)).toBeDefined();
     expect(await lake.head(stalePart)).toBeUndefined();

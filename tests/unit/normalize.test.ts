@@ -7,6 +7,8 @@ import {
   isIsoDate,
   isNumericString,
   jsonPath,
+  jsonText,
+  jsonTextIterative,
   parseDate,
   rescuedJson,
   scalarText,
@@ -293,5 +295,51 @@ describe('Class: RecordChecker', () => {
     expect(() => new RecordChecker(schema, [{ path: '', name: 'thing' }], [], 'fallback')).toThrow(
       /fallback/,
     );
+  });
+});
+
+describe('Function: jsonText', () => {
+  it('writes what JSON.stringify writes, for random JSON values', () => {
+    const random = seededRandom(14);
+    const leaf = (): unknown => {
+      const r = random();
+      if (r < 0.2) return null;
+      if (r < 0.4) return random() < 0.5;
+      if (r < 0.7) return (random() - 0.5) * 10 ** Math.floor(random() * 30);
+      return String.fromCharCode(
+        ...Array.from({ length: Math.floor(random() * 6) }, () => Math.floor(random() * 0xffff)),
+      );
+    };
+    const value = (depth: number): unknown => {
+      if (depth === 0 || random() < 0.3) return leaf();
+      const n = Math.floor(random() * 4);
+      if (random() < 0.5) return Array.from({ length: n }, () => value(depth - 1));
+      return Object.fromEntries(
+        Array.from({ length: n }, (_, i) => [random() < 0.2 ? String(i) : `k${i}"\\`, value(depth - 1)]),
+      );
+    };
+    for (let i = 0; i < 500; i++) {
+      const v = value(6);
+      expect(jsonTextIterative(v)).toBe(JSON.stringify(v));
+      expect(jsonText(v)).toBe(JSON.stringify(v));
+    }
+  });
+
+  it('leaves undefined members out of objects and writes them as null in arrays, as JSON.stringify does', () => {
+    const v = { a: undefined, b: [undefined, 1], c: { d: undefined } };
+    expect(jsonTextIterative(v)).toBe(JSON.stringify(v));
+    expect(jsonTextIterative(undefined)).toBeUndefined();
+  });
+
+  it('writes values far deeper than JSON.stringify can (which overflows the stack)', () => {
+    const depth = 100_000;
+    const deep = JSON.parse(`${'[{"a":'.repeat(depth)}1${'}]'.repeat(depth)}`);
+    expect(() => JSON.stringify(deep)).toThrow(RangeError);
+    const text = jsonText(deep)!;
+    expect(text.length).toBe(depth * 8 + 1);
+    expect(text.startsWith('[{"a":[{"a":')).toBe(true);
+    // The drift example and the _rescued text take the same way.
+    expect(example(deep)).toBe(text.slice(0, EXAMPLE_MAX_CHARS));
+    expect(rescuedJson(new Map([['', { deep }]]), '')).toBe(`{"deep":${text}}`);
   });
 });

@@ -18,8 +18,8 @@ import { fixedClock, tempDir } from '../helpers/lake.ts';
 const A = 'https://files.example.com/2026-01/acme_in-network.json.gz';
 const B = 'https://files.example.com/2026-01/acme_behavioral.json.gz';
 const C = 'https://cdn.example.org/c.json';
-/** Another file under A's file name: it would land on A's landing key. */
-const A2 = 'https://files.example.com/2026-02/acme_in-network.json.gz';
+// The same file as A behind a renewed signature: the same source, so the same landing key as A.
+const A2 = 'https://files.example.com/2026-01/acme_in-network.json.gz?sig=renewed';
 
 /** A table of contents: duplicates, unsafe and malformed locations, and A2 among the good ones. */
 const TOC = {
@@ -261,7 +261,13 @@ describe('Function: planFanOut', () => {
   });
 
   it('is done at once for a table of contents that lists no in-network file', async () => {
-    await writeFile(join(tmp.dir, 'empty.json'), JSON.stringify({ ...TOC, reporting_structure: [] }));
+    // An empty reporting_structure fails the ingest (MissingRecordPathError); a structure that lists only
+    // an allowed-amounts file is a table of contents with nothing to fan out.
+    const onlyAllowedAmounts = [TOC.reporting_structure[1]];
+    await writeFile(
+      join(tmp.dir, 'empty.json'),
+      JSON.stringify({ ...TOC, reporting_structure: onlyAllowedAmounts }),
+    );
     const run = await ingestToBronze(
       { dataset: builtInDataset('tic-table-of-contents'), sourceKey: 'empty.json' },
       { source: new FileObjectStore(tmp.dir), lake, clock: fixedClock },

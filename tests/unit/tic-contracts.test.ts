@@ -931,6 +931,95 @@ describe('TiC in-network: provider groups and schema versions', () => {
   });
 });
 
+describe('TiC contracts: checkFile (header values, object kind `file`)', () => {
+  const headers = {
+    reporting_entity_name: 'Acme',
+    reporting_entity_type: 'health insurance issuer',
+    plan_name: 'Plan',
+    plan_id_type: 'ein',
+    plan_id: '123',
+    plan_market_type: 'group',
+    last_updated_on: '2024-01-31',
+    version: '2.0.0',
+  };
+  const check = (contract: TicSilverContract, h: Record<string, unknown>) => {
+    const result = contract.checkFile!({ ...V2, headers: h });
+    return {
+      rules: result.violations.map((v) => `${v.ruleId} ${v.severity} ${v.path}`),
+      drift: result.drift.map((d) => `${d.kind}:${d.path} ${d.example}`),
+    };
+  };
+
+  it('finds nothing in the headers of the CMS samples', () => {
+    for (const name of readdirSync(TIC_EXAMPLES)) {
+      const doc = JSON.parse(readFileSync(`${TIC_EXAMPLES}/${name}`, 'utf8'));
+      const contract = name.startsWith('allowed')
+        ? ticAllowedAmountsSilver
+        : name.startsWith('table')
+          ? ticTableOfContentsSilver
+          : ticInNetworkSilver;
+      const { in_network, provider_references, out_of_network, reporting_structure, ...h } = doc;
+      if (name.startsWith('provider-reference')) continue; // a 1.x provider reference file, not a whole file
+      expect(check(contract, h), name).toEqual({ rules: [], drift: [] });
+    }
+  });
+
+  it('counts each wrong type, enum, date and missing required header as a warning with its path', () => {
+    expect(
+      check(ticInNetworkSilver, {
+        ...headers,
+        reporting_entity_name: { x: 1 },
+        reporting_entity_type: undefined,
+        plan_name: true,
+        plan_id: 12345,
+        plan_market_type: 'Group',
+        last_updated_on: 20240101,
+        version: ' ',
+      }),
+    ).toEqual({
+      rules: [
+        'file.reporting_entity_name.type warn reporting_entity_name',
+        'file.reporting_entity_type.required warn reporting_entity_type',
+        'file.plan_name.type warn plan_name',
+        'file.plan_id.type warn plan_id',
+        'file.plan_market_type.enum warn plan_market_type',
+        'file.last_updated_on.type warn last_updated_on',
+        'file.version.required warn version',
+      ],
+      drift: [
+        'wrong_type:reporting_entity_name {"x":1}',
+        'wrong_type:plan_name true',
+        'wrong_type:plan_id 12345',
+        'wrong_type:last_updated_on 20240101',
+      ],
+    });
+  });
+
+  it('tells a date in another spelling (converted) from one that is no date', () => {
+    expect(check(ticInNetworkSilver, { ...headers, last_updated_on: '01/31/2024' }).rules).toEqual([
+      'file.last_updated_on.format warn last_updated_on',
+    ]);
+    expect(check(ticInNetworkSilver, { ...headers, last_updated_on: '2024-02-30' }).rules).toEqual([
+      'file.last_updated_on.invalid warn last_updated_on',
+    ]);
+  });
+
+  it('lets optional plan headers be absent, and checks only the headers a table of contents has', () => {
+    const { plan_name, plan_id_type, plan_id, plan_market_type, ...required } = headers;
+    expect(check(ticInNetworkSilver, required).rules).toEqual([]);
+    expect(check(ticTableOfContentsSilver, { ...required, plan_name: 7 }).rules).toEqual([]);
+    expect(check(ticAllowedAmountsSilver, { ...headers, plan_id_type: 'EIN' }).rules).toEqual([
+      'file.plan_id_type.enum warn plan_id_type',
+    ]);
+  });
+
+  it("documents every header rule in the contract's rules table", () => {
+    const ids = ticInNetworkSilver.rules.map((r) => r.id);
+    for (const id of ['file.reporting_entity_name.type', 'file.last_updated_on.format', 'file.schema'])
+      expect(ids).toContain(id);
+  });
+});
+
 describe('Function: danglingProviderGroupIds', () => {
   const priceRow = (file: string, ids: string[] | null): Row => ({ file_id: file, provider_group_ids: ids });
   const groupRow = (file: string, id: string): Row => ({ file_id: file, provider_group_id: id });

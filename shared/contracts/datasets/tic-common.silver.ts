@@ -184,6 +184,82 @@ export function filesTable(withPlan: boolean): TableSpec {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Header values: checked against the CMS schema like records, as the `file` object kind
+
+/** Header values the CMS schemas require (in-network, allowed amounts and table of contents alike). */
+const REQUIRED_HEADERS = ['reporting_entity_name', 'reporting_entity_type', 'last_updated_on', 'version'];
+
+/**
+ * The header values of a file as the CMS schema types them: strings of at least one character, the
+ * plan id type and market type enums, `last_updated_on` a YYYY-MM-DD date. Optional headers may be
+ * absent (or null). Not checked: the schemas' cross-field dependencies between the plan headers.
+ */
+function headerSchema(withPlan: boolean): z.ZodType {
+  const optional = <T extends z.ZodType>(schema: T) => schema.nullish();
+  return z.object({
+    reporting_entity_name: nonBlank,
+    reporting_entity_type: nonBlank,
+    ...(withPlan
+      ? {
+          plan_name: optional(nonBlank),
+          issuer_name: optional(nonBlank),
+          plan_sponsor_name: optional(nonBlank),
+          plan_id_type: optional(z.enum(PLAN_ID_TYPES)),
+          plan_id: optional(nonBlank),
+          plan_market_type: optional(z.enum(PLAN_MARKET_TYPES)),
+        }
+      : {}),
+    last_updated_on: z.iso.date(),
+    version: nonBlank,
+  });
+}
+
+/**
+ * The rules of a file's header values, object kind `file`. All warn: the file's row is kept, the value
+ * as the `files` table has always written it (numbers and booleans as their JSON spelling, other
+ * non-strings as NULL), and each departure is counted with its path, like a record's.
+ */
+export function headerRules(withPlan: boolean): RuleSpec[] {
+  const names = ['reporting_entity_name', 'reporting_entity_type', ...(withPlan ? PLAN_HEADERS : [])];
+  const rules: RuleSpec[] = [];
+  for (const name of [...names, 'last_updated_on', 'version']) {
+    if (REQUIRED_HEADERS.includes(name))
+      rules.push(warn(`file.${name}.required`, `The ${name} header is missing, null or blank.`));
+    rules.push(
+      warn(
+        `file.${name}.type`,
+        `The ${name} header is not a string (a number or boolean is stored as its JSON text, anything else as NULL).`,
+      ),
+    );
+  }
+  if (withPlan) {
+    rules.push(warn('file.plan_id_type.enum', 'The plan_id_type header is not "ein" or "hios".'));
+    rules.push(
+      warn('file.plan_market_type.enum', 'The plan_market_type header is not "group" or "individual".'),
+    );
+  }
+  rules.push(
+    warn('file.last_updated_on.format', 'last_updated_on is a date but not YYYY-MM-DD; converted.'),
+    warn('file.last_updated_on.invalid', 'last_updated_on is not a date (stored as NULL).'),
+    warn(
+      'file.schema',
+      'Any other departure of a header value from the CMS schema (e.g. a blank optional header).',
+    ),
+  );
+  return rules;
+}
+
+/** Checks a file's header values (`SilverContext.headers`) with the rules of `headerRules`. */
+function headerChecker(withPlan: boolean): RecordChecker {
+  return new RecordChecker(
+    headerSchema(withPlan),
+    [{ path: '', name: 'file' }],
+    headerRules(withPlan),
+    'file.schema',
+  );
+}
+
 /** The one `files` row of a file. */
 export function fileRow(context: SilverContext, withPlan: boolean): Row {
   const h = context.headers;
@@ -252,7 +328,8 @@ export type TicSilverContract = SilverContract & {
 
 /** A TiC silver contract: records checked with zod against the rules table, then turned into rows. */
 export function ticContract(spec: TicContractSpec): TicSilverContract {
-  const rules = [...spec.rules, ...COMMON_RULES];
+  const rules = [...spec.rules, ...COMMON_RULES, ...headerRules(spec.withPlan)];
+  const headers = headerChecker(spec.withPlan);
   const checkers = new Map(
     Object.entries(spec.streams).map(([name, s]) => [
       name,
@@ -275,6 +352,10 @@ export function ticContract(spec: TicContractSpec): TicSilverContract {
     onDrift: 'rescue',
     references: spec.references,
     fileRows: (context) => ({ files: [fileRow(context, spec.withPlan)] }),
+    checkFile(context) {
+      const check = headers.check(context.headers, { rescue: false });
+      return { violations: check.violations, drift: check.drift };
+    },
     normalize(recordName, recordIndex, record, context): NormalizedRecord {
       const entry = checkers.get(recordName);
       if (!entry) {

@@ -21,7 +21,8 @@ export const ticInNetwork: DatasetConfigInput = {
   name: 'tic-in-network',
   description: 'Transparency in Coverage in-network rates (CMS schema in-network-rates.json)',
   format: 'json',
-  records: [{ path: 'in_network[*]' }, { path: 'provider_references[*]' }],
+  // The CMS schema requires `in_network`; `provider_references` is optional (inline provider groups).
+  records: [{ path: 'in_network[*]' }, { path: 'provider_references[*]', required: false }],
   headers: ticHeaders(planHeaders),
 };
 

@@ -1,4 +1,4 @@
-import type { NormalizedRecord, Row, TableSpec } from './table.ts';
+import type { DriftFinding, NormalizedRecord, Row, RuleViolation, TableSpec } from './table.ts';
 
 /** What a contract knows about the file a record came from. */
 export interface SilverContext {
@@ -35,6 +35,14 @@ export interface SilverContract {
   readonly references?: readonly TableReference[];
   /** Rows derived from the file as a whole (e.g. the `files` table), from the context alone. */
   fileRows(context: SilverContext): Readonly<Record<string, Row[]>>;
+  /**
+   * The file's own values (its headers) checked like a record: violations (severity `warn`, or `fail` to
+   * stop the run; a file cannot be quarantined) and drift, counted once per file. @default none
+   */
+  checkFile?(context: SilverContext): {
+    readonly violations: readonly RuleViolation[];
+    readonly drift: readonly DriftFinding[];
+  };
   /** One bronze record → rows per table, rule violations and drift findings. */
   normalize(
     recordName: string,

@@ -184,7 +184,7 @@ export const EXAMPLE_MAX_CHARS = 200;
  */
 export function example(value: unknown, maxChars = EXAMPLE_MAX_CHARS): string {
   const json =
-    value === undefined || isOutOfRange(value) ? String(value) : (stringifyExact(value) ?? String(value));
+    value === undefined || isOutOfRange(value) ? String(value) : (valueText(value) ?? String(value));
   return json.length > maxChars ? json.slice(0, maxChars) : json;
 }
 
@@ -205,5 +205,80 @@ export function rescuedJson(rescued: RescuedValues, ...objectPaths: string[]): s
     const bag = rescued.get(path);
     if (bag) merged = merged ? { ...merged, ...bag } : bag;
   }
-  return merged ? stringifyExact(merged) : null;
+  return merged ? (valueText(merged) ?? null) : null;
+}
+
+/**
+ * A value's JSON text, exact and at any depth: integers beyond 2^53 with their digits (`stringifyExact`),
+ * and values nested deeper than V8's JSON.stringify can go written without recursion (`jsonText`).
+ */
+export function valueText(value: unknown): string | undefined {
+  try {
+    return stringifyExact(value);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    return jsonTextIterative(value);
+  }
+}
+
+/**
+ * `JSON.stringify` of a value JSON.parse built, at any depth. V8's JSON.stringify recurses and throws
+ * "Maximum call stack size exceeded" near 4,000 levels of nesting (fewer inside a deep call stack), while
+ * the scanner accepts up to `limits.maxDepth` (at most 100,000): a value it cannot write is written
+ * again with an explicit stack. The fast native path stays the common one.
+ */
+export function jsonText(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+  }
+  return jsonTextIterative(value);
+}
+
+interface JsonFrame {
+  readonly container: object;
+  /** The keys of an object; null for an array. */
+  readonly keys: readonly string[] | null;
+  next: number;
+  written: number;
+}
+
+/** What `JSON.stringify` writes for plain data (objects, arrays, strings, numbers, booleans, null), without recursion. */
+export function jsonTextIterative(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const out: string[] = [];
+  const stack: JsonFrame[] = [];
+  const open = (container: object) => {
+    const array = Array.isArray(container);
+    out.push(array ? '[' : '{');
+    stack.push({ container, keys: array ? null : Object.keys(container), next: 0, written: 0 });
+  };
+  open(value);
+  while (stack.length > 0) {
+    const frame = stack.at(-1)!;
+    const { keys } = frame;
+    const length = keys === null ? (frame.container as unknown[]).length : keys.length;
+    if (frame.next === length) {
+      out.push(keys === null ? ']' : '}');
+      stack.pop();
+      continue;
+    }
+    const i = frame.next++;
+    const key = keys === null ? undefined : keys[i]!;
+    const item =
+      key === undefined
+        ? (frame.container as unknown[])[i]
+        : (frame.container as Record<string, unknown>)[key];
+    const nested = item !== null && typeof item === 'object';
+    // As JSON.stringify: an unrepresentable member (undefined, a function) is left out of an object
+    // and written as null in an array.
+    const text = nested ? '' : JSON.stringify(item);
+    if (text === undefined && key !== undefined) continue;
+    if (frame.written++ > 0) out.push(',');
+    if (key !== undefined) out.push(JSON.stringify(key), ':');
+    if (nested) open(item);
+    else out.push(text ?? 'null');
+  }
+  return out.join('');
 }

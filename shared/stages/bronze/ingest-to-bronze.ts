@@ -9,6 +9,8 @@ import { parseExact, stringifyLossless } from '../../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
 import {
   MalformedInputError,
+  MissingRecordPathError,
+  NestingTooDeepError,
   ObjectNotFoundError,
   PipelineError,
   RecordTooLargeError,
@@ -32,6 +34,7 @@ import { detectCompression, type OpenedSource, openSource } from '../parse/open-
 import { compilePaths } from '../parse/record-paths.ts';
 import { type RecordSource, readCsvRecords } from './csv-records.ts';
 import { asciiJson, BlockCompressor, type BronzePart, PartWriter } from './part-writer.ts';
+import { checkRecordPaths } from './record-path-check.ts';
 
 export interface IngestToBronzeInput {
   readonly dataset: DatasetConfig;
@@ -304,7 +307,11 @@ export async function ingestSlice(
     await Promise.allSettled(uploads);
     // Bad input cannot get better: remove everything. Anything else (a network error, a timeout) may
     // pass, so a checkpointed run keeps its durable parts and checkpoint for the retry to resume from.
-    const badInput = error instanceof MalformedInputError || error instanceof RecordTooLargeError;
+    const badInput =
+      error instanceof MalformedInputError ||
+      error instanceof RecordTooLargeError ||
+      error instanceof MissingRecordPathError ||
+      error instanceof NestingTooDeepError;
     if (badInput || !checkpoint) await removeRunOutput(deps.lake, prefix, () => false);
     throw error;
   }
@@ -504,12 +511,20 @@ function scanJsonRecords(
         ? JsonRecordScanner.restore(options, onRecord, resume)
         : new JsonRecordScanner(options, onRecord);
       scanner = active;
+      // A required record path that is missing or of the wrong kind fails the run: as soon as that is
+      // certain, else at the end of the document.
+      const checkPaths = (final: boolean) => {
+        const problem = checkRecordPaths(dataset, paths, active, uri, final);
+        if (problem) throw problem;
+      };
       for await (const chunk of chunks) {
         active.write(chunk);
+        checkPaths(false);
         yield { bytesScanned: active.bytesScanned };
         if (paused()) return;
       }
       active.end();
+      checkPaths(true);
     },
     scanner: () => scanner,
     bytesScanned: () => scanner?.bytesScanned ?? 0,

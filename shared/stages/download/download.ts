@@ -93,6 +93,19 @@ export interface DownloadResult {
   readonly attempts: number;
   /** Whether the landed bytes came from more than one response joined with `Range`. */
   readonly resumed: boolean;
+  /**
+   * The server said the source has not changed since the last download (HTTP 304 to `If-None-Match` /
+   * `If-Modified-Since`): nothing was fetched, and the landed object is the one already there.
+   */
+  readonly notModified?: boolean;
+}
+
+/** What a download remembers beside its landed object, to ask the server next time "changed since?". */
+interface LandedValidators {
+  readonly etag?: string;
+  readonly lastModified?: string;
+  readonly sha256: string;
+  readonly bytes: number;
 }
 
 type Optional = 'ca' | 'resolve' | 'circuitBreaker' | 'hostLimiter';
@@ -131,8 +144,9 @@ export async function downloadToLanding(input: DownloadInput, deps: DownloadDeps
   const credentials = input.credentials
     ? await applyCredentials(input.credentials, deps.secrets)
     : NO_CREDENTIALS;
+  const previous = await readValidators(deps.landing, key);
   try {
-    return await new Transfer(input, deps, settings, url, key, credentials).run();
+    return await new Transfer(input, deps, settings, url, key, credentials, previous).run();
   } catch (error) {
     throw scrubError(error, credentials.secrets);
   }
@@ -188,6 +202,9 @@ class Transfer {
   #lastModified: string | undefined;
   #acceptsRanges = false;
   #resumed = false;
+  /** The last download's validators (sent as If-None-Match / If-Modified-Since), and whether a 304 came. */
+  readonly #previous: LandedValidators | undefined;
+  #notModified = false;
 
   constructor(
     input: DownloadInput,
@@ -196,7 +213,9 @@ class Transfer {
     url: URL,
     key: string,
     credentials: AppliedCredentials,
+    previous: LandedValidators | undefined,
   ) {
+    this.#previous = previous;
     this.#input = input;
     this.#deps = deps;
     this.#settings = settings;
@@ -247,6 +266,9 @@ class Transfer {
     if (this.#received > 0 && !this.#acceptsRanges) await this.#restart();
     const resuming = this.#received > 0;
     const headers: OutgoingHttpHeaders = { 'user-agent': USER_AGENT, 'accept-encoding': 'identity' };
+    // A scheduled or repeated download of an unchanged source costs a request, not the whole file.
+    if (!resuming && this.#previous?.etag) headers['if-none-match'] = this.#previous.etag;
+    if (!resuming && this.#previous?.lastModified) headers['if-modified-since'] = this.#previous.lastModified;
     if (resuming) {
       headers.range = `bytes=${this.#received}-`;
       // If-Range: "send the rest if it is still the same version, else all of it" (a 200 we restart on).
@@ -345,6 +367,10 @@ class Transfer {
       const retryAfter = parseRetryAfter(header(response, 'retry-after'), this.#deps.clock.now());
       throw new HttpStatusError(shown, status, response.statusMessage, retryAfter);
     }
+    if (status === 304 && !resuming && this.#previous) {
+      this.#notModified = true;
+      return;
+    }
     if (status === 200) {
       // A 200 to a Range request: no range support after all, or If-Range saw a new version.
       if (resuming) await this.#restart();
@@ -421,14 +447,30 @@ class Transfer {
 
   /** Verifies the checksum, then lets the object appear. */
   async #complete(attempts: number): Promise<DownloadResult> {
-    const sha256 = this.#hash.digest('hex');
     const expected = this.#input.sha256?.toLowerCase();
+    if (this.#notModified && this.#previous) {
+      const { sha256, bytes } = this.#previous;
+      if (expected !== undefined && expected !== sha256) {
+        throw new ChecksumMismatchError(this.#show(this.#url), expected, sha256);
+      }
+      return { key: this.#key, bytes, sha256, attempts, resumed: false, notModified: true };
+    }
+    const sha256 = this.#hash.digest('hex');
     if (expected !== undefined && expected !== sha256) {
       throw new ChecksumMismatchError(this.#show(this.#url), expected, sha256);
     }
     // A 200 with an empty body never pushed anything, but still names an (empty) object.
     this.#sink ??= new LandingSink(this.#deps.landing, this.#key);
     await this.#sink.finish();
+    const validators: LandedValidators = {
+      ...(this.#etag !== undefined && { etag: this.#etag }),
+      ...(this.#lastModified !== undefined && { lastModified: this.#lastModified }),
+      sha256,
+      bytes: this.#received,
+    };
+    await this.#deps.landing.write(validatorsKey(this.#key), JSON.stringify(validators), {
+      contentType: 'application/json',
+    });
     return { key: this.#key, bytes: this.#received, sha256, attempts, resumed: this.#resumed };
   }
 
@@ -459,6 +501,33 @@ class Transfer {
 
   #show(url: URL): string {
     return redactUrl(url, this.#credentials.redactParams);
+  }
+}
+
+/** Where a landed object's validators are kept: beside it, in its URL's own folder. */
+const validatorsKey = (key: string) => `${key.slice(0, key.lastIndexOf('/') + 1)}_validators.json`;
+
+/**
+ * The validators of the object landed under `key` by an earlier download, if it is still there, whole
+ * (same size). Anything unreadable means "no previous download": only an optimization is lost (a full
+ * GET), never a byte.
+ */
+async function readValidators(landing: ObjectStore, key: string): Promise<LandedValidators | undefined> {
+  try {
+    // An absent object may answer 403 rather than 404 where listing is not granted: a full GET then.
+    const [object, stored] = await Promise.all([landing.head(key), landing.head(validatorsKey(key))]);
+    if (!object || !stored) return undefined;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await landing.read(validatorsKey(key)))
+      chunks.push(Buffer.from(chunk as Uint8Array));
+    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LandedValidators;
+    const usable =
+      typeof parsed.sha256 === 'string' &&
+      parsed.bytes === object.size &&
+      (typeof parsed.etag === 'string' || typeof parsed.lastModified === 'string');
+    return usable ? parsed : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,5 +1,5 @@
 import { parseExact } from '../../contracts/exact-json.ts';
-import { MalformedInputError, RecordTooLargeError } from '../../errors.ts';
+import { MalformedInputError, NestingTooDeepError, RecordTooLargeError } from '../../errors.ts';
 import type { CompiledPaths, PathNode } from './record-paths.ts';
 
 /**
@@ -37,6 +37,43 @@ export interface ScannerOptions {
  * view into the input chunk: copy it if you keep it past the call.
  */
 export type RecordHandler = (target: number, index: number, byteOffset: number, bytes: Buffer) => void;
+
+/** The JSON type of a value, as error messages name it. */
+export type JsonKind = 'object' | 'array' | 'string' | 'number' | 'boolean' | 'null';
+
+/** What a document holds at a node of the path trie: the kind of value and its first byte's offset. */
+export interface PathValue {
+  readonly kind: JsonKind;
+  readonly offset: number;
+}
+
+/**
+ * Deepest nesting of a header value. Header values are scalars in every TiC schema; they travel whole in
+ * the bronze manifest, checkpoints and summaries, which `JSON.stringify` writes recursively, so a deeper
+ * one fails the parse with NestingTooDeepError rather than a stack overflow later.
+ */
+export const HEADER_MAX_DEPTH = 100;
+
+/** Keys of the top-level object kept for error messages (a TiC file has about a dozen). */
+const TOP_LEVEL_KEYS_KEPT = 50;
+
+function kindOfFirstByte(c: number): JsonKind {
+  switch (c) {
+    case 0x7b:
+      return 'object';
+    case 0x5b:
+      return 'array';
+    case 0x22:
+      return 'string';
+    case 0x74:
+    case 0x66:
+      return 'boolean';
+    case 0x6e:
+      return 'null';
+    default:
+      return 'number';
+  }
+}
 
 // Parser states.
 const START = 0; // before a top-level value
@@ -100,6 +137,10 @@ export interface ScannerSnapshot {
   readonly frames: { kind: number; node: number; target: number }[];
   readonly recordCounts: number[];
   readonly headers: Record<string, unknown>;
+  /** `pathValues`, `topLevelKeys` and `topLevelKeyCount` so far. */
+  readonly pathValues: Record<string, PathValue>;
+  readonly topLevelKeys: string[];
+  readonly topLevelKeyCount: number;
 }
 
 function describeByte(c: number): string {
@@ -166,6 +207,16 @@ export class JsonRecordScanner {
   readonly recordCounts: number[];
   /** Header values seen (last one wins, as in JSON.parse). No prototype: `__proto__` is a key like any other. */
   readonly headers: Record<string, unknown> = Object.create(null);
+  /**
+   * What the document holds at each node of the path trie it reached (by node id): whether a record
+   * path is an array, and whether the containers leading to it are objects. A value seen twice (a
+   * duplicate key) keeps the first one that is not an array, so a wrong kind is never hidden.
+   */
+  readonly pathValues: Record<number, PathValue> = Object.create(null);
+  /** The first keys of the top-level object (json format), for messages about a wrong document. */
+  readonly topLevelKeys: string[] = [];
+  /** How many keys the top-level object had so far. */
+  topLevelKeyCount = 0;
 
   constructor(
     private readonly options: ScannerOptions,
@@ -253,6 +304,9 @@ export class JsonRecordScanner {
       })),
       recordCounts: [...this.recordCounts],
       headers: { ...this.headers },
+      pathValues: { ...this.pathValues },
+      topLevelKeys: [...this.topLevelKeys],
+      topLevelKeyCount: this.topLevelKeyCount,
     };
   }
 
@@ -278,6 +332,9 @@ export class JsonRecordScanner {
       scanner.recordCounts[i] = n;
     });
     Object.assign(scanner.headers, snapshot.headers);
+    Object.assign(scanner.pathValues, snapshot.pathValues);
+    scanner.topLevelKeys.push(...snapshot.topLevelKeys);
+    scanner.topLevelKeyCount = snapshot.topLevelKeyCount;
     return scanner;
   }
 
@@ -514,6 +571,15 @@ export class JsonRecordScanner {
 
   private open(i: number, kind: number): void {
     if (this.depth >= this.maxDepth) this.fail(i, `nesting deeper than ${this.maxDepth} levels`);
+    if (this.capTarget < -1 && this.capturing && this.depth - this.opaqueBase >= HEADER_MAX_DEPTH) {
+      throw new NestingTooDeepError(
+        this.options.source,
+        `header ${this.options.paths.headerNames[-2 - this.capTarget]}`,
+        this.capOffset,
+        `more than ${HEADER_MAX_DEPTH} levels (at byte ${this.offset + i}); header values are kept whole in ` +
+          'the manifest, and the CMS schemas make them strings',
+      );
+    }
     if (this.depth === this.containers.length) {
       const grown = new Uint8Array(Math.min(this.containers.length * 2, this.maxDepth + 1));
       grown.set(this.containers);
@@ -572,6 +638,10 @@ export class JsonRecordScanner {
       this.opaqueBase = depth; // not on any path: validate only
       return;
     }
+    const seen = this.pathValues[node.id];
+    if (seen === undefined || seen.kind === 'array') {
+      this.pathValues[node.id] = { kind: kindOfFirstByte(c), offset: this.offset + i };
+    }
     if (node.headerTarget >= 0) {
       this.startCapture(i, -2 - node.headerTarget);
     } else if (c === 0x5b && node.recordTarget >= 0) {
@@ -588,6 +658,7 @@ export class JsonRecordScanner {
   }
 
   private startKey(start: number): void {
+    if (this.depth === 1) this.topLevelKeyCount++;
     this.keyCapturing = true;
     this.keyStart = start;
     this.keyPieces = [];
@@ -613,6 +684,7 @@ export class JsonRecordScanner {
       : raw.toString('utf8');
     const parent = this.frameNode[this.depth - 1];
     this.pendingNode = parent?.children.get(key);
+    if (this.depth === 1 && this.topLevelKeys.length < TOP_LEVEL_KEYS_KEPT) this.topLevelKeys.push(key);
   }
 
   // ---- capture ----

@@ -6,9 +6,14 @@ import {
   parseExact,
 } from '../../contracts/exact-json.ts';
 import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
-import { jsonPath } from '../../contracts/silver/normalize.ts';
+import { jsonPath, jsonText } from '../../contracts/silver/normalize.ts';
 import type { Row, RuleViolation } from '../../contracts/silver/table.ts';
-import { ContractViolationError, PipelineError, SchemaDriftError } from '../../errors.ts';
+import {
+  ContractViolationError,
+  NestingTooDeepError,
+  PipelineError,
+  SchemaDriftError,
+} from '../../errors.ts';
 import { QUARANTINE_TABLE } from '../../lake/keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableWriterFactory } from '../../ports/table-writer.ts';
@@ -94,6 +99,17 @@ export async function buildSilverGroup(
   try {
     if (group.index === 0) {
       for (const warning of headerWarnings(bronze.headers)) stats.violation(warning);
+      // The file's header values, checked once per file like a record; a file is never quarantined.
+      const file = contract.checkFile?.(context);
+      for (const violation of file?.violations ?? []) {
+        stats.violation(violation);
+        if (violation.severity === 'fail') {
+          throw new ContractViolationError(
+            `${bronze.source.uri} header: ${violation.ruleId} at ${violation.path}: ${violation.message}`,
+          );
+        }
+      }
+      for (const finding of file?.drift ?? []) stats.driftFinding(finding);
       const writer = await output.writer();
       for (const [table, rows] of Object.entries(contract.fileRows(context))) {
         for (const row of rows) writer.append(table, withLineage(row, runId, input.bronzeManifestKey, 0));
@@ -109,15 +125,30 @@ export async function buildSilverGroup(
         lines++;
         // The record's original bytes follow the lineage: only they decide whether the exact parse is needed.
         const recordStart = line.indexOf(RECORD_FIELD);
-        const { path, index, record } = parseExact(line, recordStart) as {
+        const { path, index, offset, record } = parseExact(line, recordStart) as {
           path: string;
           index: number;
+          offset: number;
           record: unknown;
         };
         const counts = stats.records[path];
         if (!counts)
           throw new PipelineError(`${part.key}: a record of path "${path}" that the manifest does not list`);
-        const normalized = contract.normalize(path, index, record, context);
+        let normalized: ReturnType<SilverContract['normalize']>;
+        try {
+          normalized = contract.normalize(path, index, record, context);
+        } catch (error) {
+          // Nothing in sluice recurses on a record's depth; should a contract (or a library under it)
+          // still run out of stack, the error names the record instead of nothing.
+          if (!(error instanceof RangeError) || !/call stack/i.test(error.message)) throw error;
+          throw new NestingTooDeepError(
+            bronze.source.uri,
+            `record ${path}[${index}]`,
+            offset,
+            `the silver contract ran out of stack (${error.message}); lower "limits.maxDepth" to reject such records while parsing`,
+            { cause: error },
+          );
+        }
         const violations = mayHoldLoneSurrogate(line, recordStart)
           ? [...normalized.violations, ...loneSurrogateWarnings(record)]
           : normalized.violations;

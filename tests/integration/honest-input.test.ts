@@ -1,0 +1,418 @@
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_DEPTH_LIMIT } from '../../shared/contracts/dataset-config.ts';
+import { HEADER_MAX_DEPTH } from '../../shared/stages/parse/json-record-scanner.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
+import { listFiles, tempDir } from '../helpers/lake.ts';
+
+/**
+ * Issue 14, "wrong input fails loudly" and "deep nesting", as a user meets them: `sluice run` on the
+ * file, its exit code, its message, and what the lake holds afterwards.
+ */
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+const FEE_FOR_SERVICE = join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json');
+const ALLOWED_AMOUNTS = join(TIC_EXAMPLES, 'allowed-amounts-single-plan-sample.json');
+
+function sluice(args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+}
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+beforeAll(async () => {
+  tmp = await tempDir('sluice-honest-');
+});
+afterAll(async () => tmp.cleanup());
+
+/** Write `content` to a file of the temp dir and return its path. */
+async function file(name: string, content: string): Promise<string> {
+  const path = join(tmp.dir, name);
+  await writeFile(path, content);
+  return path;
+}
+
+/** Everything but dead letters: what a failed run must not leave behind. */
+async function lakeOutput(lake: string): Promise<string[]> {
+  return (await listFiles(lake).catch(() => [])).filter((f) => !f.startsWith('_dead_letters/'));
+}
+
+const inNetworkSample = async () =>
+  JSON.parse(await readFile(FEE_FOR_SERVICE, 'utf8')) as Record<string, unknown>;
+
+describe('sluice run: a file without the records its dataset requires fails loudly', () => {
+  const cases: { name: string; content: () => Promise<string> | string; says: (string | RegExp)[] }[] = [
+    {
+      name: '{"hello":"world"}',
+      content: () => '{"hello":"world"}',
+      says: ['no "in_network" array: the top level has "hello"', '--dataset'],
+    },
+    { name: 'null', content: () => 'null', says: ['no "in_network" array: the top level is null'] },
+    {
+      name: '{"in_network": {…}}',
+      content: () => '{"reporting_entity_name":"x","in_network":{"billing_code":"1"}}',
+      says: [/"in_network" is an object \(at byte 42\), not an array/, 'wrap it in [ … ]'],
+    },
+    {
+      name: 'a TiC object wrapped in [ … ]',
+      content: async () => JSON.stringify([await inNetworkSample()]),
+      says: ['the top level is an array (at byte 0), not an object', 'unwrap it'],
+    },
+    {
+      name: 'an empty in_network array',
+      content: async () => JSON.stringify({ ...(await inNetworkSample()), in_network: [] }),
+      says: ['"in_network" is an empty array', '"allowEmpty": true'],
+    },
+  ];
+
+  it.each(cases)(
+    '$name run as tic-in-network: exit 1, MissingRecordPathError, nothing committed',
+    async (c) => {
+      const source = await file(`case-${cases.indexOf(c)}.json`, await c.content());
+      const lake = join(tmp.dir, `lake-case-${cases.indexOf(c)}`);
+      const result = sluice(['run', source, '-d', 'tic-in-network', '--lake', lake, '-q']);
+      expect(result.status).toBe(1);
+      expect(result.stdout).not.toContain('reconciled');
+      expect(result.stderr).toContain(`error: MissingRecordPathError: ${source}: `);
+      for (const text of c.says) {
+        if (typeof text === 'string') expect(result.stderr).toContain(text);
+        else expect(result.stderr).toMatch(text);
+      }
+      expect(await lakeOutput(lake)).toEqual([]);
+      // The failed run is dead-lettered, like any other failure.
+      expect((await listFiles(lake)).some((f) => f.startsWith('_dead_letters/'))).toBe(true);
+    },
+  );
+
+  it('names the dataset a CMS allowed-amounts sample belongs to when it is run as tic-in-network', async () => {
+    const lake = join(tmp.dir, 'lake-allowed-amounts');
+    const result = sluice(['run', ALLOWED_AMOUNTS, '-d', 'tic-in-network', '--lake', lake, '--json']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('no "in_network" array: the top level has "reporting_entity_name"');
+    expect(result.stderr).toContain('"out_of_network"');
+    expect(result.stderr).toContain(
+      'this looks like a tic-allowed-amounts file — use --dataset tic-allowed-amounts',
+    );
+    expect(JSON.parse(result.stdout).status).toBe('failed');
+    expect(await lakeOutput(lake)).toEqual([]);
+  });
+
+  it('sluice datasets tells required record paths from optional ones', () => {
+    const result = sluice(['datasets']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('records: in_network[*], provider_references[*] (optional)\n');
+    expect(result.stdout).toContain('records: out_of_network[*]\n');
+  });
+
+  it('runs the CMS samples of every dataset clean', async () => {
+    const runs: [string, string][] = [
+      ['in-network-rates-multiple-plans-sample.json', 'tic-in-network'],
+      ['in-network-rates-bundle-single-plan-sample.json', 'tic-in-network'],
+      ['allowed-amounts-multiple-plan-sample.json', 'tic-allowed-amounts'],
+      ['table-of-contents-sample.json', 'tic-table-of-contents'],
+    ];
+    for (const [name, dataset] of runs) {
+      const lake = join(tmp.dir, `lake-clean-${name}`);
+      const args = ['run', join(TIC_EXAMPLES, name), '-d', dataset, '--lake', lake, '--json', '--no-fan-out'];
+      const result = sluice(args);
+      expect(result.stderr, name).toBe('');
+      expect(result.status, name).toBe(0);
+      expect(JSON.parse(result.stdout).status, name).toBe('reconciled');
+    }
+  });
+});
+
+describe('sluice run --config: required record paths of a dataset of your own', () => {
+  const config = (records: unknown[], extra: Record<string, unknown> = {}) =>
+    file(
+      `config-${Math.random().toString(36).slice(2)}.json`,
+      JSON.stringify({ name: 'claims', format: 'json', records, ...extra }),
+    );
+
+  it('fails when a required path is missing, naming the keys found; passes when the path is optional', async () => {
+    const source = await file('claims.json', '{"meta":{"page":1},"items":[{"id":1}]}');
+    const required = await config([{ path: 'data.claims[*]' }]);
+    const failed = sluice([
+      'run',
+      source,
+      '--config',
+      required,
+      '--lake',
+      join(tmp.dir, 'lake-claims'),
+      '-q',
+    ]);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain(
+      'no "data.claims" array: the top level has "meta", "items"; check that this is a claims file, or ' +
+        'the record paths ("records") of its config; a path files may lack can be marked "required": false',
+    );
+    const optional = await config([{ path: 'data.claims[*]', required: false }, { path: 'items[*]' }]);
+    const passed = sluice([
+      'run',
+      source,
+      '--config',
+      optional,
+      '--lake',
+      join(tmp.dir, 'lake-claims2'),
+      '-q',
+    ]);
+    expect(passed.stderr).toBe('');
+    expect(passed.status).toBe(0);
+  });
+
+  it('names a container on the way that is not an object', async () => {
+    const source = await file('claims-data.json', '{"data":"none"}');
+    const result = sluice([
+      'run',
+      source,
+      '--config',
+      await config([{ path: 'data.claims[*]' }]),
+      '--lake',
+      join(tmp.dir, 'lake-claims3'),
+      '-q',
+    ]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('no "data.claims" array: "data" is a string (at byte 8), not an object');
+  });
+
+  it('accepts an empty array when the path says allowEmpty', async () => {
+    const source = await file('claims-empty.json', '{"claims":[]}');
+    const strict = sluice([
+      'run',
+      source,
+      '--config',
+      await config([{ path: 'claims[*]' }]),
+      '--lake',
+      join(tmp.dir, 'lake-e1'),
+      '-q',
+    ]);
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toContain('"claims" is an empty array: the file has no claims records');
+    const lenient = sluice([
+      'run',
+      source,
+      '--config',
+      await config([{ path: 'claims[*]', allowEmpty: true }]),
+      '--lake',
+      join(tmp.dir, 'lake-e2'),
+      '-q',
+    ]);
+    expect(lenient.stderr).toBe('');
+    expect(lenient.status).toBe(0);
+  });
+
+  it('decides the same in a sliced run, whose checkpoints carry what the scanner saw', async () => {
+    const records = Array.from({ length: 40 }, (_, i) => ({ id: i, note: 'x'.repeat(30) }));
+    // One slice per segment of 256 bytes: the required array is seen slices before the end decides.
+    const sliced = { bronze: { segmentBytes: 256 } };
+    const good = await file('sliced-good.json', JSON.stringify({ claims: records, tail: { done: true } }));
+    const requireClaims = await config([{ path: 'claims[*]' }], sliced);
+    const ok = sluice([
+      'run',
+      good,
+      '--config',
+      requireClaims,
+      '--lake',
+      join(tmp.dir, 'lake-s1'),
+      '--json',
+      '--slice-seconds',
+      '0',
+    ]);
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(ok.stdout).counts.parsed).toEqual({ claims: 40 });
+
+    const wrong = await file('sliced-wrong.json', JSON.stringify({ items: records, claimz: [] }));
+    const both = await config([{ path: 'items[*]' }, { path: 'claims[*]' }], sliced);
+    const lake = join(tmp.dir, 'lake-s2');
+    const failed = sluice(['run', wrong, '--config', both, '--lake', lake, '-q', '--slice-seconds', '0']);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('no "claims" array: the top level has "items", "claimz"');
+    expect(await lakeOutput(lake)).toEqual([]);
+  });
+});
+
+describe('sluice run: header values are checked like records', () => {
+  it('counts a wrong-typed header as a violation with its path, never a silent NULL or "true"', async () => {
+    const sample = await inNetworkSample();
+    const source = await file(
+      'bad-headers.json',
+      JSON.stringify({
+        ...sample,
+        reporting_entity_name: { x: 1 },
+        last_updated_on: 20240101,
+        plan_name: true,
+        plan_market_type: 'Group',
+      }),
+    );
+    const lake = join(tmp.dir, 'lake-headers');
+    const result = sluice(['run', source, '-d', 'tic-in-network', '--lake', lake, '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.status).toBe('reconciled');
+    const silver = JSON.parse(await readFile(summary.outputs.silverManifest, 'utf8'));
+    expect(silver.violations).toMatchObject({
+      'file.reporting_entity_name.type': { severity: 'warn', path: 'reporting_entity_name', count: 1 },
+      'file.last_updated_on.type': { severity: 'warn', path: 'last_updated_on', count: 1 },
+      'file.plan_name.type': { severity: 'warn', path: 'plan_name', count: 1 },
+      'file.plan_market_type.enum': { severity: 'warn', path: 'plan_market_type', count: 1 },
+    });
+    expect(silver.drift).toMatchObject({
+      'wrong_type:reporting_entity_name': { count: 1, example: '{"x":1}' },
+      'wrong_type:last_updated_on': { count: 1, example: '20240101' },
+      'wrong_type:plan_name': { count: 1, example: 'true' },
+    });
+    // Counted, so the quality score's validity says so.
+    expect(summary.quality.validity).toBeLessThan(1);
+  });
+
+  it('finds nothing to report in the headers of the CMS samples', async () => {
+    const lake = join(tmp.dir, 'lake-headers-clean');
+    const result = sluice(['run', FEE_FOR_SERVICE, '-d', 'tic-in-network', '--lake', lake, '--json']);
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    const silver = JSON.parse(await readFile(summary.outputs.silverManifest, 'utf8'));
+    expect(Object.keys(silver.violations).filter((id) => id.startsWith('file.'))).toEqual([]);
+  });
+});
+
+describe('sluice run: deep nesting never overflows the stack', () => {
+  /** An array nested `depth` levels deep, counting its own level. */
+  const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+
+  it('runs a record nested 20,000 deep through bronze, silver (drift, _rescued) and reconciliation', async () => {
+    // The top level, "data", the record, then 19,997 arrays: 20,000 levels in all, as maxDepth allows.
+    const source = await file('deep.json', `{"data":[{"id":1,"deep":${nested(20_000 - 3)}}]}`);
+    const config = await file(
+      'deep-config.json',
+      JSON.stringify({
+        name: 'deep',
+        format: 'json',
+        records: [{ path: 'data[*]' }],
+        limits: { maxDepth: 20_000 },
+        silver: { table: 'deep_rows', columns: [{ name: 'id', type: 'integer' }] },
+      }),
+    );
+    const lake = join(tmp.dir, 'lake-deep');
+    const result = sluice(['run', source, '--config', config, '--lake', lake, '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.status).toBe('reconciled');
+    expect(summary.counts.tables.deep_rows.rows).toBe(1);
+    const query = sluice(['query', 'SELECT length(_rescued) AS n FROM deep_rows', '--lake', lake, '--json']);
+    expect(query.status).toBe(0);
+    // {"deep":[[…]]}: the whole value kept, every bracket of it.
+    expect(Number(JSON.parse(query.stdout.trim()).n)).toBe('{"deep":}'.length + 2 * (20_000 - 3));
+  });
+
+  it(`runs a TiC record nested to the cap (${MAX_DEPTH_LIMIT}) through the TiC contract, and quarantines one as deep`, async () => {
+    const sample = await inNetworkSample();
+    const items = sample.in_network as Record<string, unknown>[];
+    const text = JSON.stringify({
+      ...sample,
+      in_network: [{ ...items[0], billing_code: 0 }, ...items.slice(1)],
+    });
+    // in_network[0].deep: top level, array, item, then the value's own levels.
+    const deep = text.replace('"in_network":[{', `"in_network":[{"deep":${nested(MAX_DEPTH_LIMIT - 3)},`);
+    const source = await file('deep-tic.json', deep);
+    const config = await file(
+      'deep-tic-config.json',
+      JSON.stringify({
+        name: 'tic-in-network',
+        format: 'json',
+        records: [{ path: 'in_network[*]' }, { path: 'provider_references[*]', required: false }],
+        headers: [{ path: 'version' }, { path: 'reporting_entity_name' }],
+        limits: { maxDepth: MAX_DEPTH_LIMIT },
+      }),
+    );
+    const lake = join(tmp.dir, 'lake-deep-tic');
+    const result = sluice(['run', source, '--config', config, '--lake', lake, '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.status).toBe('reconciled');
+    // The deep record broke a quarantine rule (billing_code is a number): its whole text is in _quarantine.
+    expect(summary.counts.silver.in_network).toMatchObject({ quarantined: 1 });
+    const query = sluice([
+      'query',
+      "SELECT length(record) AS n FROM tic_in_network___quarantine WHERE record_path = 'in_network' LIMIT 1",
+      '--lake',
+      lake,
+      '--json',
+    ]);
+    expect(query.status).toBe(0);
+    expect(Number(JSON.parse(query.stdout.trim()).n)).toBeGreaterThan(2 * (MAX_DEPTH_LIMIT - 3));
+  });
+
+  it(`keeps a header value up to ${HEADER_MAX_DEPTH} levels deep, and fails a deeper one naming header and offset`, async () => {
+    const sample = await inNetworkSample();
+    const text = JSON.stringify(sample);
+    const withHeader = (levels: number) =>
+      text.replace('"reporting_entity_name":"medicare"', `"reporting_entity_name":${nested(levels)}`);
+    const config = await file(
+      'deep-header-config.json',
+      JSON.stringify({
+        name: 'tic-in-network',
+        format: 'json',
+        records: [{ path: 'in_network[*]' }, { path: 'provider_references[*]', required: false }],
+        headers: [{ path: 'reporting_entity_name' }, { path: 'version' }],
+        limits: { maxDepth: 20_000 },
+      }),
+    );
+    const atCap = await file('header-at-cap.json', withHeader(HEADER_MAX_DEPTH));
+    const kept = sluice(['run', atCap, '--config', config, '--lake', join(tmp.dir, 'lake-h1'), '--json']);
+    expect(kept.stderr).toBe('');
+    expect(kept.status).toBe(0);
+    const summary = JSON.parse(kept.stdout);
+    expect(summary.headers.reporting_entity_name).toEqual(JSON.parse(nested(HEADER_MAX_DEPTH)));
+    const silver = JSON.parse(await readFile(summary.outputs.silverManifest, 'utf8'));
+    expect(silver.violations['file.reporting_entity_name.type']).toMatchObject({ count: 1 });
+
+    // Before: "Maximum call stack size exceeded", naming nothing.
+    const deep = await file('header-too-deep.json', withHeader(20_000 - 1));
+    const lake = join(tmp.dir, 'lake-h2');
+    const failed = sluice(['run', deep, '--config', config, '--lake', lake, '-q']);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain(
+      `NestingTooDeepError: ${deep}: header reporting_entity_name starting at byte 25 is nested too deeply: ` +
+        `more than ${HEADER_MAX_DEPTH} levels (at byte ${25 + HEADER_MAX_DEPTH})`,
+    );
+    expect(await lakeOutput(lake)).toEqual([]);
+  });
+
+  it('rejects a maxDepth above the cap with a message that says the cap', async () => {
+    const config = await file(
+      'too-deep-config.json',
+      JSON.stringify({
+        name: 'deep',
+        format: 'json',
+        records: [{ path: 'data[*]' }],
+        limits: { maxDepth: MAX_DEPTH_LIMIT + 1 },
+      }),
+    );
+    const result = sluice(['validate', '--config', config]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`limits.maxDepth: at most ${MAX_DEPTH_LIMIT}`);
+  });
+
+  it('fails a record deeper than maxDepth with MalformedInputError at its byte offset', async () => {
+    const source = await file('too-deep.json', `{"data":[{"id":1,"deep":${nested(50)}}]}`);
+    const config = await file(
+      'shallow-config.json',
+      JSON.stringify({
+        name: 'shallow',
+        format: 'json',
+        records: [{ path: 'data[*]' }],
+        limits: { maxDepth: 20 },
+      }),
+    );
+    const result = sluice(['run', source, '--config', config, '--lake', join(tmp.dir, 'lake-shallow'), '-q']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(
+      `MalformedInputError: ${source}: malformed input at byte 41: nesting deeper than 20 levels`,
+    );
+  });
+});

@@ -7,7 +7,7 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { DatasetConfig } from './dataset-config.ts';
-import { parseExact, stringifyExact } from './exact-json.ts';
+import { parseExact } from './exact-json.ts';
 import type { SilverContract } from './silver/contract.ts';
 import {
   example,

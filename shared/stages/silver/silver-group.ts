@@ -6,7 +6,7 @@ import {
   parseExact,
 } from '../../contracts/exact-json.ts';
 import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
-import { jsonPath, jsonText } from '../../contracts/silver/normalize.ts';
+import { jsonPath } from '../../contracts/silver/normalize.ts';
 import type { Row, RuleViolation } from '../../contracts/silver/table.ts';
 import {
   ContractViolationError,

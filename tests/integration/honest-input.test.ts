@@ -33,9 +33,11 @@ async function file(name: string, content: string): Promise<string> {
   return path;
 }
 
-/** Everything but dead letters: what a failed run must not leave behind. */
+/** Everything but dead letters and the (released) source lease: what a failed run must not leave behind. */
 async function lakeOutput(lake: string): Promise<string[]> {
-  return (await listFiles(lake).catch(() => [])).filter((f) => !f.startsWith('_dead_letters/'));
+  return (await listFiles(lake).catch(() => [])).filter(
+    (f) => !f.startsWith('_dead_letters/') && !f.endsWith('/lease.json'),
+  );
 }
 
 const inNetworkSample = async () =>
@@ -329,7 +331,18 @@ describe('sluice run: deep nesting never overflows the stack', () => {
       }),
     );
     const lake = join(tmp.dir, 'lake-deep-tic');
-    const result = sluice(['run', source, '--config', config, '--lake', lake, '--json']);
+    // One of four records is quarantined on purpose: no threshold.
+    const result = sluice([
+      'run',
+      source,
+      '--config',
+      config,
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     const summary = JSON.parse(result.stdout);

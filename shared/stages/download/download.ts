@@ -468,9 +468,12 @@ class Transfer {
       sha256,
       bytes: this.#received,
     };
-    await this.#deps.landing.write(validatorsKey(this.#key), JSON.stringify(validators), {
-      contentType: 'application/json',
-    });
+    // Kept only when the server gave something to ask with next time.
+    if (validators.etag !== undefined || validators.lastModified !== undefined) {
+      await this.#deps.landing.write(validatorsKey(this.#key), JSON.stringify(validators), {
+        contentType: 'application/json',
+      });
+    }
     return { key: this.#key, bytes: this.#received, sha256, attempts, resumed: this.#resumed };
   }
 

@@ -156,6 +156,11 @@ export async function ingestToBronze(
  * checkpoint lists only durable parts. A crash at any point leaves nothing that looks committed; the
  * rerun resumes from the last checkpoint (or starts over) and rewrites the same keys. A source that
  * turns out malformed has all its partial output removed.
+ *
+ * Exactly once: each slice takes or renews the source's lease (`leaseHolder`). A stored object whose
+ * bronze is committed already is reused, not read again; and when the source's current version holds the
+ * same bytes under the same config, the run ends `unchanged` — at once if this very object was seen
+ * before, else after reading it (its duplicate bronze is then removed).
  */
 export async function ingestSlice(
   input: IngestToBronzeInput,

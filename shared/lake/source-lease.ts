@@ -116,14 +116,13 @@ export async function holdSourceLease(
         ? new DuplicateRunError(lease)
         : new SourceBusyError(lease);
     }
+    const runId = ref.runId ?? (ours ? lease.runId : undefined);
     const next: SourceLease = {
       leaseVersion: 1,
       dataset: ref.dataset,
       sourceId: ref.sourceId,
       location: ref.location,
-      ...((ref.runId ?? (ours ? lease.runId : undefined)) !== undefined && {
-        runId: ref.runId ?? lease?.runId,
-      }),
+      ...(runId !== undefined && { runId }),
       holder: ref.holder,
       acquiredAt: ours ? lease.acquiredAt : now.toISOString(),
       renewedAt: now.toISOString(),

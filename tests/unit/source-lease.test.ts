@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { sourceLeaseKey } from '../../shared/lake/keys.ts';
+import {
+  DuplicateRunError,
+  holdSourceLease,
+  LeaseLostError,
+  releaseSourceLease,
+  SourceBusyError,
+  SourceLease,
+} from '../../shared/lake/source-lease.ts';
+import type { Clock } from '../../shared/ports/clock.ts';
+import { tempDir } from '../helpers/lake.ts';
+
+/** A clock the test moves. */
+function movableClock(start = Date.parse('2026-12-01T00:00:00Z')): Clock & { advance(ms: number): void } {
+  let now = start;
+  return { now: () => new Date(now), advance: (ms) => (now += ms) };
+}
+
+describe('Function: holdSourceLease', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-lease-');
+  });
+  afterAll(async () => tmp.cleanup());
+
+  const ref = (holder: string, runId?: string) => ({
+    dataset: 'd',
+    sourceId: 'file.json-abc',
+    location: '/data/file.json',
+    holder,
+    ...(runId && { runId }),
+  });
+
+  it('lets exactly one of many racing runs take a free source', async () => {
+    const lake = new FileObjectStore(`${tmp.dir}/race`);
+    const deps = { lake, clock: movableClock() };
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) => holdSourceLease(ref(`run-${i}`), deps)),
+    );
+    const won = outcomes.filter((o) => o.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const lost of outcomes.filter((o) => o.status === 'rejected')) {
+      expect((lost as PromiseRejectedResult).reason).toBeInstanceOf(SourceBusyError);
+    }
+  });
+
+  it('renews for its holder, says who holds it to others, and frees it on release', async () => {
+    const lake = new FileObjectStore(`${tmp.dir}/renew`);
+    const clock = movableClock();
+    const deps = { lake, clock, ttlMs: 60_000 };
+    const first = await holdSourceLease(ref('a'), deps);
+    clock.advance(30_000);
+    const renewed = await holdSourceLease(ref('a', 'run-1'), deps);
+    expect(renewed.acquiredAt).toBe(first.acquiredAt);
+    expect(Date.parse(renewed.expiresAt)).toBe(Date.parse(first.expiresAt) + 30_000);
+    const busy = await holdSourceLease(ref('b'), deps).catch((e: unknown) => e);
+    expect(busy).toBeInstanceOf(SourceBusyError);
+    expect((busy as Error).message).toContain(
+      `another run of /data/file.json is in progress since ${first.acquiredAt} (a)`,
+    );
+    // The same object (run id) held by another: a duplicate run, which ends cleanly on AWS.
+    expect(await holdSourceLease(ref('c', 'run-1'), deps).catch((e: unknown) => e)).toBeInstanceOf(
+      DuplicateRunError,
+    );
+    await releaseSourceLease(ref('b'), deps); // not b's: nothing happens
+    expect(await holdSourceLease(ref('b'), deps).catch((e: unknown) => e)).toBeInstanceOf(SourceBusyError);
+    await releaseSourceLease(ref('a'), deps);
+    expect((await holdSourceLease(ref('b'), deps)).holder).toBe('b');
+  });
+
+  it('takes over an expired lease, and the late holder learns that it lost it', async () => {
+    const lake = new FileObjectStore(`${tmp.dir}/expired`);
+    const clock = movableClock();
+    const deps = { lake, clock, ttlMs: 60_000 };
+    await holdSourceLease(ref('stalled'), deps);
+    clock.advance(61_000);
+    const taken = await holdSourceLease(ref('next'), deps);
+    expect(taken.holder).toBe('next');
+    const late = await holdSourceLease(ref('stalled'), deps, { mustHold: true }).catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(LeaseLostError);
+    expect((late as Error).message).toContain('lost to next');
+  });
+
+  it('frees a local lease at once when its process is gone (kill -9)', async () => {
+    const lake = new FileObjectStore(`${tmp.dir}/dead`);
+    const deps = { lake, clock: movableClock(), localProcess: true };
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    await new Promise((resolve) => child.once('spawn', resolve));
+    await holdSourceLease(ref('killed'), deps);
+    // The lease as the killed process would have left it: its pid.
+    const key = sourceLeaseKey('d', 'file.json-abc');
+    const chunks: Buffer[] = [];
+    for await (const chunk of await lake.read(key)) chunks.push(chunk as Buffer);
+    const lease = SourceLease.parse(JSON.parse(Buffer.concat(chunks).toString()));
+    const info = await lake.head(key);
+    await lake.write(key, JSON.stringify({ ...lease, pid: child.pid }), { ifMatch: info!.etag });
+    expect(await holdSourceLease(ref('other'), deps).catch((e: unknown) => e)).toBeInstanceOf(
+      SourceBusyError,
+    );
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect((await holdSourceLease(ref('other'), deps)).holder).toBe('other');
+  });
+});

@@ -31,7 +31,7 @@ import { redactUrl } from '../stages/download/url-safety.ts';
 import { type FanOutPlan, planFanOut } from '../stages/fan-out/plan-fan-out.ts';
 import { reconcile } from '../stages/reconcile/reconcile.ts';
 import { buildSilver } from '../stages/silver/build-silver.ts';
-import { mergeSilverState } from '../stages/silver/merge-state.ts';
+import { mergeCommittedVersions } from '../stages/silver/merge-state.ts';
 import { buildSilverGroupToLake, mergeSilver, planSilver } from '../stages/silver/silver-stages.ts';
 import { StateName } from '../workflow/definition.ts';
 import { ExecutionInput, executionName } from '../workflow/execution.ts';
@@ -426,11 +426,12 @@ export async function runWorkflowLocally(
           },
           { lake: deps.lake, clock: deps.clock, localLease: true },
         );
-        // Generic datasets with a snapshot, cdc or scd2 load fold the committed version into their state
-        // (after the commit, so the state never holds a run that failed its reconciliation).
+        // Generic datasets with a snapshot, cdc or scd2 load fold every source's current version into
+        // their state (after the commit, so the state never holds a run that failed its reconciliation;
+        // a replaced version's events leave the state with it).
         if (dataset.silver && dataset.silver.load !== 'append') {
-          results.state = await mergeSilverState(
-            { dataset, silverManifestKey: results.commit.record.silverManifestKey! },
+          results.state = await mergeCommittedVersions(
+            { dataset },
             { lake: deps.lake, clock: deps.clock, workDir },
           );
         }

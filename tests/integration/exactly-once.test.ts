@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { copyFile, readFile, rename, utimes } from 'node:fs/promises';
+import { copyFile, readFile, rename, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -279,6 +279,80 @@ describe('exactly once (sluice run, sluice query)', () => {
     const summary = JSON.parse(rerun.stdout);
     expect(summary).toMatchObject({ status: 'reconciled', resumed: true, slices: 0 });
     expect(count(lake, 'negotiated_prices')).toBe(facts.a);
+  });
+
+  it('cdc: a new version of a source replaces its events in the merged state, other sources stay', async () => {
+    const lake = join(tmp.dir, 'cdc-lake');
+    const config = join(tmp.dir, 'accounts.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'accounts',
+        format: 'ndjson',
+        silver: {
+          table: 'accounts',
+          columns: [
+            { name: 'id', type: 'integer' },
+            { name: 'seq', type: 'integer' },
+            { name: 'op', type: 'string' },
+            { name: 'owner', type: 'string' },
+          ],
+          primaryKey: ['id'],
+          orderingColumn: 'seq',
+          load: 'cdc',
+        },
+      }),
+    );
+    const events = (rows: [number, number, string, string][]) =>
+      rows.map(([id, seq, op, owner]) => JSON.stringify({ id, seq, op, owner })).join('\n');
+    const daily = join(tmp.dir, 'daily.ndjson');
+    const other = join(tmp.dir, 'other.ndjson');
+    const cdc = (file: string) => sluice(['run', file, '--config', config, '--lake', lake, '--json']);
+    await writeFile(other, events([[9, 1, 'insert', 'zoe']]));
+    expect(cdc(other).status).toBe(0);
+    await writeFile(
+      daily,
+      events([
+        [1, 1, 'insert', 'ann'],
+        [2, 1, 'insert', 'bob'],
+        [3, 1, 'insert', 'cy'],
+      ]),
+    );
+    expect(cdc(daily).status).toBe(0);
+    const state = () =>
+      sluice([
+        'query',
+        'SELECT id, owner FROM accounts__accounts_current ORDER BY id',
+        '--lake',
+        lake,
+        '--json',
+      ])
+        .stdout.trim()
+        .split('\n')
+        .map((line) => JSON.parse(line));
+    expect(state()).toEqual([
+      { id: 1, owner: 'ann' },
+      { id: 2, owner: 'bob' },
+      { id: 3, owner: 'cy' },
+      { id: 9, owner: 'zoe' },
+    ]);
+    // The publisher corrects the file: account 3 was never there, bob is bea. Its events replace the
+    // first version's (a fold on top would keep 3); the other source's stay.
+    await writeFile(
+      daily,
+      events([
+        [1, 1, 'insert', 'ann'],
+        [2, 1, 'insert', 'bea'],
+      ]),
+    );
+    const corrected = cdc(daily);
+    expect(corrected.status, corrected.stderr).toBe(0);
+    expect(JSON.parse(corrected.stdout).replaced).toBeDefined();
+    expect(state()).toEqual([
+      { id: 1, owner: 'ann' },
+      { id: 2, owner: 'bea' },
+      { id: 9, owner: 'zoe' },
+    ]);
   });
 
   it('leaves the previous version current when a new version fails its reconciliation', async () => {

@@ -28,6 +28,7 @@ import { genericTable, operationColumnOf, type SilverConfig } from '../../contra
 import { LINEAGE_COLUMNS } from '../../contracts/silver/table.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../../errors.ts';
+import { listCurrentVersions } from '../../lake/source-commits.ts';
 import {
   silverCurrentStateKey,
   silverDeletesStateKey,
@@ -268,6 +269,41 @@ export async function mergeSilverState(
     instance.closeSync();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The state of a generic dataset's table as of every source's *current* version (the commit records,
+ * shared/lake/source-commits.ts): applies the committed versions the state lacks, in commit order; and
+ * when the state holds a version that is no longer current (its source got a new one, whose events
+ * replace the old one's), folds it again from scratch, since a fold cannot take a batch back out. The
+ * manifest goes first, so a crash in between leaves no state, and the next merge folds everything again.
+ */
+export async function mergeCommittedVersions(
+  input: { readonly dataset: DatasetConfig },
+  deps: MergeSilverStateDeps,
+): Promise<MergeSilverStateResult | undefined> {
+  const config = input.dataset;
+  const table = config.silver?.table;
+  if (!table) return undefined;
+  const { lake } = deps;
+  const committed = (await listCurrentVersions(lake, config.name))
+    .filter((r) => r.silverManifestKey !== undefined)
+    .sort((a, b) => a.committedAt.localeCompare(b.committedAt) || a.sourceId.localeCompare(b.sourceId));
+  const stateManifestKey = silverStateManifestKey(config.name, table);
+  if (await lake.head(stateManifestKey)) {
+    const state = await readStateManifest(lake, stateManifestKey);
+    const current = new Set(committed.map((r) => r.runId));
+    if (state.applied.some((a) => !current.has(a.runId))) {
+      await lake.delete(stateManifestKey);
+      await lake.delete(silverCurrentStateKey(config.name, table));
+      await lake.delete(silverDeletesStateKey(config.name, table));
+    }
+  }
+  let last: MergeSilverStateResult | undefined;
+  for (const record of committed) {
+    last = await mergeSilverState({ dataset: config, silverManifestKey: record.silverManifestKey! }, deps);
+  }
+  return last;
 }
 
 async function readSilverManifest(lake: ObjectStore, key: string): Promise<SilverManifest> {

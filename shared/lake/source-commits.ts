@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { ObjectNotFoundError, PipelineError, PreconditionFailedError } from '../errors.ts';
+import { PipelineError, PreconditionFailedError } from '../errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { sourceCurrentKey, sourcesPrefix, sourceVersionKey } from './keys.ts';
+import { readTextIfPresent } from './read-json.ts';
 
 /**
  * What readers see. Each source of a dataset has one *current* version: the record at
@@ -57,7 +58,7 @@ export async function readCurrentVersion(
   const key = sourceCurrentKey(dataset, sourceId);
   const info = await lake.head(key);
   if (!info) return undefined;
-  const text = await readText(lake, key);
+  const text = await readTextIfPresent(lake, key);
   if (text === undefined) return undefined;
   return { record: parseRecord(key, text), etag: info.etag };
 }
@@ -100,28 +101,22 @@ export async function recordSeenAs(lake: ObjectStore, current: CurrentVersion, r
 }
 
 /** Every source's current version of a dataset, in source id order. */
-export async function listCurrentVersions(
-  lake: ObjectStore,
-  dataset: string,
-): Promise<SourceVersionRecord[]> {
-  const records: SourceVersionRecord[] = [];
-  for await (const object of lake.list(sourcesPrefix(dataset))) {
-    if (!object.key.endsWith('/current.json')) continue;
-    const text = await readText(lake, object.key);
-    if (text !== undefined) records.push(parseRecord(object.key, text));
-  }
-  return records;
-}
+export const listCurrentVersions = (lake: ObjectStore, dataset: string) =>
+  listRecords(lake, dataset, (key) => key.endsWith('/current.json'));
 
 /** Every committed version of every source of a dataset (current and replaced), in key order. */
-export async function listCommittedVersions(
+export const listCommittedVersions = (lake: ObjectStore, dataset: string) =>
+  listRecords(lake, dataset, (key) => /\/versions\/[^/]+\.json$/.test(key));
+
+async function listRecords(
   lake: ObjectStore,
   dataset: string,
+  wanted: (key: string) => boolean,
 ): Promise<SourceVersionRecord[]> {
   const records: SourceVersionRecord[] = [];
   for await (const object of lake.list(sourcesPrefix(dataset))) {
-    if (!/\/versions\/[^/]+\.json$/.test(object.key)) continue;
-    const text = await readText(lake, object.key);
+    if (!wanted(object.key)) continue;
+    const text = await readTextIfPresent(lake, object.key);
     if (text !== undefined) records.push(parseRecord(object.key, text));
   }
   return records;
@@ -141,15 +136,4 @@ function parseRecord(key: string, text: string): SourceVersionRecord {
     throw new PipelineError(`${key}: not a commit record: ${parsed.error.issues[0]?.message ?? ''}`);
   }
   return parsed.data;
-}
-
-async function readText(lake: ObjectStore, key: string): Promise<string | undefined> {
-  try {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await lake.read(key)) chunks.push(Buffer.from(chunk as Uint8Array));
-    return Buffer.concat(chunks).toString('utf8');
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined;
-    throw error;
-  }
 }

@@ -1,9 +1,10 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ObjectNotFoundError, PipelineError, PreconditionFailedError } from '../errors.ts';
+import { PipelineError, PreconditionFailedError } from '../errors.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { sourceLeaseKey } from './keys.ts';
+import { readJsonIfValid } from './read-json.ts';
 
 /**
  * One run at a time per source. A run holds a lease on its (dataset, source): a small object created
@@ -201,36 +202,18 @@ async function readLease(
 ): Promise<{ lease: SourceLease; etag: string } | undefined> {
   const info = await lake.head(key);
   if (!info) return undefined;
-  let text: string;
-  try {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await lake.read(key)) chunks.push(Buffer.from(chunk as Uint8Array));
-    text = Buffer.concat(chunks).toString('utf8');
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined;
-    throw error;
-  }
-  const parsed = SourceLease.safeParse(safeJson(text));
+  const read = await readJsonIfValid(lake, key, SourceLease);
   // An unreadable lease is treated as expired: it can be taken over (conditionally, on its etag).
-  const lease: SourceLease = parsed.success
-    ? parsed.data
-    : {
-        leaseVersion: 1,
-        dataset: '',
-        sourceId: '',
-        location: key,
-        holder: '(unreadable lease)',
-        acquiredAt: info.lastModified.toISOString(),
-        renewedAt: info.lastModified.toISOString(),
-        expiresAt: info.lastModified.toISOString(),
-      };
+  // (Removed between the two reads: the conditional write on its etag fails, and the caller reads again.)
+  const lease: SourceLease = read ?? {
+    leaseVersion: 1,
+    dataset: '',
+    sourceId: '',
+    location: key,
+    holder: '(unreadable lease)',
+    acquiredAt: info.lastModified.toISOString(),
+    renewedAt: info.lastModified.toISOString(),
+    expiresAt: info.lastModified.toISOString(),
+  };
   return { lease, etag: info.etag };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

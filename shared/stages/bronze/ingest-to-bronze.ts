@@ -24,6 +24,7 @@ import {
   sourceId,
   sourceVersion,
 } from '../../lake/keys.ts';
+import { readJsonIfValid } from '../../lake/read-json.ts';
 import { type CurrentVersion, readCurrentVersion, recordSeenAs } from '../../lake/source-commits.ts';
 import { holdSourceLease, releaseSourceLease } from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
@@ -436,17 +437,8 @@ async function readCommittedBronze(
   manifestKey: string,
   configSha256: string,
 ): Promise<{ manifestKey: string; manifest: BronzeManifest } | undefined> {
-  let text: string;
-  try {
-    text = await readText(lake, manifestKey);
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined;
-    throw error;
-  }
-  const parsed = BronzeManifestSchema.safeParse(safeJson(text));
-  if (!parsed.success) return undefined;
-  const manifest = parsed.data;
-  const same = manifest.datasetConfigSha256 === configSha256 && manifest.parser === PARSER_VERSION;
+  const manifest = await readJsonIfValid(lake, manifestKey, BronzeManifestSchema, parseExact);
+  const same = manifest?.datasetConfigSha256 === configSha256 && manifest.parser === PARSER_VERSION;
   return same ? { manifestKey, manifest } : undefined;
 }
 
@@ -459,37 +451,15 @@ async function readCheckpoint(
   key: string,
   expected: { runId: string; configSha256: string; info: ObjectInfo },
 ): Promise<IngestCheckpoint | undefined> {
-  let text: string;
-  try {
-    text = await readText(lake, key);
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined;
-    throw error;
-  }
-  const parsed = IngestCheckpoint.safeParse(safeJson(text));
-  if (!parsed.success) return undefined;
-  const c = parsed.data;
+  const c = await readJsonIfValid(lake, key, IngestCheckpoint, parseExact);
   const matches =
+    c !== undefined &&
     c.runId === expected.runId &&
     c.datasetConfigSha256 === expected.configSha256 &&
     c.parser === PARSER_VERSION &&
     c.source.size === expected.info.size &&
     c.source.etag === expected.info.etag;
   return matches ? c : undefined;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return parseExact(text);
-  } catch {
-    return undefined;
-  }
-}
-
-async function readText(store: ObjectStore, key: string): Promise<string> {
-  const pieces: Buffer[] = [];
-  for await (const piece of await store.read(key)) pieces.push(piece as Buffer);
-  return Buffer.concat(pieces).toString('utf8');
 }
 
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);

@@ -8,6 +8,7 @@ import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../../errors.ts';
 import { silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
+import { readJsonIfValid } from '../../lake/read-json.ts';
 import {
   silverGroupFolder,
   silverGroupPrefix,
@@ -115,14 +116,14 @@ export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): 
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
   const manifestKey = silverManifestKey(silverBuildOf(bronze));
-  const committed = await readJson(deps.lake, manifestKey, SilverManifest);
+  const committed = await readJsonIfValid(deps.lake, manifestKey, SilverManifest);
   if (committed?.bronzeManifestKey === input.bronzeManifestKey) {
     return { runId, dataset, groupCount: 0, partsTotal: bronze.parts.length, groupsDone: 0, reused: true };
   }
   await deps.lake.delete(manifestKey);
   const groupCount = silverGroupCount(bronze.parts, deps);
   const groups = planSilverGroups(bronze.parts, groupCount);
-  const earlier = await readJson(deps.lake, silverPlanKey(dataset, runId), PlanFile);
+  const earlier = await readJsonIfValid(deps.lake, silverPlanKey(dataset, runId), PlanFile);
   const samePlan =
     earlier?.bronzeManifestKey === input.bronzeManifestKey &&
     JSON.stringify(earlier.groups) === JSON.stringify(groups);
@@ -157,25 +158,12 @@ async function finishedGroup(
   bronze: { readonly runId: string; readonly dataset: string },
   plan: SilverGroupPlan,
 ): Promise<GroupFile | undefined> {
-  const done = await readJson(lake, silverGroupStatsKey(bronze.dataset, bronze.runId, plan.index), GroupFile);
+  const done = await readJsonIfValid(
+    lake,
+    silverGroupStatsKey(bronze.dataset, bronze.runId, plan.index),
+    GroupFile,
+  );
   return done && done.firstPart === plan.firstPart && done.endPart === plan.endPart ? done : undefined;
-}
-
-/** A JSON object of the lake parsed by `schema`, or undefined when absent or not of that shape. */
-async function readJson<T>(lake: ObjectStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
-  let text: string;
-  try {
-    text = await readText(lake, key);
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined;
-    throw error;
-  }
-  try {
-    const parsed = schema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export interface SilverGroupInput {

@@ -29,6 +29,7 @@ import { type CurrentVersion, readCurrentVersion, recordSeenAs } from '../../lak
 import { holdSourceLease, releaseSourceLease } from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
+import type { RunLiveness } from '../../ports/run-liveness.ts';
 import { JsonRecordScanner, type ScannerSnapshot } from '../parse/json-record-scanner.ts';
 import { openResumableSource, type ResumableSource } from '../parse/open-resumable-source.ts';
 import { detectCompression, type OpenedSource, openSource } from '../parse/open-source.ts';
@@ -83,6 +84,8 @@ export interface IngestToBronzeDeps {
   readonly budget?: SliceBudget;
   /** The lease records this process, so a run killed here frees its source at once (local runs). */
   readonly localLease?: boolean;
+  /** Whether another lease holder has ended (on AWS: its execution), so its lease is free at once. */
+  readonly runLiveness?: RunLiveness;
 }
 
 export interface IngestToBronzeResult {
@@ -184,7 +187,12 @@ export async function ingestSlice(
     holder: input.leaseHolder,
     runId,
   };
-  const leaseDeps = { lake: deps.lake, clock: deps.clock, localProcess: deps.localLease };
+  const leaseDeps = {
+    lake: deps.lake,
+    clock: deps.clock,
+    localProcess: deps.localLease,
+    liveness: deps.runLiveness,
+  };
   if (lease) await holdSourceLease(lease, leaseDeps);
   const current = await readCurrentVersion(deps.lake, dataset.name, source);
   // This very object was ingested before and its version is current: nothing to read.

@@ -315,6 +315,7 @@ export async function ingestSlice(
         progress: progress(scanner.bytesScanned),
       };
     }
+    if (dataset.format !== 'json' && total === 0 && !dataset.allowEmpty) throw emptyFileError(dataset, uri);
     for (const writer of writers) writer.finish();
     parts.push(...(await Promise.all(uploads.splice(0))));
   } catch (error) {
@@ -378,6 +379,19 @@ export async function ingestSlice(
   // An unchanged source ends its run here: let the next one in.
   if (lease && result.status === 'unchanged') await releaseSourceLease(lease, leaseDeps);
   return result;
+}
+
+/** An ndjson or csv file without a single record: a run of it would succeed having ingested nothing. */
+function emptyFileError(dataset: DatasetConfig, uri: string): MissingRecordPathError {
+  return new MissingRecordPathError(
+    uri,
+    '[*]',
+    dataset.format === 'csv'
+      ? 'the file has no records: no rows after the header row'
+      : 'the file has no records: no lines that hold a value',
+    'if files without records are expected, set "allowEmpty": true in the dataset config (--config); ' +
+      'otherwise the file is incomplete (a failed or truncated export) or not the one meant',
+  );
 }
 
 /** The sha256 of a dataset config: a run, a checkpoint and a commit are valid under one config only. */

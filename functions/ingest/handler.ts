@@ -13,12 +13,14 @@ import {
   stageHandler,
 } from '../../shared/adapters/aws/stage-handler.ts';
 import { type IngestConfig, loadIngestConfig } from '../../shared/config/runtime-config.ts';
-import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import {
   type IngestProgress,
+  type IngestSliceResult,
   ingestSlice,
   type SliceBudget,
 } from '../../shared/stages/bronze/ingest-to-bronze.ts';
@@ -61,6 +63,16 @@ export interface IngestDeps {
   readonly progressIntervalMs?: number;
   /** Each invocation's slice budget; by default the Lambda's remaining time (see lambdaSliceBudget). */
   readonly sliceBudget?: () => SliceBudget;
+  /** Datasets beyond the built-in ones (a local run of a dataset config file), by name. */
+  readonly datasetConfigs?: readonly DatasetConfig[];
+  /** Who holds the source's lease, when the caller took it before the execution (`sluice run`). */
+  readonly leaseHolder?: string;
+  /** The lease records this process (local runs; see `LeaseDeps.localProcess`). */
+  readonly localLease?: boolean;
+  /** Each progress report of the slice (a local run's progress bar); by default a log line now and then. */
+  readonly onProgress?: (progress: IngestProgress) => void;
+  /** The slice's full result (a local run's summary); the state machine gets its reference only. */
+  readonly onResult?: (result: IngestSliceResult) => void;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -93,7 +105,7 @@ export async function ingest(
       `the event names bucket "${input.bucket}", but this deployment ingests from "${deps.config.landingBucket}"`,
     );
   }
-  const dataset = deployedDataset(input.dataset, input.key, deps.config.datasets);
+  const dataset = deployedDataset(input.dataset, input.key, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: dataset.name, sourceKey: input.key });
   metrics.addDimension(Dimension.dataset, dataset.name);
   logger.info('ingest started');
@@ -107,15 +119,16 @@ export async function ingest(
         sourceUrl: input.sourceUrl || undefined,
         // One execution at a time per source; another finds it held (SourceBusyError, retried, then a
         // clean `DuplicateRun` end: see the workflow definition).
-        leaseHolder: input.executionId ?? context?.awsRequestId,
+        leaseHolder: deps.leaseHolder ?? input.executionId ?? context?.awsRequestId,
       },
       {
         source: deps.source,
         lake: deps.lake,
         clock: deps.clock,
-        onProgress: progressLogger(deps),
+        onProgress: deps.onProgress ?? progressLogger(deps),
         // Outside Lambda (tests) there is no deadline: one slice, unless the deps set a budget.
         budget: deps.sliceBudget?.() ?? (context ? lambdaSliceBudget(deps.clock, context) : undefined),
+        localLease: deps.localLease,
       },
     );
     metrics.addMetric(
@@ -123,6 +136,7 @@ export async function ingest(
       MetricUnit.Milliseconds,
       deps.clock.now().getTime() - startedAt,
     );
+    deps.onResult?.(result);
     if (result.status === 'sliced') {
       const { progress } = result;
       const percent = progress.storedBytesTotal
@@ -187,7 +201,12 @@ export function createHandler(deps: IngestDeps): StageHandler<IngestResult> {
 export const handler = onFirstInvocation(() => createHandler(createDeps(loadIngestConfig())));
 
 /** The dataset's config, if this deployment ingests it; a ConfigError (permanent) otherwise. */
-function deployedDataset(name: string, key: string, deployed: readonly string[]) {
+function deployedDataset(
+  name: string,
+  key: string,
+  deployed: readonly string[],
+  configured?: readonly DatasetConfig[],
+) {
   if (!deployed.includes(name)) {
     const where = name === '' ? `landing key "${key}" names no dataset` : `dataset "${name}" is not deployed`;
     throw new ConfigError(
@@ -195,7 +214,7 @@ function deployedDataset(name: string, key: string, deployed: readonly string[])
         'or add the dataset to the deployment config (sluice.config.json) and redeploy.',
     );
   }
-  return builtInDataset(name);
+  return datasetNamed(name, configured);
 }
 
 /** Logs progress at most once per interval: a 15-minute ingest should show it is alive. */

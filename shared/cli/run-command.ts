@@ -178,14 +178,13 @@ async function runSource(
         allowLoopback: options.allowLoopback,
         allowPrivate: options.allowPrivate,
       },
-      ...(options.secretId && {
-        downloadSecrets: {
-          store: options.secretsFile
-            ? new FileSecretStore(options.secretsFile)
-            : new EnvSecretStore(process.env),
-          secretId: () => options.secretId!,
-        },
-      }),
+      // Every download's credential (a URL source's, a listed file's) comes from `--secrets-file` if given.
+      downloadSecrets: {
+        store: options.secretsFile
+          ? new FileSecretStore(options.secretsFile)
+          : new EnvSecretStore(process.env),
+        ...(options.secretId && { secretId: () => options.secretId! }),
+      },
       onDownloadRetry: (event) => {
         if (talk)
           process.stderr.write(

@@ -16,6 +16,7 @@ import type { DeadLetter, DeadLetterStore } from '../ports/dead-letter-store.ts'
 import type { FetchOptions } from '../stages/download/index.ts';
 import { ExecutionInput, MAX_EXECUTION_NAME_LENGTH } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
+import { openLakeStore } from './lake-store.ts';
 
 /**
  * `sluice dlq`: the executions that failed for good, and running them again.
@@ -90,7 +91,7 @@ export function deadLetterStoreFor(options: DlqOptions): DeadLetterStore {
     const client = new SQSClient(options.region ? { region: options.region } : {});
     return new SqsDeadLetterStore({ client, queueUrl: options.queueUrl });
   }
-  return new FolderDeadLetterStore(resolve(options.lake));
+  return new FolderDeadLetterStore(openLakeStore(options.lake));
 }
 
 async function listCommand(options: DlqOptions): Promise<void> {
@@ -205,7 +206,7 @@ export async function redriveLocally(
     );
   }
   const deps = {
-    lake: new FileObjectStore(resolve(options.lake)),
+    lake: openLakeStore(options.lake),
     clock: systemClock,
     deadLetters: store,
     downloadFetchOptions: options.fetchOptions,

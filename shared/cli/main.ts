@@ -61,7 +61,11 @@ function buildProgram(outcome: { failed: boolean }): Command {
         .conflicts('config'),
     )
     .option('-c, --config <file>', 'a dataset config file describing your own dataset (see `sluice schema`)')
-    .option('-l, --lake <dir>', 'the lake directory', './lake')
+    .option(
+      '-l, --lake <dir|s3://bucket/prefix>',
+      'the lake: a directory, or an S3 bucket and prefix (endpoint: AWS_ENDPOINT_URL_S3)',
+      './lake',
+    )
     .option('--json', 'print one JSON object with the run id, status, counts and output locations', false)
     .option('--dry-run', 'show what would be read and written, and write nothing', false)
     .option(

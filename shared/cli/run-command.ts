@@ -29,10 +29,12 @@ import {
 } from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
 import { timeBudget } from '../stages/bronze/slice-budget.ts';
 import { redactUrl } from '../stages/download/index.ts';
 import type { Source } from '../workflow/source.ts';
 import { formatBytes } from './format.ts';
+import { openLakeStore } from './lake-store.ts';
 import type { RunOptions } from './main.ts';
 import { inCliTerms } from './option-flags.ts';
 import { createProgressReporter } from './progress.ts';
@@ -91,7 +93,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
   const isUrl = /^https?:\/\//i.test(file);
   const url = isUrl ? urlSource(file, options) : undefined;
   const local = isUrl ? undefined : await resolveSource(file);
-  const lake = new FileObjectStore(resolve(options.lake));
+  const lake = openLakeStore(options.lake);
 
   if (options.dryRun) {
     if (local) await printDryRun(dataset, local, lake, options);
@@ -159,7 +161,7 @@ async function takeLease(lease: LeaseRef, deps: LeaseDeps, options: RunOptions):
 async function runSource(
   workflowInput: LocalWorkflowInput,
   sourceStore: FileObjectStore,
-  lake: FileObjectStore,
+  lake: ObjectStore,
   leaseHolder: string,
   shownSource: string,
   options: RunOptions,
@@ -208,7 +210,7 @@ async function runSource(
       lake,
       leaseHolder,
       quarantineRateThreshold: options.quarantineThreshold,
-      deadLetters: new FolderDeadLetterStore(resolve(options.lake)),
+      deadLetters: new FolderDeadLetterStore(lake),
       clock: systemClock,
       onStage: (stage) => {
         stages.started(stage, Date.now());
@@ -304,7 +306,7 @@ function printUrlDryRun(dataset: DatasetConfig, url: string, options: RunOptions
 async function printDryRun(
   dataset: DatasetConfig,
   source: Awaited<ReturnType<typeof resolveSource>>,
-  lake: FileObjectStore,
+  lake: ObjectStore,
   options: RunOptions,
 ): Promise<void> {
   // The source id needs the object's etag, which the adapter derives; head() is a read, not a write.

@@ -4,6 +4,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { SqsDeadLetterStore } from '../adapters/aws/sqs-dead-letter-store.ts';
+import { openLakeStore } from '../adapters/lake-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, loadDatasetConfigFile } from '../contracts/dataset-config.ts';
@@ -16,7 +17,6 @@ import type { DeadLetter, DeadLetterStore } from '../ports/dead-letter-store.ts'
 import type { FetchOptions } from '../stages/download/index.ts';
 import { ExecutionInput, MAX_EXECUTION_NAME_LENGTH } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
-import { openLakeStore } from './lake-store.ts';
 
 /**
  * `sluice dlq`: the executions that failed for good, and running them again.

@@ -4,20 +4,11 @@ import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { z } from 'zod';
-import type { DownloadDeps } from '../../functions/download/handler.ts';
-import type { FanOutDeps } from '../../functions/fan-out/handler.ts';
-import type { IngestDeps } from '../../functions/ingest/handler.ts';
-import type { ReconcileDeps } from '../../functions/reconcile/handler.ts';
-import type { SilverDeps } from '../../functions/silver/handler.ts';
 import type { LambdaContext } from '../adapters/aws/observability.ts';
 import { withTransientErrors } from '../adapters/aws/transient.ts';
-import { openParquetInspector } from '../adapters/duckdb/parquet-inspector.ts';
-import { createPartialParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
-import { localObservability } from '../adapters/local/local-observability.ts';
-import type { LakeStageConfig } from '../config/runtime-config.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
-import { builtInDataset, builtInDatasets } from '../contracts/datasets/index.ts';
+import { builtInDataset } from '../contracts/datasets/index.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ObjectNotFoundError, PipelineError } from '../errors.ts';
 import { sourceId } from '../lake/keys.ts';
@@ -30,7 +21,7 @@ import type { DownloadResult, FetchOptions, RetryEvent } from '../stages/downloa
 import { landingKey } from '../stages/download/landing-key.ts';
 import { redactUrl } from '../stages/download/url-safety.ts';
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
-import { Placeholder, StateName, type WorkflowDefinition } from '../workflow/definition.ts';
+import { StateName, type WorkflowDefinition } from '../workflow/definition.ts';
 import { type ExecutionInput, executionName } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
 import { FailureMessage, type FanOutOutput, ingestOutput } from '../workflow/stage-io.ts';
@@ -42,6 +33,7 @@ import {
   localFunctions,
   localWorkflowDefinition,
 } from './local-functions.ts';
+import { type LocalStageEnv, type LocalStageHooks, localStageDeps } from './local-stage-deps.ts';
 import type {
   ListedFileOutcome,
   LocalPipelineDeps,
@@ -82,9 +74,6 @@ promiseStatics.withResolvers ??= () => {
   });
   return { promise, resolve, reject };
 };
-
-/** A key whose URI, less the key, is a store's location (`/abs/dir`, `s3://bucket/prefix`). */
-const LOCATION_PROBE_KEY = 'sluice-location-probe';
 
 /**
  * The longest task timeout the engine can wait for (Node's timers hold at most 2^31 − 1 ms). The engine
@@ -155,9 +144,6 @@ export type LocalWorkflowInput = (
   /** The execution's name. @default derived from the landed object or the source and the time */
   readonly executionName?: string;
 };
-
-/** A local source's secret: `sources/<name>`, read from `SLUICE_SECRET_SOURCES_<NAME>`. */
-const LOCAL_SOURCE_SECRET_PREFIX = 'sources/';
 
 /** The local execution failed with an error that no stage raised (a timeout, a failed RecordFailure). */
 export class WorkflowFailedError extends PipelineError {
@@ -236,103 +222,49 @@ export async function runWorkflowLocally(
     const listedOutcomes = new Map<string, ListedFileOutcome>();
     const rawDefinition = deps.definition ?? localWorkflowDefinition();
 
-    /**
-     * What each stage function works with locally: the run's stores and dataset, and the hooks that feed
-     * the run's progress and result (the state machine itself gets the functions' small references).
-     */
-    const landingBucket = locationOf(deps.source.uri(LOCATION_PROBE_KEY), LOCATION_PROBE_KEY);
-    const handlerConfig = { serviceName: 'sluice-local', logLevel: 'ERROR' as const };
-    // Every built-in dataset is "deployed" (a table of contents' listed files are another one), and so
-    // is the run's own.
-    const datasets = [...new Set([dataset.name, ...Object.keys(builtInDatasets)])];
-    const lakeStageConfig: LakeStageConfig = {
-      ...handlerConfig,
-      lakeBucket: locationOf(deps.lake.uri(LOCATION_PROBE_KEY), LOCATION_PROBE_KEY),
-      datasets,
-      // Locally a group per core (as the Map runs as many at once), however small the groups.
-      silverGroupTargetMb: Number.POSITIVE_INFINITY,
+    /** The run, as each stage function's deps see it (./local-stage-deps.ts). */
+    const stageEnv: LocalStageEnv = {
+      dataset,
+      source: deps.source,
+      lake: deps.lake,
+      clock: deps.clock,
+      secrets: deps.downloadSecrets?.store ?? new EnvSecretStore(process.env),
+      secretIdOf: deps.downloadSecrets?.secretId,
+      fetchOptions: deps.downloadFetchOptions,
+      sliceBudget: deps.sliceBudget,
+      leaseHolder,
       quarantineRateThreshold: deps.quarantineRateThreshold,
+      fanOutPageSize: deps.fanOutPageSize,
+      silverGroups: silverParallelism,
+      silverGroupWorkers: silverParallelism > 1,
+      mergeTables: deps.mergeTables,
+      signal: silverCancel.signal,
     };
-    const datasetConfigs = [dataset];
-    // Built per invocation, as a Lambda invocation has its own: a fresh scratch folder (`workDir`), and
-    // logs and metrics of its own (their dimensions would pile up otherwise, as nothing publishes them).
-    const depsOf = (workDir: string, observability = localObservability()) => {
-      const lakeStage = { config: lakeStageConfig, lake: deps.lake, clock: deps.clock, observability };
-      return {
-        [Placeholder.downloadFunctionArn]: (): DownloadDeps => ({
-          config: {
-            ...handlerConfig,
-            landingBucket,
-            datasets,
-            sourceSecretPrefix: LOCAL_SOURCE_SECRET_PREFIX,
-          },
-          landing: deps.source,
-          secrets: deps.downloadSecrets?.store ?? new EnvSecretStore(process.env),
-          clock: deps.clock,
-          observability,
-          fetchOptions: deps.downloadFetchOptions,
-          datasetConfigs,
-          secretIdOf: deps.downloadSecrets?.secretId,
-          onRetry: deps.onDownloadRetry,
-          onResult: (landed) => deps.onDownloaded?.(landed, deps.source.uri(landed.key)),
-        }),
-        [Placeholder.ingestFunctionArn]: (): IngestDeps => ({
-          config: { ...handlerConfig, landingBucket, lakeBucket: lakeStageConfig.lakeBucket, datasets },
-          source: deps.source,
-          lake: deps.lake,
-          clock: deps.clock,
-          observability,
-          sliceBudget: deps.sliceBudget,
-          datasetConfigs,
-          leaseHolder,
-          localLease: true,
-          onProgress: deps.onIngestProgress ?? (() => {}),
-          onResult: (slice) => {
-            if (slice.status === 'committed') results.bronze = slice;
-            if (slice.status === 'unchanged') results.unchanged = slice;
-          },
-        }),
-        [Placeholder.silverFunctionArn]: (): SilverDeps => ({
-          ...lakeStage,
-          createTableWriter: createPartialParquetTableWriter,
-          workDir,
-          datasetConfigs,
-          minGroups: silverParallelism,
-          // Each SilverGroup item in a worker thread of its own, when more than one run at once.
-          groupWorker: silverParallelism > 1 ? { datasetConfig: dataset } : undefined,
-          onPart: (records) => {
-            const p = silverProgress;
-            silverProgress = { ...p, partsDone: p.partsDone + 1, records: p.records + records };
-            deps.onSilverProgress?.(silverProgress);
-          },
-          signal: silverCancel.signal,
-          mergeTables: deps.mergeTables,
-          onResult: (built) => {
-            results.silver = built;
-          },
-        }),
-        [Placeholder.reconcileFunctionArn]: (): ReconcileDeps => ({
-          ...lakeStage,
-          openInspector: openParquetInspector,
-          workDir,
-          datasetConfigs,
-          leaseHolder,
-          localLease: true,
-          onResult: ({ report, commit, state }) => {
-            results.reconciliation = report;
-            results.commit = commit;
-            if (state) results.state = state;
-          },
-        }),
-        [Placeholder.fanOutFunctionArn]: (): FanOutDeps => ({
-          ...lakeStage,
-          urlSafety: deps.downloadFetchOptions,
-          pageSize: deps.fanOutPageSize,
-          onResult: (plan) => {
-            fanOutPlan = plan;
-          },
-        }),
-      };
+    /** What the invocations tell the run. */
+    const hooks: LocalStageHooks = {
+      ingestProgress: deps.onIngestProgress,
+      ingestResult: (slice) => {
+        if (slice.status === 'committed') results.bronze = slice;
+        if (slice.status === 'unchanged') results.unchanged = slice;
+      },
+      silverPart: (records) => {
+        const p = silverProgress;
+        silverProgress = { ...p, partsDone: p.partsDone + 1, records: p.records + records };
+        deps.onSilverProgress?.(silverProgress);
+      },
+      silverResult: (built) => {
+        results.silver = built;
+      },
+      reconcileResult: ({ report, commit, state }) => {
+        results.reconciliation = report;
+        results.commit = commit;
+        if (state) results.state = state;
+      },
+      fanOutPlan: (plan) => {
+        fanOutPlan = plan;
+      },
+      downloadRetry: deps.onDownloadRetry,
+      downloaded: (landed) => deps.onDownloaded?.(landed, deps.source.uri(landed.key)),
     };
 
     /** The stage each state starts, for the run's progress. */
@@ -357,7 +289,7 @@ export async function runWorkflowLocally(
       const running = withTransientErrors(() => {
         // Looked up at each invocation: the table is the one place a task's function comes from.
         const fn = localFunctions[name] as (event: unknown, deps: unknown, context: LambdaContext) => unknown;
-        return Promise.resolve(fn(event, depsOf(scratch)[name](), context));
+        return Promise.resolve(fn(event, localStageDeps(name, stageEnv, scratch, hooks), context));
       });
       if (state === StateName.silverGroup) silverGroups.add(running);
       try {

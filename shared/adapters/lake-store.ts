@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
-import { createS3Client, S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
-import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { ConfigError } from '../errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import { createS3Client, S3ObjectStore } from './aws/s3-object-store.ts';
+import { FileObjectStore } from './local/file-object-store.ts';
 
 /**
  * The lake `--lake` names: a local folder, or `s3://bucket[/prefix]` on AWS or any S3-compatible server.

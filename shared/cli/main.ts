@@ -8,6 +8,7 @@ import {
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { SourceBusyError } from '../lake/source-lease.ts';
+import { type LambdaLimits, parseLambdaLimits } from '../pipeline/lambda-limits.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { inCliTerms } from './option-flags.ts';
 import { runQuery } from './query-command.ts';
@@ -80,6 +81,12 @@ function buildProgram(outcome: { failed: boolean }): Command {
       'parse in slices of about n seconds, checkpointing between them, as on AWS Lambda (a killed run, ' +
         'rerun, resumes from its last checkpoint; any interrupted sliced run does, with or without this)',
       parsePositiveNumber,
+    )
+    .option(
+      '--lambda-limits <limits>',
+      'run every task as Lambda would under these limits, each invocation in a process of its own: ' +
+        'timeout=SECONDS,tmp=MB[,memory=MB] (its remaining time, its scratch folder, killed at its timeout)',
+      parseLimits,
     )
     .option(
       '--quarantine-threshold <share>',
@@ -217,6 +224,7 @@ export interface RunOptions {
   readonly secretId?: string;
   readonly authName?: string;
   readonly secretsFile?: string;
+  readonly lambdaLimits?: LambdaLimits;
   readonly allowHttp: boolean;
   readonly allowLoopback: boolean;
   readonly allowPrivate: boolean;
@@ -233,6 +241,14 @@ export interface RunOptions {
   readonly fanOut: boolean;
   /** The share of a run's records that may be quarantined. */
   readonly quarantineThreshold: number;
+}
+
+function parseLimits(value: string): LambdaLimits {
+  try {
+    return parseLambdaLimits(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function parseShare(value: string): number {

@@ -180,6 +180,7 @@ async function runSource(
         allowLoopback: options.allowLoopback,
         allowPrivate: options.allowPrivate,
       },
+      lambdaLimits: options.lambdaLimits,
       // Every download's credential (a URL source's, a listed file's) comes from `--secrets-file` if given.
       downloadSecrets: {
         store: options.secretsFile

@@ -123,6 +123,11 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
     },
     headers: manifest.headers,
     ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
+    /** Each state's task invocations (as Lambda would count them), and the largest scratch any used. */
+    ...(result.invocations && {
+      invocations: result.invocations.byState,
+      largestScratchBytes: result.invocations.largestScratchBytes,
+    }),
     ...(result.fanOut && {
       fanOut: {
         report: folderUri(lake, result.fanOut.report),

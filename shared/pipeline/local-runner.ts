@@ -25,6 +25,7 @@ import { StateName, type WorkflowDefinition } from '../workflow/definition.ts';
 import { type ExecutionInput, executionName } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
 import { FailureMessage, type FanOutOutput, ingestOutput } from '../workflow/stage-io.ts';
+import { folderBytes, invokeUnderLimits, type LambdaLimits } from './lambda-limits.ts';
 import {
   LOCAL_RESOURCES,
   LOCAL_STATE_MACHINE_ARN,
@@ -125,6 +126,11 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
   readonly quarantineRateThreshold?: number;
   /** Listed files per page of a table of contents' fan-out (tests). @default as deployed (200) */
   readonly fanOutPageSize?: number;
+  /**
+   * Run every Lambda task invocation as Lambda would under these limits, each in a process of its own
+   * (./lambda-limits.ts). @default none: in process, as long and as large as the machine allows
+   */
+  readonly lambdaLimits?: LambdaLimits;
 }
 
 /**
@@ -275,6 +281,9 @@ export async function runWorkflowLocally(
       [StateName.reconcile]: 'reconcile',
     };
     let invocation = 0;
+    const invocations: Record<string, number> = {};
+    let largestScratchBytes = 0;
+    const limits = deps.lambdaLimits;
     /**
      * One invocation of a stage function, as Lambda makes it: the event, the function's deps, a context,
      * a scratch folder of its own (removed afterwards), and the runtime's transient-error mapping.
@@ -285,12 +294,30 @@ export async function runWorkflowLocally(
       if (stage) deps.onStage?.(stage);
       const scratch = join(workDir, `${String(++invocation).padStart(4, '0')}-${state}`);
       await mkdir(scratch, { recursive: true });
-      const context = localContext(LOCAL_RESOURCES[name]);
-      const running = withTransientErrors(() => {
-        // Looked up at each invocation: the table is the one place a task's function comes from.
-        const fn = localFunctions[name] as (event: unknown, deps: unknown, context: LambdaContext) => unknown;
-        return Promise.resolve(fn(event, localStageDeps(name, stageEnv, scratch, hooks), context));
-      });
+      invocations[state] = (invocations[state] ?? 0) + 1;
+      const onScratch = (bytes: number) => {
+        largestScratchBytes = Math.max(largestScratchBytes, bytes);
+      };
+      const running = limits
+        ? invokeUnderLimits(name, event, {
+            env: stageEnv,
+            hooks,
+            limits,
+            workDir: scratch,
+            functionArn: LOCAL_RESOURCES[name],
+            signal: state === StateName.silverGroup ? silverCancel.signal : undefined,
+            onScratch,
+          })
+        : withTransientErrors(() => {
+            // Looked up at each invocation: the table is the one place a task's function comes from.
+            const fn = localFunctions[name] as (
+              event: unknown,
+              deps: unknown,
+              context: LambdaContext,
+            ) => unknown;
+            const context = localContext(LOCAL_RESOURCES[name]);
+            return Promise.resolve(fn(event, localStageDeps(name, stageEnv, scratch, hooks), context));
+          });
       if (state === StateName.silverGroup) silverGroups.add(running);
       try {
         const output = await running;
@@ -305,6 +332,7 @@ export async function runWorkflowLocally(
         throw error;
       } finally {
         silverGroups.delete(running);
+        if (!limits) onScratch(await folderBytes(scratch));
         await rm(scratch, { recursive: true, force: true });
       }
     };
@@ -413,7 +441,10 @@ export async function runWorkflowLocally(
         { cause: error },
       );
     }
-    if (results.unchanged) return { outcome: 'unchanged', unchanged: results.unchanged };
+    const taskInvocations = { byState: invocations, largestScratchBytes };
+    if (results.unchanged) {
+      return { outcome: 'unchanged', unchanged: results.unchanged, invocations: taskInvocations };
+    }
     // Ended at DuplicateRun: another run holds the source. Not a success of this run.
     if (taskError instanceof SourceBusyError && !results.bronze) throw taskError;
     if (!results.bronze) throw new WorkflowFailedError(`execution ${name} succeeded without running Ingest`);
@@ -438,7 +469,7 @@ export async function runWorkflowLocally(
         duplicates: plan.duplicates,
       };
     }
-    return { ...results, outcome: 'committed' } as LocalPipelineResult;
+    return { ...results, outcome: 'committed', invocations: taskInvocations } as LocalPipelineResult;
   }
 }
 

@@ -62,6 +62,7 @@ async function invoke(spec: InvocationSpec): Promise<unknown> {
       quarantineRateThreshold: env.quarantineRateThreshold,
       fanOutPageSize: env.fanOutPageSize,
       silverGroups: env.silverGroups,
+      silverGroupTargetBytes: env.silverGroupTargetBytes,
       // One invocation, one process: a group is built here, as the Lambda builds it.
       silverGroupWorkers: false,
     },

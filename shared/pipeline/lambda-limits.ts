@@ -95,6 +95,7 @@ export interface InvocationSpec {
     readonly quarantineRateThreshold?: number;
     readonly fanOutPageSize?: number;
     readonly silverGroups: number;
+    readonly silverGroupTargetBytes?: number;
   };
 }
 
@@ -163,6 +164,7 @@ export async function invokeUnderLimits(
       quarantineRateThreshold: env.quarantineRateThreshold,
       fanOutPageSize: env.fanOutPageSize,
       silverGroups: env.silverGroups,
+      silverGroupTargetBytes: env.silverGroupTargetBytes,
     },
   };
   const child = fork(CHILD, [], {

@@ -131,6 +131,11 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
    * (./lambda-limits.ts). @default none: in process, as long and as large as the machine allows
    */
   readonly lambdaLimits?: LambdaLimits;
+  /**
+   * Bronze bytes per silver group, as a deployment sizes them (`silver.groupTargetMb`), e.g. to run a
+   * file in groups that each fit `lambdaLimits`. @default one group per core, however large
+   */
+  readonly silverGroupTargetBytes?: number;
 }
 
 /**
@@ -242,6 +247,7 @@ export async function runWorkflowLocally(
       quarantineRateThreshold: deps.quarantineRateThreshold,
       fanOutPageSize: deps.fanOutPageSize,
       silverGroups: silverParallelism,
+      silverGroupTargetBytes: deps.silverGroupTargetBytes,
       silverGroupWorkers: silverParallelism > 1,
       mergeTables: deps.mergeTables,
       signal: silverCancel.signal,

@@ -56,6 +56,8 @@ export interface LocalStageEnv {
   readonly fanOutPageSize?: number;
   /** Silver groups the plan makes at least (and the Map runs at once). */
   readonly silverGroups: number;
+  /** Bronze bytes per silver group, as deployed (`silver.groupTargetMb`). @default no limit: `silverGroups` */
+  readonly silverGroupTargetBytes?: number;
   /** Build each silver group in a worker thread (in-process runs with several groups at once). */
   readonly silverGroupWorkers: boolean;
   readonly mergeTables?: TablePartialsMerger;
@@ -92,8 +94,9 @@ export function localStageDeps(
     ...handlerConfig,
     lakeBucket: storeLocation(env.lake),
     datasets,
-    // Locally a group per core (as the Map runs as many at once), however small the groups.
-    silverGroupTargetMb: Number.POSITIVE_INFINITY,
+    // Locally a group per core (as the Map runs as many at once), however small the groups, unless the
+    // run sizes them as a deployment does.
+    silverGroupTargetMb: (env.silverGroupTargetBytes ?? Number.POSITIVE_INFINITY) / (1024 * 1024),
     quarantineRateThreshold: env.quarantineRateThreshold,
   };
   const lakeStage = { config: lakeStageConfig, lake: env.lake, clock: env.clock, observability };

@@ -9,15 +9,26 @@ import {
   stageHandler,
 } from '../../shared/adapters/aws/stage-handler.ts';
 import { type DownloadConfig, loadDownloadConfig } from '../../shared/config/runtime-config.ts';
-import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { SecretStore } from '../../shared/ports/secret-store.ts';
-import { downloadToLanding, type FetchOptions } from '../../shared/stages/download/download.ts';
+import {
+  type DownloadResult,
+  downloadToLanding,
+  type FetchOptions,
+  type RetryEvent,
+} from '../../shared/stages/download/download.ts';
 import { redactUrl } from '../../shared/stages/download/url-safety.ts';
-import { DownloadEvent, type DownloadOutput, sourceSecretId } from '../../shared/workflow/source.ts';
+import {
+  DownloadEvent,
+  type DownloadOutput,
+  type Source,
+  sourceSecretId,
+} from '../../shared/workflow/source.ts';
 
 /**
  * The `Download` state of the workflow (executions started with `{ source }`, e.g. by a schedule): one
@@ -36,6 +47,17 @@ export interface DownloadDeps {
   readonly clock: Clock;
   readonly observability: Observability;
   readonly fetchOptions?: FetchOptions;
+  /** Datasets beyond the built-in ones (a local run of a dataset config file), by name. */
+  readonly datasetConfigs?: readonly DatasetConfig[];
+  /**
+   * The id of a source's secret. @default `<sourceSecretPrefix><source name>`: the event never names
+   * another one (`sluice run --secret-id` names it on the command line)
+   */
+  readonly secretIdOf?: (source: Source) => string;
+  /** Before each retry of an HTTP attempt. @default a log line */
+  readonly onRetry?: (event: RetryEvent) => void;
+  /** The landed object, in full (a local run's messages). */
+  readonly onResult?: (result: DownloadResult) => void;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -64,7 +86,7 @@ export async function download(event: unknown, deps: DownloadDeps): Promise<Down
       `dataset "${source.dataset}" is not deployed (deployed: ${deps.config.datasets.join(', ')})`,
     );
   }
-  if (source.credentials && !source.name) {
+  if (source.credentials && !source.name && !deps.secretIdOf) {
     throw new ConfigError('source.name is required with credentials: it names the secret');
   }
   logger.appendKeys({ dataset: source.dataset, source: source.name });
@@ -75,7 +97,7 @@ export async function download(event: unknown, deps: DownloadDeps): Promise<Down
       sha256: source.sha256,
       credentials: source.credentials && {
         ...source.credentials,
-        secretId: sourceSecretId(deps.config.sourceSecretPrefix, source.name!),
+        secretId: deps.secretIdOf?.(source) ?? sourceSecretId(deps.config.sourceSecretPrefix, source.name!),
       },
     },
     {
@@ -83,15 +105,16 @@ export async function download(event: unknown, deps: DownloadDeps): Promise<Down
       secrets: deps.secrets,
       clock: deps.clock,
       fetchOptions: deps.fetchOptions,
-      onRetry: (retry) => logger.warn('download retry', { ...retry }),
+      onRetry: deps.onRetry ?? ((retry) => logger.warn('download retry', { ...retry })),
     },
   );
+  deps.onResult?.(result);
   logger.info('download landed', { key: result.key, bytes: result.bytes, attempts: result.attempts });
   return {
     bucket: deps.config.landingBucket,
     key: result.key,
     dataset: source.dataset,
-    hasSilver: contractForDataset(builtInDataset(source.dataset)) !== undefined,
+    hasSilver: contractForDataset(datasetNamed(source.dataset, deps.datasetConfigs)) !== undefined,
     url: redactUrl(source.url),
   };
 }

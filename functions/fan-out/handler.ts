@@ -5,9 +5,10 @@ import {
   type StageHandler,
   stageHandler,
 } from '../../shared/adapters/aws/stage-handler.ts';
-import { loadLakeStageConfig } from '../../shared/config/runtime-config.ts';
+import { type LakeStageConfig, loadLakeStageConfig } from '../../shared/config/runtime-config.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { planFanOut } from '../../shared/stages/fan-out/plan-fan-out.ts';
+import type { FetchOptions } from '../../shared/stages/download/download.ts';
+import { type FanOutPlan, planFanOut } from '../../shared/stages/fan-out/plan-fan-out.ts';
 import { FanOutEvent, type FanOutOutput, LISTED_FILE_DATASET } from '../../shared/workflow/stage-io.ts';
 
 /**
@@ -20,10 +21,17 @@ import { FanOutEvent, type FanOutOutput, LISTED_FILE_DATASET } from '../../share
  */
 
 /** What the fan-out handler works with: the lake stage's adapters (AWS), or any (tests). */
-export type FanOutDeps = LakeStageDeps;
+export interface FanOutDeps extends LakeStageDeps {
+  /** Which listed URLs are fetchable (a local run's `--allow-*`). @default https to public hosts only */
+  readonly urlSafety?: FetchOptions;
+  /** Listed files per page (tests). @default as planFanOut's */
+  readonly pageSize?: number;
+  /** The page's full plan (a local run's summary of every listed file). */
+  readonly onResult?: (plan: FanOutPlan) => void;
+}
 
 /** The AWS adapters, created once per cold start. */
-export const createDeps = createLakeStageDeps;
+export const createDeps: (config: LakeStageConfig) => FanOutDeps = createLakeStageDeps;
 
 /** Hand out the next page of a table of contents' listed files. */
 export async function fanOut(event: unknown, deps: FanOutDeps): Promise<FanOutOutput> {
@@ -43,7 +51,13 @@ export async function fanOut(event: unknown, deps: FanOutDeps): Promise<FanOutOu
     }
   }
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey });
-  const { output } = await planFanOut(input, { lake: deps.lake, clock: deps.clock });
+  const { output, plan } = await planFanOut(input, {
+    lake: deps.lake,
+    clock: deps.clock,
+    urlSafety: deps.urlSafety,
+    pageSize: deps.pageSize,
+  });
+  deps.onResult?.(plan);
   logger.info('fan-out page planned', {
     page: output.page,
     pages: output.pages,

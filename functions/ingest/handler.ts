@@ -15,13 +15,15 @@ import {
 } from '../../shared/adapters/aws/stage-handler.ts';
 import { StepFunctionsLiveness } from '../../shared/adapters/aws/step-functions-liveness.ts';
 import { type IngestConfig, loadIngestConfig } from '../../shared/config/runtime-config.ts';
-import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunLiveness } from '../../shared/ports/run-liveness.ts';
 import {
   type IngestProgress,
+  type IngestSliceResult,
   ingestSlice,
   type SliceBudget,
 } from '../../shared/stages/bronze/ingest-to-bronze.ts';
@@ -66,6 +68,16 @@ export interface IngestDeps {
   readonly sliceBudget?: () => SliceBudget;
   /** Whether another execution holding the source's lease has ended (its lease then is free at once). */
   readonly runLiveness?: RunLiveness;
+  /** Datasets beyond the built-in ones (a local run of a dataset config file), by name. */
+  readonly datasetConfigs?: readonly DatasetConfig[];
+  /** Who holds the source's lease, when the caller took it before the execution (`sluice run`). */
+  readonly leaseHolder?: string;
+  /** The lease records this process (local runs; see `LeaseDeps.localProcess`). */
+  readonly localLease?: boolean;
+  /** Each progress report of the slice (a local run's progress bar); by default a log line now and then. */
+  readonly onProgress?: (progress: IngestProgress) => void;
+  /** The slice's full result (a local run's summary); the state machine gets its reference only. */
+  readonly onResult?: (result: IngestSliceResult) => void;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -104,7 +116,7 @@ export async function ingest(
       `the event names bucket "${input.bucket}", but this deployment ingests from "${deps.config.landingBucket}"`,
     );
   }
-  const dataset = deployedDataset(input.dataset, input.key, deps.config.datasets);
+  const dataset = deployedDataset(input.dataset, input.key, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: dataset.name, sourceKey: input.key });
   metrics.addDimension(Dimension.dataset, dataset.name);
   logger.info('ingest started');
@@ -118,16 +130,17 @@ export async function ingest(
         sourceUrl: input.sourceUrl || undefined,
         // One execution at a time per source; another finds it held (SourceBusyError, retried, then a
         // clean `DuplicateRun` end: see the workflow definition).
-        leaseHolder: input.executionId ?? context?.awsRequestId,
+        leaseHolder: deps.leaseHolder ?? input.executionId ?? context?.awsRequestId,
       },
       {
         source: deps.source,
         lake: deps.lake,
         clock: deps.clock,
-        onProgress: progressLogger(deps),
+        onProgress: deps.onProgress ?? progressLogger(deps),
         // Outside Lambda (tests) there is no deadline: one slice, unless the deps set a budget.
         budget: deps.sliceBudget?.() ?? (context ? lambdaSliceBudget(deps.clock, context) : undefined),
         runLiveness: deps.runLiveness,
+        localLease: deps.localLease,
       },
     );
     metrics.addMetric(
@@ -135,6 +148,7 @@ export async function ingest(
       MetricUnit.Milliseconds,
       deps.clock.now().getTime() - startedAt,
     );
+    deps.onResult?.(result);
     if (result.status === 'sliced') {
       const { progress } = result;
       const percent = progress.storedBytesTotal
@@ -199,7 +213,12 @@ export function createHandler(deps: IngestDeps): StageHandler<IngestResult> {
 export const handler = onFirstInvocation(() => createHandler(createDeps(loadIngestConfig())));
 
 /** The dataset's config, if this deployment ingests it; a ConfigError (permanent) otherwise. */
-function deployedDataset(name: string, key: string, deployed: readonly string[]) {
+function deployedDataset(
+  name: string,
+  key: string,
+  deployed: readonly string[],
+  configured?: readonly DatasetConfig[],
+) {
   if (!deployed.includes(name)) {
     const where = name === '' ? `landing key "${key}" names no dataset` : `dataset "${name}" is not deployed`;
     throw new ConfigError(
@@ -207,7 +226,7 @@ function deployedDataset(name: string, key: string, deployed: readonly string[])
         'or add the dataset to the deployment config (sluice.config.json) and redeploy.',
     );
   }
-  return builtInDataset(name);
+  return datasetNamed(name, configured);
 }
 
 /** Logs progress at most once per interval: a 15-minute ingest should show it is alive. */

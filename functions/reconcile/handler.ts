@@ -13,11 +13,17 @@ import {
   type LakeStageConfig,
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
+import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { ReconciliationError } from '../../shared/errors.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
-import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
-import { reconcile } from '../../shared/stages/reconcile/reconcile.ts';
+import { type CommitVersionResult, commitVersion } from '../../shared/stages/commit/commit-version.ts';
+import { type ReconciliationReport, reconcile } from '../../shared/stages/reconcile/reconcile.ts';
+import {
+  type MergeSilverStateResult,
+  mergeCommittedVersions,
+} from '../../shared/stages/silver/merge-state.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import {
   LakeStageEvent,
@@ -45,6 +51,22 @@ export interface ReconcileDeps extends LakeStageDeps {
   readonly workDir: string;
   /** Told of each committed version (Glue partitions, so Athena reads committed files only). */
   readonly catalog?: SourceCatalog;
+  /** Datasets beyond the built-in ones (a local run of a dataset config file), by name. */
+  readonly datasetConfigs?: readonly DatasetConfig[];
+  /** Who holds the source's lease, when the caller took it before the execution (`sluice run`). */
+  readonly leaseHolder?: string;
+  /** The lease records this process (local runs; see `LeaseDeps.localProcess`). */
+  readonly localLease?: boolean;
+  /** The stage's full results (a local run's summary); the state machine gets a reference. */
+  readonly onResult?: (result: ReconcileResults) => void;
+}
+
+/** What the reconcile stage produced, in full. */
+export interface ReconcileResults {
+  readonly report: ReconciliationReport;
+  readonly commit: CommitVersionResult;
+  /** A generic dataset with a snapshot, cdc or scd2 load: its state after the commit. */
+  readonly state?: MergeSilverStateResult;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -72,7 +94,7 @@ export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise
     'reconcile',
     '{ "dataset": string, "bronzeManifestKey": string }',
   );
-  const contract = requireSilverContract(input.dataset, deps.config.datasets);
+  const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey });
   metrics.addDimension(Dimension.dataset, input.dataset);
 
@@ -95,10 +117,22 @@ export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise
       {
         bronzeManifestKey: input.bronzeManifestKey,
         quality: report.quality.score,
-        leaseHolder: input.executionId,
+        leaseHolder: deps.leaseHolder ?? input.executionId,
       },
-      { lake: deps.lake, clock: deps.clock, catalog: deps.catalog },
+      { lake: deps.lake, clock: deps.clock, catalog: deps.catalog, localLease: deps.localLease },
     );
+    // Generic datasets with a snapshot, cdc or scd2 load fold every source's current version into their
+    // state (after the commit, so the state never holds a run that failed its reconciliation; a replaced
+    // version's events leave the state with it).
+    const dataset = datasetNamed(input.dataset, deps.datasetConfigs);
+    const state =
+      dataset.silver && dataset.silver.load !== 'append'
+        ? await mergeCommittedVersions(
+            { dataset },
+            { lake: deps.lake, clock: deps.clock, workDir: deps.workDir },
+          )
+        : undefined;
+    deps.onResult?.({ report, commit, ...(state && { state }) });
     const output = reconcileOutput(report, commit);
     logger.info('reconciliation passed', { ...output, quality: report.quality });
     return output;

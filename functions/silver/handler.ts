@@ -8,9 +8,15 @@ import {
   type LakeStageConfig,
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
-import type { TableWriterFactory } from '../../shared/ports/table-writer.ts';
-import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
-import { buildSilverGroupToLake, mergeSilver, planSilver } from '../../shared/stages/silver/silver-stages.ts';
+import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import type { TablePartialsMerger, TableWriterFactory } from '../../shared/ports/table-writer.ts';
+import { type BuildSilverResult, buildSilver } from '../../shared/stages/silver/build-silver.ts';
+import {
+  buildSilverGroupToLake,
+  mergeSilver,
+  planSilver,
+  type SilverGroupWorker,
+} from '../../shared/stages/silver/silver-stages.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import {
   quarantinedRecords,
@@ -43,6 +49,19 @@ export interface SilverDeps extends LakeStageDeps {
   readonly createTableWriter: TableWriterFactory;
   /** Scratch space for Parquet files and spill. */
   readonly workDir: string;
+  /** Datasets beyond the built-in ones (a local run of a dataset config file), by name. */
+  readonly datasetConfigs?: readonly DatasetConfig[];
+  /** PlanSilver: at least this many groups (a local run: one per core). @default 1 */
+  readonly minGroups?: number;
+  /** SilverGroup: build the group in a worker thread (a local run, whose Map items share a process). */
+  readonly groupWorker?: SilverGroupWorker;
+  /** SilverGroup: after each bronze part (a local run's progress), and when to give up (a failed run). */
+  readonly onPart?: (records: number) => void;
+  readonly signal?: AbortSignal;
+  /** Silver: merges the partial files into the tables. @default DuckDB's `mergeParquetPartials` */
+  readonly mergeTables?: TablePartialsMerger;
+  /** Silver: the build's full result (a local run's summary); the state machine gets a reference. */
+  readonly onResult?: (result: BuildSilverResult) => void;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -67,7 +86,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
     '{ "op"?: "plan" | "group" | "merge", "dataset": string, "bronzeManifestKey": string, ' +
       '"group"?: number, "groupCount"?: number }',
   );
-  const contract = requireSilverContract(input.dataset, deps.config.datasets);
+  const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });
   metrics.addDimension(Dimension.dataset, input.dataset);
   const { bronzeManifestKey } = input;
@@ -79,6 +98,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
         lake: deps.lake,
         clock: deps.clock,
         targetGroupBytes: deps.config.silverGroupTargetMb && deps.config.silverGroupTargetMb * 1024 * 1024,
+        minGroups: deps.minGroups,
       },
     );
     logger.info('silver planned', { groupCount: plan.groupCount, partsTotal: plan.partsTotal });
@@ -93,6 +113,9 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
         contract,
         createTableWriter: deps.createTableWriter,
         workDir: deps.workDir,
+        worker: deps.groupWorker,
+        onPart: deps.onPart,
+        signal: deps.signal,
       },
     );
     logger.info('silver group built', { ...summary });
@@ -104,7 +127,13 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
     input.op === 'merge'
       ? await mergeSilver(
           { bronzeManifestKey, groupCount: input.groupCount },
-          { lake: deps.lake, clock: deps.clock, contract, workDir: deps.workDir },
+          {
+            lake: deps.lake,
+            clock: deps.clock,
+            contract,
+            workDir: deps.workDir,
+            mergeTables: deps.mergeTables,
+          },
         )
       : await buildSilver(
           { bronzeManifestKey },
@@ -114,8 +143,10 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
             contract,
             createTableWriter: deps.createTableWriter,
             workDir: deps.workDir,
+            mergeTables: deps.mergeTables,
           },
         );
+  deps.onResult?.(result);
   const quarantined = quarantinedRecords(result);
   metrics.addMetric(MetricName.quarantinedRecords, MetricUnit.Count, quarantined);
   logger.info('silver committed', {

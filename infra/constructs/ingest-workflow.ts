@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { Arn, ArnFormat, type CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, type CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { ingestWorkflowDefinition, StateName } from '../../shared/workflow/definition.ts';
-import { nagRef } from './nag.ts';
+import { ingestWorkflowDefinition, Placeholder, StateName } from '../../shared/workflow/definition.ts';
 
 /** Metadata key on the state machine resource, so tools can find the workflow in a synthesized template. */
 export const WORKFLOW_METADATA_KEY = 'sluice:workflow';
@@ -37,8 +37,9 @@ export interface IngestWorkflowProps {
 }
 
 /**
- * The state machine (definition: shared/workflow/definition.ts), its execution log, and the failure
- * queue that records every execution that failed for good.
+ * The state machine (definition: shared/workflow/definition.ts, rendered with the deployed resources in
+ * place of its placeholders), its execution log, and the failure queue that records every execution
+ * that failed for good.
  */
 export class IngestWorkflow extends Construct {
   readonly stateMachine: StateMachine;
@@ -67,25 +68,42 @@ export class IngestWorkflow extends Construct {
 
     // A fixed name: the fan-out starts this state machine from its own definition, by an ARN built from
     // the name (its own ARN attribute there would be a reference cycle).
-    const stateMachineName = workflowStateMachineName(Stack.of(this).stackName);
+    const stack = Stack.of(this);
+    const stateMachineName = workflowStateMachineName(stack.stackName);
+    const arnOf = (service: string, resource: string, resourceName: string) =>
+      stack.formatArn({ service, resource, resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const stateMachineArn = arnOf('states', 'stateMachine', stateMachineName);
+    const functions = {
+      [Placeholder.downloadFunctionArn]: props.downloadFunction,
+      [Placeholder.ingestFunctionArn]: props.ingestFunction,
+      [Placeholder.silverFunctionArn]: props.silverFunction,
+      [Placeholder.reconcileFunctionArn]: props.reconcileFunction,
+      [Placeholder.fanOutFunctionArn]: props.fanOutFunction,
+    };
+    const substitutions: Record<Placeholder, string> = {
+      ...(Object.fromEntries(Object.entries(functions).map(([name, fn]) => [name, fn.functionArn])) as Record<
+        keyof typeof functions,
+        string
+      >),
+      [Placeholder.failureQueueUrl]: this.failureQueue.queueUrl,
+      [Placeholder.stateMachineArn]: stateMachineArn,
+      [Placeholder.partition]: stack.partition,
+    };
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       stateMachineName,
       stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromChainable(
-        ingestWorkflowDefinition(this, {
-          downloadFunction: props.downloadFunction,
-          ingestFunction: props.ingestFunction,
-          silverFunction: props.silverFunction,
-          reconcileFunction: props.reconcileFunction,
-          fanOutFunction: props.fanOutFunction,
-          stateMachineName,
-          fanOutConcurrency: props.fanOutConcurrency,
-          silverConcurrency: props.silverConcurrency,
-          listedFileTimeout: props.listedFileTimeout,
-          failureQueue: this.failureQueue,
-        }),
+      // The definition is data (shared/workflow/definition.ts); its resources are substitutions.
+      definitionBody: DefinitionBody.fromString(
+        JSON.stringify(
+          ingestWorkflowDefinition({
+            fanOutConcurrency: props.fanOutConcurrency,
+            silverConcurrency: props.silverConcurrency,
+            listedFileTimeoutSeconds: props.listedFileTimeout?.toSeconds(),
+            timeoutSeconds: (props.timeout ?? Duration.days(7)).toSeconds(),
+          }),
+        ),
       ),
-      timeout: props.timeout ?? Duration.days(7),
+      definitionSubstitutions: substitutions,
       tracingEnabled: props.tracing ?? false,
       logs: {
         destination: logGroup,
@@ -95,6 +113,47 @@ export class IngestWorkflow extends Construct {
         includeExecutionData: false,
       },
     });
+    // A definition given as text grants nothing by itself: exactly what its tasks call, here.
+    const role = this.stateMachine.role;
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: Object.values(functions).map((fn) => fn.functionArn),
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.failureQueue.queueArn] }),
+    );
+    // IngestListedFile (`.sync:2`) starts, waits for (describes) and may stop child executions of this
+    // state machine; FanOut, a distributed map, does the same for its map runs and redrives their items.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['states:StartExecution'], resources: [stateMachineArn] }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['states:DescribeExecution', 'states:StopExecution'],
+        resources: [arnOf('states', 'execution', `${stateMachineName}:*`)],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['states:RedriveExecution'],
+        resources: [arnOf('states', 'execution', `${stateMachineName}/${StateName.fanOut}:*`)],
+      }),
+    );
+    // `.sync` learns that the child ended from an EventBridge rule that Step Functions manages.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+        resources: [
+          stack.formatArn({
+            service: 'events',
+            resource: 'rule',
+            resourceName: 'StepFunctionsGetEventsForStepFunctionsExecutionRule',
+          }),
+        ],
+      }),
+    );
     (this.stateMachine.node.defaultChild as CfnResource).addMetadata(WORKFLOW_METADATA_KEY, 'ingest');
     Validations.of(this.stateMachine.role).acknowledge(
       {
@@ -103,42 +162,17 @@ export class IngestWorkflow extends Construct {
           'CloudWatch Logs delivery (logs:CreateLogDelivery, ...) and X-Ray tracing support no resource-level ' +
           'permissions; these are the statements CDK adds for the logging and tracing configured here.',
       },
-      ...[
-        props.downloadFunction,
-        props.ingestFunction,
-        props.silverFunction,
-        props.reconcileFunction,
-        props.fanOutFunction,
-      ].map((fn) => ({
-        id: `AwsSolutions-IAM5[Resource::${nagRef(this, fn.functionArn)}:*]`,
-        reason: 'Invoking a stage function by qualified ARN (version or alias) of that one function only.',
-      })),
       {
         id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${stateMachineName}:*]`,
         reason:
           `${StateName.ingestListedFile} waits for (describes) and may stop the child executions it starts: ` +
           'executions of this state machine only, whose names are not known in advance.',
       },
+      {
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${stateMachineName}/${StateName.fanOut}:*]`,
+        reason: `${StateName.fanOut} (a distributed map) redrives the child executions of its own map runs only.`,
+      },
     );
-    // CDK's own policy for the distributed map (FanOut): its map runs are executions of this state machine.
-    const mapPolicy = this.stateMachine.node.tryFindChild('DistributedMapPolicy');
-    if (mapPolicy) {
-      const executions = `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${JSON.stringify(
-        Stack.of(this).resolve(
-          Arn.split(this.stateMachine.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName,
-        ),
-      )}`;
-      Validations.of(mapPolicy).acknowledge(
-        {
-          id: `AwsSolutions-IAM5[Resource::${executions}:*]`,
-          reason: `${StateName.fanOut} (a distributed map) describes and stops executions of this state machine only.`,
-        },
-        {
-          id: `AwsSolutions-IAM5[Resource::${executions}/${StateName.fanOut}:*]`,
-          reason: `${StateName.fanOut} redrives the child executions of its own map runs only.`,
-        },
-      );
-    }
   }
 }
 

@@ -4,6 +4,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { SqsDeadLetterStore } from '../adapters/aws/sqs-dead-letter-store.ts';
+import { openLakeStore } from '../adapters/lake-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, loadDatasetConfigFile } from '../contracts/dataset-config.ts';
@@ -90,7 +91,7 @@ export function deadLetterStoreFor(options: DlqOptions): DeadLetterStore {
     const client = new SQSClient(options.region ? { region: options.region } : {});
     return new SqsDeadLetterStore({ client, queueUrl: options.queueUrl });
   }
-  return new FolderDeadLetterStore(resolve(options.lake));
+  return new FolderDeadLetterStore(openLakeStore(options.lake));
 }
 
 async function listCommand(options: DlqOptions): Promise<void> {
@@ -205,7 +206,7 @@ export async function redriveLocally(
     );
   }
   const deps = {
-    lake: new FileObjectStore(resolve(options.lake)),
+    lake: openLakeStore(options.lake),
     clock: systemClock,
     deadLetters: store,
     downloadFetchOptions: options.fetchOptions,

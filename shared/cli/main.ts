@@ -8,6 +8,7 @@ import {
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { SourceBusyError } from '../lake/source-lease.ts';
+import { type LambdaLimits, parseLambdaLimits } from '../pipeline/lambda-limits.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { inCliTerms } from './option-flags.ts';
 import { runQuery } from './query-command.ts';
@@ -61,7 +62,11 @@ function buildProgram(outcome: { failed: boolean }): Command {
         .conflicts('config'),
     )
     .option('-c, --config <file>', 'a dataset config file describing your own dataset (see `sluice schema`)')
-    .option('-l, --lake <dir>', 'the lake directory', './lake')
+    .option(
+      '-l, --lake <dir|s3://bucket/prefix>',
+      'the lake: a directory, or an S3 bucket and prefix (endpoint: AWS_ENDPOINT_URL_S3)',
+      './lake',
+    )
     .option('--json', 'print one JSON object with the run id, status, counts and output locations', false)
     .option('--dry-run', 'show what would be read and written, and write nothing', false)
     .option(
@@ -76,6 +81,12 @@ function buildProgram(outcome: { failed: boolean }): Command {
       'parse in slices of about n seconds, checkpointing between them, as on AWS Lambda (a killed run, ' +
         'rerun, resumes from its last checkpoint; any interrupted sliced run does, with or without this)',
       parsePositiveNumber,
+    )
+    .option(
+      '--lambda-limits <limits>',
+      'run every task as Lambda would under these limits, each invocation in a process of its own: ' +
+        'timeout=SECONDS,tmp=MB[,memory=MB] (its remaining time, its scratch folder, killed at its timeout)',
+      parseLimits,
     )
     .option(
       '--quarantine-threshold <share>',
@@ -213,6 +224,7 @@ export interface RunOptions {
   readonly secretId?: string;
   readonly authName?: string;
   readonly secretsFile?: string;
+  readonly lambdaLimits?: LambdaLimits;
   readonly allowHttp: boolean;
   readonly allowLoopback: boolean;
   readonly allowPrivate: boolean;
@@ -229,6 +241,14 @@ export interface RunOptions {
   readonly fanOut: boolean;
   /** The share of a run's records that may be quarantined. */
   readonly quarantineThreshold: number;
+}
+
+function parseLimits(value: string): LambdaLimits {
+  try {
+    return parseLambdaLimits(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function parseShare(value: string): number {

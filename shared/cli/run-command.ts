@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { openLakeStore } from '../adapters/lake-store.ts';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
@@ -29,6 +30,7 @@ import {
 } from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
 import { timeBudget } from '../stages/bronze/slice-budget.ts';
 import { redactUrl } from '../stages/download/index.ts';
 import type { Source } from '../workflow/source.ts';
@@ -91,7 +93,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
   const isUrl = /^https?:\/\//i.test(file);
   const url = isUrl ? urlSource(file, options) : undefined;
   const local = isUrl ? undefined : await resolveSource(file);
-  const lake = new FileObjectStore(resolve(options.lake));
+  const lake = openLakeStore(options.lake);
 
   if (options.dryRun) {
     if (local) await printDryRun(dataset, local, lake, options);
@@ -159,7 +161,7 @@ async function takeLease(lease: LeaseRef, deps: LeaseDeps, options: RunOptions):
 async function runSource(
   workflowInput: LocalWorkflowInput,
   sourceStore: FileObjectStore,
-  lake: FileObjectStore,
+  lake: ObjectStore,
   leaseHolder: string,
   shownSource: string,
   options: RunOptions,
@@ -178,14 +180,14 @@ async function runSource(
         allowLoopback: options.allowLoopback,
         allowPrivate: options.allowPrivate,
       },
-      ...(options.secretId && {
-        downloadSecrets: {
-          store: options.secretsFile
-            ? new FileSecretStore(options.secretsFile)
-            : new EnvSecretStore(process.env),
-          secretId: () => options.secretId!,
-        },
-      }),
+      lambdaLimits: options.lambdaLimits,
+      // Every download's credential (a URL source's, a listed file's) comes from `--secrets-file` if given.
+      downloadSecrets: {
+        store: options.secretsFile
+          ? new FileSecretStore(options.secretsFile)
+          : new EnvSecretStore(process.env),
+        ...(options.secretId && { secretId: () => options.secretId! }),
+      },
       onDownloadRetry: (event) => {
         if (talk)
           process.stderr.write(
@@ -209,7 +211,7 @@ async function runSource(
       lake,
       leaseHolder,
       quarantineRateThreshold: options.quarantineThreshold,
-      deadLetters: new FolderDeadLetterStore(resolve(options.lake)),
+      deadLetters: new FolderDeadLetterStore(lake),
       clock: systemClock,
       onStage: (stage) => {
         stages.started(stage, Date.now());
@@ -305,7 +307,7 @@ function printUrlDryRun(dataset: DatasetConfig, url: string, options: RunOptions
 async function printDryRun(
   dataset: DatasetConfig,
   source: Awaited<ReturnType<typeof resolveSource>>,
-  lake: FileObjectStore,
+  lake: ObjectStore,
   options: RunOptions,
 ): Promise<void> {
   // The source id needs the object's etag, which the adapter derives; head() is a read, not a write.

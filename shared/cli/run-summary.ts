@@ -1,4 +1,3 @@
-import type { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
 import { stringifyLossless } from '../contracts/exact-json.ts';
 import type {
@@ -7,6 +6,7 @@ import type {
   LocalRunResult,
   LocalUnchangedResult,
 } from '../pipeline/pipeline-types.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 import { inCliTerms } from './option-flags.ts';
 
@@ -75,7 +75,7 @@ const percent = (share: number): string => `${Math.round(share * 10_000) / 100}%
 const seconds = (ms: number): number => Math.round(ms / 100) / 10;
 
 /** The `--json` summary: one object with the run id, status, timings, counts per stage and output locations. */
-export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, timings: RunTimings) {
+export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timings: RunTimings) {
   if (result.outcome === 'unchanged') return unchangedJson(result, timings);
   const { bronze, silver, reconciliation, commit } = result;
   const { manifest } = bronze;
@@ -125,6 +125,11 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, 
     },
     headers: manifest.headers,
     ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
+    /** Each state's task invocations (as Lambda would count them), and the largest scratch any used. */
+    ...(result.invocations && {
+      invocations: result.invocations.byState,
+      largestScratchBytes: result.invocations.largestScratchBytes,
+    }),
     ...(result.fanOut && {
       fanOut: {
         report: folderUri(lake, result.fanOut.report),
@@ -184,7 +189,7 @@ function exampleTable(tables: Record<string, { rowsWritten: number }>): string {
 const FAN_OUT_LINES = 20;
 
 /** A table of contents' fan-out: a tally, then one line per listed file (the first few). */
-function fanOutLines(fanOut: FanOutResult, lake: FileObjectStore): string[] {
+function fanOutLines(fanOut: FanOutResult, lake: ObjectStore): string[] {
   const count = (status: string) => fanOut.files.filter((f) => f.status === status).length;
   const listed = fanOut.files.length - count('rejected');
   const duplicates = fanOut.duplicates > 0 ? `, ${formatCount(fanOut.duplicates)} duplicate(s) skipped` : '';
@@ -205,7 +210,7 @@ function fanOutLines(fanOut: FanOutResult, lake: FileObjectStore): string[] {
 }
 
 /** Where a key prefix (`a/b/`) is in the lake: the URI of a key in it, without the key's name. */
-function folderUri(lake: FileObjectStore, prefix: string): string {
+function folderUri(lake: ObjectStore, prefix: string): string {
   const uri = lake.uri(`${prefix}summary.json`);
   return uri.slice(0, uri.length - 'summary.json'.length);
 }
@@ -213,7 +218,7 @@ function folderUri(lake: FileObjectStore, prefix: string): string {
 /** The readable summary printed at the end of `sluice run`. */
 export function textSummary(
   result: LocalPipelineResult,
-  lake: FileObjectStore,
+  lake: ObjectStore,
   lakeDir: string,
   timings: RunTimings,
 ): string {
@@ -221,12 +226,7 @@ export function textSummary(
   return runText(result, lake, lakeDir, timings);
 }
 
-function runText(
-  result: LocalRunResult,
-  lake: FileObjectStore,
-  lakeDir: string,
-  timings: RunTimings,
-): string {
+function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, timings: RunTimings): string {
   const elapsedMs = timings.totalMs;
   const { bronze, silver, reconciliation, commit } = result;
   const { manifest } = bronze;

@@ -1,75 +1,64 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { z } from 'zod';
+import type { LambdaContext } from '../adapters/aws/observability.ts';
 import { withTransientErrors } from '../adapters/aws/transient.ts';
-import { openParquetInspector } from '../adapters/duckdb/parquet-inspector.ts';
-import { createPartialParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
-import { ConfigError, ObjectNotFoundError, PipelineError } from '../errors.ts';
+import { ObjectNotFoundError, PipelineError } from '../errors.ts';
 import { sourceId } from '../lake/keys.ts';
 import { releaseSourceLease, SourceBusyError } from '../lake/source-lease.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { SecretStore } from '../ports/secret-store.ts';
 import type { IngestUnchangedResult } from '../stages/bronze/ingest-to-bronze.ts';
-import { ingestSlice } from '../stages/bronze/ingest-to-bronze.ts';
-import { commitVersion } from '../stages/commit/commit-version.ts';
-import {
-  type DownloadResult,
-  downloadToLanding,
-  type FetchOptions,
-  type RetryEvent,
-} from '../stages/download/download.ts';
+import type { DownloadResult, FetchOptions, RetryEvent } from '../stages/download/download.ts';
 import { landingKey } from '../stages/download/landing-key.ts';
 import { redactUrl } from '../stages/download/url-safety.ts';
-import { type FanOutPlan, planFanOut } from '../stages/fan-out/plan-fan-out.ts';
-import { reconcile } from '../stages/reconcile/reconcile.ts';
-import { buildSilver } from '../stages/silver/build-silver.ts';
-import { mergeCommittedVersions } from '../stages/silver/merge-state.ts';
-import { buildSilverGroupToLake, mergeSilver, planSilver } from '../stages/silver/silver-stages.ts';
-import { StateName } from '../workflow/definition.ts';
-import { ExecutionInput, executionName } from '../workflow/execution.ts';
-import { type WorkflowDefinition, workflowDefinition } from '../workflow/local-definition.ts';
-import { DownloadEvent, type DownloadOutput, Source, sourceSecretId } from '../workflow/source.ts';
+import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
+import { StateName, type WorkflowDefinition } from '../workflow/definition.ts';
+import { type ExecutionInput, executionName } from '../workflow/execution.ts';
+import { Source } from '../workflow/source.ts';
+import { FailureMessage, type FanOutOutput, ingestOutput } from '../workflow/stage-io.ts';
+import { folderBytes, invokeUnderLimits, type LambdaLimits } from './lambda-limits.ts';
 import {
-  FailureMessage,
-  FanOutEvent,
-  ingestOutput,
-  LakeStageEvent,
-  reconcileOutput,
-  requireSilverContract,
-  SilverStageEvent,
-  silverOutput,
-  silverPlanOutput,
-} from '../workflow/stage-io.ts';
+  LOCAL_RESOURCES,
+  LOCAL_STATE_MACHINE_ARN,
+  type LocalFunctionName,
+  localFunctionOf,
+  localFunctions,
+  localWorkflowDefinition,
+} from './local-functions.ts';
+import { type LocalStageEnv, type LocalStageHooks, localStageDeps } from './local-stage-deps.ts';
 import type {
   ListedFileOutcome,
   LocalPipelineDeps,
   LocalPipelineResult,
   LocalRunResult,
+  Stage,
 } from './pipeline-types.ts';
 
 /**
- * One workflow, two runtimes: the deployed state machine's definition (extracted from the synthesized
- * CDK app, shared/workflow/local-definition.ts), run in process by aws-local-stepfunctions. Its choices,
- * retries, catches and the failure path are the deployed ones; only the task resources differ:
+ * One workflow, two runtimes: the deployed state machine's definition (shared/workflow/definition.ts,
+ * plain data: nothing is synthesized), its placeholders given local values (./local-functions.ts), run in
+ * process by aws-local-stepfunctions. Its choices, retries, catches and the failure path are the deployed
+ * ones, and so is the code of every task:
  *
- *   Download                  -> downloadToLanding into `deps.source`, secrets from the environment
- *                                (source `x` with credentials: `SLUICE_SECRET_SOURCES_X`)
- *   Ingest, PlanSilver,       -> the stage functions the Lambda handlers call, on local adapters, with
- *   SilverGroup, Silver,         the same event parsing, transient-error mapping and result shapes;
- *   Reconcile                    each SilverGroup item in a worker thread of its own, the SilverGroups
- *                                map running one per core at once
- *   RecordFailure             -> a DeadLetterStore (locally `<lake>/_dead_letters/<execution>.json`)
- *   PlanFanOut                -> planFanOut on the lake, URLs checked with `downloadFetchOptions`
- *   IngestListedFile          -> runWorkflowLocally for the listed file (a child run with the same deps),
- *                                its failure rethrown as the `States.TaskFailed` that `.sync` raises
+ *   a Lambda task (Download, Ingest,  -> the handler's own exported function (functions/<stage>/handler.ts,
+ *   PlanSilver, SilverGroup, Silver,     by the task's Resource in `localFunctions`), called as Lambda
+ *   Reconcile, PlanFanOut)               would: the event, a Lambda context, a scratch folder of its own
+ *                                        (its workDir), network failures renamed TransientError; its
+ *                                        deps are the run's stores (a folder or S3) and secrets, plus
+ *                                        hooks for the run's progress and summary. SilverGroup items
+ *                                        run in worker threads, the SilverGroups map one per core.
+ *   RecordFailure (sqs:sendMessage)   -> a DeadLetterStore (locally `<lake>/_dead_letters/<execution>.json`)
+ *   IngestListedFile (.sync:2)        -> runWorkflowLocally for the listed file (a child run with the same
+ *                                        deps), its failure rethrown as the `States.TaskFailed` of `.sync`
  *
  * A Task without a local handler would call real AWS, so the runner refuses a definition with a Task it
  * does not know.
@@ -86,9 +75,6 @@ promiseStatics.withResolvers ??= () => {
   });
   return { promise, resolve, reject };
 };
-
-/** Placeholder ARNs of the local "deployment": executions are named like the deployed ones. */
-const LOCAL_STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:sluice-local';
 
 /**
  * The longest task timeout the engine can wait for (Node's timers hold at most 2^31 − 1 ms). The engine
@@ -140,6 +126,16 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
   readonly quarantineRateThreshold?: number;
   /** Listed files per page of a table of contents' fan-out (tests). @default as deployed (200) */
   readonly fanOutPageSize?: number;
+  /**
+   * Run every Lambda task invocation as Lambda would under these limits, each in a process of its own
+   * (./lambda-limits.ts). @default none: in process, as long and as large as the machine allows
+   */
+  readonly lambdaLimits?: LambdaLimits;
+  /**
+   * Bronze bytes per silver group, as a deployment sizes them (`silver.groupTargetMb`), e.g. to run a
+   * file in groups that each fit `lambdaLimits`. @default one group per core, however large
+   */
+  readonly silverGroupTargetBytes?: number;
 }
 
 /**
@@ -160,19 +156,10 @@ export type LocalWorkflowInput = (
   readonly executionName?: string;
 };
 
-/** A local source's secret: `sources/<name>`, read from `SLUICE_SECRET_SOURCES_<NAME>`. */
-const LOCAL_SOURCE_SECRET_PREFIX = 'sources/';
-
 /** The local execution failed with an error that no stage raised (a timeout, a failed RecordFailure). */
 export class WorkflowFailedError extends PipelineError {
   override name = 'WorkflowFailedError';
 }
-
-/** The `Ingest` event: the execution input plus the execution id (as functions/ingest/handler.ts reads it). */
-const IngestEvent = ExecutionInput.extend({
-  executionId: z.string().min(1).optional(),
-  sourceUrl: z.string().optional(),
-});
 
 /**
  * Run the deployed workflow for one source, in process. Resolves to what each stage produced;
@@ -207,7 +194,7 @@ export async function runWorkflowLocally(
   }
   if (input.fanOut !== undefined) executionInput = { ...executionInput, fanOut: input.fanOut };
   name = input.executionName ?? name;
-  const executionId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${name}`;
+  const executionId = `${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${name}`;
   // Scratch space private to this run (two runs of one file at once, into one lake or two, never share
   // it), removed at the end.
   const scratchRoot = deps.workDir ?? tmpdir();
@@ -232,34 +219,7 @@ export async function runWorkflowLocally(
     } & { unchanged?: IngestUnchangedResult } = {};
     /** The last error a task raised: rethrown when the execution fails with its name. */
     let taskError: Error | undefined;
-    const task =
-      <T>(work: (event: unknown) => Promise<T>) =>
-      async (event: unknown): Promise<T> => {
-        try {
-          return await withTransientErrors(() => work(event));
-        } catch (error) {
-          taskError = error instanceof Error ? error : new Error(String(error));
-          throw error;
-        }
-      };
 
-    /** A `Silver`/`Reconcile` event, with the run's contract (a ConfigError when it has none). */
-    const lakeStageEvent = (event: unknown) => {
-      const e = LakeStageEvent.parse(event);
-      if (e.dataset !== dataset.name) {
-        throw new ConfigError(
-          `the stage event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
-        );
-      }
-      return { ...e, contract: contract ?? requireSilverContract(e.dataset) };
-    };
-
-    /** An event of the silver function (PlanSilver, SilverGroup, Silver), with the run's contract. */
-    const silverStageEvent = <Op extends SilverStageEvent['op']>(event: unknown, op?: Op) => {
-      const e = SilverStageEvent.parse(event) as Extract<SilverStageEvent, { op: Op }>;
-      if (op && e.op !== op) throw new ConfigError(`expected a silver "${op}" event, got "${e.op}"`);
-      return { ...e, ...lakeStageEvent({ dataset: e.dataset, bronzeManifestKey: e.bronzeManifestKey }) };
-    };
     // Silver groups: one per core, as many built at once (the SilverGroups map's local MaxConcurrency).
     const silverParallelism = Math.max(1, deps.silverParallelism ?? availableParallelism());
     let silverProgress = { partsDone: 0, partsTotal: 0, records: 0 };
@@ -271,245 +231,184 @@ export async function runWorkflowLocally(
     let fanOutPlan: FanOutPlan | undefined;
     let fanOutReport = '';
     const listedOutcomes = new Map<string, ListedFileOutcome>();
-    const rawDefinition = deps.definition ?? (await workflowDefinition());
+    const rawDefinition = deps.definition ?? localWorkflowDefinition();
 
-    const handlers: Record<string, (event: unknown) => Promise<unknown>> = {
-      [StateName.download]: task(async (event): Promise<DownloadOutput> => {
-        const { source } = DownloadEvent.parse(event);
-        if (source.dataset !== dataset.name) {
-          throw new ConfigError(
-            `the Download event names dataset "${source.dataset}", this run is of "${dataset.name}"`,
-          );
-        }
-        const secretId = deps.downloadSecrets?.secretId;
-        if (source.credentials && !source.name && !secretId) {
-          throw new ConfigError('source.name is required with credentials: it names the secret');
-        }
-        const landed = await downloadToLanding(
-          {
-            url: source.url,
-            dataset: source.dataset,
-            sha256: source.sha256,
-            credentials: source.credentials && {
-              ...source.credentials,
-              secretId: secretId?.(source) ?? sourceSecretId(LOCAL_SOURCE_SECRET_PREFIX, source.name!),
-            },
-          },
-          {
-            landing: deps.source,
-            secrets: deps.downloadSecrets?.store ?? new EnvSecretStore(process.env),
-            clock: deps.clock,
-            fetchOptions: deps.downloadFetchOptions,
-            onRetry: deps.onDownloadRetry,
-          },
-        );
-        deps.onDownloaded?.(landed, deps.source.uri(landed.key));
-        return {
-          bucket: locationOf(deps.source.uri(landed.key), landed.key),
-          key: landed.key,
-          dataset: source.dataset,
-          hasSilver: contract !== undefined,
-          url: redactUrl(source.url),
-        };
-      }),
-      [StateName.ingest]: task(async (event) => {
-        const e = IngestEvent.parse(event);
-        if (e.dataset !== dataset.name) {
-          throw new ConfigError(
-            `the Ingest event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
-          );
-        }
-        deps.onStage?.('bronze');
-        const slice = await ingestSlice(
-          { dataset, sourceKey: e.key, sourceUrl: e.sourceUrl || undefined, leaseHolder },
-          {
-            source: deps.source,
-            lake: deps.lake,
-            clock: deps.clock,
-            onProgress: deps.onIngestProgress,
-            budget: deps.sliceBudget?.(),
-            localLease: true,
-          },
-        );
+    /** The run, as each stage function's deps see it (./local-stage-deps.ts). */
+    const stageEnv: LocalStageEnv = {
+      dataset,
+      source: deps.source,
+      lake: deps.lake,
+      clock: deps.clock,
+      secrets: deps.downloadSecrets?.store ?? new EnvSecretStore(process.env),
+      secretIdOf: deps.downloadSecrets?.secretId,
+      fetchOptions: deps.downloadFetchOptions,
+      sliceBudget: deps.sliceBudget,
+      leaseHolder,
+      quarantineRateThreshold: deps.quarantineRateThreshold,
+      fanOutPageSize: deps.fanOutPageSize,
+      silverGroups: silverParallelism,
+      silverGroupTargetBytes: deps.silverGroupTargetBytes,
+      silverGroupWorkers: silverParallelism > 1,
+      mergeTables: deps.mergeTables,
+      signal: silverCancel.signal,
+    };
+    /** What the invocations tell the run. */
+    const hooks: LocalStageHooks = {
+      ingestProgress: deps.onIngestProgress,
+      ingestResult: (slice) => {
         if (slice.status === 'committed') results.bronze = slice;
         if (slice.status === 'unchanged') results.unchanged = slice;
-        return ingestOutput(slice);
-      }),
-      [StateName.planSilver]: task(async (event) => {
-        const e = silverStageEvent(event, 'plan');
-        deps.onStage?.('silver');
-        const plan = await planSilver(
-          { bronzeManifestKey: e.bronzeManifestKey },
-          // Locally a group per core (as the Map runs as many at once), however small the groups.
-          { lake: deps.lake, clock: deps.clock, minGroups: silverParallelism, targetGroupBytes: Infinity },
-        );
-        silverProgress = { partsDone: 0, partsTotal: plan.partsTotal, records: 0 };
-        return silverPlanOutput(plan.groupCount);
-      }),
-      // One item of the SilverGroups map: in a worker thread of its own (when more than one run at once).
-      [StateName.silverGroup]: task(async (event) => {
-        silverCancel.signal.throwIfAborted();
-        const e = silverStageEvent(event, 'group');
-        const running = buildSilverGroupToLake(
-          { bronzeManifestKey: e.bronzeManifestKey, group: e.group, groupCount: e.groupCount },
-          {
-            lake: deps.lake,
-            contract: e.contract,
-            createTableWriter: createPartialParquetTableWriter,
-            workDir,
-            worker: silverParallelism > 1 ? { datasetConfig: dataset } : undefined,
-            onPart: (records) => {
-              const p = silverProgress;
-              silverProgress = { ...p, partsDone: p.partsDone + 1, records: p.records + records };
-              deps.onSilverProgress?.(silverProgress);
-            },
-            signal: silverCancel.signal,
-          },
-        );
-        silverGroups.add(running);
-        try {
-          return await running;
-        } finally {
-          silverGroups.delete(running);
-        }
-      }),
-      [StateName.silver]: task(async (event) => {
-        const e = silverStageEvent(event);
-        deps.onStage?.(e.op === 'merge' ? 'silver merge' : 'silver');
-        results.silver =
-          e.op === 'merge'
-            ? await mergeSilver(
-                { bronzeManifestKey: e.bronzeManifestKey, groupCount: e.groupCount },
-                {
-                  lake: deps.lake,
-                  clock: deps.clock,
-                  contract: e.contract,
-                  workDir,
-                  mergeTables: deps.mergeTables,
-                },
-              )
-            : await buildSilver(
-                { bronzeManifestKey: e.bronzeManifestKey },
-                {
-                  lake: deps.lake,
-                  clock: deps.clock,
-                  contract: e.contract,
-                  createTableWriter: createPartialParquetTableWriter,
-                  workDir,
-                  onProgress: deps.onSilverProgress,
-                  parallelism: silverParallelism,
-                  datasetConfig: dataset,
-                  mergeTables: deps.mergeTables,
-                },
-              );
-        return silverOutput(results.silver);
-      }),
-      [StateName.reconcile]: task(async (event) => {
-        const e = lakeStageEvent(event);
-        deps.onStage?.('reconcile');
-        results.reconciliation = await reconcile(
-          { bronzeManifestKey: e.bronzeManifestKey },
-          {
-            lake: deps.lake,
-            clock: deps.clock,
-            contract: e.contract,
-            openInspector: openParquetInspector,
-            workDir,
-            quarantineRateThreshold: deps.quarantineRateThreshold,
-          },
-        );
-        results.commit = await commitVersion(
-          {
-            bronzeManifestKey: e.bronzeManifestKey,
-            quality: results.reconciliation.quality.score,
-            leaseHolder,
-          },
-          { lake: deps.lake, clock: deps.clock, localLease: true },
-        );
-        // Generic datasets with a snapshot, cdc or scd2 load fold every source's current version into
-        // their state (after the commit, so the state never holds a run that failed its reconciliation;
-        // a replaced version's events leave the state with it).
-        if (dataset.silver && dataset.silver.load !== 'append') {
-          results.state = await mergeCommittedVersions(
-            { dataset },
-            { lake: deps.lake, clock: deps.clock, workDir },
-          );
-        }
-        return reconcileOutput(results.reconciliation, results.commit);
-      }),
-      [StateName.planFanOut]: task(async (event) => {
-        const e = FanOutEvent.parse(event);
-        if (e.dataset !== dataset.name) {
-          throw new ConfigError(
-            `the PlanFanOut event names dataset "${e.dataset}", this run is of "${dataset.name}"`,
-          );
-        }
-        const { output, plan } = await planFanOut(e, {
-          lake: deps.lake,
-          clock: deps.clock,
-          urlSafety: deps.downloadFetchOptions,
-          pageSize: deps.fanOutPageSize,
-        });
+      },
+      silverPart: (records) => {
+        const p = silverProgress;
+        silverProgress = { ...p, partsDone: p.partsDone + 1, records: p.records + records };
+        deps.onSilverProgress?.(silverProgress);
+      },
+      silverResult: (built) => {
+        results.silver = built;
+      },
+      reconcileResult: ({ report, commit, state }) => {
+        results.reconciliation = report;
+        results.commit = commit;
+        if (state) results.state = state;
+      },
+      fanOutPlan: (plan) => {
         fanOutPlan = plan;
-        fanOutReport = output.report;
-        return output;
-      }),
-      // states:startExecution.sync:2 of this workflow: { StateMachineArn, Name, Input }. The child runs here,
-      // with the same stores, dead letters and fetch options; its result has the shape `.sync:2` returns.
-      [StateName.ingestListedFile]: async (parameters) => {
-        const { Name, Input } = StartExecutionParameters.parse(parameters);
-        const { source } = Input;
-        const childId = `${LOCAL_STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${Name}`;
-        try {
-          const child = await runWorkflowLocally(
-            { dataset: builtInDataset(source.dataset), source: { url: source.url }, executionName: Name },
-            {
-              ...deps,
-              definition: rawDefinition,
-              onEvent: undefined,
-              onStage: undefined,
-              onIngestProgress: undefined,
-              onSilverProgress: undefined,
-              onDownloadRetry: undefined,
-              onDownloaded: undefined,
-            },
-          );
-          listedOutcomes.set(Name, {
-            url: source.url,
-            status: 'succeeded',
-            executionName: Name,
-            runId: child.outcome === 'unchanged' ? child.unchanged.runId : child.bronze.runId,
-            reconciliation: child.reconciliation?.status,
-          });
-          return {
-            ExecutionArn: childId,
-            Name,
-            Status: 'SUCCEEDED',
-            Output: { ingest: ingestOutput(child.outcome === 'unchanged' ? child.unchanged : child.bronze) },
-          };
-        } catch (error) {
-          const failure = error instanceof Error ? error : new Error(String(error));
-          listedOutcomes.set(Name, {
-            url: source.url,
-            status: 'failed',
-            executionName: Name,
-            error: `${failure.name}: ${failure.message}`,
-          });
-          throw new ChildExecutionFailedError(childId, failure);
-        }
       },
-      // sqs:sendMessage's parameters: { QueueUrl, MessageBody }; its result is discarded (ResultPath null).
-      [StateName.recordFailure]: async (parameters) => {
-        const body = (parameters as { MessageBody?: unknown }).MessageBody;
-        const letter = await deps.deadLetters.record(FailureMessage.parse(body));
-        return { MessageId: letter.id };
-      },
+      downloadRetry: deps.onDownloadRetry,
+      downloaded: (landed) => deps.onDownloaded?.(landed, deps.source.uri(landed.key)),
     };
+
+    /** The stage each state starts, for the run's progress. */
+    const stageOf: Partial<Record<string, Stage>> = {
+      [StateName.ingest]: 'bronze',
+      [StateName.planSilver]: 'silver',
+      [StateName.silver]: 'silver merge',
+      [StateName.reconcile]: 'reconcile',
+    };
+    let invocation = 0;
+    const invocations: Record<string, number> = {};
+    let largestScratchBytes = 0;
+    const limits = deps.lambdaLimits;
+    /**
+     * One invocation of a stage function, as Lambda makes it: the event, the function's deps, a context,
+     * a scratch folder of its own (removed afterwards), and the runtime's transient-error mapping.
+     */
+    const invoke = (state: string, name: LocalFunctionName) => async (event: unknown) => {
+      if (state === StateName.silverGroup) silverCancel.signal.throwIfAborted();
+      const stage = stageOf[state];
+      if (stage) deps.onStage?.(stage);
+      const scratch = join(workDir, `${String(++invocation).padStart(4, '0')}-${state}`);
+      await mkdir(scratch, { recursive: true });
+      invocations[state] = (invocations[state] ?? 0) + 1;
+      const onScratch = (bytes: number) => {
+        largestScratchBytes = Math.max(largestScratchBytes, bytes);
+      };
+      const running = limits
+        ? invokeUnderLimits(name, event, {
+            env: stageEnv,
+            hooks,
+            limits,
+            workDir: scratch,
+            functionArn: LOCAL_RESOURCES[name],
+            signal: state === StateName.silverGroup ? silverCancel.signal : undefined,
+            onScratch,
+          })
+        : withTransientErrors(() => {
+            // Looked up at each invocation: the table is the one place a task's function comes from.
+            const fn = localFunctions[name] as (
+              event: unknown,
+              deps: unknown,
+              context: LambdaContext,
+            ) => unknown;
+            const context = localContext(LOCAL_RESOURCES[name]);
+            return Promise.resolve(fn(event, localStageDeps(name, stageEnv, scratch, hooks), context));
+          });
+      if (state === StateName.silverGroup) silverGroups.add(running);
+      try {
+        const output = await running;
+        if (state === StateName.planSilver) {
+          const partsTotal = results.bronze?.manifest.parts.length ?? 0;
+          silverProgress = { partsDone: 0, partsTotal, records: 0 };
+        }
+        if (state === StateName.planFanOut) fanOutReport = (output as FanOutOutput).report;
+        return output;
+      } catch (error) {
+        taskError = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      } finally {
+        silverGroups.delete(running);
+        if (!limits) onScratch(await folderBytes(scratch));
+        await rm(scratch, { recursive: true, force: true });
+      }
+    };
+
+    // states:startExecution.sync:2 of this workflow: { StateMachineArn, Name, Input }. The child runs here,
+    // with the same stores, dead letters and fetch options; its result has the shape `.sync:2` returns.
+    const ingestListedFile = async (parameters: unknown) => {
+      const { Name, Input } = StartExecutionParameters.parse(parameters);
+      const { source } = Input;
+      const childId = `${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${Name}`;
+      try {
+        const child = await runWorkflowLocally(
+          { dataset: builtInDataset(source.dataset), source: { url: source.url }, executionName: Name },
+          {
+            ...deps,
+            definition: rawDefinition,
+            onEvent: undefined,
+            onStage: undefined,
+            onIngestProgress: undefined,
+            onSilverProgress: undefined,
+            onDownloadRetry: undefined,
+            onDownloaded: undefined,
+          },
+        );
+        listedOutcomes.set(Name, {
+          url: source.url,
+          status: 'succeeded',
+          executionName: Name,
+          runId: child.outcome === 'unchanged' ? child.unchanged.runId : child.bronze.runId,
+          reconciliation: child.reconciliation?.status,
+        });
+        return {
+          ExecutionArn: childId,
+          Name,
+          Status: 'SUCCEEDED',
+          Output: { ingest: ingestOutput(child.outcome === 'unchanged' ? child.unchanged : child.bronze) },
+        };
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        listedOutcomes.set(Name, {
+          url: source.url,
+          status: 'failed',
+          executionName: Name,
+          error: `${failure.name}: ${failure.message}`,
+        });
+        throw new ChildExecutionFailedError(childId, failure);
+      }
+    };
+    // sqs:sendMessage's parameters: { QueueUrl, MessageBody }; its result is discarded (ResultPath null).
+    const recordFailure = async (parameters: unknown) => {
+      const body = (parameters as { MessageBody?: unknown }).MessageBody;
+      const letter = await deps.deadLetters.record(FailureMessage.parse(body));
+      return { MessageId: letter.id };
+    };
+
+    /** Each Task state's local handler, by its Resource: a stage function, or a service integration. */
+    const handlers: Record<string, (event: unknown) => Promise<unknown>> = {};
+    for (const [state, resource] of taskResources(rawDefinition)) {
+      const name = localFunctionOf(resource);
+      if (name) handlers[state] = invoke(state, name);
+      else if (String(resource).endsWith(':states:::sqs:sendMessage')) handlers[state] = recordFailure;
+      else if (String(resource).endsWith(':states:::states:startExecution.sync:2')) {
+        handlers[state] = ingestListedFile;
+      }
+    }
 
     const definition = localized(rawDefinition, Object.keys(handlers), {
       [StateName.silverGroups]: silverParallelism,
     });
-    const taskStates = taskStateNames(definition);
+    const taskStates = taskResources(definition).map(([state]) => state);
     const execution = new StateMachine(definition as never).run(executionInput as never, {
       overrides: {
         taskResourceLocalHandlers: handlers as never,
@@ -548,7 +447,10 @@ export async function runWorkflowLocally(
         { cause: error },
       );
     }
-    if (results.unchanged) return { outcome: 'unchanged', unchanged: results.unchanged };
+    const taskInvocations = { byState: invocations, largestScratchBytes };
+    if (results.unchanged) {
+      return { outcome: 'unchanged', unchanged: results.unchanged, invocations: taskInvocations };
+    }
     // Ended at DuplicateRun: another run holds the source. Not a success of this run.
     if (taskError instanceof SourceBusyError && !results.bronze) throw taskError;
     if (!results.bronze) throw new WorkflowFailedError(`execution ${name} succeeded without running Ingest`);
@@ -573,7 +475,7 @@ export async function runWorkflowLocally(
         duplicates: plan.duplicates,
       };
     }
-    return { ...results, outcome: 'committed' } as LocalPipelineResult;
+    return { ...results, outcome: 'committed', invocations: taskInvocations } as LocalPipelineResult;
   }
 }
 
@@ -653,13 +555,29 @@ function localized(
   return { ...definition, States: states };
 }
 
-/** Every Task state of a definition, those in Map item processors included. */
-function taskStateNames(definition: WorkflowDefinition): string[] {
-  return Object.entries(definition.States).flatMap(([name, state]) => {
-    if (state.Type === 'Task') return [name];
-    if (state.Type === 'Map') return taskStateNames(state.ItemProcessor ?? state.Iterator);
+/** Every Task state of a definition and its Resource, those in Map item processors included. */
+function taskResources(definition: WorkflowDefinition): [string, unknown][] {
+  return Object.entries(definition.States).flatMap(([name, state]): [string, unknown][] => {
+    if (state.Type === 'Task') return [[name, state.Resource]];
+    if (state.Type === 'Map') return taskResources(state.ItemProcessor ?? state.Iterator);
     return [];
   });
+}
+
+/**
+ * The Lambda context of one local invocation. Without limits, a local task may take as long as it needs
+ * and use the machine's memory: its remaining time is the longest task timeout the engine can wait for.
+ */
+function localContext(functionArn: string): LambdaContext {
+  const deadline = Date.now() + MAX_TASK_TIMEOUT_SECONDS * 1000;
+  return {
+    functionName: functionArn.slice(functionArn.lastIndexOf(':') + 1),
+    functionVersion: '$LATEST',
+    invokedFunctionArn: functionArn,
+    memoryLimitInMB: String(Math.floor(totalmem() / (1024 * 1024))),
+    awsRequestId: randomUUID(),
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+  };
 }
 
 /** The parameters of a `states:startExecution.sync:2` task of this workflow. */

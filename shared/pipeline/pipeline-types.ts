@@ -51,6 +51,7 @@ export type LocalPipelineResult = LocalRunResult | LocalUnchangedResult;
 export interface LocalUnchangedResult {
   readonly outcome: 'unchanged';
   readonly unchanged: IngestUnchangedResult;
+  readonly invocations?: TaskInvocations;
   readonly bronze?: undefined;
   readonly silver?: undefined;
   readonly state?: undefined;
@@ -62,6 +63,7 @@ export interface LocalUnchangedResult {
 /** A run that committed bronze (new or reused) and, with a silver contract, silver and reconciliation. */
 export interface LocalRunResult {
   readonly outcome: 'committed';
+  readonly invocations?: TaskInvocations;
   readonly bronze: IngestToBronzeResult;
   /** Absent when the dataset has no silver contract (a bronze-only dataset). */
   readonly silver?: BuildSilverResult;
@@ -72,6 +74,14 @@ export interface LocalRunResult {
   readonly commit?: CommitVersionResult;
   /** Present for a table of contents that fanned out: what became of each file it lists. */
   readonly fanOut?: FanOutResult;
+}
+
+/** What the run's tasks did, as Lambda would bill and limit it. */
+export interface TaskInvocations {
+  /** Invocations of each Task state (a Map's items each count), retries included. */
+  readonly byState: Readonly<Record<string, number>>;
+  /** The largest scratch folder (the handler's workDir) any invocation used, in bytes. */
+  readonly largestScratchBytes: number;
 }
 
 /** A table of contents' fan-out, run locally. */

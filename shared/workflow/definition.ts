@@ -1,44 +1,13 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import type { IQueue } from 'aws-cdk-lib/aws-sqs';
-import {
-  Choice,
-  Condition,
-  DistributedMap,
-  Errors,
-  Fail,
-  type IChainable,
-  IntegrationPattern,
-  JitterType,
-  JsonPath,
-  Map as MapState,
-  Pass,
-  Result,
-  type RetryProps,
-  StateMachine,
-  StateMachineType,
-  Succeed,
-  TaskInput,
-  type TaskStateBase,
-  Timeout,
-} from 'aws-cdk-lib/aws-stepfunctions';
-import {
-  LambdaInvoke,
-  SqsSendMessage,
-  StepFunctionsStartExecution,
-  type StepFunctionsStartExecutionProps,
-} from 'aws-cdk-lib/aws-stepfunctions-tasks';
-import type { Construct } from 'constructs';
 import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
 
 /**
- * The one definition of the ingest workflow. The CDK stack deploys it; the local runner
- * (shared/pipeline/local-runner.ts) takes the same Amazon States Language from the synthesized template
- * (the state machine carries the metadata `sluice:workflow`), so nothing describes the workflow twice.
+ * The one definition of the ingest workflow, as plain Amazon States Language (JSON data, no CDK). The CDK
+ * app renders it (`DefinitionBody.fromString` with a substitution per `Placeholder`); the local runner
+ * (shared/pipeline/local-runner.ts) runs the same object with local values for the placeholders. Nothing
+ * describes the workflow twice, and reading it needs no synthesis.
  *
  *   HasSource? ──($.source.url)──> Download ──> Landed ──┐
- *        └──(otherwise)──────────────────────────────────┴──> Ingest
+ *        └──(otherwise)──> Dropped ──────────────────────┴──> Ingest
  *   Ingest ──> IngestDone? ──(status: sliced)──> Ingest (the next slice resumes the checkpoint)
  *                  └──(otherwise)──> HasSilver? ──(hasSilver: false)──> Succeeded
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
@@ -54,10 +23,21 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *                                                    execution) ──(any error)──> ListedFileFailed
  *   every task ──(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
  *
- * Each stage is one Lambda task with the same error policy (`stageTask`). States hand each other
+ * Each stage is one Lambda task with the same error policy (`lambdaTask`). States hand each other
  * references only (shared/workflow/stage-io.ts); each result lands under its own key (`$.ingest`,
  * `$.silver`, `$.reconcile`) beside the execution input, which every state keeps.
  */
+
+// biome-ignore lint/suspicious/noExplicitAny: ASL is JSON; Step Functions and the local engine check its shape.
+type Json = any;
+
+/** A state machine definition in Amazon States Language. */
+export interface WorkflowDefinition {
+  readonly StartAt: string;
+  readonly States: Record<string, Json>;
+  readonly TimeoutSeconds?: number;
+  readonly Comment?: string;
+}
 
 /** State names: the execution history and the local runner refer to them. */
 export const StateName = {
@@ -87,6 +67,28 @@ export const StateName = {
   failed: 'Failed',
 } as const;
 
+/**
+ * The resources the definition names, as `${Name}` placeholders (CloudFormation's definition
+ * substitutions): the CDK app substitutes the deployed ARNs and URL, the local runner its own.
+ */
+export const Placeholder = {
+  downloadFunctionArn: 'DownloadFunctionArn',
+  ingestFunctionArn: 'IngestFunctionArn',
+  /** PlanSilver, SilverGroup and Silver: one function, by the event's `op`. */
+  silverFunctionArn: 'SilverFunctionArn',
+  reconcileFunctionArn: 'ReconcileFunctionArn',
+  fanOutFunctionArn: 'FanOutFunctionArn',
+  failureQueueUrl: 'FailureQueueUrl',
+  /** This state machine, for IngestListedFile's child executions (built from its name: no cycle). */
+  stateMachineArn: 'StateMachineArn',
+  /** The ARN partition (`aws`, `aws-cn`, `aws-us-gov`) of the service integrations' resources. */
+  partition: 'Partition',
+} as const;
+export type Placeholder = (typeof Placeholder)[keyof typeof Placeholder];
+
+/** The text standing for a placeholder in the definition. */
+export const placeholder = (name: Placeholder): string => `\${${name}}`;
+
 /** Where each stage's result lands in the state's JSON (`ResultPath`). */
 export const ResultKey = {
   download: 'download',
@@ -97,6 +99,16 @@ export const ResultKey = {
   fanOut: 'fanOut',
   error: 'error',
 } as const;
+
+/** Step Functions' `Retry` entry. */
+export interface Retrier {
+  readonly ErrorEquals: readonly string[];
+  readonly IntervalSeconds: number;
+  readonly MaxAttempts: number;
+  readonly BackoffRate: number;
+  readonly MaxDelaySeconds: number;
+  readonly JitterStrategy: 'FULL' | 'NONE';
+}
 
 /**
  * Failures of the Lambda service itself, before or around the handler: the invocation never ran or
@@ -133,13 +145,13 @@ export const TRANSIENT_ERRORS = [
 ] as const;
 
 /** Retries of Lambda service errors: quick, many, spread out by full jitter. */
-export const LAMBDA_SERVICE_RETRY: RetryProps = {
-  errors: [...LAMBDA_SERVICE_ERRORS],
-  interval: Duration.seconds(2),
-  maxAttempts: 8,
-  backoffRate: 2,
-  maxDelay: Duration.minutes(5),
-  jitterStrategy: JitterType.FULL,
+export const LAMBDA_SERVICE_RETRY: Retrier = {
+  ErrorEquals: [...LAMBDA_SERVICE_ERRORS],
+  IntervalSeconds: 2,
+  MaxAttempts: 8,
+  BackoffRate: 2,
+  MaxDelaySeconds: 300,
+  JitterStrategy: 'FULL',
 };
 
 /**
@@ -149,36 +161,36 @@ export const LAMBDA_SERVICE_RETRY: RetryProps = {
  * as `DuplicateRun` (the holder ingests it); a run of another version fails into the failure queue, to
  * be redriven, rather than be dropped.
  */
-export const SOURCE_BUSY_RETRY: RetryProps = {
-  errors: ['SourceBusyError', 'DuplicateRunError'],
-  interval: Duration.seconds(60),
-  maxAttempts: 10,
-  backoffRate: 1.5,
-  maxDelay: Duration.minutes(10),
-  jitterStrategy: JitterType.NONE,
+export const SOURCE_BUSY_RETRY: Retrier = {
+  ErrorEquals: ['SourceBusyError', 'DuplicateRunError'],
+  IntervalSeconds: 60,
+  MaxAttempts: 10,
+  BackoffRate: 1.5,
+  MaxDelaySeconds: 600,
+  JitterStrategy: 'NONE',
 };
 
 /** Retries of transient handler errors: fewer and slower, since each attempt may redo a long stage. */
-export const TRANSIENT_RETRY: RetryProps = {
-  errors: [...TRANSIENT_ERRORS],
-  interval: Duration.seconds(30),
-  maxAttempts: 3,
-  backoffRate: 2,
-  maxDelay: Duration.minutes(5),
-  jitterStrategy: JitterType.FULL,
+export const TRANSIENT_RETRY: Retrier = {
+  ErrorEquals: [...TRANSIENT_ERRORS],
+  IntervalSeconds: 30,
+  MaxAttempts: 3,
+  BackoffRate: 2,
+  MaxDelaySeconds: 300,
+  JitterStrategy: 'FULL',
 };
 
 /**
  * Failures to start a listed file's child execution that pass (too many open executions). The child's
  * own failure (`States.TaskFailed`) is not retried: the child already retried its stages.
  */
-export const CHILD_START_RETRY: RetryProps = {
-  errors: ['StepFunctions.ExecutionLimitExceeded'],
-  interval: Duration.seconds(30),
-  maxAttempts: 5,
-  backoffRate: 2,
-  maxDelay: Duration.minutes(5),
-  jitterStrategy: JitterType.FULL,
+export const CHILD_START_RETRY: Retrier = {
+  ErrorEquals: ['StepFunctions.ExecutionLimitExceeded'],
+  IntervalSeconds: 30,
+  MaxAttempts: 5,
+  BackoffRate: 2,
+  MaxDelaySeconds: 300,
+  JitterStrategy: 'FULL',
 };
 
 /** Listed files of a table of contents ingested at once, by default. */
@@ -189,167 +201,192 @@ export const DEFAULT_SILVER_CONCURRENCY = 8;
 /** An inline Map runs at most 40 iterations at once. */
 export const MAX_SILVER_CONCURRENCY = 40;
 
-/** What the workflow runs on. */
-export interface WorkflowResources {
-  /** The `Download` stage (executions with a `source`): `functions/download/handler.ts`. */
-  readonly downloadFunction: IFunction;
-  /** The `Ingest` stage: `functions/ingest/handler.ts`. */
-  readonly ingestFunction: IFunction;
-  /** The `PlanSilver`, `SilverGroup` and `Silver` states (by the event's `op`): `functions/silver/handler.ts`. */
-  readonly silverFunction: IFunction;
+/** Longest one listed file's child execution may take, by default: 6 hours. */
+export const DEFAULT_LISTED_FILE_TIMEOUT_SECONDS = 6 * 3600;
+/** Longest an execution may run, retries and a whole fan-out included, by default: 7 days. */
+export const DEFAULT_WORKFLOW_TIMEOUT_SECONDS = 7 * 24 * 3600;
+
+/** What the deployment decides about the workflow (the resources are placeholders). */
+export interface WorkflowOptions {
   /** Silver groups `SilverGroups` builds at once. @default DEFAULT_SILVER_CONCURRENCY */
   readonly silverConcurrency?: number;
-  /** The `Reconcile` stage: `functions/reconcile/handler.ts`. */
-  readonly reconcileFunction: IFunction;
-  /** The `PlanFanOut` stage of table-of-contents runs: `functions/fan-out/handler.ts`. */
-  readonly fanOutFunction: IFunction;
-  /**
-   * The name of the state machine this definition is deployed as. `IngestListedFile` starts it again (a
-   * child execution per listed file) by an ARN built from this name, since a reference to the state
-   * machine's own ARN inside its definition would be a cycle.
-   */
-  readonly stateMachineName: string;
   /** Listed files `FanOut` ingests at once. @default DEFAULT_FAN_OUT_CONCURRENCY */
   readonly fanOutConcurrency?: number;
-  /** Longest one listed file's run may take; then its child execution is stopped. @default 6 hours */
-  readonly listedFileTimeout?: Duration;
-  /** Receives one message per failed execution: the execution id, its input, and the error. */
-  readonly failureQueue: IQueue;
+  /** Longest one listed file's run may take; then its child is stopped. @default 6 hours */
+  readonly listedFileTimeoutSeconds?: number;
+  /** Longest an execution may run. @default 7 days */
+  readonly timeoutSeconds?: number;
 }
 
-/** Build the workflow's states in `scope`; pass the result to `DefinitionBody.fromChainable`. */
-export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowResources): IChainable {
-  const recordFailure = new SqsSendMessage(scope, StateName.recordFailure, {
-    queue: resources.failureQueue,
-    // JSONPath: `$$` is the execution's context object, `$.error` the Catch's { Error, Cause }.
-    messageBody: TaskInput.fromObject({
-      executionId: JsonPath.executionId,
-      input: JsonPath.objectAt('$$.Execution.Input'),
-      error: JsonPath.objectAt(`$.${ResultKey.error}`),
-    }),
-    // Keep the state's input (with `error`) as its output, so `Failed` can report the original error.
-    resultPath: JsonPath.DISCARD,
-  });
-  const failed = new Fail(scope, StateName.failed, {
-    errorPath: `$.${ResultKey.error}.Error`,
-    causePath: `$.${ResultKey.error}.Cause`,
-  });
-  const onFailure = recordFailure.next(failed);
+/** The Catch every stage has: the error lands beside the input (`$.error`), so RecordFailure has both. */
+const catchInto = (next: string, errors: readonly string[] = ['States.ALL']) => ({
+  ErrorEquals: [...errors],
+  ResultPath: `$.${ResultKey.error}`,
+  Next: next,
+});
+const TO_RECORD_FAILURE = catchInto(StateName.recordFailure);
 
-  /** A Lambda invocation with sluice's retries; its return value lands at `resultPath` (default: is the output). */
-  const stageInvoke = (id: string, fn: IFunction, payload: TaskInput, resultPath?: string) =>
-    new LambdaInvoke(scope, id, {
-      lambdaFunction: fn,
-      payload,
-      // The result is the handler's return value alone (a small reference, never data).
-      payloadResponseOnly: true,
-      resultPath,
-      // Off, so that the only retries are the explicit ones below (CDK's default has no jitter).
-      retryOnServiceExceptions: false,
-    })
-      .addRetry(LAMBDA_SERVICE_RETRY)
-      .addRetry(TRANSIENT_RETRY);
+/**
+ * A Lambda invocation with sluice's retries: `Resource` is the function ARN itself, so the result is the
+ * handler's return value alone (a small reference, never data). Its retries are the explicit ones here
+ * (no hidden service retries).
+ */
+export function lambdaInvoke(
+  functionArn: Placeholder,
+  parameters: Record<string, Json>,
+  extra: { readonly resultPath?: string; readonly retry?: readonly Retrier[] } = {},
+): Record<string, Json> {
+  return {
+    Type: 'Task',
+    Resource: placeholder(functionArn),
+    Parameters: parameters,
+    ...(extra.resultPath !== undefined && { ResultPath: extra.resultPath }),
+    Retry: [LAMBDA_SERVICE_RETRY, TRANSIENT_RETRY, ...(extra.retry ?? [])],
+  };
+}
 
-  /**
-   * A workflow stage: a Lambda whose return value lands at `$.<resultKey>`, with sluice's error policy.
-   * The Catch writes the error beside the input too (`$.error`), so RecordFailure still has all of it.
-   */
-  const stageTask = (id: string, fn: IFunction, payload: TaskInput, resultKey: string) =>
-    stageInvoke(id, fn, payload, `$.${resultKey}`).addCatch(onFailure, {
-      errors: [Errors.ALL],
-      resultPath: `$.${ResultKey.error}`,
-    });
+/**
+ * A workflow stage: a Lambda whose return value lands at `$.<resultKey>`, with sluice's error policy
+ * (the retries of `lambdaInvoke`; any error then goes to RecordFailure).
+ */
+export function lambdaTask(
+  functionArn: Placeholder,
+  parameters: Record<string, Json>,
+  resultKey: string,
+  next: string,
+): Record<string, Json> {
+  return {
+    ...lambdaInvoke(functionArn, parameters, { resultPath: `$.${resultKey}` }),
+    Catch: [TO_RECORD_FAILURE],
+    Next: next,
+  };
+}
 
-  /** The `Silver` and `Reconcile` event: the bronze run `Ingest` committed. */
-  const lakeStagePayload = TaskInput.fromObject({
-    dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
-    bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
-    executionId: JsonPath.executionId,
-  });
+/** The execution id, for every stage's event: the correlation id of its logs and the lease's holder. */
+const EXECUTION_ID = { 'executionId.$': '$$.Execution.Id' };
+/** The bronze run `Ingest` committed, as the later stages' events name it. */
+const BRONZE_RUN = {
+  'dataset.$': `$.${ResultKey.ingest}.dataset`,
+  'bronzeManifestKey.$': `$.${ResultKey.ingest}.manifestKey`,
+};
 
-  // Another execution of the same source (a second drop, a schedule overlapping a manual run) waits for
-  // the first, then ends as a clean duplicate instead of interleaving with it or failing.
-  const duplicateRun = new Succeed(scope, StateName.duplicateRun, {
-    comment: 'Another execution held this source until the retries ran out; it ingests the source.',
-  });
-  const ingest = stageInvoke(
-    StateName.ingest,
-    resources.ingestFunction,
-    TaskInput.fromObject({
-      bucket: JsonPath.stringAt('$.bucket'),
-      key: JsonPath.stringAt('$.key'),
-      dataset: JsonPath.stringAt('$.dataset'),
-      // The URL of a download (`Landed`), or '' for a dropped file (`Dropped`).
-      sourceUrl: JsonPath.stringAt('$.origin.url'),
-      executionId: JsonPath.executionId,
-    }),
-    `$.${ResultKey.ingest}`,
-  )
-    .addRetry(SOURCE_BUSY_RETRY)
-    .addCatch(duplicateRun, { errors: ['DuplicateRunError'], resultPath: `$.${ResultKey.error}` })
-    .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
-  const silver = silverStates(scope, resources, stageInvoke, stageTask, onFailure);
-  const reconcile = stageTask(
-    StateName.reconcile,
-    resources.reconcileFunction,
-    lakeStagePayload,
-    ResultKey.reconcile,
-  );
-  const succeeded = new Succeed(scope, StateName.succeeded);
-  silver.end.next(reconcile).next(tableOfContentsFanOut(scope, resources, stageTask, onFailure, succeeded));
-
-  // `hasSilver` is optional (see ExecutionInput): only an explicit `false` skips the silver stages.
-  // IsPresent first, because comparing a path that does not exist is a runtime error.
-  const hasSilver = new Choice(scope, StateName.hasSilver)
-    .when(
-      Condition.and(Condition.isPresent('$.hasSilver'), Condition.booleanEquals('$.hasSilver', false)),
-      succeeded,
-    )
-    .otherwise(silver.start);
-
-  // A long source is ingested in slices (one invocation each, within Lambda's 15 minutes): a slice that
-  // stopped at its budget returns `status: "sliced"` and the next one resumes from its checkpoint.
-  // A source whose current version has these bytes already ends at `Unchanged`: nothing is rebuilt.
-  const ingestDone = new Choice(scope, StateName.ingestDone)
-    .when(Condition.stringEquals(`$.${ResultKey.ingest}.status`, 'sliced'), ingest)
-    .when(
-      Condition.stringEquals(`$.${ResultKey.ingest}.status`, 'unchanged'),
-      new Succeed(scope, StateName.unchanged),
-    )
-    .otherwise(hasSilver);
-  ingest.next(ingestDone);
-
-  // A scheduled run (`{ source: { url, dataset, ... } }`) downloads into landing first; `Landed` shapes
-  // the landed object into the input Ingest expects, as if the object had landed by itself.
-  const download = stageTask(
-    StateName.download,
-    resources.downloadFunction,
-    TaskInput.fromObject({
-      source: JsonPath.objectAt('$.source'),
-      executionId: JsonPath.executionId,
-    }),
-    ResultKey.download,
-  );
-  const landed = new Pass(scope, StateName.landed, {
-    parameters: {
-      'bucket.$': `$.${ResultKey.download}.bucket`,
-      'key.$': `$.${ResultKey.download}.key`,
-      'dataset.$': `$.${ResultKey.download}.dataset`,
-      'hasSilver.$': `$.${ResultKey.download}.hasSilver`,
-      origin: { 'url.$': `$.${ResultKey.download}.url` },
+/** The workflow's ASL, its resources as `Placeholder`s. */
+export function ingestWorkflowDefinition(options: WorkflowOptions = {}): WorkflowDefinition {
+  return {
+    StartAt: StateName.hasSource,
+    States: {
+      // A scheduled run (`{ source: { url, dataset, ... } }`) downloads into landing first.
+      [StateName.hasSource]: {
+        Type: 'Choice',
+        Choices: [{ Variable: '$.source.url', IsPresent: true, Next: StateName.download }],
+        Default: StateName.dropped,
+      },
+      ...downloadStates(),
+      ...ingestStates(),
+      ...silverStates(options),
+      [StateName.reconcile]: lambdaTask(
+        Placeholder.reconcileFunctionArn,
+        { ...BRONZE_RUN, ...EXECUTION_ID },
+        ResultKey.reconcile,
+        StateName.hasFanOut,
+      ),
+      ...tableOfContentsFanOut(options),
+      [StateName.succeeded]: { Type: 'Succeed' },
+      ...failureStates(),
     },
-  });
-  download.next(landed).next(ingest);
+    TimeoutSeconds: options.timeoutSeconds ?? DEFAULT_WORKFLOW_TIMEOUT_SECONDS,
+  };
+}
 
-  // A dropped file has no URL; JSONPath has no default value, so `Dropped` sets it to '' for Ingest.
-  const dropped = new Pass(scope, StateName.dropped, {
-    result: Result.fromObject({ url: '' }),
-    resultPath: '$.origin',
-  });
-  dropped.next(ingest);
-  return new Choice(scope, StateName.hasSource)
-    .when(Condition.isPresent('$.source.url'), download)
-    .otherwise(dropped);
+/**
+ * `Download` lands an HTTP source; `Landed` shapes the landed object into the input Ingest expects, as
+ * if the object had landed by itself. A dropped file has no URL; JSONPath has no default value, so
+ * `Dropped` sets it to '' for Ingest.
+ */
+function downloadStates(): Record<string, Json> {
+  const download = `$.${ResultKey.download}`;
+  return {
+    [StateName.download]: lambdaTask(
+      Placeholder.downloadFunctionArn,
+      { 'source.$': '$.source', ...EXECUTION_ID },
+      ResultKey.download,
+      StateName.landed,
+    ),
+    [StateName.landed]: {
+      Type: 'Pass',
+      Parameters: {
+        'bucket.$': `${download}.bucket`,
+        'key.$': `${download}.key`,
+        'dataset.$': `${download}.dataset`,
+        'hasSilver.$': `${download}.hasSilver`,
+        origin: { 'url.$': `${download}.url` },
+      },
+      Next: StateName.ingest,
+    },
+    [StateName.dropped]: {
+      Type: 'Pass',
+      Result: { url: '' },
+      ResultPath: '$.origin',
+      Next: StateName.ingest,
+    },
+  };
+}
+
+/**
+ * A long source is ingested in slices (one invocation each, within Lambda's 15 minutes): a slice that
+ * stopped at its budget returns `status: "sliced"` and the next one resumes from its checkpoint. A
+ * source whose current version has these bytes already ends at `Unchanged`: nothing is rebuilt. Another
+ * execution of the same source (a second drop, a schedule overlapping a manual run) waits for the first
+ * (SOURCE_BUSY_RETRY), then ends as a clean `DuplicateRun` instead of interleaving with it or failing.
+ */
+function ingestStates(): Record<string, Json> {
+  const status = `$.${ResultKey.ingest}.status`;
+  return {
+    [StateName.ingest]: {
+      ...lambdaInvoke(
+        Placeholder.ingestFunctionArn,
+        {
+          'bucket.$': '$.bucket',
+          'key.$': '$.key',
+          'dataset.$': '$.dataset',
+          // The URL of a download (`Landed`), or '' for a dropped file (`Dropped`).
+          'sourceUrl.$': '$.origin.url',
+          ...EXECUTION_ID,
+        },
+        { resultPath: `$.${ResultKey.ingest}`, retry: [SOURCE_BUSY_RETRY] },
+      ),
+      Catch: [catchInto(StateName.duplicateRun, ['DuplicateRunError']), TO_RECORD_FAILURE],
+      Next: StateName.ingestDone,
+    },
+    [StateName.ingestDone]: {
+      Type: 'Choice',
+      Choices: [
+        { Variable: status, StringEquals: 'sliced', Next: StateName.ingest },
+        { Variable: status, StringEquals: 'unchanged', Next: StateName.unchanged },
+      ],
+      Default: StateName.hasSilver,
+    },
+    [StateName.unchanged]: { Type: 'Succeed' },
+    [StateName.duplicateRun]: {
+      Type: 'Succeed',
+      Comment: 'Another execution held this source until the retries ran out; it ingests the source.',
+    },
+    // `hasSilver` is optional (see ExecutionInput): only an explicit `false` skips the silver stages.
+    // IsPresent first, because comparing a path that does not exist is a runtime error.
+    [StateName.hasSilver]: {
+      Type: 'Choice',
+      Choices: [
+        {
+          And: [
+            { Variable: '$.hasSilver', IsPresent: true },
+            { Variable: '$.hasSilver', BooleanEquals: false },
+          ],
+          Next: StateName.succeeded,
+        },
+      ],
+      Default: StateName.planSilver,
+    },
+  };
 }
 
 /**
@@ -365,59 +402,55 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
  * - `Silver` (`op: "merge"`) merges the groups' files into the tables, commits the silver manifest,
  *   removes the work prefix, and returns the stage's result at `$.silver`.
  */
-function silverStates(
-  scope: Construct,
-  resources: WorkflowResources,
-  stageInvoke: (id: string, fn: IFunction, payload: TaskInput, resultPath?: string) => TaskStateBase,
-  stageTask: (id: string, fn: IFunction, payload: TaskInput, resultKey: string) => TaskStateBase,
-  onFailure: IChainable,
-): { start: TaskStateBase; end: TaskStateBase } {
-  const planKey = `$.${ResultKey.silverPlan}`;
-  const event = (op: string, extra: Record<string, unknown> = {}) =>
-    TaskInput.fromObject({
-      op,
-      dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
-      bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
-      executionId: JsonPath.executionId,
-      ...extra,
-    });
-  const plan = stageTask(StateName.planSilver, resources.silverFunction, event('plan'), ResultKey.silverPlan);
-  // Inside the Map, `$` is the item as ItemSelector made it: the run, the group's index and the count.
-  const group = stageInvoke(
-    StateName.silverGroup,
-    resources.silverFunction,
-    TaskInput.fromObject({
-      op: 'group',
-      dataset: JsonPath.stringAt('$.dataset'),
-      bronzeManifestKey: JsonPath.stringAt('$.bronzeManifestKey'),
-      executionId: JsonPath.stringAt('$.executionId'),
-      group: JsonPath.numberAt('$.group'),
-      groupCount: JsonPath.numberAt('$.groupCount'),
-    }),
-    // No ResultPath: the item's output is its summary, which the Map then discards.
-  );
-  const groups = new MapState(scope, StateName.silverGroups, {
-    itemsPath: JsonPath.stringAt(`${planKey}.groups`),
-    itemSelector: {
-      dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
-      bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
-      executionId: JsonPath.executionId,
-      group: JsonPath.numberAt('$$.Map.Item.Value.group'),
-      groupCount: JsonPath.numberAt(`${planKey}.groupCount`),
+function silverStates(options: WorkflowOptions): Record<string, Json> {
+  const plan = `$.${ResultKey.silverPlan}`;
+  return {
+    [StateName.planSilver]: lambdaTask(
+      Placeholder.silverFunctionArn,
+      { op: 'plan', ...BRONZE_RUN, ...EXECUTION_ID },
+      ResultKey.silverPlan,
+      StateName.silverGroups,
+    ),
+    [StateName.silverGroups]: {
+      Type: 'Map',
+      ItemsPath: `${plan}.groups`,
+      // Inside the Map, `$` is the item as ItemSelector makes it: the run, the group's index and the count.
+      ItemSelector: {
+        ...BRONZE_RUN,
+        ...EXECUTION_ID,
+        'group.$': '$$.Map.Item.Value.group',
+        'groupCount.$': `${plan}.groupCount`,
+      },
+      ItemProcessor: {
+        ProcessorConfig: { Mode: 'INLINE' },
+        StartAt: StateName.silverGroup,
+        States: {
+          // No ResultPath: the item's output is its summary, which the Map then discards.
+          [StateName.silverGroup]: {
+            ...lambdaInvoke(Placeholder.silverFunctionArn, {
+              op: 'group',
+              'dataset.$': '$.dataset',
+              'bronzeManifestKey.$': '$.bronzeManifestKey',
+              'executionId.$': '$.executionId',
+              'group.$': '$.group',
+              'groupCount.$': '$.groupCount',
+            }),
+            End: true,
+          },
+        },
+      },
+      MaxConcurrency: options.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
+      ResultPath: null,
+      Catch: [TO_RECORD_FAILURE],
+      Next: StateName.silver,
     },
-    maxConcurrency: resources.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
-    resultPath: JsonPath.DISCARD,
-  })
-    .itemProcessor(group)
-    .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
-  const merge = stageTask(
-    StateName.silver,
-    resources.silverFunction,
-    event('merge', { groupCount: JsonPath.numberAt(`${planKey}.groupCount`) }),
-    ResultKey.silver,
-  );
-  plan.next(groups).next(merge);
-  return { start: plan, end: merge };
+    [StateName.silver]: lambdaTask(
+      Placeholder.silverFunctionArn,
+      { op: 'merge', ...BRONZE_RUN, ...EXECUTION_ID, 'groupCount.$': `${plan}.groupCount` },
+      ResultKey.silver,
+      StateName.reconcile,
+    ),
+  };
 }
 
 /**
@@ -434,121 +467,139 @@ function silverStates(
  *   derived from the parent's name and the URL, so a retried or redriven start cannot run a file twice.
  *   Any failure is caught into `ListedFileFailed`, the item's result: one bad file does not fail the
  *   others, and the child recorded its own failure (with the cause) in the failure queue.
+ *
+ * `fanOut` is optional in the execution input (ExecutionInput): only an explicit `false` skips the
+ * fan-out. It is read from the execution's input, which `Landed` does not carry along for a download.
  */
-function tableOfContentsFanOut(
-  scope: Construct,
-  resources: WorkflowResources,
-  stageTask: (id: string, fn: IFunction, payload: TaskInput, resultKey: string) => TaskStateBase,
-  onFailure: IChainable,
-  succeeded: Succeed,
-): IChainable {
-  const fanOutKey = `$.${ResultKey.fanOut}`;
-  const start = new Pass(scope, StateName.startFanOut, {
-    result: Result.fromObject(FAN_OUT_START),
-    resultPath: fanOutKey,
-  });
-  const plan = stageTask(
-    StateName.planFanOut,
-    resources.fanOutFunction,
-    TaskInput.fromObject({
-      dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
-      bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
-      executionId: JsonPath.executionId,
-      executionName: JsonPath.executionName,
-      page: JsonPath.numberAt(`${fanOutKey}.nextPage`),
-      results: JsonPath.listAt(`${fanOutKey}.results`),
-      succeeded: JsonPath.numberAt(`${fanOutKey}.succeeded`),
-      failed: JsonPath.numberAt(`${fanOutKey}.failed`),
-    }),
-    ResultKey.fanOut,
-  );
-
-  const listedFileFailed = new Pass(scope, StateName.listedFileFailed, {
-    parameters: { status: 'failed', 'error.$': `$.${ResultKey.error}.Error` },
-  });
-  const ingestListedFile = new StartOwnExecution(scope, StateName.ingestListedFile, {
-    stateMachineName: resources.stateMachineName,
-    integrationPattern: IntegrationPattern.RUN_JOB,
-    name: JsonPath.stringAt('$.executionName'),
-    input: TaskInput.fromObject({
-      source: { url: JsonPath.stringAt('$.url'), dataset: JsonPath.stringAt('$.dataset') },
-    }),
-    // `.sync:2` returns the child's description, its output parsed: keep the bronze run id only.
-    resultSelector: { status: 'succeeded', runId: JsonPath.stringAt('$.Output.ingest.runId') },
-    taskTimeout: Timeout.duration(resources.listedFileTimeout ?? Duration.hours(6)),
-  })
-    .addRetry(CHILD_START_RETRY)
-    .addCatch(listedFileFailed, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
-
-  const fanOut = new DistributedMap(scope, StateName.fanOut, {
-    itemsPath: JsonPath.stringAt(`${fanOutKey}.items`),
-    maxConcurrency: resources.fanOutConcurrency ?? DEFAULT_FAN_OUT_CONCURRENCY,
-    mapExecutionType: StateMachineType.STANDARD,
-    label: StateName.fanOut,
-    resultPath: `${fanOutKey}.results`,
-  })
-    .itemProcessor(ingestListedFile)
-    .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
-
-  const done = new Choice(scope, StateName.fanOutDone)
-    .when(Condition.booleanEquals(`${fanOutKey}.done`, true), succeeded)
-    .otherwise(fanOut);
-  start.next(plan).next(done);
-  fanOut.next(plan);
-
-  // `fanOut` is optional in the execution input (ExecutionInput): only an explicit `false` skips the
-  // fan-out. Read from the execution's input, which `Landed` does not carry along for a download.
+function tableOfContentsFanOut(options: WorkflowOptions): Record<string, Json> {
+  const fanOut = `$.${ResultKey.fanOut}`;
   const fanOutInput = '$$.Execution.Input.fanOut';
-  return new Choice(scope, StateName.hasFanOut)
-    .when(
-      Condition.and(Condition.isPresent(fanOutInput), Condition.booleanEquals(fanOutInput, false)),
-      succeeded,
-    )
-    .when(Condition.stringEquals(`$.${ResultKey.ingest}.dataset`, FAN_OUT_DATASET), start)
-    .otherwise(succeeded);
+  return {
+    [StateName.hasFanOut]: {
+      Type: 'Choice',
+      Choices: [
+        {
+          And: [
+            { Variable: fanOutInput, IsPresent: true },
+            { Variable: fanOutInput, BooleanEquals: false },
+          ],
+          Next: StateName.succeeded,
+        },
+        {
+          Variable: `$.${ResultKey.ingest}.dataset`,
+          StringEquals: FAN_OUT_DATASET,
+          Next: StateName.startFanOut,
+        },
+      ],
+      Default: StateName.succeeded,
+    },
+    [StateName.startFanOut]: {
+      Type: 'Pass',
+      Result: FAN_OUT_START,
+      ResultPath: fanOut,
+      Next: StateName.planFanOut,
+    },
+    [StateName.planFanOut]: lambdaTask(
+      Placeholder.fanOutFunctionArn,
+      {
+        ...BRONZE_RUN,
+        ...EXECUTION_ID,
+        'executionName.$': '$$.Execution.Name',
+        'page.$': `${fanOut}.nextPage`,
+        'results.$': `${fanOut}.results`,
+        'succeeded.$': `${fanOut}.succeeded`,
+        'failed.$': `${fanOut}.failed`,
+      },
+      ResultKey.fanOut,
+      StateName.fanOutDone,
+    ),
+    [StateName.fanOutDone]: {
+      Type: 'Choice',
+      Choices: [{ Variable: `${fanOut}.done`, BooleanEquals: true, Next: StateName.succeeded }],
+      Default: StateName.fanOut,
+    },
+    [StateName.fanOut]: {
+      Type: 'Map',
+      ItemsPath: `${fanOut}.items`,
+      ItemProcessor: {
+        ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' },
+        StartAt: StateName.ingestListedFile,
+        States: {
+          [StateName.ingestListedFile]: {
+            Type: 'Task',
+            Resource: `arn:${placeholder(Placeholder.partition)}:states:::states:startExecution.sync:2`,
+            Parameters: {
+              StateMachineArn: placeholder(Placeholder.stateMachineArn),
+              'Name.$': '$.executionName',
+              Input: { source: { 'url.$': '$.url', 'dataset.$': '$.dataset' } },
+            },
+            // `.sync:2` returns the child's description, its output parsed: keep the bronze run id only.
+            ResultSelector: { status: 'succeeded', 'runId.$': '$.Output.ingest.runId' },
+            TimeoutSeconds: options.listedFileTimeoutSeconds ?? DEFAULT_LISTED_FILE_TIMEOUT_SECONDS,
+            Retry: [CHILD_START_RETRY],
+            Catch: [catchInto(StateName.listedFileFailed)],
+            End: true,
+          },
+          [StateName.listedFileFailed]: {
+            Type: 'Pass',
+            Parameters: { status: 'failed', 'error.$': `$.${ResultKey.error}.Error` },
+            End: true,
+          },
+        },
+      },
+      MaxConcurrency: options.fanOutConcurrency ?? DEFAULT_FAN_OUT_CONCURRENCY,
+      Label: StateName.fanOut,
+      ResultPath: `${fanOut}.results`,
+      Catch: [TO_RECORD_FAILURE],
+      Next: StateName.planFanOut,
+    },
+  };
+}
+
+/** Every failure ends here: one message per failed execution in the failure queue, then `Failed`. */
+function failureStates(): Record<string, Json> {
+  return {
+    [StateName.recordFailure]: {
+      Type: 'Task',
+      Resource: `arn:${placeholder(Placeholder.partition)}:states:::sqs:sendMessage`,
+      Parameters: {
+        QueueUrl: placeholder(Placeholder.failureQueueUrl),
+        // `$$` is the execution's context object, `$.error` the Catch's { Error, Cause }.
+        MessageBody: {
+          'executionId.$': '$$.Execution.Id',
+          'input.$': '$$.Execution.Input',
+          'error.$': `$.${ResultKey.error}`,
+        },
+      },
+      // Keep the state's input (with `error`) as its output, so `Failed` can report the original error.
+      ResultPath: null,
+      Next: StateName.failed,
+    },
+    [StateName.failed]: {
+      Type: 'Fail',
+      ErrorPath: `$.${ResultKey.error}.Error`,
+      CausePath: `$.${ResultKey.error}.Cause`,
+    },
+  };
 }
 
 /**
- * `StepFunctionsStartExecution` of this state machine, by name, with permissions limited to it: CDK's own
- * statements would allow describing and stopping the executions of every state machine whose name
- * merely starts with this one's (`execution:<name>*`).
+ * The definition with each `${Placeholder}` replaced by its value (as CloudFormation's definition
+ * substitutions do); a placeholder without a value is an error, so nothing runs half-substituted.
  */
-class StartOwnExecution extends StepFunctionsStartExecution {
-  protected override readonly taskPolicies: PolicyStatement[];
-
-  constructor(
-    scope: Construct,
-    id: string,
-    props: Omit<StepFunctionsStartExecutionProps, 'stateMachine'> & { readonly stateMachineName: string },
-  ) {
-    const { stateMachineName, ...rest } = props;
-    const stateMachine = StateMachine.fromStateMachineName(scope, `${id}Target`, stateMachineName);
-    super(scope, id, { ...rest, stateMachine });
-    const stack = Stack.of(scope);
-    this.taskPolicies = [
-      new PolicyStatement({ actions: ['states:StartExecution'], resources: [stateMachine.stateMachineArn] }),
-      new PolicyStatement({
-        actions: ['states:DescribeExecution', 'states:StopExecution'],
-        resources: [
-          stack.formatArn({
-            service: 'states',
-            resource: 'execution',
-            resourceName: `${stateMachineName}:*`,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-      // `.sync` learns that the child ended from an EventBridge rule that Step Functions manages.
-      new PolicyStatement({
-        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
-        resources: [
-          stack.formatArn({
-            service: 'events',
-            resource: 'rule',
-            resourceName: 'StepFunctionsGetEventsForStepFunctionsExecutionRule',
-          }),
-        ],
-      }),
-    ];
-  }
+export function substitutePlaceholders(
+  definition: WorkflowDefinition,
+  values: Readonly<Record<Placeholder, string>>,
+): WorkflowDefinition {
+  const text = JSON.stringify(definition).replace(/\$\{(\w+)\}/g, (_match, name: string) => {
+    const value = values[name as Placeholder];
+    if (value === undefined) {
+      throw new Error(
+        `the workflow definition names \${${name}}, which has no value; add it to the substitutions`,
+      );
+    }
+    // The value sits inside a JSON string: escape it as one.
+    return JSON.stringify(value).slice(1, -1);
+  });
+  return JSON.parse(text) as WorkflowDefinition;
 }

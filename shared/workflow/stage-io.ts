@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { silverContractFor } from '../contracts/datasets/silver-contracts.ts';
+import type { DatasetConfig } from '../contracts/dataset-config.ts';
+import { contractForDataset, silverContractFor } from '../contracts/datasets/silver-contracts.ts';
 import type { SilverContract } from '../contracts/silver/contract.ts';
 import { ConfigError } from '../errors.ts';
 import { reconciliationKey } from '../lake/keys.ts';
@@ -300,14 +301,20 @@ export type FailureMessage = z.infer<typeof FailureMessage>;
  * The silver contract of a stage event's dataset. A dataset this deployment does not ingest (`deployed`,
  * when given) or one without a contract is a ConfigError: permanent, the Catch records it.
  */
-export function requireSilverContract(dataset: string, deployed?: readonly string[]): SilverContract {
+export function requireSilverContract(
+  dataset: string,
+  deployed?: readonly string[],
+  /** Datasets beyond the built-in ones (a local run of a dataset config file). */
+  configured: readonly DatasetConfig[] = [],
+): SilverContract {
   if (deployed && !deployed.includes(dataset)) {
     throw new ConfigError(
       `dataset "${dataset}" is not deployed (deployed: ${deployed.join(', ')}); ` +
         'add it to the deployment config (sluice.config.json) and redeploy',
     );
   }
-  const contract = silverContractFor(dataset);
+  const config = configured.find((c) => c.name === dataset);
+  const contract = config ? contractForDataset(config) : silverContractFor(dataset);
   if (!contract) {
     throw new ConfigError(
       `dataset "${dataset}" has no silver contract, so it has no silver stage; ` +

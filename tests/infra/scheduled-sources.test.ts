@@ -146,10 +146,11 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
 
   it('starts the workflow with HasSource → Download → Landed → Ingest, Download retried and caught', () => {
     const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
-    const join = machine.Properties.DefinitionString['Fn::Join'] as [string, Json[]];
-    const definition = JSON.parse(
-      join[1].map((p) => (typeof p === 'string' ? p : 'TOKEN')).join(join[0]),
-    ) as { StartAt: string; States: Record<string, Json> };
+    // The definition's text, its placeholders (`${...}`, the deployed resources) as they are.
+    const definition = JSON.parse(machine.Properties.DefinitionString) as {
+      StartAt: string;
+      States: Record<string, Json>;
+    };
     expect(definition.StartAt).toBe(StateName.hasSource);
     expect(definition.States[StateName.hasSource]).toEqual({
       Type: 'Choice',

@@ -36,8 +36,10 @@ import { DEFAULT_LEASE_TTL_MS } from '../../shared/lake/source-lease.ts';
 import { MALLOC_ENV } from '../../shared/runtime-memory.ts';
 import {
   CHILD_START_RETRY,
+  ingestWorkflowDefinition,
   LAMBDA_SERVICE_ERRORS,
   LAMBDA_SERVICE_RETRY,
+  Placeholder,
   StateName,
   TRANSIENT_ERRORS,
   TRANSIENT_RETRY,
@@ -512,13 +514,71 @@ describe('Stack: SluiceStack (example config)', () => {
   });
 
   describe('state machine', () => {
+    /** The deployed definition: the template's text with its substitutions applied (tokens: `TOKEN`). */
     const definition = () => {
       const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
-      return JSON.parse(flatten(machine.Properties.DefinitionString).replaceAll('<TOKEN>', 'TOKEN')) as {
+      const substitutions = machine.Properties.DefinitionSubstitutions as Record<string, Json>;
+      const text = (machine.Properties.DefinitionString as string).replace(/\$\{(\w+)\}/g, (_, name) =>
+        flatten(substitutions[name]),
+      );
+      return JSON.parse(text.replaceAll('<TOKEN>', 'TOKEN')) as {
         StartAt: string;
         States: Record<string, Record<string, Json>>;
       };
     };
+
+    it('renders the one definition (shared/workflow/definition.ts), each placeholder a deployed resource', () => {
+      const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
+      // The text is the builder's ASL itself, with the deployment's options: nothing else describes it.
+      expect(JSON.parse(machine.Properties.DefinitionString)).toEqual(
+        ingestWorkflowDefinition({
+          silverConcurrency: 8,
+          fanOutConcurrency: 4,
+          listedFileTimeoutSeconds: 6 * 3600,
+          timeoutSeconds: 7 * 24 * 3600,
+        }),
+      );
+      const arnOf = (construct: { function: { node: { defaultChild?: unknown } } }) => ({
+        'Fn::GetAtt': [logicalId(construct.function), 'Arn'],
+      });
+      expect(machine.Properties.DefinitionSubstitutions).toEqual({
+        [Placeholder.downloadFunctionArn]: arnOf(stack.sources.download),
+        [Placeholder.ingestFunctionArn]: arnOf(stack.functions.ingest),
+        [Placeholder.silverFunctionArn]: arnOf(stack.functions.silver),
+        [Placeholder.reconcileFunctionArn]: arnOf(stack.functions.reconcile),
+        [Placeholder.fanOutFunctionArn]: arnOf(stack.functions.fanOut),
+        [Placeholder.failureQueueUrl]: { Ref: logicalId(stack.workflow.failureQueue) },
+        [Placeholder.stateMachineArn]: expect.objectContaining({ 'Fn::Join': expect.anything() }),
+        [Placeholder.partition]: { Ref: 'AWS::Partition' },
+      });
+      expect(flatten(machine.Properties.DefinitionSubstitutions[Placeholder.stateMachineArn])).toBe(
+        'arn:<TOKEN>:states:<TOKEN>:<TOKEN>:stateMachine:SluiceTest-ingest',
+      );
+    });
+
+    it('grants the state machine exactly what its tasks call: each stage function, the failure queue', () => {
+      const statements = statementsOf(stack.workflow.stateMachine.role);
+      const invoke = statements.filter((s) => actions(s).includes('lambda:InvokeFunction'));
+      expect(invoke).toHaveLength(1);
+      expect(actions(invoke[0]!)).toEqual(['lambda:InvokeFunction']);
+      const substitutions = ofType('AWS::StepFunctions::StateMachine')[0]![1].Properties
+        .DefinitionSubstitutions as Record<string, Json>;
+      expect(
+        [invoke[0]!.Resource]
+          .flat()
+          .map((r) => JSON.stringify(r))
+          .sort(),
+      ).toEqual(
+        Object.entries(substitutions)
+          .filter(([name]) => name.endsWith('FunctionArn'))
+          .map(([, value]) => JSON.stringify(value))
+          .sort(),
+      );
+      const sqs = statements.filter((s) => actions(s).some((a) => a.startsWith('sqs:')));
+      expect(sqs.map((s) => [actions(s), s.Resource])).toEqual([
+        [['sqs:SendMessage'], { 'Fn::GetAtt': [logicalId(stack.workflow.failureQueue), 'Arn'] }],
+      ]);
+    });
 
     const stageTasks = [StateName.ingest, StateName.planSilver, StateName.silver, StateName.reconcile];
     /** The task of each SilverGroups item. */
@@ -641,8 +701,10 @@ describe('Stack: SluiceStack (example config)', () => {
     it('invokes each stage task with its own function', () => {
       const { States } = definition();
       const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
-      const join = machine.Properties.DefinitionString['Fn::Join'][1] as Json[];
-      const tokens = join.filter((part) => typeof part !== 'string').map((part) => JSON.stringify(part));
+      const substitutions = machine.Properties.DefinitionSubstitutions as Record<string, Json>;
+      const tokens = [...(machine.Properties.DefinitionString as string).matchAll(/\$\{(\w+)\}/g)].map(
+        ([, name]) => JSON.stringify(substitutions[name!]),
+      );
       for (const fn of [stack.functions.ingest, stack.functions.silver, stack.functions.reconcile]) {
         expect(tokens).toContain(JSON.stringify({ 'Fn::GetAtt': [logicalId(fn.function), 'Arn'] }));
       }
@@ -680,8 +742,8 @@ describe('Stack: SluiceStack (example config)', () => {
         }
         expect(retry.map((r) => r.ErrorEquals)).toEqual([[...LAMBDA_SERVICE_ERRORS], [...TRANSIENT_ERRORS]]);
         expect(retry.map((r) => r.MaxAttempts)).toEqual([
-          LAMBDA_SERVICE_RETRY.maxAttempts,
-          TRANSIENT_RETRY.maxAttempts,
+          LAMBDA_SERVICE_RETRY.MaxAttempts,
+          TRANSIENT_RETRY.MaxAttempts,
         ]);
         for (const r of retry) {
           expect(r).toMatchObject({ JitterStrategy: 'FULL', BackoffRate: 2 });
@@ -817,8 +879,8 @@ describe('Stack: SluiceStack (example config)', () => {
       // Only a refused start is retried; the child retried its own stages already.
       expect(task.Retry).toEqual([
         expect.objectContaining({
-          ErrorEquals: CHILD_START_RETRY.errors,
-          MaxAttempts: CHILD_START_RETRY.maxAttempts,
+          ErrorEquals: CHILD_START_RETRY.ErrorEquals,
+          MaxAttempts: CHILD_START_RETRY.MaxAttempts,
           JitterStrategy: 'FULL',
         }),
       ]);
@@ -847,6 +909,8 @@ describe('Stack: SluiceStack (example config)', () => {
           const own =
             text === named ||
             text.startsWith('arn:<TOKEN>:states:<TOKEN>:<TOKEN>:execution:SluiceTest-ingest:') ||
+            // FanOut's map runs, whose items it may redrive.
+            text === `arn:<TOKEN>:states:<TOKEN>:<TOKEN>:execution:SluiceTest-ingest/${StateName.fanOut}:*` ||
             JSON.stringify(resource).includes(`"Ref":"${self}"`);
           expect(own, JSON.stringify(resource)).toBe(true);
         }

@@ -13,6 +13,7 @@ import {
   silverBuildOf,
   silverManifestKey,
 } from '../../shared/lake/keys.ts';
+import { localWorkflowDefinition } from '../../shared/pipeline/local-functions.ts';
 import {
   committedRun,
   runWorkflowLocally as runAnyWorkflow,
@@ -20,8 +21,7 @@ import {
 } from '../../shared/pipeline/local-runner.ts';
 import { readBronzeManifest } from '../../shared/stages/bronze/read-bronze.ts';
 import { landingKey } from '../../shared/stages/download/landing-key.ts';
-import { StateName } from '../../shared/workflow/definition.ts';
-import { synthesizeDefinition, type WorkflowDefinition } from '../../shared/workflow/local-definition.ts';
+import { StateName, type WorkflowDefinition } from '../../shared/workflow/definition.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, listFiles, tempDir } from '../helpers/lake.ts';
 
@@ -49,7 +49,7 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
 
   beforeAll(async () => {
     tmp = await tempDir('sluice-fan-out-');
-    definition = await synthesizeDefinition();
+    definition = localWorkflowDefinition();
     const files = new Map<string, Buffer>();
     for (const name of LISTED) files.set(`/files/${name}`, await readFile(join(TIC_EXAMPLES, name)));
     server = createServer((req, res) => {

@@ -6,9 +6,11 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { threadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createHandler as createIngestHandler } from '../../functions/ingest/handler.ts';
-import { createHandler as createReconcileHandler } from '../../functions/reconcile/handler.ts';
-import { createHandler as createSilverHandler } from '../../functions/silver/handler.ts';
+import { download } from '../../functions/download/handler.ts';
+import { fanOut } from '../../functions/fan-out/handler.ts';
+import { createHandler as createIngestHandler, ingest } from '../../functions/ingest/handler.ts';
+import { createHandler as createReconcileHandler, reconcileRun } from '../../functions/reconcile/handler.ts';
+import { createHandler as createSilverHandler, silver } from '../../functions/silver/handler.ts';
 import { createObservability } from '../../shared/adapters/aws/observability.ts';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
 import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
@@ -20,6 +22,12 @@ import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { ContractViolationError, MalformedInputError, TransientError } from '../../shared/errors.ts';
 import { reconciliationKey, silverBuildOf, silverManifestKey } from '../../shared/lake/keys.ts';
 import {
+  LOCAL_RESOURCES,
+  type LocalFunctionName,
+  localFunctions,
+  localWorkflowDefinition,
+} from '../../shared/pipeline/local-functions.ts';
+import {
   committedRun,
   runWorkflowLocally as runAnyWorkflow,
   type WorkflowEvent,
@@ -27,13 +35,12 @@ import {
 } from '../../shared/pipeline/local-runner.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../shared/ports/object-store.ts';
 import type { SilverProgress } from '../../shared/stages/silver/build-silver.ts';
-import { StateName } from '../../shared/workflow/definition.ts';
 import {
-  sourceHash,
-  synthesizeDefinition,
+  ingestWorkflowDefinition,
+  Placeholder,
+  StateName,
   type WorkflowDefinition,
-  workflowDefinition,
-} from '../../shared/workflow/local-definition.ts';
+} from '../../shared/workflow/definition.ts';
 import type { SilverGroupOutput } from '../../shared/workflow/stage-io.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
@@ -140,13 +147,13 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
 
 describe('Function: runWorkflowLocally (the deployed definition, run in process)', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
-  /** The definition, extracted from a fresh synthesis of the CDK app. */
+  /** The deployed definition, with the local runner's resources. */
   let definition: WorkflowDefinition;
   let lakeNumber = 0;
 
   beforeAll(async () => {
     tmp = await tempDir('sluice-local-runner-');
-    definition = await synthesizeDefinition();
+    definition = localWorkflowDefinition();
     await copyFile(join(EXAMPLES, SAMPLE), join(tmp.dir, SAMPLE));
   });
   afterAll(async () => tmp.cleanup());
@@ -178,8 +185,13 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
   /** Let the event stream catch up: it is delivered asynchronously. */
   const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-  it('extracts the one definition from the synthesized template and caches it by source hash', async () => {
+  it('runs the one definition, its resources local: each Lambda task a handler function, nothing synthesized', () => {
     expect(definition.StartAt).toBe(StateName.hasSource);
+    // The builder's ASL, placeholders substituted: the same text the CDK app deploys.
+    const text = JSON.stringify(ingestWorkflowDefinition());
+    expect(JSON.stringify(definition)).toBe(
+      text.replace(/\$\{(\w+)\}/g, (_, name: Placeholder) => LOCAL_RESOURCES[name]),
+    );
     const tasks = Object.entries(definition.States).filter(([, s]) => s.Type === 'Task');
     expect(tasks.map(([name]) => name).sort()).toEqual(
       [
@@ -197,21 +209,56 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(groups).toMatchObject({ Type: 'Map', ItemsPath: '$.silverPlan.groups', Next: StateName.silver });
     expect(Object.keys(groups.ItemProcessor.States)).toEqual([StateName.silverGroup]);
     expect(groups.ItemProcessor.States[StateName.silverGroup].Resource).toBe(
-      definition.States[StateName.silver].Resource,
+      LOCAL_RESOURCES[Placeholder.silverFunctionArn],
     );
-    for (const [name, state] of tasks) {
-      if (name === StateName.recordFailure) expect(state.Resource).toBe('arn:aws:states:::sqs:sendMessage');
-      else
-        expect(state.Resource).toMatch(
-          /^arn:aws:lambda:us-east-1:123456789012:function:(Functions|Sources)\w+$/,
-        );
+    // Each stage function is the handler module's own export: no second copy of any stage.
+    expect(localFunctions).toEqual({
+      [Placeholder.downloadFunctionArn]: download,
+      [Placeholder.ingestFunctionArn]: ingest,
+      [Placeholder.silverFunctionArn]: silver,
+      [Placeholder.reconcileFunctionArn]: reconcileRun,
+      [Placeholder.fanOutFunctionArn]: fanOut,
+    });
+    expect(localFunctions[Placeholder.ingestFunctionArn]).toBe(ingest);
+    expect(localFunctions[Placeholder.silverFunctionArn]).toBe(silver);
+    expect(localFunctions[Placeholder.reconcileFunctionArn]).toBe(reconcileRun);
+  });
+
+  it('invokes exactly the handler functions of the table, with a Lambda context and a scratch folder each', async () => {
+    const { deps, entered } = setup();
+    const spies = (Object.keys(localFunctions) as LocalFunctionName[]).map((name) => [
+      name,
+      vi.spyOn(localFunctions, name),
+    ]) as [LocalFunctionName, ReturnType<typeof vi.spyOn>][];
+    try {
+      const result = await runWorkflowLocally({ dataset: inNetwork, sourceKey: SAMPLE }, deps);
+      expect(result.reconciliation?.status).toBe('passed');
+      const calls = Object.fromEntries(spies.map(([name, spy]) => [name, spy.mock.calls]));
+      const states = entered();
+      const count = (...names: string[]) => states.filter((s) => names.includes(s)).length;
+      expect(calls[Placeholder.ingestFunctionArn]).toHaveLength(count(StateName.ingest));
+      expect(calls[Placeholder.silverFunctionArn]).toHaveLength(
+        count(StateName.planSilver, StateName.silverGroup, StateName.silver),
+      );
+      expect(calls[Placeholder.reconcileFunctionArn]).toHaveLength(1);
+      expect(calls[Placeholder.downloadFunctionArn]).toHaveLength(0);
+      expect(calls[Placeholder.fanOutFunctionArn]).toHaveLength(0);
+      const [event, silverDeps, context] = calls[Placeholder.silverFunctionArn]![0]!;
+      expect(event).toMatchObject({ op: 'plan', dataset: inNetwork.name });
+      expect(context).toMatchObject({
+        invokedFunctionArn: LOCAL_RESOURCES[Placeholder.silverFunctionArn],
+        functionName: 'sluice-local-silver',
+      });
+      expect(context.getRemainingTimeInMillis()).toBeGreaterThan(0);
+      // Every invocation had a scratch folder of its own.
+      const workDirs = calls[Placeholder.silverFunctionArn]!.map(
+        (call: unknown[]) => (call[1] as { workDir: string }).workDir,
+      );
+      expect(new Set(workDirs).size).toBe(workDirs.length);
+      expect((silverDeps as { lake: unknown }).lake).toBe(deps.lake);
+    } finally {
+      for (const [, spy] of spies) spy.mockRestore();
     }
-    const cacheDir = join(tmp.dir, 'definition-cache');
-    expect(await workflowDefinition({ cacheDir })).toEqual(definition);
-    const cached = JSON.parse(
-      await readFile(join(cacheDir, `workflow-${await sourceHash()}.asl.json`), 'utf8'),
-    ) as WorkflowDefinition;
-    expect(cached).toEqual(definition);
   });
 
   /** The silver states of a build in `groups` groups. */
@@ -378,7 +425,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(letter?.error.Cause).toContain('record.stream');
   });
 
-  /** The Ingest state's retrier for TransientError, as the synthesized definition declares it. */
+  /** The Ingest state's retrier for TransientError, as the definition declares it. */
   const transientRetrier = () =>
     (definition.States[StateName.ingest].Retry as { ErrorEquals: string[]; MaxAttempts: number }[]).find(
       (r) => r.ErrorEquals.includes('TransientError'),

@@ -9,6 +9,10 @@ import type { SecretStore } from '../../ports/secret-store.ts';
  */
 export class FileSecretStore implements SecretStore {
   readonly #path: string;
+  /** The file the secrets are read from. */
+  get path(): string {
+    return this.#path;
+  }
   #secrets: Promise<ReadonlyMap<string, string>> | undefined;
 
   constructor(path: string) {

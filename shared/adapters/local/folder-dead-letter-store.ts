@@ -1,11 +1,10 @@
-import path from 'node:path';
 import { InvalidKeyError } from '../../errors.ts';
 import { type DeadLetter, type DeadLetterStore, deadLetterId } from '../../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { FailureMessage } from '../../workflow/stage-io.ts';
 import { FileObjectStore } from './file-object-store.ts';
 
-/** The lake folder of the local runner's dead letters: `<lake>/_dead_letters/<execution-name>.json`. */
+/** The lake prefix of the local runner's dead letters: `<lake>/_dead_letters/<execution-name>.json`. */
 export const DEAD_LETTERS_PREFIX = '_dead_letters/';
 
 /** What execution names are made of (shared/workflow/execution.ts): safe as a file name. */
@@ -20,10 +19,11 @@ export class FolderDeadLetterStore implements DeadLetterStore {
   readonly location: string;
   readonly #store: ObjectStore;
 
-  /** The dead letters of the lake at `lakeDir`. */
-  constructor(lakeDir: string) {
-    this.#store = new FileObjectStore(lakeDir);
-    this.location = path.join(path.resolve(lakeDir), DEAD_LETTERS_PREFIX);
+  /** The dead letters of the lake at `lake`: a folder, or the lake's store (a folder's or a bucket's). */
+  constructor(lake: string | ObjectStore) {
+    this.#store = typeof lake === 'string' ? new FileObjectStore(lake) : lake;
+    const probe = `${DEAD_LETTERS_PREFIX}letter.json`;
+    this.location = this.#store.uri(probe).slice(0, -'letter.json'.length);
   }
 
   async record(message: FailureMessage): Promise<DeadLetter> {

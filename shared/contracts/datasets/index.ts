@@ -21,3 +21,11 @@ export function builtInDataset(name: string): DatasetConfig {
   }
   return config;
 }
+
+/**
+ * A dataset by name: one of `configured` (a local run of a dataset config file), else a built-in one.
+ * The handlers take the first from their deps, so a local run's own dataset needs no deployment.
+ */
+export function datasetNamed(name: string, configured: readonly DatasetConfig[] = []): DatasetConfig {
+  return configured.find((dataset) => dataset.name === name) ?? builtInDataset(name);
+}

@@ -120,6 +120,9 @@ export interface IngestUnchangedResult {
 }
 
 /** A slice that stopped at its budget: the run continues from `checkpointKey`. */
+/** What one slice of an ingest did: committed the run, stopped at its budget, or found it unchanged. */
+export type IngestSliceResult = IngestToBronzeResult | IngestSlicedResult | IngestUnchangedResult;
+
 export interface IngestSlicedResult {
   readonly runId: string;
   readonly dataset: string;
@@ -169,7 +172,7 @@ export async function ingestToBronze(
 export async function ingestSlice(
   input: IngestToBronzeInput,
   deps: IngestToBronzeDeps,
-): Promise<IngestToBronzeResult | IngestSlicedResult | IngestUnchangedResult> {
+): Promise<IngestSliceResult> {
   const { dataset, sourceKey } = input;
   const info = await deps.source.head(sourceKey);
   if (!info) throw new ObjectNotFoundError(sourceKey);

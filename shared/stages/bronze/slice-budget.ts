@@ -23,11 +23,15 @@ export function timeBudget(
  */
 export const LAMBDA_SLICE_RESERVE_MS = 60_000;
 
-/** The budget of one Lambda invocation: its remaining time less the reserve, 80 % of its memory. */
+/**
+ * The budget of one Lambda invocation: its remaining time less the reserve (at most half of it, so a
+ * short timeout, e.g. `sluice run --lambda-limits timeout=2`, still slices), 80 % of its memory.
+ */
 export function lambdaSliceBudget(
   clock: Clock,
   context: { getRemainingTimeInMillis(): number; readonly memoryLimitInMB: string },
 ): SliceBudget {
-  const sliceMs = Math.max(0, context.getRemainingTimeInMillis() - LAMBDA_SLICE_RESERVE_MS);
+  const remainingMs = context.getRemainingTimeInMillis();
+  const sliceMs = Math.max(0, remainingMs - Math.min(LAMBDA_SLICE_RESERVE_MS, remainingMs / 2));
   return timeBudget(clock, sliceMs, Number(context.memoryLimitInMB) * 1024 * 1024 * 0.8);
 }

@@ -1,0 +1,271 @@
+import { fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
+import { FileObjectStore } from '../adapters/local/file-object-store.ts';
+import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
+import type { DatasetConfig } from '../contracts/dataset-config.ts';
+import { ConfigError } from '../errors.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import type { FetchOptions } from '../stages/download/download.ts';
+import type { Source } from '../workflow/source.ts';
+import type { LocalFunctionName } from './local-functions.ts';
+import { type LocalStageEnv, type LocalStageHooks, storeLocation } from './local-stage-deps.ts';
+
+/**
+ * `sluice run --lambda-limits timeout=SECONDS,tmp=MB[,memory=MB]`: every Lambda task invocation runs as
+ * Lambda would under those limits, in a process of its own (so that it can be killed):
+ *
+ * - its context's `getRemainingTimeInMillis()` counts down from the timeout, from the moment the
+ *   invocation starts (the process's start and module loading are Lambda's init phase, not counted);
+ * - its scratch folder (the handler's workDir) is watched: past `tmp` MB the invocation is killed and
+ *   fails as a full /tmp does (`ENOSPC`, naming the folder);
+ * - at its timeout it is killed and fails with `Sandbox.Timedout`, as Step Functions reports a Lambda
+ *   that timed out; a process that dies otherwise fails with `Runtime.ExitError`;
+ * - `memory` is the context's `memoryLimitInMB` (ingest slices by it) and the process's heap limit.
+ *
+ * The scratch is measured every SCRATCH_POLL_MS and once more at the end, so a burst shorter than that
+ * between two polls may pass unseen; what the run reports is the largest use measured.
+ */
+export interface LambdaLimits {
+  readonly timeoutSeconds: number;
+  readonly tmpMb: number;
+  readonly memoryMb?: number;
+}
+
+const SCRATCH_POLL_MS = 50;
+const MiB = 1024 * 1024;
+
+/** `timeout=2,tmp=8[,memory=256]` -> LambdaLimits; a ConfigError saying what is expected otherwise. */
+export function parseLambdaLimits(text: string): LambdaLimits {
+  const values: Record<string, number> = {};
+  for (const part of text.split(',')) {
+    const [key, value, ...rest] = part.split('=');
+    const number = Number(value);
+    if (!key || rest.length > 0 || !['timeout', 'tmp', 'memory'].includes(key) || !(number > 0)) {
+      throw new ConfigError(
+        `--lambda-limits ${text}: expected timeout=SECONDS,tmp=MB[,memory=MB] with positive numbers ` +
+          '(e.g. timeout=900,tmp=10240,memory=3008 for the largest Lambda)',
+      );
+    }
+    values[key] = number;
+  }
+  if (values.timeout === undefined || values.tmp === undefined) {
+    throw new ConfigError(`--lambda-limits ${text}: both timeout=SECONDS and tmp=MB are required`);
+  }
+  return { timeoutSeconds: values.timeout, tmpMb: values.tmp, memoryMb: values.memory };
+}
+
+/** A store another process can open again: a folder, or an S3 bucket and prefix. */
+export type StoreSpec =
+  | { readonly kind: 'folder'; readonly root: string }
+  | { readonly kind: 's3'; readonly uri: string };
+
+function storeSpecOf(store: ObjectStore, what: string): StoreSpec {
+  if (store instanceof FileObjectStore) return { kind: 'folder', root: storeLocation(store) };
+  if (store instanceof S3ObjectStore) return { kind: 's3', uri: storeLocation(store) };
+  throw new ConfigError(
+    `--lambda-limits runs each invocation in a process of its own, which must open the ${what} again: ` +
+      'it must be a folder or an S3 bucket',
+  );
+}
+
+/** What the invocation's process needs to rebuild the run's deps (./local-stage-deps.ts). */
+export interface InvocationSpec {
+  readonly name: LocalFunctionName;
+  readonly event: unknown;
+  readonly workDir: string;
+  readonly functionArn: string;
+  readonly requestId: string;
+  readonly timeoutMs: number;
+  readonly memoryMb?: number;
+  readonly env: {
+    readonly dataset: DatasetConfig;
+    readonly source: StoreSpec;
+    readonly lake: StoreSpec;
+    /** Secrets from this file, else from the environment. */
+    readonly secretsFile?: string;
+    /** The id of the download's secret, when the run names it (`--secret-id`). */
+    readonly secretId?: string;
+    readonly fetchOptions?: FetchOptions;
+    readonly leaseHolder: string;
+    readonly quarantineRateThreshold?: number;
+    readonly fanOutPageSize?: number;
+    readonly silverGroups: number;
+    readonly silverGroupTargetBytes?: number;
+  };
+}
+
+/** Messages of the invocation's process. */
+export type ChildMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'hook'; readonly hook: keyof LocalStageHooks; readonly args: unknown[] }
+  | { readonly type: 'result'; readonly value: unknown }
+  | { readonly type: 'error'; readonly name: string; readonly message: string; readonly stack?: string };
+
+const CHILD = fileURLToPath(new URL('./lambda-invocation-child.ts', import.meta.url));
+
+/** An invocation that failed as Lambda's runtime reports it (its `name` is the Step Functions error). */
+export class LambdaRuntimeError extends Error {
+  constructor(
+    override readonly name: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The error of an invocation's process, with the name it had there. */
+function errorFrom(message: Extract<ChildMessage, { type: 'error' }>): Error {
+  const error = new LambdaRuntimeError(message.name, message.message);
+  if (message.stack) error.stack = message.stack;
+  return error;
+}
+
+/**
+ * One invocation of the stage function `name` in a process of its own, under `limits`. Resolves to the
+ * function's return value; its hooks reach `hooks` here as they happen. `onScratch` gets the largest
+ * scratch use measured.
+ */
+export async function invokeUnderLimits(
+  name: LocalFunctionName,
+  event: unknown,
+  run: {
+    readonly env: LocalStageEnv;
+    readonly hooks: LocalStageHooks;
+    readonly limits: LambdaLimits;
+    readonly workDir: string;
+    readonly functionArn: string;
+    readonly signal?: AbortSignal;
+    readonly onScratch: (bytes: number) => void;
+  },
+): Promise<unknown> {
+  const { env, limits } = run;
+  const source = (event as { source?: Source } | undefined)?.source;
+  const spec: InvocationSpec = {
+    name,
+    event,
+    workDir: run.workDir,
+    functionArn: run.functionArn,
+    requestId: randomUUID(),
+    timeoutMs: limits.timeoutSeconds * 1000,
+    memoryMb: limits.memoryMb,
+    env: {
+      dataset: env.dataset,
+      source: storeSpecOf(env.source, 'landing store'),
+      lake: storeSpecOf(env.lake, 'lake'),
+      ...(env.secrets instanceof FileSecretStore && { secretsFile: env.secrets.path }),
+      ...(env.secretIdOf && source && { secretId: env.secretIdOf(source) }),
+      fetchOptions: env.fetchOptions,
+      leaseHolder: env.leaseHolder,
+      quarantineRateThreshold: env.quarantineRateThreshold,
+      fanOutPageSize: env.fanOutPageSize,
+      silverGroups: env.silverGroups,
+      silverGroupTargetBytes: env.silverGroupTargetBytes,
+    },
+  };
+  const child = fork(CHILD, [], {
+    execArgv: ['--import', 'tsx', ...(limits.memoryMb ? [`--max-old-space-size=${limits.memoryMb}`] : [])],
+    serialization: 'advanced',
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4000);
+  });
+  let largest = 0;
+  try {
+    return await new Promise<unknown>((resolve, reject) => {
+      let done = false;
+      let timer: NodeJS.Timeout | undefined;
+      let poll: NodeJS.Timeout | undefined;
+      const end = (error: Error | undefined, value?: unknown) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        clearInterval(poll);
+        run.signal?.removeEventListener('abort', onAbort);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        if (error) reject(error);
+        else resolve(value);
+      };
+      const onAbort = () => end(run.signal?.reason ?? new Error('the run failed: invocation cancelled'));
+      run.signal?.addEventListener('abort', onAbort);
+      const checkScratch = async () => {
+        const bytes = await folderBytes(run.workDir);
+        largest = Math.max(largest, bytes);
+        if (bytes > limits.tmpMb * MiB) {
+          end(
+            new LambdaRuntimeError(
+              'ENOSPC',
+              `ENOSPC: no space left on device: the invocation's scratch folder ${run.workDir} holds ` +
+                `${(bytes / MiB).toFixed(1)} MB, more than its ${limits.tmpMb} MB (--lambda-limits tmp=` +
+                `${limits.tmpMb}, Lambda's ephemeral storage)`,
+            ),
+          );
+        }
+      };
+      child.on('message', (message: ChildMessage) => {
+        if (message.type === 'ready') {
+          child.send({ type: 'invoke', spec });
+          // The invocation starts now: the process's start was Lambda's init phase.
+          timer = setTimeout(
+            () =>
+              end(
+                new LambdaRuntimeError(
+                  'Sandbox.Timedout',
+                  `Task timed out after ${limits.timeoutSeconds.toFixed(2)} seconds (--lambda-limits timeout=` +
+                    `${limits.timeoutSeconds}, the function's timeout)`,
+                ),
+              ),
+            spec.timeoutMs,
+          );
+          poll = setInterval(() => void checkScratch().catch(() => {}), SCRATCH_POLL_MS);
+        } else if (message.type === 'hook') {
+          (run.hooks[message.hook] as ((...args: unknown[]) => void) | undefined)?.(...message.args);
+        } else if (message.type === 'result') {
+          void checkScratch()
+            .catch(() => {})
+            .then(() => end(undefined, message.value));
+        } else if (message.type === 'error') {
+          end(errorFrom(message));
+        }
+      });
+      child.on('error', (error) => end(error));
+      child.on('exit', (code, signal) =>
+        end(
+          new LambdaRuntimeError(
+            'Runtime.ExitError',
+            `the invocation's process exited (${signal ?? `code ${code}`}) before it returned: ${stderr.trim()}`,
+          ),
+        ),
+      );
+    });
+  } finally {
+    run.onScratch(largest);
+  }
+}
+
+/** Bytes of the files under `dir` (0 once it is gone). */
+export async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await folderBytes(path);
+    else
+      total += await stat(path).then(
+        (s) => s.size,
+        () => 0,
+      );
+  }
+  return total;
+}

@@ -1,0 +1,162 @@
+import type { DownloadDeps } from '../../functions/download/handler.ts';
+import type { FanOutDeps } from '../../functions/fan-out/handler.ts';
+import type { IngestDeps } from '../../functions/ingest/handler.ts';
+import type { ReconcileDeps, ReconcileResults } from '../../functions/reconcile/handler.ts';
+import type { SilverDeps } from '../../functions/silver/handler.ts';
+import { openParquetInspector } from '../adapters/duckdb/parquet-inspector.ts';
+import { createPartialParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
+import { localObservability } from '../adapters/local/local-observability.ts';
+import type { LakeStageConfig } from '../config/runtime-config.ts';
+import type { DatasetConfig } from '../contracts/dataset-config.ts';
+import { builtInDatasets } from '../contracts/datasets/index.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import type { SecretStore } from '../ports/secret-store.ts';
+import type { TablePartialsMerger } from '../ports/table-writer.ts';
+import type { IngestProgress, IngestSliceResult, SliceBudget } from '../stages/bronze/ingest-to-bronze.ts';
+import type { DownloadResult, FetchOptions, RetryEvent } from '../stages/download/download.ts';
+import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
+import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
+import { Placeholder } from '../workflow/definition.ts';
+import type { Source } from '../workflow/source.ts';
+import type { LocalFunctionName } from './local-functions.ts';
+
+/** A local source's secret: `sources/<name>`, read from `SLUICE_SECRET_SOURCES_<NAME>`. */
+export const LOCAL_SOURCE_SECRET_PREFIX = 'sources/';
+
+/** A key whose URI, less the key, is a store's location (`/abs/dir`, `s3://bucket/prefix`). */
+const LOCATION_PROBE_KEY = 'sluice-location-probe';
+
+/** What a local invocation tells the run: its progress and its full results (events of the run). */
+export interface LocalStageHooks {
+  readonly ingestProgress?: (progress: IngestProgress) => void;
+  readonly ingestResult: (result: IngestSliceResult) => void;
+  readonly silverPart: (records: number) => void;
+  readonly silverResult: (result: BuildSilverResult) => void;
+  readonly reconcileResult: (result: ReconcileResults) => void;
+  readonly fanOutPlan: (plan: FanOutPlan) => void;
+  readonly downloadRetry?: (event: RetryEvent) => void;
+  readonly downloaded: (result: DownloadResult) => void;
+}
+
+/** The run a local invocation belongs to: its stores, dataset and settings. */
+export interface LocalStageEnv {
+  readonly dataset: DatasetConfig;
+  /** Where sources land and are read from (the landing "bucket"). */
+  readonly source: ObjectStore;
+  readonly lake: ObjectStore;
+  readonly clock: Clock;
+  readonly secrets: SecretStore;
+  readonly secretIdOf?: (source: Source) => string;
+  readonly fetchOptions?: FetchOptions;
+  readonly sliceBudget?: () => SliceBudget;
+  /** Who holds the source's lease: the CLI's run, or the execution. */
+  readonly leaseHolder: string;
+  readonly quarantineRateThreshold?: number;
+  readonly fanOutPageSize?: number;
+  /** Silver groups the plan makes at least (and the Map runs at once). */
+  readonly silverGroups: number;
+  /** Bronze bytes per silver group, as deployed (`silver.groupTargetMb`). @default no limit: `silverGroups` */
+  readonly silverGroupTargetBytes?: number;
+  /** Build each silver group in a worker thread (in-process runs with several groups at once). */
+  readonly silverGroupWorkers: boolean;
+  readonly mergeTables?: TablePartialsMerger;
+  /** Stops silver groups of a failed run at their next part. */
+  readonly signal?: AbortSignal;
+}
+
+/** A store's location: its URI without the key (`/abs/dir`, `s3://bucket/prefix`). */
+export function storeLocation(store: ObjectStore): string {
+  const uri = store.uri(LOCATION_PROBE_KEY);
+  return uri.slice(0, uri.length - LOCATION_PROBE_KEY.length).replace(/[/\\]+$/, '') || uri;
+}
+
+/**
+ * What the stage function `name` works with in a local invocation: the handler's deps type, filled with
+ * the run's stores and the hooks that feed the run's progress and summary. A Lambda invocation has its
+ * own scratch folder (`workDir`) and its own logs and metrics (their dimensions would pile up
+ * otherwise, as nothing publishes them), so each invocation gets fresh ones.
+ */
+export function localStageDeps(
+  name: LocalFunctionName,
+  env: LocalStageEnv,
+  workDir: string,
+  hooks: LocalStageHooks,
+) {
+  const observability = localObservability();
+  const handlerConfig = { serviceName: 'sluice-local', logLevel: 'ERROR' as const };
+  // Every built-in dataset is "deployed" (a table of contents' listed files are another one), and so
+  // is the run's own.
+  const datasets = [...new Set([env.dataset.name, ...Object.keys(builtInDatasets)])];
+  const datasetConfigs = [env.dataset];
+  const landingBucket = storeLocation(env.source);
+  const lakeStageConfig: LakeStageConfig = {
+    ...handlerConfig,
+    lakeBucket: storeLocation(env.lake),
+    datasets,
+    // Locally a group per core (as the Map runs as many at once), however small the groups, unless the
+    // run sizes them as a deployment does.
+    silverGroupTargetMb: (env.silverGroupTargetBytes ?? Number.POSITIVE_INFINITY) / (1024 * 1024),
+    quarantineRateThreshold: env.quarantineRateThreshold,
+  };
+  const lakeStage = { config: lakeStageConfig, lake: env.lake, clock: env.clock, observability };
+  switch (name) {
+    case Placeholder.downloadFunctionArn:
+      return {
+        config: { ...handlerConfig, landingBucket, datasets, sourceSecretPrefix: LOCAL_SOURCE_SECRET_PREFIX },
+        landing: env.source,
+        secrets: env.secrets,
+        clock: env.clock,
+        observability,
+        fetchOptions: env.fetchOptions,
+        datasetConfigs,
+        secretIdOf: env.secretIdOf,
+        onRetry: hooks.downloadRetry,
+        onResult: hooks.downloaded,
+      } satisfies DownloadDeps;
+    case Placeholder.ingestFunctionArn:
+      return {
+        config: { ...handlerConfig, landingBucket, lakeBucket: lakeStageConfig.lakeBucket, datasets },
+        source: env.source,
+        lake: env.lake,
+        clock: env.clock,
+        observability,
+        sliceBudget: env.sliceBudget,
+        datasetConfigs,
+        leaseHolder: env.leaseHolder,
+        localLease: true,
+        onProgress: hooks.ingestProgress ?? (() => {}),
+        onResult: hooks.ingestResult,
+      } satisfies IngestDeps;
+    case Placeholder.silverFunctionArn:
+      return {
+        ...lakeStage,
+        createTableWriter: createPartialParquetTableWriter,
+        workDir,
+        datasetConfigs,
+        minGroups: env.silverGroups,
+        groupWorker: env.silverGroupWorkers ? { datasetConfig: env.dataset } : undefined,
+        onPart: hooks.silverPart,
+        signal: env.signal,
+        mergeTables: env.mergeTables,
+        onResult: hooks.silverResult,
+      } satisfies SilverDeps;
+    case Placeholder.reconcileFunctionArn:
+      return {
+        ...lakeStage,
+        openInspector: openParquetInspector,
+        workDir,
+        datasetConfigs,
+        leaseHolder: env.leaseHolder,
+        localLease: true,
+        onResult: hooks.reconcileResult,
+      } satisfies ReconcileDeps;
+    case Placeholder.fanOutFunctionArn:
+      return {
+        ...lakeStage,
+        urlSafety: env.fetchOptions,
+        pageSize: env.fanOutPageSize,
+        onResult: hooks.fanOutPlan,
+      } satisfies FanOutDeps;
+  }
+}

@@ -29,7 +29,14 @@ import {
 import { landingKey } from '../stages/download/landing-key.ts';
 import { redactUrl } from '../stages/download/url-safety.ts';
 import { type FanOutPlan, planFanOut } from '../stages/fan-out/plan-fan-out.ts';
-import { reconcile } from '../stages/reconcile/reconcile.ts';
+import {
+  finishReconcile,
+  planReconcile,
+  reconcile,
+  reconcileItem,
+  reconcileKeyBucket,
+} from '../stages/reconcile/reconcile.ts';
+import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
 import { buildSilver } from '../stages/silver/build-silver.ts';
 import { mergeCommittedVersions } from '../stages/silver/merge-state.ts';
 import { buildSilverGroupToLake, mergeSilver, planSilver } from '../stages/silver/silver-stages.ts';
@@ -42,6 +49,7 @@ import {
   FanOutEvent,
   ingestOutput,
   LakeStageEvent,
+  ReconcileStageEvent,
   reconcileOutput,
   requireSilverContract,
   SilverStageEvent,
@@ -64,8 +72,10 @@ import type {
  *                                (source `x` with credentials: `SLUICE_SECRET_SOURCES_X`)
  *   Ingest, PlanSilver,       -> the stage functions the Lambda handlers call, on local adapters, with
  *   SilverGroup, Silver,         the same event parsing, transient-error mapping and result shapes;
- *   Reconcile                    each SilverGroup item in a worker thread of its own, the SilverGroups
- *                                map running one per core at once
+ *   PlanReconcile,               each SilverGroup item in a worker thread of its own, the SilverGroups
+ *   ReconcileItem,               map running one per core at once (and so the ReconcileItems and
+ *   ReconcileKeyBucket,          ReconcileKeyBuckets maps, their items in this thread)
+ *   Reconcile
  *   RecordFailure             -> a DeadLetterStore (locally `<lake>/_dead_letters/<execution>.json`)
  *   PlanFanOut                -> planFanOut on the lake, URLs checked with `downloadFetchOptions`
  *   IngestListedFile          -> runWorkflowLocally for the listed file (a child run with the same deps),
@@ -138,6 +148,11 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
    * @default DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05), as deployed
    */
   readonly quarantineRateThreshold?: number;
+  /**
+   * How reconciliation is split into items and key buckets. @default as deployed (by size), with at
+   * least one bronze group per core
+   */
+  readonly reconcilePlan?: ReconcilePlanOptions;
   /** Listed files per page of a table of contents' fan-out (tests). @default as deployed (200) */
   readonly fanOutPageSize?: number;
 }
@@ -258,6 +273,12 @@ export async function runWorkflowLocally(
     const silverStageEvent = <Op extends SilverStageEvent['op']>(event: unknown, op?: Op) => {
       const e = SilverStageEvent.parse(event) as Extract<SilverStageEvent, { op: Op }>;
       if (op && e.op !== op) throw new ConfigError(`expected a silver "${op}" event, got "${e.op}"`);
+      return { ...e, ...lakeStageEvent({ dataset: e.dataset, bronzeManifestKey: e.bronzeManifestKey }) };
+    };
+    /** An event of the reconcile function (PlanReconcile, ReconcileItem, ReconcileKeyBucket, Reconcile). */
+    const reconcileStageEvent = <Op extends ReconcileStageEvent['op']>(event: unknown, op?: Op) => {
+      const e = ReconcileStageEvent.parse(event) as Extract<ReconcileStageEvent, { op: Op }>;
+      if (op && e.op !== op) throw new ConfigError(`expected a reconcile "${op}" event, got "${e.op}"`);
       return { ...e, ...lakeStageEvent({ dataset: e.dataset, bronzeManifestKey: e.bronzeManifestKey }) };
     };
     // Silver groups: one per core, as many built at once (the SilverGroups map's local MaxConcurrency).
@@ -404,10 +425,41 @@ export async function runWorkflowLocally(
               );
         return silverOutput(results.silver);
       }),
-      [StateName.reconcile]: task(async (event) => {
-        const e = lakeStageEvent(event);
+      [StateName.planReconcile]: task(async (event) => {
+        const e = reconcileStageEvent(event, 'plan');
         deps.onStage?.('reconcile');
-        results.reconciliation = await reconcile(
+        return planReconcile(
+          { bronzeManifestKey: e.bronzeManifestKey },
+          {
+            lake: deps.lake,
+            contract: e.contract,
+            plan: { minGroups: silverParallelism, ...deps.reconcilePlan },
+          },
+        );
+      }),
+      // Items of the ReconcileItems and ReconcileKeyBuckets maps: in this thread (their work is I/O,
+      // gunzip on libuv's pool and DuckDB's own threads).
+      [StateName.reconcileItem]: task(async (event) => {
+        const e = reconcileStageEvent(event, 'item');
+        return reconcileItem(
+          { bronzeManifestKey: e.bronzeManifestKey, item: e.item },
+          { lake: deps.lake, contract: e.contract, openInspector: openParquetInspector, workDir },
+        );
+      }),
+      [StateName.reconcileKeyBucket]: task(async (event) => {
+        const e = reconcileStageEvent(event, 'keys');
+        return reconcileKeyBucket(
+          { bronzeManifestKey: e.bronzeManifestKey, bucket: e.bucket },
+          { lake: deps.lake, contract: e.contract },
+        );
+      }),
+      [StateName.reconcile]: task(async (event) => {
+        const e = reconcileStageEvent(event);
+        if (e.op !== 'finish' && e.op !== 'all') {
+          throw new ConfigError(`expected a reconcile "finish" event, got "${e.op}"`);
+        }
+        if (e.op === 'all') deps.onStage?.('reconcile');
+        results.reconciliation = await (e.op === 'finish' ? finishReconcile : reconcile)(
           { bronzeManifestKey: e.bronzeManifestKey },
           {
             lake: deps.lake,
@@ -416,6 +468,8 @@ export async function runWorkflowLocally(
             openInspector: openParquetInspector,
             workDir,
             quarantineRateThreshold: deps.quarantineRateThreshold,
+            plan: { minGroups: silverParallelism, ...deps.reconcilePlan },
+            parallelism: silverParallelism,
           },
         );
         results.commit = await commitVersion(
@@ -508,6 +562,8 @@ export async function runWorkflowLocally(
 
     const definition = localized(rawDefinition, Object.keys(handlers), {
       [StateName.silverGroups]: silverParallelism,
+      [StateName.reconcileItems]: silverParallelism,
+      [StateName.reconcileKeyBuckets]: silverParallelism,
     });
     const taskStates = taskStateNames(definition);
     const execution = new StateMachine(definition as never).run(executionInput as never, {

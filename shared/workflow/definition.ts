@@ -44,7 +44,10 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
  *        (a map: one SilverGroup per group of bronze parts, `MaxConcurrency` at once)     │
  *   ┌─────────────────────────────────────────────────────────────────────────────────────┘
- *   └─> Silver (merge) ──> Reconcile ──> HasFanOut?
+ *   └─> Silver (merge) ──> PlanReconcile ──> ReconcileItems ──> ReconcileKeyBuckets ──> Reconcile ──┐
+ *        (maps: one ReconcileItem per bronze group or silver file, one ReconcileKeyBucket per bucket) │
+ *   ┌────────────────────────────────────────────────────────────────────────────────────────────────┘
+ *   └─> HasFanOut?
  *   HasFanOut? ──(a table of contents, unless the input says "fanOut": false)──> StartFanOut ──┐
  *        └──(otherwise)──> Succeeded                                                           │
  *   ┌──────────────────────────────────────────────────────────────────────────────────────────┘
@@ -72,6 +75,11 @@ export const StateName = {
   silverGroups: 'SilverGroups',
   silverGroup: 'SilverGroup',
   silver: 'Silver',
+  planReconcile: 'PlanReconcile',
+  reconcileItems: 'ReconcileItems',
+  reconcileItem: 'ReconcileItem',
+  reconcileKeyBuckets: 'ReconcileKeyBuckets',
+  reconcileKeyBucket: 'ReconcileKeyBucket',
   reconcile: 'Reconcile',
   hasFanOut: 'HasFanOut',
   startFanOut: 'StartFanOut',
@@ -93,6 +101,7 @@ export const ResultKey = {
   ingest: 'ingest',
   silverPlan: 'silverPlan',
   silver: 'silver',
+  reconcilePlan: 'reconcilePlan',
   reconcile: 'reconcile',
   fanOut: 'fanOut',
   error: 'error',
@@ -199,7 +208,10 @@ export interface WorkflowResources {
   readonly silverFunction: IFunction;
   /** Silver groups `SilverGroups` builds at once. @default DEFAULT_SILVER_CONCURRENCY */
   readonly silverConcurrency?: number;
-  /** The `Reconcile` stage: `functions/reconcile/handler.ts`. */
+  /**
+   * The `PlanReconcile`, `ReconcileItem`, `ReconcileKeyBucket` and `Reconcile` states (by the event's
+   * `op`): `functions/reconcile/handler.ts`.
+   */
   readonly reconcileFunction: IFunction;
   /** The `PlanFanOut` stage of table-of-contents runs: `functions/fan-out/handler.ts`. */
   readonly fanOutFunction: IFunction;
@@ -289,14 +301,10 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
     .addCatch(duplicateRun, { errors: ['DuplicateRunError'], resultPath: `$.${ResultKey.error}` })
     .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
   const silver = silverStates(scope, resources, stageInvoke, stageTask, onFailure);
-  const reconcile = stageTask(
-    StateName.reconcile,
-    resources.reconcileFunction,
-    lakeStagePayload,
-    ResultKey.reconcile,
-  );
+  const reconcile = reconcileStates(scope, resources, stageInvoke, stageTask, onFailure);
   const succeeded = new Succeed(scope, StateName.succeeded);
-  silver.end.next(reconcile).next(tableOfContentsFanOut(scope, resources, stageTask, onFailure, succeeded));
+  silver.end.next(reconcile.start);
+  reconcile.end.next(tableOfContentsFanOut(scope, resources, stageTask, onFailure, succeeded));
 
   // `hasSilver` is optional (see ExecutionInput): only an explicit `false` skips the silver stages.
   // IsPresent first, because comparing a path that does not exist is a runtime error.
@@ -418,6 +426,76 @@ function silverStates(
   );
   plan.next(groups).next(merge);
   return { start: plan, end: merge };
+}
+
+/**
+ * Reconciliation in steps that each re-read only their share (shared/stages/reconcile/reconcile.ts):
+ *
+ * - `PlanReconcile` (`op: "plan"`) writes the plan to the lake and returns `{ items: [{ item }, ...],
+ *   buckets: [{ bucket }, ...], ... }` at `$.reconcilePlan`: indexes, never data.
+ * - `ReconcileItems`, an inline Map over the items, runs `ReconcileItem` (`op: "item"`) per group of bronze
+ *   parts or silver table file; `ReconcileKeyBuckets`, one over the buckets, runs `ReconcileKeyBucket`
+ *   (`op: "keys"`) per key bucket once every file has emitted its keys. Their results go to the lake;
+ *   the Maps discard the summaries and catch what their items raise (as `SilverGroups` does).
+ * - `Reconcile` (`op: "finish"`) adds the results up into the report, fails on any mismatch, and
+ *   commits the version, its result at `$.reconcile` as before.
+ */
+function reconcileStates(
+  scope: Construct,
+  resources: WorkflowResources,
+  stageInvoke: (id: string, fn: IFunction, payload: TaskInput, resultPath?: string) => TaskStateBase,
+  stageTask: (id: string, fn: IFunction, payload: TaskInput, resultKey: string) => TaskStateBase,
+  onFailure: IChainable,
+): { start: TaskStateBase; end: TaskStateBase } {
+  const fn = resources.reconcileFunction;
+  const planKey = `$.${ResultKey.reconcilePlan}`;
+  const event = (op: string) =>
+    TaskInput.fromObject({
+      op,
+      dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
+      bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
+      executionId: JsonPath.executionId,
+    });
+  const plan = stageTask(StateName.planReconcile, fn, event('plan'), ResultKey.reconcilePlan);
+  /** A Map over `$.reconcilePlan.<list>`, each item's index (`field`) handed to one `op` invocation. */
+  const map = (mapName: string, taskName: string, list: string, field: string, op: string) => {
+    // Inside the Map, `$` is the item as ItemSelector made it: the run and the item's index.
+    const task = stageInvoke(
+      taskName,
+      fn,
+      TaskInput.fromObject({
+        op,
+        dataset: JsonPath.stringAt('$.dataset'),
+        bronzeManifestKey: JsonPath.stringAt('$.bronzeManifestKey'),
+        executionId: JsonPath.stringAt('$.executionId'),
+        [field]: JsonPath.numberAt(`$.${field}`),
+      }),
+    );
+    return new MapState(scope, mapName, {
+      itemsPath: JsonPath.stringAt(`${planKey}.${list}`),
+      itemSelector: {
+        dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
+        bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
+        executionId: JsonPath.executionId,
+        [field]: JsonPath.numberAt(`$$.Map.Item.Value.${field}`),
+      },
+      maxConcurrency: resources.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
+      resultPath: JsonPath.DISCARD,
+    })
+      .itemProcessor(task)
+      .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
+  };
+  const items = map(StateName.reconcileItems, StateName.reconcileItem, 'items', 'item', 'item');
+  const buckets = map(
+    StateName.reconcileKeyBuckets,
+    StateName.reconcileKeyBucket,
+    'buckets',
+    'bucket',
+    'keys',
+  );
+  const finish = stageTask(StateName.reconcile, fn, event('finish'), ResultKey.reconcile);
+  plan.next(items).next(buckets).next(finish);
+  return { start: plan, end: finish };
 }
 
 /**

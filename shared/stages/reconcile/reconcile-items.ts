@@ -12,7 +12,7 @@ import { QUARANTINE_TABLE } from '../../lake/keys.ts';
 import { reconcileItemKey, reconcileKeysKey } from '../../lake/reconcile-work-keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
-import { lineEnds, readBronzePart } from '../bronze/read-bronze.ts';
+import { type BronzePartContent, lineEnds, readBronzePart } from '../bronze/read-bronze.ts';
 import { type KeysOfFile, keyBucketOf, QUARANTINE_KEY_COLUMNS } from './key-buckets.ts';
 import { ParquetFooterError, parquetRowCount, type ReadRange } from './parquet-footer.ts';
 import type { ReconcilePlan, SilverFileItem } from './reconcile-plan.ts';
@@ -112,8 +112,13 @@ async function checkBronzeParts(
 ): Promise<ItemResult> {
   const checks: Check[] = [];
   const records: Record<string, number> = {};
-  for await (const [part, content] of readAhead(parts, PARTS_IN_FLIGHT, (p) => readBronzePart(lake, p))) {
+  for await (const [part, content] of readAhead(parts, PARTS_IN_FLIGHT, (p) => readPart(lake, p))) {
     checks.push(check(`bronze part ${part.key} sha256`, part.sha256, content.sha256 ?? 'not hashed'));
+    if ('unreadable' in content) {
+      // Its records cannot be counted: the path's counts below fail too, by the part's records.
+      checks.push(check(`bronze part ${part.key} gzip`, 'readable', `unreadable: ${content.unreadable}`));
+      continue;
+    }
     checks.push(
       check(`bronze part ${part.key} uncompressed bytes`, part.uncompressedBytes, content.text.length),
     );
@@ -204,6 +209,27 @@ async function checkSilverFile(
     };
   } finally {
     await rm(local, { force: true });
+  }
+}
+
+/**
+ * A part read back; one whose gzip stream is corrupt is a failed check (its stored bytes still hashed),
+ * not a crash that would hide what else is wrong.
+ */
+async function readPart(
+  lake: ObjectStore,
+  part: BronzeManifest['parts'][number],
+): Promise<BronzePartContent | { readonly sha256: string; readonly unreadable: string }> {
+  try {
+    return await readBronzePart(lake, part);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== 'string' || !code.startsWith('Z_')) throw error;
+    const stored = await readAll(await lake.read(part.key));
+    return {
+      sha256: createHash('sha256').update(stored).digest('hex'),
+      unreadable: (error as Error).message,
+    };
   }
 }
 

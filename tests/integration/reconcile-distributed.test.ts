@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
@@ -16,6 +17,7 @@ import { reconcileKeysKey, reconcilePlanKey } from '../../shared/lake/reconcile-
 import { committedRun, runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
 import type { LocalRunResult } from '../../shared/pipeline/pipeline-types.ts';
 import type { ByteRange, ObjectStore } from '../../shared/ports/object-store.ts';
+import { readText } from '../../shared/stages/bronze/read-bronze.ts';
 import {
   finishReconcile,
   planReconcile,
@@ -25,7 +27,8 @@ import {
 } from '../../shared/stages/reconcile/reconcile.ts';
 import { ReconcilePlan, type ReconcilePlanOptions } from '../../shared/stages/reconcile/reconcile-plan.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
-import { fixedClock, generateFile, tempDir } from '../helpers/lake.ts';
+import { fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+import { type MotoServer, motoSkipReason, startMotoServer } from '../helpers/moto-server.ts';
 
 /**
  * Reconciliation in items and key buckets must be indistinguishable from reconciliation in one
@@ -85,37 +88,46 @@ async function rewriteParquet(lakeDir: string, key: string, select: (src: string
   instance.closeSync();
 }
 
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+beforeAll(async () => {
+  tmp = await tempDir('sluice-reconcile-distributed-');
+});
+afterAll(async () => tmp?.cleanup());
+
+let runs = 0;
+/** A source through the local workflow (its reconciliation split by SPLIT), into a lake of its own. */
+async function runSource(dir: string, key: string, partMaxRecords?: number) {
+  const lakeDir = join(tmp.dir, `lake-${++runs}`);
+  const base = builtInDataset('tic-in-network');
+  const dataset = partMaxRecords ? { ...base, bronze: { ...base.bronze, partMaxRecords } } : base;
+  const result = committedRun(
+    await runWorkflowLocally(
+      { dataset, sourceKey: key },
+      {
+        source: new FileObjectStore(dir),
+        lake: new FileObjectStore(lakeDir),
+        clock: fixedClock,
+        workDir: join(tmp.dir, `work-${runs}`),
+        deadLetters: new FolderDeadLetterStore(lakeDir),
+        retryIntervalMs: 0,
+        silverParallelism: 2,
+        reconcilePlan: SPLIT,
+      },
+    ),
+  );
+  return { lakeDir, lake: new FileObjectStore(lakeDir), work: join(tmp.dir, `work-${runs}`), result };
+}
+
+/** The bundled sample through the workflow. */
+async function sampleRun() {
+  const dir = join(tmp.dir, `sample-${runs}`);
+  await mkdir(dir, { recursive: true });
+  const sample = 'in-network-rates-fee-for-service-single-plan-sample.json';
+  await copyFile(join(TIC_EXAMPLES, sample), join(dir, sample));
+  return runSource(dir, sample);
+}
+
 describe('Distributed reconciliation', () => {
-  let tmp: Awaited<ReturnType<typeof tempDir>>;
-  beforeAll(async () => {
-    tmp = await tempDir('sluice-reconcile-distributed-');
-  });
-  afterAll(async () => tmp.cleanup());
-
-  let runs = 0;
-  /** A source through the local workflow (its reconciliation split by SPLIT), into a lake of its own. */
-  async function runSource(dir: string, key: string, partMaxRecords?: number) {
-    const lakeDir = join(tmp.dir, `lake-${++runs}`);
-    const base = builtInDataset('tic-in-network');
-    const dataset = partMaxRecords ? { ...base, bronze: { ...base.bronze, partMaxRecords } } : base;
-    const result = committedRun(
-      await runWorkflowLocally(
-        { dataset, sourceKey: key },
-        {
-          source: new FileObjectStore(dir),
-          lake: new FileObjectStore(lakeDir),
-          clock: fixedClock,
-          workDir: join(tmp.dir, `work-${runs}`),
-          deadLetters: new FolderDeadLetterStore(lakeDir),
-          retryIntervalMs: 0,
-          silverParallelism: 2,
-          reconcilePlan: SPLIT,
-        },
-      ),
-    );
-    return { lakeDir, lake: new FileObjectStore(lakeDir), work: join(tmp.dir, `work-${runs}`), result };
-  }
-
   describe('on a generated file of many bronze parts', () => {
     let run: { lakeDir: string; lake: FileObjectStore; work: string; result: LocalRunResult };
     let manifestKey: string;
@@ -312,13 +324,38 @@ describe('Distributed reconciliation', () => {
   });
 
   it('gives the report one invocation gives on the bundled sample', async () => {
-    const dir = join(tmp.dir, 'sample');
-    await mkdir(dir, { recursive: true });
-    const sample = 'in-network-rates-fee-for-service-single-plan-sample.json';
-    await copyFile(join(TIC_EXAMPLES, sample), join(dir, sample));
-    const { lake, work, result } = await runSource(dir, sample);
+    const { lake, work, result } = await sampleRun();
     const single = await reconcile({ bronzeManifestKey: result.bronze.manifestKey }, deps(lake, work));
     expect(single).toEqual(result.reconciliation);
     expect(single.status).toBe('passed');
   });
 });
+
+const SKIP = motoSkipReason();
+describe.skipIf(SKIP !== undefined)(
+  `Distributed reconciliation on S3 (moto_server)${SKIP ? ` (skipped: ${SKIP})` : ''}`,
+  () => {
+    let server: MotoServer;
+    beforeAll(async () => {
+      server = await startMotoServer();
+    });
+    afterAll(async () => server?.stop());
+
+    it('reconciles a lake in S3 in steps, footers by ranged GETs, into the report of the local lake', async () => {
+      const { lakeDir, work, result } = await sampleRun();
+      const bucket = await server.createBucket('reconcile-lake');
+      const s3 = new S3ObjectStore({ client: server.s3, bucket, prefix: 'lake/' });
+      for (const file of await listFiles(lakeDir)) await s3.write(file, await readFile(join(lakeDir, file)));
+      const recording = new RecordingStore(s3);
+      const { report } = await reconcileDistributed(recording, work, result.bronze.manifestKey);
+      expect(report).toEqual(result.reconciliation);
+      expect(recording.reads.some((r) => r.key.endsWith('.parquet') && r.range)).toBe(true);
+      const reportKey = reconciliationKey('tic-in-network', result.bronze.runId);
+      expect(await readText(s3, reportKey)).toBe(await readFile(join(lakeDir, reportKey), 'utf8'));
+      // Nothing of the steps is left behind.
+      const left: string[] = [];
+      for await (const o of s3.list('silver/')) if (o.key.includes('/_work/')) left.push(o.key);
+      expect(left).toEqual([]);
+    });
+  },
+);

@@ -272,13 +272,6 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
       resultPath: `$.${ResultKey.error}`,
     });
 
-  /** The `Silver` and `Reconcile` event: the bronze run `Ingest` committed. */
-  const lakeStagePayload = TaskInput.fromObject({
-    dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
-    bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
-    executionId: JsonPath.executionId,
-  });
-
   // Another execution of the same source (a second drop, a schedule overlapping a manual run) waits for
   // the first, then ends as a clean duplicate instead of interleaving with it or failing.
   const duplicateRun = new Succeed(scope, StateName.duplicateRun, {

@@ -173,26 +173,16 @@ export async function finishReconcile(
   const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
   const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);
-  const items = await Promise.all(
-    plan.items.map((_, item) =>
-      readResult(
-        deps.lake,
-        plan,
-        reconcileItemKey(dataset, runId, item),
-        ItemResult,
-        `reconcile item ${item}`,
-      ),
-    ),
+  const items = await mapInPool(plan.items, RESULTS_IN_FLIGHT, (_, item) =>
+    readResult(deps.lake, plan, reconcileItemKey(dataset, runId, item), ItemResult, `reconcile item ${item}`),
   );
-  const buckets = await Promise.all(
-    Array.from({ length: plan.keyBuckets }, (_, bucket) =>
-      readResult(
-        deps.lake,
-        plan,
-        reconcileBucketKey(dataset, runId, bucket),
-        BucketResult,
-        `key bucket ${bucket}`,
-      ),
+  const buckets = await mapInPool(Array.from({ length: plan.keyBuckets }), RESULTS_IN_FLIGHT, (_, bucket) =>
+    readResult(
+      deps.lake,
+      plan,
+      reconcileBucketKey(dataset, runId, bucket),
+      BucketResult,
+      `key bucket ${bucket}`,
     ),
   );
   const bronzeChecks = addUpBronze(bronze, silver, items);
@@ -361,19 +351,32 @@ function quarantineShare(silver: SilverManifest, threshold: number): Reconciliat
   };
 }
 
+/** Small results read at once by the last step (thousands of items must not open thousands of sockets). */
+const RESULTS_IN_FLIGHT = 16;
+
 /** `work` of each item, at most `inFlight` at once; every started one settles before a failure is thrown. */
 async function inPool<T>(
   items: readonly T[],
   inFlight: number,
   work: (item: T) => Promise<unknown>,
 ): Promise<void> {
+  await mapInPool(items, inFlight, (item) => work(item));
+}
+
+/** `work` of each item, at most `inFlight` at once, results in item order; every started one settles first. */
+async function mapInPool<T, R>(
+  items: readonly T[],
+  inFlight: number,
+  work: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
   let next = 0;
   let failure: { error: unknown } | undefined;
   const worker = async () => {
     while (!failure && next < items.length) {
-      const item = items[next++]!;
+      const index = next++;
       try {
-        await work(item);
+        results[index] = await work(items[index]!, index);
       } catch (error) {
         failure ??= { error };
       }
@@ -381,6 +384,7 @@ async function inPool<T>(
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(inFlight, items.length)) }, worker));
   if (failure) throw failure.error;
+  return results;
 }
 
 function describeMismatch(c: Check): string {

@@ -111,6 +111,25 @@ export class PreconditionFailedError extends PipelineError {
   }
 }
 
+/**
+ * The store refused an action on a key (S3 `403 Access Denied`) for an object that exists, or refused the
+ * listing that tells whether it exists. Not retried: the role's policy must grant the action.
+ */
+export class PermissionDeniedError extends PipelineError {
+  override name = 'PermissionDeniedError';
+  constructor(
+    readonly key: string,
+    readonly action: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `permission denied: ${action} on ${key}. Grant ${action} on this key (or its prefix) to the role ` +
+        'that runs this stage; see docs/DEPLOY.md for the policies sluice deploys',
+      options,
+    );
+  }
+}
+
 /** A key or path that would escape its root or is otherwise unsafe. */
 export class InvalidKeyError extends PipelineError {
   override name = 'InvalidKeyError';

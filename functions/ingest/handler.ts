@@ -1,4 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import {
   createObservability,
@@ -12,11 +13,13 @@ import {
   type StageHandler,
   stageHandler,
 } from '../../shared/adapters/aws/stage-handler.ts';
+import { StepFunctionsLiveness } from '../../shared/adapters/aws/step-functions-liveness.ts';
 import { type IngestConfig, loadIngestConfig } from '../../shared/config/runtime-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { RunLiveness } from '../../shared/ports/run-liveness.ts';
 import {
   type IngestProgress,
   ingestSlice,
@@ -61,17 +64,25 @@ export interface IngestDeps {
   readonly progressIntervalMs?: number;
   /** Each invocation's slice budget; by default the Lambda's remaining time (see lambdaSliceBudget). */
   readonly sliceBudget?: () => SliceBudget;
+  /** Whether another execution holding the source's lease has ended (its lease then is free at once). */
+  readonly runLiveness?: RunLiveness;
 }
 
 /** The AWS adapters, created once per cold start. */
 export function createDeps(config: IngestConfig): IngestDeps {
   const client = createS3Client(config.region ? { region: config.region } : {});
+  const observability = createObservability(config);
   return {
     config,
     source: new S3ObjectStore({ client, bucket: config.landingBucket }),
     lake: new S3ObjectStore({ client, bucket: config.lakeBucket }),
     clock: systemClock,
-    observability: createObservability(config),
+    observability,
+    runLiveness: new StepFunctionsLiveness(
+      new SFNClient(config.region ? { region: config.region } : {}),
+      (holder, error) =>
+        observability.logger.warn('could not tell whether the lease holder still runs', { holder, error }),
+    ),
   };
 }
 
@@ -116,6 +127,7 @@ export async function ingest(
         onProgress: progressLogger(deps),
         // Outside Lambda (tests) there is no deadline: one slice, unless the deps set a budget.
         budget: deps.sliceBudget?.() ?? (context ? lambdaSliceBudget(deps.clock, context) : undefined),
+        runLiveness: deps.runLiveness,
       },
     );
     metrics.addMetric(

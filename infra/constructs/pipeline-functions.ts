@@ -352,8 +352,9 @@ export class PipelineFunctions extends Construct {
   }
 
   /**
-   * ListBucket under the given prefixes: not to list anything, but so that S3 answers 404 rather than
-   * 403 for an absent key, which the object store reports as "not found".
+   * ListBucket under the given prefixes, so that absence is decided without guessing: S3 answers 404 for an
+   * absent key, and where it answers 403 anyway the object store lists the key as a prefix to tell an
+   * absent key from a refused one (shared/adapters/aws/s3-object-store.ts).
    */
   private listLake(role: IRole, prefixes: readonly string[]): void {
     role.addToPrincipalPolicy(

@@ -1,5 +1,6 @@
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { CfnWorkGroup } from 'aws-cdk-lib/aws-athena';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { recordTargets } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
@@ -102,6 +103,24 @@ export class SluiceStack extends Stack {
     });
 
     this.sources.schedule(this.workflow.stateMachine);
+
+    // Ingest asks whether the execution holding a source's lease still runs: one that failed, timed out
+    // or was aborted frees its source at once instead of when its lease expires. The ARN is built from
+    // the state machine's fixed name (a reference to it would make a cycle: the machine names the function).
+    this.functions.ingest.function.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'DescribeLeaseHolders',
+        actions: ['states:DescribeExecution'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${workflowStateMachineName(this.stackName)}:*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
 
     this.trigger = new LandingTrigger(this, 'Trigger', {
       landingBucket: this.storage.landingBucket,

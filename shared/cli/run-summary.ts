@@ -96,6 +96,8 @@ export function jsonSummary(result: LocalPipelineResult, lake: FileObjectStore, 
     /** The content's version; `replaced`: the source's version it replaced as current. */
     version: manifest.version,
     ...(commit?.replaced !== undefined && { replaced: commit.replaced }),
+    /** Set when the version was committed before and became current again (the source was reverted). */
+    ...(commit?.record.restoredAt !== undefined && { restoredAt: commit.record.restoredAt }),
     /** Ingest slices (1 unless run with --slice-seconds or resumed from a checkpoint; 0: bronze reused). */
     slices: bronze.slices,
     resumed: bronze.reused,
@@ -247,7 +249,10 @@ function runText(
     `  run id      ${bronze.runId}`,
     ...(commit
       ? [
-          `  version     ${commit.version} is now current${commit.replaced ? ` (replaced ${commit.replaced})` : ''}`,
+          commit.record.restoredAt
+            ? `  version     ${commit.version} is current again, as committed at ${commit.record.committedAt}` +
+              `${commit.replaced ? ` (replaced ${commit.replaced})` : ''}: the source went back to these bytes`
+            : `  version     ${commit.version} is now current${commit.replaced ? ` (replaced ${commit.replaced})` : ''}`,
         ]
       : []),
     ...(bronze.reused ? ['  resumed     bronze committed by an earlier run of this file was reused'] : []),

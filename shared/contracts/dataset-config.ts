@@ -263,6 +263,13 @@ export const DatasetConfig = z
         'json only: the arrays whose elements are records. ndjson/csv: every line or row is a record.',
       ),
     recordName: name.default('records').describe('ndjson/csv only: the name of the record stream.'),
+    allowEmpty: z
+      .boolean()
+      .optional()
+      .describe(
+        'ndjson/csv only: a file without records (no lines, or a header row only) is accepted. Default: ' +
+          'false (the run fails with MissingRecordPathError: an empty file is usually a failed export).',
+      ),
     headers: z.array(HeaderPath).default([]).describe('json only: values captured once per file.'),
     csv: z
       .object({
@@ -383,7 +390,7 @@ export interface RecordTarget {
 /** The record streams of a dataset, with their names resolved. */
 export function recordTargets(config: DatasetConfig): RecordTarget[] {
   if (config.format !== 'json') {
-    return [{ name: config.recordName, path: '[*]', required: false, allowEmpty: true }];
+    return [{ name: config.recordName, path: '[*]', required: false, allowEmpty: config.allowEmpty ?? false }];
   }
   return (config.records ?? []).map((r) => ({
     path: r.path,

@@ -40,6 +40,11 @@ export const SourceVersionRecord = z.object({
   seenAs: z.array(z.string()).default([]),
   /** The version this one replaced. */
   replaced: z.object({ version: z.string(), committedAt: z.string() }).optional(),
+  /**
+   * When this version, committed before, became current again (its source was reverted to these bytes):
+   * its files and version record were kept as committed, only the current record changed.
+   */
+  restoredAt: z.string().optional(),
 });
 export type SourceVersionRecord = z.infer<typeof SourceVersionRecord>;
 
@@ -80,6 +85,37 @@ export async function commitSourceVersion(
     ...options,
     ...(expected ? { ifMatch: expected.etag } : { ifAbsent: true }),
   });
+}
+
+/** A committed version of a source (current or replaced), if there is one. */
+export async function readVersionRecord(
+  lake: ObjectStore,
+  dataset: string,
+  sourceId: string,
+  version: string,
+): Promise<SourceVersionRecord | undefined> {
+  const key = sourceVersionKey(dataset, sourceId, version);
+  const text = await readTextIfPresent(lake, key);
+  return text === undefined ? undefined : parseRecord(key, text);
+}
+
+/**
+ * Makes an earlier committed version current again, as it was committed (its version record is not
+ * rewritten): only the current record is replaced, conditionally on `expected` like any commit.
+ */
+export async function restoreSourceVersion(
+  lake: ObjectStore,
+  record: SourceVersionRecord,
+  expected: CurrentVersion | undefined,
+): Promise<void> {
+  await lake.write(
+    sourceCurrentKey(record.dataset, record.sourceId),
+    `${JSON.stringify(record, null, 2)}\n`,
+    {
+      contentType: 'application/json',
+      ...(expected ? { ifMatch: expected.etag } : { ifAbsent: true }),
+    },
+  );
 }
 
 /** Adds a run to the current version's `seenAs` (it held the same bytes); a lost race is harmless. */

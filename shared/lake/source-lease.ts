@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PipelineError, PreconditionFailedError } from '../errors.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import type { RunLiveness } from '../ports/run-liveness.ts';
 import { sourceLeaseKey } from './keys.ts';
 import { readJsonIfValid } from './read-json.ts';
 
@@ -12,7 +13,8 @@ import { readJsonIfValid } from './read-json.ts';
  * an expiry. The holder renews it at every slice and stage and releases it at the end; a second run of
  * the same source finds it held and stops (or waits) instead of interleaving. A lease whose holder died
  * expires, and the next run takes it over with a conditional replace (`If-Match` on its etag), so two
- * runs can never both take it. Every write is conditional on the etag read just before: whoever loses a
+ * runs can never both take it. A holder known to have ended (a killed local process, a failed, timed-out
+ * or aborted execution: `LeaseDeps.liveness`) frees its lease at once. Every write is conditional on the etag read just before: whoever loses a
  * race reads again and decides again.
  */
 
@@ -87,6 +89,8 @@ export interface LeaseDeps {
   readonly ttlMs?: number;
   /** A local holder records its process, so a lease whose process died is free at once. */
   readonly localProcess?: boolean;
+  /** Tells whether another holder has ended (on AWS: its execution is no longer running). */
+  readonly liveness?: RunLiveness;
 }
 
 /** Conditional writes lost this many times in a row mean something is wrong with the store. */
@@ -108,11 +112,13 @@ export async function holdSourceLease(
     const now = deps.clock.now();
     const lease = current?.lease;
     const ours = lease?.holder === ref.holder && !lease.releasedAt;
+    // Bound by another run's lease unless it was released, expired, or its holder has ended.
+    const bound = lease !== undefined && !ours && (await binds(lease, now, deps.liveness));
     // Lost: another run took it over and holds it. (Absent, released or expired, it is taken again.)
-    if (options.mustHold && lease && !ours && isLive(lease, now)) {
+    if (options.mustHold && lease && bound) {
       throw new LeaseLostError(ref.location, ref.holder, lease);
     }
-    if (lease && !ours && isLive(lease, now)) {
+    if (lease && bound) {
       throw ref.runId !== undefined && lease.runId === ref.runId
         ? new DuplicateRunError(lease)
         : new SourceBusyError(lease);
@@ -176,6 +182,15 @@ export function keepSourceLease(
   }, every);
   timer.unref();
   return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * Whether another holder's lease binds this run: live (below), and its holder not known to have ended
+ * (asked only of a live lease, so a finished run costs no call).
+ */
+async function binds(lease: SourceLease, now: Date, liveness: RunLiveness | undefined): Promise<boolean> {
+  if (!isLive(lease, now)) return false;
+  return !(await liveness?.hasEnded(lease.holder));
 }
 
 /** Whether a lease still binds others: not released, not expired, and (if local) its process alive. */

@@ -161,6 +161,8 @@ export interface ReconcileOutput {
   /** The version committed as the source's current one, and the one it replaced. */
   readonly version: string;
   readonly replaced?: string;
+  /** When the version, committed before, became current again (the source went back to its bytes). */
+  readonly restoredAt?: string;
 }
 
 /** The `Ingest` state's result for a committed bronze run or a slice. */
@@ -214,6 +216,7 @@ export function reconcileOutput(report: ReconciliationReport, commit: CommitVers
     reportKey: reconciliationKey(report.dataset, report.runId),
     version: commit.version,
     ...(commit.replaced !== undefined && { replaced: commit.replaced }),
+    ...(commit.record.restoredAt !== undefined && { restoredAt: commit.record.restoredAt }),
   };
 }
 

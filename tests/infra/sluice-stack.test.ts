@@ -937,6 +937,15 @@ describe('Stack: SluiceStack (example config)', () => {
       ]);
     });
 
+    it("lets Ingest ask only whether this workflow's executions still run (a failed holder's lease is free)", () => {
+      const statements = statementsOf(stack.functions.ingest.function.role!);
+      const states = statements.filter((s) => actions(s).some((a) => a.startsWith('states:')));
+      expect(states.flatMap(actions)).toEqual(['states:DescribeExecution']);
+      expect(states.flatMap((s) => [s.Resource].flat().map(flatten))).toEqual([
+        'arn:<TOKEN>:states:<TOKEN>:<TOKEN>:execution:SluiceTest-ingest:*',
+      ]);
+    });
+
     it('is a standard workflow that logs every event without execution data, traced, and findable', () => {
       template.hasResource('AWS::StepFunctions::StateMachine', {
         Metadata: Match.objectLike({ 'sluice:workflow': 'ingest' }),

@@ -251,3 +251,40 @@ describe('sluice run: quarantined records', () => {
     expect(bad.stderr).toContain('not a share from 0 to 1');
   });
 });
+
+describe('sluice run: a file without records', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-empty-');
+  });
+  afterAll(async () => tmp.cleanup());
+
+  const cases = [
+    { format: 'ndjson', file: 'events.ndjson', body: '', found: 'no lines that hold a value' },
+    { format: 'ndjson', file: 'blank.ndjson', body: '\n\n  \n', found: 'no lines that hold a value' },
+    { format: 'csv', file: 'rows.csv', body: 'id,amount\n', found: 'no rows after the header row' },
+  ] as const;
+
+  for (const { format, file, body, found } of cases) {
+    it(`fails an ${format} file with no records (${JSON.stringify(body)}), unless the config allows it`, async () => {
+      const path = join(tmp.dir, file);
+      await writeFile(path, body);
+      const strict = join(tmp.dir, `${format}-strict.json`);
+      const lenient = join(tmp.dir, `${format}-lenient.json`);
+      await writeFile(strict, JSON.stringify({ name: 'events', format }));
+      await writeFile(lenient, JSON.stringify({ name: 'events', format, allowEmpty: true }));
+      const lake = join(tmp.dir, `lake-${file}`);
+
+      const failed = await sluice(['run', path, '--config', strict, '--lake', lake, '-q']);
+      expect(failed.status).toBe(1);
+      expect(failed.stderr).toContain(`MissingRecordPathError: ${path}: the file has no records: ${found}`);
+      expect(failed.stderr).toContain('"allowEmpty": true');
+      // Nothing that looks like a run was left behind.
+      expect((await listFiles(lake)).filter((f) => f.endsWith('_manifest.json'))).toEqual([]);
+
+      const allowed = await sluice(['run', path, '--config', lenient, '--lake', lake, '--json']);
+      expect(allowed.status, allowed.stderr).toBe(0);
+      expect(JSON.parse(allowed.stdout).counts.parsed).toEqual({ records: 0 });
+    });
+  }
+});

@@ -179,12 +179,48 @@ describe('exactly once (sluice run, sluice query)', () => {
       { _version: v1.version, _is_current: false, n: facts.b },
       { _version: v2.version, _is_current: true, n: facts.a },
     ]);
-    // The text summary says what it replaced.
+    // Back to the first bytes: that version is current again as it was committed. Its files and version
+    // record are not rewritten (its rows name the run that committed them), and the summary says so.
+    const committedFiles = () =>
+      readdirSync(join(lake, 'silver'), { recursive: true, encoding: 'utf8' })
+        .filter((path) => path.includes(`version=${v1.version}`) && path.endsWith('.parquet'))
+        .sort()
+        .map((path) => [
+          path,
+          createHash('sha256')
+            .update(readFileSync(join(lake, 'silver', path)))
+            .digest('hex'),
+        ]);
+    const versionRecord = () =>
+      readFileSync(
+        join(lake, '_sources', 'tic-in-network', `source=${v1.source.id}`, 'versions', `${v1.version}.json`),
+        'utf8',
+      );
+    const [filesBefore, recordBefore] = [committedFiles(), versionRecord()];
+    expect(filesBefore.length).toBeGreaterThan(0);
     await copyFile(join(tmp.dir, 'b.json.gz'), file);
     const back = sluice(['run', file, '-d', 'tic-in-network', '--lake', lake, '-q']);
-    expect(back.stdout).toContain(`version     ${v1.version} is now current (replaced ${v2.version})`);
+    expect(back.status, back.stderr).toBe(0);
+    expect(back.stdout).toContain(`version     ${v1.version} is current again, as committed at `);
+    expect(back.stdout).toContain(`(replaced ${v2.version}): the source went back to these bytes`);
     expect(count(lake, 'negotiated_prices')).toBe(facts.b);
-  });
+    expect(committedFiles()).toEqual(filesBefore);
+    expect(versionRecord()).toBe(recordBefore);
+    const current = sluice([
+      'query',
+      'SELECT DISTINCT _run_id FROM negotiated_prices',
+      '--lake',
+      lake,
+      '--json',
+    ]);
+    expect(JSON.parse(current.stdout.trim())._run_id).toBe(v1.runId);
+    // And forward again to the second: the same, the other way.
+    await copyFile(join(tmp.dir, 'a.json.gz'), file);
+    const forward = JSON.parse(sluice(run(file, lake)).stdout);
+    expect(forward).toMatchObject({ status: 'reconciled', version: v2.version, replaced: v1.version });
+    expect(forward.restoredAt).toBeDefined();
+    expect(count(lake, 'negotiated_prices')).toBe(facts.a);
+  }, 240_000);
 
   it('keeps two URLs with the same file name apart, fetched at once', async () => {
     const bodies = new Map([

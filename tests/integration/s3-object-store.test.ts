@@ -1,13 +1,18 @@
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CONDITIONAL_WRITE_MAX_BYTES,
   createS3Client,
   S3ObjectStore,
 } from '../../shared/adapters/aws/s3-object-store.ts';
-import { InvalidKeyError, ObjectNotFoundError, PreconditionFailedError } from '../../shared/errors.ts';
+import {
+  InvalidKeyError,
+  ObjectNotFoundError,
+  PermissionDeniedError,
+  PreconditionFailedError,
+} from '../../shared/errors.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { describeObjectStoreContract } from '../contract/object-store.contract.ts';
 import { type MotoServer, motoSkipReason, startMotoServer } from '../helpers/moto-server.ts';
@@ -109,6 +114,85 @@ describe.skipIf(SKIP !== undefined)(
         expect(`"${info?.etag}"`).toBe(put.ETag);
         await store.write('x', 'replaced', { ifMatch: info!.etag });
         expect((await buffer(await store.read('x'))).toString()).toBe('replaced');
+      });
+
+      describe('under a role without s3:ListBucket on the key (S3 answers 403 for absent keys)', () => {
+        /**
+         * S3's own rule, which moto does not apply: a GetObject or HeadObject of an absent key answers 403
+         * (not 404) unless the caller may list the bucket. The middleware turns moto's 404 into that 403,
+         * and can refuse every read (`denyReads`) or the listing too (`denyList`).
+         */
+        function restrictedClient(rules: { denyReads?: boolean; denyList?: boolean }): S3Client {
+          const client = createS3Client({
+            endpoint: server.endpoint,
+            region: 'us-east-1',
+            forcePathStyle: true,
+            credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+          });
+          const denied = () =>
+            Object.assign(new Error('Access Denied'), {
+              name: 'AccessDenied',
+              $metadata: { httpStatusCode: 403 },
+            });
+          client.middlewareStack.add(
+            (next, context) => async (args) => {
+              const command = context.commandName;
+              if (command === 'ListObjectsV2Command' && rules.denyList) throw denied();
+              const isRead = command === 'GetObjectCommand' || command === 'HeadObjectCommand';
+              if (isRead && rules.denyReads) throw denied();
+              try {
+                return await next(args);
+              } catch (error) {
+                const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
+                  ?.httpStatusCode;
+                if (isRead && status === 404) throw denied();
+                throw error;
+              }
+            },
+            { step: 'initialize', name: 'deny-like-s3' },
+          );
+          return client;
+        }
+
+        it('tells an absent key from a refused one by listing the key as a prefix', async () => {
+          const bucket = await server.createBucket('no-list-1');
+          await new S3ObjectStore({ client: server.s3, bucket }).write('lake/present', 'x');
+          const store = new S3ObjectStore({ client: restrictedClient({}), bucket, prefix: 'lake/' });
+
+          expect(await store.head('absent')).toBeUndefined();
+          // `present` lists `presently` too when used as a prefix: only the exact key counts.
+          expect(await store.head('presen')).toBeUndefined();
+          await expect(store.read('absent')).rejects.toBeInstanceOf(ObjectNotFoundError);
+          expect((await buffer(await store.read('present'))).toString()).toBe('x');
+        });
+
+        it('reports a refused read of an existing key as a permission error naming the key and action', async () => {
+          const bucket = await server.createBucket('no-list-2');
+          await new S3ObjectStore({ client: server.s3, bucket }).write('lake/present', 'x');
+          const store = new S3ObjectStore({
+            client: restrictedClient({ denyReads: true }),
+            bucket,
+            prefix: 'lake/',
+          });
+
+          await expect(store.read('present')).rejects.toThrow(PermissionDeniedError);
+          await expect(store.read('present')).rejects.toThrow(
+            /s3:GetObject on s3:\/\/no-list-2[^ ]*\/lake\/present/,
+          );
+          await expect(store.head('present')).rejects.toThrow(/s3:GetObject \(HeadObject\)/);
+          // Absent keys are still absent: the listing decides.
+          expect(await store.head('absent')).toBeUndefined();
+        });
+
+        it('reports a refused listing as the permission error it is, never as "absent"', async () => {
+          const bucket = await server.createBucket('no-list-3');
+          const store = new S3ObjectStore({ client: restrictedClient({ denyList: true }), bucket });
+          const refusal = store.head('checkpoint.json');
+          await expect(refusal).rejects.toBeInstanceOf(PermissionDeniedError);
+          await expect(store.head('checkpoint.json')).rejects.toThrow(
+            /s3:ListBucket \(prefix checkpoint\.json\)/,
+          );
+        });
       });
 
       it(`refuses a conditional body over ${CONDITIONAL_WRITE_MAX_BYTES} bytes, and writes nothing`, async () => {

@@ -84,6 +84,38 @@ describe('Function: holdSourceLease', () => {
     expect((late as Error).message).toContain('lost to next');
   });
 
+  it('frees a lease at once when its holder is known to have ended (a failed execution), and only then', async () => {
+    const lake = new FileObjectStore(`${tmp.dir}/ended`);
+    const clock = movableClock();
+    const ended = new Set<string>();
+    const asked: string[] = [];
+    const liveness = {
+      hasEnded: async (holder: string) => {
+        asked.push(holder);
+        return ended.has(holder);
+      },
+    };
+    const deps = { lake, clock, liveness };
+    await holdSourceLease(ref('execution-1'), deps);
+    // Still running: the second execution must wait.
+    await expect(holdSourceLease(ref('execution-2'), deps)).rejects.toBeInstanceOf(SourceBusyError);
+    expect(asked).toEqual(['execution-1']);
+    // Failed without releasing: its lease, not yet expired, binds no one.
+    ended.add('execution-1');
+    const taken = await holdSourceLease(ref('execution-2'), deps);
+    expect(taken.holder).toBe('execution-2');
+    // The ended holder cannot come back to commit: the new holder runs (liveness says so).
+    await expect(holdSourceLease(ref('execution-1'), deps, { mustHold: true })).rejects.toBeInstanceOf(
+      LeaseLostError,
+    );
+    // A holder's own lease, or a released one, is never asked about.
+    asked.length = 0;
+    await holdSourceLease(ref('execution-2'), deps);
+    await releaseSourceLease(ref('execution-2'), deps);
+    await holdSourceLease(ref('execution-3'), deps);
+    expect(asked).toEqual([]);
+  });
+
   it('frees a local lease at once when its process is gone (kill -9)', async () => {
     const lake = new FileObjectStore(`${tmp.dir}/dead`);
     const deps = { lake, clock: movableClock(), localProcess: true };

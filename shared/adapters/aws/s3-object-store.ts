@@ -3,13 +3,19 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   paginateListObjectsV2,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { InvalidKeyError, ObjectNotFoundError, PreconditionFailedError } from '../../errors.ts';
+import {
+  InvalidKeyError,
+  ObjectNotFoundError,
+  PermissionDeniedError,
+  PreconditionFailedError,
+} from '../../errors.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.ts';
 import { assertValidKey, assertValidPrefix, assertValidRange, MAX_KEY_BYTES } from '../object-key.ts';
 
@@ -79,6 +85,10 @@ export class S3ObjectStore implements ObjectStore {
       return toReadable(Body);
     } catch (error) {
       if (isNotFound(error)) throw new ObjectNotFoundError(key);
+      if (isAccessDenied(error)) {
+        if (!(await this.#listed(key, 's3:GetObject'))) throw new ObjectNotFoundError(key);
+        throw new PermissionDeniedError(this.uri(key), 's3:GetObject', { cause: error });
+      }
       // S3 answers 416 for a range starting at or past the end; a file yields no bytes there, and so do we.
       if (range && isUnsatisfiableRange(error)) return Readable.from([]);
       throw error;
@@ -168,6 +178,36 @@ export class S3ObjectStore implements ObjectStore {
       return toObjectInfo(key, out.ContentLength, out.ETag, out.LastModified);
     } catch (error) {
       if (isNotFound(error)) return undefined;
+      if (isAccessDenied(error)) {
+        if (!(await this.#listed(key, 's3:GetObject'))) return undefined;
+        throw new PermissionDeniedError(this.uri(key), 's3:GetObject (HeadObject)', { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Whether `key` exists, decided by a listing with the key as its prefix. Without `s3:ListBucket` on a
+   * key's prefix, S3 answers a read of an absent key with 403 rather than 404, so a 403 alone cannot tell
+   * "absent" (a first run: no checkpoint, manifest or lease yet) from "not allowed". The listing can:
+   * the key listed means the read was refused; not listed means absent. A refused listing is reported as
+   * the permission error it is, naming the action (`deniedAction` is the read that was refused first).
+   */
+  async #listed(key: string, deniedAction: string): Promise<boolean> {
+    const Key = this.#objectKey(key);
+    try {
+      const out = await this.#client.send(
+        new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: Key, MaxKeys: 1 }),
+      );
+      return out.Contents?.[0]?.Key === Key;
+    } catch (error) {
+      if (isAccessDenied(error)) {
+        throw new PermissionDeniedError(
+          this.uri(key),
+          `s3:ListBucket (prefix ${Key}), needed because ${deniedAction} was refused`,
+          { cause: error },
+        );
+      }
       throw error;
     }
   }
@@ -311,6 +351,12 @@ function isPreconditionFailed(error: unknown): boolean {
     $metadata?.httpStatusCode === 412 ||
     $metadata?.httpStatusCode === 409
   );
+}
+
+/** 403: the role may not do this, or (without s3:ListBucket) the key is absent. */
+function isAccessDenied(error: unknown): boolean {
+  const { name, $metadata } = (error ?? {}) as SdkError;
+  return name === 'AccessDenied' || name === 'Forbidden' || $metadata?.httpStatusCode === 403;
 }
 
 function isUnsatisfiableRange(error: unknown): boolean {

@@ -29,6 +29,7 @@ import { type CurrentVersion, readCurrentVersion, recordSeenAs } from '../../lak
 import { holdSourceLease, releaseSourceLease } from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
+import type { RunLiveness } from '../../ports/run-liveness.ts';
 import { JsonRecordScanner, type ScannerSnapshot } from '../parse/json-record-scanner.ts';
 import { openResumableSource, type ResumableSource } from '../parse/open-resumable-source.ts';
 import { detectCompression, type OpenedSource, openSource } from '../parse/open-source.ts';
@@ -83,6 +84,8 @@ export interface IngestToBronzeDeps {
   readonly budget?: SliceBudget;
   /** The lease records this process, so a run killed here frees its source at once (local runs). */
   readonly localLease?: boolean;
+  /** Whether another lease holder has ended (on AWS: its execution), so its lease is free at once. */
+  readonly runLiveness?: RunLiveness;
 }
 
 export interface IngestToBronzeResult {
@@ -184,7 +187,12 @@ export async function ingestSlice(
     holder: input.leaseHolder,
     runId,
   };
-  const leaseDeps = { lake: deps.lake, clock: deps.clock, localProcess: deps.localLease };
+  const leaseDeps = {
+    lake: deps.lake,
+    clock: deps.clock,
+    localProcess: deps.localLease,
+    liveness: deps.runLiveness,
+  };
   if (lease) await holdSourceLease(lease, leaseDeps);
   const current = await readCurrentVersion(deps.lake, dataset.name, source);
   // This very object was ingested before and its version is current: nothing to read.
@@ -307,6 +315,7 @@ export async function ingestSlice(
         progress: progress(scanner.bytesScanned),
       };
     }
+    if (dataset.format !== 'json' && total === 0 && !dataset.allowEmpty) throw emptyFileError(dataset, uri);
     for (const writer of writers) writer.finish();
     parts.push(...(await Promise.all(uploads.splice(0))));
   } catch (error) {
@@ -370,6 +379,19 @@ export async function ingestSlice(
   // An unchanged source ends its run here: let the next one in.
   if (lease && result.status === 'unchanged') await releaseSourceLease(lease, leaseDeps);
   return result;
+}
+
+/** An ndjson or csv file without a single record: a run of it would succeed having ingested nothing. */
+function emptyFileError(dataset: DatasetConfig, uri: string): MissingRecordPathError {
+  return new MissingRecordPathError(
+    uri,
+    '[*]',
+    dataset.format === 'csv'
+      ? 'the file has no records: no rows after the header row'
+      : 'the file has no records: no lines that hold a value',
+    'if files without records are expected, set "allowEmpty": true in the dataset config (--config); ' +
+      'otherwise the file is incomplete (a failed or truncated export) or not the one meant',
+  );
 }
 
 /** The sha256 of a dataset config: a run, a checkpoint and a commit are valid under one config only. */

@@ -3,6 +3,8 @@ import { reconciliationKey, silverBuildOf, silverManifestKey } from '../../lake/
 import {
   commitSourceVersion,
   readCurrentVersion,
+  readVersionRecord,
+  restoreSourceVersion,
   type SourceVersionRecord,
 } from '../../lake/source-commits.ts';
 import { holdSourceLease, releaseSourceLease } from '../../lake/source-lease.ts';
@@ -69,8 +71,35 @@ export async function commitVersion(
   const previous = current?.record;
   const sameBuild =
     previous?.version === bronze.version &&
-    previous.runId === bronze.runId &&
-    previous.silverManifestKey === silverKey;
+    previous.silverManifestKey === silverKey &&
+    (previous.runId === bronze.runId || previous.seenAs.includes(bronze.runId));
+  // These bytes were committed before under this config (the source went back to a version it had):
+  // that build was reused (see planSilver), and the version becomes current again as it was committed,
+  // its version record untouched, this run remembered as another sighting of it.
+  const earlier = sameBuild
+    ? undefined
+    : await readVersionRecord(deps.lake, bronze.dataset, bronze.sourceId, bronze.version);
+  if (earlier && earlier.silverManifestKey === silverKey) {
+    const restored: SourceVersionRecord = {
+      ...earlier,
+      seenAs:
+        earlier.runId === bronze.runId ? earlier.seenAs : [...new Set([...earlier.seenAs, bronze.runId])],
+      ...(previous && previous.version !== earlier.version
+        ? { replaced: { version: previous.version, committedAt: previous.committedAt } }
+        : previous?.replaced && { replaced: previous.replaced }),
+      ...(previous?.version !== earlier.version && { restoredAt: deps.clock.now().toISOString() }),
+    };
+    await restoreSourceVersion(deps.lake, restored, current);
+    await deps.catalog?.publish(restored);
+    if (lease) await releaseSourceLease(lease, leaseDeps);
+    return {
+      sourceId: restored.sourceId,
+      version: restored.version,
+      ...(previous && previous.version !== restored.version && { replaced: previous.version }),
+      committed: true,
+      record: restored,
+    };
+  }
   const record: SourceVersionRecord = sameBuild
     ? previous
     : {

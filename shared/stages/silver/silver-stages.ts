@@ -107,7 +107,7 @@ export function silverGroupCount(
 }
 
 /**
- * Plans a build in groups. A build committed already for this bronze run is reused (groupCount 0); a
+ * Plans a build in groups. A build committed already for these bytes is reused (groupCount 0); a
  * plan of an interrupted attempt with the same groups is kept, with the groups it finished; anything
  * else starts over, its work removed first.
  */
@@ -117,7 +117,10 @@ export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): 
   const { runId, dataset } = bronze;
   const manifestKey = silverManifestKey(silverBuildOf(bronze));
   const committed = await readJsonIfValid(deps.lake, manifestKey, SilverManifest);
-  if (committed?.bronzeManifestKey === input.bronzeManifestKey) {
+  // The build's key names the source, the bytes' version and the config: a manifest there is a complete
+  // build of these very bytes, by this run or an earlier one (a source reverted to a version it had).
+  // Reusing it keeps that version's committed files as they were, rather than rewriting them in place.
+  if (committed) {
     return { runId, dataset, groupCount: 0, partsTotal: bronze.parts.length, groupsDone: 0, reused: true };
   }
   await deps.lake.delete(manifestKey);
@@ -357,13 +360,12 @@ export async function mergeSilver(
   const { runId, dataset } = bronze;
   const workPrefix = silverWorkPrefix(dataset, runId);
   const manifestKey = silverManifestKey(silverBuildOf(bronze));
-  // `planSilver` removed any earlier manifest: one here is this build's, committed by an earlier attempt.
+  // A manifest here is a complete build of these bytes: this run's (an earlier attempt committed it), or
+  // an earlier run's of the same bytes (see planSilver). Either way it is the result.
   if (await deps.lake.head(manifestKey)) {
     const manifest = SilverManifest.parse(JSON.parse(await readText(deps.lake, manifestKey)));
-    if (manifest.bronzeManifestKey === input.bronzeManifestKey) {
-      await deleteUnder(deps.lake, workPrefix);
-      return { manifestKey, manifest };
-    }
+    await deleteUnder(deps.lake, workPrefix);
+    return { manifestKey, manifest };
   }
   const plan = PlanFile.parse(JSON.parse(await readText(deps.lake, silverPlanKey(dataset, runId), 'plan')));
   if (plan.groupCount !== input.groupCount) {

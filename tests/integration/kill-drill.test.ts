@@ -1,0 +1,145 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+import { seededRandom } from '../helpers/random.ts';
+
+/**
+ * The whole pipeline, killed with SIGKILL at seeded random moments of every stage (parsing and its
+ * checkpoints, silver groups, the merge, reconciliation and the commit), each time run again by the same
+ * command: between kills a reader sees the source whole or not at all, and the final lake holds the same
+ * bytes as a run that was never interrupted. The stages announce themselves on stderr ("silver…",
+ * "silver merge…", "reconcile…"); a kill lands a seeded delay after one of them, so it hits that stage
+ * however fast the machine is.
+ */
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'sluice.js');
+/**
+ * Where each run is killed, in the order a resumed run reaches the stages (a rerun skips what is done):
+ * twice while parsing, twice in silver groups, in the merge, in reconciliation or its commit. The merge
+ * and reconciliation of a small file are short, so their delays are too.
+ */
+const KILL_POINTS = [
+  { stage: 'parse', anchor: /progress:/, maxDelayMs: 400 },
+  { stage: 'parse', anchor: /progress:/, maxDelayMs: 400 },
+  { stage: 'silver', anchor: /silver…/, maxDelayMs: 400 },
+  { stage: 'silver', anchor: /silver…/, maxDelayMs: 400 },
+  { stage: 'merge', anchor: /silver merge…/, maxDelayMs: 150 },
+  { stage: 'reconcile', anchor: /reconcile…/, maxDelayMs: 60 },
+] as const;
+
+interface Finished {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function sluice(args: string[]): Finished {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+}
+
+/** Runs `args`, killing the process `delayMs` after `anchor` shows on its stderr; resolves at exit. */
+function runAndKill(args: string[], anchor: RegExp, delayMs: number): Promise<{ killed: boolean }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let killed = false;
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk;
+    if (!killed && anchor.test(stderr)) {
+      killed = true;
+      setTimeout(() => child.kill('SIGKILL'), delayMs);
+    }
+  });
+  return new Promise((resolve) =>
+    child.once('exit', (_code, signal) => resolve({ killed: signal === 'SIGKILL' })),
+  );
+}
+
+/** Drops what differs between two equal runs by nature: times, durations, and lease holders. */
+function withoutTimes(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutTimes);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(
+          ([key, v]) =>
+            !/(At|timings|durationMs|Ms)$/.test(key) && !(typeof v === 'string' && ISO_TIME.test(v)),
+        )
+        .map(([key, v]) => [key, withoutTimes(v)]),
+    );
+  }
+  return value;
+}
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/;
+
+/** What a lake holds, file by file: data files by sha256, JSON records without their times. */
+async function lakeContents(lake: string): Promise<Record<string, unknown>> {
+  const contents: Record<string, unknown> = {};
+  for (const file of await listFiles(lake)) {
+    // Who held the source last, and the runner's scratch, are not output.
+    if (file.endsWith('/lease.json') || file.startsWith('.sluice-tmp') || file.startsWith('_dead_letters/'))
+      continue;
+    const bytes = await readFile(join(lake, file));
+    contents[file] = file.endsWith('.json')
+      ? withoutTimes(JSON.parse(bytes.toString('utf8')))
+      : createHash('sha256').update(bytes).digest('hex');
+  }
+  return contents;
+}
+
+describe('sluice run, killed at seeded random points of every stage and rerun', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let file: string;
+  let config: string;
+  let prices: number;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-kill-drill-');
+    const generated = await generateFile(tmp.dir, 'rates.json.gz', { seed: 77, targetBytes: 4_000_000 });
+    file = join(tmp.dir, 'rates.json.gz');
+    prices = generated.facts.negotiated_prices;
+    // The built-in dataset in small parts and segments: several slices, silver groups and checkpoints.
+    const base = builtInDataset('tic-in-network');
+    config = join(tmp.dir, 'tic-in-network.json');
+    await writeFile(
+      config,
+      JSON.stringify({ ...base, bronze: { ...base.bronze, segmentBytes: 512 * 1024, partMaxRecords: 150 } }),
+    );
+  });
+  afterAll(async () => tmp.cleanup());
+
+  const run = (lake: string) => ['run', file, '--config', config, '--lake', lake, '--slice-seconds', '1'];
+
+  /** The source as a reader sees it: all of its rows, or (before the first commit) no table at all. */
+  function visiblePrices(lake: string): number | 'none' {
+    const result = sluice(['query', 'SELECT count(*) AS n FROM negotiated_prices', '--lake', lake, '--json']);
+    if (result.status !== 0) return 'none';
+    return Number(JSON.parse(result.stdout.trim().split('\n')[0]!).n);
+  }
+
+  it('never shows half a run, and ends with the bytes of an uninterrupted run', async () => {
+    const reference = join(tmp.dir, 'reference');
+    const clean = sluice([...run(reference), '--json']);
+    expect(clean.status, clean.stderr).toBe(0);
+    expect(visiblePrices(reference)).toBe(prices);
+
+    const lake = join(tmp.dir, 'killed');
+    const random = seededRandom(20261207);
+    const killedIn = new Set<string>();
+    for (const point of KILL_POINTS) {
+      const { killed } = await runAndKill(run(lake), point.anchor, Math.floor(random() * point.maxDelayMs));
+      if (killed) killedIn.add(point.stage);
+      expect([prices, 'none']).toContain(visiblePrices(lake));
+    }
+    // The drill means something only if runs were in fact killed in most stages.
+    expect([...killedIn].length, [...killedIn].join(', ')).toBeGreaterThanOrEqual(3);
+
+    const rerun = sluice([...run(lake), '--json']);
+    expect(rerun.status, rerun.stderr).toBe(0);
+    expect(['reconciled', 'unchanged']).toContain(JSON.parse(rerun.stdout).status);
+    expect(visiblePrices(lake)).toBe(prices);
+    expect(await lakeContents(lake)).toEqual(await lakeContents(reference));
+  }, 600_000);
+});

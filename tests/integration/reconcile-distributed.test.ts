@@ -304,6 +304,18 @@ describe('Distributed reconciliation', () => {
       expect(message).toContain('in_network_items: parquet sha256');
     });
 
+    it('fails a corrupt file of a joined table as a check, not a crash, with the same messages', async () => {
+      const key = run.result.silver!.manifest.tables.provider_groups!.key!;
+      // Cut short: no footer, so neither its rows nor its key columns can be read.
+      const message = await bothFail(await replaced(key, (bytes) => bytes.subarray(0, bytes.length - 100)));
+      expect(message).toContain('provider_groups: parquet sha256');
+      expect(message).toContain('provider_groups: key columns: expected readable, found unreadable: ');
+      expect(message).toMatch(
+        /provider_groups: parquet rows = rows written: expected \d+, found unreadable footer: /,
+      );
+      expect(message).not.toContain('-item-');
+    });
+
     it('catches a dangling reference, naming it, with the same messages', async () => {
       const silver: SilverManifest = run.result.silver!.manifest;
       const groups = silver.tables.provider_groups!;

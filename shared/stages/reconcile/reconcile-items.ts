@@ -61,6 +61,8 @@ export const ItemResult = z.discriminatedUnion('kind', [
     sha256: z.string(),
     /** Rows by the file's footer, or why the footer could not be read. */
     rows: z.union([z.number().int().nonnegative(), z.string()]),
+    /** Why the key columns of a file that failed its sha256 check could not be read (keys: none). */
+    keys: z.string().optional(),
   }),
 ]);
 export type ItemResult = z.infer<typeof ItemResult>;
@@ -197,15 +199,19 @@ async function checkSilverFile(
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, range.start);
       return buffer.subarray(0, bytesRead);
     }).finally(() => handle.close());
-    await emitKeys(plan, item, file, local, bronze, deps);
+    const sha256 = hash.digest('hex');
+    // A file that is not what the manifest says (its sha256 check fails) may not be readable at all:
+    // then that is a failed check with its reason, and its keys count as none. Otherwise it is a crash.
+    const unreadableKeys = await emitKeys(plan, item, file, local, sha256 !== file.sha256, bronze, deps);
     return {
       planId: plan.planId,
       item,
       kind: 'silver',
       table: file.table,
       key: file.key,
-      sha256: hash.digest('hex'),
+      sha256,
       rows,
+      ...(unreadableKeys !== undefined && { keys: unreadableKeys }),
     };
   } finally {
     await rm(local, { force: true });
@@ -243,23 +249,55 @@ async function footerRows(size: number, read: ReadRange): Promise<number | strin
   }
 }
 
-/** The file's reference and quarantine keys, one object per key bucket (empty ones too: absence is an error). */
+/**
+ * The file's reference and quarantine keys, one object per key bucket (empty ones too: absence is an
+ * error). When `suspect` (it failed its sha256 check) a file whose keys cannot be read emits none, and
+ * the reason is returned.
+ */
 async function emitKeys(
   plan: ReconcilePlan,
   item: number,
   file: SilverFileItem,
   local: string,
+  suspect: boolean,
   bronze: BronzeManifest,
   deps: ReconcileItemDeps,
+): Promise<string | undefined> {
+  const empty = () =>
+    Array.from({ length: plan.keyBuckets }, (): KeysOfFile => ({ planId: plan.planId, item, refs: {} }));
+  let buckets = empty();
+  let unreadable: string | undefined;
+  try {
+    await collectKeys(local, file, deps, buckets, plan.keyBuckets);
+  } catch (error) {
+    if (!suspect) throw error;
+    // Named by its lake key, not the scratch copy's path (which differs between plans).
+    unreadable = `unreadable: ${(error as Error).message.split('\n')[0]!.replaceAll(local, file.key)}`;
+    buckets = empty();
+  }
+  for (const [bucket, keys] of buckets.entries()) {
+    await deps.lake.write(
+      reconcileKeysKey(bronze.dataset, bronze.runId, bucket, item),
+      JSON.stringify(keys),
+      {
+        contentType: 'application/json',
+      },
+    );
+  }
+  return unreadable;
+}
+
+/** Reads the file's key columns into the buckets' objects. */
+async function collectKeys(
+  local: string,
+  file: SilverFileItem,
+  deps: ReconcileItemDeps,
+  buckets: KeysOfFile[],
+  keyBuckets: number,
 ): Promise<void> {
-  const buckets: KeysOfFile[] = Array.from({ length: plan.keyBuckets }, () => ({
-    planId: plan.planId,
-    item,
-    refs: {},
-  }));
   /** The keys of reference `i` that go to the bucket of `value`. */
   const refKeys = (value: string, i: number) => {
-    const { refs } = buckets[keyBucketOf(value, plan.keyBuckets)]!;
+    const { refs } = buckets[keyBucketOf(value, keyBuckets)]!;
     refs[i] ??= {};
     return refs[i];
   };
@@ -283,22 +321,13 @@ async function emitKeys(
     }
     if (file.table === QUARANTINE_TABLE) {
       for (const key of await inspector.distinctRows(local, QUARANTINE_KEY_COLUMNS)) {
-        const bucket = buckets[keyBucketOf(key, plan.keyBuckets)]!;
+        const bucket = buckets[keyBucketOf(key, keyBuckets)]!;
         bucket.quarantine ??= [];
         bucket.quarantine.push(key);
       }
     }
   } finally {
     await inspector.close();
-  }
-  for (const [bucket, keys] of buckets.entries()) {
-    await deps.lake.write(
-      reconcileKeysKey(bronze.dataset, bronze.runId, bucket, item),
-      JSON.stringify(keys),
-      {
-        contentType: 'application/json',
-      },
-    );
   }
 }
 

@@ -298,6 +298,8 @@ function addUpSilver(
       const listed: { sha256?: string; rows?: number } =
         silverTableFiles(result).find((f) => f.key === file.key) ?? {};
       checks.push(check(`${name(file.key)}: parquet sha256`, listed.sha256 ?? '', file.sha256));
+      if (file.keys !== undefined)
+        checks.push(check(`${name(file.key)}: key columns`, 'readable', file.keys));
       if (files.length > 1 && listed.rows !== undefined) {
         checks.push(check(`${name(file.key)}: parquet rows`, listed.rows, file.rows));
       }

@@ -19,24 +19,38 @@ import { ReconciliationError } from '../../shared/errors.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
 import { type CommitVersionResult, commitVersion } from '../../shared/stages/commit/commit-version.ts';
-import { type ReconciliationReport, reconcile } from '../../shared/stages/reconcile/reconcile.ts';
+import {
+  finishReconcile,
+  planReconcile,
+  type ReconcilePlanSummary,
+  type ReconciliationReport,
+  reconcile,
+  reconcileItem,
+  reconcileKeyBucket,
+} from '../../shared/stages/reconcile/reconcile.ts';
+import type { ReconcilePlanOptions } from '../../shared/stages/reconcile/reconcile-plan.ts';
 import {
   type MergeSilverStateResult,
   mergeCommittedVersions,
 } from '../../shared/stages/silver/merge-state.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import {
-  LakeStageEvent,
   type ReconcileOutput,
+  ReconcileStageEvent,
   reconcileOutput,
   requireSilverContract,
 } from '../../shared/workflow/stage-io.ts';
 
 /**
- * The `Reconcile` state of the workflow: proves that a run's bronze and silver account for every record.
+ * The reconciliation states of the workflow: prove that a run's bronze and silver account for every
+ * record, in steps that each re-read only their share (shared/stages/reconcile/reconcile.ts).
  *
- * Event: `{ dataset, bronzeManifestKey, executionId? }`.
- * Result: `{ status: 'passed', score, reportKey, version, replaced? }`; the run's version is then the
+ * Event: `{ op, dataset, bronzeManifestKey, executionId? }`, by `op`:
+ * - `plan` (`PlanReconcile`): returns `{ items: [{ item }], buckets: [{ bucket }], … }`, the Maps' items;
+ * - `item` with `item` (`ReconcileItem`) and `keys` with `bucket` (`ReconcileKeyBucket`): a small summary,
+ *   their results go to the lake;
+ * - `finish` (`Reconcile`), or no `op` (everything in this one invocation): the report, then the commit.
+ * Result of `finish`: `{ status: 'passed', score, reportKey, version, replaced? }`; the run's version is then the
  * source's current one (committed after the report passed, never before). A mismatch writes the report and then fails with
  * `ReconciliationError`, which the state machine does not retry: the execution fails into the failure
  * queue, and the `ReconciliationFailed` metric raises its alarm. A run that quarantined more than
@@ -59,6 +73,10 @@ export interface ReconcileDeps extends LakeStageDeps {
   readonly localLease?: boolean;
   /** The stage's full results (a local run's summary); the state machine gets a reference. */
   readonly onResult?: (result: ReconcileResults) => void;
+  /** How reconciliation is split into items and key buckets. @default by size, as deployed */
+  readonly reconcilePlan?: ReconcilePlanOptions;
+  /** Items an all-in-one reconciliation (an event without `op`) checks at once. @default 1 */
+  readonly parallelism?: number;
 }
 
 /** What the reconcile stage produced, in full. */
@@ -85,31 +103,44 @@ export function createDeps(config: LakeStageConfig): ReconcileDeps {
   };
 }
 
-/** Reconcile one run's bronze and silver. */
-export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise<ReconcileOutput> {
+/** What a step other than the last returns: the plan's Map items, or an item's or bucket's summary. */
+export type ReconcileStepOutput =
+  | ReconcilePlanSummary
+  | Awaited<ReturnType<typeof reconcileItem>>
+  | Awaited<ReturnType<typeof reconcileKeyBucket>>;
+
+/** Reconcile one run's bronze and silver: one step of it (`op`), or all of it. */
+export async function reconcileRun(
+  event: unknown,
+  deps: ReconcileDeps,
+): Promise<ReconcileOutput | ReconcileStepOutput> {
   const { logger, metrics } = deps.observability;
   const input = parseStageEvent(
-    LakeStageEvent,
+    ReconcileStageEvent,
     event,
     'reconcile',
-    '{ "dataset": string, "bronzeManifestKey": string }',
+    '{ "op"?: "plan" | "item" | "keys" | "finish", "dataset": string, "bronzeManifestKey": string, "item"?: number, "bucket"?: number }',
   );
   const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
-  logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey });
+  logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });
   metrics.addDimension(Dimension.dataset, input.dataset);
+  const stageDeps = {
+    lake: deps.lake,
+    clock: deps.clock,
+    contract,
+    openInspector: deps.openInspector,
+    workDir: deps.workDir,
+    quarantineRateThreshold: deps.config.quarantineRateThreshold,
+    plan: deps.reconcilePlan,
+    parallelism: deps.parallelism,
+  };
+  const run = { bronzeManifestKey: input.bronzeManifestKey };
+  if (input.op === 'plan') return planReconcile(run, stageDeps);
+  if (input.op === 'item') return reconcileItem({ ...run, item: input.item }, stageDeps);
+  if (input.op === 'keys') return reconcileKeyBucket({ ...run, bucket: input.bucket }, stageDeps);
 
   try {
-    const report = await reconcile(
-      { bronzeManifestKey: input.bronzeManifestKey },
-      {
-        lake: deps.lake,
-        clock: deps.clock,
-        contract,
-        openInspector: deps.openInspector,
-        workDir: deps.workDir,
-        quarantineRateThreshold: deps.config.quarantineRateThreshold,
-      },
-    );
+    const report = await (input.op === 'finish' ? finishReconcile : reconcile)(run, stageDeps);
     metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 0);
     metrics.addMetric(MetricName.qualityScore, MetricUnit.NoUnit, report.quality.score);
     // Passed: the run's version becomes the source's current one, for readers and the catalog.
@@ -145,7 +176,7 @@ export async function reconcileRun(event: unknown, deps: ReconcileDeps): Promise
 }
 
 /** The handler for one set of dependencies. */
-export function createHandler(deps: ReconcileDeps): StageHandler<ReconcileOutput> {
+export function createHandler(deps: ReconcileDeps): StageHandler<ReconcileOutput | ReconcileStepOutput> {
   return stageHandler(deps, reconcileRun);
 }
 

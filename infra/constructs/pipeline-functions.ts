@@ -23,6 +23,11 @@ export const SILVER_PREFIX = 'silver/';
 export const SOURCES_PREFIX = '_sources/';
 /** The reconciliation report's key pattern: beside each bronze manifest (shared/lake/keys.ts). */
 export const RECONCILIATION_REPORTS = `${BRONZE_PREFIX}*/reconciliation.json`;
+/**
+ * Reconciliation's intermediate objects: under each run's silver work folder (`reconcileWorkPrefix`,
+ * shared/lake/reconcile-work-keys.ts), which a lifecycle rule expires.
+ */
+export const RECONCILE_WORK = `${SILVER_PREFIX}*/_work/*/_reconcile/*`;
 /** The bronze runs of tables of contents, which the fan-out reads. */
 export const TABLE_OF_CONTENTS_RUNS = `${BRONZE_PREFIX}${FAN_OUT_DATASET}/`;
 /** The fan-out reports' key pattern: under each table-of-contents bronze run (shared/lake/keys.ts). */
@@ -269,6 +274,15 @@ export class PipelineFunctions extends Construct {
         resources: [lake(RECONCILIATION_REPORTS)],
       }),
     );
+    // Its steps hand each other small results (plan, item and bucket results, emitted keys) through the
+    // lake; the last step removes them.
+    reconcileRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReconcileWork',
+        actions: ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        resources: [lake(RECONCILE_WORK)],
+      }),
+    );
     // The commit: the version and current-version records, conditionally, and the lease (checked and
     // released), all small JSON objects under the source's control folder.
     reconcileRole.addToPrincipalPolicy(
@@ -287,6 +301,10 @@ export class PipelineFunctions extends Construct {
       lakeAck(
         RECONCILIATION_REPORTS,
         'Writes only reconciliation.json beside a bronze manifest, whose folder is per dataset and source.',
+      ),
+      lakeAck(
+        RECONCILE_WORK,
+        "Writes and removes only its own small intermediate results, under each run's silver work folder.",
       ),
       lakeAck(
         `${SOURCES_PREFIX}*`,

@@ -390,7 +390,9 @@ export interface RecordTarget {
 /** The record streams of a dataset, with their names resolved. */
 export function recordTargets(config: DatasetConfig): RecordTarget[] {
   if (config.format !== 'json') {
-    return [{ name: config.recordName, path: '[*]', required: false, allowEmpty: config.allowEmpty ?? false }];
+    return [
+      { name: config.recordName, path: '[*]', required: false, allowEmpty: config.allowEmpty ?? false },
+    ];
   }
   return (config.records ?? []).map((r) => ({
     path: r.path,

@@ -21,6 +21,7 @@ import type { DownloadResult, FetchOptions, RetryEvent } from '../stages/downloa
 import { landingKey } from '../stages/download/landing-key.ts';
 import { redactUrl } from '../stages/download/url-safety.ts';
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
+import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
 import { StateName, type WorkflowDefinition } from '../workflow/definition.ts';
 import { type ExecutionInput, executionName } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
@@ -126,6 +127,8 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
   readonly quarantineRateThreshold?: number;
   /** Listed files per page of a table of contents' fan-out (tests). @default as deployed (200) */
   readonly fanOutPageSize?: number;
+  /** How reconciliation is split into items and key buckets (tests). @default as deployed, by size */
+  readonly reconcilePlan?: ReconcilePlanOptions;
   /**
    * Run every Lambda task invocation as Lambda would under these limits, each in a process of its own
    * (./lambda-limits.ts). @default none: in process, as long and as large as the machine allows
@@ -246,6 +249,7 @@ export async function runWorkflowLocally(
       leaseHolder,
       quarantineRateThreshold: deps.quarantineRateThreshold,
       fanOutPageSize: deps.fanOutPageSize,
+      reconcilePlan: deps.reconcilePlan,
       silverGroups: silverParallelism,
       silverGroupTargetBytes: deps.silverGroupTargetBytes,
       silverGroupWorkers: silverParallelism > 1,
@@ -284,7 +288,7 @@ export async function runWorkflowLocally(
       [StateName.ingest]: 'bronze',
       [StateName.planSilver]: 'silver',
       [StateName.silver]: 'silver merge',
-      [StateName.reconcile]: 'reconcile',
+      [StateName.planReconcile]: 'reconcile',
     };
     let invocation = 0;
     const invocations: Record<string, number> = {};
@@ -405,8 +409,11 @@ export async function runWorkflowLocally(
       }
     }
 
+    // Map items one per core at once, as the deployed MaxConcurrency would on a machine this size.
     const definition = localized(rawDefinition, Object.keys(handlers), {
       [StateName.silverGroups]: silverParallelism,
+      [StateName.reconcileItems]: silverParallelism,
+      [StateName.reconcileKeyBuckets]: silverParallelism,
     });
     const taskStates = taskResources(definition).map(([state]) => state);
     const execution = new StateMachine(definition as never).run(executionInput as never, {

@@ -16,6 +16,7 @@ import type { TablePartialsMerger } from '../ports/table-writer.ts';
 import type { IngestProgress, IngestSliceResult, SliceBudget } from '../stages/bronze/ingest-to-bronze.ts';
 import type { DownloadResult, FetchOptions, RetryEvent } from '../stages/download/download.ts';
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
+import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
 import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
 import { Placeholder } from '../workflow/definition.ts';
 import type { Source } from '../workflow/source.ts';
@@ -63,6 +64,8 @@ export interface LocalStageEnv {
   readonly mergeTables?: TablePartialsMerger;
   /** Stops silver groups of a failed run at their next part. */
   readonly signal?: AbortSignal;
+  /** How reconciliation is split (tests). @default by size, at least `silverGroups` bronze groups */
+  readonly reconcilePlan?: ReconcilePlanOptions;
 }
 
 /** A store's location: its URI without the key (`/abs/dir`, `s3://bucket/prefix`). */
@@ -150,6 +153,8 @@ export function localStageDeps(
         leaseHolder: env.leaseHolder,
         localLease: true,
         onResult: hooks.reconcileResult,
+        reconcilePlan: { minGroups: env.silverGroups, ...env.reconcilePlan },
+        parallelism: env.silverGroups,
       } satisfies ReconcileDeps;
     case Placeholder.fanOutFunctionArn:
       return {

@@ -1,16 +1,14 @@
-/** Reads facts back out of written Parquet files: reconciliation trusts the files, not the writer. */
+/**
+ * Reads key columns back out of written Parquet files: reconciliation trusts the files, not the writer.
+ * Values are compared as text (`CAST(… AS VARCHAR)`), so an integer reference finds a string id.
+ */
 export interface TableInspector {
-  /** Rows in a Parquet file. */
-  countRows(file: string): Promise<number>;
-  /** Distinct combinations of the given columns in a Parquet file. */
-  countDistinct(file: string, columns: readonly string[]): Promise<number>;
   /**
-   * Values of `from.column` (a scalar or a list column) that no row of `to.column` has.
-   * Returns how many values were referenced, how many dangle, and a few examples.
+   * Each distinct non-null value of `column` (a scalar column, or a list column's elements) as text, with
+   * how many times it occurs.
    */
-  danglingReferences(
-    from: { readonly file: string; readonly column: string },
-    to: { readonly file: string | undefined; readonly column: string },
-  ): Promise<{ referenced: number; dangling: number; examples: string[] }>;
+  valueCounts(file: string, column: string): Promise<Array<[value: string, count: number]>>;
+  /** Each distinct combination of the given columns, as the JSON text of its values as text (or null). */
+  distinctRows(file: string, columns: readonly string[]): Promise<string[]>;
   close(): Promise<void>;
 }

@@ -13,7 +13,10 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
  *        (a map: one SilverGroup per group of bronze parts, `MaxConcurrency` at once)     │
  *   ┌─────────────────────────────────────────────────────────────────────────────────────┘
- *   └─> Silver (merge) ──> Reconcile ──> HasFanOut?
+ *   └─> Silver (merge) ──> PlanReconcile ──> ReconcileItems ──> ReconcileKeyBuckets ──> Reconcile ──┐
+ *        (maps: one ReconcileItem per bronze group or silver file, one ReconcileKeyBucket per bucket) │
+ *   ┌────────────────────────────────────────────────────────────────────────────────────────────────┘
+ *   └─> HasFanOut?
  *   HasFanOut? ──(a table of contents, unless the input says "fanOut": false)──> StartFanOut ──┐
  *        └──(otherwise)──> Succeeded                                                           │
  *   ┌──────────────────────────────────────────────────────────────────────────────────────────┘
@@ -52,6 +55,11 @@ export const StateName = {
   silverGroups: 'SilverGroups',
   silverGroup: 'SilverGroup',
   silver: 'Silver',
+  planReconcile: 'PlanReconcile',
+  reconcileItems: 'ReconcileItems',
+  reconcileItem: 'ReconcileItem',
+  reconcileKeyBuckets: 'ReconcileKeyBuckets',
+  reconcileKeyBucket: 'ReconcileKeyBucket',
   reconcile: 'Reconcile',
   hasFanOut: 'HasFanOut',
   startFanOut: 'StartFanOut',
@@ -95,6 +103,7 @@ export const ResultKey = {
   ingest: 'ingest',
   silverPlan: 'silverPlan',
   silver: 'silver',
+  reconcilePlan: 'reconcilePlan',
   reconcile: 'reconcile',
   fanOut: 'fanOut',
   error: 'error',
@@ -284,12 +293,7 @@ export function ingestWorkflowDefinition(options: WorkflowOptions = {}): Workflo
       ...downloadStates(),
       ...ingestStates(),
       ...silverStates(options),
-      [StateName.reconcile]: lambdaTask(
-        Placeholder.reconcileFunctionArn,
-        { ...BRONZE_RUN, ...EXECUTION_ID },
-        ResultKey.reconcile,
-        StateName.hasFanOut,
-      ),
+      ...reconcileStates(options),
       ...tableOfContentsFanOut(options),
       [StateName.succeeded]: { Type: 'Succeed' },
       ...failureStates(),
@@ -448,7 +452,78 @@ function silverStates(options: WorkflowOptions): Record<string, Json> {
       Placeholder.silverFunctionArn,
       { op: 'merge', ...BRONZE_RUN, ...EXECUTION_ID, 'groupCount.$': `${plan}.groupCount` },
       ResultKey.silver,
+      StateName.planReconcile,
+    ),
+  };
+}
+
+/**
+ * Reconciliation in steps that each re-read only their share (shared/stages/reconcile/reconcile.ts):
+ *
+ * - `PlanReconcile` (`op: "plan"`) writes the plan to the lake and returns `{ items: [{ item }, ...],
+ *   buckets: [{ bucket }, ...], ... }` at `$.reconcilePlan`: indexes, never data.
+ * - `ReconcileItems`, an inline Map over the items, runs `ReconcileItem` (`op: "item"`) per group of bronze
+ *   parts or silver table file; `ReconcileKeyBuckets`, one over the buckets, runs `ReconcileKeyBucket`
+ *   (`op: "keys"`) per key bucket once every file has emitted its keys. Their results go to the lake;
+ *   the Maps discard the summaries and catch what their items raise (as `SilverGroups` does).
+ * - `Reconcile` (`op: "finish"`) adds the results up into the report, fails on any mismatch, and
+ *   commits the version, its result at `$.reconcile`.
+ */
+function reconcileStates(options: WorkflowOptions): Record<string, Json> {
+  const plan = `$.${ResultKey.reconcilePlan}`;
+  /** A Map over `$.reconcilePlan.<list>`, each item's index (`field`) handed to one `op` invocation. */
+  const map = (list: string, task: string, field: string, op: string, next: string) => ({
+    Type: 'Map',
+    ItemsPath: `${plan}.${list}`,
+    // Inside the Map, `$` is the item as ItemSelector makes it: the run and the item's index.
+    ItemSelector: { ...BRONZE_RUN, ...EXECUTION_ID, [`${field}.$`]: `$$.Map.Item.Value.${field}` },
+    ItemProcessor: {
+      ProcessorConfig: { Mode: 'INLINE' },
+      StartAt: task,
+      States: {
+        [task]: {
+          ...lambdaInvoke(Placeholder.reconcileFunctionArn, {
+            op,
+            'dataset.$': '$.dataset',
+            'bronzeManifestKey.$': '$.bronzeManifestKey',
+            'executionId.$': '$.executionId',
+            [`${field}.$`]: `$.${field}`,
+          }),
+          End: true,
+        },
+      },
+    },
+    MaxConcurrency: options.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
+    ResultPath: null,
+    Catch: [TO_RECORD_FAILURE],
+    Next: next,
+  });
+  return {
+    [StateName.planReconcile]: lambdaTask(
+      Placeholder.reconcileFunctionArn,
+      { op: 'plan', ...BRONZE_RUN, ...EXECUTION_ID },
+      ResultKey.reconcilePlan,
+      StateName.reconcileItems,
+    ),
+    [StateName.reconcileItems]: map(
+      'items',
+      StateName.reconcileItem,
+      'item',
+      'item',
+      StateName.reconcileKeyBuckets,
+    ),
+    [StateName.reconcileKeyBuckets]: map(
+      'buckets',
+      StateName.reconcileKeyBucket,
+      'bucket',
+      'keys',
       StateName.reconcile,
+    ),
+    [StateName.reconcile]: lambdaTask(
+      Placeholder.reconcileFunctionArn,
+      { op: 'finish', ...BRONZE_RUN, ...EXECUTION_ID },
+      ResultKey.reconcile,
+      StateName.hasFanOut,
     ),
   };
 }

@@ -55,6 +55,24 @@ export const SilverStageEvent = z.preprocess(
 export type SilverStageEvent = z.output<typeof SilverStageEvent>;
 
 /**
+ * The reconcile function's event: one step of a reconciliation in items (`PlanReconcile`, each
+ * `ReconcileItem` of the `ReconcileItems` map, each `ReconcileKeyBucket` of the `ReconcileKeyBuckets` map,
+ * the `Reconcile` that adds them up), or without `op` all of it in one invocation (a small source; tests).
+ */
+export const ReconcileStageEvent = z.preprocess(
+  (event) => (event && typeof event === 'object' && !('op' in event) ? { ...event, op: 'all' } : event),
+  z.discriminatedUnion('op', [
+    LakeStageEvent.extend({ op: z.literal('plan') }),
+    /** One item of the plan: an index, never data (the plan is in the lake). */
+    LakeStageEvent.extend({ op: z.literal('item'), item: z.number().int().nonnegative() }),
+    LakeStageEvent.extend({ op: z.literal('keys'), bucket: z.number().int().nonnegative() }),
+    LakeStageEvent.extend({ op: z.literal('finish') }),
+    LakeStageEvent.extend({ op: z.literal('all') }),
+  ]),
+);
+export type ReconcileStageEvent = z.output<typeof ReconcileStageEvent>;
+
+/**
  * What `PlanSilver` returns (kept at `$.silverPlan`): the Map's items, indexes only, and their count. At
  * most MAX_SILVER_GROUPS items, so the list stays a few kilobytes.
  */

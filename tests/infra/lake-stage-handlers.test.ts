@@ -25,10 +25,12 @@ import {
   TransientError,
 } from '../../shared/errors.ts';
 import { reconciliationKey } from '../../shared/lake/keys.ts';
+import { reconcileWorkPrefix } from '../../shared/lake/reconcile-work-keys.ts';
 import type { SourceVersionRecord } from '../../shared/lake/source-commits.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
-import type { IngestCommittedOutput } from '../../shared/workflow/stage-io.ts';
+import type { ReconcilePlanSummary } from '../../shared/stages/reconcile/reconcile.ts';
+import type { IngestCommittedOutput, ReconcileOutput } from '../../shared/workflow/stage-io.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fixedClock, tempDir } from '../helpers/lake.ts';
 
@@ -141,7 +143,7 @@ describe('Handlers: silver and reconcile', () => {
 
   it('reconcile passes, returns status, score and report key, and emits the quality metrics', async () => {
     await createSilverHandler(silverDeps())(event());
-    const result = await createReconcileHandler(reconcileDeps())(event());
+    const result = (await createReconcileHandler(reconcileDeps())(event())) as ReconcileOutput;
     expect(result).toEqual({
       status: 'passed',
       score: expect.any(Number),
@@ -155,6 +157,33 @@ describe('Handlers: silver and reconcile', () => {
       ReconciliationFailed: 0,
       dataset: 'tic-in-network',
     });
+  });
+
+  it('reconcile in steps (plan, each item, each key bucket, finish) writes the report one invocation writes', async () => {
+    await createSilverHandler(silverDeps())(event());
+    const reconcile = createReconcileHandler(reconcileDeps());
+    const { executionId: _, ...unleased } = event();
+    await reconcile(unleased);
+    const report = () => readFile(lake.uri(reconciliationKey('tic-in-network', ingested.runId)), 'utf8');
+    const whole = await report();
+
+    const plan = (await reconcile({ ...unleased, op: 'plan' })) as ReconcilePlanSummary;
+    expect(plan.items.length).toBe(plan.bronzeGroups + plan.silverFiles);
+    expect(plan.silverFiles).toBeGreaterThanOrEqual(4);
+    for (const { item } of plan.items) await reconcile({ ...unleased, op: 'item', item });
+    for (const { bucket } of plan.buckets) await reconcile({ ...unleased, op: 'keys', bucket });
+    await lake.delete(reconciliationKey('tic-in-network', ingested.runId));
+    const finished = (await reconcile({ ...unleased, op: 'finish' })) as ReconcileOutput;
+    expect(finished.status).toBe('passed');
+    expect(await report()).toBe(whole);
+    // The work objects are gone once the report is written.
+    const left: string[] = [];
+    for await (const o of lake.list(reconcileWorkPrefix('tic-in-network', ingested.runId))) left.push(o.key);
+    expect(left).toEqual([]);
+    // A finish without the steps before it says what is missing.
+    await expect(reconcile({ ...unleased, op: 'finish' })).rejects.toThrow(
+      /PlanReconcile \(op "plan"\) must run first/,
+    );
   });
 
   it('tells the catalog of the committed version after reconciliation passed, and never of a failed one', async () => {

@@ -392,7 +392,7 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(sid('UseDataKeyThroughS3').Condition.StringEquals['kms:ViaService']).toBeDefined();
     });
 
-    it('lets reconcile read bronze/ and silver/ and write only reconciliation reports and commit records', () => {
+    it('lets reconcile read bronze/ and silver/ and write only reconciliation reports, its work objects and commit records', () => {
       const statements = statementsOf(stack.functions.reconcile.role);
       const sid = (id: string) => statements.find((s) => s.Sid === id)!;
       expect(actions(sid('ReadLake'))).toEqual(['s3:GetObject']);
@@ -405,12 +405,21 @@ describe('Stack: SluiceStack (example config)', () => {
       // The commit: version and current records, and the lease it checks and releases.
       expect(actions(sid('CommitSourceVersions')).sort()).toEqual(['s3:GetObject', 's3:PutObject']);
       expect(targets(sid('CommitSourceVersions'))).toEqual(['<TOKEN>/_sources/*']);
+      // Its steps' intermediate results, under each run's silver work folder (removed by the last step).
+      expect(actions(sid('ReconcileWork')).sort()).toEqual([
+        's3:AbortMultipartUpload',
+        's3:DeleteObject',
+        's3:PutObject',
+      ]);
+      expect(targets(sid('ReconcileWork'))).toEqual(['<TOKEN>/silver/*/_work/*/_reconcile/*']);
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
       expect(writes.flatMap(targets).sort()).toEqual([
         '<TOKEN>/_sources/*',
         '<TOKEN>/bronze/*/reconciliation.json',
+        '<TOKEN>/silver/*/_work/*/_reconcile/*',
       ]);
-      expect(statements.flatMap(actions)).not.toContain('s3:DeleteObject');
+      const deletes = statements.filter((s) => actions(s).includes('s3:DeleteObject'));
+      expect(deletes.flatMap(targets)).toEqual(['<TOKEN>/silver/*/_work/*/_reconcile/*']);
       expect(sid('ListLake').Condition).toEqual({
         StringLike: { 's3:prefix': ['bronze/*', 'silver/*', '_sources/*'] },
       });
@@ -580,7 +589,13 @@ describe('Stack: SluiceStack (example config)', () => {
       ]);
     });
 
-    const stageTasks = [StateName.ingest, StateName.planSilver, StateName.silver, StateName.reconcile];
+    const stageTasks = [
+      StateName.ingest,
+      StateName.planSilver,
+      StateName.silver,
+      StateName.planReconcile,
+      StateName.reconcile,
+    ];
     /** The task of each SilverGroups item. */
     const silverGroupTask = () =>
       definition().States[StateName.silverGroups]!.ItemProcessor.States[StateName.silverGroup] as Record<
@@ -670,12 +685,67 @@ describe('Stack: SluiceStack (example config)', () => {
         Resource: 'TOKEN',
         Parameters: { ...stageEvent, op: 'merge', 'groupCount.$': '$.silverPlan.groupCount' },
         ResultPath: '$.silver',
-        Next: StateName.reconcile,
+        Next: StateName.planReconcile,
       });
+      // Reconciliation: a plan, a Map over its items, a Map over its key buckets, then the report.
+      expect(States[StateName.planReconcile]).toMatchObject({
+        Type: 'Task',
+        Resource: 'TOKEN',
+        Parameters: { ...stageEvent, op: 'plan' },
+        ResultPath: '$.reconcilePlan',
+        Next: StateName.reconcileItems,
+      });
+      const reconcileMaps = [
+        [
+          StateName.reconcileItems,
+          'items',
+          'item',
+          StateName.reconcileItem,
+          'item',
+          StateName.reconcileKeyBuckets,
+        ],
+        [
+          StateName.reconcileKeyBuckets,
+          'buckets',
+          'bucket',
+          StateName.reconcileKeyBucket,
+          'keys',
+          StateName.reconcile,
+        ],
+      ] as const;
+      for (const [name, list, field, task, op, next] of reconcileMaps) {
+        expect(States[name]).toMatchObject({
+          Type: 'Map',
+          ItemsPath: `$.reconcilePlan.${list}`,
+          ItemSelector: {
+            'dataset.$': '$.ingest.dataset',
+            'bronzeManifestKey.$': '$.ingest.manifestKey',
+            'executionId.$': '$$.Execution.Id',
+            [`${field}.$`]: `$$.Map.Item.Value.${field}`,
+          },
+          MaxConcurrency: 8,
+          ResultPath: null,
+          Next: next,
+          Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure }],
+        });
+        expect(Object.keys(States[name]!.ItemProcessor.States)).toEqual([task]);
+        expect(States[name]!.ItemProcessor.States[task]).toMatchObject({
+          Type: 'Task',
+          Resource: 'TOKEN',
+          Parameters: {
+            op,
+            'dataset.$': '$.dataset',
+            'bronzeManifestKey.$': '$.bronzeManifestKey',
+            'executionId.$': '$.executionId',
+            [`${field}.$`]: `$.${field}`,
+          },
+          End: true,
+        });
+      }
       expect(States[StateName.reconcile]).toMatchObject({
         Type: 'Task',
         Resource: 'TOKEN',
-        Parameters: stageEvent,
+        Parameters: { ...stageEvent, op: 'finish' },
         ResultPath: '$.reconcile',
         Next: StateName.hasFanOut,
       });
@@ -711,7 +781,7 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(tokens).toContain(
         JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.fanOut.function), 'Arn'] }),
       );
-      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(7);
+      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(8);
       // PlanSilver, each SilverGroup and the Silver merge: one function.
       const silverArn = JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.silver.function), 'Arn'] });
       expect(tokens.filter((t) => t === silverArn)).toHaveLength(3);

@@ -33,7 +33,9 @@ import {
   type WorkflowEvent,
   WorkflowFailedError,
 } from '../../shared/pipeline/local-runner.ts';
+import type { LocalRunResult } from '../../shared/pipeline/pipeline-types.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../shared/ports/object-store.ts';
+import type { ReconcilePlanSummary } from '../../shared/stages/reconcile/reconcile.ts';
 import type { SilverProgress } from '../../shared/stages/silver/build-silver.ts';
 import {
   ingestWorkflowDefinition,
@@ -131,15 +133,20 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
       await silverFunction({ ...stageEvent, op: 'group' as const, group, groupCount: silverPlan.groupCount });
     }
     const silver = await silverFunction({ ...stageEvent, op: 'merge', groupCount: silverPlan.groupCount });
-    const reconcile = await createReconcileHandler({
+    const reconcileFunction = createReconcileHandler({
       config: lakeConfig,
       lake,
       clock: fixedClock,
       observability: observability(),
       openInspector: openParquetInspector,
       workDir,
-    })(stageEvent);
-    return { ingest, silverPlan, silver, reconcile };
+    });
+    const reconcilePlan = (await reconcileFunction({ ...stageEvent, op: 'plan' })) as ReconcilePlanSummary;
+    for (const { item } of reconcilePlan.items) await reconcileFunction({ ...stageEvent, op: 'item', item });
+    for (const { bucket } of reconcilePlan.buckets)
+      await reconcileFunction({ ...stageEvent, op: 'keys', bucket });
+    const reconcile = await reconcileFunction({ ...stageEvent, op: 'finish' });
+    return { ingest, silverPlan, silver, reconcilePlan, reconcile };
   } finally {
     stdout.mockRestore();
   }
@@ -199,6 +206,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.ingest,
         StateName.planSilver,
         StateName.silver,
+        StateName.planReconcile,
         StateName.reconcile,
         StateName.planFanOut,
         StateName.recordFailure,
@@ -211,6 +219,32 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(groups.ItemProcessor.States[StateName.silverGroup].Resource).toBe(
       LOCAL_RESOURCES[Placeholder.silverFunctionArn],
     );
+    // Reconciliation: two Maps whose items are more tasks of the reconcile function, then Reconcile.
+    const reconcileMaps = [
+      [
+        StateName.reconcileItems,
+        '$.reconcilePlan.items',
+        StateName.reconcileItem,
+        StateName.reconcileKeyBuckets,
+      ],
+      [
+        StateName.reconcileKeyBuckets,
+        '$.reconcilePlan.buckets',
+        StateName.reconcileKeyBucket,
+        StateName.reconcile,
+      ],
+    ] as const;
+    for (const [map, itemsPath, item, next] of reconcileMaps) {
+      expect(definition.States[map]).toMatchObject({
+        Type: 'Map',
+        ItemsPath: itemsPath,
+        Next: next,
+        ResultPath: null,
+      });
+      expect(definition.States[map].ItemProcessor.States[item].Resource).toBe(
+        LOCAL_RESOURCES[Placeholder.reconcileFunctionArn],
+      );
+    }
     // Each stage function is the handler module's own export: no second copy of any stage.
     expect(localFunctions).toEqual({
       [Placeholder.downloadFunctionArn]: download,
@@ -240,7 +274,14 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       expect(calls[Placeholder.silverFunctionArn]).toHaveLength(
         count(StateName.planSilver, StateName.silverGroup, StateName.silver),
       );
-      expect(calls[Placeholder.reconcileFunctionArn]).toHaveLength(1);
+      expect(calls[Placeholder.reconcileFunctionArn]).toHaveLength(
+        count(
+          StateName.planReconcile,
+          StateName.reconcileItem,
+          StateName.reconcileKeyBucket,
+          StateName.reconcile,
+        ),
+      );
       expect(calls[Placeholder.downloadFunctionArn]).toHaveLength(0);
       expect(calls[Placeholder.fanOutFunctionArn]).toHaveLength(0);
       const [event, silverDeps, context] = calls[Placeholder.silverFunctionArn]![0]!;
@@ -268,6 +309,17 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     ...Array<string>(groups).fill(StateName.silverGroup),
     StateName.silver,
   ];
+  /** The reconciliation states of a local run whose plan has `items` items and `buckets` key buckets. */
+  const reconcileStates = (result: LocalRunResult, buckets = 1) => [
+    StateName.planReconcile,
+    StateName.reconcileItems,
+    ...Array<string>(
+      groupsOf(result) + Object.values(result.silver!.manifest.tables).filter((t) => t.key).length,
+    ).fill(StateName.reconcileItem),
+    StateName.reconcileKeyBuckets,
+    ...Array<string>(buckets).fill(StateName.reconcileKeyBucket),
+    StateName.reconcile,
+  ];
   /** Groups of a local build at the runner's parallelism (`setup`: 2). */
   const groupsOf = (result: { bronze: { manifest: { parts: readonly unknown[] } } }) =>
     Math.min(2, result.bronze.manifest.parts.length);
@@ -283,7 +335,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       StateName.ingestDone,
       StateName.hasSilver,
       ...silverStates(groupsOf(result)),
-      StateName.reconcile,
+      ...reconcileStates(result),
       StateName.hasFanOut,
       StateName.succeeded,
     ]);
@@ -313,8 +365,18 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         groupCount: groupsOf(result),
       },
       silver: lambda.silver,
+      reconcilePlan: {
+        ...lambda.reconcilePlan,
+        // Locally one bronze group per core, as for silver: the same files, other group boundaries.
+        planId: expect.stringMatching(/^[0-9a-f]{16}$/),
+        items: reconcileStates(result)
+          .filter((s) => s === StateName.reconcileItem)
+          .map((_, item) => ({ item })),
+        bronzeGroups: groupsOf(result),
+      },
       reconcile: lambda.reconcile,
     });
+    expect(lambda.reconcilePlan).toMatchObject({ bronzeGroups: 1, keyBuckets: 1 });
     expect(lambda.silverPlan).toEqual({ groups: [{ group: 0 }], groupCount: 1 });
     // ... and both runtimes leave the same lake behind, without the build's work files.
     expect(await listFiles(lakeDir)).toEqual(await listFiles(handlersLake));
@@ -577,7 +639,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.ingestDone,
         StateName.hasSilver,
         ...silverStates(groupsOf(result)),
-        StateName.reconcile,
+        ...reconcileStates(result),
         StateName.hasFanOut,
         StateName.succeeded,
       ]);

@@ -2,10 +2,15 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
+import type { SilverContract } from '../../shared/contracts/silver/contract.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
+import { joinBucket } from '../../shared/stages/reconcile/key-buckets.ts';
 import { tempDir } from '../helpers/lake.ts';
 
-/** Reconciliation's reads of real Parquet files, written here by DuckDB itself. */
+/**
+ * Reconciliation's reads of real Parquet files, written here by DuckDB itself, and the join of what it
+ * read (one key bucket holding every key).
+ */
 describe('openParquetInspector', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let inspector: TableInspector;
@@ -30,14 +35,31 @@ describe('openParquetInspector', () => {
     await tmp.cleanup();
   });
 
-  it('counts rows and distinct key combinations', async () => {
+  it('lists distinct key combinations as text, nulls included', async () => {
     const file = await parquet(
       'rows',
       `SELECT * FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('b', NULL), ('b', NULL)) t(path, idx)`,
     );
-    expect(await inspector.countRows(file)).toBe(5);
-    expect(await inspector.countDistinct(file, ['path', 'idx'])).toBe(3);
-    expect(await inspector.countDistinct(file, ['path'])).toBe(2);
+    expect(await inspector.distinctRows(file, ['path', 'idx'])).toEqual([
+      '["a","1"]',
+      '["a","2"]',
+      '["b",null]',
+    ]);
+    expect(await inspector.distinctRows(file, ['path'])).toEqual(['["a"]', '["b"]']);
+  });
+
+  it('counts each value of a list or scalar column as text, nulls skipped', async () => {
+    const list = await parquet('list', `SELECT * FROM (VALUES (['g1', 'g2']), (['g1', NULL]), (NULL)) t(v)`);
+    expect(await inspector.valueCounts(list, 'v')).toEqual([
+      ['g1', 2],
+      ['g2', 1],
+    ]);
+    const scalar = await parquet('scalar', 'SELECT CAST(range % 3 AS BIGINT) AS v FROM range(7)');
+    expect(await inspector.valueCounts(scalar, 'v')).toEqual([
+      ['0', 3],
+      ['1', 2],
+      ['2', 2],
+    ]);
   });
 
   let files = 0;
@@ -48,7 +70,27 @@ describe('openParquetInspector', () => {
   async function danglingIn(refs: string, targets?: string) {
     const from = await parquet(`refs-${files++}`, refs);
     const to = targets === undefined ? undefined : await parquet(`targets-${files++}`, targets);
-    return inspector.danglingReferences({ file: from, column: 'ref' }, { file: to, column: 'id' });
+    const contract = {
+      references: [{ from: { table: 'r', column: 'ref' }, to: { table: 't', column: 'id' } }],
+    };
+    const joined = joinBucket(
+      { planId: 'p' },
+      0,
+      [
+        { planId: 'p', item: 0, refs: { 0: { from: await inspector.valueCounts(from, 'ref') } } },
+        ...(to
+          ? [
+              {
+                planId: 'p',
+                item: 1,
+                refs: { 0: { to: (await inspector.valueCounts(to, 'id')).map(([v]) => v) } },
+              },
+            ]
+          : []),
+      ],
+      contract as unknown as SilverContract,
+    );
+    return joined.refs[0];
   }
 
   it('finds list elements no target row has: each reference counted, nulls skipped, examples sorted', async () => {

@@ -331,7 +331,7 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
     const inspector = await openParquetInspector();
     try {
       const quarantine = join(lake, result.silver!.manifest.tables._quarantine!.key!);
-      expect(await inspector.countDistinct(quarantine, ['record_path', '_record_index'])).toBe(1);
+      expect(await inspector.distinctRows(quarantine, ['record_path', '_record_index'])).toHaveLength(1);
     } finally {
       await inspector.close();
     }

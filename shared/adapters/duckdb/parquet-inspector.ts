@@ -10,14 +10,12 @@ const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /**
- * DuckDB's memory for the checks: without a limit it takes up to 80 % of the machine (on a 1 GB run the
- * reference check alone held ~700 MB); beyond it, joins spill to the temporary folder.
+ * DuckDB's memory for the checks: without a limit it takes up to 80 % of the machine; beyond it, the
+ * grouping spills to the temporary folder.
  */
 const MEMORY_LIMIT = '384MB';
-/** Dangling references named in the report. */
-const DANGLING_EXAMPLES = 5;
 
-/** TableInspector over DuckDB: reads the Parquet files themselves. */
+/** TableInspector over DuckDB: reads the Parquet files themselves, only the columns asked for. */
 export async function openParquetInspector(): Promise<TableInspector> {
   // A spill folder of its own under the OS temporary folder (Lambda: /tmp), not DuckDB's default `.tmp`
   // in a read-only cwd; removed on close.
@@ -28,53 +26,24 @@ export async function openParquetInspector(): Promise<TableInspector> {
     temp_directory: spillDir,
   });
   const connection = await instance.connect();
-  const scalar = async (sql: string): Promise<number> => {
-    const reader = await connection.runAndReadAll(sql);
-    return Number(reader.getRowsJS()[0]?.[0] ?? 0);
-  };
+  const rows = async (sql: string) => (await connection.runAndReadAll(sql)).getRowsJS();
+  const parquet = (file: string) => `read_parquet(${literal(file)}, hive_partitioning = false)`;
   return {
-    countRows: (file) =>
-      scalar(`SELECT count(*) FROM read_parquet(${literal(file)}, hive_partitioning = false)`),
-    countDistinct: (file, columns) =>
-      scalar(
-        `SELECT count(*) FROM (SELECT DISTINCT ${columns.map(identifier).join(', ')} FROM read_parquet(${literal(file)}, hive_partitioning = false))`,
-      ),
-    async danglingReferences(from, to) {
-      const column = identifier(from.column);
+    async valueCounts(file, column) {
+      const name = identifier(column);
       // A list column is unnested into one value per element; a scalar column is used as is.
-      const described = await connection.runAndReadAll(
-        `SELECT column_type FROM (DESCRIBE SELECT ${column} FROM read_parquet(${literal(from.file)}, hive_partitioning = false))`,
+      const described = await rows(`SELECT column_type FROM (DESCRIBE SELECT ${name} FROM ${parquet(file)})`);
+      const isList = String(described[0]?.[0] ?? '').endsWith('[]');
+      const values = `SELECT ${isList ? `unnest(${name})` : name} AS v FROM ${parquet(file)}`;
+      const counted = await rows(
+        `SELECT CAST(v AS VARCHAR), count(*) FROM (${values}) WHERE v IS NOT NULL GROUP BY 1 ORDER BY 1`,
       );
-      const isList = String(described.getRowsJS()[0]?.[0] ?? '').endsWith('[]');
-      const values = isList
-        ? `SELECT unnest(${column}) AS v FROM read_parquet(${literal(from.file)}, hive_partitioning = false)`
-        : `SELECT ${column} AS v FROM read_parquet(${literal(from.file)}, hive_partitioning = false)`;
-      const targets = to.file
-        ? `SELECT DISTINCT CAST(${identifier(to.column)} AS VARCHAR) AS v FROM read_parquet(${literal(to.file)}, hive_partitioning = false) WHERE ${identifier(to.column)} IS NOT NULL`
-        : 'SELECT NULL::VARCHAR AS v WHERE false';
-      // Targets are distinct, so the join keeps one row per reference. One pass over the references: a
-      // CTE read twice (to count, to look up) was materialized, all 29 M ids of a 1 GB file (≈ 300 MB
-      // more, ≈ 0.7 s slower).
-      const joined = `WITH refs AS (SELECT CAST(v AS VARCHAR) AS v FROM (${values}) WHERE v IS NOT NULL),
-              targets AS (${targets})
-         SELECT refs.v, targets.v IS NULL AS dangles FROM refs LEFT JOIN targets ON refs.v = targets.v`;
-      const counted = await connection.runAndReadAll(
-        `SELECT count(*), count(*) FILTER (WHERE dangles) FROM (${joined})`,
-      );
-      const [referenced, dangling] = (counted.getRowsJS()[0] ?? [0, 0]).map(Number) as [number, number];
-      // Examples only when something dangles, by a query that can spill (a list of every dangling id
-      // could not), sorted and cut to five.
-      const examples =
-        dangling === 0
-          ? []
-          : (
-              await connection.runAndReadAll(
-                `SELECT DISTINCT v FROM (${joined}) WHERE dangles ORDER BY v LIMIT ${DANGLING_EXAMPLES}`,
-              )
-            )
-              .getRowsJS()
-              .map((row) => String(row[0]));
-      return { referenced, dangling, examples };
+      return counted.map((row): [string, number] => [String(row[0]), Number(row[1])]);
+    },
+    async distinctRows(file, columns) {
+      const list = columns.map((c) => `CAST(${identifier(c)} AS VARCHAR)`).join(', ');
+      const distinct = await rows(`SELECT DISTINCT ${list} FROM ${parquet(file)} ORDER BY ALL`);
+      return distinct.map((row) => JSON.stringify(row.map((v) => (v === null ? null : String(v)))));
     },
     async close() {
       connection.closeSync();

@@ -1,16 +1,50 @@
-import { createHash } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../config/runtime-config.ts';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
-import { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { QuarantineThresholdError, ReconciliationError } from '../../errors.ts';
-import { QUARANTINE_TABLE, reconciliationKey, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
+import type { SilverManifest } from '../../contracts/silver-manifest.ts';
+import {
+  ObjectNotFoundError,
+  PipelineError,
+  QuarantineThresholdError,
+  ReconciliationError,
+} from '../../errors.ts';
+import { QUARANTINE_TABLE, reconciliationKey } from '../../lake/keys.ts';
+import { reconcileBucketKey, reconcileItemKey } from '../../lake/reconcile-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
-import { lineEnds, readBronzeManifest, readBronzePart, readText } from '../bronze/read-bronze.ts';
+import { readBronzeManifest, readText } from '../bronze/read-bronze.ts';
+import { BucketResult, firstExamples, runKeyBucket } from './key-buckets.ts';
+import { type Check, check, ItemResult, runReconcileItem } from './reconcile-items.ts';
+import {
+  deleteReconcileWork,
+  type ReconcilePlan,
+  type ReconcilePlanOptions,
+  readManifests,
+  readReconcilePlan,
+  reconcilePlan,
+  silverTableFiles,
+  writeReconcilePlan,
+} from './reconcile-plan.ts';
+
+export type { Check } from './reconcile-items.ts';
+
+/**
+ * Reconciliation in steps that each re-read only their share, so that it reaches any size:
+ *
+ *   PlanReconcile        `planReconcile`: the items (groups of bronze parts, silver table files) and the
+ *                        key bucket count, written to the run's work prefix.
+ *   ReconcileItem        `reconcileItem`, once per item (a Map): re-counts and re-hashes its bronze parts,
+ *                        or hashes its silver file, counts its rows from the footer and emits its keys
+ *                        into the buckets; writes a small result.
+ *   ReconcileKeyBucket   `reconcileKeyBucket`, once per bucket (a Map): joins the bucket's references to
+ *                        their targets, counts its distinct quarantined records.
+ *   Reconcile            `finishReconcile`: adds the results up into the report, writes it, fails on any
+ *                        mismatch.
+ *
+ * `reconcile` runs all four in one invocation (a small source; the handler's event without `op`): the
+ * same functions, so the same report.
+ */
 
 export interface ReconcileInput {
   readonly bronzeManifestKey: string;
@@ -21,21 +55,17 @@ export interface ReconcileDeps {
   readonly clock: Clock;
   readonly contract: SilverContract;
   readonly openInspector: () => Promise<TableInspector>;
-  /** Local scratch space: Parquet files are downloaded here and checked where they are read. */
+  /** Local scratch space: a silver file whose key columns are read is copied here, one at a time per item. */
   readonly workDir: string;
   /**
    * The share of the run's records that may be quarantined (0–1); above it, or when every record was,
    * the run fails with QuarantineThresholdError. @default DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
    */
   readonly quarantineRateThreshold?: number;
-}
-
-/** One thing reconciliation checked. */
-export interface Check {
-  readonly name: string;
-  readonly expected: number | string;
-  readonly actual: number | string;
-  readonly ok: boolean;
+  /** How the run is split into items and key buckets. @default by size (see ReconcilePlanOptions) */
+  readonly plan?: ReconcilePlanOptions;
+  /** Items `reconcile` (all in one invocation) re-reads at once. @default 2 */
+  readonly parallelism?: number;
 }
 
 export interface ReconciliationReport {
@@ -64,29 +94,100 @@ export interface ReconciliationReport {
   readonly checkedAt: string;
 }
 
+/** What `PlanReconcile` returns: the Map items, indexes only, and their counts. */
+export interface ReconcilePlanSummary {
+  readonly planId: string;
+  readonly items: readonly { readonly item: number }[];
+  readonly buckets: readonly { readonly bucket: number }[];
+  readonly bronzeGroups: number;
+  readonly silverFiles: number;
+  readonly keyBuckets: number;
+}
+
+/** Plans a run's reconciliation (replacing any earlier attempt's work) and returns the Map items. */
+export async function planReconcile(
+  input: ReconcileInput,
+  deps: Pick<ReconcileDeps, 'lake' | 'contract' | 'plan'>,
+): Promise<ReconcilePlanSummary> {
+  const manifests = await readManifests(deps.lake, input.bronzeManifestKey);
+  const plan = reconcilePlan(manifests, input.bronzeManifestKey, deps.contract, deps.plan);
+  await writeReconcilePlan(deps.lake, manifests.bronze, plan);
+  return summary(plan);
+}
+
+function summary(plan: ReconcilePlan): ReconcilePlanSummary {
+  const bronzeGroups = plan.items.filter((i) => i.kind === 'bronze').length;
+  return {
+    planId: plan.planId,
+    items: plan.items.map((_, item) => ({ item })),
+    buckets: Array.from({ length: plan.keyBuckets }, (_, bucket) => ({ bucket })),
+    bronzeGroups,
+    silverFiles: plan.items.length - bronzeGroups,
+    keyBuckets: plan.keyBuckets,
+  };
+}
+
+/** One item of the plan: re-reads its share and writes its result. */
+export async function reconcileItem(
+  input: ReconcileInput & { readonly item: number },
+  deps: Pick<ReconcileDeps, 'lake' | 'contract' | 'openInspector' | 'workDir'>,
+): Promise<{ readonly item: number; readonly kind: ItemResult['kind'] }> {
+  const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
+  const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);
+  const result = await runReconcileItem(plan, input.item, bronze, deps);
+  return { item: input.item, kind: result.kind };
+}
+
+/** One key bucket of the plan: joins its keys and writes its result. */
+export async function reconcileKeyBucket(
+  input: ReconcileInput & { readonly bucket: number },
+  deps: Pick<ReconcileDeps, 'lake' | 'contract'>,
+): Promise<{ readonly bucket: number; readonly dangling: number }> {
+  const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
+  const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);
+  const result = await runKeyBucket(plan, input.bucket, bronze, deps);
+  return { bucket: input.bucket, dangling: Object.values(result.refs).reduce((n, r) => n + r.dangling, 0) };
+}
+
+/** Every step in this invocation: plan, items (`parallelism` at once), key buckets, the report. */
+export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Promise<ReconciliationReport> {
+  const planned = await planReconcile(input, deps);
+  await inPool(planned.items, deps.parallelism ?? 2, ({ item }) => reconcileItem({ ...input, item }, deps));
+  await inPool(planned.buckets, 1, ({ bucket }) => reconcileKeyBucket({ ...input, bucket }, deps));
+  return finishReconcile(input, deps);
+}
+
 /**
- * Proves that every record is accounted for, re-reading what was written rather than trusting the
- * writers: bronze parts re-counted and their sha256 re-verified against the manifest; per record path,
+ * Proves that every record is accounted for, from what the items re-read rather than what the writers
+ * said: bronze parts re-counted and their sha256 re-verified against the manifest; per record path,
  * parsed = bronze = accepted + quarantined; per table, rows derived = rows written + duplicates, and the
  * Parquet files hold exactly the rows written; every declared reference resolves. Writes
  * `reconciliation.json` beside the bronze manifest, then fails with ReconciliationError on any mismatch,
  * or with QuarantineThresholdError when more than the allowed share of records (or every record) was
  * quarantined: accounted for, but not a success.
  */
-export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Promise<ReconciliationReport> {
-  const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
+export async function finishReconcile(
+  input: ReconcileInput,
+  deps: Pick<ReconcileDeps, 'lake' | 'clock' | 'contract' | 'quarantineRateThreshold'>,
+): Promise<ReconciliationReport> {
+  const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
-  const silver = SilverManifest.parse(
-    JSON.parse(await readText(deps.lake, silverManifestKey(silverBuildOf(bronze)))),
+  const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);
+  const items = await mapInPool(plan.items, RESULTS_IN_FLIGHT, (_, item) =>
+    readResult(deps.lake, plan, reconcileItemKey(dataset, runId, item), ItemResult, `reconcile item ${item}`),
   );
-  // Bronze and silver are re-read at once: gunzip runs on libuv's pool, the Parquet checks in DuckDB.
-  const [bronzeChecks, silverChecks] = await settleBoth(
-    checkBronze(bronze, silver, deps.lake),
-    checkSilver(silver, deps, join(deps.workDir, `reconcile-${runId}`)),
+  const buckets = await mapInPool(Array.from({ length: plan.keyBuckets }), RESULTS_IN_FLIGHT, (_, bucket) =>
+    readResult(
+      deps.lake,
+      plan,
+      reconcileBucketKey(dataset, runId, bucket),
+      BucketResult,
+      `key bucket ${bucket}`,
+    ),
   );
-  const checks = [...bronzeChecks.checks, ...silverChecks.checks];
-  const { referenced, dangling } = silverChecks;
-
+  const bronzeChecks = addUpBronze(bronze, silver, items);
+  const silverChecks = addUpSilver(silver, items, buckets, deps.contract);
+  const checks = [...bronzeChecks, ...silverChecks.checks];
   const quarantine = quarantineShare(
     silver,
     deps.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
@@ -97,11 +198,12 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
     status: checks.every((c) => c.ok) && quarantine.ok ? 'passed' : 'failed',
     checks,
     quarantine,
-    quality: qualityScore(bronze, silver, referenced, dangling),
+    quality: qualityScore(bronze, silver, silverChecks.referenced, silverChecks.dangling),
     checkedAt: deps.clock.now().toISOString(),
   };
   const key = reconciliationKey(dataset, runId);
   await deps.lake.write(key, `${JSON.stringify(report, null, 2)}\n`, { contentType: 'application/json' });
+  await deleteReconcileWork(deps.lake, bronze);
   const failed = checks.filter((c) => !c.ok).map(describeMismatch);
   if (failed.length > 0) throw new ReconciliationError(failed, deps.lake.uri(key));
   if (!quarantine.ok) {
@@ -113,6 +215,127 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
     );
   }
   return report;
+}
+
+/** A step's result, checked to belong to this plan; an error saying which step did not run. */
+async function readResult<T extends { planId: string }>(
+  lake: ObjectStore,
+  plan: ReconcilePlan,
+  key: string,
+  schema: { parse(value: unknown): T },
+  what: string,
+): Promise<T> {
+  const text = await readText(lake, key).catch((error: unknown) => {
+    if (!(error instanceof ObjectNotFoundError)) throw error;
+    throw new PipelineError(
+      `${lake.uri(key)}: ${what} left no result; every item and bucket must finish first`,
+      {
+        cause: error,
+      },
+    );
+  });
+  const result = schema.parse(JSON.parse(text));
+  if (result.planId !== plan.planId) {
+    throw new PipelineError(
+      `${lake.uri(key)}: ${what} ran for plan ${result.planId}, not ${plan.planId}: rerun from PlanReconcile`,
+    );
+  }
+  return result;
+}
+
+/** The bronze groups' checks in part order, then per record path the records' accounting. */
+function addUpBronze(bronze: BronzeManifest, silver: SilverManifest, items: readonly ItemResult[]): Check[] {
+  const checks: Check[] = [];
+  const bronzeCounts: Record<string, number> = {};
+  for (const item of items) {
+    if (item.kind !== 'bronze') continue;
+    checks.push(...item.checks);
+    for (const [path, n] of Object.entries(item.records)) bronzeCounts[path] = (bronzeCounts[path] ?? 0) + n;
+  }
+  for (const [path, parsed] of Object.entries(bronze.records)) {
+    checks.push(check(`${path}: parsed = bronze records`, parsed, bronzeCounts[path] ?? 0));
+    const records = silver.records[path];
+    checks.push(check(`${path}: bronze = silver input`, parsed, records?.bronze ?? 0));
+    checks.push(
+      check(
+        `${path}: bronze = accepted + quarantined`,
+        parsed,
+        (records?.accepted ?? 0) + (records?.quarantined ?? 0),
+      ),
+    );
+  }
+  return checks;
+}
+
+/** Each table's accounting, its files' checksums and rows, the quarantine's records, the references. */
+function addUpSilver(
+  silver: SilverManifest,
+  items: readonly ItemResult[],
+  buckets: readonly BucketResult[],
+  contract: SilverContract,
+): { checks: Check[]; referenced: number; dangling: number } {
+  const checks: Check[] = [];
+  const filesOf = (table: string) =>
+    items.filter(
+      (i): i is Extract<ItemResult, { kind: 'silver' }> => i.kind === 'silver' && i.table === table,
+    );
+  for (const [table, result] of Object.entries(silver.tables)) {
+    checks.push(
+      check(
+        `${table}: rows derived = written + duplicates`,
+        result.rowsIn,
+        result.rowsWritten + result.duplicates,
+      ),
+    );
+    const files = filesOf(table);
+    if (files.length === 0) {
+      checks.push(check(`${table}: rows written`, 0, result.rowsWritten));
+      continue;
+    }
+    // One file keeps the check names of a table of one file; K files name each one.
+    const name = (key: string) => (files.length === 1 ? table : `${table} ${key.split('/').at(-1)}`);
+    for (const file of files) {
+      const listed: { sha256?: string; rows?: number } =
+        silverTableFiles(result).find((f) => f.key === file.key) ?? {};
+      checks.push(check(`${name(file.key)}: parquet sha256`, listed.sha256 ?? '', file.sha256));
+      if (file.keys !== undefined)
+        checks.push(check(`${name(file.key)}: key columns`, 'readable', file.keys));
+      if (files.length > 1 && listed.rows !== undefined) {
+        checks.push(check(`${name(file.key)}: parquet rows`, listed.rows, file.rows));
+      }
+    }
+    const unreadable = files.find((f) => typeof f.rows === 'string');
+    const rows = unreadable ? unreadable.rows : files.reduce((n, f) => n + (f.rows as number), 0);
+    checks.push(check(`${table}: parquet rows = rows written`, result.rowsWritten, rows));
+  }
+  const quarantined = Object.values(silver.records).reduce((n, r) => n + r.quarantined, 0);
+  checks.push(
+    check(
+      'quarantined records = records in the quarantine table',
+      quarantined,
+      buckets.reduce((n, b) => n + b.quarantined, 0),
+    ),
+  );
+  let referenced = 0;
+  let dangling = 0;
+  for (const [i, reference] of (contract.references ?? []).entries()) {
+    if (filesOf(reference.from.table).length === 0) continue;
+    const found = buckets.map((b) => b.refs[i] ?? { referenced: 0, dangling: 0, examples: [] });
+    const refs = found.reduce((n, f) => n + f.referenced, 0);
+    const dangles = found.reduce((n, f) => n + f.dangling, 0);
+    const examples = firstExamples(found.map((f) => f.examples));
+    referenced += refs;
+    dangling += dangles;
+    checks.push(
+      check(
+        `${reference.from.table}.${reference.from.column} → ${reference.to.table}.${reference.to.column}: dangling references` +
+          (examples.length > 0 ? ` (e.g. ${examples.join(', ')})` : ''),
+        0,
+        dangles,
+      ),
+    );
+  }
+  return { checks, referenced, dangling };
 }
 
 /** The run's quarantined records against the share allowed; all of them is never allowed. */
@@ -130,171 +353,40 @@ function quarantineShare(silver: SilverManifest, threshold: number): Reconciliat
   };
 }
 
-/** Collects checks in the order they are made. */
-class Checks {
-  readonly checks: Check[] = [];
-  add(name: string, expected: number | string, actual: number | string): void {
-    this.checks.push({ name, expected, actual, ok: expected === actual });
-  }
-}
+/** Small results read at once by the last step (thousands of items must not open thousands of sockets). */
+const RESULTS_IN_FLIGHT = 16;
 
-/** Bronze parts re-read (a few at once), re-counted and re-hashed; per path, the records' accounting. */
-async function checkBronze(
-  bronze: BronzeManifest,
-  silver: SilverManifest,
-  lake: ObjectStore,
-): Promise<Checks> {
-  const result = new Checks();
-  const check = result.add.bind(result);
-  const bronzeCounts: Record<string, number> = {};
-  const parts = readAhead(bronze.parts, PARTS_IN_FLIGHT, (part) => readBronzePart(lake, part));
-  for await (const [part, content] of parts) {
-    check(`bronze part ${part.key} sha256`, part.sha256, content.sha256 ?? 'not hashed');
-    check(`bronze part ${part.key} uncompressed bytes`, part.uncompressedBytes, content.text.length);
-    // Counted and checked in the uncompressed bytes: no line is decoded.
-    let lines = 0;
-    let inOrder = true;
-    let start = 0;
-    for (const end of lineEnds(content.text)) {
-      if (lineIndex(content.text, start, end) !== part.firstRecordIndex + lines) inOrder = false;
-      start = end + 1;
-      lines++;
-    }
-    check(`bronze part ${part.key} records`, part.records, lines);
-    check(
-      `bronze part ${part.key} record indexes`,
-      'consecutive',
-      inOrder ? 'consecutive' : 'gaps or repeats',
-    );
-    bronzeCounts[part.recordName] = (bronzeCounts[part.recordName] ?? 0) + lines;
-  }
-  for (const [path, parsed] of Object.entries(bronze.records)) {
-    check(`${path}: parsed = bronze records`, parsed, bronzeCounts[path] ?? 0);
-    const records = silver.records[path];
-    check(`${path}: bronze = silver input`, parsed, records?.bronze ?? 0);
-    check(
-      `${path}: bronze = accepted + quarantined`,
-      parsed,
-      (records?.accepted ?? 0) + (records?.quarantined ?? 0),
-    );
-  }
-
-  return result;
-}
-
-/** Each table's accounting, its Parquet file re-hashed and re-counted, quarantine and references. */
-async function checkSilver(
-  silver: SilverManifest,
-  deps: ReconcileDeps,
-  workDir: string,
-): Promise<Checks & { referenced: number; dangling: number }> {
-  const outcome = Object.assign(new Checks(), { referenced: 0, dangling: 0 });
-  const check = outcome.add.bind(outcome);
-  await mkdir(workDir, { recursive: true });
-  const inspector = await deps.openInspector();
-  const localFiles: Record<string, string | undefined> = {};
-  try {
-    for (const [table, result] of Object.entries(silver.tables)) {
-      check(
-        `${table}: rows derived = written + duplicates`,
-        result.rowsIn,
-        result.rowsWritten + result.duplicates,
-      );
-      if (!result.key) {
-        check(`${table}: rows written`, 0, result.rowsWritten);
-        continue;
-      }
-      const file = join(workDir, `${table}.parquet`);
-      const bytes = await readAll(deps.lake, result.key);
-      await writeFile(file, bytes);
-      localFiles[table] = file;
-      check(
-        `${table}: parquet sha256`,
-        result.sha256 ?? '',
-        createHash('sha256').update(bytes).digest('hex'),
-      );
-      check(`${table}: parquet rows = rows written`, result.rowsWritten, await inspector.countRows(file));
-    }
-    const quarantined = Object.values(silver.records).reduce((n, r) => n + r.quarantined, 0);
-    const quarantineFile = localFiles[QUARANTINE_TABLE];
-    const quarantinedInTable = quarantineFile
-      ? await inspector.countDistinct(quarantineFile, ['record_path', '_record_index'])
-      : 0;
-    check('quarantined records = records in the quarantine table', quarantined, quarantinedInTable);
-
-    for (const reference of deps.contract.references ?? []) {
-      const fromFile = localFiles[reference.from.table];
-      if (!fromFile) continue;
-      const found = await inspector.danglingReferences(
-        { file: fromFile, column: reference.from.column },
-        { file: localFiles[reference.to.table], column: reference.to.column },
-      );
-      outcome.referenced += found.referenced;
-      outcome.dangling += found.dangling;
-      check(
-        `${reference.from.table}.${reference.from.column} → ${reference.to.table}.${reference.to.column}: dangling references` +
-          (found.examples.length > 0 ? ` (e.g. ${found.examples.join(', ')})` : ''),
-        0,
-        found.dangling,
-      );
-    }
-  } finally {
-    await inspector.close();
-    await rm(workDir, { recursive: true, force: true });
-  }
-
-  return outcome;
-}
-
-/** Bronze parts read at once: each is held whole (≈ 30 MB uncompressed), gunzip'd on libuv's pool. */
-const PARTS_IN_FLIGHT = 3;
-
-/** `read` of each item, at most `inFlight` at once, yielded in item order. */
-async function* readAhead<T, R>(
+/** `work` of each item, at most `inFlight` at once; every started one settles before a failure is thrown. */
+async function inPool<T>(
   items: readonly T[],
   inFlight: number,
-  read: (item: T) => Promise<R>,
-): AsyncGenerator<[T, R]> {
-  const pending: Promise<R>[] = [];
-  const start = (i: number) => {
-    const reading = read(items[i]!);
-    // Awaited in turn below; until then a failure must not count as unhandled.
-    reading.catch(() => undefined);
-    pending.push(reading);
+  work: (item: T) => Promise<unknown>,
+): Promise<void> {
+  await mapInPool(items, inFlight, (item) => work(item));
+}
+
+/** `work` of each item, at most `inFlight` at once, results in item order; every started one settles first. */
+async function mapInPool<T, R>(
+  items: readonly T[],
+  inFlight: number,
+  work: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < items.length) {
+      const index = next++;
+      try {
+        results[index] = await work(items[index]!, index);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
   };
-  for (let i = 0; i < Math.min(inFlight, items.length); i++) start(i);
-  for (let i = 0; i < items.length; i++) {
-    const value = await pending.shift()!;
-    if (i + inFlight < items.length) start(i + inFlight);
-    yield [items[i]!, value];
-  }
-}
-
-/** Both results once both have finished (neither left running), or the first failure. */
-async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
-  const [ra, rb] = await Promise.allSettled([a, b]);
-  if (ra.status === 'rejected') throw ra.reason;
-  if (rb.status === 'rejected') throw rb.reason;
-  return [ra.value, rb.value];
-}
-
-const INDEX_FIELD = Buffer.from(',"index":');
-
-/**
- * The record index from a bronze line's lineage prefix, without parsing the record. The prefix is
- * `{"source":…,"path":…,"index":N,…`; inside the JSON strings before it a quote is always escaped, so
- * the first `,"index":` is the field itself.
- */
-function lineIndex(text: Buffer, start: number, end: number): number {
-  const at = text.indexOf(INDEX_FIELD, start);
-  if (at < 0 || at >= end) return -1;
-  let index = 0;
-  for (let i = at + INDEX_FIELD.length; i < end; i++) {
-    const c = text[i]!;
-    if (c < 0x30 || c > 0x39) break;
-    index = index * 10 + (c - 0x30);
-  }
-  return index;
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(inFlight, items.length)) }, worker));
+  if (failure) throw failure.error;
+  return results;
 }
 
 function describeMismatch(c: Check): string {
@@ -344,10 +436,4 @@ export function qualityScore(
     uniqueness: round(uniqueness),
     integrity: round(integrity),
   };
-}
-
-async function readAll(store: ObjectStore, key: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of await store.read(key)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

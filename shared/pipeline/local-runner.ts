@@ -32,6 +32,7 @@ import { type FanOutPlan, planFanOut } from '../stages/fan-out/plan-fan-out.ts';
 import { reconcile } from '../stages/reconcile/reconcile.ts';
 import { buildSilver } from '../stages/silver/build-silver.ts';
 import { mergeCommittedVersions } from '../stages/silver/merge-state.ts';
+import { mergeSilverBucket } from '../stages/silver/silver-bucket.ts';
 import { buildSilverGroupToLake, mergeSilver, planSilver } from '../stages/silver/silver-stages.ts';
 import { StateName } from '../workflow/definition.ts';
 import { ExecutionInput, executionName } from '../workflow/execution.ts';
@@ -63,9 +64,9 @@ import type {
  *   Download                  -> downloadToLanding into `deps.source`, secrets from the environment
  *                                (source `x` with credentials: `SLUICE_SECRET_SOURCES_X`)
  *   Ingest, PlanSilver,       -> the stage functions the Lambda handlers call, on local adapters, with
- *   SilverGroup, Silver,         the same event parsing, transient-error mapping and result shapes;
- *   Reconcile                    each SilverGroup item in a worker thread of its own, the SilverGroups
- *                                map running one per core at once
+ *   SilverGroup, SilverBucket,   the same event parsing, transient-error mapping and result shapes;
+ *   Silver, Reconcile            each SilverGroup item in a worker thread of its own, the SilverGroups
+ *                                and SilverBuckets maps running one per core at once
  *   RecordFailure             -> a DeadLetterStore (locally `<lake>/_dead_letters/<execution>.json`)
  *   PlanFanOut                -> planFanOut on the lake, URLs checked with `downloadFetchOptions`
  *   IngestListedFile          -> runWorkflowLocally for the listed file (a child run with the same deps),
@@ -341,17 +342,28 @@ export async function runWorkflowLocally(
         const plan = await planSilver(
           { bronzeManifestKey: e.bronzeManifestKey },
           // Locally a group per core (as the Map runs as many at once), however small the groups.
-          { lake: deps.lake, clock: deps.clock, minGroups: silverParallelism, targetGroupBytes: Infinity },
+          {
+            lake: deps.lake,
+            clock: deps.clock,
+            minGroups: silverParallelism,
+            targetGroupBytes: Infinity,
+            targetBucketBytes: deps.silverBucketTargetBytes,
+          },
         );
         silverProgress = { partsDone: 0, partsTotal: plan.partsTotal, records: 0 };
-        return silverPlanOutput(plan.groupCount);
+        return silverPlanOutput(plan.groupCount, plan.bucketCount);
       }),
       // One item of the SilverGroups map: in a worker thread of its own (when more than one run at once).
       [StateName.silverGroup]: task(async (event) => {
         silverCancel.signal.throwIfAborted();
         const e = silverStageEvent(event, 'group');
         const running = buildSilverGroupToLake(
-          { bronzeManifestKey: e.bronzeManifestKey, group: e.group, groupCount: e.groupCount },
+          {
+            bronzeManifestKey: e.bronzeManifestKey,
+            group: e.group,
+            groupCount: e.groupCount,
+            bucketCount: e.bucketCount,
+          },
           {
             lake: deps.lake,
             contract: e.contract,
@@ -373,20 +385,32 @@ export async function runWorkflowLocally(
           silverGroups.delete(running);
         }
       }),
+      // One item of the SilverBuckets map: its share of every group's partial files, merged.
+      [StateName.silverBucket]: task(async (event) => {
+        const e = silverStageEvent(event, 'bucket');
+        deps.onStage?.('silver merge');
+        return mergeSilverBucket(
+          {
+            bronzeManifestKey: e.bronzeManifestKey,
+            bucket: e.bucket,
+            groupCount: e.groupCount,
+            bucketCount: e.bucketCount,
+          },
+          { lake: deps.lake, contract: e.contract, workDir, mergeTables: deps.mergeTables },
+        );
+      }),
       [StateName.silver]: task(async (event) => {
         const e = silverStageEvent(event);
         deps.onStage?.(e.op === 'merge' ? 'silver merge' : 'silver');
         results.silver =
           e.op === 'merge'
             ? await mergeSilver(
-                { bronzeManifestKey: e.bronzeManifestKey, groupCount: e.groupCount },
                 {
-                  lake: deps.lake,
-                  clock: deps.clock,
-                  contract: e.contract,
-                  workDir,
-                  mergeTables: deps.mergeTables,
+                  bronzeManifestKey: e.bronzeManifestKey,
+                  groupCount: e.groupCount,
+                  bucketCount: e.bucketCount,
                 },
+                { lake: deps.lake, clock: deps.clock, contract: e.contract },
               )
             : await buildSilver(
                 { bronzeManifestKey: e.bronzeManifestKey },
@@ -508,6 +532,7 @@ export async function runWorkflowLocally(
 
     const definition = localized(rawDefinition, Object.keys(handlers), {
       [StateName.silverGroups]: silverParallelism,
+      [StateName.silverBuckets]: silverParallelism,
     });
     const taskStates = taskStateNames(definition);
     const execution = new StateMachine(definition as never).run(executionInput as never, {

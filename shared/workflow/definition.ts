@@ -44,7 +44,8 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
  *        (a map: one SilverGroup per group of bronze parts, `MaxConcurrency` at once)     │
  *   ┌─────────────────────────────────────────────────────────────────────────────────────┘
- *   └─> Silver (merge) ──> Reconcile ──> HasFanOut?
+ *   └─> SilverBuckets (a map: one SilverBucket per merge bucket) ──> Silver (commit) ──> Reconcile
+ *   Reconcile ──> HasFanOut?
  *   HasFanOut? ──(a table of contents, unless the input says "fanOut": false)──> StartFanOut ──┐
  *        └──(otherwise)──> Succeeded                                                           │
  *   ┌──────────────────────────────────────────────────────────────────────────────────────────┘
@@ -71,6 +72,8 @@ export const StateName = {
   planSilver: 'PlanSilver',
   silverGroups: 'SilverGroups',
   silverGroup: 'SilverGroup',
+  silverBuckets: 'SilverBuckets',
+  silverBucket: 'SilverBucket',
   silver: 'Silver',
   reconcile: 'Reconcile',
   hasFanOut: 'HasFanOut',
@@ -195,9 +198,12 @@ export interface WorkflowResources {
   readonly downloadFunction: IFunction;
   /** The `Ingest` stage: `functions/ingest/handler.ts`. */
   readonly ingestFunction: IFunction;
-  /** The `PlanSilver`, `SilverGroup` and `Silver` states (by the event's `op`): `functions/silver/handler.ts`. */
+  /**
+   * The `PlanSilver`, `SilverGroup`, `SilverBucket` and `Silver` states (by the event's `op`):
+   * `functions/silver/handler.ts`.
+   */
   readonly silverFunction: IFunction;
-  /** Silver groups `SilverGroups` builds at once. @default DEFAULT_SILVER_CONCURRENCY */
+  /** Silver groups `SilverGroups` builds, and buckets `SilverBuckets` merges, at once. @default DEFAULT_SILVER_CONCURRENCY */
   readonly silverConcurrency?: number;
   /** The `Reconcile` stage: `functions/reconcile/handler.ts`. */
   readonly reconcileFunction: IFunction;
@@ -353,17 +359,25 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
 }
 
 /**
- * Silver in groups of bronze parts, so that no source is too large for one Lambda invocation:
+ * Silver in groups of bronze parts and merge buckets, so that no source is too large for one Lambda
+ * invocation, and no invocation handles all of a source's partial files:
  *
- * - `PlanSilver` (`op: "plan"`) splits the bronze run into groups (by uncompressed bytes) and returns
- *   `{ groups: [{ group: 0 }, ...], groupCount }` at `$.silverPlan`: indexes, never part lists.
- * - `SilverGroups`, an inline Map over those items (`MaxConcurrency` from the deployment), runs
+ * - `PlanSilver` (`op: "plan"`) splits the bronze run into groups (by uncompressed bytes) and picks the
+ *   merge buckets K (by the run's uncompressed bytes and `silverBucketTargetMb`), and returns
+ *   `{ groups: [{ group: 0 }, ...], groupCount, buckets: [{ bucket: 0 }, ...], bucketCount }` at
+ *   `$.silverPlan`: indexes, never part lists.
+ * - `SilverGroups`, an inline Map over the groups (`MaxConcurrency` from the deployment), runs
  *   `SilverGroup` (`op: "group"`) per group: its part range follows from the bronze manifest, the group
- *   count and its index; its partial Parquet files and stats go to the lake (silver/<dataset>/_work/).
- *   Their summaries are discarded. The task retries as every stage does; a state inside a Map cannot reach
- *   RecordFailure, so the Map catches what its items raise (the error keeps its name).
- * - `Silver` (`op: "merge"`) merges the groups' files into the tables, commits the silver manifest,
- *   removes the work prefix, and returns the stage's result at `$.silver`.
+ *   count and its index; its partial Parquet files (keyed tables' rows split into the K buckets by a hash
+ *   of the key) go to the lake as one object, bucket by bucket, with its stats (silver/<dataset>/_work/).
+ * - `SilverBuckets`, an inline Map over the buckets, runs `SilverBucket` (`op: "bucket"`) per bucket: its
+ *   byte range of each group's object merged and deduplicated into its file of each table
+ *   (`part-<bucket>.parquet`), its result written last.
+ * - `Silver` (`op: "merge"`) only commits: the silver manifest from the groups' stats and the buckets'
+ *   files, the work prefix removed; returns the stage's result at `$.silver`.
+ *
+ * Items' summaries are discarded. Their tasks retry as every stage does; a state inside a Map cannot reach
+ * RecordFailure, so each Map catches what its items raise (the error keeps its name).
  */
 function silverStates(
   scope: Construct,
@@ -393,6 +407,7 @@ function silverStates(
       executionId: JsonPath.stringAt('$.executionId'),
       group: JsonPath.numberAt('$.group'),
       groupCount: JsonPath.numberAt('$.groupCount'),
+      bucketCount: JsonPath.numberAt('$.bucketCount'),
     }),
     // No ResultPath: the item's output is its summary, which the Map then discards.
   );
@@ -404,19 +419,52 @@ function silverStates(
       executionId: JsonPath.executionId,
       group: JsonPath.numberAt('$$.Map.Item.Value.group'),
       groupCount: JsonPath.numberAt(`${planKey}.groupCount`),
+      bucketCount: JsonPath.numberAt(`${planKey}.bucketCount`),
     },
     maxConcurrency: resources.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
     resultPath: JsonPath.DISCARD,
   })
     .itemProcessor(group)
     .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
+  const bucket = stageInvoke(
+    StateName.silverBucket,
+    resources.silverFunction,
+    TaskInput.fromObject({
+      op: 'bucket',
+      dataset: JsonPath.stringAt('$.dataset'),
+      bronzeManifestKey: JsonPath.stringAt('$.bronzeManifestKey'),
+      executionId: JsonPath.stringAt('$.executionId'),
+      bucket: JsonPath.numberAt('$.bucket'),
+      groupCount: JsonPath.numberAt('$.groupCount'),
+      bucketCount: JsonPath.numberAt('$.bucketCount'),
+    }),
+    // No ResultPath: the item's output is its summary, which the Map then discards.
+  );
+  const buckets = new MapState(scope, StateName.silverBuckets, {
+    itemsPath: JsonPath.stringAt(`${planKey}.buckets`),
+    itemSelector: {
+      dataset: JsonPath.stringAt(`$.${ResultKey.ingest}.dataset`),
+      bronzeManifestKey: JsonPath.stringAt(`$.${ResultKey.ingest}.manifestKey`),
+      executionId: JsonPath.executionId,
+      bucket: JsonPath.numberAt('$$.Map.Item.Value.bucket'),
+      groupCount: JsonPath.numberAt(`${planKey}.groupCount`),
+      bucketCount: JsonPath.numberAt(`${planKey}.bucketCount`),
+    },
+    maxConcurrency: resources.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
+    resultPath: JsonPath.DISCARD,
+  })
+    .itemProcessor(bucket)
+    .addCatch(onFailure, { errors: [Errors.ALL], resultPath: `$.${ResultKey.error}` });
   const merge = stageTask(
     StateName.silver,
     resources.silverFunction,
-    event('merge', { groupCount: JsonPath.numberAt(`${planKey}.groupCount`) }),
+    event('merge', {
+      groupCount: JsonPath.numberAt(`${planKey}.groupCount`),
+      bucketCount: JsonPath.numberAt(`${planKey}.bucketCount`),
+    }),
     ResultKey.silver,
   );
-  plan.next(groups).next(merge);
+  plan.next(groups).next(buckets).next(merge);
   return { start: plan, end: merge };
 }
 

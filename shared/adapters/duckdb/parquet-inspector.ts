@@ -6,6 +6,9 @@ import type { TableInspector } from '../../ports/table-inspector.ts';
 
 /** SQL string literal (single quotes doubled): file paths are ours, but never trust a path in SQL. */
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+/** `read_parquet` of a list of files. */
+const parquetOf = (files: readonly string[]) =>
+  `read_parquet([${files.map(literal).join(', ')}], hive_partitioning = false)`;
 /** SQL identifier (double quotes doubled). */
 const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
@@ -35,22 +38,26 @@ export async function openParquetInspector(): Promise<TableInspector> {
   return {
     countRows: (file) =>
       scalar(`SELECT count(*) FROM read_parquet(${literal(file)}, hive_partitioning = false)`),
-    countDistinct: (file, columns) =>
-      scalar(
-        `SELECT count(*) FROM (SELECT DISTINCT ${columns.map(identifier).join(', ')} FROM read_parquet(${literal(file)}, hive_partitioning = false))`,
-      ),
+    countDistinct: (files, columns) =>
+      files.length === 0
+        ? Promise.resolve(0)
+        : scalar(
+            `SELECT count(*) FROM (SELECT DISTINCT ${columns.map(identifier).join(', ')} FROM ${parquetOf(files)})`,
+          ),
     async danglingReferences(from, to) {
+      if (from.files.length === 0) return { referenced: 0, dangling: 0, examples: [] };
       const column = identifier(from.column);
       // A list column is unnested into one value per element; a scalar column is used as is.
       const described = await connection.runAndReadAll(
-        `SELECT column_type FROM (DESCRIBE SELECT ${column} FROM read_parquet(${literal(from.file)}, hive_partitioning = false))`,
+        `SELECT column_type FROM (DESCRIBE SELECT ${column} FROM ${parquetOf(from.files)})`,
       );
       const isList = String(described.getRowsJS()[0]?.[0] ?? '').endsWith('[]');
       const values = isList
-        ? `SELECT unnest(${column}) AS v FROM read_parquet(${literal(from.file)}, hive_partitioning = false)`
-        : `SELECT ${column} AS v FROM read_parquet(${literal(from.file)}, hive_partitioning = false)`;
-      const targets = to.file
-        ? `SELECT DISTINCT CAST(${identifier(to.column)} AS VARCHAR) AS v FROM read_parquet(${literal(to.file)}, hive_partitioning = false) WHERE ${identifier(to.column)} IS NOT NULL`
+        ? `SELECT unnest(${column}) AS v FROM ${parquetOf(from.files)}`
+        : `SELECT ${column} AS v FROM ${parquetOf(from.files)}`;
+      const targets =
+        to.files.length > 0
+          ? `SELECT DISTINCT CAST(${identifier(to.column)} AS VARCHAR) AS v FROM ${parquetOf(to.files)} WHERE ${identifier(to.column)} IS NOT NULL`
         : 'SELECT NULL::VARCHAR AS v WHERE false';
       // Targets are distinct, so the join keeps one row per reference. One pass over the references: a
       // CTE read twice (to count, to look up) was materialized, all 29 M ids of a 1 GB file (≈ 300 MB

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../config/runtime-config.ts';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
@@ -192,7 +192,7 @@ async function checkSilver(
   const check = outcome.add.bind(outcome);
   await mkdir(workDir, { recursive: true });
   const inspector = await deps.openInspector();
-  const localFiles: Record<string, string | undefined> = {};
+  const localFiles: Record<string, string[]> = {};
   try {
     for (const [table, result] of Object.entries(silver.tables)) {
       check(
@@ -200,34 +200,37 @@ async function checkSilver(
         result.rowsIn,
         result.rowsWritten + result.duplicates,
       );
-      if (!result.key) {
-        check(`${table}: rows written`, 0, result.rowsWritten);
-        continue;
+      const files: string[] = [];
+      let rows = 0;
+      // A table has a file per merge bucket that got rows: each re-hashed and re-counted.
+      for (const [index, published] of result.files.entries()) {
+        const file = join(workDir, `${table}-${String(index).padStart(5, '0')}.parquet`);
+        const bytes = await readAll(deps.lake, published.key);
+        await writeFile(file, bytes);
+        files.push(file);
+        check(
+          `${table}: parquet sha256 of ${posix.basename(published.key)}`,
+          published.sha256,
+          createHash('sha256').update(bytes).digest('hex'),
+        );
+        rows += await inspector.countRows(file);
       }
-      const file = join(workDir, `${table}.parquet`);
-      const bytes = await readAll(deps.lake, result.key);
-      await writeFile(file, bytes);
-      localFiles[table] = file;
-      check(
-        `${table}: parquet sha256`,
-        result.sha256 ?? '',
-        createHash('sha256').update(bytes).digest('hex'),
-      );
-      check(`${table}: parquet rows = rows written`, result.rowsWritten, await inspector.countRows(file));
+      localFiles[table] = files;
+      check(`${table}: parquet rows = rows written`, result.rowsWritten, rows);
     }
     const quarantined = Object.values(silver.records).reduce((n, r) => n + r.quarantined, 0);
-    const quarantineFile = localFiles[QUARANTINE_TABLE];
-    const quarantinedInTable = quarantineFile
-      ? await inspector.countDistinct(quarantineFile, ['record_path', '_record_index'])
-      : 0;
+    const quarantinedInTable = await inspector.countDistinct(localFiles[QUARANTINE_TABLE] ?? [], [
+      'record_path',
+      '_record_index',
+    ]);
     check('quarantined records = records in the quarantine table', quarantined, quarantinedInTable);
 
     for (const reference of deps.contract.references ?? []) {
-      const fromFile = localFiles[reference.from.table];
-      if (!fromFile) continue;
+      const fromFiles = localFiles[reference.from.table] ?? [];
+      if (fromFiles.length === 0) continue;
       const found = await inspector.danglingReferences(
-        { file: fromFile, column: reference.from.column },
-        { file: localFiles[reference.to.table], column: reference.to.column },
+        { files: fromFiles, column: reference.from.column },
+        { files: localFiles[reference.to.table] ?? [], column: reference.to.column },
       );
       outcome.referenced += found.referenced;
       outcome.dangling += found.dangling;

@@ -36,8 +36,11 @@ describe('openParquetInspector', () => {
       `SELECT * FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('b', NULL), ('b', NULL)) t(path, idx)`,
     );
     expect(await inspector.countRows(file)).toBe(5);
-    expect(await inspector.countDistinct(file, ['path', 'idx'])).toBe(3);
-    expect(await inspector.countDistinct(file, ['path'])).toBe(2);
+    expect(await inspector.countDistinct([file], ['path', 'idx'])).toBe(3);
+    expect(await inspector.countDistinct([file], ['path'])).toBe(2);
+    // A table's files (one per merge bucket) count as one table.
+    expect(await inspector.countDistinct([file, file], ['path', 'idx'])).toBe(3);
+    expect(await inspector.countDistinct([], ['path'])).toBe(0);
   });
 
   let files = 0;
@@ -48,7 +51,7 @@ describe('openParquetInspector', () => {
   async function danglingIn(refs: string, targets?: string) {
     const from = await parquet(`refs-${files++}`, refs);
     const to = targets === undefined ? undefined : await parquet(`targets-${files++}`, targets);
-    return inspector.danglingReferences({ file: from, column: 'ref' }, { file: to, column: 'id' });
+    return inspector.danglingReferences({ files: [from], column: 'ref' }, { files: to ? [to] : [], column: 'id' });
   }
 
   it('finds list elements no target row has: each reference counted, nulls skipped, examples sorted', async () => {

@@ -111,7 +111,7 @@ export async function buildSilver(
         rowsWritten: result.rowsWritten,
         duplicates: result.duplicates,
         bytes: file?.bytes ?? 0,
-        files: file ? [{ ...file, rows: result.rowsWritten }] : [],
+        files: file ? [{ key: file.key, rows: result.rowsWritten, bytes: file.bytes, sha256: file.sha256 }] : [],
       };
     }
     return await commitSilverBuild(

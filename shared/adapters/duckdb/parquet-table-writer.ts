@@ -106,7 +106,9 @@ export async function createParquetTableWriter(
     }
     const buckets = Math.max(1, Math.floor(options.buckets ?? 1));
     if (buckets > 1 && !options.partial) {
-      throw new PipelineError('a table writer splits rows into merge buckets only when it writes partial files');
+      throw new PipelineError(
+        'a table writer splits rows into merge buckets only when it writes partial files',
+      );
     }
     return new ParquetTableWriter(
       instance,

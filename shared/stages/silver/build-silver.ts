@@ -111,7 +111,9 @@ export async function buildSilver(
         rowsWritten: result.rowsWritten,
         duplicates: result.duplicates,
         bytes: file?.bytes ?? 0,
-        files: file ? [{ key: file.key, rows: result.rowsWritten, bytes: file.bytes, sha256: file.sha256 }] : [],
+        files: file
+          ? [{ key: file.key, rows: result.rowsWritten, bytes: file.bytes, sha256: file.sha256 }]
+          : [],
       };
     }
     return await commitSilverBuild(
@@ -247,7 +249,9 @@ export async function mergeGroups(
 ): Promise<Record<string, TableWriteResult>> {
   const partials: Record<string, string[]> = {};
   for (const table of tables) {
-    partials[table.name] = groups.flatMap((group) => (group.tables[table.name]?.files ?? []).map((p) => p.file));
+    partials[table.name] = groups.flatMap((group) =>
+      (group.tables[table.name]?.files ?? []).map((p) => p.file),
+    );
   }
   const merge =
     deps.mergeTables ??

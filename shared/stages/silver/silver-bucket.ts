@@ -91,7 +91,12 @@ export async function mergeSilverBucket(
       (await import('../../adapters/duckdb/parquet-partials-merge.ts')).mergeParquetPartials;
     const merged = await merge(tables, partials, join(workDir, 'merged'));
     const build = silverBuildOf(bronze);
-    const result: BucketFile = { bucket, bucketCount: input.bucketCount, bronzeManifestKey: input.bronzeManifestKey, tables: {} };
+    const result: BucketFile = {
+      bucket,
+      bucketCount: input.bucketCount,
+      bronzeManifestKey: input.bronzeManifestKey,
+      tables: {},
+    };
     for (const table of tables) {
       const { rowsWritten, file } = merged[table.name] ?? { rowsWritten: 0 };
       const published = await publishTableFile(deps.lake, build, table.name, bucket, file);
@@ -139,7 +144,11 @@ async function fetchBucketPartials(
     file: join(folder, `${String(i).padStart(5, '0')}-${entry.table}.parquet`),
     length: entry.length,
   }));
-  await splitInto(await lake.read(group.partialsKey, { start, end: end - 1 }), files, `${group.partialsKey} bytes ${start}-${end - 1}`);
+  await splitInto(
+    await lake.read(group.partialsKey, { start, end: end - 1 }),
+    files,
+    `${group.partialsKey} bytes ${start}-${end - 1}`,
+  );
   return files;
 }
 
@@ -162,7 +171,8 @@ async function splitInto(
       while (data.length > 0) {
         if (index >= files.length) throw new PipelineError(`${what}: more bytes than its partial files`);
         const take = Math.min(left, data.length);
-        if (!out.write(data.subarray(0, take))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+        if (!out.write(data.subarray(0, take)))
+          await new Promise<void>((resolve) => out.once('drain', () => resolve()));
         data = data.subarray(take);
         left -= take;
         if (left === 0) {

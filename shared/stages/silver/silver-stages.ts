@@ -278,7 +278,10 @@ export async function buildSilverGroupToLake(
       ...range(plan),
       bucketCount: input.bucketCount,
       tables: Object.fromEntries(
-        Object.entries(result.tables).map(([name, t]) => [name, { rowsIn: t.rowsIn, rowsWritten: t.rowsWritten }]),
+        Object.entries(result.tables).map(([name, t]) => [
+          name,
+          { rowsIn: t.rowsIn, rowsWritten: t.rowsWritten },
+        ]),
       ),
       ...(bundle.length > 0 && { partialsKey }),
       partials: bundle.map(({ file: _, ...entry }) => entry),

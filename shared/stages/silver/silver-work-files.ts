@@ -115,9 +115,12 @@ export async function readWorkFile<T extends z.ZodType>(
     text = Buffer.concat(chunks).toString('utf8');
   } catch (error) {
     if (!(error instanceof ObjectNotFoundError)) throw error;
-    throw new PipelineError(`silver: the ${what} is missing (${key}): rerun the silver stage from PlanSilver`, {
-      cause: error,
-    });
+    throw new PipelineError(
+      `silver: the ${what} is missing (${key}): rerun the silver stage from PlanSilver`,
+      {
+        cause: error,
+      },
+    );
   }
   const parsed = schema.safeParse(safeJson(text));
   if (!parsed.success) {

@@ -631,7 +631,9 @@ describe('Generic datasets defined by config alone', () => {
           _run_id: 'VARCHAR',
           _record_index: 'BIGINT',
         };
-        const partition = await describeParquet(join(at.lake, silver.manifest.tables.accounts!.files[0]!.key));
+        const partition = await describeParquet(
+          join(at.lake, silver.manifest.tables.accounts!.files[0]!.key),
+        );
         expect(partition).toMatchObject({ ...declared, op: 'VARCHAR' });
         const state = await describeParquet(join(at.lake, silverCurrentStateKey(config.name, 'accounts')));
         expect(state).toMatchObject(declared);

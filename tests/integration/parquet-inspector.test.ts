@@ -51,7 +51,10 @@ describe('openParquetInspector', () => {
   async function danglingIn(refs: string, targets?: string) {
     const from = await parquet(`refs-${files++}`, refs);
     const to = targets === undefined ? undefined : await parquet(`targets-${files++}`, targets);
-    return inspector.danglingReferences({ files: [from], column: 'ref' }, { files: to ? [to] : [], column: 'id' });
+    return inspector.danglingReferences(
+      { files: [from], column: 'ref' },
+      { files: to ? [to] : [], column: 'id' },
+    );
   }
 
   it('finds list elements no target row has: each reference counted, nulls skipped, examples sorted', async () => {

@@ -179,7 +179,9 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
         currentRunId: result.bronze.runId,
       });
       const parquet = (await listFiles(join(lake, 'silver'))).filter((f) => f.endsWith('.parquet'));
-      expect(parquet.length).toBe(Object.values(result.silver!.manifest.tables).flatMap((t) => t.files).length);
+      expect(parquet.length).toBe(
+        Object.values(result.silver!.manifest.tables).flatMap((t) => t.files).length,
+      );
     });
 
     /** Reconciles with the first in_network part's lines rewritten by `edit`; the part is restored after. */

@@ -18,8 +18,8 @@ import {
   buildSilver,
   type SilverProgress,
 } from '../../shared/stages/silver/build-silver.ts';
-import { planSilverGroups } from '../../shared/stages/silver/silver-group.ts';
 import { mergeSilverBucket } from '../../shared/stages/silver/silver-bucket.ts';
+import { planSilverGroups } from '../../shared/stages/silver/silver-group.ts';
 import { buildSilverGroupToLake, mergeSilver, planSilver } from '../../shared/stages/silver/silver-stages.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';

@@ -64,10 +64,11 @@ export interface PipelineFunctionsProps {
     readonly reservedConcurrency?: number;
   };
   /**
-   * The silver stage; `groupTargetMb`: uncompressed bronze per group when `PlanSilver` splits a build.
-   * @default 3008 MB, 15 minutes, 4096 MB of /tmp, groups of 1536 MB
+   * The silver stage; `groupTargetMb`: uncompressed bronze per group when `PlanSilver` splits a build,
+   * `bucketTargetMb`: per merge bucket. @default 3008 MB, 15 minutes, 4096 MB of /tmp, groups of 1536 MB,
+   * buckets of 8192 MB
    */
-  readonly silver?: StageSizing & { readonly groupTargetMb?: number };
+  readonly silver?: StageSizing & { readonly groupTargetMb?: number; readonly bucketTargetMb?: number };
   /**
    * The reconcile stage; `quarantineRateThreshold`: a run that quarantined more than this share of its
    * records fails. @default 2048 MB, 15 minutes, 4096 MB of /tmp, DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
@@ -202,6 +203,7 @@ export class PipelineFunctions extends Construct {
         lakeBucket: lakeBucket.bucketName,
         datasets: props.datasets,
         silverGroupTargetMb: props.silver?.groupTargetMb,
+        silverBucketTargetMb: props.silver?.bucketTargetMb,
       }),
       ...DUCKDB_FUNCTION,
     });

@@ -21,15 +21,6 @@ export const silverBatchFolder = (batch: number) => `batch-${pad(batch)}`;
 export const silverGroupPrefix = (dataset: string, source: string, group: number) =>
   `${silverWorkPrefix(dataset, source)}${silverGroupFolder(group)}/`;
 
-/** One table's partial Parquet file of one batch of one group: rows as appended, with lineage. */
-export const silverPartialKey = (
-  dataset: string,
-  source: string,
-  group: number,
-  batch: number,
-  table: string,
-) => `${silverGroupPrefix(dataset, source, group)}${silverBatchFolder(batch)}/${table}.parquet`;
-
 /**
  * One group's partial files in one object: bucket by bucket (then table, then batch), so that a bucket's
  * merge reads its own byte range of each group's object and nothing else. The group's `_stats.json`

@@ -200,7 +200,7 @@ describe('silver Parquet files across runs of one source', () => {
         expect(digests[file], `${file}: ${run} differs from an unsliced run in 2 groups`).toBe(sha256);
       }
     }
-  }, 300_000);
+  }, 600_000);
 });
 
 describe('Function: writeFinalTable', () => {

@@ -165,9 +165,7 @@ describe('Stack: SluiceStack (example config)', () => {
     it("expires silver's scratch files (_work/) and their old versions after a day, per dataset", () => {
       for (const dataset of ['tic-in-network', 'tic-table-of-contents']) {
         // The prefix every silver build's scratch keys start with (shared/lake/silver-work-keys.ts).
-        expect(silverGroupPartialsKey(dataset, 'src', 0).startsWith(`silver/${dataset}/_work/`)).toBe(
-          true,
-        );
+        expect(silverGroupPartialsKey(dataset, 'src', 0).startsWith(`silver/${dataset}/_work/`)).toBe(true);
         expect(lakeRule(`expire-silver-work-${dataset}`)).toEqual({
           Id: `expire-silver-work-${dataset}`,
           Status: 'Enabled',

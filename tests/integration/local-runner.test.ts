@@ -86,7 +86,7 @@ class FlakyLake implements ObjectStore {
 
 /**
  * The Lambda handlers run one after the other, as the deployed workflow does: Ingest, the silver function
- * for PlanSilver, each SilverGroups item and the Silver merge, then Reconcile.
+ * for PlanSilver, each SilverGroups item, each SilverBuckets item and the Silver commit, then Reconcile.
  */
 /** The execution id the state machine passes each stage: the holder of the source's lease. */
 const HANDLERS_EXECUTION = 'arn:aws:states:us-east-1:123456789012:execution:sluice:handlers-test';
@@ -120,10 +120,14 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
       workDir,
     });
     const silverPlan = await silverFunction({ ...stageEvent, op: 'plan' as const });
+    const { groupCount, bucketCount } = silverPlan;
     for (const { group } of silverPlan.groups) {
-      await silverFunction({ ...stageEvent, op: 'group' as const, group, groupCount: silverPlan.groupCount });
+      await silverFunction({ ...stageEvent, op: 'group' as const, group, groupCount, bucketCount });
     }
-    const silver = await silverFunction({ ...stageEvent, op: 'merge', groupCount: silverPlan.groupCount });
+    for (const { bucket } of silverPlan.buckets) {
+      await silverFunction({ ...stageEvent, op: 'bucket' as const, bucket, groupCount, bucketCount });
+    }
+    const silver = await silverFunction({ ...stageEvent, op: 'merge', groupCount, bucketCount });
     const reconcile = await createReconcileHandler({
       config: lakeConfig,
       lake,
@@ -194,9 +198,19 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     );
     // The silver groups: a Map whose item is one more task of the silver function.
     const groups = definition.States[StateName.silverGroups];
-    expect(groups).toMatchObject({ Type: 'Map', ItemsPath: '$.silverPlan.groups', Next: StateName.silver });
+    expect(groups).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.silverPlan.groups',
+      Next: StateName.silverBuckets,
+    });
     expect(Object.keys(groups.ItemProcessor.States)).toEqual([StateName.silverGroup]);
     expect(groups.ItemProcessor.States[StateName.silverGroup].Resource).toBe(
+      definition.States[StateName.silver].Resource,
+    );
+    // The merge buckets: another Map of the silver function.
+    const buckets = definition.States[StateName.silverBuckets];
+    expect(buckets).toMatchObject({ Type: 'Map', ItemsPath: '$.silverPlan.buckets', Next: StateName.silver });
+    expect(buckets.ItemProcessor.States[StateName.silverBucket].Resource).toBe(
       definition.States[StateName.silver].Resource,
     );
     for (const [name, state] of tasks) {
@@ -219,6 +233,9 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     StateName.planSilver,
     StateName.silverGroups,
     ...Array<string>(groups).fill(StateName.silverGroup),
+    // A source this small merges in one bucket.
+    StateName.silverBuckets,
+    StateName.silverBucket,
     StateName.silver,
   ];
   /** Groups of a local build at the runner's parallelism (`setup`: 2). */
@@ -264,11 +281,18 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       silverPlan: {
         groups: [...Array(groupsOf(result)).keys()].map((group) => ({ group })),
         groupCount: groupsOf(result),
+        buckets: [{ bucket: 0 }],
+        bucketCount: 1,
       },
       silver: lambda.silver,
       reconcile: lambda.reconcile,
     });
-    expect(lambda.silverPlan).toEqual({ groups: [{ group: 0 }], groupCount: 1 });
+    expect(lambda.silverPlan).toEqual({
+      groups: [{ group: 0 }],
+      groupCount: 1,
+      buckets: [{ bucket: 0 }],
+      bucketCount: 1,
+    });
     // ... and both runtimes leave the same lake behind, without the build's work files.
     expect(await listFiles(lakeDir)).toEqual(await listFiles(handlersLake));
     expect((await listFiles(lakeDir)).filter((f) => f.includes('/_work/'))).toEqual([]);

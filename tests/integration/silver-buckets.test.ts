@@ -201,15 +201,10 @@ describe('silver merged in buckets', () => {
       expect(summary.merged).toBe(true);
       // Exactly one ranged read per group that has rows in this bucket, of exactly its entries.
       const expected = groups.flatMap((group) => {
-        const entries = group.partials.filter((p) => p.bucket === bucket);
-        if (entries.length === 0) return [];
-        const last = entries.at(-1)!;
-        return [
-          {
-            key: group.partialsKey!,
-            range: { start: entries[0]!.offset, end: last.offset + last.length - 1 },
-          },
-        ];
+        const section = group.sections.find((s) => s.bucket === bucket);
+        if (!section) return [];
+        const range = { start: section.offset, end: section.offset + section.length - 1 };
+        return [{ key: group.partialsKey!, range }];
       });
       expect(expected.length).toBeGreaterThan(0);
       // (Groups are read a few at once: in any order.)

@@ -1,4 +1,5 @@
-import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -14,7 +15,7 @@ import { readBronzeManifest } from '../bronze/read-bronze.ts';
 import { publishTableFile } from './build-silver.ts';
 import { quarantineTable } from './quarantine-table.ts';
 import { readGroups, readPlan } from './silver-stages.ts';
-import { BucketFile, type BundledPartial, type GroupFile } from './silver-work-files.ts';
+import { BucketFile, type BucketSection, type GroupFile, SectionIndex } from './silver-work-files.ts';
 
 export interface MergeSilverBucketInput {
   readonly bronzeManifestKey: string;
@@ -48,7 +49,7 @@ export interface SilverBucketSummary {
 const GROUPS_IN_FLIGHT = 4;
 
 /**
- * One merge bucket of a build in groups (the `SilverBucket` Map item): its byte range of each group's
+ * One merge bucket of a build in groups (the `SilverBucket` Map item): its section of each group's
  * bundle of partial files — and nothing of any other bucket — to scratch space, merged and deduplicated
  * per table in group and part order (the same statements, so the same bytes, as one writer given those
  * rows), each table's file published to its key (`part-<bucket>.parquet`), then the bucket's result
@@ -105,10 +106,7 @@ export async function mergeSilverBucket(
     await deps.lake.write(resultKey, `${JSON.stringify(result, null, 2)}\n`, {
       contentType: 'application/json',
     });
-    const partialBytes = groups.reduce(
-      (sum, group) => sum + bucketEntries(group, bucket).reduce((n, e) => n + e.length, 0),
-      0,
-    );
+    const partialBytes = groups.reduce((sum, group) => sum + (sectionOf(group, bucket)?.length ?? 0), 0);
     return { bucket, tables: rowsOf(result), partialBytes, merged: true };
   } finally {
     await rm(workDir, { recursive: true, force: true });
@@ -118,14 +116,14 @@ export async function mergeSilverBucket(
 const rowsOf = (result: BucketFile) =>
   Object.fromEntries(Object.entries(result.tables).map(([name, t]) => [name, t.rowsWritten]));
 
-/** A group's partial files of one bucket: one contiguous byte range of its bundle. */
-function bucketEntries(group: GroupFile, bucket: number): BundledPartial[] {
-  return group.partials.filter((entry) => entry.bucket === bucket);
+/** A group's section of one bucket, if the group has rows in it. */
+function sectionOf(group: GroupFile, bucket: number): BucketSection | undefined {
+  return group.sections.find((section) => section.bucket === bucket);
 }
 
 /**
- * Reads the bucket's byte range of a group's bundle (one ranged read) and cuts it into its partial
- * files in `folder`, in bundle order.
+ * Reads the bucket's section of a group's bundle (one ranged read) and cuts it into its partial files in
+ * `folder`, in section order.
  */
 async function fetchBucketPartials(
   lake: ObjectStore,
@@ -133,62 +131,74 @@ async function fetchBucketPartials(
   bucket: number,
   folder: string,
 ): Promise<{ readonly table: string; readonly file: string }[]> {
-  const entries = bucketEntries(group, bucket);
-  if (entries.length === 0 || !group.partialsKey) return [];
+  const section = sectionOf(group, bucket);
+  if (!section || !group.partialsKey) return [];
   await mkdir(folder, { recursive: true });
-  const start = entries[0]!.offset;
-  const last = entries.at(-1)!;
-  const end = last.offset + last.length;
-  const files = entries.map((entry, i) => ({
-    table: entry.table,
-    file: join(folder, `${String(i).padStart(5, '0')}-${entry.table}.parquet`),
-    length: entry.length,
-  }));
-  await splitInto(
-    await lake.read(group.partialsKey, { start, end: end - 1 }),
-    files,
-    `${group.partialsKey} bytes ${start}-${end - 1}`,
-  );
-  return files;
+  const end = section.offset + section.length - 1;
+  const what = `${group.partialsKey} bytes ${section.offset}-${end}`;
+  return readSection(await lake.read(group.partialsKey, { start: section.offset, end }), folder, what);
 }
 
-/** Writes a stream's bytes into the files one after another, each taking its length; the lengths must add up. */
-async function splitInto(
+/** Cuts a section's bytes (see `SectionIndex`) into its files; its lengths must add up. */
+async function readSection(
   stream: Readable,
-  files: readonly { readonly file: string; readonly length: number }[],
+  folder: string,
   what: string,
-): Promise<void> {
+): Promise<{ readonly table: string; readonly file: string }[]> {
+  let pending = Buffer.alloc(0);
+  let files: { table: string; file: string; length: number }[] | undefined;
   let index = 0;
-  let left = files[0]?.length ?? 0;
-  let out = createWriteStream(files[0]!.file);
-  const close = async (stream: ReturnType<typeof createWriteStream>) => {
-    stream.end();
-    await finished(stream);
+  let left = 0;
+  let out: WriteStream | undefined;
+  const open = () => {
+    out = createWriteStream(files![index]!.file);
+    left = files![index]!.length;
   };
   try {
     for await (const chunk of stream) {
       let data = Buffer.from(chunk as Uint8Array);
+      if (!files) {
+        pending = Buffer.concat([pending, data]);
+        if (pending.length < 4 || pending.length < 4 + pending.readUInt32BE(0)) continue;
+        const headerEnd = 4 + pending.readUInt32BE(0);
+        const parsed = SectionIndex.safeParse(safeJson(pending.subarray(4, headerEnd).toString('utf8')));
+        if (!parsed.success) throw new PipelineError(`${what}: not a section of partial files`);
+        files = parsed.data.map((entry, i) => ({
+          table: entry.table,
+          file: join(folder, `${String(i).padStart(5, '0')}-${entry.table}.parquet`),
+          length: entry.length,
+        }));
+        data = pending.subarray(headerEnd);
+        if (files.length > 0) open();
+      }
       while (data.length > 0) {
-        if (index >= files.length) throw new PipelineError(`${what}: more bytes than its partial files`);
+        if (!out) throw new PipelineError(`${what}: more bytes than its partial files`);
         const take = Math.min(left, data.length);
-        if (!out.write(data.subarray(0, take)))
-          await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+        if (!out.write(data.subarray(0, take))) await once(out, 'drain');
         data = data.subarray(take);
         left -= take;
         if (left === 0) {
-          await close(out);
-          index++;
-          if (index < files.length) {
-            out = createWriteStream(files[index]!.file);
-            left = files[index]!.length;
-          }
+          out.end();
+          await finished(out);
+          out = undefined;
+          if (++index < files!.length) open();
         }
       }
     }
-    if (index < files.length) throw new PipelineError(`${what}: fewer bytes than its partial files`);
+    if (!files || index < files.length)
+      throw new PipelineError(`${what}: fewer bytes than its partial files`);
+    return files.map(({ table, file }) => ({ table, file }));
   } catch (error) {
-    out.destroy();
+    out?.destroy();
     throw error;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

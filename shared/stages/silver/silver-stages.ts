@@ -31,12 +31,13 @@ import {
 import { mergeSilverStats } from './silver-stats.ts';
 import {
   BucketFile,
-  type BundledPartial,
+  type BucketSection,
   deleteUnder,
   GroupFile,
   mergeBucketOfPart,
   PlanFile,
   readWorkFile,
+  type SectionIndex,
   silverBucketCount,
 } from './silver-work-files.ts';
 import type { LakeLocation } from './silver-worker-protocol.ts';
@@ -267,7 +268,7 @@ export async function buildSilverGroupToLake(
     );
     const partialsKey = silverGroupPartialsKey(dataset, runId, plan.index);
     if (bundle.length > 0) {
-      await deps.lake.write(partialsKey, Readable.from(concatenated(bundle.map((entry) => entry.file))), {
+      await deps.lake.write(partialsKey, Readable.from(bundleBytes(bundle)), {
         contentType: 'application/octet-stream',
       });
     } else {
@@ -284,7 +285,7 @@ export async function buildSilverGroupToLake(
         ]),
       ),
       ...(bundle.length > 0 && { partialsKey }),
-      partials: bundle.map(({ file: _, ...entry }) => entry),
+      sections: bundle.map(({ bucket, offset, length }) => ({ bucket, offset, length })),
       stats: result.stats,
     };
     await deps.lake.write(
@@ -306,42 +307,59 @@ export async function buildSilverGroupToLake(
 
 const range = (plan: SilverGroupPlan) => ({ firstPart: plan.firstPart, endPart: plan.endPart });
 
+/** A bucket's section of a group's bundle: its index and files, and where it lies in the bundle. */
+interface Section extends BucketSection {
+  readonly header: Buffer;
+  readonly files: readonly string[];
+}
+
 /**
- * The group's partial files in the order of its bundle: bucket by bucket, then table (contract order),
- * then batch, so that each bucket is one byte range. A file not split by key goes to the bucket of its
- * bronze part (`bucketOfBatch`).
+ * The group's partial files as the sections of its bundle (see `SectionIndex`), in bucket order; in a
+ * section, table by table (contract order), then batch by batch. A file not split by key goes to the
+ * bucket of its bronze part (`bucketOfBatch`).
  */
 function bundlePartials(
   result: SilverGroupResult,
   tableOrder: readonly string[],
   bucketOfBatch: (batch: number) => number,
-): (BundledPartial & { readonly file: string })[] {
-  const entries: { table: string; tableIndex: number; batch: number; bucket: number; file: string }[] = [];
+): Section[] {
+  const byBucket = new Map<number, { table: string; tableIndex: number; batch: number; file: string }[]>();
   for (const [tableIndex, table] of tableOrder.entries()) {
     for (const partial of result.tables[table]?.files ?? []) {
-      entries.push({
-        table,
-        tableIndex,
-        batch: partial.batch,
-        bucket: partial.bucket ?? bucketOfBatch(partial.batch),
-        file: partial.file,
-      });
+      const bucket = partial.bucket ?? bucketOfBatch(partial.batch);
+      const entries = byBucket.get(bucket) ?? [];
+      entries.push({ table, tableIndex, batch: partial.batch, file: partial.file });
+      byBucket.set(bucket, entries);
     }
   }
-  // Stable: within a bucket and table, files keep their batch order.
-  entries.sort((a, b) => a.bucket - b.bucket || a.tableIndex - b.tableIndex || a.batch - b.batch);
   let offset = 0;
-  return entries.map(({ table, batch, bucket, file }) => {
-    const length = statSync(file).size;
-    const entry = { table, batch, bucket, offset, length, file };
-    offset += length;
-    return entry;
-  });
+  return [...byBucket.keys()]
+    .sort((a, b) => a - b)
+    .map((bucket) => {
+      const entries = byBucket.get(bucket)!;
+      entries.sort((a, b) => a.tableIndex - b.tableIndex || a.batch - b.batch);
+      const index: SectionIndex = entries.map(({ table, batch, file }) => ({
+        table,
+        batch,
+        length: statSync(file).size,
+      }));
+      const json = Buffer.from(JSON.stringify(index));
+      const header = Buffer.alloc(4 + json.length);
+      header.writeUInt32BE(json.length, 0);
+      json.copy(header, 4);
+      const length = header.length + index.reduce((n, e) => n + e.length, 0);
+      const section = { bucket, offset, length, header, files: entries.map((e) => e.file) };
+      offset += length;
+      return section;
+    });
 }
 
-/** The files' bytes one after another. */
-async function* concatenated(files: readonly string[]): AsyncGenerator<Buffer> {
-  for (const file of files) yield* createReadStream(file);
+/** The bundle's bytes: each section's header, then its files. */
+async function* bundleBytes(sections: readonly Section[]): AsyncGenerator<Buffer> {
+  for (const section of sections) {
+    yield section.header;
+    for (const file of section.files) yield* createReadStream(file);
+  }
 }
 
 /** The group's partial files, built in a worker thread when asked and possible, else in this one. */

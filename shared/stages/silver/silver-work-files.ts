@@ -50,15 +50,28 @@ export const PlanFile = z.object({
 });
 export type PlanFile = z.infer<typeof PlanFile>;
 
-/** One partial file in a group's `partials.bin`: its table, batch (part within the group), bucket, bytes. */
-const BundledPartial = z.object({
-  table: z.string(),
-  batch: z.number().int().nonnegative(),
+/**
+ * One partial file in a bucket's section of a group's `partials.bin`: its table, batch (its bronze part
+ * within the group) and length. A section is a 4-byte big-endian length, that many bytes of JSON listing
+ * its files (`SectionIndex`), then the files' bytes in that order: a bucket's merge reads its section
+ * alone, and the group's stats stay small however many files the sections hold.
+ */
+export const SectionIndex = z.array(
+  z.object({
+    table: z.string(),
+    batch: z.number().int().nonnegative(),
+    length: z.number().int().positive(),
+  }),
+);
+export type SectionIndex = z.infer<typeof SectionIndex>;
+
+/** Where a bucket's section lies in a group's `partials.bin`. */
+const BucketSection = z.object({
   bucket: z.number().int().nonnegative(),
   offset: z.number().int().nonnegative(),
   length: z.number().int().positive(),
 });
-export type BundledPartial = z.infer<typeof BundledPartial>;
+export type BucketSection = z.infer<typeof BucketSection>;
 
 /** What a group leaves under its work prefix (`_stats.json`), written after its `partials.bin`. */
 export const GroupFile = z.object({
@@ -69,8 +82,8 @@ export const GroupFile = z.object({
   tables: z.record(z.string(), z.object({ rowsIn: z.number(), rowsWritten: z.number() })),
   /** The key of the group's bundle of partial files (none when the group wrote no rows). */
   partialsKey: z.string().optional(),
-  /** The bundle's files, bucket by bucket, then table by table (contract order), then batch by batch. */
-  partials: z.array(BundledPartial),
+  /** The bundle's sections, in bucket order: one per bucket that got rows of this group. */
+  sections: z.array(BucketSection),
   /** Written by `buildSilverGroupToLake` itself: checked for its shape only. */
   stats: z.custom<SilverStats>(
     (value) =>

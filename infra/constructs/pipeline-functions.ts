@@ -192,7 +192,8 @@ export class PipelineFunctions extends Construct {
 
     this.silver = new SluiceFunction(this, 'Silver', {
       handlerDir: 'silver',
-      description: 'Plans, builds in groups and merges the silver Parquet tables of one committed bronze run',
+      description:
+        'Plans, builds in groups, merges in buckets and commits the silver Parquet tables of one committed bronze run',
       memoryMb: props.silver?.memoryMb ?? 3008,
       timeout: props.silver?.timeout ?? Duration.minutes(15),
       ephemeralStorageMb: props.silver?.ephemeralStorageMb ?? 4096,

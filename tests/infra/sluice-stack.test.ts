@@ -296,8 +296,8 @@ describe('Stack: SluiceStack (example config)', () => {
             ...Object.keys(MALLOC_ENV),
             'POWERTOOLS_LOG_LEVEL',
             'POWERTOOLS_SERVICE_NAME',
-            // How much bronze PlanSilver puts in one group: the config's default.
-            ...(fn === stack.functions.silver ? ['SILVER_GROUP_TARGET_MB'] : []),
+            // How much bronze PlanSilver puts in one group and one merge bucket: the config's defaults.
+            ...(fn === stack.functions.silver ? ['SILVER_BUCKET_TARGET_MB', 'SILVER_GROUP_TARGET_MB'] : []),
             // The share of a run's records that may be quarantined: the quarantine alarm's threshold; and
             // where each commit registers the source's partitions.
             ...(fn === stack.functions.reconcile ? ['QUARANTINE_RATE_THRESHOLD', 'GLUE_DATABASE'] : []),
@@ -306,6 +306,7 @@ describe('Stack: SluiceStack (example config)', () => {
       }
       const silverEnv = resources[logicalId(stack.functions.silver.function)]!.Properties.Environment;
       expect(silverEnv.Variables.SILVER_GROUP_TARGET_MB).toBe('1536');
+      expect(silverEnv.Variables.SILVER_BUCKET_TARGET_MB).toBe('8192');
       const reconcileEnv = resources[logicalId(stack.functions.reconcile.function)]!.Properties.Environment;
       expect(reconcileEnv.Variables.QUARANTINE_RATE_THRESHOLD).toBe(
         String(DEFAULT_QUARANTINE_RATE_THRESHOLD),

@@ -16,6 +16,11 @@ export interface TableWriteResult {
    * one file per bucket that got rows, in bucket order, instead of `file`.
    */
   readonly bucketFiles?: readonly { readonly bucket: number; readonly file: string }[];
+  /**
+   * With `bucketFiles`: what assigned rows to buckets (e.g. `duckdb-hash v1.5.0`). Every group of a
+   * build must have used the same, or a key's duplicates could land in two buckets.
+   */
+  readonly bucketHash?: string;
 }
 
 export interface TableWriterOptions {

@@ -176,6 +176,15 @@ describe('silver merged in buckets', () => {
     }
     const workDir = join(tmp.dir, 'work-buckets');
     const bucketDeps = (lake: ObjectStore) => ({ lake, contract, workDir });
+    // Every group names how it hashed keys into buckets; a group hashed otherwise is refused.
+    expect(groups.every((group) => group.bucketHash?.startsWith('duckdb-hash '))).toBe(true);
+    const lastKey = silverGroupStatsKey(config.name, plan.runId, plan.groupCount - 1);
+    const lastStats = await readText(files, lastKey);
+    await files.write(lastKey, JSON.stringify({ ...JSON.parse(lastStats), bucketHash: 'another hash' }));
+    await expect(mergeSilverBucket({ ...input, ...counts, bucket: 0 }, bucketDeps(files))).rejects.toThrow(
+      /different hashes/,
+    );
+    await files.write(lastKey, lastStats);
 
     for (let bucket = 0; bucket < plan.bucketCount; bucket++) {
       const lake = recording(files);

@@ -7,6 +7,7 @@ import {
   DuckDBInstance,
   type DuckDBType,
   type DuckDBValue,
+  version as duckdbVersion,
 } from '@duckdb/node-api';
 import {
   type ColumnSpec,
@@ -267,7 +268,13 @@ class ParquetTableWriter implements TableWriter {
       for (const file of files) bucketFiles.push({ bucket, file: join(folder, entry, file) });
     }
     bucketFiles.sort((a, b) => a.bucket - b.bucket || a.file.localeCompare(b.file));
-    return { rowsIn: buffer.rowsIn, rowsWritten: buffer.rowsIn, duplicates: 0, bucketFiles };
+    return {
+      rowsIn: buffer.rowsIn,
+      rowsWritten: buffer.rowsIn,
+      duplicates: 0,
+      bucketFiles,
+      bucketHash: MERGE_BUCKET_HASH,
+    };
   }
 
   private flush(buffer: TableBuffer): void {
@@ -487,10 +494,14 @@ function copyPartial(plan: TablePlan, file: string): string {
   );
 }
 
+/** What `mergeBucketExpression` hashes with: DuckDB's `hash` of this DuckDB library's version. */
+const MERGE_BUCKET_HASH = `duckdb-hash ${duckdbVersion()}`;
+
 /**
  * The merge bucket of a row of a partial file, from its key columns as a merge reads them: rows with
  * equal keys (as the merge's deduplication compares them) hash alike, so they share a bucket. DuckDB's
- * `hash` is stable for a DuckDB version; a build's groups all run on one deployment.
+ * `hash` is stable for a DuckDB version only: each result names it (`bucketHash`), and a build whose
+ * groups used two is refused.
  */
 export function mergeBucketExpression(plan: TablePlan, buckets: number): string {
   const keys = plan.spec.key.map((name) => plan.columns.find((c) => c.name === name)!.read);

@@ -9,6 +9,8 @@ export interface SilverGroupTable {
   readonly rowsWritten: number;
   /** In batch order, then bucket order. */
   readonly files: readonly PartialFile[];
+  /** What split the files into buckets (`TableWriteResult.bucketHash`), when any was split. */
+  readonly bucketHash?: string;
 }
 
 /** A partial file: one table's rows of one batch (a bronze part) and, when split, of one merge bucket. */
@@ -89,10 +91,12 @@ export class SilverGroupOutput {
         if (r?.file) files.push({ file: r.file, batch });
         for (const { bucket, file } of r?.bucketFiles ?? []) files.push({ file, batch, bucket });
       });
+      const bucketHash = batches.find((r) => r?.bucketHash !== undefined)?.bucketHash;
       tables[table.name] = {
         rowsIn: batches.reduce((sum, r) => sum + (r?.rowsIn ?? 0), 0),
         rowsWritten: batches.reduce((sum, r) => sum + (r?.rowsWritten ?? 0), 0),
         files,
+        ...(bucketHash !== undefined && { bucketHash }),
       };
     }
     return tables;

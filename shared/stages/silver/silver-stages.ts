@@ -286,6 +286,7 @@ export async function buildSilverGroupToLake(
       ),
       ...(bundle.length > 0 && { partialsKey }),
       sections: bundle.map(({ bucket, offset, length }) => ({ bucket, offset, length })),
+      ...bucketHashOf(result),
       stats: result.stats,
     };
     await deps.lake.write(
@@ -306,6 +307,18 @@ export async function buildSilverGroupToLake(
 }
 
 const range = (plan: SilverGroupPlan) => ({ firstPart: plan.firstPart, endPart: plan.endPart });
+
+/** What split the group's rows into buckets, as its stats record it (one for all of its tables). */
+function bucketHashOf(result: SilverGroupResult): { bucketHash?: string } {
+  const hashes = new Set(Object.values(result.tables).flatMap((t) => t.bucketHash ?? []));
+  if (hashes.size > 1) {
+    throw new PipelineError(
+      `silver group ${result.index}: its tables were split by ${[...hashes].join(' and ')}`,
+    );
+  }
+  const [bucketHash] = hashes;
+  return bucketHash === undefined ? {} : { bucketHash };
+}
 
 /** A bucket's section of a group's bundle: its index and files, and where it lies in the bundle. */
 interface Section extends BucketSection {
@@ -523,6 +536,15 @@ export async function readGroups(
       );
     }
     groups.push(group);
+  }
+  // A key's duplicates share a bucket only if every group hashed its keys alike (a deployment that
+  // changed DuckDB in the middle of a build would break that silently).
+  const hashes = [...new Set(groups.flatMap((group) => group.bucketHash ?? []))];
+  if (hashes.length > 1) {
+    throw new PipelineError(
+      `silver build of ${bronze.runId}: its groups split rows into buckets by different hashes ` +
+        `(${hashes.join(', ')}), so duplicates could sit in two buckets; rerun the silver stage from PlanSilver`,
+    );
   }
   return groups;
 }

@@ -84,6 +84,8 @@ export const GroupFile = z.object({
   partialsKey: z.string().optional(),
   /** The bundle's sections, in bucket order: one per bucket that got rows of this group. */
   sections: z.array(BucketSection),
+  /** What split its keyed tables' rows into buckets (`TableWriteResult.bucketHash`); absent: none split. */
+  bucketHash: z.string().optional(),
   /** Written by `buildSilverGroupToLake` itself: checked for its shape only. */
   stats: z.custom<SilverStats>(
     (value) =>

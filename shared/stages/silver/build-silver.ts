@@ -77,8 +77,8 @@ const DEFAULT_WORKER_MEMORY_LIMIT = '256MB';
 /**
  * Bronze → silver for one committed bronze run: every record through the dataset's contract, rows to
  * Parquet per table (deduplicated by key), broken rules to quarantine, drift counted. Each table's
- * partition for this source is one Parquet file written atomically; the silver manifest, written last,
- * commits the build. Rebuilding replaces the partition: same keys, stale tables removed.
+ * partition for this source is one Parquet file written atomically (a build in buckets writes one per
+ * bucket; this one-call build is one bucket); the silver manifest, written last, commits the build. Rebuilding replaces the partition: same keys, stale tables removed.
  *
  * The parts are built in consecutive groups (`buildSilverGroup`): one group inline, or with
  * `parallelism` > 1 several at once in worker threads, whose partial files one merge then deduplicates

@@ -11,6 +11,7 @@ import {
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import type { TablePartialsMerger, TableWriterFactory } from '../../shared/ports/table-writer.ts';
 import { type BuildSilverResult, buildSilver } from '../../shared/stages/silver/build-silver.ts';
+import { mergeSilverBucket } from '../../shared/stages/silver/silver-bucket.ts';
 import {
   buildSilverGroupToLake,
   mergeSilver,
@@ -21,6 +22,7 @@ import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import {
   quarantinedRecords,
   requireSilverContract,
+  type SilverBucketOutput,
   type SilverGroupOutput,
   type SilverOutput,
   type SilverPlanOutput,
@@ -30,18 +32,24 @@ import {
 } from '../../shared/workflow/stage-io.ts';
 
 /**
- * The silver stage of the workflow, one function for its three states (by the event's `op`):
+ * The silver stage of the workflow, one function for its four states (by the event's `op`):
  *
- *   PlanSilver   `{ op: "plan", dataset, bronzeManifestKey }` -> `{ groups: [{ group }], groupCount }`
- *   SilverGroup  `{ op: "group", ..., group, groupCount }` (a `SilverGroups` Map item) -> a small summary;
- *                the group's partial Parquet files and stats go to the lake under silver/<dataset>/_work/
- *   Silver       `{ op: "merge", ..., groupCount }` -> `{ silverManifestKey, tables: { <table>: rows },
- *                quarantined }`, the build committed and its work prefix removed
+ *   PlanSilver    `{ op: "plan", dataset, bronzeManifestKey }` -> `{ groups: [{ group }], groupCount,
+ *                 buckets: [{ bucket }], bucketCount }`
+ *   SilverGroup   `{ op: "group", ..., group, groupCount, bucketCount }` (a `SilverGroups` Map item) -> a
+ *                 small summary; the group's partial Parquet files, split by merge bucket, and its stats go
+ *                 to the lake under silver/<dataset>/_work/
+ *   SilverBucket  `{ op: "bucket", ..., bucket, groupCount, bucketCount }` (a `SilverBuckets` Map item) ->
+ *                 a small summary; the bucket's file of each table published, its result in _work/
+ *   Silver        `{ op: "merge", ..., groupCount, bucketCount }` -> `{ silverManifestKey, tables:
+ *                 { <table>: rows }, quarantined }`, the build committed and its work prefix removed
  *
  * An event without `op` builds everything in one invocation (a small source). Errors keep their sluice
  * names (`ContractViolationError`, `SchemaDriftError`, `ConfigError`, ...); network failures become
  * `TransientError`, which the state machine retries.
  */
+
+const MiB = 1024 * 1024;
 
 /** What the silver handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
 export interface SilverDeps extends LakeStageDeps {
@@ -74,7 +82,7 @@ export function createDeps(config: LakeStageConfig): SilverDeps {
 }
 
 /** What the silver function returns, by `op`. */
-export type SilverResult = SilverOutput | SilverPlanOutput | SilverGroupOutput;
+export type SilverResult = SilverOutput | SilverPlanOutput | SilverGroupOutput | SilverBucketOutput;
 
 /** One step of a silver build (or all of it) for one committed bronze run. */
 export async function silver(event: unknown, deps: SilverDeps): Promise<SilverResult> {
@@ -83,8 +91,8 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
     SilverStageEvent,
     event,
     'silver',
-    '{ "op"?: "plan" | "group" | "merge", "dataset": string, "bronzeManifestKey": string, ' +
-      '"group"?: number, "groupCount"?: number }',
+    '{ "op"?: "plan" | "group" | "bucket" | "merge", "dataset": string, "bronzeManifestKey": string, ' +
+      '"group"?: number, "bucket"?: number, "groupCount"?: number, "bucketCount"?: number }',
   );
   const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });
@@ -97,17 +105,27 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
       {
         lake: deps.lake,
         clock: deps.clock,
-        targetGroupBytes: deps.config.silverGroupTargetMb && deps.config.silverGroupTargetMb * 1024 * 1024,
+        targetGroupBytes: deps.config.silverGroupTargetMb && deps.config.silverGroupTargetMb * MiB,
+        targetBucketBytes: deps.config.silverBucketTargetMb && deps.config.silverBucketTargetMb * MiB,
         minGroups: deps.minGroups,
       },
     );
-    logger.info('silver planned', { groupCount: plan.groupCount, partsTotal: plan.partsTotal });
-    return silverPlanOutput(plan.groupCount);
+    logger.info('silver planned', {
+      groupCount: plan.groupCount,
+      bucketCount: plan.bucketCount,
+      partsTotal: plan.partsTotal,
+    });
+    return silverPlanOutput(plan.groupCount, plan.bucketCount);
   }
   if (input.op === 'group') {
     logger.appendKeys({ group: input.group, groupCount: input.groupCount });
     const summary = await buildSilverGroupToLake(
-      { bronzeManifestKey, group: input.group, groupCount: input.groupCount },
+      {
+        bronzeManifestKey,
+        group: input.group,
+        groupCount: input.groupCount,
+        bucketCount: input.bucketCount,
+      },
       {
         lake: deps.lake,
         contract,
@@ -121,19 +139,27 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
     logger.info('silver group built', { ...summary });
     return summary;
   }
+  if (input.op === 'bucket') {
+    logger.appendKeys({ bucket: input.bucket, bucketCount: input.bucketCount });
+    const summary = await mergeSilverBucket(
+      {
+        bronzeManifestKey,
+        bucket: input.bucket,
+        groupCount: input.groupCount,
+        bucketCount: input.bucketCount,
+      },
+      { lake: deps.lake, contract, workDir: deps.workDir },
+    );
+    logger.info('silver bucket merged', { ...summary });
+    return summary;
+  }
 
   logger.info('silver started');
   const result =
     input.op === 'merge'
       ? await mergeSilver(
-          { bronzeManifestKey, groupCount: input.groupCount },
-          {
-            lake: deps.lake,
-            clock: deps.clock,
-            contract,
-            workDir: deps.workDir,
-            mergeTables: deps.mergeTables,
-          },
+          { bronzeManifestKey, groupCount: input.groupCount, bucketCount: input.bucketCount },
+          { lake: deps.lake, clock: deps.clock, contract },
         )
       : await buildSilver(
           { bronzeManifestKey },
@@ -166,6 +192,7 @@ export function createHandler(deps: SilverDeps): SilverHandler {
 export interface SilverHandler {
   (event: { readonly op: 'plan' }, context?: LambdaContext): Promise<SilverPlanOutput>;
   (event: { readonly op: 'group' }, context?: LambdaContext): Promise<SilverGroupOutput>;
+  (event: { readonly op: 'bucket' }, context?: LambdaContext): Promise<SilverBucketOutput>;
   /** `op: "merge"`, or no `op`: a whole build. */
   (event: unknown, context?: LambdaContext): Promise<SilverOutput>;
 }

@@ -20,6 +20,8 @@ import { FAN_OUT_DATASET, LISTED_FILE_DATASET } from '../../shared/workflow/stag
 
 /** Uncompressed bronze per silver group: comfortably within one 15-minute Lambda invocation. */
 const DEFAULT_SILVER_GROUP_TARGET_MB = 1536;
+/** Uncompressed bronze per merge bucket (shared/stages/silver/silver-work-files.ts: 8 GiB). */
+const DEFAULT_SILVER_BUCKET_TARGET_MB = 8192;
 
 /** A table of contents' execution lasts as long as its whole fan-out: a week, by default. */
 const DEFAULT_EXECUTION_TIMEOUT_HOURS = 7 * 24;
@@ -231,12 +233,23 @@ export const DeploymentConfig = z
           4096,
           'MB of uncompressed bronze per silver group, each group one Lambda invocation, e.g. 1536',
         ).default(DEFAULT_SILVER_GROUP_TARGET_MB),
+        bucketTargetMb: wholeNumber(
+          64,
+          65536,
+          'MB of uncompressed bronze per merge bucket, each bucket one Lambda invocation that holds ' +
+            '≈ 15 % of it as partial files in /tmp, e.g. 8192',
+        ).default(DEFAULT_SILVER_BUCKET_TARGET_MB),
       })
       .strict()
-      .default({ maxConcurrency: DEFAULT_SILVER_CONCURRENCY, groupTargetMb: DEFAULT_SILVER_GROUP_TARGET_MB })
+      .default({
+        maxConcurrency: DEFAULT_SILVER_CONCURRENCY,
+        groupTargetMb: DEFAULT_SILVER_GROUP_TARGET_MB,
+        bucketTargetMb: DEFAULT_SILVER_BUCKET_TARGET_MB,
+      })
       .describe(
-        'How a silver build is split: PlanSilver cuts the bronze run into groups of about groupTargetMb, ' +
-          'SilverGroups builds maxConcurrency of them at once, Silver merges them.',
+        'How a silver build is split: PlanSilver cuts the bronze run into groups of about groupTargetMb ' +
+          'and its dedup keys into merge buckets of about bucketTargetMb; SilverGroups builds ' +
+          'maxConcurrency groups at once, SilverBuckets merges as many buckets at once, Silver commits.',
       ),
     storage: z
       .object({

@@ -69,10 +69,11 @@ export interface PipelineFunctionsProps {
     readonly reservedConcurrency?: number;
   };
   /**
-   * The silver stage; `groupTargetMb`: uncompressed bronze per group when `PlanSilver` splits a build.
-   * @default 3008 MB, 15 minutes, 4096 MB of /tmp, groups of 1536 MB
+   * The silver stage; `groupTargetMb`: uncompressed bronze per group when `PlanSilver` splits a build,
+   * `bucketTargetMb`: per merge bucket. @default 3008 MB, 15 minutes, 4096 MB of /tmp, groups of 1536 MB,
+   * buckets of 8192 MB
    */
-  readonly silver?: StageSizing & { readonly groupTargetMb?: number };
+  readonly silver?: StageSizing & { readonly groupTargetMb?: number; readonly bucketTargetMb?: number };
   /**
    * The reconcile stage; `quarantineRateThreshold`: a run that quarantined more than this share of its
    * records fails. @default 2048 MB, 15 minutes, 4096 MB of /tmp, DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
@@ -196,7 +197,8 @@ export class PipelineFunctions extends Construct {
 
     this.silver = new SluiceFunction(this, 'Silver', {
       handlerDir: 'silver',
-      description: 'Plans, builds in groups and merges the silver Parquet tables of one committed bronze run',
+      description:
+        'Plans, builds in groups, merges in buckets and commits the silver Parquet tables of one committed bronze run',
       memoryMb: props.silver?.memoryMb ?? 3008,
       timeout: props.silver?.timeout ?? Duration.minutes(15),
       ephemeralStorageMb: props.silver?.ephemeralStorageMb ?? 4096,
@@ -207,6 +209,7 @@ export class PipelineFunctions extends Construct {
         lakeBucket: lakeBucket.bucketName,
         datasets: props.datasets,
         silverGroupTargetMb: props.silver?.groupTargetMb,
+        silverBucketTargetMb: props.silver?.bucketTargetMb,
       }),
       ...DUCKDB_FUNCTION,
     });

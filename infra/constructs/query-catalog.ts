@@ -43,7 +43,8 @@ export interface QueryCatalogProps {
  * by `glueTableInput` (shared/contracts/silver/glue-catalog.ts), which the Glue adapter's tests use too.
  *
  * Readers see committed, reconciled data only. Silver writes each build of a table to a folder of its own,
- * `silver/<dataset>/<table>/source=<id>/version=<v>/build=<b>/part-00000.parquet`, long before the run is
+ * `silver/<dataset>/<table>/source=<id>/version=<v>/build=<b>/part-NNNNN.parquet` (a file per merge
+ * bucket, all in the partition's folder), long before the run is
  * known to be good; a failed or half-written run leaves its files there. So the tables are partitioned,
  * and Athena reads only the folders of registered partitions, never the rest of the LOCATION:
  * - `<dataset>__<table>` is partitioned by `sluice_source` (the source id). When a run's reconciliation

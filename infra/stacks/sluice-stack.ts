@@ -72,7 +72,7 @@ export class SluiceStack extends Stack {
         timeout: Duration.minutes(config.ingest.timeoutMinutes),
         reservedConcurrency: config.ingest.reservedConcurrency,
       },
-      silver: { groupTargetMb: config.silver.groupTargetMb },
+      silver: { groupTargetMb: config.silver.groupTargetMb, bucketTargetMb: config.silver.bucketTargetMb },
       // The share the quarantine alarm watches fails a run over it, too.
       reconcile: { quarantineRateThreshold: config.quarantineRateThreshold },
       queryCatalog: this.queryCatalog,

@@ -142,10 +142,11 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
       bronze: manifest.parts.map((p) => lake.uri(p.key)),
       ...(silver && {
         silverManifest: lake.uri(silver.manifestKey),
+        // Each table's files: one per merge bucket that got rows.
         silver: Object.fromEntries(
           Object.entries(silver.manifest.tables)
-            .filter(([, t]) => t.key)
-            .map(([table, t]) => [table, lake.uri(t.key!)]),
+            .filter(([, t]) => t.files.length > 0)
+            .map(([table, t]) => [table, t.files.map((file) => lake.uri(file.key))]),
         ),
       }),
     },

@@ -56,6 +56,12 @@ const LakeStageEnv = z.object({
     .int('expected a whole number of MB')
     .positive('expected a positive number of MB')
     .optional(),
+  /** Silver only: uncompressed bronze per merge bucket of a build, in MB. */
+  SILVER_BUCKET_TARGET_MB: z.coerce
+    .number({ error: 'expected a whole number of MB' })
+    .int('expected a whole number of MB')
+    .positive('expected a positive number of MB')
+    .optional(),
   /** Reconcile only: the share of a run's records that may be quarantined (0–1). */
   QUARANTINE_RATE_THRESHOLD: z.coerce
     .number({ error: 'expected a share from 0 to 1, e.g. 0.05' })
@@ -103,6 +109,8 @@ export interface LakeStageConfig extends HandlerConfig {
   readonly datasets: readonly string[];
   /** Silver: uncompressed bronze per group when `PlanSilver` splits a build. @default 1536 */
   readonly silverGroupTargetMb?: number;
+  /** Silver: uncompressed bronze per merge bucket when `PlanSilver` plans a build. @default 8192 */
+  readonly silverBucketTargetMb?: number;
   /**
    * Reconcile: a run that quarantined more than this share of its records fails.
    * @default DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
@@ -151,6 +159,7 @@ export function loadLakeStageConfig(
     lakeBucket: e.LAKE_BUCKET,
     datasets: e.DATASETS,
     ...(e.SILVER_GROUP_TARGET_MB !== undefined && { silverGroupTargetMb: e.SILVER_GROUP_TARGET_MB }),
+    ...(e.SILVER_BUCKET_TARGET_MB !== undefined && { silverBucketTargetMb: e.SILVER_BUCKET_TARGET_MB }),
     ...(e.QUARANTINE_RATE_THRESHOLD !== undefined && {
       quarantineRateThreshold: e.QUARANTINE_RATE_THRESHOLD,
     }),
@@ -203,6 +212,9 @@ export function lakeStageEnvironment(config: Omit<LakeStageConfig, 'region'>): R
     DATASETS: config.datasets.join(','),
     ...(config.silverGroupTargetMb !== undefined && {
       SILVER_GROUP_TARGET_MB: String(config.silverGroupTargetMb),
+    }),
+    ...(config.silverBucketTargetMb !== undefined && {
+      SILVER_BUCKET_TARGET_MB: String(config.silverBucketTargetMb),
     }),
     ...(config.quarantineRateThreshold !== undefined && {
       QUARANTINE_RATE_THRESHOLD: String(config.quarantineRateThreshold),

@@ -1,12 +1,22 @@
 import { z } from 'zod';
 
+/** One Parquet file of a table: one merge bucket's rows (`silverTableKey`). */
+const TableFile = z.object({
+  key: z.string(),
+  rows: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string(),
+});
+export type SilverTableFile = z.infer<typeof TableFile>;
+
 const TableResult = z.object({
-  key: z.string().optional(),
   rowsIn: z.number().int().nonnegative(),
   rowsWritten: z.number().int().nonnegative(),
   duplicates: z.number().int().nonnegative(),
+  /** Over all of its files. */
   bytes: z.number().int().nonnegative(),
-  sha256: z.string().optional(),
+  /** One per merge bucket that got rows, in bucket order; none when the table got no rows. */
+  files: z.array(TableFile),
 });
 
 const RecordResult = z.object({
@@ -21,8 +31,8 @@ const Finding = z.object({ count: z.number().int().positive(), example: z.string
  * The commit marker of a source's silver build: what was read from bronze and what each table got.
  * Reconciliation checks these numbers against bronze and against the Parquet files themselves.
  */
-export const SilverManifest = z.object({
-  manifestVersion: z.literal(2),
+const SilverManifestV3 = z.object({
+  manifestVersion: z.literal(3),
   runId: z.string(),
   dataset: z.string(),
   /** The source and the version (content) this build is of. */
@@ -42,4 +52,28 @@ export const SilverManifest = z.object({
   drift: z.record(z.string(), Finding.extend({ kind: z.enum(['unknown_field', 'wrong_type']) })),
   timings: z.object({ startedAt: z.string(), finishedAt: z.string(), durationMs: z.number() }),
 });
-export type SilverManifest = z.infer<typeof SilverManifest>;
+
+/**
+ * Version 2 (before merge buckets) named one file per table (`key`, `sha256`): read as version 3 with
+ * that file as the table's only one.
+ */
+function upgradeV2(manifest: unknown): unknown {
+  const m = manifest as { manifestVersion?: unknown; tables?: Record<string, Record<string, unknown>> };
+  if (!m || typeof m !== 'object' || m.manifestVersion !== 2 || typeof m.tables !== 'object') return manifest;
+  const tables = Object.fromEntries(
+    Object.entries(m.tables).map(([name, { key, sha256, ...table }]) => [
+      name,
+      {
+        ...table,
+        files:
+          typeof key === 'string'
+            ? [{ key, rows: table.rowsWritten, bytes: table.bytes, sha256: sha256 ?? '' }]
+            : [],
+      },
+    ]),
+  );
+  return { ...m, manifestVersion: 3, tables };
+}
+
+export const SilverManifest = z.preprocess(upgradeV2, SilverManifestV3);
+export type SilverManifest = z.infer<typeof SilverManifestV3>;

@@ -113,13 +113,19 @@ export function silverBuildOf(bronze: {
 }
 
 /**
- * One silver table's rows of one build: a single Parquet file, written atomically, alone in its folder
- * (a catalog partition points at the folder). Readers do not glob these folders: they read the files the
- * source's current-version record names (`sourceCurrentKey`), so a version becomes visible all at once,
- * and only after its reconciliation passed.
+ * One silver table's rows of one build: one Parquet file per merge bucket (`part-00000.parquet`, … one
+ * per bucket that got rows; a build has K buckets, see `silverBucketCount`), each written atomically,
+ * alone with its siblings in the build's folder (a catalog partition points at the folder). Readers do
+ * not glob these folders: they read the files the source's current-version record names
+ * (`sourceCurrentKey`), so a version becomes visible all at once, and only after its reconciliation
+ * passed.
  */
-export const silverTableKey = (ref: SilverBuildRef, table: string) =>
-  `${silverTablePrefix(ref.dataset, table)}source=${ref.sourceId}/version=${ref.version}/build=${ref.build}/part-00000.parquet`;
+export const silverTableKey = (ref: SilverBuildRef, table: string, bucket = 0) =>
+  `${silverTableBuildPrefix(ref, table)}part-${String(bucket).padStart(5, '0')}.parquet`;
+
+/** The folder of one table's files of one build. */
+export const silverTableBuildPrefix = (ref: SilverBuildRef, table: string) =>
+  `${silverTablePrefix(ref.dataset, table)}source=${ref.sourceId}/version=${ref.version}/build=${ref.build}/`;
 
 /** The folder of every build of one silver table: the Glue table's LOCATION. */
 export const silverTablePrefix = (dataset: string, table: string) => `silver/${dataset}/${table}/`;

@@ -1,8 +1,9 @@
 /**
  * Keys of a silver build's intermediate files. A build split into groups of bronze parts (one Lambda per
  * group on AWS, one worker thread per group locally) writes each group's rows as partial Parquet files
- * — one per table for each batch of rows the group wrote (a batch per bronze part) — and one merge step
- * then deduplicates across all of them and writes the table partitions (`silverTableKey`). The work
+ * — one per table for each batch of rows the group wrote (a batch per bronze part) and merge bucket —
+ * bundled into one object per group; each merge bucket then deduplicates its share of all of them and
+ * writes its file of each table (`silverTableKey`), and a commit step writes the manifest. The work
  * prefix sits beside `_manifests`, outside the table folders, so readers' globs never see it; it is
  * removed once the merge has committed.
  */
@@ -20,14 +21,17 @@ export const silverBatchFolder = (batch: number) => `batch-${pad(batch)}`;
 export const silverGroupPrefix = (dataset: string, source: string, group: number) =>
   `${silverWorkPrefix(dataset, source)}${silverGroupFolder(group)}/`;
 
-/** One table's partial Parquet file of one batch of one group: rows as appended, with lineage. */
-export const silverPartialKey = (
-  dataset: string,
-  source: string,
-  group: number,
-  batch: number,
-  table: string,
-) => `${silverGroupPrefix(dataset, source, group)}${silverBatchFolder(batch)}/${table}.parquet`;
+/**
+ * One group's partial files in one object: bucket by bucket (then table, then batch), so that a bucket's
+ * merge reads its own byte range of each group's object and nothing else. The group's `_stats.json`
+ * indexes it.
+ */
+export const silverGroupPartialsKey = (dataset: string, source: string, group: number) =>
+  `${silverGroupPrefix(dataset, source, group)}partials.bin`;
+
+/** What one merge bucket published (its table files, rows, sizes, sha256s), written after them. */
+export const silverBucketResultKey = (dataset: string, source: string, bucket: number) =>
+  `${silverWorkPrefix(dataset, source)}bucket-${pad(bucket)}.json`;
 
 /** One group's statistics (records accepted/quarantined, violations, drift: `SilverStats`) as JSON. */
 export const silverGroupStatsKey = (dataset: string, source: string, group: number) =>

@@ -6,8 +6,8 @@ import { readTextIfPresent } from './read-json.ts';
 
 /**
  * What readers see. Each source of a dataset has one *current* version: the record at
- * `_sources/<dataset>/source=<id>/current.json`, which names the silver files of that version, one per
- * table. A run commits a new version by writing its version record (kept forever, for history) and then
+ * `_sources/<dataset>/source=<id>/current.json`, which names the silver files of that version (per
+ * table, one per merge bucket). A run commits a new version by writing its version record (kept forever, for history) and then
  * replacing the current record, conditionally on the etag it read before, so two commits can never both
  * win. Until then the new files exist but no reader looks at them; a run that fails before its commit
  * (a failed reconciliation, a crash) leaves the previous version current. `sluice query` builds its
@@ -31,8 +31,14 @@ export const SourceVersionRecord = z.object({
   datasetConfigSha256: z.string(),
   silverManifestKey: z.string().optional(),
   reconciliationKey: z.string().optional(),
-  /** Each silver table's file of this version (tables without rows have none). */
-  tables: z.record(z.string(), z.string()),
+  /**
+   * Each silver table's files of this version, one per merge bucket that got rows (tables without rows
+   * have none). A record written before merge buckets named one file: read as a list of it.
+   */
+  tables: z.record(
+    z.string(),
+    z.preprocess((files) => (typeof files === 'string' ? [files] : files), z.array(z.string()).min(1)),
+  ),
   /** The quality score of its reconciliation. */
   quality: z.number().optional(),
   committedAt: z.string(),

@@ -250,6 +250,7 @@ export async function runWorkflowLocally(
       quarantineRateThreshold: deps.quarantineRateThreshold,
       fanOutPageSize: deps.fanOutPageSize,
       reconcilePlan: deps.reconcilePlan,
+      silverBucketTargetBytes: deps.silverBucketTargetBytes,
       silverGroups: silverParallelism,
       silverGroupTargetBytes: deps.silverGroupTargetBytes,
       silverGroupWorkers: silverParallelism > 1,
@@ -287,10 +288,11 @@ export async function runWorkflowLocally(
     const stageOf: Partial<Record<string, Stage>> = {
       [StateName.ingest]: 'bronze',
       [StateName.planSilver]: 'silver',
-      [StateName.silver]: 'silver merge',
+      [StateName.silverBucket]: 'silver merge',
       [StateName.planReconcile]: 'reconcile',
     };
     let invocation = 0;
+    let currentStage: Stage | undefined;
     const invocations: Record<string, number> = {};
     let largestScratchBytes = 0;
     const limits = deps.lambdaLimits;
@@ -300,8 +302,12 @@ export async function runWorkflowLocally(
      */
     const invoke = (state: string, name: LocalFunctionName) => async (event: unknown) => {
       if (state === StateName.silverGroup) silverCancel.signal.throwIfAborted();
+      // A stage starts once, however many invocations it takes (slices, buckets).
       const stage = stageOf[state];
-      if (stage) deps.onStage?.(stage);
+      if (stage && stage !== currentStage) {
+        currentStage = stage;
+        deps.onStage?.(stage);
+      }
       const scratch = join(workDir, `${String(++invocation).padStart(4, '0')}-${state}`);
       await mkdir(scratch, { recursive: true });
       invocations[state] = (invocations[state] ?? 0) + 1;
@@ -412,6 +418,7 @@ export async function runWorkflowLocally(
     // Map items one per core at once, as the deployed MaxConcurrency would on a machine this size.
     const definition = localized(rawDefinition, Object.keys(handlers), {
       [StateName.silverGroups]: silverParallelism,
+      [StateName.silverBuckets]: silverParallelism,
       [StateName.reconcileItems]: silverParallelism,
       [StateName.reconcileKeyBuckets]: silverParallelism,
     });

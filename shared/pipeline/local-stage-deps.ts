@@ -64,6 +64,8 @@ export interface LocalStageEnv {
   readonly mergeTables?: TablePartialsMerger;
   /** Stops silver groups of a failed run at their next part. */
   readonly signal?: AbortSignal;
+  /** Uncompressed bronze per silver merge bucket (tests force several). @default as deployed */
+  readonly silverBucketTargetBytes?: number;
   /** How reconciliation is split (tests). @default by size, at least `silverGroups` bronze groups */
   readonly reconcilePlan?: ReconcilePlanOptions;
 }
@@ -100,6 +102,9 @@ export function localStageDeps(
     // Locally a group per core (as the Map runs as many at once), however small the groups, unless the
     // run sizes them as a deployment does.
     silverGroupTargetMb: (env.silverGroupTargetBytes ?? Number.POSITIVE_INFINITY) / (1024 * 1024),
+    ...(env.silverBucketTargetBytes !== undefined && {
+      silverBucketTargetMb: env.silverBucketTargetBytes / (1024 * 1024),
+    }),
     quarantineRateThreshold: env.quarantineRateThreshold,
   };
   const lakeStage = { config: lakeStageConfig, lake: env.lake, clock: env.clock, observability };

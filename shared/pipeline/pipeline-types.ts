@@ -33,6 +33,11 @@ export interface LocalPipelineDeps {
   /** Groups of bronze parts the silver stage builds at once, in worker threads. @default one per core */
   readonly silverParallelism?: number;
   /**
+   * Uncompressed bronze per merge bucket of a silver build (tests force several buckets with a small
+   * one). @default DEFAULT_SILVER_BUCKET_TARGET_BYTES, as deployed
+   */
+  readonly silverBucketTargetBytes?: number;
+  /**
    * Merges silver's partial files into the final tables (tests use it for small row groups, so that a
    * small file's tables span many). @default DuckDB's `mergeParquetPartials`
    */

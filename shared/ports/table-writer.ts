@@ -9,8 +9,26 @@ export interface TableWriteResult {
   readonly rowsWritten: number;
   /** Rows dropped because an earlier row (lowest lineage) had the same key: `rowsIn - rowsWritten`. */
   readonly duplicates: number;
-  /** Local path of the Parquet file; absent when the table got no rows. */
+  /** Local path of the Parquet file; absent when the table got no rows, or when split into buckets. */
   readonly file?: string;
+  /**
+   * A partial writer's rows split by merge bucket (`TableWriterOptions.buckets` > 1, a table with a key):
+   * one file per bucket that got rows, in bucket order, instead of `file`.
+   */
+  readonly bucketFiles?: readonly { readonly bucket: number; readonly file: string }[];
+  /**
+   * With `bucketFiles`: what assigned rows to buckets (e.g. `duckdb-hash v1.5.0`). Every group of a
+   * build must have used the same, or a key's duplicates could land in two buckets.
+   */
+  readonly bucketHash?: string;
+}
+
+export interface TableWriterOptions {
+  /**
+   * Split each keyed table's partial rows into this many merge buckets by a hash of the key, so that a
+   * key's rows, and so its duplicates, are all in one bucket (see `mergeBucketExpression`). @default 1
+   */
+  readonly buckets?: number;
 }
 
 /**
@@ -33,7 +51,11 @@ export interface TableWriter {
 }
 
 /** Opens a writer for these tables, keeping its files (and any spill) under `workDir`. */
-export type TableWriterFactory = (tables: readonly TableSpec[], workDir: string) => Promise<TableWriter>;
+export type TableWriterFactory = (
+  tables: readonly TableSpec[],
+  workDir: string,
+  options?: TableWriterOptions,
+) => Promise<TableWriter>;
 
 /** One table merged from partial files: its rows after deduplicating across them. */
 export interface MergedTableResult {

@@ -13,7 +13,7 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
  *        (a map: one SilverGroup per group of bronze parts, `MaxConcurrency` at once)     │
  *   ┌─────────────────────────────────────────────────────────────────────────────────────┘
- *   └─> Silver (merge) ──> PlanReconcile ──> ReconcileItems ──> ReconcileKeyBuckets ──> Reconcile ──┐
+ *   └─> SilverBuckets (a map: one SilverBucket per merge bucket) ──> Silver (commit) ──> PlanReconcile ──> ReconcileItems ──> ReconcileKeyBuckets ──> Reconcile ──┐
  *        (maps: one ReconcileItem per bronze group or silver file, one ReconcileKeyBucket per bucket) │
  *   ┌────────────────────────────────────────────────────────────────────────────────────────────────┘
  *   └─> HasFanOut?
@@ -54,6 +54,8 @@ export const StateName = {
   planSilver: 'PlanSilver',
   silverGroups: 'SilverGroups',
   silverGroup: 'SilverGroup',
+  silverBuckets: 'SilverBuckets',
+  silverBucket: 'SilverBucket',
   silver: 'Silver',
   planReconcile: 'PlanReconcile',
   reconcileItems: 'ReconcileItems',
@@ -394,17 +396,25 @@ function ingestStates(): Record<string, Json> {
 }
 
 /**
- * Silver in groups of bronze parts, so that no source is too large for one Lambda invocation:
+ * Silver in groups of bronze parts and merge buckets, so that no source is too large for one Lambda
+ * invocation, and no invocation handles all of a source's partial files:
  *
- * - `PlanSilver` (`op: "plan"`) splits the bronze run into groups (by uncompressed bytes) and returns
- *   `{ groups: [{ group: 0 }, ...], groupCount }` at `$.silverPlan`: indexes, never part lists.
- * - `SilverGroups`, an inline Map over those items (`MaxConcurrency` from the deployment), runs
+ * - `PlanSilver` (`op: "plan"`) splits the bronze run into groups (by uncompressed bytes) and picks the
+ *   merge buckets K (by the run's uncompressed bytes and `silverBucketTargetMb`), and returns
+ *   `{ groups: [{ group: 0 }, ...], groupCount, buckets: [{ bucket: 0 }, ...], bucketCount }` at
+ *   `$.silverPlan`: indexes, never part lists.
+ * - `SilverGroups`, an inline Map over the groups (`MaxConcurrency` from the deployment), runs
  *   `SilverGroup` (`op: "group"`) per group: its part range follows from the bronze manifest, the group
- *   count and its index; its partial Parquet files and stats go to the lake (silver/<dataset>/_work/).
- *   Their summaries are discarded. The task retries as every stage does; a state inside a Map cannot reach
- *   RecordFailure, so the Map catches what its items raise (the error keeps its name).
- * - `Silver` (`op: "merge"`) merges the groups' files into the tables, commits the silver manifest,
- *   removes the work prefix, and returns the stage's result at `$.silver`.
+ *   count and its index; its partial Parquet files (keyed tables' rows split into the K buckets by a hash
+ *   of the key) go to the lake as one object, bucket by bucket, with its stats (silver/<dataset>/_work/).
+ * - `SilverBuckets`, an inline Map over the buckets, runs `SilverBucket` (`op: "bucket"`) per bucket: its
+ *   byte range of each group's object merged and deduplicated into its file of each table
+ *   (`part-<bucket>.parquet`), its result written last.
+ * - `Silver` (`op: "merge"`) only commits: the silver manifest from the groups' stats and the buckets'
+ *   files, the work prefix removed; returns the stage's result at `$.silver`.
+ *
+ * Items' summaries are discarded. Their tasks retry as every stage does; a state inside a Map cannot reach
+ * RecordFailure, so each Map catches what its items raise (the error keeps its name).
  */
 function silverStates(options: WorkflowOptions): Record<string, Json> {
   const plan = `$.${ResultKey.silverPlan}`;
@@ -424,6 +434,7 @@ function silverStates(options: WorkflowOptions): Record<string, Json> {
         ...EXECUTION_ID,
         'group.$': '$$.Map.Item.Value.group',
         'groupCount.$': `${plan}.groupCount`,
+        'bucketCount.$': `${plan}.bucketCount`,
       },
       ItemProcessor: {
         ProcessorConfig: { Mode: 'INLINE' },
@@ -438,6 +449,40 @@ function silverStates(options: WorkflowOptions): Record<string, Json> {
               'executionId.$': '$.executionId',
               'group.$': '$.group',
               'groupCount.$': '$.groupCount',
+              'bucketCount.$': '$.bucketCount',
+            }),
+            End: true,
+          },
+        },
+      },
+      MaxConcurrency: options.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
+      ResultPath: null,
+      Catch: [TO_RECORD_FAILURE],
+      Next: StateName.silverBuckets,
+    },
+    [StateName.silverBuckets]: {
+      Type: 'Map',
+      ItemsPath: `${plan}.buckets`,
+      ItemSelector: {
+        ...BRONZE_RUN,
+        ...EXECUTION_ID,
+        'bucket.$': '$$.Map.Item.Value.bucket',
+        'groupCount.$': `${plan}.groupCount`,
+        'bucketCount.$': `${plan}.bucketCount`,
+      },
+      ItemProcessor: {
+        ProcessorConfig: { Mode: 'INLINE' },
+        StartAt: StateName.silverBucket,
+        States: {
+          [StateName.silverBucket]: {
+            ...lambdaInvoke(Placeholder.silverFunctionArn, {
+              op: 'bucket',
+              'dataset.$': '$.dataset',
+              'bronzeManifestKey.$': '$.bronzeManifestKey',
+              'executionId.$': '$.executionId',
+              'bucket.$': '$.bucket',
+              'groupCount.$': '$.groupCount',
+              'bucketCount.$': '$.bucketCount',
             }),
             End: true,
           },
@@ -450,7 +495,13 @@ function silverStates(options: WorkflowOptions): Record<string, Json> {
     },
     [StateName.silver]: lambdaTask(
       Placeholder.silverFunctionArn,
-      { op: 'merge', ...BRONZE_RUN, ...EXECUTION_ID, 'groupCount.$': `${plan}.groupCount` },
+      {
+        op: 'merge',
+        ...BRONZE_RUN,
+        ...EXECUTION_ID,
+        'groupCount.$': `${plan}.groupCount`,
+        'bucketCount.$': `${plan}.bucketCount`,
+      },
       ResultKey.silver,
       StateName.planReconcile,
     ),

@@ -33,9 +33,10 @@ export const LakeStageEvent = z.object({
 export type LakeStageEvent = z.infer<typeof LakeStageEvent>;
 
 /**
- * The silver function's event: one of the three steps of a build in groups (`PlanSilver`, each
- * `SilverGroup` item of the `SilverGroups` map, the `Silver` merge), or without `op` the whole build in
- * one invocation (a source small enough; tests).
+ * The silver function's event: one of the four steps of a build in groups and buckets (`PlanSilver`,
+ * each `SilverGroup` item of the `SilverGroups` map, each `SilverBucket` item of the `SilverBuckets` map,
+ * the `Silver` commit, whose op is `merge`), or without `op` the whole build in one invocation (a source
+ * small enough; tests).
  */
 export const SilverStageEvent = z.preprocess(
   // Without `op`: a whole build.
@@ -47,8 +48,21 @@ export const SilverStageEvent = z.preprocess(
       /** The group to build: an index, never data (its parts follow from the manifest and `groupCount`). */
       group: z.number().int().nonnegative(),
       groupCount: z.number().int().positive(),
+      /** The plan's merge buckets: every group splits its keyed tables' rows into as many. */
+      bucketCount: z.number().int().positive(),
     }),
-    LakeStageEvent.extend({ op: z.literal('merge'), groupCount: z.number().int().nonnegative() }),
+    LakeStageEvent.extend({
+      op: z.literal('bucket'),
+      /** The merge bucket to merge: an index (its partial files follow from the groups' stats). */
+      bucket: z.number().int().nonnegative(),
+      groupCount: z.number().int().positive(),
+      bucketCount: z.number().int().positive(),
+    }),
+    LakeStageEvent.extend({
+      op: z.literal('merge'),
+      groupCount: z.number().int().nonnegative(),
+      bucketCount: z.number().int().nonnegative(),
+    }),
     LakeStageEvent.extend({ op: z.literal('build') }),
   ]),
 );
@@ -73,12 +87,24 @@ export const ReconcileStageEvent = z.preprocess(
 export type ReconcileStageEvent = z.output<typeof ReconcileStageEvent>;
 
 /**
- * What `PlanSilver` returns (kept at `$.silverPlan`): the Map's items, indexes only, and their count. At
- * most MAX_SILVER_GROUPS items, so the list stays a few kilobytes.
+ * What `PlanSilver` returns (kept at `$.silverPlan`): the items of the two Maps, indexes only, and their
+ * counts. At most MAX_SILVER_GROUPS and MAX_SILVER_BUCKETS items, so the lists stay a few kilobytes.
  */
 export interface SilverPlanOutput {
   readonly groups: readonly { readonly group: number }[];
   readonly groupCount: number;
+  readonly buckets: readonly { readonly bucket: number }[];
+  readonly bucketCount: number;
+}
+
+/** What one `SilverBucket` item returns (the Map discards it: the bucket's output is in the lake). */
+export interface SilverBucketOutput {
+  readonly bucket: number;
+  /** Rows written per table in this bucket. */
+  readonly tables: Readonly<Record<string, number>>;
+  /** Bytes of partial files the bucket read (0 when an earlier attempt had merged it). */
+  readonly partialBytes: number;
+  readonly merged: boolean;
 }
 
 /** What one `SilverGroup` item returns (the Map discards it: the group's output is in the lake). */
@@ -93,8 +119,13 @@ export interface SilverGroupOutput {
 }
 
 /** The `PlanSilver` state's result. */
-export function silverPlanOutput(groupCount: number): SilverPlanOutput {
-  return { groups: Array.from({ length: groupCount }, (_, group) => ({ group })), groupCount };
+export function silverPlanOutput(groupCount: number, bucketCount: number): SilverPlanOutput {
+  return {
+    groups: Array.from({ length: groupCount }, (_, group) => ({ group })),
+    groupCount,
+    buckets: Array.from({ length: bucketCount }, (_, bucket) => ({ bucket })),
+    bucketCount,
+  };
 }
 
 /**

@@ -4,9 +4,9 @@
  * The test kills it at random moments and starts it again, as a Lambda timeout or crash would.
  *
  *   node --import tsx sliced-run-child.ts <source dir> <source key> <lake dir> <work dir> <segment bytes>
- *     [<silver parallelism> <rows per final row group>]
+ *     [<silver parallelism> <rows per final row group> [<bronze bytes per merge bucket>]]
  *
- * The two optional arguments are those of the same-bytes drill (tests/integration/silver-same-bytes.test.ts).
+ * The optional arguments are those of the same-bytes drill (tests/integration/silver-same-bytes.test.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,9 +21,8 @@ import { fileStore, fixedClock } from './lake.ts';
 const runWorkflowLocally = async (...args: Parameters<typeof runAnyWorkflow>) =>
   committedRun(await runAnyWorkflow(...args));
 
-const [sourceDir, sourceKey, lakeDir, workDir, segmentBytes, parallelism, rowGroupRows] = process.argv.slice(
-  2,
-) as [string, string, string, string, string, string?, string?];
+const [sourceDir, sourceKey, lakeDir, workDir, segmentBytes, parallelism, rowGroupRows, bucketBytes] =
+  process.argv.slice(2) as [string, string, string, string, string, string?, string?, string?];
 const base = builtInDataset('tic-in-network');
 const dataset = parseDatasetConfig({
   ...base,
@@ -47,6 +46,7 @@ const result = await runWorkflowLocally(
     workDir,
     sliceBudget: () => ({ shouldStop: () => true }),
     silverParallelism: parallelism === undefined ? undefined : Number(parallelism),
+    silverBucketTargetBytes: bucketBytes === undefined ? undefined : Number(bucketBytes),
     mergeTables:
       rowGroupRows === undefined
         ? undefined

@@ -117,12 +117,20 @@ describe('Function: parseDeploymentConfig', () => {
     expect(message).toContain('fanOut.timeoutHours: expected a positive whole number from 1 to 8760');
   });
 
-  it('defaults silver to 8 groups at once of 1536 MB each, and checks both', () => {
-    expect(loadDeploymentConfig(EXAMPLE).silver).toEqual({ maxConcurrency: 8, groupTargetMb: 1536 });
+  it('defaults silver to 8 groups at once of 1536 MB each, merge buckets of 8192 MB, and checks them', () => {
+    expect(loadDeploymentConfig(EXAMPLE).silver).toEqual({
+      maxConcurrency: 8,
+      groupTargetMb: 1536,
+      bucketTargetMb: 8192,
+    });
     expect(parseDeploymentConfig(configWith((c) => (c.silver = { maxConcurrency: 40 }))).silver).toEqual({
       maxConcurrency: 40,
       groupTargetMb: 1536,
+      bucketTargetMb: 8192,
     });
+    expect(problemsOf(configWith((c) => (c.silver = { bucketTargetMb: 10 })))).toContain(
+      'silver.bucketTargetMb: expected a positive whole number from 64 to 65536',
+    );
     // An inline Map runs at most 40 items at once.
     const message = problemsOf(configWith((c) => (c.silver = { maxConcurrency: 41, groupTargetMb: 10 })));
     expect(message).toContain('silver.maxConcurrency: expected a positive whole number from 1 to 40');

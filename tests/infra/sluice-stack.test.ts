@@ -27,8 +27,9 @@ import {
   sourceVersionKey,
 } from '../../shared/lake/keys.ts';
 import {
+  silverBucketResultKey,
+  silverGroupPartialsKey,
   silverGroupStatsKey,
-  silverPartialKey,
   silverPlanKey,
   silverWorkPrefix,
 } from '../../shared/lake/silver-work-keys.ts';
@@ -166,9 +167,7 @@ describe('Stack: SluiceStack (example config)', () => {
     it("expires silver's scratch files (_work/) and their old versions after a day, per dataset", () => {
       for (const dataset of ['tic-in-network', 'tic-table-of-contents']) {
         // The prefix every silver build's scratch keys start with (shared/lake/silver-work-keys.ts).
-        expect(silverPartialKey(dataset, 'src', 0, 0, 'files').startsWith(`silver/${dataset}/_work/`)).toBe(
-          true,
-        );
+        expect(silverGroupPartialsKey(dataset, 'src', 0).startsWith(`silver/${dataset}/_work/`)).toBe(true);
         expect(lakeRule(`expire-silver-work-${dataset}`)).toEqual({
           Id: `expire-silver-work-${dataset}`,
           Status: 'Enabled',
@@ -299,8 +298,8 @@ describe('Stack: SluiceStack (example config)', () => {
             ...Object.keys(MALLOC_ENV),
             'POWERTOOLS_LOG_LEVEL',
             'POWERTOOLS_SERVICE_NAME',
-            // How much bronze PlanSilver puts in one group: the config's default.
-            ...(fn === stack.functions.silver ? ['SILVER_GROUP_TARGET_MB'] : []),
+            // How much bronze PlanSilver puts in one group and one merge bucket: the config's defaults.
+            ...(fn === stack.functions.silver ? ['SILVER_BUCKET_TARGET_MB', 'SILVER_GROUP_TARGET_MB'] : []),
             // The share of a run's records that may be quarantined: the quarantine alarm's threshold; and
             // where each commit registers the source's partitions.
             ...(fn === stack.functions.reconcile ? ['QUARANTINE_RATE_THRESHOLD', 'GLUE_DATABASE'] : []),
@@ -309,6 +308,7 @@ describe('Stack: SluiceStack (example config)', () => {
       }
       const silverEnv = resources[logicalId(stack.functions.silver.function)]!.Properties.Environment;
       expect(silverEnv.Variables.SILVER_GROUP_TARGET_MB).toBe('1536');
+      expect(silverEnv.Variables.SILVER_BUCKET_TARGET_MB).toBe('8192');
       const reconcileEnv = resources[logicalId(stack.functions.reconcile.function)]!.Properties.Environment;
       expect(reconcileEnv.Variables.QUARANTINE_RATE_THRESHOLD).toBe(
         String(DEFAULT_QUARANTINE_RATE_THRESHOLD),
@@ -468,8 +468,9 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(silverManifestKey(build).startsWith(SILVER_PREFIX)).toBe(true);
       // A build in groups keeps its partial files, stats and plan under silver/ too: the role suffices.
       for (const key of [
-        silverPartialKey('d', 's', 0, 0, 't'),
+        silverGroupPartialsKey('d', 's', 0),
         silverGroupStatsKey('d', 's', 0),
+        silverBucketResultKey('d', 's', 0),
         silverPlanKey('d', 's'),
       ]) {
         expect(key.startsWith(silverWorkPrefix('d', 's'))).toBe(true);
@@ -602,8 +603,14 @@ describe('Stack: SluiceStack (example config)', () => {
         string,
         Json
       >;
+    /** The task of each SilverBuckets item. */
+    const silverBucketTask = () =>
+      definition().States[StateName.silverBuckets]!.ItemProcessor.States[StateName.silverBucket] as Record<
+        string,
+        Json
+      >;
 
-    it('runs Ingest (looped by IngestDone while sliced) → HasSilver → PlanSilver → SilverGroups → Silver → Reconcile → HasFanOut, each result under its own key', () => {
+    it('runs Ingest (looped by IngestDone while sliced) → HasSilver → PlanSilver → SilverGroups → SilverBuckets → Silver → Reconcile → HasFanOut, each result under its own key', () => {
       const { StartAt, States } = definition();
       expect(StartAt).toBe(StateName.hasSource);
       expect(States[StateName.hasSource]).toMatchObject({ Type: 'Choice', Default: StateName.dropped });
@@ -658,10 +665,11 @@ describe('Stack: SluiceStack (example config)', () => {
           'executionId.$': '$$.Execution.Id',
           'group.$': '$$.Map.Item.Value.group',
           'groupCount.$': '$.silverPlan.groupCount',
+          'bucketCount.$': '$.silverPlan.bucketCount',
         },
         MaxConcurrency: 8,
         ResultPath: null,
-        Next: StateName.silver,
+        Next: StateName.silverBuckets,
       });
       expect(groups.ItemProcessor.ProcessorConfig).toEqual({ Mode: 'INLINE' });
       expect(groups.ItemProcessor.StartAt).toBe(StateName.silverGroup);
@@ -676,14 +684,54 @@ describe('Stack: SluiceStack (example config)', () => {
           'executionId.$': '$.executionId',
           'group.$': '$.group',
           'groupCount.$': '$.groupCount',
+          'bucketCount.$': '$.bucketCount',
         },
         End: true,
       });
       expect(silverGroupTask().ResultPath).toBeUndefined();
+      // Then one item per merge bucket ({ bucket }), each merging its share of every group's files.
+      const buckets = States[StateName.silverBuckets]!;
+      expect(buckets).toMatchObject({
+        Type: 'Map',
+        ItemsPath: '$.silverPlan.buckets',
+        ItemSelector: {
+          'dataset.$': '$.ingest.dataset',
+          'bronzeManifestKey.$': '$.ingest.manifestKey',
+          'executionId.$': '$$.Execution.Id',
+          'bucket.$': '$$.Map.Item.Value.bucket',
+          'groupCount.$': '$.silverPlan.groupCount',
+          'bucketCount.$': '$.silverPlan.bucketCount',
+        },
+        MaxConcurrency: 8,
+        ResultPath: null,
+        Next: StateName.silver,
+      });
+      expect(buckets.ItemProcessor.ProcessorConfig).toEqual({ Mode: 'INLINE' });
+      expect(Object.keys(buckets.ItemProcessor.States)).toEqual([StateName.silverBucket]);
+      expect(silverBucketTask()).toMatchObject({
+        Type: 'Task',
+        Resource: 'TOKEN',
+        Parameters: {
+          op: 'bucket',
+          'dataset.$': '$.dataset',
+          'bronzeManifestKey.$': '$.bronzeManifestKey',
+          'executionId.$': '$.executionId',
+          'bucket.$': '$.bucket',
+          'groupCount.$': '$.groupCount',
+          'bucketCount.$': '$.bucketCount',
+        },
+        End: true,
+      });
+      expect(silverBucketTask().ResultPath).toBeUndefined();
       expect(States[StateName.silver]).toMatchObject({
         Type: 'Task',
         Resource: 'TOKEN',
-        Parameters: { ...stageEvent, op: 'merge', 'groupCount.$': '$.silverPlan.groupCount' },
+        Parameters: {
+          ...stageEvent,
+          op: 'merge',
+          'groupCount.$': '$.silverPlan.groupCount',
+          'bucketCount.$': '$.silverPlan.bucketCount',
+        },
         ResultPath: '$.silver',
         Next: StateName.planReconcile,
       });
@@ -782,15 +830,16 @@ describe('Stack: SluiceStack (example config)', () => {
         JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.fanOut.function), 'Arn'] }),
       );
       expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(8);
-      // PlanSilver, each SilverGroup and the Silver merge: one function.
+      // PlanSilver, each SilverGroup, each SilverBucket and the Silver commit: one function.
       const silverArn = JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.silver.function), 'Arn'] });
-      expect(tokens.filter((t) => t === silverArn)).toHaveLength(3);
+      expect(tokens.filter((t) => t === silverArn)).toHaveLength(4);
     });
 
     it('retries named transient errors only, on every task, with exponential backoff and full jitter', () => {
       const tasks = [
         ...stageTasks.map((name) => ({ name, task: definition().States[name]! })),
         { name: StateName.silverGroup, task: silverGroupTask() },
+        { name: StateName.silverBucket, task: silverBucketTask() },
       ];
       for (const { name, task } of tasks) {
         const all = task.Retry as Record<string, Json>[];
@@ -837,8 +886,8 @@ describe('Stack: SluiceStack (example config)', () => {
 
     it('catches everything of every task into RecordFailure (SQS, execution id + input + error), then Fail', () => {
       const { States } = definition();
-      // A state inside a Map cannot reach RecordFailure: the SilverGroups map catches its items' errors.
-      for (const name of [...stageTasks, StateName.silverGroups]) {
+      // A state inside a Map cannot reach RecordFailure: the Maps catch their items' errors.
+      for (const name of [...stageTasks, StateName.silverGroups, StateName.silverBuckets]) {
         expect(States[name]!.Catch).toEqual([
           // Ingest: a second execution of an object another one is ingesting ends as a clean duplicate.
           ...(name === StateName.ingest
@@ -849,6 +898,7 @@ describe('Stack: SluiceStack (example config)', () => {
       }
       expect(States[StateName.duplicateRun]).toMatchObject({ Type: 'Succeed' });
       expect(silverGroupTask().Catch).toBeUndefined();
+      expect(silverBucketTask().Catch).toBeUndefined();
       const record = States[StateName.recordFailure]!;
       expect(record.Resource).toMatch(/:states:::sqs:sendMessage$/);
       expect(record.Parameters.MessageBody).toEqual({

@@ -631,7 +631,9 @@ describe('Generic datasets defined by config alone', () => {
           _run_id: 'VARCHAR',
           _record_index: 'BIGINT',
         };
-        const partition = await describeParquet(join(at.lake, silver.manifest.tables.accounts!.key!));
+        const partition = await describeParquet(
+          join(at.lake, silver.manifest.tables.accounts!.files[0]!.key),
+        );
         expect(partition).toMatchObject({ ...declared, op: 'VARCHAR' });
         const state = await describeParquet(join(at.lake, silverCurrentStateKey(config.name, 'accounts')));
         expect(state).toMatchObject(declared);
@@ -696,7 +698,7 @@ describe('Generic datasets defined by config alone', () => {
         ].sort(),
       );
       const quarantine = await sql(
-        join(at.lake, manifest.tables._quarantine!.key!),
+        join(at.lake, manifest.tables._quarantine!.files[0]!.key),
         (from) => `SELECT _record_index, rule_id, field_path FROM ${from} ORDER BY ALL`,
       );
       expect(quarantine).toEqual([
@@ -713,7 +715,7 @@ describe('Generic datasets defined by config alone', () => {
         drift,
       );
       const rows = await sql(
-        join(at.lake, manifest.tables.accounts!.key!),
+        join(at.lake, manifest.tables.accounts!.files[0]!.key),
         (from) => `SELECT seq, op, _rescued FROM ${from} ORDER BY seq`,
       );
       expect(rows).toEqual([

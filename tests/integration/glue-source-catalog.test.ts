@@ -45,7 +45,7 @@ function versionRecord(
     runId: `${sourceId}-00000000`,
     bronzeManifestKey: `bronze/${dataset}/source=${sourceId}/run=${sourceId}-00000000/_manifest.json`,
     datasetConfigSha256: `${BUILD}${'0'.repeat(56)}`,
-    tables: Object.fromEntries(tables.map((table) => [table, silverTableKey(ref, table)])),
+    tables: Object.fromEntries(tables.map((table) => [table, [silverTableKey(ref, table)]])),
     committedAt,
     seenAs: [],
   };

@@ -20,10 +20,11 @@ async function writeParquet(lakeDir: string, key: string, select: string): Promi
 
 /** Writes a source's tables (one SELECT each) and commits them as its current version `v1`. */
 async function writeSource(lakeDir: string, dataset: string, source: string, tables: Record<string, string>) {
-  const keys: Record<string, string> = {};
+  const keys: Record<string, string[]> = {};
   for (const [table, select] of Object.entries(tables)) {
-    keys[table] = `silver/${dataset}/${table}/source=${source}/version=v1/build=b/part-00000.parquet`;
-    await writeParquet(lakeDir, keys[table], select);
+    const key = `silver/${dataset}/${table}/source=${source}/version=v1/build=b/part-00000.parquet`;
+    keys[table] = [key];
+    await writeParquet(lakeDir, key, select);
   }
   const record: SourceVersionRecord = {
     commitVersion: 1,

@@ -95,7 +95,7 @@ class FlakyLake implements ObjectStore {
 
 /**
  * The Lambda handlers run one after the other, as the deployed workflow does: Ingest, the silver function
- * for PlanSilver, each SilverGroups item and the Silver merge, then Reconcile.
+ * for PlanSilver, each SilverGroups item, each SilverBuckets item and the Silver commit, then Reconcile.
  */
 /** The execution id the state machine passes each stage: the holder of the source's lease. */
 const HANDLERS_EXECUTION = 'arn:aws:states:us-east-1:123456789012:execution:sluice:handlers-test';
@@ -129,10 +129,14 @@ async function runHandlers(source: ObjectStore, lake: ObjectStore, workDir: stri
       workDir,
     });
     const silverPlan = await silverFunction({ ...stageEvent, op: 'plan' as const });
+    const { groupCount, bucketCount } = silverPlan;
     for (const { group } of silverPlan.groups) {
-      await silverFunction({ ...stageEvent, op: 'group' as const, group, groupCount: silverPlan.groupCount });
+      await silverFunction({ ...stageEvent, op: 'group' as const, group, groupCount, bucketCount });
     }
-    const silver = await silverFunction({ ...stageEvent, op: 'merge', groupCount: silverPlan.groupCount });
+    for (const { bucket } of silverPlan.buckets) {
+      await silverFunction({ ...stageEvent, op: 'bucket' as const, bucket, groupCount, bucketCount });
+    }
+    const silver = await silverFunction({ ...stageEvent, op: 'merge', groupCount, bucketCount });
     const reconcileFunction = createReconcileHandler({
       config: lakeConfig,
       lake,
@@ -214,9 +218,19 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     );
     // The silver groups: a Map whose item is one more task of the silver function.
     const groups = definition.States[StateName.silverGroups];
-    expect(groups).toMatchObject({ Type: 'Map', ItemsPath: '$.silverPlan.groups', Next: StateName.silver });
+    expect(groups).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.silverPlan.groups',
+      Next: StateName.silverBuckets,
+    });
     expect(Object.keys(groups.ItemProcessor.States)).toEqual([StateName.silverGroup]);
     expect(groups.ItemProcessor.States[StateName.silverGroup].Resource).toBe(
+      LOCAL_RESOURCES[Placeholder.silverFunctionArn],
+    );
+    // The merge buckets: another Map of the silver function.
+    const buckets = definition.States[StateName.silverBuckets];
+    expect(buckets).toMatchObject({ Type: 'Map', ItemsPath: '$.silverPlan.buckets', Next: StateName.silver });
+    expect(buckets.ItemProcessor.States[StateName.silverBucket].Resource).toBe(
       LOCAL_RESOURCES[Placeholder.silverFunctionArn],
     );
     // Reconciliation: two Maps whose items are more tasks of the reconcile function, then Reconcile.
@@ -272,7 +286,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       const count = (...names: string[]) => states.filter((s) => names.includes(s)).length;
       expect(calls[Placeholder.ingestFunctionArn]).toHaveLength(count(StateName.ingest));
       expect(calls[Placeholder.silverFunctionArn]).toHaveLength(
-        count(StateName.planSilver, StateName.silverGroup, StateName.silver),
+        count(StateName.planSilver, StateName.silverGroup, StateName.silverBucket, StateName.silver),
       );
       expect(calls[Placeholder.reconcileFunctionArn]).toHaveLength(
         count(
@@ -307,6 +321,9 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     StateName.planSilver,
     StateName.silverGroups,
     ...Array<string>(groups).fill(StateName.silverGroup),
+    // A source this small merges in one bucket.
+    StateName.silverBuckets,
+    StateName.silverBucket,
     StateName.silver,
   ];
   /** The reconciliation states of a local run whose plan has `items` items and `buckets` key buckets. */
@@ -314,7 +331,8 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     StateName.planReconcile,
     StateName.reconcileItems,
     ...Array<string>(
-      groupsOf(result) + Object.values(result.silver!.manifest.tables).filter((t) => t.key).length,
+      groupsOf(result) +
+        Object.values(result.silver!.manifest.tables).reduce((n, t) => n + t.files.length, 0),
     ).fill(StateName.reconcileItem),
     StateName.reconcileKeyBuckets,
     ...Array<string>(buckets).fill(StateName.reconcileKeyBucket),
@@ -363,6 +381,8 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       silverPlan: {
         groups: [...Array(groupsOf(result)).keys()].map((group) => ({ group })),
         groupCount: groupsOf(result),
+        buckets: [{ bucket: 0 }],
+        bucketCount: 1,
       },
       silver: lambda.silver,
       reconcilePlan: {
@@ -377,7 +397,12 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       reconcile: lambda.reconcile,
     });
     expect(lambda.reconcilePlan).toMatchObject({ bronzeGroups: 1, keyBuckets: 1 });
-    expect(lambda.silverPlan).toEqual({ groups: [{ group: 0 }], groupCount: 1 });
+    expect(lambda.silverPlan).toEqual({
+      groups: [{ group: 0 }],
+      groupCount: 1,
+      buckets: [{ bucket: 0 }],
+      bucketCount: 1,
+    });
     // ... and both runtimes leave the same lake behind, without the build's work files.
     expect(await listFiles(lakeDir)).toEqual(await listFiles(handlersLake));
     expect((await listFiles(lakeDir)).filter((f) => f.includes('/_work/'))).toEqual([]);

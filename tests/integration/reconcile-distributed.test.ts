@@ -290,11 +290,12 @@ describe('Distributed reconciliation', () => {
 
     it('catches a silver row gone missing, with the same messages', async () => {
       const table = run.result.silver!.manifest.tables.in_network_items!;
-      const file = join(run.lakeDir, table.key!);
+      expect(table.files).toHaveLength(1);
+      const file = join(run.lakeDir, table.files[0]!.key);
       const original = await readFile(file);
       await rewriteParquet(
         run.lakeDir,
-        table.key!,
+        table.files[0]!.key,
         (src) => `SELECT * FROM ${src} LIMIT ${table.rowsWritten - 1}`,
       );
       const message = await bothFail(() => writeFile(file, original));
@@ -305,7 +306,7 @@ describe('Distributed reconciliation', () => {
     });
 
     it('fails a corrupt file of a joined table as a check, not a crash, with the same messages', async () => {
-      const key = run.result.silver!.manifest.tables.provider_groups!.key!;
+      const key = run.result.silver!.manifest.tables.provider_groups!.files[0]!.key;
       // Cut short: no footer, so neither its rows nor its key columns can be read.
       const message = await bothFail(await replaced(key, (bytes) => bytes.subarray(0, bytes.length - 100)));
       expect(message).toContain('provider_groups: parquet sha256');
@@ -319,12 +320,12 @@ describe('Distributed reconciliation', () => {
     it('catches a dangling reference, naming it, with the same messages', async () => {
       const silver: SilverManifest = run.result.silver!.manifest;
       const groups = silver.tables.provider_groups!;
-      const prices = join(run.lakeDir, silver.tables.negotiated_prices!.key!);
-      const file = join(run.lakeDir, groups.key!);
+      const prices = join(run.lakeDir, silver.tables.negotiated_prices!.files[0]!.key);
+      const file = join(run.lakeDir, groups.files[0]!.key);
       const original = await readFile(file);
       await rewriteParquet(
         run.lakeDir,
-        groups.key!,
+        groups.files[0]!.key,
         (src) =>
           `SELECT * FROM ${src} WHERE CAST(provider_group_id AS VARCHAR) <> (SELECT CAST(min(v) AS VARCHAR) FROM (SELECT unnest(provider_group_ids) AS v FROM read_parquet('${prices}')))`,
       );

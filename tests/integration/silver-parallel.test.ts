@@ -18,6 +18,7 @@ import {
   buildSilver,
   type SilverProgress,
 } from '../../shared/stages/silver/build-silver.ts';
+import { mergeSilverBucket } from '../../shared/stages/silver/silver-bucket.ts';
 import { planSilverGroups } from '../../shared/stages/silver/silver-group.ts';
 import { buildSilverGroupToLake, mergeSilver, planSilver } from '../../shared/stages/silver/silver-stages.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
@@ -74,9 +75,10 @@ function build(bronze: Bronze, parallelism: number, onProgress?: (p: SilverProgr
 /** What must not depend on parallelism: the manifest but its timings, and each table file's sha256. */
 async function outcome(bronze: Bronze, result: BuildSilverResult) {
   const { timings: _, ...manifest } = result.manifest;
-  const files: Record<string, string> = {};
+  const files: Record<string, string[]> = {};
   for (const [table, t] of Object.entries(manifest.tables)) {
-    if (t.key) files[table] = sha256(await readFile(join(bronze.lake, t.key)));
+    files[table] = [];
+    for (const file of t.files) files[table].push(sha256(await readFile(join(bronze.lake, file.key))));
   }
   // The manifest's own JSON too, so even the order of findings must agree.
   return { manifest, json: JSON.stringify(manifest), files };
@@ -101,7 +103,10 @@ async function expectSameAtEveryParallelism(bronze: Bronze) {
   }
   // The sha256 in the manifest is that of the file written.
   for (const [table, t] of Object.entries(single!.manifest.tables)) {
-    if (t.key) expect(t.sha256, table).toBe(single!.files[table]);
+    expect(
+      t.files.map((file) => file.sha256),
+      table,
+    ).toEqual(single!.files[table]);
   }
   return single!.manifest;
 }
@@ -310,7 +315,17 @@ describe('silver in parallel groups of bronze parts', () => {
     };
     const order = [...Array(plan.groupCount).keys()].reverse();
     for (const group of [...order, 0]) {
-      await buildSilverGroupToLake({ ...input, group, groupCount: plan.groupCount }, groupDeps);
+      await buildSilverGroupToLake(
+        { ...input, group, groupCount: plan.groupCount, bucketCount: plan.bucketCount },
+        groupDeps,
+      );
+    }
+    const counts = { groupCount: plan.groupCount, bucketCount: plan.bucketCount };
+    for (let bucket = 0; bucket < plan.bucketCount; bucket++) {
+      await mergeSilverBucket(
+        { ...input, ...counts, bucket },
+        { lake, contract, workDir: join(bronze.work, 'buckets') },
+      );
     }
     const work = silverWorkPrefix(config.name, plan.runId);
     expect((await listFiles(join(bronze.lake, work))).length).toBeGreaterThan(plan.groupCount);
@@ -320,24 +335,15 @@ describe('silver in parallel groups of bronze parts', () => {
     const shifted = JSON.parse(stats);
     shifted.endPart += 1;
     await lake.write(statsKey, JSON.stringify(shifted));
-    await expect(
-      mergeSilver(
-        { ...input, groupCount: plan.groupCount },
-        { lake, clock: fixedClock, contract, workDir: bronze.work },
-      ),
-    ).rejects.toThrow(/group 1 covers parts/);
-    await lake.write(statsKey, stats);
-    const merged = await mergeSilver(
-      { ...input, groupCount: plan.groupCount },
-      { lake, clock: fixedClock, contract, workDir: bronze.work },
+    await expect(mergeSilver({ ...input, ...counts }, { lake, clock: fixedClock, contract })).rejects.toThrow(
+      /group 1 covers parts/,
     );
+    await lake.write(statsKey, stats);
+    const merged = await mergeSilver({ ...input, ...counts }, { lake, clock: fixedClock, contract });
     expect(await outcome(bronze, merged)).toEqual(expected);
     expect(await listFiles(join(bronze.lake, work))).toEqual([]);
     // A retried merge after the commit finds it done.
-    const again = await mergeSilver(
-      { ...input, groupCount: plan.groupCount },
-      { lake, clock: fixedClock, contract, workDir: bronze.work },
-    );
+    const again = await mergeSilver({ ...input, ...counts }, { lake, clock: fixedClock, contract });
     expect(again.manifest).toEqual(merged.manifest);
   });
 

@@ -25,6 +25,8 @@ const CHILD = fileURLToPath(new URL('../helpers/sliced-run-child.ts', import.met
 const SEGMENT_BYTES = 64 * 1024;
 const PART_MAX_RECORDS = 40;
 const ROW_GROUP_ROWS = 2_500;
+/** Bronze per merge bucket: small, so every run merges in several buckets (K is the same for all). */
+const BUCKET_BYTES = 1_000_000;
 
 const base = builtInDataset('tic-in-network');
 const dataset = parseDatasetConfig({
@@ -114,6 +116,7 @@ describe('silver Parquet files across runs of one source', () => {
           clock: fixedClock,
           workDir: join(tmp.dir, `work-${name}`),
           silverParallelism: parallelism,
+          silverBucketTargetBytes: BUCKET_BYTES,
           mergeTables,
           sliceBudget: sliced ? () => ({ shouldStop: () => true }) : undefined,
         },
@@ -123,13 +126,16 @@ describe('silver Parquet files across runs of one source', () => {
     return { lake, result };
   }
 
-  it('are the same bytes plain, sliced, killed during silver and rerun, and built in 1, 2 or 3 groups', async () => {
+  it('are the same bytes plain, sliced, killed during silver and rerun, built in 1, 2 or 3 groups, in K ≥ 2 buckets', async () => {
     const reference = await runInProcess('plain-2-groups', 2, false);
     const expected = await outputDigests(reference.lake);
     // The drill means something only if the tables span many bronze parts and row groups.
     expect(reference.result.bronze.manifest.parts.length).toBeGreaterThanOrEqual(10);
-    const prices = join(reference.lake, reference.result.silver!.manifest.tables.negotiated_prices!.key!);
-    expect((await rowGroups(prices)).length).toBeGreaterThanOrEqual(4);
+    const pricesFiles = reference.result.silver!.manifest.tables.negotiated_prices!.files;
+    // Merged in several buckets, each file still spanning several row groups.
+    expect(pricesFiles.length).toBeGreaterThanOrEqual(2);
+    const prices = join(reference.lake, pricesFiles[0]!.key);
+    expect((await rowGroups(prices)).length).toBeGreaterThanOrEqual(2);
     expect(Object.keys(expected).filter((f) => f.endsWith('.parquet')).length).toBeGreaterThanOrEqual(5);
 
     const runs: Record<string, Record<string, string>> = {};
@@ -141,18 +147,20 @@ describe('silver Parquet files across runs of one source', () => {
     expect(sliced.result.bronze.slices).toBeGreaterThan(1);
     runs['sliced, 2 groups'] = await outputDigests(sliced.lake);
 
-    // SIGKILL at a seeded random moment of silver (planning, a group, the merge), then the same command
-    // again. The silver states a run enters: PlanSilver, SilverGroups, SilverGroup twice, Silver.
+    // SIGKILL at a seeded random moment of silver (planning, a group, a bucket, the commit), then the same
+    // command again. The silver states a run enters: PlanSilver, SilverGroups, SilverGroup twice,
+    // SilverBuckets, SilverBucket K times, Silver.
+    const buckets = pricesFiles.length;
     const next = seededRandom(20261207);
     const lake = join(tmp.dir, 'killed');
     const args = [tmp.dir, 'source.json.gz', lake, join(tmp.dir, 'work-killed'), String(SEGMENT_BYTES)];
-    args.push('2', String(ROW_GROUP_ROWS));
-    const silverState = /^(PlanSilver|SilverGroups|SilverGroup|Silver)$/;
+    args.push('2', String(ROW_GROUP_ROWS), String(BUCKET_BYTES));
+    const silverState = /^(PlanSilver|SilverGroups|SilverGroup|SilverBuckets|SilverBucket|Silver)$/;
     let killedIn: string | undefined;
     for (let i = 0; i < 6 && killedIn === undefined; i++) {
       const kill = {
         killIn: silverState,
-        nth: 1 + Math.floor(next() * 5),
+        nth: 1 + Math.floor(next() * (6 + buckets)),
         delayMs: Math.floor(next() * 400),
       };
       const attempt = await runChild(args, kill);
@@ -165,13 +173,34 @@ describe('silver Parquet files across runs of one source', () => {
     expect(rerun.lines.at(-1)).toMatch(/^done \d+ passed$/);
     runs[`killed in ${killedIn}, rerun`] = await outputDigests(lake);
 
+    // And killed inside a merge bucket's invocation (some buckets merged, this one half done).
+    const bucketLake = join(tmp.dir, 'killed-in-bucket');
+    const bucketArgs = [...args];
+    bucketArgs[2] = bucketLake;
+    bucketArgs[3] = join(tmp.dir, 'work-killed-in-bucket');
+    let killedInBucket: string | undefined;
+    for (let i = 0; i < 6 && killedInBucket === undefined; i++) {
+      const kill = {
+        killIn: /^SilverBucket$/,
+        nth: 1 + Math.floor(next() * buckets),
+        delayMs: Math.floor(next() * 200),
+      };
+      const attempt = await runChild(bucketArgs, kill);
+      if (attempt.killed && attempt.lines.at(-1) === 'SilverBucket') {
+        killedInBucket = `SilverBucket #${kill.nth} + ${kill.delayMs} ms`;
+      }
+    }
+    expect(killedInBucket, 'no attempt was killed in a merge bucket').toBeDefined();
+    expect((await runChild(bucketArgs)).lines.at(-1)).toMatch(/^done \d+ passed$/);
+    runs[`killed in ${killedInBucket}, rerun`] = await outputDigests(bucketLake);
+
     for (const [run, digests] of Object.entries(runs)) {
       expect(Object.keys(digests), run).toEqual(Object.keys(expected));
       for (const [file, sha256] of Object.entries(expected)) {
         expect(digests[file], `${file}: ${run} differs from an unsliced run in 2 groups`).toBe(sha256);
       }
     }
-  }, 300_000);
+  }, 600_000);
 });
 
 describe('Function: writeFinalTable', () => {

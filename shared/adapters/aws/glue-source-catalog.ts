@@ -56,7 +56,8 @@ export class GlueSourceCatalog implements SourceCatalog {
   async publish(record: SourceVersionRecord): Promise<void> {
     const specs = catalogTables(record.dataset);
     const folderOf = (table: string) => {
-      const key = record.tables[table];
+      // A table's files of one build share its folder, the partition's location.
+      const key = record.tables[table]?.[0];
       return key === undefined ? undefined : `s3://${this.#bucket}/${posix.dirname(key)}/`;
     };
     for (const spec of specs) {

@@ -100,9 +100,9 @@ class DuckDBLakeQuery implements LakeQuery {
 interface SilverTable {
   readonly dataset: string;
   readonly table: string;
-  /** The current version's file of each source that has rows in this table. */
+  /** The current version's files (one per merge bucket) of each source that has rows in this table. */
   readonly current: readonly string[];
-  /** Every committed version's file, with what it is a version of. */
+  /** Every committed version's files, each with what it is a version of. */
   readonly history: readonly HistoryFile[];
   /** The merged state file, when the table has one. */
   readonly state?: string;
@@ -135,22 +135,17 @@ async function findSilverTables(lakeDir: string): Promise<SilverTable[]> {
     for (const table of [...names].sort()) {
       const stateFile = join(stateDir, table, CURRENT_STATE_FILE);
       const state = existsSync(stateFile) ? stateFile : undefined;
-      const fileOf = (r: SourceVersionRecord) => (r.tables[table] ? lake.uri(r.tables[table]) : undefined);
-      const history = committed.flatMap((r): HistoryFile[] => {
-        const file = fileOf(r);
-        return file
-          ? [
-              {
-                file,
-                sourceId: r.sourceId,
-                version: r.version,
-                committedAt: r.committedAt,
-                isCurrent: isCurrent(r),
-              },
-            ]
-          : [];
-      });
-      const currentFiles = current.flatMap((r) => fileOf(r) ?? []);
+      const filesOf = (r: SourceVersionRecord) => (r.tables[table] ?? []).map((key) => lake.uri(key));
+      const history = committed.flatMap((r): HistoryFile[] =>
+        filesOf(r).map((file) => ({
+          file,
+          sourceId: r.sourceId,
+          version: r.version,
+          committedAt: r.committedAt,
+          isCurrent: isCurrent(r),
+        })),
+      );
+      const currentFiles = current.flatMap(filesOf);
       if (currentFiles.length || history.length || state) {
         found.push({ dataset, table, current: currentFiles, history, state });
       }

@@ -1,4 +1,4 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type DuckDBAppender,
@@ -7,6 +7,7 @@ import {
   DuckDBInstance,
   type DuckDBType,
   type DuckDBValue,
+  version as duckdbVersion,
 } from '@duckdb/node-api';
 import {
   type ColumnSpec,
@@ -20,13 +21,14 @@ import {
   InvalidRowError,
   type TableWriteResult,
   type TableWriter,
+  type TableWriterOptions,
   UnknownTableError,
 } from '../../ports/table-writer.ts';
 import { type ColumnBatch, columnBatch, isColumnType } from './column-batches.ts';
 import { TypeMismatch } from './duckdb-values.ts';
 import { ident, literal, SINGLE_THREAD, writeFinalTable } from './final-table.ts';
 
-export interface ParquetTableWriterOptions {
+export interface ParquetTableWriterOptions extends TableWriterOptions {
   /** DuckDB's `memory_limit`; beyond it, tables spill to a folder inside `workDir`. @default '512MB' */
   readonly memoryLimit?: string;
   /**
@@ -41,7 +43,8 @@ export interface ParquetTableWriterOptions {
 export const createPartialParquetTableWriter = (
   tables: readonly TableSpec[],
   workDir: string,
-): Promise<TableWriter> => createParquetTableWriter(tables, workDir, { partial: true });
+  options: TableWriterOptions = {},
+): Promise<TableWriter> => createParquetTableWriter(tables, workDir, { ...options, partial: true });
 
 /** A TableSpec the writer cannot honour: a bug in a dataset contract. */
 export class InvalidTableSpecError extends PipelineError {
@@ -102,7 +105,21 @@ export async function createParquetTableWriter(
       await connection.run(`CREATE TABLE ${ident(plan.spec.name)} (${columns})`);
       buffers.set(plan.spec.name, new TableBuffer(plan, await connection.createAppender(plan.spec.name)));
     }
-    return new ParquetTableWriter(instance, connection, buffers, workDir, spillDir, options.partial ?? false);
+    const buckets = Math.max(1, Math.floor(options.buckets ?? 1));
+    if (buckets > 1 && !options.partial) {
+      throw new PipelineError(
+        'a table writer splits rows into merge buckets only when it writes partial files',
+      );
+    }
+    return new ParquetTableWriter(
+      instance,
+      connection,
+      buffers,
+      workDir,
+      spillDir,
+      options.partial ?? false,
+      buckets,
+    );
   } catch (error) {
     connection?.closeSync();
     instance.closeSync();
@@ -127,6 +144,7 @@ class ParquetTableWriter implements TableWriter {
     private readonly workDir: string,
     private readonly spillDir: string,
     private readonly partial: boolean,
+    private readonly buckets: number,
   ) {}
 
   append(table: string, row: Row): void {
@@ -193,6 +211,7 @@ class ParquetTableWriter implements TableWriter {
   private async writeTable(buffer: TableBuffer): Promise<TableWriteResult> {
     const { spec } = buffer.plan;
     if (buffer.rowsIn === 0) return { rowsIn: 0, rowsWritten: 0, duplicates: 0 };
+    if (this.buckets > 1 && spec.key.length > 0) return this.writeBuckets(buffer);
     const file = join(this.workDir, `${spec.name}.parquet`);
     // Written under a temporary name and renamed, so a `<table>.parquet` on disk is always complete.
     const temporary = `${file}.tmp`;
@@ -220,6 +239,44 @@ class ParquetTableWriter implements TableWriter {
     return { rowsIn: buffer.rowsIn, rowsWritten, duplicates: buffer.rowsIn - rowsWritten, file };
   }
 
+  /**
+   * A keyed table's partial rows split into merge buckets in one pass (DuckDB's `PARTITION_BY`, on one
+   * thread: the same rows give the same files), each bucket's rows in the order appended. The folder is
+   * written under a temporary name and renamed, so a `<table>.buckets` folder is always complete.
+   */
+  private async writeBuckets(buffer: TableBuffer): Promise<TableWriteResult> {
+    const { spec } = buffer.plan;
+    const folder = join(this.workDir, `${spec.name}.buckets`);
+    const temporary = `${folder}.tmp`;
+    this.outputs.push(temporary, folder);
+    try {
+      await this.connection.run(copyPartialBuckets(buffer.plan, temporary, this.buckets));
+      await this.connection.run(`DROP TABLE ${ident(spec.name)}`);
+    } catch (error) {
+      throw new PipelineError(
+        `silver table ${spec.name}: writing its ${this.buckets} merge buckets to ${folder} failed: ${message(error)}`,
+        { cause: error },
+      );
+    }
+    await rename(temporary, folder);
+    const bucketFiles: { bucket: number; file: string }[] = [];
+    for (const entry of await readdir(folder)) {
+      const bucket = Number(/^__bucket=(\d+)$/.exec(entry)?.[1]);
+      if (!Number.isInteger(bucket)) continue;
+      const files = (await readdir(join(folder, entry))).filter((f) => f.endsWith('.parquet')).sort();
+      // One thread writes one file per bucket; more would be read in name order, still deterministic.
+      for (const file of files) bucketFiles.push({ bucket, file: join(folder, entry, file) });
+    }
+    bucketFiles.sort((a, b) => a.bucket - b.bucket || a.file.localeCompare(b.file));
+    return {
+      rowsIn: buffer.rowsIn,
+      rowsWritten: buffer.rowsIn,
+      duplicates: 0,
+      bucketFiles,
+      bucketHash: MERGE_BUCKET_HASH,
+    };
+  }
+
   private flush(buffer: TableBuffer): void {
     try {
       buffer.appender.appendDataChunk(buffer.takeChunk());
@@ -244,7 +301,7 @@ class ParquetTableWriter implements TableWriter {
   }
 
   private async removeOutputs(): Promise<void> {
-    await Promise.all(this.outputs.map((file) => rm(file, { force: true })));
+    await Promise.all(this.outputs.map((file) => rm(file, { recursive: true, force: true })));
   }
 }
 
@@ -434,6 +491,31 @@ function copyPartial(plan: TablePlan, file: string): string {
   return (
     `COPY (SELECT ${columns} FROM (SELECT ${unnested} FROM ${ident(plan.spec.name)})) ` +
     `TO ${literal(file)} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE ${PARTIAL_ROW_GROUP_ROWS})`
+  );
+}
+
+/** What `mergeBucketExpression` hashes with: DuckDB's `hash` of this DuckDB library's version. */
+const MERGE_BUCKET_HASH = `duckdb-hash ${duckdbVersion()}`;
+
+/**
+ * The merge bucket of a row of a partial file, from its key columns as a merge reads them: rows with
+ * equal keys (as the merge's deduplication compares them) hash alike, so they share a bucket. DuckDB's
+ * `hash` is stable for a DuckDB version only: each result names it (`bucketHash`), and a build whose
+ * groups used two is refused.
+ */
+export function mergeBucketExpression(plan: TablePlan, buckets: number): string {
+  const keys = plan.spec.key.map((name) => plan.columns.find((c) => c.name === name)!.read);
+  return `hash(${keys.join(', ')}) % ${buckets}`;
+}
+
+/** `copyPartial`, split by merge bucket into `<folder>/__bucket=<b>/`. */
+function copyPartialBuckets(plan: TablePlan, folder: string, buckets: number): string {
+  const unnested = plan.staging.map((s) => `unnest(${s.unnest}) AS ${s.name}`).join(', ');
+  const columns = plan.partial.map((c) => `${c.sql} AS ${ident(c.name)}`).join(', ');
+  return (
+    `COPY (SELECT *, ${mergeBucketExpression(plan, buckets)} AS __bucket FROM (SELECT ${columns} FROM ` +
+    `(SELECT ${unnested} FROM ${ident(plan.spec.name)}))) TO ${literal(folder)} ` +
+    `(FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE ${PARTIAL_ROW_GROUP_ROWS}, PARTITION_BY (__bucket), OVERWRITE_OR_IGNORE true)`
   );
 }
 

@@ -66,7 +66,9 @@ export async function commitVersion(
 
   const current = await readCurrentVersion(deps.lake, bronze.dataset, bronze.sourceId);
   const tables = Object.fromEntries(
-    Object.entries(silver.tables).flatMap(([name, table]) => (table.key ? [[name, table.key]] : [])),
+    Object.entries(silver.tables).flatMap(([name, table]) =>
+      table.files.length > 0 ? [[name, table.files.map((file) => file.key)]] : [],
+    ),
   );
   const previous = current?.record;
   const sameBuild =

@@ -76,16 +76,14 @@ export interface SilverTableFile {
   readonly rows?: number;
 }
 
-/**
- * The files of a table. Today a table is one file (`key`) or none; a table merged in K buckets lists K
- * files in its manifest, and this is the one place that reads them.
- */
+/** The files of a table: one per merge bucket that got rows (none: a table without rows). */
 export function silverTableFiles(table: SilverManifest['tables'][string]): SilverTableFile[] {
-  const listed = (table as { files?: readonly SilverTableFile[] }).files;
-  if (listed && listed.length > 0) return [...listed];
-  return table.key
-    ? [{ key: table.key, sha256: table.sha256, bytes: table.bytes, rows: table.rowsWritten }]
-    : [];
+  return table.files.map((file) => ({
+    key: file.key,
+    sha256: file.sha256,
+    bytes: file.bytes,
+    rows: file.rows,
+  }));
 }
 
 /** The tables whose keys reconciliation joins: both ends of each reference, and the quarantine. */

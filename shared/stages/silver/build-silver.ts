@@ -7,7 +7,13 @@ import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import type { TableSpec } from '../../contracts/silver/table.ts';
 import type { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { type SilverBuildRef, silverBuildOf, silverManifestKey, silverTableKey } from '../../lake/keys.ts';
+import {
+  type SilverBuildRef,
+  silverBuildOf,
+  silverManifestKey,
+  silverTableBuildPrefix,
+  silverTableKey,
+} from '../../lake/keys.ts';
 import { silverGroupFolder } from '../../lake/silver-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
@@ -71,8 +77,8 @@ const DEFAULT_WORKER_MEMORY_LIMIT = '256MB';
 /**
  * Bronze → silver for one committed bronze run: every record through the dataset's contract, rows to
  * Parquet per table (deduplicated by key), broken rules to quarantine, drift counted. Each table's
- * partition for this source is one Parquet file written atomically; the silver manifest, written last,
- * commits the build. Rebuilding replaces the partition: same keys, stale tables removed.
+ * partition for this source is one Parquet file written atomically (a build in buckets writes one per
+ * bucket; this one-call build is one bucket); the silver manifest, written last, commits the build. Rebuilding replaces the partition: same keys, stale tables removed.
  *
  * The parts are built in consecutive groups (`buildSilverGroup`): one group inline, or with
  * `parallelism` > 1 several at once in worker threads, whose partial files one merge then deduplicates
@@ -95,8 +101,23 @@ export async function buildSilver(
   try {
     const groups = await buildGroups(input, bronze, deps, workDir);
     const results = await mergeGroups(tables, groups, deps, workDir);
+    const build = silverBuildOf(bronze);
+    const published: SilverManifest['tables'] = {};
+    for (const table of tables) {
+      const result = results[table.name] ?? { rowsIn: 0, rowsWritten: 0, duplicates: 0 };
+      const file = await publishTableFile(deps.lake, build, table.name, 0, result.file);
+      published[table.name] = {
+        rowsIn: result.rowsIn,
+        rowsWritten: result.rowsWritten,
+        duplicates: result.duplicates,
+        bytes: file?.bytes ?? 0,
+        files: file
+          ? [{ key: file.key, rows: result.rowsWritten, bytes: file.bytes, sha256: file.sha256 }]
+          : [],
+      };
+    }
     return await commitSilverBuild(
-      { bronzeManifestKey: input.bronzeManifestKey, bronze, startedAt, tables, results },
+      { bronzeManifestKey: input.bronzeManifestKey, bronze, startedAt, tables: published },
       { ...deps, stats: mergeSilverStats(groups.map((group) => group.stats)) },
     );
   } finally {
@@ -104,22 +125,20 @@ export async function buildSilver(
   }
 }
 
-/** What a silver build has made, ready to publish. */
+/** What a silver build has made and published, ready to commit. */
 export interface SilverBuildOutcome {
   readonly bronzeManifestKey: string;
   readonly bronze: BronzeManifest;
   /** When the build started (its manifest's `timings.startedAt`). */
   readonly startedAt: Date;
-  /** The contract's tables and quarantine. */
-  readonly tables: readonly TableSpec[];
-  /** Each table's rows and its local Parquet file (none: no rows). */
-  readonly results: Readonly<Record<string, TableWriteResult>>;
+  /** Each table's (quarantine included) counts and published files, in contract order. */
+  readonly tables: SilverManifest['tables'];
 }
 
 /**
- * Publishes a build: each table's file to its partition (a table without rows loses its partition),
- * then the silver manifest, last, which commits the build. Shared by the one-call build and the merge of
- * a build in groups, so both commit exactly the same objects.
+ * Commits a build whose table files are published: any other file in the tables' build folders (of an
+ * earlier build with more buckets) is removed, then the silver manifest is written, last. Shared by the
+ * one-call build and the build in groups and buckets, so both commit exactly the same objects.
  */
 export async function commitSilverBuild(
   outcome: SilverBuildOutcome,
@@ -130,10 +149,18 @@ export async function commitSilverBuild(
   const { runId, dataset } = bronze;
   const build = silverBuildOf(bronze);
   const manifestKey = silverManifestKey(build);
-  const tableResults = await publishTables(deps.lake, build, outcome.tables, outcome.results);
+  const tableResults = outcome.tables;
+  for (const [table, result] of Object.entries(tableResults)) {
+    const keep = new Set(result.files.map((file) => file.key));
+    const stale: string[] = [];
+    for await (const object of deps.lake.list(silverTableBuildPrefix(build, table))) {
+      if (!keep.has(object.key)) stale.push(object.key);
+    }
+    for (const key of stale) await deps.lake.delete(key);
+  }
   const finishedAt = deps.clock.now();
   const manifest: SilverManifest = {
-    manifestVersion: 2,
+    manifestVersion: 3,
     runId,
     dataset,
     sourceId: build.sourceId,
@@ -222,7 +249,9 @@ export async function mergeGroups(
 ): Promise<Record<string, TableWriteResult>> {
   const partials: Record<string, string[]> = {};
   for (const table of tables) {
-    partials[table.name] = groups.flatMap((group) => group.tables[table.name]?.files ?? []);
+    partials[table.name] = groups.flatMap((group) =>
+      (group.tables[table.name]?.files ?? []).map((p) => p.file),
+    );
   }
   const merge =
     deps.mergeTables ??
@@ -237,41 +266,27 @@ export async function mergeGroups(
   return results;
 }
 
-/** Upload each table's Parquet file to its partition key; remove partitions a table no longer has. */
-async function publishTables(
+/**
+ * Uploads one table's Parquet file of one merge bucket to its key, or removes the key when the bucket
+ * got no rows of the table (an earlier build's file). Returns what the manifest records of it.
+ */
+export async function publishTableFile(
   lake: ObjectStore,
   build: SilverBuildRef,
-  tables: readonly TableSpec[],
-  results: Readonly<Record<string, TableWriteResult>>,
-): Promise<SilverManifest['tables']> {
-  const published: SilverManifest['tables'] = {};
-  for (const table of tables) {
-    const result = results[table.name] ?? { rowsIn: 0, rowsWritten: 0, duplicates: 0 };
-    const key = silverTableKey(build, table.name);
-    if (!result.file) {
-      await lake.delete(key);
-      published[table.name] = {
-        rowsIn: result.rowsIn,
-        rowsWritten: 0,
-        duplicates: result.duplicates,
-        bytes: 0,
-      };
-      continue;
-    }
-    const sha256 = createHash('sha256')
-      .update(await readFile(result.file))
-      .digest('hex');
-    const info = await lake.write(key, createReadStream(result.file), {
-      contentType: 'application/vnd.apache.parquet',
-    });
-    published[table.name] = {
-      key,
-      rowsIn: result.rowsIn,
-      rowsWritten: result.rowsWritten,
-      duplicates: result.duplicates,
-      bytes: info.size,
-      sha256,
-    };
+  table: string,
+  bucket: number,
+  file: string | undefined,
+): Promise<{ readonly key: string; readonly bytes: number; readonly sha256: string } | undefined> {
+  const key = silverTableKey(build, table, bucket);
+  if (!file) {
+    await lake.delete(key);
+    return undefined;
   }
-  return published;
+  const sha256 = createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
+  const info = await lake.write(key, createReadStream(file), {
+    contentType: 'application/vnd.apache.parquet',
+  });
+  return { key, bytes: info.size, sha256 };
 }

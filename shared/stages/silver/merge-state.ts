@@ -64,15 +64,26 @@ export const SilverStateManifest = z.object({
   operationColumn: z.string().nullable(),
   /** Every source applied, in the order applied; `stale`: a snapshot older than the state, ignored. */
   applied: z.array(
-    z.object({
-      runId: z.string(),
-      silverManifestKey: z.string(),
-      batchKey: z.string().nullable(),
-      batchSha256: z.string().nullable(),
-      batchRows: z.number().int().nonnegative(),
-      outcome: z.enum(['merged', 'stale']),
-      appliedAt: z.string(),
-    }),
+    z.preprocess(
+      (applied) => {
+        const a = applied as { batchKey?: string | null; batchSha256?: string | null; batchFiles?: unknown };
+        if (!a || typeof a !== 'object' || a.batchFiles !== undefined) return applied;
+        const { batchKey, batchSha256, ...rest } = a;
+        return { ...rest, batchFiles: batchKey ? [{ key: batchKey, sha256: batchSha256 ?? '' }] : [] };
+      },
+      z.object({
+        runId: z.string(),
+        silverManifestKey: z.string(),
+        /**
+         * The source's files of the table (one per merge bucket with rows; none without rows). Written
+         * before merge buckets: `batchKey` and `batchSha256` of its one file, read as this.
+         */
+        batchFiles: z.array(z.object({ key: z.string(), sha256: z.string() })),
+        batchRows: z.number().int().nonnegative(),
+        outcome: z.enum(['merged', 'stale']),
+        appliedAt: z.string(),
+      }),
+    ),
   ),
   current: StateObject,
   deletes: StateObject.nullable(),
@@ -240,8 +251,7 @@ export async function mergeSilverState(
           {
             runId: source.runId,
             silverManifestKey: input.silverManifestKey,
-            batchKey: partition.key ?? null,
-            batchSha256: partition.sha256 ?? null,
+            batchFiles: partition.files.map(({ key, sha256 }) => ({ key, sha256 })),
             batchRows: batch.rows,
             outcome,
             appliedAt: now,
@@ -342,7 +352,7 @@ function checkSameSettings(
   );
 }
 
-/** Creates the batch table from the source's partition (or empty, with the table's columns, when it has no rows). */
+/** Creates the batch table from the source's files (or empty, with the table's columns, when it has no rows). */
 async function stageBatch(
   connection: DuckDBConnection,
   lake: ObjectStore,
@@ -350,23 +360,31 @@ async function stageBatch(
   partition: SilverManifest['tables'][string],
   work: string,
 ): Promise<{ rows: number }> {
-  if (!partition.key) {
+  if (partition.files.length === 0) {
     const columns = [...genericTable(config).columns, ...LINEAGE_COLUMNS];
     await connection.run(
       `CREATE TABLE ${BATCH} (${columns.map((c) => `${ident(c.name)} ${c.type}`).join(', ')})`,
     );
     return { rows: 0 };
   }
-  const file = await download(lake, partition.key, join(work, 'batch.parquet'));
-  if (!file)
-    throw new MergeStateError(`silver partition ${partition.key} is missing: rebuild silver for this source`);
-  const sha256 = await sha256Of(file);
-  if (partition.sha256 !== undefined && sha256 !== partition.sha256) {
-    throw new MergeStateError(
-      `silver partition ${partition.key} does not match its manifest (sha256 ${sha256}, expected ${partition.sha256}): rebuild silver for this source`,
-    );
+  const files: string[] = [];
+  for (const [index, published] of partition.files.entries()) {
+    const file = await download(lake, published.key, join(work, `batch-${index}.parquet`));
+    if (!file)
+      throw new MergeStateError(
+        `silver partition ${published.key} is missing: rebuild silver for this source`,
+      );
+    const sha256 = await sha256Of(file);
+    if (sha256 !== published.sha256) {
+      throw new MergeStateError(
+        `silver partition ${published.key} does not match its manifest (sha256 ${sha256}, expected ${published.sha256}): rebuild silver for this source`,
+      );
+    }
+    files.push(file);
   }
-  await connection.run(`CREATE TABLE ${BATCH} AS SELECT * FROM ${parquet(file)}`);
+  await connection.run(
+    `CREATE TABLE ${BATCH} AS SELECT * FROM read_parquet([${files.map(literal).join(', ')}], hive_partitioning = false)`,
+  );
   return { rows: await countRows(connection, BATCH) };
 }
 

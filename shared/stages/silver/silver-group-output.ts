@@ -7,7 +7,19 @@ import type { TableWriteResult, TableWriter, TableWriterFactory } from '../../po
 export interface SilverGroupTable {
   readonly rowsIn: number;
   readonly rowsWritten: number;
-  readonly files: readonly string[];
+  /** In batch order, then bucket order. */
+  readonly files: readonly PartialFile[];
+  /** What split the files into buckets (`TableWriteResult.bucketHash`), when any was split. */
+  readonly bucketHash?: string;
+}
+
+/** A partial file: one table's rows of one batch (a bronze part) and, when split, of one merge bucket. */
+export interface PartialFile {
+  readonly file: string;
+  /** The batch, from 0 within its group: the group's `firstPart + batch` is its bronze part. */
+  readonly batch: number;
+  /** The merge bucket of its rows; absent when the batch's rows were not split (see `mergeBucketOf`). */
+  readonly bucket?: number;
 }
 
 /**
@@ -31,13 +43,18 @@ export class SilverGroupOutput {
     private readonly tables: readonly TableSpec[],
     private readonly workDir: string,
     private readonly overlap: boolean,
+    /** Merge buckets a keyed table's rows are split into (see `TableWriterOptions.buckets`). */
+    private readonly buckets = 1,
   ) {}
 
   /** The writer rows go to now. */
   async writer(): Promise<TableWriter> {
     if (!this.current) {
       const dir = join(this.workDir, silverBatchFolder(this.writers.length));
-      this.current = await this.createTableWriter(this.tables, dir);
+      this.current =
+        this.buckets > 1
+          ? await this.createTableWriter(this.tables, dir, { buckets: this.buckets })
+          : await this.createTableWriter(this.tables, dir);
       this.writers.push(this.current);
     }
     return this.current;
@@ -68,11 +85,18 @@ export class SilverGroupOutput {
     }
     const tables: Record<string, SilverGroupTable> = {};
     for (const table of this.tables) {
-      const parts = this.results.map((result) => result[table.name]).filter((r) => r !== undefined);
+      const batches = this.results.map((result) => result[table.name]);
+      const files: PartialFile[] = [];
+      batches.forEach((r, batch) => {
+        if (r?.file) files.push({ file: r.file, batch });
+        for (const { bucket, file } of r?.bucketFiles ?? []) files.push({ file, batch, bucket });
+      });
+      const bucketHash = batches.find((r) => r?.bucketHash !== undefined)?.bucketHash;
       tables[table.name] = {
-        rowsIn: parts.reduce((sum, r) => sum + r.rowsIn, 0),
-        rowsWritten: parts.reduce((sum, r) => sum + r.rowsWritten, 0),
-        files: parts.flatMap((r) => (r.file ? [r.file] : [])),
+        rowsIn: batches.reduce((sum, r) => sum + (r?.rowsIn ?? 0), 0),
+        rowsWritten: batches.reduce((sum, r) => sum + (r?.rowsWritten ?? 0), 0),
+        files,
+        ...(bucketHash !== undefined && { bucketHash }),
       };
     }
     return tables;

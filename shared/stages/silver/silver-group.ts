@@ -38,6 +38,8 @@ export interface SilverGroupPlan {
 export interface BuildSilverGroupInput {
   readonly bronzeManifestKey: string;
   readonly group: SilverGroupPlan;
+  /** Merge buckets the keyed tables' partial rows are split into (the plan's). @default 1 */
+  readonly buckets?: number;
 }
 
 export interface BuildSilverGroupDeps {
@@ -95,6 +97,7 @@ export async function buildSilverGroup(
     [...contract.tables, quarantineTable],
     deps.workDir,
     deps.overlapWrites ?? true,
+    input.buckets ?? 1,
   );
   try {
     if (group.index === 0) {

@@ -1,26 +1,26 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { z } from 'zod';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { ConfigError, ObjectNotFoundError, PipelineError } from '../../errors.ts';
+import { ConfigError, PipelineError } from '../../errors.ts';
 import { silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
 import { readJsonIfValid } from '../../lake/read-json.ts';
 import {
+  silverBucketResultKey,
   silverGroupFolder,
-  silverGroupPrefix,
+  silverGroupPartialsKey,
   silverGroupStatsKey,
   silverPlanKey,
   silverWorkPrefix,
 } from '../../lake/silver-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
-import type { TablePartialsMerger, TableWriterFactory } from '../../ports/table-writer.ts';
+import type { TableWriterFactory } from '../../ports/table-writer.ts';
 import { readBronzeManifest } from '../bronze/read-bronze.ts';
-import { type BuildSilverResult, commitSilverBuild, mergeGroups } from './build-silver.ts';
+import { type BuildSilverResult, commitSilverBuild } from './build-silver.ts';
 import { quarantineTable } from './quarantine-table.ts';
 import {
   buildSilverGroup,
@@ -28,21 +28,35 @@ import {
   type SilverGroupPlan,
   type SilverGroupResult,
 } from './silver-group.ts';
-import { mergeSilverStats, type SilverStats } from './silver-stats.ts';
-import { type LakeLocation, lakeLocationOf } from './silver-worker-protocol.ts';
+import { mergeSilverStats } from './silver-stats.ts';
+import {
+  BucketFile,
+  type BucketSection,
+  deleteUnder,
+  GroupFile,
+  mergeBucketOfPart,
+  PlanFile,
+  readWorkFile,
+  type SectionIndex,
+  silverBucketCount,
+} from './silver-work-files.ts';
+import type { LakeLocation } from './silver-worker-protocol.ts';
 
 /**
- * A silver build as three workflow steps, for a source too large for one Lambda invocation:
+ * A silver build as four workflow steps, so that no invocation needs a whole source's work:
  *
- *   PlanSilver   `planSilver`: how many groups of consecutive bronze parts (about `targetGroupBytes` of
- *                uncompressed bronze each); uncommits any earlier build and clears its work prefix.
- *   SilverGroup  `buildSilverGroupToLake`, once per group (a Map item; a worker thread locally): the
- *                group's part range follows from the bronze manifest, the group count and its index
- *                alone; its partial Parquet files and its stats (written last) go to the lake under
- *                `silver/<dataset>/_work/<run>/group-NNNNN/`. A rerun rewrites the same keys.
- *   Silver       `mergeSilver`: one DuckDB merge of every group's partial files, stats merged in group
- *                order, the tables and the manifest committed as `buildSilver` commits them (the same
- *                bytes), then the work prefix removed.
+ *   PlanSilver    `planSilver`: how many groups of consecutive bronze parts (about `targetGroupBytes` of
+ *                 uncompressed bronze each) and merge buckets K (`silverBucketCount`, from the bronze
+ *                 bytes); uncommits any earlier build and clears its work prefix.
+ *   SilverGroup   `buildSilverGroupToLake`, once per group (a Map item; a worker thread locally): the
+ *                 group's part range follows from the bronze manifest, the group count and its index
+ *                 alone; its partial Parquet files (keyed tables' rows split into the K buckets by a hash
+ *                 of the key) go to the lake as one object, bucket by bucket, under
+ *                 `silver/<dataset>/_work/<run>/group-NNNNN/`, its stats last. A rerun rewrites the same keys.
+ *   SilverBucket  `mergeSilverBucket` (./silver-bucket.ts), once per bucket (a Map item): its byte range of
+ *                 each group's object, merged and deduplicated into the bucket's file of each table.
+ *   Silver        `mergeSilver`: the groups' stats and the buckets' files into the manifest, committed as
+ *                 `buildSilver` commits; then the work prefix is removed.
  */
 
 /** Bronze (uncompressed) a group of parts is planned to hold on AWS: well within one Lambda's 15 minutes. */
@@ -61,6 +75,10 @@ export interface PlanSilverOptions {
   readonly minGroups?: number;
   /** @default MAX_SILVER_GROUPS */
   readonly maxGroups?: number;
+  /** Uncompressed bronze bytes per merge bucket. @default DEFAULT_SILVER_BUCKET_TARGET_BYTES */
+  readonly targetBucketBytes?: number;
+  /** @default MAX_SILVER_BUCKETS */
+  readonly maxBuckets?: number;
 }
 
 export interface PlanSilverDeps extends PlanSilverOptions {
@@ -76,23 +94,14 @@ export interface SilverPlan {
    * build is committed already (an earlier run stopped after it): the merge then only cleans up.
    */
   readonly groupCount: number;
+  /** Merge buckets of the build (K); 0 when the build is committed already. */
+  readonly bucketCount: number;
   readonly partsTotal: number;
   /** Groups an earlier, interrupted attempt at the same plan finished, which are not built again. */
   readonly groupsDone: number;
   /** The build was committed by an earlier run: nothing to build. */
   readonly reused: boolean;
 }
-
-/**
- * What `PlanSilver` leaves in the work prefix: when the build started (for the manifest's timings), and
- * the bronze run and groups planned, so a rerun of the same plan keeps the groups already built.
- */
-const PlanFile = z.object({
-  startedAt: z.string(),
-  bronzeManifestKey: z.string().optional(),
-  groupCount: z.number().int().positive(),
-  groups: z.array(z.object({ index: z.number(), firstPart: z.number(), endPart: z.number() })),
-});
 
 /** How many groups the parts make: by bytes, at least `minGroups`, at most `maxGroups` and one per part. */
 export function silverGroupCount(
@@ -107,9 +116,9 @@ export function silverGroupCount(
 }
 
 /**
- * Plans a build in groups. A build committed already for these bytes is reused (groupCount 0); a
- * plan of an interrupted attempt with the same groups is kept, with the groups it finished; anything
- * else starts over, its work removed first.
+ * Plans a build in groups and buckets. A build committed already for these bytes is reused
+ * (groupCount 0); a plan of an interrupted attempt with the same groups and buckets is kept, with the
+ * work it finished; anything else starts over, its work removed first.
  */
 export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): Promise<SilverPlan> {
   const startedAt = deps.clock.now();
@@ -121,25 +130,36 @@ export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): 
   // build of these very bytes, by this run or an earlier one (a source reverted to a version it had).
   // Reusing it keeps that version's committed files as they were, rather than rewriting them in place.
   if (committed) {
-    return { runId, dataset, groupCount: 0, partsTotal: bronze.parts.length, groupsDone: 0, reused: true };
+    return {
+      runId,
+      dataset,
+      groupCount: 0,
+      bucketCount: 0,
+      partsTotal: bronze.parts.length,
+      groupsDone: 0,
+      reused: true,
+    };
   }
   await deps.lake.delete(manifestKey);
   const groupCount = silverGroupCount(bronze.parts, deps);
+  const bucketCount = silverBucketCount(bronze.parts, deps);
   const groups = planSilverGroups(bronze.parts, groupCount);
   const earlier = await readJsonIfValid(deps.lake, silverPlanKey(dataset, runId), PlanFile);
   const samePlan =
     earlier?.bronzeManifestKey === input.bronzeManifestKey &&
+    earlier.bucketCount === bucketCount &&
     JSON.stringify(earlier.groups) === JSON.stringify(groups);
   let groupsDone = 0;
   if (samePlan) {
-    for (const group of groups) if (await finishedGroup(deps.lake, bronze, group)) groupsDone++;
+    for (const group of groups) if (await finishedGroup(deps.lake, bronze, group, bucketCount)) groupsDone++;
   } else {
     await deleteUnder(deps.lake, silverWorkPrefix(dataset, runId));
-    const plan = {
+    const plan: PlanFile = {
       startedAt: startedAt.toISOString(),
       bronzeManifestKey: input.bronzeManifestKey,
       groupCount: groups.length,
       groups,
+      bucketCount,
     };
     await deps.lake.write(silverPlanKey(dataset, runId), `${JSON.stringify(plan, null, 2)}\n`, {
       contentType: 'application/json',
@@ -149,6 +169,7 @@ export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): 
     runId,
     dataset,
     groupCount: groups.length,
+    bucketCount,
     partsTotal: bronze.parts.length,
     groupsDone,
     reused: false,
@@ -160,13 +181,19 @@ async function finishedGroup(
   lake: ObjectStore,
   bronze: { readonly runId: string; readonly dataset: string },
   plan: SilverGroupPlan,
+  bucketCount: number,
 ): Promise<GroupFile | undefined> {
   const done = await readJsonIfValid(
     lake,
     silverGroupStatsKey(bronze.dataset, bronze.runId, plan.index),
     GroupFile,
   );
-  return done && done.firstPart === plan.firstPart && done.endPart === plan.endPart ? done : undefined;
+  return done &&
+    done.firstPart === plan.firstPart &&
+    done.endPart === plan.endPart &&
+    done.bucketCount === bucketCount
+    ? done
+    : undefined;
 }
 
 export interface SilverGroupInput {
@@ -175,6 +202,8 @@ export interface SilverGroupInput {
   readonly group: number;
   /** The plan's group count. */
   readonly groupCount: number;
+  /** The plan's merge buckets (K): every group of a build must split its rows the same way. */
+  readonly bucketCount: number;
 }
 
 /** Running a group in a worker thread (locally): what the worker needs to rebuild the lake and contract. */
@@ -198,28 +227,6 @@ export interface SilverGroupDeps {
   /** Stops the group at its next part. */
   readonly signal?: AbortSignal;
 }
-
-/** What a group leaves under its work prefix (`_stats.json`), written after its partial files. */
-const GroupFile = z.object({
-  group: z.number().int().nonnegative(),
-  firstPart: z.number().int().nonnegative(),
-  endPart: z.number().int().nonnegative(),
-  tables: z.record(
-    z.string(),
-    z.object({ rowsIn: z.number(), rowsWritten: z.number(), keys: z.array(z.string()) }),
-  ),
-  /** Written by `buildSilverGroupToLake` itself: checked for its shape only. */
-  stats: z.custom<SilverStats>(
-    (value) =>
-      typeof value === 'object' &&
-      value !== null &&
-      typeof (value as SilverStats).records === 'object' &&
-      Array.isArray((value as SilverStats).violations) &&
-      Array.isArray((value as SilverStats).drift),
-    { error: 'expected the stats of a silver group' },
-  ),
-});
-type GroupFile = z.infer<typeof GroupFile>;
 
 export interface SilverGroupSummary {
   readonly group: number;
@@ -246,7 +253,7 @@ export async function buildSilverGroupToLake(
         `which make ${plans.length} group(s)`,
     );
   }
-  const done = await finishedGroup(deps.lake, bronze, plan);
+  const done = await finishedGroup(deps.lake, bronze, plan, input.bucketCount);
   if (done) {
     // Finished by an earlier attempt of the same plan (a crash or a kill after it): not built again.
     const records = Object.values(done.stats.records).reduce((n, r) => n + r.accepted + r.quarantined, 0);
@@ -257,21 +264,34 @@ export async function buildSilverGroupToLake(
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
   try {
-    const result = await buildGroup(input.bronzeManifestKey, bronze, plan, workDir, deps);
-    const prefix = silverGroupPrefix(dataset, runId, plan.index);
-    const tables: GroupFile['tables'] = {};
-    for (const [name, table] of Object.entries(result.tables)) {
-      const keys: string[] = [];
-      for (const file of table.files) {
-        const key = `${prefix}${relative(workDir, file).split(sep).join('/')}`;
-        await deps.lake.write(key, createReadStream(file), {
-          contentType: 'application/vnd.apache.parquet',
-        });
-        keys.push(key);
-      }
-      tables[name] = { rowsIn: table.rowsIn, rowsWritten: table.rowsWritten, keys };
+    const result = await buildGroup(input, bronze, plan, workDir, deps);
+    const tableOrder = [...deps.contract.tables, quarantineTable].map((table) => table.name);
+    const bundle = bundlePartials(result, tableOrder, (batch) =>
+      mergeBucketOfPart(plan.firstPart + batch, bronze.parts.length, input.bucketCount),
+    );
+    const partialsKey = silverGroupPartialsKey(dataset, runId, plan.index);
+    if (bundle.length > 0) {
+      await deps.lake.write(partialsKey, Readable.from(bundleBytes(bundle)), {
+        contentType: 'application/octet-stream',
+      });
+    } else {
+      await deps.lake.delete(partialsKey);
     }
-    const stats: GroupFile = { group: plan.index, ...range(plan), tables, stats: result.stats };
+    const stats: GroupFile = {
+      group: plan.index,
+      ...range(plan),
+      bucketCount: input.bucketCount,
+      tables: Object.fromEntries(
+        Object.entries(result.tables).map(([name, t]) => [
+          name,
+          { rowsIn: t.rowsIn, rowsWritten: t.rowsWritten },
+        ]),
+      ),
+      ...(bundle.length > 0 && { partialsKey }),
+      sections: bundle.map(({ bucket, offset, length }) => ({ bucket, offset, length })),
+      ...bucketHashOf(result),
+      stats: result.stats,
+    };
     await deps.lake.write(
       silverGroupStatsKey(dataset, runId, plan.index),
       `${JSON.stringify(stats, null, 2)}\n`,
@@ -291,14 +311,82 @@ export async function buildSilverGroupToLake(
 
 const range = (plan: SilverGroupPlan) => ({ firstPart: plan.firstPart, endPart: plan.endPart });
 
+/** What split the group's rows into buckets, as its stats record it (one for all of its tables). */
+function bucketHashOf(result: SilverGroupResult): { bucketHash?: string } {
+  const hashes = new Set(Object.values(result.tables).flatMap((t) => t.bucketHash ?? []));
+  if (hashes.size > 1) {
+    throw new PipelineError(
+      `silver group ${result.index}: its tables were split by ${[...hashes].join(' and ')}`,
+    );
+  }
+  const [bucketHash] = hashes;
+  return bucketHash === undefined ? {} : { bucketHash };
+}
+
+/** A bucket's section of a group's bundle: its index and files, and where it lies in the bundle. */
+interface Section extends BucketSection {
+  readonly header: Buffer;
+  readonly files: readonly string[];
+}
+
+/**
+ * The group's partial files as the sections of its bundle (see `SectionIndex`), in bucket order; in a
+ * section, table by table (contract order), then batch by batch. A file not split by key goes to the
+ * bucket of its bronze part (`bucketOfBatch`).
+ */
+function bundlePartials(
+  result: SilverGroupResult,
+  tableOrder: readonly string[],
+  bucketOfBatch: (batch: number) => number,
+): Section[] {
+  const byBucket = new Map<number, { table: string; tableIndex: number; batch: number; file: string }[]>();
+  for (const [tableIndex, table] of tableOrder.entries()) {
+    for (const partial of result.tables[table]?.files ?? []) {
+      const bucket = partial.bucket ?? bucketOfBatch(partial.batch);
+      const entries = byBucket.get(bucket) ?? [];
+      entries.push({ table, tableIndex, batch: partial.batch, file: partial.file });
+      byBucket.set(bucket, entries);
+    }
+  }
+  let offset = 0;
+  return [...byBucket.keys()]
+    .sort((a, b) => a - b)
+    .map((bucket) => {
+      const entries = byBucket.get(bucket)!;
+      entries.sort((a, b) => a.tableIndex - b.tableIndex || a.batch - b.batch);
+      const index: SectionIndex = entries.map(({ table, batch, file }) => ({
+        table,
+        batch,
+        length: statSync(file).size,
+      }));
+      const json = Buffer.from(JSON.stringify(index));
+      const header = Buffer.alloc(4 + json.length);
+      header.writeUInt32BE(json.length, 0);
+      json.copy(header, 4);
+      const length = header.length + index.reduce((n, e) => n + e.length, 0);
+      const section = { bucket, offset, length, header, files: entries.map((e) => e.file) };
+      offset += length;
+      return section;
+    });
+}
+
+/** The bundle's bytes: each section's header, then its files. */
+async function* bundleBytes(sections: readonly Section[]): AsyncGenerator<Buffer> {
+  for (const section of sections) {
+    yield section.header;
+    for (const file of section.files) yield* createReadStream(file);
+  }
+}
+
 /** The group's partial files, built in a worker thread when asked and possible, else in this one. */
 async function buildGroup(
-  bronzeManifestKey: string,
+  input: SilverGroupInput,
   bronze: Awaited<ReturnType<typeof readBronzeManifest>>,
   plan: SilverGroupPlan,
   workDir: string,
   deps: SilverGroupDeps,
 ): Promise<SilverGroupResult> {
+  const { bronzeManifestKey, bucketCount } = input;
   if (deps.worker) {
     // Loaded only here: the worker machinery is for local runs, the Lambda builds inline.
     const { runSilverGroupsInWorkers, silverWorkerTasks } = await import('./silver-workers.ts');
@@ -311,6 +399,7 @@ async function buildGroup(
       lakeLocation: deps.worker.lakeLocation,
       workDirOf: () => workDir,
       memoryLimit: deps.worker.memoryLimit ?? '256MB',
+      buckets: bucketCount,
     });
     if (tasks) {
       const [result] = await runSilverGroupsInWorkers(tasks, deps.onPart, deps.signal);
@@ -318,7 +407,7 @@ async function buildGroup(
     }
   }
   return buildSilverGroup(
-    { bronzeManifestKey, group: plan },
+    { bronzeManifestKey, group: plan, buckets: bucketCount },
     {
       lake: deps.lake,
       contract: deps.contract,
@@ -334,22 +423,20 @@ async function buildGroup(
 export interface MergeSilverInput {
   readonly bronzeManifestKey: string;
   readonly groupCount: number;
+  readonly bucketCount: number;
 }
 
 export interface MergeSilverDeps {
   readonly lake: ObjectStore;
   readonly clock: Clock;
   readonly contract: SilverContract;
-  /** Local scratch space: partial files downloaded (unless the lake is a local folder), merged tables. */
-  readonly workDir: string;
-  /** @default DuckDB's `mergeParquetPartials` */
-  readonly mergeTables?: TablePartialsMerger;
 }
 
 /**
- * The merge of a planned build: every group's partial files into the tables, the groups' stats in group
- * order into the manifest, committed as `buildSilver` commits; then the work prefix goes. A merge that
- * finds its build committed already (a retry after the commit) only finishes the clean-up.
+ * The commit of a build in groups and buckets: the groups' stats in group order and the buckets' table
+ * files in bucket order into the manifest, committed as `buildSilver` commits; then the work prefix goes.
+ * Every bucket must have been merged (`SilverBucket`). A commit that finds its build committed already
+ * (a retry after the commit) only finishes the clean-up.
  */
 export async function mergeSilver(
   input: MergeSilverInput,
@@ -362,97 +449,106 @@ export async function mergeSilver(
   const manifestKey = silverManifestKey(silverBuildOf(bronze));
   // A manifest here is a complete build of these bytes: this run's (an earlier attempt committed it), or
   // an earlier run's of the same bytes (see planSilver). Either way it is the result.
-  if (await deps.lake.head(manifestKey)) {
-    const manifest = SilverManifest.parse(JSON.parse(await readText(deps.lake, manifestKey)));
+  const committed = await readJsonIfValid(deps.lake, manifestKey, SilverManifest);
+  if (committed) {
     await deleteUnder(deps.lake, workPrefix);
-    return { manifestKey, manifest };
+    return { manifestKey, manifest: committed };
   }
-  const plan = PlanFile.parse(JSON.parse(await readText(deps.lake, silverPlanKey(dataset, runId), 'plan')));
-  if (plan.groupCount !== input.groupCount) {
-    throw new PipelineError(
-      `silver merge of ${runId}: the event names ${input.groupCount} group(s), the plan ${plan.groupCount}`,
-    );
-  }
-  const tables = [...deps.contract.tables, quarantineTable];
-  const local = lakeLocationOf(deps.lake);
-  const workDir = join(deps.workDir, `silver-${runId}`, 'merge');
-  await rm(workDir, { recursive: true, force: true });
-  await mkdir(workDir, { recursive: true });
-  try {
-    const groups: SilverGroupResult[] = [];
-    for (let index = 0; index < input.groupCount; index++) {
-      const key = silverGroupStatsKey(dataset, runId, index);
-      const group = GroupFile.parse(JSON.parse(await readText(deps.lake, key, `group ${index}`)));
-      // A straggler of an earlier build (another group count) must not be merged into this one.
-      const planned = plan.groups[index];
-      if (!planned || group.firstPart !== planned.firstPart || group.endPart !== planned.endPart) {
-        throw new PipelineError(
-          `silver merge of ${runId}: group ${index} covers parts [${group.firstPart}, ${group.endPart}), ` +
-            `the plan [${planned?.firstPart}, ${planned?.endPart}); rerun the silver stage`,
-        );
-      }
-      const groupTables: SilverGroupResult['tables'] = Object.fromEntries(
-        await Promise.all(
-          Object.entries(group.tables).map(async ([name, t]) => [
-            name,
-            {
-              rowsIn: t.rowsIn,
-              rowsWritten: t.rowsWritten,
-              files: await Promise.all(
-                t.keys.map((k) => (local ? join(local.root, k) : download(deps.lake, k, join(workDir, k)))),
-              ),
-            },
-          ]),
-        ),
-      );
-      groups.push({ index, tables: groupTables, stats: group.stats });
-    }
-    const results = await mergeGroups(tables, groups, deps, join(workDir, 'out'));
-    const started = new Date(plan.startedAt);
-    const result = await commitSilverBuild(
-      {
-        bronzeManifestKey: input.bronzeManifestKey,
-        bronze,
-        startedAt: Number.isNaN(started.getTime()) ? mergeStarted : started,
-        tables,
-        results,
-      },
-      { ...deps, stats: mergeSilverStats(groups.map((group) => group.stats)) },
-    );
-    await deleteUnder(deps.lake, workPrefix);
-    return result;
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
-  }
-}
-
-/** Removes every object under `prefix`. */
-async function deleteUnder(lake: ObjectStore, prefix: string): Promise<void> {
-  const keys: string[] = [];
-  for await (const object of lake.list(prefix)) keys.push(object.key);
-  for (const key of keys) await lake.delete(key);
-}
-
-async function readText(lake: ObjectStore, key: string, what?: string): Promise<string> {
-  try {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await lake.read(key)) chunks.push(Buffer.from(chunk as Uint8Array));
-    return Buffer.concat(chunks).toString('utf8');
-  } catch (error) {
-    if (what && error instanceof ObjectNotFoundError) {
+  const plan = await readPlan(deps.lake, bronze, input);
+  const groups = await readGroups(deps.lake, bronze, plan);
+  const buckets: BucketFile[] = [];
+  for (let bucket = 0; bucket < plan.bucketCount; bucket++) {
+    const key = silverBucketResultKey(dataset, runId, bucket);
+    const done = await readWorkFile(deps.lake, key, BucketFile, `result of merge bucket ${bucket}`);
+    if (done.bucketCount !== plan.bucketCount || done.bronzeManifestKey !== input.bronzeManifestKey) {
       throw new PipelineError(
-        `silver merge: the ${what} of the build is missing (${key}): plan and build it first`,
-        {
-          cause: error,
-        },
+        `silver commit of ${runId}: merge bucket ${bucket} (${key}) belongs to another plan; rerun the silver stage`,
       );
     }
-    throw error;
+    buckets.push(done);
   }
+  const tables: SilverManifest['tables'] = {};
+  for (const table of [...deps.contract.tables, quarantineTable]) {
+    const rowsIn = groups.reduce((sum, group) => sum + (group.tables[table.name]?.rowsIn ?? 0), 0);
+    const files = buckets.flatMap((bucket) => {
+      const t = bucket.tables[table.name];
+      return t?.key && t.sha256 !== undefined
+        ? [{ key: t.key, rows: t.rowsWritten, bytes: t.bytes, sha256: t.sha256 }]
+        : [];
+    });
+    const rowsWritten = files.reduce((sum, file) => sum + file.rows, 0);
+    tables[table.name] = {
+      rowsIn,
+      rowsWritten,
+      duplicates: rowsIn - rowsWritten,
+      bytes: files.reduce((sum, file) => sum + file.bytes, 0),
+      files,
+    };
+  }
+  const started = new Date(plan.startedAt);
+  const result = await commitSilverBuild(
+    {
+      bronzeManifestKey: input.bronzeManifestKey,
+      bronze,
+      startedAt: Number.isNaN(started.getTime()) ? mergeStarted : started,
+      tables,
+    },
+    { ...deps, stats: mergeSilverStats(groups.map((group) => group.stats)) },
+  );
+  await deleteUnder(deps.lake, workPrefix);
+  return result;
 }
 
-async function download(lake: ObjectStore, key: string, file: string): Promise<string> {
-  await mkdir(dirname(file), { recursive: true });
-  await pipeline(await lake.read(key), createWriteStream(file));
-  return file;
+/** The build's plan, which must be the one the event names (group and bucket counts). */
+export async function readPlan(
+  lake: ObjectStore,
+  bronze: { readonly runId: string; readonly dataset: string },
+  expected: { readonly groupCount: number; readonly bucketCount: number },
+): Promise<PlanFile> {
+  const plan = await readWorkFile(lake, silverPlanKey(bronze.dataset, bronze.runId), PlanFile, 'plan');
+  if (plan.groupCount !== expected.groupCount || plan.bucketCount !== expected.bucketCount) {
+    throw new PipelineError(
+      `silver build of ${bronze.runId}: the event names ${expected.groupCount} group(s) and ` +
+        `${expected.bucketCount} bucket(s), the plan ${plan.groupCount} and ${plan.bucketCount}; rerun the silver stage`,
+    );
+  }
+  return plan;
+}
+
+/** Every group's stats, in group order, each checked against the plan. */
+export async function readGroups(
+  lake: ObjectStore,
+  bronze: { readonly runId: string; readonly dataset: string },
+  plan: PlanFile,
+): Promise<GroupFile[]> {
+  const groups: GroupFile[] = [];
+  for (let index = 0; index < plan.groupCount; index++) {
+    const key = silverGroupStatsKey(bronze.dataset, bronze.runId, index);
+    const group = await readWorkFile(lake, key, GroupFile, `stats of group ${index}`);
+    // A straggler of an earlier build (another group or bucket count) must not be merged into this one.
+    const planned = plan.groups[index];
+    if (
+      !planned ||
+      group.firstPart !== planned.firstPart ||
+      group.endPart !== planned.endPart ||
+      group.bucketCount !== plan.bucketCount
+    ) {
+      throw new PipelineError(
+        `silver build of ${bronze.runId}: group ${index} covers parts [${group.firstPart}, ${group.endPart}) ` +
+          `in ${group.bucketCount} bucket(s), the plan [${planned?.firstPart}, ${planned?.endPart}) in ` +
+          `${plan.bucketCount}; rerun the silver stage`,
+      );
+    }
+    groups.push(group);
+  }
+  // A key's duplicates share a bucket only if every group hashed its keys alike (a deployment that
+  // changed DuckDB in the middle of a build would break that silently).
+  const hashes = [...new Set(groups.flatMap((group) => group.bucketHash ?? []))];
+  if (hashes.length > 1) {
+    throw new PipelineError(
+      `silver build of ${bronze.runId}: its groups split rows into buckets by different hashes ` +
+        `(${hashes.join(', ')}), so duplicates could sit in two buckets; rerun the silver stage from PlanSilver`,
+    );
+  }
+  return groups;
 }

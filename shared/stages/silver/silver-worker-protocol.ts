@@ -29,6 +29,8 @@ export interface SilverWorkerTask {
   readonly bronzeManifestKey: string;
   readonly bronze: BronzeManifest;
   readonly group: SilverGroupPlan;
+  /** Merge buckets of the build (`BuildSilverGroupInput.buckets`). */
+  readonly buckets: number;
   readonly lake: LakeLocation;
   readonly contract: SilverContractRef;
   /** The group's own folder. */

@@ -28,12 +28,12 @@ port.on('message', onCancel);
 
 try {
   const result = await buildSilverGroup(
-    { bronzeManifestKey: task.bronzeManifestKey, group: task.group },
+    { bronzeManifestKey: task.bronzeManifestKey, group: task.group, buckets: task.buckets },
     {
       lake: openLake(task.lake),
       contract: resolveContract(task.contract),
-      createTableWriter: (tables, dir) =>
-        createParquetTableWriter(tables, dir, { memoryLimit: task.memoryLimit, partial: true }),
+      createTableWriter: (tables, dir, options) =>
+        createParquetTableWriter(tables, dir, { ...options, memoryLimit: task.memoryLimit, partial: true }),
       workDir: task.workDir,
       // Worker threads share the cores with each other: overlapping would buy little and cost memory.
       overlapWrites: false,

@@ -101,6 +101,8 @@ export interface SilverWorkerSetup {
   /** The group's folder, by group index. */
   readonly workDirOf: (group: number) => string;
   readonly memoryLimit: string;
+  /** Merge buckets of the build. @default 1 */
+  readonly buckets?: number;
 }
 
 /**
@@ -118,6 +120,7 @@ export function silverWorkerTasks(
     bronzeManifestKey: setup.bronzeManifestKey,
     bronze: setup.bronze,
     group,
+    buckets: setup.buckets ?? 1,
     lake,
     contract,
     workDir: setup.workDirOf(group.index),

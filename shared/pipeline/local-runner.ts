@@ -36,7 +36,7 @@ import { buildSilverGroupToLake, mergeSilver, planSilver } from '../stages/silve
 import { StateName } from '../workflow/definition.ts';
 import { ExecutionInput, executionName } from '../workflow/execution.ts';
 import { type WorkflowDefinition, workflowDefinition } from '../workflow/local-definition.ts';
-import { DownloadEvent, type DownloadOutput, Source, sourceSecretId } from '../workflow/source.ts';
+import { DownloadEvent, type DownloadStateOutput, Source, sourceSecretId } from '../workflow/source.ts';
 import {
   FailureMessage,
   FanOutEvent,
@@ -61,7 +61,8 @@ import type {
  * retries, catches and the failure path are the deployed ones; only the task resources differ:
  *
  *   Download                  -> downloadToLanding into `deps.source`, secrets from the environment
- *                                (source `x` with credentials: `SLUICE_SECRET_SOURCES_X`)
+ *                                (source `x` with credentials: `SLUICE_SECRET_SOURCES_X`); with a
+ *                                `sliceBudget`, each invocation stops at it and DownloadDone? loops
  *   Ingest, PlanSilver,       -> the stage functions the Lambda handlers call, on local adapters, with
  *   SilverGroup, Silver,         the same event parsing, transient-error mapping and result shapes;
  *   Reconcile                    each SilverGroup item in a worker thread of its own, the SilverGroups
@@ -131,6 +132,8 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
   /** `Download`: before each retry of an HTTP attempt, and once the file has landed (e.g. to log them). */
   readonly onDownloadRetry?: (event: RetryEvent) => void;
   readonly onDownloaded?: (landed: DownloadResult, uri: string) => void;
+  /** `Download`'s bytes per part, instead of the size derived from the source's (tests: small parts). */
+  readonly downloadPartBytes?: number;
   /** The definition to run. @default the deployed one (`workflowDefinition()`) */
   readonly definition?: WorkflowDefinition;
   /**
@@ -274,7 +277,7 @@ export async function runWorkflowLocally(
     const rawDefinition = deps.definition ?? (await workflowDefinition());
 
     const handlers: Record<string, (event: unknown) => Promise<unknown>> = {
-      [StateName.download]: task(async (event): Promise<DownloadOutput> => {
+      [StateName.download]: task(async (event): Promise<DownloadStateOutput> => {
         const { source } = DownloadEvent.parse(event);
         if (source.dataset !== dataset.name) {
           throw new ConfigError(
@@ -301,10 +304,19 @@ export async function runWorkflowLocally(
             clock: deps.clock,
             fetchOptions: deps.downloadFetchOptions,
             onRetry: deps.onDownloadRetry,
+            // As on Lambda: an invocation that runs out of budget checkpoints, and DownloadDone? loops.
+            budget: deps.sliceBudget?.(),
+            scratchDir: workDir,
+            partBytes: deps.downloadPartBytes,
           },
         );
+        if (landed.status === 'partial') {
+          const { checkpointKey, status, key: _key, ...progress } = landed;
+          return { status, checkpointKey, progress };
+        }
         deps.onDownloaded?.(landed, deps.source.uri(landed.key));
         return {
+          status: 'landed',
           bucket: locationOf(deps.source.uri(landed.key), landed.key),
           key: landed.key,
           dataset: source.dataset,

@@ -37,8 +37,10 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  * (shared/pipeline/local-runner.ts) takes the same Amazon States Language from the synthesized template
  * (the state machine carries the metadata `sluice:workflow`), so nothing describes the workflow twice.
  *
- *   HasSource? ──($.source.url)──> Download ──> Landed ──┐
- *        └──(otherwise)──────────────────────────────────┴──> Ingest
+ *   HasSource? ──($.source.url)──> Download ──> DownloadDone? ──(status: partial)──> Download (the next
+ *        │                                          │          invocation resumes the checkpoint)
+ *        │                                          └──(otherwise)──> Landed ──┐
+ *        └──(otherwise)──> Dropped ────────────────────────────────────────────┴──> Ingest
  *   Ingest ──> IngestDone? ──(status: sliced)──> Ingest (the next slice resumes the checkpoint)
  *                  └──(otherwise)──> HasSilver? ──(hasSilver: false)──> Succeeded
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
@@ -63,6 +65,7 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
 export const StateName = {
   hasSource: 'HasSource',
   download: 'Download',
+  downloadDone: 'DownloadDone',
   landed: 'Landed',
   dropped: 'Dropped',
   ingest: 'Ingest',
@@ -339,7 +342,13 @@ export function ingestWorkflowDefinition(scope: Construct, resources: WorkflowRe
       origin: { 'url.$': `$.${ResultKey.download}.url` },
     },
   });
-  download.next(landed).next(ingest);
+  // A download longer than one invocation returns `status: "partial"` when its time runs out, and the
+  // next invocation continues from its checkpoint (as Ingest's slices do).
+  const downloadDone = new Choice(scope, StateName.downloadDone)
+    .when(Condition.stringEquals(`$.${ResultKey.download}.status`, 'partial'), download)
+    .otherwise(landed);
+  download.next(downloadDone);
+  landed.next(ingest);
 
   // A dropped file has no URL; JSONPath has no default value, so `Dropped` sets it to '' for Ingest.
   const dropped = new Pass(scope, StateName.dropped, {

@@ -144,7 +144,7 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     expect(JSON.stringify(all)).not.toContain(lake);
   });
 
-  it('starts the workflow with HasSource → Download → Landed → Ingest, Download retried and caught', () => {
+  it('starts the workflow with HasSource → Download → DownloadDone? → Landed → Ingest, Download retried, caught and looped', () => {
     const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
     const join = machine.Properties.DefinitionString['Fn::Join'] as [string, Json[]];
     const definition = JSON.parse(
@@ -161,7 +161,13 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
       Type: 'Task',
       Parameters: { 'source.$': '$.source', 'executionId.$': '$$.Execution.Id' },
       ResultPath: '$.download',
-      Next: StateName.landed,
+      Next: StateName.downloadDone,
+    });
+    // A download whose invocation ran out of time returns `partial` and runs again from its checkpoint.
+    expect(definition.States[StateName.downloadDone]).toEqual({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.download.status', StringEquals: 'partial', Next: StateName.download }],
+      Default: StateName.landed,
     });
     expect(download.Retry.map((r: Json) => r.ErrorEquals)).toEqual([
       [...LAMBDA_SERVICE_ERRORS],

@@ -130,10 +130,26 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     expect(secretStatements.flatMap((s) => [s.Action].flat())).toContain('secretsmanager:GetSecretValue');
     for (const s of secretStatements) expect(s.Resource).toEqual({ Ref: secretId });
     const s3 = all.filter((s) => [s.Action].flat().some((a: string) => a.startsWith('s3:')));
-    expect(s3).toHaveLength(1);
-    expect([s3[0]!.Action].flat()).toContain('s3:PutObject');
-    expect([s3[0]!.Action].flat()).not.toContain('s3:DeleteObject');
+    expect(s3.map((s) => s.Sid)).toEqual(['WriteLanding', 'ListLanding']);
+    // Delete: only the download's own checkpoint beside its landing key, so only under _downloads/.
+    expect([s3[0]!.Action].flat().sort()).toEqual([
+      's3:AbortMultipartUpload',
+      's3:DeleteObject',
+      's3:GetObject',
+      's3:ListMultipartUploadParts',
+      's3:PutObject',
+    ]);
     const landing = logicalId(stack.storage.landingBucket);
+    // Listing (to learn whether a checkpoint exists without a 403-or-404 GET) under the same prefixes.
+    expect(s3[1]).toMatchObject({
+      Action: 's3:ListBucket',
+      Resource: { 'Fn::GetAtt': [landing, 'Arn'] },
+      Condition: {
+        StringLike: { 's3:prefix': ['_downloads/tic-in-network/*', '_downloads/tic-table-of-contents/*'] },
+      },
+    });
+    // One part is spooled to /tmp: up to 525 MiB for a source of unknown size.
+    expect(fn.Properties.EphemeralStorage).toEqual({ Size: 1024 });
     expect(s3[0]!.Resource).toEqual(
       ['tic-in-network', 'tic-table-of-contents'].map((dataset) => ({
         'Fn::Join': ['', [{ 'Fn::GetAtt': [landing, 'Arn'] }, `/_downloads/${dataset}/*`]],

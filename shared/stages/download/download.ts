@@ -24,7 +24,7 @@ import { downloadCheckpointKey, readDownloadCheckpoint } from './download-checkp
 import { HostLimiter } from './host-limiter.ts';
 import { httpGet, networkError, type OpenResponse } from './http-get.ts';
 import { landingKey, normalizeSourceUrl } from './landing-key.ts';
-import { type DownloadIdentity, LandingUpload } from './landing-upload.ts';
+import { type DownloadIdentity, LandingUpload, prepareHasher } from './landing-upload.ts';
 import { partSizeFor } from './part-size.ts';
 import { parseRetryAfter, retryDelay } from './retry.ts';
 import { parseSafeUrl, redactUrl, resolveSafeAddress, type UrlSafetyOptions } from './url-safety.ts';
@@ -188,6 +188,7 @@ export async function downloadToLanding(input: DownloadInput, deps: DownloadDeps
     folder.set(object.key, object);
   }
   const previous = await readValidators(deps.landing, key, folder);
+  await prepareHasher();
   try {
     return await new Transfer(input, deps, settings, url, key, credentials, previous, folder).run();
   } catch (error) {

@@ -16,8 +16,8 @@ export {
   type FetchOptions,
   type RetryEvent,
 } from './download.ts';
-export { HostLimiter, type HostLimiterOptions } from './host-limiter.ts';
 export { DownloadCheckpoint, downloadCheckpointKey } from './download-checkpoint.ts';
+export { HostLimiter, type HostLimiterOptions } from './host-limiter.ts';
 export { landingKey } from './landing-key.ts';
 export { DEFAULT_PART_BYTES, partSizeFor } from './part-size.ts';
 export { fullJitterDelay, parseRetryAfter, retryDelay } from './retry.ts';

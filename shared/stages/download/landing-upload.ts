@@ -11,6 +11,14 @@ import {
   writeDownloadCheckpoint,
 } from './download-checkpoint.ts';
 
+/**
+ * Compiles the hasher's WebAssembly once per process, before the first response arrives: its body is
+ * then read as soon as its headers are (a server may close a connection nobody reads).
+ */
+export async function prepareHasher(): Promise<void> {
+  await createSHA256();
+}
+
 /** The version of a source a download is fetching, as its first response described it. */
 export type SourceVersion = DownloadCheckpoint['source'];
 
@@ -46,8 +54,10 @@ export class LandingUpload {
   readonly #deps: LandingUploadDeps;
   readonly #id: DownloadIdentity;
   readonly #hasher: IHasher;
+  /** The checkpoint as it stands; its `uploadId` is '' until the first part is uploaded. */
   #checkpoint: DownloadCheckpoint;
-  #checkpointEtag: string;
+  /** The etag of the checkpoint this download wrote last; undefined until it has written one. */
+  #checkpointEtag: string | undefined;
   #spool: { file: string; handle: FileHandle; bytes: number } | undefined;
 
   private constructor(
@@ -55,7 +65,7 @@ export class LandingUpload {
     id: DownloadIdentity,
     hasher: IHasher,
     checkpoint: DownloadCheckpoint,
-    checkpointEtag: string,
+    checkpointEtag: string | undefined,
   ) {
     this.#deps = deps;
     this.#id = id;
@@ -64,7 +74,11 @@ export class LandingUpload {
     this.#checkpointEtag = checkpointEtag;
   }
 
-  /** Starts the upload of a new download and writes its first checkpoint (no parts yet). */
+  /**
+   * A new download. Nothing is written yet: the multipart upload and the checkpoint are created when the
+   * first part is full, so the body is read from the moment its headers arrive (a server that closes an
+   * unread connection would otherwise cut it), and a body smaller than a part lands as one plain write.
+   */
   static async start(
     deps: LandingUploadDeps,
     id: DownloadIdentity,
@@ -73,14 +87,13 @@ export class LandingUpload {
   ): Promise<LandingUpload> {
     const hasher = await createSHA256();
     hasher.init();
-    const uploadId = await deps.landing.startUpload(id.key);
     const now = deps.clock.now().toISOString();
     const checkpoint: DownloadCheckpoint = {
       kind: 'sluice-download-checkpoint',
       version: 1,
       url: id.url,
       key: id.key,
-      uploadId,
+      uploadId: '',
       partBytes,
       parts: [],
       bytes: 0,
@@ -90,13 +103,7 @@ export class LandingUpload {
       startedAt: now,
       updatedAt: now,
     };
-    try {
-      const etag = await writeDownloadCheckpoint(deps.landing, checkpoint, undefined, id.shownUrl);
-      return new LandingUpload(deps, id, hasher, checkpoint, etag);
-    } catch (error) {
-      await deps.landing.abortUpload(id.key, uploadId).catch(() => {});
-      throw error;
-    }
+    return new LandingUpload(deps, id, hasher, checkpoint, undefined);
   }
 
   /**
@@ -180,16 +187,17 @@ export class LandingUpload {
   /** Uploads the last part and completes the upload: the object appears. Then removes the checkpoint. */
   async finish(): Promise<ObjectInfo> {
     const { landing } = this.#deps;
-    const { key, uploadId } = { key: this.#id.key, uploadId: this.#checkpoint.uploadId };
-    let info: ObjectInfo;
-    if (this.bytes === 0) {
-      // S3 completes no upload without a part; an empty object is an ordinary (atomic) write.
-      await landing.abortUpload(key, uploadId);
-      info = await landing.write(key, new Uint8Array());
-    } else {
-      if ((this.#spool?.bytes ?? 0) > 0) await this.#uploadSpool({ checkpoint: false });
-      info = await landing.completeUpload(key, uploadId, this.#checkpoint.parts);
+    const key = this.#id.key;
+    if (!this.#checkpoint.uploadId) {
+      // Less than a part (or nothing): one ordinary, atomic write of the spooled bytes.
+      const spool = this.#spool;
+      const body = spool ? createReadStream(spool.file, { end: spool.bytes - 1 }) : new Uint8Array();
+      const info = await landing.write(key, body);
+      await this.close();
+      return info;
     }
+    if ((this.#spool?.bytes ?? 0) > 0) await this.#uploadSpool({ checkpoint: false });
+    const info = await landing.completeUpload(key, this.#checkpoint.uploadId, this.#checkpoint.parts);
     await landing.delete(this.checkpointKey);
     return info;
   }
@@ -197,8 +205,10 @@ export class LandingUpload {
   /** Aborts the upload and removes the checkpoint: the download starts again from byte 0 next time. */
   async discard(): Promise<void> {
     await this.close();
-    await this.#deps.landing.abortUpload(this.#id.key, this.#checkpoint.uploadId);
-    await this.#deps.landing.delete(this.checkpointKey);
+    const { landing } = this.#deps;
+    if (this.#checkpoint.uploadId) await landing.abortUpload(this.#id.key, this.#checkpoint.uploadId);
+    // Only a checkpoint this download wrote: another download's is not ours to remove.
+    if (this.#checkpointEtag !== undefined) await landing.delete(this.checkpointKey);
   }
 
   /** Removes the scratch file; the upload and the checkpoint stay for the next invocation. */
@@ -226,6 +236,10 @@ export class LandingUpload {
     // The last part is never checkpointed, and its hash state may be digested already.
     const state = checkpoint ? this.#hasher.save() : undefined;
     const partNumber = this.#checkpoint.parts.length + 1;
+    if (!this.#checkpoint.uploadId) {
+      const uploadId = await this.#deps.landing.startUpload(this.#id.key);
+      this.#checkpoint = { ...this.#checkpoint, uploadId };
+    }
     const body = createReadStream(spool.file, { start: 0, end: spool.bytes - 1 });
     const part: UploadedPart = await this.#deps.landing.uploadPart(
       this.#id.key,
@@ -241,7 +255,16 @@ export class LandingUpload {
       sha256State: state ? Buffer.from(state).toString('base64') : this.#checkpoint.sha256State,
     };
     await this.close();
-    if (checkpoint) await this.#writeCheckpoint();
+    if (!checkpoint) return;
+    try {
+      await this.#writeCheckpoint();
+    } catch (error) {
+      // The first checkpoint lost to another download's: this upload is nobody's, abort it.
+      if (this.#checkpointEtag === undefined) {
+        await this.#deps.landing.abortUpload(this.#id.key, this.#checkpoint.uploadId).catch(() => {});
+      }
+      throw error;
+    }
   }
 
   async #writeCheckpoint(): Promise<void> {

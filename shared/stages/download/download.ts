@@ -165,6 +165,9 @@ let processHosts: { breaker: CircuitBreaker; limiter: HostLimiter } | undefined;
  * and verified; on failure nothing is left under the key. Secret values never appear in the result or in
  * any error: URLs are redacted and messages scrubbed.
  *
+ * With a `budget`, one call is one invocation: when the budget runs out (asked after each part) it returns
+ * `partial`, leaving a checkpoint, and the next call continues from it (see `LandingUpload`).
+ *
  * Throws `TransientError` (5xx, 429, resets, timeouts, open circuit, after the attempts run out),
  * `DownloadError` (4xx, too large, too many redirects), `UnsafeUrlError`, `ChecksumMismatchError`,
  * `ConfigError` or `SecretNotFoundError` (credentials), or the landing store's own error.

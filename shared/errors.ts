@@ -90,6 +90,18 @@ export class ObjectNotFoundError extends PipelineError {
   }
 }
 
+/** A multipart upload that no longer exists: completed, aborted, or removed by a lifecycle rule. */
+export class UploadNotFoundError extends PipelineError {
+  override name = 'UploadNotFoundError';
+  constructor(
+    readonly key: string,
+    readonly uploadId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`multipart upload ${uploadId} of ${key} no longer exists (completed, aborted or expired)`, options);
+  }
+}
+
 /**
  * A conditional write lost: `ifAbsent` found an object already there, or `ifMatch` found another version
  * (or none). Another writer got there first; S3 answers `412 Precondition Failed` (or `409` while a

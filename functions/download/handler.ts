@@ -1,5 +1,9 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { createObservability, type Observability } from '../../shared/adapters/aws/observability.ts';
+import {
+  createObservability,
+  type LambdaContext,
+  type Observability,
+} from '../../shared/adapters/aws/observability.ts';
 import { createS3Client, S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { SecretsManagerStore } from '../../shared/adapters/aws/secrets-manager-store.ts';
 import {
@@ -14,8 +18,10 @@ import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
-import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { UploadingObjectStore } from '../../shared/ports/object-store.ts';
 import type { SecretStore } from '../../shared/ports/secret-store.ts';
+import type { SliceBudget } from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { lambdaSliceBudget } from '../../shared/stages/bronze/slice-budget.ts';
 import {
   type DownloadResult,
   downloadToLanding,
@@ -25,7 +31,7 @@ import {
 import { redactUrl } from '../../shared/stages/download/url-safety.ts';
 import {
   DownloadEvent,
-  type DownloadOutput,
+  type DownloadStateOutput,
   type Source,
   sourceSecretId,
 } from '../../shared/workflow/source.ts';
@@ -36,13 +42,15 @@ import {
  *
  * Event: `{ source: { name?, url, dataset, sha256?, credentials?: { kind, name? } }, executionId? }`.
  * The credential's secret is `<SOURCE_SECRET_PREFIX><source name>`: the event never names another one.
- * Result: `{ bucket, key, dataset, hasSilver }` of the landed object (shared/workflow/source.ts).
+ * Result: `{ status: "landed", bucket, key, dataset, hasSilver, url }` of the landed object, or
+ * `{ status: "partial", checkpointKey, progress }` when the Lambda's remaining time ran out first: the
+ * workflow invokes it again and it continues from the checkpoint (shared/workflow/source.ts).
  */
 
 /** What the download handler works with; `createDeps` binds it to AWS, tests bind it to anything. */
 export interface DownloadDeps {
   readonly config: DownloadConfig;
-  readonly landing: ObjectStore;
+  readonly landing: UploadingObjectStore;
   readonly secrets: SecretStore;
   readonly clock: Clock;
   readonly observability: Observability;
@@ -58,6 +66,12 @@ export interface DownloadDeps {
   readonly onRetry?: (event: RetryEvent) => void;
   /** The landed object, in full (a local run's messages). */
   readonly onResult?: (result: DownloadResult) => void;
+  /** Each invocation's budget; by default the Lambda's remaining time (see lambdaSliceBudget). */
+  readonly budget?: () => SliceBudget;
+  /** Bytes per part instead of the size derived from the source's (tests: small parts). */
+  readonly partBytes?: number;
+  /** Scratch space for the part being uploaded. @default the system's temporary folder (Lambda: /tmp) */
+  readonly workDir?: string;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -73,7 +87,11 @@ export function createDeps(config: DownloadConfig): DownloadDeps {
 }
 
 /** Download one source into the landing bucket. */
-export async function download(event: unknown, deps: DownloadDeps): Promise<DownloadOutput> {
+export async function download(
+  event: unknown,
+  deps: DownloadDeps,
+  context?: LambdaContext,
+): Promise<DownloadStateOutput> {
   const { logger } = deps.observability;
   const { source } = parseStageEvent(
     DownloadEvent,
@@ -106,11 +124,25 @@ export async function download(event: unknown, deps: DownloadDeps): Promise<Down
       clock: deps.clock,
       fetchOptions: deps.fetchOptions,
       onRetry: deps.onRetry ?? ((retry) => logger.warn('download retry', { ...retry })),
+      budget: deps.budget?.() ?? (context ? lambdaSliceBudget(deps.clock, context) : undefined),
+      partBytes: deps.partBytes,
+      scratchDir: deps.workDir,
     },
   );
+  if (result.status === 'partial') {
+    const { checkpointKey, status, key, ...progress } = result;
+    logger.info('download continues in the next invocation', { key, checkpointKey, ...progress });
+    return { status, checkpointKey, progress };
+  }
   deps.onResult?.(result);
-  logger.info('download landed', { key: result.key, bytes: result.bytes, attempts: result.attempts });
+  logger.info('download landed', {
+    key: result.key,
+    bytes: result.bytes,
+    attempts: result.attempts,
+    invocations: result.invocations,
+  });
   return {
+    status: 'landed',
     bucket: deps.config.landingBucket,
     key: result.key,
     dataset: source.dataset,
@@ -120,7 +152,7 @@ export async function download(event: unknown, deps: DownloadDeps): Promise<Down
 }
 
 /** The handler for one set of dependencies. */
-export function createHandler(deps: DownloadDeps): StageHandler<DownloadOutput> {
+export function createHandler(deps: DownloadDeps): StageHandler<DownloadStateOutput> {
   return stageHandler(deps, download);
 }
 

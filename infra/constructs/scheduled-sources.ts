@@ -68,6 +68,8 @@ export class ScheduledSources extends Construct {
       description: 'Downloads one HTTP source into the landing bucket',
       memoryMb: 512,
       timeout: Duration.minutes(15),
+      // One part is spooled here before it is uploaded: parts grow with the source, to 525 MiB for 5 TiB.
+      ephemeralStorageMb: 1024,
       tracing: props.tracing,
       environment: downloadEnvironment({
         serviceName: props.serviceName,
@@ -100,17 +102,36 @@ export class ScheduledSources extends Construct {
     }
     this.secrets = secrets;
 
-    // Land files of the sources' (and listed files') datasets only; the write reads the object back.
+    // Land files of the sources' (and listed files') datasets only; the write reads the object back. A
+    // download longer than one invocation keeps its multipart upload and a checkpoint beside the landing
+    // key (ListMultipartUploadParts to check the upload, DeleteObject to remove the checkpoint at the end),
+    // and lists its folder to learn what is there (a listing decides absence, not a 403-or-404 GET).
     const datasets = [...new Set([...props.sources.map((s) => s.dataset), ...(props.listedDatasets ?? [])])];
     if (datasets.length > 0) {
       role.addToPrincipalPolicy(
         new PolicyStatement({
           sid: 'WriteLanding',
-          actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
+          actions: [
+            's3:GetObject',
+            's3:PutObject',
+            's3:DeleteObject',
+            's3:AbortMultipartUpload',
+            's3:ListMultipartUploadParts',
+          ],
           // Downloads land under their own prefix, which the landing trigger ignores (see DOWNLOADS_PREFIX).
           resources: datasets.map((dataset) =>
             props.landingBucket.arnForObjects(`${DOWNLOADS_PREFIX}${dataset}/*`),
           ),
+        }),
+      );
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          sid: 'ListLanding',
+          actions: ['s3:ListBucket'],
+          resources: [props.landingBucket.bucketArn],
+          conditions: {
+            StringLike: { 's3:prefix': datasets.map((dataset) => `${DOWNLOADS_PREFIX}${dataset}/*`) },
+          },
         }),
       );
       role.addToPrincipalPolicy(

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
-import type { ObjectStore } from '../ports/object-store.ts';
+import type { UploadingObjectStore } from '../ports/object-store.ts';
 import { createS3Client, S3ObjectStore } from './aws/s3-object-store.ts';
 import { FileObjectStore } from './local/file-object-store.ts';
 
@@ -10,7 +10,7 @@ import { FileObjectStore } from './local/file-object-store.ts';
  * path-style requests, which S3-compatible servers expect; credentials and region from the SDK's usual
  * chain (`AWS_PROFILE`, `AWS_ACCESS_KEY_ID`, `AWS_REGION`, ...).
  */
-export function openLakeStore(lake: string): ObjectStore {
+export function openLakeStore(lake: string): UploadingObjectStore {
   const s3 = /^s3:\/\/([^/]+)(?:\/(.*))?$/i.exec(lake);
   if (!s3) {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(lake)) {

@@ -78,8 +78,9 @@ function buildProgram(outcome: { failed: boolean }): Command {
     .option('-q, --quiet', 'no progress output', false)
     .option(
       '--slice-seconds <n>',
-      'parse in slices of about n seconds, checkpointing between them, as on AWS Lambda (a killed run, ' +
-        'rerun, resumes from its last checkpoint; any interrupted sliced run does, with or without this)',
+      'parse (and download a URL) in slices of about n seconds, checkpointing between them, as on AWS ' +
+        'Lambda (a killed run, rerun, resumes from its last checkpoint; any interrupted sliced run does, ' +
+        'with or without this)',
       parsePositiveNumber,
     )
     .option(

@@ -63,6 +63,9 @@ async function invoke(spec: InvocationSpec): Promise<unknown> {
       fanOutPageSize: env.fanOutPageSize,
       silverGroups: env.silverGroups,
       silverGroupTargetBytes: env.silverGroupTargetBytes,
+      silverBucketTargetBytes: env.silverBucketTargetBytes,
+      reconcilePlan: env.reconcilePlan,
+      downloadPartBytes: env.downloadPartBytes,
       // One invocation, one process: a group is built here, as the Lambda builds it.
       silverGroupWorkers: false,
     },

@@ -96,6 +96,9 @@ export interface InvocationSpec {
     readonly fanOutPageSize?: number;
     readonly silverGroups: number;
     readonly silverGroupTargetBytes?: number;
+    readonly silverBucketTargetBytes?: number;
+    readonly reconcilePlan?: LocalStageEnv['reconcilePlan'];
+    readonly downloadPartBytes?: number;
   };
 }
 
@@ -165,6 +168,9 @@ export async function invokeUnderLimits(
       fanOutPageSize: env.fanOutPageSize,
       silverGroups: env.silverGroups,
       silverGroupTargetBytes: env.silverGroupTargetBytes,
+      silverBucketTargetBytes: env.silverBucketTargetBytes,
+      reconcilePlan: env.reconcilePlan,
+      downloadPartBytes: env.downloadPartBytes,
     },
   };
   const child = fork(CHILD, [], {

@@ -127,6 +127,8 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
   readonly quarantineRateThreshold?: number;
   /** Listed files per page of a table of contents' fan-out (tests). @default as deployed (200) */
   readonly fanOutPageSize?: number;
+  /** `Download`'s bytes per part, instead of the size derived from the source's (tests: small parts). */
+  readonly downloadPartBytes?: number;
   /** How reconciliation is split into items and key buckets (tests). @default as deployed, by size */
   readonly reconcilePlan?: ReconcilePlanOptions;
   /**
@@ -251,6 +253,7 @@ export async function runWorkflowLocally(
       fanOutPageSize: deps.fanOutPageSize,
       reconcilePlan: deps.reconcilePlan,
       silverBucketTargetBytes: deps.silverBucketTargetBytes,
+      downloadPartBytes: deps.downloadPartBytes,
       silverGroups: silverParallelism,
       silverGroupTargetBytes: deps.silverGroupTargetBytes,
       silverGroupWorkers: silverParallelism > 1,

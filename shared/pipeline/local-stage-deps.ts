@@ -10,7 +10,7 @@ import type { LakeStageConfig } from '../config/runtime-config.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import type { Clock } from '../ports/clock.ts';
-import type { ObjectStore } from '../ports/object-store.ts';
+import type { ObjectStore, UploadingObjectStore } from '../ports/object-store.ts';
 import type { SecretStore } from '../ports/secret-store.ts';
 import type { TablePartialsMerger } from '../ports/table-writer.ts';
 import type { IngestProgress, IngestSliceResult, SliceBudget } from '../stages/bronze/ingest-to-bronze.ts';
@@ -44,7 +44,7 @@ export interface LocalStageHooks {
 export interface LocalStageEnv {
   readonly dataset: DatasetConfig;
   /** Where sources land and are read from (the landing "bucket"). */
-  readonly source: ObjectStore;
+  readonly source: UploadingObjectStore;
   readonly lake: ObjectStore;
   readonly clock: Clock;
   readonly secrets: SecretStore;
@@ -64,6 +64,8 @@ export interface LocalStageEnv {
   readonly mergeTables?: TablePartialsMerger;
   /** Stops silver groups of a failed run at their next part. */
   readonly signal?: AbortSignal;
+  /** `Download`'s bytes per part, instead of the size derived from the source's (tests). */
+  readonly downloadPartBytes?: number;
   /** Uncompressed bronze per silver merge bucket (tests force several). @default as deployed */
   readonly silverBucketTargetBytes?: number;
   /** How reconciliation is split (tests). @default by size, at least `silverGroups` bronze groups */
@@ -121,6 +123,10 @@ export function localStageDeps(
         secretIdOf: env.secretIdOf,
         onRetry: hooks.downloadRetry,
         onResult: hooks.downloaded,
+        // As on Lambda: an invocation that runs out of budget checkpoints, and DownloadDone? loops.
+        budget: env.sliceBudget,
+        partBytes: env.downloadPartBytes,
+        workDir,
       } satisfies DownloadDeps;
     case Placeholder.ingestFunctionArn:
       return {

@@ -1,5 +1,5 @@
 import type { Clock } from '../ports/clock.ts';
-import type { ObjectStore } from '../ports/object-store.ts';
+import type { ObjectStore, UploadingObjectStore } from '../ports/object-store.ts';
 import type { TablePartialsMerger } from '../ports/table-writer.ts';
 import type {
   IngestProgress,
@@ -17,7 +17,8 @@ export type Stage = 'bronze' | 'silver' | 'silver merge' | 'reconcile';
 
 /** What a local run of the pipeline works with. */
 export interface LocalPipelineDeps {
-  readonly source: ObjectStore;
+  /** Where sources are read from, and where `Download` lands them (in resumable parts). */
+  readonly source: UploadingObjectStore;
   readonly lake: ObjectStore;
   readonly clock: Clock;
   /** Scratch space for Parquet files and DuckDB spill. @default the OS temp dir */
@@ -25,8 +26,9 @@ export interface LocalPipelineDeps {
   readonly onStage?: (stage: Stage) => void;
   readonly onIngestProgress?: (progress: IngestProgress) => void;
   /**
-   * A fresh budget for each ingest slice (`sluice run --slice-seconds`, tests). @default none: one slice,
-   * or as many as a checkpoint left by an interrupted sliced run needs
+   * A fresh budget for each ingest slice and each `Download` invocation (`sluice run --slice-seconds`,
+   * tests). @default none: one slice (or download), or as many as a checkpoint left by an interrupted
+   * sliced run (or download) needs
    */
   readonly sliceBudget?: () => SliceBudget;
   readonly onSilverProgress?: (progress: SilverProgress) => void;

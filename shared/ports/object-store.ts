@@ -48,3 +48,61 @@ export interface ObjectStore {
   /** Remove an object; removing an absent object is not an error. */
   delete(key: string): Promise<void>;
 }
+
+/** One part of a multipart upload, as stored. */
+export interface UploadedPart {
+  /** 1 to 10,000; parts are joined in this order. */
+  readonly partNumber: number;
+  /** The part's opaque tag (S3: its ETag without quotes), which `completeUpload` needs back. */
+  readonly etag: string;
+  readonly size: number;
+}
+
+/**
+ * Writing one object in parts that outlive the process that uploaded them: a download too long for one
+ * Lambda invocation uploads some parts, records the upload id and the parts in a checkpoint, and the
+ * next invocation uploads the rest. Nothing appears under the key until `completeUpload`, which installs
+ * the whole object at once, as `write` does. An upload is abandoned with `abortUpload`; one nobody
+ * aborts costs storage until the bucket's lifecycle rule (`AbortIncompleteMultipartUpload`) removes it.
+ *
+ * S3's limits apply to every adapter's callers: at most 10,000 parts, each at least 5 MiB except the last,
+ * at most 5 GiB each, 5 TiB in all (`MULTIPART_LIMITS`); a local folder enforces only the part count.
+ */
+export interface MultipartUploads {
+  /** Starts an upload of `key` and returns its id. */
+  startUpload(key: string, options?: { readonly contentType?: string }): Promise<string>;
+  /**
+   * Stores part `partNumber` of exactly `size` bytes (a stream body must yield that many). Uploading a
+   * number again replaces that part. Throws `UploadNotFoundError` if the upload is gone.
+   */
+  uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array | Readable,
+    size: number,
+  ): Promise<UploadedPart>;
+  /**
+   * The parts stored so far, by part number, or `undefined` if the upload is gone (completed, aborted,
+   * expired, or never was): the question a resumed download asks before it trusts its checkpoint.
+   */
+  listParts(key: string, uploadId: string): Promise<UploadedPart[] | undefined>;
+  /**
+   * Joins `parts` (ascending part numbers, each as `uploadPart` returned it) into the object under `key`,
+   * atomically, and ends the upload. Throws `UploadNotFoundError` if the upload is gone.
+   */
+  completeUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<ObjectInfo>;
+  /** Ends the upload and frees its parts. Aborting an upload that is gone is not an error. */
+  abortUpload(key: string, uploadId: string): Promise<void>;
+}
+
+/** A store that can also upload one object in resumable parts (both adapters are). */
+export type UploadingObjectStore = ObjectStore & MultipartUploads;
+
+/** S3's multipart limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html). */
+export const MULTIPART_LIMITS = {
+  minPartBytes: 5 * 1024 * 1024,
+  maxPartBytes: 5 * 1024 * 1024 * 1024,
+  maxParts: 10_000,
+  maxObjectBytes: 5 * 1024 * 1024 * 1024 * 1024,
+} as const;

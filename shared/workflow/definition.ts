@@ -6,8 +6,10 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  * (shared/pipeline/local-runner.ts) runs the same object with local values for the placeholders. Nothing
  * describes the workflow twice, and reading it needs no synthesis.
  *
- *   HasSource? ──($.source.url)──> Download ──> Landed ──┐
- *        └──(otherwise)──> Dropped ──────────────────────┴──> Ingest
+ *   HasSource? ──($.source.url)──> Download ──> DownloadDone? ──(status: partial)──> Download (the next
+ *        │                                          │          invocation resumes the checkpoint)
+ *        │                                          └──(otherwise)──> Landed ──┐
+ *        └──(otherwise)──> Dropped ────────────────────────────────────────────┴──> Ingest
  *   Ingest ──> IngestDone? ──(status: sliced)──> Ingest (the next slice resumes the checkpoint)
  *                  └──(otherwise)──> HasSilver? ──(hasSilver: false)──> Succeeded
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
@@ -46,6 +48,7 @@ export interface WorkflowDefinition {
 export const StateName = {
   hasSource: 'HasSource',
   download: 'Download',
+  downloadDone: 'DownloadDone',
   landed: 'Landed',
   dropped: 'Dropped',
   ingest: 'Ingest',
@@ -316,8 +319,15 @@ function downloadStates(): Record<string, Json> {
       Placeholder.downloadFunctionArn,
       { 'source.$': '$.source', ...EXECUTION_ID },
       ResultKey.download,
-      StateName.landed,
+      StateName.downloadDone,
     ),
+    // A download longer than one invocation returns `status: "partial"` when its time runs out, and the
+    // next invocation continues from its checkpoint (as Ingest's slices do).
+    [StateName.downloadDone]: {
+      Type: 'Choice',
+      Choices: [{ Variable: `${download}.status`, StringEquals: 'partial', Next: StateName.download }],
+      Default: StateName.landed,
+    },
     [StateName.landed]: {
       Type: 'Pass',
       Parameters: {

@@ -38,8 +38,32 @@ export const DownloadEvent = z.object({
 });
 export type DownloadEvent = z.infer<typeof DownloadEvent>;
 
-/** What `Download` returns (kept at `$.download`): the landed object, shaped into Ingest's input next. */
+/**
+ * What `Download` returns (kept at `$.download`): the landed object, shaped into Ingest's input next, or
+ * `partial` when the invocation's time ran out first; the workflow then runs `Download` again, which
+ * continues from the checkpoint (`DownloadDone?`).
+ */
+export type DownloadStateOutput = DownloadOutput | DownloadPartialOutput;
+
+/** The download continues in the next invocation, from `checkpointKey`. */
+export interface DownloadPartialOutput {
+  readonly status: 'partial';
+  /** The checkpoint's key in the landing store. */
+  readonly checkpointKey: string;
+  readonly progress: {
+    /** Bytes landed in parts so far. */
+    readonly bytes: number;
+    /** The body's size, when the server said. */
+    readonly totalBytes?: number;
+    readonly parts: number;
+    /** Invocations so far, this one included. */
+    readonly invocations: number;
+  };
+}
+
+/** The landed object. */
 export interface DownloadOutput {
+  readonly status: 'landed';
   readonly bucket: string;
   readonly key: string;
   readonly dataset: string;

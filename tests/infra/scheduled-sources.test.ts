@@ -130,10 +130,26 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     expect(secretStatements.flatMap((s) => [s.Action].flat())).toContain('secretsmanager:GetSecretValue');
     for (const s of secretStatements) expect(s.Resource).toEqual({ Ref: secretId });
     const s3 = all.filter((s) => [s.Action].flat().some((a: string) => a.startsWith('s3:')));
-    expect(s3).toHaveLength(1);
-    expect([s3[0]!.Action].flat()).toContain('s3:PutObject');
-    expect([s3[0]!.Action].flat()).not.toContain('s3:DeleteObject');
+    expect(s3.map((s) => s.Sid)).toEqual(['WriteLanding', 'ListLanding']);
+    // Delete: only the download's own checkpoint beside its landing key, so only under _downloads/.
+    expect([s3[0]!.Action].flat().sort()).toEqual([
+      's3:AbortMultipartUpload',
+      's3:DeleteObject',
+      's3:GetObject',
+      's3:ListMultipartUploadParts',
+      's3:PutObject',
+    ]);
     const landing = logicalId(stack.storage.landingBucket);
+    // Listing (to learn whether a checkpoint exists without a 403-or-404 GET) under the same prefixes.
+    expect(s3[1]).toMatchObject({
+      Action: 's3:ListBucket',
+      Resource: { 'Fn::GetAtt': [landing, 'Arn'] },
+      Condition: {
+        StringLike: { 's3:prefix': ['_downloads/tic-in-network/*', '_downloads/tic-table-of-contents/*'] },
+      },
+    });
+    // One part is spooled to /tmp: up to 525 MiB for a source of unknown size.
+    expect(fn.Properties.EphemeralStorage).toEqual({ Size: 1024 });
     expect(s3[0]!.Resource).toEqual(
       ['tic-in-network', 'tic-table-of-contents'].map((dataset) => ({
         'Fn::Join': ['', [{ 'Fn::GetAtt': [landing, 'Arn'] }, `/_downloads/${dataset}/*`]],
@@ -144,7 +160,7 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     expect(JSON.stringify(all)).not.toContain(lake);
   });
 
-  it('starts the workflow with HasSource → Download → Landed → Ingest, Download retried and caught', () => {
+  it('starts the workflow with HasSource → Download → DownloadDone? → Landed → Ingest, Download retried, caught and looped', () => {
     const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0]!;
     // The definition's text, its placeholders (`${...}`, the deployed resources) as they are.
     const definition = JSON.parse(machine.Properties.DefinitionString) as {
@@ -162,7 +178,13 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
       Type: 'Task',
       Parameters: { 'source.$': '$.source', 'executionId.$': '$$.Execution.Id' },
       ResultPath: '$.download',
-      Next: StateName.landed,
+      Next: StateName.downloadDone,
+    });
+    // A download whose invocation ran out of time returns `partial` and runs again from its checkpoint.
+    expect(definition.States[StateName.downloadDone]).toEqual({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.download.status', StringEquals: 'partial', Next: StateName.download }],
+      Default: StateName.landed,
     });
     expect(download.Retry.map((r: Json) => r.ErrorEquals)).toEqual([
       [...LAMBDA_SERVICE_ERRORS],

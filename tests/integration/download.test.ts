@@ -92,12 +92,13 @@ const noSecrets: SecretStore = {
   },
 };
 
-function download(
+/** A download without a budget: it lands in one invocation. */
+async function download(
   input: Partial<DownloadInput> & { url: string },
   options: FetchOptions = {},
   secrets: SecretStore = noSecrets,
 ): Promise<DownloadResult> {
-  return downloadToLanding(
+  const outcome = await downloadToLanding(
     { dataset: 'ds', ...input },
     {
       landing,
@@ -107,6 +108,8 @@ function download(
       onRetry: (event) => retries.push(event),
     },
   );
+  if (outcome.status !== 'landed') throw new Error(`expected a landed download, got ${outcome.status}`);
+  return outcome;
 }
 
 /** Serve `route` at `path` and return its URL. */
@@ -148,11 +151,13 @@ describe('Function: downloadToLanding', () => {
     it('streams the body into landing under <dataset>/<file name> in one attempt', async () => {
       const result = await download({ url: serve('/files/in-network.json.gz') });
       expect(result).toEqual({
+        status: 'landed',
         key: expect.stringMatching(landingKeyPattern('_downloads/ds/in-network.json.gz')),
         bytes: BODY.length,
         sha256: sha256Hex(BODY),
         attempts: 1,
         resumed: false,
+        invocations: 1,
       });
       expect(sha256Hex(await landed(result.key))).toBe(sha256Hex(BODY));
       expect(server.requests[0]?.headers['accept-encoding']).toBe('identity');

@@ -45,6 +45,7 @@ import {
 } from '../../shared/workflow/definition.ts';
 import type { SilverGroupOutput } from '../../shared/workflow/stage-io.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
+import { startFlakyServer } from '../helpers/flaky-http-server.ts';
 import { fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
 /** Runs of new sources: each one commits. */
@@ -659,6 +660,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       expect(entered()).toEqual([
         StateName.hasSource,
         StateName.download,
+        StateName.downloadDone,
         StateName.landed,
         StateName.ingest,
         StateName.ingestDone,
@@ -678,6 +680,44 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       expect(await deps.deadLetters.list()).toEqual([]);
     } finally {
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('loops Download through DownloadDone? while each invocation runs out of budget, then ingests the whole file', async () => {
+    const FEE_FOR_SERVICE = 'in-network-rates-fee-for-service-single-plan-sample.json';
+    const body = await readFile(join(EXAMPLES, FEE_FOR_SERVICE));
+    const server = await startFlakyServer();
+    try {
+      server.route(`/${FEE_FOR_SERVICE}`, { content: { body } });
+      const { deps, entered } = setup();
+      const partBytes = Math.ceil(body.length / 4);
+      const result = await runWorkflowLocally(
+        { dataset: inNetwork, source: { url: server.url(`/${FEE_FOR_SERVICE}`) } },
+        {
+          ...deps,
+          downloadFetchOptions: { allowLoopback: true, allowInsecureHttp: true },
+          // Every invocation (download and ingest slice) stops at its first chance, as on a busy Lambda.
+          sliceBudget: () => ({ shouldStop: () => true }),
+          downloadPartBytes: partBytes,
+        },
+      );
+      await settle();
+      const states = entered();
+      const downloads = states.filter((s) => s === StateName.download).length;
+      expect(downloads).toBe(4);
+      expect(states.filter((s) => s === StateName.downloadDone).length).toBe(downloads);
+      expect(states.indexOf(StateName.landed)).toBeGreaterThan(states.lastIndexOf(StateName.download));
+      const requests = server.requestsTo(`/${FEE_FOR_SERVICE}`);
+      expect(requests.map((r) => r.headers.range)).toEqual([
+        undefined,
+        `bytes=${partBytes}-`,
+        `bytes=${2 * partBytes}-`,
+        `bytes=${3 * partBytes}-`,
+      ]);
+      expect(await readFile(result.bronze.manifest.source.uri)).toEqual(body);
+      expect(result.reconciliation?.status).toBe('passed');
+    } finally {
+      await server.close();
     }
   });
 

@@ -13,7 +13,7 @@ import {
   PermissionDeniedError,
   PreconditionFailedError,
 } from '../../shared/errors.ts';
-import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { ObjectStore, UploadingObjectStore } from '../../shared/ports/object-store.ts';
 import { describeObjectStoreContract } from '../contract/object-store.contract.ts';
 import { type MotoServer, motoSkipReason, startMotoServer } from '../helpers/moto-server.ts';
 
@@ -33,7 +33,9 @@ describe.skipIf(SKIP !== undefined)(
     });
 
     /** A store on a new, empty bucket; the bucket disappears with the server. */
-    async function makeStore(prefix?: string): Promise<{ store: ObjectStore; cleanup: () => Promise<void> }> {
+    async function makeStore(
+      prefix?: string,
+    ): Promise<{ store: UploadingObjectStore; cleanup: () => Promise<void> }> {
       const bucket = await server.createBucket(`contract-${++buckets}`);
       return { store: new S3ObjectStore({ client: server.s3, bucket, prefix }), cleanup: async () => {} };
     }

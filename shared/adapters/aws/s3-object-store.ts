@@ -1,13 +1,18 @@
 import { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   paginateListObjectsV2,
   S3Client,
   type S3ClientConfig,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import {
@@ -15,8 +20,16 @@ import {
   ObjectNotFoundError,
   PermissionDeniedError,
   PreconditionFailedError,
+  UploadNotFoundError,
 } from '../../errors.ts';
-import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.ts';
+import type {
+  ByteRange,
+  MultipartUploads,
+  ObjectInfo,
+  ObjectStore,
+  UploadedPart,
+  WriteOptions,
+} from '../../ports/object-store.ts';
 import { assertValidKey, assertValidPrefix, assertValidRange, MAX_KEY_BYTES } from '../object-key.ts';
 
 const MiB = 1024 * 1024;
@@ -46,7 +59,7 @@ export interface S3ObjectStoreOptions {
  * CompleteMultipartUpload succeeds, which gives the port's all-or-nothing writes. Conditional writes are
  * one PutObject with `If-None-Match: *` or `If-Match`, of at most `CONDITIONAL_WRITE_MAX_BYTES`.
  */
-export class S3ObjectStore implements ObjectStore {
+export class S3ObjectStore implements ObjectStore, MultipartUploads {
   readonly #client: S3Client;
   readonly #bucket: string;
   readonly #prefix: string;
@@ -238,6 +251,121 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async startUpload(key: string, options?: { readonly contentType?: string }): Promise<string> {
+    const out = await this.#client.send(
+      new CreateMultipartUploadCommand({
+        Bucket: this.#bucket,
+        Key: this.#objectKey(key),
+        ContentType: options?.contentType,
+      }),
+    );
+    if (!out.UploadId) throw new Error(`CreateMultipartUpload of ${this.uri(key)} returned no UploadId`);
+    return out.UploadId;
+  }
+
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array | Readable,
+    size: number,
+  ): Promise<UploadedPart> {
+    try {
+      const out = await this.#client.send(
+        new UploadPartCommand({
+          Bucket: this.#bucket,
+          Key: this.#objectKey(key),
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          // A stream's length must be declared; S3 rejects a body that is longer or shorter.
+          ContentLength: size,
+        }),
+      );
+      return { partNumber, etag: unquote(out.ETag), size };
+    } catch (error) {
+      if (body instanceof Readable) body.destroy();
+      if (await this.#isGone(key, uploadId, error)) {
+        throw new UploadNotFoundError(key, uploadId, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async listParts(key: string, uploadId: string): Promise<UploadedPart[] | undefined> {
+    const parts: UploadedPart[] = [];
+    // Paged by hand: the SDK's paginator keeps asking while a NextPartNumberMarker comes back, which
+    // moto sends even on the last page.
+    let marker: string | undefined;
+    try {
+      for (;;) {
+        const page = await this.#client.send(
+          new ListPartsCommand({
+            Bucket: this.#bucket,
+            Key: this.#objectKey(key),
+            UploadId: uploadId,
+            PartNumberMarker: marker,
+          }),
+        );
+        for (const part of page.Parts ?? []) {
+          parts.push({ partNumber: part.PartNumber ?? 0, etag: unquote(part.ETag), size: part.Size ?? 0 });
+        }
+        if (!page.IsTruncated || !page.NextPartNumberMarker) break;
+        marker = page.NextPartNumberMarker;
+      }
+    } catch (error) {
+      if (isNoSuchUpload(error)) return undefined;
+      throw error;
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  async completeUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<ObjectInfo> {
+    try {
+      await this.#client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.#bucket,
+          Key: this.#objectKey(key),
+          UploadId: uploadId,
+          MultipartUpload: {
+            Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: `"${part.etag}"` })),
+          },
+        }),
+      );
+    } catch (error) {
+      if (await this.#isGone(key, uploadId, error)) {
+        throw new UploadNotFoundError(key, uploadId, { cause: error });
+      }
+      throw error;
+    }
+    const info = await this.head(key);
+    if (!info) throw new ObjectNotFoundError(key); // deleted by someone else right after our completion
+    return info;
+  }
+
+  /**
+   * Whether `error` of a request on an upload means the upload is gone. moto answers a part or a
+   * completion of an aborted upload with a 500, not NoSuchUpload, so a failure asks ListParts.
+   */
+  async #isGone(key: string, uploadId: string, error: unknown): Promise<boolean> {
+    if (isNoSuchUpload(error)) return true;
+    return (await this.listParts(key, uploadId).catch(() => [])) === undefined;
+  }
+
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.#client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.#bucket,
+          Key: this.#objectKey(key),
+          UploadId: uploadId,
+        }),
+      );
+    } catch (error) {
+      if (!isNoSuchUpload(error)) throw error;
+    }
+  }
+
   #objectKey(key: string): string {
     assertValidKey(key);
     const objectKey = this.#prefix + key;
@@ -357,6 +485,16 @@ function isPreconditionFailed(error: unknown): boolean {
 function isAccessDenied(error: unknown): boolean {
   const { name, $metadata } = (error ?? {}) as SdkError;
   return name === 'AccessDenied' || name === 'Forbidden' || $metadata?.httpStatusCode === 403;
+}
+
+/** The upload id names no upload in progress (completed, aborted, expired, or unknown). */
+function isNoSuchUpload(error: unknown): boolean {
+  const { name, $metadata } = (error ?? {}) as SdkError;
+  return name === 'NoSuchUpload' || $metadata?.httpStatusCode === 404;
+}
+
+function unquote(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"|"$/g, '');
 }
 
 function isUnsatisfiableRange(error: unknown): boolean {

@@ -1,11 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { BigIntStats, Dirent } from 'node:fs';
+import { type BigIntStats, createReadStream, type Dirent } from 'node:fs';
 import {
   link,
   lstat,
   mkdir,
   open,
   readdir,
+  readFile,
   rename,
   rm,
   rmdir,
@@ -22,8 +23,17 @@ import {
   ObjectNotFoundError,
   PreconditionFailedError,
   TransientError,
+  UploadNotFoundError,
 } from '../../errors.ts';
-import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.ts';
+import {
+  type ByteRange,
+  MULTIPART_LIMITS,
+  type MultipartUploads,
+  type ObjectInfo,
+  type ObjectStore,
+  type UploadedPart,
+  type WriteOptions,
+} from '../../ports/object-store.ts';
 import { assertValidKey, assertValidPrefix, assertValidRange } from '../object-key.ts';
 
 /** Directory under the root that holds in-progress writes; never part of any key. */
@@ -31,6 +41,9 @@ export const TMP_DIR_NAME = '.sluice-tmp';
 
 /** Directory under `.sluice-tmp` that holds the side locks of `ifMatch` writes, one file per key being written. */
 const LOCK_DIR_NAME = 'locks';
+
+/** Directory under `.sluice-tmp` that holds multipart uploads in progress, one directory per upload id. */
+const UPLOADS_DIR_NAME = 'uploads';
 
 /** How often a write retries when a concurrent delete prunes its parent directory mid-write. */
 const INSTALL_ATTEMPTS = 3;
@@ -65,15 +78,17 @@ const LOCK_WAIT_MS = 2 * LOCK_STALE_MS;
  * Conditional writes serialize with each other, not with unconditional writes and deletes of the same key
  * (as on S3, those are last-writer-wins): write a key that others write conditionally only conditionally.
  */
-export class FileObjectStore implements ObjectStore {
+export class FileObjectStore implements ObjectStore, MultipartUploads {
   readonly #root: string;
   readonly #tmpDir: string;
   readonly #lockDir: string;
+  readonly #uploadsDir: string;
 
   constructor(rootDir: string) {
     this.#root = path.resolve(rootDir);
     this.#tmpDir = path.join(this.#root, TMP_DIR_NAME);
     this.#lockDir = path.join(this.#tmpDir, LOCK_DIR_NAME);
+    this.#uploadsDir = path.join(this.#tmpDir, UPLOADS_DIR_NAME);
   }
 
   /** The absolute path of the key's file. */
@@ -178,6 +193,138 @@ export class FileObjectStore implements ObjectStore {
       throw error;
     }
     await this.#pruneEmptyParents(path.dirname(file));
+  }
+
+  /*
+   * Multipart uploads: `.sluice-tmp/uploads/<upload id>/` holds `key` (the key it is for) and one file per
+   * part, `part-00001`…, each installed by rename so that a listed part is always whole. A part's etag is
+   * its file's size, mtime and inode, like an object's. Completing joins the parts into a temp file and
+   * installs it like `write` does, then removes the upload's directory.
+   */
+
+  async startUpload(key: string): Promise<string> {
+    this.#pathOf(key);
+    const uploadId = randomUUID();
+    const dir = path.join(this.#uploadsDir, uploadId);
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'key'), key);
+    return uploadId;
+  }
+
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array | Readable,
+    size: number,
+  ): Promise<UploadedPart> {
+    assertPartNumber(partNumber);
+    const dir = await this.#uploadDir(key, uploadId).catch(releaseBody(body));
+    const tmp = path.join(dir, `${randomUUID()}.tmp`);
+    try {
+      const handle = await open(tmp, 'wx');
+      let stats: BigIntStats;
+      try {
+        await writeFile(handle, body).catch((error: unknown) => {
+          if (body instanceof Readable) body.destroy();
+          throw error;
+        });
+        await handle.sync();
+        stats = await handle.stat({ bigint: true });
+      } finally {
+        await handle.close();
+      }
+      if (Number(stats.size) !== size) {
+        throw new RangeError(
+          `part ${partNumber} of upload ${uploadId} (${key}): the body has ${stats.size} bytes, not the declared ${size}`,
+        );
+      }
+      await rename(tmp, path.join(dir, partFileName(partNumber))).catch((error: unknown) => {
+        throw isMissing(error) ? new UploadNotFoundError(key, uploadId, { cause: error }) : error;
+      });
+      return { partNumber, etag: etagOf(stats), size };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async listParts(key: string, uploadId: string): Promise<UploadedPart[] | undefined> {
+    let dir: string;
+    try {
+      dir = await this.#uploadDir(key, uploadId);
+    } catch (error) {
+      if (error instanceof UploadNotFoundError) return undefined;
+      throw error;
+    }
+    const parts: UploadedPart[] = [];
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const match = /^part-(\d{5})$/.exec(name);
+      if (!match) continue;
+      const stats = await stat(path.join(dir, name), { bigint: true }).catch(() => undefined);
+      if (stats) parts.push({ partNumber: Number(match[1]), etag: etagOf(stats), size: Number(stats.size) });
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  async completeUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<ObjectInfo> {
+    const file = this.#pathOf(key);
+    const dir = await this.#uploadDir(key, uploadId);
+    const stored = new Map((await this.listParts(key, uploadId))?.map((p) => [p.partNumber, p]));
+    let previous = 0;
+    for (const part of parts) {
+      if (part.partNumber <= previous) {
+        throw new RangeError(`complete ${uploadId} (${key}): part numbers must ascend (${part.partNumber})`);
+      }
+      previous = part.partNumber;
+      if (stored.get(part.partNumber)?.etag !== part.etag) {
+        throw new RangeError(
+          `complete ${uploadId} (${key}): part ${part.partNumber} with etag ${part.etag} is not stored`,
+        );
+      }
+    }
+    await mkdir(this.#tmpDir, { recursive: true });
+    const tmp = path.join(this.#tmpDir, `${randomUUID()}.tmp`);
+    let installed = false;
+    try {
+      const handle = await open(tmp, 'wx');
+      let stats: BigIntStats;
+      try {
+        for (const part of parts) {
+          for await (const chunk of createReadStream(path.join(dir, partFileName(part.partNumber)))) {
+            await handle.write(chunk as Buffer);
+          }
+        }
+        const mtime = (Date.now() + Math.random()) / 1000;
+        await handle.utimes(mtime, mtime);
+        await handle.sync();
+        stats = await handle.stat({ bigint: true });
+      } finally {
+        await handle.close();
+      }
+      await this.#install(tmp, file, key);
+      installed = true;
+      await syncDirectory(path.dirname(file));
+      await rm(dir, { recursive: true, force: true });
+      return toObjectInfo(key, stats);
+    } finally {
+      if (!installed) await rm(tmp, { force: true });
+    }
+  }
+
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    this.#pathOf(key);
+    if (!isUploadId(uploadId)) return;
+    await rm(path.join(this.#uploadsDir, uploadId), { recursive: true, force: true });
+  }
+
+  /** The directory of an upload in progress of `key`; `UploadNotFoundError` if there is none. */
+  async #uploadDir(key: string, uploadId: string): Promise<string> {
+    this.#pathOf(key);
+    if (!isUploadId(uploadId)) throw new UploadNotFoundError(key, uploadId);
+    const dir = path.join(this.#uploadsDir, uploadId);
+    const storedKey = await readFile(path.join(dir, 'key'), 'utf8').catch(() => undefined);
+    if (storedKey !== key) throw new UploadNotFoundError(key, uploadId);
+    return dir;
   }
 
   /** Yields the objects under directory key `dirKey` (`''` or ending in `/`) that start with `prefix`, in key order. */
@@ -347,12 +494,28 @@ export class FileObjectStore implements ObjectStore {
  * content in two files has different etags.
  */
 function toObjectInfo(key: string, stats: BigIntStats): ObjectInfo {
-  return {
-    key,
-    size: Number(stats.size),
-    etag: `${stats.size.toString(16)}-${stats.mtimeNs.toString(16)}-${stats.ino.toString(16)}`,
-    lastModified: stats.mtime,
-  };
+  return { key, size: Number(stats.size), etag: etagOf(stats), lastModified: stats.mtime };
+}
+
+function etagOf(stats: BigIntStats): string {
+  return `${stats.size.toString(16)}-${stats.mtimeNs.toString(16)}-${stats.ino.toString(16)}`;
+}
+
+/** Upload ids are the UUIDs `startUpload` makes; anything else could name a path outside the uploads. */
+function isUploadId(uploadId: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(uploadId);
+}
+
+function assertPartNumber(partNumber: number): void {
+  if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MULTIPART_LIMITS.maxParts) {
+    throw new RangeError(
+      `part number ${partNumber} is not an integer from 1 to ${MULTIPART_LIMITS.maxParts}`,
+    );
+  }
+}
+
+function partFileName(partNumber: number): string {
+  return `part-${String(partNumber).padStart(5, '0')}`;
 }
 
 type Condition = { readonly kind: 'ifAbsent' } | { readonly kind: 'ifMatch'; readonly etag: string };

@@ -1,5 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   ChecksumMismatchError,
@@ -9,8 +9,9 @@ import {
   UnsafeUrlError,
 } from '../../errors.ts';
 import type { Clock } from '../../ports/clock.ts';
-import type { ObjectStore } from '../../ports/object-store.ts';
+import type { ObjectInfo, ObjectStore, UploadingObjectStore } from '../../ports/object-store.ts';
 import type { SecretStore } from '../../ports/secret-store.ts';
+import type { SliceBudget } from '../bronze/ingest-to-bronze.ts';
 import { CircuitBreaker, CircuitOpenError } from './circuit-breaker.ts';
 import {
   type AppliedCredentials,
@@ -19,10 +20,12 @@ import {
   scrub,
   scrubError,
 } from './credentials.ts';
+import { downloadCheckpointKey, readDownloadCheckpoint } from './download-checkpoint.ts';
 import { HostLimiter } from './host-limiter.ts';
 import { httpGet, networkError, type OpenResponse } from './http-get.ts';
-import { landingKey } from './landing-key.ts';
-import { LandingSink } from './landing-sink.ts';
+import { landingKey, normalizeSourceUrl } from './landing-key.ts';
+import { type DownloadIdentity, LandingUpload, prepareHasher } from './landing-upload.ts';
+import { partSizeFor } from './part-size.ts';
 import { parseRetryAfter, retryDelay } from './retry.ts';
 import { parseSafeUrl, redactUrl, resolveSafeAddress, type UrlSafetyOptions } from './url-safety.ts';
 
@@ -75,15 +78,48 @@ export interface RetryEvent {
 }
 
 export interface DownloadDeps {
-  readonly landing: ObjectStore;
+  readonly landing: UploadingObjectStore;
   readonly secrets: SecretStore;
   readonly clock: Clock;
   readonly fetchOptions?: FetchOptions;
   /** Called before each retry, e.g. to log it. */
   readonly onRetry?: (event: RetryEvent) => void;
+  /**
+   * This invocation's budget, asked after each part: once it says stop, the download checkpoints and
+   * returns `partial`, and the next invocation continues (on Lambda: its remaining time; locally
+   * `--slice-seconds`). @default none: the download runs to its end
+   */
+  readonly budget?: SliceBudget;
+  /** Where the part being received is spooled; must hold one part. @default the OS temp dir */
+  readonly scratchDir?: string;
+  /** Bytes per part, instead of `partSizeFor` the declared size (tests: small parts). */
+  readonly partBytes?: number;
+}
+
+/** What one invocation of `downloadToLanding` achieved. */
+export type DownloadOutcome = DownloadResult | DownloadPartial;
+
+/**
+ * The invocation's budget ran out before the body's end: the parts so far are uploaded and recorded in
+ * the checkpoint, and the next invocation (the workflow's `DownloadDone?` loop) continues from there.
+ */
+export interface DownloadPartial {
+  readonly status: 'partial';
+  /** The landing key the download will complete into. */
+  readonly key: string;
+  /** Where the download's state is kept (beside the landing key). */
+  readonly checkpointKey: string;
+  /** Bytes uploaded so far: the next request's Range offset. */
+  readonly bytes: number;
+  /** The body's size, when the server said. */
+  readonly totalBytes?: number;
+  readonly parts: number;
+  /** Invocations of this download so far, this one included. */
+  readonly invocations: number;
 }
 
 export interface DownloadResult {
+  readonly status: 'landed';
   /** The landing key: `<dataset>/<safe file name>`. */
   readonly key: string;
   readonly bytes: number;
@@ -93,6 +129,8 @@ export interface DownloadResult {
   readonly attempts: number;
   /** Whether the landed bytes came from more than one response joined with `Range`. */
   readonly resumed: boolean;
+  /** Invocations the download took (more than one when it continued from a checkpoint). */
+  readonly invocations: number;
   /**
    * The server said the source has not changed since the last download (HTTP 304 to `If-None-Match` /
    * `If-Modified-Since`): nothing was fetched, and the landed object is the one already there.
@@ -127,11 +165,14 @@ let processHosts: { breaker: CircuitBreaker; limiter: HostLimiter } | undefined;
  * and verified; on failure nothing is left under the key. Secret values never appear in the result or in
  * any error: URLs are redacted and messages scrubbed.
  *
+ * With a `budget`, one call is one invocation: when the budget runs out (asked after each part) it returns
+ * `partial`, leaving a checkpoint, and the next call continues from it (see `LandingUpload`).
+ *
  * Throws `TransientError` (5xx, 429, resets, timeouts, open circuit, after the attempts run out),
  * `DownloadError` (4xx, too large, too many redirects), `UnsafeUrlError`, `ChecksumMismatchError`,
  * `ConfigError` or `SecretNotFoundError` (credentials), or the landing store's own error.
  */
-export async function downloadToLanding(input: DownloadInput, deps: DownloadDeps): Promise<DownloadResult> {
+export async function downloadToLanding(input: DownloadInput, deps: DownloadDeps): Promise<DownloadOutcome> {
   const settings = withDefaults(deps.fetchOptions);
   const url = parseSafeUrl(input.url, settings);
   const key = landingKey(input.dataset, url);
@@ -144,9 +185,15 @@ export async function downloadToLanding(input: DownloadInput, deps: DownloadDeps
   const credentials = input.credentials
     ? await applyCredentials(input.credentials, deps.secrets)
     : NO_CREDENTIALS;
-  const previous = await readValidators(deps.landing, key);
+  // One listing of the URL's folder says what is there: the landed object, its validators, a checkpoint.
+  const folder = new Map<string, ObjectInfo>();
+  for await (const object of deps.landing.list(key.slice(0, key.lastIndexOf('/') + 1))) {
+    folder.set(object.key, object);
+  }
+  const previous = await readValidators(deps.landing, key, folder);
+  await prepareHasher();
   try {
-    return await new Transfer(input, deps, settings, url, key, credentials, previous).run();
+    return await new Transfer(input, deps, settings, url, key, credentials, previous, folder).run();
   } catch (error) {
     throw scrubError(error, credentials.secrets);
   }
@@ -172,15 +219,16 @@ class HttpStatusError extends TransientError {
 }
 
 /**
- * One download across its attempts.
+ * One download across its attempts in this invocation, continuing a checkpoint when there is one.
  *
- * Resume strategy: every attempt feeds the same `LandingSink`, i.e. ONE `landing.write` whose body is a
- * PassThrough, rather than downloading to a temp file and uploading it afterwards. Sources are huge and
- * Lambda's /tmp is small (512 MB by default) and costs a second full pass over the bytes; streaming keeps
- * memory bounded by backpressure and lets the S3 multipart upload run while the download does. The
- * price: bytes already handed to the write cannot be taken back, so when resuming is impossible (no
- * range support, a 200 answer to a Range request, a changed ETag) the write is aborted and a fresh one
- * starts from byte 0. The checksum is checked before the body is ended, so a mismatch aborts the write too.
+ * The body goes straight into a `LandingUpload`: a multipart upload fed part by part (each part spooled
+ * to scratch space, uploaded when full, then recorded in the checkpoint with the sha256 state at its
+ * end), rather than downloaded to a temp file and uploaded afterwards. Sources are huge and Lambda's /tmp
+ * is small, and the upload runs while the download does. A dropped connection resumes with `Range` from
+ * the last byte received; an invocation whose budget runs out stops after a part and the next one resumes
+ * with `Range` from the checkpoint, `If-Range` on the first response's validator. When resuming is
+ * impossible (no range support, a 200 to a Range request, a changed ETag) the upload is aborted and a new
+ * one starts from byte 0. The checksum is checked before the upload completes, so a mismatch lands nothing.
  */
 class Transfer {
   readonly #input: DownloadInput;
@@ -191,17 +239,20 @@ class Transfer {
   readonly #credentials: AppliedCredentials;
   readonly #breaker: CircuitBreaker;
   readonly #limiter: HostLimiter;
+  /** The objects in the landing key's folder when the download began. */
+  readonly #folder: ReadonlyMap<string, ObjectInfo>;
 
-  #sink: LandingSink | undefined;
-  #hash: Hash = createHash('sha256');
-  /** Bytes handed to the current sink (and hashed). */
-  #received = 0;
+  #upload: LandingUpload | undefined;
   /** Size of the whole body, when the server said. */
   #total: number | undefined;
   #etag: string | undefined;
   #lastModified: string | undefined;
   #acceptsRanges = false;
+  /** A 200 with the same validators answered a Range request: the server does not do ranges. */
+  #rangesIgnored = false;
   #resumed = false;
+  /** The budget ran out: the invocation ends after the part it just uploaded. */
+  #paused = false;
   /** The last download's validators (sent as If-None-Match / If-Modified-Since), and whether a 304 came. */
   readonly #previous: LandedValidators | undefined;
   #notModified = false;
@@ -214,6 +265,7 @@ class Transfer {
     key: string,
     credentials: AppliedCredentials,
     previous: LandedValidators | undefined,
+    folder: ReadonlyMap<string, ObjectInfo>,
   ) {
     this.#previous = previous;
     this.#input = input;
@@ -222,14 +274,21 @@ class Transfer {
     this.#url = url;
     this.#key = key;
     this.#credentials = credentials;
+    this.#folder = folder;
     processHosts ??= { breaker: new CircuitBreaker(), limiter: new HostLimiter() };
     this.#breaker = settings.circuitBreaker ?? processHosts.breaker;
     this.#limiter = settings.hostLimiter ?? processHosts.limiter;
   }
 
-  async run(): Promise<DownloadResult> {
+  /** Bytes received (hashed) so far, checkpointed ones included. */
+  get #received(): number {
+    return this.#upload?.bytes ?? 0;
+  }
+
+  async run(): Promise<DownloadOutcome> {
     let attempt = 0;
     try {
+      await this.#continueCheckpoint();
       for (;;) {
         attempt++;
         try {
@@ -253,11 +312,60 @@ class Transfer {
           await this.#settings.sleep(delayMs);
         }
       }
+      if (this.#paused) return this.#partial();
       return await this.#complete(attempt);
     } catch (error) {
-      await this.#sink?.abort(error instanceof Error ? error : new Error(String(error)));
+      await this.#afterFailure(error);
       throw error;
+    } finally {
+      await this.#upload?.close();
     }
+  }
+
+  /**
+   * A failed invocation keeps what a retry can continue (a transient failure after whole parts of a
+   * resumable source); anything else is aborted, checkpoint included, so nothing is left behind.
+   */
+  async #afterFailure(error: unknown): Promise<void> {
+    const upload = this.#upload;
+    if (!upload) return;
+    const keep =
+      error instanceof TransientError &&
+      upload.checkpoint.parts.length > 0 &&
+      upload.checkpoint.source.resumable;
+    if (!keep) await upload.discard().catch(() => {});
+  }
+
+  /**
+   * Continues the checkpoint an earlier invocation left, if it still matches its upload; one that does
+   * not (its upload gone, another source, unreadable) is removed and its upload aborted: this download
+   * then starts from byte 0.
+   */
+  async #continueCheckpoint(): Promise<void> {
+    const { landing } = this.#deps;
+    const checkpointKey = downloadCheckpointKey(this.#key);
+    const listed = this.#folder.get(checkpointKey);
+    if (!listed) return;
+    const found = await readDownloadCheckpoint(landing, listed);
+    const resumed = found
+      ? await LandingUpload.resume(this.#uploadDeps(), this.#identity(), found.checkpoint, found.etag)
+      : 'it is unreadable';
+    if (typeof resumed !== 'string') {
+      this.#upload = resumed;
+      const { source } = resumed.checkpoint;
+      this.#etag = source.etag;
+      this.#lastModified = source.lastModified;
+      this.#total = source.totalBytes;
+      this.#acceptsRanges = true;
+      return;
+    }
+    if (found) await landing.abortUpload(found.checkpoint.key, found.checkpoint.uploadId).catch(() => {});
+    await landing.delete(checkpointKey);
+    this.#deps.onRetry?.({
+      attempt: 0,
+      delayMs: 0,
+      error: `the checkpoint ${landing.uri(checkpointKey)} was discarded (${resumed}): starting from byte 0`,
+    });
   }
 
   /** One HTTP attempt: from byte `#received` when resuming, else from 0. Resolves when the body is complete. */
@@ -358,7 +466,7 @@ class Transfer {
     }
   }
 
-  /** Reads one response into the sink, or throws why it cannot. */
+  /** Reads one response into the upload, or throws why it cannot. */
   async #receive(hop: Hop, resuming: boolean): Promise<void> {
     const { response, host } = hop;
     const status = response.statusCode ?? 0;
@@ -372,11 +480,17 @@ class Transfer {
       return;
     }
     if (status === 200) {
-      // A 200 to a Range request: no range support after all, or If-Range saw a new version.
-      if (resuming) await this.#restart();
+      // A 200 to a Range request: If-Range saw a new version, or the server does not do ranges after
+      // all (the same validators as before), which then holds for the rest of this download.
+      if (resuming) {
+        this.#rangesIgnored ||=
+          header(response, 'etag') === this.#etag && header(response, 'last-modified') === this.#lastModified;
+        await this.#restart();
+      }
       this.#etag = header(response, 'etag');
       this.#lastModified = header(response, 'last-modified');
-      this.#acceptsRanges = header(response, 'accept-ranges')?.toLowerCase() === 'bytes';
+      this.#acceptsRanges =
+        header(response, 'accept-ranges')?.toLowerCase() === 'bytes' && !this.#rangesIgnored;
       this.#total = contentLength(response);
     } else if (status === 206 && resuming) {
       const problem = this.#resumeProblem(response);
@@ -387,6 +501,12 @@ class Transfer {
       this.#total ??= parseContentRange(header(response, 'content-range'))?.total;
       this.#resumed = true;
     } else if (status === 416 && resuming) {
+      // The checkpoint ended exactly at the end of a body of unknown length: nothing is missing.
+      const unsatisfied = /^bytes \*\/(\d+)$/.exec(header(response, 'content-range')?.trim() ?? '');
+      if (unsatisfied && Number(unsatisfied[1]) === this.#received) {
+        this.#total = this.#received;
+        return;
+      }
       const from = this.#received;
       await this.#restart();
       throw new TransientError(`${shown}: HTTP 416 for bytes=${from}-; starting again from byte 0`);
@@ -403,18 +523,20 @@ class Transfer {
         `the body is ${this.#total} bytes, more than maxBytes (${maxBytes})`,
       );
     }
-    this.#sink ??= new LandingSink(this.#deps.landing, this.#key);
-    const sink = this.#sink;
+    this.#upload ??= await this.#startUpload(shown, status);
+    const upload = this.#upload;
     try {
       await readBody(response, this.#settings.idleTimeoutMs, shown, async (chunk) => {
         if (maxBytes !== undefined && this.#received + chunk.length > maxBytes) {
           throw new DownloadError(shown, status, `the body is more than maxBytes (${maxBytes}) bytes`);
         }
-        this.#hash.update(chunk);
-        this.#received += chunk.length;
-        await sink.push(chunk);
+        if (await upload.push(chunk, () => this.#shouldPause(shown))) throw new PausedSignal();
       });
     } catch (error) {
+      if (error instanceof PausedSignal) {
+        this.#paused = true;
+        return;
+      }
       if (!(error instanceof NetworkReadError)) throw error;
       this.#breaker.onFailure(host);
       throw networkError(error.cause, shown, this.#received);
@@ -423,6 +545,46 @@ class Transfer {
       this.#breaker.onFailure(host);
       throw new TransientError(`${shown}: the body ended after ${this.#received} of ${this.#total} bytes`);
     }
+  }
+
+  /** The upload of a new download, its parts sized for the declared body. */
+  async #startUpload(shown: string, status: number): Promise<LandingUpload> {
+    const partBytes = this.#deps.partBytes ?? partSizeFor(this.#total);
+    if (partBytes === undefined) {
+      throw new DownloadError(
+        shown,
+        status,
+        `the body is ${this.#total} bytes, more than the largest object S3 can store (5 TiB)`,
+      );
+    }
+    const strongEtag = this.#etag !== undefined && !this.#etag.startsWith('W/');
+    return LandingUpload.start(this.#uploadDeps(), this.#identity(), partBytes, {
+      ...(this.#etag !== undefined && { etag: this.#etag }),
+      ...(this.#lastModified !== undefined && { lastModified: this.#lastModified }),
+      ...(this.#total !== undefined && { totalBytes: this.#total }),
+      resumable: this.#acceptsRanges && (strongEtag || this.#lastModified !== undefined),
+    });
+  }
+
+  /**
+   * Asked after each part: whether to stop here for the next invocation. A source that cannot be resumed
+   * (no ranges, or no validator to resume safely with) has this invocation only: it fails, saying why.
+   */
+  #shouldPause(shown: string): boolean {
+    const more = this.#total === undefined || this.#received < this.#total;
+    if (!more || !this.#deps.budget?.shouldStop()) return false;
+    if (this.#upload?.checkpoint.source.resumable) return true;
+    const why = this.#acceptsRanges
+      ? 'it sends neither a strong ETag nor Last-Modified to resume with safely'
+      : 'it does not answer HTTP Range requests';
+    const of = this.#total === undefined ? '' : ` of ${this.#total}`;
+    throw new DownloadError(
+      shown,
+      undefined,
+      `the download cannot continue in another invocation because ${why}, and this invocation's time ` +
+        `ran out after ${this.#received}${of} bytes: raise the Download function's timeout (at most 15 ` +
+        'minutes) or memory, or host the file where Range requests work',
+    );
   }
 
   /** Why a 206 does not continue what we have, or undefined if it does. */
@@ -453,20 +615,31 @@ class Transfer {
       if (expected !== undefined && expected !== sha256) {
         throw new ChecksumMismatchError(this.#show(this.#url), expected, sha256);
       }
-      return { key: this.#key, bytes, sha256, attempts, resumed: false, notModified: true };
+      return {
+        status: 'landed',
+        key: this.#key,
+        bytes,
+        sha256,
+        attempts,
+        resumed: false,
+        invocations: 1,
+        notModified: true,
+      };
     }
-    const sha256 = this.#hash.digest('hex');
+    // A 200 with an empty body pushed nothing, but the upload was started when its headers came.
+    const upload = this.#upload!;
+    const sha256 = upload.digest();
     if (expected !== undefined && expected !== sha256) {
       throw new ChecksumMismatchError(this.#show(this.#url), expected, sha256);
     }
-    // A 200 with an empty body never pushed anything, but still names an (empty) object.
-    this.#sink ??= new LandingSink(this.#deps.landing, this.#key);
-    await this.#sink.finish();
+    const bytes = this.#received;
+    const { invocations } = upload.checkpoint;
+    await upload.finish();
     const validators: LandedValidators = {
       ...(this.#etag !== undefined && { etag: this.#etag }),
       ...(this.#lastModified !== undefined && { lastModified: this.#lastModified }),
       sha256,
-      bytes: this.#received,
+      bytes,
     };
     // Kept only when the server gave something to ask with next time.
     if (validators.etag !== undefined || validators.lastModified !== undefined) {
@@ -474,19 +647,52 @@ class Transfer {
         contentType: 'application/json',
       });
     }
-    return { key: this.#key, bytes: this.#received, sha256, attempts, resumed: this.#resumed };
+    return {
+      status: 'landed',
+      key: this.#key,
+      bytes,
+      sha256,
+      attempts,
+      resumed: this.#resumed || invocations > 1,
+      invocations,
+    };
   }
 
-  /** Throws away what was received: aborts the landing write; the next bytes start a new one. */
+  /** Where the download stands when this invocation's budget ran out. */
+  #partial(): DownloadPartial {
+    const upload = this.#upload!;
+    const { checkpoint } = upload;
+    return {
+      status: 'partial',
+      key: this.#key,
+      checkpointKey: upload.checkpointKey,
+      bytes: checkpoint.bytes,
+      ...(this.#total !== undefined && { totalBytes: this.#total }),
+      parts: checkpoint.parts.length,
+      invocations: checkpoint.invocations,
+    };
+  }
+
+  /** Throws away what was received: aborts the upload; the next bytes start a new one. */
   async #restart(): Promise<void> {
-    await this.#sink?.abort(new Error('download restarted from byte 0'));
-    this.#sink = undefined;
-    this.#hash = createHash('sha256');
-    this.#received = 0;
+    await this.#upload?.discard();
+    this.#upload = undefined;
     this.#total = undefined;
     this.#etag = undefined;
     this.#lastModified = undefined;
     this.#resumed = false;
+  }
+
+  #uploadDeps() {
+    return {
+      landing: this.#deps.landing,
+      clock: this.#deps.clock,
+      scratchDir: this.#deps.scratchDir ?? tmpdir(),
+    };
+  }
+
+  #identity(): DownloadIdentity {
+    return { key: this.#key, url: normalizeSourceUrl(this.#url), shownUrl: this.#show(this.#url) };
   }
 
   /** Credential headers go only to the source's own origin, never to a host it redirects to. */
@@ -515,11 +721,14 @@ const validatorsKey = (key: string) => `${key.slice(0, key.lastIndexOf('/') + 1)
  * (same size). Anything unreadable means "no previous download": only an optimization is lost (a full
  * GET), never a byte.
  */
-async function readValidators(landing: ObjectStore, key: string): Promise<LandedValidators | undefined> {
+async function readValidators(
+  landing: ObjectStore,
+  key: string,
+  folder: ReadonlyMap<string, ObjectInfo>,
+): Promise<LandedValidators | undefined> {
+  const object = folder.get(key);
+  if (!object || !folder.has(validatorsKey(key))) return undefined;
   try {
-    // An absent object may answer 403 rather than 404 where listing is not granted: a full GET then.
-    const [object, stored] = await Promise.all([landing.head(key), landing.head(validatorsKey(key))]);
-    if (!object || !stored) return undefined;
     const chunks: Buffer[] = [];
     for await (const chunk of await landing.read(validatorsKey(key)))
       chunks.push(Buffer.from(chunk as Uint8Array));
@@ -532,6 +741,11 @@ async function readValidators(landing: ObjectStore, key: string): Promise<Landed
   } catch {
     return undefined;
   }
+}
+
+/** Thrown from the chunk handler to stop reading once the invocation's budget has run out. */
+class PausedSignal extends Error {
+  override name = 'PausedSignal';
 }
 
 /** A failure reading the response stream (as opposed to one raised by the chunk handler). */

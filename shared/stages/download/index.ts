@@ -9,12 +9,16 @@ export type { CredentialsRef } from './credentials.ts';
 export {
   type DownloadDeps,
   type DownloadInput,
+  type DownloadOutcome,
+  type DownloadPartial,
   type DownloadResult,
   downloadToLanding,
   type FetchOptions,
   type RetryEvent,
 } from './download.ts';
+export { DownloadCheckpoint, downloadCheckpointKey } from './download-checkpoint.ts';
 export { HostLimiter, type HostLimiterOptions } from './host-limiter.ts';
 export { landingKey } from './landing-key.ts';
+export { DEFAULT_PART_BYTES, partSizeFor } from './part-size.ts';
 export { fullJitterDelay, parseRetryAfter, retryDelay } from './retry.ts';
 export { classifyAddress, redactUrl, type UrlSafetyOptions } from './url-safety.ts';

@@ -130,7 +130,7 @@ function parseEvent(event: unknown): LandingMessage[] {
   if (!result.success) {
     throw new ConfigError(
       `not an SQS event (${explainIssues(result.error.issues).join('; ')}); ` +
-        'the start-execution function is invoked by the landing queue\'s event source mapping only',
+        "the start-execution function is invoked by the landing queue's event source mapping only",
     );
   }
   return result.data.Records.map((record) => {

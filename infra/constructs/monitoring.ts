@@ -496,7 +496,10 @@ export class PipelineMonitoring extends Construct {
             new MathExpression({
               expression: 'visible + delayed',
               usingMetrics: {
-                visible: queue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }),
+                visible: queue.metricApproximateNumberOfMessagesVisible({
+                  period: fiveMinutes,
+                  statistic: 'Maximum',
+                }),
                 delayed: queue.metric('ApproximateNumberOfMessagesDelayed', {
                   period: fiveMinutes,
                   statistic: 'Maximum',

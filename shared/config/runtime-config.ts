@@ -87,7 +87,7 @@ const StartExecutionEnv = z.object({
   LANDING_QUEUE_URL: required('the URL of the landing queue, where deferred events go back'),
   MAX_STARTS_PER_SECOND: positiveNumber('a positive number of executions started per second, e.g. 5'),
   MAX_RUNNING_EXECUTIONS: wholePositive('a positive whole number of running executions, e.g. 50'),
-  STARTERS: wholePositive('the landing queue mapping\'s maximum concurrency, a positive whole number'),
+  STARTERS: wholePositive("the landing queue mapping's maximum concurrency, a positive whole number"),
 });
 
 /** Settings every handler shares. */

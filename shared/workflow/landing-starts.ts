@@ -94,7 +94,11 @@ export function startRequestFor(event: ObjectCreatedEvent): StartRequest | undef
 }
 
 /** Seconds a deferred event waits: at once when only time ran out, else backing off per deferral. */
-export function deferralDelaySeconds(reason: DeferReason, deferrals: number, backoff: DeferralBackoff): number {
+export function deferralDelaySeconds(
+  reason: DeferReason,
+  deferrals: number,
+  backoff: DeferralBackoff,
+): number {
   if (reason === 'out-of-time') return 0;
   return Math.min(backoff.maxDelaySeconds, backoff.firstDelaySeconds * 2 ** Math.min(deferrals, 30));
 }
@@ -164,13 +168,17 @@ export async function startLandedMessages(
         } catch (error) {
           // Not put back: left in the queue, which delivers it again after its visibility timeout.
           failedMessageIds.push(message.id);
-          deps.log.error('could not put a deferred event back in the queue', { ...about, error: describe(error) });
+          deps.log.error('could not put a deferred event back in the queue', {
+            ...about,
+            error: describe(error),
+          });
         }
         break;
       }
     }
   }
-  if (deferred > 0) deps.log.info('deferred events put back in the queue', { deferred, reasons: reasons(outcomes) });
+  if (deferred > 0)
+    deps.log.info('deferred events put back in the queue', { deferred, reasons: reasons(outcomes) });
   return { failedMessageIds, started, existed, skipped, deferred };
 }
 

@@ -1,5 +1,9 @@
 import type { WaitableClock } from '../ports/clock.ts';
-import type { ExecutionStarter, RunningExecutionCounter, StartRequest } from '../ports/workflow-executions.ts';
+import type {
+  ExecutionStarter,
+  RunningExecutionCounter,
+  StartRequest,
+} from '../ports/workflow-executions.ts';
 
 /**
  * Paced starts: one starter invocation starts the executions of its batch no faster than its share of

@@ -111,8 +111,8 @@ export interface PipelineMonitoringProps {
  * reconciliation; a quarantine rate above the threshold.
  *
  * Deliberately not alarmed: Lambda `Errors` and `Throttles`, and throttled executions. The state machine
- * retries transient errors and throttling (`TRANSIENT_RETRY`, `LAMBDA_SERVICE_RETRY`), Lambda retries the
- * asynchronously invoked trigger, and EventBridge retries its deliveries: an error that a retry fixes
+ * retries transient errors and throttling (`TRANSIENT_RETRY`, `LAMBDA_SERVICE_RETRY`), the landing queue
+ * delivers a landing event again, and EventBridge retries its deliveries: an error that a retry fixes
  * needs nobody, and one that no retry fixes ends as a failed execution or a dead-letter message, both
  * alarmed above, with the input and error to act on. (With `ingest.reservedConcurrency` set, throttles
  * are even the intended queueing.) They stay on the dashboard, below the first row.

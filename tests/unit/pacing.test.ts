@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StartRequest } from '../../shared/ports/workflow-executions.ts';
+import { DEFAULT_DEFERRAL_BACKOFF, deferralDelaySeconds } from '../../shared/workflow/landing-starts.ts';
 import {
   type PacingLimits,
   paceStarts,
@@ -149,5 +150,17 @@ describe('Function: starterBatchSize', () => {
     // 0.1 a second over 2 starters: a 20 s slot, two of which fit in 55 s.
     expect(starterBatchSize(limits({ maxStartsPerSecond: 0.1, starters: 2 }), 60_000)).toBe(2);
     expect(starterBatchSize(limits({ maxStartsPerSecond: 0.01, starters: 2 }), 60_000)).toBe(1);
+  });
+});
+
+describe('Function: deferralDelaySeconds', () => {
+  it('retries a full or throttled start after 15 s, doubling per deferral up to SQS’s 15 minutes', () => {
+    const delays = [0, 1, 2, 5, 6, 40].map((n) => deferralDelaySeconds('full', n, DEFAULT_DEFERRAL_BACKOFF));
+    expect(delays).toEqual([15, 30, 60, 480, 900, 900]);
+    expect(deferralDelaySeconds('throttled', 1, DEFAULT_DEFERRAL_BACKOFF)).toBe(30);
+  });
+
+  it('retries at once what only ran out of the invocation’s time', () => {
+    expect(deferralDelaySeconds('out-of-time', 7, DEFAULT_DEFERRAL_BACKOFF)).toBe(0);
   });
 });

@@ -1,4 +1,5 @@
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import {
   createObservability,
@@ -6,140 +7,138 @@ import {
   type Observability,
   withObservability,
 } from '../../shared/adapters/aws/observability.ts';
+import { SqsLandingQueue } from '../../shared/adapters/aws/sqs-landing-queue.ts';
+import { StepFunctionsExecutions } from '../../shared/adapters/aws/step-functions-executions.ts';
 import { loadStartExecutionConfig, type StartExecutionConfig } from '../../shared/config/runtime-config.ts';
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { DOWNLOADS_PREFIX } from '../../shared/stages/download/landing-key.ts';
-import { type ExecutionInput, executionName, landingDataset } from '../../shared/workflow/execution.ts';
+import { systemWaitableClock, type WaitableClock } from '../../shared/ports/clock.ts';
+import { DEFERRALS_ATTRIBUTE, type LandingQueue } from '../../shared/ports/landing-queue.ts';
+import type { ExecutionStarter, RunningExecutionCounter } from '../../shared/ports/workflow-executions.ts';
+import {
+  DEFAULT_DEFERRAL_BACKOFF,
+  type DeferralBackoff,
+  type LandingMessage,
+  startLandedMessages,
+} from '../../shared/workflow/landing-starts.ts';
+import { RETURN_MARGIN_MS } from '../../shared/workflow/pacing.ts';
 
 /**
- * The trigger: an S3 `Object Created` event (from EventBridge, invoked asynchronously) -> one workflow
- * execution for that object version.
+ * The starter: a batch of landing events from the landing queue (an SQS event source mapping) -> paced
+ * workflow executions, one per object version (shared/workflow/landing-starts.ts).
  *
- * Event: the EventBridge event, of which it reads `detail.bucket.name` and
- *   `detail.object.{ key, version-id, etag }`.
- * Result: `{ executionArn, executionName, started }`; `started` is false when this object version already
- *   has an execution (a duplicate delivery), which counts as success.
- *
- * The key is used as delivered. Unlike S3's own notifications (SQS/SNS/Lambda), whose keys are
- * URL-encoded, EventBridge's S3 events are documented with the plain key.
+ * Event: an SQS event; each record's body is an EventBridge S3 `Object Created` event.
+ * Result: `{ batchItemFailures }` (the mapping has ReportBatchItemFailures): the messages to deliver
+ *   again. Deferred events are not among them: they were sent back to the queue with a delay.
  */
 
-/** The part of an EventBridge S3 `Object Created` event this handler reads. */
-export const ObjectCreatedEvent = z.object({
-  'detail-type': z.literal('Object Created'),
-  detail: z.object({
-    bucket: z.object({ name: z.string().min(1) }),
-    object: z.object({
-      key: z.string().min(1),
-      'version-id': z.string().min(1).optional(),
-      etag: z.string().optional(),
+/** The budget when there is no Lambda context to ask (local runs, tests). */
+const DEFAULT_BUDGET_MS = 25_000;
+
+/** The part of an SQS event the starter reads. */
+const SqsEvent = z.object({
+  Records: z.array(
+    z.object({
+      messageId: z.string().min(1),
+      body: z.string(),
+      messageAttributes: z
+        .record(z.string(), z.object({ stringValue: z.string().optional() }).loose())
+        .optional(),
     }),
-  }),
+  ),
 });
-export type ObjectCreatedEvent = z.infer<typeof ObjectCreatedEvent>;
 
-/** What the start-execution handler returns. */
-export interface StartResult {
-  readonly executionArn: string;
-  readonly executionName: string;
-  /** false when the execution already existed (duplicate delivery of the same object version). */
-  readonly started: boolean;
+/** What the starter returns to the event source mapping. */
+export interface StarterResult {
+  readonly batchItemFailures: { readonly itemIdentifier: string }[];
 }
-
-/** The one Step Functions call this handler makes; tests replace it. */
-export type StartExecution = (request: {
-  stateMachineArn: string;
-  name: string;
-  input: string;
-}) => Promise<{ executionArn?: string }>;
 
 /** What the start-execution handler works with. */
 export interface StartExecutionDeps {
   readonly config: StartExecutionConfig;
-  readonly startExecution: StartExecution;
+  readonly executions: ExecutionStarter & RunningExecutionCounter;
+  readonly queue: LandingQueue;
+  readonly clock: WaitableClock;
   readonly observability: Observability;
+  /** @default DEFAULT_DEFERRAL_BACKOFF */
+  readonly backoff?: DeferralBackoff;
 }
 
-/** The AWS client, created once per cold start. */
+/** The AWS clients, created once per cold start. */
 export function createDeps(config: StartExecutionConfig): StartExecutionDeps {
-  const client = new SFNClient(config.region ? { region: config.region } : {});
+  const region = config.region ? { region: config.region } : {};
   return {
     config,
-    startExecution: (request) => client.send(new StartExecutionCommand(request)),
+    executions: new StepFunctionsExecutions(new SFNClient(region), config.stateMachineArn),
+    queue: new SqsLandingQueue(new SQSClient(region), config.landingQueueUrl),
+    clock: systemWaitableClock,
     observability: createObservability(config),
   };
 }
 
-/** Start the workflow for one landed object version, once. */
-export async function startForObject(
+/** Start the executions of one batch of landing events, paced. */
+export async function startFromQueue(
   event: unknown,
   deps: StartExecutionDeps,
-): Promise<StartResult | undefined> {
+  context?: Pick<LambdaContext, 'getRemainingTimeInMillis'>,
+): Promise<StarterResult> {
+  const messages = parseEvent(event);
+  const budgetMs = context ? context.getRemainingTimeInMillis() - RETURN_MARGIN_MS : DEFAULT_BUDGET_MS;
+  const deadline = new Date(deps.clock.now().getTime() + budgetMs);
   const { logger } = deps.observability;
-  const { bucket, object } = parseEvent(event).detail;
-  // Console "folders" are zero-byte objects whose key ends in '/': nothing to ingest.
-  if (object.key.endsWith('/')) {
-    logger.info('skipped a folder marker', { bucket: bucket.name, key: object.key });
-    return undefined;
-  }
-  // The rule already filters these out; a download is ingested by the execution that downloaded it.
-  if (object.key.startsWith(DOWNLOADS_PREFIX)) {
-    logger.info('skipped a downloaded file', { bucket: bucket.name, key: object.key });
-    return undefined;
-  }
-  const name = executionName({
-    bucket: bucket.name,
-    key: object.key,
-    versionId: object['version-id'],
-    etag: object.etag,
-  });
-  const executionArn = executionArnOf(deps.config.stateMachineArn, name);
-  logger.setCorrelationId(executionArn);
-  const input: ExecutionInput = { bucket: bucket.name, key: object.key, dataset: landingDataset(object.key) };
-  try {
-    const out = await deps.startExecution({
-      stateMachineArn: deps.config.stateMachineArn,
-      name,
-      input: JSON.stringify(input),
-    });
-    logger.info('execution started', { ...input, executionName: name });
-    return { executionArn: out.executionArn ?? executionArn, executionName: name, started: true };
-  } catch (error) {
-    // The same name means the same object version: EventBridge delivers at least once, so a second
-    // delivery finds the execution of the first. That is the deduplication working, not a failure.
-    if ((error as { name?: string }).name !== 'ExecutionAlreadyExists') throw error;
-    logger.info('execution already exists for this object version', { ...input, executionName: name });
-    return { executionArn, executionName: name, started: false };
-  }
+  const result = await startLandedMessages(
+    messages,
+    {
+      clock: deps.clock,
+      running: deps.executions,
+      starter: deps.executions,
+      queue: deps.queue,
+      log: {
+        info: (message, extra) => logger.info(message, { ...extra }),
+        error: (message, extra) => logger.error(message, { ...extra }),
+      },
+    },
+    deps.config.pacing,
+    deadline,
+    deps.backoff ?? DEFAULT_DEFERRAL_BACKOFF,
+  );
+  const { failedMessageIds, ...counts } = result;
+  logger.info('batch done', { messages: messages.length, failed: failedMessageIds.length, ...counts });
+  return { batchItemFailures: failedMessageIds.map((itemIdentifier) => ({ itemIdentifier })) };
 }
 
 /** The handler for one set of dependencies. */
 export function createHandler(
   deps: StartExecutionDeps,
-): (event: unknown, context?: LambdaContext) => Promise<StartResult | undefined> {
-  return withObservability(deps.observability, (event: unknown) => startForObject(event, deps));
+): (event: unknown, context?: LambdaContext) => Promise<StarterResult> {
+  return withObservability(deps.observability, (event: unknown, context) =>
+    startFromQueue(event, deps, context),
+  );
 }
 
 // Built on the first invocation (once per cold start), so importing this module needs no environment.
 let live: ReturnType<typeof createHandler> | undefined;
 
 /** The Lambda entry point. */
-export const handler = (event: unknown, context: LambdaContext): Promise<StartResult | undefined> => {
+export const handler = (event: unknown, context: LambdaContext): Promise<StarterResult> => {
   live ??= createHandler(createDeps(loadStartExecutionConfig()));
   return live(event, context);
 };
 
-/** `arn:…:stateMachine:<machine>` + name -> `arn:…:execution:<machine>:<name>`. */
-export function executionArnOf(stateMachineArn: string, name: string): string {
-  return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
-}
-
-function parseEvent(event: unknown): ObjectCreatedEvent {
-  const result = ObjectCreatedEvent.safeParse(event);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    `not an S3 "Object Created" event (${explainIssues(result.error.issues).join('; ')}); ` +
-      'check the EventBridge rule that targets this function',
-  );
+function parseEvent(event: unknown): LandingMessage[] {
+  const result = SqsEvent.safeParse(event);
+  if (!result.success) {
+    throw new ConfigError(
+      `not an SQS event (${explainIssues(result.error.issues).join('; ')}); ` +
+        "the start-execution function is invoked by the landing queue's event source mapping only",
+    );
+  }
+  return result.data.Records.map((record) => {
+    const deferrals = Number(record.messageAttributes?.[DEFERRALS_ATTRIBUTE]?.stringValue ?? 0);
+    return {
+      id: record.messageId,
+      body: record.body,
+      deferrals: Number.isInteger(deferrals) && deferrals >= 0 ? deferrals : 0,
+    };
+  });
 }

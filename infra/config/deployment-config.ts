@@ -37,6 +37,14 @@ export const DEFAULT_MAX_RUN_HOURS = 12;
 /** A table of contents' run lasts its whole fan-out (many file runs, a few at a time). */
 export const DEFAULT_FAN_OUT_MAX_RUN_HOURS = 48;
 
+/**
+ * Bulk drops: 5 starts a second is far below Step Functions' StartExecution quota (a refill of 150–300 a
+ * second, by region), and 50 running executions, each running at most one ingest or `silver.maxConcurrency`
+ * silver groups (8) at a time, stay well inside a default account's 1,000 concurrent Lambda invocations.
+ */
+export const DEFAULT_MAX_STARTS_PER_SECOND = 5;
+export const DEFAULT_MAX_RUNNING_EXECUTIONS = 50;
+
 /** Old versions of rewritten or deleted objects: a week to notice a mistake and restore them. */
 const DEFAULT_NONCURRENT_VERSION_DAYS = 7;
 /** Bronze is read again only to rebuild silver or to audit: after a month it rarely is. */
@@ -239,6 +247,11 @@ export const DeploymentConfig = z
           'MB of uncompressed bronze per merge bucket, each bucket one Lambda invocation that holds ' +
             '≈ 15 % of it as partial files in /tmp, e.g. 8192',
         ).default(DEFAULT_SILVER_BUCKET_TARGET_MB),
+        reservedConcurrency: wholeNumber(
+          1,
+          1000,
+          'most silver invocations running at once, at least maxConcurrency; leave it out for no limit',
+        ).optional(),
       })
       .strict()
       .default({
@@ -249,7 +262,33 @@ export const DeploymentConfig = z
       .describe(
         'How a silver build is split: PlanSilver cuts the bronze run into groups of about groupTargetMb ' +
           'and its dedup keys into merge buckets of about bucketTargetMb; SilverGroups builds ' +
-          'maxConcurrency groups at once, SilverBuckets merges as many buckets at once, Silver commits.',
+          'maxConcurrency groups at once, SilverBuckets merges as many buckets at once, Silver commits. ' +
+          'reservedConcurrency caps the ' +
+          'silver function across all runs (invocations over it wait and retry, for about 9 minutes at most).',
+      ),
+    pacing: z
+      .object({
+        maxStartsPerSecond: z
+          .number({ error: 'expected a number of executions started per second from 0.1 to 100, e.g. 5' })
+          .min(0.1, 'expected a number of executions started per second from 0.1 to 100, e.g. 5')
+          .max(100, 'expected a number of executions started per second from 0.1 to 100, e.g. 5')
+          .default(DEFAULT_MAX_STARTS_PER_SECOND)
+          .describe('Most executions the landing queue starts per second, e.g. 5.'),
+        maxRunningExecutions: wholeNumber(
+          1,
+          10_000,
+          'running executions above which landed files wait in the landing queue, e.g. 50',
+        ).default(DEFAULT_MAX_RUNNING_EXECUTIONS),
+      })
+      .strict()
+      .default({
+        maxStartsPerSecond: DEFAULT_MAX_STARTS_PER_SECOND,
+        maxRunningExecutions: DEFAULT_MAX_RUNNING_EXECUTIONS,
+      })
+      .describe(
+        'How bulk drops start: landing events wait in the landing queue, and the starter starts their ' +
+          'executions at most maxStartsPerSecond, while fewer than maxRunningExecutions run (executions of ' +
+          'scheduled sources and listed files count, though they do not wait in the queue).',
       ),
     storage: z
       .object({
@@ -298,6 +337,29 @@ export const DeploymentConfig = z
   .strict()
   .superRefine((config, ctx) => {
     const deployed = config.datasets.map((d) => d.name);
+    // A stage throttled by its reserved concurrency is retried for about 9 minutes
+    // (LAMBDA_SERVICE_RETRY), then the run fails: what the pacing lets run must fit.
+    const { reservedConcurrency: ingestReserved } = config.ingest;
+    if (ingestReserved !== undefined && ingestReserved < config.pacing.maxRunningExecutions) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ingest', 'reservedConcurrency'],
+        message:
+          `${ingestReserved} is below pacing.maxRunningExecutions (${config.pacing.maxRunningExecutions}): ` +
+          'each running execution ingests one slice at a time, and a throttled ingest fails its run after ' +
+          'its retries; raise it, lower pacing.maxRunningExecutions, or leave it out',
+      });
+    }
+    const { reservedConcurrency: silverReserved, maxConcurrency: silverConcurrency } = config.silver;
+    if (silverReserved !== undefined && silverReserved < silverConcurrency) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['silver', 'reservedConcurrency'],
+        message:
+          `${silverReserved} is below silver.maxConcurrency (${silverConcurrency}): one build alone would be ` +
+          'throttled; raise it, lower silver.maxConcurrency, or leave it out',
+      });
+    }
     if (deployed.includes(FAN_OUT_DATASET) && !deployed.includes(LISTED_FILE_DATASET)) {
       ctx.addIssue({
         code: 'custom',

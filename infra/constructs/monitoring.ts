@@ -43,6 +43,19 @@ export interface MonitoredQueue {
   readonly meaning: string;
 }
 
+/**
+ * A work queue to watch: its messages are handled within minutes, so one left there for long means its
+ * consumer has stopped (e.g. a broken deploy or a missing permission).
+ */
+export interface MonitoredWorkQueue {
+  readonly name: string;
+  readonly queue: IQueue;
+  /** Alarm when the oldest message is older than this. */
+  readonly maxAge: Duration;
+  /** What a stalled queue means and what to do about it, for the alarm description. */
+  readonly meaning: string;
+}
+
 /** A dataset to watch. */
 export interface MonitoredDataset {
   readonly name: string;
@@ -61,6 +74,8 @@ export interface PipelineMonitoringProps {
   readonly stateMachineName: string;
   readonly functions: readonly MonitoredFunction[];
   readonly deadLetterQueues: readonly MonitoredQueue[];
+  /** Queues whose consumer must keep up (the landing queue). @default - none */
+  readonly workQueues?: readonly MonitoredWorkQueue[];
   readonly datasets: readonly MonitoredDataset[];
   /** The `service` dimension of the custom metrics (the handlers' service name). */
   readonly serviceName: string;
@@ -96,8 +111,8 @@ export interface PipelineMonitoringProps {
  * reconciliation; a quarantine rate above the threshold.
  *
  * Deliberately not alarmed: Lambda `Errors` and `Throttles`, and throttled executions. The state machine
- * retries transient errors and throttling (`TRANSIENT_RETRY`, `LAMBDA_SERVICE_RETRY`), Lambda retries the
- * asynchronously invoked trigger, and EventBridge retries its deliveries: an error that a retry fixes
+ * retries transient errors and throttling (`TRANSIENT_RETRY`, `LAMBDA_SERVICE_RETRY`), the landing queue
+ * delivers a landing event again, and EventBridge retries its deliveries: an error that a retry fixes
  * needs nobody, and one that no retry fixes ends as a failed execution or a dead-letter message, both
  * alarmed above, with the input and error to act on. (With `ingest.reservedConcurrency` set, throttles
  * are even the intended queueing.) They stay on the dashboard, below the first row.
@@ -205,6 +220,15 @@ export class PipelineMonitoring extends Construct {
         `A message has waited in the ${name} queue for more than ${deadLetterMaxAge.toHumanString()}; SQS ` +
           `deletes it unseen after 14 days. ${meaning}`,
         { threshold: deadLetterMaxAge.toSeconds() },
+      );
+    }
+
+    for (const { name, queue, maxAge, meaning } of props.workQueues ?? []) {
+      alarm(
+        `${name}Stalled`,
+        queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
+        `A message has waited in the ${name} queue for more than ${maxAge.toHumanString()}: ${meaning}`,
+        { threshold: maxAge.toSeconds() },
       );
     }
 
@@ -464,6 +488,36 @@ export class PipelineMonitoring extends Construct {
         ...wide,
       }),
     );
+    if (props.workQueues?.length) {
+      this.dashboard.addWidgets(
+        new GraphWidget({
+          title: 'Work queues: waiting (visible + delayed) / being started (in flight)',
+          left: props.workQueues.flatMap(({ name, queue }) => [
+            new MathExpression({
+              expression: 'visible + delayed',
+              usingMetrics: {
+                visible: queue.metricApproximateNumberOfMessagesVisible({
+                  period: fiveMinutes,
+                  statistic: 'Maximum',
+                }),
+                delayed: queue.metric('ApproximateNumberOfMessagesDelayed', {
+                  period: fiveMinutes,
+                  statistic: 'Maximum',
+                }),
+              },
+              label: `${name} waiting`,
+              period: fiveMinutes,
+            }),
+            queue.metricApproximateNumberOfMessagesNotVisible({
+              period: fiveMinutes,
+              statistic: 'Maximum',
+              label: `${name} in flight`,
+            }),
+          ]),
+          ...wide,
+        }),
+      );
+    }
     this.dashboard.addWidgets(
       ...props.functions.map(
         ({ name, function: fn, timeout }) =>

@@ -70,10 +70,15 @@ export interface PipelineFunctionsProps {
   };
   /**
    * The silver stage; `groupTargetMb`: uncompressed bronze per group when `PlanSilver` splits a build,
-   * `bucketTargetMb`: per merge bucket. @default 3008 MB, 15 minutes, 4096 MB of /tmp, groups of 1536 MB,
-   * buckets of 8192 MB
+   * `bucketTargetMb`: per merge bucket; `reservedConcurrency`: most silver invocations at once, across
+   * all runs. @default 3008 MB, 15 minutes, 4096 MB of /tmp, groups of 1536 MB, buckets of 8192 MB, no
+   * reserved concurrency
    */
-  readonly silver?: StageSizing & { readonly groupTargetMb?: number; readonly bucketTargetMb?: number };
+  readonly silver?: StageSizing & {
+    readonly groupTargetMb?: number;
+    readonly bucketTargetMb?: number;
+    readonly reservedConcurrency?: number;
+  };
   /**
    * The reconcile stage; `quarantineRateThreshold`: a run that quarantined more than this share of its
    * records fails. @default 2048 MB, 15 minutes, 4096 MB of /tmp, DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
@@ -202,6 +207,7 @@ export class PipelineFunctions extends Construct {
       memoryMb: props.silver?.memoryMb ?? 3008,
       timeout: props.silver?.timeout ?? Duration.minutes(15),
       ephemeralStorageMb: props.silver?.ephemeralStorageMb ?? 4096,
+      reservedConcurrency: props.silver?.reservedConcurrency,
       tracing: props.tracing,
       environment: lakeStageEnvironment({
         serviceName: props.serviceName,

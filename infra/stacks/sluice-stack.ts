@@ -1,4 +1,4 @@
-import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { CfnWorkGroup } from 'aws-cdk-lib/aws-athena';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
@@ -17,6 +17,10 @@ import { PipelineFunctions } from '../constructs/pipeline-functions.ts';
 import { QueryCatalog } from '../constructs/query-catalog.ts';
 import { ScheduledSources } from '../constructs/scheduled-sources.ts';
 import { SluiceStorage } from '../constructs/storage.ts';
+
+/** A new account's concurrent Lambda executions, and what Lambda keeps out of any reservation. */
+const DEFAULT_ACCOUNT_CONCURRENCY = 1000;
+const UNRESERVED_MINIMUM = 100;
 
 /** Properties of `SluiceStack`. */
 export interface SluiceStackProps extends StackProps {
@@ -72,11 +76,25 @@ export class SluiceStack extends Stack {
         timeout: Duration.minutes(config.ingest.timeoutMinutes),
         reservedConcurrency: config.ingest.reservedConcurrency,
       },
-      silver: { groupTargetMb: config.silver.groupTargetMb, bucketTargetMb: config.silver.bucketTargetMb },
+      silver: {
+        groupTargetMb: config.silver.groupTargetMb,
+        bucketTargetMb: config.silver.bucketTargetMb,
+        reservedConcurrency: config.silver.reservedConcurrency,
+      },
       // The share the quarantine alarm watches fails a run over it, too.
       reconcile: { quarantineRateThreshold: config.quarantineRateThreshold },
       queryCatalog: this.queryCatalog,
     });
+
+    const reserved = (config.ingest.reservedConcurrency ?? 0) + (config.silver.reservedConcurrency ?? 0);
+    if (reserved > DEFAULT_ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM) {
+      Annotations.of(this).addWarningV2(
+        'sluice:reserved-concurrency',
+        `ingest and silver reserve ${reserved} concurrent executions: Lambda keeps ${UNRESERVED_MINIMUM} of ` +
+          `the account's limit unreserved, and a default account's limit is ${DEFAULT_ACCOUNT_CONCURRENCY}, ` +
+          'so the deploy fails unless the limit was raised (Service Quotas: "Concurrent executions").',
+      );
+    }
 
     this.sources = new ScheduledSources(this, 'Sources', {
       sources: config.sources,
@@ -126,6 +144,7 @@ export class SluiceStack extends Stack {
       landingBucket: this.storage.landingBucket,
       stateMachine: this.workflow.stateMachine,
       serviceName,
+      pacing: config.pacing,
       logLevel: config.logLevel,
       tracing: config.tracing,
     });
@@ -174,9 +193,11 @@ export class SluiceStack extends Stack {
           meaning: 'landing events EventBridge could not deliver to the start-execution function.',
         },
         {
-          name: 'TriggerInvocation',
-          queue: this.trigger.invocationDeadLetterQueue,
-          meaning: 'landing events for which starting an execution failed on every attempt.',
+          name: 'Landing',
+          queue: this.trigger.landingDeadLetterQueue,
+          meaning:
+            'landing events whose execution failed to start on every attempt (the start-execution logs say ' +
+            'why). Fix the cause, then move them back to the landing queue (a DLQ redrive).',
         },
         ...(this.sources.deadLetterQueue
           ? [
@@ -187,6 +208,18 @@ export class SluiceStack extends Stack {
               },
             ]
           : []),
+      ],
+      workQueues: [
+        {
+          name: 'LandingQueue',
+          queue: this.trigger.landingQueue,
+          // Waiting files are sent back every 15 minutes at most, and a failing one is dead-lettered
+          // within half an hour: an hour-old message means the starter is not running at all.
+          maxAge: Duration.hours(1),
+          meaning:
+            'the start-execution function is not taking landing events (check its errors, its event source ' +
+            'mapping and its permissions); landed files wait there, nothing is lost for 14 days.',
+        },
       ],
       quarantineRateThreshold: config.quarantineRateThreshold,
       datasets: config.datasets.map((d) => ({

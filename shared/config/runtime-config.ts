@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { explainIssues } from '../contracts/dataset-config.ts';
 import { ConfigError } from '../errors.ts';
+import type { PacingLimits } from '../workflow/pacing.ts';
 
 /**
  * The configuration of the Lambda handlers, read from their environment and checked once at cold
@@ -82,9 +83,17 @@ const DownloadEnv = z.object({
   SOURCE_SECRET_PREFIX: required("the prefix of the sources' Secrets Manager secret names"),
 });
 
+const positiveNumber = (what: string) =>
+  z.coerce.number({ error: `expected ${what}` }).positive(`expected ${what}`);
+const wholePositive = (what: string) => positiveNumber(what).int(`expected ${what}`);
+
 const StartExecutionEnv = z.object({
   ...Common,
   STATE_MACHINE_ARN: required('the ARN of the workflow state machine'),
+  LANDING_QUEUE_URL: required('the URL of the landing queue, where deferred events go back'),
+  MAX_STARTS_PER_SECOND: positiveNumber('a positive number of executions started per second, e.g. 5'),
+  MAX_RUNNING_EXECUTIONS: wholePositive('a positive whole number of running executions, e.g. 50'),
+  STARTERS: wholePositive("the landing queue mapping's maximum concurrency, a positive whole number"),
 });
 
 /** Settings every handler shares. */
@@ -135,6 +144,10 @@ export interface DownloadConfig extends HandlerConfig {
 /** Settings of the start-execution handler. */
 export interface StartExecutionConfig extends HandlerConfig {
   readonly stateMachineArn: string;
+  /** The queue the landing events arrive from; deferred events are sent back to it. */
+  readonly landingQueueUrl: string;
+  /** How fast, and how far, bulk drops start (shared/workflow/pacing.ts). */
+  readonly pacing: PacingLimits;
 }
 
 /** Read the ingest handler's configuration (default: `process.env`). */
@@ -191,7 +204,16 @@ export function downloadEnvironment(config: Omit<DownloadConfig, 'region'>): Rec
 /** Read the start-execution handler's configuration (default: `process.env`). */
 export function loadStartExecutionConfig(env: Env = process.env): StartExecutionConfig {
   const e = parseEnv(StartExecutionEnv, env, 'start-execution');
-  return { ...common(e), stateMachineArn: e.STATE_MACHINE_ARN };
+  return {
+    ...common(e),
+    stateMachineArn: e.STATE_MACHINE_ARN,
+    landingQueueUrl: e.LANDING_QUEUE_URL,
+    pacing: {
+      maxStartsPerSecond: e.MAX_STARTS_PER_SECOND,
+      maxRunningExecutions: e.MAX_RUNNING_EXECUTIONS,
+      starters: e.STARTERS,
+    },
+  };
 }
 
 /** The environment that `loadIngestConfig` reads, for the CDK app to set. */
@@ -227,7 +249,14 @@ export function lakeStageEnvironment(config: Omit<LakeStageConfig, 'region'>): R
 export function startExecutionEnvironment(
   config: Omit<StartExecutionConfig, 'region'>,
 ): Record<string, string> {
-  return { ...commonEnvironment(config), STATE_MACHINE_ARN: config.stateMachineArn };
+  return {
+    ...commonEnvironment(config),
+    STATE_MACHINE_ARN: config.stateMachineArn,
+    LANDING_QUEUE_URL: config.landingQueueUrl,
+    MAX_STARTS_PER_SECOND: String(config.pacing.maxStartsPerSecond),
+    MAX_RUNNING_EXECUTIONS: String(config.pacing.maxRunningExecutions),
+    STARTERS: String(config.pacing.starters),
+  };
 }
 
 function commonEnvironment(config: Omit<HandlerConfig, 'region'>): Record<string, string> {

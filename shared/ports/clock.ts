@@ -4,3 +4,13 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
+
+/** A clock that can be waited on: pacing holds each start's slot. Tests pass a fake one that jumps. */
+export interface WaitableClock extends Clock {
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemWaitableClock: WaitableClock = {
+  now: () => new Date(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+};

@@ -140,6 +140,47 @@ describe('Function: parseDeploymentConfig', () => {
     );
   });
 
+  it('defaults the pacing of bulk drops to 5 starts a second and 50 running executions, and checks both', () => {
+    expect(loadDeploymentConfig(EXAMPLE).pacing).toEqual({ maxStartsPerSecond: 5, maxRunningExecutions: 50 });
+    expect(parseDeploymentConfig(configWith((c) => (c.pacing = { maxStartsPerSecond: 0.5 }))).pacing).toEqual(
+      {
+        maxStartsPerSecond: 0.5,
+        maxRunningExecutions: 50,
+      },
+    );
+    const message = problemsOf(
+      configWith((c) => (c.pacing = { maxStartsPerSecond: 0, maxRunningExecutions: 2.5 })),
+    );
+    expect(message).toContain(
+      'pacing.maxStartsPerSecond: expected a number of executions started per second',
+    );
+    expect(message).toContain(
+      'pacing.maxRunningExecutions: expected a positive whole number from 1 to 10000',
+    );
+  });
+
+  it('refuses reserved concurrency below what the pacing lets run: those runs would fail throttled', () => {
+    const message = problemsOf(
+      configWith((c) => {
+        c.ingest = { reservedConcurrency: 20 };
+        c.pacing = { maxRunningExecutions: 30 };
+        c.silver = { maxConcurrency: 8, reservedConcurrency: 4 };
+      }),
+    );
+    expect(message).toContain(
+      'ingest.reservedConcurrency: 20 is below pacing.maxRunningExecutions (30): each running execution',
+    );
+    expect(message).toContain('silver.reservedConcurrency: 4 is below silver.maxConcurrency (8)');
+    const fits = parseDeploymentConfig(
+      configWith((c) => {
+        c.ingest = { reservedConcurrency: 30 };
+        c.pacing = { maxRunningExecutions: 30 };
+        c.silver = { reservedConcurrency: 100 };
+      }),
+    );
+    expect(fits.silver.reservedConcurrency).toBe(100);
+  });
+
   it('refuses a table of contents without the in-network dataset its fan-out ingests', () => {
     const message = problemsOf(configWith((c) => (c.datasets = [c.datasets[1]!])));
     expect(message).toContain('datasets: tic-table-of-contents is deployed without tic-in-network');

@@ -4,7 +4,6 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createHandler as createIngestHandler, type IngestDeps } from '../../functions/ingest/handler.ts';
 import {
   createHandler as createStartHandler,
-  type StartExecution,
   type StartExecutionDeps,
 } from '../../functions/start-execution/handler.ts';
 import { createObservability } from '../../shared/adapters/aws/observability.ts';
@@ -17,8 +16,12 @@ import {
   startExecutionEnvironment,
 } from '../../shared/config/runtime-config.ts';
 import { ConfigError } from '../../shared/errors.ts';
+import type { ExecutionStarter } from '../../shared/ports/workflow-executions.ts';
 import { executionName } from '../../shared/workflow/execution.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 import { fixedClock, tempDir } from '../helpers/lake.ts';
+
+type StartRequestHandler = ExecutionStarter['start'];
 
 const TOC_KEY = 'tic-table-of-contents/2026-01/acme_index.json';
 const TOC = {
@@ -176,55 +179,107 @@ describe('Handler: start-execution', () => {
       reason: 'PutObject',
     },
   });
+  /** An SQS event as the event source mapping delivers it: one record per landing event. */
+  const sqsEvent = (...bodies: { body: unknown; deferrals?: number }[]) => ({
+    Records: bodies.map(({ body, deferrals }, i) => ({
+      messageId: `m${i}`,
+      receiptHandle: `r${i}`,
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      attributes: { ApproximateReceiveCount: '1' },
+      messageAttributes:
+        deferrals === undefined ? {} : { deferrals: { stringValue: String(deferrals), dataType: 'Number' } },
+      eventSource: 'aws:sqs',
+    })),
+  });
 
-  const setup = (startExecution: StartExecution) => {
+  const setup = (options: { running?: number; start?: StartRequestHandler } = {}) => {
+    const clock = new FakeClock();
+    const start = vi.fn<StartRequestHandler>(options.start ?? (async () => ({ executionArn: 'arn' })));
+    const requeued: { body: string; deferrals: number; delaySeconds: number }[] = [];
     const deps: StartExecutionDeps = {
-      config: { serviceName: 'sluice-test', logLevel: 'ERROR', stateMachineArn: STATE_MACHINE },
-      startExecution,
+      config: {
+        serviceName: 'sluice-test',
+        logLevel: 'ERROR',
+        stateMachineArn: STATE_MACHINE,
+        landingQueueUrl: 'https://sqs.example/landing',
+        pacing: { maxStartsPerSecond: 10, maxRunningExecutions: 5, starters: 2 },
+      },
+      executions: { start, countRunning: async () => options.running ?? 0 },
+      queue: {
+        requeue: async (body, deferrals, delaySeconds) => {
+          requeued.push({ body, deferrals, delaySeconds });
+        },
+      },
+      clock,
       observability: createObservability({ serviceName: 'sluice-test', logLevel: 'SILENT' }),
     };
-    return createStartHandler(deps);
+    return { handler: createStartHandler(deps), start, requeued };
   };
 
   it('starts one execution named after the object version, with the workflow input', async () => {
-    const start = vi.fn<StartExecution>(async (request) => ({
-      executionArn: `${STATE_MACHINE.replace('stateMachine', 'execution')}:${request.name}`,
-    }));
-    const result = await setup(start)(objectCreated());
+    const { handler, start } = setup();
+    expect(await handler(sqsEvent({ body: objectCreated() }))).toEqual({ batchItemFailures: [] });
     const name = executionName({ bucket: 'landing', key: TOC_KEY, versionId: 'v1', etag: 'abc' });
     expect(start).toHaveBeenCalledWith({
-      stateMachineArn: STATE_MACHINE,
       name,
       input: JSON.stringify({ bucket: 'landing', key: TOC_KEY, dataset: 'tic-table-of-contents' }),
     });
-    expect(result).toEqual({
-      executionArn: `arn:aws:states:us-east-1:123456789012:execution:ingest:${name}`,
-      executionName: name,
-      started: true,
+  });
+
+  it('treats ExecutionAlreadyExists (a repeated delivery) as done', async () => {
+    const { handler } = setup({
+      start: async () => {
+        throw Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' });
+      },
     });
+    expect(await handler(sqsEvent({ body: objectCreated() }))).toEqual({ batchItemFailures: [] });
   });
 
-  it('treats ExecutionAlreadyExists (a duplicate delivery) as success', async () => {
-    const start = vi.fn<StartExecution>(async () => {
-      throw Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' });
-    });
-    const result = await setup(start)(objectCreated());
-    expect(result).toMatchObject({ started: false });
-    expect(result?.executionArn).toContain(':execution:ingest:tic-table-of-contents-');
+  it('puts back what it cannot start yet, delayed by its deferrals, and reports none of it failed', async () => {
+    // 4 of 5 running, 2 starters: this one may start ceil(1 / 2) = 1.
+    const { handler, start, requeued } = setup({ running: 4 });
+    const result = await handler(
+      sqsEvent({ body: objectCreated(TOC_KEY, 'v1') }, { body: objectCreated(TOC_KEY, 'v2'), deferrals: 3 }),
+    );
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(start).toHaveBeenCalledTimes(1);
+    expect(requeued).toEqual([
+      { body: JSON.stringify(objectCreated(TOC_KEY, 'v2')), deferrals: 4, delaySeconds: 120 },
+    ]);
   });
 
-  it('rethrows other failures, so the asynchronous invocation is retried and then dead-lettered', async () => {
-    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
-    await expect(setup(async () => Promise.reject(throttled))(objectCreated())).rejects.toBe(throttled);
+  it('reports failures to start, and malformed events, as batch item failures', async () => {
+    const denied = Object.assign(new Error('not allowed'), { name: 'AccessDeniedException' });
+    const { handler } = setup({ start: async () => Promise.reject(denied) });
+    const result = await handler(
+      sqsEvent(
+        { body: objectCreated() },
+        { body: 'not json' },
+        { body: { 'detail-type': 'Object Deleted' } },
+      ),
+    );
+    expect(result.batchItemFailures).toEqual([
+      { itemIdentifier: 'm1' },
+      { itemIdentifier: 'm2' },
+      { itemIdentifier: 'm0' },
+    ]);
   });
 
-  it('skips folder markers and downloads, and rejects events that are not Object Created', async () => {
-    const start = vi.fn<StartExecution>(async () => ({}));
-    expect(await setup(start)(objectCreated('tic-table-of-contents/'))).toBeUndefined();
-    // Downloads are ingested by the execution that fetched them (the rule filters them out as well).
-    expect(await setup(start)(objectCreated('_downloads/tic-in-network/a.json.gz'))).toBeUndefined();
-    await expect(setup(start)({ 'detail-type': 'Object Deleted', detail: {} })).rejects.toThrow(ConfigError);
+  it('skips folder markers and downloads', async () => {
+    const { handler, start } = setup();
+    const result = await handler(
+      sqsEvent(
+        { body: objectCreated('tic-table-of-contents/') },
+        { body: objectCreated('_downloads/tic-in-network/a.json.gz') },
+      ),
+    );
+    expect(result).toEqual({ batchItemFailures: [] });
     expect(start).not.toHaveBeenCalled();
+  });
+
+  it('rejects an event that is not an SQS event', async () => {
+    const { handler } = setup();
+    await expect(handler(objectCreated())).rejects.toThrow(ConfigError);
   });
 });
 
@@ -245,16 +300,14 @@ describe('Module: runtime-config', () => {
       lakeBucket: 'k',
       datasets: ['a', 'b'],
     });
-    const startEnv = startExecutionEnvironment({
+    const startConfig = {
       serviceName: 'svc',
       logLevel: 'INFO',
       stateMachineArn: 'arn',
-    });
-    expect(loadStartExecutionConfig(startEnv)).toEqual({
-      serviceName: 'svc',
-      logLevel: 'INFO',
-      stateMachineArn: 'arn',
-    });
+      landingQueueUrl: 'https://sqs.example/q',
+      pacing: { maxStartsPerSecond: 0.5, maxRunningExecutions: 50, starters: 2 },
+    } as const;
+    expect(loadStartExecutionConfig(startExecutionEnvironment(startConfig))).toEqual(startConfig);
   });
 
   it('names each missing or invalid variable', () => {

@@ -1087,11 +1087,11 @@ describe('Stack: SluiceStack (example config)', () => {
       });
     });
 
-    it('targets the start-execution function with retries and a dead-letter queue', () => {
+    it('sends the events to the landing queue, with retries and a dead-letter queue for failed deliveries', () => {
       template.hasResourceProperties('AWS::Events::Rule', {
         Targets: [
           Match.objectLike({
-            Arn: { 'Fn::GetAtt': [logicalId(stack.trigger.startExecution.function), 'Arn'] },
+            Arn: { 'Fn::GetAtt': [logicalId(stack.trigger.landingQueue), 'Arn'] },
             DeadLetterConfig: {
               Arn: { 'Fn::GetAtt': [logicalId(stack.trigger.deliveryDeadLetterQueue), 'Arn'] },
             },
@@ -1099,20 +1099,141 @@ describe('Stack: SluiceStack (example config)', () => {
           }),
         ],
       });
+      // Only this rule may send to the queue.
+      const policy = ofType('AWS::SQS::QueuePolicy').find(([, p]) =>
+        JSON.stringify(p.Properties.Queues).includes(logicalId(stack.trigger.landingQueue)),
+      )![1].Properties.PolicyDocument.Statement as Record<string, Json>[];
+      expect(policy).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Allow',
+          Principal: { Service: 'events.amazonaws.com' },
+          Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+          Condition: {
+            ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [logicalId(stack.trigger.rule), 'Arn'] } },
+          },
+        }),
+      );
+      expect(policy).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Deny',
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        }),
+      );
     });
 
-    it('gives the asynchronously invoked start-execution function a DLQ, and the stage functions none', () => {
-      const start = resources[logicalId(stack.trigger.startExecution.function)]!.Properties;
-      expect(start.DeadLetterConfig).toEqual({
-        TargetArn: { 'Fn::GetAtt': [logicalId(stack.trigger.invocationDeadLetterQueue), 'Arn'] },
+    it('keeps landing events encrypted for 14 days, dead-lettered after 5 failed starts', () => {
+      const queue = resources[logicalId(stack.trigger.landingQueue)]!.Properties;
+      expect(queue).toMatchObject({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 14 * 24 * 3600,
+        // Six times the starter's 60 s timeout.
+        VisibilityTimeout: 360,
+        RedrivePolicy: {
+          deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(stack.trigger.landingDeadLetterQueue), 'Arn'] },
+          maxReceiveCount: 5,
+        },
       });
-      for (const fn of [stack.functions.ingest, stack.functions.silver, stack.functions.reconcile]) {
+    });
+
+    it('feeds the starter from the queue: batch item failures, at most 2 at once, 10 events a batch', () => {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: { 'Fn::GetAtt': [logicalId(stack.trigger.landingQueue), 'Arn'] },
+        FunctionName: { Ref: logicalId(stack.trigger.startExecution.function) },
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        ScalingConfig: { MaximumConcurrency: 2 },
+        // At 5 starts a second shared by 2 starters, 10 starts take 4 s of the 60 s timeout.
+        BatchSize: 10,
+      });
+      const start = resources[logicalId(stack.trigger.startExecution.function)]!.Properties;
+      expect(start.Timeout).toBe(60);
+      expect(start.Environment.Variables).toMatchObject({
+        STATE_MACHINE_ARN: { Ref: logicalId(stack.workflow.stateMachine) },
+        LANDING_QUEUE_URL: { Ref: logicalId(stack.trigger.landingQueue) },
+        MAX_STARTS_PER_SECOND: '5',
+        MAX_RUNNING_EXECUTIONS: '50',
+        STARTERS: '2',
+      });
+    });
+
+    it('lets the starter start and count executions of the workflow, and use the landing queue, only', () => {
+      const statements = statementsOf(stack.trigger.startExecution.role);
+      const machine = { Ref: logicalId(stack.workflow.stateMachine) };
+      const queue = { 'Fn::GetAtt': [logicalId(stack.trigger.landingQueue), 'Arn'] };
+      const byResource = new Map<string, string[]>();
+      for (const statement of statements) {
+        for (const resource of [statement.Resource].flat()) {
+          const key = JSON.stringify(resource);
+          byResource.set(key, [...(byResource.get(key) ?? []), ...actions(statement)]);
+        }
+      }
+      expect(byResource.get(JSON.stringify(machine))?.sort()).toEqual([
+        'states:ListExecutions',
+        'states:StartExecution',
+      ]);
+      expect(byResource.get(JSON.stringify(queue))?.sort()).toEqual([
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:ReceiveMessage',
+        'sqs:SendMessage',
+      ]);
+      const others = [...byResource.entries()].filter(
+        ([resource]) => resource !== JSON.stringify(machine) && resource !== JSON.stringify(queue),
+      );
+      // The rest: its own log group, and X-Ray (which has no resource-level permissions).
+      for (const [resource, granted] of others) {
+        if (resource === '"*"') expect(granted.every((a) => a.startsWith('xray:'))).toBe(true);
+        else expect(granted.every((a) => a.startsWith('logs:'))).toBe(true);
+      }
+    });
+
+    it('leaves no function invoked asynchronously: no Lambda dead-letter queues, no async retries', () => {
+      for (const fn of [
+        stack.trigger.startExecution,
+        stack.functions.ingest,
+        stack.functions.silver,
+        stack.functions.reconcile,
+      ]) {
         expect(resources[logicalId(fn.function)]!.Properties.DeadLetterConfig).toBeUndefined();
       }
-      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
-        MaximumRetryAttempts: 2,
-        MaximumEventAgeInSeconds: 21_600,
-      });
+      const invokeConfigs = ofType('AWS::Lambda::EventInvokeConfig').map(([, c]) =>
+        flatten(c.Properties.FunctionName),
+      );
+      expect(invokeConfigs).not.toContain(logicalId(stack.trigger.startExecution.function));
+    });
+
+    it('reserves no concurrency by default: the account keeps it all', () => {
+      for (const fn of [stack.functions.ingest, stack.functions.silver]) {
+        expect(resources[logicalId(fn.function)]!.Properties.ReservedConcurrentExecutions).toBeUndefined();
+      }
+    });
+
+    it('reserves the configured concurrency for ingest and silver, and warns past a default account', () => {
+      // Bundling skipped: only the functions' properties matter here.
+      const synth = (id: string, ingest: number, silver: number) => {
+        const app = new App({ context: { ...cdkContext(), 'aws:cdk:bundling-stacks': [] } });
+        const config = loadDeploymentConfig(path.join(REPO_ROOT, 'sluice.config.json'));
+        return new SluiceStack(app, id, {
+          config: {
+            ...config,
+            ingest: { ...config.ingest, reservedConcurrency: ingest },
+            silver: { ...config.silver, reservedConcurrency: silver },
+          },
+        });
+      };
+      const reserved = synth('SluiceReserved', 60, 120);
+      const json = Template.fromStack(reserved).toJSON().Resources as Record<string, Resource>;
+      const reservedOf = (fn: { function: { node: { defaultChild?: unknown } } }) =>
+        json[reserved.getLogicalId(fn.function.node.defaultChild as never)]!.Properties
+          .ReservedConcurrentExecutions;
+      expect(reservedOf(reserved.functions.ingest)).toBe(60);
+      expect(reservedOf(reserved.functions.silver)).toBe(120);
+      const warning = Match.stringLikeRegexp('reserve .* concurrent executions');
+      expect(Annotations.fromStack(reserved).findWarning('*', warning)).toEqual([]);
+      expect(Annotations.fromStack(synth('SluiceGreedy', 500, 500)).findWarning('*', warning)).toHaveLength(
+        1,
+      );
     });
   });
 
@@ -1121,7 +1242,7 @@ describe('Stack: SluiceStack (example config)', () => {
     const deadLetterQueues = () => [
       stack.workflow.failureQueue,
       stack.trigger.deliveryDeadLetterQueue,
-      stack.trigger.invocationDeadLetterQueue,
+      stack.trigger.landingDeadLetterQueue,
     ];
     const queueDimensions = (queue: { node: { defaultChild?: unknown } }) => [
       { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue), 'QueueName'] } },
@@ -1155,6 +1276,19 @@ describe('Stack: SluiceStack (example config)', () => {
         );
         expect(resources[logicalId(queue)]!.Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
       }
+    });
+
+    it('alarms when a landing event has waited an hour: the starter is not taking them', () => {
+      expect(alarms()).toContainEqual(
+        expect.objectContaining({
+          Namespace: 'AWS/SQS',
+          MetricName: 'ApproximateAgeOfOldestMessage',
+          Dimensions: queueDimensions(stack.trigger.landingQueue),
+          Statistic: 'Maximum',
+          ComparisonOperator: 'GreaterThanThreshold',
+          Threshold: 3600,
+        }),
+      );
     });
 
     it('alarms on failed, timed-out and aborted executions: outcomes, not throttled transitions', () => {
@@ -1272,9 +1406,9 @@ describe('Stack: SluiceStack (example config)', () => {
 
     it('notifies the KMS-encrypted alarm topic on ALARM and OK, every alarm', () => {
       const topic = logicalId(stack.monitoring.topic);
-      // DLQs × (depth, age), executions (failed, timed out, aborted), datasets × (stale, reconciliation,
-      // running too long, quarantine rate)
-      expect(alarms().length).toBe(3 * 2 + 3 + 2 * 4);
+      // DLQs × (depth, age), the landing queue stalled, executions (failed, timed out, aborted), datasets ×
+      // (stale, reconciliation, running too long, quarantine rate)
+      expect(alarms().length).toBe(3 * 2 + 1 + 3 + 2 * 4);
       for (const alarm of alarms()) {
         expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
         expect(alarm.OKActions).toEqual([{ Ref: topic }]);

@@ -9,6 +9,7 @@ import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { SourceBusyError } from '../lake/source-lease.ts';
 import { dlqCommand } from './dlq-command.ts';
+import { inspectCommand } from './inspect-command.ts';
 import { inCliTerms } from './option-flags.ts';
 import { runQuery } from './query-command.ts';
 import { runIngest } from './run-command.ts';
@@ -203,6 +204,7 @@ Examples:
       }
     });
   program.addCommand(dlqCommand());
+  program.addCommand(inspectCommand());
   return program;
 }
 

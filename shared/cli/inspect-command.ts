@@ -172,7 +172,7 @@ function textReport(report: InspectReport, written: string | undefined): string 
   }
   for (const array of report.arrays) {
     lines.push('');
-    const label = report.format === 'json' ? array.path : report.format === 'csv' ? 'rows' : 'lines';
+    const label = recordLabel(report, array.path);
     lines.push(
       `  ${label}: ${lower}${formatCount(array.count)} elements, ${formatBytes(array.bytes)}` +
         (array.largest
@@ -188,7 +188,7 @@ function textReport(report: InspectReport, written: string | undefined): string 
     const r = report.largestRecord;
     lines.push(
       '',
-      `  largest record  ${formatBytes(r.bytes)}: ${r.path} #${r.index} at byte ${formatCount(r.offset)}`,
+      `  largest record  ${formatBytes(r.bytes)}: ${recordLabel(report, r.path)} #${r.index} at byte ${formatCount(r.offset)}`,
     );
   }
   for (const note of report.notes) lines.push(`  note: ${note}`);
@@ -207,6 +207,11 @@ function textReport(report: InspectReport, written: string | undefined): string 
   }
   lines.push('');
   return lines.join('\n');
+}
+
+/** A record array's name: its path in JSON, `row` or `line` otherwise. */
+function recordLabel(report: InspectReport, path: string): string {
+  return report.format === 'json' ? path : report.format === 'csv' ? 'row' : 'line';
 }
 
 function quoteArg(text: string): string {

@@ -268,16 +268,19 @@ async function inspectJson(
   );
   let reported = 0;
   const records = () => arrays.reduce((n, a) => n + (a?.count ?? 0), 0);
+  // Asked after each chunk, acted on only when another one comes: input that ended there is complete.
+  let stop = false;
   for await (const chunk of chunks) {
+    if (stop) {
+      structure.complete = false;
+      break;
+    }
     scanner.write(chunk);
     if (scanner.bytesScanned - reported >= PROGRESS_EVERY_BYTES) {
       reported = scanner.bytesScanned;
       options.onProgress?.({ uncompressedBytes: reported, records: records() });
     }
-    if (options.shouldStop?.()) {
-      structure.complete = false;
-      break;
-    }
+    stop = options.shouldStop?.() ?? false;
   }
   if (structure.complete) scanner.end();
   // An array seen empty has no records, but it is an array the document holds.
@@ -307,12 +310,14 @@ async function inspectCsv(
   let stopped = false;
   // readCsvRecords is the pipeline's own CSV reading, so what inspect sees is what a run will see.
   async function* untilStopped(): AsyncGenerator<Buffer> {
+    let stop = false;
     for await (const chunk of chunks) {
-      yield chunk;
-      if (options.shouldStop?.()) {
+      if (stop) {
         stopped = true;
         return;
       }
+      yield chunk;
+      stop = options.shouldStop?.() ?? false;
     }
   }
   const config = parseDatasetConfig({ name: 'inspect', format: 'csv', csv: { delimiter } });
@@ -322,7 +327,7 @@ async function inspectCsv(
   let reported = 0;
   for await (const { bytesScanned } of source.batches((_target, index, offset, bytes) => {
     const row = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-    const typed: Record<string, unknown> = {};
+    const typed: Record<string, unknown> = Object.create(null);
     for (const [key, value] of Object.entries(row)) typed[key] = key === '_extra' ? value : typedCell(value);
     addRecord(rows, index, offset, bytes, typed);
   })) {

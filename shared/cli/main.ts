@@ -73,6 +73,10 @@ function buildProgram(outcome: { failed: boolean }): Command {
     )
     .option('-q, --quiet', 'no progress output', false)
     .option(
+      '--no-space-check',
+      'skip the pre-flight check of free disk space in the lake and TMPDIR (estimated from the input size)',
+    )
+    .option(
       '--slice-seconds <n>',
       'parse in slices of about n seconds, checkpointing between them, as on AWS Lambda (a killed run, ' +
         'rerun, resumes from its last checkpoint; any interrupted sliced run does, with or without this)',
@@ -136,7 +140,8 @@ Output layout (under --lake):
   silver/<dataset>/<table>/source=<source>/version=<v>/build=<b>/…   typed tables (query: sluice query)
   _sources/<dataset>/source=<source>/current.json                     the version readers see (the commit)
 
-Exit codes: 0 reconciled, committed or unchanged; 1 failed; 2 bad usage or config; 3 source busy.
+Exit codes: 0 reconciled, committed or unchanged; 1 failed; 2 bad usage or config, or too little disk
+space (nothing ran); 3 source busy.
 ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
@@ -229,6 +234,8 @@ export interface RunOptions {
   readonly wait: boolean;
   /** false with --no-fan-out. */
   readonly fanOut: boolean;
+  /** false with --no-space-check: no pre-flight check of free disk space. */
+  readonly spaceCheck: boolean;
   /** The share of a run's records that may be quarantined. */
   readonly quarantineThreshold: number;
 }

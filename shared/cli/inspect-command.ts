@@ -3,11 +3,9 @@ import { basename } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringifyExact } from '../contracts/exact-json.ts';
 import { ConfigError } from '../errors.ts';
-import { datasetNameFor, draftDatasetConfig } from '../inspect/draft-config.ts';
-import { DEFAULT_URL_MAX_BYTES, type InspectReport, inspectSource } from '../inspect/inspect-source.ts';
+import type { InspectReport } from '../inspect/inspect-source.ts';
 import type { ShapeJson } from '../inspect/value-shape.ts';
 import { formatBytes, formatCount } from './format.ts';
-import { createProgressReporter } from './progress.ts';
 
 /** Options of `sluice inspect`. */
 export interface InspectOptions {
@@ -22,6 +20,9 @@ export interface InspectOptions {
   readonly allowLoopback: boolean;
   readonly allowPrivate: boolean;
 }
+
+/** What `inspect` reads of a URL by default (inspect-source.ts's DEFAULT_URL_MAX_BYTES, which loads lazily). */
+const DEFAULT_URL_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Largest record inspect measures (a larger one fails with RecordTooLargeError, as a run would). */
 const MAX_RECORD_BYTES = 1024 * 1024 * 1024;
@@ -87,6 +88,10 @@ function parseByteCount(value: string): number {
 }
 
 async function runInspect(location: string, options: InspectOptions): Promise<void> {
+  // Loaded when the command runs, so that the CLI's other commands and `--help` start without them.
+  const { inspectSource } = await import('../inspect/inspect-source.ts');
+  const { datasetNameFor, draftDatasetConfig } = await import('../inspect/draft-config.ts');
+  const { createProgressReporter } = await import('./progress.ts');
   const progress = createProgressReporter(process.stderr, !options.quiet && !options.json);
   let report: InspectReport;
   try {
@@ -114,7 +119,7 @@ async function runInspect(location: string, options: InspectOptions): Promise<vo
   let written: string | undefined;
   if (options.writeConfig) {
     const name = options.name ?? datasetNameFor(basename(report.source));
-    let config: ReturnType<typeof draftDatasetConfig>;
+    let config: unknown;
     try {
       config = draftDatasetConfig(report.structure, name);
     } catch (error) {

@@ -11,8 +11,6 @@ import { SourceBusyError } from '../lake/source-lease.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { inspectCommand } from './inspect-command.ts';
 import { inCliTerms } from './option-flags.ts';
-import { runQuery } from './query-command.ts';
-import { runIngest } from './run-command.ts';
 
 /**
  * Exit codes: 0 the run succeeded and nothing in it failed (every record of every file accounted for),
@@ -145,6 +143,8 @@ space (nothing ran); 3 source busy.
 ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
+      // Commands load their modules when they run: `--help` and the others start without them.
+      const { runIngest } = await import('./run-command.ts');
       if (!(await runIngest(file, options))) outcome.failed = true;
     });
 
@@ -173,6 +173,7 @@ Examples:
 `,
     )
     .action(async (sql: string | undefined, options: { lake: string; json: boolean }) => {
+      const { runQuery } = await import('./query-command.ts');
       await runQuery(sql, options);
     });
 

@@ -19,7 +19,7 @@ import {
 } from './inspect-document.ts';
 import { type ShapeJson, shapeToJson } from './value-shape.ts';
 
-/** What `sluice inspect` reads from a URL unless told otherwise (stored bytes). */
+/** What `sluice inspect` reads from a URL unless told otherwise (stored bytes; its help text says so too). */
 export const DEFAULT_URL_MAX_BYTES = 64 * 1024 * 1024;
 const MAX_REDIRECTS = 5;
 const CONNECT_TIMEOUT_MS = 15_000;

@@ -92,8 +92,8 @@ async function removeStaleBundles(keep) {
 }
 
 /**
- * The CLI's `main`: from the bundle of the current sources (built first if need be), or — when it
- * cannot be built (no esbuild, a read-only checkout) — from the TypeScript sources through tsx.
+ * The CLI's `main` and the file it comes from: the bundle of the current sources (built first if need
+ * be), or — when it cannot be built (no esbuild, a read-only checkout) — the TypeScript through tsx.
  */
 export async function loadCli() {
   let dir;
@@ -102,10 +102,14 @@ export async function loadCli() {
   } catch (error) {
     if (process.env.SLUICE_DEBUG) process.stderr.write(`sluice: running from sources: ${error}\n`);
   }
-  if (dir) return import(pathToFileURL(join(dir, 'sluice.mjs')).href);
+  if (dir) {
+    const file = join(dir, 'sluice.mjs');
+    return { main: (await import(pathToFileURL(file).href)).main, file };
+  }
   const { register } = await import('tsx/esm/api');
   register();
-  return import('../shared/cli/main.ts');
+  const file = fileURLToPath(new URL('../shared/cli/main.ts', import.meta.url));
+  return { main: (await import(pathToFileURL(file).href)).main, file };
 }
 
 // `node scripts/cli-bundle.mjs`: build now (npm's postinstall), saying where.

@@ -164,7 +164,7 @@ function textReport(report: InspectReport, written: string | undefined): string 
       `  STOPPED EARLY at --max-bytes ${formatBytes(report.maxBytes ?? 0)}: every count below is a lower bound (--all reads everything)`,
     );
   }
-  lines.push(`  nesting     ${lower}${report.depth} levels deep`);
+  lines.push(`  nesting     ${lower}${report.depth} level${report.depth === 1 ? '' : 's'} deep`);
   if (report.topLevel && report.topLevel.keys.length > 0) {
     lines.push(`  top-level   ${report.topLevel.keys.join(', ')}`);
   }
@@ -177,9 +177,10 @@ function textReport(report: InspectReport, written: string | undefined): string 
   }
   for (const array of report.arrays) {
     lines.push('');
-    const label = recordLabel(report, array.path);
+    const label = report.format === 'json' ? `${array.path}: ` : '';
+    const things = report.format === 'json' ? 'elements' : report.format === 'csv' ? 'rows' : 'lines';
     lines.push(
-      `  ${label}: ${lower}${formatCount(array.count)} elements, ${formatBytes(array.bytes)}` +
+      `  ${label}${lower}${formatCount(array.count)} ${things}, ${formatBytes(array.bytes)}` +
         (array.largest
           ? `, largest ${formatBytes(array.largest.bytes)} (#${array.largest.index} at byte ${formatCount(array.largest.offset)})`
           : ''),

@@ -141,18 +141,26 @@ function newArray(path: string): RecordArray {
   return { path, count: 0, bytes: 0, firstOffset: -1, largest: undefined, shape: emptyShape(), sampled: 0 };
 }
 
-/** Count, measure and (for a sample) parse one record into its array's shape. */
-function addRecord(array: RecordArray, index: number, offset: number, bytes: Buffer, value?: unknown): void {
+/**
+ * Count, measure and (for a sample) parse one record into its array's shape: `record` is its bytes
+ * (JSON) or, with its parsed `value`, its size (a CSV row).
+ */
+function addRecord(
+  array: RecordArray,
+  index: number,
+  offset: number,
+  record: Buffer | number,
+  value?: unknown,
+): void {
+  const size = typeof record === 'number' ? record : record.length;
   array.count++;
-  array.bytes += bytes.length;
+  array.bytes += size;
   if (array.firstOffset < 0) array.firstOffset = offset;
-  if (!array.largest || bytes.length > array.largest.bytes) {
-    array.largest = { index, offset, bytes: bytes.length };
-  }
+  if (!array.largest || size > array.largest.bytes) array.largest = { index, offset, bytes: size };
   const sample = index < SAMPLE_FIRST || (index % SAMPLE_EVERY === 0 && array.sampled < MAX_SAMPLES);
-  if (!sample || (index > 0 && bytes.length > MAX_SAMPLED_RECORD_BYTES)) return;
+  if (!sample || (index > 0 && size > MAX_SAMPLED_RECORD_BYTES)) return;
   array.sampled++;
-  mergeValue(array.shape, value !== undefined ? value : parseExact(bytes.toString('utf8')));
+  mergeValue(array.shape, typeof record === 'number' ? value : parseExact(record.toString('utf8')));
 }
 
 /**
@@ -262,7 +270,7 @@ async function inspectJson(
       ...(discovery && { discover: discovery }),
     },
     (target, index, offset, bytes) => {
-      arrays[target] ??= newArray(paths.recordNames[target] ?? '[*]');
+      arrays[target] ??= newArray(discovery ? paths.recordNames[target]! : '[*]');
       addRecord(arrays[target]!, index, offset, bytes);
     },
   );
@@ -285,7 +293,7 @@ async function inspectJson(
   if (structure.complete) scanner.end();
   // An array seen empty has no records, but it is an array the document holds.
   paths.recordNames.forEach((name, i) => {
-    arrays[i] ??= newArray(name);
+    arrays[i] ??= newArray(discovery ? name : '[*]');
   });
   structure.uncompressedBytes = scanner.bytesScanned;
   structure.depth = scanner.deepest;
@@ -325,17 +333,24 @@ async function inspectCsv(
   const rows = newArray('[*]');
   structure.arrays.push(rows);
   let reported = 0;
+  // A row's size is the distance to the next row's start (the bytes handed over are the row as JSON).
+  let previous: { index: number; offset: number; value: Record<string, unknown> } | undefined;
+  const addPrevious = (end: number) => {
+    if (previous) addRecord(rows, previous.index, previous.offset, end - previous.offset, previous.value);
+  };
   for await (const { bytesScanned } of source.batches((_target, index, offset, bytes) => {
+    addPrevious(offset);
     const row = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
     const typed: Record<string, unknown> = Object.create(null);
     for (const [key, value] of Object.entries(row)) typed[key] = key === '_extra' ? value : typedCell(value);
-    addRecord(rows, index, offset, bytes, typed);
+    previous = { index, offset, value: typed };
   })) {
     if (bytesScanned - reported >= PROGRESS_EVERY_BYTES) {
       reported = bytesScanned;
       options.onProgress?.({ uncompressedBytes: bytesScanned, records: rows.count });
     }
   }
+  addPrevious(source.bytesScanned());
   structure.complete = !stopped;
   structure.uncompressedBytes = source.bytesScanned();
   structure.depth = 1;

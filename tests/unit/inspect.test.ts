@@ -135,11 +135,19 @@ describe('inspectSource', () => {
 
   it('types CSV cells as a config would: leading zeros stay text, integers, numbers, dates, booleans', async () => {
     const csv =
-      'zip,count,price,day,ok,__proto__\n01234,1,2.5,2024-01-02,true,x\n98765,22,3,2024-02-03,false,y\n';
+      'zip,count,price,day,ok,__proto__\n01234,1,2.5,2024-01-02,true,x\n98765,22,3,2024-02-03,false,yz\n';
     const report = await inspectSource(await write('rows.csv', csv), LIMITS);
     expect(report.format).toBe('csv');
     expect(report.csv?.columns).toEqual(['zip', 'count', 'price', 'day', 'ok', '__proto__']);
     expect(report.arrays[0]?.count).toBe(2);
+    // Rows are measured in the file's bytes, from their first byte to the next row's.
+    const [header, first, second] = csv.split('\n');
+    expect(report.arrays[0]?.largest).toEqual({
+      index: 1,
+      offset: header!.length + 1 + first!.length + 1,
+      bytes: second!.length + 1,
+    });
+    expect(report.arrays[0]?.bytes).toBe(csv.length - header!.length - 1);
     const config = parseDatasetConfig(draftDatasetConfig(report.structure, 'rows'));
     expect(config.silver?.columns.map((c) => [c.name, c.type, c.source])).toEqual([
       ['zip', 'string', undefined],

@@ -82,6 +82,43 @@ export class ConfigError extends PipelineError {
   override name = 'ConfigError';
 }
 
+/**
+ * The disk filled up while something was being written (ENOSPC, or a quota: EDQUOT). Says what was being
+ * written, where, and how full that filesystem is. The write was abandoned whole (nothing half-written
+ * stays under its name) and the run never commits, so freeing space and running again is safe.
+ */
+export class DiskFullError extends PipelineError {
+  override name = 'DiskFullError';
+  constructor(
+    readonly path: string,
+    readonly what: string,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `no space left on the device writing ${what} (${path}): ${detail}. Free space there, or point ` +
+        '--lake (the lake) or TMPDIR (scratch space) at a larger disk, and run again: no version of this ' +
+        'run became current, and the rerun resumes from what it finished',
+      options,
+    );
+  }
+}
+
+/** Whether an error is a full disk or quota: from Node (`code`) or from DuckDB (only its message says). */
+export function isDiskFull(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: string; message?: string };
+  return (
+    code === 'ENOSPC' ||
+    code === 'EDQUOT' ||
+    /No space left on device|Disk quota exceeded/.test(message ?? '')
+  );
+}
+
+/** There is too little free space for a run, found before it starts (`sluice run`'s pre-flight check). */
+export class InsufficientSpaceError extends ConfigError {
+  override name = 'InsufficientSpaceError';
+}
+
 /** The requested object does not exist in the store. */
 export class ObjectNotFoundError extends PipelineError {
   override name = 'ObjectNotFoundError';

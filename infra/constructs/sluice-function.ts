@@ -137,7 +137,7 @@ export class SluiceFunction extends Construct {
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',
       reason:
-        'Node.js 22 is the runtime the code is built and tested for (engines >= 20.6, bundled for node22); ' +
+        'Node.js 22 is the runtime the code is built and tested for (engines >= 22, bundled for node22); ' +
         'moving to Node.js 24 is a deliberate upgrade with its own test run.',
     });
     if (props.tracing) {

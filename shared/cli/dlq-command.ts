@@ -1,16 +1,11 @@
 import { resolve } from 'node:path';
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
-import { SqsDeadLetterStore } from '../adapters/aws/sqs-dead-letter-store.ts';
-import { openLakeStore } from '../adapters/lake-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, loadDatasetConfigFile } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { ConfigError } from '../errors.ts';
-import { runWorkflowLocally, WorkflowFailedError } from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { DeadLetter, DeadLetterStore } from '../ports/dead-letter-store.ts';
@@ -85,17 +80,23 @@ export function dlqCommand(): Command {
   return dlq;
 }
 
+// The AWS SDK and the local runner load when a subcommand needs them, not with the CLI: `sluice --help`
+// and every other command start without them (see docs/BENCHMARKS.md, "Start-up").
+
 /** The store the options name: the failure queue, or the local lake's folder. */
-export function deadLetterStoreFor(options: DlqOptions): DeadLetterStore {
+export async function deadLetterStoreFor(options: DlqOptions): Promise<DeadLetterStore> {
   if (options.queueUrl) {
+    const { SQSClient } = await import('@aws-sdk/client-sqs');
+    const { SqsDeadLetterStore } = await import('../adapters/aws/sqs-dead-letter-store.ts');
     const client = new SQSClient(options.region ? { region: options.region } : {});
     return new SqsDeadLetterStore({ client, queueUrl: options.queueUrl });
   }
+  const { openLakeStore } = await import('../adapters/lake-store.ts');
   return new FolderDeadLetterStore(openLakeStore(options.lake));
 }
 
 async function listCommand(options: DlqOptions): Promise<void> {
-  const store = deadLetterStoreFor(options);
+  const store = await deadLetterStoreFor(options);
   const letters = await store.list();
   if (options.json) {
     for (const letter of letters) process.stdout.write(`${JSON.stringify(letter)}\n`);
@@ -125,7 +126,7 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
   if (!id && !options.all) throw new ConfigError('say which dead letter to redrive: an <id>, or --all.');
   if (id && options.all) throw new ConfigError('give an <id> or --all, not both.');
   const sfn = options.queueUrl ? startExecutionsWith(options) : undefined;
-  const store = deadLetterStoreFor(options);
+  const store = await deadLetterStoreFor(options);
   let letters: DeadLetter[];
   if (id) {
     const letter = await store.get(id);
@@ -166,6 +167,7 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
   }
   if (letters.length === 0) report(options, { status: 'nothing to redrive', location: store.location });
   if (failed > 0) {
+    const { WorkflowFailedError } = await import('../pipeline/local-runner.ts');
     throw new WorkflowFailedError(
       `${failed} of ${letters.length} redriven execution(s) failed again; their failures are recorded ` +
         `in ${store.location}`,
@@ -205,6 +207,8 @@ export async function redriveLocally(
       `${letter.id} is of dataset "${datasetName}", --config describes "${dataset.name}"`,
     );
   }
+  const { runWorkflowLocally } = await import('../pipeline/local-runner.ts');
+  const { openLakeStore } = await import('../adapters/lake-store.ts');
   const deps = {
     lake: openLakeStore(options.lake),
     clock: systemClock,
@@ -266,10 +270,19 @@ function startExecutionsWith(options: DlqOptions): {
         '(the stack output StateMachineArn).',
     );
   }
-  const client = new SFNClient(options.region ? { region: options.region } : {});
+  const region = options.region;
+  const client = import('@aws-sdk/client-sfn').then(({ SFNClient, StartExecutionCommand }) => ({
+    sfn: new SFNClient(region ? { region } : {}),
+    StartExecutionCommand,
+  }));
+  // The rejection (a broken install) is the first startExecution's to report, not an unhandled one.
+  client.catch(() => {});
   return {
     stateMachineArn: options.stateMachineArn,
-    startExecution: (request) => client.send(new StartExecutionCommand(request)),
+    startExecution: async (request) => {
+      const { sfn, StartExecutionCommand } = await client;
+      return sfn.send(new StartExecutionCommand(request));
+    },
   };
 }
 

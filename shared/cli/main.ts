@@ -8,11 +8,10 @@ import {
 import { builtInDatasets } from '../contracts/datasets/index.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { SourceBusyError } from '../lake/source-lease.ts';
-import { type LambdaLimits, parseLambdaLimits } from '../pipeline/lambda-limits.ts';
+import { type LambdaLimits, parseLambdaLimits } from '../pipeline/lambda-limits-option.ts';
 import { dlqCommand } from './dlq-command.ts';
+import { inspectCommand } from './inspect-command.ts';
 import { inCliTerms } from './option-flags.ts';
-import { runQuery } from './query-command.ts';
-import { runIngest } from './run-command.ts';
 
 /**
  * Exit codes: 0 the run succeeded and nothing in it failed (every record of every file accounted for),
@@ -76,6 +75,10 @@ function buildProgram(outcome: { failed: boolean }): Command {
       false,
     )
     .option('-q, --quiet', 'no progress output', false)
+    .option(
+      '--no-space-check',
+      'skip the pre-flight check of free disk space in the lake and TMPDIR (estimated from the input size)',
+    )
     .option(
       '--slice-seconds <n>',
       'parse (and download a URL) in slices of about n seconds, checkpointing between them, as on AWS ' +
@@ -147,10 +150,13 @@ Output layout (under --lake):
   silver/<dataset>/<table>/source=<source>/version=<v>/build=<b>/…   typed tables (query: sluice query)
   _sources/<dataset>/source=<source>/current.json                     the version readers see (the commit)
 
-Exit codes: 0 reconciled, committed or unchanged; 1 failed; 2 bad usage or config; 3 source busy.
+Exit codes: 0 reconciled, committed or unchanged; 1 failed; 2 bad usage or config, or too little disk
+space (nothing ran); 3 source busy.
 ${EXAMPLES}`,
     )
     .action(async (file: string, options: RunOptions) => {
+      // Commands load their modules when they run: `--help` and the others start without them.
+      const { runIngest } = await import('./run-command.ts');
       if (!(await runIngest(file, options))) outcome.failed = true;
     });
 
@@ -179,6 +185,7 @@ Examples:
 `,
     )
     .action(async (sql: string | undefined, options: { lake: string; json: boolean }) => {
+      const { runQuery } = await import('./query-command.ts');
       await runQuery(sql, options);
     });
 
@@ -215,6 +222,7 @@ Examples:
       }
     });
   program.addCommand(dlqCommand());
+  program.addCommand(inspectCommand());
   return program;
 }
 
@@ -240,6 +248,8 @@ export interface RunOptions {
   readonly wait: boolean;
   /** false with --no-fan-out. */
   readonly fanOut: boolean;
+  /** false with --no-space-check: no pre-flight check of free disk space. */
+  readonly spaceCheck: boolean;
   /** The share of a run's records that may be quarantined. */
   readonly quarantineThreshold: number;
 }

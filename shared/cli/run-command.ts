@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { openLakeStore } from '../adapters/lake-store.ts';
@@ -37,6 +37,12 @@ import type { Source } from '../workflow/source.ts';
 import { formatBytes } from './format.ts';
 import type { RunOptions } from './main.ts';
 import { inCliTerms } from './option-flags.ts';
+import {
+  checkFreeSpace,
+  estimateInputSize,
+  LAKE_BYTES_PER_INPUT_BYTE,
+  SCRATCH_BYTES_PER_INPUT_BYTE,
+} from './preflight.ts';
 import { createProgressReporter } from './progress.ts';
 import { jsonSummary, runOutcome, StageTimes, textSummary } from './run-summary.ts';
 
@@ -101,6 +107,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
     return true;
   }
   if (local && options.sha256 !== undefined) await verifySha256(local.path, options.sha256);
+  if (local && options.spaceCheck) await checkSpaceFor(local.path, options);
 
   // One run per source at a time in this lake: taken before the download, held (renewed) to the end.
   const workflowInput = {
@@ -119,6 +126,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
   const keeper = keepSourceLease(lease, leaseDeps, (error) => {
     process.stderr.write(`warning: ${error.message}\n`);
   });
+  let failed = false;
   try {
     return await runSource(
       workflowInput,
@@ -128,10 +136,29 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
       local?.path ?? shownUrl(file),
       options,
     );
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
     keeper.stop();
-    await releaseSourceLease(lease, leaseDeps);
+    await releaseSourceLease(lease, leaseDeps).catch((error: Error) => {
+      // The run's own error says what went wrong (a full disk fails the release too): keep it.
+      if (!failed) throw error;
+      process.stderr.write(`warning: the source's lease was not released: ${inCliTerms(error.message)}\n`);
+    });
   }
+}
+
+/** The pre-flight disk check of a local file's run: the lake and scratch space (TMPDIR). */
+async function checkSpaceFor(path: string, options: RunOptions): Promise<void> {
+  const input = await estimateInputSize(path);
+  await checkFreeSpace(
+    [
+      { role: 'lake', folder: resolve(options.lake), bytes: input.bytes * LAKE_BYTES_PER_INPUT_BYTE },
+      { role: 'scratch', folder: tmpdir(), bytes: input.bytes * SCRATCH_BYTES_PER_INPUT_BYTE },
+    ],
+    input,
+  );
 }
 
 /**

@@ -2,7 +2,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { TableSpec } from '../../contracts/silver/table.ts';
-import { PipelineError } from '../../errors.ts';
+import { DiskFullError, isDiskFull, PipelineError } from '../../errors.ts';
 import type { MergedTableResult } from '../../ports/table-writer.ts';
 import { SINGLE_THREAD, writeFinalTable } from './final-table.ts';
 import { planTable } from './parquet-table-writer.ts';
@@ -62,6 +62,9 @@ export async function mergeParquetPartials(
           file,
         };
       } catch (error) {
+        if (isDiskFull(error)) {
+          throw new DiskFullError(file, `silver table ${name}`, message(error), { cause: error });
+        }
         throw new PipelineError(
           `silver table ${name}: merging ${files.length} partial files failed: ${message(error)}`,
           { cause: error },

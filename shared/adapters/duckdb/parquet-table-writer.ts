@@ -16,7 +16,7 @@ import {
   type Row,
   type TableSpec,
 } from '../../contracts/silver/table.ts';
-import { PipelineError } from '../../errors.ts';
+import { DiskFullError, isDiskFull, PipelineError } from '../../errors.ts';
 import {
   InvalidRowError,
   type TableWriteResult,
@@ -231,6 +231,9 @@ class ParquetTableWriter implements TableWriter {
         await rm(partial, { force: true });
       }
     } catch (error) {
+      if (isDiskFull(error)) {
+        throw new DiskFullError(file, `silver table ${spec.name}`, message(error), { cause: error });
+      }
       throw new PipelineError(`silver table ${spec.name}: writing ${file} failed: ${message(error)}`, {
         cause: error,
       });

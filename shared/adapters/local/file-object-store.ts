@@ -11,6 +11,7 @@ import {
   rm,
   rmdir,
   stat,
+  statfs,
   unlink,
   writeFile,
 } from 'node:fs/promises';
@@ -19,7 +20,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  DiskFullError,
   InvalidKeyError,
+  isDiskFull,
   ObjectNotFoundError,
   PreconditionFailedError,
   TransientError,
@@ -158,6 +161,9 @@ export class FileObjectStore implements ObjectStore, MultipartUploads {
       }
       await syncDirectory(path.dirname(file));
       return toObjectInfo(key, stats);
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      throw new DiskFullError(file, `object ${key}`, await describeFreeSpace(this.#root), { cause: error });
     } finally {
       // After `link` the temp name is a second name of the object; removing it leaves the object.
       if (!installed) await rm(tmp, { force: true });
@@ -612,6 +618,17 @@ async function syncDirectory(dir: string): Promise<void> {
     }
   } catch {
     // The object is already installed and visible; only durability across power loss is at stake.
+  }
+}
+
+/** How full the filesystem holding `dir` is, for a DiskFullError. */
+async function describeFreeSpace(dir: string): Promise<string> {
+  try {
+    const fs = await statfs(dir);
+    const mb = (blocks: number) => `${((blocks * fs.bsize) / 1e6).toFixed(1)} MB`;
+    return `${mb(fs.bavail)} free of ${mb(fs.blocks)} on the filesystem of ${dir}`;
+  } catch {
+    return `the filesystem of ${dir} is full`;
   }
 }
 

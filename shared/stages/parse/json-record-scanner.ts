@@ -28,6 +28,23 @@ export interface ScannerOptions {
   readonly maxRecordBytes: number;
   /** Deepest nesting accepted. @default 1000 */
   readonly maxDepth?: number;
+  /** Grow the path trie as the document reveals it (`sluice inspect`), instead of following fixed paths. */
+  readonly discover?: PathDiscovery;
+}
+
+/**
+ * Learns a document's skeleton for `sluice inspect`: the scanner asks for a node when a key of a navigated
+ * object is not in the trie yet, and for a target when a value lands on a node that has none. The hooks
+ * run once per key of the skeleton (never inside records), so the scan stays at full speed.
+ */
+export interface PathDiscovery {
+  /** The node for `key` under `parent` (added to `parent.children`), or undefined to skip its value. */
+  learnKey(parent: PathNode, key: string): PathNode | undefined;
+  /**
+   * A value of `kind` starts at a node without a target: give the node a record target (an array: its
+   * elements become records), a header target (a scalar) or leave it (an object is navigated).
+   */
+  learnValue(node: PathNode, kind: JsonKind): void;
 }
 
 /**
@@ -217,13 +234,16 @@ export class JsonRecordScanner {
   readonly topLevelKeys: string[] = [];
   /** How many keys the top-level object had so far. */
   topLevelKeyCount = 0;
+  /** The deepest nesting seen so far (1 for a flat array or object). */
+  deepest = 0;
 
   constructor(
     private readonly options: ScannerOptions,
     onRecord: RecordHandler,
   ) {
     this.maxDepth = options.maxDepth ?? 1000;
-    this.maxKeyBytes = 6 * longestKey(options.paths.root) + 2;
+    // Discovery keeps every key of the skeleton; a key longer than 64 KiB is not one a path could name.
+    this.maxKeyBytes = options.discover ? 64 * 1024 : 6 * longestKey(options.paths.root) + 2;
     this.containers = new Uint8Array(Math.min(this.maxDepth + 1, 64));
     this.onRecord = onRecord;
     this.recordCounts = options.paths.recordNames.map(() => 0);
@@ -586,6 +606,7 @@ export class JsonRecordScanner {
       this.containers = grown;
     }
     this.containers[this.depth++] = kind;
+    if (this.depth > this.deepest) this.deepest = this.depth;
   }
 
   private close(chunk: Buffer, i: number, c: number): number {
@@ -638,6 +659,11 @@ export class JsonRecordScanner {
       this.opaqueBase = depth; // not on any path: validate only
       return;
     }
+    const discover = this.options.discover;
+    if (discover && node.recordTarget < 0 && node.headerTarget < 0) {
+      discover.learnValue(node, kindOfFirstByte(c));
+      while (this.recordCounts.length < this.options.paths.recordNames.length) this.recordCounts.push(0);
+    }
     const seen = this.pathValues[node.id];
     if (seen === undefined || seen.kind === 'array') {
       this.pathValues[node.id] = { kind: kindOfFirstByte(c), offset: this.offset + i };
@@ -648,7 +674,7 @@ export class JsonRecordScanner {
       this.frameKind.push(FRAME_RECORDS);
       this.frameNode.push(undefined);
       this.frameTarget.push(node.recordTarget);
-    } else if (c === 0x7b && node.children.size > 0) {
+    } else if (c === 0x7b && (node.children.size > 0 || discover)) {
       this.frameKind.push(FRAME_NAV);
       this.frameNode.push(node);
       this.frameTarget.push(-1);
@@ -683,7 +709,7 @@ export class JsonRecordScanner {
       ? (JSON.parse(`"${raw.toString('utf8')}"`) as string)
       : raw.toString('utf8');
     const parent = this.frameNode[this.depth - 1];
-    this.pendingNode = parent?.children.get(key);
+    this.pendingNode = parent?.children.get(key) ?? (parent && this.options.discover?.learnKey(parent, key));
     if (this.depth === 1 && this.topLevelKeys.length < TOP_LEVEL_KEYS_KEPT) this.topLevelKeys.push(key);
   }
 

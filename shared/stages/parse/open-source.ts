@@ -75,9 +75,24 @@ export async function openSource(store: ObjectStore, key: string): Promise<Opene
   const info = await store.head(key);
   if (!info) throw new ObjectNotFoundError(key);
   const compression = await detectCompression(store, key, info.size);
+  const decoded = decodeStream(await store.read(key), compression, store.uri(key));
+  return { info, compression, ...decoded };
+}
+
+/** A stream of stored bytes, decompressed into chunks of at least 1 MiB, hashed and counted as it passes. */
+export interface DecodedStream {
+  readonly chunks: AsyncIterable<Buffer>;
+  storedBytesRead(): number;
+  sha256(): string;
+}
+
+/**
+ * Decode a stream of stored bytes (`compression` as `detectCompression` or `isGzipMagic` said) for one
+ * sequential pass; gzip errors become MalformedInputError with the compressed byte offset. Leaving the
+ * `chunks` loop early destroys the stream (and so closes the file or the connection).
+ */
+export function decodeStream(raw: Readable, compression: 'gzip' | 'none', uri: string): DecodedStream {
   const tap = new StoredBytesTap();
-  const raw = await store.read(key);
-  const uri = store.uri(key);
   let stream: Readable;
   if (compression === 'gzip') {
     stream = pipeline(
@@ -109,8 +124,6 @@ export async function openSource(store: ObjectStore, key: string): Promise<Opene
     digest = tap.hash.digest('hex');
   }
   return {
-    info,
-    compression,
     chunks: chunks(),
     storedBytesRead: () => tap.bytes,
     sha256: () => {
@@ -118,6 +131,11 @@ export async function openSource(store: ObjectStore, key: string): Promise<Opene
       return digest;
     },
   };
+}
+
+/** Whether stored bytes begin with gzip's magic number. */
+export function isGzipMagic(head: Uint8Array): boolean {
+  return head[0] === 0x1f && head[1] === 0x8b;
 }
 
 /** gzip or not, from the object's magic bytes (names lie: `.json` files are often gzip). */
@@ -135,5 +153,5 @@ async function isGzip(store: ObjectStore, key: string, size: number): Promise<bo
   const bytes: Buffer[] = [];
   for await (const chunk of head) bytes.push(chunk as Buffer);
   const magic = Buffer.concat(bytes);
-  return magic[0] === 0x1f && magic[1] === 0x8b;
+  return isGzipMagic(magic);
 }

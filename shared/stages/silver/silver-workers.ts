@@ -15,8 +15,17 @@ import {
 } from './silver-worker-protocol.ts';
 import { reviveError } from './worker-errors.ts';
 
-/** The worker's JavaScript entry, which registers tsx and then loads `ENTRY`. */
-const BOOTSTRAP = new URL('./silver-worker-bootstrap.mjs', import.meta.url);
+/** Set (to true) by the CLI's bundle (scripts/cli-bundle.mjs); absent when the TypeScript runs as it is. */
+declare const SLUICE_BUNDLED: boolean | undefined;
+
+/**
+ * The worker's JavaScript entry. In the CLI's bundle: the bundled worker beside it. From the sources:
+ * a bootstrap that registers tsx, then loads `ENTRY`.
+ */
+const BOOTSTRAP =
+  typeof SLUICE_BUNDLED !== 'undefined' && SLUICE_BUNDLED
+    ? new URL('./silver-worker.mjs', import.meta.url)
+    : new URL('./silver-worker-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./silver-worker.ts', import.meta.url).href;
 
 /**

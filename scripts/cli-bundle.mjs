@@ -17,7 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
 /** The folders whose files make the CLI. */
-const SOURCE_DIRS = ['shared', 'infra'];
+const SOURCE_DIRS = ['shared', 'functions', 'infra'];
 /** Bundles of other sources are removed once this old (a process may still be running one). */
 const STALE_BUNDLE_MS = 24 * 3600 * 1000;
 

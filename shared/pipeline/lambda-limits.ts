@@ -71,7 +71,9 @@ export type ChildMessage =
   | { readonly type: 'result'; readonly value: unknown }
   | { readonly type: 'error'; readonly name: string; readonly message: string; readonly stack?: string };
 
-const CHILD = fileURLToPath(new URL('./lambda-invocation-child.ts', import.meta.url));
+// From the repository root, so the path holds from the sources and from the CLI's bundle (dist/cli-*/,
+// two folders down as shared/pipeline/ is); the child runs the TypeScript through tsx either way.
+const CHILD = fileURLToPath(new URL('../../shared/pipeline/lambda-invocation-child.ts', import.meta.url));
 
 /** An invocation that failed as Lambda's runtime reports it (its `name` is the Step Functions error). */
 export class LambdaRuntimeError extends Error {

@@ -11,7 +11,9 @@ import { SourceBusyError } from '../lake/source-lease.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { inCliTerms } from './option-flags.ts';
 import { runQuery } from './query-command.ts';
+import { reportCommand } from './report-command.ts';
 import { runIngest } from './run-command.ts';
+import { runsCommand } from './runs-command.ts';
 
 /**
  * Exit codes: 0 the run succeeded and nothing in it failed (every record of every file accounted for),
@@ -203,6 +205,8 @@ Examples:
       }
     });
   program.addCommand(dlqCommand());
+  program.addCommand(runsCommand());
+  program.addCommand(reportCommand());
   return program;
 }
 

@@ -45,6 +45,14 @@ export const BronzeManifest = z.object({
   records: z.record(z.string(), z.number().int().nonnegative()),
   parts: z.array(BronzePartSchema),
   parser: z.string(),
-  timings: z.object({ startedAt: z.string(), finishedAt: z.string(), durationMs: z.number() }),
+  timings: z.object({
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    durationMs: z.number(),
+    /** Slices the parse took (absent in manifests written before it was recorded). */
+    slices: z.number().int().positive().optional(),
+    /** The parse continued from a checkpoint that an interrupted run (another holder) left. */
+    resumed: z.boolean().optional(),
+  }),
 });
 export type BronzeManifest = z.infer<typeof BronzeManifest>;

@@ -12,5 +12,35 @@ export interface TableInspector {
     from: { readonly file: string; readonly column: string },
     to: { readonly file: string | undefined; readonly column: string },
   ): Promise<{ referenced: number; dangling: number; examples: string[] }>;
+  /**
+   * A profile of a Parquet file for the run report: rows, and per scalar column its nulls, approximate
+   * distinct values and min/max, in one scan (list and struct columns: nulls only).
+   */
+  profile(file: string): Promise<TableProfile>;
+  /** Up to `perGroup` rows for each distinct value of `group`, with `columns` as text, in file order. */
+  firstRowsPerGroup(
+    file: string,
+    group: string,
+    columns: readonly string[],
+    perGroup: number,
+  ): Promise<Record<string, string | null>[]>;
   close(): Promise<void>;
+}
+
+/** What one silver table holds, read back from its Parquet file. */
+export interface TableProfile {
+  readonly rows: number;
+  readonly columns: readonly ColumnProfile[];
+}
+
+export interface ColumnProfile {
+  readonly name: string;
+  /** DuckDB's type name (`VARCHAR`, `DOUBLE`, `VARCHAR[]`, …). */
+  readonly type: string;
+  readonly nulls: number;
+  /** HyperLogLog estimate (DuckDB's `approx_count_distinct`); absent for list and struct columns. */
+  readonly distinct?: number;
+  /** As text, cut to a few dozen characters; absent for list and struct columns and all-null columns. */
+  readonly min?: string;
+  readonly max?: string;
 }

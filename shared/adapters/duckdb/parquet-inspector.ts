@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import type { TableInspector } from '../../ports/table-inspector.ts';
+import type { ColumnProfile, TableInspector } from '../../ports/table-inspector.ts';
 
 /** SQL string literal (single quotes doubled): file paths are ours, but never trust a path in SQL. */
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
@@ -16,6 +16,10 @@ const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 const MEMORY_LIMIT = '384MB';
 /** Dangling references named in the report. */
 const DANGLING_EXAMPLES = 5;
+/** Characters of a min or max value kept in a profile: enough to recognize it, never a whole document. */
+const PROFILE_VALUE_CHARS = 60;
+/** Types without an order or a useful distinct count: lists, structs, maps, unions. */
+const NESTED_TYPE = /(\[\d*\]$)|^(STRUCT|MAP|UNION)\b/;
 
 /** TableInspector over DuckDB: reads the Parquet files themselves. */
 export async function openParquetInspector(): Promise<TableInspector> {
@@ -75,6 +79,58 @@ export async function openParquetInspector(): Promise<TableInspector> {
               .getRowsJS()
               .map((row) => String(row[0]));
       return { referenced, dangling, examples };
+    },
+    async profile(file) {
+      const source = `read_parquet(${literal(file)}, hive_partitioning = false)`;
+      const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`);
+      const columns = described.getRowsJS().map((row) => ({ name: String(row[0]), type: String(row[1]) }));
+      // One scan for every column: exact nulls, HyperLogLog distinct counts (a few KB of state per column
+      // however many rows), min and max cut short. Nested columns get their null count only.
+      const aggregates = columns.flatMap(({ name, type }) => {
+        const c = identifier(name);
+        return NESTED_TYPE.test(type)
+          ? [`count(${c})`]
+          : [
+              `count(${c})`,
+              `approx_count_distinct(${c})`,
+              `left(CAST(min(${c}) AS VARCHAR), ${PROFILE_VALUE_CHARS})`,
+              `left(CAST(max(${c}) AS VARCHAR), ${PROFILE_VALUE_CHARS})`,
+            ];
+      });
+      const reader = await connection.runAndReadAll(
+        `SELECT ${['count(*)', ...aggregates].join(', ')} FROM ${source}`,
+      );
+      const values = reader.getRowsJS()[0] ?? [];
+      const rows = Number(values[0] ?? 0);
+      let at = 1;
+      const profiles: ColumnProfile[] = columns.map(({ name, type }) => {
+        const nulls = rows - Number(values[at++] ?? 0);
+        if (NESTED_TYPE.test(type)) return { name, type, nulls };
+        const distinct = Number(values[at++] ?? 0);
+        const min = values[at++];
+        const max = values[at++];
+        return {
+          name,
+          type,
+          nulls,
+          distinct,
+          ...(min !== null && min !== undefined && { min: String(min) }),
+          ...(max !== null && max !== undefined && { max: String(max) }),
+        };
+      });
+      return { rows, columns: profiles };
+    },
+    async firstRowsPerGroup(file, group, columns, perGroup) {
+      const source = `read_parquet(${literal(file)}, hive_partitioning = false, file_row_number = true)`;
+      const selected = columns.map((c) => `CAST(${identifier(c)} AS VARCHAR) AS ${identifier(c)}`);
+      const reader = await connection.runAndReadAll(
+        `SELECT ${selected.join(', ')} FROM ${source}
+         QUALIFY row_number() OVER (PARTITION BY ${identifier(group)} ORDER BY file_row_number) <= ${Math.trunc(perGroup)}
+         ORDER BY ${identifier(group)}, file_row_number`,
+      );
+      return reader
+        .getRowsJS()
+        .map((row) => Object.fromEntries(columns.map((c, i) => [c, row[i] == null ? null : String(row[i])])));
     },
     async close() {
       connection.closeSync();

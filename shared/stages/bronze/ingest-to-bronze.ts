@@ -208,6 +208,9 @@ export async function ingestSlice(
   }
   const startedAt = checkpoint?.startedAt ?? deps.clock.now().toISOString();
   const slicesDone = checkpoint?.slices ?? 0;
+  // Resumed: continuing a checkpoint that another run (a killed process, an earlier execution) left.
+  const resumed =
+    checkpoint !== undefined && (checkpoint.resumed === true || checkpoint.holder !== input.leaseHolder);
 
   const targets = recordTargets(dataset);
   const compressor = new BlockCompressor(dataset.bronze.compressionLevel);
@@ -291,6 +294,8 @@ export async function ingestSlice(
         source: { size: info.size, etag: info.etag },
         slices: slicesDone + 1,
         startedAt,
+        ...(input.leaseHolder !== undefined && { holder: input.leaseHolder }),
+        ...(resumed && { resumed }),
         resume: (opened as ResumableSource).resumePoint(scanner.bytesScanned),
         scanner: scanner.snapshot(),
         nextSegmentAt,
@@ -359,6 +364,8 @@ export async function ingestSlice(
       startedAt,
       finishedAt: finishedAt.toISOString(),
       durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
+      slices: slicesDone + 1,
+      resumed,
     },
   };
   await deps.lake.write(manifestKey, `${stringifyLossless(manifest, 2)}\n`, {

@@ -10,6 +10,8 @@ import { QUARANTINE_TABLE, reconciliationKey, silverBuildOf, silverManifestKey }
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
+import { readTableFacts, type TableFacts } from '../../report/table-facts.ts';
+import { writeRunReport } from '../../report/write-run-report.ts';
 import { lineEnds, readBronzeManifest, readBronzePart, readText } from '../bronze/read-bronze.ts';
 
 export interface ReconcileInput {
@@ -62,6 +64,12 @@ export interface ReconciliationReport {
     readonly integrity: number;
   };
   readonly checkedAt: string;
+  /** When reconciliation started and ended (`finishedAt` = `checkedAt`). */
+  readonly timings?: { readonly startedAt: string; readonly finishedAt: string; readonly durationMs: number };
+  /** Per silver table, its profile read from its Parquet file (see TableFacts), for the run report. */
+  readonly profiles?: TableFacts['profiles'];
+  /** A few quarantined records per rule, with the offending value. */
+  readonly quarantineExamples?: TableFacts['quarantineExamples'];
 }
 
 /**
@@ -74,6 +82,7 @@ export interface ReconciliationReport {
  * quarantined: accounted for, but not a success.
  */
 export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Promise<ReconciliationReport> {
+  const startedAt = deps.clock.now();
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
   const silver = SilverManifest.parse(
@@ -91,6 +100,7 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
     silver,
     deps.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
   );
+  const finishedAt = deps.clock.now();
   const report: ReconciliationReport = {
     runId,
     dataset,
@@ -98,10 +108,19 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
     checks,
     quarantine,
     quality: qualityScore(bronze, silver, referenced, dangling),
-    checkedAt: deps.clock.now().toISOString(),
+    checkedAt: finishedAt.toISOString(),
+    timings: {
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+    },
+    profiles: silverChecks.facts.profiles,
+    quarantineExamples: silverChecks.facts.quarantineExamples,
   };
   const key = reconciliationKey(dataset, runId);
   await deps.lake.write(key, `${JSON.stringify(report, null, 2)}\n`, { contentType: 'application/json' });
+  // The page a person reads, beside the proof; written for a failed reconciliation too.
+  await writeRunReport(deps.lake, input.bronzeManifestKey, { bronze, silver, reconciliation: report });
   const failed = checks.filter((c) => !c.ok).map(describeMismatch);
   if (failed.length > 0) throw new ReconciliationError(failed, deps.lake.uri(key));
   if (!quarantine.ok) {
@@ -187,8 +206,12 @@ async function checkSilver(
   silver: SilverManifest,
   deps: ReconcileDeps,
   workDir: string,
-): Promise<Checks & { referenced: number; dangling: number }> {
-  const outcome = Object.assign(new Checks(), { referenced: 0, dangling: 0 });
+): Promise<Checks & { referenced: number; dangling: number; facts: TableFacts }> {
+  const outcome = Object.assign(new Checks(), {
+    referenced: 0,
+    dangling: 0,
+    facts: { profiles: {}, quarantineExamples: [] } as TableFacts,
+  });
   const check = outcome.add.bind(outcome);
   await mkdir(workDir, { recursive: true });
   const inspector = await deps.openInspector();
@@ -238,6 +261,8 @@ async function checkSilver(
         found.dangling,
       );
     }
+    // Read while the files are on local scratch: one more scan of each, never a download of its own.
+    outcome.facts = await readTableFacts(inspector, localFiles);
   } finally {
     await inspector.close();
     await rm(workDir, { recursive: true, force: true });

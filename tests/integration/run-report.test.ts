@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpDom, findChromium, screenshot } from '../helpers/chromium.ts';
@@ -42,11 +42,11 @@ function sluice(args: string[]) {
 function fields(dom: string): Map<string, string> {
   const found = new Map<string, string>();
   for (const match of dom.matchAll(/<[a-z]+\b[^>]*\bdata-field="([^"]*)"[^>]*>([^<]*)</g)) {
-    found.set(unescape(match[1]!), unescape(match[2]!));
+    found.set(fromHtml(match[1]!), fromHtml(match[2]!));
   }
   return found;
 }
-const unescape = (html: string) =>
+const fromHtml = (html: string) =>
   html
     .replaceAll('&lt;', '<')
     .replaceAll('&gt;', '>')

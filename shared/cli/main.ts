@@ -205,8 +205,9 @@ Examples:
       }
     });
   program.addCommand(dlqCommand());
-  program.addCommand(runsCommand());
-  program.addCommand(reportCommand());
+  // Added commands take the program's settings (exit codes, help after an error) as `.command()`'s do.
+  for (const command of [runsCommand(), reportCommand()])
+    program.addCommand(command.copyInheritedSettings(program));
   return program;
 }
 

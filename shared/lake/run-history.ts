@@ -90,8 +90,10 @@ export async function listRuns(
   const commits = new Map<string, { record: SourceVersionRecord; current: boolean }>();
   const seenAs = new Map<string, SourceVersionRecord>();
   for (const dataset of options.dataset ? [options.dataset] : datasets) {
-    const current = new Set((await listCurrentVersions(lake, dataset)).map((r) => r.runId));
-    for (const record of await listCommittedVersions(lake, dataset)) {
+    const currents = await listCurrentVersions(lake, dataset);
+    const current = new Set(currents.map((r) => r.runId));
+    // `seenAs` grows on the current record only (its versions/ copy is the record as committed).
+    for (const record of [...(await listCommittedVersions(lake, dataset)), ...currents]) {
       commits.set(record.runId, { record, current: current.has(record.runId) });
       for (const run of record.seenAs) seenAs.set(run, record);
     }
@@ -111,6 +113,10 @@ export async function listRuns(
       source: record.url ?? record.uri,
       version: record.version,
       status: 'unchanged',
+      ...(record.seenAt?.[runId] !== undefined && {
+        startedAt: record.seenAt[runId],
+        finishedAt: record.seenAt[runId],
+      }),
     });
   }
   const withLetters = attachDeadLetters(entries, options.deadLetters ?? [], options.dataset);

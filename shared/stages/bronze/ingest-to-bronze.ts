@@ -403,7 +403,7 @@ async function afterCommit(
     current.record.datasetConfigSha256 === manifest.datasetConfigSha256
   ) {
     if (current.record.runId !== runId) {
-      await recordSeenAs(deps.lake, current, runId);
+      await recordSeenAs(deps.lake, current, runId, deps.clock.now());
       await removeRunOutput(deps.lake, bronzeRunPrefix(dataset, runId), () => false);
     }
     return unchanged(dataset, runId, current, true);

@@ -163,15 +163,18 @@ async function describeRun(
   const lease = await readJsonIfValid(lake, sourceLeaseKey(folder.dataset, source), SourceLease);
   const holdsLease = lease !== undefined && lease.runId === folder.runId && isLive(lease, now);
 
+  // A dataset without silver commits its bronze manifest: the run's end.
   const status: RunStatus = commit
     ? commit.current
       ? 'committed'
       : 'replaced'
-    : reconciliation?.status === 'failed'
-      ? 'failed'
-      : holdsLease
-        ? 'in progress'
-        : 'interrupted';
+    : bronze?.silver === false
+      ? 'committed'
+      : reconciliation?.status === 'failed'
+        ? 'failed'
+        : holdsLease
+          ? 'in progress'
+          : 'interrupted';
   const startedAt = bronze?.timings.startedAt ?? checkpoint?.startedAt;
   const finishedAt =
     commit?.record.committedAt ??

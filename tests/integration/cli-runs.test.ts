@@ -2,8 +2,9 @@ import { spawn } from 'node:child_process';
 import { cp, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateFile, tempDir } from '../helpers/lake.ts';
+import { generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
 /**
  * `sluice runs` over a lake that saw every kind of run: a version committed and then replaced, a touched
@@ -146,4 +147,33 @@ describe('sluice runs', () => {
     expect(runs.map((r) => r.runId)).toEqual([stopped]);
     expect(runs[0].finishedAt).toBeUndefined();
   });
+
+  it('says a run resumed when a killed sliced run was run again', async () => {
+    const sliced = join(tmp.dir, 'sliced');
+    const config = join(tmp.dir, 'sliced.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'tic-sliced',
+        format: 'json',
+        records: [{ path: 'in_network[*]' }],
+        bronze: { segmentBytes: 256 * 1024 },
+      }),
+    );
+    const big = (await generateFile(tmp.dir, 'big.json.gz', { seed: 7, targetBytes: 4_000_000 })).path;
+    const args = ['run', big, '--config', config, '--lake', sliced, '--slice-seconds', '0', '-q'];
+    // Killed once its first checkpoint is written: the next run continues from it.
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    while (!(await listFiles(sliced)).some((f) => f.endsWith('/_checkpoint.json'))) await delay(20);
+    child.kill('SIGKILL');
+    await exited;
+    let runs = jsonLines((await sluice(['runs', '--lake', sliced, '--json'])).stdout);
+    expect(runs).toMatchObject([{ status: 'interrupted', resumed: false }]);
+
+    expect((await sluice(args)).status).toBe(0);
+    runs = jsonLines((await sluice(['runs', '--lake', sliced, '--json'])).stdout);
+    expect(runs).toMatchObject([{ status: 'committed', resumed: true }]);
+    expect((await sluice(['runs', '--lake', sliced])).stdout).toMatch(/ committed .* yes\n/);
+  }, 120_000);
 });

@@ -5,6 +5,7 @@ import {
   PARSER_VERSION,
 } from '../../contracts/bronze-manifest.ts';
 import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
+import { contractForDataset } from '../../contracts/datasets/silver-contracts.ts';
 import { parseExact, stringifyLossless } from '../../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
 import {
@@ -360,11 +361,11 @@ export async function ingestSlice(
     records: Object.fromEntries(targets.map((t, i) => [t.name, records.recordCounts()[i] ?? 0])),
     parts,
     parser: PARSER_VERSION,
+    silver: contractForDataset(dataset) !== undefined,
     timings: {
       startedAt,
       finishedAt: finishedAt.toISOString(),
       durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
-      slices: slicesDone + 1,
       resumed,
     },
   };

@@ -134,6 +134,7 @@ Output layout (under --lake):
   bronze/<dataset>/source=<source>/run=<run>/…/part-NNNNN.ndjson.gz   records, one per line, with lineage
   bronze/<dataset>/source=<source>/run=<run>/_manifest.json           the bronze commit marker
   bronze/<dataset>/source=<source>/run=<run>/reconciliation.json      the proof: every record accounted for
+  bronze/<dataset>/source=<source>/run=<run>/report.html              the run report (sluice report --open)
   silver/<dataset>/<table>/source=<source>/version=<v>/build=<b>/…   typed tables (query: sluice query)
   _sources/<dataset>/source=<source>/current.json                     the version readers see (the commit)
 

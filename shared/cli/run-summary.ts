@@ -319,6 +319,7 @@ function runText(
       ? [
           '',
           `  query it:   npx sluice query "SELECT * FROM ${exampleTable(silver.manifest.tables)} LIMIT 5" --lake ${lakeDir}`,
+          `  see it:     npx sluice report --open --lake ${lakeDir}`,
         ]
       : []),
     '',

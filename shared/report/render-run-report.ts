@@ -248,7 +248,7 @@ function checksSection(checks: readonly Check[]): string {
   const partChecks = checks.filter((c) => PART_CHECK.test(c.name));
   const shownChecks = checks.filter((c) => !c.ok || !PART_CHECK.test(c.name));
   const row = (c: Check) =>
-    `<tr${c.ok ? '' : ' class="bad"'}><td>${c.ok ? '✓' : '✗'}</td><td class="mono">${esc(c.name)}</td><td class="n">${esc(c.expected)}</td><td class="n">${esc(c.actual)}</td></tr>`;
+    `<tr${c.ok ? '' : ' class="bad"'}><td>${c.ok ? '✓' : '✗'}</td><td class="mono">${esc(c.name)}</td>${checkValue(c.expected)}${checkValue(c.actual)}</tr>`;
   const partsPassed = partChecks.filter((c) => c.ok).length;
   return `<section id="checks">
 <h2>Reconciliation checks</h2>
@@ -259,6 +259,14 @@ Bronze parts re-read and re-hashed: ${formatCount(partsPassed)} of ${formatCount
 ${shownChecks.map(row).join('\n')}
 </table>
 </section>`;
+}
+
+/** A check's value: a checksum shown by its first 16 digits (all of them on hover). */
+function checkValue(value: number | string): string {
+  if (typeof value === 'number') return `<td class="n">${formatCount(value)}</td>`;
+  return value.length > 24
+    ? `<td class="mono" title="${esc(value)}">${esc(value.slice(0, 16))}…</td>`
+    : `<td class="mono">${esc(value)}</td>`;
 }
 
 function quarantineSection(silver: SilverManifest, reconciliation: ReconciliationReport | undefined): string {

@@ -13,8 +13,9 @@ export interface TableInspector {
     to: { readonly file: string | undefined; readonly column: string },
   ): Promise<{ referenced: number; dangling: number; examples: string[] }>;
   /**
-   * A profile of a Parquet file for the run report: rows, and per scalar column its nulls, approximate
-   * distinct values and min/max, in one scan (list and struct columns: nulls only).
+   * A profile of a Parquet file for the run report, bounded at any size: rows, and per scalar column its
+   * nulls and min/max (from the file's statistics) and its distinct values, estimated over at most the
+   * first `distinctOverRows` rows. List and struct columns: their type only.
    */
   profile(file: string): Promise<TableProfile>;
   /** Up to `perGroup` rows for each distinct value of `group`, with `columns` as text, in file order. */
@@ -31,16 +32,19 @@ export interface TableInspector {
 export interface TableProfile {
   readonly rows: number;
   readonly columns: readonly ColumnProfile[];
+  /** Set when distinct values were estimated over the first this many rows only, not all `rows`. */
+  readonly distinctOverRows?: number;
 }
 
 export interface ColumnProfile {
   readonly name: string;
   /** DuckDB's type name (`VARCHAR`, `DOUBLE`, `VARCHAR[]`, …). */
   readonly type: string;
-  readonly nulls: number;
+  /** Absent for list and struct columns. */
+  readonly nulls?: number;
   /** HyperLogLog estimate (DuckDB's `approx_count_distinct`); absent for list and struct columns. */
   readonly distinct?: number;
-  /** As text, cut to a few dozen characters; absent for list and struct columns and all-null columns. */
+  /** From the file's statistics, as text cut to 60 characters; absent where it has none (nested, all null). */
   readonly min?: string;
   readonly max?: string;
 }

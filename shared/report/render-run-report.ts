@@ -385,12 +385,15 @@ ${stages
 function profilesSection(profiles: NonNullable<ReconciliationReport['profiles']>): string {
   const tables = Object.entries(profiles).map(([table, profile]) => {
     if ('error' in profile) return `<h3>${esc(table)}</h3><p class="bad">${esc(profile.error)}</p>`;
-    return `<h3>${esc(table)} <span class="muted">· <span data-field="profiles.${esc(table)}.rows">${formatCount(profile.rows)}</span> rows</span></h3>
+    const sampled = profile.distinctOverRows
+      ? ` · distinct values over the first ${formatCount(profile.distinctOverRows)}`
+      : '';
+    return `<h3>${esc(table)} <span class="muted">· <span data-field="profiles.${esc(table)}.rows">${formatCount(profile.rows)}</span> rows${sampled}</span></h3>
 ${columnsTable(profile)}`;
   });
   return `<section id="profiles">
 <h2>Silver table profiles</h2>
-<p class="muted">Read back from each table's Parquet file: nulls exact, distinct values estimated (HyperLogLog), min and max cut to 60 characters.</p>
+<p class="muted">Read back from each table's Parquet file: rows, nulls, min and max from its statistics (min and max cut to 60 characters), distinct values estimated (HyperLogLog; over its first rows only where a table says so). List and struct columns: their type.</p>
 ${tables.join('\n')}
 </section>`;
 }
@@ -401,7 +404,7 @@ function columnsTable(profile: TableProfile): string {
 ${profile.columns
   .map(
     (c) =>
-      `<tr><td class="mono">${esc(c.name)}</td><td class="mono">${esc(c.type)}</td><td class="n">${formatCount(c.nulls)}</td><td class="n">${c.distinct === undefined ? '–' : formatCount(c.distinct)}</td><td class="mono">${esc(c.min ?? '')}</td><td class="mono">${esc(c.max ?? '')}</td></tr>`,
+      `<tr><td class="mono">${esc(c.name)}</td><td class="mono">${esc(c.type)}</td><td class="n">${c.nulls === undefined ? '–' : formatCount(c.nulls)}</td><td class="n">${c.distinct === undefined ? '–' : formatCount(c.distinct)}</td><td class="mono">${esc(c.min ?? '')}</td><td class="mono">${esc(c.max ?? '')}</td></tr>`,
   )
   .join('\n')}
 </table>`;

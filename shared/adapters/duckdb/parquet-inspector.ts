@@ -18,6 +18,14 @@ const MEMORY_LIMIT = '384MB';
 const DANGLING_EXAMPLES = 5;
 /** Characters of a min or max value kept in a profile: enough to recognize it, never a whole document. */
 const PROFILE_VALUE_CHARS = 60;
+/**
+ * Rows of a table whose distinct values a profile estimates: the estimate of a larger table is of its
+ * first rows, so that a profile costs at most this many rows' scan (≈ 2 s on a busy core) at any size.
+ */
+const PROFILE_DISTINCT_ROWS = 500_000;
+/** Whose statistics are compared as numbers, not as text. */
+const INTEGER_TYPE = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/;
+const NUMERIC_TYPE = /^(FLOAT|DOUBLE|REAL|DECIMAL\(.*\))$/;
 /** Types without an order or a useful distinct count: lists, structs, maps, unions. */
 const NESTED_TYPE = /(\[\d*\]$)|^(STRUCT|MAP|UNION)\b/;
 
@@ -32,15 +40,15 @@ export async function openParquetInspector(): Promise<TableInspector> {
     temp_directory: spillDir,
   });
   const connection = await instance.connect();
-  const scalar = async (sql: string): Promise<number> => {
+  const scalar_ = async (sql: string): Promise<number> => {
     const reader = await connection.runAndReadAll(sql);
     return Number(reader.getRowsJS()[0]?.[0] ?? 0);
   };
   return {
     countRows: (file) =>
-      scalar(`SELECT count(*) FROM read_parquet(${literal(file)}, hive_partitioning = false)`),
+      scalar_(`SELECT count(*) FROM read_parquet(${literal(file)}, hive_partitioning = false)`),
     countDistinct: (file, columns) =>
-      scalar(
+      scalar_(
         `SELECT count(*) FROM (SELECT DISTINCT ${columns.map(identifier).join(', ')} FROM read_parquet(${literal(file)}, hive_partitioning = false))`,
       ),
     async danglingReferences(from, to) {
@@ -84,41 +92,54 @@ export async function openParquetInspector(): Promise<TableInspector> {
       const source = `read_parquet(${literal(file)}, hive_partitioning = false)`;
       const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`);
       const columns = described.getRowsJS().map((row) => ({ name: String(row[0]), type: String(row[1]) }));
-      // One scan for every column: exact nulls, HyperLogLog distinct counts (a few KB of state per column
-      // however many rows), min and max cut short. Nested columns get their null count only.
-      const aggregates = columns.flatMap(({ name, type }) => {
-        const c = identifier(name);
-        return NESTED_TYPE.test(type)
-          ? [`count(${c})`]
-          : [
-              `count(${c})`,
-              `approx_count_distinct(${c})`,
-              `left(CAST(min(${c}) AS VARCHAR), ${PROFILE_VALUE_CHARS})`,
-              `left(CAST(max(${c}) AS VARCHAR), ${PROFILE_VALUE_CHARS})`,
-            ];
-      });
-      const reader = await connection.runAndReadAll(
-        `SELECT ${['count(*)', ...aggregates].join(', ')} FROM ${source}`,
-      );
-      const values = reader.getRowsJS()[0] ?? [];
-      const rows = Number(values[0] ?? 0);
-      let at = 1;
+      const scalar = columns.filter((c) => !NESTED_TYPE.test(c.type));
+      // Rows, nulls, min and max from the footer's statistics (exact, no data read), per top-level column.
+      const rows = await scalar_(`SELECT count(*) FROM ${source}`);
+      const stats = new Map<string, unknown[]>();
+      if (scalar.length > 0) {
+        const reader = await connection.runAndReadAll(
+          `SELECT path_in_schema, sum(stats_null_count),
+                  min(stats_min_value) FILTER (WHERE stats_min_value IS NOT NULL),
+                  max(stats_max_value) FILTER (WHERE stats_max_value IS NOT NULL),
+                  min(TRY_CAST(stats_min_value AS DOUBLE)), max(TRY_CAST(stats_max_value AS DOUBLE)),
+                  min(TRY_CAST(stats_min_value AS HUGEINT)), max(TRY_CAST(stats_max_value AS HUGEINT))
+             FROM parquet_metadata(${literal(file)}) GROUP BY path_in_schema`,
+        );
+        for (const row of reader.getRowsJS()) stats.set(String(row[0]), row.slice(1));
+      }
+      // Distinct values estimated (HyperLogLog) over the first rows only: a bounded scan at any size.
+      const sampled = scalar.length > 0 && rows > 0;
+      const estimates = sampled
+        ? ((
+            await connection.runAndReadAll(
+              `SELECT ${scalar.map((c) => `approx_count_distinct(${identifier(c.name)})`).join(', ')}
+                 FROM (SELECT ${scalar.map((c) => identifier(c.name)).join(', ')} FROM ${source} LIMIT ${PROFILE_DISTINCT_ROWS})`,
+            )
+          ).getRowsJS()[0] ?? [])
+        : [];
       const profiles: ColumnProfile[] = columns.map(({ name, type }) => {
-        const nulls = rows - Number(values[at++] ?? 0);
-        if (NESTED_TYPE.test(type)) return { name, type, nulls };
-        const distinct = Number(values[at++] ?? 0);
-        const min = values[at++];
-        const max = values[at++];
+        const at = scalar.findIndex((c) => c.name === name);
+        const found = stats.get(name);
+        if (at < 0 || !found) return { name, type };
+        const [nulls, textMin, textMax, doubleMin, doubleMax, intMin, intMax] = found;
+        const numeric = NUMERIC_TYPE.test(type);
+        const integer = INTEGER_TYPE.test(type);
+        const min = integer ? intMin : numeric ? doubleMin : textMin;
+        const max = integer ? intMax : numeric ? doubleMax : textMax;
         return {
           name,
           type,
-          nulls,
-          distinct,
-          ...(min !== null && min !== undefined && { min: String(min) }),
-          ...(max !== null && max !== undefined && { max: String(max) }),
+          nulls: Number(nulls ?? 0),
+          ...(estimates[at] !== undefined && { distinct: Number(estimates[at]) }),
+          ...(min !== null && min !== undefined && { min: String(min).slice(0, PROFILE_VALUE_CHARS) }),
+          ...(max !== null && max !== undefined && { max: String(max).slice(0, PROFILE_VALUE_CHARS) }),
         };
       });
-      return { rows, columns: profiles };
+      return {
+        rows,
+        columns: profiles,
+        ...(rows > PROFILE_DISTINCT_ROWS && { distinctOverRows: PROFILE_DISTINCT_ROWS }),
+      };
     },
     async firstRowsPerGroup(file, group, columns, perGroup) {
       const source = `read_parquet(${literal(file)}, hive_partitioning = false, file_row_number = true)`;

@@ -21,9 +21,12 @@ export function runsCommand(): Command {
       'after',
       `
 Statuses:
-  committed    its version is the one readers see        replaced     it was, until a newer version
-  failed       reconciliation failed or dead-lettered    unchanged    the lake held these bytes already
-  in progress  it holds its source's lease now           interrupted  stopped before its commit: rerun resumes it
+  committed    its version is the one readers see
+  replaced     it was, until a newer version was committed
+  failed       its reconciliation failed, or it was dead-lettered (the error is listed)
+  unchanged    a touched or re-uploaded file: the lake held these bytes already
+  in progress  it holds its source's lease now
+  interrupted  stopped before its commit: run it again to resume it
 
 Examples:
   $ sluice runs

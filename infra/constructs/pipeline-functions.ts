@@ -28,10 +28,16 @@ export const RECONCILIATION_REPORTS = `${BRONZE_PREFIX}*/reconciliation.json`;
  * shared/lake/reconcile-work-keys.ts), which a lifecycle rule expires.
  */
 export const RECONCILE_WORK = `${SILVER_PREFIX}*/_work/*/_reconcile/*`;
+/** The run report's key pattern: beside each reconciliation report (shared/lake/keys.ts `runReportKey`). */
+export const RUN_REPORTS = `${BRONZE_PREFIX}*/report.html`;
 /** The bronze runs of tables of contents, which the fan-out reads. */
 export const TABLE_OF_CONTENTS_RUNS = `${BRONZE_PREFIX}${FAN_OUT_DATASET}/`;
 /** The fan-out reports' key pattern: under each table-of-contents bronze run (shared/lake/keys.ts). */
 export const FAN_OUT_REPORTS = `${TABLE_OF_CONTENTS_RUNS}*/fan-out/*`;
+/** A table of contents' run report, which its fan-out rewrites with the listed files' outcomes. */
+export const TABLE_OF_CONTENTS_RUN_REPORTS = `${TABLE_OF_CONTENTS_RUNS}*/report.html`;
+/** The silver manifests of tables of contents, which that report shows. */
+export const TABLE_OF_CONTENTS_SILVER_MANIFESTS = `${SILVER_PREFIX}${FAN_OUT_DATASET}/_manifests/`;
 
 /**
  * DuckDB (Parquet writing and reading) is a native module: esbuild cannot inline its binary, so it is
@@ -275,12 +281,12 @@ export class PipelineFunctions extends Construct {
         resources: [lake(`${BRONZE_PREFIX}*`), lake(`${SILVER_PREFIX}*`)],
       }),
     );
-    // The report is the only object it writes: one key pattern, beside each bronze manifest.
+    // The reports are the only objects it writes in bronze/: two key patterns, beside each bronze manifest.
     reconcileRole.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'WriteReconciliationReport',
         actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-        resources: [lake(RECONCILIATION_REPORTS)],
+        resources: [lake(RECONCILIATION_REPORTS), lake(RUN_REPORTS)],
       }),
     );
     // Its steps hand each other small results (plan, item and bucket results, emitted keys) through the
@@ -311,6 +317,7 @@ export class PipelineFunctions extends Construct {
         RECONCILIATION_REPORTS,
         'Writes only reconciliation.json beside a bronze manifest, whose folder is per dataset and source.',
       ),
+      lakeAck(RUN_REPORTS, 'Writes only the run report (report.html) beside a reconciliation report.'),
       lakeAck(
         RECONCILE_WORK,
         "Writes and removes only its own small intermediate results, under each run's silver work folder.",
@@ -335,18 +342,19 @@ export class PipelineFunctions extends Construct {
       new PolicyStatement({
         sid: 'ReadTableOfContentsRuns',
         actions: ['s3:GetObject'],
-        resources: [lake(`${TABLE_OF_CONTENTS_RUNS}*`)],
+        resources: [lake(`${TABLE_OF_CONTENTS_RUNS}*`), lake(`${TABLE_OF_CONTENTS_SILVER_MANIFESTS}*`)],
       }),
     );
-    // The fan-out report is the only thing it writes: one folder per run and execution.
+    // The fan-out report is the only thing it writes (one folder per run and execution), and, once the
+    // fan-out ends, the table of contents' run report with the listed files' outcomes.
     fanOutRole.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'WriteFanOutReport',
         actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-        resources: [lake(FAN_OUT_REPORTS)],
+        resources: [lake(FAN_OUT_REPORTS), lake(TABLE_OF_CONTENTS_RUN_REPORTS)],
       }),
     );
-    this.listLake(fanOutRole, [TABLE_OF_CONTENTS_RUNS]);
+    this.listLake(fanOutRole, [TABLE_OF_CONTENTS_RUNS, TABLE_OF_CONTENTS_SILVER_MANIFESTS]);
     this.useDataKeyThroughS3(fanOutRole, dataKey);
     Validations.of(fanOutRole).acknowledge(
       lakeAck(
@@ -356,6 +364,14 @@ export class PipelineFunctions extends Construct {
       lakeAck(
         FAN_OUT_REPORTS,
         'Writes only the fan-out report folder beside a table-of-contents bronze manifest.',
+      ),
+      lakeAck(
+        TABLE_OF_CONTENTS_RUN_REPORTS,
+        "Rewrites only a table of contents' run report (report.html), adding its listed files' outcomes.",
+      ),
+      lakeAck(
+        `${TABLE_OF_CONTENTS_SILVER_MANIFESTS}*`,
+        "Reads the silver manifest of a table of contents, for its run report; limited to that dataset's.",
       ),
     );
   }

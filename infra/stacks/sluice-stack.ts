@@ -1,4 +1,12 @@
-import { Annotations, ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  Annotations,
+  ArnFormat,
+  CfnOutput,
+  Duration,
+  Stack,
+  type StackProps,
+  Validations,
+} from 'aws-cdk-lib';
 import type { CfnWorkGroup } from 'aws-cdk-lib/aws-athena';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
@@ -139,6 +147,12 @@ export class SluiceStack extends Stack {
         ],
       }),
     );
+    Validations.of(this.functions.ingest.function.role!).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${workflowStateMachineName(this.stackName)}:*]`,
+      reason:
+        "Ingest describes the execution that holds a source's lease (is it still running?): executions of " +
+        'this state machine only, whose names are not known in advance.',
+    });
 
     this.trigger = new LandingTrigger(this, 'Trigger', {
       landingBucket: this.storage.landingBucket,

@@ -12,6 +12,8 @@ import { type LambdaLimits, parseLambdaLimits } from '../pipeline/lambda-limits-
 import { dlqCommand } from './dlq-command.ts';
 import { inspectCommand } from './inspect-command.ts';
 import { inCliTerms } from './option-flags.ts';
+import { reportCommand } from './report-command.ts';
+import { runsCommand } from './runs-command.ts';
 
 /**
  * Exit codes: 0 the run succeeded and nothing in it failed (every record of every file accounted for),
@@ -147,6 +149,7 @@ Output layout (under --lake):
   bronze/<dataset>/source=<source>/run=<run>/…/part-NNNNN.ndjson.gz   records, one per line, with lineage
   bronze/<dataset>/source=<source>/run=<run>/_manifest.json           the bronze commit marker
   bronze/<dataset>/source=<source>/run=<run>/reconciliation.json      the proof: every record accounted for
+  bronze/<dataset>/source=<source>/run=<run>/report.html              the run report (sluice report --open)
   silver/<dataset>/<table>/source=<source>/version=<v>/build=<b>/…   typed tables (query: sluice query)
   _sources/<dataset>/source=<source>/current.json                     the version readers see (the commit)
 
@@ -223,6 +226,9 @@ Examples:
     });
   program.addCommand(dlqCommand());
   program.addCommand(inspectCommand());
+  // Added commands take the program's settings (exit codes, help after an error) as `.command()`'s do.
+  for (const command of [runsCommand(), reportCommand()])
+    program.addCommand(command.copyInheritedSettings(program));
   return program;
 }
 

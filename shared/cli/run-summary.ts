@@ -325,6 +325,7 @@ function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, tim
       ? [
           '',
           `  query it:   npx sluice query "SELECT * FROM ${exampleTable(silver.manifest.tables)} LIMIT 5" --lake ${lakeDir}`,
+          `  see it:     npx sluice report --open --lake ${lakeDir}`,
         ]
       : []),
     '',

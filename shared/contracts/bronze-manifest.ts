@@ -45,6 +45,20 @@ export const BronzeManifest = z.object({
   records: z.record(z.string(), z.number().int().nonnegative()),
   parts: z.array(BronzePartSchema),
   parser: z.string(),
-  timings: z.object({ startedAt: z.string(), finishedAt: z.string(), durationMs: z.number() }),
+  /**
+   * Whether the dataset has a silver stage. Without one this manifest is the run's commit; with one the
+   * run commits after its reconciliation. Absent in manifests written before it was recorded.
+   */
+  silver: z.boolean().optional(),
+  timings: z.object({
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    durationMs: z.number(),
+    /**
+     * The parse continued from a checkpoint that an interrupted run left: another lease holder (locally,
+     * another `sluice run` process). Absent in manifests written before it was recorded.
+     */
+    resumed: z.boolean().optional(),
+  }),
 });
 export type BronzeManifest = z.infer<typeof BronzeManifest>;

@@ -17,6 +17,10 @@ export const IngestCheckpoint = z.object({
   /** Slices completed so far. */
   slices: z.number().int().positive(),
   startedAt: z.string(),
+  /** Who wrote it (the lease holder): a slice of another holder that continues it has resumed the run. */
+  holder: z.string().optional(),
+  /** An earlier slice of the run had resumed it already. */
+  resumed: z.boolean().optional(),
   /** Where reading resumes (see SourceResumePoint). */
   resume: z.object({
     position: z.number().int().nonnegative(),

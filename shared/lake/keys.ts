@@ -141,6 +141,10 @@ export const silverManifestKey = (ref: SilverBuildRef) =>
 export const reconciliationKey = (dataset: string, runId: string) =>
   `${bronzeRunPrefix(dataset, runId)}reconciliation.json`;
 
+/** The run report: one self-contained HTML page of the run, beside its reconciliation report. */
+export const runReportKey = (dataset: string, runId: string) =>
+  `${bronzeRunPrefix(dataset, runId)}report.html`;
+
 /** Where a sliced ingest of a source resumes (see IngestCheckpoint); removed once the run commits. */
 export const ingestCheckpointKey = (dataset: string, runId: string) =>
   `${bronzeRunPrefix(dataset, runId)}_checkpoint.json`;

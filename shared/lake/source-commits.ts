@@ -44,6 +44,8 @@ export const SourceVersionRecord = z.object({
   committedAt: z.string(),
   /** Runs of other stored objects (a touched file, a re-upload) found to hold these same bytes. */
   seenAs: z.array(z.string()).default([]),
+  /** When each of `seenAs` was found to hold these bytes (for `sluice runs`). */
+  seenAt: z.record(z.string(), z.string()).optional(),
   /** The version this one replaced. */
   replaced: z.object({ version: z.string(), committedAt: z.string() }).optional(),
   /**
@@ -125,9 +127,18 @@ export async function restoreSourceVersion(
 }
 
 /** Adds a run to the current version's `seenAs` (it held the same bytes); a lost race is harmless. */
-export async function recordSeenAs(lake: ObjectStore, current: CurrentVersion, runId: string): Promise<void> {
+export async function recordSeenAs(
+  lake: ObjectStore,
+  current: CurrentVersion,
+  runId: string,
+  at: Date,
+): Promise<void> {
   if (current.record.runId === runId || current.record.seenAs.includes(runId)) return;
-  const record = { ...current.record, seenAs: [...current.record.seenAs, runId] };
+  const record = {
+    ...current.record,
+    seenAs: [...current.record.seenAs, runId],
+    seenAt: { ...current.record.seenAt, [runId]: at.toISOString() },
+  };
   try {
     await lake.write(
       sourceCurrentKey(record.dataset, record.sourceId),

@@ -194,7 +194,7 @@ async function binds(lease: SourceLease, now: Date, liveness: RunLiveness | unde
 }
 
 /** Whether a lease still binds others: not released, not expired, and (if local) its process alive. */
-function isLive(lease: SourceLease, now: Date): boolean {
+export function isLive(lease: SourceLease, now: Date): boolean {
   if (lease.releasedAt) return false;
   if (new Date(lease.expiresAt).getTime() <= now.getTime()) return false;
   if (lease.pid !== undefined && lease.host === hostname() && !processAlive(lease.pid)) return false;

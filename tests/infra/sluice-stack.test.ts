@@ -9,8 +9,10 @@ import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
 import {
   BRONZE_PREFIX,
   FAN_OUT_REPORTS,
+  RUN_REPORTS,
   SILVER_PREFIX,
   SOURCES_PREFIX,
+  TABLE_OF_CONTENTS_RUN_REPORTS,
 } from '../../infra/constructs/pipeline-functions.ts';
 import { REPO_ROOT } from '../../infra/constructs/sluice-function.ts';
 import { SluiceStack } from '../../infra/stacks/sluice-stack.ts';
@@ -20,6 +22,7 @@ import {
   bronzePartKey,
   fanOutReportPrefix,
   reconciliationKey,
+  runReportKey,
   silverManifestKey,
   silverTableKey,
   sourceCurrentKey,
@@ -401,7 +404,11 @@ describe('Stack: SluiceStack (example config)', () => {
         's3:AbortMultipartUpload',
         's3:PutObject',
       ]);
-      expect(targets(sid('WriteReconciliationReport'))).toEqual(['<TOKEN>/bronze/*/reconciliation.json']);
+      expect(targets(sid('WriteReconciliationReport'))).toEqual([
+        '<TOKEN>/bronze/*/reconciliation.json',
+        '<TOKEN>/bronze/*/report.html',
+      ]);
+      expect(runReportKey('d', 'r')).toMatch(new RegExp(`^${RUN_REPORTS.split('*').join('.*')}$`));
       // The commit: version and current records, and the lease it checks and releases.
       expect(actions(sid('CommitSourceVersions')).sort()).toEqual(['s3:GetObject', 's3:PutObject']);
       expect(targets(sid('CommitSourceVersions'))).toEqual(['<TOKEN>/_sources/*']);
@@ -416,6 +423,7 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(writes.flatMap(targets).sort()).toEqual([
         '<TOKEN>/_sources/*',
         '<TOKEN>/bronze/*/reconciliation.json',
+        '<TOKEN>/bronze/*/report.html',
         '<TOKEN>/silver/*/_work/*/_reconcile/*',
       ]);
       const deletes = statements.filter((s) => actions(s).includes('s3:DeleteObject'));
@@ -491,15 +499,26 @@ describe('Stack: SluiceStack (example config)', () => {
       const statements = statementsOf(stack.functions.fanOut.role);
       const sid = (id: string) => statements.find((s) => s.Sid === id)!;
       expect(actions(sid('ReadTableOfContentsRuns'))).toEqual(['s3:GetObject']);
-      expect(targets(sid('ReadTableOfContentsRuns'))).toEqual(['<TOKEN>/bronze/tic-table-of-contents/*']);
+      expect(targets(sid('ReadTableOfContentsRuns'))).toEqual([
+        '<TOKEN>/bronze/tic-table-of-contents/*',
+        '<TOKEN>/silver/tic-table-of-contents/_manifests/*',
+      ]);
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
       expect(writes.flatMap(actions).sort()).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
-      expect(writes.flatMap(targets)).toEqual(['<TOKEN>/bronze/tic-table-of-contents/*/fan-out/*']);
+      expect(writes.flatMap(targets)).toEqual([
+        '<TOKEN>/bronze/tic-table-of-contents/*/fan-out/*',
+        '<TOKEN>/bronze/tic-table-of-contents/*/report.html',
+      ]);
+      expect(runReportKey('tic-table-of-contents', 'r')).toMatch(
+        new RegExp(`^${TABLE_OF_CONTENTS_RUN_REPORTS.split('*').join('.*')}$`),
+      );
       // The report keys fall under the pattern the role may write.
       const glob = new RegExp(`^${FAN_OUT_REPORTS.split('*').join('.*')}$`);
       expect(`${fanOutReportPrefix('tic-table-of-contents', 'r', 'e')}plan.json`).toMatch(glob);
       expect(sid('ListLake').Condition).toEqual({
-        StringLike: { 's3:prefix': ['bronze/tic-table-of-contents/*'] },
+        StringLike: {
+          's3:prefix': ['bronze/tic-table-of-contents/*', 'silver/tic-table-of-contents/_manifests/*'],
+        },
       });
       expect(sid('UseDataKeyThroughS3').Condition.StringEquals['kms:ViaService']).toBeDefined();
     });

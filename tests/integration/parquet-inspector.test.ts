@@ -62,6 +62,41 @@ describe('openParquetInspector', () => {
     ]);
   });
 
+  it('profiles a table from its statistics: numbers ordered as numbers, across row groups', async () => {
+    const file = join(tmp.dir, 'profile.parquet');
+    const instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    // Three row groups; as text '63236.5' < '8' and '10' < '9', as numbers not.
+    await connection.run(
+      `COPY (SELECT * FROM (VALUES (9, 8.0, 'b', ['x']), (10, 63236.5, NULL, NULL), (9, 12.25, 'a', ['y', 'z'])) t(id, rate, name, tags))
+         TO '${file}' (FORMAT parquet, ROW_GROUP_SIZE 1)`,
+    );
+    connection.closeSync();
+    instance.closeSync();
+    const profile = await inspector.profile(file);
+    expect(profile.rows).toBe(3);
+    expect(profile.distinctOverRows).toBeUndefined();
+    expect(profile.columns).toEqual([
+      { name: 'id', type: 'INTEGER', nulls: 0, distinct: 2, min: '9', max: '10' },
+      { name: 'rate', type: 'DECIMAL(7,2)', nulls: 0, distinct: 3, min: '8', max: '63236.5' },
+      { name: 'name', type: 'VARCHAR', nulls: 1, distinct: 2, min: 'a', max: 'b' },
+      { name: 'tags', type: 'VARCHAR[]' },
+    ]);
+  });
+
+  it('gives the first rows of each group, in file order', async () => {
+    const file = await parquet(
+      'groups',
+      `SELECT * FROM (VALUES ('r1', 1), ('r2', 2), ('r1', 3), ('r1', 4), ('r2', 5)) t(rule_id, n)`,
+    );
+    expect(await inspector.firstRowsPerGroup(file, 'rule_id', ['rule_id', 'n'], 2)).toEqual([
+      { rule_id: 'r1', n: '1' },
+      { rule_id: 'r1', n: '3' },
+      { rule_id: 'r2', n: '2' },
+      { rule_id: 'r2', n: '5' },
+    ]);
+  });
+
   let files = 0;
   /**
    * Dangling references of column `ref` of `refs` (SQL) to column `id` of `targets` (SQL), each written to

@@ -5,6 +5,7 @@ import {
   PARSER_VERSION,
 } from '../../contracts/bronze-manifest.ts';
 import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
+import { contractForDataset } from '../../contracts/datasets/silver-contracts.ts';
 import { parseExact, stringifyLossless } from '../../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
 import {
@@ -219,6 +220,9 @@ export async function ingestSlice(
   }
   const startedAt = checkpoint?.startedAt ?? deps.clock.now().toISOString();
   const slicesDone = checkpoint?.slices ?? 0;
+  // Resumed: continuing a checkpoint that another run (a killed process, an earlier execution) left.
+  const resumed =
+    checkpoint !== undefined && (checkpoint.resumed === true || checkpoint.holder !== input.leaseHolder);
 
   const targets = recordTargets(dataset);
   const compressor = new BlockCompressor(dataset.bronze.compressionLevel);
@@ -302,6 +306,8 @@ export async function ingestSlice(
         source: { size: info.size, etag: info.etag },
         slices: slicesDone + 1,
         startedAt,
+        ...(input.leaseHolder !== undefined && { holder: input.leaseHolder }),
+        ...(resumed && { resumed }),
         resume: (opened as ResumableSource).resumePoint(scanner.bytesScanned),
         scanner: scanner.snapshot(),
         nextSegmentAt,
@@ -367,10 +373,12 @@ export async function ingestSlice(
     records: Object.fromEntries(targets.map((t, i) => [t.name, records.recordCounts()[i] ?? 0])),
     parts,
     parser: PARSER_VERSION,
+    silver: contractForDataset(dataset) !== undefined,
     timings: {
       startedAt,
       finishedAt: finishedAt.toISOString(),
       durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
+      resumed,
     },
   };
   await deps.lake.write(manifestKey, `${stringifyLossless(manifest, 2)}\n`, {
@@ -421,7 +429,7 @@ async function afterCommit(
     current.record.datasetConfigSha256 === manifest.datasetConfigSha256
   ) {
     if (current.record.runId !== runId) {
-      await recordSeenAs(deps.lake, current, runId);
+      await recordSeenAs(deps.lake, current, runId, deps.clock.now());
       await removeRunOutput(deps.lake, bronzeRunPrefix(dataset, runId), () => false);
     }
     return unchanged(dataset, runId, current, true);

@@ -4,6 +4,7 @@ import { ConfigError, PipelineError, UnsafeUrlError } from '../../errors.ts';
 import { fanOutReportPrefix } from '../../lake/keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
+import { writeRunReport } from '../../report/write-run-report.ts';
 import { executionName } from '../../workflow/execution.ts';
 import {
   FAN_OUT_DATASET,
@@ -186,6 +187,8 @@ export async function planFanOut(event: FanOutEvent, deps: PlanFanOutDeps): Prom
       succeeded,
       failed,
     });
+    // The table of contents' run report gains what became of each listed file.
+    await writeRunReport(deps.lake, e.bronzeManifestKey, { bronze: manifest });
   }
   return { output, plan };
 }

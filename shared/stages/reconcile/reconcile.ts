@@ -1,3 +1,7 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../config/runtime-config.ts';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
@@ -9,10 +13,12 @@ import {
   ReconciliationError,
 } from '../../errors.ts';
 import { QUARANTINE_TABLE, reconciliationKey } from '../../lake/keys.ts';
-import { reconcileBucketKey, reconcileItemKey } from '../../lake/reconcile-work-keys.ts';
+import { reconcileBucketKey, reconcileItemKey, reconcilePlanKey } from '../../lake/reconcile-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
+import { readTableFacts, type TableFacts } from '../../report/table-facts.ts';
+import { writeRunReport } from '../../report/write-run-report.ts';
 import { readBronzeManifest, readText } from '../bronze/read-bronze.ts';
 import { BucketResult, firstExamples, runKeyBucket } from './key-buckets.ts';
 import { type Check, check, ItemResult, runReconcileItem } from './reconcile-items.ts';
@@ -92,6 +98,12 @@ export interface ReconciliationReport {
     readonly integrity: number;
   };
   readonly checkedAt: string;
+  /** When reconciliation started (its plan was written) and ended (`finishedAt` = `checkedAt`). */
+  readonly timings?: { readonly startedAt: string; readonly finishedAt: string; readonly durationMs: number };
+  /** Per silver table, its profile read from its Parquet file (see TableFacts), for the run report. */
+  readonly profiles?: TableFacts['profiles'];
+  /** A few quarantined records per rule, with the offending value. */
+  readonly quarantineExamples?: TableFacts['quarantineExamples'];
 }
 
 /** What `PlanReconcile` returns: the Map items, indexes only, and their counts. */
@@ -168,11 +180,15 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
  */
 export async function finishReconcile(
   input: ReconcileInput,
-  deps: Pick<ReconcileDeps, 'lake' | 'clock' | 'contract' | 'quarantineRateThreshold'>,
+  deps: Pick<
+    ReconcileDeps,
+    'lake' | 'clock' | 'contract' | 'quarantineRateThreshold' | 'openInspector' | 'workDir'
+  >,
 ): Promise<ReconciliationReport> {
   const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
   const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);
+  const planned = await deps.lake.head(reconcilePlanKey(dataset, runId));
   const items = await mapInPool(plan.items, RESULTS_IN_FLIGHT, (_, item) =>
     readResult(deps.lake, plan, reconcileItemKey(dataset, runId, item), ItemResult, `reconcile item ${item}`),
   );
@@ -192,6 +208,8 @@ export async function finishReconcile(
     silver,
     deps.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
   );
+  const startedAt = planned?.lastModified;
+  const finishedAt = deps.clock.now();
   const report: ReconciliationReport = {
     runId,
     dataset,
@@ -199,10 +217,20 @@ export async function finishReconcile(
     checks,
     quarantine,
     quality: qualityScore(bronze, silver, silverChecks.referenced, silverChecks.dangling),
-    checkedAt: deps.clock.now().toISOString(),
+    checkedAt: finishedAt.toISOString(),
+    ...(startedAt && {
+      timings: {
+        startedAt: startedAt.toISOString(),
+        finishedAt: finishedAt.toISOString(),
+        durationMs: finishedAt.getTime() - startedAt.getTime(),
+      },
+    }),
+    ...(await smallTableFacts(silver, deps)),
   };
   const key = reconciliationKey(dataset, runId);
   await deps.lake.write(key, `${JSON.stringify(report, null, 2)}\n`, { contentType: 'application/json' });
+  // The page a person reads, beside the proof; written for a failed reconciliation too.
+  await writeRunReport(deps.lake, input.bronzeManifestKey, { bronze, silver, reconciliation: report });
   await deleteReconcileWork(deps.lake, bronze);
   const failed = checks.filter((c) => !c.ok).map(describeMismatch);
   if (failed.length > 0) throw new ReconciliationError(failed, deps.lake.uri(key));
@@ -215,6 +243,40 @@ export async function finishReconcile(
     );
   }
   return report;
+}
+
+/** Silver of at most this many bytes is profiled for the run report (its files read once more). */
+const PROFILED_SILVER_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The run report's table profiles and quarantine examples (TableFacts), for a small build whose tables
+ * are one file each: those files are read once more, here. A larger build's report goes without them
+ * rather than make one invocation read all of its silver (the items, which have their files at hand,
+ * do not profile them yet).
+ */
+async function smallTableFacts(
+  silver: SilverManifest,
+  deps: Pick<ReconcileDeps, 'lake' | 'openInspector' | 'workDir'>,
+): Promise<Partial<TableFacts>> {
+  const tables = Object.entries(silver.tables);
+  const bytes = tables.reduce((n, [, t]) => n + t.files.reduce((m, f) => m + f.bytes, 0), 0);
+  if (bytes > PROFILED_SILVER_MAX_BYTES || tables.some(([, t]) => t.files.length > 1)) return {};
+  const dir = join(deps.workDir, `report-${silver.runId}`);
+  await mkdir(dir, { recursive: true });
+  const inspector = await deps.openInspector();
+  try {
+    const localFiles: Record<string, string | undefined> = {};
+    for (const [table, result] of tables) {
+      const file = result.files[0];
+      if (!file) continue;
+      localFiles[table] = join(dir, `${table}.parquet`);
+      await pipeline(await deps.lake.read(file.key), createWriteStream(localFiles[table]!));
+    }
+    return await readTableFacts(inspector, localFiles);
+  } finally {
+    await inspector.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** A step's result, checked to belong to this plan; an error saying which step did not run. */

@@ -1,0 +1,93 @@
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { FileObjectStore } from '../adapters/local/file-object-store.ts';
+import { ConfigError } from '../errors.ts';
+import { bronzeManifestKey } from '../lake/keys.ts';
+import { listRuns, type RunEntry } from '../lake/run-history.ts';
+import { writeRunReport } from '../report/write-run-report.ts';
+
+/** `sluice report [run]`: where a run's report is (rendered now if the run has none yet), or open it. */
+export function reportCommand(): Command {
+  return new Command('report')
+    .description(
+      "Print the path of a run's report (report.html beside its reconciliation.json): counts per stage " +
+        'and record path, the reconciliation checks, quality, quarantine by rule with examples, drift, stage ' +
+        'times, silver table profiles and fan-out outcomes. One self-contained HTML file: no network needed.',
+    )
+    .argument('[run]', 'a run id, or the start of one (see `sluice runs`); default: the newest run')
+    .option('-l, --lake <dir>', 'the lake directory', './lake')
+    .option('-d, --dataset <name>', 'the newest run of this dataset (without [run])')
+    .option('--open', "open it in the system's browser (xdg-open, open or start)", false)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ sluice report                      # the newest run's report
+  $ sluice report --open
+  $ sluice report tic-in-network-sample.json.gz-21992ef37bea-a3f2bc07
+  $ sluice report --dataset tic-in-network
+`,
+    )
+    .action(async (run: string | undefined, options: { lake: string; dataset?: string; open: boolean }) => {
+      const lakeDir = resolve(options.lake);
+      const lake = new FileObjectStore(lakeDir);
+      const entry = await findRun(lake, lakeDir, run, options.dataset);
+      const key =
+        entry.reportKey ?? (await writeRunReport(lake, bronzeManifestKey(entry.dataset, entry.runId)));
+      const path = lake.uri(key);
+      process.stdout.write(`${path}\n`);
+      if (options.open) await openInBrowser(path);
+    });
+}
+
+/** The run asked for: by id or unique id prefix, else the newest run (of a dataset) that has bronze. */
+async function findRun(
+  lake: FileObjectStore,
+  lakeDir: string,
+  run: string | undefined,
+  dataset: string | undefined,
+): Promise<RunEntry> {
+  const runs = (await listRuns(lake, dataset ? { dataset } : {})).filter(
+    (r) => r.startedAt !== undefined && r.records !== undefined,
+  );
+  if (runs.length === 0) {
+    throw new ConfigError(
+      `${lakeDir} has no run with bronze${dataset ? ` of dataset ${dataset}` : ''}; ` +
+        'run `sluice run <file> --dataset <name>` first, or give --lake.',
+    );
+  }
+  if (run === undefined) return runs[0]!;
+  const exact = runs.find((r) => r.runId === run);
+  if (exact) return exact;
+  const matches = runs.filter((r) => r.runId.startsWith(run));
+  if (matches.length === 1) return matches[0]!;
+  throw new ConfigError(
+    matches.length === 0
+      ? `no run "${run}" with bronze in ${lakeDir}; \`sluice runs\` lists them`
+      : `"${run}" is the start of ${matches.length} runs (${matches
+          .slice(0, 3)
+          .map((r) => r.runId)
+          .join(', ')}…): give more of it`,
+  );
+}
+
+/** The platform's opener, detached; a failure to start it names the file to open by hand. */
+function openInBrowser(path: string): Promise<void> {
+  const [command, args] =
+    process.platform === 'darwin'
+      ? ['open', [path]]
+      : process.platform === 'win32'
+        ? ['cmd', ['/c', 'start', '', path]]
+        : ['xdg-open', [path]];
+  return new Promise((done, fail) => {
+    const child = spawn(command, args, { detached: true, stdio: 'ignore' });
+    child.once('error', (error) =>
+      fail(new ConfigError(`could not start ${command} (${error.message}); open ${path} in a browser`)),
+    );
+    child.once('spawn', () => {
+      child.unref();
+      done();
+    });
+  });
+}

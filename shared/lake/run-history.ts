@@ -1,0 +1,270 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { BronzeManifest } from '../contracts/bronze-manifest.ts';
+import { parseExact } from '../contracts/exact-json.ts';
+import { IngestCheckpoint } from '../contracts/ingest-checkpoint.ts';
+import type { DeadLetter } from '../ports/dead-letter-store.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import { sourceId, sourceIdOfRun, sourceLeaseKey } from './keys.ts';
+import { readJsonIfValid } from './read-json.ts';
+import { listCommittedVersions, listCurrentVersions, type SourceVersionRecord } from './source-commits.ts';
+import { isLive, SourceLease } from './source-lease.ts';
+
+/**
+ * The runs of a lake, told from what the lake holds: each bronze run folder (its manifest, checkpoint,
+ * reconciliation report and run report), the commit records under `_sources/` (which run each version
+ * came from, and which later runs found the same bytes), the sources' leases (a run in progress), and
+ * the dead letters (a run that failed, with its error). Nothing is recorded for this listing alone.
+ */
+
+export const RUN_STATUSES = [
+  'committed',
+  'replaced',
+  'failed',
+  'unchanged',
+  'in progress',
+  'interrupted',
+] as const;
+/**
+ * - committed: its version is the source's current one; replaced: it was, until a newer one;
+ * - failed: reconciliation failed, or the run was dead-lettered; unchanged: the source's current version
+ *   had its bytes already; in progress: it holds the source's lease; interrupted: stopped before its
+ *   commit without a recorded failure (killed): running it again resumes it.
+ */
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export interface RunEntry {
+  readonly dataset: string;
+  /** The bronze run (`bronzeRunId`); for a run that failed before it had one, the dead letter's id. */
+  readonly runId: string;
+  readonly sourceId: string;
+  /** Where the source was read from (its URL for a download). */
+  readonly source: string;
+  readonly version?: string;
+  readonly status: RunStatus;
+  /** Records parsed, over every record path. */
+  readonly records?: number;
+  readonly quality?: number;
+  readonly startedAt?: string;
+  readonly finishedAt?: string;
+  readonly durationMs?: number;
+  /** The parse continued from a checkpoint an interrupted run had left. */
+  readonly resumed?: boolean;
+  /** Why it failed. */
+  readonly error?: string;
+  /** The key of its run report, when it has one. */
+  readonly reportKey?: string;
+}
+
+export interface RunFilter {
+  readonly dataset?: string;
+  readonly status?: RunStatus;
+}
+
+/** What one bronze run folder holds. */
+interface RunFolder {
+  dataset: string;
+  runId: string;
+  manifestKey?: string;
+  checkpointKey?: string;
+  reconciliationKey?: string;
+  reportKey?: string;
+}
+
+const Reconciliation = z.object({
+  status: z.enum(['passed', 'failed']),
+  quality: z.object({ score: z.number() }),
+  checkedAt: z.string(),
+  checks: z.array(z.object({ name: z.string(), ok: z.boolean() })),
+  quarantine: z.object({ ok: z.boolean(), quarantined: z.number(), records: z.number() }).optional(),
+});
+
+/** The runs of the lake, newest first. `deadLetters`: the lake's failed executions (locally, its folder). */
+export async function listRuns(
+  lake: ObjectStore,
+  options: RunFilter & { readonly deadLetters?: readonly DeadLetter[]; readonly now?: Date } = {},
+): Promise<RunEntry[]> {
+  const now = options.now ?? new Date();
+  const folders = await runFolders(lake, options.dataset);
+  const datasets = [...new Set([...folders.values()].map((f) => f.dataset))];
+  const commits = new Map<string, { record: SourceVersionRecord; current: boolean }>();
+  const seenAs = new Map<string, SourceVersionRecord>();
+  for (const dataset of options.dataset ? [options.dataset] : datasets) {
+    const currents = await listCurrentVersions(lake, dataset);
+    const current = new Set(currents.map((r) => r.runId));
+    // `seenAs` grows on the current record only (its versions/ copy is the record as committed).
+    for (const record of [...(await listCommittedVersions(lake, dataset)), ...currents]) {
+      commits.set(record.runId, { record, current: current.has(record.runId) });
+      for (const run of record.seenAs) seenAs.set(run, record);
+    }
+  }
+
+  const entries: RunEntry[] = [];
+  for (const folder of folders.values()) {
+    entries.push(await describeRun(lake, folder, commits.get(folder.runId), now));
+  }
+  // Runs that found the same bytes committed: their duplicate bronze was removed, the commit names them.
+  for (const [runId, record] of seenAs) {
+    if (folders.has(runId)) continue;
+    entries.push({
+      dataset: record.dataset,
+      runId,
+      sourceId: sourceIdOfRun(runId),
+      source: record.url ?? record.uri,
+      version: record.version,
+      status: 'unchanged',
+      ...(record.seenAt?.[runId] !== undefined && {
+        startedAt: record.seenAt[runId],
+        finishedAt: record.seenAt[runId],
+      }),
+    });
+  }
+  const withLetters = attachDeadLetters(entries, options.deadLetters ?? [], options.dataset);
+  return withLetters
+    .filter((e) => !options.status || e.status === options.status)
+    .sort((a, b) => (b.startedAt ?? '').localeCompare(a.startedAt ?? '') || a.runId.localeCompare(b.runId));
+}
+
+/** Every bronze run folder of the lake (or of one dataset), by run id. */
+async function runFolders(lake: ObjectStore, dataset: string | undefined): Promise<Map<string, RunFolder>> {
+  const folders = new Map<string, RunFolder>();
+  const runFile =
+    /^bronze\/([^/]+)\/source=[^/]+\/run=([^/]+)\/(_manifest\.json|_checkpoint\.json|reconciliation\.json|report\.html)$/;
+  for await (const object of lake.list(dataset ? `bronze/${dataset}/` : 'bronze/')) {
+    const match = runFile.exec(object.key);
+    if (!match) continue;
+    const [, ds, runId, file] = match as unknown as [string, string, string, string];
+    const folder = folders.get(runId) ?? { dataset: ds, runId };
+    if (file === '_manifest.json') folder.manifestKey = object.key;
+    else if (file === '_checkpoint.json') folder.checkpointKey = object.key;
+    else if (file === 'reconciliation.json') folder.reconciliationKey = object.key;
+    else folder.reportKey = object.key;
+    folders.set(runId, folder);
+  }
+  return folders;
+}
+
+async function describeRun(
+  lake: ObjectStore,
+  folder: RunFolder,
+  commit: { record: SourceVersionRecord; current: boolean } | undefined,
+  now: Date,
+): Promise<RunEntry> {
+  const bronze = folder.manifestKey
+    ? await readJsonIfValid(lake, folder.manifestKey, BronzeManifest, parseExact)
+    : undefined;
+  const checkpoint = folder.checkpointKey
+    ? await readJsonIfValid(lake, folder.checkpointKey, IngestCheckpoint, parseExact)
+    : undefined;
+  const reconciliation = folder.reconciliationKey
+    ? await readJsonIfValid(lake, folder.reconciliationKey, Reconciliation)
+    : undefined;
+  const source = sourceIdOfRun(folder.runId);
+  const lease = await readJsonIfValid(lake, sourceLeaseKey(folder.dataset, source), SourceLease);
+  const holdsLease = lease !== undefined && lease.runId === folder.runId && isLive(lease, now);
+
+  // A dataset without silver commits its bronze manifest: the run's end.
+  const status: RunStatus = commit
+    ? commit.current
+      ? 'committed'
+      : 'replaced'
+    : bronze?.silver === false
+      ? 'committed'
+      : reconciliation?.status === 'failed'
+        ? 'failed'
+        : holdsLease
+          ? 'in progress'
+          : 'interrupted';
+  const startedAt = bronze?.timings.startedAt ?? checkpoint?.startedAt;
+  const finishedAt =
+    commit?.record.committedAt ??
+    reconciliation?.checkedAt ??
+    (status === 'in progress' ? undefined : bronze?.timings.finishedAt);
+  const records = bronze ? Object.values(bronze.records).reduce((n, r) => n + r, 0) : undefined;
+  return {
+    dataset: folder.dataset,
+    runId: folder.runId,
+    sourceId: source,
+    source: bronze?.source.url ?? bronze?.source.uri ?? commit?.record.uri ?? lease?.location ?? source,
+    ...((bronze?.version ?? commit?.record.version) !== undefined && {
+      version: bronze?.version ?? commit?.record.version,
+    }),
+    status,
+    ...(records !== undefined && { records }),
+    ...(reconciliation && { quality: reconciliation.quality.score }),
+    ...(startedAt !== undefined && { startedAt }),
+    ...(finishedAt !== undefined && { finishedAt }),
+    ...(startedAt !== undefined &&
+      finishedAt !== undefined && {
+        durationMs: new Date(finishedAt).getTime() - new Date(startedAt).getTime(),
+      }),
+    resumed: bronze?.timings.resumed ?? checkpoint?.resumed ?? false,
+    ...(reconciliation?.status === 'failed' && { error: reconciliationError(reconciliation) }),
+    ...(folder.reportKey && { reportKey: folder.reportKey }),
+  };
+}
+
+function reconciliationError(report: z.infer<typeof Reconciliation>): string {
+  const failed = report.checks.filter((c) => !c.ok);
+  if (failed.length > 0) return `ReconciliationError: ${failed.length} check(s) failed: ${failed[0]!.name}`;
+  const q = report.quarantine;
+  return q ? `QuarantineThresholdError: ${q.quarantined} of ${q.records} records quarantined` : 'failed';
+}
+
+/**
+ * A dead letter belongs to the latest run of its source that started before the letter was written and
+ * did not commit: that run failed, for the letter's reason. A letter with no such run (it failed before
+ * bronze had a run folder: bad input, a failed download) is a failed run of its own.
+ */
+function attachDeadLetters(
+  entries: readonly RunEntry[],
+  letters: readonly DeadLetter[],
+  dataset: string | undefined,
+): RunEntry[] {
+  const result = [...entries];
+  for (const letter of letters) {
+    const input = letter.input as {
+      dataset?: unknown;
+      bucket?: unknown;
+      key?: unknown;
+      source?: { url?: unknown };
+    };
+    const letterDataset = typeof input?.dataset === 'string' ? input.dataset : '';
+    if (dataset && letterDataset !== dataset) continue;
+    const location = letterLocation(input);
+    const source = location ? sourceId(location) : undefined;
+    const error = `${letter.error.Error}: ${letter.error.Cause ?? ''}`.trim();
+    const candidates = result
+      .map((entry, i) => ({ entry, i }))
+      .filter(
+        ({ entry }) =>
+          source !== undefined &&
+          entry.sourceId === source &&
+          entry.dataset === letterDataset &&
+          (entry.status === 'failed' || entry.status === 'interrupted') &&
+          (entry.startedAt ?? '') <= (letter.recordedAt ?? '\uffff'),
+      )
+      .sort((a, b) => (b.entry.startedAt ?? '').localeCompare(a.entry.startedAt ?? ''));
+    const match = candidates[0];
+    if (match) {
+      result[match.i] = { ...match.entry, status: 'failed', error };
+      continue;
+    }
+    result.push({
+      dataset: letterDataset,
+      runId: letter.id,
+      sourceId: source ?? '',
+      source: location ?? (typeof input?.source?.url === 'string' ? input.source.url : '(unknown)'),
+      status: 'failed',
+      ...(letter.recordedAt !== undefined && { startedAt: letter.recordedAt, finishedAt: letter.recordedAt }),
+      error,
+    });
+  }
+  return result;
+}
+
+/** The location a dead letter's execution input names: a landed object (local folder or S3 bucket). */
+function letterLocation(input: { bucket?: unknown; key?: unknown }): string | undefined {
+  if (typeof input?.bucket !== 'string' || typeof input.key !== 'string') return undefined;
+  return input.bucket.startsWith('/') ? join(input.bucket, input.key) : `s3://${input.bucket}/${input.key}`;
+}

@@ -1,0 +1,88 @@
+import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
+import { SilverManifest } from '../contracts/silver-manifest.ts';
+import {
+  bronzeRunPrefix,
+  reconciliationKey,
+  runReportKey,
+  silverBuildOf,
+  silverManifestKey,
+} from '../lake/keys.ts';
+import { readTextIfPresent } from '../lake/read-json.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import { readBronzeManifest } from '../stages/bronze/read-bronze.ts';
+import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
+import { type FanOutFacts, type RunReportData, renderRunReport } from './render-run-report.ts';
+
+/** Listed files' outcomes shown in a report: the failures first, then successes up to this many in all. */
+export const MAX_FAN_OUT_ROWS = 500;
+
+/**
+ * Renders the run report of a bronze run from what the lake holds (its bronze and silver manifests, its
+ * reconciliation and fan-out reports) and writes it as `report.html` beside reconciliation.json. `known`
+ * saves re-reading what the caller holds already. Returns the report's key.
+ */
+export async function writeRunReport(
+  lake: ObjectStore,
+  bronzeManifestKey: string,
+  known: Partial<Pick<RunReportData, 'bronze' | 'silver' | 'reconciliation'>> = {},
+): Promise<string> {
+  const data = await readRunReportData(lake, bronzeManifestKey, known);
+  const key = runReportKey(data.bronze.dataset, data.bronze.runId);
+  await lake.write(key, renderRunReport(data), { contentType: 'text/html; charset=utf-8' });
+  return key;
+}
+
+/** Everything a run report shows, read from the lake (what is absent stays undefined). */
+export async function readRunReportData(
+  lake: ObjectStore,
+  bronzeManifestKey: string,
+  known: Partial<Pick<RunReportData, 'bronze' | 'silver' | 'reconciliation'>> = {},
+): Promise<RunReportData> {
+  const bronze = known.bronze ?? (await readBronzeManifest(lake, bronzeManifestKey));
+  const silverText = known.silver
+    ? undefined
+    : await readTextIfPresent(lake, silverManifestKey(silverBuildOf(bronze)));
+  const silver =
+    known.silver ?? (silverText === undefined ? undefined : SilverManifest.parse(JSON.parse(silverText)));
+  // Another run of the same version may have built silver; only this run's numbers belong here.
+  const ownSilver = silver?.runId === bronze.runId ? silver : undefined;
+  const reconciliationText = known.reconciliation
+    ? undefined
+    : await readTextIfPresent(lake, reconciliationKey(bronze.dataset, bronze.runId));
+  const reconciliation =
+    known.reconciliation ??
+    (reconciliationText === undefined ? undefined : (JSON.parse(reconciliationText) as ReconciliationReport));
+  return {
+    bronze,
+    silver: ownSilver,
+    reconciliation,
+    fanOut: await readFanOut(lake, bronze),
+    generatedAt: reconciliation?.checkedAt ?? bronze.timings.finishedAt,
+  };
+}
+
+/** The fan-out of the run's latest execution that finished one (its summary and listed files' outcomes). */
+async function readFanOut(lake: ObjectStore, bronze: BronzeManifest): Promise<FanOutFacts | undefined> {
+  const prefix = `${bronzeRunPrefix(bronze.dataset, bronze.runId)}fan-out/`;
+  const summaries: { key: string; writtenAt: string }[] = [];
+  for await (const object of lake.list(prefix)) {
+    if (!object.key.endsWith('/summary.json')) continue;
+    const text = await readTextIfPresent(lake, object.key);
+    if (text !== undefined) summaries.push({ key: object.key, writtenAt: JSON.parse(text).writtenAt ?? '' });
+  }
+  const latest = summaries.sort((a, b) => a.writtenAt.localeCompare(b.writtenAt)).at(-1);
+  if (!latest) return undefined;
+  const folder = latest.key.slice(0, -'summary.json'.length);
+  const summary = JSON.parse((await readTextIfPresent(lake, latest.key)) ?? '{}') as FanOutFacts['summary'];
+  const failed: FanOutFacts['outcomes'][number][] = [];
+  const succeeded: FanOutFacts['outcomes'][number][] = [];
+  for await (const object of lake.list(folder)) {
+    if (!/\/page-\d+\.json$/.test(object.key)) continue;
+    const page = JSON.parse((await readTextIfPresent(lake, object.key)) ?? '{"outcomes":[]}') as {
+      outcomes: FanOutFacts['outcomes'];
+    };
+    for (const outcome of page.outcomes) (outcome.status === 'failed' ? failed : succeeded).push(outcome);
+  }
+  const outcomes = [...failed, ...succeeded].slice(0, MAX_FAN_OUT_ROWS);
+  return { summary, outcomes, folder: lake.uri(folder) };
+}

@@ -1,0 +1,179 @@
+import { spawn } from 'node:child_process';
+import { cp, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+
+/**
+ * `sluice runs` over a lake that saw every kind of run: a version committed and then replaced, a touched
+ * file found unchanged, a bad file dead-lettered, a run stopped before its commit, and one in progress.
+ */
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+
+function sluice(args: string[]) {
+  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+const jsonLines = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+
+describe('sluice runs', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let lake: string;
+  let file: string;
+  const runIds: Record<string, string> = {};
+
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-runs-');
+    lake = join(tmp.dir, 'lake');
+    const run = async (path: string) => {
+      const result = await sluice(['run', path, '--dataset', 'tic-in-network', '--lake', lake, '--json']);
+      return { status: result.status, json: result.stdout ? JSON.parse(result.stdout) : undefined };
+    };
+    // Version 1, then version 2 of the same file (new bytes): 1 is replaced.
+    file = (await generateFile(tmp.dir, 'prices.json.gz', { seed: 1, targetBytes: 40_000 })).path;
+    runIds.first = (await run(file)).json.runId;
+    await generateFile(tmp.dir, 'prices.json.gz', { seed: 2, targetBytes: 40_000 });
+    runIds.second = (await run(file)).json.runId;
+    // Touched, same bytes: a new stored object, found unchanged.
+    await utimes(file, new Date('2030-01-01'), new Date('2030-01-01'));
+    runIds.touched = (await run(file)).json.runId;
+    // Malformed: fails before bronze, dead-lettered.
+    await writeFile(join(tmp.dir, 'broken.json'), '{"in_network":[{"negotiation_arrangement":');
+    expect((await run(join(tmp.dir, 'broken.json'))).status).toBe(1);
+  }, 300_000);
+  afterAll(async () => tmp.cleanup());
+
+  it('lists them newest first, each with its status, as JSON', async () => {
+    const result = await sluice(['runs', '--lake', lake, '--json']);
+    expect(result.status, result.stderr).toBe(0);
+    const runs = jsonLines(result.stdout);
+    const byId = new Map(runs.map((r) => [r.runId, r]));
+    expect(byId.get(runIds.first)).toMatchObject({ status: 'replaced', resumed: false });
+    const firstReport = byId.get(runIds.first).reportKey as string;
+    const reconciliation = JSON.parse(
+      await readFile(join(lake, firstReport.replace(/report\.html$/, 'reconciliation.json')), 'utf8'),
+    );
+    expect(byId.get(runIds.first).quality).toBe(reconciliation.quality.score);
+    expect(byId.get(runIds.second)).toMatchObject({ status: 'committed', source: file, resumed: false });
+    expect(byId.get(runIds.second).records).toBeGreaterThan(0);
+    expect(byId.get(runIds.second).durationMs).toBeGreaterThan(0);
+    expect(byId.get(runIds.touched)).toMatchObject({ status: 'unchanged' });
+    const failed = runs.filter((r) => r.status === 'failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0].error).toMatch(/^MalformedInputError: .*broken\.json: malformed input/);
+    // Newest first: the second version after the first.
+    const order = runs.map((r) => r.runId);
+    expect(order.indexOf(runIds.second)).toBeLessThan(order.indexOf(runIds.first));
+    expect(order.indexOf(runIds.touched)).toBeLessThan(order.indexOf(runIds.second));
+  });
+
+  it('filters by status and dataset, and prints a table', async () => {
+    const committed = jsonLines(
+      (await sluice(['runs', '--lake', lake, '--json', '--status', 'committed'])).stdout,
+    );
+    expect(committed.map((r) => r.runId)).toEqual([runIds.second]);
+    const other = await sluice(['runs', '--lake', lake, '--dataset', 'tic-allowed-amounts']);
+    expect(other.stdout).toMatch(/^no runs in .* \(with these filters\)\n$/);
+    const bad = await sluice(['runs', '--lake', lake, '--status', 'lost']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/Allowed choices are committed, replaced, failed/);
+
+    const table = (await sluice(['runs', '--lake', lake])).stdout.split('\n');
+    expect(table[0]).toMatch(
+      /^started\s+dataset\s+source\s+version\s+status\s+records\s+quality\s+duration\s+resumed$/,
+    );
+    expect(table.find((l) => l.includes(' committed '))).toMatch(
+      /prices\.json\.gz\s+[0-9a-f]{16}\s+committed\s+[\d,]+\s+\d+\s+/,
+    );
+    expect(table).toContain('failures:');
+  });
+
+  it('tells a run stopped before its commit from one still holding its source', async () => {
+    // A copy of a committed run's bronze under another object's run id: bronze, and nothing after it.
+    const second = runIds.second!;
+    const source = second.slice(0, second.lastIndexOf('-'));
+    const folder = (run: string) => join(lake, 'bronze/tic-in-network', `source=${source}`, `run=${run}`);
+    const stopped = `${source}-0badf00d`;
+    await mkdir(folder(stopped), { recursive: true });
+    const manifest = JSON.parse(await readFile(join(folder(second), '_manifest.json'), 'utf8'));
+    await writeFile(
+      join(folder(stopped), '_manifest.json'),
+      JSON.stringify({ ...manifest, runId: stopped, timings: { ...manifest.timings, resumed: true } }),
+    );
+    let runs = jsonLines((await sluice(['runs', '--lake', lake, '--json'])).stdout);
+    expect(runs.find((r) => r.runId === stopped)).toMatchObject({ status: 'interrupted', resumed: true });
+
+    // The same run holding its source's lease, held by this (live) process: in progress.
+    const leaseFile = join(lake, '_sources/tic-in-network', `source=${source}`, 'lease.json');
+    const backup = join(tmp.dir, 'lease.backup');
+    await cp(leaseFile, backup).catch(() => undefined);
+    const now = Date.now();
+    await writeFile(
+      leaseFile,
+      JSON.stringify({
+        leaseVersion: 1,
+        dataset: 'tic-in-network',
+        sourceId: source,
+        location: file,
+        runId: stopped,
+        holder: 'test',
+        acquiredAt: new Date(now).toISOString(),
+        renewedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + 600_000).toISOString(),
+        host: hostname(),
+        pid: process.pid,
+      }),
+    );
+    runs = jsonLines((await sluice(['runs', '--lake', lake, '--json', '--status', 'in progress'])).stdout);
+    expect(runs.map((r) => r.runId)).toEqual([stopped]);
+    expect(runs[0].finishedAt).toBeUndefined();
+  });
+
+  it('says a run resumed when a killed sliced run was run again', async () => {
+    const sliced = join(tmp.dir, 'sliced');
+    const config = join(tmp.dir, 'sliced.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'tic-sliced',
+        format: 'json',
+        records: [{ path: 'in_network[*]' }],
+        bronze: { segmentBytes: 256 * 1024 },
+      }),
+    );
+    const big = (await generateFile(tmp.dir, 'big.json.gz', { seed: 7, targetBytes: 4_000_000 })).path;
+    const args = ['run', big, '--config', config, '--lake', sliced, '--slice-seconds', '0', '-q'];
+    // Killed once its first checkpoint is written: the next run continues from it.
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    while (!(await listFiles(sliced)).some((f) => f.endsWith('/_checkpoint.json'))) await delay(20);
+    child.kill('SIGKILL');
+    await exited;
+    let runs = jsonLines((await sluice(['runs', '--lake', sliced, '--json'])).stdout);
+    expect(runs).toMatchObject([{ status: 'interrupted', resumed: false }]);
+
+    expect((await sluice(args)).status).toBe(0);
+    runs = jsonLines((await sluice(['runs', '--lake', sliced, '--json'])).stdout);
+    expect(runs).toMatchObject([{ status: 'committed', resumed: true }]);
+    expect((await sluice(['runs', '--lake', sliced])).stdout).toMatch(/ committed .* yes\n/);
+  }, 120_000);
+});

@@ -84,5 +84,7 @@ async function readFanOut(lake: ObjectStore, bronze: BronzeManifest): Promise<Fa
     for (const outcome of page.outcomes) (outcome.status === 'failed' ? failed : succeeded).push(outcome);
   }
   const outcomes = [...failed, ...succeeded].slice(0, MAX_FAN_OUT_ROWS);
-  return { summary, outcomes, folder: lake.uri(folder) };
+  // The folder's location from a key in it: a folder itself is not a key.
+  const summaryUri = lake.uri(latest.key);
+  return { summary, outcomes, folder: summaryUri.slice(0, summaryUri.length - 'summary.json'.length) };
 }

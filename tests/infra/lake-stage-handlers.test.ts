@@ -195,11 +195,14 @@ describe('Handlers: silver and reconcile', () => {
     await createReconcileHandler(reconcileDeps({ catalog }))(unleased);
     expect(published).toHaveLength(1);
     const silver = JSON.parse(await readFile(lake.uri(built.silverManifestKey), 'utf8')) as {
-      tables: Record<string, { key?: string }>;
+      tables: Record<string, { files: { key: string }[] }>;
     };
+    // Each table's files (one per merge bucket with rows), as the silver manifest lists them.
     expect(published[0]!.tables).toEqual(
       Object.fromEntries(
-        Object.entries(silver.tables).flatMap(([name, t]) => (t.key ? [[name, t.key]] : [])),
+        Object.entries(silver.tables).flatMap(([name, t]) =>
+          t.files.length > 0 ? [[name, t.files.map((f) => f.key)]] : [],
+        ),
       ),
     );
     expect(published[0]).toMatchObject({ dataset: 'tic-in-network', runId: ingested.runId });

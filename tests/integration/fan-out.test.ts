@@ -10,6 +10,7 @@ import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import {
   bronzeManifestKey,
   reconciliationKey,
+  runReportKey,
   silverBuildOf,
   silverManifestKey,
 } from '../../shared/lake/keys.ts';
@@ -238,6 +239,20 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
         .map((o) => o.status)
         .sort(),
     ).toEqual(['failed', 'succeeded', 'succeeded', 'succeeded']);
+
+    // The table of contents' run report, rewritten when the fan-out ended, shows the outcomes.
+    const page = await readFile(
+      join(lakeDir, runReportKey('tic-table-of-contents', result.bronze.runId)),
+      'utf8',
+    );
+    expect(page).toContain('<section id="fan-out">');
+    expect(page).toContain('data-field="fanOut.succeeded">3<');
+    expect(page).toContain('data-field="fanOut.failed">1<');
+    // With the error its page report recorded.
+    const gone = pages.flatMap((p) => p.outcomes).find((o) => o.status === 'failed') as unknown as {
+      error: string;
+    };
+    expect(page).toContain(`${MISSING}</td><td>failed</td><td class="mono">${gone.error}</td>`);
 
     // `sluice run` prints them.
     const timings = { totalMs: 1000, stages: [] };

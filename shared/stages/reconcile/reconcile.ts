@@ -13,7 +13,7 @@ import {
   ReconciliationError,
 } from '../../errors.ts';
 import { QUARANTINE_TABLE, reconciliationKey } from '../../lake/keys.ts';
-import { reconcileBucketKey, reconcileItemKey, reconcilePlanKey } from '../../lake/reconcile-work-keys.ts';
+import { reconcileBucketKey, reconcileItemKey } from '../../lake/reconcile-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
@@ -98,7 +98,7 @@ export interface ReconciliationReport {
     readonly integrity: number;
   };
   readonly checkedAt: string;
-  /** When reconciliation started (its plan was written) and ended (`finishedAt` = `checkedAt`). */
+  /** When reconciliation started and ended (`finishedAt` = `checkedAt`), where known. */
   readonly timings?: { readonly startedAt: string; readonly finishedAt: string; readonly durationMs: number };
   /** Per silver table, its profile read from its Parquet file (see TableFacts), for the run report. */
   readonly profiles?: TableFacts['profiles'];
@@ -188,7 +188,6 @@ export async function finishReconcile(
   const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
   const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);
-  const planned = await deps.lake.head(reconcilePlanKey(dataset, runId));
   const items = await mapInPool(plan.items, RESULTS_IN_FLIGHT, (_, item) =>
     readResult(deps.lake, plan, reconcileItemKey(dataset, runId, item), ItemResult, `reconcile item ${item}`),
   );
@@ -208,7 +207,6 @@ export async function finishReconcile(
     silver,
     deps.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
   );
-  const startedAt = planned?.lastModified;
   const finishedAt = deps.clock.now();
   const report: ReconciliationReport = {
     runId,
@@ -218,13 +216,6 @@ export async function finishReconcile(
     quarantine,
     quality: qualityScore(bronze, silver, silverChecks.referenced, silverChecks.dangling),
     checkedAt: finishedAt.toISOString(),
-    ...(startedAt && {
-      timings: {
-        startedAt: startedAt.toISOString(),
-        finishedAt: finishedAt.toISOString(),
-        durationMs: finishedAt.getTime() - startedAt.getTime(),
-      },
-    }),
     ...(await smallTableFacts(silver, deps)),
   };
   const key = reconciliationKey(dataset, runId);

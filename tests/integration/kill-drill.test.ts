@@ -79,8 +79,14 @@ const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/;
 async function lakeContents(lake: string): Promise<Record<string, unknown>> {
   const contents: Record<string, unknown> = {};
   for (const file of await listFiles(lake)) {
-    // Who held the source last, and the runner's scratch, are not output.
-    if (file.endsWith('/lease.json') || file.startsWith('.sluice-tmp') || file.startsWith('_dead_letters/'))
+    // Who held the source last, and the runner's scratch, are not output; the run report is a page of
+    // the run's times (its numbers come from the records compared here).
+    if (
+      file.endsWith('/report.html') ||
+      file.endsWith('/lease.json') ||
+      file.startsWith('.sluice-tmp') ||
+      file.startsWith('_dead_letters/')
+    )
       continue;
     const bytes = await readFile(join(lake, file));
     contents[file] = file.endsWith('.json')

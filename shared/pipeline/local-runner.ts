@@ -77,6 +77,9 @@ promiseStatics.withResolvers ??= () => {
   return { promise, resolve, reject };
 };
 
+/** How often an in-process invocation's scratch folder is measured, for the run's largest scratch. */
+const SCRATCH_SAMPLE_MS = 200;
+
 /**
  * The longest task timeout the engine can wait for (Node's timers hold at most 2^31 − 1 ms). The engine
  * gives a Task without `TimeoutSeconds` the States Language spec's 60 s; Step Functions gives it
@@ -338,6 +341,10 @@ export async function runWorkflowLocally(
             return Promise.resolve(fn(event, localStageDeps(name, stageEnv, scratch, hooks), context));
           });
       if (state === StateName.silverGroup) silverGroups.add(running);
+      // Under limits the invocation's watcher measures its scratch; here, a sample now and then.
+      const sampling = limits
+        ? undefined
+        : setInterval(() => void folderBytes(scratch).then(onScratch, () => {}), SCRATCH_SAMPLE_MS);
       try {
         const output = await running;
         if (state === StateName.planSilver) {
@@ -351,6 +358,7 @@ export async function runWorkflowLocally(
         throw error;
       } finally {
         silverGroups.delete(running);
+        clearInterval(sampling);
         if (!limits) onScratch(await folderBytes(scratch));
         await rm(scratch, { recursive: true, force: true });
       }

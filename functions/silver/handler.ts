@@ -148,7 +148,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
         groupCount: input.groupCount,
         bucketCount: input.bucketCount,
       },
-      { lake: deps.lake, contract, workDir: deps.workDir },
+      { lake: deps.lake, contract, workDir: deps.workDir, mergeTables: deps.mergeTables },
     );
     logger.info('silver bucket merged', { ...summary });
     return summary;

@@ -405,6 +405,61 @@ function ingestStates(): Record<string, Json> {
   };
 }
 
+/** One Map of a stage (`stageMap`): its items, the task each runs, and what it hands that task. */
+interface StageMap {
+  readonly functionArn: Placeholder;
+  /** Where the plan's items are, e.g. `$.silverPlan.groups`: `[{ <index>: 0 }, ...]`. */
+  readonly items: string;
+  readonly task: string;
+  /** The function's `op` for one item. */
+  readonly op: string;
+  /** The item's index field, handed to the task under the same name. */
+  readonly index: string;
+  /** More of the plan every item needs (name -> path outside the Map), e.g. the group count. */
+  readonly carried?: Readonly<Record<string, string>>;
+  readonly next: string;
+}
+
+/**
+ * An inline Map over a plan's items, one Lambda invocation per item, `silverConcurrency` at once. Inside
+ * the Map `$` is the item as ItemSelector makes it: the run, the item's index and what is carried. The
+ * item's output is its summary, which the Map discards (its work goes to the lake); a state inside a Map
+ * cannot reach RecordFailure, so the Map catches what its items raise (the error keeps its name).
+ */
+function stageMap(options: WorkflowOptions, map: StageMap): Record<string, Json> {
+  const carried = Object.keys(map.carried ?? {});
+  return {
+    Type: 'Map',
+    ItemsPath: map.items,
+    ItemSelector: {
+      ...BRONZE_RUN,
+      ...EXECUTION_ID,
+      [`${map.index}.$`]: `$$.Map.Item.Value.${map.index}`,
+      ...Object.fromEntries(Object.entries(map.carried ?? {}).map(([name, path]) => [`${name}.$`, path])),
+    },
+    ItemProcessor: {
+      ProcessorConfig: { Mode: 'INLINE' },
+      StartAt: map.task,
+      States: {
+        [map.task]: {
+          ...lambdaInvoke(map.functionArn, {
+            op: map.op,
+            'dataset.$': '$.dataset',
+            'bronzeManifestKey.$': '$.bronzeManifestKey',
+            'executionId.$': '$.executionId',
+            ...Object.fromEntries([map.index, ...carried].map((name) => [`${name}.$`, `$.${name}`])),
+          }),
+          End: true,
+        },
+      },
+    },
+    MaxConcurrency: options.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
+    ResultPath: null,
+    Catch: [TO_RECORD_FAILURE],
+    Next: map.next,
+  };
+}
+
 /**
  * Silver in groups of bronze parts and merge buckets, so that no source is too large for one Lambda
  * invocation, and no invocation handles all of a source's partial files:
@@ -435,74 +490,24 @@ function silverStates(options: WorkflowOptions): Record<string, Json> {
       ResultKey.silverPlan,
       StateName.silverGroups,
     ),
-    [StateName.silverGroups]: {
-      Type: 'Map',
-      ItemsPath: `${plan}.groups`,
-      // Inside the Map, `$` is the item as ItemSelector makes it: the run, the group's index and the count.
-      ItemSelector: {
-        ...BRONZE_RUN,
-        ...EXECUTION_ID,
-        'group.$': '$$.Map.Item.Value.group',
-        'groupCount.$': `${plan}.groupCount`,
-        'bucketCount.$': `${plan}.bucketCount`,
-      },
-      ItemProcessor: {
-        ProcessorConfig: { Mode: 'INLINE' },
-        StartAt: StateName.silverGroup,
-        States: {
-          // No ResultPath: the item's output is its summary, which the Map then discards.
-          [StateName.silverGroup]: {
-            ...lambdaInvoke(Placeholder.silverFunctionArn, {
-              op: 'group',
-              'dataset.$': '$.dataset',
-              'bronzeManifestKey.$': '$.bronzeManifestKey',
-              'executionId.$': '$.executionId',
-              'group.$': '$.group',
-              'groupCount.$': '$.groupCount',
-              'bucketCount.$': '$.bucketCount',
-            }),
-            End: true,
-          },
-        },
-      },
-      MaxConcurrency: options.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
-      ResultPath: null,
-      Catch: [TO_RECORD_FAILURE],
-      Next: StateName.silverBuckets,
-    },
-    [StateName.silverBuckets]: {
-      Type: 'Map',
-      ItemsPath: `${plan}.buckets`,
-      ItemSelector: {
-        ...BRONZE_RUN,
-        ...EXECUTION_ID,
-        'bucket.$': '$$.Map.Item.Value.bucket',
-        'groupCount.$': `${plan}.groupCount`,
-        'bucketCount.$': `${plan}.bucketCount`,
-      },
-      ItemProcessor: {
-        ProcessorConfig: { Mode: 'INLINE' },
-        StartAt: StateName.silverBucket,
-        States: {
-          [StateName.silverBucket]: {
-            ...lambdaInvoke(Placeholder.silverFunctionArn, {
-              op: 'bucket',
-              'dataset.$': '$.dataset',
-              'bronzeManifestKey.$': '$.bronzeManifestKey',
-              'executionId.$': '$.executionId',
-              'bucket.$': '$.bucket',
-              'groupCount.$': '$.groupCount',
-              'bucketCount.$': '$.bucketCount',
-            }),
-            End: true,
-          },
-        },
-      },
-      MaxConcurrency: options.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
-      ResultPath: null,
-      Catch: [TO_RECORD_FAILURE],
-      Next: StateName.silver,
-    },
+    [StateName.silverGroups]: stageMap(options, {
+      functionArn: Placeholder.silverFunctionArn,
+      items: `${plan}.groups`,
+      task: StateName.silverGroup,
+      op: 'group',
+      index: 'group',
+      carried: { groupCount: `${plan}.groupCount`, bucketCount: `${plan}.bucketCount` },
+      next: StateName.silverBuckets,
+    }),
+    [StateName.silverBuckets]: stageMap(options, {
+      functionArn: Placeholder.silverFunctionArn,
+      items: `${plan}.buckets`,
+      task: StateName.silverBucket,
+      op: 'bucket',
+      index: 'bucket',
+      carried: { groupCount: `${plan}.groupCount`, bucketCount: `${plan}.bucketCount` },
+      next: StateName.silver,
+    }),
     [StateName.silver]: lambdaTask(
       Placeholder.silverFunctionArn,
       {
@@ -532,33 +537,6 @@ function silverStates(options: WorkflowOptions): Record<string, Json> {
  */
 function reconcileStates(options: WorkflowOptions): Record<string, Json> {
   const plan = `$.${ResultKey.reconcilePlan}`;
-  /** A Map over `$.reconcilePlan.<list>`, each item's index (`field`) handed to one `op` invocation. */
-  const map = (list: string, task: string, field: string, op: string, next: string) => ({
-    Type: 'Map',
-    ItemsPath: `${plan}.${list}`,
-    // Inside the Map, `$` is the item as ItemSelector makes it: the run and the item's index.
-    ItemSelector: { ...BRONZE_RUN, ...EXECUTION_ID, [`${field}.$`]: `$$.Map.Item.Value.${field}` },
-    ItemProcessor: {
-      ProcessorConfig: { Mode: 'INLINE' },
-      StartAt: task,
-      States: {
-        [task]: {
-          ...lambdaInvoke(Placeholder.reconcileFunctionArn, {
-            op,
-            'dataset.$': '$.dataset',
-            'bronzeManifestKey.$': '$.bronzeManifestKey',
-            'executionId.$': '$.executionId',
-            [`${field}.$`]: `$.${field}`,
-          }),
-          End: true,
-        },
-      },
-    },
-    MaxConcurrency: options.silverConcurrency ?? DEFAULT_SILVER_CONCURRENCY,
-    ResultPath: null,
-    Catch: [TO_RECORD_FAILURE],
-    Next: next,
-  });
   return {
     [StateName.planReconcile]: lambdaTask(
       Placeholder.reconcileFunctionArn,
@@ -566,20 +544,22 @@ function reconcileStates(options: WorkflowOptions): Record<string, Json> {
       ResultKey.reconcilePlan,
       StateName.reconcileItems,
     ),
-    [StateName.reconcileItems]: map(
-      'items',
-      StateName.reconcileItem,
-      'item',
-      'item',
-      StateName.reconcileKeyBuckets,
-    ),
-    [StateName.reconcileKeyBuckets]: map(
-      'buckets',
-      StateName.reconcileKeyBucket,
-      'bucket',
-      'keys',
-      StateName.reconcile,
-    ),
+    [StateName.reconcileItems]: stageMap(options, {
+      functionArn: Placeholder.reconcileFunctionArn,
+      items: `${plan}.items`,
+      task: StateName.reconcileItem,
+      op: 'item',
+      index: 'item',
+      next: StateName.reconcileKeyBuckets,
+    }),
+    [StateName.reconcileKeyBuckets]: stageMap(options, {
+      functionArn: Placeholder.reconcileFunctionArn,
+      items: `${plan}.buckets`,
+      task: StateName.reconcileKeyBucket,
+      op: 'keys',
+      index: 'bucket',
+      next: StateName.reconcile,
+    }),
     [StateName.reconcile]: lambdaTask(
       Placeholder.reconcileFunctionArn,
       { op: 'finish', ...BRONZE_RUN, ...EXECUTION_ID },

@@ -1,31 +1,18 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSluice } from '../helpers/cli.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
 
-const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+const _BIN = join(import.meta.dirname, '../../bin/sluice.js');
 const SAMPLE = join(import.meta.dirname, '../../samples/tic-in-network-sample.json.gz');
 const SECRET = 'sk-live-0123456789abcdef';
 
 /** Runs the CLI without blocking this process, so the test's HTTP server can answer it. */
-function sluice(args: string[], env: Record<string, string>) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const sluice = (args: string[], env: Record<string, string>) => runSluice(args, env);
 
 describe('sluice run <url>', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;

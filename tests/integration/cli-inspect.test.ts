@@ -1,32 +1,18 @@
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDatasetConfigFile } from '../../shared/contracts/dataset-config.ts';
+import { runSluice } from '../helpers/cli.ts';
 import { type FlakyServer, startFlakyServer } from '../helpers/flaky-http-server.ts';
 import { tempDir } from '../helpers/lake.ts';
 import { seededRandom } from '../helpers/random.ts';
 
-const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+const _BIN = join(import.meta.dirname, '../../bin/sluice.js');
 const SAMPLE = join(import.meta.dirname, '../../samples/tic-in-network-sample.json.gz');
 
 /** Async spawn: the in-process HTTP server must answer while the CLI runs. */
-function sluice(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const sluice = (args: string[]) => runSluice(args);
 
 describe('sluice inspect', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;

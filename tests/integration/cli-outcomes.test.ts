@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSluice } from '../helpers/cli.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { type FlakyServer, startFlakyServer } from '../helpers/flaky-http-server.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
@@ -11,24 +11,11 @@ import { listFiles, tempDir } from '../helpers/lake.ts';
  * file is accounted for and nothing failed; otherwise a non-zero exit and a first line that says what failed.
  */
 
-const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+const _BIN = join(import.meta.dirname, '../../bin/sluice.js');
 const GOOD = 'in-network-rates-fee-for-service-single-plan-sample.json';
 
 /** Runs the CLI without blocking this process, so the test's HTTP server can answer it. */
-function sluice(args: string[]) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const sluice = (args: string[]) => runSluice(args);
 
 /** The first line of the text summary (after its leading blank line). */
 const headline = (stdout: string) => stdout.trimStart().split('\n')[0];

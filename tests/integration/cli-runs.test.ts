@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSluice } from '../helpers/cli.ts';
 import { generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
 /**
@@ -13,20 +14,7 @@ import { generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js');
 
-function sluice(args: string[]) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const sluice = (args: string[]) => runSluice(args);
 
 const jsonLines = (text: string) =>
   text

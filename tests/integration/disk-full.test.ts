@@ -1,27 +1,14 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSluice } from '../helpers/cli.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
 
-const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+const _BIN = join(import.meta.dirname, '../../bin/sluice.js');
 const SAMPLE = join(import.meta.dirname, '../../samples/tic-in-network-sample.json.gz');
 
-function sluice(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const sluice = (args: string[]) => runSluice(args);
 
 /** A real full disk: a tmpfs of `size` (needs root, or CAP_SYS_ADMIN; the test says when it cannot). */
 function mountTmpfs(dir: string, size: string, remount = false): boolean {

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpDom, findChromium, screenshot } from '../helpers/chromium.ts';
+import { runSluice } from '../helpers/cli.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
 import { colourCounts, decodePng } from '../helpers/png.ts';
 
@@ -12,7 +12,7 @@ import { colourCounts, decodePng } from '../helpers/png.ts';
  * DOM and compared with reconciliation.json and the manifests; a screenshot shows the charts drawn.
  */
 
-const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+const _BIN = join(import.meta.dirname, '../../bin/sluice.js');
 const SAMPLE = join(import.meta.dirname, '../../samples/tic-in-network-sample.json.gz');
 const chromium = findChromium();
 if (!chromium) {
@@ -23,20 +23,7 @@ if (!chromium) {
 }
 
 /** Runs the CLI without blocking this process. */
-function sluice(args: string[]) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const sluice = (args: string[]) => runSluice(args);
 
 /** Every `data-field` element's text in a DOM: the numbers and words the page shows. */
 function fields(dom: string): Map<string, string> {

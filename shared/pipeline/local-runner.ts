@@ -250,7 +250,9 @@ export async function runWorkflowLocally(
       secrets: deps.downloadSecrets?.store ?? new EnvSecretStore(process.env),
       secretIdOf: deps.downloadSecrets?.secretId,
       fetchOptions: deps.downloadFetchOptions,
-      sliceBudget: deps.sliceBudget,
+      // In process and without limits nothing has a deadline: one slice, through native zlib (3× faster
+      // than the resumable reader a budget needs). Under limits, the invocation's context decides.
+      sliceBudget: deps.sliceBudget ?? (deps.lambdaLimits ? undefined : () => undefined),
       leaseHolder,
       quarantineRateThreshold: deps.quarantineRateThreshold,
       fanOutPageSize: deps.fanOutPageSize,
@@ -345,8 +347,10 @@ export async function runWorkflowLocally(
       const sampling = limits
         ? undefined
         : setInterval(() => void folderBytes(scratch).then(onScratch, () => {}), SCRATCH_SAMPLE_MS);
+      const t0 = Date.now();
       try {
         const output = await running;
+        if (TRACE) traceInvocation(state, t0);
         if (state === StateName.planSilver) {
           const partsTotal = results.bronze?.manifest.parts.length ?? 0;
           silverProgress = { partsDone: 0, partsTotal, records: 0 };
@@ -587,6 +591,17 @@ function taskResources(definition: WorkflowDefinition): [string, unknown][] {
     if (state.Type === 'Map') return taskResources(state.ItemProcessor ?? state.Iterator);
     return [];
   });
+}
+
+/** `SLUICE_TRACE=1`: a line per task invocation on stderr (when it started, how long, the RSS after). */
+const TRACE = Boolean(process.env.SLUICE_TRACE);
+
+function traceInvocation(state: string, startedAt: number): void {
+  const started = ((startedAt - performance.timeOrigin) / 1000).toFixed(1);
+  const rssMb = Math.round(process.memoryUsage.rss() / 2 ** 20);
+  process.stderr.write(
+    `trace: ${state} started at ${started} s, took ${Date.now() - startedAt} ms, rss ${rssMb} MB\n`,
+  );
 }
 
 /**

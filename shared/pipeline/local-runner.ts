@@ -22,7 +22,7 @@ import { landingKey } from '../stages/download/landing-key.ts';
 import { redactUrl } from '../stages/download/url-safety.ts';
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
 import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
-import { StateName, type WorkflowDefinition } from '../workflow/definition.ts';
+import { LISTED_FILES_FAILED_ERROR, StateName, type WorkflowDefinition } from '../workflow/definition.ts';
 import { type ExecutionInput, executionName } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
 import { FailureMessage, type FanOutOutput, ingestOutput } from '../workflow/stage-io.ts';
@@ -459,6 +459,15 @@ export async function runWorkflowLocally(
     try {
       await execution.result;
     } catch (error) {
+      // A table of contents whose listed files did not all make it: its run completed, and the summary
+      // says which files failed (runOutcome), as the failed execution does on AWS.
+      const listedFilesFailed =
+        error instanceof ExecutionError &&
+        (error as { cause?: Error }).cause?.name === LISTED_FILES_FAILED_ERROR &&
+        fanOutPlan !== undefined;
+      if (!listedFilesFailed) await failedExecution(error);
+    }
+    async function failedExecution(error: unknown): Promise<never> {
       const stageError = taskError;
       // Groups of a failed silver build still running (the engine abandons a failed Map's items): stop
       // them at their next part and let them end before the run reports its failure.

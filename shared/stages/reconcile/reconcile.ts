@@ -176,10 +176,7 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
  */
 export async function finishReconcile(
   input: ReconcileInput,
-  deps: Pick<
-    ReconcileDeps,
-    'lake' | 'clock' | 'contract' | 'quarantineRateThreshold'
-  >,
+  deps: Pick<ReconcileDeps, 'lake' | 'clock' | 'contract' | 'quarantineRateThreshold'>,
 ): Promise<ReconciliationReport> {
   const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;

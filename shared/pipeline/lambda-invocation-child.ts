@@ -90,4 +90,8 @@ process.on('message', (message: { type: 'invoke'; spec: InvocationSpec }) => {
     },
   );
 });
+// The run that started this invocation is gone (killed, crashed): so is the invocation, as a Lambda's
+// sandbox goes with its runtime. Left running, it would write to the lake beside the rerun that now
+// holds the source, with no deadline (the run kept the timer).
+process.on('disconnect', () => process.exit(1));
 void send({ type: 'ready' });

@@ -105,6 +105,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
       {
         lake: deps.lake,
         clock: deps.clock,
+        contract,
         targetGroupBytes: deps.config.silverGroupTargetMb && deps.config.silverGroupTargetMb * MiB,
         targetBucketBytes: deps.config.silverBucketTargetMb && deps.config.silverBucketTargetMb * MiB,
         minGroups: deps.minGroups,

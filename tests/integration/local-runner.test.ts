@@ -19,6 +19,8 @@ import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-l
 import { redriveLocally } from '../../shared/cli/dlq-command.ts';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
+import { contractFingerprint } from '../../shared/contracts/silver/contract-fingerprint.ts';
 import { ContractViolationError, MalformedInputError, TransientError } from '../../shared/errors.ts';
 import { reconciliationKey, silverBuildOf, silverManifestKey } from '../../shared/lake/keys.ts';
 import {
@@ -361,7 +363,13 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(result.reconciliation?.status).toBe('passed');
     const { runId } = result.bronze;
     expect(await files.head(result.bronze.manifestKey)).toBeDefined();
-    expect(await files.head(silverManifestKey(silverBuildOf(result.bronze.manifest)))).toBeDefined();
+    expect(
+      await files.head(
+        silverManifestKey(
+          silverBuildOf(result.bronze.manifest, contractFingerprint(silverContractFor('tic-in-network')!)),
+        ),
+      ),
+    ).toBeDefined();
     expect(await files.head(reconciliationKey('tic-in-network', runId))).toBeDefined();
     expect(await deps.deadLetters.list()).toEqual([]);
 

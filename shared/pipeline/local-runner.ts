@@ -342,7 +342,6 @@ export async function runWorkflowLocally(
     /** The stage each state starts, for the run's progress. */
     const stageOf: Partial<Record<string, Stage>> = {
       [StateName.ingest]: 'bronze',
-      [StateName.planRebuild]: 'silver',
       [StateName.planSilver]: 'silver',
       [StateName.silverBucket]: 'silver merge',
       [StateName.planReconcile]: 'reconcile',

@@ -163,6 +163,32 @@ describe('sluice rebuild', () => {
     expect(jsonLines(byPath.stdout)[0]).toMatchObject({ status: 'unchanged', source: { id: source } });
   });
 
+  it('leaves the current build current when the rebuild fails, dead-letters it, and redrives it once fixed', async () => {
+    const before = await current();
+    // Every label is text: as an integer column every record is quarantined, which fails reconciliation.
+    const broken = join(tmp.dir, 'rows-broken.json');
+    const config = rowsConfig(['id', 'label']);
+    config.silver.columns[1]!.type = 'integer';
+    await writeFile(broken, JSON.stringify(config));
+    const failed = await runSluice(['rebuild', '--config', broken, '--lake', lake]);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('QuarantineThresholdError');
+    expect(await current()).toEqual(before);
+    const query = await runSluice(['query', 'SELECT label FROM rows ORDER BY id', '--lake', lake, '--json']);
+    expect(jsonLines(query.stdout)).toEqual(ROWS.map(({ label }) => ({ label })));
+
+    const letters = await runSluice(['dlq', 'list', '--lake', lake]);
+    expect(letters.stdout).toContain(`rows: ${sourceOf(await listFiles(lake))} (rebuild)`);
+    // Fixed (the column is text again), the redrive rebuilds and commits, and the letter is gone.
+    config.silver.columns[1]!.type = 'string';
+    config.silver.columns.push({ name: 'note', type: 'string' });
+    await writeFile(broken, JSON.stringify(config));
+    const redriven = await runSluice(['dlq', 'redrive', '--all', '--lake', lake, '--config', broken]);
+    expect(redriven.status, redriven.stderr).toBe(0);
+    expect((await current()).silverManifestKey).not.toBe(before.silverManifestKey);
+    expect((await runSluice(['dlq', 'list', '--lake', lake])).stdout).toContain('no dead letters');
+  });
+
   it('teaches itself with --help', async () => {
     const help = await runSluice(['rebuild', '--help']);
     expect(help.status).toBe(0);

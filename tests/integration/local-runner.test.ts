@@ -211,6 +211,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       [
         StateName.download,
         StateName.ingest,
+        StateName.planRebuild,
         StateName.planSilver,
         StateName.silver,
         StateName.planReconcile,

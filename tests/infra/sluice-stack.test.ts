@@ -939,7 +939,7 @@ describe('Stack: SluiceStack (example config)', () => {
       });
     });
 
-    it('fans a table of contents out after Reconcile, unless the execution input says "fanOut": false', () => {
+    it('fans a table of contents out after Reconcile, unless the execution input says "fanOut": false or is a rebuild', () => {
       const { States } = definition();
       expect(States[StateName.hasFanOut]).toEqual({
         Type: 'Choice',
@@ -951,6 +951,7 @@ describe('Stack: SluiceStack (example config)', () => {
             ],
             Next: StateName.succeeded,
           },
+          { Variable: '$$.Execution.Input.rebuild', IsPresent: true, Next: StateName.succeeded },
           {
             Variable: '$.ingest.dataset',
             StringEquals: 'tic-table-of-contents',

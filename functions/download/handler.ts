@@ -67,7 +67,7 @@ export interface DownloadDeps {
   /** The landed object, in full (a local run's messages). */
   readonly onResult?: (result: DownloadResult) => void;
   /** Each invocation's budget; by default the Lambda's remaining time (see lambdaSliceBudget). */
-  readonly budget?: () => SliceBudget;
+  readonly budget?: () => SliceBudget | undefined;
   /** Bytes per part instead of the size derived from the source's (tests: small parts). */
   readonly partBytes?: number;
   /** Scratch space for the part being uploaded. @default the system's temporary folder (Lambda: /tmp) */
@@ -124,7 +124,7 @@ export async function download(
       clock: deps.clock,
       fetchOptions: deps.fetchOptions,
       onRetry: deps.onRetry ?? ((retry) => logger.warn('download retry', { ...retry })),
-      budget: deps.budget?.() ?? (context ? lambdaSliceBudget(deps.clock, context) : undefined),
+      budget: deps.budget ? deps.budget() : context ? lambdaSliceBudget(deps.clock, context) : undefined,
       partBytes: deps.partBytes,
       scratchDir: deps.workDir,
     },

@@ -64,8 +64,11 @@ export interface IngestDeps {
   readonly observability: Observability;
   /** Least time between two progress log lines. @default 30 s */
   readonly progressIntervalMs?: number;
-  /** Each invocation's slice budget; by default the Lambda's remaining time (see lambdaSliceBudget). */
-  readonly sliceBudget?: () => SliceBudget;
+  /**
+   * Each invocation's slice budget; by default the Lambda's remaining time (see lambdaSliceBudget). A
+   * function that returns undefined means no deadline: one slice, read by native zlib (local runs).
+   */
+  readonly sliceBudget?: () => SliceBudget | undefined;
   /** Whether another execution holding the source's lease has ended (its lease then is free at once). */
   readonly runLiveness?: RunLiveness;
   /** Datasets beyond the built-in ones (a local run of a dataset config file), by name. */
@@ -138,7 +141,11 @@ export async function ingest(
         clock: deps.clock,
         onProgress: deps.onProgress ?? progressLogger(deps),
         // Outside Lambda (tests) there is no deadline: one slice, unless the deps set a budget.
-        budget: deps.sliceBudget?.() ?? (context ? lambdaSliceBudget(deps.clock, context) : undefined),
+        budget: deps.sliceBudget
+          ? deps.sliceBudget()
+          : context
+            ? lambdaSliceBudget(deps.clock, context)
+            : undefined,
         runLiveness: deps.runLiveness,
         localLease: deps.localLease,
       },

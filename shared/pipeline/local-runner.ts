@@ -22,7 +22,7 @@ import { landingKey } from '../stages/download/landing-key.ts';
 import { redactUrl } from '../stages/download/url-safety.ts';
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
 import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
-import { StateName, type WorkflowDefinition } from '../workflow/definition.ts';
+import { LISTED_FILES_FAILED_ERROR, StateName, type WorkflowDefinition } from '../workflow/definition.ts';
 import { type ExecutionInput, executionName, type RebuildInput } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
 import { FailureMessage, type FanOutOutput, ingestOutput } from '../workflow/stage-io.ts';
@@ -272,7 +272,9 @@ export async function runWorkflowLocally(
       secrets: deps.downloadSecrets?.store ?? new EnvSecretStore(process.env),
       secretIdOf: deps.downloadSecrets?.secretId,
       fetchOptions: deps.downloadFetchOptions,
-      sliceBudget: deps.sliceBudget,
+      // In process and without limits nothing has a deadline: one slice, through native zlib (3× faster
+      // than the resumable reader a budget needs). Under limits, the invocation's context decides.
+      sliceBudget: deps.sliceBudget ?? (deps.lambdaLimits ? undefined : () => undefined),
       leaseHolder,
       quarantineRateThreshold: deps.quarantineRateThreshold,
       fanOutPageSize: deps.fanOutPageSize,
@@ -394,8 +396,10 @@ export async function runWorkflowLocally(
       const sampling = limits
         ? undefined
         : setInterval(() => void folderBytes(scratch).then(onScratch, () => {}), SCRATCH_SAMPLE_MS);
+      const t0 = Date.now();
       try {
         const output = await running;
+        if (TRACE) traceInvocation(state, t0);
         if (state === StateName.planSilver) {
           const partsTotal = results.bronze?.manifest.parts.length ?? 0;
           silverProgress = { partsDone: 0, partsTotal, records: 0 };
@@ -504,6 +508,15 @@ export async function runWorkflowLocally(
     try {
       await execution.result;
     } catch (error) {
+      // A table of contents whose listed files did not all make it: its run completed, and the summary
+      // says which files failed (runOutcome), as the failed execution does on AWS.
+      const listedFilesFailed =
+        error instanceof ExecutionError &&
+        (error as { cause?: Error }).cause?.name === LISTED_FILES_FAILED_ERROR &&
+        fanOutPlan !== undefined;
+      if (!listedFilesFailed) await failedExecution(error);
+    }
+    async function failedExecution(error: unknown): Promise<never> {
       const stageError = taskError;
       // Groups of a failed silver build still running (the engine abandons a failed Map's items): stop
       // them at their next part and let them end before the run reports its failure.
@@ -645,6 +658,17 @@ function taskResources(definition: WorkflowDefinition): [string, unknown][] {
     if (state.Type === 'Map') return taskResources(state.ItemProcessor ?? state.Iterator);
     return [];
   });
+}
+
+/** `SLUICE_TRACE=1`: a line per task invocation on stderr (when it started, how long, the RSS after). */
+const TRACE = Boolean(process.env.SLUICE_TRACE);
+
+function traceInvocation(state: string, startedAt: number): void {
+  const started = ((startedAt - performance.timeOrigin) / 1000).toFixed(1);
+  const rssMb = Math.round(process.memoryUsage.rss() / 2 ** 20);
+  process.stderr.write(
+    `trace: ${state} started at ${started} s, took ${Date.now() - startedAt} ms, rss ${rssMb} MB\n`,
+  );
 }
 
 /**

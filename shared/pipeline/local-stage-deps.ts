@@ -52,7 +52,8 @@ export interface LocalStageEnv {
   readonly secrets: SecretStore;
   readonly secretIdOf?: (source: Source) => string;
   readonly fetchOptions?: FetchOptions;
-  readonly sliceBudget?: () => SliceBudget;
+  /** Each ingest invocation's budget (undefined: none, one slice); absent: the Lambda context's time. */
+  readonly sliceBudget?: () => SliceBudget | undefined;
   /** Who holds the source's lease: the CLI's run, or the execution. */
   readonly leaseHolder: string;
   readonly quarantineRateThreshold?: number;

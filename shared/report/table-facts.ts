@@ -1,10 +1,11 @@
 import { QUARANTINE_TABLE } from '../lake/keys.ts';
-import type { TableInspector, TableProfile } from '../ports/table-inspector.ts';
+import type { ColumnProfile, TableInspector, TableProfile } from '../ports/table-inspector.ts';
 
 /**
  * What the run report shows of the silver tables beyond their counts, read back from the Parquet files
- * while reconciliation has them on local scratch: a profile per table, and examples of quarantined
- * values per rule. Kept in reconciliation.json, so the report can be rendered again from the lake alone.
+ * by the reconcile items while they have them on local scratch (so at any size, each reading its own
+ * file): a profile per table, and examples of quarantined values per rule. Kept in reconciliation.json,
+ * so the report can be rendered again from the lake alone.
  */
 export interface TableFacts {
   /** Per table; `error` instead when the profile could not be read (the run does not fail for it). */
@@ -29,29 +30,33 @@ const VALUE_CHARS = 120;
 /** A record larger than this is not parsed for its value (the message still says what is wrong). */
 const MAX_RECORD_CHARS = 1_000_000;
 
-/** Profiles of the tables in `localFiles`, and quarantine examples from its quarantine table. */
-export async function readTableFacts(
+/** What one silver file adds to its table's facts: read by the reconcile item that has the file at hand. */
+export interface FileFacts {
+  /** The file's profile, or why it could not be read (the run does not fail for it). */
+  readonly profile: TableProfile | { readonly error: string };
+  /** A quarantine file's first examples per rule. */
+  readonly quarantineExamples?: readonly QuarantineExample[];
+}
+
+/** The facts of one local silver file of `table`. */
+export async function readFileFacts(
   inspector: TableInspector,
-  localFiles: Readonly<Record<string, string | undefined>>,
-): Promise<TableFacts> {
-  const profiles: TableFacts['profiles'] = {};
-  for (const [table, file] of Object.entries(localFiles)) {
-    if (!file) continue;
-    try {
-      profiles[table] = await inspector.profile(file);
-    } catch (error) {
-      profiles[table] = { error: `profile not read: ${(error as Error).message}` };
-    }
+  table: string,
+  file: string,
+): Promise<FileFacts> {
+  let profile: FileFacts['profile'];
+  try {
+    profile = await inspector.profile(file);
+  } catch (error) {
+    return { profile: { error: `profile not read: ${(error as Error).message}` } };
   }
-  const quarantine = localFiles[QUARANTINE_TABLE];
-  const rows = quarantine
-    ? await inspector.firstRowsPerGroup(
-        quarantine,
-        'rule_id',
-        ['rule_id', 'record_path', 'field_path', 'message', 'record'],
-        EXAMPLES_PER_RULE,
-      )
-    : [];
+  if (table !== QUARANTINE_TABLE) return { profile };
+  const rows = await inspector.firstRowsPerGroup(
+    file,
+    'rule_id',
+    ['rule_id', 'record_path', 'field_path', 'message', 'record'],
+    EXAMPLES_PER_RULE,
+  );
   const quarantineExamples = rows.map((row): QuarantineExample => {
     const value = valueText(row.record ?? null, row.field_path ?? '');
     return {
@@ -62,8 +67,62 @@ export async function readTableFacts(
       ...(value !== undefined && { value }),
     };
   });
+  return { profile, quarantineExamples };
+}
+
+/**
+ * A table's facts from its files' (in file order): rows and nulls added up, min and max over the files
+ * (numbers as numbers). A distinct count cannot be added up, so a table of several files shows none.
+ */
+export function combineTableFacts(files: Readonly<Record<string, readonly FileFacts[]>>): TableFacts {
+  const profiles: TableFacts['profiles'] = {};
+  const quarantineExamples: QuarantineExample[] = [];
+  for (const [table, facts] of Object.entries(files)) {
+    if (facts.length === 0) continue;
+    const failed = facts.find((f) => 'error' in f.profile);
+    if (failed) profiles[table] = failed.profile;
+    else if (facts.length === 1) profiles[table] = facts[0]!.profile;
+    else profiles[table] = combineProfiles(facts.map((f) => f.profile as TableProfile));
+    const perRule = new Map<string, number>();
+    for (const example of facts.flatMap((f) => f.quarantineExamples ?? [])) {
+      const shown = perRule.get(example.ruleId) ?? 0;
+      if (shown >= EXAMPLES_PER_RULE) continue;
+      perRule.set(example.ruleId, shown + 1);
+      quarantineExamples.push(example);
+    }
+  }
+  quarantineExamples.sort((a, b) => (a.ruleId < b.ruleId ? -1 : a.ruleId > b.ruleId ? 1 : 0));
   return { profiles, quarantineExamples };
 }
+
+function combineProfiles(profiles: readonly TableProfile[]): TableProfile {
+  const columns = profiles[0]!.columns.map((first, i): ColumnProfile => {
+    const all = profiles.map((p) => p.columns[i]);
+    if (all.some((c) => c?.name !== first.name || c.type !== first.type)) {
+      return { name: first.name, type: first.type };
+    }
+    const numeric = NUMBER_TYPE.test(first.type);
+    const order = (a: string, b: string) =>
+      numeric ? Number(a) - Number(b) : Buffer.compare(Buffer.from(a), Buffer.from(b));
+    const mins = all.flatMap((c) => (c?.min === undefined ? [] : [c.min])).sort(order);
+    const maxes = all.flatMap((c) => (c?.max === undefined ? [] : [c.max])).sort(order);
+    const nulls = all.every((c) => c?.nulls !== undefined)
+      ? all.reduce((n, c) => n + (c?.nulls ?? 0), 0)
+      : undefined;
+    return {
+      name: first.name,
+      type: first.type,
+      ...(nulls !== undefined && { nulls }),
+      ...(mins.length > 0 && { min: mins[0] }),
+      ...(maxes.length > 0 && { max: maxes.at(-1) }),
+    };
+  });
+  return { rows: profiles.reduce((n, p) => n + p.rows, 0), columns };
+}
+
+/** Column types whose min and max compare as numbers (the profile's text of them is a number). */
+const NUMBER_TYPE =
+  /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|REAL|DECIMAL\(.*\))$/;
 
 /** The JSON text of the value at `path` (as `jsonPath` writes it: `a.b[0]["odd key"]`) in `record`. */
 export function valueText(record: string | null, path: string): string | undefined {

@@ -24,8 +24,9 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *   HasFanOut? ──(a table of contents, unless the input says "fanOut": false or is a rebuild)──> StartFanOut ─┐
  *        └──(otherwise)──> Succeeded                                                           │
  *   ┌──────────────────────────────────────────────────────────────────────────────────────────┘
- *   └─> PlanFanOut ──> FanOutDone? ──(done)──> Succeeded
- *          ▲               └──(otherwise)──> FanOut (map over one page of listed files)
+ *   └─> PlanFanOut ──> FanOutDone? ──(done, every listed file ingested)──> Succeeded
+ *          ▲               ├──(done, some failed or refused)──> ListedFilesFailed ──> RecordFailure
+ *          │               └──(otherwise)──> FanOut (map over one page of listed files)
  *          └────────────────────────────────────┘   each: IngestListedFile (this workflow, as a child
  *                                                    execution) ──(any error)──> ListedFileFailed
  *   every task ──(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
@@ -77,6 +78,7 @@ export const StateName = {
   fanOut: 'FanOut',
   ingestListedFile: 'IngestListedFile',
   listedFileFailed: 'ListedFileFailed',
+  listedFilesFailed: 'ListedFilesFailed',
   succeeded: 'Succeeded',
   unchanged: 'Unchanged',
   duplicateRun: 'DuplicateRun',
@@ -218,6 +220,9 @@ export const DEFAULT_FAN_OUT_CONCURRENCY = 4;
 export const DEFAULT_SILVER_CONCURRENCY = 8;
 /** An inline Map runs at most 40 iterations at once. */
 export const MAX_SILVER_CONCURRENCY = 40;
+
+/** How a table of contents' execution fails when some of its listed files failed or were refused. */
+export const LISTED_FILES_FAILED_ERROR = 'ListedFilesFailedError';
 
 /** Longest one listed file's child execution may take, by default: 6 hours. */
 export const DEFAULT_LISTED_FILE_TIMEOUT_SECONDS = 6 * 3600;
@@ -670,8 +675,33 @@ function tableOfContentsFanOut(options: WorkflowOptions): Record<string, Json> {
     ),
     [StateName.fanOutDone]: {
       Type: 'Choice',
-      Choices: [{ Variable: `${fanOut}.done`, BooleanEquals: true, Next: StateName.succeeded }],
+      Choices: [
+        {
+          And: [
+            { Variable: `${fanOut}.done`, BooleanEquals: true },
+            { Variable: `${fanOut}.failed`, NumericEquals: 0 },
+            { Variable: `${fanOut}.rejected`, NumericEquals: 0 },
+          ],
+          Next: StateName.succeeded,
+        },
+        { Variable: `${fanOut}.done`, BooleanEquals: true, Next: StateName.listedFilesFailed },
+      ],
       Default: StateName.fanOut,
+    },
+    // A table of contents whose listed files did not all make it is not a success, though its own run
+    // committed: the execution fails (and alarms), naming the counts and the fan-out report. Each failed
+    // child recorded its own failure; a refused URL has no child, so this is its only record.
+    [StateName.listedFilesFailed]: {
+      Type: 'Pass',
+      Parameters: {
+        Error: LISTED_FILES_FAILED_ERROR,
+        'Cause.$':
+          `States.Format('{} of {} listed files failed, {} more were refused before download (the ` +
+          `fan-out report: {}); each failed file has its own execution in the failure queue', ` +
+          `${fanOut}.failed, ${fanOut}.listed, ${fanOut}.rejected, ${fanOut}.report)`,
+      },
+      ResultPath: `$.${ResultKey.error}`,
+      Next: StateName.recordFailure,
     },
     [StateName.fanOut]: {
       Type: 'Map',

@@ -6,8 +6,9 @@
  *
  *   node --import tsx download-child.ts <url> <landing dir> <scratch dir> <part bytes>
  */
-import { CircuitBreaker } from '../../shared/stages/download/circuit-breaker.ts';
+
 import { downloadToLanding } from '../../shared/stages/download/download.ts';
+import { CircuitBreaker } from '../../shared/stages/download/resilience.ts';
 import { fileStore, fixedClock } from './lake.ts';
 
 const [url, landingDir, scratchDir, partBytes] = process.argv.slice(2) as [string, string, string, string];

@@ -987,10 +987,27 @@ describe('Stack: SluiceStack (example config)', () => {
         Next: StateName.fanOutDone,
         Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateName.recordFailure }],
       });
+      // Done succeeds only when no listed file failed or was refused; otherwise the execution fails.
       expect(States[StateName.fanOutDone]).toEqual({
         Type: 'Choice',
-        Choices: [{ Variable: '$.fanOut.done', BooleanEquals: true, Next: StateName.succeeded }],
+        Choices: [
+          {
+            And: [
+              { Variable: '$.fanOut.done', BooleanEquals: true },
+              { Variable: '$.fanOut.failed', NumericEquals: 0 },
+              { Variable: '$.fanOut.rejected', NumericEquals: 0 },
+            ],
+            Next: StateName.succeeded,
+          },
+          { Variable: '$.fanOut.done', BooleanEquals: true, Next: StateName.listedFilesFailed },
+        ],
         Default: StateName.fanOut,
+      });
+      expect(States[StateName.listedFilesFailed]).toMatchObject({
+        Type: 'Pass',
+        Parameters: { Error: 'ListedFilesFailedError' },
+        ResultPath: '$.error',
+        Next: StateName.recordFailure,
       });
       const map = States[StateName.fanOut]!;
       expect(map).toMatchObject({

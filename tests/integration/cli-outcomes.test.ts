@@ -100,9 +100,9 @@ describe('sluice run: a table of contents whose listed files fail', () => {
       new RegExp(`failed +${server.url('/malformed.json')} +MalformedInputError`),
     );
     expect(result.stderr).toContain('error: 2 of 3 listed files failed');
-    // Each failed listed file is dead-lettered by its own execution.
+    // Each failed listed file is dead-lettered by its own execution, and so is the table of contents'.
     const letters = (await listFiles(join(tmp.dir, 'lake'))).filter((f) => f.startsWith('_dead_letters/'));
-    expect(letters).toHaveLength(2);
+    expect(letters).toHaveLength(3);
 
     const json = await run(toc, 'json-lake', '--json');
     expect(json.status).toBe(1);

@@ -162,6 +162,8 @@ describe('sluice runs', () => {
     expect((await sluice(args)).status).toBe(0);
     runs = jsonLines((await sluice(['runs', '--lake', sliced, '--json'])).stdout);
     expect(runs).toMatchObject([{ status: 'committed', resumed: true }]);
+    const manifest = (await listFiles(sliced)).find((f) => /^bronze\/.*\/_manifest\.json$/.test(f));
+    expect(JSON.parse(await readFile(join(sliced, manifest!), 'utf8')).timings.reader).toBe('resumable');
     expect((await sluice(['runs', '--lake', sliced])).stdout).toMatch(/ committed .* yes\n/);
   }, 120_000);
 });

@@ -9,7 +9,6 @@ import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { FileObjectStore, TMP_DIR_NAME } from '../../shared/adapters/local/file-object-store.ts';
 import { DownloadError } from '../../shared/errors.ts';
 import { MULTIPART_LIMITS, type UploadingObjectStore } from '../../shared/ports/object-store.ts';
-import { CircuitBreaker } from '../../shared/stages/download/circuit-breaker.ts';
 import {
   type DownloadOutcome,
   type DownloadResult,
@@ -20,8 +19,8 @@ import {
   DownloadCheckpoint,
   downloadCheckpointKey,
 } from '../../shared/stages/download/download-checkpoint.ts';
-import { HostLimiter } from '../../shared/stages/download/host-limiter.ts';
 import { landingKey } from '../../shared/stages/download/landing-key.ts';
+import { CircuitBreaker, HostLimiter } from '../../shared/stages/download/resilience.ts';
 import {
   etagOf,
   type FlakyServer,

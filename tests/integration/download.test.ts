@@ -7,7 +7,7 @@ import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { inspect } from 'node:util';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FileObjectStore, TMP_DIR_NAME } from '../../shared/adapters/local/file-object-store.ts';
 import {
   ChecksumMismatchError,
@@ -17,7 +17,6 @@ import {
   UnsafeUrlError,
 } from '../../shared/errors.ts';
 import type { SecretStore } from '../../shared/ports/secret-store.ts';
-import { CircuitBreaker } from '../../shared/stages/download/circuit-breaker.ts';
 import type { CredentialsRef } from '../../shared/stages/download/credentials.ts';
 import {
   type DownloadInput,
@@ -26,8 +25,8 @@ import {
   type FetchOptions,
   type RetryEvent,
 } from '../../shared/stages/download/download.ts';
-import { HostLimiter } from '../../shared/stages/download/host-limiter.ts';
 import { landingKey } from '../../shared/stages/download/landing-key.ts';
+import { CircuitBreaker, HostLimiter } from '../../shared/stages/download/resilience.ts';
 import { type FlakyServer, type Route, sha256Hex, startFlakyServer } from '../helpers/flaky-http-server.ts';
 import { fixedClock, listFiles, tempDir } from '../helpers/lake.ts';
 
@@ -51,7 +50,6 @@ afterAll(async () => {
 let root: string;
 let cleanup: () => Promise<void>;
 let landing: FileObjectStore;
-let sleeps: number[];
 let retries: RetryEvent[];
 
 beforeEach(async () => {
@@ -59,14 +57,13 @@ beforeEach(async () => {
   landing = new FileObjectStore(root);
   server.reset();
   other.reset();
-  sleeps = [];
   retries = [];
 });
 afterEach(async () => {
   await cleanup();
 });
 
-/** Fast settings for tests: loopback and http allowed, tiny backoff, own breaker and limiter. */
+/** Fast settings for tests: loopback and http allowed, tiny backoff (real waits), own breaker and limiter. */
 function fetchOptions(overrides: FetchOptions = {}): FetchOptions {
   return {
     allowLoopback: true,
@@ -78,10 +75,6 @@ function fetchOptions(overrides: FetchOptions = {}): FetchOptions {
     maxDelayMs: 50,
     circuitBreaker: new CircuitBreaker({ failureThreshold: 100 }),
     hostLimiter: new HostLimiter({ requestsPerSecond: Number.POSITIVE_INFINITY }),
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5)));
-    },
     ...overrides,
   };
 }
@@ -209,22 +202,23 @@ describe('Function: downloadToLanding', () => {
         `TransientError: ${url}: HTTP 503 Service Unavailable`,
       ]);
       // Full jitter: each wait is below base * 2^(retry-1).
-      expect(sleeps[0]).toBeLessThan(5);
-      expect(sleeps[1]).toBeLessThan(10);
+      expect(retries[0]!.delayMs).toBeLessThan(5);
+      expect(retries[1]!.delayMs).toBeLessThan(10);
     });
 
     it('honours Retry-After in seconds and as an HTTP-date on 429, capped at maxDelayMs', async () => {
       const url = serve('/limited.bin', {
         steps: [
-          { kind: 'status', status: 429, retryAfter: '2' },
-          { kind: 'status', status: 429, retryAfter: 'Thu, 01 Jan 2026 00:00:03 GMT' },
+          { kind: 'status', status: 429, retryAfter: '1' },
+          { kind: 'status', status: 429, retryAfter: 'Thu, 01 Jan 2026 00:00:01 GMT' },
           { kind: 'status', status: 429, retryAfter: '3600' },
         ],
       });
-      const result = await download({ url }, { maxDelayMs: 10_000, maxAttempts: 4 });
+      // The waits are real (cockatiel's own timer), so they are kept short: 1 + 1 + 1.2 s.
+      const result = await download({ url }, { maxDelayMs: 1_200, maxAttempts: 4 });
       expect(result.attempts).toBe(4);
-      // fixedClock says 2026-01-01T00:00:00Z, so the date is 3 s away; an hour is capped.
-      expect(sleeps).toEqual([2_000, 3_000, 10_000]);
+      // fixedClock says 2026-01-01T00:00:00Z, so the date is 1 s away; an hour is capped.
+      expect(retries.map((r) => r.delayMs)).toEqual([1_000, 1_000, 1_200]);
     });
 
     it('retries a request that gets no response headers within the idle timeout', async () => {
@@ -636,14 +630,19 @@ describe('Function: downloadToLanding', () => {
     });
 
     it('lets a trial through after the cool-down and closes the circuit when it succeeds', async () => {
-      let now = 0;
-      const circuitBreaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1_000, now: () => now });
-      const url = serve('/recovering.bin', { steps: [{ kind: 'status', status: 503 }] });
-      await expect(download({ url }, { circuitBreaker })).rejects.toThrow(/circuit open/);
-      now += 1_000;
-      const result = await download({ url }, { circuitBreaker });
-      expect(result.attempts).toBe(1);
-      expect(circuitBreaker.state(new URL(url).host)).toBe('closed');
+      // The breaker reads Date.now (cockatiel's clock): only Date is faked, timers and sockets run.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        const circuitBreaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1_000 });
+        const url = serve('/recovering.bin', { steps: [{ kind: 'status', status: 503 }] });
+        await expect(download({ url }, { circuitBreaker })).rejects.toThrow(/circuit open/);
+        vi.setSystemTime(Date.now() + 1_000);
+        const result = await download({ url }, { circuitBreaker });
+        expect(result.attempts).toBe(1);
+        expect(circuitBreaker.state(new URL(url).host)).toBe('closed');
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('keeps at most maxConcurrent requests open to one host', async () => {

@@ -57,8 +57,8 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     for (const name of LISTED) files.set(`/files/${name}`, await readFile(join(TIC_EXAMPLES, name)));
     server = createServer((req, res) => {
       requested.push(req.url ?? '');
-      if (req.url === '/toc.json') {
-        const body = Buffer.from(JSON.stringify(toc(base)));
+      if (req.url === '/toc.json' || req.url === '/toc-good.json') {
+        const body = Buffer.from(JSON.stringify(toc(base, req.url === '/toc-good.json')));
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
         res.end(body);
         return;
@@ -84,7 +84,7 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
    * A table of contents in the CMS shape: the three samples (one listed twice), a file the server does not
    * have, and the cloud metadata endpoint, which must never be fetched.
    */
-  const toc = (at: string) => ({
+  const toc = (at: string, goodOnly = false) => ({
     reporting_entity_name: 'sluice test',
     reporting_entity_type: 'health insurance issuer',
     last_updated_on: '2026-01-01',
@@ -104,7 +104,7 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
           { description: 'fee for service', location: `${at}/files/${LISTED[0]}` },
           { description: 'gone', location: `${at}/files/${MISSING}` },
           { description: 'multiple plans', location: `${at}/files/${LISTED[1]}` },
-        ],
+        ].filter((f) => !goodOnly || f.description !== 'gone'),
       },
       {
         reporting_plans: [
@@ -120,7 +120,7 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
           { description: 'multiple plans, shared', location: `${at}/files/${LISTED[1]}` },
           { description: 'metadata', location: 'http://169.254.169.254/latest/meta-data/' },
           { description: 'capitation', location: `${at}/files/${LISTED[2]}` },
-        ],
+        ].filter((f) => !goodOnly || f.description !== 'metadata'),
       },
     ],
   });
@@ -148,7 +148,7 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
   };
   const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-  it('ingests each listed file as its own run, records the bad one, and succeeds', async () => {
+  it('ingests each listed file as its own run, records the bad one, and fails the execution', async () => {
     const { lakeDir, landingDir, deps, events, entered } = setup();
     const lake = deps.lake;
     // Two files a page: the four distinct listed files take two pages.
@@ -161,7 +161,8 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     // The table of contents' own run.
     expect(result.bronze.dataset).toBe('tic-table-of-contents');
     expect(result.reconciliation?.status).toBe('passed');
-    expect(events.at(-1)?.type).toBe('ExecutionSucceeded');
+    // Its own run committed, but a table of contents whose files did not all make it is no success.
+    expect(events.at(-1)?.type).toBe('ExecutionFailed');
 
     // Each good file: its own committed bronze run, silver build and passing reconciliation.
     const fanOut = result.fanOut!;
@@ -200,11 +201,19 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     const failed = fanOut.files.find((f) => f.status === 'failed')!;
     expect(failed.error).toMatch(/^DownloadError: .*HTTP 404/);
     const letters = await deps.deadLetters.list();
-    expect(letters.map((l) => l.id)).toEqual([failed.executionName]);
-    expect(letters[0]!.input).toEqual({
+    expect(letters).toHaveLength(2);
+    const child = letters.find((l) => l.id === failed.executionName)!;
+    expect(child.input).toEqual({
       source: { url: `${base}/files/${MISSING}`, dataset: 'tic-in-network' },
     });
-    expect(letters[0]!.error.Error).toBe('DownloadError');
+    expect(child.error.Error).toBe('DownloadError');
+    // And the table of contents' own execution, with the counts and where the report is.
+    const parent = letters.find((l) => l.id !== failed.executionName)!;
+    expect(parent.error.Error).toBe('ListedFilesFailedError');
+    expect(parent.error.Cause).toBe(
+      `1 of 4 listed files failed, 1 more were refused before download (the fan-out report: ${fanOut.report}); ` +
+        'each failed file has its own execution in the failure queue',
+    );
 
     // The state machine went through the pages: plan, map, plan, map, plan (done).
     const states = entered();
@@ -217,16 +226,11 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     expect(count(StateName.fanOutDone)).toBe(3);
     expect(count(StateName.ingestListedFile)).toBe(4);
     expect(count(StateName.listedFileFailed)).toBe(1);
-    expect(states.at(-1)).toBe(StateName.succeeded);
-    const output = (events.at(-1) as { output?: { fanOut?: Record<string, unknown> } }).output?.fanOut;
-    expect(output).toMatchObject({
-      done: true,
-      listed: 4,
-      rejected: 1,
-      duplicates: 1,
-      succeeded: 3,
-      failed: 1,
-    });
+    expect(states.slice(-3)).toEqual([
+      StateName.listedFilesFailed,
+      StateName.recordFailure,
+      StateName.failed,
+    ]);
 
     // The report beside the table of contents' bronze run: the plan, each page's outcomes, the tally.
     const reportFiles = (await listFiles(join(lakeDir, fanOut.report))).sort();
@@ -270,6 +274,19 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     expect(text).toContain(`report      ${join(lakeDir, fanOut.report)}`);
     const summary = jsonSummary(result, lake, timings);
     expect('fanOut' in summary && summary.fanOut?.files).toHaveLength(5);
+  });
+
+  it('succeeds when every listed file is ingested', async () => {
+    const { deps, events, entered } = setup();
+    const result = await runWorkflowLocally(
+      { dataset: tableOfContents, source: { url: `${base}/toc-good.json` } },
+      deps,
+    );
+    await settle();
+    expect(result.fanOut!.files.map((f) => f.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(events.at(-1)?.type).toBe('ExecutionSucceeded');
+    expect(entered().at(-1)).toBe(StateName.succeeded);
+    expect(await deps.deadLetters.list()).toEqual([]);
   });
 
   it('skips the fan-out when the execution input says "fanOut": false', async () => {

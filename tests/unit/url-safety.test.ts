@@ -56,6 +56,18 @@ describe('Function: classifyAddress', () => {
     ['::10.0.0.1', 'private'],
     ['64:ff9b::169.254.169.254', 'link-local'],
     ['2002:a9fe:a9fe::1', 'link-local'],
+    ['64:ff9b::a9fe:a9fe', 'link-local'],
+    ['64:ff9b::8.8.8.8', 'public'],
+    ['2002:808:808::1', 'public'],
+    ['2002:7f00:1::', 'loopback'],
+    ['::0.0.0.2', 'unspecified'],
+    ['::ffff:100.64.0.1', 'private'],
+    ['fec0::1', 'private'],
+    ['100::1', 'reserved'],
+    ['240.0.0.1', 'reserved'],
+    ['192.0.0.8', 'reserved'],
+    ['198.19.0.1', 'reserved'],
+    ['198.20.0.1', 'public'],
     ['not an address', 'reserved'],
   ];
   it.each(cases)('classifies %s as %s', (address, kind) => {

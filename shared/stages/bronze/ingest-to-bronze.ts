@@ -379,6 +379,7 @@ export async function ingestSlice(
       finishedAt: finishedAt.toISOString(),
       durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
       resumed,
+      reader: sliced ? 'resumable' : 'native',
     },
   };
   await deps.lake.write(manifestKey, `${stringifyLossless(manifest, 2)}\n`, {

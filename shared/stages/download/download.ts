@@ -1,6 +1,6 @@
+import type { LookupAddress } from 'node:dns';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
-import { setTimeout as delay } from 'node:timers/promises';
 import {
   ChecksumMismatchError,
   ConfigError,
@@ -12,7 +12,6 @@ import type { Clock } from '../../ports/clock.ts';
 import type { ObjectInfo, ObjectStore, UploadingObjectStore } from '../../ports/object-store.ts';
 import type { SecretStore } from '../../ports/secret-store.ts';
 import type { SliceBudget } from '../bronze/ingest-to-bronze.ts';
-import { CircuitBreaker, CircuitOpenError } from './circuit-breaker.ts';
 import {
   type AppliedCredentials,
   applyCredentials,
@@ -21,12 +20,11 @@ import {
   scrubError,
 } from './credentials.ts';
 import { downloadCheckpointKey, readDownloadCheckpoint } from './download-checkpoint.ts';
-import { HostLimiter } from './host-limiter.ts';
 import { httpGet, networkError, type OpenResponse } from './http-get.ts';
 import { landingKey, normalizeSourceUrl } from './landing-key.ts';
 import { type DownloadIdentity, LandingUpload, prepareHasher } from './landing-upload.ts';
 import { partSizeFor } from './part-size.ts';
-import { parseRetryAfter, retryDelay } from './retry.ts';
+import { CircuitBreaker, HostLimiter, isRetryable, parseRetryAfter, retryPolicy } from './resilience.ts';
 import { parseSafeUrl, redactUrl, resolveSafeAddress, type UrlSafetyOptions } from './url-safety.ts';
 
 /** What to download, and where it lands. This is a state payload: it names secrets, never holds them. */
@@ -58,10 +56,6 @@ export interface FetchOptions extends UrlSafetyOptions {
   readonly maxRedirects?: number;
   /** Extra trusted CA certificates (PEM) for https sources behind a private CA. @default none */
   readonly ca?: string | readonly string[];
-  /** Waits between attempts; tests inject a fast one. @default `timers/promises` setTimeout */
-  readonly sleep?: (ms: number) => Promise<void>;
-  /** The jitter's random source in [0, 1). @default Math.random */
-  readonly random?: () => number;
   /** Per-host circuit breaker. @default one shared by every download in this process */
   readonly circuitBreaker?: CircuitBreaker;
   /** Per-host rate and concurrency limit. @default one shared by every download in this process */
@@ -199,11 +193,9 @@ export async function downloadToLanding(input: DownloadInput, deps: DownloadDeps
   }
 }
 
-/** A request that reached the host, and what to free once its body is done with. */
+/** The final response of a request (after its redirects), and the URL that gave it. */
 interface Hop extends OpenResponse {
   readonly url: URL;
-  readonly host: string;
-  readonly release: () => void;
 }
 
 /** A retryable HTTP status; its name stays `TransientError`. */
@@ -286,34 +278,32 @@ class Transfer {
   }
 
   async run(): Promise<DownloadOutcome> {
-    let attempt = 0;
+    let attempts = 0;
     try {
       await this.#continueCheckpoint();
-      for (;;) {
-        attempt++;
-        try {
-          await this.#attempt();
-          break;
-        } catch (error) {
-          if (!(error instanceof TransientError) || error instanceof CircuitOpenError) throw error;
-          if (attempt >= this.#settings.maxAttempts) {
-            throw new TransientError(
-              `download of ${this.#show(this.#url)} to landing key ${this.#key} gave up after ${attempt} attempts: ${error.message}`,
-              { cause: error },
-            );
-          }
-          const retryAfterMs = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
-          const delayMs = retryDelay(attempt, retryAfterMs, this.#settings, this.#settings.random);
-          this.#deps.onRetry?.({
-            attempt,
-            delayMs,
-            error: scrub(`${error.name}: ${error.message}`, this.#credentials.secrets),
-          });
-          await this.#settings.sleep(delayMs);
-        }
+      const retries = retryPolicy(this.#settings);
+      retries.onRetry((event) => {
+        const { name, message } = ('error' in event ? event.error : {}) as Partial<Error>;
+        this.#deps.onRetry?.({
+          attempt: event.attempt,
+          delayMs: event.delay,
+          error: scrub(`${name}: ${message}`, this.#credentials.secrets),
+        });
+      });
+      try {
+        await retries.execute(({ attempt }) => {
+          attempts = attempt + 1;
+          return this.#attempt();
+        });
+      } catch (error) {
+        if (!isRetryable(error)) throw error;
+        throw new TransientError(
+          `download of ${this.#show(this.#url)} to landing key ${this.#key} gave up after ${attempts} attempts: ${(error as Error).message}`,
+          { cause: error },
+        );
       }
       if (this.#paused) return this.#partial();
-      return await this.#complete(attempt);
+      return await this.#complete(attempts);
     } catch (error) {
       await this.#afterFailure(error);
       throw error;
@@ -383,58 +373,70 @@ class Transfer {
       const validator = this.#etag && !this.#etag.startsWith('W/') ? this.#etag : this.#lastModified;
       if (validator) headers['if-range'] = validator;
     }
-    const hop = await this.#open(headers);
-    try {
-      await this.#receive(hop, resuming);
-    } finally {
-      hop.release();
-      // No-ops after a complete body; otherwise they close the connection (agent: false, nothing pooled).
-      hop.response.destroy();
-      hop.request.destroy();
-    }
+    await this.#request(headers, (hop) => this.#receive(hop, resuming));
   }
 
-  /** Sends the request, following redirects; each hop is checked and pinned like the first URL. */
-  async #open(headers: OutgoingHttpHeaders): Promise<Hop> {
-    const s = this.#settings;
+  /**
+   * Sends the request, following redirects (each hop checked and pinned like the first URL), and hands
+   * the final response to `receive`. Each hop holds a slot of its host's limiter while it is open, the
+   * final one until `receive` is done; its host's circuit judges it by its response headers.
+   */
+  async #request(headers: OutgoingHttpHeaders, receive: (hop: Hop) => Promise<void>): Promise<void> {
     let url = this.#url;
     let from: URL | undefined;
     for (let redirects = 0; ; redirects++) {
       const shown = this.#show(url);
-      const address = await resolveSafeAddress(url, s).catch((error: unknown) => {
+      const address = await resolveSafeAddress(url, this.#settings).catch((error: unknown) => {
         if (!(error instanceof UnsafeUrlError)) throw networkError(error, shown);
         throw from
           ? new UnsafeUrlError(shown, `${error.reason}; redirected to by ${this.#show(from)}`)
           : error;
       });
-      const host = url.host;
-      this.#breaker.acquire(host);
-      const release = await this.#limiter.acquire(host);
-      let opened: OpenResponse;
-      try {
-        opened = await httpGet(this.#withQueryCredential(url), address, this.#headersFor(url, headers), {
-          connectTimeoutMs: s.connectTimeoutMs,
-          idleTimeoutMs: s.idleTimeoutMs,
-          ca: s.ca,
-          shownUrl: shown,
-        });
-      } catch (error) {
-        release();
-        if (error instanceof TransientError) this.#breaker.onFailure(host);
-        else this.#breaker.release(host);
-        throw error;
-      }
-      const status = opened.response.statusCode ?? 0;
-      if (isRetryableStatus(status)) this.#breaker.onFailure(host);
-      else this.#breaker.onSuccess(host);
-      if (!REDIRECT_STATUSES.has(status)) return { ...opened, url, host, release };
-
-      opened.response.destroy();
-      opened.request.destroy();
-      release();
+      const hopUrl = url;
+      const host = hopUrl.host;
+      const next = await this.#limiter.run(host, async () => {
+        const opened = await this.#breaker.execute(host, () => this.#send(hopUrl, address, headers, shown));
+        try {
+          const status = opened.response.statusCode ?? 0;
+          if (REDIRECT_STATUSES.has(status)) return this.#redirectTarget(hopUrl, opened.response, redirects);
+          await receive({ ...opened, url: hopUrl });
+          return undefined;
+        } finally {
+          // No-ops after a complete body; otherwise they close the connection (agent: false, nothing pooled).
+          opened.response.destroy();
+          opened.request.destroy();
+        }
+      });
+      if (next === undefined) return;
       from = url;
-      url = this.#redirectTarget(url, opened.response, redirects);
+      url = next;
     }
+  }
+
+  /**
+   * One GET to its response headers. A retryable status is thrown as `HttpStatusError`, carrying the
+   * server's `Retry-After`: a failure for the host's circuit and for the retry policy alike.
+   */
+  async #send(
+    url: URL,
+    address: LookupAddress,
+    headers: OutgoingHttpHeaders,
+    shown: string,
+  ): Promise<OpenResponse> {
+    const s = this.#settings;
+    const opened = await httpGet(this.#withQueryCredential(url), address, this.#headersFor(url, headers), {
+      connectTimeoutMs: s.connectTimeoutMs,
+      idleTimeoutMs: s.idleTimeoutMs,
+      ca: s.ca,
+      shownUrl: shown,
+    });
+    const { request, response } = opened;
+    const status = response.statusCode ?? 0;
+    if (!isRetryableStatus(status)) return opened;
+    const retryAfter = parseRetryAfter(header(response, 'retry-after'), this.#deps.clock.now());
+    response.destroy();
+    request.destroy();
+    throw new HttpStatusError(shown, status, response.statusMessage, retryAfter);
   }
 
   /** The checked URL a redirect points to. */
@@ -468,13 +470,9 @@ class Transfer {
 
   /** Reads one response into the upload, or throws why it cannot. */
   async #receive(hop: Hop, resuming: boolean): Promise<void> {
-    const { response, host } = hop;
+    const { response } = hop;
     const status = response.statusCode ?? 0;
     const shown = this.#show(hop.url);
-    if (isRetryableStatus(status)) {
-      const retryAfter = parseRetryAfter(header(response, 'retry-after'), this.#deps.clock.now());
-      throw new HttpStatusError(shown, status, response.statusMessage, retryAfter);
-    }
     if (status === 304 && !resuming && this.#previous) {
       this.#notModified = true;
       return;
@@ -538,11 +536,9 @@ class Transfer {
         return;
       }
       if (!(error instanceof NetworkReadError)) throw error;
-      this.#breaker.onFailure(host);
       throw networkError(error.cause, shown, this.#received);
     }
     if (this.#total !== undefined && this.#received < this.#total) {
-      this.#breaker.onFailure(host);
       throw new TransientError(`${shown}: the body ended after ${this.#received} of ${this.#total} bytes`);
     }
   }
@@ -821,7 +817,5 @@ function withDefaults(options: FetchOptions = {}): Settings {
     baseDelayMs: options.baseDelayMs ?? 500,
     maxDelayMs: options.maxDelayMs ?? 20_000,
     maxRedirects: options.maxRedirects ?? 5,
-    sleep: options.sleep ?? ((ms) => delay(ms)),
-    random: options.random ?? Math.random,
   };
 }

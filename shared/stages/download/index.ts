@@ -1,10 +1,4 @@
 /** The download stage: untrusted HTTP(S) sources into the landing store, with credentials from a secret store. */
-export {
-  CircuitBreaker,
-  type CircuitBreakerOptions,
-  CircuitOpenError,
-  type CircuitState,
-} from './circuit-breaker.ts';
 export type { CredentialsRef } from './credentials.ts';
 export {
   type DownloadDeps,
@@ -17,8 +11,17 @@ export {
   type RetryEvent,
 } from './download.ts';
 export { DownloadCheckpoint, downloadCheckpointKey } from './download-checkpoint.ts';
-export { HostLimiter, type HostLimiterOptions } from './host-limiter.ts';
 export { landingKey } from './landing-key.ts';
 export { DEFAULT_PART_BYTES, partSizeFor } from './part-size.ts';
-export { fullJitterDelay, parseRetryAfter, retryDelay } from './retry.ts';
+export {
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  CircuitOpenError,
+  type CircuitStateName,
+  HostLimiter,
+  type HostLimiterOptions,
+  parseRetryAfter,
+  retryBackoff,
+  retryPolicy,
+} from './resilience.ts';
 export { classifyAddress, redactUrl, type UrlSafetyOptions } from './url-safety.ts';

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
@@ -12,6 +11,7 @@ import { QUARANTINE_TABLE } from '../../lake/keys.ts';
 import { reconcileItemKey, reconcileKeysKey } from '../../lake/reconcile-work-keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
+import { readFileFacts } from '../../report/table-facts.ts';
 import { type BronzePartContent, lineEnds, readBronzePart } from '../bronze/read-bronze.ts';
 import { type KeysOfFile, keyBucketOf, QUARANTINE_KEY_COLUMNS } from './key-buckets.ts';
 import { ParquetFooterError, parquetRowCount, type ReadRange } from './parquet-footer.ts';
@@ -40,6 +40,39 @@ const CheckSchema = z.object({
   ok: z.boolean(),
 });
 
+const ColumnProfileSchema = z.object({
+  name: z.string(),
+  type: z.string(),
+  nulls: z.number().optional(),
+  distinct: z.number().optional(),
+  min: z.string().optional(),
+  max: z.string().optional(),
+});
+
+/** The run report's facts of one silver file (`FileFacts`). */
+const FileFactsSchema = z.object({
+  profile: z.union([
+    z.object({
+      rows: z.number(),
+      columns: z.array(ColumnProfileSchema).readonly(),
+      distinctOverRows: z.number().optional(),
+    }),
+    z.object({ error: z.string() }),
+  ]),
+  quarantineExamples: z
+    .array(
+      z.object({
+        ruleId: z.string(),
+        recordPath: z.string(),
+        fieldPath: z.string(),
+        message: z.string(),
+        value: z.string().optional(),
+      }),
+    )
+    .readonly()
+    .optional(),
+});
+
 /** What an item leaves in the lake: small, whatever the size of what it re-read. */
 export const ItemResult = z.discriminatedUnion('kind', [
   z.object({
@@ -63,6 +96,8 @@ export const ItemResult = z.discriminatedUnion('kind', [
     rows: z.union([z.number().int().nonnegative(), z.string()]),
     /** Why the key columns of a file that failed its sha256 check could not be read (keys: none). */
     keys: z.string().optional(),
+    /** For the run report: the file's profile (and quarantine examples), read while it is at hand. */
+    facts: FileFactsSchema.optional(),
   }),
 ]);
 export type ItemResult = z.infer<typeof ItemResult>;
@@ -147,8 +182,8 @@ async function checkBronzeParts(
 }
 
 /**
- * One silver file: its bytes streamed once through sha256 (copied to scratch only when its keys are
- * read), its rows from the footer. A file whose keys are joined emits them into the plan's key buckets.
+ * One silver file, copied to scratch once (hashed on the way): its rows from the footer, its keys emitted
+ * into the plan's key buckets when they are joined, and its profile for the run report.
  */
 async function checkSilverFile(
   plan: ReconcilePlan,
@@ -159,26 +194,6 @@ async function checkSilverFile(
 ): Promise<ItemResult> {
   const { lake } = deps;
   const hash = createHash('sha256');
-  const hashing = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      done();
-    },
-  });
-  if (!file.emitsKeys) {
-    await pipeline(await lake.read(file.key), hashing);
-    const size = (await lake.head(file.key))?.size ?? 0;
-    const rows = await footerRows(size, async (range) => readAll(await lake.read(file.key, range)));
-    return {
-      planId: plan.planId,
-      item,
-      kind: 'silver',
-      table: file.table,
-      key: file.key,
-      sha256: hash.digest('hex'),
-      rows,
-    };
-  }
   await mkdir(deps.workDir, { recursive: true });
   const local = join(deps.workDir, `reconcile-${bronze.runId}-item-${item}.parquet`);
   try {
@@ -200,19 +215,30 @@ async function checkSilverFile(
       return buffer.subarray(0, bytesRead);
     }).finally(() => handle.close());
     const sha256 = hash.digest('hex');
-    // A file that is not what the manifest says (its sha256 check fails) may not be readable at all:
-    // then that is a failed check with its reason, and its keys count as none. Otherwise it is a crash.
-    const unreadableKeys = await emitKeys(plan, item, file, local, sha256 !== file.sha256, bronze, deps);
-    return {
-      planId: plan.planId,
-      item,
-      kind: 'silver',
-      table: file.table,
-      key: file.key,
-      sha256,
-      rows,
-      ...(unreadableKeys !== undefined && { keys: unreadableKeys }),
-    };
+    const inspector = await deps.openInspector();
+    try {
+      // A file that is not what the manifest says (its sha256 check fails) may not be readable at all:
+      // then that is a failed check with its reason, and its keys count as none. Otherwise it is a crash.
+      const unreadableKeys = file.emitsKeys
+        ? await emitKeys(plan, item, file, local, sha256 !== file.sha256, bronze, { ...deps, inspector })
+        : undefined;
+      const facts = await readFileFacts(inspector, file.table, local).catch((error: unknown) => ({
+        profile: { error: `profile not read: ${(error as Error).message}` },
+      }));
+      return {
+        planId: plan.planId,
+        item,
+        kind: 'silver',
+        table: file.table,
+        key: file.key,
+        sha256,
+        rows,
+        ...(unreadableKeys !== undefined && { keys: unreadableKeys }),
+        facts,
+      };
+    } finally {
+      await inspector.close();
+    }
   } finally {
     await rm(local, { force: true });
   }
@@ -261,7 +287,7 @@ async function emitKeys(
   local: string,
   suspect: boolean,
   bronze: BronzeManifest,
-  deps: ReconcileItemDeps,
+  deps: { readonly lake: ObjectStore; readonly contract: SilverContract; readonly inspector: TableInspector },
 ): Promise<string | undefined> {
   const empty = () =>
     Array.from({ length: plan.keyBuckets }, (): KeysOfFile => ({ planId: plan.planId, item, refs: {} }));
@@ -291,7 +317,7 @@ async function emitKeys(
 async function collectKeys(
   local: string,
   file: SilverFileItem,
-  deps: ReconcileItemDeps,
+  deps: { readonly contract: SilverContract; readonly inspector: TableInspector },
   buckets: KeysOfFile[],
   keyBuckets: number,
 ): Promise<void> {
@@ -301,33 +327,29 @@ async function collectKeys(
     refs[i] ??= {};
     return refs[i];
   };
-  const inspector = await deps.openInspector();
-  try {
-    for (const [i, reference] of (deps.contract.references ?? []).entries()) {
-      if (reference.from.table === file.table) {
-        for (const [value, count] of await inspector.valueCounts(local, reference.from.column)) {
-          const keys = refKeys(value, i);
-          keys.from ??= [];
-          keys.from.push([value, count]);
-        }
-      }
-      if (reference.to.table === file.table) {
-        for (const [value] of await inspector.valueCounts(local, reference.to.column)) {
-          const keys = refKeys(value, i);
-          keys.to ??= [];
-          keys.to.push(value);
-        }
+  const { inspector } = deps;
+  for (const [i, reference] of (deps.contract.references ?? []).entries()) {
+    if (reference.from.table === file.table) {
+      for (const [value, count] of await inspector.valueCounts(local, reference.from.column)) {
+        const keys = refKeys(value, i);
+        keys.from ??= [];
+        keys.from.push([value, count]);
       }
     }
-    if (file.table === QUARANTINE_TABLE) {
-      for (const key of await inspector.distinctRows(local, QUARANTINE_KEY_COLUMNS)) {
-        const bucket = buckets[keyBucketOf(key, keyBuckets)]!;
-        bucket.quarantine ??= [];
-        bucket.quarantine.push(key);
+    if (reference.to.table === file.table) {
+      for (const [value] of await inspector.valueCounts(local, reference.to.column)) {
+        const keys = refKeys(value, i);
+        keys.to ??= [];
+        keys.to.push(value);
       }
     }
-  } finally {
-    await inspector.close();
+  }
+  if (file.table === QUARANTINE_TABLE) {
+    for (const key of await inspector.distinctRows(local, QUARANTINE_KEY_COLUMNS)) {
+      const bucket = buckets[keyBucketOf(key, keyBuckets)]!;
+      bucket.quarantine ??= [];
+      bucket.quarantine.push(key);
+    }
   }
 }
 

@@ -1,7 +1,3 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../config/runtime-config.ts';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
@@ -17,7 +13,7 @@ import { reconcileBucketKey, reconcileItemKey } from '../../lake/reconcile-work-
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
-import { readTableFacts, type TableFacts } from '../../report/table-facts.ts';
+import { combineTableFacts, type FileFacts, type TableFacts } from '../../report/table-facts.ts';
 import { writeRunReport } from '../../report/write-run-report.ts';
 import { readBronzeManifest, readText } from '../bronze/read-bronze.ts';
 import { BucketResult, firstExamples, runKeyBucket } from './key-buckets.ts';
@@ -180,10 +176,7 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
  */
 export async function finishReconcile(
   input: ReconcileInput,
-  deps: Pick<
-    ReconcileDeps,
-    'lake' | 'clock' | 'contract' | 'quarantineRateThreshold' | 'openInspector' | 'workDir'
-  >,
+  deps: Pick<ReconcileDeps, 'lake' | 'clock' | 'contract' | 'quarantineRateThreshold'>,
 ): Promise<ReconciliationReport> {
   const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey, deps.contract);
   const { runId, dataset } = bronze;
@@ -216,7 +209,7 @@ export async function finishReconcile(
     quarantine,
     quality: qualityScore(bronze, silver, silverChecks.referenced, silverChecks.dangling),
     checkedAt: finishedAt.toISOString(),
-    ...(await smallTableFacts(silver, deps)),
+    ...tableFacts(items),
   };
   const key = reconciliationKey(dataset, runId);
   await deps.lake.write(key, `${JSON.stringify(report, null, 2)}\n`, { contentType: 'application/json' });
@@ -236,41 +229,15 @@ export async function finishReconcile(
   return report;
 }
 
-/** Silver of at most this many bytes is profiled for the run report (its files read once more). */
-const PROFILED_SILVER_MAX_BYTES = 256 * 1024 * 1024;
-
-/**
- * The run report's table profiles and quarantine examples (TableFacts), for a small build whose tables
- * are one file each: those files are read once more, here. A larger build's report goes without them
- * rather than make one invocation read all of its silver (the items, which have their files at hand,
- * do not profile them yet).
- */
-async function smallTableFacts(
-  silver: SilverManifest,
-  deps: Pick<ReconcileDeps, 'lake' | 'openInspector' | 'workDir'>,
-): Promise<Partial<TableFacts>> {
-  const tables = Object.entries(silver.tables);
-  const bytes = tables.reduce((n, [, t]) => n + t.files.reduce((m, f) => m + f.bytes, 0), 0);
-  if (bytes > PROFILED_SILVER_MAX_BYTES || tables.some(([, t]) => t.files.length > 1)) return {};
-  const dir = join(deps.workDir, `report-${silver.runId}`);
-  await mkdir(dir, { recursive: true });
-  const inspector = await deps.openInspector();
-  try {
-    const localFiles: Record<string, string | undefined> = {};
-    for (const [table, result] of tables) {
-      const file = result.files[0];
-      if (!file) continue;
-      localFiles[table] = join(dir, `${table}.parquet`);
-      await pipeline(await deps.lake.read(file.key), createWriteStream(localFiles[table]!));
-    }
-    return await readTableFacts(inspector, localFiles);
-  } catch {
-    // A file that cannot be read fails its own checks; the report then goes without the facts.
-    return {};
-  } finally {
-    await inspector.close();
-    await rm(dir, { recursive: true, force: true });
+/** The run report's table facts, from what the silver items read of their files (in plan order). */
+function tableFacts(items: readonly ItemResult[]): TableFacts {
+  const files: Record<string, FileFacts[]> = {};
+  for (const item of items) {
+    if (item.kind !== 'silver' || !item.facts) continue;
+    files[item.table] ??= [];
+    files[item.table]!.push(item.facts);
   }
+  return combineTableFacts(files);
 }
 
 /** A step's result, checked to belong to this plan; an error saying which step did not run. */

@@ -94,7 +94,8 @@ async function sourcesToRebuild(
   if (committed.length === 0) {
     throw new ConfigError(
       `${dataset.name}: the lake ${options.lake} has no committed source of this dataset, so there is ` +
-        `nothing to rebuild. Run a file first: sluice run FILE ${datasetFlag(dataset, options)} --lake ${options.lake}`,
+        'nothing to rebuild (runs of a dataset without a "silver" section commit no version). Run a file ' +
+        `first: sluice run FILE ${datasetFlag(dataset, options)} --lake ${options.lake}`,
     );
   }
   if (options.source === undefined) return committed;

@@ -157,6 +157,11 @@ describe('sluice rebuild', () => {
     const source = sourceOf(await listFiles(lake));
     expect(unknown.stderr).toContain('--source nope.ndjson-0');
     expect(unknown.stderr).toContain(source);
+    // A lake without a committed source of the dataset has nothing to rebuild, and says how to get one.
+    const empty = await runSluice(['rebuild', '--config', v2, '--lake', join(tmp.dir, 'empty-lake')]);
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toContain('has no committed source of this dataset');
+    expect(empty.stderr).toContain('sluice run FILE --config');
     // The id, or the path the source was read from, names it.
     const byPath = await runSluice(['rebuild', '--config', v2, '--lake', lake, '--source', file, '--json']);
     expect(byPath.status, byPath.stderr).toBe(0);

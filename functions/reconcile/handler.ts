@@ -150,7 +150,7 @@ export async function reconcileRun(
         quality: report.quality.score,
         leaseHolder: deps.leaseHolder ?? input.executionId,
       },
-      { lake: deps.lake, clock: deps.clock, catalog: deps.catalog, localLease: deps.localLease },
+      { lake: deps.lake, clock: deps.clock, contract, catalog: deps.catalog, localLease: deps.localLease },
     );
     // Generic datasets with a snapshot, cdc or scd2 load fold every source's current version into their
     // state (after the commit, so the state never holds a run that failed its reconciliation; a replaced

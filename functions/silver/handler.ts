@@ -9,8 +9,10 @@ import {
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import type { TablePartialsMerger, TableWriterFactory } from '../../shared/ports/table-writer.ts';
 import { type BuildSilverResult, buildSilver } from '../../shared/stages/silver/build-silver.ts';
+import { planRebuild, type RebuildPlan } from '../../shared/stages/silver/plan-rebuild.ts';
 import { mergeSilverBucket } from '../../shared/stages/silver/silver-bucket.ts';
 import {
   buildSilverGroupToLake,
@@ -21,6 +23,8 @@ import {
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import {
   quarantinedRecords,
+  type RebuildOutput,
+  rebuildOutput,
   requireSilverContract,
   type SilverBucketOutput,
   type SilverGroupOutput,
@@ -32,8 +36,11 @@ import {
 } from '../../shared/workflow/stage-io.ts';
 
 /**
- * The silver stage of the workflow, one function for its four states (by the event's `op`):
+ * The silver stage of the workflow, one function for its five states (by the event's `op`):
  *
+ *   PlanRebuild   `{ op: "rebuild", rebuild: { dataset, source, force? } }` (a rebuild execution) -> the
+ *                 source's committed bronze run `{ status: "rebuild" | "unchanged", dataset, manifestKey,
+ *                 build, currentBuild, ... }`, its lease taken (see shared/stages/silver/plan-rebuild.ts)
  *   PlanSilver    `{ op: "plan", dataset, bronzeManifestKey }` -> `{ groups: [{ group }], groupCount,
  *                 buckets: [{ bucket }], bucketCount }`
  *   SilverGroup   `{ op: "group", ..., group, groupCount, bucketCount }` (a `SilverGroups` Map item) -> a
@@ -70,6 +77,12 @@ export interface SilverDeps extends LakeStageDeps {
   readonly mergeTables?: TablePartialsMerger;
   /** Silver: the build's full result (a local run's summary); the state machine gets a reference. */
   readonly onResult?: (result: BuildSilverResult) => void;
+  /** PlanRebuild: who holds the source's lease, when the caller took it (`sluice rebuild`). */
+  readonly leaseHolder?: string;
+  /** PlanRebuild: the lease records this process (local runs; see `LeaseDeps.localProcess`). */
+  readonly localLease?: boolean;
+  /** PlanRebuild: the plan in full (a local run's summary). */
+  readonly onRebuildPlan?: (plan: RebuildPlan) => void;
 }
 
 /** The AWS adapters, created once per cold start. */
@@ -82,7 +95,12 @@ export function createDeps(config: LakeStageConfig): SilverDeps {
 }
 
 /** What the silver function returns, by `op`. */
-export type SilverResult = SilverOutput | SilverPlanOutput | SilverGroupOutput | SilverBucketOutput;
+export type SilverResult =
+  | SilverOutput
+  | SilverPlanOutput
+  | SilverGroupOutput
+  | SilverBucketOutput
+  | RebuildOutput;
 
 /** One step of a silver build (or all of it) for one committed bronze run. */
 export async function silver(event: unknown, deps: SilverDeps): Promise<SilverResult> {
@@ -92,8 +110,27 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
     event,
     'silver',
     '{ "op"?: "plan" | "group" | "bucket" | "merge", "dataset": string, "bronzeManifestKey": string, ' +
-      '"group"?: number, "bucket"?: number, "groupCount"?: number, "bucketCount"?: number }',
+      '"group"?: number, "bucket"?: number, "groupCount"?: number, "bucketCount"?: number } or ' +
+      '{ "op": "rebuild", "rebuild": { "dataset": string, "source": string, "force"?: boolean } }',
   );
+  if (input.op === 'rebuild') {
+    const { dataset, source, force } = input.rebuild;
+    const contract = requireSilverContract(dataset, deps.config.datasets, deps.datasetConfigs);
+    logger.appendKeys({ dataset, sourceId: source, op: input.op });
+    metrics.addDimension(Dimension.dataset, dataset);
+    const plan = await planRebuild(
+      {
+        dataset: datasetNamed(dataset, deps.datasetConfigs),
+        sourceId: source,
+        force,
+        leaseHolder: deps.leaseHolder ?? input.executionId,
+      },
+      { lake: deps.lake, clock: deps.clock, contract, localLease: deps.localLease },
+    );
+    deps.onRebuildPlan?.(plan);
+    logger.info('rebuild planned', { ...rebuildOutput(plan) });
+    return rebuildOutput(plan);
+  }
   const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });
   metrics.addDimension(Dimension.dataset, input.dataset);
@@ -105,6 +142,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
       {
         lake: deps.lake,
         clock: deps.clock,
+        contract,
         targetGroupBytes: deps.config.silverGroupTargetMb && deps.config.silverGroupTargetMb * MiB,
         targetBucketBytes: deps.config.silverBucketTargetMb && deps.config.silverBucketTargetMb * MiB,
         minGroups: deps.minGroups,
@@ -193,6 +231,7 @@ export interface SilverHandler {
   (event: { readonly op: 'plan' }, context?: LambdaContext): Promise<SilverPlanOutput>;
   (event: { readonly op: 'group' }, context?: LambdaContext): Promise<SilverGroupOutput>;
   (event: { readonly op: 'bucket' }, context?: LambdaContext): Promise<SilverBucketOutput>;
+  (event: { readonly op: 'rebuild' }, context?: LambdaContext): Promise<RebuildOutput>;
   /** `op: "merge"`, or no `op`: a whole build. */
   (event: unknown, context?: LambdaContext): Promise<SilverOutput>;
 }

@@ -21,6 +21,8 @@ export const BRONZE_PREFIX = 'bronze/';
 export const SILVER_PREFIX = 'silver/';
 /** The lake prefix of the sources' control records: leases and commit records (shared/lake/keys.ts). */
 export const SOURCES_PREFIX = '_sources/';
+/** The sources' leases (shared/lake/keys.ts `sourceLeaseKey`): a rebuild's first step takes one. */
+export const SOURCE_LEASES = `${SOURCES_PREFIX}*/lease.json`;
 /** The reconciliation report's key pattern: beside each bronze manifest (shared/lake/keys.ts). */
 export const RECONCILIATION_REPORTS = `${BRONZE_PREFIX}*/reconciliation.json`;
 /**
@@ -242,9 +244,30 @@ export class PipelineFunctions extends Construct {
         resources: [lake(`${SILVER_PREFIX}*`)],
       }),
     );
-    this.listLake(silverRole, [BRONZE_PREFIX, SILVER_PREFIX]);
+    // A rebuild (`PlanRebuild`) reads the source's commit records and takes its lease; the commit that
+    // follows is the reconcile function's.
+    silverRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadSourceRecords',
+        actions: ['s3:GetObject'],
+        resources: [lake(`${SOURCES_PREFIX}*`)],
+      }),
+    );
+    silverRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'TakeSourceLease',
+        actions: ['s3:PutObject'],
+        resources: [lake(SOURCE_LEASES)],
+      }),
+    );
+    this.listLake(silverRole, [BRONZE_PREFIX, SILVER_PREFIX, SOURCES_PREFIX]);
     this.useDataKeyThroughS3(silverRole, dataKey);
     Validations.of(silverRole).acknowledge(
+      lakeAck(
+        `${SOURCES_PREFIX}*`,
+        `Reads a source's commit records to rebuild it; keyed per dataset and source, limited to ${SOURCES_PREFIX}.`,
+      ),
+      lakeAck(SOURCE_LEASES, "Writes only a source's lease, to rebuild it (one run per source at a time)."),
       lakeAck(`${BRONZE_PREFIX}*`, 'Reads the bronze run named in its event; reads are limited to bronze/.'),
       lakeAck(
         `${SILVER_PREFIX}*`,

@@ -10,7 +10,7 @@ import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { DeadLetter, DeadLetterStore } from '../ports/dead-letter-store.ts';
 import type { FetchOptions } from '../stages/download/index.ts';
-import { ExecutionInput, MAX_EXECUTION_NAME_LENGTH } from '../workflow/execution.ts';
+import { ExecutionInput, MAX_EXECUTION_NAME_LENGTH, RebuildInput } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
 
 /**
@@ -111,9 +111,11 @@ async function listCommand(options: DlqOptions): Promise<void> {
     const input = RecordedInput.safeParse(letter.input);
     const what = !input.success
       ? JSON.stringify(letter.input)
-      : 'source' in input.data
-        ? `${input.data.source.dataset}: ${input.data.source.url} (download)`
-        : `${input.data.dataset}: ${input.data.key}`;
+      : 'rebuild' in input.data
+        ? `${input.data.rebuild.dataset}: ${input.data.rebuild.source} (rebuild)`
+        : 'source' in input.data
+          ? `${input.data.source.dataset}: ${input.data.source.url} (download)`
+          : `${input.data.dataset}: ${input.data.key}`;
     process.stdout.write(
       `\n  ${letter.id}\n    input   ${what}\n    error   ${letter.error.Error}: ${causeOf(letter)}\n` +
         (letter.recordedAt ? `    failed  ${letter.recordedAt}\n` : ''),
@@ -198,7 +200,8 @@ export async function redriveLocally(
   options: LocalRedriveOptions,
 ): Promise<LocalPipelineResult> {
   const input = recordedInput(letter);
-  const datasetName = 'source' in input ? input.source.dataset : input.dataset;
+  const datasetName =
+    'rebuild' in input ? input.rebuild.dataset : 'source' in input ? input.source.dataset : input.dataset;
   const dataset: DatasetConfig = options.config
     ? await loadDatasetConfigFile(options.config)
     : builtInDataset(datasetName);
@@ -216,17 +219,23 @@ export async function redriveLocally(
     downloadFetchOptions: options.fetchOptions,
   };
   const result =
-    'source' in input
-      ? // A scheduled or listed download: fetched again into the landing folder, then the whole workflow.
+    'rebuild' in input
+      ? // A rebuild: silver from the source's committed bronze again; nothing is read from a landing area.
         await runWorkflowLocally(
-          { dataset, source: input.source, fanOut: input.fanOut },
+          { dataset, rebuild: { sourceId: input.rebuild.source, force: input.rebuild.force } },
           { ...deps, source: new FileObjectStore(resolve(options.landing ?? './landing')) },
         )
-      : // Locally, an execution's "bucket" is the directory of its source file (see runWorkflowLocally).
-        await runWorkflowLocally(
-          { dataset, sourceKey: input.key, fanOut: input.fanOut },
-          { ...deps, source: new FileObjectStore(input.bucket) },
-        );
+      : 'source' in input
+        ? // A scheduled or listed download: fetched again into the landing folder, then the whole workflow.
+          await runWorkflowLocally(
+            { dataset, source: input.source, fanOut: input.fanOut },
+            { ...deps, source: new FileObjectStore(resolve(options.landing ?? './landing')) },
+          )
+        : // Locally, an execution's "bucket" is the directory of its source file (see runWorkflowLocally).
+          await runWorkflowLocally(
+            { dataset, sourceKey: input.key, fanOut: input.fanOut },
+            { ...deps, source: new FileObjectStore(input.bucket) },
+          );
   await store.remove(letter.id);
   return result;
 }
@@ -286,8 +295,12 @@ function startExecutionsWith(options: DlqOptions): {
   };
 }
 
-/** A dead letter's execution input: a landed object, or a source to download (`{ source }`). */
-const RecordedInput = z.union([ExecutionInput, z.object({ source: Source, fanOut: z.boolean().optional() })]);
+/** A dead letter's execution input: a landed object, a source to download (`{ source }`), or a rebuild. */
+const RecordedInput = z.union([
+  ExecutionInput,
+  z.object({ source: Source, fanOut: z.boolean().optional() }),
+  RebuildInput,
+]);
 
 function recordedInput(letter: DeadLetter): z.infer<typeof RecordedInput> {
   const input = RecordedInput.safeParse(letter.input);

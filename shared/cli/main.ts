@@ -12,6 +12,7 @@ import { type LambdaLimits, parseLambdaLimits } from '../pipeline/lambda-limits-
 import { dlqCommand } from './dlq-command.ts';
 import { inspectCommand } from './inspect-command.ts';
 import { inCliTerms } from './option-flags.ts';
+import type { RebuildOptions } from './rebuild-command.ts';
 import { reportCommand } from './report-command.ts';
 import { runsCommand } from './runs-command.ts';
 
@@ -161,6 +162,79 @@ ${EXAMPLES}`,
       // Commands load their modules when they run: `--help` and the others start without them.
       const { runIngest } = await import('./run-command.ts');
       if (!(await runIngest(file, options))) outcome.failed = true;
+    });
+
+  program
+    .command('rebuild')
+    .description(
+      'Build silver and reconciliation again for committed sources of a dataset, from the bronze they ' +
+        'committed, without reading the sources: after a change of the dataset config or of its silver ' +
+        "contract, or to backfill a new table. Each source's new build is written beside its current one and " +
+        'becomes current only once its reconciliation passed, as a run does.\n' +
+        'Progress goes to stderr; a summary per source (or, with --json, one JSON object per line) to stdout.',
+    )
+    .addOption(
+      new Option('-d, --dataset <name>', 'a built-in dataset')
+        .choices(Object.keys(builtInDatasets))
+        .conflicts('config'),
+    )
+    .option('-c, --config <file>', 'the dataset config file (its new version, for a changed config)')
+    .option(
+      '-s, --source <id|path|url>',
+      'rebuild this committed source only: its id (as `sluice runs` shows it), or the path or URL it was ' +
+        'read from (default: every committed source of the dataset)',
+    )
+    .option(
+      '-l, --lake <dir|s3://bucket/prefix>',
+      'the lake: a directory, or an S3 bucket and prefix (endpoint: AWS_ENDPOINT_URL_S3)',
+      './lake',
+    )
+    .option('--json', 'print one JSON object per source: status, builds, counts, quality, outputs', false)
+    .option(
+      '--force',
+      'rebuild a source whose current build is already the one this config and contract make (its files ' +
+        'are kept, not rewritten; its reconciliation and report are done again)',
+      false,
+    )
+    .option('--wait', 'if another run holds a source, wait for it instead of failing at once', false)
+    .option('-q, --quiet', 'no progress output', false)
+    .option(
+      '--quarantine-threshold <share>',
+      'fail a source when more than this share of its records (0–1) is quarantined',
+      parseShare,
+      DEFAULT_QUARANTINE_RATE_THRESHOLD,
+    )
+    .addHelpText(
+      'after',
+      `
+What it does, per source (the workflow of \`sluice run\` from its PlanRebuild state: no Download, no Ingest):
+  1. takes the source's lease (exit 3 if another run holds it, or --wait);
+  2. reads the source's current version and the bronze manifest it committed;
+  3. computes the build id: a hash of the config bronze was parsed under and of the silver contract's
+     fingerprint (its contractVersion, tables, columns, types, keys and rules). If the current version has
+     that build already, the source is "unchanged" (unless --force);
+  4. builds silver from bronze into silver/<dataset>/<table>/source=<s>/version=<v>/build=<new>/, beside
+     the current build's files, which stay as they are;
+  5. reconciles, writes reconciliation.json and report.html, and commits: one conditional write of the
+     source's current.json makes the new build what \`sluice query\` reads. A failed reconciliation leaves
+     the current build current.
+
+A config whose record paths differ from those bronze was parsed into cannot be rebuilt from it: run
+the file again instead (sluice run FILE). Built-in contracts declare a contractVersion; it is bumped
+whenever their normalization changes, so a rebuild after an upgrade builds anew.
+
+Exit codes: 0 reconciled or unchanged; 1 a rebuild failed; 2 bad usage or config (an unknown --source:
+the message lists the committed ones); 3 a source is busy.
+
+Examples:
+  $ sluice rebuild --dataset tic-in-network
+  $ sluice rebuild --config my-dataset.json --source events.ndjson-3f2a9c1b7e04
+  $ sluice rebuild --dataset tic-in-network --source samples/tic-in-network-sample.json.gz --json
+`,
+    )
+    .action(async (options: RebuildOptions) => {
+      const { runRebuild } = await import('./rebuild-command.ts');
+      if (!(await runRebuild(options))) outcome.failed = true;
     });
 
   program

@@ -46,7 +46,10 @@ import {
 import { createProgressReporter } from './progress.ts';
 import { jsonSummary, runOutcome, StageTimes, textSummary } from './run-summary.ts';
 
-async function resolveDataset(options: RunOptions): Promise<DatasetConfig> {
+/** The dataset a command names: `--config FILE`, or a built-in `--dataset`. */
+export async function resolveDataset(
+  options: Pick<RunOptions, 'config' | 'dataset'>,
+): Promise<DatasetConfig> {
   if (options.config) return loadDatasetConfigFile(options.config);
   if (options.dataset) return builtInDataset(options.dataset);
   throw new ConfigError(
@@ -165,7 +168,11 @@ async function checkSpaceFor(path: string, options: RunOptions): Promise<void> {
  * The source's lease, or an error saying who holds it; with `--wait`, waits until it is free (checking
  * every few seconds, up to a minute apart, and saying so).
  */
-async function takeLease(lease: LeaseRef, deps: LeaseDeps, options: RunOptions): Promise<void> {
+export async function takeLease(
+  lease: LeaseRef,
+  deps: LeaseDeps,
+  options: Pick<RunOptions, 'wait' | 'quiet' | 'json'>,
+): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await holdSourceLease(lease, deps);

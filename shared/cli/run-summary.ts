@@ -83,6 +83,8 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
   return {
     runId: bronze.runId,
     status,
+    /** A rebuild (`sluice rebuild`): the silver build it made, and the one the source had before. */
+    ...(result.rebuild && { rebuild: result.rebuild }),
     /** What failed, when `status` is `failed`: e.g. "2 of 3 listed files failed". */
     ...(problems.length > 0 && { problems }),
     dataset: bronze.dataset,
@@ -165,6 +167,7 @@ function unchangedJson(result: LocalUnchangedResult, timings: RunTimings) {
     currentRunId: unchanged.currentRunId,
     committedAt: unchanged.committedAt,
     read: unchanged.read,
+    ...(result.rebuild && { rebuild: result.rebuild }),
     seconds: { total: seconds(timings.totalMs) },
   };
 }
@@ -172,6 +175,14 @@ function unchangedJson(result: LocalUnchangedResult, timings: RunTimings) {
 /** The text summary of an unchanged source: one line says it all. */
 function unchangedText(result: LocalUnchangedResult, timings: RunTimings): string {
   const { unchanged } = result;
+  if (result.rebuild) {
+    return (
+      `\nsluice rebuild unchanged: ${unchanged.dataset}\n` +
+      `  source ${result.rebuild.sourceId}: version ${unchanged.version} is current since ${unchanged.committedAt} ` +
+      `with build ${result.rebuild.build}, the one this config and contract make: nothing rebuilt ` +
+      `(--force rebuilds it anyway) (${formatDuration(timings.totalMs)})\n`
+    );
+  }
   const how = unchanged.read ? 'read and found identical' : 'this file was ingested before';
   return (
     `\nsluice run unchanged: ${unchanged.dataset}\n` +
@@ -243,20 +254,29 @@ function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, tim
         : `${outcome.status}: ${manifest.dataset}`;
   const lines = [
     '',
-    `sluice run ${headline}`,
+    `sluice ${result.rebuild ? 'rebuild' : 'run'} ${headline}`,
     `  source      ${manifest.source.uri}`,
     `              ${formatBytes(manifest.source.size)} ${manifest.source.compression === 'gzip' ? 'gzip' : 'uncompressed'}, ` +
       `${formatBytes(manifest.source.uncompressedBytes)} of ${manifest.source.format}, sha256 ${manifest.source.sha256.slice(0, 16)}…`,
     `  run id      ${bronze.runId}`,
     ...(commit
       ? [
-          commit.record.restoredAt
-            ? `  version     ${commit.version} is current again, as committed at ${commit.record.committedAt}` +
-              `${commit.replaced ? ` (replaced ${commit.replaced})` : ''}: the source went back to these bytes`
-            : `  version     ${commit.version} is now current${commit.replaced ? ` (replaced ${commit.replaced})` : ''}`,
+          result.rebuild && !commit.committed
+            ? `  version     ${commit.version} stays current with its build, reconciled again (--force)`
+            : commit.record.restoredAt
+              ? `  version     ${commit.version} is current again, as committed at ${commit.record.committedAt}` +
+                `${commit.replaced ? ` (replaced ${commit.replaced})` : ''}: the source went back to these bytes`
+              : `  version     ${commit.version} is now current${commit.replaced ? ` (replaced ${commit.replaced})` : ''}`,
         ]
       : []),
-    ...(bronze.reused ? ['  resumed     bronze committed by an earlier run of this file was reused'] : []),
+    ...(result.rebuild
+      ? [
+          `  rebuilt     silver build ${result.rebuild.build} from the committed bronze (the source was not read)` +
+            `${result.rebuild.previousBuild && result.rebuild.previousBuild !== result.rebuild.build ? `; build ${result.rebuild.previousBuild} is kept, no longer current` : ''}`,
+        ]
+      : bronze.reused
+        ? ['  resumed     bronze committed by an earlier run of this file was reused']
+        : []),
     ...Object.entries(manifest.headers).map(
       ([name, value]) => `  ${name.padEnd(26)}${stringifyLossless(value)}`,
     ),

@@ -43,6 +43,12 @@ export const COLUMN_TYPES: Readonly<Record<SilverColumnType, ColumnType>> = {
 export const RESCUED_COLUMN = '_rescued';
 
 /** A generic contract, with its rules table (id, severity, description) for docs and tests. */
+/**
+ * The version of the generic contract's code (the column mapping, coercions and rules it derives from a
+ * config): bump it by hand when that code changes the rows a record yields.
+ */
+export const GENERIC_CONTRACT_VERSION = 'generic/1';
+
 export type GenericSilverContract = SilverContract & { readonly rules: readonly RuleSpec[] };
 
 /** The operation column of a cdc or scd2 load (default `op`), or null when there is none. */
@@ -130,6 +136,9 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
 
   return {
     dataset: config.name,
+    contractVersion: GENERIC_CONTRACT_VERSION,
+    // The config's silver section is this contract: any change to it is a change of the contract.
+    definition: silver,
     tables: [table],
     onDrift: silver.onDrift,
     rules,

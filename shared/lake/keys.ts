@@ -90,9 +90,11 @@ export const bronzePartKey = (dataset: string, runId: string, recordName: string
   `${bronzeRunPrefix(dataset, runId)}${recordName}/part-${String(part).padStart(5, '0')}.ndjson.gz`;
 
 /**
- * One silver build: one version of one source, built under one dataset config (`build`, the first 8 hex
- * digits of the config's sha256). A version rebuilt under a changed config writes new files beside the
- * old ones, so the version readers see stays whole until the new build is committed.
+ * One silver build: one version of one source, built from its bronze under one dataset config and one
+ * silver contract. `build` is the first 8 hex digits of the sha256 of the bronze's dataset config hash and
+ * the contract's fingerprint (shared/contracts/silver/contract-fingerprint.ts: its `contractVersion`,
+ * tables, columns, types, keys and rules). A version rebuilt under a changed config or contract writes new
+ * files beside the old ones, so the version readers see stays whole until the new build is committed.
  */
 export interface SilverBuildRef {
   readonly dataset: string;
@@ -101,15 +103,22 @@ export interface SilverBuildRef {
   readonly build: string;
 }
 
-/** The build of a bronze run's manifest (which names dataset, source, version and config). */
-export function silverBuildOf(bronze: {
-  readonly dataset: string;
-  readonly sourceId: string;
-  readonly version: string;
-  readonly datasetConfigSha256: string;
-}): SilverBuildRef {
+/** The build of a bronze run's manifest (which names dataset, source, version and config) under a contract. */
+export function silverBuildOf(
+  bronze: {
+    readonly dataset: string;
+    readonly sourceId: string;
+    readonly version: string;
+    readonly datasetConfigSha256: string;
+  },
+  contractFingerprint: string,
+): SilverBuildRef {
   const { dataset, sourceId, version } = bronze;
-  return { dataset, sourceId, version, build: bronze.datasetConfigSha256.slice(0, 8) };
+  const build = createHash('sha256')
+    .update(`${bronze.datasetConfigSha256}\n${contractFingerprint}`)
+    .digest('hex')
+    .slice(0, 8);
+  return { dataset, sourceId, version, build };
 }
 
 /**
@@ -135,7 +144,14 @@ export const QUARANTINE_TABLE = '_quarantine';
 
 /** The commit marker of a silver build (outside the table folders). */
 export const silverManifestKey = (ref: SilverBuildRef) =>
-  `silver/${ref.dataset}/_manifests/source=${ref.sourceId}/version=${ref.version}/${ref.build}.json`;
+  `${silverManifestsPrefix(ref.dataset, ref.sourceId, ref.version)}${ref.build}.json`;
+
+/** The commit markers of every build of one version of a source. */
+export const silverManifestsPrefix = (dataset: string, sourceId: string, version: string) =>
+  `silver/${dataset}/_manifests/source=${sourceId}/version=${version}/`;
+
+/** The build id a silver manifest key names (`silverManifestKey`). */
+export const buildOfSilverManifestKey = (key: string) => key.slice(key.lastIndexOf('/') + 1, -'.json'.length);
 
 /** The reconciliation report, beside the bronze manifest of the run it proves. */
 export const reconciliationKey = (dataset: string, runId: string) =>

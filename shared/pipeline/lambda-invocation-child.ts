@@ -42,6 +42,7 @@ async function invoke(spec: InvocationSpec): Promise<unknown> {
     ingestResult: relay('ingestResult'),
     silverPart: relay('silverPart'),
     silverResult: relay('silverResult'),
+    rebuildPlan: relay('rebuildPlan'),
     reconcileResult: relay('reconcileResult'),
     fanOutPlan: relay('fanOutPlan'),
     downloadRetry: relay('downloadRetry'),

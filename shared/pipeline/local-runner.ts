@@ -23,7 +23,7 @@ import { redactUrl } from '../stages/download/url-safety.ts';
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
 import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
 import { LISTED_FILES_FAILED_ERROR, StateName, type WorkflowDefinition } from '../workflow/definition.ts';
-import { type ExecutionInput, executionName } from '../workflow/execution.ts';
+import { type ExecutionInput, executionName, type RebuildInput } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
 import { FailureMessage, type FanOutOutput, ingestOutput } from '../workflow/stage-io.ts';
 import { folderBytes, invokeUnderLimits, type LambdaLimits } from './lambda-limits.ts';
@@ -151,11 +151,24 @@ export interface LocalWorkflowDeps extends LocalPipelineDeps {
  * or an HTTP source that the workflow's `Download` state first downloads into `deps.source`.
  */
 export type LocalWorkflowInput = (
-  | { readonly dataset: DatasetConfig; readonly sourceKey: string; readonly source?: undefined }
+  | {
+      readonly dataset: DatasetConfig;
+      readonly sourceKey: string;
+      readonly source?: undefined;
+      readonly rebuild?: undefined;
+    }
   | {
       readonly dataset: DatasetConfig;
       readonly source: Omit<Source, 'dataset'>;
       readonly sourceKey?: undefined;
+      readonly rebuild?: undefined;
+    }
+  | {
+      readonly dataset: DatasetConfig;
+      /** A rebuild of a committed source (`sluice rebuild`): the execution input's `rebuild`. */
+      readonly rebuild: { readonly sourceId: string; readonly force?: boolean };
+      readonly sourceKey?: undefined;
+      readonly source?: undefined;
     }
 ) & {
   /** `false` skips a table of contents' fan-out (the execution input's `fanOut`). @default true */
@@ -181,9 +194,18 @@ export async function runWorkflowLocally(
   const { dataset } = input;
   // The contract the run uses, and so whether the workflow's HasSilver choice takes the silver stages.
   const contract = contractForDataset(dataset);
-  let executionInput: ExecutionInput | { source: Source; fanOut?: boolean };
+  let executionInput: ExecutionInput | { source: Source; fanOut?: boolean } | RebuildInput;
   let name: string;
-  if (input.source) {
+  if (input.rebuild) {
+    const { sourceId: source, force } = input.rebuild;
+    executionInput = { rebuild: { dataset: dataset.name, source, ...(force && { force }) } };
+    // Nothing landed: the name is per source and start time.
+    name = executionName({
+      bucket: 'rebuild',
+      key: `${dataset.name}/rebuild-${source}`,
+      etag: deps.clock.now().toISOString(),
+    });
+  } else if (input.source) {
     const source: Source = { ...input.source, dataset: dataset.name };
     executionInput = { source };
     // A download has no object version yet: the name is per source and start time.
@@ -279,6 +301,33 @@ export async function runWorkflowLocally(
       },
       silverResult: (built) => {
         results.silver = built;
+      },
+      rebuildPlan: (plan) => {
+        results.rebuild = { sourceId: plan.sourceId, build: plan.build, previousBuild: plan.currentBuild };
+        if (plan.status === 'unchanged') {
+          results.unchanged = {
+            runId: plan.runId,
+            dataset: plan.dataset,
+            status: 'unchanged',
+            sourceId: plan.sourceId,
+            version: plan.version,
+            currentRunId: plan.runId,
+            committedAt: plan.committedAt,
+            read: false,
+          };
+          return;
+        }
+        // The committed bronze the rebuild starts from, as a run that reused it would report it.
+        results.bronze = {
+          runId: plan.runId,
+          dataset: plan.dataset,
+          status: 'committed',
+          manifestKey: plan.manifestKey,
+          manifestUri: deps.lake.uri(plan.manifestKey),
+          manifest: plan.manifest,
+          slices: 0,
+          reused: true,
+        };
       },
       reconcileResult: ({ report, commit, state }) => {
         results.reconciliation = report;
@@ -487,7 +536,12 @@ export async function runWorkflowLocally(
     }
     const taskInvocations = { byState: invocations, largestScratchBytes };
     if (results.unchanged) {
-      return { outcome: 'unchanged', unchanged: results.unchanged, invocations: taskInvocations };
+      return {
+        outcome: 'unchanged',
+        unchanged: results.unchanged,
+        invocations: taskInvocations,
+        ...(results.rebuild && { rebuild: results.rebuild }),
+      };
     }
     // Ended at DuplicateRun: another run holds the source. Not a success of this run.
     if (taskError instanceof SourceBusyError && !results.bronze) throw taskError;
@@ -535,6 +589,10 @@ export function localSourceRef(
   input: LocalWorkflowInput,
   landing: ObjectStore,
 ): { readonly dataset: string; readonly sourceId: string; readonly location: string } {
+  if (input.rebuild) {
+    const { sourceId } = input.rebuild;
+    return { dataset: input.dataset.name, sourceId, location: `${input.dataset.name} source ${sourceId}` };
+  }
   const key = input.sourceKey ?? landingKey(input.dataset.name, new URL(input.source.url));
   const uri = landing.uri(key);
   return {

@@ -18,6 +18,7 @@ import type { DownloadResult, FetchOptions, RetryEvent } from '../stages/downloa
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
 import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
 import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
+import type { RebuildPlan } from '../stages/silver/plan-rebuild.ts';
 import { Placeholder } from '../workflow/definition.ts';
 import type { Source } from '../workflow/source.ts';
 import type { LocalFunctionName } from './local-functions.ts';
@@ -34,6 +35,7 @@ export interface LocalStageHooks {
   readonly ingestResult: (result: IngestSliceResult) => void;
   readonly silverPart: (records: number) => void;
   readonly silverResult: (result: BuildSilverResult) => void;
+  readonly rebuildPlan: (plan: RebuildPlan) => void;
   readonly reconcileResult: (result: ReconcileResults) => void;
   readonly fanOutPlan: (plan: FanOutPlan) => void;
   readonly downloadRetry?: (event: RetryEvent) => void;
@@ -155,6 +157,9 @@ export function localStageDeps(
         signal: env.signal,
         mergeTables: env.mergeTables,
         onResult: hooks.silverResult,
+        leaseHolder: env.leaseHolder,
+        localLease: true,
+        onRebuildPlan: hooks.rebuildPlan,
       } satisfies SilverDeps;
     case Placeholder.reconcileFunctionArn:
       return {

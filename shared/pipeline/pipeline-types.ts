@@ -54,10 +54,15 @@ export interface LocalPipelineDeps {
 /** What each stage of a local run produced. */
 export type LocalPipelineResult = LocalRunResult | LocalUnchangedResult;
 
-/** The source's current version had these bytes already: nothing was rebuilt. */
+/**
+ * The source's current version had these bytes already (a run), or its current build is the one this
+ * config and contract make (a rebuild): nothing was rebuilt.
+ */
 export interface LocalUnchangedResult {
   readonly outcome: 'unchanged';
   readonly unchanged: IngestUnchangedResult;
+  /** Present for a rebuild. */
+  readonly rebuild?: RebuildBuilds;
   readonly invocations?: TaskInvocations;
   readonly bronze?: undefined;
   readonly silver?: undefined;
@@ -71,7 +76,10 @@ export interface LocalUnchangedResult {
 export interface LocalRunResult {
   readonly outcome: 'committed';
   readonly invocations?: TaskInvocations;
+  /** The bronze run: parsed (or reused) by this run, or for a rebuild the source's committed one. */
   readonly bronze: IngestToBronzeResult;
+  /** Present for a rebuild (silver built again from committed bronze, the source not read). */
+  readonly rebuild?: RebuildBuilds;
   /** Absent when the dataset has no silver contract (a bronze-only dataset). */
   readonly silver?: BuildSilverResult;
   /** Present for generic datasets with a snapshot, cdc or scd2 load. */
@@ -81,6 +89,13 @@ export interface LocalRunResult {
   readonly commit?: CommitVersionResult;
   /** Present for a table of contents that fanned out: what became of each file it lists. */
   readonly fanOut?: FanOutResult;
+}
+
+/** A rebuild's silver builds: the one it built (or found current), and the one the source had before. */
+export interface RebuildBuilds {
+  readonly sourceId: string;
+  readonly build: string;
+  readonly previousBuild: string;
 }
 
 /** What the run's tasks did, as Lambda would bill and limit it. */

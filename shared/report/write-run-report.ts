@@ -1,12 +1,6 @@
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
 import { SilverManifest } from '../contracts/silver-manifest.ts';
-import {
-  bronzeRunPrefix,
-  reconciliationKey,
-  runReportKey,
-  silverBuildOf,
-  silverManifestKey,
-} from '../lake/keys.ts';
+import { bronzeRunPrefix, reconciliationKey, runReportKey, silverManifestsPrefix } from '../lake/keys.ts';
 import { readTextIfPresent } from '../lake/read-json.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { readBronzeManifest } from '../stages/bronze/read-bronze.ts';
@@ -39,12 +33,8 @@ export async function readRunReportData(
   known: Partial<Pick<RunReportData, 'bronze' | 'silver' | 'reconciliation'>> = {},
 ): Promise<RunReportData> {
   const bronze = known.bronze ?? (await readBronzeManifest(lake, bronzeManifestKey));
-  const silverText = known.silver
-    ? undefined
-    : await readTextIfPresent(lake, silverManifestKey(silverBuildOf(bronze)));
-  const silver =
-    known.silver ?? (silverText === undefined ? undefined : SilverManifest.parse(JSON.parse(silverText)));
   // Another run of the same version may have built silver; only this run's numbers belong here.
+  const silver = known.silver ?? (await latestSilverOfRun(lake, bronze));
   const ownSilver = silver?.runId === bronze.runId ? silver : undefined;
   const reconciliationText = known.reconciliation
     ? undefined
@@ -59,6 +49,26 @@ export async function readRunReportData(
     fanOut: await readFanOut(lake, bronze),
     generatedAt: reconciliation?.checkedAt ?? bronze.timings.finishedAt,
   };
+}
+
+/**
+ * The newest silver build of a run's version that this run built: a version has a build per config and
+ * contract it was built under (`sluice rebuild`), and the report shows the latest.
+ */
+async function latestSilverOfRun(
+  lake: ObjectStore,
+  bronze: BronzeManifest,
+): Promise<SilverManifest | undefined> {
+  let latest: SilverManifest | undefined;
+  for await (const object of lake.list(
+    silverManifestsPrefix(bronze.dataset, bronze.sourceId, bronze.version),
+  )) {
+    const text = await readTextIfPresent(lake, object.key);
+    const parsed = text === undefined ? undefined : SilverManifest.safeParse(JSON.parse(text));
+    if (!parsed?.success || parsed.data.runId !== bronze.runId) continue;
+    if (!latest || parsed.data.timings.finishedAt > latest.timings.finishedAt) latest = parsed.data;
+  }
+  return latest;
 }
 
 /** The fan-out of the run's latest execution that finished one (its summary and listed files' outcomes). */

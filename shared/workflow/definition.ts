@@ -6,7 +6,9 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  * (shared/pipeline/local-runner.ts) runs the same object with local values for the placeholders. Nothing
  * describes the workflow twice, and reading it needs no synthesis.
  *
- *   HasSource? ──($.source.url)──> Download ──> DownloadDone? ──(status: partial)──> Download (the next
+ *   HasSource? ──($.rebuild)──> PlanRebuild ──> RebuildNeeded? ──(status: unchanged)──> Unchanged
+ *        │                                           └──(otherwise)──> PlanSilver (no Download, no Ingest)
+ *        ├──($.source.url)──> Download ──> DownloadDone? ──(status: partial)──> Download (the next
  *        │                                          │          invocation resumes the checkpoint)
  *        │                                          └──(otherwise)──> Landed ──┐
  *        └──(otherwise)──> Dropped ────────────────────────────────────────────┴──> Ingest
@@ -19,7 +21,7 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *        (maps: one ReconcileItem per bronze group or silver file, one ReconcileKeyBucket per bucket) │
  *   ┌────────────────────────────────────────────────────────────────────────────────────────────────┘
  *   └─> HasFanOut?
- *   HasFanOut? ──(a table of contents, unless the input says "fanOut": false)──> StartFanOut ──┐
+ *   HasFanOut? ──(a table of contents, unless the input says "fanOut": false or is a rebuild)──> StartFanOut ─┐
  *        └──(otherwise)──> Succeeded                                                           │
  *   ┌──────────────────────────────────────────────────────────────────────────────────────────┘
  *   └─> PlanFanOut ──> FanOutDone? ──(done, every listed file ingested)──> Succeeded
@@ -48,6 +50,8 @@ export interface WorkflowDefinition {
 /** State names: the execution history and the local runner refer to them. */
 export const StateName = {
   hasSource: 'HasSource',
+  planRebuild: 'PlanRebuild',
+  rebuildNeeded: 'RebuildNeeded',
   download: 'Download',
   downloadDone: 'DownloadDone',
   landed: 'Landed',
@@ -294,12 +298,17 @@ export function ingestWorkflowDefinition(options: WorkflowOptions = {}): Workflo
   return {
     StartAt: StateName.hasSource,
     States: {
-      // A scheduled run (`{ source: { url, dataset, ... } }`) downloads into landing first.
+      // A rebuild (`{ rebuild: { dataset, source } }`) starts from the source's committed bronze; a scheduled
+      // run (`{ source: { url, dataset, ... } }`) downloads into landing first.
       [StateName.hasSource]: {
         Type: 'Choice',
-        Choices: [{ Variable: '$.source.url', IsPresent: true, Next: StateName.download }],
+        Choices: [
+          { Variable: '$.rebuild', IsPresent: true, Next: StateName.planRebuild },
+          { Variable: '$.source.url', IsPresent: true, Next: StateName.download },
+        ],
         Default: StateName.dropped,
       },
+      ...rebuildStates(),
       ...downloadStates(),
       ...ingestStates(),
       ...silverStates(options),
@@ -309,6 +318,34 @@ export function ingestWorkflowDefinition(options: WorkflowOptions = {}): Workflo
       ...failureStates(),
     },
     TimeoutSeconds: options.timeoutSeconds ?? DEFAULT_WORKFLOW_TIMEOUT_SECONDS,
+  };
+}
+
+/**
+ * A rebuild: silver and reconciliation built again for a source's committed bronze, without reading the
+ * source (shared/stages/silver/plan-rebuild.ts). `PlanRebuild` takes the source's lease (waiting for
+ * another run as `Ingest` does) and puts the committed bronze run where `Ingest` puts its own
+ * (`$.ingest`: `dataset`, `manifestKey`), so the silver and reconcile states that follow are the run's
+ * own; a source whose current build is the one this config and contract make ends at `Unchanged`.
+ */
+function rebuildStates(): Record<string, Json> {
+  return {
+    [StateName.planRebuild]: {
+      ...lambdaInvoke(
+        Placeholder.silverFunctionArn,
+        { op: 'rebuild', 'rebuild.$': '$.rebuild', ...EXECUTION_ID },
+        { resultPath: `$.${ResultKey.ingest}`, retry: [SOURCE_BUSY_RETRY] },
+      ),
+      Catch: [TO_RECORD_FAILURE],
+      Next: StateName.rebuildNeeded,
+    },
+    [StateName.rebuildNeeded]: {
+      Type: 'Choice',
+      Choices: [
+        { Variable: `$.${ResultKey.ingest}.status`, StringEquals: 'unchanged', Next: StateName.unchanged },
+      ],
+      Default: StateName.planSilver,
+    },
   };
 }
 
@@ -606,6 +643,8 @@ function tableOfContentsFanOut(options: WorkflowOptions): Record<string, Json> {
           ],
           Next: StateName.succeeded,
         },
+        // A rebuild rebuilds the table's own silver: its listed files are sources of their own.
+        { Variable: '$$.Execution.Input.rebuild', IsPresent: true, Next: StateName.succeeded },
         {
           Variable: `$.${ResultKey.ingest}.dataset`,
           StringEquals: FAN_OUT_DATASET,

@@ -29,6 +29,27 @@ export const ExecutionInput = z.object({
 export type ExecutionInput = z.infer<typeof ExecutionInput>;
 
 /**
+ * What a rebuild execution is asked to rebuild: one committed source of a dataset, its silver and
+ * reconciliation built again from the bronze it committed, without reading the source
+ * (`{ "rebuild": { "dataset": "tic-in-network", "source": "<source id>" } }`; `sluice rebuild` locally).
+ */
+export const RebuildRequest = z.object({
+  dataset: z.string().min(1),
+  /** The source id, as `_sources/<dataset>/source=<id>/` and `sluice runs` name it. */
+  source: z.string().min(1),
+  /** Rebuild even when the source's current build is the one this config and contract make. */
+  force: z.boolean().optional(),
+});
+export type RebuildRequest = z.infer<typeof RebuildRequest>;
+
+/**
+ * The input of a rebuild execution: the workflow's first choice sends it to `PlanRebuild` and the silver
+ * stages, skipping `Download` and `Ingest`.
+ */
+export const RebuildInput = z.object({ rebuild: RebuildRequest });
+export type RebuildInput = z.infer<typeof RebuildInput>;
+
+/**
  * The dataset a landing key names: its first `/`-separated segment (`tic-in-network/2026/x.json.gz`).
  * A key without a `/` names no dataset and yields `''`, which no deployment accepts.
  */

@@ -12,6 +12,8 @@ import type {
 import type { CommitVersionResult } from '../stages/commit/commit-version.ts';
 import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
+import type { RebuildPlan } from '../stages/silver/plan-rebuild.ts';
+import { RebuildRequest } from './execution.ts';
 
 /**
  * What the workflow's states hand each other: the event each stage task receives and the small
@@ -64,6 +66,8 @@ export const SilverStageEvent = z.preprocess(
       bucketCount: z.number().int().nonnegative(),
     }),
     LakeStageEvent.extend({ op: z.literal('build') }),
+    /** `PlanRebuild`: which committed source to rebuild (the execution input's `rebuild`). */
+    z.object({ op: z.literal('rebuild'), rebuild: RebuildRequest, executionId }),
   ]),
 );
 export type SilverStageEvent = z.output<typeof SilverStageEvent>;
@@ -173,6 +177,30 @@ export interface IngestSlicedOutput {
   readonly storedBytesTotal: number;
   readonly uncompressedBytes: number;
   readonly records: number;
+}
+
+/**
+ * What `PlanRebuild` returns, kept where `Ingest`'s result is (`$.ingest`: the later stages read the
+ * bronze run there): the source's committed bronze run to build silver from (`status: "rebuild"`), or
+ * `unchanged` when its current build is the one this config and contract make (the workflow then ends at
+ * `Unchanged`).
+ */
+export interface RebuildOutput {
+  readonly status: 'rebuild' | 'unchanged';
+  readonly runId: string;
+  readonly dataset: string;
+  readonly sourceId: string;
+  readonly manifestKey: string;
+  readonly version: string;
+  /** The build this rebuild makes, and the one the source's current version has. */
+  readonly build: string;
+  readonly currentBuild: string;
+}
+
+/** The `PlanRebuild` state's result. */
+export function rebuildOutput(plan: RebuildPlan): RebuildOutput {
+  const { status, runId, dataset, sourceId, manifestKey, version, build, currentBuild } = plan;
+  return { status, runId, dataset, sourceId, manifestKey, version, build, currentBuild };
 }
 
 /** What `Silver` returns (kept at `$.silver`). */

@@ -377,7 +377,7 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(wildcard.every((a) => a.startsWith('xray:'))).toBe(true);
     });
 
-    it('lets silver read bronze/ and write and delete only under silver/', () => {
+    it("lets silver read bronze/ and write and delete only under silver/, and take a source's lease to rebuild it", () => {
       const statements = statementsOf(stack.functions.silver.role);
       const sid = (id: string) => statements.find((s) => s.Sid === id)!;
       expect(actions(sid('ReadBronze'))).toEqual(['s3:GetObject']);
@@ -389,9 +389,13 @@ describe('Stack: SluiceStack (example config)', () => {
         's3:PutObject',
       ]);
       expect(targets(sid('WriteSilver'))).toEqual(['<TOKEN>/silver/*']);
-      expect(sid('ListLake').Condition).toEqual({ StringLike: { 's3:prefix': ['bronze/*', 'silver/*'] } });
+      expect(sid('ListLake').Condition).toEqual({
+        StringLike: { 's3:prefix': ['bronze/*', 'silver/*', '_sources/*'] },
+      });
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
-      expect(writes.flatMap(targets)).toEqual(['<TOKEN>/silver/*']);
+      expect(writes.flatMap(targets)).toEqual(['<TOKEN>/silver/*', '<TOKEN>/_sources/*/lease.json']);
+      expect(actions(sid('TakeSourceLease'))).toEqual(['s3:PutObject']);
+      expect(actions(sid('ReadSourceRecords'))).toEqual(['s3:GetObject']);
       expect(sid('UseDataKeyThroughS3').Condition.StringEquals['kms:ViaService']).toBeDefined();
     });
 
@@ -611,6 +615,7 @@ describe('Stack: SluiceStack (example config)', () => {
 
     const stageTasks = [
       StateName.ingest,
+      StateName.planRebuild,
       StateName.planSilver,
       StateName.silver,
       StateName.planReconcile,
@@ -848,10 +853,10 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(tokens).toContain(
         JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.fanOut.function), 'Arn'] }),
       );
-      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(8);
-      // PlanSilver, each SilverGroup, each SilverBucket and the Silver commit: one function.
+      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(9);
+      // PlanRebuild, PlanSilver, each SilverGroup, each SilverBucket and the Silver commit: one function.
       const silverArn = JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.silver.function), 'Arn'] });
-      expect(tokens.filter((t) => t === silverArn)).toHaveLength(4);
+      expect(tokens.filter((t) => t === silverArn)).toHaveLength(5);
     });
 
     it('retries named transient errors only, on every task, with exponential backoff and full jitter', () => {
@@ -862,8 +867,9 @@ describe('Stack: SluiceStack (example config)', () => {
       ];
       for (const { name, task } of tasks) {
         const all = task.Retry as Record<string, Json>[];
-        // Ingest alone also waits for a source another execution holds (below).
-        const retry = name === StateName.ingest ? all.slice(0, 2) : all;
+        // Ingest and PlanRebuild also wait for a source another execution holds (below).
+        const waits = name === StateName.ingest || name === StateName.planRebuild;
+        const retry = waits ? all.slice(0, 2) : all;
         if (retry !== all) {
           expect(all[2]).toEqual({
             ErrorEquals: ['SourceBusyError', 'DuplicateRunError'],
@@ -933,7 +939,7 @@ describe('Stack: SluiceStack (example config)', () => {
       });
     });
 
-    it('fans a table of contents out after Reconcile, unless the execution input says "fanOut": false', () => {
+    it('fans a table of contents out after Reconcile, unless the execution input says "fanOut": false or is a rebuild', () => {
       const { States } = definition();
       expect(States[StateName.hasFanOut]).toEqual({
         Type: 'Choice',
@@ -945,6 +951,7 @@ describe('Stack: SluiceStack (example config)', () => {
             ],
             Next: StateName.succeeded,
           },
+          { Variable: '$$.Execution.Input.rebuild', IsPresent: true, Next: StateName.succeeded },
           {
             Variable: '$.ingest.dataset',
             StringEquals: 'tic-table-of-contents',

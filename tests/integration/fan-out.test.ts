@@ -7,6 +7,8 @@ import { FileObjectStore } from '../../shared/adapters/local/file-object-store.t
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { jsonSummary, textSummary } from '../../shared/cli/run-summary.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
+import { contractFingerprint } from '../../shared/contracts/silver/contract-fingerprint.ts';
 import {
   bronzeManifestKey,
   reconciliationKey,
@@ -176,7 +178,11 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
       const runId = file.runId!;
       expect(file.reconciliation).toBe('passed');
       const bronze = await readBronzeManifest(lake, bronzeManifestKey('tic-in-network', runId));
-      expect(await lake.head(silverManifestKey(silverBuildOf(bronze)))).toBeDefined();
+      expect(
+        await lake.head(
+          silverManifestKey(silverBuildOf(bronze, contractFingerprint(silverContractFor('tic-in-network')!))),
+        ),
+      ).toBeDefined();
       const report = JSON.parse(
         await readFile(join(lakeDir, reconciliationKey('tic-in-network', runId)), 'utf8'),
       ) as { status: string };

@@ -290,10 +290,10 @@ async function land(at: Lake, config: DatasetConfig, file: string, content: stri
 }
 
 /** Makes a run's version current, as the workflow does once its reconciliation passed: readers see it. */
-async function commit(at: Lake, ran: { bronze: { manifestKey: string } }) {
+async function commit(at: Lake, config: DatasetConfig, ran: { bronze: { manifestKey: string } }) {
   await commitVersion(
     { bronzeManifestKey: ran.bronze.manifestKey, quality: 100 },
-    { lake: fileStore(at.lake), clock: fixedClock },
+    { lake: fileStore(at.lake), clock: fixedClock, contract: contractForDataset(config)! },
   );
 }
 
@@ -854,7 +854,7 @@ describe('Generic datasets defined by config alone', () => {
     const files = split(events, 2, random(2));
     for (const [i, batch] of files.entries()) {
       const ran = await land(at, config, `part-${i}.ndjson`, toNdjson(batch));
-      await commit(at, ran);
+      await commit(at, config, ran);
       const { merged } = ran;
       expect(merged).toEqual({
         table: 'accounts',
@@ -899,7 +899,7 @@ describe('Generic datasets defined by config alone', () => {
     const config = csvConfig('cdc');
     const events = changeEvents(9);
     for (const [i, batch] of split(events, 2, random(1)).entries()) {
-      await commit(at, await land(at, config, `part-${i}.csv`, toCsv(batch)));
+      await commit(at, config, await land(at, config, `part-${i}.csv`, toCsv(batch)));
     }
     const query = await openLakeQuery(at.lake);
     try {

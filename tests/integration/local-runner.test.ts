@@ -19,6 +19,8 @@ import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-l
 import { redriveLocally } from '../../shared/cli/dlq-command.ts';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
+import { silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
+import { contractFingerprint } from '../../shared/contracts/silver/contract-fingerprint.ts';
 import { ContractViolationError, MalformedInputError, TransientError } from '../../shared/errors.ts';
 import { reconciliationKey, silverBuildOf, silverManifestKey } from '../../shared/lake/keys.ts';
 import {
@@ -209,6 +211,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
       [
         StateName.download,
         StateName.ingest,
+        StateName.planRebuild,
         StateName.planSilver,
         StateName.silver,
         StateName.planReconcile,
@@ -361,7 +364,13 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(result.reconciliation?.status).toBe('passed');
     const { runId } = result.bronze;
     expect(await files.head(result.bronze.manifestKey)).toBeDefined();
-    expect(await files.head(silverManifestKey(silverBuildOf(result.bronze.manifest)))).toBeDefined();
+    expect(
+      await files.head(
+        silverManifestKey(
+          silverBuildOf(result.bronze.manifest, contractFingerprint(silverContractFor('tic-in-network')!)),
+        ),
+      ),
+    ).toBeDefined();
     expect(await files.head(reconciliationKey('tic-in-network', runId))).toBeDefined();
     expect(await deps.deadLetters.list()).toEqual([]);
 
@@ -620,6 +629,57 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(result.bronze.manifest.records).toEqual({ events: 2 });
     expect(result.silver).toBeUndefined();
     expect(result.reconciliation).toBeUndefined();
+  });
+
+  it('rebuilds from committed bronze: PlanRebuild, then the silver and reconcile states, never Download or Ingest', async () => {
+    const config = (columns: { name: string; type: 'integer' | 'string' }[]) =>
+      parseDatasetConfig({
+        name: 'rebuilt',
+        format: 'ndjson',
+        recordName: 'rows',
+        silver: { table: 'rows', columns, primaryKey: ['id'] },
+      });
+    const before = config([{ name: 'id', type: 'integer' }]);
+    const after = config([
+      { name: 'id', type: 'integer' },
+      { name: 'label', type: 'string' },
+    ]);
+    await writeFile(join(tmp.dir, 'rows.ndjson'), '{"id":1,"label":"a"}\n{"id":2,"label":"b"}\n');
+    const { deps, entered, events } = setup();
+    const ran = await runWorkflowLocally({ dataset: before, sourceKey: 'rows.ndjson' }, deps);
+    const rebuild = { sourceId: ran.bronze.manifest.sourceId };
+
+    // The same config and contract: the current build is the one a rebuild would make.
+    events.length = 0;
+    const same = await runAnyWorkflow({ dataset: before, rebuild }, deps);
+    await settle();
+    expect(same.outcome).toBe('unchanged');
+    expect(entered()).toEqual([
+      StateName.hasSource,
+      StateName.planRebuild,
+      StateName.rebuildNeeded,
+      StateName.unchanged,
+    ]);
+
+    // A new column: a new build, from the bronze the run committed (its manifest is not rewritten).
+    events.length = 0;
+    const rebuilt = committedRun(await runAnyWorkflow({ dataset: after, rebuild }, deps));
+    await settle();
+    expect(entered()).toEqual([
+      StateName.hasSource,
+      StateName.planRebuild,
+      StateName.rebuildNeeded,
+      ...silverStates(groupsOf(rebuilt)),
+      ...reconcileStates(rebuilt),
+      StateName.hasFanOut,
+      StateName.succeeded,
+    ]);
+    expect(entered()).not.toContain(StateName.ingest);
+    expect(rebuilt.bronze.manifest).toEqual(ran.bronze.manifest);
+    expect(rebuilt.rebuild?.previousBuild).not.toBe(rebuilt.rebuild?.build);
+    expect(rebuilt.reconciliation?.status).toBe('passed');
+    expect(rebuilt.commit?.record.silverManifestKey).toBe(rebuilt.silver?.manifestKey);
+    expect(rebuilt.silver?.manifest.tables.rows?.rowsWritten).toBe(2);
   });
 
   it('refuses a definition with a task it has no local handler for, rather than call AWS', async () => {

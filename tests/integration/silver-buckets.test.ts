@@ -152,6 +152,7 @@ describe('silver merged in buckets', () => {
     const plan = await planSilver(input, {
       lake: files,
       clock: fixedClock,
+      contract,
       targetGroupBytes: 15_000,
       targetBucketBytes: BUCKET_BYTES,
     });

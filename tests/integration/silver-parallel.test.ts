@@ -7,6 +7,7 @@ import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/pa
 import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
+import { contractFingerprint } from '../../shared/contracts/silver/contract-fingerprint.ts';
 import { ContractViolationError, SchemaDriftError } from '../../shared/errors.ts';
 import { silverBuildOf, silverManifestKey } from '../../shared/lake/keys.ts';
 import { silverGroupStatsKey, silverWorkPrefix } from '../../shared/lake/silver-work-keys.ts';
@@ -299,12 +300,12 @@ describe('silver in parallel groups of bronze parts', () => {
     const contract = contractForDataset(bronze.config)!;
     const input = { bronzeManifestKey: bronze.manifestKey };
     // The build above is committed: planning again reuses it and builds nothing.
-    const reused = await planSilver(input, { lake, clock: fixedClock, targetGroupBytes: 150_000 });
+    const reused = await planSilver(input, { lake, clock: fixedClock, contract, targetGroupBytes: 150_000 });
     expect(reused).toMatchObject({ groupCount: 0, reused: true });
     const manifest = await readBronzeManifest(lake, bronze.manifestKey);
-    await lake.delete(silverManifestKey(silverBuildOf(manifest)));
+    await lake.delete(silverManifestKey(silverBuildOf(manifest, contractFingerprint(contract))));
     // Groups by bytes: a small target makes several.
-    const plan = await planSilver(input, { lake, clock: fixedClock, targetGroupBytes: 150_000 });
+    const plan = await planSilver(input, { lake, clock: fixedClock, contract, targetGroupBytes: 150_000 });
     expect(plan.reused).toBe(false);
     expect(plan.groupCount).toBeGreaterThan(2);
     const groupDeps = {

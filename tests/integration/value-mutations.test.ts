@@ -350,7 +350,10 @@ describe('mutation test: no value reaches silver changed without being counted',
       },
     );
     // Current, as after a reconciliation: readers see it.
-    await commitVersion({ bronzeManifestKey: bronze.manifestKey, quality: 100 }, { lake, clock: fixedClock });
+    await commitVersion(
+      { bronzeManifestKey: bronze.manifestKey, quality: 100 },
+      { lake, clock: fixedClock, contract: contractForDataset(dataset)! },
+    );
     const quarantined = new Set(
       (
         await query(
@@ -432,7 +435,7 @@ describe('mutation test: no value reaches silver changed without being counted',
       );
       await commitVersion(
         { bronzeManifestKey: bronze.manifestKey, quality: 100 },
-        { lake, clock: fixedClock },
+        { lake, clock: fixedClock, contract },
       );
       const counted = countedAt(silver.manifest);
       const [files] = await query(join(dir, 'lake'), 'SELECT * FROM files');

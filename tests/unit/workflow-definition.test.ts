@@ -33,6 +33,7 @@ describe('the workflow definition, as data', () => {
       [
         StateName.download,
         StateName.ingest,
+        StateName.planRebuild,
         StateName.planSilver,
         StateName.silverGroup,
         StateName.silverBucket,
@@ -57,6 +58,45 @@ describe('the workflow definition, as data', () => {
       if (mapItems.includes(name)) expect(catches).toEqual([]);
       else expect(catches.at(-1)?.Next, name).toBe(StateName.recordFailure);
     }
+  });
+
+  it('routes a rebuild input to PlanRebuild, from which no path reaches Download or Ingest', () => {
+    const states = definition.States;
+    const firstChoice = states[StateName.hasSource].Choices[0];
+    expect(firstChoice).toEqual({ Variable: '$.rebuild', IsPresent: true, Next: StateName.planRebuild });
+    const nextOf = (state: Record<string, unknown>): string[] => [
+      ...(typeof state.Next === 'string' ? [state.Next] : []),
+      ...(typeof state.Default === 'string' ? [state.Default] : []),
+      ...((state.Choices ?? []) as { Next: string }[]).map((c) => c.Next),
+      ...((state.Catch ?? []) as { Next: string }[]).map((c) => c.Next),
+    ];
+    const reachable = new Set<string>();
+    const visit = (name: string) => {
+      if (reachable.has(name)) return;
+      reachable.add(name);
+      for (const next of nextOf(states[name])) visit(next);
+    };
+    visit(StateName.planRebuild);
+    for (const state of [
+      StateName.planSilver,
+      StateName.reconcile,
+      StateName.unchanged,
+      StateName.succeeded,
+    ]) {
+      expect(reachable).toContain(state);
+    }
+    for (const state of [StateName.download, StateName.ingest, StateName.hasSilver]) {
+      expect(reachable).not.toContain(state);
+    }
+    // The committed bronze run lands where Ingest's would, for the silver and reconcile states to read.
+    expect(states[StateName.planRebuild].ResultPath).toBe('$.ingest');
+    // A rebuilt table of contents does not fan out again: that choice comes before the dataset's.
+    const fanOutChoices = states[StateName.hasFanOut].Choices as { Variable?: string; Next: string }[];
+    const rebuildChoice = fanOutChoices.findIndex((c) => c.Variable === '$$.Execution.Input.rebuild');
+    const tableChoice = fanOutChoices.findIndex((c) => c.Next === StateName.startFanOut);
+    expect(rebuildChoice).toBeGreaterThanOrEqual(0);
+    expect(fanOutChoices[rebuildChoice]!.Next).toBe(StateName.succeeded);
+    expect(rebuildChoice).toBeLessThan(tableChoice);
   });
 
   it('takes the deployment options', () => {

@@ -276,6 +276,8 @@ function buildItem(item: OutOfNetworkItem, { fileId, recordIndex, rescued }: Bui
 /** The tic-allowed-amounts silver contract. Record stream: out_of_network. */
 export const ticAllowedAmountsSilver = ticContract({
   dataset: 'tic-allowed-amounts',
+  // Bump when normalization changes the rows a record yields (see SilverContract.contractVersion).
+  contractVersion: 'tic-allowed-amounts/1',
   tables: allowedAmountsTables,
   rules: ALLOWED_AMOUNTS_RULES,
   withPlan: true,

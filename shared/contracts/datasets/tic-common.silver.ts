@@ -313,6 +313,8 @@ export interface RecordStream {
 
 export interface TicContractSpec {
   readonly dataset: string;
+  /** `SilverContract.contractVersion`: bump it by hand when the stream builders or checks change rows. */
+  readonly contractVersion: string;
   readonly tables: readonly TableSpec[];
   readonly rules: readonly RuleSpec[];
   readonly streams: Readonly<Record<string, RecordStream>>;
@@ -346,6 +348,7 @@ export function ticContract(spec: TicContractSpec): TicSilverContract {
   };
   const contract: TicSilverContract = {
     dataset: spec.dataset,
+    contractVersion: spec.contractVersion,
     tables: spec.tables,
     rules,
     streams: spec.streams,

@@ -208,6 +208,8 @@ function buildStandaloneGroup(
 /** The tic-in-network silver contract. Record streams: in_network, provider_references, provider_groups. */
 export const ticInNetworkSilver = ticContract({
   dataset: 'tic-in-network',
+  // Bump when normalization changes the rows a record yields (see SilverContract.contractVersion).
+  contractVersion: 'tic-in-network/1',
   tables: inNetworkTables,
   rules: IN_NETWORK_RULES,
   withPlan: true,

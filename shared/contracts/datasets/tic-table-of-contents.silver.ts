@@ -197,6 +197,8 @@ function buildStructure(
 /** The tic-table-of-contents silver contract. Record stream: reporting_structure. */
 export const ticTableOfContentsSilver = ticContract({
   dataset: 'tic-table-of-contents',
+  // Bump when normalization changes the rows a record yields (see SilverContract.contractVersion).
+  contractVersion: 'tic-table-of-contents/1',
   tables: tableOfContentsTables,
   rules: TABLE_OF_CONTENTS_RULES,
   withPlan: false,

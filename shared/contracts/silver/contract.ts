@@ -1,4 +1,4 @@
-import type { DriftFinding, NormalizedRecord, Row, RuleViolation, TableSpec } from './table.ts';
+import type { DriftFinding, NormalizedRecord, Row, RuleViolation, Severity, TableSpec } from './table.ts';
 
 /** What a contract knows about the file a record came from. */
 export interface SilverContext {
@@ -28,6 +28,21 @@ export interface TableReference {
  */
 export interface SilverContract {
   readonly dataset: string;
+  /**
+   * The version of the contract's code, e.g. `tic-in-network/1`: bump it by hand whenever normalization
+   * changes the rows a record yields (a mapping, a rule's logic, a derived value) without changing the
+   * tables' shape. It is part of the contract's fingerprint (./contract-fingerprint.ts), and so of every
+   * silver build id: a bumped version builds new files beside the old ones (`sluice rebuild`), never
+   * rewrites the current ones in place.
+   */
+  readonly contractVersion: string;
+  /** The rules a record is checked against (id and severity), when the contract has a rules table. */
+  readonly rules?: readonly { readonly id: string; readonly severity: Severity }[];
+  /**
+   * What else defines the contract's output, as data: the generic contract's config section (its
+   * columns' sources, types, required flags, load). Part of the fingerprint. @default none
+   */
+  readonly definition?: unknown;
   readonly tables: readonly TableSpec[];
   /** What happens to fields the contract does not know: kept as JSON in `_rescued`, ignored, or the run fails. */
   readonly onDrift: 'rescue' | 'ignore' | 'fail';

@@ -1,3 +1,5 @@
+import type { SilverContract } from '../../contracts/silver/contract.ts';
+import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { reconciliationKey, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
 import {
@@ -24,6 +26,8 @@ export interface CommitVersionInput {
 export interface CommitVersionDeps {
   readonly lake: ObjectStore;
   readonly clock: Clock;
+  /** The contract the run's silver was built under: with the bronze's config, it names the build. */
+  readonly contract: SilverContract;
   /** The query engine's catalog (Glue on AWS), moved to the new version after the commit. */
   readonly catalog?: SourceCatalog;
   /** The lease records this process (local runs; see `LeaseDeps.localProcess`). */
@@ -51,7 +55,7 @@ export async function commitVersion(
   deps: CommitVersionDeps,
 ): Promise<CommitVersionResult> {
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
-  const build = silverBuildOf(bronze);
+  const build = silverBuildOf(bronze, contractFingerprint(deps.contract));
   const silverKey = silverManifestKey(build);
   const silver = SilverManifest.parse(JSON.parse(await readText(deps.lake, silverKey)));
   const lease = input.leaseHolder && {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
+import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ConfigError, PipelineError } from '../../errors.ts';
 import { QUARANTINE_TABLE, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
@@ -105,9 +106,10 @@ export interface ReconcileManifests {
 export async function readManifests(
   lake: ObjectStore,
   bronzeManifestKey: string,
+  contract: SilverContract,
 ): Promise<ReconcileManifests> {
   const bronze = await readBronzeManifest(lake, bronzeManifestKey);
-  const key = silverManifestKey(silverBuildOf(bronze));
+  const key = silverManifestKey(silverBuildOf(bronze, contractFingerprint(contract)));
   const silverText = await readText(lake, key);
   return { bronze, silver: SilverManifest.parse(JSON.parse(silverText)), silverManifestKey: key, silverText };
 }

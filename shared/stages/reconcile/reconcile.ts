@@ -117,7 +117,7 @@ export async function planReconcile(
   input: ReconcileInput,
   deps: Pick<ReconcileDeps, 'lake' | 'contract' | 'plan'>,
 ): Promise<ReconcilePlanSummary> {
-  const manifests = await readManifests(deps.lake, input.bronzeManifestKey);
+  const manifests = await readManifests(deps.lake, input.bronzeManifestKey, deps.contract);
   const plan = reconcilePlan(manifests, input.bronzeManifestKey, deps.contract, deps.plan);
   await writeReconcilePlan(deps.lake, manifests.bronze, plan);
   return summary(plan);
@@ -178,7 +178,7 @@ export async function finishReconcile(
   input: ReconcileInput,
   deps: Pick<ReconcileDeps, 'lake' | 'clock' | 'contract' | 'quarantineRateThreshold'>,
 ): Promise<ReconciliationReport> {
-  const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey);
+  const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey, deps.contract);
   const { runId, dataset } = bronze;
   const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);
   const items = await mapInPool(plan.items, RESULTS_IN_FLIGHT, (_, item) =>

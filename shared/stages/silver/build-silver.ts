@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
+import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import type { TableSpec } from '../../contracts/silver/table.ts';
 import type { SilverManifest } from '../../contracts/silver-manifest.ts';
 import {
@@ -91,7 +92,7 @@ export async function buildSilver(
   const startedAt = deps.clock.now();
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const { runId } = bronze;
-  const manifestKey = silverManifestKey(silverBuildOf(bronze));
+  const manifestKey = silverManifestKey(silverBuildOf(bronze, contractFingerprint(deps.contract)));
   await deps.lake.delete(manifestKey);
 
   const tables = [...deps.contract.tables, quarantineTable];
@@ -101,7 +102,7 @@ export async function buildSilver(
   try {
     const groups = await buildGroups(input, bronze, deps, workDir);
     const results = await mergeGroups(tables, groups, deps, workDir);
-    const build = silverBuildOf(bronze);
+    const build = silverBuildOf(bronze, contractFingerprint(deps.contract));
     const published: SilverManifest['tables'] = {};
     for (const table of tables) {
       const result = results[table.name] ?? { rowsIn: 0, rowsWritten: 0, duplicates: 0 };
@@ -142,12 +143,17 @@ export interface SilverBuildOutcome {
  */
 export async function commitSilverBuild(
   outcome: SilverBuildOutcome,
-  deps: { readonly lake: ObjectStore; readonly clock: Clock; readonly stats: SilverStats },
+  deps: {
+    readonly lake: ObjectStore;
+    readonly clock: Clock;
+    readonly contract: SilverContract;
+    readonly stats: SilverStats;
+  },
 ): Promise<BuildSilverResult> {
   const { bronze } = outcome;
   const { stats } = deps;
   const { runId, dataset } = bronze;
-  const build = silverBuildOf(bronze);
+  const build = silverBuildOf(bronze, contractFingerprint(deps.contract));
   const manifestKey = silverManifestKey(build);
   const tableResults = outcome.tables;
   for (const [table, result] of Object.entries(tableResults)) {

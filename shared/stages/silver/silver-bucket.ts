@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
+import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import { PipelineError } from '../../errors.ts';
 import { silverBuildOf } from '../../lake/keys.ts';
 import { readJsonIfValid } from '../../lake/read-json.ts';
@@ -91,7 +92,7 @@ export async function mergeSilverBucket(
       deps.mergeTables ??
       (await import('../../adapters/duckdb/parquet-partials-merge.ts')).mergeParquetPartials;
     const merged = await merge(tables, partials, join(workDir, 'merged'));
-    const build = silverBuildOf(bronze);
+    const build = silverBuildOf(bronze, contractFingerprint(deps.contract));
     const result: BucketFile = {
       bucket,
       bucketCount: input.bucketCount,

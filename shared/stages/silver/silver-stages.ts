@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
+import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ConfigError, PipelineError } from '../../errors.ts';
 import { silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
@@ -84,6 +85,8 @@ export interface PlanSilverOptions {
 export interface PlanSilverDeps extends PlanSilverOptions {
   readonly lake: ObjectStore;
   readonly clock: Clock;
+  /** The contract the build is for: with the bronze's config, it names the build (`silverBuildOf`). */
+  readonly contract: SilverContract;
 }
 
 export interface SilverPlan {
@@ -124,9 +127,10 @@ export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): 
   const startedAt = deps.clock.now();
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
-  const manifestKey = silverManifestKey(silverBuildOf(bronze));
+  const { build } = silverBuildOf(bronze, contractFingerprint(deps.contract));
+  const manifestKey = silverManifestKey({ ...bronze, build });
   const committed = await readJsonIfValid(deps.lake, manifestKey, SilverManifest);
-  // The build's key names the source, the bytes' version and the config: a manifest there is a complete
+  // The build's key names the source, the bytes' version, the config and the contract: a manifest there is a complete
   // build of these very bytes, by this run or an earlier one (a source reverted to a version it had).
   // Reusing it keeps that version's committed files as they were, rather than rewriting them in place.
   if (committed) {
@@ -147,6 +151,7 @@ export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): 
   const earlier = await readJsonIfValid(deps.lake, silverPlanKey(dataset, runId), PlanFile);
   const samePlan =
     earlier?.bronzeManifestKey === input.bronzeManifestKey &&
+    earlier.build === build &&
     earlier.bucketCount === bucketCount &&
     JSON.stringify(earlier.groups) === JSON.stringify(groups);
   let groupsDone = 0;
@@ -157,6 +162,7 @@ export async function planSilver(input: PlanSilverInput, deps: PlanSilverDeps): 
     const plan: PlanFile = {
       startedAt: startedAt.toISOString(),
       bronzeManifestKey: input.bronzeManifestKey,
+      build,
       groupCount: groups.length,
       groups,
       bucketCount,
@@ -446,7 +452,7 @@ export async function mergeSilver(
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const { runId, dataset } = bronze;
   const workPrefix = silverWorkPrefix(dataset, runId);
-  const manifestKey = silverManifestKey(silverBuildOf(bronze));
+  const manifestKey = silverManifestKey(silverBuildOf(bronze, contractFingerprint(deps.contract)));
   // A manifest here is a complete build of these bytes: this run's (an earlier attempt committed it), or
   // an earlier run's of the same bytes (see planSilver). Either way it is the result.
   const committed = await readJsonIfValid(deps.lake, manifestKey, SilverManifest);

@@ -44,6 +44,11 @@ export function mergeBucketOfPart(part: number, partsTotal: number, buckets: num
 export const PlanFile = z.object({
   startedAt: z.string(),
   bronzeManifestKey: z.string().optional(),
+  /**
+   * The silver build the plan's work is for (`silverBuildOf`): a plan of another build (another config or
+   * contract) is started over, never finished with its groups. Absent in plans written before it was.
+   */
+  build: z.string().optional(),
   groupCount: z.number().int().positive(),
   groups: z.array(z.object({ index: z.number(), firstPart: z.number(), endPart: z.number() })),
   bucketCount: z.number().int().positive(),

@@ -1,0 +1,213 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { reconciliationKey, sourceCurrentKey } from '../../shared/lake/keys.ts';
+import { holdSourceLease, releaseSourceLease } from '../../shared/lake/source-lease.ts';
+import { systemClock } from '../../shared/ports/clock.ts';
+import { runSluice } from '../helpers/cli.ts';
+import { listFiles, tempDir } from '../helpers/lake.ts';
+
+/**
+ * `sluice rebuild`, as a user meets it: silver and reconciliation built again from committed bronze
+ * (the source is never read), unchanged when the config and contract make the build that is current, a
+ * new build beside the old one when they changed, and the exit codes of `sluice run`.
+ */
+
+const SAMPLE = join(import.meta.dirname, '..', '..', 'samples', 'tic-in-network-sample.json.gz');
+
+const ROWS = [
+  { id: 1, label: 'one' },
+  { id: 2, label: 'two' },
+  { id: 3, label: 'three' },
+];
+
+/** A dataset config of the `rows` dataset with these columns: a second column is a contract change. */
+const rowsConfig = (columns: readonly string[]) => ({
+  name: 'rows',
+  format: 'ndjson',
+  recordName: 'rows',
+  silver: {
+    table: 'rows',
+    columns: columns.map((name) => ({ name, type: name === 'id' ? 'integer' : 'string' })),
+    primaryKey: ['id'],
+  },
+});
+
+/** The JSON line(s) a `--json` command printed. */
+const jsonLines = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+describe('sluice rebuild', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let lake: string;
+  let file: string;
+  let v1: string;
+  let v2: string;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-cli-rebuild-');
+    lake = join(tmp.dir, 'lake');
+    file = join(tmp.dir, 'rows.ndjson');
+    v1 = join(tmp.dir, 'rows-v1.json');
+    v2 = join(tmp.dir, 'rows-v2.json');
+    await writeFile(file, ROWS.map((row) => JSON.stringify(row)).join('\n'));
+    await writeFile(v1, JSON.stringify(rowsConfig(['id'])));
+    await writeFile(v2, JSON.stringify(rowsConfig(['id', 'label'])));
+    const ran = await runSluice(['run', file, '--config', v1, '--lake', lake, '--json']);
+    expect(ran.status, ran.stderr).toBe(0);
+    expect(jsonLines(ran.stdout)[0]).toMatchObject({ status: 'reconciled' });
+  });
+  afterAll(async () => tmp.cleanup());
+
+  /** The source's current record: the version and build readers see. */
+  const current = async () => {
+    const text = await readFile(
+      join(lake, sourceCurrentKey('rows', sourceOf(await listFiles(lake)))),
+      'utf8',
+    );
+    return JSON.parse(text) as { silverManifestKey: string; tables: Record<string, string[]> };
+  };
+  const sourceOf = (files: readonly string[]) =>
+    /^_sources\/rows\/source=([^/]+)\/current\.json$/.exec(
+      files.find((f) => f.endsWith('current.json'))!,
+    )![1]!;
+
+  it('ends unchanged when the config and contract make the build that is current', async () => {
+    const before = await current();
+    const rebuilt = await runSluice(['rebuild', '--config', v1, '--lake', lake, '--json']);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+    const [summary] = jsonLines(rebuilt.stdout);
+    expect(summary).toMatchObject({ status: 'unchanged', dataset: 'rows' });
+    const { build, previousBuild } = summary!.rebuild as { build: string; previousBuild: string };
+    expect(build).toBe(previousBuild);
+    expect(before.silverManifestKey.endsWith(`/${build}.json`)).toBe(true);
+    expect(await current()).toEqual(before);
+  });
+
+  it('builds a changed contract anew beside the old build, reconciles it, and switches readers to it', async () => {
+    const before = await current();
+    const oldFiles = Object.values(before.tables).flat();
+    const rebuilt = await runSluice(['rebuild', '--config', v2, '--lake', lake, '--json']);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+    const [summary] = jsonLines(rebuilt.stdout);
+    expect(summary).toMatchObject({ status: 'reconciled', dataset: 'rows', resumed: true });
+    const { build, previousBuild } = summary!.rebuild as { build: string; previousBuild: string };
+    expect(build).not.toBe(previousBuild);
+
+    // The new build is current; the old build's files are still there, untouched.
+    const after = await current();
+    expect(after.silverManifestKey.endsWith(`/${build}.json`)).toBe(true);
+    const files = await listFiles(lake);
+    for (const old of oldFiles) expect(files).toContain(old);
+    expect(oldFiles.every((key) => key.includes(`/build=${previousBuild}/`))).toBe(true);
+    expect(
+      Object.values(after.tables)
+        .flat()
+        .every((key) => key.includes(`/build=${build}/`)),
+    ).toBe(true);
+
+    // Readers see the new column; the reconciliation of the rebuild passed.
+    const query = await runSluice([
+      'query',
+      'SELECT id, label FROM rows ORDER BY id',
+      '--lake',
+      lake,
+      '--json',
+    ]);
+    expect(query.status, query.stderr).toBe(0);
+    expect(jsonLines(query.stdout)).toEqual(ROWS);
+    const runId = summary!.runId as string;
+    const proof = JSON.parse(await readFile(join(lake, reconciliationKey('rows', runId)), 'utf8'));
+    expect(proof.status).toBe('passed');
+
+    // Rebuilt once, the new build is the current one: a second rebuild has nothing to do.
+    const again = await runSluice(['rebuild', '--config', v2, '--lake', lake, '--json']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(jsonLines(again.stdout)[0]).toMatchObject({ status: 'unchanged' });
+  });
+
+  it('exits 3 without touching the source while another run holds its lease', async () => {
+    const before = await current();
+    const lease = {
+      dataset: 'rows',
+      sourceId: sourceOf(await listFiles(lake)),
+      location: file,
+      holder: 'another-run',
+    };
+    const leaseDeps = { lake: new FileObjectStore(lake), clock: systemClock, localProcess: true };
+    // Held by this (live) test process, as a run in progress holds it.
+    await holdSourceLease(lease, leaseDeps);
+    try {
+      const busy = await runSluice(['rebuild', '--config', v1, '--lake', lake]);
+      expect(busy.status).toBe(3);
+      expect(busy.stderr).toContain('SourceBusyError');
+      expect(busy.stderr).toContain('another-run');
+    } finally {
+      await releaseSourceLease(lease, leaseDeps);
+    }
+    expect(await current()).toEqual(before);
+  });
+
+  it('exits 2 for a --source that is not a committed source, listing the committed ones', async () => {
+    const unknown = await runSluice(['rebuild', '--config', v2, '--lake', lake, '--source', 'nope.ndjson-0']);
+    expect(unknown.status).toBe(2);
+    const source = sourceOf(await listFiles(lake));
+    expect(unknown.stderr).toContain('--source nope.ndjson-0');
+    expect(unknown.stderr).toContain(source);
+    // A lake without a committed source of the dataset has nothing to rebuild, and says how to get one.
+    const empty = await runSluice(['rebuild', '--config', v2, '--lake', join(tmp.dir, 'empty-lake')]);
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toContain('has no committed source of this dataset');
+    expect(empty.stderr).toContain('sluice run FILE --config');
+    // The id, or the path the source was read from, names it.
+    const byPath = await runSluice(['rebuild', '--config', v2, '--lake', lake, '--source', file, '--json']);
+    expect(byPath.status, byPath.stderr).toBe(0);
+    expect(jsonLines(byPath.stdout)[0]).toMatchObject({ status: 'unchanged', source: { id: source } });
+  });
+
+  it('leaves the current build current when the rebuild fails, dead-letters it, and redrives it once fixed', async () => {
+    const before = await current();
+    // Every label is text: as an integer column every record is quarantined, which fails reconciliation.
+    const broken = join(tmp.dir, 'rows-broken.json');
+    const config = rowsConfig(['id', 'label']);
+    config.silver.columns[1]!.type = 'integer';
+    await writeFile(broken, JSON.stringify(config));
+    const failed = await runSluice(['rebuild', '--config', broken, '--lake', lake]);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('QuarantineThresholdError');
+    expect(await current()).toEqual(before);
+    const query = await runSluice(['query', 'SELECT label FROM rows ORDER BY id', '--lake', lake, '--json']);
+    expect(jsonLines(query.stdout)).toEqual(ROWS.map(({ label }) => ({ label })));
+
+    const letters = await runSluice(['dlq', 'list', '--lake', lake]);
+    expect(letters.stdout).toContain(`rows: ${sourceOf(await listFiles(lake))} (rebuild)`);
+    // Fixed (the column is text again), the redrive rebuilds and commits, and the letter is gone.
+    config.silver.columns[1]!.type = 'string';
+    config.silver.columns.push({ name: 'note', type: 'string' });
+    await writeFile(broken, JSON.stringify(config));
+    const redriven = await runSluice(['dlq', 'redrive', '--all', '--lake', lake, '--config', broken]);
+    expect(redriven.status, redriven.stderr).toBe(0);
+    expect((await current()).silverManifestKey).not.toBe(before.silverManifestKey);
+    expect((await runSluice(['dlq', 'list', '--lake', lake])).stdout).toContain('no dead letters');
+  });
+
+  it('teaches itself with --help', async () => {
+    const help = await runSluice(['rebuild', '--help']);
+    expect(help.status).toBe(0);
+    for (const phrase of ['--source', '--force', 'contractVersion', 'unchanged', 'Exit codes']) {
+      expect(help.stdout).toContain(phrase);
+    }
+  });
+
+  it('runs a built-in dataset: the bundled sample, rebuilt, is unchanged', async () => {
+    const sampleLake = join(tmp.dir, 'sample-lake');
+    const ran = await runSluice(['run', SAMPLE, '--dataset', 'tic-in-network', '--lake', sampleLake, '-q']);
+    expect(ran.status, ran.stderr).toBe(0);
+    const rebuilt = await runSluice(['rebuild', '--dataset', 'tic-in-network', '--lake', sampleLake]);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+    expect(rebuilt.stdout).toContain('sluice rebuild unchanged: tic-in-network');
+  });
+});

@@ -193,12 +193,28 @@ const dateText = (days: number): string => new Date(days * DAY_MS).toISOString()
 // ---------------------------------------------------------------------------------------------
 // Candidates: each writes `file` from the columns
 
+/** Writes `file`; returns a note (where its CPU time went, or a caveat). */
 type Candidate = (c: Columns, file: string, scratch: string) => Promise<string | undefined>;
+
+/** CPU seconds of the process (all threads) between laps: where a candidate's time goes. */
+class Laps {
+  private last = process.cpuUsage();
+  private readonly laps: string[] = [];
+  lap(name: string): void {
+    const used = process.cpuUsage(this.last);
+    this.last = process.cpuUsage();
+    this.laps.push(`${name} ${((used.user + used.system) / 1e6).toFixed(1)}`);
+  }
+  toString(): string {
+    return `CPU s: ${this.laps.join(', ')}`;
+  }
+}
 
 /** a: today's writer, one row object at a time. */
 const duckdbRows: Candidate = async (c, file, scratch) => {
   const { createParquetTableWriter } = await import('../shared/adapters/duckdb/parquet-table-writer.ts');
   const spec = inNetworkTables.find((t) => t.name === 'negotiated_prices')!;
+  const laps = new Laps();
   const writer = await createParquetTableWriter([spec], scratch);
   const dates = new Map<number, string>();
   for (let r = 0; r < c.rows; r++) {
@@ -229,10 +245,12 @@ const duckdbRows: Candidate = async (c, file, scratch) => {
       _record_index: Number(c._record_index[r]),
     });
   }
+  laps.lap('appends');
   const written = await writer.finish();
+  laps.lap('partial + final file');
   const { renameSync } = await import('node:fs');
   renameSync(written.negotiated_prices!.file!, file);
-  return undefined;
+  return laps.toString();
 };
 
 /** b: whole data chunks through DuckDB's appender, then one COPY. */
@@ -253,6 +271,7 @@ const duckdbChunks: Candidate = async (c, file, scratch) => {
     `CREATE TABLE t (${COLUMNS.map((col) => `${ident(col.name)} ${stagingSql(col.kind)}`).join(', ')})`,
   );
   const appender = await connection.createAppender('t');
+  const laps = new Laps();
   const chunk = DuckDBDataChunk.create(COLUMNS.map((col) => staging[col.kind]));
   const CHUNK_ROWS = 2_048;
   for (let start = 0; start < c.rows; start += CHUNK_ROWS) {
@@ -281,15 +300,17 @@ const duckdbChunks: Candidate = async (c, file, scratch) => {
     appender.appendDataChunk(chunk);
   }
   appender.closeSync();
+  laps.lap('chunks');
   const select = COLUMNS.map((col) =>
     col.kind === 'date' ? `DATE '1970-01-01' + ${ident(col.name)} AS ${ident(col.name)}` : ident(col.name),
   ).join(', ');
   await connection.run(
     `COPY (SELECT ${select} FROM t) TO ${literal(file)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_ROWS})`,
   );
+  laps.lap('COPY');
   connection.closeSync();
   instance.closeSync();
-  return undefined;
+  return laps.toString();
 };
 
 /** Rows per Arrow record batch: bounds the JavaScript strings joined at once. */
@@ -361,6 +382,7 @@ const parquetWasm: Candidate = async (c, file) => {
       child,
     });
   };
+  const laps = new Laps();
   const batches: InstanceType<typeof arrow.RecordBatch>[] = [];
   for (let start = 0; start < c.rows; start += ARROW_BATCH_ROWS) {
     const end = Math.min(c.rows, start + ARROW_BATCH_ROWS);
@@ -397,15 +419,19 @@ const parquetWasm: Candidate = async (c, file) => {
     const struct = arrow.makeData({ type: new arrow.Struct(fields), length, children });
     batches.push(new arrow.RecordBatch(schema, struct));
   }
+  laps.lap('Arrow buffers');
   const ipc = arrow.tableToIPC(new arrow.Table(batches), 'stream');
   batches.length = 0;
+  laps.lap('IPC');
   const table = wasm.Table.fromIPCStream(ipc);
+  laps.lap('into wasm');
   const properties = new wasm.WriterPropertiesBuilder()
     .setCompression(wasm.Compression.ZSTD)
     .setMaxRowGroupSize(ROW_GROUP_ROWS)
     .build();
   writeFileSync(file, wasm.writeParquet(table, properties));
-  return undefined;
+  laps.lap('writeParquet');
+  return laps.toString();
 };
 
 /** d: hyparquet-writer, columns as they are. */

@@ -5,6 +5,8 @@
  *   (b) stream-json  the usual streaming parser, emitting in_network[*] as objects
  *   (c) sluice   parse → bronze (ingestToBronze into a scratch lake)
  *   (d) sluice-e2e  the whole local pipeline: parse → bronze → silver (Parquet) → reconciliation
+ *   (d') duckdb-bronze  the peer: DuckDB's own JSON reader over (d)'s bronze parts, negotiated_prices to
+ *       Parquet (./bench-duckdb-bronze.ts); its rows must equal sluice's
  *   (e) sluice-sliced  (c) in slices as on Lambda: one slice per 64 MiB segment, each resumed from the
  *       previous slice's checkpoint by the resumable (pako) reader: the cost of slicing
  *   (f) sluice@1cpu, sluice-e2e@1cpu  (c) and (d) pinned to one core (taskset): the 2-core speed-up
@@ -21,6 +23,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { MALLOC_ENV, NODE_FLAGS } from '../shared/runtime-memory.ts';
+import { runDuckDbBronze } from './bench-duckdb-bronze.ts';
 
 const MiB = 1024 * 1024;
 
@@ -33,6 +36,8 @@ interface PhaseResult {
   inNetwork?: number;
   /** Slices the ingest took (sliced phase). */
   slices?: number;
+  /** Rows `records` must equal (duckdb-bronze: sluice's negotiated_prices rows). */
+  expectedRecords?: number;
   maxRssMb: number;
 }
 
@@ -172,6 +177,8 @@ const phases: Record<string, (file: string) => Promise<Omit<PhaseResult, 'phase'
   'stream-json': countStreamJson,
   sluice: runSluice,
   'sluice-e2e': runEndToEnd,
+  // After sluice-e2e: it reads the bronze parts that phase wrote.
+  'duckdb-bronze': runDuckDbBronze,
   'sluice-sliced': runSliced,
   // Pinned to one core by runPhaseInChild: the same work, so the ratio is the speed-up of the second core.
   'sluice@1cpu': runSluice,
@@ -258,6 +265,11 @@ async function main(): Promise<void> {
   const results: Record<string, PhaseResult> = {};
   for (const phase of Object.keys(phases)) {
     if (skip.has(phase)) continue;
+    if (phase === 'duckdb-bronze' && !results['sluice-e2e']) {
+      // Its input is sluice-e2e's lake: written here, untimed, when that phase was skipped (or failed).
+      process.stderr.write(`${phase}: running sluice-e2e once, untimed, for the bronze parts it reads…\n`);
+      runPhaseInChild('sluice-e2e', file);
+    }
     const samples: PhaseResult[] = [];
     for (let run = 0; run < runs; run++) {
       process.stderr.write(`${phase}: run ${run + 1}/${runs}…\n`);
@@ -271,11 +283,22 @@ async function main(): Promise<void> {
     phase: r.phase,
     seconds: (r.ms / 1000).toFixed(1),
     'MB/s': mbps(r).toFixed(1),
-    // For sluice-e2e, "records" are silver rows written (all tables).
+    // For sluice-e2e, "records" are silver rows written (all tables); for duckdb-bronze, negotiated_prices rows.
     'records/s': r.records ? Math.round(r.records / (r.ms / 1000)).toLocaleString('en-US') : '–',
     'peak RSS MB': r.maxRssMb.toFixed(0),
   }));
   console.table(rows);
+  const peer = results['duckdb-bronze'];
+  const peerAgrees = peer !== undefined && peer.records === peer.expectedRecords;
+  if (peer && !peerAgrees) {
+    process.stderr.write(
+      `duckdb-bronze wrote ${peer.records} negotiated_prices rows where sluice wrote ${peer.expectedRecords}: ` +
+        'the peer does not do the same work, so its ratios are left out. Compare the two tables ' +
+        '(.bench/duckdb-bronze/negotiated_prices.parquet and the lake in .bench/lake-e2e) and fix the ' +
+        "peer's SQL in scripts/bench-duckdb-bronze.ts\n",
+    );
+    process.exitCode = 1;
+  }
   const ratios: Record<string, string> = {};
   if (results.sluice && results.gunzip)
     ratios['sluice / gunzip'] = (mbps(results.sluice) / mbps(results.gunzip)).toFixed(3);
@@ -305,6 +328,17 @@ async function main(): Promise<void> {
     ratios['sluice-e2e / stream-json'] = (mbps(results['sluice-e2e']) / mbps(results['stream-json'])).toFixed(
       2,
     );
+  }
+  if (peer && peerAgrees) {
+    ratios['negotiated_prices rows: duckdb-bronze = sluice-e2e'] =
+      `${peer.records.toLocaleString('en-US')}, yes`;
+    if (results['sluice-e2e']) {
+      ratios['sluice-e2e / duckdb-bronze, time'] = (results['sluice-e2e'].ms / peer.ms).toFixed(2);
+    }
+    if (results.gunzip) ratios['duckdb-bronze / gunzip'] = (mbps(peer) / mbps(results.gunzip)).toFixed(3);
+    if (results['stream-json']) {
+      ratios['duckdb-bronze / stream-json'] = (mbps(peer) / mbps(results['stream-json'])).toFixed(2);
+    }
   }
   console.table(ratios);
   const machine = {

@@ -330,7 +330,7 @@ function byteLength(text: string): number {
 // PRNG
 
 /** mulberry32: tiny, fast, and good enough to make data look varied. */
-class Rng {
+export class Rng {
   private state: number;
   constructor(seed: number, stream: number) {
     // Mix seed and stream so neighbouring seeds and streams start far apart.

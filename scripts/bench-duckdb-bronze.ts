@@ -95,7 +95,10 @@ export async function runDuckDbBronze(file: string): Promise<DuckDbBronzeCounts>
         'the sluice-e2e phase writes (the bench runs that phase first, untimed, when it is skipped)',
     );
   }
-  const { bronze, silver } = await readManifests(lake, current.record.bronzeManifestKey);
+  const { builtInDataset } = await import('../shared/contracts/datasets/index.ts');
+  const { contractForDataset } = await import('../shared/contracts/datasets/silver-contracts.ts');
+  const contract = contractForDataset(builtInDataset(DATASET))!;
+  const { bronze, silver } = await readManifests(lake, current.record.bronzeManifestKey, contract);
   const expectedRecords = silver.tables.negotiated_prices?.rowsWritten;
   if (expectedRecords === undefined) {
     throw new Error(`duckdb-bronze: the silver manifest of ${bronze.runId} has no negotiated_prices table`);

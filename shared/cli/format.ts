@@ -26,3 +26,13 @@ export function formatDuration(ms: number): string {
 export function formatRate(bytes: number, ms: number): string {
   return ms > 0 ? `${formatBytes((bytes * 1000) / ms)}/s` : '–';
 }
+
+/** A small amount of money to three significant digits (0.0000412), a larger one to the cent. */
+export function formatUsd(usd: number): string {
+  return usd >= 1 ? usd.toFixed(2) : Number(usd.toPrecision(3)).toString();
+}
+
+/** A measure to three significant digits below 1,000 (2.35, 310), grouped above (1,203). */
+export function formatAmount(value: number): string {
+  return value >= 1000 ? formatCount(Math.round(value)) : Number(value.toPrecision(3)).toString();
+}

@@ -7,7 +7,8 @@ import type {
   LocalUnchangedResult,
 } from '../pipeline/pipeline-types.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
+import type { RunCostReport } from '../workflow/run-cost.ts';
+import { formatAmount, formatBytes, formatCount, formatDuration, formatRate, formatUsd } from './format.ts';
 import { inCliTerms } from './option-flags.ts';
 
 function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
@@ -125,6 +126,8 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
     },
     headers: manifest.headers,
     ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
+    /** What the run cost up to its reconciliation, per stage, at the configured prices (reconciliation.json's). */
+    ...(reconciliation?.cost && { cost: reconciliation.cost }),
     /** Each state's task invocations (as Lambda would count them), and the largest scratch any used. */
     ...(result.invocations && {
       invocations: result.invocations.byState,
@@ -214,6 +217,16 @@ function fanOutLines(fanOut: FanOutResult, lake: ObjectStore): string[] {
 function folderUri(lake: ObjectStore, prefix: string): string {
   const uri = lake.uri(`${prefix}summary.json`);
   return uri.slice(0, uri.length - 'summary.json'.length);
+}
+
+/** "≈ $0.0123 (0.0061 $/GB): 42 invocations, 310 GB-s, 1,203 S3 requests": the run's cost in a line. */
+export function costLine(cost: RunCostReport): string {
+  const perGb = cost.perInputGbUsd !== undefined ? ` (${formatUsd(cost.perInputGbUsd)} $/GB)` : '';
+  const requests = cost.s3Requests.tier1 + cost.s3Requests.tier2;
+  return (
+    `≈ $${formatUsd(cost.totalUsd)}${perGb}: ${formatCount(cost.invocations)} invocations, ` +
+    `${formatAmount(cost.gbSeconds)} GB-s, ${formatCount(requests)} S3 requests`
+  );
 }
 
 /** The readable summary printed at the end of `sluice run`. */
@@ -321,6 +334,7 @@ function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, tim
     ...(timings.stages.length > 1
       ? [`              ${timings.stages.map((s) => `${s.stage} ${formatDuration(s.ms)}`).join(', ')}`]
       : []),
+    ...(reconciliation?.cost ? [`  cost        ${costLine(reconciliation.cost)}`] : []),
     ...(silver
       ? [
           '',

@@ -19,6 +19,7 @@ import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
 import { readTableFacts, type TableFacts } from '../../report/table-facts.ts';
 import { writeRunReport } from '../../report/write-run-report.ts';
+import type { RunCostReport } from '../../workflow/run-cost.ts';
 import { readBronzeManifest, readText } from '../bronze/read-bronze.ts';
 import { BucketResult, firstExamples, runKeyBucket } from './key-buckets.ts';
 import { type Check, check, ItemResult, runReconcileItem } from './reconcile-items.ts';
@@ -72,6 +73,8 @@ export interface ReconcileDeps {
   readonly plan?: ReconcilePlanOptions;
   /** Items `reconcile` (all in one invocation) re-reads at once. @default 2 */
   readonly parallelism?: number;
+  /** What the run cost so far, for its report (undefined: not known, e.g. outside a workflow). */
+  readonly priceRun?: (bronze: BronzeManifest) => Promise<RunCostReport | undefined>;
 }
 
 export interface ReconciliationReport {
@@ -104,6 +107,11 @@ export interface ReconciliationReport {
   readonly profiles?: TableFacts['profiles'];
   /** A few quarantined records per rule, with the offending value. */
   readonly quarantineExamples?: TableFacts['quarantineExamples'];
+  /**
+   * What the run cost up to its reconciliation (docs/SCALING.md, "What a run cost"): its Lambda
+   * invocations, GB-seconds, S3 requests and state transitions, per stage, priced.
+   */
+  readonly cost?: RunCostReport;
 }
 
 /** What `PlanReconcile` returns: the Map items, indexes only, and their counts. */
@@ -182,7 +190,7 @@ export async function finishReconcile(
   input: ReconcileInput,
   deps: Pick<
     ReconcileDeps,
-    'lake' | 'clock' | 'contract' | 'quarantineRateThreshold' | 'openInspector' | 'workDir'
+    'lake' | 'clock' | 'contract' | 'quarantineRateThreshold' | 'openInspector' | 'workDir' | 'priceRun'
   >,
 ): Promise<ReconciliationReport> {
   const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey);
@@ -207,6 +215,9 @@ export async function finishReconcile(
     silver,
     deps.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
   );
+  const facts = await smallTableFacts(silver, deps);
+  // Priced last, so that the reconciliation's own work is in it, as far as it has gone.
+  const cost = await deps.priceRun?.(bronze);
   const finishedAt = deps.clock.now();
   const report: ReconciliationReport = {
     runId,
@@ -216,7 +227,8 @@ export async function finishReconcile(
     quarantine,
     quality: qualityScore(bronze, silver, silverChecks.referenced, silverChecks.dangling),
     checkedAt: finishedAt.toISOString(),
-    ...(await smallTableFacts(silver, deps)),
+    ...facts,
+    ...(cost && { cost }),
   };
   const key = reconciliationKey(dataset, runId);
   await deps.lake.write(key, `${JSON.stringify(report, null, 2)}\n`, { contentType: 'application/json' });

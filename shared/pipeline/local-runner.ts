@@ -324,7 +324,8 @@ export async function runWorkflowLocally(
       invocations[state] = (invocations[state] ?? 0) + 1;
       // Metered as the stage handler meters a Lambda invocation: billed at the memory the function is
       // deployed with (or the limits' memory), so that the run's cost estimates the bill on AWS.
-      const meter = new UsageMeter();
+      // Timed by the run's clock, as every other time of the run is.
+      const meter = new UsageMeter(() => deps.clock.now().getTime());
       const memoryMb = limits?.memoryMb ?? localFunctionMemoryMb(name);
       // The engine's events of the states before this one reach the count first (they are in its queue).
       await new Promise((resolve) => setImmediate(resolve));

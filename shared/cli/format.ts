@@ -1,3 +1,5 @@
+import type { RunCostReport } from '../workflow/run-cost.ts';
+
 /** Human-readable numbers for terminal output. */
 
 export function formatBytes(bytes: number): string {
@@ -35,4 +37,14 @@ export function formatUsd(usd: number): string {
 /** A measure to three significant digits below 1,000 (2.35, 310), grouped above (1,203). */
 export function formatAmount(value: number): string {
   return value >= 1000 ? formatCount(Math.round(value)) : Number(value.toPrecision(3)).toString();
+}
+
+/** "≈ $0.0123 (0.0061 $/GB): 42 invocations, 310 GB-s, 1,203 S3 requests": a run's cost in a line. */
+export function costLine(cost: RunCostReport): string {
+  const perGb = cost.perInputGbUsd !== undefined ? ` (${formatUsd(cost.perInputGbUsd)} $/GB)` : '';
+  const requests = cost.s3Requests.tier1 + cost.s3Requests.tier2;
+  return (
+    `≈ $${formatUsd(cost.totalUsd)}${perGb}: ${formatCount(cost.invocations)} invocations, ` +
+    `${formatAmount(cost.gbSeconds)} GB-s, ${formatCount(requests)} S3 requests`
+  );
 }

@@ -7,8 +7,7 @@ import type {
   LocalUnchangedResult,
 } from '../pipeline/pipeline-types.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import type { RunCostReport } from '../workflow/run-cost.ts';
-import { formatAmount, formatBytes, formatCount, formatDuration, formatRate, formatUsd } from './format.ts';
+import { costLine, formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 import { inCliTerms } from './option-flags.ts';
 
 function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
@@ -217,16 +216,6 @@ function fanOutLines(fanOut: FanOutResult, lake: ObjectStore): string[] {
 function folderUri(lake: ObjectStore, prefix: string): string {
   const uri = lake.uri(`${prefix}summary.json`);
   return uri.slice(0, uri.length - 'summary.json'.length);
-}
-
-/** "≈ $0.0123 (0.0061 $/GB): 42 invocations, 310 GB-s, 1,203 S3 requests": the run's cost in a line. */
-export function costLine(cost: RunCostReport): string {
-  const perGb = cost.perInputGbUsd !== undefined ? ` (${formatUsd(cost.perInputGbUsd)} $/GB)` : '';
-  const requests = cost.s3Requests.tier1 + cost.s3Requests.tier2;
-  return (
-    `≈ $${formatUsd(cost.totalUsd)}${perGb}: ${formatCount(cost.invocations)} invocations, ` +
-    `${formatAmount(cost.gbSeconds)} GB-s, ${formatCount(requests)} S3 requests`
-  );
 }
 
 /** The readable summary printed at the end of `sluice run`. */

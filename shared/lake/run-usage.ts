@@ -12,6 +12,7 @@ import {
   type StageUsage,
   statesAfter,
   sumRunUsage,
+  taskStates,
 } from '../workflow/run-cost.ts';
 import { readJsonIfValid } from './read-json.ts';
 
@@ -142,7 +143,13 @@ export async function priceRun(records: ObjectStore, pricing: RunPricing): Promi
         definition,
         Object.fromEntries(Object.entries(stages).map(([stage, u]) => [stage, u.invocations])),
       );
-  const run: RunUsage = { stages, stateTransitions };
+  // In the order the definition declares its tasks (the order a run takes them), not the records'.
+  const order = taskStates(definition);
+  const rank = (stage: string) => (order.includes(stage) ? order.indexOf(stage) : order.length);
+  const ordered = Object.fromEntries(
+    Object.entries(stages).sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b)),
+  );
+  const run: RunUsage = { stages: ordered, stateTransitions };
   return runCostReport(run, pricing.prices, {
     inputBytes: pricing.inputBytes,
     stateTransitionsFrom: counted ? 'execution' : 'estimate',

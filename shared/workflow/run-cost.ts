@@ -267,6 +267,14 @@ export function defaultPath(definition: WorkflowDefinition): string[] {
   return path;
 }
 
+/** The definition's Task states, those inside Maps included, in the order it declares them. */
+export function taskStates(definition: WorkflowDefinition): string[] {
+  return Object.entries(definition.States).flatMap(([name, state]) => {
+    if (state.Type === 'Map') return taskStates(state.ItemProcessor ?? state.Iterator);
+    return state.Type === 'Task' ? [name] : [];
+  });
+}
+
 /** The states a plain run enters after `state` (the pricing step's own end: HasFanOut, Succeeded). */
 export function statesAfter(definition: WorkflowDefinition, state: string): number {
   const path = defaultPath(definition);

@@ -4,7 +4,7 @@ import { stageHandler } from '../../shared/adapters/aws/stage-handler.ts';
 import { CountingObjectStore } from '../../shared/adapters/counting-object-store.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import { UsageMeter } from '../../shared/adapters/usage-meter.ts';
-import { costLine } from '../../shared/cli/run-summary.ts';
+import { costLine } from '../../shared/cli/format.ts';
 import {
   invocationUsageKey,
   priceRun,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { UsageMeter } from '../adapters/usage-meter.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { ingestWorkflowDefinition } from '../workflow/definition.ts';
+import { executionNameOf } from '../workflow/execution.ts';
 import {
   addUsage,
   estimateStateTransitions,
@@ -74,9 +75,6 @@ export async function readRunUsage(
   }
   return { usage: sumRunUsage(records, stateTransitions), unreadable };
 }
-
-/** The name of an execution, from its id (ARN): its last `:` segment. */
-export const executionNameOf = (executionId: string) => executionId.slice(executionId.lastIndexOf(':') + 1);
 
 /** One invocation of a stage, as it is recorded. */
 export interface InvocationRecord {

@@ -1546,7 +1546,7 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(outputs.AlarmTopicArn.Value).toEqual({ Ref: logicalId(stack.monitoring.topic) });
     });
 
-    it('graphs executions, durations vs timeouts, retried errors, records, bytes, DLQ age and run ages below', () => {
+    it('graphs executions, durations vs timeouts, retried errors, records, bytes, DLQ age, run ages and run costs below', () => {
       const body = JSON.stringify(dashboardBody());
       for (const text of [
         'ExecutionsStarted',
@@ -1564,6 +1564,8 @@ describe('Stack: SluiceStack (example config)', () => {
         'quarantine rate',
         'IngestSliceDuration',
         'IngestProgressPercent',
+        'RunCostUsd',
+        'RunCostUsdPerGb',
       ]) {
         expect(body).toContain(text);
       }

@@ -14,10 +14,12 @@ import {
   stageHandler,
 } from '../../shared/adapters/aws/stage-handler.ts';
 import { StepFunctionsLiveness } from '../../shared/adapters/aws/step-functions-liveness.ts';
+import { UsageMeter } from '../../shared/adapters/usage-meter.ts';
 import { type IngestConfig, loadIngestConfig } from '../../shared/config/runtime-config.ts';
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
+import type { InvocationMetering } from '../../shared/lake/run-usage.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunLiveness } from '../../shared/ports/run-liveness.ts';
@@ -62,6 +64,8 @@ export interface IngestDeps {
   readonly lake: ObjectStore;
   readonly clock: Clock;
   readonly observability: Observability;
+  /** Each invocation's usage, recorded for the run's cost (its S3 requests counted through the stores). */
+  readonly usage?: InvocationMetering;
   /** Least time between two progress log lines. @default 30 s */
   readonly progressIntervalMs?: number;
   /**
@@ -87,12 +91,15 @@ export interface IngestDeps {
 export function createDeps(config: IngestConfig): IngestDeps {
   const client = createS3Client(config.region ? { region: config.region } : {});
   const observability = createObservability(config);
+  const lake = new S3ObjectStore({ client, bucket: config.lakeBucket });
+  const meter = new UsageMeter();
   return {
     config,
-    source: new S3ObjectStore({ client, bucket: config.landingBucket }),
-    lake: new S3ObjectStore({ client, bucket: config.lakeBucket }),
+    source: meter.count(new S3ObjectStore({ client, bucket: config.landingBucket })),
+    lake: meter.count(lake),
     clock: systemClock,
     observability,
+    usage: { meter, records: lake },
     runLiveness: new StepFunctionsLiveness(
       new SFNClient(config.region ? { region: config.region } : {}),
       (holder, error) =>

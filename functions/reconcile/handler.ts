@@ -16,6 +16,7 @@ import {
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { ReconciliationError } from '../../shared/errors.ts';
+import { priceRun } from '../../shared/lake/run-usage.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
 import { type CommitVersionResult, commitVersion } from '../../shared/stages/commit/commit-version.ts';
@@ -34,6 +35,7 @@ import {
   mergeCommittedVersions,
 } from '../../shared/stages/silver/merge-state.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
+import { type RunCostReport, US_EAST_1_PRICE_LIST } from '../../shared/workflow/run-cost.ts';
 import {
   type ReconcileOutput,
   ReconcileStageEvent,
@@ -77,6 +79,11 @@ export interface ReconcileDeps extends LakeStageDeps {
   readonly reconcilePlan?: ReconcilePlanOptions;
   /** Items an all-in-one reconciliation (an event without `op`) checks at once. @default 1 */
   readonly parallelism?: number;
+  /**
+   * States the execution entered so far, retries included (a local run counts them). @default estimated
+   * from the run's invocations, as on AWS
+   */
+  readonly stateTransitionsSoFar?: () => number;
 }
 
 /** What the reconcile stage produced, in full. */
@@ -133,6 +140,7 @@ export async function reconcileRun(
     quarantineRateThreshold: deps.config.quarantineRateThreshold,
     plan: deps.reconcilePlan,
     parallelism: deps.parallelism,
+    priceRun: runPricing(input, deps),
   };
   const run = { bronzeManifestKey: input.bronzeManifestKey };
   if (input.op === 'plan') return planReconcile(run, stageDeps);
@@ -143,6 +151,12 @@ export async function reconcileRun(
     const report = await (input.op === 'finish' ? finishReconcile : reconcile)(run, stageDeps);
     metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 0);
     metrics.addMetric(MetricName.qualityScore, MetricUnit.NoUnit, report.quality.score);
+    if (report.cost) {
+      metrics.addMetric(MetricName.runCostUsd, MetricUnit.NoUnit, report.cost.totalUsd);
+      if (report.cost.perInputGbUsd !== undefined) {
+        metrics.addMetric(MetricName.runCostUsdPerGb, MetricUnit.NoUnit, report.cost.perInputGbUsd);
+      }
+    }
     // Passed: the run's version becomes the source's current one, for readers and the catalog.
     const commit = await commitVersion(
       {
@@ -173,6 +187,40 @@ export async function reconcileRun(
     }
     throw error;
   }
+}
+
+/**
+ * How the last step prices its run: from the usage records of the execution's invocations and its own
+ * usage so far. Without an execution, a stage name or metering (an invocation outside the workflow, a
+ * test) there is nothing to price. A run whose cost cannot be read still reconciles: the report goes
+ * without it, and the log says why.
+ */
+function runPricing(
+  input: ReconcileStageEvent,
+  deps: ReconcileDeps,
+):
+  | ((bronze: { readonly source: { readonly size: number } }) => Promise<RunCostReport | undefined>)
+  | undefined {
+  const { executionId, state } = input;
+  const usage = deps.usage;
+  if (executionId === undefined || state === undefined || usage === undefined) return undefined;
+  return async (bronze) => {
+    try {
+      return await priceRun(usage.records, {
+        executionId,
+        stage: state,
+        usageSoFar: usage.meter.usage(),
+        prices: deps.config.prices ?? US_EAST_1_PRICE_LIST,
+        inputBytes: bronze.source.size,
+        stateTransitionsSoFar: deps.stateTransitionsSoFar?.(),
+      });
+    } catch (error) {
+      deps.observability.logger.warn('could not price the run: its report goes without its cost', {
+        error: error as Error,
+      });
+      return undefined;
+    }
+  };
 }
 
 /** The handler for one set of dependencies. */

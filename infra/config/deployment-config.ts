@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { DEFAULT_QUARANTINE_RATE_THRESHOLD } from '../../shared/config/runtime-config.ts';
+import {
+  DEFAULT_FUNCTION_MEMORY_MB,
+  DEFAULT_QUARANTINE_RATE_THRESHOLD,
+  PriceListSchema,
+} from '../../shared/config/runtime-config.ts';
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDatasets } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
@@ -9,6 +13,7 @@ import {
   DEFAULT_SILVER_CONCURRENCY,
   MAX_SILVER_CONCURRENCY,
 } from '../../shared/workflow/definition.ts';
+import { US_EAST_1_PRICE_LIST } from '../../shared/workflow/run-cost.ts';
 import { CREDENTIAL_KINDS, SOURCE_NAME } from '../../shared/workflow/source.ts';
 import { FAN_OUT_DATASET, LISTED_FILE_DATASET } from '../../shared/workflow/stage-io.ts';
 
@@ -184,7 +189,9 @@ export const DeploymentConfig = z
       .describe('The datasets this deployment ingests, each with its alarm bounds.'),
     ingest: z
       .object({
-        memoryMb: wholeNumber(128, 10_240, 'Lambda memory in MB; CPU grows with it, e.g. 3008').default(3008),
+        memoryMb: wholeNumber(128, 10_240, 'Lambda memory in MB; CPU grows with it, e.g. 3008').default(
+          DEFAULT_FUNCTION_MEMORY_MB.ingest,
+        ),
         timeoutMinutes: wholeNumber(1, 15, 'Lambda timeout in minutes; 15 is the Lambda maximum').default(15),
         reservedConcurrency: wholeNumber(
           1,
@@ -193,7 +200,7 @@ export const DeploymentConfig = z
         ).optional(),
       })
       .strict()
-      .default({ memoryMb: 3008, timeoutMinutes: 15 })
+      .default({ memoryMb: DEFAULT_FUNCTION_MEMORY_MB.ingest, timeoutMinutes: 15 })
       .describe('The Ingest Lambda (parse → bronze, in slices).'),
     quarantineRateThreshold: z
       .number({ error: 'expected a share from 0 to 1, e.g. 0.05 for 5%' })
@@ -324,6 +331,22 @@ export const DeploymentConfig = z
       .default({ bytesScannedCutoffGb: DEFAULT_BYTES_SCANNED_CUTOFF_GB })
       .describe(
         'The Athena workgroup: a query that would scan more is cancelled (Athena bills $5 per TB scanned).',
+      ),
+    prices: z
+      .object(
+        Object.fromEntries(
+          Object.entries(PriceListSchema.shape).map(([name, price]) => [
+            name,
+            price.default(US_EAST_1_PRICE_LIST[name as keyof typeof US_EAST_1_PRICE_LIST]),
+          ]),
+        ) as { [K in keyof typeof PriceListSchema.shape]: z.ZodDefault<(typeof PriceListSchema.shape)[K]> },
+      )
+      .strict()
+      .default(US_EAST_1_PRICE_LIST)
+      .describe(
+        "What each run's cost (reconciliation.json, the RunCostUsd metric) is priced at. The defaults are " +
+          "us-east-1's list prices of December 2026 (arm64 Lambda, S3 Standard, standard workflows); " +
+          "set your region's. Data transfer, KMS, storage and CloudWatch are not in the cost (docs/SCALING.md).",
       ),
     sources: z
       .array(SourceDeployment, {

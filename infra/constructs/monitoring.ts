@@ -613,5 +613,14 @@ export class PipelineMonitoring extends Construct {
         ...wide,
       }),
     );
+    // What the runs cost, at the deployment's prices (docs/SCALING.md, "What a run cost").
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Run cost per dataset (US$, hourly sum) / per GB of input (hourly maximum)',
+        left: props.datasets.map((d) => custom(MetricName.runCostUsd, d.name, 'Sum')),
+        right: props.datasets.map((d) => custom(MetricName.runCostUsdPerGb, d.name, 'Maximum')),
+        ...wide,
+      }),
+    );
   }
 }

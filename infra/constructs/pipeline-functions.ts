@@ -4,12 +4,15 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
+  DEFAULT_FUNCTION_MEMORY_MB,
   DEFAULT_QUARANTINE_RATE_THRESHOLD,
   ingestEnvironment,
   type LogLevel,
   lakeStageEnvironment,
 } from '../../shared/config/runtime-config.ts';
+import { USAGE_PREFIX } from '../../shared/lake/run-usage.ts';
 import { DOWNLOADS_PREFIX } from '../../shared/stages/download/landing-key.ts';
+import type { PriceList } from '../../shared/workflow/run-cost.ts';
 import { FAN_OUT_DATASET } from '../../shared/workflow/stage-io.ts';
 import { nagRef } from './nag.ts';
 import type { QueryCatalog } from './query-catalog.ts';
@@ -89,9 +92,13 @@ export interface PipelineFunctionsProps {
   };
   /**
    * The reconcile stage; `quarantineRateThreshold`: a run that quarantined more than this share of its
-   * records fails. @default 2048 MB, 15 minutes, 4096 MB of /tmp, DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05)
+   * records fails; `prices`: what a run's cost is priced at. @default 2048 MB, 15 minutes, 4096 MB of
+   * /tmp, DEFAULT_QUARANTINE_RATE_THRESHOLD (0.05), us-east-1 list prices
    */
-  readonly reconcile?: StageSizing & { readonly quarantineRateThreshold?: number };
+  readonly reconcile?: StageSizing & {
+    readonly quarantineRateThreshold?: number;
+    readonly prices?: PriceList;
+  };
   /** The table-of-contents fan-out (`PlanFanOut`). @default 1024 MB, 5 minutes */
   readonly fanOut?: Omit<StageSizing, 'ephemeralStorageMb'>;
   /** @default false */
@@ -125,7 +132,7 @@ export class PipelineFunctions extends Construct {
     this.ingest = new SluiceFunction(this, 'Ingest', {
       handlerDir: 'ingest',
       description: 'Parses one landed file and writes its records to bronze',
-      memoryMb: props.ingest.memoryMb ?? 3008,
+      memoryMb: props.ingest.memoryMb ?? DEFAULT_FUNCTION_MEMORY_MB.ingest,
       timeout: props.ingest.timeout,
       reservedConcurrency: props.ingest.reservedConcurrency,
       tracing: props.tracing,
@@ -177,6 +184,7 @@ export class PipelineFunctions extends Construct {
       }),
     );
     this.useDataKeyThroughS3(role, dataKey);
+    this.recordUsage(role);
 
     // The role's policy statements end in `/*` on purpose: objects under one prefix.
     Validations.of(role).acknowledge(
@@ -212,7 +220,7 @@ export class PipelineFunctions extends Construct {
       handlerDir: 'silver',
       description:
         'Plans, builds in groups, merges in buckets and commits the silver Parquet tables of one committed bronze run',
-      memoryMb: props.silver?.memoryMb ?? 3008,
+      memoryMb: props.silver?.memoryMb ?? DEFAULT_FUNCTION_MEMORY_MB.silver,
       timeout: props.silver?.timeout ?? Duration.minutes(15),
       ephemeralStorageMb: props.silver?.ephemeralStorageMb ?? 4096,
       reservedConcurrency: props.silver?.reservedConcurrency,
@@ -262,6 +270,7 @@ export class PipelineFunctions extends Construct {
     );
     this.listLake(silverRole, [BRONZE_PREFIX, SILVER_PREFIX, SOURCES_PREFIX]);
     this.useDataKeyThroughS3(silverRole, dataKey);
+    this.recordUsage(silverRole);
     Validations.of(silverRole).acknowledge(
       lakeAck(
         `${SOURCES_PREFIX}*`,
@@ -278,7 +287,7 @@ export class PipelineFunctions extends Construct {
     this.reconcile = new SluiceFunction(this, 'Reconcile', {
       handlerDir: 'reconcile',
       description: "Checks that a run's bronze and silver account for every record",
-      memoryMb: props.reconcile?.memoryMb ?? 2048,
+      memoryMb: props.reconcile?.memoryMb ?? DEFAULT_FUNCTION_MEMORY_MB.reconcile,
       timeout: props.reconcile?.timeout ?? Duration.minutes(15),
       ephemeralStorageMb: props.reconcile?.ephemeralStorageMb ?? 4096,
       tracing: props.tracing,
@@ -292,6 +301,7 @@ export class PipelineFunctions extends Construct {
           quarantineRateThreshold:
             props.reconcile?.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
           glueDatabase: props.queryCatalog?.databaseName,
+          prices: props.reconcile?.prices,
         }),
       },
       ...DUCKDB_FUNCTION,
@@ -330,7 +340,16 @@ export class PipelineFunctions extends Construct {
         resources: [lake(`${SOURCES_PREFIX}*`)],
       }),
     );
-    this.listLake(reconcileRole, [BRONZE_PREFIX, SILVER_PREFIX, SOURCES_PREFIX]);
+    // It prices the run from the usage records of the run's invocations (and writes its own).
+    reconcileRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadUsageRecords',
+        actions: ['s3:GetObject'],
+        resources: [lake(`${USAGE_PREFIX}*`)],
+      }),
+    );
+    this.recordUsage(reconcileRole);
+    this.listLake(reconcileRole, [BRONZE_PREFIX, SILVER_PREFIX, SOURCES_PREFIX, USAGE_PREFIX]);
     props.queryCatalog?.grantPublishPartitions(reconcileRole);
     this.useDataKeyThroughS3(reconcileRole, dataKey);
     Validations.of(reconcileRole).acknowledge(
@@ -355,7 +374,7 @@ export class PipelineFunctions extends Construct {
     this.fanOut = new SluiceFunction(this, 'FanOut', {
       handlerDir: 'fan-out',
       description: 'Hands out the in-network files a table of contents lists, a page at a time',
-      memoryMb: props.fanOut?.memoryMb ?? 1024,
+      memoryMb: props.fanOut?.memoryMb ?? DEFAULT_FUNCTION_MEMORY_MB.fanOut,
       timeout: props.fanOut?.timeout ?? Duration.minutes(5),
       tracing: props.tracing,
       environment,
@@ -379,6 +398,7 @@ export class PipelineFunctions extends Construct {
     );
     this.listLake(fanOutRole, [TABLE_OF_CONTENTS_RUNS, TABLE_OF_CONTENTS_SILVER_MANIFESTS]);
     this.useDataKeyThroughS3(fanOutRole, dataKey);
+    this.recordUsage(fanOutRole);
     Validations.of(fanOutRole).acknowledge(
       lakeAck(
         `${TABLE_OF_CONTENTS_RUNS}*`,
@@ -397,6 +417,24 @@ export class PipelineFunctions extends Construct {
         "Reads the silver manifest of a table of contents, for its run report; limited to that dataset's.",
       ),
     );
+  }
+
+  /**
+   * Each invocation writes its usage record (what the run cost, shared/lake/run-usage.ts) under
+   * `_usage/<execution>/<state>/<request id>.json`: PutObject there and nowhere else.
+   */
+  private recordUsage(role: IRole): void {
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'WriteUsageRecords',
+        actions: ['s3:PutObject'],
+        resources: [`${this.lakeBucketArn}/${USAGE_PREFIX}*`],
+      }),
+    );
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagRef(this, this.lakeBucketArn)}/${USAGE_PREFIX}*]`,
+      reason: `Usage records are keyed per execution, state and request; writes are limited to ${USAGE_PREFIX}.`,
+    });
   }
 
   /**

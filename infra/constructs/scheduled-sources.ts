@@ -7,7 +7,11 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { downloadEnvironment, type LogLevel } from '../../shared/config/runtime-config.ts';
+import {
+  DEFAULT_FUNCTION_MEMORY_MB,
+  downloadEnvironment,
+  type LogLevel,
+} from '../../shared/config/runtime-config.ts';
 import { DOWNLOADS_PREFIX } from '../../shared/stages/download/landing-key.ts';
 import { type Source, sourceSecretId } from '../../shared/workflow/source.ts';
 import type { DeploymentConfig } from '../config/deployment-config.ts';
@@ -66,7 +70,7 @@ export class ScheduledSources extends Construct {
     this.download = new SluiceFunction(this, 'Download', {
       handlerDir: 'download',
       description: 'Downloads one HTTP source into the landing bucket',
-      memoryMb: 512,
+      memoryMb: DEFAULT_FUNCTION_MEMORY_MB.download,
       timeout: Duration.minutes(15),
       // One part is spooled here before it is uploaded: parts grow with the source, to 525 MiB for 5 TiB.
       ephemeralStorageMb: 1024,

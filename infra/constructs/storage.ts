@@ -10,6 +10,7 @@ import {
   StorageClass,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { USAGE_PREFIX } from '../../shared/lake/run-usage.ts';
 import { silverWorkPrefix } from '../../shared/lake/silver-work-keys.ts';
 import { BRONZE_PREFIX } from './pipeline-functions.ts';
 
@@ -123,6 +124,14 @@ export class SluiceStorage extends Construct {
           },
         ],
       },
+      {
+        // Each invocation's usage record (a few hundred bytes), read by its run's Reconcile to price the
+        // run: kept as long as the longest run may take (a week's fan-out) and a little more.
+        id: 'expire-usage-records',
+        prefix: USAGE_PREFIX,
+        expiration: Duration.days(USAGE_RECORD_DAYS),
+        noncurrentVersionExpiration: Duration.days(1),
+      },
       // Silver's scratch files (≈ 150 MB per GB of input) live only during one build: Silver deletes them
       // when it merges, and the noncurrent versions that leaves are gone a day later instead of a week;
       // those of a failed build expire after a day too (a rerun plans and builds them again). Lifecycle
@@ -143,6 +152,9 @@ export class SluiceStorage extends Construct {
     };
   }
 }
+
+/** Days a usage record (`_usage/`) is kept: longer than any execution may run (7 days by default). */
+export const USAGE_RECORD_DAYS = 14;
 
 /** `silver/<dataset>/_work/`: the folder of every silver build's scratch files of a dataset. */
 export const silverWorkFolder = (dataset: string) => silverWorkPrefix(dataset, '').replace(/\/$/, '');

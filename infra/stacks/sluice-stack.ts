@@ -90,7 +90,7 @@ export class SluiceStack extends Stack {
         reservedConcurrency: config.silver.reservedConcurrency,
       },
       // The share the quarantine alarm watches fails a run over it, too.
-      reconcile: { quarantineRateThreshold: config.quarantineRateThreshold },
+      reconcile: { quarantineRateThreshold: config.quarantineRateThreshold, prices: config.prices },
       queryCatalog: this.queryCatalog,
     });
 

@@ -7,7 +7,7 @@ import type {
   LocalUnchangedResult,
 } from '../pipeline/pipeline-types.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
+import { costLine, formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 import { inCliTerms } from './option-flags.ts';
 
 function countBronze(parts: BronzeManifest['parts']): Record<string, number> {
@@ -127,6 +127,8 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
     },
     headers: manifest.headers,
     ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
+    /** What the run cost up to its reconciliation, per stage, at the configured prices (reconciliation.json's). */
+    ...(reconciliation?.cost && { cost: reconciliation.cost }),
     /** Each state's task invocations (as Lambda would count them), and the largest scratch any used. */
     ...(result.invocations && {
       invocations: result.invocations.byState,
@@ -341,6 +343,7 @@ function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, tim
     ...(timings.stages.length > 1
       ? [`              ${timings.stages.map((s) => `${s.stage} ${formatDuration(s.ms)}`).join(', ')}`]
       : []),
+    ...(reconciliation?.cost ? [`  cost        ${costLine(reconciliation.cost)}`] : []),
     ...(silver
       ? [
           '',

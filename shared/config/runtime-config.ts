@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { explainIssues } from '../contracts/dataset-config.ts';
 import { ConfigError } from '../errors.ts';
 import type { PacingLimits } from '../workflow/pacing.ts';
+import { type PriceList, US_EAST_1_PRICE_LIST } from '../workflow/run-cost.ts';
 
 /**
  * The configuration of the Lambda handlers, read from their environment and checked once at cold
@@ -21,6 +22,50 @@ export const LAMBDA_WORK_DIR = '/tmp/sluice';
  * `quarantineRateThreshold` and `sluice run --quarantine-threshold`.
  */
 export const DEFAULT_QUARANTINE_RATE_THRESHOLD = 0.05;
+
+/**
+ * The memory each stage function is deployed with, by default, in MB (CPU grows with it): the CDK app
+ * sizes the functions with it, and a local run bills its invocations as if they had it.
+ */
+export const DEFAULT_FUNCTION_MEMORY_MB = {
+  download: 512,
+  ingest: 3008,
+  silver: 3008,
+  reconcile: 2048,
+  fanOut: 1024,
+} as const;
+
+const price = (unit: string, example: number) =>
+  z
+    .number({ error: `expected a price in US dollars ${unit}, e.g. ${example}` })
+    .nonnegative(`expected a price in US dollars ${unit}, e.g. ${example}`)
+    .describe(`US dollars ${unit}.`);
+
+/**
+ * The prices a run's cost is given at (shared/workflow/run-cost.ts), each in the unit AWS lists it in;
+ * the deployment config's `prices`, with us-east-1's list prices as defaults.
+ */
+export const PriceListSchema = z
+  .object({
+    lambdaGbSecondUsd: price('per Lambda GB-second (arm64)', US_EAST_1_PRICE_LIST.lambdaGbSecondUsd),
+    lambdaMillionRequestsUsd: price(
+      'per million Lambda requests',
+      US_EAST_1_PRICE_LIST.lambdaMillionRequestsUsd,
+    ),
+    thousandStateTransitionsUsd: price(
+      'per thousand Step Functions (standard) state transitions',
+      US_EAST_1_PRICE_LIST.thousandStateTransitionsUsd,
+    ),
+    s3ThousandPutRequestsUsd: price(
+      'per thousand S3 PUT, COPY, POST or LIST requests',
+      US_EAST_1_PRICE_LIST.s3ThousandPutRequestsUsd,
+    ),
+    s3ThousandGetRequestsUsd: price(
+      'per thousand S3 GET (and other read) requests',
+      US_EAST_1_PRICE_LIST.s3ThousandGetRequestsUsd,
+    ),
+  })
+  .strict() satisfies z.ZodType<PriceList>;
 
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -68,6 +113,19 @@ const LakeStageEnv = z.object({
     .number({ error: 'expected a share from 0 to 1, e.g. 0.05' })
     .min(0, 'expected a share from 0 to 1, e.g. 0.05')
     .max(1, 'expected a share from 0 to 1, e.g. 0.05')
+    .optional(),
+  /** Reconcile only: the prices of a run's cost, a JSON PriceList (absent: us-east-1 list prices). */
+  RUN_COST_PRICES: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected a JSON object of prices' });
+        return z.NEVER;
+      }
+    })
+    .pipe(PriceListSchema)
     .optional(),
   /** Reconcile only: the Glue database whose partitions each commit moves (absent: no catalog). */
   GLUE_DATABASE: z
@@ -130,6 +188,8 @@ export interface LakeStageConfig extends HandlerConfig {
    * there, so Athena reads committed versions only. @default - no catalog is told (local runs, tests)
    */
   readonly glueDatabase?: string;
+  /** Reconcile: the prices of a run's cost. @default US_EAST_1_PRICE_LIST */
+  readonly prices?: PriceList;
 }
 
 /** Settings of the download handler. */
@@ -177,6 +237,7 @@ export function loadLakeStageConfig(
       quarantineRateThreshold: e.QUARANTINE_RATE_THRESHOLD,
     }),
     ...(e.GLUE_DATABASE !== undefined && { glueDatabase: e.GLUE_DATABASE }),
+    ...(e.RUN_COST_PRICES !== undefined && { prices: e.RUN_COST_PRICES }),
   };
 }
 
@@ -242,6 +303,7 @@ export function lakeStageEnvironment(config: Omit<LakeStageConfig, 'region'>): R
       QUARANTINE_RATE_THRESHOLD: String(config.quarantineRateThreshold),
     }),
     ...(config.glueDatabase !== undefined && { GLUE_DATABASE: config.glueDatabase }),
+    ...(config.prices !== undefined && { RUN_COST_PRICES: JSON.stringify(config.prices) }),
   };
 }
 

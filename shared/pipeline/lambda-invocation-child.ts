@@ -3,9 +3,10 @@ import { withTransientErrors } from '../adapters/aws/transient.ts';
 import { openLakeStore } from '../adapters/lake-store.ts';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
+import { UsageMeter } from '../adapters/usage-meter.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { ChildMessage, InvocationSpec, StoreSpec } from './lambda-limits.ts';
-import { localFunctions } from './local-functions.ts';
+import { localFunctionMemoryMb, localFunctions } from './local-functions.ts';
 import { type LocalStageHooks, localStageDeps } from './local-stage-deps.ts';
 
 /**
@@ -23,8 +24,12 @@ function storeOf(spec: StoreSpec) {
   return openLakeStore(spec.kind === 'folder' ? spec.root : spec.uri);
 }
 
+/** Counts the invocation's S3 requests; the run records its usage with them. */
+const meter = new UsageMeter();
+
 async function invoke(spec: InvocationSpec): Promise<unknown> {
   const started = Date.now();
+  meter.begin(spec.memoryMb ?? localFunctionMemoryMb(spec.name));
   const context: LambdaContext = {
     functionName: spec.functionArn.slice(spec.functionArn.lastIndexOf(':') + 1),
     functionVersion: '$LATEST',
@@ -72,6 +77,7 @@ async function invoke(spec: InvocationSpec): Promise<unknown> {
     },
     spec.workDir,
     hooks,
+    { meter, stateTransitionsSoFar: () => spec.stateTransitionsSoFar },
   );
   const fn = localFunctions[spec.name] as (event: unknown, deps: unknown, context: LambdaContext) => unknown;
   return withTransientErrors(async () => fn(spec.event, deps, context));
@@ -79,13 +85,22 @@ async function invoke(spec: InvocationSpec): Promise<unknown> {
 
 process.on('message', (message: { type: 'invoke'; spec: InvocationSpec }) => {
   if (message.type !== 'invoke') return;
+  const requests = () => {
+    const usage = meter.usage();
+    return send({
+      type: 'requests',
+      requests: { tier1: usage.s3Tier1Requests, tier2: usage.s3Tier2Requests },
+    });
+  };
   invoke(message.spec).then(
     async (value) => {
+      await requests();
       await send({ type: 'result', value });
       process.exit(0);
     },
     async (error: unknown) => {
       const e = error instanceof Error ? error : new Error(String(error));
+      await requests();
       await send({ type: 'error', name: e.name, message: e.message, stack: e.stack });
       process.exit(0);
     },

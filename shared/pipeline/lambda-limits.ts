@@ -11,6 +11,7 @@ import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { ConfigError } from '../errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { FetchOptions } from '../stages/download/download.ts';
+import type { S3Requests } from '../workflow/run-cost.ts';
 import type { Source } from '../workflow/source.ts';
 import type { LambdaLimits } from './lambda-limits-option.ts';
 import type { LocalFunctionName } from './local-functions.ts';
@@ -44,6 +45,8 @@ export interface InvocationSpec {
   readonly requestId: string;
   readonly timeoutMs: number;
   readonly memoryMb?: number;
+  /** States the execution entered before this invocation (Reconcile prices the run with them). */
+  readonly stateTransitionsSoFar: number;
   readonly env: {
     readonly dataset: DatasetConfig;
     readonly source: StoreSpec;
@@ -69,7 +72,9 @@ export type ChildMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'hook'; readonly hook: keyof LocalStageHooks; readonly args: unknown[] }
   | { readonly type: 'result'; readonly value: unknown }
-  | { readonly type: 'error'; readonly name: string; readonly message: string; readonly stack?: string };
+  | { readonly type: 'error'; readonly name: string; readonly message: string; readonly stack?: string }
+  /** The S3 requests the invocation made, sent before its result or error. */
+  | { readonly type: 'requests'; readonly requests: S3Requests };
 
 // From the repository root, so the path holds from the sources and from the CLI's bundle (dist/cli-*/,
 // two folders down as shared/pipeline/ is); the child runs the TypeScript through tsx either way.
@@ -108,6 +113,9 @@ export async function invokeUnderLimits(
     readonly functionArn: string;
     readonly signal?: AbortSignal;
     readonly onScratch: (bytes: number) => void;
+    readonly stateTransitionsSoFar: number;
+    /** The S3 requests the invocation made (for its usage record). */
+    readonly onRequests: (requests: S3Requests) => void;
   },
 ): Promise<unknown> {
   const { env, limits } = run;
@@ -120,6 +128,7 @@ export async function invokeUnderLimits(
     requestId: randomUUID(),
     timeoutMs: limits.timeoutSeconds * 1000,
     memoryMb: limits.memoryMb,
+    stateTransitionsSoFar: run.stateTransitionsSoFar,
     env: {
       dataset: env.dataset,
       source: storeSpecOf(env.source, 'landing store'),
@@ -194,6 +203,8 @@ export async function invokeUnderLimits(
             spec.timeoutMs,
           );
           poll = setInterval(() => void checkScratch().catch(() => {}), SCRATCH_POLL_MS);
+        } else if (message.type === 'requests') {
+          run.onRequests(message.requests);
         } else if (message.type === 'hook') {
           (run.hooks[message.hook] as ((...args: unknown[]) => void) | undefined)?.(...message.args);
         } else if (message.type === 'result') {

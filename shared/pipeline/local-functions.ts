@@ -3,6 +3,7 @@ import { fanOut } from '../../functions/fan-out/handler.ts';
 import { ingest } from '../../functions/ingest/handler.ts';
 import { reconcileRun } from '../../functions/reconcile/handler.ts';
 import { silver } from '../../functions/silver/handler.ts';
+import { DEFAULT_FUNCTION_MEMORY_MB } from '../config/runtime-config.ts';
 import {
   ingestWorkflowDefinition,
   Placeholder,
@@ -26,6 +27,18 @@ export const localFunctions = {
 };
 export type LocalFunctions = typeof localFunctions;
 export type LocalFunctionName = keyof LocalFunctions;
+
+/** The memory each function is deployed with by default (a local invocation is billed at it). */
+export function localFunctionMemoryMb(name: LocalFunctionName): number {
+  const memory = {
+    [Placeholder.downloadFunctionArn]: DEFAULT_FUNCTION_MEMORY_MB.download,
+    [Placeholder.ingestFunctionArn]: DEFAULT_FUNCTION_MEMORY_MB.ingest,
+    [Placeholder.silverFunctionArn]: DEFAULT_FUNCTION_MEMORY_MB.silver,
+    [Placeholder.reconcileFunctionArn]: DEFAULT_FUNCTION_MEMORY_MB.reconcile,
+    [Placeholder.fanOutFunctionArn]: DEFAULT_FUNCTION_MEMORY_MB.fanOut,
+  } satisfies Record<LocalFunctionName, number>;
+  return memory[name];
+}
 
 /** Placeholder account and region of the local "deployment": ARNs shaped like the deployed ones. */
 const ACCOUNT = '123456789012';

@@ -7,11 +7,13 @@ import { z } from 'zod';
 import type { LambdaContext } from '../adapters/aws/observability.ts';
 import { withTransientErrors } from '../adapters/aws/transient.ts';
 import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
+import { UsageMeter } from '../adapters/usage-meter.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ObjectNotFoundError, PipelineError } from '../errors.ts';
 import { sourceId } from '../lake/keys.ts';
+import { recordInvocation } from '../lake/run-usage.ts';
 import { releaseSourceLease, SourceBusyError } from '../lake/source-lease.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -31,6 +33,7 @@ import {
   LOCAL_RESOURCES,
   LOCAL_STATE_MACHINE_ARN,
   type LocalFunctionName,
+  localFunctionMemoryMb,
   localFunctionOf,
   localFunctions,
   localWorkflowDefinition,
@@ -352,6 +355,8 @@ export async function runWorkflowLocally(
     let currentStage: Stage | undefined;
     const invocations: Record<string, number> = {};
     let largestScratchBytes = 0;
+    /** States entered and retries, as Step Functions bills them (read from the engine's events). */
+    let stateTransitions = 0;
     const limits = deps.lambdaLimits;
     /**
      * One invocation of a stage function, as Lambda makes it: the event, the function's deps, a context,
@@ -368,6 +373,15 @@ export async function runWorkflowLocally(
       const scratch = join(workDir, `${String(++invocation).padStart(4, '0')}-${state}`);
       await mkdir(scratch, { recursive: true });
       invocations[state] = (invocations[state] ?? 0) + 1;
+      // Metered as the stage handler meters a Lambda invocation: billed at the memory the function is
+      // deployed with (or the limits' memory), so that the run's cost estimates the bill on AWS.
+      // Timed by the run's clock, as every other time of the run is.
+      const meter = new UsageMeter(() => deps.clock.now().getTime());
+      const memoryMb = limits?.memoryMb ?? localFunctionMemoryMb(name);
+      // The engine's events of the states before this one reach the count first (they are in its queue).
+      await new Promise((resolve) => setImmediate(resolve));
+      const metering = { meter, stateTransitionsSoFar: () => stateTransitions };
+      meter.begin(memoryMb);
       const onScratch = (bytes: number) => {
         largestScratchBytes = Math.max(largestScratchBytes, bytes);
       };
@@ -380,6 +394,8 @@ export async function runWorkflowLocally(
             functionArn: LOCAL_RESOURCES[name],
             signal: state === StateName.silverGroup ? silverCancel.signal : undefined,
             onScratch,
+            stateTransitionsSoFar: stateTransitions,
+            onRequests: (requests) => meter.add(requests),
           })
         : withTransientErrors(() => {
             // Looked up at each invocation: the table is the one place a task's function comes from.
@@ -389,7 +405,8 @@ export async function runWorkflowLocally(
               context: LambdaContext,
             ) => unknown;
             const context = localContext(LOCAL_RESOURCES[name]);
-            return Promise.resolve(fn(event, localStageDeps(name, stageEnv, scratch, hooks), context));
+            const stageDeps = localStageDeps(name, stageEnv, scratch, hooks, metering);
+            return Promise.resolve(fn(event, stageDeps, context));
           });
       if (state === StateName.silverGroup) silverGroups.add(running);
       // Under limits the invocation's watcher measures its scratch; here, a sample now and then.
@@ -410,6 +427,13 @@ export async function runWorkflowLocally(
         taskError = error instanceof Error ? error : new Error(String(error));
         throw error;
       } finally {
+        // As on Lambda, a record that cannot be written costs the run's cost a record, not the run.
+        await recordInvocation(deps.lake, {
+          executionId,
+          stage: state,
+          invocationId: randomUUID(),
+          usage: meter.usage(),
+        }).catch(() => {});
         silverGroups.delete(running);
         clearInterval(sampling);
         if (!limits) onScratch(await folderBytes(scratch));
@@ -498,12 +522,12 @@ export async function runWorkflowLocally(
         Execution: { Id: executionId, Name: name, RoleArn: 'arn:aws:iam::123456789012:role/local' },
       },
     });
-    if (deps.onEvent) {
-      const onEvent = deps.onEvent;
-      void (async () => {
-        for await (const event of execution.eventLogs) onEvent(event as WorkflowEvent);
-      })().catch(() => {});
-    }
+    void (async () => {
+      for await (const event of execution.eventLogs) {
+        if (event.type === 'StateEntered' || event.type === 'StateRetried') stateTransitions++;
+        deps.onEvent?.(event as WorkflowEvent);
+      }
+    })().catch(() => {});
 
     try {
       await execution.result;

@@ -6,6 +6,7 @@ import type { SilverDeps } from '../../functions/silver/handler.ts';
 import { openParquetInspector } from '../adapters/duckdb/parquet-inspector.ts';
 import { createPartialParquetTableWriter } from '../adapters/duckdb/parquet-table-writer.ts';
 import { localObservability } from '../adapters/local/local-observability.ts';
+import type { UsageMeter } from '../adapters/usage-meter.ts';
 import type { LakeStageConfig } from '../config/runtime-config.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { builtInDatasets } from '../contracts/datasets/index.ts';
@@ -19,6 +20,7 @@ import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
 import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
 import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
 import type { RebuildPlan } from '../stages/silver/plan-rebuild.ts';
+import { lakeLocationOf } from '../stages/silver/silver-worker-protocol.ts';
 import { Placeholder } from '../workflow/definition.ts';
 import type { Source } from '../workflow/source.ts';
 import type { LocalFunctionName } from './local-functions.ts';
@@ -75,6 +77,13 @@ export interface LocalStageEnv {
   readonly reconcilePlan?: ReconcilePlanOptions;
 }
 
+/** One local invocation's metering: what it counts its S3 requests with, and what the run counted so far. */
+export interface LocalInvocationMetering {
+  readonly meter: UsageMeter;
+  /** States the execution entered so far, retries included (for Reconcile's cost). */
+  readonly stateTransitionsSoFar?: () => number;
+}
+
 /** A store's location: its URI without the key (`/abs/dir`, `s3://bucket/prefix`). */
 export function storeLocation(store: ObjectStore): string {
   const uri = store.uri(LOCATION_PROBE_KEY);
@@ -92,8 +101,13 @@ export function localStageDeps(
   env: LocalStageEnv,
   workDir: string,
   hooks: LocalStageHooks,
+  metering?: LocalInvocationMetering,
 ) {
   const observability = localObservability();
+  // The invocation's S3 requests, counted as its stores are used (the run records them, as the stage
+  // handler does on Lambda). Download's landing uploads in parts, which the counter does not wrap.
+  const lake = metering ? metering.meter.count(env.lake) : env.lake;
+  const source = metering ? metering.meter.count(env.source) : env.source;
   const handlerConfig = { serviceName: 'sluice-local', logLevel: 'ERROR' as const };
   // Every built-in dataset is "deployed" (a table of contents' listed files are another one), and so
   // is the run's own.
@@ -112,7 +126,7 @@ export function localStageDeps(
     }),
     quarantineRateThreshold: env.quarantineRateThreshold,
   };
-  const lakeStage = { config: lakeStageConfig, lake: env.lake, clock: env.clock, observability };
+  const lakeStage = { config: lakeStageConfig, lake, clock: env.clock, observability };
   switch (name) {
     case Placeholder.downloadFunctionArn:
       return {
@@ -134,8 +148,8 @@ export function localStageDeps(
     case Placeholder.ingestFunctionArn:
       return {
         config: { ...handlerConfig, landingBucket, lakeBucket: lakeStageConfig.lakeBucket, datasets },
-        source: env.source,
-        lake: env.lake,
+        source,
+        lake,
         clock: env.clock,
         observability,
         sliceBudget: env.sliceBudget,
@@ -152,7 +166,14 @@ export function localStageDeps(
         workDir,
         datasetConfigs,
         minGroups: env.silverGroups,
-        groupWorker: env.silverGroupWorkers ? { datasetConfig: env.dataset } : undefined,
+        // The worker opens the lake itself, from its location (the counted store has none).
+        groupWorker: env.silverGroupWorkers
+          ? {
+              datasetConfig: env.dataset,
+              lakeLocation: lakeLocationOf(env.lake),
+              onRequests: metering && ((requests) => metering.meter.add(requests)),
+            }
+          : undefined,
         onPart: hooks.silverPart,
         signal: env.signal,
         mergeTables: env.mergeTables,
@@ -172,6 +193,11 @@ export function localStageDeps(
         onResult: hooks.reconcileResult,
         reconcilePlan: { minGroups: env.silverGroups, ...env.reconcilePlan },
         parallelism: env.silverGroups,
+        // The last step prices the run: its own usage so far, and the records in the lake.
+        ...(metering && {
+          usage: { meter: metering.meter, records: env.lake },
+          stateTransitionsSoFar: metering.stateTransitionsSoFar,
+        }),
       } satisfies ReconcileDeps;
     case Placeholder.fanOutFunctionArn:
       return {

@@ -1,3 +1,4 @@
+import { executionNameOf } from '../workflow/execution.ts';
 import type { FailureMessage } from '../workflow/stage-io.ts';
 
 /**
@@ -31,5 +32,5 @@ export interface DeadLetterStore {
 
 /** The id of a dead letter: the execution's name, i.e. the last `:` segment of its id (ARN). */
 export function deadLetterId(executionId: string): string {
-  return executionId.slice(executionId.lastIndexOf(':') + 1);
+  return executionNameOf(executionId);
 }

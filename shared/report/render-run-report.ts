@@ -1,4 +1,12 @@
-import { formatBytes, formatCount, formatDuration, formatRate } from '../cli/format.ts';
+import {
+  costLine,
+  formatAmount,
+  formatBytes,
+  formatCount,
+  formatDuration,
+  formatRate,
+  formatUsd,
+} from '../cli/format.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
 import type { SilverManifest } from '../contracts/silver-manifest.ts';
 import { QUARANTINE_TABLE } from '../lake/keys.ts';
@@ -56,6 +64,7 @@ export function renderRunReport(data: RunReportData): string {
     silver ? quarantineSection(silver, reconciliation) : '',
     silver ? driftSection(silver) : '',
     stagesSection(bronze, silver, reconciliation),
+    reconciliation?.cost ? costSection(reconciliation.cost) : '',
     reconciliation?.profiles ? profilesSection(reconciliation.profiles) : '',
     data.fanOut ? fanOutSection(data.fanOut) : '',
   ];
@@ -378,6 +387,24 @@ ${stages
       `<tr><td>${esc(s.name)}</td><td class="n" data-field="stages.${esc(s.name)}.ms" data-ms="${s.ms}">${esc(formatDuration(s.ms))}</td><td>${esc(s.read)}</td><td>${esc(s.rate)}</td></tr>`,
   )
   .join('\n')}
+</table>
+</section>`;
+}
+
+/** What the run cost up to its reconciliation, per stage (docs/SCALING.md, "What a run cost"). */
+function costSection(cost: NonNullable<ReconciliationReport['cost']>): string {
+  const rows = Object.entries(cost.stages).map(
+    ([stage, s]) =>
+      `<tr><td>${esc(stage)}</td><td class="n">${formatCount(s.invocations)}</td><td class="n">${esc(formatAmount(s.gbSeconds))}</td><td class="n">${formatCount(s.s3Tier1Requests)}</td><td class="n">${formatCount(s.s3Tier2Requests)}</td><td class="n" data-field="cost.stages.${esc(stage)}.totalUsd">${esc(formatUsd(s.totalUsd))}</td></tr>`,
+  );
+  const transitions = `${formatCount(cost.stateTransitions)} state transitions (${cost.stateTransitionsFrom === 'execution' ? 'counted' : 'estimated'})`;
+  return `<section id="cost">
+<h2>Cost</h2>
+<p data-field="cost.totalUsd" data-usd="${cost.totalUsd}">${esc(costLine(cost))}; ${esc(transitions)}: $${esc(formatUsd(cost.stateTransitionsUsd))}.
+<span class="muted">Lambda, S3 requests and Step Functions at the configured prices; not data transfer, KMS, storage or CloudWatch.</span></p>
+<table>
+<tr><th>stage</th><th class="n">invocations</th><th class="n">GB-s</th><th class="n">S3 PUT/LIST</th><th class="n">S3 GET</th><th class="n">$</th></tr>
+${rows.join('\n')}
 </table>
 </section>`;
 }

@@ -297,7 +297,7 @@ const BRONZE_RUN = {
 export function ingestWorkflowDefinition(options: WorkflowOptions = {}): WorkflowDefinition {
   return {
     StartAt: StateName.hasSource,
-    States: {
+    States: taskStatesNamed({
       // A rebuild (`{ rebuild: { dataset, source } }`) starts from the source's committed bronze; a scheduled
       // run (`{ source: { url, dataset, ... } }`) downloads into landing first.
       [StateName.hasSource]: {
@@ -316,7 +316,7 @@ export function ingestWorkflowDefinition(options: WorkflowOptions = {}): Workflo
       ...tableOfContentsFanOut(options),
       [StateName.succeeded]: { Type: 'Succeed' },
       ...failureStates(),
-    },
+    }),
     TimeoutSeconds: options.timeoutSeconds ?? DEFAULT_WORKFLOW_TIMEOUT_SECONDS,
   };
 }
@@ -347,6 +347,32 @@ function rebuildStates(): Record<string, Json> {
       Default: StateName.planSilver,
     },
   };
+}
+
+/**
+ * Every Lambda task tells its function which state invokes it (`"state": "<name>"` in its event): the
+ * invocation's usage record is kept under that stage (shared/lake/run-usage.ts), which the function
+ * could not tell otherwise (one function serves PlanSilver, SilverGroup, SilverBucket and Silver). A
+ * constant rather than `$$.State.Name`, which the local engine does not know.
+ */
+function taskStatesNamed(states: Record<string, Json>): Record<string, Json> {
+  return Object.fromEntries(
+    Object.entries(states).map(([name, state]) => {
+      if (state.Type === 'Map') {
+        const processor = state.ItemProcessor;
+        return [
+          name,
+          { ...state, ItemProcessor: { ...processor, States: taskStatesNamed(processor.States) } },
+        ];
+      }
+      const invokesFunction =
+        state.Type === 'Task' &&
+        (Object.values(Placeholder) as string[]).some(
+          (p) => p.endsWith('FunctionArn') && state.Resource === placeholder(p as Placeholder),
+        );
+      return [name, invokesFunction ? { ...state, Parameters: { state: name, ...state.Parameters } } : state];
+    }),
+  );
 }
 
 /**

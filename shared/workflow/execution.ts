@@ -99,3 +99,8 @@ export function executionName(object: LandedObject): string {
     .replace(/-+$/, '');
   return readable ? `${readable}-${hash}` : hash;
 }
+
+/** The name of an execution, from its id (ARN): its last `:` segment. */
+export function executionNameOf(executionId: string): string {
+  return executionId.slice(executionId.lastIndexOf(':') + 1);
+}

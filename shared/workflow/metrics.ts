@@ -35,6 +35,13 @@ export const MetricName = {
   qualityScore: 'QualityScore',
   /** 1 per reconciliation whose counts or checksums did not add up, 0 per one that passed. */
   reconciliationFailed: 'ReconciliationFailed',
+  /**
+   * What a run cost up to its reconciliation, in US dollars at the deployment's `prices` (Lambda, S3
+   * requests, state transitions: docs/SCALING.md), emitted by Reconcile.
+   */
+  runCostUsd: 'RunCostUsd',
+  /** `RunCostUsd` per GB (10^9 bytes) of the source as stored. */
+  runCostUsdPerGb: 'RunCostUsdPerGb',
   /** Executions running now, per dataset (and in all, without `dataset`): a gauge, every 5 minutes. */
   executionsRunning: 'ExecutionsRunning',
   /** Minutes since the oldest running execution of a dataset started (0 when none runs), every 5 minutes. */

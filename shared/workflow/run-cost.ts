@@ -1,3 +1,5 @@
+import type { WorkflowDefinition } from './definition.ts';
+
 /**
  * What a run cost: the compute it used, per stage, and its price. Usage is measured where it happens
  * (each invocation's duration and configured memory, the S3 requests it made, the state transitions of
@@ -42,17 +44,45 @@ export interface Prices {
   readonly s3Tier2Request: number;
 }
 
+/** Prices as AWS lists them, each in its usual unit (the deployment config's `prices`). */
+export interface PriceList {
+  /** Lambda, per GB-second. */
+  readonly lambdaGbSecondUsd: number;
+  /** Lambda, per million requests. */
+  readonly lambdaMillionRequestsUsd: number;
+  /** Step Functions standard workflows, per thousand state transitions. */
+  readonly thousandStateTransitionsUsd: number;
+  /** S3 Standard, per thousand PUT, COPY, POST or LIST requests. */
+  readonly s3ThousandPutRequestsUsd: number;
+  /** S3 Standard, per thousand GET (and other read) requests. */
+  readonly s3ThousandGetRequestsUsd: number;
+}
+
 /**
  * us-east-1 list prices (arm64 Lambda's first pricing tier, S3 Standard, standard workflows), as published
  * in December 2026. Other regions and tiers differ: price with your own where it matters.
  */
-export const US_EAST_1_PRICES: Prices = {
-  lambdaGbSecond: 0.0000133334,
-  lambdaRequest: 0.2 / 1_000_000,
-  stateTransition: 0.025 / 1000,
-  s3Tier1Request: 0.005 / 1000,
-  s3Tier2Request: 0.0004 / 1000,
+export const US_EAST_1_PRICE_LIST: PriceList = {
+  lambdaGbSecondUsd: 0.0000133334,
+  lambdaMillionRequestsUsd: 0.2,
+  thousandStateTransitionsUsd: 0.025,
+  s3ThousandPutRequestsUsd: 0.005,
+  s3ThousandGetRequestsUsd: 0.0004,
 };
+
+/** A price list as prices per unit. */
+export function unitPrices(list: PriceList): Prices {
+  return {
+    lambdaGbSecond: list.lambdaGbSecondUsd,
+    lambdaRequest: list.lambdaMillionRequestsUsd / 1_000_000,
+    stateTransition: list.thousandStateTransitionsUsd / 1000,
+    s3Tier1Request: list.s3ThousandPutRequestsUsd / 1000,
+    s3Tier2Request: list.s3ThousandGetRequestsUsd / 1000,
+  };
+}
+
+/** The us-east-1 list prices, per unit. */
+export const US_EAST_1_PRICES: Prices = unitPrices(US_EAST_1_PRICE_LIST);
 
 export const NO_USAGE: StageUsage = {
   invocations: 0,
@@ -157,6 +187,127 @@ export function billedStateTransitions(history: Iterable<HistoryEvent>): number 
       const previous = types.get(previousEventId) ?? '';
       if (previous.endsWith('Failed') || previous.endsWith('TimedOut')) transitions++;
     }
+  }
+  return transitions;
+}
+
+/** What a run cost, as its reconciliation report, its summary and its run report give it. */
+export interface RunCostReport {
+  /** The run's total at `prices`, in US dollars. */
+  readonly totalUsd: number;
+  /** `totalUsd` per GB (10^9 bytes) of the source as stored; absent for an empty source. */
+  readonly perInputGbUsd?: number;
+  /** The source's stored size. */
+  readonly inputBytes: number;
+  /** Lambda invocations, retries and slices included. */
+  readonly invocations: number;
+  /** Billed duration × configured memory, summed. */
+  readonly gbSeconds: number;
+  /** S3 requests: `tier1` PUT, COPY, POST and LIST; `tier2` GET and HEAD. */
+  readonly s3Requests: { readonly tier1: number; readonly tier2: number };
+  readonly stateTransitions: number;
+  /**
+   * `execution`: counted from the execution's states as they were entered (local runs); `estimate`: from
+   * the invocations and the definition (`estimateStateTransitions`, on AWS).
+   */
+  readonly stateTransitionsFrom: 'execution' | 'estimate';
+  readonly stateTransitionsUsd: number;
+  /** Per stage (the state machine's task names): its usage and its price. */
+  readonly stages: Readonly<Record<string, StageUsage & StageCost>>;
+  /** The prices it was priced at. */
+  readonly prices: PriceList;
+  /** Usage records that could not be read, so are not counted. */
+  readonly unreadableRecords?: readonly string[];
+}
+
+/** A run's usage priced into its report. */
+export function runCostReport(
+  usage: RunUsage,
+  prices: PriceList,
+  facts: {
+    readonly inputBytes: number;
+    readonly stateTransitionsFrom: RunCostReport['stateTransitionsFrom'];
+    readonly unreadableRecords?: readonly string[];
+  },
+): RunCostReport {
+  const cost = costOf(usage, unitPrices(prices), facts.inputBytes);
+  const stages = Object.values(usage.stages);
+  const sum = (field: keyof StageUsage) => stages.reduce((n, s) => n + s[field], 0);
+  return {
+    totalUsd: cost.totalUsd,
+    ...(cost.perInputGbUsd !== undefined && { perInputGbUsd: cost.perInputGbUsd }),
+    inputBytes: facts.inputBytes,
+    invocations: sum('invocations'),
+    gbSeconds: sum('gbSeconds'),
+    s3Requests: { tier1: sum('s3Tier1Requests'), tier2: sum('s3Tier2Requests') },
+    stateTransitions: usage.stateTransitions,
+    stateTransitionsFrom: facts.stateTransitionsFrom,
+    stateTransitionsUsd: cost.stateTransitionsUsd,
+    stages: Object.fromEntries(
+      Object.entries(usage.stages).map(([stage, u]) => [stage, { ...u, ...cost.perStage[stage]! }]),
+    ),
+    prices,
+    ...(facts.unreadableRecords?.length && { unreadableRecords: facts.unreadableRecords }),
+  };
+}
+
+/**
+ * The path a plain run takes through the definition: from `StartAt`, each state's `Next`, a Choice's
+ * `Default`, until a state that ends the execution. For the ingest workflow: HasSource, Dropped, Ingest,
+ * IngestDone, HasSilver, PlanSilver, the Maps, Silver, the reconcile steps, HasFanOut, Succeeded.
+ */
+export function defaultPath(definition: WorkflowDefinition): string[] {
+  const path: string[] = [];
+  let name: string | undefined = definition.StartAt;
+  while (name !== undefined && !path.includes(name)) {
+    path.push(name);
+    const state: WorkflowDefinition['States'][string] | undefined = definition.States[name];
+    name = state?.Type === 'Choice' ? state.Default : state?.End ? undefined : state?.Next;
+  }
+  return path;
+}
+
+/** The definition's Task states, those inside Maps included, in the order it declares them. */
+export function taskStates(definition: WorkflowDefinition): string[] {
+  return Object.entries(definition.States).flatMap(([name, state]) => {
+    if (state.Type === 'Map') return taskStates(state.ItemProcessor ?? state.Iterator);
+    return state.Type === 'Task' ? [name] : [];
+  });
+}
+
+/** The states a plain run enters after `state` (the pricing step's own end: HasFanOut, Succeeded). */
+export function statesAfter(definition: WorkflowDefinition, state: string): number {
+  const path = defaultPath(definition);
+  const at = path.indexOf(state);
+  return at < 0 ? 0 : path.length - at - 1;
+}
+
+/**
+ * State transitions of a run, estimated from its invocations per task state and the definition (on AWS,
+ * where the stages record their invocations but nobody counts the states): every state on the default
+ * path once; each further invocation of a task on it (a slice, a retry) once more, and once more again
+ * when the task's `Next` is a Choice (the slice loop's IngestDone); each invocation of a task off the
+ * path (Download) once, plus its Choice; each Map item's task once. Exact for a run without retries
+ * (tests/integration/run-cost.test.ts compares it with a local run's count); a retry counts one transition
+ * too many, and a table of contents' fan-out is not counted (each listed file's run has its own cost).
+ */
+export function estimateStateTransitions(
+  definition: WorkflowDefinition,
+  invocations: Readonly<Record<string, number>>,
+): number {
+  const path = defaultPath(definition);
+  let transitions = path.length;
+  for (const [name, state] of Object.entries(definition.States)) {
+    if (state.Type === 'Map') {
+      for (const inner of Object.keys((state.ItemProcessor ?? state.Iterator).States)) {
+        transitions += invocations[inner] ?? 0;
+      }
+      continue;
+    }
+    if (state.Type !== 'Task' || invocations[name] === undefined) continue;
+    const extra = path.includes(name) ? Math.max(0, invocations[name] - 1) : invocations[name];
+    const nextIsChoice = definition.States[state.Next]?.Type === 'Choice';
+    transitions += extra * (nextIsChoice ? 2 : 1);
   }
   return transitions;
 }

@@ -31,6 +31,8 @@ export const LakeStageEvent = z.object({
   /** The bronze manifest of the run (the `Ingest` state's `manifestKey`). */
   bronzeManifestKey: z.string().min(1),
   executionId,
+  /** The state that invokes the function (the definition names each task's): its usage's stage. */
+  state: z.string().min(1).optional(),
 });
 export type LakeStageEvent = z.infer<typeof LakeStageEvent>;
 

@@ -305,7 +305,10 @@ describe('Stack: SluiceStack (example config)', () => {
             ...(fn === stack.functions.silver ? ['SILVER_BUCKET_TARGET_MB', 'SILVER_GROUP_TARGET_MB'] : []),
             // The share of a run's records that may be quarantined: the quarantine alarm's threshold; and
             // where each commit registers the source's partitions.
-            ...(fn === stack.functions.reconcile ? ['QUARANTINE_RATE_THRESHOLD', 'GLUE_DATABASE'] : []),
+            // where each commit registers the source's partitions; and the prices of a run's cost.
+            ...(fn === stack.functions.reconcile
+              ? ['QUARANTINE_RATE_THRESHOLD', 'GLUE_DATABASE', 'RUN_COST_PRICES']
+              : []),
           ].sort(),
         );
       }
@@ -393,7 +396,11 @@ describe('Stack: SluiceStack (example config)', () => {
         StringLike: { 's3:prefix': ['bronze/*', 'silver/*', '_sources/*'] },
       });
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
-      expect(writes.flatMap(targets)).toEqual(['<TOKEN>/silver/*', '<TOKEN>/_sources/*/lease.json']);
+      expect(writes.flatMap(targets)).toEqual([
+        '<TOKEN>/silver/*',
+        '<TOKEN>/_sources/*/lease.json',
+        '<TOKEN>/_usage/*',
+      ]);
       expect(actions(sid('TakeSourceLease'))).toEqual(['s3:PutObject']);
       expect(actions(sid('ReadSourceRecords'))).toEqual(['s3:GetObject']);
       expect(sid('UseDataKeyThroughS3').Condition.StringEquals['kms:ViaService']).toBeDefined();
@@ -426,6 +433,7 @@ describe('Stack: SluiceStack (example config)', () => {
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
       expect(writes.flatMap(targets).sort()).toEqual([
         '<TOKEN>/_sources/*',
+        '<TOKEN>/_usage/*',
         '<TOKEN>/bronze/*/reconciliation.json',
         '<TOKEN>/bronze/*/report.html',
         '<TOKEN>/silver/*/_work/*/_reconcile/*',
@@ -433,8 +441,19 @@ describe('Stack: SluiceStack (example config)', () => {
       const deletes = statements.filter((s) => actions(s).includes('s3:DeleteObject'));
       expect(deletes.flatMap(targets)).toEqual(['<TOKEN>/silver/*/_work/*/_reconcile/*']);
       expect(sid('ListLake').Condition).toEqual({
-        StringLike: { 's3:prefix': ['bronze/*', 'silver/*', '_sources/*'] },
+        StringLike: { 's3:prefix': ['bronze/*', 'silver/*', '_sources/*', '_usage/*'] },
       });
+    });
+
+    it('lets every stage function write its usage records under _usage/ only, and reconcile read them', () => {
+      const { ingest, silver, reconcile, fanOut } = stack.functions;
+      for (const fn of [ingest, silver, reconcile, fanOut]) {
+        const statement = statementsOf(fn.role).find((s) => s.Sid === 'WriteUsageRecords')!;
+        expect(actions(statement)).toEqual(['s3:PutObject']);
+        expect(targets(statement)).toEqual(['<TOKEN>/_usage/*']);
+      }
+      const read = statementsOf(reconcile.role).find((s) => s.Sid === 'ReadUsageRecords')!;
+      expect([actions(read), targets(read)]).toEqual([['s3:GetObject'], ['<TOKEN>/_usage/*']]);
     });
 
     it('lets reconcile register partitions of exactly the deployed Glue tables, and nothing else in Glue', () => {
@@ -508,10 +527,15 @@ describe('Stack: SluiceStack (example config)', () => {
         '<TOKEN>/silver/tic-table-of-contents/_manifests/*',
       ]);
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
-      expect(writes.flatMap(actions).sort()).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
+      expect(writes.flatMap(actions).sort()).toEqual([
+        's3:AbortMultipartUpload',
+        's3:PutObject',
+        's3:PutObject',
+      ]);
       expect(writes.flatMap(targets)).toEqual([
         '<TOKEN>/bronze/tic-table-of-contents/*/fan-out/*',
         '<TOKEN>/bronze/tic-table-of-contents/*/report.html',
+        '<TOKEN>/_usage/*',
       ]);
       expect(runReportKey('tic-table-of-contents', 'r')).toMatch(
         new RegExp(`^${TABLE_OF_CONTENTS_RUN_REPORTS.split('*').join('.*')}$`),
@@ -659,6 +683,8 @@ describe('Stack: SluiceStack (example config)', () => {
       });
       expect(ingest.Resource).toBe('TOKEN'); // the function ARN itself: payloadResponseOnly
       expect(ingest.Parameters).toEqual({
+        // Which state invoked the function: its usage record's stage (what the run cost).
+        state: StateName.ingest,
         'bucket.$': '$.bucket',
         'key.$': '$.key',
         'dataset.$': '$.dataset',
@@ -1548,7 +1574,7 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(outputs.AlarmTopicArn.Value).toEqual({ Ref: logicalId(stack.monitoring.topic) });
     });
 
-    it('graphs executions, durations vs timeouts, retried errors, records, bytes, DLQ age and run ages below', () => {
+    it('graphs executions, durations vs timeouts, retried errors, records, bytes, DLQ age, run ages and run costs below', () => {
       const body = JSON.stringify(dashboardBody());
       for (const text of [
         'ExecutionsStarted',
@@ -1566,6 +1592,8 @@ describe('Stack: SluiceStack (example config)', () => {
         'quarantine rate',
         'IngestSliceDuration',
         'IngestProgressPercent',
+        'RunCostUsd',
+        'RunCostUsdPerGb',
       ]) {
         expect(body).toContain(text);
       }

@@ -88,12 +88,14 @@ describe('sluice CLI', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('MalformedInputError');
     expect(result.stderr).toContain(`${bad}: malformed input at byte 31`);
-    // Nothing in bronze; the failed execution is recorded as a dead letter (see `sluice dlq`), and the
-    // source's lease is released for the next run.
+    // Nothing in bronze; the failed execution is recorded as a dead letter (see `sluice dlq`), the
+    // source's lease is released for the next run, and the failed invocation's usage is recorded (it
+    // was paid for).
     const files = await listFiles(join(tmp.dir, 'bad-lake'));
     expect(files).toEqual([
       expect.stringMatching(/^_dead_letters\/bad-json-[0-9a-f]{32}\.json$/),
       expect.stringMatching(/^_sources\/tic-in-network\/source=bad\.json-[0-9a-f]{12}\/lease\.json$/),
+      expect.stringMatching(/^_usage\/bad-json-[0-9a-f]{32}\/Ingest\/[0-9a-f-]{36}\.json$/),
     ]);
     const lease = JSON.parse(await readFile(join(tmp.dir, 'bad-lake', files[1]!), 'utf8'));
     expect(lease.releasedAt).toBeDefined();
@@ -298,9 +300,11 @@ describe('sluice run, killed with SIGKILL at any point and rerun', () => {
     }
     const rerun = sluice(run(lake));
     expect(rerun.status).toBe(0);
-    // The lease names who held the source last: not output.
+    // The lease names who held the source last, and the usage records what each attempt cost: not output.
     const output = (files: string[]) =>
-      files.filter((f) => !f.startsWith('.sluice-tmp') && !f.endsWith('/lease.json'));
+      files.filter(
+        (f) => !f.startsWith('.sluice-tmp') && !f.endsWith('/lease.json') && !f.startsWith('_usage/'),
+      );
     expect(output(await listFiles(lake))).toEqual(output(referenceFiles));
     for (const file of output(referenceFiles)) {
       const [a, b] = [await readFile(join(reference, file)), await readFile(join(lake, file))];

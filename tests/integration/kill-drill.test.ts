@@ -89,7 +89,7 @@ async function running(pid: number): Promise<boolean> {
   return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
 }
 
-/** Drops what differs between two equal runs by nature: times, durations, and lease holders. */
+/** Drops what differs between two equal runs by nature: times, durations, costs, and lease holders. */
 function withoutTimes(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutTimes);
   if (value && typeof value === 'object') {
@@ -97,7 +97,7 @@ function withoutTimes(value: unknown): unknown {
       Object.entries(value)
         .filter(
           ([key, v]) =>
-            !/(At|timings|durationMs|Ms)$/.test(key) && !(typeof v === 'string' && ISO_TIME.test(v)),
+            !/(At|timings|durationMs|Ms|^cost)$/.test(key) && !(typeof v === 'string' && ISO_TIME.test(v)),
         )
         .map(([key, v]) => [key, withoutTimes(v)]),
     );
@@ -116,7 +116,8 @@ async function lakeContents(lake: string): Promise<Record<string, unknown>> {
       file.endsWith('/report.html') ||
       file.endsWith('/lease.json') ||
       file.startsWith('.sluice-tmp') ||
-      file.startsWith('_dead_letters/')
+      file.startsWith('_dead_letters/') ||
+      file.startsWith('_usage/')
     )
       continue;
     const bytes = await readFile(join(lake, file));

@@ -105,8 +105,10 @@ describe('a sliced run killed with SIGKILL at random points and resumed', () => 
     expect(resumedAt.filter((slices) => slices > 0).length).toBeGreaterThanOrEqual(2);
     expect(finished?.lines.at(-1)).toMatch(/^done \d+ passed$/);
 
-    // Everything but the scratch folder and the source's lease (which names who held it last).
-    const output = (f: string) => !f.startsWith('.sluice-tmp') && !f.endsWith('/lease.json');
+    // Everything but the scratch folder, the source's lease (which names who held it last) and the usage
+    // records (what each attempt cost).
+    const output = (f: string) =>
+      !f.startsWith('.sluice-tmp') && !f.endsWith('/lease.json') && !f.startsWith('_usage/');
     const expectedFiles = (await listFiles(reference)).filter(output);
     const actualFiles = (await listFiles(lake)).filter(output);
     expect(actualFiles).toEqual(expectedFiles);
@@ -118,6 +120,13 @@ describe('a sliced run killed with SIGKILL at random points and resumed', () => 
         const [reference, drill] = [JSON.parse(a.toString()), JSON.parse(b.toString())];
         expect(reference.timings.resumed).toBe(false);
         expect({ ...drill, timings: { ...drill.timings, resumed: false } }).toEqual(reference);
+        continue;
+      }
+      if (file.endsWith('/reconciliation.json')) {
+        // Its cost adds up every attempt's invocations, the killed ones included: they were paid for.
+        const [reference, drill] = [JSON.parse(a.toString()), JSON.parse(b.toString())];
+        expect(drill.cost.invocations).toBeGreaterThan(reference.cost.invocations);
+        expect({ ...drill, cost: undefined }).toEqual({ ...reference, cost: undefined });
         continue;
       }
       expect(b.equals(a), `${file} differs after kills at ${kills.join(', ')}`).toBe(true);

@@ -5,6 +5,12 @@ import { escapeHtml } from '../../shared/report/escape-html.ts';
 import { type RunReportData, renderRunReport } from '../../shared/report/render-run-report.ts';
 import { valueText } from '../../shared/report/table-facts.ts';
 import type { ReconciliationReport } from '../../shared/stages/reconcile/reconcile.ts';
+import {
+  invocationUsage,
+  runCostReport,
+  sumRunUsage,
+  US_EAST_1_PRICE_LIST,
+} from '../../shared/workflow/run-cost.ts';
 
 const HOSTILE = `<script>alert(1)</script><img src=x onerror="alert(2)">'"&\``;
 
@@ -138,6 +144,27 @@ describe('renderRunReport', () => {
     // Header integers beyond 2^53 keep their digits.
     expect(html).toContain('18446744073709551616');
     expect(renderRunReport(data)).toBe(html);
+  });
+
+  it('shows what the run cost, per stage, when its reconciliation priced it', () => {
+    expect(html).not.toContain('<section id="cost">');
+    const usage = sumRunUsage(
+      [
+        { stage: 'Ingest', usage: invocationUsage(60_000, 3008, { tier1: 40, tier2: 3 }) },
+        { stage: HOSTILE, usage: invocationUsage(1000, 1024, { tier1: 1, tier2: 1 }) },
+      ],
+      30,
+    );
+    const cost = runCostReport(usage, US_EAST_1_PRICE_LIST, {
+      inputBytes: 1e9,
+      stateTransitionsFrom: 'estimate',
+    });
+    const page = renderRunReport({ ...data, reconciliation: { ...reconciliation, cost } });
+    expect(page).toContain('<section id="cost">');
+    expect(page).toContain(`data-usd="${cost.totalUsd}"`);
+    expect(page).toContain('30 state transitions (estimated)');
+    expect(page).toContain('data-field="cost.stages.Ingest.totalUsd"');
+    expect(page).not.toMatch(/<script|<img/i);
   });
 
   it('renders a run that has bronze only', () => {

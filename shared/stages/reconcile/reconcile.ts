@@ -15,6 +15,7 @@ import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableInspector } from '../../ports/table-inspector.ts';
 import { combineTableFacts, type FileFacts, type TableFacts } from '../../report/table-facts.ts';
 import { writeRunReport } from '../../report/write-run-report.ts';
+import type { RunCostReport } from '../../workflow/run-cost.ts';
 import { readBronzeManifest, readText } from '../bronze/read-bronze.ts';
 import { BucketResult, firstExamples, runKeyBucket } from './key-buckets.ts';
 import { type Check, check, ItemResult, runReconcileItem } from './reconcile-items.ts';
@@ -68,6 +69,8 @@ export interface ReconcileDeps {
   readonly plan?: ReconcilePlanOptions;
   /** Items `reconcile` (all in one invocation) re-reads at once. @default 2 */
   readonly parallelism?: number;
+  /** What the run cost so far, for its report (undefined: not known, e.g. outside a workflow). */
+  readonly priceRun?: (bronze: BronzeManifest) => Promise<RunCostReport | undefined>;
 }
 
 export interface ReconciliationReport {
@@ -100,6 +103,11 @@ export interface ReconciliationReport {
   readonly profiles?: TableFacts['profiles'];
   /** A few quarantined records per rule, with the offending value. */
   readonly quarantineExamples?: TableFacts['quarantineExamples'];
+  /**
+   * What the run cost up to its reconciliation (docs/SCALING.md, "What a run cost"): its Lambda
+   * invocations, GB-seconds, S3 requests and state transitions, per stage, priced.
+   */
+  readonly cost?: RunCostReport;
 }
 
 /** What `PlanReconcile` returns: the Map items, indexes only, and their counts. */
@@ -176,7 +184,7 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
  */
 export async function finishReconcile(
   input: ReconcileInput,
-  deps: Pick<ReconcileDeps, 'lake' | 'clock' | 'contract' | 'quarantineRateThreshold'>,
+  deps: Pick<ReconcileDeps, 'lake' | 'clock' | 'contract' | 'quarantineRateThreshold' | 'priceRun'>,
 ): Promise<ReconciliationReport> {
   const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey, deps.contract);
   const { runId, dataset } = bronze;
@@ -200,6 +208,8 @@ export async function finishReconcile(
     silver,
     deps.quarantineRateThreshold ?? DEFAULT_QUARANTINE_RATE_THRESHOLD,
   );
+  // Priced last, so that the reconciliation's own work is in it, as far as it has gone.
+  const cost = await deps.priceRun?.(bronze);
   const finishedAt = deps.clock.now();
   const report: ReconciliationReport = {
     runId,
@@ -210,6 +220,7 @@ export async function finishReconcile(
     quality: qualityScore(bronze, silver, silverChecks.referenced, silverChecks.dangling),
     checkedAt: finishedAt.toISOString(),
     ...tableFacts(items),
+    ...(cost && { cost }),
   };
   const key = reconciliationKey(dataset, runId);
   await deps.lake.write(key, `${JSON.stringify(report, null, 2)}\n`, { contentType: 'application/json' });

@@ -17,6 +17,7 @@ import {
 import { QUARANTINE_TABLE } from '../../lake/keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableWriterFactory } from '../../ports/table-writer.ts';
+import type { S3Requests } from '../../workflow/run-cost.ts';
 import { bronzeLines, readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
 import { quarantineTable } from './quarantine-table.ts';
 import { SilverGroupOutput, type SilverGroupTable } from './silver-group-output.ts';
@@ -68,6 +69,8 @@ export interface SilverGroupResult {
   readonly stats: SilverStats;
   /** The worker thread that built the group (absent: built in the calling thread). */
   readonly threadId?: number;
+  /** The S3 requests a worker thread made through its own store (part of its invocation's usage). */
+  readonly s3Requests?: S3Requests;
 }
 
 /**

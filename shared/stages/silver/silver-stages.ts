@@ -20,6 +20,7 @@ import {
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableWriterFactory } from '../../ports/table-writer.ts';
+import type { S3Requests } from '../../workflow/run-cost.ts';
 import { readBronzeManifest } from '../bronze/read-bronze.ts';
 import { type BuildSilverResult, commitSilverBuild } from './build-silver.ts';
 import { quarantineTable } from './quarantine-table.ts';
@@ -218,6 +219,8 @@ export interface SilverGroupWorker {
   readonly lakeLocation?: LakeLocation;
   /** DuckDB `memory_limit` of the worker's writer. @default '256MB' */
   readonly memoryLimit?: string;
+  /** The S3 requests the worker made through its own store: its invocation's, to be counted. */
+  readonly onRequests?: (requests: S3Requests) => void;
 }
 
 export interface SilverGroupDeps {
@@ -409,6 +412,7 @@ async function buildGroup(
     });
     if (tasks) {
       const [result] = await runSilverGroupsInWorkers(tasks, deps.onPart, deps.signal);
+      if (result?.s3Requests) deps.worker.onRequests?.(result.s3Requests);
       return result!;
     }
   }

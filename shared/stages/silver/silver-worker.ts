@@ -1,4 +1,5 @@
 import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { CountingObjectStore } from '../../adapters/counting-object-store.ts';
 import { createParquetTableWriter } from '../../adapters/duckdb/parquet-table-writer.ts';
 import { buildSilverGroup } from './silver-group.ts';
 import {
@@ -26,11 +27,13 @@ const onCancel = (message: SilverWorkerCancel) => {
 };
 port.on('message', onCancel);
 
+// Counted, so the invocation that handed the group here is billed for its reads too.
+const lake = new CountingObjectStore(openLake(task.lake));
 try {
   const result = await buildSilverGroup(
     { bronzeManifestKey: task.bronzeManifestKey, group: task.group, buckets: task.buckets },
     {
-      lake: openLake(task.lake),
+      lake,
       contract: resolveContract(task.contract),
       createTableWriter: (tables, dir, options) =>
         createParquetTableWriter(tables, dir, { ...options, memoryLimit: task.memoryLimit, partial: true }),
@@ -42,7 +45,7 @@ try {
       signal: cancelled.signal,
     },
   );
-  post({ type: 'done', result: { ...result, threadId } });
+  post({ type: 'done', result: { ...result, threadId, s3Requests: lake.requests() } });
 } catch (error) {
   post({ type: 'failed', error: serializeError(error) });
 } finally {

@@ -236,6 +236,14 @@ export async function redriveLocally(
             { dataset, sourceKey: input.key, fanOut: input.fanOut },
             { ...deps, source: new FileObjectStore(input.bucket) },
           );
+  // A run that completed with a failed part (a table of contents' listed files) failed again: its own
+  // execution recorded the letter anew (under the same id), which stays.
+  const { runOutcome } = await import('./run-summary.ts');
+  const { status, problems } = runOutcome(result);
+  if (status === 'failed') {
+    const { WorkflowFailedError } = await import('../pipeline/local-runner.ts');
+    throw new WorkflowFailedError(`the redriven execution failed again: ${problems.join('; ')}`);
+  }
   await store.remove(letter.id);
   return result;
 }

@@ -102,6 +102,8 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
     ...(commit?.record.restoredAt !== undefined && { restoredAt: commit.record.restoredAt }),
     /** Ingest slices (1 unless run with --slice-seconds or resumed from a checkpoint; 0: bronze reused). */
     slices: bronze.slices,
+    /** How the last slice read the source: `native` zlib, or the `resumable` reader slices need. */
+    ...(bronze.reader !== undefined && { reader: bronze.reader }),
     resumed: bronze.reused,
     seconds: {
       total: seconds(timings.totalMs),

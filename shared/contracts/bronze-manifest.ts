@@ -59,11 +59,6 @@ export const BronzeManifest = z.object({
      * another `sluice run` process). Absent in manifests written before it was recorded.
      */
     resumed: z.boolean().optional(),
-    /**
-     * How the last slice read a compressed source: Node's native zlib (one slice, the fast way) or the
-     * resumable reader that slicing needs (≈ 3× slower). Absent in older manifests.
-     */
-    reader: z.enum(['native', 'resumable']).optional(),
   }),
 });
 export type BronzeManifest = z.infer<typeof BronzeManifest>;

@@ -170,7 +170,10 @@ describe('Construct: ScheduledSources (two sources, one with credentials)', () =
     expect(definition.StartAt).toBe(StateName.hasSource);
     expect(definition.States[StateName.hasSource]).toEqual({
       Type: 'Choice',
-      Choices: [{ Variable: '$.source.url', IsPresent: true, Next: StateName.download }],
+      Choices: [
+        { Variable: '$.rebuild', IsPresent: true, Next: StateName.planRebuild },
+        { Variable: '$.source.url', IsPresent: true, Next: StateName.download },
+      ],
       Default: StateName.dropped,
     });
     const download = definition.States[StateName.download];

@@ -50,8 +50,8 @@ describe('sluice CLI', () => {
     expect(existsSync(summary.outputs.bronzeManifest)).toBe(true);
     // Without limits the ingest has no deadline: one slice, read the fast way (a run once took the
     // resumable reader that slices need, and bronze got 40 % slower).
-    const manifest = JSON.parse(await readFile(summary.outputs.bronzeManifest, 'utf8'));
-    expect(manifest.timings.reader).toBe('native');
+    expect(summary.slices).toBe(1);
+    expect(summary.reader).toBe('native');
     for (const part of summary.outputs.bronze) expect(existsSync(part)).toBe(true);
     // Seconds per stage, in order, adding up to the total.
     const stages = summary.seconds.stages as { stage: string; seconds: number }[];

@@ -33,10 +33,13 @@ async function file(name: string, content: string): Promise<string> {
   return path;
 }
 
-/** Everything but dead letters and the (released) source lease: what a failed run must not leave behind. */
+/**
+ * Everything but dead letters, the (released) source lease and the usage records of the invocations
+ * (a failed run is paid for too): what a failed run must not leave behind.
+ */
 async function lakeOutput(lake: string): Promise<string[]> {
   return (await listFiles(lake).catch(() => [])).filter(
-    (f) => !f.startsWith('_dead_letters/') && !f.endsWith('/lease.json'),
+    (f) => !f.startsWith('_dead_letters/') && !f.endsWith('/lease.json') && !f.startsWith('_usage/'),
   );
 }
 

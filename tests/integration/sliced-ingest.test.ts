@@ -31,11 +31,21 @@ function slicedDataset(base: DatasetConfig, segmentBytes: number): DatasetConfig
   });
 }
 
-/** Every file under `dir`, relative path → bytes; but the source's lease, which names its last holder. */
+/**
+ * Every file under `dir`, relative path → bytes; but the source's lease (it names its last holder) and
+ * what a run's cost is made of, which grows with its invocations: usage records, the reconciliation's
+ * `cost`, and the report that shows it (its numbers come from the records compared here).
+ */
 async function snapshot(dir: string): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
   for (const file of await listFiles(dir)) {
-    if (!file.endsWith('/lease.json')) files.set(file, await readFile(join(dir, file)));
+    if (file.endsWith('/lease.json') || file.startsWith('_usage/') || file.endsWith('/report.html')) continue;
+    const bytes = await readFile(join(dir, file));
+    if (!file.endsWith('/reconciliation.json')) files.set(file, bytes);
+    else {
+      const { cost: _, ...report } = JSON.parse(bytes.toString('utf8'));
+      files.set(file, Buffer.from(JSON.stringify(report)));
+    }
   }
   return files;
 }

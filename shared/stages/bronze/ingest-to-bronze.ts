@@ -100,6 +100,11 @@ export interface IngestToBronzeResult {
   readonly slices: number;
   /** The bronze was committed by an earlier, interrupted run of the same object: reused, not re-read. */
   readonly reused: boolean;
+  /**
+   * How the last slice read the source: Node's native zlib (one slice, the fast way) or the resumable
+   * reader that slicing needs (≈ 3× slower). Absent when the bronze was reused.
+   */
+  readonly reader?: 'native' | 'resumable';
 }
 
 /**
@@ -379,7 +384,6 @@ export async function ingestSlice(
       finishedAt: finishedAt.toISOString(),
       durationMs: finishedAt.getTime() - new Date(startedAt).getTime(),
       resumed,
-      reader: sliced ? 'resumable' : 'native',
     },
   };
   await deps.lake.write(manifestKey, `${stringifyLossless(manifest, 2)}\n`, {
@@ -387,7 +391,11 @@ export async function ingestSlice(
   });
   await deps.lake.delete(checkpointKey);
   const committed = { manifestKey, manifest };
-  const result = await afterCommit(committed, current, deps, { slices: slicesDone + 1, reused: false });
+  const result = await afterCommit(committed, current, deps, {
+    slices: slicesDone + 1,
+    reused: false,
+    reader: sliced ? 'resumable' : 'native',
+  });
   // An unchanged source ends its run here: let the next one in.
   if (lease && result.status === 'unchanged') await releaseSourceLease(lease, leaseDeps);
   return result;
@@ -420,7 +428,7 @@ async function afterCommit(
   committed: { readonly manifestKey: string; readonly manifest: BronzeManifest },
   current: CurrentVersion | undefined,
   deps: IngestToBronzeDeps,
-  run: { readonly slices: number; readonly reused: boolean },
+  run: Pick<IngestToBronzeResult, 'slices' | 'reused' | 'reader'>,
 ): Promise<IngestToBronzeResult | IngestUnchangedResult> {
   const { manifest, manifestKey } = committed;
   const { dataset, runId } = manifest;

@@ -76,6 +76,16 @@ export async function readRunUsage(
   return { usage: sumRunUsage(records, stateTransitions), unreadable };
 }
 
+/**
+ * Removes the records of an execution that ended (priced, or unchanged): a local execution's name is the
+ * same for every run of one file, so records left behind would be added to the next run's cost.
+ */
+export async function deleteRunUsage(store: ObjectStore, executionId: string): Promise<void> {
+  const keys: string[] = [];
+  for await (const { key } of store.list(runUsagePrefix(executionNameOf(executionId)))) keys.push(key);
+  for (const key of keys) await store.delete(key);
+}
+
 /** One invocation of a stage, as it is recorded. */
 export interface InvocationRecord {
   /** The Step Functions execution id (ARN) the invocation belongs to. */

@@ -13,7 +13,7 @@ import { builtInDataset } from '../contracts/datasets/index.ts';
 import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ObjectNotFoundError, PipelineError } from '../errors.ts';
 import { sourceId } from '../lake/keys.ts';
-import { recordInvocation } from '../lake/run-usage.ts';
+import { deleteRunUsage, recordInvocation } from '../lake/run-usage.ts';
 import { releaseSourceLease, SourceBusyError } from '../lake/source-lease.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -558,6 +558,9 @@ export async function runWorkflowLocally(
         { cause: error },
       );
     }
+    // The run ended and its cost is in its report: its usage records are spent. (Not when another run of
+    // this file holds the source: that run shares this execution name, and its records are its own.)
+    if (!(taskError instanceof SourceBusyError)) await deleteRunUsage(deps.lake, executionId);
     const taskInvocations = { byState: invocations, largestScratchBytes };
     if (results.unchanged) {
       return {

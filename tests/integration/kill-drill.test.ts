@@ -137,7 +137,7 @@ const MODES = [
   {
     mode: 'under --lambda-limits',
     args: ['--lambda-limits', 'timeout=300,tmp=64'],
-    killPoints: [KILL_POINTS[0], KILL_POINTS[2], KILL_POINTS[4], KILL_POINTS[5]],
+    killPoints: KILL_POINTS,
     invocationProcesses: true,
   },
 ] as const;

@@ -24,7 +24,12 @@ import { landingKey } from '../stages/download/landing-key.ts';
 import { redactUrl } from '../stages/download/url-safety.ts';
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
 import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
-import { LISTED_FILES_FAILED_ERROR, StateName, type WorkflowDefinition } from '../workflow/definition.ts';
+import {
+  LISTED_FILES_FAILED_ERROR,
+  StateName,
+  taskResources,
+  type WorkflowDefinition,
+} from '../workflow/definition.ts';
 import { type ExecutionInput, executionName, type RebuildInput } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
 import { FailureMessage, type FanOutOutput, ingestOutput } from '../workflow/stage-io.ts';
@@ -676,15 +681,6 @@ function localized(
       : timed;
   }
   return { ...definition, States: states };
-}
-
-/** Every Task state of a definition and its Resource, those in Map item processors included. */
-function taskResources(definition: WorkflowDefinition): [string, unknown][] {
-  return Object.entries(definition.States).flatMap(([name, state]): [string, unknown][] => {
-    if (state.Type === 'Task') return [[name, state.Resource]];
-    if (state.Type === 'Map') return taskResources(state.ItemProcessor ?? state.Iterator);
-    return [];
-  });
 }
 
 /** `SLUICE_TRACE=1`: a line per task invocation on stderr (when it started, how long, the RSS after). */

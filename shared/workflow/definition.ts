@@ -794,6 +794,15 @@ function failureStates(): Record<string, Json> {
   };
 }
 
+/** Every Task state of a definition and its Resource, those in Map item processors included. */
+export function taskResources(definition: WorkflowDefinition): [string, unknown][] {
+  return Object.entries(definition.States).flatMap(([name, state]): [string, unknown][] => {
+    if (state.Type === 'Task') return [[name, state.Resource]];
+    if (state.Type === 'Map') return taskResources(state.ItemProcessor ?? state.Iterator);
+    return [];
+  });
+}
+
 /**
  * The definition with each `${Placeholder}` replaced by its value (as CloudFormation's definition
  * substitutions do); a placeholder without a value is an error, so nothing runs half-substituted.

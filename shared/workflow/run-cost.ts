@@ -1,4 +1,4 @@
-import type { WorkflowDefinition } from './definition.ts';
+import { taskResources, type WorkflowDefinition } from './definition.ts';
 
 /**
  * What a run cost: the compute it used, per stage, and its price. Usage is measured where it happens
@@ -165,32 +165,6 @@ export function costOf(usage: RunUsage, prices: Prices, inputBytes?: number): Ru
   };
 }
 
-/** One event of an execution's history (GetExecutionHistory), as far as billing goes. */
-export interface HistoryEvent {
-  readonly id?: number;
-  readonly previousEventId?: number;
-  readonly type?: string;
-}
-
-/**
- * State transitions Step Functions bills for an execution, from its history: one per state entered
- * (Map iterations' states included), and one per retry of a task: a scheduling that follows a failure or
- * a timeout of the same task (events of parallel iterations interleave, so it goes by `previousEventId`).
- */
-export function billedStateTransitions(history: Iterable<HistoryEvent>): number {
-  const types = new Map<number, string>();
-  let transitions = 0;
-  for (const { id, previousEventId, type = '' } of history) {
-    if (id !== undefined) types.set(id, type);
-    if (type.endsWith('StateEntered')) transitions++;
-    else if (type.endsWith('Scheduled') && previousEventId !== undefined) {
-      const previous = types.get(previousEventId) ?? '';
-      if (previous.endsWith('Failed') || previous.endsWith('TimedOut')) transitions++;
-    }
-  }
-  return transitions;
-}
-
 /** What a run cost, as its reconciliation report, its summary and its run report give it. */
 export interface RunCostReport {
   /** The run's total at `prices`, in US dollars. */
@@ -269,10 +243,7 @@ export function defaultPath(definition: WorkflowDefinition): string[] {
 
 /** The definition's Task states, those inside Maps included, in the order it declares them. */
 export function taskStates(definition: WorkflowDefinition): string[] {
-  return Object.entries(definition.States).flatMap(([name, state]) => {
-    if (state.Type === 'Map') return taskStates(state.ItemProcessor ?? state.Iterator);
-    return state.Type === 'Task' ? [name] : [];
-  });
+  return taskResources(definition).map(([name]) => name);
 }
 
 /** The states a plain run enters after `state` (the pricing step's own end: HasFanOut, Succeeded). */

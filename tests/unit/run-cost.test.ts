@@ -14,7 +14,6 @@ import {
 } from '../../shared/lake/run-usage.ts';
 import { ingestWorkflowDefinition } from '../../shared/workflow/definition.ts';
 import {
-  billedStateTransitions,
   costOf,
   defaultPath,
   estimateStateTransitions,
@@ -66,28 +65,6 @@ describe('Function: costOf', () => {
 
   it('gives no cost per GB without the input size', () => {
     expect(costOf(usage, US_EAST_1_PRICES).perInputGbUsd).toBeUndefined();
-  });
-});
-
-describe('Function: billedStateTransitions', () => {
-  it('counts every state entered, and each retry of a task, across interleaved Map iterations', () => {
-    const history = [
-      { id: 1, type: 'ExecutionStarted' },
-      { id: 2, previousEventId: 1, type: 'TaskStateEntered' },
-      { id: 3, previousEventId: 2, type: 'TaskScheduled' },
-      { id: 4, previousEventId: 3, type: 'TaskSucceeded' },
-      { id: 5, previousEventId: 4, type: 'MapStateEntered' },
-      { id: 6, previousEventId: 5, type: 'TaskStateEntered' }, // iteration 0
-      { id: 7, previousEventId: 5, type: 'TaskStateEntered' }, // iteration 1
-      { id: 8, previousEventId: 6, type: 'TaskScheduled' },
-      { id: 9, previousEventId: 7, type: 'TaskScheduled' },
-      { id: 10, previousEventId: 8, type: 'TaskFailed' },
-      { id: 11, previousEventId: 9, type: 'TaskSucceeded' },
-      { id: 12, previousEventId: 10, type: 'TaskScheduled' }, // the retry of iteration 0
-      { id: 13, previousEventId: 12, type: 'TaskSucceeded' },
-      { id: 14, previousEventId: 13, type: 'SucceedStateEntered' },
-    ];
-    expect(billedStateTransitions(history)).toBe(6);
   });
 });
 

@@ -19,9 +19,9 @@ export const reconcilePlanKey = (dataset: string, runId: string) =>
 export const reconcileItemKey = (dataset: string, runId: string, item: number) =>
   `${reconcileWorkPrefix(dataset, runId)}items/item-${pad(item)}.json`;
 
-/** The reference and quarantine keys one silver file emits into one key bucket. */
+/** The reference and quarantine keys one silver file emits into one key bucket (Parquet). */
 export const reconcileKeysKey = (dataset: string, runId: string, bucket: number, item: number) =>
-  `${reconcileWorkPrefix(dataset, runId)}keys/bucket-${pad(bucket)}/item-${pad(item)}.json`;
+  `${reconcileWorkPrefix(dataset, runId)}keys/bucket-${pad(bucket)}/item-${pad(item)}.parquet`;
 
 /** One key bucket's result: references resolved and dangling, distinct quarantined records. */
 export const reconcileBucketKey = (dataset: string, runId: string, bucket: number) =>

@@ -2,9 +2,8 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
-import type { SilverContract } from '../../shared/contracts/silver/contract.ts';
-import type { TableInspector } from '../../shared/ports/table-inspector.ts';
-import { joinBucket } from '../../shared/stages/reconcile/key-buckets.ts';
+import type { KeysToWrite, TableInspector } from '../../shared/ports/table-inspector.ts';
+import { firstExamples } from '../../shared/stages/reconcile/key-buckets.ts';
 import { tempDir } from '../helpers/lake.ts';
 
 /**
@@ -35,31 +34,34 @@ describe('openParquetInspector', () => {
     await tmp.cleanup();
   });
 
-  it('lists distinct key combinations as text, nulls included', async () => {
+  /** The keys of `file` written into `buckets` key buckets, then each bucket joined alone. */
+  async function keysByBucket(file: string, keys: KeysToWrite, buckets: number) {
+    const out = Array.from({ length: buckets }, (_, b) => join(tmp.dir, `keys-${files++}-${b}.parquet`));
+    await inspector.writeKeyBuckets(file, keys, out, 'plan-1');
+    expect(await inspector.keyFileLabels(out)).toEqual(out.map(() => 'plan-1'));
+    return Promise.all(out.map((f) => inspector.joinKeyBuckets([f], 1, 10)));
+  }
+
+  it('counts distinct quarantine keys (path and index) across the buckets', async () => {
     const file = await parquet(
       'rows',
-      `SELECT * FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('b', NULL), ('b', NULL)) t(path, idx)`,
+      `SELECT * FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('b', 7), ('b', 7)) t(record_path, _record_index)`,
     );
-    expect(await inspector.distinctRows(file, ['path', 'idx'])).toEqual([
-      '["a","1"]',
-      '["a","2"]',
-      '["b",null]',
-    ]);
-    expect(await inspector.distinctRows(file, ['path'])).toEqual(['["a"]', '["b"]']);
+    const joined = await keysByBucket(file, { refs: [], quarantine: ['record_path', '_record_index'] }, 3);
+    expect(joined.reduce((n, j) => n + j.quarantined, 0)).toBe(3);
+    // Each key lands in one bucket only: a key's rows are all in its bucket.
+    expect(joined.filter((j) => j.quarantined > 0).length).toBeGreaterThan(1);
   });
 
   it('counts each value of a list or scalar column as text, nulls skipped', async () => {
     const list = await parquet('list', `SELECT * FROM (VALUES (['g1', 'g2']), (['g1', NULL]), (NULL)) t(v)`);
-    expect(await inspector.valueCounts(list, 'v')).toEqual([
-      ['g1', 2],
-      ['g2', 1],
-    ]);
+    const fromList = await keysByBucket(list, { refs: [{ index: 0, role: 'from', column: 'v' }] }, 2);
+    // Alone, every reference of a bucket dangles: the examples are its values.
+    expect(fromList.reduce((n, j) => n + j.refs[0]!.referenced, 0)).toBe(3);
+    expect(fromList.flatMap((j) => j.refs[0]!.examples).sort()).toEqual(['g1', 'g2']);
     const scalar = await parquet('scalar', 'SELECT CAST(range % 3 AS BIGINT) AS v FROM range(7)');
-    expect(await inspector.valueCounts(scalar, 'v')).toEqual([
-      ['0', 3],
-      ['1', 2],
-      ['2', 2],
-    ]);
+    const fromScalar = await keysByBucket(scalar, { refs: [{ index: 0, role: 'from', column: 'v' }] }, 1);
+    expect(fromScalar[0]!.refs[0]).toEqual({ referenced: 7, dangling: 7, examples: ['0', '1', '2'] });
   });
 
   it('profiles a table from its statistics: numbers ordered as numbers, across row groups', async () => {
@@ -105,27 +107,31 @@ describe('openParquetInspector', () => {
   async function danglingIn(refs: string, targets?: string) {
     const from = await parquet(`refs-${files++}`, refs);
     const to = targets === undefined ? undefined : await parquet(`targets-${files++}`, targets);
-    const contract = {
-      references: [{ from: { table: 'r', column: 'ref' }, to: { table: 't', column: 'id' } }],
-    };
-    const joined = joinBucket(
-      { planId: 'p' },
-      0,
-      [
-        { planId: 'p', item: 0, refs: { 0: { from: await inspector.valueCounts(from, 'ref') } } },
-        ...(to
-          ? [
-              {
-                planId: 'p',
-                item: 1,
-                refs: { 0: { to: (await inspector.valueCounts(to, 'id')).map(([v]) => v) } },
-              },
-            ]
-          : []),
-      ],
-      contract as unknown as SilverContract,
+    // Into two key buckets, joined one by one and added up, as reconciliation does.
+    const n = files++;
+    const buckets = (what: string) => [0, 1].map((b) => join(tmp.dir, `${what}-${n}-${b}.parquet`));
+    await inspector.writeKeyBuckets(
+      from,
+      { refs: [{ index: 0, role: 'from', column: 'ref' }] },
+      buckets('from'),
+      'p',
     );
-    return joined.refs[0];
+    if (to)
+      await inspector.writeKeyBuckets(
+        to,
+        { refs: [{ index: 0, role: 'to', column: 'id' }] },
+        buckets('to'),
+        'p',
+      );
+    const total = { referenced: 0, dangling: 0, examples: [] as string[] };
+    for (const bucket of [0, 1]) {
+      const emitted = [buckets('from')[bucket]!, ...(to ? [buckets('to')[bucket]!] : [])];
+      const joined = (await inspector.joinKeyBuckets(emitted, 1, 5)).refs[0]!;
+      total.referenced += joined.referenced;
+      total.dangling += joined.dangling;
+      total.examples.push(...joined.examples);
+    }
+    return { ...total, examples: firstExamples([total.examples]) };
   }
 
   it('finds list elements no target row has: each reference counted, nulls skipped, examples sorted', async () => {

@@ -332,7 +332,14 @@ describe('the local workflow (parse → bronze → silver → reconciliation)', 
     const inspector = await openParquetInspector();
     try {
       const quarantine = join(lake, result.silver!.manifest.tables._quarantine!.files[0]!.key);
-      expect(await inspector.distinctRows(quarantine, ['record_path', '_record_index'])).toHaveLength(1);
+      const keys = join(tmp.dir, 'quarantine-keys.parquet');
+      await inspector.writeKeyBuckets(
+        quarantine,
+        { refs: [], quarantine: ['record_path', '_record_index'] },
+        [keys],
+        'p',
+      );
+      expect((await inspector.joinKeyBuckets([keys], 0, 0)).quarantined).toBe(1);
     } finally {
       await inspector.close();
     }

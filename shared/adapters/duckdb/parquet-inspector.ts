@@ -40,22 +40,93 @@ export async function openParquetInspector(): Promise<TableInspector> {
   const connection = await instance.connect();
   const rows = async (sql: string) => (await connection.runAndReadAll(sql)).getRowsJS();
   const parquet = (file: string) => `read_parquet(${literal(file)}, hive_partitioning = false)`;
+  let tables = 0;
   return {
-    async valueCounts(file, column) {
-      const name = identifier(column);
-      // A list column is unnested into one value per element; a scalar column is used as is.
-      const described = await rows(`SELECT column_type FROM (DESCRIBE SELECT ${name} FROM ${parquet(file)})`);
-      const isList = String(described[0]?.[0] ?? '').endsWith('[]');
-      const values = `SELECT ${isList ? `unnest(${name})` : name} AS v FROM ${parquet(file)}`;
-      const counted = await rows(
-        `SELECT CAST(v AS VARCHAR), count(*) FROM (${values}) WHERE v IS NOT NULL GROUP BY 1 ORDER BY 1`,
+    async writeKeyBuckets(file, keys, outFiles, label) {
+      // A table of its own per call: calls on one inspector may overlap.
+      const emitted = `emitted_${++tables}`;
+      const source = parquet(file);
+      const selects: string[] = [];
+      for (const ref of keys.refs) {
+        const name = identifier(ref.column);
+        const described = await rows(`SELECT column_type FROM (DESCRIBE SELECT ${name} FROM ${source})`);
+        const isList = String(described[0]?.[0] ?? '').endsWith('[]');
+        const values = `SELECT CAST(${isList ? `unnest(${name})` : name} AS VARCHAR) AS v FROM ${source}`;
+        selects.push(
+          ref.role === 'from'
+            ? `SELECT 'from' AS kind, ${ref.index} AS ref, v, count(*) AS n FROM (${values}) WHERE v IS NOT NULL GROUP BY v`
+            : `SELECT DISTINCT 'to' AS kind, ${ref.index} AS ref, v, 1 AS n FROM (${values}) WHERE v IS NOT NULL`,
+        );
+      }
+      if (keys.quarantine) {
+        // A row's key: its columns as text, NUL-separated (no column's text holds a NUL).
+        const parts = keys.quarantine.map((c) => `coalesce(CAST(${identifier(c)} AS VARCHAR), '')`);
+        selects.push(
+          `SELECT DISTINCT 'quarantine' AS kind, NULL::INTEGER AS ref, concat_ws(chr(0), ${parts.join(', ')}) AS v, 1 AS n FROM ${source}`,
+        );
+      }
+      const buckets = outFiles.length;
+      const all =
+        selects.length > 0
+          ? selects.map((s) => `(${s})`).join(' UNION ALL ')
+          : `SELECT NULL::VARCHAR AS kind, NULL::INTEGER AS ref, NULL::VARCHAR AS v, NULL::BIGINT AS n WHERE false`;
+      await connection.run(
+        `CREATE TEMP TABLE ${emitted} AS SELECT kind, ref::INTEGER AS ref, v, n::BIGINT AS n, hash(v) % ${buckets} AS bucket FROM (${all})`,
       );
-      return counted.map((row): [string, number] => [String(row[0]), Number(row[1])]);
+      try {
+        for (const [bucket, out] of outFiles.entries()) {
+          await connection.run(
+            `COPY (SELECT kind, ref, v, n FROM ${emitted} WHERE bucket = ${bucket}) TO ${literal(out)} ` +
+              `(FORMAT parquet, COMPRESSION zstd, KV_METADATA { label: ${literal(label)} })`,
+          );
+        }
+      } finally {
+        await connection.run(`DROP TABLE IF EXISTS ${emitted}`);
+      }
     },
-    async distinctRows(file, columns) {
-      const list = columns.map((c) => `CAST(${identifier(c)} AS VARCHAR)`).join(', ');
-      const distinct = await rows(`SELECT DISTINCT ${list} FROM ${parquet(file)} ORDER BY ALL`);
-      return distinct.map((row) => JSON.stringify(row.map((v) => (v === null ? null : String(v)))));
+    async keyFileLabels(files) {
+      if (files.length === 0) return [];
+      const list = `[${files.map(literal).join(', ')}]`;
+      const found = await rows(
+        `SELECT file_name, decode(value) FROM parquet_kv_metadata(${list}) WHERE decode(key) = 'label'`,
+      );
+      const labels = new Map(found.map((row) => [String(row[0]), String(row[1])]));
+      return files.map((f) => labels.get(f));
+    },
+    async joinKeyBuckets(files, references, examples) {
+      const bucketKeys = `bucket_keys_${++tables}`;
+      const list = `[${files.map(literal).join(', ')}]`;
+      const keys =
+        files.length > 0
+          ? `read_parquet(${list}, hive_partitioning = false)`
+          : `(SELECT NULL::VARCHAR AS kind, NULL::INTEGER AS ref, NULL::VARCHAR AS v, NULL::BIGINT AS n WHERE false)`;
+      await connection.run(`CREATE TEMP TABLE ${bucketKeys} AS SELECT * FROM ${keys}`);
+      try {
+        const refs: Record<number, { referenced: number; dangling: number; examples: string[] }> = {};
+        for (let i = 0; i < references; i++) {
+          const joined = `FROM (SELECT v, sum(n) AS n FROM ${bucketKeys} WHERE kind = 'from' AND ref = ${i} GROUP BY v) r
+            LEFT JOIN (SELECT DISTINCT v AS t FROM ${bucketKeys} WHERE kind = 'to' AND ref = ${i}) ON r.v = t`;
+          const [counts] = await rows(
+            `SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE t IS NULL), 0) ${joined}`,
+          );
+          const dangling = Number(counts?.[1] ?? 0);
+          const found =
+            dangling > 0
+              ? await rows(`SELECT v ${joined} WHERE t IS NULL ORDER BY v LIMIT ${Math.trunc(examples)}`)
+              : [];
+          refs[i] = {
+            referenced: Number(counts?.[0] ?? 0),
+            dangling,
+            examples: found.map((row) => String(row[0])),
+          };
+        }
+        const [quarantined] = await rows(
+          `SELECT count(DISTINCT v) FROM ${bucketKeys} WHERE kind = 'quarantine'`,
+        );
+        return { refs, quarantined: Number(quarantined?.[0] ?? 0) };
+      } finally {
+        await connection.run(`DROP TABLE IF EXISTS ${bucketKeys}`);
+      }
     },
     async profile(file) {
       const source = `read_parquet(${literal(file)}, hive_partitioning = false)`;

@@ -1,15 +1,20 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError } from '../../errors.ts';
 import { reconcileBucketKey, reconcileKeysKey } from '../../lake/reconcile-work-keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
-import { readText } from '../bronze/read-bronze.ts';
+import type { TableInspector } from '../../ports/table-inspector.ts';
 import type { ReconcilePlan } from './reconcile-plan.ts';
 
 /**
  * Referential integrity and the quarantine's distinct records, per key bucket: every silver file whose
- * keys matter emits them into buckets by a hash of the key (`keyBucketOf`), so each bucket holds every
+ * keys matter emits them into buckets by DuckDB's hash of the key (one Parquet file per bucket, written
+ * and joined by DuckDB, so no invocation holds the keys in its heap), so each bucket holds every
  * occurrence of its keys, and one invocation per bucket joins references to targets. Added up over the
  * buckets, the counts are those of one join over whole tables.
  */
@@ -18,23 +23,6 @@ import type { ReconcilePlan } from './reconcile-plan.ts';
 export const QUARANTINE_KEY_COLUMNS = ['record_path', '_record_index'] as const;
 /** Dangling references named in the report. */
 export const DANGLING_EXAMPLES = 5;
-
-/** The keys one silver file emits into one bucket. */
-export const KeysOfFile = z.object({
-  planId: z.string(),
-  item: z.number().int().nonnegative(),
-  /** Per reference (its index in the contract's `references`): values referenced with their counts, targets. */
-  refs: z.record(
-    z.string(),
-    z.object({
-      from: z.array(z.tuple([z.string(), z.number().int().positive()])).optional(),
-      to: z.array(z.string()).optional(),
-    }),
-  ),
-  /** Distinct quarantined records (`QUARANTINE_KEY_COLUMNS` as JSON). */
-  quarantine: z.array(z.string()).optional(),
-});
-export type KeysOfFile = z.infer<typeof KeysOfFile>;
 
 /** What one bucket found: per reference, references and dangling ones; distinct quarantined records. */
 export const BucketResult = z.object({
@@ -48,16 +36,6 @@ export const BucketResult = z.object({
 });
 export type BucketResult = z.infer<typeof BucketResult>;
 
-/** The bucket of a key: FNV-1a over its UTF-16 code units, deterministic in every process. */
-export function keyBucketOf(key: string, buckets: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    hash ^= key.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0) % buckets;
-}
-
 /** Text in byte order of its UTF-8 (as DuckDB sorts VARCHAR), not JavaScript's UTF-16 order. */
 export const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
@@ -66,82 +44,73 @@ export function firstExamples(lists: readonly (readonly string[])[]): string[] {
   return [...new Set(lists.flat())].sort(byteOrder).slice(0, DANGLING_EXAMPLES);
 }
 
-/** Joins the keys every file emitted into one bucket, and writes the bucket's result. */
+/**
+ * Joins the keys every file emitted into one bucket (their Parquet files copied to scratch, joined by
+ * DuckDB: `TableInspector.joinKeyBuckets`), and writes the bucket's result.
+ */
 export async function runKeyBucket(
   plan: ReconcilePlan,
   bucket: number,
   bronze: BronzeManifest,
-  deps: { readonly lake: ObjectStore; readonly contract: SilverContract },
+  deps: {
+    readonly lake: ObjectStore;
+    readonly contract: SilverContract;
+    readonly openInspector: () => Promise<TableInspector>;
+    readonly workDir: string;
+  },
 ): Promise<BucketResult> {
   if (bucket >= plan.keyBuckets) {
     throw new ConfigError(`key bucket ${bucket}: the plan ${plan.planId} has ${plan.keyBuckets} bucket(s)`);
   }
-  const files: KeysOfFile[] = [];
-  for (const [item, planned] of plan.items.entries()) {
-    if (planned.kind !== 'silver' || !planned.emitsKeys) continue;
-    files.push(await readKeys(deps.lake, plan, bronze, bucket, item));
-  }
-  const result = joinBucket(plan, bucket, files, deps.contract);
-  await deps.lake.write(
-    reconcileBucketKey(bronze.dataset, bronze.runId, bucket),
-    `${JSON.stringify(result)}\n`,
-    {
-      contentType: 'application/json',
-    },
-  );
-  return result;
-}
-
-/** The join of one bucket's keys: a reference resolves when some file of its target table has the value. */
-export function joinBucket(
-  plan: Pick<ReconcilePlan, 'planId'>,
-  bucket: number,
-  files: readonly KeysOfFile[],
-  contract: SilverContract,
-): BucketResult {
-  const refs: BucketResult['refs'] = {};
-  for (const i of (contract.references ?? []).keys()) {
-    const targets = new Set<string>();
-    for (const file of files) for (const value of file.refs[i]?.to ?? []) targets.add(value);
-    let referenced = 0;
-    let dangling = 0;
-    const danglingValues = new Set<string>();
-    for (const file of files) {
-      for (const [value, count] of file.refs[i]?.from ?? []) {
-        referenced += count;
-        if (!targets.has(value)) {
-          dangling += count;
-          danglingValues.add(value);
-        }
+  const dir = join(deps.workDir, `reconcile-${bronze.runId}-bucket-${bucket}`);
+  await mkdir(dir, { recursive: true });
+  const inspector = await deps.openInspector();
+  try {
+    const files: string[] = [];
+    const keys: string[] = [];
+    for (const [item, planned] of plan.items.entries()) {
+      if (planned.kind !== 'silver' || !planned.emitsKeys) continue;
+      const key = reconcileKeysKey(bronze.dataset, bronze.runId, bucket, item);
+      const local = join(dir, `item-${item}.parquet`);
+      await copyKeys(deps.lake, key, local, item, bucket);
+      files.push(local);
+      keys.push(key);
+    }
+    for (const [at, label] of (await inspector.keyFileLabels(files)).entries()) {
+      if (label !== plan.planId) {
+        throw new PipelineError(
+          `${deps.lake.uri(keys[at]!)} belongs to reconciliation plan ${label ?? '(none)'}, not ${plan.planId}: ` +
+            'rerun from PlanReconcile',
+        );
       }
     }
-    refs[i] = { referenced, dangling, examples: firstExamples([[...danglingValues]]) };
+    const joined = await inspector.joinKeyBuckets(
+      files,
+      (deps.contract.references ?? []).length,
+      DANGLING_EXAMPLES,
+    );
+    const result: BucketResult = { planId: plan.planId, bucket, ...joined };
+    await deps.lake.write(
+      reconcileBucketKey(bronze.dataset, bronze.runId, bucket),
+      `${JSON.stringify(result)}\n`,
+      { contentType: 'application/json' },
+    );
+    return result;
+  } finally {
+    await inspector.close();
+    await rm(dir, { recursive: true, force: true });
   }
-  const quarantined = new Set(files.flatMap((f) => f.quarantine ?? [])).size;
-  return { planId: plan.planId, bucket, refs, quarantined };
 }
 
-async function readKeys(
-  lake: ObjectStore,
-  plan: ReconcilePlan,
-  bronze: BronzeManifest,
-  bucket: number,
-  item: number,
-): Promise<KeysOfFile> {
-  const key = reconcileKeysKey(bronze.dataset, bronze.runId, bucket, item);
-  const text = await readText(lake, key).catch((error: unknown) => {
+async function copyKeys(lake: ObjectStore, key: string, local: string, item: number, bucket: number) {
+  try {
+    await pipeline(await lake.read(key), createWriteStream(local));
+  } catch (error) {
     if (!(error instanceof ObjectNotFoundError)) throw error;
     throw new PipelineError(
       `${lake.uri(key)}: reconcile item ${item} left no keys for bucket ${bucket}; every ReconcileItem must ` +
         'finish before the key buckets are joined',
       { cause: error },
     );
-  });
-  const keys = KeysOfFile.parse(JSON.parse(text));
-  if (keys.planId !== plan.planId) {
-    throw new PipelineError(
-      `${lake.uri(key)} belongs to reconciliation plan ${keys.planId}, not ${plan.planId}: rerun from PlanReconcile`,
-    );
   }
-  return keys;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
@@ -10,10 +10,10 @@ import { ConfigError } from '../../errors.ts';
 import { QUARANTINE_TABLE } from '../../lake/keys.ts';
 import { reconcileItemKey, reconcileKeysKey } from '../../lake/reconcile-work-keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
-import type { TableInspector } from '../../ports/table-inspector.ts';
+import type { KeysToWrite, TableInspector } from '../../ports/table-inspector.ts';
 import { readFileFacts } from '../../report/table-facts.ts';
 import { type BronzePartContent, lineEnds, readBronzePart } from '../bronze/read-bronze.ts';
-import { type KeysOfFile, keyBucketOf, QUARANTINE_KEY_COLUMNS } from './key-buckets.ts';
+import { QUARANTINE_KEY_COLUMNS } from './key-buckets.ts';
 import { ParquetFooterError, parquetRowCount, type ReadRange } from './parquet-footer.ts';
 import type { ReconcilePlan, SilverFileItem } from './reconcile-plan.ts';
 
@@ -276,9 +276,9 @@ async function footerRows(size: number, read: ReadRange): Promise<number | strin
 }
 
 /**
- * The file's reference and quarantine keys, one object per key bucket (empty ones too: absence is an
- * error). When `suspect` (it failed its sha256 check) a file whose keys cannot be read emits none, and
- * the reason is returned.
+ * The file's reference and quarantine keys, one Parquet file per key bucket (empty ones too: absence is
+ * an error), written by DuckDB and uploaded: the keys never enter this process's heap. When `suspect` (it
+ * failed its sha256 check) a file whose keys cannot be read emits none, and the reason is returned.
  */
 async function emitKeys(
   plan: ReconcilePlan,
@@ -289,68 +289,39 @@ async function emitKeys(
   bronze: BronzeManifest,
   deps: { readonly lake: ObjectStore; readonly contract: SilverContract; readonly inspector: TableInspector },
 ): Promise<string | undefined> {
-  const empty = () =>
-    Array.from({ length: plan.keyBuckets }, (): KeysOfFile => ({ planId: plan.planId, item, refs: {} }));
-  let buckets = empty();
+  const keys: KeysToWrite = {
+    refs: (deps.contract.references ?? []).flatMap((reference, index) => [
+      ...(reference.from.table === file.table
+        ? [{ index, role: 'from' as const, column: reference.from.column }]
+        : []),
+      ...(reference.to.table === file.table
+        ? [{ index, role: 'to' as const, column: reference.to.column }]
+        : []),
+    ]),
+    ...(file.table === QUARANTINE_TABLE && { quarantine: QUARANTINE_KEY_COLUMNS }),
+  };
+  const outFiles = Array.from({ length: plan.keyBuckets }, (_, bucket) => `${local}.keys-${bucket}.parquet`);
   let unreadable: string | undefined;
   try {
-    await collectKeys(local, file, deps, buckets, plan.keyBuckets);
-  } catch (error) {
-    if (!suspect) throw error;
-    // Named by its lake key, not the scratch copy's path (which differs between plans).
-    unreadable = `unreadable: ${(error as Error).message.split('\n')[0]!.replaceAll(local, file.key)}`;
-    buckets = empty();
-  }
-  for (const [bucket, keys] of buckets.entries()) {
-    await deps.lake.write(
-      reconcileKeysKey(bronze.dataset, bronze.runId, bucket, item),
-      JSON.stringify(keys),
-      {
-        contentType: 'application/json',
-      },
-    );
+    try {
+      await deps.inspector.writeKeyBuckets(local, keys, outFiles, plan.planId);
+    } catch (error) {
+      if (!suspect) throw error;
+      // Named by its lake key, not the scratch copy's path (which differs between plans).
+      unreadable = `unreadable: ${(error as Error).message.split('\n')[0]!.replaceAll(local, file.key)}`;
+      await deps.inspector.writeKeyBuckets(local, { refs: [] }, outFiles, plan.planId);
+    }
+    for (const [bucket, out] of outFiles.entries()) {
+      await deps.lake.write(
+        reconcileKeysKey(bronze.dataset, bronze.runId, bucket, item),
+        await readFile(out),
+        { contentType: 'application/vnd.apache.parquet' },
+      );
+    }
+  } finally {
+    await Promise.all(outFiles.map((out) => rm(out, { force: true })));
   }
   return unreadable;
-}
-
-/** Reads the file's key columns into the buckets' objects. */
-async function collectKeys(
-  local: string,
-  file: SilverFileItem,
-  deps: { readonly contract: SilverContract; readonly inspector: TableInspector },
-  buckets: KeysOfFile[],
-  keyBuckets: number,
-): Promise<void> {
-  /** The keys of reference `i` that go to the bucket of `value`. */
-  const refKeys = (value: string, i: number) => {
-    const { refs } = buckets[keyBucketOf(value, keyBuckets)]!;
-    refs[i] ??= {};
-    return refs[i];
-  };
-  const { inspector } = deps;
-  for (const [i, reference] of (deps.contract.references ?? []).entries()) {
-    if (reference.from.table === file.table) {
-      for (const [value, count] of await inspector.valueCounts(local, reference.from.column)) {
-        const keys = refKeys(value, i);
-        keys.from ??= [];
-        keys.from.push([value, count]);
-      }
-    }
-    if (reference.to.table === file.table) {
-      for (const [value] of await inspector.valueCounts(local, reference.to.column)) {
-        const keys = refKeys(value, i);
-        keys.to ??= [];
-        keys.to.push(value);
-      }
-    }
-  }
-  if (file.table === QUARANTINE_TABLE) {
-    for (const key of await inspector.distinctRows(local, QUARANTINE_KEY_COLUMNS)) {
-      const bucket = buckets[keyBucketOf(key, keyBuckets)]!;
-      bucket.quarantine ??= [];
-      bucket.quarantine.push(key);
-    }
-  }
 }
 
 async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {

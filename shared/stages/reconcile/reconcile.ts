@@ -157,7 +157,7 @@ export async function reconcileItem(
 /** One key bucket of the plan: joins its keys and writes its result. */
 export async function reconcileKeyBucket(
   input: ReconcileInput & { readonly bucket: number },
-  deps: Pick<ReconcileDeps, 'lake' | 'contract'>,
+  deps: Pick<ReconcileDeps, 'lake' | 'contract' | 'openInspector' | 'workDir'>,
 ): Promise<{ readonly bucket: number; readonly dangling: number }> {
   const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
   const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);

@@ -198,15 +198,21 @@ describe.skipIf(skip !== undefined)(
         { at: e.startDate!.getTime(), delta: 1 },
         ...(e.stopDate ? [{ at: e.stopDate.getTime(), delta: -1 }] : []),
       ]);
-      edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
-      let running = 0;
-      let mostRunning = 0;
-      for (const edge of edges) {
-        running += edge.delta;
-        mostRunning = Math.max(mostRunning, running);
-      }
-      expect(mostRunning).toBeLessThanOrEqual(LIMITS.maxRunningExecutions + LIMITS.starters - 1);
-      expect(mostRunning).toBeGreaterThanOrEqual(LIMITS.maxRunningExecutions);
+      // A start and a stop at the same instant (the emulator's clock) are in no known order: each bound
+      // is checked with the order that is kinder to it, stops first for the cap, starts first for "reached".
+      const mostRunning = (startsFirst: boolean) => {
+        const sign = startsFirst ? -1 : 1;
+        const ordered = [...edges].sort((a, b) => a.at - b.at || sign * (a.delta - b.delta));
+        let running = 0;
+        let most = 0;
+        for (const edge of ordered) {
+          running += edge.delta;
+          most = Math.max(most, running);
+        }
+        return most;
+      };
+      expect(mostRunning(false)).toBeLessThanOrEqual(LIMITS.maxRunningExecutions + LIMITS.starters - 1);
+      expect(mostRunning(true)).toBeGreaterThanOrEqual(LIMITS.maxRunningExecutions);
       expect(requeued).toBeGreaterThan(0);
 
       // The queue drained, and nothing was dead-lettered.

@@ -298,12 +298,17 @@ Examples:
         process.stdout.write(`${config.name}\n  ${config.description ?? ''}\n  records: ${records}\n`);
       }
     });
-  program.addCommand(dlqCommand());
-  program.addCommand(inspectCommand());
-  // Added commands take the program's settings (exit codes, help after an error) as `.command()`'s do.
-  for (const command of [runsCommand(), reportCommand()])
-    program.addCommand(command.copyInheritedSettings(program));
+  // Added commands take the program's settings (exit codes, help after an error) as `.command()`'s do,
+  // their own subcommands too (`dlq list` once exited 1 on a bad option, not 2).
+  for (const command of [dlqCommand(), inspectCommand(), runsCommand(), reportCommand()])
+    program.addCommand(inheritSettings(command, program));
   return program;
+}
+
+function inheritSettings(command: Command, parent: Command): Command {
+  command.copyInheritedSettings(parent);
+  for (const sub of command.commands) inheritSettings(sub, command);
+  return command;
 }
 
 export interface RunOptions {

@@ -159,6 +159,23 @@ describe('sluice CLI', () => {
     expect(unknown.stderr).toContain('tic-in-network');
   });
 
+  it('exits 2 for bad usage of every command and subcommand, after saying what is wrong', () => {
+    for (const args of [
+      ['bogus'],
+      ['run', '--bogus'],
+      ['dlq', 'bogus'],
+      ['dlq', 'list', '--queue-url', 'x', '--lake', 'y'],
+      ['dlq', 'redrive', '--bogus'],
+      ['inspect', '--bogus'],
+      ['runs', '--bogus'],
+      ['report', '--bogus'],
+    ]) {
+      const result = sluice(args);
+      expect(result.status, args.join(' ')).toBe(2);
+      expect(result.stderr, args.join(' ')).toMatch(/^error: .*\n\(run with --help for usage\)/);
+    }
+  });
+
   it('query lists the views and runs SQL over the silver tables', () => {
     const lake = join(tmp.dir, 'json-lake');
     const views = sluice(['query', '--lake', lake]);

@@ -93,6 +93,16 @@ export interface LeaseDeps {
   readonly liveness?: RunLiveness;
 }
 
+/** The lease deps of a stage, from the names stages give them (`localLease`, `runLiveness`). */
+export function leaseDepsOf(deps: {
+  readonly lake: ObjectStore;
+  readonly clock: Clock;
+  readonly localLease?: boolean;
+  readonly runLiveness?: RunLiveness;
+}): LeaseDeps {
+  return { lake: deps.lake, clock: deps.clock, localProcess: deps.localLease, liveness: deps.runLiveness };
+}
+
 /** Conditional writes lost this many times in a row mean something is wrong with the store. */
 const MAX_RACES = 8;
 

@@ -103,7 +103,7 @@ describe('sluice run: a table of contents whose listed files fail', () => {
     // Each failed listed file is dead-lettered by its own execution, and so is the table of contents'.
     const letters = (await listFiles(join(tmp.dir, 'lake'))).filter((f) => f.startsWith('_dead_letters/'));
     expect(letters).toHaveLength(3);
-    // Redriven while the files still fail: every redrive fails again (exit 1), no letter is lost.
+    // Redriven while the files still fail: each listed file's redrive fails again (exit 1) and keeps its letter.
     const redrive = await sluice([
       'dlq',
       'redrive',

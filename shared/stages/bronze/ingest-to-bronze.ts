@@ -27,7 +27,7 @@ import {
 } from '../../lake/keys.ts';
 import { readJsonIfValid } from '../../lake/read-json.ts';
 import { type CurrentVersion, readCurrentVersion, recordSeenAs } from '../../lake/source-commits.ts';
-import { holdSourceLease, releaseSourceLease } from '../../lake/source-lease.ts';
+import { holdSourceLease, leaseDepsOf, releaseSourceLease } from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
 import type { RunLiveness } from '../../ports/run-liveness.ts';
@@ -196,12 +196,7 @@ export async function ingestSlice(
     holder: input.leaseHolder,
     runId,
   };
-  const leaseDeps = {
-    lake: deps.lake,
-    clock: deps.clock,
-    localProcess: deps.localLease,
-    liveness: deps.runLiveness,
-  };
+  const leaseDeps = leaseDepsOf(deps);
   if (lease) await holdSourceLease(lease, leaseDeps);
   const current = await readCurrentVersion(deps.lake, dataset.name, source);
   // This very object was ingested before and its version is current: nothing to read.

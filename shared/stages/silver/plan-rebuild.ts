@@ -5,7 +5,7 @@ import { contractFingerprint } from '../../contracts/silver/contract-fingerprint
 import { ConfigError } from '../../errors.ts';
 import { buildOfSilverManifestKey, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
 import { listCurrentVersions, readCurrentVersion } from '../../lake/source-commits.ts';
-import { holdSourceLease, releaseSourceLease } from '../../lake/source-lease.ts';
+import { holdSourceLease, leaseDepsOf, releaseSourceLease } from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { RunLiveness } from '../../ports/run-liveness.ts';
@@ -84,12 +84,7 @@ export async function planRebuild(input: PlanRebuildInput, deps: PlanRebuildDeps
     location: before.record.url ?? before.record.uri,
     holder: input.leaseHolder,
   };
-  const leaseDeps = {
-    lake: deps.lake,
-    clock: deps.clock,
-    localProcess: deps.localLease,
-    liveness: deps.runLiveness,
-  };
+  const leaseDeps = leaseDepsOf(deps);
   if (lease) await holdSourceLease(lease, leaseDeps);
   try {
     // Read again under the lease: a run that held it may have committed another version meanwhile.

@@ -240,10 +240,14 @@ Examples:
   program
     .command('query')
     .description(
-      "Query the local lake with SQL (DuckDB): each silver table is a view of every source's current, reconciled version.",
+      "Query the lake with SQL (DuckDB): each silver table is a view of every source's current, reconciled version.",
     )
     .argument('[sql]', 'the SQL to run; omit it to list the views')
-    .option('-l, --lake <dir>', 'the lake directory', './lake')
+    .option(
+      '-l, --lake <dir|s3://bucket/prefix>',
+      "the lake: a folder, or S3 (endpoint from AWS_ENDPOINT_URL_S3 when set); an S3 lake's tables that the SQL names are fetched to a temporary folder first",
+      './lake',
+    )
     .option('--json', 'print rows as JSON objects, one per line', false)
     .addHelpText(
       'after',
@@ -254,6 +258,7 @@ Views:
                                 _is_current
   <dataset>__<table>_current    snapshot, cdc and scd2 loads: the merged state
 A run still writing, failed or killed is never shown: views are built from the commit records.
+On S3 the files are fetched (for big tables, query with Athena or DuckDB's httpfs instead).
 
 Examples:
   $ sluice query "SELECT billing_code, count(*) FROM negotiated_prices GROUP BY 1 ORDER BY 2 DESC LIMIT 10"

@@ -1,20 +1,28 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { formatTable, openLakeQuery } from '../adapters/duckdb/lake-query.ts';
+import { openLakeStore } from '../adapters/lake-store.ts';
+import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { ConfigError } from '../errors.ts';
+import { formatBytes } from './format.ts';
 
-/** `sluice query`: SQL over the local lake's silver tables. */
+/** `sluice query`: SQL over the lake's silver tables (a folder, or s3://bucket[/prefix]). */
 export async function runQuery(
   sql: string | undefined,
   options: { lake: string; json: boolean },
 ): Promise<void> {
-  const lakeDir = resolve(options.lake);
-  if (!existsSync(join(lakeDir, 'silver'))) {
+  const store = openLakeStore(options.lake);
+  if (!(await hasCommits(store))) {
     throw new ConfigError(
-      `${lakeDir} has no silver tables yet. Run \`sluice run <file> --dataset <name>\` first.`,
+      `${options.lake} has no committed silver tables yet. Run \`sluice run <file> --dataset <name>\` first` +
+        ' (a run whose reconciliation failed commits nothing; `sluice runs` lists the runs).',
     );
   }
-  const lake = await openLakeQuery(lakeDir);
+  const remote = !(store instanceof FileObjectStore);
+  const lake = await openLakeQuery(options.lake, {
+    // An S3 lake's tables are fetched before DuckDB reads them: only those the SQL names.
+    ...(remote && { only: (view: string) => sql !== undefined && namesView(sql, view) }),
+    onFetch: (files, bytes) =>
+      process.stderr.write(`fetching ${files} silver file(s), ${formatBytes(bytes)}, from ${options.lake}\n`),
+  });
   try {
     if (!sql) {
       process.stdout.write(
@@ -38,4 +46,15 @@ export async function runQuery(
   } finally {
     await lake.close();
   }
+}
+
+async function hasCommits(store: ReturnType<typeof openLakeStore>): Promise<boolean> {
+  for await (const _ of store.list('_sources/')) return true;
+  return false;
+}
+
+/** Whether `sql` mentions `view` as a word (quoted or not, any case): a superset of the views it reads. */
+export function namesView(sql: string, view: string): boolean {
+  const escaped = view.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^A-Za-z0-9_])${escaped}($|[^A-Za-z0-9_])`, 'i').test(sql);
 }

@@ -106,6 +106,44 @@ describe.skipIf(SKIP !== undefined)(`exactly once on an S3 lake${SKIP ? ` (skipp
     expect(await currentRows('one', 'negotiated_prices')).toEqual([prices]);
   }, 600_000);
 
+  it('queries an S3 lake: the committed version only, fetching the tables the SQL names and no others', async () => {
+    const lake = 's3://lakes/query';
+    const first = await run(lake);
+    expect(first.status, first.stderr).toBe(0);
+    // A stray Parquet file in the table's folder, as a killed or failed run leaves: no commit names it.
+    const store = new S3ObjectStore({ client: moto.s3, bucket: 'lakes', prefix: 'query/' });
+    const committed = (await listKeys(store, 'silver/tic-in-network/negotiated_prices/')).find((k) =>
+      k.endsWith('.parquet'),
+    )!;
+    await store.write(
+      committed.replace(/build=[^/]+/, 'build=uncommitted'),
+      await buffer(await store.read(committed)),
+    );
+
+    const count = await sluice([
+      'query',
+      'SELECT count(*) AS n FROM negotiated_prices',
+      '--lake',
+      lake,
+      '--json',
+    ]);
+    expect(count.status, count.stderr).toBe(0);
+    expect(JSON.parse(count.stdout)).toEqual({ n: prices });
+    const fetched = /fetching (\d+) silver file\(s\)/.exec(count.stderr);
+    const files = await currentFiles(store, 'negotiated_prices');
+    expect(Number(fetched?.[1])).toBe(files.length);
+
+    // Listing the views fetches nothing.
+    const views = await sluice(['query', '--lake', lake]);
+    expect(views.status, views.stderr).toBe(0);
+    expect(views.stdout).toMatch(/^\s+negotiated_prices_history$/m);
+    expect(views.stderr).not.toMatch(/fetching/);
+
+    const bad = await sluice(['query', 'SELECT 1', '--lake', 's3://lakes/empty']);
+    expect(bad.status, bad.stderr).toBe(2);
+    expect(bad.stderr).toMatch(/has no committed silver tables yet/);
+  }, 600_000);
+
   it('runs one file into two S3 lakes at once: each its own lease and scratch, both reconcile', async () => {
     const [a, b] = await Promise.all([run('s3://lakes/two-a'), run('s3://lakes/two-b')]);
     for (const result of [a, b]) {
@@ -116,3 +154,20 @@ describe.skipIf(SKIP !== undefined)(`exactly once on an S3 lake${SKIP ? ` (skipp
     expect(await currentRows('two-b', 'negotiated_prices')).toEqual([prices]);
   }, 600_000);
 });
+
+async function listKeys(store: S3ObjectStore, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const object of store.list(prefix)) keys.push(object.key);
+  return keys;
+}
+
+/** The files of a table that the sources' current versions name. */
+async function currentFiles(store: S3ObjectStore, table: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const key of await listKeys(store, '_sources/tic-in-network/')) {
+    if (!key.endsWith('/current.json')) continue;
+    const record = JSON.parse((await buffer(await store.read(key))).toString('utf8'));
+    files.push(...(record.tables[table] ?? []));
+  }
+  return files;
+}

@@ -349,7 +349,7 @@ async function currentState(at: Lake, config: DatasetConfig) {
     const view = `${config.name.replaceAll('-', '_')}__accounts_current`;
     return await query.query(`SELECT * EXCLUDE (${LINEAGE.join(', ')}) FROM ${view} ORDER BY ALL`);
   } finally {
-    query.close();
+    await query.close();
   }
 }
 
@@ -878,7 +878,7 @@ describe('Generic datasets defined by config alone', () => {
       const rows = await query.query('SELECT count(*) FROM accounts');
       expect(rows.rows[0]![0]).toBe(perFile[0]! + perFile[1]!);
     } finally {
-      query.close();
+      await query.close();
     }
   });
 
@@ -914,7 +914,7 @@ describe('Generic datasets defined by config alone', () => {
       expect(await count('accounts_csv__accounts')).toBe(events.length);
       expect(await count('accounts_csv__accounts_current')).toBe(expectedCdc(events).length);
     } finally {
-      query.close();
+      await query.close();
     }
   });
 });

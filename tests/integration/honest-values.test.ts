@@ -29,7 +29,7 @@ async function rows(lake: string, sql: string): Promise<Record<string, unknown>[
     const result = await query.query(sql);
     return result.rows.map((row) => Object.fromEntries(result.columns.map((c, i) => [c, row[i]])));
   } finally {
-    query.close();
+    await query.close();
   }
 }
 

@@ -98,7 +98,7 @@ describe('Function: openLakeQuery', () => {
       });
       await expect(lake.query('SELECT * FROM rates')).rejects.toThrow(LakeQueryError);
     } finally {
-      lake.close();
+      await lake.close();
     }
   });
 
@@ -125,7 +125,7 @@ describe('Function: openLakeQuery', () => {
       ]);
       expect(() => JSON.stringify(result.rows)).not.toThrow();
     } finally {
-      lake.close();
+      await lake.close();
     }
   });
 
@@ -134,7 +134,7 @@ describe('Function: openLakeQuery', () => {
     try {
       await expect(lake.query('SELECT nope FROM providers')).rejects.toThrow(/nope/);
     } finally {
-      lake.close();
+      await lake.close();
     }
   });
 
@@ -143,7 +143,7 @@ describe('Function: openLakeQuery', () => {
     const lake = await openLakeQuery(empty.dir);
     expect(lake.views()).toEqual([]);
     expect((await lake.query('SELECT 42 AS answer')).rows).toEqual([[42]]);
-    lake.close();
+    await lake.close();
     await empty.cleanup();
   });
 });

@@ -126,7 +126,7 @@ async function query(lake: string, sql: string): Promise<Record<string, unknown>
     const result = await q.query(sql);
     return result.rows.map((row) => Object.fromEntries(result.columns.map((c, i) => [c, row[i]])));
   } finally {
-    q.close();
+    await q.close();
   }
 }
 

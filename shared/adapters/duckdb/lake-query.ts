@@ -1,6 +1,8 @@
-import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import {
   type DuckDBConnection,
   DuckDBDateValue,
@@ -16,7 +18,9 @@ import {
   listCurrentVersions,
   type SourceVersionRecord,
 } from '../../lake/source-commits.ts';
-import { CURRENT_STATE_FILE, STATE_FOLDER } from '../../lake/state-keys.ts';
+import { CURRENT_STATE_FILE, STATE_FOLDER, silverCurrentStateKey } from '../../lake/state-keys.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
+import { openLakeStore } from '../lake-store.ts';
 import { FileObjectStore } from '../local/file-object-store.ts';
 
 /** A query's answer, with values made plain: numbers, strings, booleans, arrays, objects, null. */
@@ -35,7 +39,8 @@ export interface LakeQuery {
   query(sql: string): Promise<QueryResult>;
   /** The view names, sorted. */
   views(): string[];
-  close(): void;
+  /** Closes DuckDB and removes any files fetched from a remote lake. */
+  close(): Promise<void>;
 }
 
 /** A query DuckDB refused; the message is DuckDB's, which points at the problem in the SQL. */
@@ -43,11 +48,25 @@ export class LakeQueryError extends PipelineError {
   override name = 'LakeQueryError';
 }
 
+/** How `openLakeQuery` reads a lake. */
+export interface LakeQueryOptions {
+  /**
+   * Only these views are made (the rest are still listed by `views()`): on an S3 lake each view's files
+   * are fetched first, so a query fetches the tables it names and no others. @default every view
+   */
+  readonly only?: (view: string) => boolean;
+  /** Told before files are fetched from a remote lake: how many, and their bytes. */
+  readonly onFetch?: (files: number, bytes: number) => void;
+}
+
 /**
- * Opens an in-memory DuckDB over the committed silver of a local lake. Views are built from the commit
- * records (`_sources/<dataset>/source=*\/current.json`, see shared/lake/source-commits.ts), never from a
- * glob of the table folders, so a run that is still writing, failed its reconciliation or was killed is
- * never seen; a new version of a source replaces its previous one in every view at once. Per table:
+ * Opens an in-memory DuckDB over the committed silver of a lake: a folder, or `s3://bucket[/prefix]`
+ * (`openLakeStore`). Views are built from the commit records (`_sources/<dataset>/source=*\/current.json`,
+ * see shared/lake/source-commits.ts), never from a glob of the table folders, so a run that is still
+ * writing, failed its reconciliation or was killed is never seen; a new version of a source replaces its
+ * previous one in every view at once. A folder lake's files are read where they are; an S3 lake's files
+ * are fetched into a temporary folder (removed by `close`), since DuckDB's own S3 reader is an extension
+ * that is downloaded on first use, which an offline machine cannot do. Per table:
  *
  *   `<dataset>__<table>` (and `<table>`, when no other dataset has a table of that name): every source's
  *     current version;
@@ -56,18 +75,77 @@ export class LakeQueryError extends PipelineError {
  *   `<dataset>__<table>_current`: for snapshot, cdc and scd2 loads, the merged state
  *     (`_state/<table>/current.parquet`).
  */
-export async function openLakeQuery(lakeDir: string): Promise<LakeQuery> {
-  const tables = await findSilverTables(lakeDir);
-  const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+export async function openLakeQuery(lake: string, options: LakeQueryOptions = {}): Promise<LakeQuery> {
+  const store = openLakeStore(lake);
+  const tables = await findSilverTables(store);
+  const views = viewNames(tables);
+  const wanted = views.filter((v) => options.only?.(v.view) ?? true);
+  const fetched =
+    store instanceof FileObjectStore ? undefined : await mkdtemp(join(tmpdir(), 'sluice-query-'));
   try {
-    const connection = await instance.connect();
-    const views = viewNames(tables);
-    for (const { view, sql } of views) await connection.run(`CREATE VIEW ${ident(view)} AS ${sql}`);
-    return new DuckDBLakeQuery(instance, connection, views.map((v) => v.view).sort());
+    const fileOf = fetched
+      ? await fetchFiles(store, keysOf(wanted), fetched, options.onFetch)
+      : (key: string) => store.uri(key);
+    const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+    try {
+      const connection = await instance.connect();
+      for (const { view, sql } of wanted)
+        await connection.run(`CREATE VIEW ${ident(view)} AS ${sql(fileOf)}`);
+      const close = () => (fetched ? rm(fetched, { recursive: true, force: true }) : Promise.resolve());
+      return new DuckDBLakeQuery(instance, connection, views.map((v) => v.view).sort(), close);
+    } catch (error) {
+      instance.closeSync();
+      throw error;
+    }
   } catch (error) {
-    instance.closeSync();
+    if (fetched) await rm(fetched, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** The keys the views read. */
+function keysOf(views: readonly View[]): string[] {
+  return [...new Set(views.flatMap((v) => v.keys))].sort();
+}
+
+/** Fetches `keys` from the store into `dir` (a few at a time), and maps each key to its file. */
+async function fetchFiles(
+  store: ObjectStore,
+  keys: readonly string[],
+  dir: string,
+  onFetch: LakeQueryOptions['onFetch'],
+): Promise<(key: string) => string> {
+  const fileOf = (key: string) => join(dir, key);
+  if (keys.length === 0) return fileOf;
+  const sizes = await eachPooled(keys, async (key) => {
+    const info = await store.head(key);
+    if (!info) {
+      throw new PipelineError(
+        `${store.uri(key)} is named by a commit record but is not in the lake: the lake was changed outside sluice`,
+      );
+    }
+    return info.size;
+  });
+  onFetch?.(
+    keys.length,
+    sizes.reduce((sum, size) => sum + size, 0),
+  );
+  await eachPooled(keys, async (key) => {
+    await mkdir(dirname(fileOf(key)), { recursive: true });
+    await pipeline(await store.read(key), createWriteStream(fileOf(key)));
+  });
+  return fileOf;
+}
+
+/** `work` on each item, at most 8 at once (requests to one lake), results in the items' order. */
+async function eachPooled<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(8, items.length) }, worker));
+  return results;
 }
 
 class DuckDBLakeQuery implements LakeQuery {
@@ -75,6 +153,7 @@ class DuckDBLakeQuery implements LakeQuery {
     private readonly instance: DuckDBInstance,
     private readonly connection: DuckDBConnection,
     private readonly viewList: readonly string[],
+    private readonly removeFetched: () => Promise<void>,
   ) {}
 
   async query(sql: string): Promise<QueryResult> {
@@ -91,9 +170,10 @@ class DuckDBLakeQuery implements LakeQuery {
     return [...this.viewList];
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.connection.closeSync();
     this.instance.closeSync();
+    await this.removeFetched();
   }
 }
 
@@ -104,12 +184,12 @@ interface SilverTable {
   readonly current: readonly string[];
   /** Every committed version's files, each with what it is a version of. */
   readonly history: readonly HistoryFile[];
-  /** The merged state file, when the table has one. */
+  /** The merged state's key, when the table has one. */
   readonly state?: string;
 }
 
 interface HistoryFile {
-  readonly file: string;
+  readonly key: string;
   readonly sourceId: string;
   readonly version: string;
   readonly committedAt: string;
@@ -117,102 +197,116 @@ interface HistoryFile {
 }
 
 /** Every table of every dataset with committed versions or a merged state, in name order. */
-async function findSilverTables(lakeDir: string): Promise<SilverTable[]> {
-  const lake = new FileObjectStore(lakeDir);
-  const datasets = new Set([
-    ...(await subfolders(join(lakeDir, '_sources'))),
-    ...(await subfolders(join(lakeDir, 'silver'))),
-  ]);
+async function findSilverTables(lake: ObjectStore): Promise<SilverTable[]> {
   const found: SilverTable[] = [];
-  for (const dataset of [...datasets].sort()) {
+  for (const dataset of await subfolders(lake, '_sources/')) {
     const current = await listCurrentVersions(lake, dataset);
     const committed = await listCommittedVersions(lake, dataset);
     const isCurrent = (r: SourceVersionRecord) =>
       current.some((c) => c.sourceId === r.sourceId && c.version === r.version);
     const names = new Set([...committed, ...current].flatMap((r) => Object.keys(r.tables)));
-    const stateDir = join(lakeDir, 'silver', dataset, STATE_FOLDER);
-    for (const table of await subfolders(stateDir)) names.add(table);
-    for (const table of [...names].sort()) {
-      const stateFile = join(stateDir, table, CURRENT_STATE_FILE);
-      const state = existsSync(stateFile) ? stateFile : undefined;
-      const filesOf = (r: SourceVersionRecord) => (r.tables[table] ?? []).map((key) => lake.uri(key));
+    const states = new Set<string>();
+    for await (const object of lake.list(`silver/${dataset}/${STATE_FOLDER}/`)) {
+      const [table, file] = object.key.slice(`silver/${dataset}/${STATE_FOLDER}/`.length).split('/');
+      if (table && file === CURRENT_STATE_FILE) states.add(table);
+    }
+    for (const table of [...new Set([...names, ...states])].sort()) {
+      const keysOf = (r: SourceVersionRecord) => r.tables[table] ?? [];
       const history = committed.flatMap((r): HistoryFile[] =>
-        filesOf(r).map((file) => ({
-          file,
+        keysOf(r).map((key) => ({
+          key,
           sourceId: r.sourceId,
           version: r.version,
           committedAt: r.committedAt,
           isCurrent: isCurrent(r),
         })),
       );
-      const currentFiles = current.flatMap(filesOf);
-      if (currentFiles.length || history.length || state) {
-        found.push({ dataset, table, current: currentFiles, history, state });
+      const currentKeys = current.flatMap(keysOf);
+      const state = states.has(table) ? silverCurrentStateKey(dataset, table) : undefined;
+      if (currentKeys.length || history.length || state) {
+        found.push({ dataset, table, current: currentKeys, history, state });
       }
     }
   }
   return found;
 }
 
-async function subfolders(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return [];
-    throw error;
-  });
-  return entries
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
-    .map((e) => e.name.replace(/^source=/, ''))
-    .sort();
+/** The names of the folders right under `prefix` (`source=` cut), sorted. */
+async function subfolders(lake: ObjectStore, prefix: string): Promise<string[]> {
+  const names = new Set<string>();
+  for await (const object of lake.list(prefix)) {
+    const name = object.key.slice(prefix.length).split('/')[0];
+    if (name && object.key.length > prefix.length + name.length && !name.startsWith('.')) names.add(name);
+  }
+  return [...names].sort();
+}
+
+/** A view: its name, the keys it reads, and its SELECT once the keys are files DuckDB can open. */
+interface View {
+  readonly view: string;
+  readonly keys: readonly string[];
+  readonly sql: (fileOf: (key: string) => string) => string;
 }
 
 /** Views and the SELECT each one is. */
-function viewNames(tables: readonly SilverTable[]): { view: string; sql: string }[] {
+function viewNames(tables: readonly SilverTable[]): View[] {
   const word = (name: string) => name.replace(/\W/g, '_');
   const read = (files: readonly string[], extra = '') =>
     `read_parquet([${files.map(literal).join(', ')}], union_by_name = true, hive_partitioning = false${extra})`;
+  const currentOf = (t: SilverTable) => ({
+    keys: t.current,
+    sql: (fileOf: (key: string) => string) => `SELECT * FROM ${read(t.current.map(fileOf))}`,
+  });
   const withRows = tables.filter((t) => t.current.length > 0);
-  const views = withRows.map((t) => ({
+  const views: View[] = withRows.map((t) => ({
     view: `${word(t.dataset)}__${word(t.table)}`,
-    sql: `SELECT * FROM ${read(t.current)}`,
+    ...currentOf(t),
   }));
   const taken = new Set(views.map((v) => v.view));
   const byTable = new Map<string, SilverTable[]>();
   for (const t of withRows) byTable.set(word(t.table), [...(byTable.get(word(t.table)) ?? []), t]);
-  for (const [name, [only, ...others]] of byTable) {
-    if (only && others.length === 0 && !taken.has(name)) {
-      views.push({ view: name, sql: `SELECT * FROM ${read(only.current)}` });
-    }
-  }
   // Short names (`<table>`, `<table>_history`) where no other dataset has a table of that name.
   const shortName = new Map<SilverTable, string>();
   for (const [name, [only, ...others]] of byTable) {
-    if (only && others.length === 0 && !taken.has(name)) shortName.set(only, name);
+    if (only && others.length === 0 && !taken.has(name)) {
+      views.push({ view: name, ...currentOf(only) });
+      shortName.set(only, name);
+    }
   }
   for (const t of tables) {
     if (t.history.length === 0) continue;
-    const versions = t.history
-      .map(
-        (h) =>
-          `(${literal(h.file)}, ${literal(h.sourceId)}, ${literal(h.version)}, ` +
-          `TIMESTAMPTZ ${literal(h.committedAt)}, ${h.isCurrent})`,
-      )
-      .join(', ');
-    const sql =
-      'SELECT p.* EXCLUDE (filename), v._source_id, v._version, v._committed_at, v._is_current ' +
-      `FROM ${read(
-        t.history.map((h) => h.file),
-        ', filename = true',
-      )} AS p ` +
-      `JOIN (VALUES ${versions}) AS v(file, _source_id, _version, _committed_at, _is_current) ` +
-      'ON p.filename = v.file';
-    views.push({ view: `${word(t.dataset)}__${word(t.table)}_history`, sql });
+    const sql = (fileOf: (key: string) => string) => {
+      const versions = t.history
+        .map(
+          (h) =>
+            `(${literal(fileOf(h.key))}, ${literal(h.sourceId)}, ${literal(h.version)}, ` +
+            `TIMESTAMPTZ ${literal(h.committedAt)}, ${h.isCurrent})`,
+        )
+        .join(', ');
+      return (
+        'SELECT p.* EXCLUDE (filename), v._source_id, v._version, v._committed_at, v._is_current ' +
+        `FROM ${read(
+          t.history.map((h) => fileOf(h.key)),
+          ', filename = true',
+        )} AS p ` +
+        `JOIN (VALUES ${versions}) AS v(file, _source_id, _version, _committed_at, _is_current) ` +
+        'ON p.filename = v.file'
+      );
+    };
+    const keys = t.history.map((h) => h.key);
+    views.push({ view: `${word(t.dataset)}__${word(t.table)}_history`, keys, sql });
     const short = shortName.get(t);
-    if (short) views.push({ view: `${short}_history`, sql });
+    if (short) views.push({ view: `${short}_history`, keys, sql });
   }
   for (const t of tables) {
     const view = `${word(t.dataset)}__${word(t.table)}_current`;
-    if (t.state && !views.some((v) => v.view === view)) {
-      views.push({ view, sql: `SELECT * FROM read_parquet(${literal(t.state)}, hive_partitioning = false)` });
+    const { state } = t;
+    if (state && !views.some((v) => v.view === view)) {
+      views.push({
+        view,
+        keys: [state],
+        sql: (fileOf) => `SELECT * FROM read_parquet(${literal(fileOf(state))}, hive_partitioning = false)`,
+      });
     }
   }
   return views;

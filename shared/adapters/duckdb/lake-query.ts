@@ -163,7 +163,7 @@ class DuckDBLakeQuery implements LakeQuery {
     } catch (error) {
       throw new LakeQueryError(error instanceof Error ? error.message : String(error), { cause: error });
     }
-    return { columns: reader.columnNames(), rows: reader.getRows().map((row) => row.map(plain)) };
+    return { columns: reader.columnNames(), rows: reader.getRows().map((row) => row.map(plainValue)) };
   }
 
   views(): string[] {
@@ -205,11 +205,7 @@ async function findSilverTables(lake: ObjectStore): Promise<SilverTable[]> {
     const isCurrent = (r: SourceVersionRecord) =>
       current.some((c) => c.sourceId === r.sourceId && c.version === r.version);
     const names = new Set([...committed, ...current].flatMap((r) => Object.keys(r.tables)));
-    const states = new Set<string>();
-    for await (const object of lake.list(`silver/${dataset}/${STATE_FOLDER}/`)) {
-      const [table, file] = object.key.slice(`silver/${dataset}/${STATE_FOLDER}/`.length).split('/');
-      if (table && file === CURRENT_STATE_FILE) states.add(table);
-    }
+    const states = await committedStates(lake, dataset);
     for (const table of [...new Set([...names, ...states])].sort()) {
       const keysOf = (r: SourceVersionRecord) => r.tables[table] ?? [];
       const history = committed.flatMap((r): HistoryFile[] =>
@@ -229,6 +225,18 @@ async function findSilverTables(lake: ObjectStore): Promise<SilverTable[]> {
     }
   }
   return found;
+}
+
+/**
+ * The tables of `dataset` with a merged state that its state manifest commits (`<table>.json`, written
+ * after the state's files; see merge-state.ts).
+ */
+async function committedStates(lake: ObjectStore, dataset: string): Promise<Set<string>> {
+  const prefix = `silver/${dataset}/${STATE_FOLDER}/`;
+  const files = new Set<string>();
+  for await (const object of lake.list(prefix)) files.add(object.key.slice(prefix.length));
+  const tables = [...files].filter((f) => f.endsWith('.json') && !f.includes('/')).map((f) => f.slice(0, -5));
+  return new Set(tables.filter((table) => files.has(`${table}/${CURRENT_STATE_FILE}`)));
 }
 
 /** The names of the folders right under `prefix` (`source=` cut), sorted. */
@@ -312,18 +320,18 @@ function viewNames(tables: readonly SilverTable[]): View[] {
   return views;
 }
 
-/** A DuckDB value as plain data for printing or JSON. */
-function plain(value: DuckDBValue): unknown {
+/** A DuckDB value as plain data for printing or JSON (what `QueryResult` rows hold). */
+export function plainValue(value: DuckDBValue): unknown {
   if (value === null || typeof value !== 'object') {
     if (typeof value !== 'bigint') return value;
     const safe = value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER;
     return safe ? Number(value) : value.toString();
   }
   if (value instanceof DuckDBDateValue) return value.toString();
-  if (value instanceof DuckDBListValue) return value.items.map(plain);
+  if (value instanceof DuckDBListValue) return value.items.map(plainValue);
   if (value instanceof DuckDBDecimalValue) return value.toDouble();
   if (value instanceof DuckDBStructValue) {
-    return Object.fromEntries(Object.entries(value.entries).map(([k, v]) => [k, plain(v)]));
+    return Object.fromEntries(Object.entries(value.entries).map(([k, v]) => [k, plainValue(v)]));
   }
   return value.toString();
 }

@@ -1,9 +1,10 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLakeQuery, plainValue, type QueryResult } from '../../shared/adapters/duckdb/lake-query.ts';
 import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
+import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import {
   type DatasetConfig,
   type DatasetConfigInput,
@@ -14,7 +15,8 @@ import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset, silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { genericContract } from '../../shared/contracts/generic-contract.ts';
 import { ConfigError, SchemaDriftError } from '../../shared/errors.ts';
-import { silverCurrentStateKey, silverStateManifestKey } from '../../shared/lake/state-keys.ts';
+import { silverStateManifestKey, silverStatePrefix } from '../../shared/lake/state-keys.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
 import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
@@ -299,6 +301,13 @@ async function commit(at: Lake, config: DatasetConfig, ran: { bronze: { manifest
 
 /** Runs a landed file through bronze, silver and merge (again, when it ran before: same source id). */
 async function run(at: Lake, config: DatasetConfig, file: string) {
+  const { bronze, silver } = await build(at, config, file);
+  const merged = await merge(at, config, silver.manifestKey);
+  return { bronze, silver, merged };
+}
+
+/** A landed file through bronze and silver, not merged. */
+async function build(at: Lake, config: DatasetConfig, file: string) {
   const lake = fileStore(at.lake);
   const bronze = await ingestToBronze(
     { dataset: config, sourceKey: file },
@@ -314,15 +323,15 @@ async function run(at: Lake, config: DatasetConfig, file: string) {
       workDir: at.work,
     },
   );
-  const merged = await merge(at, config, silver.manifestKey);
-  return { bronze, silver, merged };
+  return { bronze, silver };
 }
 
-const merge = (at: Lake, config: DatasetConfig, silverManifestKey: string) =>
-  mergeSilverState(
-    { dataset: config, silverManifestKey },
-    { lake: fileStore(at.lake), clock: fixedClock, workDir: at.work },
-  );
+const merge = (
+  at: Lake,
+  config: DatasetConfig,
+  silverManifestKey: string,
+  lake: ObjectStore = fileStore(at.lake),
+) => mergeSilverState({ dataset: config, silverManifestKey }, { lake, clock: fixedClock, workDir: at.work });
 
 /** SQL over one Parquet file (or glob) of the lake, values as plain JSON data. */
 async function sql(file: string, query: (from: string) => string): Promise<unknown[][]> {
@@ -351,7 +360,7 @@ async function currentState(at: Lake, config: DatasetConfig): Promise<QueryResul
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
   try {
-    const file = join(at.lake, silverCurrentStateKey(config.name, 'accounts'));
+    const file = await currentStateFile(at, config);
     const reader = await connection.runAndReadAll(
       `SELECT * EXCLUDE (${LINEAGE.join(', ')}) FROM read_parquet('${file}') ORDER BY ALL`,
     );
@@ -362,8 +371,16 @@ async function currentState(at: Lake, config: DatasetConfig): Promise<QueryResul
   }
 }
 
+/** The merged state's file, as its state manifest names it. */
+async function currentStateFile(at: Lake, config: DatasetConfig): Promise<string> {
+  const manifest = JSON.parse(
+    await readFile(join(at.lake, silverStateManifestKey(config.name, 'accounts')), 'utf8'),
+  );
+  return join(at.lake, manifest.current.key);
+}
+
 const stateFiles = async (at: Lake, config: DatasetConfig) => ({
-  current: await readFile(join(at.lake, silverCurrentStateKey(config.name, 'accounts'))),
+  current: await readFile(await currentStateFile(at, config)),
   manifest: await readFile(join(at.lake, silverStateManifestKey(config.name, 'accounts')), 'utf8'),
 });
 
@@ -644,7 +661,7 @@ describe('Generic datasets defined by config alone', () => {
           join(at.lake, silver.manifest.tables.accounts!.files[0]!.key),
         );
         expect(partition).toMatchObject({ ...declared, op: 'VARCHAR' });
-        const state = await describeParquet(join(at.lake, silverCurrentStateKey(config.name, 'accounts')));
+        const state = await describeParquet(await currentStateFile(at, config));
         expect(state).toMatchObject(declared);
         // The operation is not kept in the state; scd2 adds its interval, typed as the ordering column.
         expect(state).not.toHaveProperty('op');
@@ -926,4 +943,72 @@ describe('Generic datasets defined by config alone', () => {
       await query.close();
     }
   });
+
+  describe.each(['cdc', 'scd2', 'snapshot'] as const)(
+    '%s: the merged state under crashes and races',
+    (load) => {
+      const events = changeEvents(7);
+      const files = split(events, 3, random(7)).map((batch, i) => ({ name: `part-${i}.ndjson`, batch }));
+
+      /** A lake with `files` landed and merged one by one, uninterrupted: the state every drill must end with. */
+      async function reference(name: string) {
+        const at = await newLake(tmp.dir, `${load}-${name}-reference`);
+        for (const file of files) await land(at, ndjsonConfig(load), file.name, toNdjson(file.batch));
+        return currentState(at, ndjsonConfig(load));
+      }
+
+      it('a merge killed before its commit leaves the state as it was, and its retry ends as if never killed', async () => {
+        const config = ndjsonConfig(load);
+        const at = await newLake(tmp.dir, `${load}-killed`);
+        for (const file of files.slice(0, 2)) await land(at, config, file.name, toNdjson(file.batch));
+        const before = await currentState(at, config);
+        const last = files[2]!;
+        await writeFile(join(at.source, last.name), toNdjson(last.batch));
+        const { silver } = await build(at, config, last.name);
+
+        // The merge dies after writing its state files, at the state manifest's write.
+        const manifestKey = silverStateManifestKey(config.name, 'accounts');
+        const dying = new (class extends FileObjectStore {
+          override write(...args: Parameters<FileObjectStore['write']>) {
+            if (args[0] === manifestKey) return Promise.reject(new Error('killed before the commit'));
+            return super.write(...args);
+          }
+        })(at.lake);
+        await expect(merge(at, config, silver.manifestKey, dying)).rejects.toThrow(
+          'killed before the commit',
+        );
+        expect(await currentState(at, config)).toEqual(before);
+
+        const retried = await merge(at, config, silver.manifestKey);
+        expect(retried.outcome).toBe('merged');
+        expect(await currentState(at, config)).toEqual(await reference('killed'));
+        // Only the files the manifest names are left in the state's folder.
+        const manifest = JSON.parse(await readFile(join(at.lake, manifestKey), 'utf8'));
+        const named = [manifest.current.key, manifest.deletes?.key].filter(Boolean).sort();
+        const kept = (await readdir(join(at.lake, silverStatePrefix(config.name, 'accounts')))).map(
+          (f) => `${silverStatePrefix(config.name, 'accounts')}${f}`,
+        );
+        expect(kept.sort()).toEqual(named);
+      });
+
+      it('two sources merged into one table at once: both are applied, none is lost', async () => {
+        const config = ndjsonConfig(load);
+        const at = await newLake(tmp.dir, `${load}-race`);
+        await land(at, config, files[0]!.name, toNdjson(files[0]!.batch));
+        const built = [];
+        for (const file of files.slice(1)) {
+          await writeFile(join(at.source, file.name), toNdjson(file.batch));
+          built.push(await build(at, config, file.name));
+        }
+        const merged = await Promise.all(built.map(({ silver }) => merge(at, config, silver.manifestKey)));
+        expect(merged.map((m) => m.applied)).toEqual([true, true]);
+        const manifest = JSON.parse(
+          await readFile(join(at.lake, silverStateManifestKey(config.name, 'accounts')), 'utf8'),
+        );
+        expect(manifest.applied).toHaveLength(3);
+        // cdc and scd2 states do not depend on the order sources arrive in; a snapshot is the latest one.
+        if (load !== 'snapshot') expect(await currentState(at, config)).toEqual(await reference('race'));
+      });
+    },
+  );
 });

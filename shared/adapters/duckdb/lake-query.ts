@@ -18,8 +18,10 @@ import {
   listCurrentVersions,
   type SourceVersionRecord,
 } from '../../lake/source-commits.ts';
-import { CURRENT_STATE_FILE, STATE_FOLDER, silverCurrentStateKey } from '../../lake/state-keys.ts';
+import { STATE_FOLDER } from '../../lake/state-keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
+import { readText } from '../../stages/bronze/read-bronze.ts';
+import { SilverStateManifest } from '../../stages/silver/merge-state.ts';
 import { openLakeStore } from '../lake-store.ts';
 import { FileObjectStore } from '../local/file-object-store.ts';
 
@@ -73,7 +75,7 @@ export interface LakeQueryOptions {
  *   `<dataset>__<table>_history`: every version ever committed, with `_source_id`, `_version`,
  *     `_committed_at` and `_is_current`;
  *   `<dataset>__<table>_current`: for snapshot, cdc and scd2 loads, the merged state
- *     (`_state/<table>/current.parquet`).
+ *     (the file `_state/<table>.json` commits).
  */
 export async function openLakeQuery(lake: string, options: LakeQueryOptions = {}): Promise<LakeQuery> {
   const store = openLakeStore(lake);
@@ -206,7 +208,7 @@ async function findSilverTables(lake: ObjectStore): Promise<SilverTable[]> {
       current.some((c) => c.sourceId === r.sourceId && c.version === r.version);
     const names = new Set([...committed, ...current].flatMap((r) => Object.keys(r.tables)));
     const states = await committedStates(lake, dataset);
-    for (const table of [...new Set([...names, ...states])].sort()) {
+    for (const table of [...new Set([...names, ...states.keys()])].sort()) {
       const keysOf = (r: SourceVersionRecord) => r.tables[table] ?? [];
       const history = committed.flatMap((r): HistoryFile[] =>
         keysOf(r).map((key) => ({
@@ -218,7 +220,7 @@ async function findSilverTables(lake: ObjectStore): Promise<SilverTable[]> {
         })),
       );
       const currentKeys = current.flatMap(keysOf);
-      const state = states.has(table) ? silverCurrentStateKey(dataset, table) : undefined;
+      const state = states.get(table);
       if (currentKeys.length || history.length || state) {
         found.push({ dataset, table, current: currentKeys, history, state });
       }
@@ -228,15 +230,22 @@ async function findSilverTables(lake: ObjectStore): Promise<SilverTable[]> {
 }
 
 /**
- * The tables of `dataset` with a merged state that its state manifest commits (`<table>.json`, written
- * after the state's files; see merge-state.ts).
+ * The merged states of `dataset`'s tables: the state file each state manifest commits (`<table>.json`,
+ * written after the state's files; see merge-state.ts), by table.
  */
-async function committedStates(lake: ObjectStore, dataset: string): Promise<Set<string>> {
+async function committedStates(lake: ObjectStore, dataset: string): Promise<Map<string, string>> {
   const prefix = `silver/${dataset}/${STATE_FOLDER}/`;
-  const files = new Set<string>();
-  for await (const object of lake.list(prefix)) files.add(object.key.slice(prefix.length));
-  const tables = [...files].filter((f) => f.endsWith('.json') && !f.includes('/')).map((f) => f.slice(0, -5));
-  return new Set(tables.filter((table) => files.has(`${table}/${CURRENT_STATE_FILE}`)));
+  const states = new Map<string, string>();
+  for await (const object of lake.list(prefix)) {
+    const name = object.key.slice(prefix.length);
+    if (name.includes('/') || !name.endsWith('.json')) continue;
+    const manifest = SilverStateManifest.safeParse(JSON.parse(await readText(lake, object.key)));
+    if (!manifest.success) {
+      throw new PipelineError(`${lake.uri(object.key)} is not a state manifest: ${manifest.error.message}`);
+    }
+    states.set(name.slice(0, -'.json'.length), manifest.data.current.key);
+  }
+  return states;
 }
 
 /** The names of the folders right under `prefix` (`source=` cut), sorted. */

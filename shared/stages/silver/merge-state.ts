@@ -4,17 +4,18 @@
  * writes stay as they are: for an append load they are the table; for cdc and scd2 they are the raw
  * event history. The state, which users query for the table as it is now, lives beside them:
  *
- *   silver/<dataset>/<table>/state/current.parquet   the table now (scd2: every version, `is_current`)
- *   silver/<dataset>/<table>/state/deletes.parquet   deletes that won (cdc, scd2): part of the state
- *   silver/<dataset>/_state/<table>.json             commit marker: sources applied, in order
+ *   silver/<dataset>/_state/<table>/current-<run>.parquet   the table now (scd2: every version, `is_current`)
+ *   silver/<dataset>/_state/<table>/deletes-<run>.parquet   deletes that won (cdc, scd2): part of the state
+ *   silver/<dataset>/_state/<table>.json                    commit marker: sources applied, in order, and
+ *                                                           the state files above (`<run>`: the last applied)
  *
  * `sluice query` shows the state as the view `<dataset>__<table>_current`.
  *
- * Crash safety: the state objects are written first (deletes, then current), the manifest last. A merge
- * that dies in between leaves state objects that already contain its source while the manifest does not
- * list it; the retry applies that source again, which the load patterns make harmless (applying a batch
- * twice changes nothing, and the order of batches does not matter). Merges of one table must run one at
- * a time: a merge that finds the manifest changed under it fails rather than lose the other's work.
+ * Crash safety: each merge writes the state to new files, then commits them with one conditional write of
+ * the manifest (If-Match the manifest it read), then deletes the files the manifest named before. Readers
+ * and merges follow the manifest only: a merge killed before its manifest leaves the old state whole (and
+ * files no manifest names, which the retry overwrites); two merges of one table at once cannot both
+ * commit, and the one that lost starts again from the winner's state.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -27,7 +28,7 @@ import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import { genericTable, operationColumnOf, type SilverConfig } from '../../contracts/generic-contract.ts';
 import { LINEAGE_COLUMNS } from '../../contracts/silver/table.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { ConfigError, ObjectNotFoundError, PipelineError } from '../../errors.ts';
+import { ConfigError, ObjectNotFoundError, PipelineError, PreconditionFailedError } from '../../errors.ts';
 import { listCurrentVersions } from '../../lake/source-commits.ts';
 import {
   silverCurrentStateKey,
@@ -136,6 +137,26 @@ export async function mergeSilverState(
   input: MergeSilverStateInput,
   deps: MergeSilverStateDeps,
 ): Promise<MergeSilverStateResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await mergeOnce(input, deps);
+    } catch (error) {
+      // Another merge of the table committed first: start again from its state.
+      if (!(error instanceof MergeRaceLostError) || attempt >= MAX_MERGE_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/** Merges of one table at once that may each lose the race to commit before one gives up. */
+const MAX_MERGE_ATTEMPTS = 8;
+
+/** Another merge of the same table committed its state between this merge's read and its commit. */
+class MergeRaceLostError extends MergeStateError {}
+
+async function mergeOnce(
+  input: MergeSilverStateInput,
+  deps: MergeSilverStateDeps,
+): Promise<MergeSilverStateResult> {
   const config = input.dataset;
   const silver = config.silver;
   if (!silver)
@@ -194,20 +215,19 @@ export async function mergeSilverState(
     const connection = await instance.connect();
     try {
       const keyed = load !== 'snapshot';
-      const currentKey = silverCurrentStateKey(dataset, table);
-      const deletesKey = silverDeletesStateKey(dataset, table);
-      const currentFile = await download(lake, currentKey, join(work, 'current-before.parquet'));
-      if (state && !currentFile) {
-        throw new MergeStateError(
-          `${stateManifestKey} lists ${state.applied.length} applied sources but ${currentKey} is missing. ` +
-            `To rebuild the state, delete ${stateManifestKey} and ${silverStatePrefix(dataset, table)}, then merge every source again.`,
-        );
-      }
+      // The state the manifest names, never a file a merge killed before its commit left behind.
+      const rebuildHint =
+        `To rebuild the state, delete ${stateManifestKey} and ${silverStatePrefix(dataset, table)}, ` +
+        'then merge every source again.';
+      const currentFile = state
+        ? await downloadStateObject(lake, state.current, join(work, 'current-before.parquet'), rebuildHint)
+        : undefined;
       if (currentFile)
         await connection.run(`CREATE TABLE ${TARGET} AS SELECT * FROM ${parquet(currentFile)}`);
-      const deletesFile = keyed
-        ? await download(lake, deletesKey, join(work, 'deletes-before.parquet'))
-        : undefined;
+      const deletesFile =
+        keyed && state?.deletes
+          ? await downloadStateObject(lake, state.deletes, join(work, 'deletes-before.parquet'), rebuildHint)
+          : undefined;
       if (deletesFile)
         await connection.run(`CREATE TABLE ${DELETES} AS SELECT * FROM ${parquet(deletesFile)}`);
       const batch = await stageBatch(connection, lake, config, partition, work);
@@ -237,8 +257,18 @@ export async function mergeSilverState(
         const order = [...silver.primaryKey, ...(settings.orderingColumn ? [settings.orderingColumn] : [])];
         // Deletes first: a crash before `current` is written leaves the old current with more deletes,
         // which the retry of this source completes.
-        if (keyed) deletes = await publish(connection, lake, DELETES, order, deletesKey, work);
-        current = await publish(connection, lake, TARGET, order, currentKey, work);
+        if (keyed) {
+          const deletesKey = silverDeletesStateKey(dataset, table, source.runId);
+          deletes = await publish(connection, lake, DELETES, order, deletesKey, work);
+        }
+        current = await publish(
+          connection,
+          lake,
+          TARGET,
+          order,
+          silverCurrentStateKey(dataset, table, source.runId),
+          work,
+        );
       }
       const now = deps.clock.now().toISOString();
       const manifest: SilverStateManifest = {
@@ -261,16 +291,24 @@ export async function mergeSilverState(
         deletes,
         updatedAt: now,
       };
-      const latest = await lake.head(stateManifestKey);
-      if (latest?.etag !== stateInfo?.etag) {
-        throw new MergeStateError(
+      try {
+        await lake.write(stateManifestKey, `${JSON.stringify(manifest, null, 2)}\n`, {
+          contentType: 'application/json',
+          ...(stateInfo ? { ifMatch: stateInfo.etag } : { ifAbsent: true }),
+        });
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError)) throw error;
+        throw new MergeRaceLostError(
           `${stateManifestKey} changed while source ${source.runId} was being merged: another merge of ` +
-            `${dataset}/${table} ran at the same time. Merge one source of a table at a time, then retry this one.`,
+            `${dataset}/${table} committed first`,
+          { cause: error },
         );
       }
-      await lake.write(stateManifestKey, `${JSON.stringify(manifest, null, 2)}\n`, {
-        contentType: 'application/json',
-      });
+      // Committed: the files the old manifest named are no one's state now.
+      const named = new Set([current.key, deletes?.key]);
+      for (const old of [state?.current, state?.deletes]) {
+        if (old && !named.has(old.key)) await lake.delete(old.key);
+      }
       return { table, load, rowsBefore, rowsAfter, applied: true, outcome, stateManifestKey };
     } finally {
       connection.closeSync();
@@ -305,8 +343,8 @@ export async function mergeCommittedVersions(
     const current = new Set(committed.map((r) => r.runId));
     if (state.applied.some((a) => !current.has(a.runId))) {
       await lake.delete(stateManifestKey);
-      await lake.delete(silverCurrentStateKey(config.name, table));
-      await lake.delete(silverDeletesStateKey(config.name, table));
+      await lake.delete(state.current.key);
+      if (state.deletes) await lake.delete(state.deletes.key);
     }
   }
   let last: MergeSilverStateResult | undefined;
@@ -438,6 +476,26 @@ async function download(lake: ObjectStore, key: string, file: string): Promise<s
     throw error;
   }
   await pipeline(body, createWriteStream(file));
+  return file;
+}
+
+/** Copies a state object the manifest names to a local file, checking that its bytes are the ones committed. */
+async function downloadStateObject(
+  lake: ObjectStore,
+  object: z.infer<typeof StateObject>,
+  file: string,
+  rebuildHint: string,
+): Promise<string> {
+  if (!(await download(lake, object.key, file))) {
+    throw new MergeStateError(`the state manifest names ${object.key}, which is missing. ${rebuildHint}`);
+  }
+  const sha256 = await sha256Of(file);
+  if (sha256 !== object.sha256) {
+    throw new MergeStateError(
+      `${object.key} has sha256 ${sha256}, not the ${object.sha256} its state manifest committed: it was ` +
+        `changed outside sluice. ${rebuildHint}`,
+    );
+  }
   return file;
 }
 

@@ -33,6 +33,11 @@ export const RECONCILIATION_REPORTS = `${BRONZE_PREFIX}*/reconciliation.json`;
  * shared/lake/reconcile-work-keys.ts), which a lifecycle rule expires.
  */
 export const RECONCILE_WORK = `${SILVER_PREFIX}*/_work/*/_reconcile/*`;
+/**
+ * The merged states of generic datasets' snapshot, cdc and scd2 tables (shared/lake/state-keys.ts): their
+ * files and state manifests, which reconcile folds after each commit.
+ */
+export const MERGED_STATES = `${SILVER_PREFIX}*/_state/*`;
 /** The run report's key pattern: beside each reconciliation report (shared/lake/keys.ts `runReportKey`). */
 export const RUN_REPORTS = `${BRONZE_PREFIX}*/report.html`;
 /** The bronze runs of tables of contents, which the fan-out reads. */
@@ -331,6 +336,15 @@ export class PipelineFunctions extends Construct {
         resources: [lake(RECONCILE_WORK)],
       }),
     );
+    // After the commit it folds the source into its table's merged state (generic datasets): new state
+    // files, the state manifest (conditionally), then the replaced files removed.
+    reconcileRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'MergeSilverState',
+        actions: ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        resources: [lake(MERGED_STATES)],
+      }),
+    );
     // The commit: the version and current-version records, conditionally, and the lease (checked and
     // released), all small JSON objects under the source's control folder.
     reconcileRole.addToPrincipalPolicy(
@@ -363,6 +377,10 @@ export class PipelineFunctions extends Construct {
       lakeAck(
         RECONCILE_WORK,
         "Writes and removes only its own small intermediate results, under each run's silver work folder.",
+      ),
+      lakeAck(
+        MERGED_STATES,
+        "Writes and replaces only the merged states of generic datasets' tables, under each dataset's _state folder.",
       ),
       lakeAck(
         `${SOURCES_PREFIX}*`,

@@ -9,6 +9,7 @@ import { loadDeploymentConfig } from '../../infra/config/deployment-config.ts';
 import {
   BRONZE_PREFIX,
   FAN_OUT_REPORTS,
+  MERGED_STATES,
   RUN_REPORTS,
   SILVER_PREFIX,
   SOURCES_PREFIX,
@@ -37,6 +38,11 @@ import {
   silverWorkPrefix,
 } from '../../shared/lake/silver-work-keys.ts';
 import { DEFAULT_LEASE_TTL_MS } from '../../shared/lake/source-lease.ts';
+import {
+  silverCurrentStateKey,
+  silverDeletesStateKey,
+  silverStateManifestKey,
+} from '../../shared/lake/state-keys.ts';
 import { MALLOC_ENV } from '../../shared/runtime-memory.ts';
 import {
   CHILD_START_RETRY,
@@ -430,16 +436,34 @@ describe('Stack: SluiceStack (example config)', () => {
         's3:PutObject',
       ]);
       expect(targets(sid('ReconcileWork'))).toEqual(['<TOKEN>/silver/*/_work/*/_reconcile/*']);
+      // The merged states of generic datasets, folded after the commit: their files and manifests.
+      expect(actions(sid('MergeSilverState')).sort()).toEqual([
+        's3:AbortMultipartUpload',
+        's3:DeleteObject',
+        's3:PutObject',
+      ]);
+      expect(targets(sid('MergeSilverState'))).toEqual(['<TOKEN>/silver/*/_state/*']);
+      for (const key of [
+        silverStateManifestKey('d', 't'),
+        silverCurrentStateKey('d', 't', 'r'),
+        silverDeletesStateKey('d', 't', 'r'),
+      ]) {
+        expect(key).toMatch(new RegExp(`^${MERGED_STATES.split('*').join('[^]*')}$`));
+      }
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
       expect(writes.flatMap(targets).sort()).toEqual([
         '<TOKEN>/_sources/*',
         '<TOKEN>/_usage/*',
         '<TOKEN>/bronze/*/reconciliation.json',
         '<TOKEN>/bronze/*/report.html',
+        '<TOKEN>/silver/*/_state/*',
         '<TOKEN>/silver/*/_work/*/_reconcile/*',
       ]);
       const deletes = statements.filter((s) => actions(s).includes('s3:DeleteObject'));
-      expect(deletes.flatMap(targets)).toEqual(['<TOKEN>/silver/*/_work/*/_reconcile/*']);
+      expect(deletes.flatMap(targets).sort()).toEqual([
+        '<TOKEN>/silver/*/_state/*',
+        '<TOKEN>/silver/*/_work/*/_reconcile/*',
+      ]);
       expect(sid('ListLake').Condition).toEqual({
         StringLike: { 's3:prefix': ['bronze/*', 'silver/*', '_sources/*', '_usage/*'] },
       });

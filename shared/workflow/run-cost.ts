@@ -241,6 +241,41 @@ export function defaultPath(definition: WorkflowDefinition): string[] {
   return path;
 }
 
+/**
+ * The states a run entered once each, as far as its invocations tell: from `StartAt`, each Choice takes the
+ * branch whose first task was invoked (a rebuild's `PlanRebuild`, a scheduled run's `Download`), else its
+ * `Default`; a branch back to a state already on the path (a slice loop) is counted by the invocations.
+ */
+export function executedPath(
+  definition: WorkflowDefinition,
+  invocations: Readonly<Record<string, number>>,
+): string[] {
+  const states = definition.States;
+  /** The first Task (or a Map's tasks) from `name` on, following Next and Default. */
+  const firstTasks = (name: string | undefined, seen: string[]): string[] => {
+    const state = name === undefined ? undefined : states[name];
+    if (!state || seen.includes(name!)) return [];
+    if (state.Type === 'Task') return [name!];
+    if (state.Type === 'Map') return Object.keys((state.ItemProcessor ?? state.Iterator).States);
+    const next = state.Type === 'Choice' ? state.Default : state.End ? undefined : state.Next;
+    return firstTasks(next, [...seen, name!]);
+  };
+  const path: string[] = [];
+  let name: string | undefined = definition.StartAt;
+  while (name !== undefined && !path.includes(name)) {
+    path.push(name);
+    const state: WorkflowDefinition['States'][string] | undefined = states[name];
+    if (state?.Type === 'Choice') {
+      const branches = [...(state.Choices ?? []).map((c: { Next: string }) => c.Next), state.Default];
+      const open = branches.filter((b: string | undefined) => b !== undefined && !path.includes(b));
+      name =
+        open.find((b: string) => firstTasks(b, path).some((task) => (invocations[task] ?? 0) > 0)) ??
+        state.Default;
+    } else name = state?.End ? undefined : state?.Next;
+  }
+  return path;
+}
+
 /** The definition's Task states, those inside Maps included, in the order it declares them. */
 export function taskStates(definition: WorkflowDefinition): string[] {
   return taskResources(definition).map(([name]) => name);
@@ -255,10 +290,11 @@ export function statesAfter(definition: WorkflowDefinition, state: string): numb
 
 /**
  * State transitions of a run, estimated from its invocations per task state and the definition (on AWS,
- * where the stages record their invocations but nobody counts the states): every state on the default
- * path once; each further invocation of a task on it (a slice, a retry) once more, and once more again
- * when the task's `Next` is a Choice (the slice loop's IngestDone); each invocation of a task off the
- * path (Download) once, plus its Choice; each Map item's task once. Exact for a run without retries
+ * where the stages record their invocations but nobody counts the states): every state on the path the
+ * invocations show (`executedPath`: a plain run's, a download's, a rebuild's) once; each further
+ * invocation of a task on it (a slice, a retry) once more, and once more again when the task's `Next` is
+ * a Choice (the slice loops' IngestDone and DownloadDone); each invocation of a task off the path once,
+ * plus its Choice; each Map item's task once. Exact for a run without retries
  * (tests/integration/run-cost.test.ts compares it with a local run's count); a retry counts one transition
  * too many, and a table of contents' fan-out is not counted (each listed file's run has its own cost).
  */
@@ -266,7 +302,7 @@ export function estimateStateTransitions(
   definition: WorkflowDefinition,
   invocations: Readonly<Record<string, number>>,
 ): number {
-  const path = defaultPath(definition);
+  const path = executedPath(definition, invocations);
   let transitions = path.length;
   for (const [name, state] of Object.entries(definition.States)) {
     if (state.Type === 'Map') {

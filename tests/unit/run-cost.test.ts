@@ -17,6 +17,7 @@ import {
   costOf,
   defaultPath,
   estimateStateTransitions,
+  executedPath,
   invocationUsage,
   type RunUsage,
   runCostReport,
@@ -239,6 +240,25 @@ describe('Function: estimateStateTransitions', () => {
     const base = estimateStateTransitions(definition, plain);
     expect(estimateStateTransitions(definition, { ...plain, Ingest: 4 })).toBe(base + 3 * 2);
     expect(estimateStateTransitions(definition, { ...plain, Download: 2 })).toBe(base + 2 * 2);
+    expect(executedPath(definition, { ...plain, Download: 2 }).slice(0, 5)).toEqual([
+      'HasSource',
+      'Download',
+      'DownloadDone',
+      'Landed',
+      'Ingest',
+    ]);
+  });
+
+  it("follows a rebuild's path: PlanRebuild instead of the drop, ingest and its choices", () => {
+    const { Ingest: _, ...silverOn } = plain;
+    const rebuild = { ...silverOn, PlanRebuild: 1 };
+    const path = executedPath(definition, rebuild);
+    expect(path.slice(0, 4)).toEqual(['HasSource', 'PlanRebuild', 'RebuildNeeded', 'PlanSilver']);
+    expect(path).not.toContain('Ingest');
+    // From PlanSilver on, a rebuild enters what a plain run enters.
+    const plainPath = executedPath(definition, plain);
+    expect(path.slice(3)).toEqual(plainPath.slice(plainPath.indexOf('PlanSilver')));
+    expect(estimateStateTransitions(definition, rebuild)).toBe(path.length + 3 + 2 + 5 + 2);
   });
 });
 

@@ -18,19 +18,20 @@ export const silverStatePrefix = (dataset: string, table: string) =>
   `silver/${dataset}/${STATE_FOLDER}/${table}/`;
 
 /**
- * The table as of every applied source, as of the merge of the source `runId`: what users query for the
- * current state, once the state manifest names it. Lakes written before kept one file at a fixed key
- * (`current.parquet`), which their manifests name, so they read on.
+ * The table as of every applied source: what users query for the current state, once the state manifest
+ * names it. `stateId` names the sources it holds (merge-state.ts), so no merge writes over the files of the
+ * committed state. Lakes written before kept one file at a fixed key (`current.parquet`), which their
+ * manifests name, so they read on.
  */
-export const silverCurrentStateKey = (dataset: string, table: string, runId: string) =>
-  `${silverStatePrefix(dataset, table)}current-${runId}.parquet`;
+export const silverCurrentStateKey = (dataset: string, table: string, stateId: string) =>
+  `${silverStatePrefix(dataset, table)}current-${stateId}.parquet`;
 
 /**
  * Deletes that won (key + ordering value), kept so that a late event older than a delete still loses to
  * it: part of the state of cdc and scd2 loads, not a table to query. Named like the current state's file.
  */
-export const silverDeletesStateKey = (dataset: string, table: string, runId: string) =>
-  `${silverStatePrefix(dataset, table)}deletes-${runId}.parquet`;
+export const silverDeletesStateKey = (dataset: string, table: string, stateId: string) =>
+  `${silverStatePrefix(dataset, table)}deletes-${stateId}.parquet`;
 
 /**
  * The commit marker of a table's state: the sources applied, in order, and the state objects' keys and

@@ -20,7 +20,11 @@ import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
 import { buildSilver } from '../../shared/stages/silver/build-silver.ts';
-import { MergeStateError, mergeSilverState } from '../../shared/stages/silver/merge-state.ts';
+import {
+  MergeStateError,
+  mergeCommittedVersions,
+  mergeSilverState,
+} from '../../shared/stages/silver/merge-state.ts';
 import { fileStore, fixedClock, tempDir } from '../helpers/lake.ts';
 import { seededRandom as random } from '../helpers/random.ts';
 
@@ -989,6 +993,42 @@ describe('Generic datasets defined by config alone', () => {
           (f) => `${silverStatePrefix(config.name, 'accounts')}${f}`,
         );
         expect(kept.sort()).toEqual(named);
+      });
+
+      it('a source replaced by a new version folds the state again in one commit: killed midway, the old state stays whole', async () => {
+        const config = ndjsonConfig(load);
+        const at = await newLake(tmp.dir, `${load}-refold`);
+        const [first, second, third] = files;
+        await commit(at, config, await land(at, config, 'a.ndjson', toNdjson(first!.batch)));
+        await commit(at, config, await land(at, config, 'b.ndjson', toNdjson(second!.batch)));
+        const lake = fileStore(at.lake);
+        await mergeCommittedVersions({ dataset: config }, { lake, clock: fixedClock, workDir: at.work });
+        const before = await currentState(at, config);
+        // The publisher replaces a.ndjson: its events leave the state, the new ones come in.
+        await writeFile(join(at.source, 'a.ndjson'), toNdjson(third!.batch));
+        await commit(at, config, await build(at, config, 'a.ndjson'));
+        const manifestKey = silverStateManifestKey(config.name, 'accounts');
+        const dying = new (class extends FileObjectStore {
+          override write(...args: Parameters<FileObjectStore['write']>) {
+            if (args[0] === manifestKey) return Promise.reject(new Error('killed before the commit'));
+            return super.write(...args);
+          }
+        })(at.lake);
+        await expect(
+          mergeCommittedVersions({ dataset: config }, { lake: dying, clock: fixedClock, workDir: at.work }),
+        ).rejects.toThrow('killed before the commit');
+        expect(await currentState(at, config)).toEqual(before);
+
+        const refolded = await mergeCommittedVersions(
+          { dataset: config },
+          { lake, clock: fixedClock, workDir: at.work },
+        );
+        expect(refolded?.applied).toBe(true);
+        // The same state as a lake that only ever saw b.ndjson and the new a.ndjson, in that order.
+        const fresh = await newLake(tmp.dir, `${load}-refold-reference`);
+        await commit(fresh, config, await land(fresh, config, 'b.ndjson', toNdjson(second!.batch)));
+        await commit(fresh, config, await land(fresh, config, 'a.ndjson', toNdjson(third!.batch)));
+        expect(await currentState(at, config)).toEqual(await currentState(fresh, config));
       });
 
       it('two sources merged into one table at once: both are applied, none is lost', async () => {

@@ -4,10 +4,11 @@
  * writes stay as they are: for an append load they are the table; for cdc and scd2 they are the raw
  * event history. The state, which users query for the table as it is now, lives beside them:
  *
- *   silver/<dataset>/_state/<table>/current-<run>.parquet   the table now (scd2: every version, `is_current`)
- *   silver/<dataset>/_state/<table>/deletes-<run>.parquet   deletes that won (cdc, scd2): part of the state
- *   silver/<dataset>/_state/<table>.json                    commit marker: sources applied, in order, and
- *                                                           the state files above (`<run>`: the last applied)
+ *   silver/<dataset>/_state/<table>/current-<state>.parquet   the table now (scd2: every version, `is_current`)
+ *   silver/<dataset>/_state/<table>/deletes-<state>.parquet   deletes that won (cdc, scd2): part of the state
+ *   silver/<dataset>/_state/<table>.json                      commit marker: sources applied, in order, and
+ *                                                             the state files above (`<state>`: a digest
+ *                                                             of the sources applied)
  *
  * `sluice query` shows the state as the view `<dataset>__<table>_current`.
  *
@@ -137,11 +138,50 @@ export async function mergeSilverState(
   input: MergeSilverStateInput,
   deps: MergeSilverStateDeps,
 ): Promise<MergeSilverStateResult> {
+  return withRetriedRace(() => mergeSources(input.dataset, [input.silverManifestKey], false, deps));
+}
+
+/**
+ * The state of a generic dataset's table as of every source's *current* version (the commit records,
+ * shared/lake/source-commits.ts): applies the committed versions the state lacks, in commit order; and
+ * when the state holds a version that is no longer current (its source got a new one, whose events
+ * replace the old one's), folds every current version again from scratch, since a fold cannot take a
+ * batch back out. Either way one commit: readers see the old state until the new one is whole.
+ */
+export async function mergeCommittedVersions(
+  input: { readonly dataset: DatasetConfig },
+  deps: MergeSilverStateDeps,
+): Promise<MergeSilverStateResult | undefined> {
+  const config = input.dataset;
+  const table = config.silver?.table;
+  if (!table || config.silver?.load === 'append') return undefined;
+  const { lake } = deps;
+  return withRetriedRace(async () => {
+    const committed = (await listCurrentVersions(lake, config.name))
+      .filter((r) => r.silverManifestKey !== undefined)
+      .sort((a, b) => a.committedAt.localeCompare(b.committedAt) || a.sourceId.localeCompare(b.sourceId));
+    if (committed.length === 0) return undefined;
+    const stateManifestKey = silverStateManifestKey(config.name, table);
+    const state = (await lake.head(stateManifestKey))
+      ? await readStateManifest(lake, stateManifestKey)
+      : undefined;
+    const current = new Set(committed.map((r) => r.runId));
+    const fromScratch = state?.applied.some((a) => !current.has(a.runId)) ?? false;
+    return mergeSources(
+      config,
+      committed.map((r) => r.silverManifestKey!),
+      fromScratch,
+      deps,
+    );
+  });
+}
+
+/** Runs `merge` again while another merge of the same table commits first (it starts from the winner's state). */
+async function withRetriedRace<T>(merge: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await mergeOnce(input, deps);
+      return await merge();
     } catch (error) {
-      // Another merge of the table committed first: start again from its state.
       if (!(error instanceof MergeRaceLostError) || attempt >= MAX_MERGE_ATTEMPTS) throw error;
     }
   }
@@ -153,11 +193,17 @@ const MAX_MERGE_ATTEMPTS = 8;
 /** Another merge of the same table committed its state between this merge's read and its commit. */
 class MergeRaceLostError extends MergeStateError {}
 
-async function mergeOnce(
-  input: MergeSilverStateInput,
+/**
+ * Folds the sources (silver manifests, in order) into the table's state, or into an empty state
+ * (`fromScratch`: the sources are then every source the state will hold), and commits the result once.
+ * Sources the state lists already are skipped.
+ */
+async function mergeSources(
+  config: DatasetConfig,
+  silverManifestKeys: readonly string[],
+  fromScratch: boolean,
   deps: MergeSilverStateDeps,
 ): Promise<MergeSilverStateResult> {
-  const config = input.dataset;
   const silver = config.silver;
   if (!silver)
     throw new ConfigError(`dataset ${config.name} has no "silver" section: there is no state to merge`);
@@ -167,18 +213,21 @@ async function mergeOnce(
 
   const { lake } = deps;
   const dataset = config.name;
-  const source = await readSilverManifest(lake, input.silverManifestKey);
-  if (source.dataset !== dataset) {
-    throw new MergeStateError(
-      `${input.silverManifestKey} belongs to dataset ${source.dataset}, not ${dataset}`,
-    );
-  }
-  const partition = source.tables[table];
-  if (!partition) {
-    throw new MergeStateError(
-      `${input.silverManifestKey} has no table ${table}: was the source built with another contract? ` +
-        'Rebuild its silver with contractForDataset(config).',
-    );
+  const sources: { key: string; manifest: SilverManifest; partition: SilverManifest['tables'][string] }[] =
+    [];
+  for (const key of silverManifestKeys) {
+    const manifest = await readSilverManifest(lake, key);
+    if (manifest.dataset !== dataset) {
+      throw new MergeStateError(`${key} belongs to dataset ${manifest.dataset}, not ${dataset}`);
+    }
+    const partition = manifest.tables[table];
+    if (!partition) {
+      throw new MergeStateError(
+        `${key} has no table ${table}: was the source built with another contract? ` +
+          'Rebuild its silver with contractForDataset(config).',
+      );
+    }
+    sources.push({ key, manifest, partition });
   }
   const stateManifestKey = silverStateManifestKey(dataset, table);
   const stateInfo = await lake.head(stateManifestKey);
@@ -189,9 +238,11 @@ async function mergeOnce(
     orderingColumn: silver.orderingColumn ?? null,
     operationColumn: operationColumnOf(silver),
   };
-  if (state) checkSameSettings(state, settings, dataset, table);
-  if (state?.applied.some((a) => a.runId === source.runId)) {
-    const rows = state.current.rows;
+  const base = fromScratch ? undefined : state;
+  if (base) checkSameSettings(base, settings, dataset, table);
+  const toApply = sources.filter((source) => !base?.applied.some((a) => a.runId === source.manifest.runId));
+  if (toApply.length === 0) {
+    const rows = state?.current.rows ?? 0;
     return {
       table,
       load,
@@ -203,7 +254,7 @@ async function mergeOnce(
     };
   }
 
-  const work = join(deps.workDir, `merge-${dataset}-${table}-${source.runId}`);
+  const work = join(deps.workDir, `merge-${dataset}-${table}-${toApply.at(-1)!.manifest.runId}`);
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   const instance = await DuckDBInstance.create(':memory:', {
@@ -219,74 +270,88 @@ async function mergeOnce(
       const rebuildHint =
         `To rebuild the state, delete ${stateManifestKey} and ${silverStatePrefix(dataset, table)}, ` +
         'then merge every source again.';
-      const currentFile = state
-        ? await downloadStateObject(lake, state.current, join(work, 'current-before.parquet'), rebuildHint)
+      const currentFile = base
+        ? await downloadStateObject(lake, base.current, join(work, 'current-before.parquet'), rebuildHint)
         : undefined;
       if (currentFile)
         await connection.run(`CREATE TABLE ${TARGET} AS SELECT * FROM ${parquet(currentFile)}`);
       const deletesFile =
-        keyed && state?.deletes
-          ? await downloadStateObject(lake, state.deletes, join(work, 'deletes-before.parquet'), rebuildHint)
+        keyed && base?.deletes
+          ? await downloadStateObject(lake, base.deletes, join(work, 'deletes-before.parquet'), rebuildHint)
           : undefined;
       if (deletesFile)
         await connection.run(`CREATE TABLE ${DELETES} AS SELECT * FROM ${parquet(deletesFile)}`);
-      const batch = await stageBatch(connection, lake, config, partition, work);
-      const rowsBefore = currentFile ? await countRows(connection, TARGET) : 0;
+      const rowsBefore = state?.current.rows ?? 0;
 
-      let outcome: 'merged' | 'stale' = 'merged';
-      if (load === 'snapshot') {
-        if (currentFile && settings.orderingColumn && (await isStale(connection, settings.orderingColumn)))
-          outcome = 'stale';
-        else await snapshot(connection, { target: TARGET, staging: BATCH });
-      } else {
-        const keyedLoad: KeyedLoad = {
-          target: TARGET,
-          staging: BATCH,
-          key: silver.primaryKey,
-          orderBy: settings.orderingColumn!,
-          operationColumn: settings.operationColumn,
-          deletesTable: DELETES,
-        };
-        await (load === 'cdc' ? cdcUpsert : scd2)(connection, keyedLoad);
+      const now = deps.clock.now().toISOString();
+      const applied: SilverStateManifest['applied'] = [];
+      let hasTarget = currentFile !== undefined;
+      for (const [index, source] of toApply.entries()) {
+        await connection.run(`DROP TABLE IF EXISTS ${BATCH}`);
+        const batchWork = join(work, `source-${index}`);
+        await mkdir(batchWork, { recursive: true });
+        const batch = await stageBatch(connection, lake, config, source.partition, batchWork);
+        let outcome: 'merged' | 'stale' = 'merged';
+        if (load === 'snapshot') {
+          if (hasTarget && settings.orderingColumn && (await isStale(connection, settings.orderingColumn)))
+            outcome = 'stale';
+          else await snapshot(connection, { target: TARGET, staging: BATCH });
+        } else {
+          const keyedLoad: KeyedLoad = {
+            target: TARGET,
+            staging: BATCH,
+            key: silver.primaryKey,
+            orderBy: settings.orderingColumn!,
+            operationColumn: settings.operationColumn,
+            deletesTable: DELETES,
+          };
+          await (load === 'cdc' ? cdcUpsert : scd2)(connection, keyedLoad);
+        }
+        hasTarget = true;
+        applied.push({
+          runId: source.manifest.runId,
+          silverManifestKey: source.key,
+          batchFiles: source.partition.files.map(({ key, sha256 }) => ({ key, sha256 })),
+          batchRows: batch.rows,
+          outcome,
+          appliedAt: now,
+        });
       }
-      const rowsAfter = outcome === 'stale' ? rowsBefore : await countRows(connection, TARGET);
+      const merged = applied.some((a) => a.outcome === 'merged');
+      const rowsAfter = merged ? await countRows(connection, TARGET) : rowsBefore;
+      const allApplied = [...(base?.applied ?? []), ...applied];
 
-      let current = state?.current;
-      let deletes = state?.deletes ?? null;
-      if (outcome === 'merged' || !current) {
+      let current = base?.current;
+      let deletes = base?.deletes ?? null;
+      if (merged || !current) {
         const order = [...silver.primaryKey, ...(settings.orderingColumn ? [settings.orderingColumn] : [])];
-        // Deletes first: a crash before `current` is written leaves the old current with more deletes,
-        // which the retry of this source completes.
+        // Named by the sources the state holds: never the name of the committed state's files.
+        const stateId = stateIdOf(allApplied);
         if (keyed) {
-          const deletesKey = silverDeletesStateKey(dataset, table, source.runId);
-          deletes = await publish(connection, lake, DELETES, order, deletesKey, work);
+          deletes = await publish(
+            connection,
+            lake,
+            DELETES,
+            order,
+            silverDeletesStateKey(dataset, table, stateId),
+            work,
+          );
         }
         current = await publish(
           connection,
           lake,
           TARGET,
           order,
-          silverCurrentStateKey(dataset, table, source.runId),
+          silverCurrentStateKey(dataset, table, stateId),
           work,
         );
       }
-      const now = deps.clock.now().toISOString();
       const manifest: SilverStateManifest = {
         stateVersion: 1,
         dataset,
         table,
         ...settings,
-        applied: [
-          ...(state?.applied ?? []),
-          {
-            runId: source.runId,
-            silverManifestKey: input.silverManifestKey,
-            batchFiles: partition.files.map(({ key, sha256 }) => ({ key, sha256 })),
-            batchRows: batch.rows,
-            outcome,
-            appliedAt: now,
-          },
-        ],
+        applied: allApplied,
         current,
         deletes,
         updatedAt: now,
@@ -299,8 +364,8 @@ async function mergeOnce(
       } catch (error) {
         if (!(error instanceof PreconditionFailedError)) throw error;
         throw new MergeRaceLostError(
-          `${stateManifestKey} changed while source ${source.runId} was being merged: another merge of ` +
-            `${dataset}/${table} committed first`,
+          `${stateManifestKey} changed while ${toApply.map((s) => s.manifest.runId).join(', ')} was being ` +
+            `merged: another merge of ${dataset}/${table} committed first`,
           { cause: error },
         );
       }
@@ -309,7 +374,15 @@ async function mergeOnce(
       for (const old of [state?.current, state?.deletes]) {
         if (old && !named.has(old.key)) await lake.delete(old.key);
       }
-      return { table, load, rowsBefore, rowsAfter, applied: true, outcome, stateManifestKey };
+      return {
+        table,
+        load,
+        rowsBefore,
+        rowsAfter,
+        applied: true,
+        outcome: merged ? 'merged' : 'stale',
+        stateManifestKey,
+      };
     } finally {
       connection.closeSync();
     }
@@ -319,39 +392,12 @@ async function mergeOnce(
   }
 }
 
-/**
- * The state of a generic dataset's table as of every source's *current* version (the commit records,
- * shared/lake/source-commits.ts): applies the committed versions the state lacks, in commit order; and
- * when the state holds a version that is no longer current (its source got a new one, whose events
- * replace the old one's), folds it again from scratch, since a fold cannot take a batch back out. The
- * manifest goes first, so a crash in between leaves no state, and the next merge folds everything again.
- */
-export async function mergeCommittedVersions(
-  input: { readonly dataset: DatasetConfig },
-  deps: MergeSilverStateDeps,
-): Promise<MergeSilverStateResult | undefined> {
-  const config = input.dataset;
-  const table = config.silver?.table;
-  if (!table) return undefined;
-  const { lake } = deps;
-  const committed = (await listCurrentVersions(lake, config.name))
-    .filter((r) => r.silverManifestKey !== undefined)
-    .sort((a, b) => a.committedAt.localeCompare(b.committedAt) || a.sourceId.localeCompare(b.sourceId));
-  const stateManifestKey = silverStateManifestKey(config.name, table);
-  if (await lake.head(stateManifestKey)) {
-    const state = await readStateManifest(lake, stateManifestKey);
-    const current = new Set(committed.map((r) => r.runId));
-    if (state.applied.some((a) => !current.has(a.runId))) {
-      await lake.delete(stateManifestKey);
-      await lake.delete(state.current.key);
-      if (state.deletes) await lake.delete(state.deletes.key);
-    }
-  }
-  let last: MergeSilverStateResult | undefined;
-  for (const record of committed) {
-    last = await mergeSilverState({ dataset: config, silverManifestKey: record.silverManifestKey! }, deps);
-  }
-  return last;
+/** A state's name: a digest of the sources it holds, in the order applied. */
+function stateIdOf(applied: SilverStateManifest['applied']): string {
+  return createHash('sha256')
+    .update(applied.map((a) => a.runId).join('\n'))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 async function readSilverManifest(lake: ObjectStore, key: string): Promise<SilverManifest> {

@@ -15,7 +15,7 @@ import {
 } from '../../shared/config/runtime-config.ts';
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
-import { ReconciliationError } from '../../shared/errors.ts';
+import { QuarantineThresholdError, ReconciliationError } from '../../shared/errors.ts';
 import { priceRun } from '../../shared/lake/run-usage.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
@@ -131,6 +131,9 @@ export async function reconcileRun(
   const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });
   metrics.addDimension(Dimension.dataset, input.dataset);
+  // The cost the last step priced, kept for the metrics whether the reconciliation passes or fails.
+  let cost: RunCostReport | undefined;
+  const pricing = runPricing(input, deps);
   const stageDeps = {
     lake: deps.lake,
     clock: deps.clock,
@@ -140,7 +143,12 @@ export async function reconcileRun(
     quarantineRateThreshold: deps.config.quarantineRateThreshold,
     plan: deps.reconcilePlan,
     parallelism: deps.parallelism,
-    priceRun: runPricing(input, deps),
+    priceRun:
+      pricing &&
+      (async (bronze: { readonly source: { readonly size: number } }) => {
+        cost = await pricing(bronze);
+        return cost;
+      }),
   };
   const run = { bronzeManifestKey: input.bronzeManifestKey };
   if (input.op === 'plan') return planReconcile(run, stageDeps);
@@ -151,12 +159,7 @@ export async function reconcileRun(
     const report = await (input.op === 'finish' ? finishReconcile : reconcile)(run, stageDeps);
     metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 0);
     metrics.addMetric(MetricName.qualityScore, MetricUnit.NoUnit, report.quality.score);
-    if (report.cost) {
-      metrics.addMetric(MetricName.runCostUsd, MetricUnit.NoUnit, report.cost.totalUsd);
-      if (report.cost.perInputGbUsd !== undefined) {
-        metrics.addMetric(MetricName.runCostUsdPerGb, MetricUnit.NoUnit, report.cost.perInputGbUsd);
-      }
-    }
+    addRunCost(metrics, report.cost);
     // Passed: the run's version becomes the source's current one, for readers and the catalog.
     const commit = await commitVersion(
       {
@@ -185,7 +188,20 @@ export async function reconcileRun(
     if (error instanceof ReconciliationError) {
       metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 1);
     }
+    // A run that failed its reconciliation cost money too: its cost goes on the dashboard beside the others.
+    if (error instanceof ReconciliationError || error instanceof QuarantineThresholdError) {
+      addRunCost(metrics, cost);
+    }
     throw error;
+  }
+}
+
+/** What the run cost (`RunCostUsd`, and per GB of its source when its size is known), if it was priced. */
+function addRunCost(metrics: ReconcileDeps['observability']['metrics'], cost: RunCostReport | undefined): void {
+  if (!cost) return;
+  metrics.addMetric(MetricName.runCostUsd, MetricUnit.NoUnit, cost.totalUsd);
+  if (cost.perInputGbUsd !== undefined) {
+    metrics.addMetric(MetricName.runCostUsdPerGb, MetricUnit.NoUnit, cost.perInputGbUsd);
   }
 }
 

@@ -197,7 +197,10 @@ export async function reconcileRun(
 }
 
 /** What the run cost (`RunCostUsd`, and per GB of its source when its size is known), if it was priced. */
-function addRunCost(metrics: ReconcileDeps['observability']['metrics'], cost: RunCostReport | undefined): void {
+function addRunCost(
+  metrics: ReconcileDeps['observability']['metrics'],
+  cost: RunCostReport | undefined,
+): void {
   if (!cost) return;
   metrics.addMetric(MetricName.runCostUsd, MetricUnit.NoUnit, cost.totalUsd);
   if (cost.perInputGbUsd !== undefined) {

@@ -10,10 +10,10 @@ import {
 import { createHandler as createSilverHandler, type SilverDeps } from '../../functions/silver/handler.ts';
 import { GlueSourceCatalog } from '../../shared/adapters/aws/glue-source-catalog.ts';
 import { createObservability } from '../../shared/adapters/aws/observability.ts';
-import { UsageMeter } from '../../shared/adapters/usage-meter.ts';
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
 import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { UsageMeter } from '../../shared/adapters/usage-meter.ts';
 import {
   type LakeStageConfig,
   lakeStageEnvironment,

@@ -16,6 +16,7 @@ import {
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { QuarantineThresholdError, ReconciliationError } from '../../shared/errors.ts';
+import { reconciliationReportKey } from '../../shared/lake/keys.ts';
 import { priceRun } from '../../shared/lake/run-usage.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
@@ -155,8 +156,17 @@ export async function reconcileRun(
   if (input.op === 'item') return reconcileItem({ ...run, item: input.item }, stageDeps);
   if (input.op === 'keys') return reconcileKeyBucket({ ...run, bucket: input.bucket }, stageDeps);
 
+  // A rebuild (its run planned by `PlanRebuild`): its evidence has a folder of its own, and its commit
+  // needs the source's current version and build to be the ones it was planned on.
+  const rebuildOf =
+    input.ingest?.status === 'rebuild' && input.ingest.version !== undefined
+      ? { version: input.ingest.version, build: input.ingest.currentBuild ?? '' }
+      : undefined;
   try {
-    const report = await (input.op === 'finish' ? finishReconcile : reconcile)(run, stageDeps);
+    const report = await (input.op === 'finish' ? finishReconcile : reconcile)(
+      { ...run, rebuild: rebuildOf !== undefined },
+      stageDeps,
+    );
     metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 0);
     metrics.addMetric(MetricName.qualityScore, MetricUnit.NoUnit, report.quality.score);
     addRunCost(metrics, report.cost);
@@ -166,6 +176,8 @@ export async function reconcileRun(
         bronzeManifestKey: input.bronzeManifestKey,
         quality: report.quality.score,
         leaseHolder: deps.leaseHolder ?? input.executionId,
+        rebuildOf,
+        reconciliationKey: reconciliationReportKey(report),
       },
       { lake: deps.lake, clock: deps.clock, contract, catalog: deps.catalog, localLease: deps.localLease },
     );

@@ -628,9 +628,11 @@ function reconcileStates(options: WorkflowOptions): Record<string, Json> {
       index: 'bucket',
       next: StateName.reconcile,
     }),
+    // `ingest`: what Ingest or PlanRebuild said of the run; a rebuild commits only over the current
+    // version and build it was planned on.
     [StateName.reconcile]: lambdaTask(
       Placeholder.reconcileFunctionArn,
-      { op: 'finish', ...BRONZE_RUN, ...EXECUTION_ID },
+      { op: 'finish', ...BRONZE_RUN, ...EXECUTION_ID, 'ingest.$': `$.${ResultKey.ingest}` },
       ResultKey.reconcile,
       StateName.hasFanOut,
     ),

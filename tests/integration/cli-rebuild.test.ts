@@ -1,8 +1,14 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
-import { reconciliationKey, sourceCurrentKey } from '../../shared/lake/keys.ts';
+import {
+  rebuildReconciliationKey,
+  reconciliationKey,
+  reportKeyBeside,
+  runReportKey,
+  sourceCurrentKey,
+} from '../../shared/lake/keys.ts';
 import { holdSourceLease, releaseSourceLease } from '../../shared/lake/source-lease.ts';
 import { systemClock } from '../../shared/ports/clock.ts';
 import { runSluice } from '../helpers/cli.ts';
@@ -192,6 +198,80 @@ describe('sluice rebuild', () => {
     expect(redriven.status, redriven.stderr).toBe(0);
     expect((await current()).silverManifestKey).not.toBe(before.silverManifestKey);
     expect((await runSluice(['dlq', 'list', '--lake', lake])).stdout).toContain('no dead letters');
+  });
+
+  it("keeps a failed rebuild's evidence apart: the committed build's reconciliation and report still describe it", async () => {
+    const runLevel = async () => {
+      const files = await listFiles(lake);
+      const key = files.find((f) => /\/run=[^/]+\/reconciliation\.json$/.test(f))!;
+      return {
+        runId: /\/run=([^/]+)\//.exec(key)![1]!,
+        reconciliation: await readFile(join(lake, key), 'utf8'),
+        report: await readFile(join(lake, reportKeyBeside(key)), 'utf8'),
+      };
+    };
+    const before = await runLevel();
+    const committed = await current();
+    expect(JSON.parse(before.reconciliation)).toMatchObject({
+      status: 'passed',
+      silverManifestKey: committed.silverManifestKey,
+    });
+    const earlier = (await listFiles(lake)).join('\n');
+    // A rebuild whose reconciliation fails (every label quarantined as an integer).
+    const broken = join(tmp.dir, 'rows-broken-again.json');
+    const config = rowsConfig(['id', 'label', 'other']);
+    config.silver.columns[1]!.type = 'integer';
+    await writeFile(broken, JSON.stringify(config));
+    const failed = await runSluice(['rebuild', '--config', broken, '--lake', lake]);
+    expect(failed.status).toBe(1);
+    expect(await current()).toEqual(committed);
+
+    // The run's own evidence is the committed build's, as it was, byte for byte.
+    const after = await runLevel();
+    expect(after).toEqual(before);
+    // The failed rebuild's evidence is kept in a folder of its own, and says it failed.
+    const rebuilds = (files: readonly string[]) =>
+      files
+        .map((f) => /\/run=[^/]+\/rebuild=([^/]+)\/reconciliation\.json$/.exec(f)?.[1])
+        .filter((b): b is string => b !== undefined);
+    const added = rebuilds(await listFiles(lake)).filter((b) => !earlier.includes(b));
+    expect(added).toHaveLength(1);
+    const failedBuild = added[0]!;
+    const proof = JSON.parse(
+      await readFile(join(lake, rebuildReconciliationKey('rows', before.runId, failedBuild)), 'utf8'),
+    );
+    expect(proof).toMatchObject({ status: 'failed', rebuild: true });
+
+    // `sluice runs` lists the attempt beside the run, with its outcome; the run is still committed.
+    const runs = await runSluice(['runs', '--lake', lake, '--json']);
+    expect(runs.status, runs.stderr).toBe(0);
+    const entries = jsonLines(runs.stdout);
+    expect(entries.find((e) => e.runId === before.runId && e.build === undefined)).toMatchObject({
+      status: 'committed',
+    });
+    expect(entries.find((e) => e.build === failedBuild)).toMatchObject({
+      runId: before.runId,
+      status: 'failed',
+      error: expect.stringContaining('QuarantineThresholdError'),
+    });
+    const table = await runSluice(['runs', '--lake', lake]);
+    expect(table.stdout).toContain(`(rebuild ${failedBuild})`);
+
+    // `sluice report` shows the run's report, or the attempt's with --build.
+    const report = await runSluice(['report', before.runId, '--lake', lake]);
+    expect(report.stdout.trim()).toBe(join(lake, runReportKey('rows', before.runId)));
+    const attempt = await runSluice(['report', before.runId, '--build', failedBuild, '--lake', lake]);
+    expect(attempt.status, attempt.stderr).toBe(0);
+    const attemptReport = await readFile(attempt.stdout.trim(), 'utf8');
+    expect(attemptReport).toContain('data-field="tables.rows.rowsWritten">0<');
+
+    // Rendered again from the lake, the run's report shows the build its reconciliation proves (the
+    // committed one, 3 rows), not the newest build of the version (the failed one, 0 rows).
+    await rm(join(lake, runReportKey('rows', before.runId)));
+    const rendered = await runSluice(['report', before.runId, '--lake', lake]);
+    expect(rendered.status, rendered.stderr).toBe(0);
+    const html = await readFile(rendered.stdout.trim(), 'utf8');
+    expect(html).toContain('data-field="tables.rows.rowsWritten">3<');
   });
 
   it('teaches itself with --help', async () => {

@@ -1,4 +1,5 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
@@ -11,7 +12,7 @@ import {
 } from '../../shared/lake/keys.ts';
 import { holdSourceLease, releaseSourceLease } from '../../shared/lake/source-lease.ts';
 import { systemClock } from '../../shared/ports/clock.ts';
-import { runSluice } from '../helpers/cli.ts';
+import { runSluice, SLUICE_BIN } from '../helpers/cli.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
 
 /**
@@ -289,5 +290,71 @@ describe('sluice rebuild', () => {
     const rebuilt = await runSluice(['rebuild', '--dataset', 'tic-in-network', '--lake', sampleLake]);
     expect(rebuilt.status, rebuilt.stderr).toBe(0);
     expect(rebuilt.stdout).toContain('sluice rebuild unchanged: tic-in-network');
+  });
+
+  it('refuses to commit a rebuild over a version a run committed after its lease expired mid-rebuild', async () => {
+    const dir = join(tmp.dir, 'interleaved');
+    const ilake = join(dir, 'lake');
+    const ifile = join(dir, 'rows.ndjson');
+    await mkdir(dir, { recursive: true });
+    await writeFile(ifile, ROWS.map((row) => JSON.stringify(row)).join('\n'));
+    const ran = await runSluice(['run', ifile, '--config', v1, '--lake', ilake, '-q']);
+    expect(ran.status, ran.stderr).toBe(0);
+    const currentOf = async () => {
+      const key = (await listFiles(ilake)).find((f) => f.endsWith('/current.json'))!;
+      return { key, record: JSON.parse(await readFile(join(ilake, key), 'utf8')) as { version: string } };
+    };
+    const planned = await currentOf();
+
+    // The rebuild is stopped once PlanRebuild is done (its silver stage has started), as if it stalled.
+    const rebuild = spawn(process.execPath, [SLUICE_BIN, 'rebuild', '--config', v2, '--lake', ilake], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise<number | null>((done) => rebuild.once('close', done));
+    try {
+      await new Promise<void>((stopped, failed) => {
+        rebuild.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk;
+          if (/silver…/.test(stderr) && !rebuild.killed) {
+            rebuild.kill('SIGSTOP');
+            stopped();
+          }
+        });
+        rebuild.once('close', () =>
+          failed(new Error(`the rebuild ended before its silver stage: ${stderr}`)),
+        );
+      });
+      // Its lease expires meanwhile (stalled past its lifetime), and a run of new bytes takes the source
+      // over and commits them.
+      const leaseKey = planned.key.replace(/current\.json$/, 'lease.json');
+      const lease = JSON.parse(await readFile(join(ilake, leaseKey), 'utf8'));
+      await writeFile(
+        join(ilake, leaseKey),
+        JSON.stringify({ ...lease, expiresAt: '2020-01-01T00:00:00.000Z' }),
+      );
+      await writeFile(
+        ifile,
+        [...ROWS, { id: 4, label: 'four' }].map((row) => JSON.stringify(row)).join('\n'),
+      );
+      const newer = await runSluice(['run', ifile, '--config', v1, '--lake', ilake, '--json']);
+      expect(newer.status, newer.stderr).toBe(0);
+      const committed = await currentOf();
+      expect(committed.record.version).not.toBe(planned.record.version);
+
+      // Resumed, the rebuild must not put the older version back: it fails, naming the newer one.
+      rebuild.kill('SIGCONT');
+      expect(await exited).toBe(1);
+      expect(stderr).toContain('SourceChangedError');
+      expect(stderr).toContain(`a newer version, ${committed.record.version}, is current now`);
+      expect(await currentOf()).toEqual(committed);
+      const query = await runSluice(['query', 'SELECT count(*) AS n FROM rows', '--lake', ilake, '--json']);
+      expect(jsonLines(query.stdout)).toEqual([{ n: 4 }]);
+    } finally {
+      if (rebuild.exitCode === null) {
+        rebuild.kill('SIGKILL');
+        await exited;
+      }
+    }
   });
 });

@@ -164,6 +164,11 @@ export interface IngestUnchangedOutput {
   /** The run that committed the current version. */
   readonly currentRunId: string;
   readonly committedAt: string;
+  /**
+   * The current version's bronze manifest: a table of contents whose bytes did not change still fans out
+   * from it (its listed files are each skipped if current, retried if not).
+   */
+  readonly manifestKey: string;
 }
 
 export interface IngestCommittedOutput {
@@ -244,7 +249,15 @@ export function ingestOutput(
 ): IngestOutput {
   if (result.status === 'unchanged') {
     const { runId, dataset, version, currentRunId, committedAt } = result;
-    return { status: 'unchanged', runId, dataset, version, currentRunId, committedAt };
+    return {
+      status: 'unchanged',
+      runId,
+      dataset,
+      version,
+      currentRunId,
+      committedAt,
+      manifestKey: result.currentManifestKey,
+    };
   }
   if (result.status === 'sliced') {
     const { progress } = result;

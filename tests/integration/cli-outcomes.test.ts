@@ -204,7 +204,7 @@ describe('sluice run: a table of contents whose listed files fail', () => {
     );
     expect(committed).toHaveLength(2);
 
-    // Everything current: every listed file ends unchanged without downloading its bytes again.
+    // Everything current: every listed file ends unchanged (asked with If-None-Match), nothing rebuilt.
     const before = server.requestsTo('/later.json').length;
     const lakeBefore = (await listFiles(join(tmp.dir, 'retry-lake'))).filter(
       (f) => f.startsWith('bronze/tic-in-network/') || f.startsWith('silver/tic-in-network/'),

@@ -2,7 +2,6 @@ import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
 import { SilverManifest } from '../contracts/silver-manifest.ts';
 import { bronzeRunPrefix, reconciliationKey, runReportKey, silverManifestsPrefix } from '../lake/keys.ts';
 import { readTextIfPresent } from '../lake/read-json.ts';
-import { readVersionRecord } from '../lake/source-commits.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { readBronzeManifest } from '../stages/bronze/read-bronze.ts';
 import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
@@ -56,19 +55,16 @@ export async function readRunReportData(
 }
 
 /**
- * The silver build a run's report describes: the one its reconciliation names; for a reconciliation
- * written before reports named their build, the build committed for this run; else (no reconciliation
- * yet: a run in progress or interrupted) the newest build this run made.
+ * The silver build a run's report describes: the one its reconciliation names; else (no reconciliation
+ * yet, a run in progress or interrupted, or one written before reports named their build) the newest
+ * build this run made.
  */
 async function silverOfReport(
   lake: ObjectStore,
   bronze: BronzeManifest,
   reconciliation: ReconciliationReport | undefined,
 ): Promise<SilverManifest | undefined> {
-  const key =
-    reconciliation?.silverManifestKey ??
-    (reconciliation &&
-      (await readVersionRecord(lake, bronze.dataset, bronze.sourceId, bronze.version))?.silverManifestKey);
+  const key = reconciliation?.silverManifestKey;
   if (key === undefined) return latestSilverOfRun(lake, bronze);
   const text = await readTextIfPresent(lake, key);
   const parsed = text === undefined ? undefined : SilverManifest.safeParse(JSON.parse(text));

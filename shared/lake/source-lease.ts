@@ -109,7 +109,7 @@ const MAX_RACES = 8;
 /**
  * Takes the source's lease for `ref.holder`, or renews it if the holder has it already. Throws
  * `SourceBusyError` if another holder has a live lease; with `mustHold` (a later stage of a run that took
- * the lease earlier), `LeaseLostError` if the lease is not this holder's any more, whether the other holder
+ * the lease earlier), `LeaseLostError` if another holder has taken the lease since, whether that holder
  * still holds it or has let go of it already: the run must stop without committing.
  */
 export async function holdSourceLease(
@@ -125,9 +125,10 @@ export async function holdSourceLease(
     const ours = lease?.holder === ref.holder && !lease.releasedAt;
     // Bound by another run's lease unless it was released, expired, or its holder has ended.
     const bound = lease !== undefined && !ours && (await binds(lease, now, deps.liveness));
-    // Lost: another run took it over (and may have committed and let go of it since), or it is gone. Taken
-    // again, this run could commit over what the other committed meanwhile: it must stop instead.
-    if (options.mustHold && lease?.holder !== ref.holder) {
+    // Lost: another run took it over (and may have committed and let go of it since). Taken again, this
+    // run could commit over what the other committed meanwhile: it must stop instead. (No lease at all
+    // hides no takeover, since leases are never removed: it is taken, as a first stage takes it.)
+    if (options.mustHold && lease && lease.holder !== ref.holder) {
       throw new LeaseLostError(ref.location, ref.holder, lease);
     }
     if (lease && bound) {

@@ -15,7 +15,8 @@ import {
 } from '../../shared/config/runtime-config.ts';
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
-import { ReconciliationError } from '../../shared/errors.ts';
+import { QuarantineThresholdError, ReconciliationError } from '../../shared/errors.ts';
+import { reconciliationReportKey } from '../../shared/lake/keys.ts';
 import { priceRun } from '../../shared/lake/run-usage.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
@@ -131,6 +132,9 @@ export async function reconcileRun(
   const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });
   metrics.addDimension(Dimension.dataset, input.dataset);
+  // The cost the last step priced, kept for the metrics whether the reconciliation passes or fails.
+  let cost: RunCostReport | undefined;
+  const pricing = runPricing(input, deps);
   const stageDeps = {
     lake: deps.lake,
     clock: deps.clock,
@@ -140,29 +144,40 @@ export async function reconcileRun(
     quarantineRateThreshold: deps.config.quarantineRateThreshold,
     plan: deps.reconcilePlan,
     parallelism: deps.parallelism,
-    priceRun: runPricing(input, deps),
+    priceRun:
+      pricing &&
+      (async (bronze: { readonly source: { readonly size: number } }) => {
+        cost = await pricing(bronze);
+        return cost;
+      }),
   };
   const run = { bronzeManifestKey: input.bronzeManifestKey };
   if (input.op === 'plan') return planReconcile(run, stageDeps);
   if (input.op === 'item') return reconcileItem({ ...run, item: input.item }, stageDeps);
   if (input.op === 'keys') return reconcileKeyBucket({ ...run, bucket: input.bucket }, stageDeps);
 
+  // A rebuild (its run planned by `PlanRebuild`): its evidence has a folder of its own, and its commit
+  // needs the source's current version and build to be the ones it was planned on.
+  const rebuildOf =
+    input.ingest?.status === 'rebuild' && input.ingest.version !== undefined
+      ? { version: input.ingest.version, build: input.ingest.currentBuild ?? '' }
+      : undefined;
   try {
-    const report = await (input.op === 'finish' ? finishReconcile : reconcile)(run, stageDeps);
+    const report = await (input.op === 'finish' ? finishReconcile : reconcile)(
+      { ...run, rebuild: rebuildOf !== undefined },
+      stageDeps,
+    );
     metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 0);
     metrics.addMetric(MetricName.qualityScore, MetricUnit.NoUnit, report.quality.score);
-    if (report.cost) {
-      metrics.addMetric(MetricName.runCostUsd, MetricUnit.NoUnit, report.cost.totalUsd);
-      if (report.cost.perInputGbUsd !== undefined) {
-        metrics.addMetric(MetricName.runCostUsdPerGb, MetricUnit.NoUnit, report.cost.perInputGbUsd);
-      }
-    }
+    addRunCost(metrics, report.cost);
     // Passed: the run's version becomes the source's current one, for readers and the catalog.
     const commit = await commitVersion(
       {
         bronzeManifestKey: input.bronzeManifestKey,
         quality: report.quality.score,
         leaseHolder: deps.leaseHolder ?? input.executionId,
+        rebuildOf,
+        reconciliationKey: reconciliationReportKey(report),
       },
       { lake: deps.lake, clock: deps.clock, contract, catalog: deps.catalog, localLease: deps.localLease },
     );
@@ -185,7 +200,23 @@ export async function reconcileRun(
     if (error instanceof ReconciliationError) {
       metrics.addMetric(MetricName.reconciliationFailed, MetricUnit.Count, 1);
     }
+    // A run that failed its reconciliation cost money too: its cost goes on the dashboard beside the others.
+    if (error instanceof ReconciliationError || error instanceof QuarantineThresholdError) {
+      addRunCost(metrics, cost);
+    }
     throw error;
+  }
+}
+
+/** What the run cost (`RunCostUsd`, and per GB of its source when its size is known), if it was priced. */
+function addRunCost(
+  metrics: ReconcileDeps['observability']['metrics'],
+  cost: RunCostReport | undefined,
+): void {
+  if (!cost) return;
+  metrics.addMetric(MetricName.runCostUsd, MetricUnit.NoUnit, cost.totalUsd);
+  if (cost.perInputGbUsd !== undefined) {
+    metrics.addMetric(MetricName.runCostUsdPerGb, MetricUnit.NoUnit, cost.perInputGbUsd);
   }
 }
 

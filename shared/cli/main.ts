@@ -215,9 +215,12 @@ What it does, per source (the workflow of \`sluice run\` from its PlanRebuild st
      that build already, the source is "unchanged" (unless --force);
   4. builds silver from bronze into silver/<dataset>/<table>/source=<s>/version=<v>/build=<new>/, beside
      the current build's files, which stay as they are;
-  5. reconciles, writes reconciliation.json and report.html, and commits: one conditional write of the
-     source's current.json makes the new build what \`sluice query\` reads. A failed reconciliation leaves
-     the current build current.
+  5. reconciles, writes its reconciliation.json and report.html under bronze/…/run=<run>/rebuild=<new>/
+     (sluice runs lists the attempt; sluice report <run> --build <new> shows it), and commits: one
+     conditional write of the source's current.json makes the new build what \`sluice query\` reads, and
+     the run's own reconciliation.json and report.html then describe it. A failed reconciliation leaves
+     the current build current, and the run's evidence as it was. The commit is refused
+     (SourceChangedError, exit 1) if another version or build became current since step 2.
 
 A config whose record paths differ from those bronze was parsed into cannot be rebuilt from it: run
 the file again instead (sluice run FILE). Built-in contracts declare a contractVersion; it is bumped

@@ -18,6 +18,7 @@ export function reportCommand(): Command {
     .argument('[run]', 'a run id, or the start of one (see `sluice runs`); default: the newest run')
     .option('-l, --lake <dir>', 'the lake directory', './lake')
     .option('-d, --dataset <name>', 'the newest run of this dataset (without [run])')
+    .option('-b, --build <build>', "a rebuild of the run: that build's own report (see `sluice runs`)")
     .option('--open', "open it in the system's browser (xdg-open, open or start)", false)
     .addHelpText(
       'after',
@@ -27,18 +28,27 @@ Examples:
   $ sluice report --open
   $ sluice report tic-in-network-sample.json.gz-21992ef37bea-a3f2bc07
   $ sluice report --dataset tic-in-network
+  $ sluice report tic-in-network-sample.json.gz-21992ef37bea-a3f2bc07 --build 1a2b3c4d   # a rebuild's
+
+A run's report describes the build of its version that is committed; a rebuild (sluice rebuild) that
+failed or was not committed has its own report, by --build.
 `,
     )
-    .action(async (run: string | undefined, options: { lake: string; dataset?: string; open: boolean }) => {
-      const lakeDir = resolve(options.lake);
-      const lake = new FileObjectStore(lakeDir);
-      const entry = await findRun(lake, lakeDir, run, options.dataset);
-      const key =
-        entry.reportKey ?? (await writeRunReport(lake, bronzeManifestKey(entry.dataset, entry.runId)));
-      const path = lake.uri(key);
-      process.stdout.write(`${path}\n`);
-      if (options.open) await openInBrowser(path);
-    });
+    .action(
+      async (
+        run: string | undefined,
+        options: { lake: string; dataset?: string; build?: string; open: boolean },
+      ) => {
+        const lakeDir = resolve(options.lake);
+        const lake = new FileObjectStore(lakeDir);
+        const entry = await findRun(lake, lakeDir, run, options.dataset, options.build);
+        const key =
+          entry.reportKey ?? (await writeRunReport(lake, bronzeManifestKey(entry.dataset, entry.runId)));
+        const path = lake.uri(key);
+        process.stdout.write(`${path}\n`);
+        if (options.open) await openInBrowser(path);
+      },
+    );
 }
 
 /** The run asked for: by id or unique id prefix, else the newest run (of a dataset) that has bronze. */
@@ -47,9 +57,14 @@ async function findRun(
   lakeDir: string,
   run: string | undefined,
   dataset: string | undefined,
+  build: string | undefined,
 ): Promise<RunEntry> {
+  // A run, or with --build one of its rebuilds; without a run, the newest of either.
   const runs = (await listRuns(lake, dataset ? { dataset } : {})).filter(
-    (r) => r.startedAt !== undefined && r.records !== undefined,
+    (r) =>
+      r.startedAt !== undefined &&
+      r.records !== undefined &&
+      (build === undefined ? run === undefined || r.build === undefined : r.build === build),
   );
   if (runs.length === 0) {
     throw new ConfigError(

@@ -52,7 +52,6 @@ export function runOutcome(result: LocalPipelineResult): {
   readonly problems: readonly string[];
 } {
   const problems: string[] = [];
-  if (result.outcome === 'unchanged') return { status: 'unchanged', problems };
   if (result.fanOut) {
     const files = result.fanOut.files;
     const failed = files.filter((f) => f.status === 'failed').length;
@@ -66,6 +65,7 @@ export function runOutcome(result: LocalPipelineResult): {
   }
   if (result.reconciliation?.status === 'failed') problems.push('reconciliation failed');
   if (problems.length > 0) return { status: 'failed', problems };
+  if (result.outcome === 'unchanged') return { status: 'unchanged', problems };
   return { status: result.reconciliation ? 'reconciled' : 'committed', problems };
 }
 
@@ -76,7 +76,7 @@ const seconds = (ms: number): number => Math.round(ms / 100) / 10;
 
 /** The `--json` summary: one object with the run id, status, timings, counts per stage and output locations. */
 export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timings: RunTimings) {
-  if (result.outcome === 'unchanged') return unchangedJson(result, timings);
+  if (result.outcome === 'unchanged') return unchangedJson(result, lake, timings);
   const { bronze, silver, reconciliation, commit } = result;
   const { manifest } = bronze;
   const { status, problems } = runOutcome(result);
@@ -136,13 +136,7 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
       invocations: result.invocations.byState,
       largestScratchBytes: result.invocations.largestScratchBytes,
     }),
-    ...(result.fanOut && {
-      fanOut: {
-        report: folderUri(lake, result.fanOut.report),
-        duplicates: result.fanOut.duplicates,
-        files: result.fanOut.files.map((f) => (f.error ? { ...f, error: inCliTerms(f.error) } : f)),
-      },
-    }),
+    ...(result.fanOut && { fanOut: fanOutJson(result.fanOut, lake) }),
     outputs: {
       bronzeManifest: bronze.manifestUri,
       bronze: manifest.parts.map((p) => lake.uri(p.key)),
@@ -160,11 +154,13 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
 }
 
 /** `--json` for a source whose current version had these bytes already. */
-function unchangedJson(result: LocalUnchangedResult, timings: RunTimings) {
+function unchangedJson(result: LocalUnchangedResult, lake: ObjectStore, timings: RunTimings) {
   const { unchanged } = result;
+  const { status, problems } = runOutcome(result);
   return {
     runId: unchanged.runId,
-    status: 'unchanged',
+    status,
+    ...(problems.length > 0 && { problems }),
     dataset: unchanged.dataset,
     source: { id: unchanged.sourceId },
     version: unchanged.version,
@@ -172,12 +168,22 @@ function unchangedJson(result: LocalUnchangedResult, timings: RunTimings) {
     committedAt: unchanged.committedAt,
     read: unchanged.read,
     ...(result.rebuild && { rebuild: result.rebuild }),
+    ...(result.fanOut && { fanOut: fanOutJson(result.fanOut, lake) }),
     seconds: { total: seconds(timings.totalMs) },
   };
 }
 
+/** A fan-out in `--json`: its report folder and each listed file's outcome. */
+function fanOutJson(fanOut: FanOutResult, lake: ObjectStore) {
+  return {
+    report: folderUri(lake, fanOut.report),
+    duplicates: fanOut.duplicates,
+    files: fanOut.files.map((f) => (f.error ? { ...f, error: inCliTerms(f.error) } : f)),
+  };
+}
+
 /** The text summary of an unchanged source: one line says it all. */
-function unchangedText(result: LocalUnchangedResult, timings: RunTimings): string {
+function unchangedText(result: LocalUnchangedResult, lake: ObjectStore, timings: RunTimings): string {
   const { unchanged } = result;
   if (result.rebuild) {
     return (
@@ -188,10 +194,12 @@ function unchangedText(result: LocalUnchangedResult, timings: RunTimings): strin
     );
   }
   const how = unchanged.read ? 'read and found identical' : 'this file was ingested before';
+  const { status, problems } = runOutcome(result);
   return (
-    `\nsluice run unchanged: ${unchanged.dataset}\n` +
+    `\nsluice run ${status === 'failed' ? `failed: ${unchanged.dataset}: ${problems.join('; ')}` : `unchanged: ${unchanged.dataset}`}\n` +
     `  version ${unchanged.version} is current since ${unchanged.committedAt} (run ${unchanged.currentRunId}); ` +
-    `${how}: nothing rebuilt, nothing duplicated (${formatDuration(timings.totalMs)})\n`
+    `${how}: nothing rebuilt, nothing duplicated (${formatDuration(timings.totalMs)})\n` +
+    (result.fanOut ? ['', ...fanOutLines(result.fanOut, lake), ''].join('\n') : '')
   );
 }
 
@@ -238,7 +246,7 @@ export function textSummary(
   lakeDir: string,
   timings: RunTimings,
 ): string {
-  if (result.outcome === 'unchanged') return unchangedText(result, timings);
+  if (result.outcome === 'unchanged') return unchangedText(result, lake, timings);
   return runText(result, lake, lakeDir, timings);
 }
 

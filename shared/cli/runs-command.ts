@@ -28,6 +28,10 @@ Statuses:
   in progress  it holds its source's lease now
   interrupted  stopped before its commit: run it again to resume it
 
+A rebuild (sluice rebuild) is listed as a run of its own beside the run it rebuilt, "(rebuild <build>)"
+after its source: committed while its build is the one readers see, failed with its reconciliation's
+error, replaced once a later commit came. Its report: sluice report <run> --build <build>.
+
 Examples:
   $ sluice runs
   $ sluice runs --dataset tic-in-network --status failed
@@ -66,7 +70,7 @@ export function runsTable(runs: readonly RunEntry[], lakeDir: string): string {
   const rows = runs.map((r) => [
     r.startedAt ? r.startedAt.slice(0, 19).replace('T', ' ') : '–',
     r.dataset,
-    cut(r.source.split(/[/\\]/).at(-1) || r.source, 36),
+    cut(r.source.split(/[/\\]/).at(-1) || r.source, 36) + (r.build ? ` (rebuild ${r.build})` : ''),
     r.version ?? '–',
     r.status,
     r.records === undefined ? '–' : formatCount(r.records),
@@ -81,11 +85,13 @@ export function runsTable(runs: readonly RunEntry[], lakeDir: string): string {
       .map((cell, i) => (numeric.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  const failures = runs.filter((r) => r.error).map((r) => `  ${r.runId}\n    ${cut(r.error!, 300)}`);
+  const failures = runs
+    .filter((r) => r.error)
+    .map((r) => `  ${r.runId}${r.build ? ` --build ${r.build}` : ''}\n    ${cut(r.error!, 300)}`);
   return [
     line(header),
     ...rows.map(line),
-    `(${runs.length} ${runs.length === 1 ? 'run' : 'runs'}; \`sluice report <run>\` shows one, \`--json\` gives run ids)`,
+    `(${runs.length} ${runs.length === 1 ? 'run' : 'runs'}; \`sluice report <run> [--build <build>]\` shows one, \`--json\` gives run ids)`,
     ...(failures.length > 0 ? ['', 'failures:', ...failures] : []),
     '',
   ].join('\n');

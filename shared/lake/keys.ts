@@ -159,7 +159,40 @@ export const reconciliationKey = (dataset: string, runId: string) =>
 
 /** The run report: one self-contained HTML page of the run, beside its reconciliation report. */
 export const runReportKey = (dataset: string, runId: string) =>
-  `${bronzeRunPrefix(dataset, runId)}report.html`;
+  reportKeyBeside(reconciliationKey(dataset, runId));
+
+/**
+ * The evidence of one rebuild of a run's version (`sluice rebuild`), one folder per build it made:
+ * `rebuild=<build>/reconciliation.json` and `report.html`. A rebuild runs under the run it rebuilds, so
+ * its evidence must not take the run's keys: a failed rebuild would replace the proof of the build that
+ * stays current. Once a rebuild is committed, its evidence is copied to the run's keys as well.
+ */
+export const rebuildEvidencePrefix = (dataset: string, runId: string, build: string) =>
+  `${bronzeRunPrefix(dataset, runId)}rebuild=${build}/`;
+
+/** A rebuild's reconciliation report (see `rebuildEvidencePrefix`). */
+export const rebuildReconciliationKey = (dataset: string, runId: string, build: string) =>
+  `${rebuildEvidencePrefix(dataset, runId, build)}reconciliation.json`;
+
+/** Where a reconciliation report is: beside its run's bronze manifest, or a rebuild's in its own folder. */
+export function reconciliationReportKey(report: {
+  readonly dataset: string;
+  readonly runId: string;
+  readonly rebuild?: boolean;
+  readonly silverManifestKey?: string;
+}): string {
+  return report.rebuild && report.silverManifestKey !== undefined
+    ? rebuildReconciliationKey(
+        report.dataset,
+        report.runId,
+        buildOfSilverManifestKey(report.silverManifestKey),
+      )
+    : reconciliationKey(report.dataset, report.runId);
+}
+
+/** The run report beside a reconciliation report (the run's, or a rebuild's). */
+export const reportKeyBeside = (reconciliationReportKey: string) =>
+  `${reconciliationReportKey.slice(0, reconciliationReportKey.lastIndexOf('/') + 1)}report.html`;
 
 /** Where a sliced ingest of a source resumes (see IngestCheckpoint); removed once the run commits. */
 export const ingestCheckpointKey = (dataset: string, runId: string) =>

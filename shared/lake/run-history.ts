@@ -7,7 +7,12 @@ import type { DeadLetter } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { sourceId, sourceIdOfRun, sourceLeaseKey } from './keys.ts';
 import { readJsonIfValid } from './read-json.ts';
-import { listCommittedVersions, listCurrentVersions, type SourceVersionRecord } from './source-commits.ts';
+import {
+  listCommittedVersions,
+  listCurrentVersions,
+  readCurrentVersion,
+  type SourceVersionRecord,
+} from './source-commits.ts';
 import { isLive, SourceLease } from './source-lease.ts';
 
 /**
@@ -54,6 +59,12 @@ export interface RunEntry {
   readonly error?: string;
   /** The key of its run report, when it has one. */
   readonly reportKey?: string;
+  /**
+   * A rebuild of the run's version (`sluice rebuild`): the silver build it made. Its reconciliation and
+   * report are its own (`rebuildEvidencePrefix`); `status` says whether that build is current (committed),
+   * was and is not any more (replaced), failed, or stopped before its commit (interrupted).
+   */
+  readonly build?: string;
 }
 
 export interface RunFilter {
@@ -69,6 +80,8 @@ interface RunFolder {
   checkpointKey?: string;
   reconciliationKey?: string;
   reportKey?: string;
+  /** Rebuilds of the run's version: each build's reconciliation and report keys. */
+  rebuilds: Map<string, { reconciliationKey?: string; reportKey?: string }>;
 }
 
 const Reconciliation = z.object({
@@ -77,6 +90,7 @@ const Reconciliation = z.object({
   checkedAt: z.string(),
   checks: z.array(z.object({ name: z.string(), ok: z.boolean() })),
   quarantine: z.object({ ok: z.boolean(), quarantined: z.number(), records: z.number() }).optional(),
+  silverManifestKey: z.string().optional(),
 });
 
 /** The runs of the lake, newest first. `deadLetters`: the lake's failed executions (locally, its folder). */
@@ -101,7 +115,12 @@ export async function listRuns(
 
   const entries: RunEntry[] = [];
   for (const folder of folders.values()) {
-    entries.push(await describeRun(lake, folder, commits.get(folder.runId), now));
+    const commit = commits.get(folder.runId);
+    const run = await describeRun(lake, folder, commit, now);
+    entries.push(run);
+    for (const [build, keys] of folder.rebuilds) {
+      entries.push(await describeRebuild(lake, run, build, keys, commit));
+    }
   }
   // Runs that found the same bytes committed: their duplicate bronze was removed, the commit names them.
   for (const [runId, record] of seenAs) {
@@ -129,12 +148,26 @@ export async function listRuns(
 async function runFolders(lake: ObjectStore, dataset: string | undefined): Promise<Map<string, RunFolder>> {
   const folders = new Map<string, RunFolder>();
   const runFile =
-    /^bronze\/([^/]+)\/source=[^/]+\/run=([^/]+)\/(_manifest\.json|_checkpoint\.json|reconciliation\.json|report\.html)$/;
+    /^bronze\/([^/]+)\/source=[^/]+\/run=([^/]+)\/(?:rebuild=([^/]+)\/)?(_manifest\.json|_checkpoint\.json|reconciliation\.json|report\.html)$/;
   for await (const object of lake.list(dataset ? `bronze/${dataset}/` : 'bronze/')) {
     const match = runFile.exec(object.key);
     if (!match) continue;
-    const [, ds, runId, file] = match as unknown as [string, string, string, string];
-    const folder = folders.get(runId) ?? { dataset: ds, runId };
+    const [, ds, runId, build, file] = match as unknown as [
+      string,
+      string,
+      string,
+      string | undefined,
+      string,
+    ];
+    const folder: RunFolder = folders.get(runId) ?? { dataset: ds, runId, rebuilds: new Map() };
+    folders.set(runId, folder);
+    if (build !== undefined) {
+      const rebuild = folder.rebuilds.get(build) ?? {};
+      if (file === 'reconciliation.json') rebuild.reconciliationKey = object.key;
+      else if (file === 'report.html') rebuild.reportKey = object.key;
+      folder.rebuilds.set(build, rebuild);
+      continue;
+    }
     if (file === '_manifest.json') folder.manifestKey = object.key;
     else if (file === '_checkpoint.json') folder.checkpointKey = object.key;
     else if (file === 'reconciliation.json') folder.reconciliationKey = object.key;
@@ -201,6 +234,51 @@ async function describeRun(
     resumed: bronze?.timings.resumed ?? checkpoint?.resumed ?? false,
     ...(reconciliation?.status === 'failed' && { error: reconciliationError(reconciliation) }),
     ...(folder.reportKey && { reportKey: folder.reportKey }),
+  };
+}
+
+/**
+ * One rebuild of a run's version, told from its own evidence and the source's current record: committed
+ * while its build is the current one; failed when its reconciliation failed; replaced when a later commit
+ * of the source came after it; else interrupted (stopped before its commit, or its commit was refused:
+ * its dead letter then says why).
+ */
+async function describeRebuild(
+  lake: ObjectStore,
+  run: RunEntry,
+  build: string,
+  keys: { reconciliationKey?: string; reportKey?: string },
+  commit: { record: SourceVersionRecord; current: boolean } | undefined,
+): Promise<RunEntry> {
+  const reconciliation = keys.reconciliationKey
+    ? await readJsonIfValid(lake, keys.reconciliationKey, Reconciliation)
+    : undefined;
+  const current = await readCurrentVersion(lake, run.dataset, run.sourceId);
+  const checkedAt = reconciliation?.checkedAt;
+  const isCurrent =
+    current?.record.silverManifestKey !== undefined &&
+    current.record.silverManifestKey === reconciliation?.silverManifestKey;
+  const status: RunStatus =
+    reconciliation?.status === 'failed'
+      ? 'failed'
+      : isCurrent && commit?.current
+        ? 'committed'
+        : current && checkedAt !== undefined && current.record.committedAt > checkedAt
+          ? 'replaced'
+          : 'interrupted';
+  return {
+    dataset: run.dataset,
+    runId: run.runId,
+    sourceId: run.sourceId,
+    source: run.source,
+    ...(run.version !== undefined && { version: run.version }),
+    status,
+    build,
+    ...(run.records !== undefined && { records: run.records }),
+    ...(reconciliation && { quality: reconciliation.quality.score }),
+    ...(checkedAt !== undefined && { startedAt: checkedAt, finishedAt: checkedAt }),
+    ...(reconciliation?.status === 'failed' && { error: reconciliationError(reconciliation) }),
+    ...(keys.reportKey && { reportKey: keys.reportKey }),
   };
 }
 

@@ -109,7 +109,8 @@ const MAX_RACES = 8;
 /**
  * Takes the source's lease for `ref.holder`, or renews it if the holder has it already. Throws
  * `SourceBusyError` if another holder has a live lease; with `mustHold` (a later stage of a run that took
- * the lease earlier), `LeaseLostError` instead: the run must stop without committing.
+ * the lease earlier), `LeaseLostError` if another holder has taken the lease since, whether that holder
+ * still holds it or has let go of it already: the run must stop without committing.
  */
 export async function holdSourceLease(
   ref: LeaseRef,
@@ -124,8 +125,10 @@ export async function holdSourceLease(
     const ours = lease?.holder === ref.holder && !lease.releasedAt;
     // Bound by another run's lease unless it was released, expired, or its holder has ended.
     const bound = lease !== undefined && !ours && (await binds(lease, now, deps.liveness));
-    // Lost: another run took it over and holds it. (Absent, released or expired, it is taken again.)
-    if (options.mustHold && lease && bound) {
+    // Lost: another run took it over (and may have committed and let go of it since). Taken again, this
+    // run could commit over what the other committed meanwhile: it must stop instead. (No lease at all
+    // hides no takeover, since leases are never removed: it is taken, as a first stage takes it.)
+    if (options.mustHold && lease && lease.holder !== ref.holder) {
       throw new LeaseLostError(ref.location, ref.holder, lease);
     }
     if (lease && bound) {

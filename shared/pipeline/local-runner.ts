@@ -45,6 +45,7 @@ import {
 } from './local-functions.ts';
 import { type LocalStageEnv, type LocalStageHooks, localStageDeps } from './local-stage-deps.ts';
 import type {
+  FanOutResult,
   ListedFileOutcome,
   LocalPipelineDeps,
   LocalPipelineResult,
@@ -321,6 +322,7 @@ export async function runWorkflowLocally(
             version: plan.version,
             currentRunId: plan.runId,
             committedAt: plan.committedAt,
+            currentManifestKey: plan.manifestKey,
             read: false,
           };
           return;
@@ -567,20 +569,26 @@ export async function runWorkflowLocally(
     // this file holds the source: that run shares this execution name, and its records are its own.)
     if (!(taskError instanceof SourceBusyError)) await deleteRunUsage(deps.lake, executionId);
     const taskInvocations = { byState: invocations, largestScratchBytes };
+    // A table of contents fans out whether its own bytes changed or not (each listed file is its own run).
+    const fanOut = fanOutPlan && fanOutResult(fanOutPlan);
     if (results.unchanged) {
       return {
         outcome: 'unchanged',
         unchanged: results.unchanged,
         invocations: taskInvocations,
         ...(results.rebuild && { rebuild: results.rebuild }),
+        ...(fanOut && { fanOut }),
       };
     }
     // Ended at DuplicateRun: another run holds the source. Not a success of this run.
     if (taskError instanceof SourceBusyError && !results.bronze) throw taskError;
     if (!results.bronze) throw new WorkflowFailedError(`execution ${name} succeeded without running Ingest`);
-    if (fanOutPlan) {
-      const plan: FanOutPlan = fanOutPlan;
-      results.fanOut = {
+    if (fanOut) results.fanOut = fanOut;
+    return { ...results, outcome: 'committed', invocations: taskInvocations } as LocalPipelineResult;
+
+    /** What became of each listed file of the fan-out (a file the map never reached: `not run`). */
+    function fanOutResult(plan: FanOutPlan): FanOutResult {
+      return {
         report: fanOutReport,
         files: [
           ...plan.files.map(
@@ -599,7 +607,6 @@ export async function runWorkflowLocally(
         duplicates: plan.duplicates,
       };
     }
-    return { ...results, outcome: 'committed', invocations: taskInvocations } as LocalPipelineResult;
   }
 }
 

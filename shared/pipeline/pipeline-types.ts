@@ -69,7 +69,8 @@ export interface LocalUnchangedResult {
   readonly state?: undefined;
   readonly reconciliation?: undefined;
   readonly commit?: undefined;
-  readonly fanOut?: undefined;
+  /** A table of contents whose own bytes were unchanged still fans out: what became of its files. */
+  readonly fanOut?: FanOutResult;
 }
 
 /** A run that committed bronze (new or reused) and, with a silver contract, silver and reconciliation. */

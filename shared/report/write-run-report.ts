@@ -12,16 +12,18 @@ export const MAX_FAN_OUT_ROWS = 500;
 
 /**
  * Renders the run report of a bronze run from what the lake holds (its bronze and silver manifests, its
- * reconciliation and fan-out reports) and writes it as `report.html` beside reconciliation.json. `known`
- * saves re-reading what the caller holds already. Returns the report's key.
+ * reconciliation and fan-out reports) and writes it as `report.html` beside reconciliation.json (or at
+ * `key`: a rebuild's, beside its own reconciliation). `known` saves re-reading what the caller holds
+ * already. Returns the report's key.
  */
 export async function writeRunReport(
   lake: ObjectStore,
   bronzeManifestKey: string,
   known: Partial<Pick<RunReportData, 'bronze' | 'silver' | 'reconciliation'>> = {},
+  key?: string,
 ): Promise<string> {
   const data = await readRunReportData(lake, bronzeManifestKey, known);
-  const key = runReportKey(data.bronze.dataset, data.bronze.runId);
+  key ??= runReportKey(data.bronze.dataset, data.bronze.runId);
   await lake.write(key, renderRunReport(data), { contentType: 'text/html; charset=utf-8' });
   return key;
 }
@@ -33,15 +35,16 @@ export async function readRunReportData(
   known: Partial<Pick<RunReportData, 'bronze' | 'silver' | 'reconciliation'>> = {},
 ): Promise<RunReportData> {
   const bronze = known.bronze ?? (await readBronzeManifest(lake, bronzeManifestKey));
-  // Another run of the same version may have built silver; only this run's numbers belong here.
-  const silver = known.silver ?? (await latestSilverOfRun(lake, bronze));
-  const ownSilver = silver?.runId === bronze.runId ? silver : undefined;
   const reconciliationText = known.reconciliation
     ? undefined
     : await readTextIfPresent(lake, reconciliationKey(bronze.dataset, bronze.runId));
   const reconciliation =
     known.reconciliation ??
     (reconciliationText === undefined ? undefined : (JSON.parse(reconciliationText) as ReconciliationReport));
+  // The build the reconciliation proves, not merely the newest: a rebuild that failed made a newer one.
+  // Another run of the same version may have built silver; only this run's numbers belong here.
+  const silver = known.silver ?? (await silverOfReport(lake, bronze, reconciliation));
+  const ownSilver = silver?.runId === bronze.runId ? silver : undefined;
   return {
     bronze,
     silver: ownSilver,
@@ -52,8 +55,25 @@ export async function readRunReportData(
 }
 
 /**
+ * The silver build a run's report describes: the one its reconciliation names; else (no reconciliation
+ * yet, a run in progress or interrupted, or one written before reports named their build) the newest
+ * build this run made.
+ */
+async function silverOfReport(
+  lake: ObjectStore,
+  bronze: BronzeManifest,
+  reconciliation: ReconciliationReport | undefined,
+): Promise<SilverManifest | undefined> {
+  const key = reconciliation?.silverManifestKey;
+  if (key === undefined) return latestSilverOfRun(lake, bronze);
+  const text = await readTextIfPresent(lake, key);
+  const parsed = text === undefined ? undefined : SilverManifest.safeParse(JSON.parse(text));
+  return parsed?.success ? parsed.data : undefined;
+}
+
+/**
  * The newest silver build of a run's version that this run built: a version has a build per config and
- * contract it was built under (`sluice rebuild`), and the report shows the latest.
+ * contract it was built under (`sluice rebuild`).
  */
 async function latestSilverOfRun(
   lake: ObjectStore,

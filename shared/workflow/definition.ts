@@ -13,6 +13,7 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *        │                                          └──(otherwise)──> Landed ──┐
  *        └──(otherwise)──> Dropped ────────────────────────────────────────────┴──> Ingest
  *   Ingest ──> IngestDone? ──(status: sliced)──> Ingest (the next slice resumes the checkpoint)
+ *                  ├──(status: unchanged)──> Unchanged, or for a table of contents StartFanOut (below)
  *                  └──(otherwise)──> HasSilver? ──(hasSilver: false)──> Succeeded
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
  *        (a map: one SilverGroup per group of bronze parts, `MaxConcurrency` at once)     │
@@ -287,6 +288,17 @@ export function lambdaTask(
 
 /** The execution id, for every stage's event: the correlation id of its logs and the lease's holder. */
 const EXECUTION_ID = { 'executionId.$': '$$.Execution.Id' };
+/**
+ * The execution input says `"fanOut": false` (ExecutionInput): a table of contents is ingested alone.
+ * IsPresent first, because comparing a path that does not exist is a runtime error.
+ */
+const FAN_OUT_SKIPPED = {
+  And: [
+    { Variable: '$$.Execution.Input.fanOut', IsPresent: true },
+    { Variable: '$$.Execution.Input.fanOut', BooleanEquals: false },
+  ],
+};
+
 /** The bronze run `Ingest` committed, as the later stages' events name it. */
 const BRONZE_RUN = {
   'dataset.$': `$.${ResultKey.ingest}.dataset`,
@@ -446,6 +458,16 @@ function ingestStates(): Record<string, Json> {
       Type: 'Choice',
       Choices: [
         { Variable: status, StringEquals: 'sliced', Next: StateName.ingest },
+        // A table of contents whose own bytes did not change still fans out from its current version: a
+        // listed file that failed last time is retried, one that is current ends unchanged by itself.
+        {
+          And: [
+            { Variable: status, StringEquals: 'unchanged' },
+            { Variable: `$.${ResultKey.ingest}.dataset`, StringEquals: FAN_OUT_DATASET },
+            { Not: FAN_OUT_SKIPPED },
+          ],
+          Next: StateName.startFanOut,
+        },
         { Variable: status, StringEquals: 'unchanged', Next: StateName.unchanged },
       ],
       Default: StateName.hasSilver,
@@ -628,9 +650,11 @@ function reconcileStates(options: WorkflowOptions): Record<string, Json> {
       index: 'bucket',
       next: StateName.reconcile,
     }),
+    // `ingest`: what Ingest or PlanRebuild said of the run; a rebuild commits only over the current
+    // version and build it was planned on.
     [StateName.reconcile]: lambdaTask(
       Placeholder.reconcileFunctionArn,
-      { op: 'finish', ...BRONZE_RUN, ...EXECUTION_ID },
+      { op: 'finish', ...BRONZE_RUN, ...EXECUTION_ID, 'ingest.$': `$.${ResultKey.ingest}` },
       ResultKey.reconcile,
       StateName.hasFanOut,
     ),
@@ -657,18 +681,11 @@ function reconcileStates(options: WorkflowOptions): Record<string, Json> {
  */
 function tableOfContentsFanOut(options: WorkflowOptions): Record<string, Json> {
   const fanOut = `$.${ResultKey.fanOut}`;
-  const fanOutInput = '$$.Execution.Input.fanOut';
   return {
     [StateName.hasFanOut]: {
       Type: 'Choice',
       Choices: [
-        {
-          And: [
-            { Variable: fanOutInput, IsPresent: true },
-            { Variable: fanOutInput, BooleanEquals: false },
-          ],
-          Next: StateName.succeeded,
-        },
+        { ...FAN_OUT_SKIPPED, Next: StateName.succeeded },
         // A rebuild rebuilds the table's own silver: its listed files are sources of their own.
         { Variable: '$$.Execution.Input.rebuild', IsPresent: true, Next: StateName.succeeded },
         {

@@ -37,7 +37,8 @@ export const MetricName = {
   reconciliationFailed: 'ReconciliationFailed',
   /**
    * What a run cost up to its reconciliation, in US dollars at the deployment's `prices` (Lambda, S3
-   * requests, state transitions: docs/SCALING.md), emitted by Reconcile.
+   * requests, state transitions: docs/SCALING.md), emitted by Reconcile for a run whose reconciliation
+   * passed or failed (when it could be priced).
    */
   runCostUsd: 'RunCostUsd',
   /** `RunCostUsd` per GB (10^9 bytes) of the source as stored. */

@@ -3,7 +3,7 @@ import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { contractForDataset, silverContractFor } from '../contracts/datasets/silver-contracts.ts';
 import type { SilverContract } from '../contracts/silver/contract.ts';
 import { ConfigError } from '../errors.ts';
-import { reconciliationKey } from '../lake/keys.ts';
+import { reconciliationReportKey } from '../lake/keys.ts';
 import type {
   IngestSlicedResult,
   IngestToBronzeResult,
@@ -75,6 +75,17 @@ export const SilverStageEvent = z.preprocess(
 export type SilverStageEvent = z.output<typeof SilverStageEvent>;
 
 /**
+ * What `Ingest` (or `PlanRebuild`, which puts its result where Ingest's goes) said of the run, as the
+ * `Reconcile` state hands it on (`$.ingest`): a rebuild's commit must find the source's current version
+ * and build still the ones it was planned on.
+ */
+const RunOrigin = z.looseObject({
+  status: z.string(),
+  version: z.string().optional(),
+  currentBuild: z.string().optional(),
+});
+
+/**
  * The reconcile function's event: one step of a reconciliation in items (`PlanReconcile`, each
  * `ReconcileItem` of the `ReconcileItems` map, each `ReconcileKeyBucket` of the `ReconcileKeyBuckets` map,
  * the `Reconcile` that adds them up), or without `op` all of it in one invocation (a small source; tests).
@@ -86,8 +97,8 @@ export const ReconcileStageEvent = z.preprocess(
     /** One item of the plan: an index, never data (the plan is in the lake). */
     LakeStageEvent.extend({ op: z.literal('item'), item: z.number().int().nonnegative() }),
     LakeStageEvent.extend({ op: z.literal('keys'), bucket: z.number().int().nonnegative() }),
-    LakeStageEvent.extend({ op: z.literal('finish') }),
-    LakeStageEvent.extend({ op: z.literal('all') }),
+    LakeStageEvent.extend({ op: z.literal('finish'), ingest: RunOrigin.optional() }),
+    LakeStageEvent.extend({ op: z.literal('all'), ingest: RunOrigin.optional() }),
   ]),
 );
 export type ReconcileStageEvent = z.output<typeof ReconcileStageEvent>;
@@ -153,6 +164,11 @@ export interface IngestUnchangedOutput {
   /** The run that committed the current version. */
   readonly currentRunId: string;
   readonly committedAt: string;
+  /**
+   * The current version's bronze manifest: a table of contents whose bytes did not change still fans out
+   * from it (its listed files are each skipped if current, retried if not).
+   */
+  readonly manifestKey: string;
 }
 
 export interface IngestCommittedOutput {
@@ -233,7 +249,15 @@ export function ingestOutput(
 ): IngestOutput {
   if (result.status === 'unchanged') {
     const { runId, dataset, version, currentRunId, committedAt } = result;
-    return { status: 'unchanged', runId, dataset, version, currentRunId, committedAt };
+    return {
+      status: 'unchanged',
+      runId,
+      dataset,
+      version,
+      currentRunId,
+      committedAt,
+      manifestKey: result.currentManifestKey,
+    };
   }
   if (result.status === 'sliced') {
     const { progress } = result;
@@ -275,7 +299,7 @@ export function reconcileOutput(report: ReconciliationReport, commit: CommitVers
   return {
     status: report.status,
     score: report.quality.score,
-    reportKey: reconciliationKey(report.dataset, report.runId),
+    reportKey: reconciliationReportKey(report),
     version: commit.version,
     ...(commit.replaced !== undefined && { replaced: commit.replaced }),
     ...(commit.record.restoredAt !== undefined && { restoredAt: commit.record.restoredAt }),

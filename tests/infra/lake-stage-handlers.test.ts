@@ -13,6 +13,7 @@ import { createObservability } from '../../shared/adapters/aws/observability.ts'
 import { openParquetInspector } from '../../shared/adapters/duckdb/parquet-inspector.ts';
 import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { UsageMeter } from '../../shared/adapters/usage-meter.ts';
 import {
   type LakeStageConfig,
   lakeStageEnvironment,
@@ -234,6 +235,30 @@ describe('Handlers: silver and reconcile', () => {
       ReconciliationFailed: 1,
       dataset: 'tic-in-network',
     });
+  });
+
+  it('emits the run cost of a failed reconciliation as of a passed one: a failed run cost money too', async () => {
+    const built = await createSilverHandler(silverDeps())(event());
+    const file = lake.uri(built.silverManifestKey);
+    const manifest = JSON.parse(await readFile(file, 'utf8')) as {
+      records: Record<string, { accepted: number }>;
+    };
+    manifest.records.in_network!.accepted++;
+    await writeFile(file, JSON.stringify(manifest));
+    // Metered as deployed (the invocation's usage, the records in the lake), and named as its state.
+    const usage = { meter: new UsageMeter(), records: lake };
+    await expect(
+      createReconcileHandler(reconcileDeps({ usage }))({ ...event(), state: 'Reconcile' }),
+    ).rejects.toThrow(ReconciliationError);
+    const cost = metric('RunCostUsd');
+    expect(cost).toMatchObject({ ReconciliationFailed: 1, dataset: 'tic-in-network' });
+    expect(cost!.RunCostUsd).toBeGreaterThan(0);
+    expect(cost!.RunCostUsdPerGb).toBeGreaterThan(0);
+    const report = JSON.parse(
+      await readFile(lake.uri(reconciliationKey('tic-in-network', ingested.runId)), 'utf8'),
+    );
+    expect(report.status).toBe('failed');
+    expect(cost!.RunCostUsd).toBe(report.cost.totalUsd);
   });
 
   it('reconcile fails with QuarantineThresholdError over the threshold its environment sets', async () => {

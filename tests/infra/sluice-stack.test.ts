@@ -700,6 +700,23 @@ describe('Stack: SluiceStack (example config)', () => {
         Type: 'Choice',
         Choices: [
           { Variable: '$.ingest.status', StringEquals: 'sliced', Next: StateName.ingest },
+          // A table of contents with these bytes still fans out (unless the input says fanOut: false):
+          // its listed files are each skipped when current, retried when they failed.
+          {
+            And: [
+              { Variable: '$.ingest.status', StringEquals: 'unchanged' },
+              { Variable: '$.ingest.dataset', StringEquals: 'tic-table-of-contents' },
+              {
+                Not: {
+                  And: [
+                    { Variable: '$$.Execution.Input.fanOut', IsPresent: true },
+                    { Variable: '$$.Execution.Input.fanOut', BooleanEquals: false },
+                  ],
+                },
+              },
+            ],
+            Next: StateName.startFanOut,
+          },
           // The source's current version has these bytes: nothing to rebuild.
           { Variable: '$.ingest.status', StringEquals: 'unchanged', Next: StateName.unchanged },
         ],
@@ -867,7 +884,8 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(States[StateName.reconcile]).toMatchObject({
         Type: 'Task',
         Resource: 'TOKEN',
-        Parameters: { ...stageEvent, op: 'finish' },
+        // `ingest`: what Ingest or PlanRebuild said of the run (a rebuild commits only over what it planned on).
+        Parameters: { ...stageEvent, op: 'finish', 'ingest.$': '$.ingest' },
         ResultPath: '$.reconcile',
         Next: StateName.hasFanOut,
       });

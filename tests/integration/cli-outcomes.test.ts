@@ -121,10 +121,10 @@ describe('sluice run: a table of contents whose listed files fail', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line));
-    // The listed files fail again and keep their letters. (The table of contents itself is unchanged,
-    // so its redrive ends there without fanning out again: a gap noted on the issue.)
+    // The listed files fail again and keep their letters; so does the table of contents: unchanged
+    // itself, its redrive still fans out, retries the listed files that failed, and fails with them.
     const failedAgain = outcomes.filter((o) => o.status === 'failed');
-    expect(failedAgain).toHaveLength(2);
+    expect(failedAgain).toHaveLength(3);
     const after = (await listFiles(join(tmp.dir, 'lake'))).filter((f) => f.startsWith('_dead_letters/'));
     for (const { id } of failedAgain) expect(after.some((f) => f.includes(id))).toBe(true);
 
@@ -160,6 +160,70 @@ describe('sluice run: a table of contents whose listed files fail', () => {
       'sluice run failed: tic-table-of-contents: 1 of 1 listed files failed (1 refused before download)',
     );
     expect(result.stdout).toContain('run with --allow-loopback');
+  });
+
+  it('reruns an unchanged table of contents: retries a listed file that failed, and does no work for current ones', async () => {
+    const good = await readFile(join(TIC_EXAMPLES, GOOD));
+    // `/later.json` has no route yet: 404.
+    const toc = await tableOfContents('toc-retry.json', ['/good.json', '/later.json']);
+    const first = await run(toc, 'retry-lake');
+    expect(first.status).toBe(1);
+    expect(headline(first.stdout)).toBe(
+      'sluice run failed: tic-table-of-contents: 1 of 2 listed files failed',
+    );
+
+    // Rerun unchanged while the file is still missing: retried, still failing, so exit 1 (not "unchanged").
+    const again = await run(toc, 'retry-lake');
+    expect(again.status).toBe(1);
+    expect(headline(again.stdout)).toBe(
+      'sluice run failed: tic-table-of-contents: 1 of 2 listed files failed',
+    );
+    expect(again.stdout).toContain('fan-out     2 listed file(s): 1 succeeded, 1 failed, 0 rejected');
+
+    // The file is there now; the table's own bytes did not change. The rerun still fans out, retries the
+    // file that failed (and commits it), and exits 0.
+    server.route('/later.json', {
+      content: { body: Buffer.from(good.toString('utf8').replace('"Acme', '"Later')) },
+    });
+    const second = await run(toc, 'retry-lake', '--json');
+    expect(second.status, second.stderr).toBe(0);
+    const retried = JSON.parse(second.stdout);
+    expect(retried).toMatchObject({ status: 'unchanged', dataset: 'tic-table-of-contents' });
+    expect(retried.fanOut.files).toEqual([
+      expect.objectContaining({ url: server.url('/good.json'), status: 'succeeded' }),
+      expect.objectContaining({
+        url: server.url('/later.json'),
+        status: 'succeeded',
+        reconciliation: 'passed',
+      }),
+    ]);
+    // The good file was current: its run ended unchanged (not reconciled again).
+    expect(retried.fanOut.files[0].reconciliation).toBeUndefined();
+    const committed = (await listFiles(join(tmp.dir, 'retry-lake'))).filter((f) =>
+      /^_sources\/tic-in-network\/.*\/current\.json$/.test(f),
+    );
+    expect(committed).toHaveLength(2);
+
+    // Everything current: every listed file ends unchanged (asked with If-None-Match), nothing rebuilt.
+    const before = server.requestsTo('/later.json').length;
+    const lakeBefore = (await listFiles(join(tmp.dir, 'retry-lake'))).filter(
+      (f) => f.startsWith('bronze/tic-in-network/') || f.startsWith('silver/tic-in-network/'),
+    );
+    const third = await run(toc, 'retry-lake', '--json');
+    expect(third.status, third.stderr).toBe(0);
+    const current = JSON.parse(third.stdout);
+    expect(current.status).toBe('unchanged');
+    expect(current.fanOut.files.map((f: { status: string }) => f.status)).toEqual(['succeeded', 'succeeded']);
+    expect(
+      current.fanOut.files.every((f: { reconciliation?: string }) => f.reconciliation === undefined),
+    ).toBe(true);
+    const asked = server.requestsTo('/later.json').slice(before);
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.every((r) => r.headers['if-none-match'] !== undefined)).toBe(true);
+    const lakeAfter = (await listFiles(join(tmp.dir, 'retry-lake'))).filter(
+      (f) => f.startsWith('bronze/tic-in-network/') || f.startsWith('silver/tic-in-network/'),
+    );
+    expect(lakeAfter).toEqual(lakeBefore);
   });
 
   it('exits 0, "reconciled", when every listed file succeeded', async () => {

@@ -1,11 +1,18 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
-import { reconciliationKey, sourceCurrentKey } from '../../shared/lake/keys.ts';
+import {
+  rebuildReconciliationKey,
+  reconciliationKey,
+  reportKeyBeside,
+  runReportKey,
+  sourceCurrentKey,
+} from '../../shared/lake/keys.ts';
 import { holdSourceLease, releaseSourceLease } from '../../shared/lake/source-lease.ts';
 import { systemClock } from '../../shared/ports/clock.ts';
-import { runSluice } from '../helpers/cli.ts';
+import { runSluice, SLUICE_BIN } from '../helpers/cli.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
 
 /**
@@ -194,6 +201,80 @@ describe('sluice rebuild', () => {
     expect((await runSluice(['dlq', 'list', '--lake', lake])).stdout).toContain('no dead letters');
   });
 
+  it("keeps a failed rebuild's evidence apart: the committed build's reconciliation and report still describe it", async () => {
+    const runLevel = async () => {
+      const files = await listFiles(lake);
+      const key = files.find((f) => /\/run=[^/]+\/reconciliation\.json$/.test(f))!;
+      return {
+        runId: /\/run=([^/]+)\//.exec(key)![1]!,
+        reconciliation: await readFile(join(lake, key), 'utf8'),
+        report: await readFile(join(lake, reportKeyBeside(key)), 'utf8'),
+      };
+    };
+    const before = await runLevel();
+    const committed = await current();
+    expect(JSON.parse(before.reconciliation)).toMatchObject({
+      status: 'passed',
+      silverManifestKey: committed.silverManifestKey,
+    });
+    const earlier = (await listFiles(lake)).join('\n');
+    // A rebuild whose reconciliation fails (every label quarantined as an integer).
+    const broken = join(tmp.dir, 'rows-broken-again.json');
+    const config = rowsConfig(['id', 'label', 'other']);
+    config.silver.columns[1]!.type = 'integer';
+    await writeFile(broken, JSON.stringify(config));
+    const failed = await runSluice(['rebuild', '--config', broken, '--lake', lake]);
+    expect(failed.status).toBe(1);
+    expect(await current()).toEqual(committed);
+
+    // The run's own evidence is the committed build's, as it was, byte for byte.
+    const after = await runLevel();
+    expect(after).toEqual(before);
+    // The failed rebuild's evidence is kept in a folder of its own, and says it failed.
+    const rebuilds = (files: readonly string[]) =>
+      files
+        .map((f) => /\/run=[^/]+\/rebuild=([^/]+)\/reconciliation\.json$/.exec(f)?.[1])
+        .filter((b): b is string => b !== undefined);
+    const added = rebuilds(await listFiles(lake)).filter((b) => !earlier.includes(b));
+    expect(added).toHaveLength(1);
+    const failedBuild = added[0]!;
+    const proof = JSON.parse(
+      await readFile(join(lake, rebuildReconciliationKey('rows', before.runId, failedBuild)), 'utf8'),
+    );
+    expect(proof).toMatchObject({ status: 'failed', rebuild: true });
+
+    // `sluice runs` lists the attempt beside the run, with its outcome; the run is still committed.
+    const runs = await runSluice(['runs', '--lake', lake, '--json']);
+    expect(runs.status, runs.stderr).toBe(0);
+    const entries = jsonLines(runs.stdout);
+    expect(entries.find((e) => e.runId === before.runId && e.build === undefined)).toMatchObject({
+      status: 'committed',
+    });
+    expect(entries.find((e) => e.build === failedBuild)).toMatchObject({
+      runId: before.runId,
+      status: 'failed',
+      error: expect.stringContaining('QuarantineThresholdError'),
+    });
+    const table = await runSluice(['runs', '--lake', lake]);
+    expect(table.stdout).toContain(`(rebuild ${failedBuild})`);
+
+    // `sluice report` shows the run's report, or the attempt's with --build.
+    const report = await runSluice(['report', before.runId, '--lake', lake]);
+    expect(report.stdout.trim()).toBe(join(lake, runReportKey('rows', before.runId)));
+    const attempt = await runSluice(['report', before.runId, '--build', failedBuild, '--lake', lake]);
+    expect(attempt.status, attempt.stderr).toBe(0);
+    const attemptReport = await readFile(attempt.stdout.trim(), 'utf8');
+    expect(attemptReport).toContain('data-field="tables.rows.rowsWritten">0<');
+
+    // Rendered again from the lake, the run's report shows the build its reconciliation proves (the
+    // committed one, 3 rows), not the newest build of the version (the failed one, 0 rows).
+    await rm(join(lake, runReportKey('rows', before.runId)));
+    const rendered = await runSluice(['report', before.runId, '--lake', lake]);
+    expect(rendered.status, rendered.stderr).toBe(0);
+    const html = await readFile(rendered.stdout.trim(), 'utf8');
+    expect(html).toContain('data-field="tables.rows.rowsWritten">3<');
+  });
+
   it('teaches itself with --help', async () => {
     const help = await runSluice(['rebuild', '--help']);
     expect(help.status).toBe(0);
@@ -209,5 +290,71 @@ describe('sluice rebuild', () => {
     const rebuilt = await runSluice(['rebuild', '--dataset', 'tic-in-network', '--lake', sampleLake]);
     expect(rebuilt.status, rebuilt.stderr).toBe(0);
     expect(rebuilt.stdout).toContain('sluice rebuild unchanged: tic-in-network');
+  });
+
+  it('refuses to commit a rebuild over a version a run committed after its lease expired mid-rebuild', async () => {
+    const dir = join(tmp.dir, 'interleaved');
+    const ilake = join(dir, 'lake');
+    const ifile = join(dir, 'rows.ndjson');
+    await mkdir(dir, { recursive: true });
+    await writeFile(ifile, ROWS.map((row) => JSON.stringify(row)).join('\n'));
+    const ran = await runSluice(['run', ifile, '--config', v1, '--lake', ilake, '-q']);
+    expect(ran.status, ran.stderr).toBe(0);
+    const currentOf = async () => {
+      const key = (await listFiles(ilake)).find((f) => f.endsWith('/current.json'))!;
+      return { key, record: JSON.parse(await readFile(join(ilake, key), 'utf8')) as { version: string } };
+    };
+    const planned = await currentOf();
+
+    // The rebuild is stopped once PlanRebuild is done (its silver stage has started), as if it stalled.
+    const rebuild = spawn(process.execPath, [SLUICE_BIN, 'rebuild', '--config', v2, '--lake', ilake], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise<number | null>((done) => rebuild.once('close', done));
+    try {
+      await new Promise<void>((stopped, failed) => {
+        rebuild.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk;
+          if (/silver…/.test(stderr) && !rebuild.killed) {
+            rebuild.kill('SIGSTOP');
+            stopped();
+          }
+        });
+        rebuild.once('close', () =>
+          failed(new Error(`the rebuild ended before its silver stage: ${stderr}`)),
+        );
+      });
+      // Its lease expires meanwhile (stalled past its lifetime), and a run of new bytes takes the source
+      // over and commits them.
+      const leaseKey = planned.key.replace(/current\.json$/, 'lease.json');
+      const lease = JSON.parse(await readFile(join(ilake, leaseKey), 'utf8'));
+      await writeFile(
+        join(ilake, leaseKey),
+        JSON.stringify({ ...lease, expiresAt: '2020-01-01T00:00:00.000Z' }),
+      );
+      await writeFile(
+        ifile,
+        [...ROWS, { id: 4, label: 'four' }].map((row) => JSON.stringify(row)).join('\n'),
+      );
+      const newer = await runSluice(['run', ifile, '--config', v1, '--lake', ilake, '--json']);
+      expect(newer.status, newer.stderr).toBe(0);
+      const committed = await currentOf();
+      expect(committed.record.version).not.toBe(planned.record.version);
+
+      // Resumed, the rebuild must not put the older version back: it fails, naming the newer one.
+      rebuild.kill('SIGCONT');
+      expect(await exited).toBe(1);
+      expect(stderr).toContain('SourceChangedError');
+      expect(stderr).toContain(`a newer version, ${committed.record.version}, is current now`);
+      expect(await currentOf()).toEqual(committed);
+      const query = await runSluice(['query', 'SELECT count(*) AS n FROM rows', '--lake', ilake, '--json']);
+      expect(jsonLines(query.stdout)).toEqual([{ n: 4 }]);
+    } finally {
+      if (rebuild.exitCode === null) {
+        rebuild.kill('SIGKILL');
+        await exited;
+      }
+    }
   });
 });

@@ -84,6 +84,25 @@ describe('Function: holdSourceLease', () => {
     expect((late as Error).message).toContain('lost to next');
   });
 
+  it('tells a late holder it lost the lease even when the run that took it over has let go of it', async () => {
+    const lake = new FileObjectStore(`${tmp.dir}/taken-and-released`);
+    const clock = movableClock();
+    const deps = { lake, clock, ttlMs: 60_000 };
+    await holdSourceLease(ref('stalled'), deps);
+    clock.advance(61_000);
+    // Another run takes the expired lease over, commits, and releases it: the lease is free again.
+    await holdSourceLease(ref('next'), deps);
+    await releaseSourceLease(ref('next'), deps);
+    // Free, but not the late holder's any more: it may not take it again to commit over the other's work.
+    const late = await holdSourceLease(ref('stalled'), deps, { mustHold: true }).catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(LeaseLostError);
+    expect((late as Error).message).toContain('lost to next');
+    // A holder whose own lease expired, untaken, still holds it; a new run takes a free lease as before.
+    await holdSourceLease(ref('fresh'), deps);
+    clock.advance(61_000);
+    expect((await holdSourceLease(ref('fresh'), deps, { mustHold: true })).holder).toBe('fresh');
+  });
+
   it('frees a lease at once when its holder is known to have ended (a failed execution), and only then', async () => {
     const lake = new FileObjectStore(`${tmp.dir}/ended`);
     const clock = movableClock();

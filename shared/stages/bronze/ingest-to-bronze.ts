@@ -121,6 +121,8 @@ export interface IngestUnchangedResult {
   /** The run that committed the current version, and when. */
   readonly currentRunId: string;
   readonly committedAt: string;
+  /** The current version's bronze manifest (a table of contents fans out from it again). */
+  readonly currentManifestKey: string;
   /** Whether the source had to be read to know. */
   readonly read: boolean;
 }
@@ -464,6 +466,7 @@ function unchanged(
     version: record.version,
     currentRunId: record.runId,
     committedAt: record.committedAt,
+    currentManifestKey: record.bronzeManifestKey,
     read,
   };
 }

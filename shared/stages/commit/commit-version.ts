@@ -1,8 +1,16 @@
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { reconciliationKey, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
+import { PipelineError } from '../../errors.ts';
 import {
+  buildOfSilverManifestKey,
+  reconciliationKey,
+  reportKeyBeside,
+  silverBuildOf,
+  silverManifestKey,
+} from '../../lake/keys.ts';
+import {
+  type CurrentVersion,
   commitSourceVersion,
   readCurrentVersion,
   readVersionRecord,
@@ -21,6 +29,14 @@ export interface CommitVersionInput {
   readonly quality: number;
   /** The run's lease holder: the lease must still be this run's, and is released after the commit. */
   readonly leaseHolder?: string;
+  /**
+   * A rebuild: the version and build that were current when it was planned (`PlanRebuild`). The commit
+   * refuses (`SourceChangedError`) unless the source's current record is still that one, so a rebuild
+   * never puts an older version back over one that a run committed meanwhile.
+   */
+  readonly rebuildOf?: { readonly version: string; readonly build: string };
+  /** Where this build's reconciliation report is: the version record names it. @default the run's */
+  readonly reconciliationKey?: string;
 }
 
 export interface CommitVersionDeps {
@@ -64,11 +80,14 @@ export async function commitVersion(
     location: bronze.source.url ?? bronze.source.uri,
     holder: input.leaseHolder,
   };
+  // Read once: the commit below is conditional on this very record (its etag), and a rebuild checks that
+  // it is still the one it rebuilt.
+  const current = await readCurrentVersion(deps.lake, bronze.dataset, bronze.sourceId);
+  if (input.rebuildOf) checkRebuiltCurrent(input.rebuildOf, current, silverKey, bronze);
   // A run that lost its lease (it stalled past the expiry and another took over) must not commit.
   const leaseDeps = { lake: deps.lake, clock: deps.clock, localProcess: deps.localLease };
   if (lease) await holdSourceLease(lease, leaseDeps, { mustHold: true });
 
-  const current = await readCurrentVersion(deps.lake, bronze.dataset, bronze.sourceId);
   const tables = Object.fromEntries(
     Object.entries(silver.tables).flatMap(([name, table]) =>
       table.files.length > 0 ? [[name, table.files.map((file) => file.key)]] : [],
@@ -96,6 +115,7 @@ export async function commitVersion(
       ...(previous?.version !== earlier.version && { restoredAt: deps.clock.now().toISOString() }),
     };
     await restoreSourceVersion(deps.lake, restored, current);
+    await adoptRebuildEvidence(deps.lake, input, bronze);
     await deps.catalog?.publish(restored);
     if (lease) await releaseSourceLease(lease, leaseDeps);
     return {
@@ -121,7 +141,7 @@ export async function commitVersion(
         bronzeManifestKey: input.bronzeManifestKey,
         datasetConfigSha256: bronze.datasetConfigSha256,
         silverManifestKey: silverKey,
-        reconciliationKey: reconciliationKey(bronze.dataset, bronze.runId),
+        reconciliationKey: input.reconciliationKey ?? reconciliationKey(bronze.dataset, bronze.runId),
         tables,
         quality: input.quality,
         committedAt: deps.clock.now().toISOString(),
@@ -131,6 +151,7 @@ export async function commitVersion(
           : previous?.replaced && { replaced: previous.replaced }),
       };
   if (!sameBuild) await commitSourceVersion(deps.lake, record, current);
+  await adoptRebuildEvidence(deps.lake, input, bronze);
   await deps.catalog?.publish(record);
   if (lease) await releaseSourceLease(lease, leaseDeps);
   return {
@@ -140,4 +161,63 @@ export async function commitVersion(
     committed: !sameBuild,
     record,
   };
+}
+
+/**
+ * A committed rebuild's evidence (its own folder, `rebuildEvidencePrefix`) becomes the run's too: the
+ * run's reconciliation.json and report.html describe the build readers see. The version record names the
+ * rebuild's own copy, written before the commit; these copies follow it (a retried commit copies again).
+ */
+async function adoptRebuildEvidence(
+  lake: ObjectStore,
+  input: CommitVersionInput,
+  bronze: { readonly dataset: string; readonly runId: string },
+): Promise<void> {
+  const runKey = reconciliationKey(bronze.dataset, bronze.runId);
+  if (input.reconciliationKey === undefined || input.reconciliationKey === runKey) return;
+  for (const [from, to] of [
+    [input.reconciliationKey, runKey],
+    [reportKeyBeside(input.reconciliationKey), reportKeyBeside(runKey)],
+  ] as const) {
+    const text = await readText(lake, from);
+    await lake.write(to, text, {
+      contentType: to.endsWith('.html') ? 'text/html; charset=utf-8' : 'application/json',
+    });
+  }
+}
+
+/**
+ * A rebuild found the source changed since it was planned: another version (or another build of it) is
+ * current now. Nothing was committed: the rebuild's files stay where they are, unreferenced.
+ */
+export class SourceChangedError extends PipelineError {
+  override name = 'SourceChangedError';
+}
+
+/** The current record must be the one the rebuild was planned on (or this build: a retried commit). */
+function checkRebuiltCurrent(
+  planned: NonNullable<CommitVersionInput['rebuildOf']>,
+  current: CurrentVersion | undefined,
+  silverKey: string,
+  bronze: { readonly dataset: string; readonly sourceId: string; readonly version: string },
+): void {
+  const record = current?.record;
+  const build = record?.silverManifestKey ? buildOfSilverManifestKey(record.silverManifestKey) : '';
+  if (
+    record?.version === planned.version &&
+    (build === planned.build || record.silverManifestKey === silverKey)
+  ) {
+    return;
+  }
+  const now = record
+    ? record.version === planned.version
+      ? `build ${build} of version ${record.version} is current now (committed ${record.committedAt})`
+      : `a newer version, ${record.version}, is current now (committed ${record.committedAt} by run ${record.runId})`
+    : 'the source has no current version now';
+  throw new SourceChangedError(
+    `${bronze.dataset} source ${bronze.sourceId}: the rebuild of version ${planned.version} (build ` +
+      `${planned.build} when it was planned) was not committed: ${now}. Its files were left uncommitted ` +
+      'and readers still see the current version. Rebuild again to rebuild the current version ' +
+      `(sluice rebuild --source ${bronze.sourceId}).`,
+  );
 }

@@ -8,7 +8,7 @@ import {
   QuarantineThresholdError,
   ReconciliationError,
 } from '../../errors.ts';
-import { QUARANTINE_TABLE, reconciliationKey } from '../../lake/keys.ts';
+import { QUARANTINE_TABLE, reconciliationReportKey, reportKeyBeside } from '../../lake/keys.ts';
 import { reconcileBucketKey, reconcileItemKey } from '../../lake/reconcile-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
@@ -53,6 +53,12 @@ export interface ReconcileInput {
   readonly bronzeManifestKey: string;
 }
 
+/** The last step's input: a rebuild's evidence goes to a folder of its own (`rebuildEvidencePrefix`). */
+export interface FinishReconcileInput extends ReconcileInput {
+  /** A rebuild of a committed version (`PlanRebuild`), not the run's own first build. */
+  readonly rebuild?: boolean;
+}
+
 export interface ReconcileDeps {
   readonly lake: ObjectStore;
   readonly clock: Clock;
@@ -76,6 +82,10 @@ export interface ReconcileDeps {
 export interface ReconciliationReport {
   readonly runId: string;
   readonly dataset: string;
+  /** The silver build it proves (its manifest); absent in reports written before builds were named. */
+  readonly silverManifestKey?: string;
+  /** Set for a rebuild's reconciliation (`sluice rebuild`), whose evidence has a folder of its own. */
+  readonly rebuild?: boolean;
   /** `failed` when a check failed or too many records were quarantined (`quarantine.ok`). */
   readonly status: 'passed' | 'failed';
   readonly checks: readonly Check[];
@@ -166,7 +176,10 @@ export async function reconcileKeyBucket(
 }
 
 /** Every step in this invocation: plan, items (`parallelism` at once), key buckets, the report. */
-export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Promise<ReconciliationReport> {
+export async function reconcile(
+  input: FinishReconcileInput,
+  deps: ReconcileDeps,
+): Promise<ReconciliationReport> {
   const planned = await planReconcile(input, deps);
   await inPool(planned.items, deps.parallelism ?? 2, ({ item }) => reconcileItem({ ...input, item }, deps));
   await inPool(planned.buckets, 1, ({ bucket }) => reconcileKeyBucket({ ...input, bucket }, deps));
@@ -178,15 +191,20 @@ export async function reconcile(input: ReconcileInput, deps: ReconcileDeps): Pro
  * said: bronze parts re-counted and their sha256 re-verified against the manifest; per record path,
  * parsed = bronze = accepted + quarantined; per table, rows derived = rows written + duplicates, and the
  * Parquet files hold exactly the rows written; every declared reference resolves. Writes
- * `reconciliation.json` beside the bronze manifest, then fails with ReconciliationError on any mismatch,
+ * `reconciliation.json` and `report.html` beside the bronze manifest (a rebuild's in its own folder,
+ * `rebuildEvidencePrefix`, so that a failed rebuild never replaces the current build's proof), then fails with ReconciliationError on any mismatch,
  * or with QuarantineThresholdError when more than the allowed share of records (or every record) was
  * quarantined: accounted for, but not a success.
  */
 export async function finishReconcile(
-  input: ReconcileInput,
+  input: FinishReconcileInput,
   deps: Pick<ReconcileDeps, 'lake' | 'clock' | 'contract' | 'quarantineRateThreshold' | 'priceRun'>,
 ): Promise<ReconciliationReport> {
-  const { bronze, silver } = await readManifests(deps.lake, input.bronzeManifestKey, deps.contract);
+  const { bronze, silver, silverManifestKey } = await readManifests(
+    deps.lake,
+    input.bronzeManifestKey,
+    deps.contract,
+  );
   const { runId, dataset } = bronze;
   const plan = await readReconcilePlan(deps.lake, bronze, input.bronzeManifestKey);
   const items = await mapInPool(plan.items, RESULTS_IN_FLIGHT, (_, item) =>
@@ -214,6 +232,8 @@ export async function finishReconcile(
   const report: ReconciliationReport = {
     runId,
     dataset,
+    silverManifestKey,
+    ...(input.rebuild && { rebuild: true }),
     status: checks.every((c) => c.ok) && quarantine.ok ? 'passed' : 'failed',
     checks,
     quarantine,
@@ -222,10 +242,15 @@ export async function finishReconcile(
     ...tableFacts(items),
     ...(cost && { cost }),
   };
-  const key = reconciliationKey(dataset, runId);
+  const key = reconciliationReportKey(report);
   await deps.lake.write(key, `${JSON.stringify(report, null, 2)}\n`, { contentType: 'application/json' });
   // The page a person reads, beside the proof; written for a failed reconciliation too.
-  await writeRunReport(deps.lake, input.bronzeManifestKey, { bronze, silver, reconciliation: report });
+  await writeRunReport(
+    deps.lake,
+    input.bronzeManifestKey,
+    { bronze, silver, reconciliation: report },
+    reportKeyBeside(key),
+  );
   await deleteReconcileWork(deps.lake, bronze);
   const failed = checks.filter((c) => !c.ok).map(describeMismatch);
   if (failed.length > 0) throw new ReconciliationError(failed, deps.lake.uri(key));

@@ -8,13 +8,16 @@
  *
  * A batch travels the fast way when that round-trips exactly, else the exact way, per column:
  * - text: joined by RS (U+001E), null as a lone GS (U+001D); exact when a value holds an RS or is a
- *   lone GS;
+ *   lone GS; a batch of one value throughout (a file id, a run id, a bronze part key: ≈ 190 of a price
+ *   row's characters) as that value once, which the COPY repeats for each row of the batch;
  * - BIGINT: a DOUBLE list (exact for safe integers); exact (a BIGINT list) for the rest;
  * - lists: each row's list joined by US (U+001F) or ',' (`joinList`), the rows joined by RS; exact (a list
  *   of lists) when a list does not join;
  * - DOUBLE, BOOLEAN, DATE, TIMESTAMP: a list of the type itself, always exact.
  * Each column takes a fast and an exact staging column; a batch fills one of them and leaves the other
- * null. Unnested side by side, the unused one pads with nulls, so `coalesce` picks the used one.
+ * null. Unnested side by side, the unused one pads with nulls, so `coalesce` picks the used one. A batch
+ * of nulls only (text or list) leaves every staging column null: unnested, they pad with nulls too.
+ * (The lineage's `_record_index` is never null, so every batch unnests to its rows.)
  */
 import {
   BIGINT,
@@ -42,12 +45,12 @@ const ELEMENT_SEPARATOR = '\u001f';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the separators are control characters on purpose.
 const ROW_MARKERS = /[\u001d\u001e]/;
 
-/** A staging column: its DuckDB type, and how its batch value unnests into one value per row. */
+/** A staging column: its DuckDB type, and how its batch value becomes one value per row. */
 interface StagingColumn {
   readonly type: DuckDBType;
   readonly sqlType: string;
-  /** The list this column's batch value unnests from. */
-  unnest(name: string): string;
+  /** SQL of the column's value in each row of its batch: an unnested list, or one value repeated. */
+  row(name: string): string;
 }
 
 /** How one declared column travels: collects a batch of values, hands them over as staging values. */
@@ -82,12 +85,14 @@ const asIs = (sql: string): readonly PartialColumn[] => [{ suffix: '', sql }];
 const fastText: StagingColumn = {
   type: VARCHAR,
   sqlType: 'VARCHAR',
-  unnest: (name) => `string_split(${name}, chr(30))`,
+  row: (name) => `unnest(string_split(${name}, chr(30)))`,
 };
+/** One text for every row of the batch: DuckDB repeats a value selected beside unnested lists. */
+const batchText: StagingColumn = { type: VARCHAR, sqlType: 'VARCHAR', row: (name) => name };
 const listOfType = (type: DuckDBType, sqlType: string): StagingColumn => ({
   type: LIST(type),
   sqlType: `${sqlType}[]`,
-  unnest: (name) => name,
+  row: (name) => `unnest(${name})`,
 });
 
 /** Joins a batch of texts; `nulls` says whether any is null (then written as NULL_TEXT). */
@@ -98,8 +103,14 @@ function joinBatch(values: readonly (string | null)[], nulls: boolean): string {
 
 const joinsExactly = (text: string): boolean => !text.includes(ROW_SEPARATOR) && text !== NULL_TEXT;
 
+/** Whether every value of a batch is `value` (strings compared by value, as `===` does). */
+function allEqual(values: readonly unknown[], value: unknown): boolean {
+  for (let i = 0; i < values.length; i++) if (values[i] !== value) return false;
+  return true;
+}
+
 class TextBatch implements ColumnBatch {
-  readonly staging = [fastText, listOfType(VARCHAR, 'VARCHAR')];
+  readonly staging = [fastText, listOfType(VARCHAR, 'VARCHAR'), batchText];
   private values: (string | null)[] = [];
   private nulls = false;
   private exact = false;
@@ -121,10 +132,13 @@ class TextBatch implements ColumnBatch {
     this.values = [];
     this.nulls = false;
     this.exact = false;
-    return exact ? [null, new DuckDBListValue(values)] : [joinBatch(values, nulls), null];
+    // One value throughout (or nulls only): staged once, not joined, split and copied per row.
+    const first = values[0] ?? null;
+    if (allEqual(values, first)) return [null, null, first];
+    return exact ? [null, new DuckDBListValue(values), null] : [joinBatch(values, nulls), null, null];
   }
-  partial([fast, exact]: readonly string[]): readonly PartialColumn[] {
-    return asIs(`coalesce(nullif(${fast}, chr(29)), ${exact})`);
+  partial([fast, exact, one]: readonly string[]): readonly PartialColumn[] {
+    return asIs(`coalesce(${one}, nullif(${fast}, chr(29)), ${exact})`);
   }
   read(name: string): string {
     return ident(name);
@@ -248,6 +262,8 @@ class ListBatch implements ColumnBatch {
     this.texts = [];
     this.nulls = false;
     this.exact = false;
+    // Nulls only (a modifier or service code most prices lack): both staging values null, padded so.
+    if (allEqual(lists, null)) return [null, null];
     if (!exact) return [joinBatch(texts, nulls), null];
     return [null, new DuckDBListValue(lists.map((list) => (list === null ? null : this.convert(list))))];
   }

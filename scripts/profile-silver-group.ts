@@ -2,11 +2,12 @@
  * One silver group built in this thread, for profiling the silver hot path:
  *   node --import tsx --cpu-prof scripts/profile-silver-group.ts LAKE MANIFEST_KEY FIRST END [--merge]
  * (LAKE: a local lake of an earlier `sluice run`; parts [FIRST, END) of its bronze manifest). With
- * `--merge`, the group's partial files are then merged into final files as a build's merge does, its CPU
- * printed apart and each final file's sha256 (the same input must give the same bytes after a change).
+ * `--merge`, the group's partial files are then merged into final files as a build's merge does, their
+ * sizes and the merge's CPU printed apart, and each final file's sha256 (the same input must give the
+ * same bytes after a change).
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mergeParquetPartials } from '../shared/adapters/duckdb/parquet-partials-merge.ts';
@@ -40,6 +41,11 @@ if (option === '--merge') {
   const partials = Object.fromEntries(
     tables.map((t) => [t.name, (result.tables[t.name]?.files ?? []).map((f) => f.file)]),
   );
+  for (const [name, files] of Object.entries(partials)) {
+    let bytes = 0;
+    for (const file of files) bytes += (await stat(file)).size;
+    if (bytes > 0) console.log(`  partial files of ${name}: ${(bytes / 1e6).toFixed(1)} MB`);
+  }
   const mergeCpu = process.cpuUsage();
   const merged = await mergeParquetPartials(tables, partials, join(workDir, 'merged'));
   console.log(`merge: ${seconds(process.cpuUsage(mergeCpu))} s CPU`);

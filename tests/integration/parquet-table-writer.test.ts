@@ -259,6 +259,57 @@ describe('Function: createParquetTableWriter', () => {
     expect(written).toEqual(rows);
   });
 
+  it('keeps batches of one text throughout, of nulls only, and batches that differ in one row apart', async () => {
+    // A batch of 64 rows whose text is one value throughout is staged once and repeated, one of nulls
+    // only is staged as nothing; a single different row (or a null, or an empty text) in an otherwise
+    // constant batch must keep it the ordinary way. Batches run 64 rows from the first.
+    const names: (string | null)[] = [];
+    const tags: (string[] | null)[] = [];
+    const batch = (name: (j: number) => string | null, tag: (j: number) => string[] | null) => {
+      for (let j = 0; j < 64; j++) {
+        names.push(name(j));
+        tags.push(tag(j));
+      }
+    };
+    batch(
+      () => 'same',
+      () => null,
+    );
+    batch(
+      () => null,
+      (j) => (j === 63 ? ['last'] : null),
+    );
+    batch(
+      (j) => (j === 17 ? 'other' : 'same'),
+      () => ['a', 'b'],
+    );
+    batch(
+      (j) => (j === 0 ? null : 'same'),
+      (j) => (j === 0 ? [] : null),
+    );
+    batch(
+      () => '',
+      () => null,
+    );
+    batch(
+      (j) => (j === 40 ? '' : '\u001d'),
+      () => null,
+    );
+    names.push('tail');
+    tags.push(null);
+    const writer = await createParquetTableWriter([{ ...everyType, key: [] }], tmp.dir);
+    for (const [i, name] of names.entries()) {
+      writer.append('every_type', { id: i, name, tags: tags[i], ...lineage(i, i < 200 ? 'p1' : 'p2') });
+    }
+    const { every_type: result } = await writer.finish();
+    const written = await reader.query(
+      `SELECT name, tags, _bronze_part FROM read_parquet('${result?.file}')`,
+    );
+    expect(written).toEqual(
+      names.map((name, i) => ({ name, tags: tags[i], _bronze_part: i < 200 ? 'p1' : 'p2' })),
+    );
+  });
+
   it('round-trips random rows exactly, separators and edge values included, whichever way each batch goes', async () => {
     // Values drawn from what breaks the joined form (its three separators, lone ones, empty texts,
     // unsafe integers, -0, NaN, nulls in lists) mixed with plain ones, so batches go both ways.

@@ -8,13 +8,19 @@
  *
  * A batch travels the fast way when that round-trips exactly, else the exact way, per column:
  * - text: joined by RS (U+001E), null as a lone GS (U+001D); exact when a value holds an RS or is a
- *   lone GS;
+ *   lone GS; a batch of one value throughout (a file id, a run id, a bronze part key: ≈ 190 of a price
+ *   row's characters) as that value once, which the COPY repeats for each row of the batch;
  * - BIGINT: a DOUBLE list (exact for safe integers); exact (a BIGINT list) for the rest;
- * - lists: each row's list joined by US (U+001F) or ',' (`joinList`), the rows joined by RS; exact (a list
+ * - text lists: each row's list joined by US (U+001F) (`joinList`), the rows joined by RS; exact (a list
  *   of lists) when a list does not join;
+ * - BIGINT and DOUBLE lists: a list of DOUBLE lists, which node-api fills as typed arrays (a 1 GB file
+ *   has millions of NPIs: turning each into text and back cost more than the rest of its list); exact
+ *   (a list of lists of the type) for an element a double does not carry as itself (`numbersFit`);
  * - DOUBLE, BOOLEAN, DATE, TIMESTAMP: a list of the type itself, always exact.
  * Each column takes a fast and an exact staging column; a batch fills one of them and leaves the other
- * null. Unnested side by side, the unused one pads with nulls, so `coalesce` picks the used one.
+ * null. Unnested side by side, the unused one pads with nulls, so `coalesce` picks the used one. A batch
+ * of nulls only (text or list) leaves every staging column null: unnested, they pad with nulls too.
+ * (The lineage's `_record_index` is never null, so every batch unnests to its rows.)
  */
 import {
   BIGINT,
@@ -42,12 +48,12 @@ const ELEMENT_SEPARATOR = '\u001f';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the separators are control characters on purpose.
 const ROW_MARKERS = /[\u001d\u001e]/;
 
-/** A staging column: its DuckDB type, and how its batch value unnests into one value per row. */
+/** A staging column: its DuckDB type, and how its batch value becomes one value per row. */
 interface StagingColumn {
   readonly type: DuckDBType;
   readonly sqlType: string;
-  /** The list this column's batch value unnests from. */
-  unnest(name: string): string;
+  /** SQL of the column's value in each row of its batch: an unnested list, or one value repeated. */
+  row(name: string): string;
 }
 
 /** How one declared column travels: collects a batch of values, hands them over as staging values. */
@@ -82,12 +88,14 @@ const asIs = (sql: string): readonly PartialColumn[] => [{ suffix: '', sql }];
 const fastText: StagingColumn = {
   type: VARCHAR,
   sqlType: 'VARCHAR',
-  unnest: (name) => `string_split(${name}, chr(30))`,
+  row: (name) => `unnest(string_split(${name}, chr(30)))`,
 };
+/** One text for every row of the batch: DuckDB repeats a value selected beside unnested lists. */
+const batchText: StagingColumn = { type: VARCHAR, sqlType: 'VARCHAR', row: (name) => name };
 const listOfType = (type: DuckDBType, sqlType: string): StagingColumn => ({
   type: LIST(type),
   sqlType: `${sqlType}[]`,
-  unnest: (name) => name,
+  row: (name) => `unnest(${name})`,
 });
 
 /** Joins a batch of texts; `nulls` says whether any is null (then written as NULL_TEXT). */
@@ -98,8 +106,14 @@ function joinBatch(values: readonly (string | null)[], nulls: boolean): string {
 
 const joinsExactly = (text: string): boolean => !text.includes(ROW_SEPARATOR) && text !== NULL_TEXT;
 
+/** Whether every value of a batch is `value` (strings compared by value, as `===` does). */
+function allEqual(values: readonly unknown[], value: unknown): boolean {
+  for (let i = 0; i < values.length; i++) if (values[i] !== value) return false;
+  return true;
+}
+
 class TextBatch implements ColumnBatch {
-  readonly staging = [fastText, listOfType(VARCHAR, 'VARCHAR')];
+  readonly staging = [fastText, listOfType(VARCHAR, 'VARCHAR'), batchText];
   private values: (string | null)[] = [];
   private nulls = false;
   private exact = false;
@@ -121,10 +135,13 @@ class TextBatch implements ColumnBatch {
     this.values = [];
     this.nulls = false;
     this.exact = false;
-    return exact ? [null, new DuckDBListValue(values)] : [joinBatch(values, nulls), null];
+    // One value throughout (or nulls only): staged once, not joined, split and copied per row.
+    const first = values[0] ?? null;
+    if (allEqual(values, first)) return [null, null, first];
+    return exact ? [null, new DuckDBListValue(values), null] : [joinBatch(values, nulls), null, null];
   }
-  partial([fast, exact]: readonly string[]): readonly PartialColumn[] {
-    return asIs(`coalesce(nullif(${fast}, chr(29)), ${exact})`);
+  partial([fast, exact, one]: readonly string[]): readonly PartialColumn[] {
+    return asIs(`coalesce(${one}, nullif(${fast}, chr(29)), ${exact})`);
   }
   read(name: string): string {
     return ident(name);
@@ -165,43 +182,105 @@ class BigIntBatch implements ColumnBatch {
   }
 }
 
-export type ListElement = 'VARCHAR' | 'BIGINT' | 'DOUBLE';
-
 /**
- * The list as one text that `ListBatch.read` turns back into exactly this list, or undefined when it
- * cannot (then the batch goes the exact way, which also reports wrong element types).
+ * The text list as one text that `ListBatch.read` turns back into exactly this list, or undefined when
+ * it cannot (then the batch goes the exact way, which also reports wrong element types).
  */
-export function joinList(element: ListElement, items: readonly unknown[]): string | undefined {
-  if (element === 'VARCHAR') {
-    for (let i = 0; i < items.length; i++) {
-      if (typeof items[i] !== 'string') return undefined;
-    }
-    if (items.length === 0) return '';
-    // `['']` joins to '' like `[]`: the exact way keeps them apart.
-    if (items.length === 1 && items[0] === '') return undefined;
-    // Joined once, then checked: no row or null marker in it, and exactly the separators the join put
-    // there (a regex per element, or a second join to test, cost more: lists are millions).
-    const joined = items.join(ELEMENT_SEPARATOR);
-    if (ROW_MARKERS.test(joined)) return undefined;
-    let separators = 0;
-    for (
-      let at = joined.indexOf(ELEMENT_SEPARATOR);
-      at !== -1;
-      at = joined.indexOf(ELEMENT_SEPARATOR, at + 1)
-    )
-      separators++;
-    return separators === items.length - 1 ? joined : undefined;
-  }
+export function joinList(items: readonly unknown[]): string | undefined {
   for (let i = 0; i < items.length; i++) {
-    const item = items[i];
-    // Number → text → number is exact for safe integers and finite doubles (shortest round trip), but
-    // not for -0 (prints as 0); bigints and the rest are checked and converted by the exact way.
-    if (typeof item !== 'number' || !Number.isFinite(item) || Object.is(item, -0)) return undefined;
-    if (element === 'BIGINT' && !Number.isSafeInteger(item)) return undefined;
+    if (typeof items[i] !== 'string') return undefined;
   }
-  return items.join(',');
+  if (items.length === 0) return '';
+  // `['']` joins to '' like `[]`: the exact way keeps them apart.
+  if (items.length === 1 && items[0] === '') return undefined;
+  // Joined once, then checked: no row or null marker in it, and exactly the separators the join put
+  // there (a regex per element, or a second join to test, cost more: lists are millions).
+  const joined = items.join(ELEMENT_SEPARATOR);
+  if (ROW_MARKERS.test(joined)) return undefined;
+  let separators = 0;
+  for (let at = joined.indexOf(ELEMENT_SEPARATOR); at !== -1; at = joined.indexOf(ELEMENT_SEPARATOR, at + 1))
+    separators++;
+  return separators === items.length - 1 ? joined : undefined;
 }
 
+export type NumberElement = 'BIGINT' | 'DOUBLE';
+
+/**
+ * Whether a list of numbers travels as DOUBLEs exactly: every element a finite number (a safe integer
+ * for BIGINT), and no -0 (the earlier text form could not carry it; it keeps the exact way). Bigints,
+ * null elements and the rest are checked and converted by the exact way.
+ */
+export function numbersFit(element: NumberElement, items: readonly unknown[]): boolean {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    if (typeof item !== 'number' || !Number.isFinite(item) || Object.is(item, -0)) return false;
+    if (element === 'BIGINT' && !Number.isSafeInteger(item)) return false;
+  }
+  return true;
+}
+
+/** Lists of BIGINT or DOUBLE: each row's list as a DOUBLE list when that is exact (see the top). */
+class NumberListBatch implements ColumnBatch {
+  readonly staging: readonly StagingColumn[];
+  private lists: unknown[] = [];
+  private exact = false;
+  private lastList: unknown;
+  private lastFast: DuckDBListValue | null = null;
+
+  constructor(
+    private readonly element: NumberElement,
+    private readonly convert: (value: unknown) => DuckDBListValue,
+  ) {
+    this.staging = [
+      listOfType(LIST(DOUBLE), 'DOUBLE[]'),
+      listOfType(LIST(ELEMENT_TYPES[element]), `${element}[]`),
+    ];
+  }
+
+  add(value: unknown): void {
+    // A list shared by rows is checked once (appended values are not mutated: the same array is the same list).
+    if (value !== this.lastList) {
+      this.lastList = value;
+      this.lastFast =
+        Array.isArray(value) && numbersFit(this.element, value) ? new DuckDBListValue(value) : null;
+    }
+    if (this.lastFast === null) {
+      this.convert(value); // throws when the value does not fit
+      this.exact = true;
+    }
+    this.lists.push(this.lastFast ?? value);
+  }
+  addNull(): void {
+    this.lists.push(null);
+  }
+  truncate(size: number): void {
+    this.lists.length = size;
+  }
+  take(): DuckDBValue[] {
+    const { lists, exact } = this;
+    this.lists = [];
+    this.exact = false;
+    if (allEqual(lists, null)) return [null, null];
+    if (!exact) return [new DuckDBListValue(lists as (DuckDBListValue | null)[]), null];
+    return [
+      null,
+      new DuckDBListValue(
+        lists.map((list) =>
+          list === null ? null : this.convert(list instanceof DuckDBListValue ? list.items : list),
+        ),
+      ),
+    ];
+  }
+  partial([fast, exact]: readonly string[]): readonly PartialColumn[] {
+    const cast = this.element === 'DOUBLE' ? fast : `${fast}::BIGINT[]`;
+    return asIs(`coalesce(${cast}, ${exact})`);
+  }
+  read(name: string): string {
+    return ident(name);
+  }
+}
+
+/** Lists of text: each row's list joined (see the top), kept joined in partial files. */
 class ListBatch implements ColumnBatch {
   readonly staging: readonly StagingColumn[];
   private lists: unknown[] = [];
@@ -210,12 +289,10 @@ class ListBatch implements ColumnBatch {
   private exact = false;
   private lastList: unknown;
   private lastJoined: string | undefined;
+  private readonly element = 'VARCHAR';
 
-  constructor(
-    private readonly element: ListElement,
-    private readonly convert: (value: unknown) => DuckDBListValue,
-  ) {
-    this.staging = [fastText, listOfType(LIST(ELEMENT_TYPES[element]), `${element}[]`)];
+  constructor(private readonly convert: (value: unknown) => DuckDBListValue) {
+    this.staging = [fastText, listOfType(LIST(VARCHAR), 'VARCHAR[]')];
   }
 
   add(value: unknown): void {
@@ -223,7 +300,7 @@ class ListBatch implements ColumnBatch {
     // Appended values are not mutated (the TableWriter contract), so the same array is the same list.
     if (value !== this.lastList) {
       this.lastList = value;
-      this.lastJoined = Array.isArray(value) ? joinList(this.element, value) : undefined;
+      this.lastJoined = Array.isArray(value) ? joinList(value) : undefined;
     }
     const joined = this.lastJoined;
     if (joined === undefined) {
@@ -248,6 +325,8 @@ class ListBatch implements ColumnBatch {
     this.texts = [];
     this.nulls = false;
     this.exact = false;
+    // Nulls only (a modifier or service code most prices lack): both staging values null, padded so.
+    if (allEqual(lists, null)) return [null, null];
     if (!exact) return [joinBatch(texts, nulls), null];
     return [null, new DuckDBListValue(lists.map((list) => (list === null ? null : this.convert(list))))];
   }
@@ -265,10 +344,7 @@ class ListBatch implements ColumnBatch {
   read(name: string): string {
     const joined = ident(name);
     const exact = ident(name + EXACT_SUFFIX);
-    const split =
-      this.element === 'VARCHAR'
-        ? `string_split(${joined}, chr(31))`
-        : `string_split(${joined}, ',')::${this.element}[]`;
+    const split = `string_split(${joined}, chr(31))`;
     return `coalesce(CASE ${joined} WHEN '' THEN []::${this.element}[] ELSE ${split} END, ${exact})`;
   }
 }
@@ -315,9 +391,9 @@ const BATCHES: Record<ColumnType, () => ColumnBatch> = {
   BOOLEAN: () => new PlainBatch(BOOLEAN, 'BOOLEAN', toBoolean),
   DATE: () => new PlainBatch(DATE, 'DATE', toDate),
   TIMESTAMP: () => new PlainBatch(TIMESTAMP, 'TIMESTAMP', toTimestamp),
-  'VARCHAR[]': () => new ListBatch('VARCHAR', listOf(toVarchar)),
-  'BIGINT[]': () => new ListBatch('BIGINT', listOf(toBigInt)),
-  'DOUBLE[]': () => new ListBatch('DOUBLE', listOf(toDouble)),
+  'VARCHAR[]': () => new ListBatch(listOf(toVarchar)),
+  'BIGINT[]': () => new NumberListBatch('BIGINT', listOf(toBigInt)),
+  'DOUBLE[]': () => new NumberListBatch('DOUBLE', listOf(toDouble)),
 };
 
 /** Whether the writer knows a column type (a contract's spec is checked at run time too). */
@@ -328,4 +404,4 @@ export function columnBatch(type: ColumnType): ColumnBatch {
   return BATCHES[type]();
 }
 
-const ELEMENT_TYPES: Record<ListElement, DuckDBType> = { VARCHAR, BIGINT, DOUBLE };
+const ELEMENT_TYPES: Record<NumberElement, DuckDBType> = { BIGINT, DOUBLE };

@@ -409,8 +409,8 @@ interface StagingColumn {
   readonly name: string;
   readonly type: DuckDBType;
   readonly sqlType: string;
-  /** SQL of the list its batch value unnests to. */
-  readonly unnest: string;
+  /** SQL of its value in each row of the batch (see `ColumnBatch.staging`). */
+  readonly row: string;
 }
 
 export interface TablePlan {
@@ -462,7 +462,7 @@ export function planTable(spec: TableSpec): TablePlan {
     const batch = columnBatch(c.type);
     const own = batch.staging.map((s) => {
       const name = `c${staging.length}`;
-      staging.push({ name, type: s.type, sqlType: s.sqlType, unnest: s.unnest(name) });
+      staging.push({ name, type: s.type, sqlType: s.sqlType, row: s.row(name) });
       return name;
     });
     for (const stored of batch.partial(own)) partial.push({ name: c.name + stored.suffix, sql: stored.sql });
@@ -489,7 +489,7 @@ export function planTable(spec: TableSpec): TablePlan {
  * about as fast as none.
  */
 function copyPartial(plan: TablePlan, file: string): string {
-  const unnested = plan.staging.map((s) => `unnest(${s.unnest}) AS ${s.name}`).join(', ');
+  const unnested = plan.staging.map((s) => `${s.row} AS ${s.name}`).join(', ');
   const columns = plan.partial.map((c) => `${c.sql} AS ${ident(c.name)}`).join(', ');
   return (
     `COPY (SELECT ${columns} FROM (SELECT ${unnested} FROM ${ident(plan.spec.name)})) ` +
@@ -513,7 +513,7 @@ export function mergeBucketExpression(plan: TablePlan, buckets: number): string 
 
 /** `copyPartial`, split by merge bucket into `<folder>/__bucket=<b>/`. */
 function copyPartialBuckets(plan: TablePlan, folder: string, buckets: number): string {
-  const unnested = plan.staging.map((s) => `unnest(${s.unnest}) AS ${s.name}`).join(', ');
+  const unnested = plan.staging.map((s) => `${s.row} AS ${s.name}`).join(', ');
   const columns = plan.partial.map((c) => `${c.sql} AS ${ident(c.name)}`).join(', ');
   return (
     `COPY (SELECT *, ${mergeBucketExpression(plan, buckets)} AS __bucket FROM (SELECT ${columns} FROM ` +

@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
-import { bronzeRunPrefix, ingestCheckpointKey } from '../../shared/lake/keys.ts';
+import { bronzeRunPrefix, ingestCheckpointKey, sourceId } from '../../shared/lake/keys.ts';
+import {
+  DEFAULT_LEASE_TTL_MS,
+  holdSourceLease,
+  LeaseLostError,
+  releaseSourceLease,
+} from '../../shared/lake/source-lease.ts';
 import { committedRun, runWorkflowLocally as runAnyWorkflow } from '../../shared/pipeline/local-runner.ts';
 import {
   type IngestSlicedResult,
@@ -245,6 +251,28 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
     );
     expect(done.slices).toBeGreaterThan(2);
     expect(await fileStore(lake).head(ingestCheckpointKey(dataset.name, done.runId))).toBeUndefined();
+  });
+
+  it('stops a later slice whose lease another run took over and let go of (it may have committed since)', async () => {
+    await writeFile(join(tmp.dir, 'stalled.json'), JSON.stringify(sampleDocument(300)));
+    const dataset = slicedDataset(builtInDataset('tic-in-network'), 8 * 1024);
+    const lake = fileStore(newLake());
+    let now = fixedClock.now();
+    const clock = { now: () => now };
+    const deps = { source: fileStore(tmp.dir), lake, clock, budget: everySegment };
+    const input = { dataset, sourceKey: 'stalled.json', leaseHolder: 'run-a' };
+    expect((await ingestSlice(input, deps)).status).toBe('sliced');
+    // The same run's next slice renews its own lease.
+    expect((await ingestSlice(input, deps)).status).toBe('sliced');
+    // Run a stalls past its lease; run b takes the source over and lets go of it.
+    now = new Date(now.getTime() + DEFAULT_LEASE_TTL_MS + 1000);
+    const uri = deps.source.uri('stalled.json');
+    const taken = { dataset: dataset.name, sourceId: sourceId(uri), location: uri, holder: 'run-b' };
+    await holdSourceLease(taken, { lake, clock });
+    await releaseSourceLease(taken, { lake, clock });
+    await expect(ingestSlice(input, deps)).rejects.toThrow(LeaseLostError);
+    // A run that never sliced before takes the released lease as any first slice does.
+    expect((await ingestSlice({ ...input, leaseHolder: 'run-c' }, deps)).status).toBe('sliced');
   });
 
   it('ignores a checkpoint written under another dataset config and starts over', async () => {

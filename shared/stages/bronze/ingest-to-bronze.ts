@@ -199,7 +199,13 @@ export async function ingestSlice(
     runId,
   };
   const leaseDeps = leaseDepsOf(deps);
-  if (lease) await holdSourceLease(lease, leaseDeps);
+  if (lease) {
+    // A later slice of this run must still hold the lease it took: if another run took it over (this one
+    // stalled past its expiry) and has let go since, it may have committed meanwhile, and this run must
+    // stop rather than commit over it.
+    const before = await readCheckpoint(deps.lake, checkpointKey, { runId, configSha256, info });
+    await holdSourceLease(lease, leaseDeps, { mustHold: before?.holder === input.leaseHolder });
+  }
   const current = await readCurrentVersion(deps.lake, dataset.name, source);
   // This very object was ingested before and its version is current: nothing to read.
   if (

@@ -40,7 +40,10 @@ export interface LocalPipelineDeps {
    * one). @default DEFAULT_SILVER_BUCKET_TARGET_BYTES, as deployed
    */
   readonly silverBucketTargetBytes?: number;
-  /** The stores each stage function gets instead of `lake` and `source` (tests). @default those */
+  /**
+   * The stores each stage function gets instead of `lake` and `source` (tests), in process only: not
+   * under `lambdaLimits`, whose invocations open the stores themselves. @default those
+   */
   readonly functionStores?: FunctionStores;
   /**
    * Merges silver's partial files into the final tables (tests use it for small row groups, so that a

@@ -408,6 +408,7 @@ describe('IAM coverage: every S3 request of each function is granted by its role
       [reconcileFunctionArn, 'delete', /^silver\/accounts\/_state\//],
       [reconcileFunctionArn, 'delete', /\/_reconcile\//],
       [reconcileFunctionArn, 'write', /^bronze\/.*\/report\.html$/],
+      [reconcileFunctionArn, 'write', /^bronze\/.*\/rebuild=[^/]+\/reconciliation\.json$/],
       [reconcileFunctionArn, 'write', /^_sources\/.*version/],
       [reconcileFunctionArn, 'list', /^_usage\//],
       // FanOut: its reports, and the table of contents' run report rewritten.

@@ -439,13 +439,16 @@ export class PipelineFunctions extends Construct {
 
   /**
    * Each invocation writes its usage record (what the run cost, shared/lake/run-usage.ts) under
-   * `_usage/<execution>/<state>/<request id>.json`: PutObject there and nowhere else.
+   * `_usage/<execution>/<state>/<request id>.json`: PutObject there and nowhere else. The S3 adapter
+   * reads every object it writes back (HeadObject, authorized by s3:GetObject) to return what S3 stored;
+   * without GetObject that read is refused, and the record counts as failed (a warning on every
+   * invocation of a function that may not read `_usage/`), although its PUT succeeded.
    */
   private recordUsage(role: IRole): void {
     role.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'WriteUsageRecords',
-        actions: ['s3:PutObject'],
+        actions: ['s3:PutObject', 's3:GetObject'],
         resources: [`${this.lakeBucketArn}/${USAGE_PREFIX}*`],
       }),
     );

@@ -295,6 +295,7 @@ export async function runWorkflowLocally(
       silverGroupWorkers: silverParallelism > 1,
       mergeTables: deps.mergeTables,
       signal: silverCancel.signal,
+      functionStores: deps.functionStores,
     };
     /** What the invocations tell the run. */
     const hooks: LocalStageHooks = {

@@ -75,6 +75,18 @@ export interface LocalStageEnv {
   readonly silverBucketTargetBytes?: number;
   /** How reconciliation is split (tests). @default by size, at least `silverGroups` bronze groups */
   readonly reconcilePlan?: ReconcilePlanOptions;
+  /** The stores each function's deps get instead of the run's (tests: to see what each one touches). */
+  readonly functionStores?: FunctionStores;
+}
+
+/**
+ * The lake and landing store the function `name` works with, given the run's: a seam for tests that
+ * record what each function touches (tests/infra/iam-coverage.test.ts checks it against its IAM role).
+ * A silver group in a worker thread opens the lake from its location instead, past this seam.
+ */
+export interface FunctionStores {
+  lake(name: LocalFunctionName, lake: ObjectStore): ObjectStore;
+  landing(name: LocalFunctionName, landing: UploadingObjectStore): UploadingObjectStore;
 }
 
 /** One local invocation's metering: what it counts its S3 requests with, and what the run counted so far. */
@@ -104,10 +116,12 @@ export function localStageDeps(
   metering?: LocalInvocationMetering,
 ) {
   const observability = localObservability();
+  const ownLake = env.functionStores?.lake(name, env.lake) ?? env.lake;
+  const ownSource = env.functionStores?.landing(name, env.source) ?? env.source;
   // The invocation's S3 requests, counted as its stores are used (the run records them, as the stage
   // handler does on Lambda). Download's landing uploads in parts, which the counter does not wrap.
-  const lake = metering ? metering.meter.count(env.lake) : env.lake;
-  const source = metering ? metering.meter.count(env.source) : env.source;
+  const lake = metering ? metering.meter.count(ownLake) : ownLake;
+  const source = metering ? metering.meter.count(ownSource) : ownSource;
   const handlerConfig = { serviceName: 'sluice-local', logLevel: 'ERROR' as const };
   // Every built-in dataset is "deployed" (a table of contents' listed files are another one), and so
   // is the run's own.
@@ -131,7 +145,7 @@ export function localStageDeps(
     case Placeholder.downloadFunctionArn:
       return {
         config: { ...handlerConfig, landingBucket, datasets, sourceSecretPrefix: LOCAL_SOURCE_SECRET_PREFIX },
-        landing: env.source,
+        landing: ownSource,
         secrets: env.secrets,
         clock: env.clock,
         observability,
@@ -195,7 +209,7 @@ export function localStageDeps(
         parallelism: env.silverGroups,
         // The last step prices the run: its own usage so far, and the records in the lake.
         ...(metering && {
-          usage: { meter: metering.meter, records: env.lake },
+          usage: { meter: metering.meter, records: ownLake },
           stateTransitionsSoFar: metering.stateTransitionsSoFar,
         }),
       } satisfies ReconcileDeps;

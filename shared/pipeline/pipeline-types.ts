@@ -11,6 +11,7 @@ import type { CommitVersionResult } from '../stages/commit/commit-version.ts';
 import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 import type { BuildSilverResult, SilverProgress } from '../stages/silver/build-silver.ts';
 import type { MergeSilverStateResult } from '../stages/silver/merge-state.ts';
+import type { FunctionStores } from './local-stage-deps.ts';
 
 /** Stages of a local run, in the order they start; `silver merge` only when several groups were built. */
 export type Stage = 'bronze' | 'silver' | 'silver merge' | 'reconcile';
@@ -39,6 +40,11 @@ export interface LocalPipelineDeps {
    * one). @default DEFAULT_SILVER_BUCKET_TARGET_BYTES, as deployed
    */
   readonly silverBucketTargetBytes?: number;
+  /**
+   * The stores each stage function gets instead of `lake` and `source` (tests), in process only: not
+   * under `lambdaLimits`, whose invocations open the stores themselves. @default those
+   */
+  readonly functionStores?: FunctionStores;
   /**
    * Merges silver's partial files into the final tables (tests use it for small row groups, so that a
    * small file's tables span many). @default DuckDB's `mergeParquetPartials`

@@ -473,7 +473,8 @@ describe('Stack: SluiceStack (example config)', () => {
       const { ingest, silver, reconcile, fanOut } = stack.functions;
       for (const fn of [ingest, silver, reconcile, fanOut]) {
         const statement = statementsOf(fn.role).find((s) => s.Sid === 'WriteUsageRecords')!;
-        expect(actions(statement)).toEqual(['s3:PutObject']);
+        // GetObject: the S3 adapter reads each written object back (HeadObject) to return what S3 stored.
+        expect(actions(statement).sort()).toEqual(['s3:GetObject', 's3:PutObject']);
         expect(targets(statement)).toEqual(['<TOKEN>/_usage/*']);
       }
       const read = statementsOf(reconcile.role).find((s) => s.Sid === 'ReadUsageRecords')!;
@@ -553,6 +554,7 @@ describe('Stack: SluiceStack (example config)', () => {
       const writes = statements.filter((s) => actions(s).some((a) => /^s3:(Put|Delete)/.test(a)));
       expect(writes.flatMap(actions).sort()).toEqual([
         's3:AbortMultipartUpload',
+        's3:GetObject', // its usage record, read back after the write (WriteUsageRecords)
         's3:PutObject',
         's3:PutObject',
       ]);

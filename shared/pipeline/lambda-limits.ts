@@ -81,9 +81,10 @@ export type ChildMessage =
 declare const SLUICE_BUNDLED: boolean | undefined;
 
 /**
- * The invocation's process: in the CLI's bundle, the bundled child beside it (its init ≈ 0.3 s of CPU);
- * from the sources, the TypeScript through tsx (≈ 1.7 s of CPU compiling before the first line runs, which
- * on a busy machine competes with the invocations that run meanwhile).
+ * The invocation's process: in the CLI's bundle, the bundled child beside it; from the sources, the
+ * TypeScript through tsx. Its start is Lambda's init (not timed), but its CPU is taken from the
+ * invocations running meanwhile: ≈ 1.7 s through tsx, ≈ 0.9 s bundled (mostly loading the AWS SDK and
+ * DuckDB), measured on 2 cores (docs/SCALING.md, "Lambda's limits, locally").
  */
 const CHILD =
   typeof SLUICE_BUNDLED !== 'undefined' && SLUICE_BUNDLED

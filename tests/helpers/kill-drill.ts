@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,9 +34,28 @@ export interface Finished {
   readonly stderr: string;
 }
 
-/** Runs `sluice args` to its end (`env`: added to this process's environment). */
-export function sluice(args: readonly string[], env: NodeJS.ProcessEnv = {}): Finished {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+/**
+ * Runs `sluice args` to its end (`env`: added to this process's environment). Asynchronously: a
+ * moto_server this process started writes its request log into a pipe that this process reads, and would
+ * block on it, the run with it, while a synchronous spawn held the event loop.
+ */
+export function sluice(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 /**

@@ -44,17 +44,23 @@ describe('sluice run in process, killed at seeded random points of every stage a
   const run = (lake: string) => ['run', file, '--config', config, '--lake', lake, '--slice-seconds', '1'];
 
   /** The source as a reader sees it: all of its rows, or (before the first commit) no table at all. */
-  function visiblePrices(lake: string): number | 'none' {
-    const result = sluice(['query', 'SELECT count(*) AS n FROM negotiated_prices', '--lake', lake, '--json']);
+  async function visiblePrices(lake: string): Promise<number | 'none'> {
+    const result = await sluice([
+      'query',
+      'SELECT count(*) AS n FROM negotiated_prices',
+      '--lake',
+      lake,
+      '--json',
+    ]);
     if (result.status !== 0) return 'none';
     return Number(JSON.parse(result.stdout.trim().split('\n')[0]!).n);
   }
 
   it('never shows half a run, and ends with the bytes of an uninterrupted run', async () => {
     const reference = join(tmp.dir, 'reference');
-    const clean = sluice([...run(reference), '--json']);
+    const clean = await sluice([...run(reference), '--json']);
     expect(clean.status, clean.stderr).toBe(0);
-    expect(visiblePrices(reference)).toBe(prices);
+    expect(await visiblePrices(reference)).toBe(prices);
 
     const lake = join(tmp.dir, 'killed');
     const random = seededRandom(20261207);
@@ -62,15 +68,15 @@ describe('sluice run in process, killed at seeded random points of every stage a
     for (const point of KILL_POINTS) {
       const { killed } = await runAndKill(run(lake), point.anchor, Math.floor(random() * point.maxDelayMs));
       if (killed) killedIn.add(point.stage);
-      expect([prices, 'none']).toContain(visiblePrices(lake));
+      expect([prices, 'none']).toContain(await visiblePrices(lake));
     }
     // The drill means something only if runs were in fact killed in most stages.
     expect([...killedIn].length, [...killedIn].join(', ')).toBeGreaterThanOrEqual(3);
 
-    const rerun = sluice([...run(lake), '--json']);
+    const rerun = await sluice([...run(lake), '--json']);
     expect(rerun.status, rerun.stderr).toBe(0);
     expect(['reconciled', 'unchanged']).toContain(JSON.parse(rerun.stdout).status);
-    expect(visiblePrices(lake)).toBe(prices);
+    expect(await visiblePrices(lake)).toBe(prices);
     expect(await lakeContents(new FileObjectStore(lake))).toEqual(
       await lakeContents(new FileObjectStore(reference)),
     );

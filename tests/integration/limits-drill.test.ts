@@ -103,9 +103,12 @@ describe.skipIf(SKIP !== undefined)('the limits drill: timeout=2,tmp=8 on moto_s
 
   it('runs ≥ 10 ingest, ≥ 4 silver group, ≥ 2 merge bucket and ≥ 2 reconcile invocations within the limits, to the rows and counts of an unconstrained run', async () => {
     const free = join(tmp.dir, 'lake-free');
-    const unconstrained = sluice([...run(free), '--json']);
+    const unconstrained = await sluice([...run(free), '--json']);
     expect(unconstrained.status, unconstrained.stderr).toBe(0);
-    const limited = sluice([...run('s3://drill/limited', ...LIMITS, ...SIZES, ...BUCKETS), '--json'], env);
+    const limited = await sluice(
+      [...run('s3://drill/limited', ...LIMITS, ...SIZES, ...BUCKETS), '--json'],
+      env,
+    );
     expect(limited.status, limited.stderr).toBe(0);
     const summary = JSON.parse(limited.stdout);
     expect(summary.status).toBe('reconciled');
@@ -139,7 +142,7 @@ describe.skipIf(SKIP !== undefined)('the limits drill: timeout=2,tmp=8 on moto_s
     }
     expect([...killedIn].length, [...killedIn].join(', ')).toBeGreaterThanOrEqual(3);
     expect(invocationsKilled).toBeGreaterThan(0);
-    const rerun = sluice([...killed, '--json'], env);
+    const rerun = await sluice([...killed, '--json'], env);
     expect(rerun.status, rerun.stderr).toBe(0);
     expect(['reconciled', 'unchanged']).toContain(JSON.parse(rerun.stdout).status);
     // The first test's run had the same limits and sizes, uninterrupted.

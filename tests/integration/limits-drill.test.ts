@@ -31,6 +31,8 @@ const MiB = 1024 * KiB;
  * (docs/SCALING.md, "Lambda's limits, locally").
  */
 const TIMEOUT_SECONDS = 5;
+/** A check of one silver file: `<table>[ <file>]: parquet sha256|rows`. */
+const PER_FILE_CHECK = /: parquet (sha256|rows)$/;
 const LIMITS = ['--lambda-limits', `timeout=${TIMEOUT_SECONDS},tmp=8,memory=1024`];
 const SIZES = ['--slice-mb', String(32 / 1024), '--silver-group-mb', String(128 / 1024)];
 const BUCKETS = ['--silver-bucket-mb', String(512 / 1024)];
@@ -97,7 +99,12 @@ describe.skipIf(SKIP !== undefined)('the limits drill: timeout=2,tmp=8 on moto_s
       quality,
       quarantine,
       status,
-      checks: checks.map((c) => [c.name, c.expected, c.actual, c.ok]),
+      allPassed: checks.every((c) => c.ok),
+      // Each silver file's own checks (its sha256 and rows) name files that depend on the merge buckets
+      // (one file per bucket); the tables' and records' counts do not.
+      checks: checks
+        .filter((c) => !PER_FILE_CHECK.test(c.name))
+        .map((c) => [c.name, c.expected, c.actual, c.ok]),
     };
   }
 

@@ -56,6 +56,7 @@ export async function buildCli({ stamp, quiet = true } = {}) {
     entryPoints: {
       sluice: 'shared/cli/main.ts',
       'silver-worker': 'shared/stages/silver/silver-worker.ts',
+      'lambda-invocation-child': 'shared/pipeline/lambda-invocation-child.ts',
     },
     outdir: building,
     outExtension: { '.js': '.mjs' },
@@ -66,7 +67,8 @@ export async function buildCli({ stamp, quiet = true } = {}) {
     target: 'node20',
     packages: 'external',
     sourcemap: true,
-    // silver-workers.ts starts the bundled worker instead of the TypeScript one through tsx.
+    // silver-workers.ts and lambda-limits.ts start the bundled worker and invocation process instead of
+    // the TypeScript ones through tsx.
     define: { SLUICE_BUNDLED: 'true' },
     logLevel: quiet ? 'error' : 'warning',
   });

@@ -29,7 +29,7 @@ import {
   ingestSlice,
   type SliceBudget,
 } from '../../shared/stages/bronze/ingest-to-bronze.ts';
-import { lambdaSliceBudget } from '../../shared/stages/bronze/slice-budget.ts';
+import { lambdaSliceBudget, withSliceMaxBytes } from '../../shared/stages/bronze/slice-budget.ts';
 import { ExecutionInput } from '../../shared/workflow/execution.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import { type IngestOutput, ingestOutput } from '../../shared/workflow/stage-io.ts';
@@ -147,12 +147,7 @@ export async function ingest(
         lake: deps.lake,
         clock: deps.clock,
         onProgress: deps.onProgress ?? progressLogger(deps),
-        // Outside Lambda (tests) there is no deadline: one slice, unless the deps set a budget.
-        budget: deps.sliceBudget
-          ? deps.sliceBudget()
-          : context
-            ? lambdaSliceBudget(deps.clock, context)
-            : undefined,
+        budget: sliceBudgetOf(deps, context),
         runLiveness: deps.runLiveness,
         localLease: deps.localLease,
       },
@@ -216,6 +211,20 @@ export async function ingest(
     metrics.addMetric(MetricName.ingestFailed, MetricUnit.Count, 1);
     throw error;
   }
+}
+
+/**
+ * The invocation's slice budget: the deps' own, else the Lambda's remaining time (outside Lambda, tests:
+ * no deadline, one slice); either way bounded by the config's `sliceMaxMb`, if set.
+ */
+function sliceBudgetOf(deps: IngestDeps, context: LambdaContext | undefined): SliceBudget | undefined {
+  const budget = deps.sliceBudget
+    ? deps.sliceBudget()
+    : context
+      ? lambdaSliceBudget(deps.clock, context)
+      : undefined;
+  const { sliceMaxMb } = deps.config;
+  return sliceMaxMb === undefined ? budget : withSliceMaxBytes(budget, sliceMaxMb * 1024 * 1024);
 }
 
 /** The handler for one set of dependencies. */

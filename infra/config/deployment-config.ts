@@ -198,6 +198,13 @@ export const DeploymentConfig = z
           1000,
           'most ingests running at once; leave it out for no limit',
         ).optional(),
+        sliceMaxMb: wholeNumber(
+          1,
+          10_000_000,
+          'MB of uncompressed input one ingest slice reads at most before it checkpoints (at the next ' +
+            "segment boundary, see a dataset's bronze.segmentBytes), e.g. 20480 for a checkpoint every " +
+            '20 GB; leave it out to slice by time alone (each invocation as long as its timeout allows)',
+        ).optional(),
       })
       .strict()
       .default({ memoryMb: DEFAULT_FUNCTION_MEMORY_MB.ingest, timeoutMinutes: 15 })

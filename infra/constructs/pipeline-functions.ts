@@ -83,6 +83,8 @@ export interface PipelineFunctionsProps {
     readonly timeout: Duration;
     /** @default - no reserved concurrency */
     readonly reservedConcurrency?: number;
+    /** Uncompressed input per slice at most (it ends at the next segment boundary). @default - time alone */
+    readonly sliceMaxMb?: number;
   };
   /**
    * The silver stage; `groupTargetMb`: uncompressed bronze per group when `PlanSilver` splits a build,
@@ -147,6 +149,7 @@ export class PipelineFunctions extends Construct {
         landingBucket: landingBucket.bucketName,
         lakeBucket: lakeBucket.bucketName,
         datasets: props.datasets,
+        sliceMaxMb: props.ingest.sliceMaxMb,
       }),
     });
 

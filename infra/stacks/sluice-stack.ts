@@ -83,6 +83,7 @@ export class SluiceStack extends Stack {
         memoryMb: config.ingest.memoryMb,
         timeout: Duration.minutes(config.ingest.timeoutMinutes),
         reservedConcurrency: config.ingest.reservedConcurrency,
+        sliceMaxMb: config.ingest.sliceMaxMb,
       },
       silver: {
         groupTargetMb: config.silver.groupTargetMb,

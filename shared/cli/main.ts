@@ -90,6 +90,26 @@ function buildProgram(outcome: { failed: boolean }): Command {
       parsePositiveNumber,
     )
     .option(
+      '--slice-mb <n>',
+      'parse in slices of at most about n MB of uncompressed input each (ending at the first segment ' +
+        "boundary past it), checkpointing between them: slices that do not depend on the machine's speed " +
+        "(the deployment config's ingest.sliceMaxMb; with --slice-seconds or --lambda-limits, whichever " +
+        'ends a slice first)',
+      (value: string) => parsePositiveSize(value, '--slice-mb'),
+    )
+    .option(
+      '--silver-group-mb <n>',
+      "MB of uncompressed bronze per silver group, as the deployment config's silver.groupTargetMb " +
+        '(default locally: one group per core, however large)',
+      (value: string) => parsePositiveSize(value, '--silver-group-mb'),
+    )
+    .option(
+      '--silver-bucket-mb <n>',
+      "MB of uncompressed bronze per silver merge bucket, as the deployment config's silver.bucketTargetMb " +
+        '(default 8192)',
+      (value: string) => parsePositiveSize(value, '--silver-bucket-mb'),
+    )
+    .option(
       '--lambda-limits <limits>',
       'run every task as Lambda would under these limits, each invocation in a process of its own: ' +
         'timeout=SECONDS,tmp=MB[,memory=MB] (its remaining time, its scratch folder, killed at its timeout)',
@@ -337,6 +357,12 @@ export interface RunOptions {
   readonly dryRun: boolean;
   readonly quiet: boolean;
   readonly sliceSeconds?: number;
+  /** MB of uncompressed input per ingest slice at most (`--slice-mb`). */
+  readonly sliceMb?: number;
+  /** MB of uncompressed bronze per silver group (`--silver-group-mb`). */
+  readonly silverGroupMb?: number;
+  /** MB of uncompressed bronze per silver merge bucket (`--silver-bucket-mb`). */
+  readonly silverBucketMb?: number;
   /** Wait while another run holds the source, instead of failing at once. */
   readonly wait: boolean;
   /** false with --no-fan-out. */
@@ -359,6 +385,15 @@ function parseShare(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
     throw new InvalidArgumentError(`"${value}" is not a share from 0 to 1 (e.g. 0.05 for 5%)`);
+  }
+  return n;
+}
+
+/** A positive number of MB; fractions too (`0.25`: 256 KiB), for files scaled down in drills. */
+function parsePositiveSize(value: string, flag: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError(`${flag} "${value}" is not a positive number of MB (e.g. 1024, or 0.25)`);
   }
   return n;
 }

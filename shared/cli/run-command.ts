@@ -46,6 +46,8 @@ import {
 import { createProgressReporter } from './progress.ts';
 import { jsonSummary, runOutcome, StageTimes, textSummary } from './run-summary.ts';
 
+const MiB = 1024 * 1024;
+
 /** The dataset a command names: `--config FILE`, or a built-in `--dataset`. */
 export async function resolveDataset(
   options: Pick<RunOptions, 'config' | 'dataset'>,
@@ -215,6 +217,13 @@ async function runSource(
         allowPrivate: options.allowPrivate,
       },
       lambdaLimits: options.lambdaLimits,
+      ...(options.sliceMb !== undefined && { ingestSliceMaxBytes: Math.round(options.sliceMb * MiB) }),
+      ...(options.silverGroupMb !== undefined && {
+        silverGroupTargetBytes: Math.round(options.silverGroupMb * MiB),
+      }),
+      ...(options.silverBucketMb !== undefined && {
+        silverBucketTargetBytes: Math.round(options.silverBucketMb * MiB),
+      }),
       // Every download's credential (a URL source's, a listed file's) comes from `--secrets-file` if given.
       downloadSecrets: {
         store: options.secretsFile

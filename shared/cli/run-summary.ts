@@ -131,10 +131,11 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
     ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
     /** What the run cost up to its reconciliation, per stage, at the configured prices (reconciliation.json's). */
     ...(reconciliation?.cost && { cost: reconciliation.cost }),
-    /** Each state's task invocations (as Lambda would count them), and the largest scratch any used. */
+    /** Each state's task invocations (as Lambda would count them), the largest scratch and longest time any used. */
     ...(result.invocations && {
       invocations: result.invocations.byState,
       largestScratchBytes: result.invocations.largestScratchBytes,
+      longestInvocationMs: Math.round(result.invocations.longestInvocationMs),
     }),
     ...(result.fanOut && { fanOut: fanOutJson(result.fanOut, lake) }),
     outputs: {

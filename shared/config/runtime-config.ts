@@ -90,6 +90,11 @@ const IngestEnv = z.object({
       .map((name) => name.trim())
       .filter(Boolean),
   ),
+  /** Uncompressed input per ingest slice at most, in MB (absent: slices end by time alone). */
+  INGEST_SLICE_MAX_MB: z.coerce
+    .number({ error: 'expected a positive number of MB' })
+    .positive('expected a positive number of MB')
+    .optional(),
 });
 
 const LakeStageEnv = z.object({
@@ -167,6 +172,11 @@ export interface IngestConfig extends HandlerConfig {
   readonly lakeBucket: string;
   /** The datasets this deployment ingests; landed files of any other dataset fail with a ConfigError. */
   readonly datasets: readonly string[];
+  /**
+   * Uncompressed input one slice reads at most, in MB: it then ends at the next segment boundary, even
+   * with time left (`withSliceMaxBytes`). @default - no bound: a slice lasts as long as its time allows
+   */
+  readonly sliceMaxMb?: number;
 }
 
 /** Settings of the handlers that work on the lake alone: silver, reconcile and fan-out. */
@@ -218,6 +228,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     landingBucket: e.LANDING_BUCKET,
     lakeBucket: e.LAKE_BUCKET,
     datasets: e.DATASETS,
+    ...(e.INGEST_SLICE_MAX_MB !== undefined && { sliceMaxMb: e.INGEST_SLICE_MAX_MB }),
   };
 }
 
@@ -284,6 +295,7 @@ export function ingestEnvironment(config: Omit<IngestConfig, 'region'>): Record<
     LANDING_BUCKET: config.landingBucket,
     LAKE_BUCKET: config.lakeBucket,
     DATASETS: config.datasets.join(','),
+    ...(config.sliceMaxMb !== undefined && { INGEST_SLICE_MAX_MB: String(config.sliceMaxMb) }),
   };
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { UsageMeter } from '../adapters/usage-meter.ts';
+import { inPool, mapInPool } from '../in-pool.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { ingestWorkflowDefinition } from '../workflow/definition.ts';
 import { executionNameOf } from '../workflow/execution.ts';
@@ -66,13 +67,14 @@ export async function readRunUsage(
   executionName: string,
   stateTransitions: number,
 ): Promise<{ usage: RunUsage; unreadable: string[] }> {
-  const records: z.infer<typeof StageUsageRecord>[] = [];
-  const unreadable: string[] = [];
-  for await (const { key } of store.list(runUsagePrefix(executionName))) {
-    const record = await readJsonIfValid(store, key, StageUsageRecord);
-    if (record) records.push(record);
-    else unreadable.push(key);
-  }
+  const keys: string[] = [];
+  for await (const { key } of store.list(runUsagePrefix(executionName))) keys.push(key);
+  // One record per invocation, thousands for a large file: read several at once.
+  const read = await mapInPool(keys, RECORDS_IN_FLIGHT, (key) =>
+    readJsonIfValid(store, key, StageUsageRecord),
+  );
+  const records = read.filter((record) => record !== undefined);
+  const unreadable = keys.filter((_, i) => read[i] === undefined);
   return { usage: sumRunUsage(records, stateTransitions), unreadable };
 }
 
@@ -83,8 +85,11 @@ export async function readRunUsage(
 export async function deleteRunUsage(store: ObjectStore, executionId: string): Promise<void> {
   const keys: string[] = [];
   for await (const { key } of store.list(runUsagePrefix(executionNameOf(executionId)))) keys.push(key);
-  for (const key of keys) await store.delete(key);
+  await inPool(keys, RECORDS_IN_FLIGHT, (key) => store.delete(key));
 }
+
+/** Usage records read or deleted at once (a run has one per invocation). */
+const RECORDS_IN_FLIGHT = 16;
 
 /** One invocation of a stage, as it is recorded. */
 export interface InvocationRecord {

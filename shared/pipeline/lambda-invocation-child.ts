@@ -72,6 +72,7 @@ async function invoke(spec: InvocationSpec): Promise<unknown> {
       silverBucketTargetBytes: env.silverBucketTargetBytes,
       reconcilePlan: env.reconcilePlan,
       downloadPartBytes: env.downloadPartBytes,
+      ingestSliceMaxBytes: env.ingestSliceMaxBytes,
       // One invocation, one process: a group is built here, as the Lambda builds it.
       silverGroupWorkers: false,
     },

@@ -64,6 +64,7 @@ export interface InvocationSpec {
     readonly silverBucketTargetBytes?: number;
     readonly reconcilePlan?: LocalStageEnv['reconcilePlan'];
     readonly downloadPartBytes?: number;
+    readonly ingestSliceMaxBytes?: number;
   };
 }
 
@@ -76,9 +77,22 @@ export type ChildMessage =
   /** The S3 requests the invocation made, sent before its result or error. */
   | { readonly type: 'requests'; readonly requests: S3Requests };
 
-// From the repository root, so the path holds from the sources and from the CLI's bundle (dist/cli-*/,
-// two folders down as shared/pipeline/ is); the child runs the TypeScript through tsx either way.
-const CHILD = fileURLToPath(new URL('../../shared/pipeline/lambda-invocation-child.ts', import.meta.url));
+/** Set (to true) by the CLI's bundle (scripts/cli-bundle.mjs); absent when the TypeScript runs as it is. */
+declare const SLUICE_BUNDLED: boolean | undefined;
+
+/**
+ * The invocation's process: in the CLI's bundle, the bundled child beside it; from the sources, the
+ * TypeScript through tsx. Its start is Lambda's init (not timed), but its CPU is taken from the
+ * invocations running meanwhile: ≈ 1.7 s through tsx, ≈ 0.9 s bundled (mostly loading the AWS SDK and
+ * DuckDB), measured on 2 cores (docs/SCALING.md, "Lambda's limits, locally").
+ */
+const CHILD =
+  typeof SLUICE_BUNDLED !== 'undefined' && SLUICE_BUNDLED
+    ? { file: fileURLToPath(new URL('./lambda-invocation-child.mjs', import.meta.url)), execArgv: [] }
+    : {
+        file: fileURLToPath(new URL('./lambda-invocation-child.ts', import.meta.url)),
+        execArgv: ['--import', 'tsx'],
+      };
 
 /** An invocation that failed as Lambda's runtime reports it (its `name` is the Step Functions error). */
 export class LambdaRuntimeError extends Error {
@@ -100,7 +114,7 @@ function errorFrom(message: Extract<ChildMessage, { type: 'error' }>): Error {
 /**
  * One invocation of the stage function `name` in a process of its own, under `limits`. Resolves to the
  * function's return value; its hooks reach `hooks` here as they happen. `onScratch` gets the largest
- * scratch use measured.
+ * scratch use measured, `onDuration` the time it ran (if it started).
  */
 export async function invokeUnderLimits(
   name: LocalFunctionName,
@@ -113,6 +127,8 @@ export async function invokeUnderLimits(
     readonly functionArn: string;
     readonly signal?: AbortSignal;
     readonly onScratch: (bytes: number) => void;
+    /** How long the invocation ran, from its start (after the process's init) to its end. */
+    readonly onDuration: (ms: number) => void;
     readonly stateTransitionsSoFar: number;
     /** The S3 requests the invocation made (for its usage record). */
     readonly onRequests: (requests: S3Requests) => void;
@@ -144,10 +160,11 @@ export async function invokeUnderLimits(
       silverBucketTargetBytes: env.silverBucketTargetBytes,
       reconcilePlan: env.reconcilePlan,
       downloadPartBytes: env.downloadPartBytes,
+      ingestSliceMaxBytes: env.ingestSliceMaxBytes,
     },
   };
-  const child = fork(CHILD, [], {
-    execArgv: ['--import', 'tsx', ...(limits.memoryMb ? [`--max-old-space-size=${limits.memoryMb}`] : [])],
+  const child = fork(CHILD.file, [], {
+    execArgv: [...CHILD.execArgv, ...(limits.memoryMb ? [`--max-old-space-size=${limits.memoryMb}`] : [])],
     serialization: 'advanced',
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
@@ -156,6 +173,7 @@ export async function invokeUnderLimits(
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
   });
   let largest = 0;
+  let startedAt: number | undefined;
   try {
     return await new Promise<unknown>((resolve, reject) => {
       let done = false;
@@ -164,6 +182,7 @@ export async function invokeUnderLimits(
       const end = (error: Error | undefined, value?: unknown) => {
         if (done) return;
         done = true;
+        if (startedAt !== undefined) run.onDuration(performance.now() - startedAt);
         clearTimeout(timer);
         clearInterval(poll);
         run.signal?.removeEventListener('abort', onAbort);
@@ -191,6 +210,7 @@ export async function invokeUnderLimits(
         if (message.type === 'ready') {
           child.send({ type: 'invoke', spec });
           // The invocation starts now: the process's start was Lambda's init phase.
+          startedAt = performance.now();
           timer = setTimeout(
             () =>
               end(

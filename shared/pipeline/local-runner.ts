@@ -284,6 +284,7 @@ export async function runWorkflowLocally(
       // In process and without limits nothing has a deadline: one slice, through native zlib (3× faster
       // than the resumable reader a budget needs). Under limits, the invocation's context decides.
       sliceBudget: deps.sliceBudget ?? (deps.lambdaLimits ? undefined : () => undefined),
+      ingestSliceMaxBytes: deps.ingestSliceMaxBytes,
       leaseHolder,
       quarantineRateThreshold: deps.quarantineRateThreshold,
       fanOutPageSize: deps.fanOutPageSize,
@@ -363,6 +364,7 @@ export async function runWorkflowLocally(
     let currentStage: Stage | undefined;
     const invocations: Record<string, number> = {};
     let largestScratchBytes = 0;
+    let longestInvocationMs = 0;
     /** States entered and retries, as Step Functions bills them (read from the engine's events). */
     let stateTransitions = 0;
     const limits = deps.lambdaLimits;
@@ -393,6 +395,10 @@ export async function runWorkflowLocally(
       const onScratch = (bytes: number) => {
         largestScratchBytes = Math.max(largestScratchBytes, bytes);
       };
+      const onDuration = (ms: number) => {
+        longestInvocationMs = Math.max(longestInvocationMs, ms);
+      };
+      const called = performance.now();
       const running = limits
         ? invokeUnderLimits(name, event, {
             env: stageEnv,
@@ -402,6 +408,7 @@ export async function runWorkflowLocally(
             functionArn: LOCAL_RESOURCES[name],
             signal: state === StateName.silverGroup ? silverCancel.signal : undefined,
             onScratch,
+            onDuration,
             stateTransitionsSoFar: stateTransitions,
             onRequests: (requests) => meter.add(requests),
           })
@@ -444,7 +451,10 @@ export async function runWorkflowLocally(
         }).catch(() => {});
         silverGroups.delete(running);
         clearInterval(sampling);
-        if (!limits) onScratch(await folderBytes(scratch));
+        if (!limits) {
+          onDuration(performance.now() - called);
+          onScratch(await folderBytes(scratch));
+        }
         await rm(scratch, { recursive: true, force: true });
       }
     };
@@ -569,7 +579,7 @@ export async function runWorkflowLocally(
     // The run ended and its cost is in its report: its usage records are spent. (Not when another run of
     // this file holds the source: that run shares this execution name, and its records are its own.)
     if (!(taskError instanceof SourceBusyError)) await deleteRunUsage(deps.lake, executionId);
-    const taskInvocations = { byState: invocations, largestScratchBytes };
+    const taskInvocations = { byState: invocations, largestScratchBytes, longestInvocationMs };
     // A table of contents fans out whether its own bytes changed or not (each listed file is its own run).
     const fanOut = fanOutPlan && fanOutResult(fanOutPlan);
     if (results.unchanged) {

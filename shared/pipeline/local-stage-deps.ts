@@ -56,6 +56,8 @@ export interface LocalStageEnv {
   readonly fetchOptions?: FetchOptions;
   /** Each ingest invocation's budget (undefined: none, one slice); absent: the Lambda context's time. */
   readonly sliceBudget?: () => SliceBudget | undefined;
+  /** Uncompressed input per ingest slice at most, as deployed (`ingest.sliceMaxMb`). @default none */
+  readonly ingestSliceMaxBytes?: number;
   /** Who holds the source's lease: the CLI's run, or the execution. */
   readonly leaseHolder: string;
   readonly quarantineRateThreshold?: number;
@@ -161,7 +163,15 @@ export function localStageDeps(
       } satisfies DownloadDeps;
     case Placeholder.ingestFunctionArn:
       return {
-        config: { ...handlerConfig, landingBucket, lakeBucket: lakeStageConfig.lakeBucket, datasets },
+        config: {
+          ...handlerConfig,
+          landingBucket,
+          lakeBucket: lakeStageConfig.lakeBucket,
+          datasets,
+          ...(env.ingestSliceMaxBytes !== undefined && {
+            sliceMaxMb: env.ingestSliceMaxBytes / (1024 * 1024),
+          }),
+        },
         source,
         lake,
         clock: env.clock,

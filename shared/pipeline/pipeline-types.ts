@@ -32,6 +32,12 @@ export interface LocalPipelineDeps {
    * sliced run (or download) needs
    */
   readonly sliceBudget?: () => SliceBudget;
+  /**
+   * Uncompressed input one ingest slice reads at most (`sluice run --slice-mb`; deployed:
+   * `ingest.sliceMaxMb`): besides its time, each slice then ends at the first segment boundary past it,
+   * so a file takes a number of slices known from its size. @default none: slices end by time alone
+   */
+  readonly ingestSliceMaxBytes?: number;
   readonly onSilverProgress?: (progress: SilverProgress) => void;
   /** Groups of bronze parts the silver stage builds at once, in worker threads. @default one per core */
   readonly silverParallelism?: number;
@@ -111,6 +117,11 @@ export interface TaskInvocations {
   readonly byState: Readonly<Record<string, number>>;
   /** The largest scratch folder (the handler's workDir) any invocation used, in bytes. */
   readonly largestScratchBytes: number;
+  /**
+   * The longest any invocation ran, in ms: under `--lambda-limits` from its start (after its process's
+   * init, as Lambda's timeout counts) to its result; in process, the task's whole call.
+   */
+  readonly longestInvocationMs: number;
 }
 
 /** A table of contents' fan-out, run locally. */

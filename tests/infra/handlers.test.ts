@@ -300,6 +300,8 @@ describe('Module: runtime-config', () => {
       lakeBucket: 'k',
       datasets: ['a', 'b'],
     });
+    const bounded = { ...loadIngestConfig(env), sliceMaxMb: 20480 };
+    expect(loadIngestConfig(ingestEnvironment(bounded))).toEqual(bounded);
     const startConfig = {
       serviceName: 'svc',
       logLevel: 'INFO',

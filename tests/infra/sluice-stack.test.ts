@@ -1348,6 +1348,19 @@ describe('Stack: SluiceStack (example config)', () => {
         1,
       );
     });
+    it("bounds an ingest slice's input when the config says so (ingest.sliceMaxMb), else by time alone", () => {
+      const ingestEnv = (target: SluiceStack) =>
+        (Template.fromStack(target).toJSON().Resources as Record<string, Resource>)[
+          target.getLogicalId(target.functions.ingest.function.node.defaultChild as never)
+        ]!.Properties.Environment.Variables;
+      expect(ingestEnv(stack).INGEST_SLICE_MAX_MB).toBeUndefined();
+      const app = new App({ context: { ...cdkContext(), 'aws:cdk:bundling-stacks': [] } });
+      const config = loadDeploymentConfig(path.join(REPO_ROOT, 'sluice.config.json'));
+      const bounded = new SluiceStack(app, 'SluiceBoundedSlices', {
+        config: { ...config, ingest: { ...config.ingest, sliceMaxMb: 20480 } },
+      });
+      expect(ingestEnv(bounded).INGEST_SLICE_MAX_MB).toBe('20480');
+    });
   });
 
   describe('monitoring', () => {

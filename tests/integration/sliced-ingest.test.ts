@@ -19,6 +19,7 @@ import {
   ingestToBronze,
   type SliceBudget,
 } from '../../shared/stages/bronze/ingest-to-bronze.ts';
+import { withSliceMaxBytes } from '../../shared/stages/bronze/slice-budget.ts';
 import { StateName } from '../../shared/workflow/definition.ts';
 import { fileStore, fixedClock, generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
@@ -180,6 +181,52 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
     expect(whole.manifest.records.records).toBe(3000);
     expect(slices).toBeGreaterThanOrEqual(20);
     expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
+  });
+
+  it('a byte bound (ingest.sliceMaxMb) ends each slice at the first segment boundary past it, never later than the time budget', async () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ id: i, text: `row ${i} ✓` }));
+    const body = `${lines.join('\n')}\n`;
+    await writeFile(join(tmp.dir, 'bounded.ndjson.gz'), gzipSync(body));
+    const segmentBytes = 4096;
+    const dataset = parseDatasetConfig({
+      name: 'rows',
+      format: 'ndjson',
+      bronze: { segmentBytes, partMaxRecords: 100 },
+    });
+    /** Slices of a run under `budget`, each slice's uncompressed bytes, and its lake. */
+    const sliced = async (budget: SliceBudget) => {
+      const lake = newLake();
+      const sizes: number[] = [];
+      let at = 0;
+      let result: Awaited<ReturnType<typeof ingestSlice>>;
+      do {
+        result = await ingestSlice(
+          { dataset, sourceKey: 'bounded.ndjson.gz' },
+          { source: fileStore(tmp.dir), lake: fileStore(lake), clock: fixedClock, budget },
+        );
+        const end = result.status === 'sliced' ? result.progress.uncompressedBytes : Buffer.byteLength(body);
+        sizes.push(end - at);
+        at = end;
+      } while (result.status === 'sliced' && sizes.length < 1000);
+      return { sizes, lake };
+    };
+    const never: SliceBudget = { shouldStop: () => false };
+    const bound = 3 * segmentBytes;
+    const bounded = await sliced(withSliceMaxBytes(never, bound));
+    // Every slice but the last read at least the bound, and at most one segment (and a record) more.
+    expect(bounded.sizes.length).toBeGreaterThanOrEqual(
+      Math.floor(Buffer.byteLength(body) / (4 * segmentBytes)),
+    );
+    for (const size of bounded.sizes.slice(0, -1)) {
+      expect(size).toBeGreaterThanOrEqual(bound);
+      expect(size).toBeLessThan(bound + segmentBytes + 100);
+    }
+    // The same slices again: nothing but the bytes decides.
+    expect((await sliced(withSliceMaxBytes(never, bound))).sizes).toEqual(bounded.sizes);
+    // A time budget that is spent ends the slice at its first boundary, whatever the bound.
+    const spent = await sliced(withSliceMaxBytes(everySegment, 1_000_000_000));
+    expect(spent.sizes.length).toBeGreaterThan(2 * bounded.sizes.length);
+    expectIdentical(await snapshot(bounded.lake), await snapshot(spent.lake));
   });
 
   it('commits when the last record ends only at the end of input, right at a segment boundary', async () => {

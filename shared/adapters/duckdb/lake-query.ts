@@ -13,6 +13,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { PipelineError } from '../../errors.ts';
+import { mapInPool } from '../../in-pool.ts';
 import {
   listCommittedVersions,
   listCurrentVersions,
@@ -119,7 +120,7 @@ async function fetchFiles(
 ): Promise<(key: string) => string> {
   const fileOf = (key: string) => join(dir, key);
   if (keys.length === 0) return fileOf;
-  const sizes = await eachPooled(keys, async (key) => {
+  const sizes = await mapInPool(keys, 8, async (key) => {
     const info = await store.head(key);
     if (!info) {
       throw new PipelineError(
@@ -132,22 +133,11 @@ async function fetchFiles(
     keys.length,
     sizes.reduce((sum, size) => sum + size, 0),
   );
-  await eachPooled(keys, async (key) => {
+  await mapInPool(keys, 8, async (key) => {
     await mkdir(dirname(fileOf(key)), { recursive: true });
     await pipeline(await store.read(key), createWriteStream(fileOf(key)));
   });
   return fileOf;
-}
-
-/** `work` on each item, at most 8 at once (requests to one lake), results in the items' order. */
-async function eachPooled<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(8, items.length) }, worker));
-  return results;
 }
 
 class DuckDBLakeQuery implements LakeQuery {

@@ -62,11 +62,18 @@ export interface IngestProgress {
 }
 
 /**
- * When a slice should end. Asked at every segment boundary (see `bronze.segmentBytes`): the Lambda
- * handler stops when its remaining time runs low, tests stop after every segment.
+ * When a slice should end. Asked at every segment boundary (see `bronze.segmentBytes`), with how far the
+ * slice got: the Lambda handler stops when its remaining time runs low (or past `ingest.sliceMaxMb`),
+ * tests stop after every segment. A download asks after every part, without progress.
  */
 export interface SliceBudget {
-  shouldStop(): boolean;
+  shouldStop(progress?: SliceProgress): boolean;
+}
+
+/** How far a slice got, at a segment boundary. */
+export interface SliceProgress {
+  /** Uncompressed bytes of the source this slice has scanned. */
+  readonly sliceBytes: number;
 }
 
 export interface IngestToBronzeDeps {
@@ -275,6 +282,7 @@ export async function ingestSlice(
   const { compression } = opened;
   const segmentBytes = dataset.bronze.segmentBytes;
   let nextSegmentAt = checkpoint?.nextSegmentAt ?? segmentBytes;
+  const sliceStart = checkpoint?.resume.position ?? 0;
   let paused = false;
   const records: RecordSource & { scanner?: () => JsonRecordScanner | undefined } =
     dataset.format === 'csv'
@@ -297,7 +305,8 @@ export async function ingestSlice(
       // A segment boundary: seal every part, so no part spans two segments (or two slices).
       for (const writer of writers) writer.finish();
       nextSegmentAt = (Math.floor(end / segmentBytes) + 1) * segmentBytes;
-      if (deps.budget?.shouldStop()) paused = records.scanner?.()?.pause() ?? false;
+      if (deps.budget?.shouldStop({ sliceBytes: end - sliceStart }))
+        paused = records.scanner?.()?.pause() ?? false;
     };
     for await (const batch of records.batches(onRecord)) {
       deps.onProgress?.(progress(batch.bytesScanned));

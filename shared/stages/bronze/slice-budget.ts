@@ -35,3 +35,18 @@ export function lambdaSliceBudget(
   const sliceMs = Math.max(0, remainingMs - Math.min(LAMBDA_SLICE_RESERVE_MS, remainingMs / 2));
   return timeBudget(clock, sliceMs, Number(context.memoryLimitInMB) * 1024 * 1024 * 0.8);
 }
+
+/**
+ * `budget`, and besides it a bound on the uncompressed input one slice reads (the deployment config's
+ * `ingest.sliceMaxMb`, `sluice run --slice-mb`): the slice also ends at the first segment boundary at or
+ * past `maxSliceBytes`. The bound only ever ends a slice earlier, never later than its time allows, and
+ * it cuts the same slices however fast the machine is: checkpoints at predictable places, and a number
+ * of invocations known from the file's size. Without `budget` the bytes alone decide.
+ */
+export function withSliceMaxBytes(budget: SliceBudget | undefined, maxSliceBytes: number): SliceBudget {
+  return {
+    shouldStop: (progress) =>
+      (progress !== undefined && progress.sliceBytes >= maxSliceBytes) ||
+      (budget?.shouldStop(progress) ?? false),
+  };
+}

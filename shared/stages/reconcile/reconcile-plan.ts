@@ -5,6 +5,7 @@ import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ConfigError, PipelineError } from '../../errors.ts';
+import { inPool } from '../../in-pool.ts';
 import { QUARANTINE_TABLE, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
 import { reconcilePlanKey, reconcileWorkPrefix } from '../../lake/reconcile-work-keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
@@ -208,5 +209,9 @@ export async function deleteReconcileWork(lake: ObjectStore, bronze: BronzeManif
   const keys: string[] = [];
   for await (const object of lake.list(reconcileWorkPrefix(bronze.dataset, bronze.runId)))
     keys.push(object.key);
-  for (const key of keys) await lake.delete(key);
+  // A result per item and key bucket, thousands for a large file: several deletes at once.
+  await inPool(keys, WORK_DELETES_IN_FLIGHT, (key) => lake.delete(key));
 }
+
+/** Work objects deleted at once. */
+const WORK_DELETES_IN_FLIGHT = 16;

@@ -8,6 +8,7 @@ import {
   QuarantineThresholdError,
   ReconciliationError,
 } from '../../errors.ts';
+import { inPool, mapInPool } from '../../in-pool.ts';
 import { QUARANTINE_TABLE, reconciliationReportKey, reportKeyBeside } from '../../lake/keys.ts';
 import { reconcileBucketKey, reconcileItemKey } from '../../lake/reconcile-work-keys.ts';
 import type { Clock } from '../../ports/clock.ts';
@@ -414,39 +415,6 @@ function quarantineShare(silver: SilverManifest, threshold: number): Reconciliat
 
 /** Small results read at once by the last step (thousands of items must not open thousands of sockets). */
 const RESULTS_IN_FLIGHT = 16;
-
-/** `work` of each item, at most `inFlight` at once; every started one settles before a failure is thrown. */
-async function inPool<T>(
-  items: readonly T[],
-  inFlight: number,
-  work: (item: T) => Promise<unknown>,
-): Promise<void> {
-  await mapInPool(items, inFlight, (item) => work(item));
-}
-
-/** `work` of each item, at most `inFlight` at once, results in item order; every started one settles first. */
-async function mapInPool<T, R>(
-  items: readonly T[],
-  inFlight: number,
-  work: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (!failure && next < items.length) {
-      const index = next++;
-      try {
-        results[index] = await work(items[index]!, index);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(inFlight, items.length)) }, worker));
-  if (failure) throw failure.error;
-  return results;
-}
 
 function describeMismatch(c: Check): string {
   if (typeof c.expected === 'number' && typeof c.actual === 'number') {

@@ -7,6 +7,7 @@ import { finished } from 'node:stream/promises';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import { PipelineError } from '../../errors.ts';
+import { mapInPool } from '../../in-pool.ts';
 import { silverBuildOf } from '../../lake/keys.ts';
 import { readJsonIfValid } from '../../lake/read-json.ts';
 import { silverBucketResultKey } from '../../lake/silver-work-keys.ts';
@@ -79,7 +80,7 @@ export async function mergeSilverBucket(
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
   try {
-    const fetched = await mapInOrder(groups, GROUPS_IN_FLIGHT, (group) =>
+    const fetched = await mapInPool(groups, GROUPS_IN_FLIGHT, (group) =>
       fetchBucketPartials(deps.lake, group, bucket, join(workDir, `group-${group.group}`)),
     );
     const partials: Record<string, string[]> = {};
@@ -201,22 +202,4 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** `work` of each item, at most `inFlight` at once; results in item order. */
-async function mapInOrder<T, R>(
-  items: readonly T[],
-  inFlight: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(inFlight, items.length) }, worker));
-  return results;
 }

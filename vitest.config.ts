@@ -8,6 +8,7 @@ import { defineConfig } from 'vitest/config';
  */
 const DRILLS = [
   'tests/integration/lambda-limits.test.ts',
+  'tests/integration/limits-drill.test.ts',
   'tests/integration/kill-drill.test.ts',
   'tests/integration/bulk-drop.test.ts',
 ];

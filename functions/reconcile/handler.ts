@@ -31,6 +31,7 @@ import {
   reconcileKeyBucket,
 } from '../../shared/stages/reconcile/reconcile.ts';
 import type { ReconcilePlanOptions } from '../../shared/stages/reconcile/reconcile-plan.ts';
+import { renewRunLease } from '../../shared/stages/run-lease.ts';
 import {
   type MergeSilverStateResult,
   mergeCommittedVersions,
@@ -152,7 +153,14 @@ export async function reconcileRun(
       }),
   };
   const run = { bronzeManifestKey: input.bronzeManifestKey };
-  if (input.op === 'plan') return planReconcile(run, stageDeps);
+  if (input.op === 'plan') {
+    // The run's lease, renewed before reconciliation starts (nothing else renews it on AWS).
+    await renewRunLease(
+      { bronzeManifestKey: input.bronzeManifestKey, holder: deps.leaseHolder ?? input.executionId },
+      { lake: deps.lake, clock: deps.clock, localLease: deps.localLease },
+    );
+    return planReconcile(run, stageDeps);
+  }
   if (input.op === 'item') return reconcileItem({ ...run, item: input.item }, stageDeps);
   if (input.op === 'keys') return reconcileKeyBucket({ ...run, bucket: input.bucket }, stageDeps);
 

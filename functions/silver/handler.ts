@@ -11,6 +11,7 @@ import {
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import type { TablePartialsMerger, TableWriterFactory } from '../../shared/ports/table-writer.ts';
+import { renewRunLease } from '../../shared/stages/run-lease.ts';
 import { type BuildSilverResult, buildSilver } from '../../shared/stages/silver/build-silver.ts';
 import { planRebuild, type RebuildPlan } from '../../shared/stages/silver/plan-rebuild.ts';
 import { mergeSilverBucket } from '../../shared/stages/silver/silver-bucket.ts';
@@ -136,7 +137,14 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
   metrics.addDimension(Dimension.dataset, input.dataset);
   const { bronzeManifestKey } = input;
 
+  // The run's lease, renewed before the build's first step and its last (nothing else renews it on AWS).
+  const renewLease = () =>
+    renewRunLease(
+      { bronzeManifestKey, holder: deps.leaseHolder ?? input.executionId },
+      { lake: deps.lake, clock: deps.clock, localLease: deps.localLease },
+    );
   if (input.op === 'plan') {
+    await renewLease();
     const plan = await planSilver(
       { bronzeManifestKey },
       {
@@ -193,6 +201,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
   }
 
   logger.info('silver started');
+  await renewLease();
   const result =
     input.op === 'merge'
       ? await mergeSilver(

@@ -22,6 +22,7 @@ import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { SourceCatalog } from '../../ports/source-catalog.ts';
 import { readBronzeManifest, readText } from '../bronze/read-bronze.ts';
+import { runLeaseRef } from '../run-lease.ts';
 
 export interface CommitVersionInput {
   readonly bronzeManifestKey: string;
@@ -74,12 +75,7 @@ export async function commitVersion(
   const build = silverBuildOf(bronze, contractFingerprint(deps.contract));
   const silverKey = silverManifestKey(build);
   const silver = SilverManifest.parse(JSON.parse(await readText(deps.lake, silverKey)));
-  const lease = input.leaseHolder && {
-    dataset: bronze.dataset,
-    sourceId: bronze.sourceId,
-    location: bronze.source.url ?? bronze.source.uri,
-    holder: input.leaseHolder,
-  };
+  const lease = input.leaseHolder && runLeaseRef(bronze, input.leaseHolder);
   // Read once: the commit below is conditional on this very record (its etag), and a rebuild checks that
   // it is still the one it rebuilt.
   const current = await readCurrentVersion(deps.lake, bronze.dataset, bronze.sourceId);

@@ -1,0 +1,34 @@
+import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
+import { holdSourceLease, type LeaseRef, leaseDepsOf } from '../lake/source-lease.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import { readBronzeManifest } from './bronze/read-bronze.ts';
+
+/** The lease a run of a source holds from its first stage to its commit: the source's, held by the run. */
+export function runLeaseRef(
+  bronze: Pick<BronzeManifest, 'dataset' | 'sourceId' | 'source'>,
+  holder: string,
+): LeaseRef {
+  return {
+    dataset: bronze.dataset,
+    sourceId: bronze.sourceId,
+    location: bronze.source.url ?? bronze.source.uri,
+    holder,
+  };
+}
+
+/**
+ * Renews the run's lease between its stages (PlanSilver, Silver, PlanReconcile): on AWS nothing else
+ * renews it after Ingest or PlanRebuild, and silver and reconciliation of a large file can outlast its
+ * 20 minutes; an expired lease would let a second execution of the source start over beside this one,
+ * which then fails at its commit. A run whose lease another holder took meanwhile stops here
+ * (`LeaseLostError`), before spending more on a build it may not commit.
+ */
+export async function renewRunLease(
+  input: { readonly bronzeManifestKey: string; readonly holder: string | undefined },
+  deps: { readonly lake: ObjectStore; readonly clock: Clock; readonly localLease?: boolean },
+): Promise<void> {
+  if (input.holder === undefined) return;
+  const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
+  await holdSourceLease(runLeaseRef(bronze, input.holder), leaseDepsOf(deps), { mustHold: true });
+}

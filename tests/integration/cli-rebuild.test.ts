@@ -275,6 +275,53 @@ describe('sluice rebuild', () => {
     expect(html).toContain('data-field="tables.rows.rowsWritten">3<');
   });
 
+  it('folds a rebuilt cdc source into the merged state (a rebuild is a new build of the same run)', async () => {
+    const dir = join(tmp.dir, 'cdc');
+    const clake = join(dir, 'lake');
+    const cfile = join(dir, 'changes.ndjson');
+    await mkdir(dir, { recursive: true });
+    const changes = [
+      { id: 1, seq: 1, label: 'one' },
+      { id: 2, seq: 1, label: 'two' },
+      { id: 1, seq: 2, label: 'uno' },
+    ];
+    await writeFile(cfile, changes.map((row) => JSON.stringify(row)).join('\n'));
+    const cdcConfig = (columns: readonly string[]) => ({
+      name: 'changes',
+      format: 'ndjson',
+      recordName: 'changes',
+      silver: {
+        table: 'changes',
+        columns: columns.map((name) => ({ name, type: name === 'label' ? 'string' : 'integer' })),
+        primaryKey: ['id'],
+        orderingColumn: 'seq',
+        operationColumn: null,
+        load: 'cdc',
+      },
+    });
+    const c1 = join(dir, 'v1.json');
+    const c2 = join(dir, 'v2.json');
+    await writeFile(c1, JSON.stringify(cdcConfig(['id', 'seq'])));
+    await writeFile(c2, JSON.stringify(cdcConfig(['id', 'seq', 'label'])));
+    const ran = await runSluice(['run', cfile, '--config', c1, '--lake', clake, '-q']);
+    expect(ran.status, ran.stderr).toBe(0);
+    const rebuilt = await runSluice(['rebuild', '--config', c2, '--lake', clake, '-q']);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+    // The merged state is the new build's: the new column, each key at its highest seq.
+    const state = await runSluice([
+      'query',
+      'SELECT id, seq, label FROM changes__changes_current ORDER BY id',
+      '--lake',
+      clake,
+      '--json',
+    ]);
+    expect(state.status, state.stderr).toBe(0);
+    expect(jsonLines(state.stdout)).toEqual([
+      { id: 1, seq: 2, label: 'uno' },
+      { id: 2, seq: 1, label: 'two' },
+    ]);
+  });
+
   it('teaches itself with --help', async () => {
     const help = await runSluice(['rebuild', '--help']);
     expect(help.status).toBe(0);

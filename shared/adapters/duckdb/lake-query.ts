@@ -124,7 +124,8 @@ async function fetchFiles(
     const info = await store.head(key);
     if (!info) {
       throw new PipelineError(
-        `${store.uri(key)} is named by a commit record but is not in the lake: the lake was changed outside sluice`,
+        `${store.uri(key)} is named by a commit record but is not in the lake: a merge may have replaced it ` +
+          'while the query started (run it again), or the lake was changed outside sluice',
       );
     }
     return info.size;

@@ -14,9 +14,11 @@
  *
  * Crash safety: each merge writes the state to new files, then commits them with one conditional write of
  * the manifest (If-Match the manifest it read), then deletes the files the manifest named before. Readers
- * and merges follow the manifest only: a merge killed before its manifest leaves the old state whole (and
- * files no manifest names, which the retry overwrites); two merges of one table at once cannot both
- * commit, and the one that lost starts again from the winner's state.
+ * and merges follow the manifest only: a merge killed before its manifest leaves the old state whole;
+ * two merges of one table at once cannot both commit, and the one that lost starts again from the
+ * winner's state. Either leaves files no manifest names (a retry of the same sources writes the same
+ * names again); they are not deleted on the spot, since a merge of the same sources that won may have
+ * committed those very names.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -138,7 +140,9 @@ export async function mergeSilverState(
   input: MergeSilverStateInput,
   deps: MergeSilverStateDeps,
 ): Promise<MergeSilverStateResult> {
-  return withRetriedRace(() => mergeSources(input.dataset, [input.silverManifestKey], false, deps));
+  return withRetriedRace(() =>
+    mergeSources(input.dataset, [input.silverManifestKey], { onlyThese: false }, deps),
+  );
 }
 
 /**
@@ -161,18 +165,8 @@ export async function mergeCommittedVersions(
       .filter((r) => r.silverManifestKey !== undefined)
       .sort((a, b) => a.committedAt.localeCompare(b.committedAt) || a.sourceId.localeCompare(b.sourceId));
     if (committed.length === 0) return undefined;
-    const stateManifestKey = silverStateManifestKey(config.name, table);
-    const state = (await lake.head(stateManifestKey))
-      ? await readStateManifest(lake, stateManifestKey)
-      : undefined;
-    const current = new Set(committed.map((r) => r.runId));
-    const fromScratch = state?.applied.some((a) => !current.has(a.runId)) ?? false;
-    return mergeSources(
-      config,
-      committed.map((r) => r.silverManifestKey!),
-      fromScratch,
-      deps,
-    );
+    const builds = committed.map((r) => r.silverManifestKey!);
+    return mergeSources(config, builds, { onlyThese: true }, deps);
   });
 }
 
@@ -194,14 +188,16 @@ const MAX_MERGE_ATTEMPTS = 8;
 class MergeRaceLostError extends MergeStateError {}
 
 /**
- * Folds the sources (silver manifests, in order) into the table's state, or into an empty state
- * (`fromScratch`: the sources are then every source the state will hold), and commits the result once.
- * Sources the state lists already are skipped.
+ * Folds the sources (silver manifests, in order) into the table's state and commits the result once.
+ * Sources the state holds already are skipped: a source is its build (its silver manifest), so a rebuilt
+ * source is a new one. With `onlyThese` the sources are every source the state may hold: a state that
+ * holds another (a version since replaced, a build since rebuilt) is folded again from scratch, decided
+ * from the very manifest the commit is conditional on.
  */
 async function mergeSources(
   config: DatasetConfig,
   silverManifestKeys: readonly string[],
-  fromScratch: boolean,
+  options: { readonly onlyThese: boolean },
   deps: MergeSilverStateDeps,
 ): Promise<MergeSilverStateResult> {
   const silver = config.silver;
@@ -238,9 +234,12 @@ async function mergeSources(
     orderingColumn: silver.orderingColumn ?? null,
     operationColumn: operationColumnOf(silver),
   };
+  const fromScratch =
+    options.onlyThese &&
+    (state?.applied.some((a) => !silverManifestKeys.includes(a.silverManifestKey)) ?? false);
   const base = fromScratch ? undefined : state;
   if (base) checkSameSettings(base, settings, dataset, table);
-  const toApply = sources.filter((source) => !base?.applied.some((a) => a.runId === source.manifest.runId));
+  const toApply = sources.filter((source) => !base?.applied.some((a) => a.silverManifestKey === source.key));
   if (toApply.length === 0) {
     const rows = state?.current.rows ?? 0;
     return {
@@ -392,10 +391,10 @@ async function mergeSources(
   }
 }
 
-/** A state's name: a digest of the sources it holds, in the order applied. */
+/** A state's name: a digest of the sources (their builds) it holds, in the order applied. */
 function stateIdOf(applied: SilverStateManifest['applied']): string {
   return createHash('sha256')
-    .update(applied.map((a) => a.runId).join('\n'))
+    .update(applied.map((a) => a.silverManifestKey).join('\n'))
     .digest('hex')
     .slice(0, 16);
 }

@@ -25,6 +25,7 @@ import { readText } from '../../stages/bronze/read-bronze.ts';
 import { SilverStateManifest } from '../../stages/silver/merge-state.ts';
 import { openLakeStore } from '../lake-store.ts';
 import { FileObjectStore } from '../local/file-object-store.ts';
+import { ident, literal } from './final-table.ts';
 
 /** A query's answer, with values made plain: numbers, strings, booleans, arrays, objects, null. */
 export interface QueryResult {
@@ -370,12 +371,4 @@ function cellText(value: unknown): string {
       .join(', ')}}`;
   }
   return String(value);
-}
-
-function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-function literal(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
 }

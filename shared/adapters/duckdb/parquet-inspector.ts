@@ -3,11 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { ColumnProfile, TableInspector } from '../../ports/table-inspector.ts';
-
-/** SQL string literal (single quotes doubled): file paths are ours, but never trust a path in SQL. */
-const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
-/** SQL identifier (double quotes doubled). */
-const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+import { ident, literal } from './final-table.ts';
 
 /**
  * DuckDB's memory for the checks: without a limit it takes up to 80 % of the machine; beyond it, the
@@ -48,7 +44,7 @@ export async function openParquetInspector(): Promise<TableInspector> {
       const source = parquet(file);
       const selects: string[] = [];
       for (const ref of keys.refs) {
-        const name = identifier(ref.column);
+        const name = ident(ref.column);
         const described = await rows(`SELECT column_type FROM (DESCRIBE SELECT ${name} FROM ${source})`);
         const isList = String(described[0]?.[0] ?? '').endsWith('[]');
         const values = `SELECT CAST(${isList ? `unnest(${name})` : name} AS VARCHAR) AS v FROM ${source}`;
@@ -60,7 +56,7 @@ export async function openParquetInspector(): Promise<TableInspector> {
       }
       if (keys.quarantine) {
         // A row's key: its columns as text, NUL-separated (no column's text holds a NUL).
-        const parts = keys.quarantine.map((c) => `coalesce(CAST(${identifier(c)} AS VARCHAR), '')`);
+        const parts = keys.quarantine.map((c) => `coalesce(CAST(${ident(c)} AS VARCHAR), '')`);
         selects.push(
           `SELECT DISTINCT 'quarantine' AS kind, NULL::INTEGER AS ref, concat_ws(chr(0), ${parts.join(', ')}) AS v, 1 AS n FROM ${source}`,
         );
@@ -152,8 +148,8 @@ export async function openParquetInspector(): Promise<TableInspector> {
       const estimates = sampled
         ? ((
             await connection.runAndReadAll(
-              `SELECT ${scalar.map((c) => `approx_count_distinct(${identifier(c.name)})`).join(', ')}
-                 FROM (SELECT ${scalar.map((c) => identifier(c.name)).join(', ')} FROM ${source} LIMIT ${PROFILE_DISTINCT_ROWS})`,
+              `SELECT ${scalar.map((c) => `approx_count_distinct(${ident(c.name)})`).join(', ')}
+                 FROM (SELECT ${scalar.map((c) => ident(c.name)).join(', ')} FROM ${source} LIMIT ${PROFILE_DISTINCT_ROWS})`,
             )
           ).getRowsJS()[0] ?? [])
         : [];
@@ -183,11 +179,11 @@ export async function openParquetInspector(): Promise<TableInspector> {
     },
     async firstRowsPerGroup(file, group, columns, perGroup) {
       const source = `read_parquet(${literal(file)}, hive_partitioning = false, file_row_number = true)`;
-      const selected = columns.map((c) => `CAST(${identifier(c)} AS VARCHAR) AS ${identifier(c)}`);
+      const selected = columns.map((c) => `CAST(${ident(c)} AS VARCHAR) AS ${ident(c)}`);
       const reader = await connection.runAndReadAll(
         `SELECT ${selected.join(', ')} FROM ${source}
-         QUALIFY row_number() OVER (PARTITION BY ${identifier(group)} ORDER BY file_row_number) <= ${Math.trunc(perGroup)}
-         ORDER BY ${identifier(group)}, file_row_number`,
+         QUALIFY row_number() OVER (PARTITION BY ${ident(group)} ORDER BY file_row_number) <= ${Math.trunc(perGroup)}
+         ORDER BY ${ident(group)}, file_row_number`,
       );
       return reader
         .getRowsJS()

@@ -9,6 +9,7 @@
  * with the target.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { ident } from '../../adapters/duckdb/final-table.ts';
 import { PipelineError } from '../../errors.ts';
 
 /** A batch the pattern cannot apply: a missing column, an unknown operation, a null ordering value. */
@@ -236,8 +237,4 @@ async function transaction(connection: DuckDBConnection, statements: readonly st
 
 function list(names: readonly string[]): string {
   return names.map(ident).join(', ');
-}
-
-function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }

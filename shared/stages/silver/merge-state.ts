@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { z } from 'zod';
+import { ident, literal } from '../../adapters/duckdb/final-table.ts';
 import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import { genericTable, operationColumnOf, type SilverConfig } from '../../contracts/generic-contract.ts';
 import { LINEAGE_COLUMNS } from '../../contracts/silver/table.ts';
@@ -556,11 +557,3 @@ async function countRows(connection: DuckDBConnection, table: string): Promise<n
 }
 
 const parquet = (file: string) => `read_parquet(${literal(file)}, hive_partitioning = false)`;
-
-function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-function literal(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
-}

@@ -3,9 +3,11 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { ConfigError } from '../errors.ts';
-import { bronzeManifestKey } from '../lake/keys.ts';
+import { bronzeManifestKey, rebuildReconciliationKey, reportKeyBeside } from '../lake/keys.ts';
+import { readTextIfPresent } from '../lake/read-json.ts';
 import { listRuns, type RunEntry } from '../lake/run-history.ts';
 import { writeRunReport } from '../report/write-run-report.ts';
+import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 
 /** `sluice report [run]`: where a run's report is (rendered now if the run has none yet), or open it. */
 export function reportCommand(): Command {
@@ -42,8 +44,7 @@ failed or was not committed has its own report, by --build.
         const lakeDir = resolve(options.lake);
         const lake = new FileObjectStore(lakeDir);
         const entry = await findRun(lake, lakeDir, run, options.dataset, options.build);
-        const key =
-          entry.reportKey ?? (await writeRunReport(lake, bronzeManifestKey(entry.dataset, entry.runId)));
+        const key = entry.reportKey ?? (await renderMissingReport(lake, entry));
         const path = lake.uri(key);
         process.stdout.write(`${path}\n`);
         if (options.open) await openInBrowser(path);
@@ -105,4 +106,28 @@ function openInBrowser(path: string): Promise<void> {
       done();
     });
   });
+}
+
+/**
+ * A report that is not in the lake (a run or rebuild killed before writing it, or written before reports
+ * existed), rendered now and written where it belongs: a rebuild's beside its own reconciliation, from
+ * that reconciliation, never over the run's.
+ */
+async function renderMissingReport(lake: FileObjectStore, entry: RunEntry): Promise<string> {
+  const bronzeKey = bronzeManifestKey(entry.dataset, entry.runId);
+  if (entry.build === undefined) return writeRunReport(lake, bronzeKey);
+  const reconciliationKey = rebuildReconciliationKey(entry.dataset, entry.runId, entry.build);
+  const text = await readTextIfPresent(lake, reconciliationKey);
+  if (text === undefined) {
+    throw new ConfigError(
+      `rebuild ${entry.build} of run ${entry.runId} has no report: it stopped before its reconciliation ` +
+        `(status: ${entry.status}). \`sluice rebuild\` builds it again.`,
+    );
+  }
+  return writeRunReport(
+    lake,
+    bronzeKey,
+    { reconciliation: JSON.parse(text) as ReconciliationReport },
+    reportKeyBeside(reconciliationKey),
+  );
 }

@@ -265,6 +265,13 @@ describe('sluice rebuild', () => {
     expect(attempt.status, attempt.stderr).toBe(0);
     const attemptReport = await readFile(attempt.stdout.trim(), 'utf8');
     expect(attemptReport).toContain('data-field="tables.rows.rowsWritten">0<');
+    // An attempt whose report is gone (killed between its two writes) gets its own rendered again, in its
+    // own folder, from its own reconciliation: never the run's.
+    await rm(attempt.stdout.trim());
+    const again = await runSluice(['report', before.runId, '--build', failedBuild, '--lake', lake]);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout.trim()).toBe(attempt.stdout.trim());
+    expect(await readFile(again.stdout.trim(), 'utf8')).toContain('data-field="status">failed<');
 
     // Rendered again from the lake, the run's report shows the build its reconciliation proves (the
     // committed one, 3 rows), not the newest build of the version (the failed one, 0 rows).

@@ -26,6 +26,8 @@ export interface MotoServer {
   readonly endpoint: string;
   /** An S3 client for this server: path-style, dummy credentials, us-east-1. */
   readonly s3: S3Client;
+  /** The variables a child process (the CLI, an invocation) needs to reach this server as the S3 client does. */
+  readonly env: Readonly<Record<string, string>>;
   /** Creates an empty S3 bucket and returns its name. */
   createBucket(name: string): Promise<string>;
   /** Stops the server; its state (in memory) goes with it. */
@@ -82,6 +84,12 @@ async function startOn(executable: string, port: number): Promise<MotoServer> {
   return {
     endpoint,
     s3,
+    env: {
+      AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_REGION: 'us-east-1',
+    },
     async createBucket(name) {
       await s3.send(new CreateBucketCommand({ Bucket: name }));
       return name;

@@ -24,7 +24,7 @@ import {
   runWorkflowLocally,
 } from '../../shared/pipeline/local-runner.ts';
 import { Placeholder, taskResources } from '../../shared/workflow/definition.ts';
-import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
+import { TIC_EXAMPLES, tableOfContents } from '../helpers/fixtures.ts';
 import { type FlakyServer, startFlakyServer } from '../helpers/flaky-http-server.ts';
 import { allows, type TemplateStatement } from '../helpers/iam-policy.ts';
 import { fixedClock, generateFile, tempDir } from '../helpers/lake.ts';
@@ -155,7 +155,7 @@ describe('IAM coverage: every S3 request of each function is granted by its role
     });
     serve('/in-network.json.gz', await readFile(generated.path));
     for (const name of LISTED) serve(`/files/${name}`, await readFile(join(TIC_EXAMPLES, name)));
-    serve('/toc.json', Buffer.from(JSON.stringify(tableOfContents(server.origin))));
+    serve('/toc.json', Buffer.from(JSON.stringify(listing(server.origin))));
 
     // Synthesized without bundling the functions' code: only the roles are read.
     const context = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')).context;
@@ -288,30 +288,12 @@ describe('IAM coverage: every S3 request of each function is granted by its role
   }
 
   /** A table of contents listing the two samples and a file the server does not have. */
-  const tableOfContents = (at: string) => ({
-    reporting_entity_name: 'sluice test',
-    reporting_entity_type: 'health insurance issuer',
-    last_updated_on: '2026-01-01',
-    version: '2.0.0',
-    reporting_structure: [
-      {
-        reporting_plans: [
-          {
-            plan_name: 'plan a',
-            plan_id_type: 'hios',
-            plan_id: '1111111111',
-            plan_market_type: 'individual',
-            issuer_name: 'Acme',
-          },
-        ],
-        in_network_files: [
-          { description: 'fee for service', location: `${at}/files/${LISTED[0]}` },
-          { description: 'gone', location: `${at}/files/in-network-rates-gone.json` },
-          { description: 'capitation', location: `${at}/files/${LISTED[1]}` },
-        ],
-      },
-    ],
-  });
+  const listing = (at: string) =>
+    tableOfContents([
+      { description: 'fee for service', location: `${at}/files/${LISTED[0]}` },
+      { description: 'gone', location: `${at}/files/in-network-rates-gone.json` },
+      { description: 'capitation', location: `${at}/files/${LISTED[1]}` },
+    ]);
 
   /** Each function's role in the synthesized stack. */
   const roleOf = (fn: LocalFunctionName): IRole =>

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSluice } from '../helpers/cli.ts';
-import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
+import { tableOfContents as listing, TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { type FlakyServer, startFlakyServer } from '../helpers/flaky-http-server.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
 
@@ -44,26 +44,7 @@ describe('sluice run: a table of contents whose listed files fail', () => {
   /** A table of contents (a local file) listing `paths` on the test server. */
   async function tableOfContents(name: string, paths: readonly string[]): Promise<string> {
     const file = join(tmp.dir, name);
-    const toc = {
-      reporting_entity_name: 'sluice test',
-      reporting_entity_type: 'health insurance issuer',
-      last_updated_on: '2026-01-01',
-      version: '2.0.0',
-      reporting_structure: [
-        {
-          reporting_plans: [
-            {
-              plan_name: 'plan a',
-              plan_id_type: 'hios',
-              plan_id: '1111111111',
-              plan_market_type: 'individual',
-              issuer_name: 'Acme',
-            },
-          ],
-          in_network_files: paths.map((p) => ({ description: p, location: server.url(p) })),
-        },
-      ],
-    };
+    const toc = listing(paths.map((p) => ({ description: p, location: server.url(p) })));
     await writeFile(file, JSON.stringify(toc));
     return file;
   }

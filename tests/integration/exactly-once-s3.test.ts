@@ -36,13 +36,7 @@ describe.skipIf(SKIP !== undefined)(`exactly once on an S3 lake${SKIP ? ` (skipp
     prices = generated.facts.negotiated_prices;
     moto = await startMotoServer();
     await moto.createBucket('lakes');
-    env = {
-      ...process.env,
-      AWS_ENDPOINT_URL_S3: moto.endpoint,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
-      AWS_REGION: 'us-east-1',
-    };
+    env = { ...process.env, ...moto.env };
   }, 120_000);
   afterAll(async () => {
     await moto?.stop();

@@ -375,6 +375,16 @@ async function currentState(at: Lake, config: DatasetConfig): Promise<QueryResul
   }
 }
 
+/** The lake of a merge that dies at the write of `key` (its commit), as a kill would stop it there. */
+function dyingAt(lakeDir: string, key: string): ObjectStore {
+  return new (class extends FileObjectStore {
+    override write(...args: Parameters<FileObjectStore['write']>) {
+      if (args[0] === key) return Promise.reject(new Error('killed before the commit'));
+      return super.write(...args);
+    }
+  })(lakeDir);
+}
+
 /** The merged state's file, as its state manifest names it. */
 async function currentStateFile(at: Lake, config: DatasetConfig): Promise<string> {
   const manifest = JSON.parse(
@@ -972,12 +982,7 @@ describe('Generic datasets defined by config alone', () => {
 
         // The merge dies after writing its state files, at the state manifest's write.
         const manifestKey = silverStateManifestKey(config.name, 'accounts');
-        const dying = new (class extends FileObjectStore {
-          override write(...args: Parameters<FileObjectStore['write']>) {
-            if (args[0] === manifestKey) return Promise.reject(new Error('killed before the commit'));
-            return super.write(...args);
-          }
-        })(at.lake);
+        const dying = dyingAt(at.lake, manifestKey);
         await expect(merge(at, config, silver.manifestKey, dying)).rejects.toThrow(
           'killed before the commit',
         );
@@ -1008,12 +1013,7 @@ describe('Generic datasets defined by config alone', () => {
         await writeFile(join(at.source, 'a.ndjson'), toNdjson(third!.batch));
         await commit(at, config, await build(at, config, 'a.ndjson'));
         const manifestKey = silverStateManifestKey(config.name, 'accounts');
-        const dying = new (class extends FileObjectStore {
-          override write(...args: Parameters<FileObjectStore['write']>) {
-            if (args[0] === manifestKey) return Promise.reject(new Error('killed before the commit'));
-            return super.write(...args);
-          }
-        })(at.lake);
+        const dying = dyingAt(at.lake, manifestKey);
         await expect(
           mergeCommittedVersions({ dataset: config }, { lake: dying, clock: fixedClock, workDir: at.work }),
         ).rejects.toThrow('killed before the commit');

@@ -56,12 +56,7 @@ describe.skipIf(SKIP !== undefined)('the limits drill: timeout=2,tmp=8 on moto_s
     await writeFile(config, JSON.stringify({ ...base, bronze: { ...base.bronze, segmentBytes: 64 * KiB } }));
     moto = await startMotoServer();
     await moto.createBucket('drill');
-    env = {
-      AWS_ENDPOINT_URL_S3: moto.endpoint,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
-      AWS_REGION: 'us-east-1',
-    };
+    env = moto.env;
   }, 120_000);
   afterAll(async () => {
     await moto?.stop();

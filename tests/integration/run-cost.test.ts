@@ -101,12 +101,7 @@ describe.skipIf(SKIP !== undefined)(`run cost, S3 lake${SKIP ? ` (skipped: ${SKI
   afterAll(() => moto?.stop());
 
   it('counts the same on S3, and the summary prints it in a line', async () => {
-    const env = {
-      AWS_ENDPOINT_URL_S3: moto.endpoint,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
-      AWS_REGION: 'us-east-1',
-    };
+    const { env } = moto;
     const lake = 's3://lakes/cost';
     const run = await runSluice(['run', SAMPLE, '-d', 'tic-in-network', '--lake', lake, '--json', '-q'], env);
     expect(run.status, run.stderr).toBe(0);

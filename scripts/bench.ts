@@ -39,6 +39,14 @@ interface PhaseResult {
   /** Rows `records` must equal (duckdb-bronze: sluice's negotiated_prices rows). */
   expectedRecords?: number;
   maxRssMb: number;
+  /** sluice-e2e: each stage's wall time and CPU time of the whole process (every thread). */
+  stages?: StageCost[];
+}
+
+interface StageCost {
+  stage: string;
+  ms: number;
+  cpuMs: number;
 }
 
 const { values } = parseArgs({
@@ -119,6 +127,18 @@ async function runEndToEnd(file: string) {
   const { systemClock } = await import('../shared/ports/clock.ts');
   const lakeDir = resolve('.bench/lake-e2e');
   rmSync(lakeDir, { recursive: true, force: true });
+  // Stages run one after another locally, so the process's CPU between two stage starts is the first's.
+  const stages: StageCost[] = [];
+  const stageStarted = (stage: string) => {
+    const cpu = process.cpuUsage();
+    const now = { stage, ms: performance.now(), cpuMs: (cpu.user + cpu.system) / 1000 };
+    const last = stages.at(-1);
+    if (last) {
+      last.ms = now.ms - last.ms;
+      last.cpuMs = now.cpuMs - last.cpuMs;
+    }
+    if (stage !== '') stages.push(now);
+  };
   // The same path as `sluice run`: the deployed workflow definition, run locally.
   const result = await runWorkflowLocally(
     { dataset: builtInDataset('tic-in-network'), sourceKey: file.split('/').at(-1)! },
@@ -128,11 +148,13 @@ async function runEndToEnd(file: string) {
       clock: systemClock,
       workDir: resolve('.bench/work'),
       deadLetters: new FolderDeadLetterStore(lakeDir),
+      onStage: stageStarted,
     },
   );
+  stageStarted('');
   if (result.outcome !== 'committed') throw new Error(`${file}: unchanged in a fresh bench lake`);
   const rows = Object.values(result.silver?.manifest.tables ?? {}).reduce((n, t) => n + t.rowsWritten, 0);
-  return { uncompressedBytes: result.bronze.manifest.source.uncompressedBytes, records: rows };
+  return { uncompressedBytes: result.bronze.manifest.source.uncompressedBytes, records: rows, stages };
 }
 
 /** Segment (and so slice) size of the sliced phase: 16 slices for the 1 GB file. */
@@ -288,6 +310,20 @@ async function main(): Promise<void> {
     'peak RSS MB': r.maxRssMb.toFixed(0),
   }));
   console.table(rows);
+  const e2e = results['sluice-e2e'];
+  if (e2e?.stages) {
+    // What issue 16 asks to report: each stage's CPU per GB of JSON (all threads), beside its wall time.
+    const gb = e2e.uncompressedBytes / 1e9;
+    console.table(
+      e2e.stages.map((s) => ({
+        'sluice-e2e stage': s.stage,
+        seconds: (s.ms / 1000).toFixed(1),
+        'core-seconds': (s.cpuMs / 1000).toFixed(1),
+        'cores busy': (s.cpuMs / s.ms).toFixed(2),
+        'core-seconds per GB': (s.cpuMs / 1000 / gb).toFixed(1),
+      })),
+    );
+  }
   const peer = results['duckdb-bronze'];
   const peerAgrees = peer !== undefined && peer.records === peer.expectedRecords;
   if (peer && !peerAgrees) {

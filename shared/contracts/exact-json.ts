@@ -42,15 +42,34 @@ export function mayHoldUnsafeInteger(text: string, from = 0): boolean {
 /**
  * Whether `text` (from `from` on) may hold a string with a lone surrogate (`"\ud800"`): JSON text can
  * only carry a surrogate escaped (`\uD800`–`\uDFFF`; UTF-8 cannot encode one), and `indexOf` finds
- * escapes at memchr speed.
+ * escapes at memchr speed. A high surrogate escape followed at once by a low one is a pair (an emoji
+ * written `\ud83d\ude00`), not a lone surrogate: such records skip the walk over every string. An
+ * escape right after a backslash (`\\uD800` is text, not an escape) counts as one, to stay on the safe side.
  */
 export function mayHoldLoneSurrogate(text: string, from = 0): boolean {
   for (let i = text.indexOf(BACKSLASH_U, from); i !== -1; i = text.indexOf(BACKSLASH_U, i + 2)) {
-    const d = text.charCodeAt(i + 2) | 0x20; // lower case
-    const x = text.charCodeAt(i + 3) | 0x20;
-    if (d === 0x64 && (x === 0x38 || x === 0x39 || (x >= 0x61 && x <= 0x66))) return true;
+    const unit = surrogateEscape(text, i);
+    if (unit === NOT_SURROGATE) continue;
+    if (i > from && text.charCodeAt(i - 1) === BACKSLASH) return true;
+    if (unit !== HIGH_SURROGATE || !text.startsWith(BACKSLASH_U, i + 6)) return true;
+    if (surrogateEscape(text, i + 6) !== LOW_SURROGATE) return true;
+    i += 6; // the pair's low half: the next search starts past it
   }
   return false;
+}
+
+const BACKSLASH = 0x5c;
+const NOT_SURROGATE = 0;
+const HIGH_SURROGATE = 1;
+const LOW_SURROGATE = 2;
+
+/** What the `\uXXXX` escape at `at` is: a high (D800–DBFF) or low (DC00–DFFF) surrogate, or neither. */
+function surrogateEscape(text: string, at: number): number {
+  if ((text.charCodeAt(at + 2) | 0x20) !== 0x64) return NOT_SURROGATE; // 'd'
+  const x = text.charCodeAt(at + 3) | 0x20; // lower case
+  if (x === 0x38 || x === 0x39 || x === 0x61 || x === 0x62) return HIGH_SURROGATE; // 8, 9, a, b
+  if (x >= 0x63 && x <= 0x66) return LOW_SURROGATE; // c–f
+  return NOT_SURROGATE;
 }
 
 const INTEGER_TOKEN = /^-?\d+$/;

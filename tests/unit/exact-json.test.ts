@@ -136,6 +136,28 @@ describe('loneSurrogatePaths', () => {
     expect(mayHoldLoneSurrogate('{"a":"\\uD800"}')).toBe(true);
   });
 
+  it('is looked for when a record has a lone surrogate, and not for pairs alone, on 20,000 seeded strings', () => {
+    const random = seededRandom(16);
+    const tokens = ['a', '\\u00e9', '\\ud83d\\ude00', '\\uD83D\\uDE00', '\\ud800', '\\uDBFF', '\\udc00', '\\uDFFF'];
+    const backslashes = ['\\\\', '\\\\ud800'];
+    for (let k = 0; k < 20_000; k++) {
+      const withBackslashes = k % 2 === 1;
+      const pool = withBackslashes ? [...tokens, ...backslashes] : tokens;
+      let body = '';
+      const length = Math.floor(random() * 8);
+      for (let j = 0; j < length; j++) body += pool[Math.floor(random() * pool.length)];
+      const text = `{"s":"${body}"}`;
+      // The oracle: JSON.parse, then a walk over its strings (adjacent halves are a pair, as in JSON).
+      const lone = loneSurrogatePaths(JSON.parse(text)).length > 0;
+      if (lone) expect(mayHoldLoneSurrogate(text), text).toBe(true);
+      // Without an escaped backslash the check is exact: a record of pairs only skips the walk.
+      if (!withBackslashes) expect(mayHoldLoneSurrogate(text), text).toBe(lone);
+    }
+    expect(mayHoldLoneSurrogate('{"a":"\\ud83d\\ude00"}')).toBe(false);
+    expect(mayHoldLoneSurrogate('{"a":"\\ud83d"}')).toBe(true);
+    expect(mayHoldLoneSurrogate('{"a":"\\ude00\\ud83d"}')).toBe(true);
+  });
+
   it('finds the lone surrogate of every JSONTestSuite surrogate case JSON.parse accepts', () => {
     const files = readdirSync(JSON_TEST_SUITE).filter((f) => /^i_.*surrogate/i.test(f));
     expect(files.length).toBeGreaterThan(5);

@@ -171,14 +171,14 @@ export async function ingest(
         percent,
         ...progress,
       });
-      return ingestOutput(result);
+      return ingestOutput(result, dataset);
     }
     if (result.status === 'unchanged') {
       // A success for freshness: the source was checked and is current.
       metrics.addMetric(MetricName.ingestSucceeded, MetricUnit.Count, 1);
       metrics.addMetric(MetricName.ingestUnchanged, MetricUnit.Count, 1);
       logger.info('source unchanged', { runId: result.runId, version: result.version, read: result.read });
-      return ingestOutput(result);
+      return ingestOutput(result, dataset);
     }
     const { manifest } = result;
     metrics.addMetric(MetricName.ingestSucceeded, MetricUnit.Count, 1);
@@ -206,7 +206,7 @@ export async function ingest(
       sourceBytes: manifest.source.size,
       slices: result.slices,
     });
-    return ingestOutput(result);
+    return ingestOutput(result, dataset);
   } catch (error) {
     metrics.addMetric(MetricName.ingestFailed, MetricUnit.Count, 1);
     throw error;

@@ -13,7 +13,7 @@ import {
   type LakeStageConfig,
   loadLakeStageConfig,
 } from '../../shared/config/runtime-config.ts';
-import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
+import { type DatasetConfig, hasMergedState } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { QuarantineThresholdError, ReconciliationError } from '../../shared/errors.ts';
 import { reconciliationReportKey } from '../../shared/lake/keys.ts';
@@ -53,7 +53,9 @@ import {
  * - `plan` (`PlanReconcile`): returns `{ items: [{ item }], buckets: [{ bucket }], … }`, the Maps' items;
  * - `item` with `item` (`ReconcileItem`) and `keys` with `bucket` (`ReconcileKeyBucket`): a small summary,
  *   their results go to the lake;
- * - `finish` (`Reconcile`), or no `op` (everything in this one invocation): the report, then the commit.
+ * - `finish` (`Reconcile`), or no `op` (everything in this one invocation): the report, then the commit;
+ * - `state` (`CatchUpState`, a run that found its source unchanged): the merged state of a snapshot, cdc
+ *   or scd2 dataset caught up with every current version (`catchUpState`).
  * Result of `finish`: `{ status: 'passed', score, reportKey, version, replaced? }`; the run's version is then the
  * source's current one (committed after the report passed, never before). A mismatch writes the report and then fails with
  * `ReconciliationError`, which the state machine does not retry: the execution fails into the failure
@@ -77,6 +79,8 @@ export interface ReconcileDeps extends LakeStageDeps {
   readonly localLease?: boolean;
   /** The stage's full results (a local run's summary); the state machine gets a reference. */
   readonly onResult?: (result: ReconcileResults) => void;
+  /** What `CatchUpState` did to the merged state (a local run's summary). */
+  readonly onStateCaughtUp?: (state: MergeSilverStateResult) => void;
   /** How reconciliation is split into items and key buckets. @default by size, as deployed */
   readonly reconcilePlan?: ReconcilePlanOptions;
   /** Items an all-in-one reconciliation (an event without `op`) checks at once. @default 1 */
@@ -114,6 +118,7 @@ export function createDeps(config: LakeStageConfig): ReconcileDeps {
 
 /** What a step other than the last returns: the plan's Map items, or an item's or bucket's summary. */
 export type ReconcileStepOutput =
+  | CatchUpStateOutput
   | ReconcilePlanSummary
   | Awaited<ReturnType<typeof reconcileItem>>
   | Awaited<ReturnType<typeof reconcileKeyBucket>>;
@@ -128,7 +133,7 @@ export async function reconcileRun(
     ReconcileStageEvent,
     event,
     'reconcile',
-    '{ "op"?: "plan" | "item" | "keys" | "finish", "dataset": string, "bronzeManifestKey": string, "item"?: number, "bucket"?: number }',
+    '{ "op"?: "plan" | "item" | "keys" | "finish" | "state", "dataset": string, "bronzeManifestKey": string, "item"?: number, "bucket"?: number }',
   );
   const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });
@@ -163,6 +168,7 @@ export async function reconcileRun(
   }
   if (input.op === 'item') return reconcileItem({ ...run, item: input.item }, stageDeps);
   if (input.op === 'keys') return reconcileKeyBucket({ ...run, bucket: input.bucket }, stageDeps);
+  if (input.op === 'state') return catchUpState(input.dataset, deps);
 
   // A rebuild (its run planned by `PlanRebuild`): its evidence has a folder of its own, and its commit
   // needs the source's current version and build to be the ones it was planned on.
@@ -193,13 +199,12 @@ export async function reconcileRun(
     // state (after the commit, so the state never holds a run that failed its reconciliation; a replaced
     // version's events leave the state with it).
     const dataset = datasetNamed(input.dataset, deps.datasetConfigs);
-    const state =
-      dataset.silver && dataset.silver.load !== 'append'
-        ? await mergeCommittedVersions(
-            { dataset },
-            { lake: deps.lake, clock: deps.clock, workDir: deps.workDir },
-          )
-        : undefined;
+    const state = hasMergedState(dataset)
+      ? await mergeCommittedVersions(
+          { dataset },
+          { lake: deps.lake, clock: deps.clock, workDir: deps.workDir },
+        )
+      : undefined;
     deps.onResult?.({ report, commit, ...(state && { state }) });
     const output = reconcileOutput(report, commit);
     logger.info('reconciliation passed', { ...output, quality: report.quality });
@@ -214,6 +219,44 @@ export async function reconcileRun(
     }
     throw error;
   }
+}
+
+/** What `CatchUpState` returns: what the catch-up did to the dataset's merged state. */
+export interface CatchUpStateOutput {
+  /** `merged`: versions the state lacked are in it now; `already-applied`: it was up to date. */
+  readonly outcome: MergeSilverStateResult['outcome'] | 'no-committed-version';
+  readonly applied: boolean;
+  readonly table?: string;
+  readonly rowsBefore?: number;
+  readonly rowsAfter?: number;
+}
+
+/**
+ * `CatchUpState` (a run that found its source unchanged, of a dataset with a merged state): folds every
+ * current version the state lacks. A run killed between its commit and its fold committed a version
+ * that the state never got; its rerun ends `unchanged` at Ingest, and without this, `_current` would
+ * stay without the source until the dataset's next commit.
+ */
+async function catchUpState(datasetName: string, deps: ReconcileDeps): Promise<CatchUpStateOutput> {
+  const dataset = datasetNamed(datasetName, deps.datasetConfigs);
+  const state = await mergeCommittedVersions(
+    { dataset },
+    { lake: deps.lake, clock: deps.clock, workDir: deps.workDir },
+  );
+  if (state) deps.onStateCaughtUp?.(state);
+  const output: CatchUpStateOutput = state
+    ? {
+        outcome: state.outcome,
+        applied: state.applied,
+        table: state.table,
+        rowsBefore: state.rowsBefore,
+        rowsAfter: state.rowsAfter,
+      }
+    : { outcome: 'no-committed-version', applied: false };
+  deps.observability.logger.info(state?.applied ? 'merged state caught up' : 'merged state already current', {
+    ...output,
+  });
+  return output;
 }
 
 /** What the run cost (`RunCostUsd`, and per GB of its source when its size is known), if it was priced. */

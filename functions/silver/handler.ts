@@ -119,9 +119,10 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
     const contract = requireSilverContract(dataset, deps.config.datasets, deps.datasetConfigs);
     logger.appendKeys({ dataset, sourceId: source, op: input.op });
     metrics.addDimension(Dimension.dataset, dataset);
+    const config = datasetNamed(dataset, deps.datasetConfigs);
     const plan = await planRebuild(
       {
-        dataset: datasetNamed(dataset, deps.datasetConfigs),
+        dataset: config,
         sourceId: source,
         force,
         leaseHolder: deps.leaseHolder ?? input.executionId,
@@ -129,8 +130,9 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
       { lake: deps.lake, clock: deps.clock, contract, localLease: deps.localLease },
     );
     deps.onRebuildPlan?.(plan);
-    logger.info('rebuild planned', { ...rebuildOutput(plan) });
-    return rebuildOutput(plan);
+    const output = rebuildOutput(plan, config);
+    logger.info('rebuild planned', { ...output });
+    return output;
   }
   const contract = requireSilverContract(input.dataset, deps.config.datasets, deps.datasetConfigs);
   logger.appendKeys({ dataset: input.dataset, bronzeManifestKey: input.bronzeManifestKey, op: input.op });

@@ -7,6 +7,7 @@ import type {
   LocalUnchangedResult,
 } from '../pipeline/pipeline-types.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import type { MergeSilverStateResult } from '../stages/silver/merge-state.ts';
 import { costLine, formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 import { inCliTerms } from './option-flags.ts';
 
@@ -169,9 +170,26 @@ function unchangedJson(result: LocalUnchangedResult, lake: ObjectStore, timings:
     committedAt: unchanged.committedAt,
     read: unchanged.read,
     ...(result.rebuild && { rebuild: result.rebuild }),
+    ...(result.state && { state: stateJson(result.state) }),
     ...(result.fanOut && { fanOut: fanOutJson(result.fanOut, lake) }),
     seconds: { total: seconds(timings.totalMs) },
   };
+}
+
+/** What an unchanged run did to its dataset's merged state (`CatchUpState`), in `--json`. */
+function stateJson(state: MergeSilverStateResult) {
+  const { table, outcome, applied, rowsBefore, rowsAfter } = state;
+  return { table, outcome, caughtUp: applied, rowsBefore, rowsAfter };
+}
+
+/** The line of an unchanged run whose merged state lacked its current version, and now holds it. */
+function caughtUpLine(result: LocalUnchangedResult): string {
+  const state = result.state;
+  if (!state?.applied) return '';
+  return (
+    `  merged state ${result.unchanged.dataset}__${state.table}_current caught up: ${formatCount(state.rowsBefore)} → ` +
+    `${formatCount(state.rowsAfter)} rows (the run that committed a current version had not folded it in)\n`
+  );
 }
 
 /** A fan-out in `--json`: its report folder and each listed file's outcome. */
@@ -191,7 +209,8 @@ function unchangedText(result: LocalUnchangedResult, lake: ObjectStore, timings:
       `\nsluice rebuild unchanged: ${unchanged.dataset}\n` +
       `  source ${result.rebuild.sourceId}: version ${unchanged.version} is current since ${unchanged.committedAt} ` +
       `with build ${result.rebuild.build}, the one this config and contract make: nothing rebuilt ` +
-      `(--force rebuilds it anyway) (${formatDuration(timings.totalMs)})\n`
+      `(--force rebuilds it anyway) (${formatDuration(timings.totalMs)})\n` +
+      caughtUpLine(result)
     );
   }
   const how = unchanged.read ? 'read and found identical' : 'this file was ingested before';
@@ -200,6 +219,7 @@ function unchangedText(result: LocalUnchangedResult, lake: ObjectStore, timings:
     `\nsluice run ${status === 'failed' ? `failed: ${unchanged.dataset}: ${problems.join('; ')}` : `unchanged: ${unchanged.dataset}`}\n` +
     `  version ${unchanged.version} is current since ${unchanged.committedAt} (run ${unchanged.currentRunId}); ` +
     `${how}: nothing rebuilt, nothing duplicated (${formatDuration(timings.totalMs)})\n` +
+    caughtUpLine(result) +
     (result.fanOut ? ['', ...fanOutLines(result.fanOut, lake), ''].join('\n') : '')
   );
 }

@@ -402,6 +402,15 @@ export function recordTargets(config: DatasetConfig): RecordTarget[] {
   }));
 }
 
+/**
+ * Whether the dataset keeps a merged state (`<dataset>__<table>_current`): a generic dataset whose silver
+ * load is snapshot, cdc or scd2. Its state is folded after each commit, and caught up by a rerun that
+ * finds the source unchanged (a run killed between its commit and its fold).
+ */
+export function hasMergedState(config: DatasetConfig): boolean {
+  return config.silver !== undefined && config.silver.load !== 'append';
+}
+
 /** The header values of a dataset, with their names resolved. */
 export function headerTargets(config: DatasetConfig): { name: string; path: string }[] {
   return config.headers.map((h) => ({ path: h.path, name: h.name ?? h.path }));

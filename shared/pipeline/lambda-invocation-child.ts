@@ -49,6 +49,7 @@ async function invoke(spec: InvocationSpec): Promise<unknown> {
     silverResult: relay('silverResult'),
     rebuildPlan: relay('rebuildPlan'),
     reconcileResult: relay('reconcileResult'),
+    stateCaughtUp: relay('stateCaughtUp'),
     fanOutPlan: relay('fanOutPlan'),
     downloadRetry: relay('downloadRetry'),
     downloaded: relay('downloaded'),

@@ -346,6 +346,9 @@ export async function runWorkflowLocally(
         results.commit = commit;
         if (state) results.state = state;
       },
+      stateCaughtUp: (state) => {
+        results.state = state;
+      },
       fanOutPlan: (plan) => {
         fanOutPlan = plan;
       },
@@ -490,7 +493,12 @@ export async function runWorkflowLocally(
           ExecutionArn: childId,
           Name,
           Status: 'SUCCEEDED',
-          Output: { ingest: ingestOutput(child.outcome === 'unchanged' ? child.unchanged : child.bronze) },
+          Output: {
+            ingest: ingestOutput(
+              child.outcome === 'unchanged' ? child.unchanged : child.bronze,
+              builtInDataset(source.dataset),
+            ),
+          },
         };
       } catch (error) {
         const failure = error instanceof Error ? error : new Error(String(error));
@@ -587,6 +595,7 @@ export async function runWorkflowLocally(
         outcome: 'unchanged',
         unchanged: results.unchanged,
         invocations: taskInvocations,
+        ...(results.state && { state: results.state }),
         ...(results.rebuild && { rebuild: results.rebuild }),
         ...(fanOut && { fanOut }),
       };

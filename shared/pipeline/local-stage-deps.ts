@@ -19,6 +19,7 @@ import type { DownloadResult, FetchOptions, RetryEvent } from '../stages/downloa
 import type { FanOutPlan } from '../stages/fan-out/plan-fan-out.ts';
 import type { ReconcilePlanOptions } from '../stages/reconcile/reconcile-plan.ts';
 import type { BuildSilverResult } from '../stages/silver/build-silver.ts';
+import type { MergeSilverStateResult } from '../stages/silver/merge-state.ts';
 import type { RebuildPlan } from '../stages/silver/plan-rebuild.ts';
 import { lakeLocationOf } from '../stages/silver/silver-worker-protocol.ts';
 import { Placeholder } from '../workflow/definition.ts';
@@ -39,6 +40,7 @@ export interface LocalStageHooks {
   readonly silverResult: (result: BuildSilverResult) => void;
   readonly rebuildPlan: (plan: RebuildPlan) => void;
   readonly reconcileResult: (result: ReconcileResults) => void;
+  readonly stateCaughtUp: (state: MergeSilverStateResult) => void;
   readonly fanOutPlan: (plan: FanOutPlan) => void;
   readonly downloadRetry?: (event: RetryEvent) => void;
   readonly downloaded: (result: DownloadResult) => void;
@@ -215,6 +217,7 @@ export function localStageDeps(
         leaseHolder: env.leaseHolder,
         localLease: true,
         onResult: hooks.reconcileResult,
+        onStateCaughtUp: hooks.stateCaughtUp,
         reconcilePlan: { minGroups: env.silverGroups, ...env.reconcilePlan },
         parallelism: env.silverGroups,
         // The last step prices the run: its own usage so far, and the records in the lake.

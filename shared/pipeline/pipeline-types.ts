@@ -78,7 +78,8 @@ export interface LocalUnchangedResult {
   readonly invocations?: TaskInvocations;
   readonly bronze?: undefined;
   readonly silver?: undefined;
-  readonly state?: undefined;
+  /** A dataset with a merged state: what catching it up did (`CatchUpState`). */
+  readonly state?: MergeSilverStateResult;
   readonly reconciliation?: undefined;
   readonly commit?: undefined;
   /** A table of contents whose own bytes were unchanged still fans out: what became of its files. */

@@ -6,14 +6,14 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  * (shared/pipeline/local-runner.ts) runs the same object with local values for the placeholders. Nothing
  * describes the workflow twice, and reading it needs no synthesis.
  *
- *   HasSource? ──($.rebuild)──> PlanRebuild ──> RebuildNeeded? ──(status: unchanged)──> Unchanged
+ *   HasSource? ──($.rebuild)──> PlanRebuild ──> RebuildNeeded? ──(status: unchanged)──> Unchanged (*)
  *        │                                           └──(otherwise)──> PlanSilver (no Download, no Ingest)
  *        ├──($.source.url)──> Download ──> DownloadDone? ──(status: partial)──> Download (the next
  *        │                                          │          invocation resumes the checkpoint)
  *        │                                          └──(otherwise)──> Landed ──┐
  *        └──(otherwise)──> Dropped ────────────────────────────────────────────┴──> Ingest
  *   Ingest ──> IngestDone? ──(status: sliced)──> Ingest (the next slice resumes the checkpoint)
- *                  ├──(status: unchanged)──> Unchanged, or for a table of contents StartFanOut (below)
+ *                  ├──(status: unchanged)──> Unchanged (*), or for a table of contents StartFanOut (below)
  *                  └──(otherwise)──> HasSilver? ──(hasSilver: false)──> Succeeded
  *                                        └──(otherwise)──> PlanSilver ──> SilverGroups ──┐
  *        (a map: one SilverGroup per group of bronze parts, `MaxConcurrency` at once)     │
@@ -31,6 +31,7 @@ import { FAN_OUT_DATASET, FAN_OUT_START } from './stage-io.ts';
  *          └────────────────────────────────────┘   each: IngestListedFile (this workflow, as a child
  *                                                    execution) ──(any error)──> ListedFileFailed
  *   every task ──(any error, once retries are spent)──> RecordFailure (SQS) ──> Failed
+ *   (*) through CatchUpState first when the dataset keeps a merged state (snapshot, cdc, scd2)
  *
  * Each stage is one Lambda task with the same error policy (`lambdaTask`). States hand each other
  * references only (shared/workflow/stage-io.ts); each result lands under its own key (`$.ingest`,
@@ -82,6 +83,7 @@ export const StateName = {
   listedFilesFailed: 'ListedFilesFailed',
   succeeded: 'Succeeded',
   unchanged: 'Unchanged',
+  catchUpState: 'CatchUpState',
   duplicateRun: 'DuplicateRun',
   recordFailure: 'RecordFailure',
   failed: 'Failed',
@@ -117,6 +119,7 @@ export const ResultKey = {
   silver: 'silver',
   reconcilePlan: 'reconcilePlan',
   reconcile: 'reconcile',
+  state: 'state',
   fanOut: 'fanOut',
   error: 'error',
 } as const;
@@ -299,6 +302,18 @@ const FAN_OUT_SKIPPED = {
   ],
 };
 
+/**
+ * `Ingest` or `PlanRebuild` found the source unchanged, and its dataset keeps a merged state
+ * (`mergedState`, IsPresent first: an output without it is never compared).
+ */
+const UNCHANGED_WITH_MERGED_STATE = {
+  And: [
+    { Variable: `$.${ResultKey.ingest}.status`, StringEquals: 'unchanged' },
+    { Variable: `$.${ResultKey.ingest}.mergedState`, IsPresent: true },
+    { Variable: `$.${ResultKey.ingest}.mergedState`, BooleanEquals: true },
+  ],
+};
+
 /** The bronze run `Ingest` committed, as the later stages' events name it. */
 const BRONZE_RUN = {
   'dataset.$': `$.${ResultKey.ingest}.dataset`,
@@ -354,6 +369,7 @@ function rebuildStates(): Record<string, Json> {
     [StateName.rebuildNeeded]: {
       Type: 'Choice',
       Choices: [
+        { ...UNCHANGED_WITH_MERGED_STATE, Next: StateName.catchUpState },
         { Variable: `$.${ResultKey.ingest}.status`, StringEquals: 'unchanged', Next: StateName.unchanged },
       ],
       Default: StateName.planSilver,
@@ -468,10 +484,19 @@ function ingestStates(): Record<string, Json> {
           ],
           Next: StateName.startFanOut,
         },
+        { ...UNCHANGED_WITH_MERGED_STATE, Next: StateName.catchUpState },
         { Variable: status, StringEquals: 'unchanged', Next: StateName.unchanged },
       ],
       Default: StateName.hasSilver,
     },
+    // The run that committed the current version may have died between its commit and its fold of the
+    // merged state: an unchanged run of a snapshot, cdc or scd2 dataset folds what the state lacks.
+    [StateName.catchUpState]: lambdaTask(
+      Placeholder.reconcileFunctionArn,
+      { op: 'state', ...BRONZE_RUN, ...EXECUTION_ID },
+      ResultKey.state,
+      StateName.unchanged,
+    ),
     [StateName.unchanged]: { Type: 'Succeed' },
     [StateName.duplicateRun]: {
       Type: 'Succeed',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { DatasetConfig } from '../contracts/dataset-config.ts';
+import { type DatasetConfig, hasMergedState } from '../contracts/dataset-config.ts';
 import { contractForDataset, silverContractFor } from '../contracts/datasets/silver-contracts.ts';
 import type { SilverContract } from '../contracts/silver/contract.ts';
 import { ConfigError } from '../errors.ts';
@@ -97,6 +97,8 @@ export const ReconcileStageEvent = z.preprocess(
     /** One item of the plan: an index, never data (the plan is in the lake). */
     LakeStageEvent.extend({ op: z.literal('item'), item: z.number().int().nonnegative() }),
     LakeStageEvent.extend({ op: z.literal('keys'), bucket: z.number().int().nonnegative() }),
+    /** `CatchUpState`: the dataset's merged state folded up to every current version (an unchanged run). */
+    LakeStageEvent.extend({ op: z.literal('state') }),
     LakeStageEvent.extend({ op: z.literal('finish'), ingest: RunOrigin.optional() }),
     LakeStageEvent.extend({ op: z.literal('all'), ingest: RunOrigin.optional() }),
   ]),
@@ -169,6 +171,11 @@ export interface IngestUnchangedOutput {
    * from it (its listed files are each skipped if current, retried if not).
    */
   readonly manifestKey: string;
+  /**
+   * The dataset keeps a merged state (`hasMergedState`): the workflow catches it up (`CatchUpState`)
+   * before it ends, in case the run that committed this version died before folding it.
+   */
+  readonly mergedState: boolean;
 }
 
 export interface IngestCommittedOutput {
@@ -213,12 +220,15 @@ export interface RebuildOutput {
   /** The build this rebuild makes, and the one the source's current version has. */
   readonly build: string;
   readonly currentBuild: string;
+  /** As `IngestUnchangedOutput.mergedState`: an unchanged rebuild catches the merged state up too. */
+  readonly mergedState: boolean;
 }
 
 /** The `PlanRebuild` state's result. */
-export function rebuildOutput(plan: RebuildPlan): RebuildOutput {
-  const { status, runId, dataset, sourceId, manifestKey, version, build, currentBuild } = plan;
-  return { status, runId, dataset, sourceId, manifestKey, version, build, currentBuild };
+export function rebuildOutput(plan: RebuildPlan, dataset: DatasetConfig): RebuildOutput {
+  const { status, runId, dataset: name, sourceId, manifestKey, version, build, currentBuild } = plan;
+  const mergedState = hasMergedState(dataset);
+  return { status, runId, dataset: name, sourceId, manifestKey, version, build, currentBuild, mergedState };
 }
 
 /** What `Silver` returns (kept at `$.silver`). */
@@ -243,20 +253,22 @@ export interface ReconcileOutput {
   readonly restoredAt?: string;
 }
 
-/** The `Ingest` state's result for a committed bronze run or a slice. */
+/** The `Ingest` state's result for a committed bronze run or a slice, of a run of `dataset`. */
 export function ingestOutput(
   result: IngestToBronzeResult | IngestSlicedResult | IngestUnchangedResult,
+  dataset: DatasetConfig,
 ): IngestOutput {
   if (result.status === 'unchanged') {
-    const { runId, dataset, version, currentRunId, committedAt } = result;
+    const { runId, version, currentRunId, committedAt } = result;
     return {
       status: 'unchanged',
       runId,
-      dataset,
+      dataset: result.dataset,
       version,
       currentRunId,
       committedAt,
       manifestKey: result.currentManifestKey,
+      mergedState: hasMergedState(dataset),
     };
   }
   if (result.status === 'sliced') {

@@ -244,6 +244,12 @@ describe('IAM coverage: every S3 request of each function is granted by its role
       );
       expect(run.state).toBeDefined();
     }
+    // A rerun of the second: unchanged, and its merged state caught up (CatchUpState, in Reconcile).
+    const rerun = await runWorkflowLocally(
+      { dataset: accounts, sourceKey: 'accounts/changes-1.ndjson' },
+      generic,
+    );
+    expect(rerun).toMatchObject({ outcome: 'unchanged', state: { outcome: 'already-applied' } });
     await generic.source.write('accounts/ownerless.ndjson', changes(6, 3, 5));
     await expect(
       runWorkflowLocally({ dataset: accounts, sourceKey: 'accounts/ownerless.ndjson' }, generic),

@@ -719,6 +719,15 @@ describe('Stack: SluiceStack (example config)', () => {
             ],
             Next: StateName.startFanOut,
           },
+          // The same, for a dataset with a merged state: caught up first (its fold may have died).
+          {
+            And: [
+              { Variable: '$.ingest.status', StringEquals: 'unchanged' },
+              { Variable: '$.ingest.mergedState', IsPresent: true },
+              { Variable: '$.ingest.mergedState', BooleanEquals: true },
+            ],
+            Next: StateName.catchUpState,
+          },
           // The source's current version has these bytes: nothing to rebuild.
           { Variable: '$.ingest.status', StringEquals: 'unchanged', Next: StateName.unchanged },
         ],
@@ -923,7 +932,7 @@ describe('Stack: SluiceStack (example config)', () => {
       expect(tokens).toContain(
         JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.fanOut.function), 'Arn'] }),
       );
-      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(9);
+      expect(Object.values(States).filter((state) => state.Type === 'Task')).toHaveLength(10);
       // PlanRebuild, PlanSilver, each SilverGroup, each SilverBucket and the Silver commit: one function.
       const silverArn = JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.functions.silver.function), 'Arn'] });
       expect(tokens.filter((t) => t === silverArn)).toHaveLength(5);

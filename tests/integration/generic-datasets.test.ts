@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLakeQuery, plainValue, type QueryResult } from '../../shared/adapters/duckdb/lake-query.ts';
 import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import {
   type DatasetConfig,
   type DatasetConfigInput,
@@ -15,7 +16,10 @@ import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset, silverContractFor } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { genericContract } from '../../shared/contracts/generic-contract.ts';
 import { ConfigError, SchemaDriftError } from '../../shared/errors.ts';
+import { listCurrentVersions } from '../../shared/lake/source-commits.ts';
 import { silverStateManifestKey, silverStatePrefix } from '../../shared/lake/state-keys.ts';
+import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
+import { systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { commitVersion } from '../../shared/stages/commit/commit-version.ts';
@@ -1029,6 +1033,45 @@ describe('Generic datasets defined by config alone', () => {
         await commit(fresh, config, await land(fresh, config, 'b.ndjson', toNdjson(second!.batch)));
         await commit(fresh, config, await land(fresh, config, 'a.ndjson', toNdjson(third!.batch)));
         expect(await currentState(at, config)).toEqual(await currentState(fresh, config));
+      });
+
+      it('a run killed between its commit and its fold: its rerun finds the source unchanged and folds it', async () => {
+        const config = ndjsonConfig(load);
+        const at = await newLake(tmp.dir, `${load}-unfolded`);
+        const workflow = (file: string, lake: ObjectStore) =>
+          runWorkflowLocally(
+            { dataset: config, sourceKey: file },
+            {
+              source: fileStore(at.source),
+              lake,
+              clock: systemClock,
+              workDir: at.work,
+              deadLetters: new FolderDeadLetterStore(at.lake),
+              retryIntervalMs: 0,
+              // A snapshot of these events quarantines a quarter of them (rows of an older snapshot).
+              quarantineRateThreshold: 1,
+            },
+          );
+        const lake = fileStore(at.lake);
+        for (const file of files) await writeFile(join(at.source, file.name), toNdjson(file.batch));
+        for (const file of files.slice(0, 2)) await workflow(file.name, lake);
+        const before = await currentState(at, config);
+
+        // The last file's run commits its version, then dies at the fold's commit (its state manifest).
+        const last = files[2]!.name;
+        const dying = dyingAt(at.lake, silverStateManifestKey(config.name, 'accounts'));
+        await expect(workflow(last, dying)).rejects.toThrow('killed before the commit');
+        expect((await listCurrentVersions(lake, config.name)).map((r) => r.sourceId)).toHaveLength(3);
+        expect(await currentState(at, config)).toEqual(before);
+
+        // Its rerun: the source is unchanged (its version is current), and the state catches up.
+        const rerun = await workflow(last, lake);
+        expect(rerun.outcome).toBe('unchanged');
+        expect(rerun.state).toMatchObject({ outcome: 'merged', applied: true });
+        expect(await currentState(at, config)).toEqual(await reference('unfolded'));
+        // Once caught up, a rerun has nothing to fold.
+        const again = await workflow(last, lake);
+        expect(again.state).toMatchObject({ outcome: 'already-applied', applied: false });
       });
 
       it('two sources merged into one table at once: both are applied, none is lost', async () => {

@@ -220,6 +220,7 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
         StateName.silver,
         StateName.planReconcile,
         StateName.reconcile,
+        StateName.catchUpState,
         StateName.planFanOut,
         StateName.recordFailure,
       ].sort(),

@@ -42,6 +42,7 @@ describe('the workflow definition, as data', () => {
         StateName.reconcileItem,
         StateName.reconcileKeyBucket,
         StateName.reconcile,
+        StateName.catchUpState,
         StateName.planFanOut,
       ].sort(),
     );

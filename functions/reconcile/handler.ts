@@ -31,7 +31,7 @@ import {
   reconcileKeyBucket,
 } from '../../shared/stages/reconcile/reconcile.ts';
 import type { ReconcilePlanOptions } from '../../shared/stages/reconcile/reconcile-plan.ts';
-import { renewRunLease } from '../../shared/stages/run-lease.ts';
+import { renewRunLease, renewRunLeaseFromMapItem } from '../../shared/stages/run-lease.ts';
 import {
   type MergeSilverStateResult,
   mergeCommittedVersions,
@@ -166,8 +166,15 @@ export async function reconcileRun(
     );
     return planReconcile(run, stageDeps);
   }
-  if (input.op === 'item') return reconcileItem({ ...run, item: input.item }, stageDeps);
-  if (input.op === 'keys') return reconcileKeyBucket({ ...run, bucket: input.bucket }, stageDeps);
+  if (input.op === 'item' || input.op === 'keys') {
+    await renewRunLeaseFromMapItem(
+      { bronzeManifestKey: input.bronzeManifestKey, holder: deps.leaseHolder ?? input.executionId },
+      { lake: deps.lake, clock: deps.clock, localLease: deps.localLease },
+    );
+    return input.op === 'item'
+      ? reconcileItem({ ...run, item: input.item }, stageDeps)
+      : reconcileKeyBucket({ ...run, bucket: input.bucket }, stageDeps);
+  }
   if (input.op === 'state') return catchUpState(input.dataset, deps);
 
   // A rebuild (its run planned by `PlanRebuild`): its evidence has a folder of its own, and its commit

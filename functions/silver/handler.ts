@@ -11,7 +11,7 @@ import {
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import type { TablePartialsMerger, TableWriterFactory } from '../../shared/ports/table-writer.ts';
-import { renewRunLease } from '../../shared/stages/run-lease.ts';
+import { renewRunLease, renewRunLeaseFromMapItem } from '../../shared/stages/run-lease.ts';
 import { type BuildSilverResult, buildSilver } from '../../shared/stages/silver/build-silver.ts';
 import { planRebuild, type RebuildPlan } from '../../shared/stages/silver/plan-rebuild.ts';
 import { mergeSilverBucket } from '../../shared/stages/silver/silver-bucket.ts';
@@ -165,8 +165,14 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
     });
     return silverPlanOutput(plan.groupCount, plan.bucketCount);
   }
+  const renewLeaseIfDue = () =>
+    renewRunLeaseFromMapItem(
+      { bronzeManifestKey, holder: deps.leaseHolder ?? input.executionId },
+      { lake: deps.lake, clock: deps.clock, localLease: deps.localLease },
+    );
   if (input.op === 'group') {
     logger.appendKeys({ group: input.group, groupCount: input.groupCount });
+    await renewLeaseIfDue();
     const summary = await buildSilverGroupToLake(
       {
         bronzeManifestKey,
@@ -189,6 +195,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
   }
   if (input.op === 'bucket') {
     logger.appendKeys({ bucket: input.bucket, bucketCount: input.bucketCount });
+    await renewLeaseIfDue();
     const summary = await mergeSilverBucket(
       {
         bronzeManifestKey,

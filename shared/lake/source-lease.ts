@@ -107,7 +107,8 @@ export function leaseDepsOf(deps: {
 const MAX_RACES = 8;
 
 /**
- * Takes the source's lease for `ref.holder`, or renews it if the holder has it already. Throws
+ * Takes the source's lease for `ref.holder`, or renews it if the holder has it already (with `onlyIfDue`,
+ * only once less than half its lifetime is left). Throws
  * `SourceBusyError` if another holder has a live lease; with `mustHold` (a later stage of a run that took
  * the lease earlier), `LeaseLostError` if another holder has taken the lease since, whether that holder
  * still holds it or has let go of it already: the run must stop without committing.
@@ -115,14 +116,18 @@ const MAX_RACES = 8;
 export async function holdSourceLease(
   ref: LeaseRef,
   deps: LeaseDeps,
-  options: { readonly mustHold?: boolean } = {},
+  options: { readonly mustHold?: boolean; readonly onlyIfDue?: boolean } = {},
 ): Promise<SourceLease> {
   const key = sourceLeaseKey(ref.dataset, ref.sourceId);
+  const ttlMs = deps.ttlMs ?? DEFAULT_LEASE_TTL_MS;
   for (let race = 0; race < MAX_RACES; race++) {
     const current = await readLease(deps.lake, key);
     const now = deps.clock.now();
     const lease = current?.lease;
     const ours = lease?.holder === ref.holder && !lease.releasedAt;
+    // `onlyIfDue`: the many items of a Map renew the one lease of their run. Only one renewal per half
+    // lifetime is written; the others (and the losers of a race to write it) find it fresh and go on.
+    if (options.onlyIfDue && ours && Date.parse(lease.expiresAt) - now.getTime() > ttlMs / 2) return lease;
     // Bound by another run's lease unless it was released, expired, or its holder has ended.
     const bound = lease !== undefined && !ours && (await binds(lease, now, deps.liveness));
     // Lost: another run took it over (and may have committed and let go of it since). Taken again, this
@@ -146,7 +151,7 @@ export async function holdSourceLease(
       holder: ref.holder,
       acquiredAt: ours ? lease.acquiredAt : now.toISOString(),
       renewedAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + (deps.ttlMs ?? DEFAULT_LEASE_TTL_MS)).toISOString(),
+      expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
       ...(deps.localProcess && { host: hostname(), pid: process.pid }),
     };
     try {

@@ -9,7 +9,7 @@ import {
 } from '../../shared/lake/source-lease.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { readBronzeManifest } from '../../shared/stages/bronze/read-bronze.ts';
-import { renewRunLease, runLeaseRef } from '../../shared/stages/run-lease.ts';
+import { renewRunLease, renewRunLeaseFromMapItem, runLeaseRef } from '../../shared/stages/run-lease.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fileStore, fixedClock, tempDir } from '../helpers/lake.ts';
 
@@ -50,6 +50,51 @@ describe('Function: renewRunLease (between a run stages, where nothing else rene
     ).rejects.toThrow(LeaseLostError);
     // Without a holder (a handler invoked outside a workflow) there is no lease to renew.
     await renewRunLease({ bronzeManifestKey: bronze.manifestKey, holder: undefined }, { lake, clock });
+  });
+
+  it('from Map items: writes a renewal only when due, so that many items at once all go on; a run whose lease was taken stops', async () => {
+    const lake = fileStore(tmp.dir);
+    let now = fixedClock.now();
+    const clock = { now: () => now };
+    const bronze = await ingestToBronze(
+      { dataset: builtInDataset('tic-in-network'), sourceKey: SAMPLE, leaseHolder: 'map-a' },
+      { source: fileStore(TIC_EXAMPLES), lake, clock },
+    );
+    const ref = runLeaseRef(await readBronzeManifest(lake, bronze.manifestKey), 'map-a');
+    await holdSourceLease(ref, { lake, clock });
+    const key = sourceLeaseKey(ref.dataset, ref.sourceId);
+    const leaseOf = async () => JSON.parse((await lake.read(key).then(text)) as string);
+    const items = (count: number, holder = 'map-a') =>
+      Promise.allSettled(
+        Array.from({ length: count }, () =>
+          renewRunLeaseFromMapItem({ bronzeManifestKey: bronze.manifestKey, holder }, { lake, clock }),
+        ),
+      );
+
+    // Fresh (more than half its life left): nothing written, however many items start.
+    const taken = await leaseOf();
+    now = new Date(now.getTime() + DEFAULT_LEASE_TTL_MS / 4);
+    expect((await items(40)).filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(await leaseOf()).toEqual(taken);
+
+    // Due: 40 items at once race to renew it; every one goes on, and the lease is extended from now.
+    now = new Date(now.getTime() + DEFAULT_LEASE_TTL_MS / 2);
+    expect((await items(40)).filter((r) => r.status === 'rejected')).toEqual([]);
+    expect((await leaseOf()).expiresAt).toBe(new Date(now.getTime() + DEFAULT_LEASE_TTL_MS).toISOString());
+
+    // A whole Map phase longer than the lease: items keep starting, and the lease never lapses.
+    for (let minute = 0; minute < 90; minute += 7) {
+      now = new Date(now.getTime() + 7 * 60_000);
+      expect((await items(3)).filter((r) => r.status === 'rejected')).toEqual([]);
+      expect(Date.parse((await leaseOf()).expiresAt)).toBeGreaterThan(now.getTime());
+    }
+
+    // Taken over by another run after a stall: every item of this run fails with LeaseLostError.
+    now = new Date(now.getTime() + DEFAULT_LEASE_TTL_MS + 1000);
+    await holdSourceLease({ ...ref, holder: 'map-b' }, { lake, clock });
+    const lost = await items(5);
+    expect(lost.every((r) => r.status === 'rejected' && r.reason instanceof LeaseLostError)).toBe(true);
+    expect((await leaseOf()).holder).toBe('map-b');
   });
 });
 

@@ -327,6 +327,13 @@ describe('sluice rebuild', () => {
       { id: 1, seq: 2, label: 'uno' },
       { id: 2, seq: 1, label: 'two' },
     ]);
+    // Rebuilt again: unchanged, through CatchUpState, which finds the state holding the build already.
+    const again = await runSluice(['rebuild', '--config', c2, '--lake', clake, '--json']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      status: 'unchanged',
+      state: { table: 'changes', outcome: 'already-applied', caughtUp: false },
+    });
   });
 
   it('teaches itself with --help', async () => {

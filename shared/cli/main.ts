@@ -6,10 +6,11 @@ import {
   recordTargets,
 } from '../contracts/dataset-config.ts';
 import { builtInDatasets } from '../contracts/datasets/index.ts';
-import { ConfigError, PipelineError } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
 import { SourceBusyError } from '../lake/source-lease.ts';
 import { type LambdaLimits, parseLambdaLimits } from '../pipeline/lambda-limits-option.ts';
 import { dlqCommand } from './dlq-command.ts';
+import { errorName } from './error-name.ts';
 import { inspectCommand } from './inspect-command.ts';
 import { inCliTerms } from './option-flags.ts';
 import type { RebuildOptions } from './rebuild-command.ts';
@@ -25,6 +26,8 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 /** Another run holds the source (its lease): nothing ran; run again later, or with `--wait`. */
 export const EXIT_BUSY = 3;
+/** The errors of another run holding the source (`SourceBusyError` and its subclass). */
+const BUSY_ERRORS = ['SourceBusyError', 'DuplicateRunError'];
 
 const EXAMPLES = `
 Examples:
@@ -424,8 +427,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`error: ${inCliTerms(error.message)}\n`);
       return EXIT_USAGE;
     }
-    const name = error instanceof PipelineError ? error.name : 'Error';
+    const name = errorName(error);
     process.stderr.write(`error: ${name}: ${inCliTerms((error as Error).message)}\n`);
-    return error instanceof SourceBusyError ? EXIT_BUSY : EXIT_FAILED;
+    // By name too: under --lambda-limits a stage's error comes back from its own process as a name.
+    return error instanceof SourceBusyError || BUSY_ERRORS.includes(name) ? EXIT_BUSY : EXIT_FAILED;
   }
 }

@@ -14,6 +14,7 @@ import { runWorkflowLocally } from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import { errorName } from './error-name.ts';
 import { inCliTerms } from './option-flags.ts';
 import { createProgressReporter } from './progress.ts';
 import { resolveDataset, takeLease } from './run-command.ts';
@@ -64,8 +65,7 @@ export async function runRebuild(options: RebuildOptions): Promise<boolean> {
       const failure = error instanceof Error ? error : new Error(String(error));
       failures.push({ source: record.sourceId, error: failure });
       process.stderr.write(
-        `error: ${record.sourceId}: ${failure instanceof PipelineError ? failure.name : 'Error'}: ` +
-          `${inCliTerms(failure.message)}\n`,
+        `error: ${record.sourceId}: ${errorName(failure)}: ` + `${inCliTerms(failure.message)}\n`,
       );
     }
   }
@@ -168,7 +168,7 @@ async function rebuildSource(
         dataset: dataset.name,
         source: { id: record.sourceId, uri: lease.location },
         error: {
-          name: error instanceof PipelineError ? error.name : 'Error',
+          name: errorName(error),
           message: inCliTerms((error as Error).message),
         },
       };

@@ -12,7 +12,7 @@ import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-stor
 import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { stringifyLossless } from '../contracts/exact-json.ts';
-import { ChecksumMismatchError, ConfigError, PipelineError } from '../errors.ts';
+import { ChecksumMismatchError, ConfigError } from '../errors.ts';
 import { bronzeManifestKey, bronzePartKey, bronzeRunId } from '../lake/keys.ts';
 import {
   holdSourceLease,
@@ -34,6 +34,7 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import { timeBudget } from '../stages/bronze/slice-budget.ts';
 import { redactUrl } from '../stages/download/index.ts';
 import type { Source } from '../workflow/source.ts';
+import { errorName } from './error-name.ts';
 import { formatBytes } from './format.ts';
 import type { RunOptions } from './main.ts';
 import { inCliTerms } from './option-flags.ts';
@@ -270,7 +271,7 @@ async function runSource(
   } catch (error) {
     progress.stop();
     if (options.json) {
-      const name = error instanceof PipelineError ? error.name : 'Error';
+      const name = errorName(error);
       const failure = {
         status: 'failed',
         dataset: dataset.name,

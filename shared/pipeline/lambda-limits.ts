@@ -14,6 +14,7 @@ import type { FetchOptions } from '../stages/download/download.ts';
 import type { S3Requests } from '../workflow/run-cost.ts';
 import type { Source } from '../workflow/source.ts';
 import type { LambdaLimits } from './lambda-limits-option.ts';
+import { LambdaRuntimeError } from './lambda-runtime-error.ts';
 import type { LocalFunctionName } from './local-functions.ts';
 import { type LocalStageEnv, type LocalStageHooks, storeLocation } from './local-stage-deps.ts';
 
@@ -93,16 +94,6 @@ const CHILD =
         file: fileURLToPath(new URL('./lambda-invocation-child.ts', import.meta.url)),
         execArgv: ['--import', 'tsx'],
       };
-
-/** An invocation that failed as Lambda's runtime reports it (its `name` is the Step Functions error). */
-export class LambdaRuntimeError extends Error {
-  constructor(
-    override readonly name: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** The error of an invocation's process, with the name it had there. */
 function errorFrom(message: Extract<ChildMessage, { type: 'error' }>): Error {

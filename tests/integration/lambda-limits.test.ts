@@ -8,6 +8,7 @@ import { ConfigError } from '../../shared/errors.ts';
 import { parseLambdaLimits } from '../../shared/pipeline/lambda-limits.ts';
 import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import { runSluice } from '../helpers/cli.ts';
 import { fixedClock, generateFile, tempDir } from '../helpers/lake.ts';
 
 const KiB = 1024;
@@ -77,6 +78,31 @@ describe('Lambda limits, enforced locally', () => {
       const [letter] = await new FolderDeadLetterStore(lake).list();
       expect(letter?.error).toMatchObject({ Error: 'Sandbox.Timedout' });
       expect(String(letter?.error.Cause)).toContain('Task timed out after');
+    },
+    SLOW,
+  );
+
+  it(
+    "names the invocation's error in the CLI's --json and on stderr (it comes back from the invocation's own process by name)",
+    async () => {
+      const sample = join(import.meta.dirname, '..', '..', 'samples', 'tic-in-network-sample.json.gz');
+      const args = [
+        'run',
+        sample,
+        '-d',
+        'tic-in-network',
+        '--lake',
+        join(tmp.dir, 'lake-cli'),
+        '--json',
+        '-q',
+      ];
+      const ran = await runSluice([...args, '--lambda-limits', 'timeout=0.001,tmp=8']);
+      expect(ran.status).toBe(1);
+      expect(JSON.parse(ran.stdout)).toMatchObject({
+        status: 'failed',
+        error: { name: 'Sandbox.Timedout', message: expect.stringContaining('Task timed out') },
+      });
+      expect(ran.stderr).toContain('error: Sandbox.Timedout: Task timed out');
     },
     SLOW,
   );

@@ -1074,6 +1074,48 @@ describe('Generic datasets defined by config alone', () => {
         expect(again.state).toMatchObject({ outcome: 'already-applied', applied: false });
       });
 
+      it.each(['its read of the state', 'its listing of the current versions'] as const)(
+        'a catch-up beside another source committing and folding (just before %s): no version is lost',
+        async (moment) => {
+          const config = ndjsonConfig(load);
+          const at = await newLake(tmp.dir, `${load}-catch-up-race-${moment.split(' ')[1]}`);
+          const lake = fileStore(at.lake);
+          const commitAndFold = async (file: (typeof files)[number]) => {
+            await writeFile(join(at.source, file.name), toNdjson(file.batch));
+            await commit(at, config, await build(at, config, file.name));
+            await mergeCommittedVersions({ dataset: config }, { lake, clock: fixedClock, workDir: at.work });
+          };
+          for (const file of files.slice(0, 2)) await commitAndFold(file);
+          // The third source's run commits and folds at the moment named, inside the catch-up.
+          const stateKey = silverStateManifestKey(config.name, 'accounts');
+          let fired = false;
+          const third = async () => {
+            if (fired) return;
+            fired = true;
+            await commitAndFold(files[2]!);
+          };
+          const racing = new (class extends FileObjectStore {
+            override async head(key: string) {
+              if (moment === 'its read of the state' && key === stateKey) await third();
+              return super.head(key);
+            }
+            override async *list(prefix: string) {
+              if (moment === 'its listing of the current versions' && prefix.startsWith('_sources/'))
+                await third();
+              yield* super.list(prefix);
+            }
+          })(at.lake);
+          await mergeCommittedVersions(
+            { dataset: config },
+            { lake: racing, clock: fixedClock, workDir: at.work },
+          );
+          expect(fired).toBe(true);
+          const manifest = JSON.parse(await readFile(join(at.lake, stateKey), 'utf8'));
+          expect(manifest.applied).toHaveLength(3);
+          expect(await currentState(at, config)).toEqual(await reference(`catch-up-race-${moment.length}`));
+        },
+      );
+
       it('two sources merged into one table at once: both are applied, none is lost', async () => {
         const config = ndjsonConfig(load);
         const at = await newLake(tmp.dir, `${load}-race`);

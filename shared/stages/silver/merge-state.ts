@@ -141,9 +141,11 @@ export async function mergeSilverState(
   input: MergeSilverStateInput,
   deps: MergeSilverStateDeps,
 ): Promise<MergeSilverStateResult> {
-  return withRetriedRace(() =>
-    mergeSources(input.dataset, [input.silverManifestKey], { onlyThese: false }, deps),
+  const merged = await withRetriedRace(() =>
+    mergeSources(input.dataset, async () => [input.silverManifestKey], { onlyThese: false }, deps),
   );
+  // One source to merge: mergeSources always has a result for it.
+  return merged!;
 }
 
 /**
@@ -161,14 +163,15 @@ export async function mergeCommittedVersions(
   const table = config.silver?.table;
   if (!table || config.silver?.load === 'append') return undefined;
   const { lake } = deps;
-  return withRetriedRace(async () => {
-    const committed = (await listCurrentVersions(lake, config.name))
+  // Listed after the state is read (mergeSources): a state read first can only hold versions the list
+  // has, or has replaced since. Listed before, another run's commit and fold in between would make this
+  // merge refold the state from a list without that version, and commit it (the etag it read is the new one).
+  const currentBuilds = async () =>
+    (await listCurrentVersions(lake, config.name))
       .filter((r) => r.silverManifestKey !== undefined)
-      .sort((a, b) => a.committedAt.localeCompare(b.committedAt) || a.sourceId.localeCompare(b.sourceId));
-    if (committed.length === 0) return undefined;
-    const builds = committed.map((r) => r.silverManifestKey!);
-    return mergeSources(config, builds, { onlyThese: true }, deps);
-  });
+      .sort((a, b) => a.committedAt.localeCompare(b.committedAt) || a.sourceId.localeCompare(b.sourceId))
+      .map((r) => r.silverManifestKey!);
+  return withRetriedRace(() => mergeSources(config, currentBuilds, { onlyThese: true }, deps));
 }
 
 /** Runs `merge` again while another merge of the same table commits first (it starts from the winner's state). */
@@ -193,14 +196,15 @@ class MergeRaceLostError extends MergeStateError {}
  * Sources the state holds already are skipped: a source is its build (its silver manifest), so a rebuilt
  * source is a new one. With `onlyThese` the sources are every source the state may hold: a state that
  * holds another (a version since replaced, a build since rebuilt) is folded again from scratch, decided
- * from the very manifest the commit is conditional on.
+ * from the very manifest the commit is conditional on. The sources are asked for after that manifest is
+ * read (see `mergeCommittedVersions`); none (no committed version yet): no result.
  */
 async function mergeSources(
   config: DatasetConfig,
-  silverManifestKeys: readonly string[],
+  sourcesAfterStateRead: () => Promise<readonly string[]>,
   options: { readonly onlyThese: boolean },
   deps: MergeSilverStateDeps,
-): Promise<MergeSilverStateResult> {
+): Promise<MergeSilverStateResult | undefined> {
   const silver = config.silver;
   if (!silver)
     throw new ConfigError(`dataset ${config.name} has no "silver" section: there is no state to merge`);
@@ -210,6 +214,12 @@ async function mergeSources(
 
   const { lake } = deps;
   const dataset = config.name;
+  // The commit below is conditional on this read: read first, everything it decides follows from it.
+  const stateManifestKey = silverStateManifestKey(dataset, table);
+  const stateInfo = await lake.head(stateManifestKey);
+  const state = stateInfo ? await readStateManifest(lake, stateManifestKey) : undefined;
+  const silverManifestKeys = await sourcesAfterStateRead();
+  if (silverManifestKeys.length === 0) return undefined;
   const sources: { key: string; manifest: SilverManifest; partition: SilverManifest['tables'][string] }[] =
     [];
   for (const key of silverManifestKeys) {
@@ -226,9 +236,6 @@ async function mergeSources(
     }
     sources.push({ key, manifest, partition });
   }
-  const stateManifestKey = silverStateManifestKey(dataset, table);
-  const stateInfo = await lake.head(stateManifestKey);
-  const state = stateInfo ? await readStateManifest(lake, stateManifestKey) : undefined;
   const settings = {
     load,
     primaryKey: silver.primaryKey,
@@ -270,14 +277,26 @@ async function mergeSources(
       const rebuildHint =
         `To rebuild the state, delete ${stateManifestKey} and ${silverStatePrefix(dataset, table)}, ` +
         'then merge every source again.';
+      // A state object that is gone or changed, while the manifest moved on since this merge read it, was
+      // replaced by another merge's commit (which deletes the files it no longer names): a lost race.
+      const download = (object: z.infer<typeof StateObject>, file: string) =>
+        downloadStateObject(lake, object, file, rebuildHint).catch(async (error: unknown) => {
+          const now = await lake.head(stateManifestKey);
+          if (!(error instanceof MergeStateError) || now?.etag === stateInfo?.etag) throw error;
+          throw new MergeRaceLostError(
+            `${stateManifestKey} changed while this merge read the state it named: another merge of ` +
+              `${dataset}/${table} committed first`,
+            { cause: error },
+          );
+        });
       const currentFile = base
-        ? await downloadStateObject(lake, base.current, join(work, 'current-before.parquet'), rebuildHint)
+        ? await download(base.current, join(work, 'current-before.parquet'))
         : undefined;
       if (currentFile)
         await connection.run(`CREATE TABLE ${TARGET} AS SELECT * FROM ${parquet(currentFile)}`);
       const deletesFile =
         keyed && base?.deletes
-          ? await downloadStateObject(lake, base.deletes, join(work, 'deletes-before.parquet'), rebuildHint)
+          ? await download(base.deletes, join(work, 'deletes-before.parquet'))
           : undefined;
       if (deletesFile)
         await connection.run(`CREATE TABLE ${DELETES} AS SELECT * FROM ${parquet(deletesFile)}`);

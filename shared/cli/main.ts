@@ -423,13 +423,21 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Commander already printed the message (or the help, whose exit code is 0).
       return error.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    if (error instanceof ConfigError) {
-      process.stderr.write(`error: ${inCliTerms(error.message)}\n`);
-      return EXIT_USAGE;
-    }
-    const name = errorName(error);
-    process.stderr.write(`error: ${name}: ${inCliTerms((error as Error).message)}\n`);
-    // By name too: under --lambda-limits a stage's error comes back from its own process as a name.
-    return error instanceof SourceBusyError || BUSY_ERRORS.includes(name) ? EXIT_BUSY : EXIT_FAILED;
+    const code = exitCodeOf(error);
+    // A usage or config error says what to fix; anything else also says what kind of failure it is.
+    const what = code === EXIT_USAGE ? '' : `${errorName(error)}: `;
+    process.stderr.write(`error: ${what}${inCliTerms((error as Error).message)}\n`);
+    return code;
   }
+}
+
+/**
+ * The exit code of a failed command: 2 for a config error, 3 while another run holds the source, else
+ * 1. By name too: under --lambda-limits a stage's error comes back from its own process as a name.
+ */
+export function exitCodeOf(error: unknown): number {
+  const name = errorName(error);
+  if (error instanceof ConfigError || name === 'ConfigError') return EXIT_USAGE;
+  if (error instanceof SourceBusyError || BUSY_ERRORS.includes(name)) return EXIT_BUSY;
+  return EXIT_FAILED;
 }

@@ -50,7 +50,7 @@ export function mayHoldLoneSurrogate(text: string, from = 0): boolean {
   for (let i = text.indexOf(BACKSLASH_U, from); i !== -1; i = text.indexOf(BACKSLASH_U, i + 2)) {
     const unit = surrogateEscape(text, i);
     if (unit === NOT_SURROGATE) continue;
-    if (i > from && text.charCodeAt(i - 1) === BACKSLASH) return true;
+    if (i > 0 && text.charCodeAt(i - 1) === BACKSLASH) return true;
     if (unit !== HIGH_SURROGATE || !text.startsWith(BACKSLASH_U, i + 6)) return true;
     if (surrogateEscape(text, i + 6) !== LOW_SURROGATE) return true;
     i += 6; // the pair's low half: the next search starts past it

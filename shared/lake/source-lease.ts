@@ -41,6 +41,8 @@ export type SourceLease = z.infer<typeof SourceLease>;
 
 /** How long a lease lasts unless renewed: longer than one Lambda invocation (15 min) between renewals. */
 export const DEFAULT_LEASE_TTL_MS = 20 * 60 * 1000;
+/** Lambda's longest invocation: the most time between two points where a run renews its lease. */
+export const LONGEST_INVOCATION_MS = 15 * 60 * 1000;
 
 /** Another run holds the source. Not a failure of the data: retry later, or wait (`sluice run --wait`). */
 export class SourceBusyError extends PipelineError {
@@ -108,7 +110,7 @@ const MAX_RACES = 8;
 
 /**
  * Takes the source's lease for `ref.holder`, or renews it if the holder has it already (with `onlyIfDue`,
- * only once less than half its lifetime is left). Throws
+ * only once less than `LONGEST_INVOCATION_MS` of it is left). Throws
  * `SourceBusyError` if another holder has a live lease; with `mustHold` (a later stage of a run that took
  * the lease earlier), `LeaseLostError` if another holder has taken the lease since, whether that holder
  * still holds it or has let go of it already: the run must stop without committing.
@@ -125,9 +127,12 @@ export async function holdSourceLease(
     const now = deps.clock.now();
     const lease = current?.lease;
     const ours = lease?.holder === ref.holder && !lease.releasedAt;
-    // `onlyIfDue`: the many items of a Map renew the one lease of their run. Only one renewal per half
-    // lifetime is written; the others (and the losers of a race to write it) find it fresh and go on.
-    if (options.onlyIfDue && ours && Date.parse(lease.expiresAt) - now.getTime() > ttlMs / 2) return lease;
+    // `onlyIfDue`: the many items of a Map renew the one lease of their run. A renewal is written only
+    // once less than one invocation's longest time is left (after 5 of the 20 minutes): the next renewal
+    // point (the next item or stage) comes within an invocation, so skipping never lets the lease lapse.
+    // The others (and the losers of a race to write it) find it fresh and go on.
+    if (options.onlyIfDue && ours && Date.parse(lease.expiresAt) - now.getTime() > LONGEST_INVOCATION_MS)
+      return lease;
     // Bound by another run's lease unless it was released, expired, or its holder has ended.
     const bound = lease !== undefined && !ours && (await binds(lease, now, deps.liveness));
     // Lost: another run took it over (and may have committed and let go of it since). Taken again, this

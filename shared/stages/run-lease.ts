@@ -39,8 +39,8 @@ export async function renewRunLease(
  * `renewRunLease` from each item of a Map (SilverGroup, SilverBucket, ReconcileItem, ReconcileKeyBucket):
  * a Map phase of a large file (hundreds of groups, `MaxConcurrency` at a time) can outlast the lease by
  * itself, while no item lasts longer than one invocation (15 min). An item writes a renewal only once
- * less than half the lease is left, so siblings do not race to write it; an item of a run whose lease
- * was taken over fails with `LeaseLostError`, and with it the run, before it builds more.
+ * less than that is left of the lease (`onlyIfDue`), so siblings do not race to write it; an item of a
+ * run whose lease was taken over fails with `LeaseLostError`, and with it the run, before it builds more.
  */
 export function renewRunLeaseFromMapItem(
   input: { readonly bronzeManifestKey: string; readonly holder: string | undefined },

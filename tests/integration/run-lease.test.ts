@@ -5,6 +5,7 @@ import {
   DEFAULT_LEASE_TTL_MS,
   holdSourceLease,
   LeaseLostError,
+  LONGEST_INVOCATION_MS,
   releaseSourceLease,
 } from '../../shared/lake/source-lease.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
@@ -71,20 +72,27 @@ describe('Function: renewRunLease (between a run stages, where nothing else rene
         ),
       );
 
-    // Fresh (more than half its life left): nothing written, however many items start.
+    // Fresh (more than one invocation's longest time left): nothing written, however many items start.
     const taken = await leaseOf();
-    now = new Date(now.getTime() + DEFAULT_LEASE_TTL_MS / 4);
+    const minutes = (n: number) => n * 60_000;
+    now = new Date(now.getTime() + DEFAULT_LEASE_TTL_MS - LONGEST_INVOCATION_MS - minutes(1));
     expect((await items(40)).filter((r) => r.status === 'rejected')).toEqual([]);
     expect(await leaseOf()).toEqual(taken);
+    // The longest an item can run before the next one starts: the lease it did not renew still holds.
+    expect(Date.parse(taken.expiresAt)).toBeGreaterThan(now.getTime() + LONGEST_INVOCATION_MS);
 
     // Due: 40 items at once race to renew it; every one goes on, and the lease is extended from now.
-    now = new Date(now.getTime() + DEFAULT_LEASE_TTL_MS / 2);
+    now = new Date(now.getTime() + minutes(2));
     expect((await items(40)).filter((r) => r.status === 'rejected')).toEqual([]);
     expect((await leaseOf()).expiresAt).toBe(new Date(now.getTime() + DEFAULT_LEASE_TTL_MS).toISOString());
 
-    // A whole Map phase longer than the lease: items keep starting, and the lease never lapses.
-    for (let minute = 0; minute < 90; minute += 7) {
-      now = new Date(now.getTime() + 7 * 60_000);
+    // A whole Map phase longer than the lease, items of up to an invocation's longest time each: the
+    // lease never lapses before the next item starts.
+    for (const gap of [15, 1, 14, 9, 15, 3, 15, 15, 7]) {
+      now = new Date(now.getTime() + minutes(gap));
+      expect(Date.parse((await leaseOf()).expiresAt), `after a gap of ${gap} min`).toBeGreaterThan(
+        now.getTime(),
+      );
       expect((await items(3)).filter((r) => r.status === 'rejected')).toEqual([]);
       expect(Date.parse((await leaseOf()).expiresAt)).toBeGreaterThan(now.getTime());
     }

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { errorName } from '../../shared/cli/error-name.ts';
+import { exitCodeOf } from '../../shared/cli/main.ts';
 import { inCliTerms } from '../../shared/cli/option-flags.ts';
-import { QuarantineThresholdError } from '../../shared/errors.ts';
+import { ConfigError, QuarantineThresholdError } from '../../shared/errors.ts';
+import { SourceBusyError } from '../../shared/lake/source-lease.ts';
+import { LambdaRuntimeError } from '../../shared/pipeline/lambda-runtime-error.ts';
 import { qualityScore } from '../../shared/stages/reconcile/reconcile.ts';
 
 /** A bronze and silver manifest's counts: one record path, one table of `accepted` rows. */
@@ -70,5 +74,31 @@ describe('Function: inCliTerms', () => {
     expect(inCliTerms('set the allowLoopbackX option; reset allowLoopback')).toBe(
       'set the allowLoopbackX option; reset allowLoopback',
     );
+  });
+});
+
+describe('Function: exitCodeOf (the CLI exit code of a failed command)', () => {
+  it('gives 2, 3 or 1 by the error, also when it comes back by name from an invocation process', () => {
+    const lease = {
+      leaseVersion: 1 as const,
+      dataset: 'd',
+      sourceId: 's',
+      location: 'file.json',
+      holder: 'other-run',
+      acquiredAt: '2026-01-01T00:00:00.000Z',
+      renewedAt: '2026-01-01T00:00:00.000Z',
+      expiresAt: '2026-01-01T00:20:00.000Z',
+    };
+    expect(exitCodeOf(new ConfigError('bad config'))).toBe(2);
+    expect(exitCodeOf(new SourceBusyError(lease))).toBe(3);
+    expect(exitCodeOf(new QuarantineThresholdError(7, 27, 0.05))).toBe(1);
+    expect(exitCodeOf(new Error('anything else'))).toBe(1);
+    // Under --lambda-limits: the same errors, thrown in the invocation's own process.
+    expect(exitCodeOf(new LambdaRuntimeError('ConfigError', 'bad config'))).toBe(2);
+    expect(exitCodeOf(new LambdaRuntimeError('SourceBusyError', 'held'))).toBe(3);
+    expect(exitCodeOf(new LambdaRuntimeError('DuplicateRunError', 'held'))).toBe(3);
+    expect(exitCodeOf(new LambdaRuntimeError('Sandbox.Timedout', 'Task timed out'))).toBe(1);
+    expect(errorName(new LambdaRuntimeError('Sandbox.Timedout', 'Task timed out'))).toBe('Sandbox.Timedout');
+    expect(errorName(new TypeError('x'))).toBe('Error');
   });
 });

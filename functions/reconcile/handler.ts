@@ -18,8 +18,10 @@ import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { QuarantineThresholdError, ReconciliationError } from '../../shared/errors.ts';
 import { reconciliationReportKey } from '../../shared/lake/keys.ts';
 import { priceRun } from '../../shared/lake/run-usage.ts';
+import { readCurrentVersion } from '../../shared/lake/source-commits.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
+import { readBronzeManifest } from '../../shared/stages/bronze/read-bronze.ts';
 import { type CommitVersionResult, commitVersion } from '../../shared/stages/commit/commit-version.ts';
 import {
   finishReconcile,
@@ -35,6 +37,7 @@ import { renewRunLease, renewRunLeaseFromMapItem } from '../../shared/stages/run
 import {
   type MergeSilverStateResult,
   mergeCommittedVersions,
+  stateHoldsBuild,
 } from '../../shared/stages/silver/merge-state.ts';
 import { Dimension, MetricName } from '../../shared/workflow/metrics.ts';
 import { type RunCostReport, US_EAST_1_PRICE_LIST } from '../../shared/workflow/run-cost.ts';
@@ -175,7 +178,7 @@ export async function reconcileRun(
       ? reconcileItem({ ...run, item: input.item }, stageDeps)
       : reconcileKeyBucket({ ...run, bucket: input.bucket }, stageDeps);
   }
-  if (input.op === 'state') return catchUpState(input.dataset, deps);
+  if (input.op === 'state') return catchUpState(input, deps);
 
   // A rebuild (its run planned by `PlanRebuild`): its evidence has a folder of its own, and its commit
   // needs the source's current version and build to be the ones it was planned on.
@@ -239,17 +242,26 @@ export interface CatchUpStateOutput {
 }
 
 /**
- * `CatchUpState` (a run that found its source unchanged, of a dataset with a merged state): folds every
- * current version the state lacks. A run killed between its commit and its fold committed a version
+ * `CatchUpState` (a run that found its source unchanged, of a dataset with a merged state): when the state
+ * lacks the source's current build, folds every current version the state lacks. A run killed between its commit and its fold committed a version
  * that the state never got; its rerun ends `unchanged` at Ingest, and without this, `_current` would
  * stay without the source until the dataset's next commit.
  */
-async function catchUpState(datasetName: string, deps: ReconcileDeps): Promise<CatchUpStateOutput> {
-  const dataset = datasetNamed(datasetName, deps.datasetConfigs);
-  const state = await mergeCommittedVersions(
-    { dataset },
-    { lake: deps.lake, clock: deps.clock, workDir: deps.workDir },
-  );
+async function catchUpState(
+  input: { readonly dataset: string; readonly bronzeManifestKey: string },
+  deps: ReconcileDeps,
+): Promise<CatchUpStateOutput> {
+  const dataset = datasetNamed(input.dataset, deps.datasetConfigs);
+  // This run's source first (one read): its current build in the state is the common case.
+  const bronze = await readBronzeManifest(deps.lake, input.bronzeManifestKey);
+  const current = await readCurrentVersion(deps.lake, bronze.dataset, bronze.sourceId);
+  const build = current?.record.silverManifestKey;
+  const state =
+    (build !== undefined ? await stateHoldsBuild(dataset, build, deps.lake) : undefined) ??
+    (await mergeCommittedVersions(
+      { dataset },
+      { lake: deps.lake, clock: deps.clock, workDir: deps.workDir },
+    ));
   if (state) deps.onStateCaughtUp?.(state);
   const output: CatchUpStateOutput = state
     ? {

@@ -174,6 +174,34 @@ export async function mergeCommittedVersions(
   return withRetriedRace(() => mergeSources(config, currentBuilds, { onlyThese: true }, deps));
 }
 
+/**
+ * Whether the table's state holds this build already (a source's current silver manifest): what a rerun
+ * that found its source unchanged asks first, for the price of one read, before listing every source's
+ * current version (a bulk drop of N unchanged files would otherwise list N versions N times).
+ */
+export async function stateHoldsBuild(
+  config: DatasetConfig,
+  silverManifestKey: string,
+  lake: ObjectStore,
+): Promise<MergeSilverStateResult | undefined> {
+  const silver = config.silver;
+  if (!silver || silver.load === 'append') return undefined;
+  const stateManifestKey = silverStateManifestKey(config.name, silver.table);
+  if (!(await lake.head(stateManifestKey))) return undefined;
+  const state = await readStateManifest(lake, stateManifestKey);
+  if (!state.applied.some((a) => a.silverManifestKey === silverManifestKey)) return undefined;
+  const rows = state.current.rows;
+  return {
+    table: silver.table,
+    load: silver.load,
+    rowsBefore: rows,
+    rowsAfter: rows,
+    applied: false,
+    outcome: 'already-applied',
+    stateManifestKey,
+  };
+}
+
 /** Runs `merge` again while another merge of the same table commits first (it starts from the winner's state). */
 async function withRetriedRace<T>(merge: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -13,6 +13,7 @@ import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-l
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset, builtInDatasets } from '../../shared/contracts/datasets/index.ts';
 import { USAGE_PREFIX } from '../../shared/lake/run-usage.ts';
+import { silverStateManifestKey } from '../../shared/lake/state-keys.ts';
 import {
   type LocalFunctionName,
   localFunctionOf,
@@ -244,12 +245,17 @@ describe('IAM coverage: every S3 request of each function is granted by its role
       );
       expect(run.state).toBeDefined();
     }
-    // A rerun of the second: unchanged, and its merged state caught up (CatchUpState, in Reconcile).
-    const rerun = await runWorkflowLocally(
-      { dataset: accounts, sourceKey: 'accounts/changes-1.ndjson' },
-      generic,
-    );
-    expect(rerun).toMatchObject({ outcome: 'unchanged', state: { outcome: 'already-applied' } });
+    // A rerun of the second: unchanged, and its merged state current already (CatchUpState, in Reconcile).
+    const rerun = () =>
+      runWorkflowLocally({ dataset: accounts, sourceKey: 'accounts/changes-1.ndjson' }, generic);
+    expect(await rerun()).toMatchObject({ outcome: 'unchanged', state: { outcome: 'already-applied' } });
+    // As if its run had died between its commit and its fold: the state manifest never written. The
+    // rerun folds every current version again, writing the state from CatchUpState.
+    await generic.lake.delete(silverStateManifestKey(accounts.name, 'accounts'));
+    expect(await rerun()).toMatchObject({
+      outcome: 'unchanged',
+      state: { outcome: 'merged', applied: true },
+    });
     await generic.source.write('accounts/ownerless.ndjson', changes(6, 3, 5));
     await expect(
       runWorkflowLocally({ dataset: accounts, sourceKey: 'accounts/ownerless.ndjson' }, generic),

@@ -138,7 +138,16 @@ describe('loneSurrogatePaths', () => {
 
   it('is looked for when a record has a lone surrogate, and not for pairs alone, on 20,000 seeded strings', () => {
     const random = seededRandom(16);
-    const tokens = ['a', '\\u00e9', '\\ud83d\\ude00', '\\uD83D\\uDE00', '\\ud800', '\\uDBFF', '\\udc00', '\\uDFFF'];
+    const tokens = [
+      'a',
+      '\\u00e9',
+      '\\ud83d\\ude00',
+      '\\uD83D\\uDE00',
+      '\\ud800',
+      '\\uDBFF',
+      '\\udc00',
+      '\\uDFFF',
+    ];
     const backslashes = ['\\\\', '\\\\ud800'];
     for (let k = 0; k < 20_000; k++) {
       const withBackslashes = k % 2 === 1;

@@ -411,6 +411,29 @@ export function hasMergedState(config: DatasetConfig): boolean {
   return config.silver !== undefined && config.silver.load !== 'append';
 }
 
+/**
+ * How a dataset's files are read into records: the format, the record streams with their paths, the
+ * header paths and the CSV dialect. Bronze holds the records of the settings it was parsed under (its
+ * manifest records them), so silver can be rebuilt from it only under a config with the same settings.
+ */
+export const ParseSettings = z.object({
+  format: z.enum(['json', 'ndjson', 'csv']),
+  records: z.array(z.object({ name: z.string(), path: z.string() })),
+  headers: z.array(z.object({ name: z.string(), path: z.string() })),
+  csv: z.object({ delimiter: z.string(), quote: z.string() }).optional(),
+});
+export type ParseSettings = z.infer<typeof ParseSettings>;
+
+/** The settings that decide which records a file yields (see `ParseSettings`), keys in its order. */
+export function parseSettingsOf(config: DatasetConfig): ParseSettings {
+  return {
+    format: config.format,
+    records: recordTargets(config).map(({ name, path }) => ({ name, path })),
+    headers: headerTargets(config).map(({ name, path }) => ({ name, path })),
+    ...(config.format === 'csv' && { csv: { delimiter: config.csv.delimiter, quote: config.csv.quote } }),
+  };
+}
+
 /** The header values of a dataset, with their names resolved. */
 export function headerTargets(config: DatasetConfig): { name: string; path: string }[] {
   return config.headers.map((h) => ({ path: h.path, name: h.name ?? h.path }));

@@ -336,6 +336,59 @@ describe('sluice rebuild', () => {
     });
   });
 
+  it('exits 2 for a config that reads the file differently (another record path, CSV delimiter), whatever its stream names', async () => {
+    // Bronze holds the records of the config it was parsed under. A record path or a delimiter changed
+    // under the same stream name used to pass as a rebuild, which built silver from the old records
+    // and exited 0 ("reconciled", or "unchanged" when the silver section stayed the same).
+    const dir = join(tmp.dir, 'parse-changed');
+    await mkdir(dir, { recursive: true });
+    const document = join(dir, 'doc.json');
+    await writeFile(
+      document,
+      JSON.stringify({ old: { items: [{ id: 1, v: 'stale' }] }, new: { items: [{ id: 10, v: 'wanted' }] } }),
+    );
+    const items = (path: string, columns: readonly string[]) => ({
+      name: 'items',
+      format: 'json',
+      records: [{ path }],
+      silver: {
+        table: 'items',
+        columns: columns.map((name) => ({ name, type: name === 'id' ? 'integer' : 'string' })),
+      },
+    });
+    const table = join(dir, 'table.csv');
+    await writeFile(table, 'id;v\n1;x\n');
+    const semicolons = (delimiter: string) => ({
+      name: 'semicolons',
+      format: 'csv',
+      csv: { delimiter },
+      silver: { table: 'semicolons', columns: [{ name: 'id', type: 'integer' }] },
+    });
+    const cases = [
+      { file: document, before: items('old.items[*]', ['id']), after: items('new.items[*]', ['id', 'v']) },
+      { file: document, before: items('old.items[*]', ['id']), after: items('new.items[*]', ['id']) },
+      { file: table, before: semicolons(','), after: semicolons(';') },
+    ];
+    for (const [i, { file: input, before, after }] of cases.entries()) {
+      const clake = join(dir, `lake-${i}`);
+      const configBefore = join(dir, `before-${i}.json`);
+      const configAfter = join(dir, `after-${i}.json`);
+      await writeFile(configBefore, JSON.stringify(before));
+      await writeFile(configAfter, JSON.stringify(after));
+      const ran = await runSluice(['run', input, '--config', configBefore, '--lake', clake, '-q']);
+      expect(ran.status, ran.stderr).toBe(0);
+      const currentKey = (await listFiles(clake)).find((f) => f.endsWith('/current.json'))!;
+      const committed = await readFile(join(clake, currentKey), 'utf8');
+
+      const rebuilt = await runSluice(['rebuild', '--config', configAfter, '--lake', clake]);
+      expect(rebuilt.status, rebuilt.stdout).toBe(2);
+      expect(rebuilt.stderr).toContain('Run the file again instead');
+      expect(await readFile(join(clake, currentKey), 'utf8')).toBe(committed);
+      const forced = await runSluice(['rebuild', '--config', configAfter, '--lake', clake, '--force']);
+      expect(forced.status, forced.stdout).toBe(2);
+    }
+  });
+
   it('teaches itself with --help', async () => {
     const help = await runSluice(['rebuild', '--help']);
     expect(help.status).toBe(0);

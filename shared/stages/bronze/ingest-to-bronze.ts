@@ -4,7 +4,12 @@ import {
   BronzeManifest as BronzeManifestSchema,
   PARSER_VERSION,
 } from '../../contracts/bronze-manifest.ts';
-import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
+import {
+  type DatasetConfig,
+  headerTargets,
+  parseSettingsOf,
+  recordTargets,
+} from '../../contracts/dataset-config.ts';
 import { contractForDataset } from '../../contracts/datasets/silver-contracts.ts';
 import { parseExact, stringifyLossless } from '../../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
@@ -376,6 +381,7 @@ export async function ingestSlice(
     sourceId: source,
     version: sourceVersion(sha256),
     datasetConfigSha256: configSha256,
+    parse: parseSettingsOf(dataset),
     source: {
       uri,
       ...(input.sourceUrl !== undefined && { url: input.sourceUrl }),

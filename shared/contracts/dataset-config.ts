@@ -73,7 +73,8 @@ const SilverColumnType = z
   .describe(
     'string: trimmed text, blank → null; integer: 64-bit (BIGINT); number: DOUBLE; boolean: true/false ' +
       '(also "yes"/"no", "1"/"0" in text); date: YYYY-MM-DD (also YYYY/MM/DD, MM/DD/YYYY, YYYYMMDD, with a ' +
-      'warning); timestamp: ISO 8601 with optional offset, stored in UTC; lists: a JSON array (in CSV, a ' +
+      'warning); timestamp: ISO 8601 with optional offset (at most ±23:59), stored in UTC to the microsecond ' +
+      '(finer digits are cut, with a warning); lists: a JSON array (in CSV, a ' +
       'JSON array written in the cell). Values that cannot be converted quarantine the record.',
   );
 

@@ -389,6 +389,62 @@ describe('sluice rebuild', () => {
     }
   });
 
+  it('keeps a snapshot without an ordering column on the file that became current last: a rebuild of every source, or a source reverted to bytes it had, does not move it', async () => {
+    // The merged state folded the sources in the order their versions were first committed: a rebuild
+    // (a new commit of the same version) moved a source to the end, and a reverted source (committed
+    // before) to the front, so `_current` silently showed an older file's snapshot (exit 0).
+    const dir = join(tmp.dir, 'snapshot-order');
+    await mkdir(dir, { recursive: true });
+    const snapshotConfig = (columns: readonly string[]) => ({
+      name: 'snap',
+      format: 'ndjson',
+      silver: {
+        table: 'snap',
+        columns: columns.map((name) => ({ name, type: name === 'id' ? 'integer' : 'string' })),
+        primaryKey: ['id'],
+        load: 'snapshot',
+      },
+    });
+    const before = join(dir, 'snap-v1.json');
+    const after = join(dir, 'snap-v2.json');
+    await writeFile(before, JSON.stringify(snapshotConfig(['id', 'label'])));
+    await writeFile(after, JSON.stringify(snapshotConfig(['id', 'label', 'note'])));
+    const slake = join(dir, 'lake');
+    // Source ids sort "a…" before "z…": the older file is z, the newer a.
+    const older = join(dir, 'z.ndjson');
+    const newer = join(dir, 'a.ndjson');
+    const land = async (file: string, label: string, config = before) => {
+      await writeFile(file, `${JSON.stringify({ id: 1, label })}\n`);
+      const ran = await runSluice(['run', file, '--config', config, '--lake', slake, '-q']);
+      expect(ran.status, ran.stderr).toBe(0);
+    };
+    const snapshotNow = async () => {
+      const query = await runSluice([
+        'query',
+        'SELECT label FROM snap__snap_current',
+        '--lake',
+        slake,
+        '--json',
+      ]);
+      expect(query.status, query.stderr).toBe(0);
+      return jsonLines(query.stdout).map((row) => row.label);
+    };
+    await land(older, 'z1');
+    await land(newer, 'a1');
+    expect(await snapshotNow()).toEqual(['a1']);
+
+    const rebuilt = await runSluice(['rebuild', '--config', after, '--lake', slake, '--json']);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+    expect(jsonLines(rebuilt.stdout).map((summary) => summary.status)).toEqual(['reconciled', 'reconciled']);
+    expect(await snapshotNow()).toEqual(['a1']);
+
+    // z changes, then goes back to the bytes it had: each time it is the newest file.
+    await land(older, 'z2', after);
+    expect(await snapshotNow()).toEqual(['z2']);
+    await land(older, 'z1', after);
+    expect(await snapshotNow()).toEqual(['z1']);
+  });
+
   it('teaches itself with --help', async () => {
     const help = await runSluice(['rebuild', '--help']);
     expect(help.status).toBe(0);

@@ -146,6 +146,21 @@ describe('Function: openLakeQuery', () => {
     }
   });
 
+  it('returns a DOUBLE that is not finite as its name, which JSON would have made null', async () => {
+    const lake = await openLakeQuery(tmp.dir);
+    try {
+      const result = await lake.query(
+        `SELECT rate / 0.0 AS up, -rate / 0.0 AS down, 'nan'::DOUBLE AS nan, [rate / 0.0] AS list, NULL::DOUBLE AS none
+         FROM tic_in_network__rates WHERE code = 'C1'`,
+      );
+      expect(JSON.parse(JSON.stringify(result.rows))).toEqual([
+        ['Infinity', '-Infinity', 'NaN', ['Infinity'], null],
+      ]);
+    } finally {
+      await lake.close();
+    }
+  });
+
   it('reports bad SQL with DuckDB’s message', async () => {
     const lake = await openLakeQuery(tmp.dir);
     try {

@@ -32,7 +32,8 @@ export interface QueryResult {
   readonly columns: string[];
   /**
    * Integers as numbers when exactly representable, else as decimal text (so rows survive
-   * `JSON.stringify`); DECIMAL likewise (a number when exact, else its digits); DATE as `YYYY-MM-DD`;
+   * `JSON.stringify`); DECIMAL likewise (a number when exact, else its digits); a DOUBLE that is not
+   * finite as `"Infinity"`, `"-Infinity"` or `"NaN"`; DATE as `YYYY-MM-DD`;
    * TIMESTAMP as DuckDB's text (`YYYY-MM-DD HH:MM:SS[.ffffff]`); lists as arrays; structs as objects.
    */
   readonly rows: unknown[][];
@@ -324,6 +325,8 @@ function viewNames(tables: readonly SilverTable[]): View[] {
 /** A DuckDB value as plain data for printing or JSON (what `QueryResult` rows hold). */
 export function plainValue(value: DuckDBValue): unknown {
   if (value === null || typeof value !== 'object') {
+    // JSON has no Infinity or NaN: JSON.stringify would print null, which is another value in SQL.
+    if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
     if (typeof value !== 'bigint') return value;
     const safe = value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER;
     return safe ? Number(value) : value.toString();

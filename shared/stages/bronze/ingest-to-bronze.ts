@@ -198,7 +198,7 @@ export async function ingestSlice(
   if (!info) throw new ObjectNotFoundError(sourceKey);
   const uri = deps.source.uri(sourceKey);
   const source = sourceId(uri);
-  const runId = bronzeRunId({ location: uri, size: info.size, etag: info.etag });
+  const runId = bronzeRunId({ location: uri, size: info.size, etag: info.etag, changeTag: info.changeTag });
   const prefix = bronzeRunPrefix(dataset.name, runId);
   const manifestKey = bronzeManifestKey(dataset.name, runId);
   const checkpointKey = ingestCheckpointKey(dataset.name, runId);

@@ -274,7 +274,11 @@ Examples:
       "the lake: a folder, or S3 (endpoint from AWS_ENDPOINT_URL_S3 when set); an S3 lake's tables that the SQL names are fetched to a temporary folder first",
       './lake',
     )
-    .option('--json', 'print rows as JSON objects, one per line', false)
+    .option(
+      '--json',
+      'print rows as JSON objects, one per line (a column name that repeats, as in a join, gets _1, _2, …)',
+      false,
+    )
     .addHelpText(
       'after',
       `

@@ -35,10 +35,9 @@ export async function runQuery(
     }
     const result = await lake.query(sql);
     if (options.json) {
+      const keys = uniqueKeys(result.columns);
       for (const row of result.rows) {
-        process.stdout.write(
-          `${JSON.stringify(Object.fromEntries(result.columns.map((c, i) => [c, row[i]])))}\n`,
-        );
+        process.stdout.write(`${JSON.stringify(Object.fromEntries(keys.map((k, i) => [k, row[i]])))}\n`);
       }
     } else {
       process.stdout.write(`${formatTable(result)}\n`);
@@ -46,6 +45,22 @@ export async function runQuery(
   } finally {
     await lake.close();
   }
+}
+
+/**
+ * JSON keys for a result's columns: a name that repeats (`SELECT *` of a join) gets `_1`, `_2`, … after
+ * its first use, skipping names the result has, since an object keeps one value per key and would
+ * silently drop the others.
+ */
+export function uniqueKeys(columns: readonly string[]): string[] {
+  const taken = new Set(columns);
+  const used = new Set<string>();
+  return columns.map((column) => {
+    let key = column;
+    for (let n = 1; used.has(key) || (key !== column && taken.has(key)); n++) key = `${column}_${n}`;
+    used.add(key);
+    return key;
+  });
 }
 
 async function hasCommits(store: ReturnType<typeof openLakeStore>): Promise<boolean> {

@@ -361,6 +361,7 @@ async function printDryRun(
       location: source.store.uri(source.key),
       size: info?.size ?? 0,
       etag: info?.etag ?? '',
+      ...(info?.changeTag !== undefined && { changeTag: info.changeTag }),
     });
     const plan = {
       dryRun: true,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ParseSettings } from './dataset-config.ts';
 
 /** Bumped whenever the bronze line format or the scanner's accept/reject decisions change. */
 export const PARSER_VERSION = 'sluice-scanner/2';
@@ -29,6 +30,11 @@ export const BronzeManifest = z.object({
   /** The source's version: its content (`sourceVersion` of `source.sha256`). */
   version: z.string(),
   datasetConfigSha256: z.string(),
+  /**
+   * How the source was read into records (format, record paths, headers, CSV dialect): a rebuild under a
+   * config that reads it otherwise is refused. Absent in manifests written before it was recorded.
+   */
+  parse: ParseSettings.optional(),
   source: z.object({
     /** Where the bytes were read from: a local path or `s3://bucket/key` (for a download, the landed object). */
     uri: z.string(),

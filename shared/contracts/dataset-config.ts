@@ -73,7 +73,8 @@ const SilverColumnType = z
   .describe(
     'string: trimmed text, blank → null; integer: 64-bit (BIGINT); number: DOUBLE; boolean: true/false ' +
       '(also "yes"/"no", "1"/"0" in text); date: YYYY-MM-DD (also YYYY/MM/DD, MM/DD/YYYY, YYYYMMDD, with a ' +
-      'warning); timestamp: ISO 8601 with optional offset, stored in UTC; lists: a JSON array (in CSV, a ' +
+      'warning); timestamp: ISO 8601 with optional offset (at most ±23:59), stored in UTC to the microsecond ' +
+      '(finer digits are cut, with a warning); lists: a JSON array (in CSV, a ' +
       'JSON array written in the cell). Values that cannot be converted quarantine the record.',
   );
 
@@ -409,6 +410,29 @@ export function recordTargets(config: DatasetConfig): RecordTarget[] {
  */
 export function hasMergedState(config: DatasetConfig): boolean {
   return config.silver !== undefined && config.silver.load !== 'append';
+}
+
+/**
+ * How a dataset's files are read into records: the format, the record streams with their paths, the
+ * header paths and the CSV dialect. Bronze holds the records of the settings it was parsed under (its
+ * manifest records them), so silver can be rebuilt from it only under a config with the same settings.
+ */
+export const ParseSettings = z.object({
+  format: z.enum(['json', 'ndjson', 'csv']),
+  records: z.array(z.object({ name: z.string(), path: z.string() })),
+  headers: z.array(z.object({ name: z.string(), path: z.string() })),
+  csv: z.object({ delimiter: z.string(), quote: z.string() }).optional(),
+});
+export type ParseSettings = z.infer<typeof ParseSettings>;
+
+/** The settings that decide which records a file yields (see `ParseSettings`), keys in its order. */
+export function parseSettingsOf(config: DatasetConfig): ParseSettings {
+  return {
+    format: config.format,
+    records: recordTargets(config).map(({ name, path }) => ({ name, path })),
+    headers: headerTargets(config).map(({ name, path }) => ({ name, path })),
+    ...(config.format === 'csv' && { csv: { delimiter: config.csv.delimiter, quote: config.csv.quote } }),
+  };
 }
 
 /** The header values of a dataset, with their names resolved. */

@@ -47,7 +47,7 @@ export const RESCUED_COLUMN = '_rescued';
  * The version of the generic contract's code (the column mapping, coercions and rules it derives from a
  * config): bump it by hand when that code changes the rows a record yields.
  */
-export const GENERIC_CONTRACT_VERSION = 'generic/1';
+export const GENERIC_CONTRACT_VERSION = 'generic/2';
 
 export type GenericSilverContract = SilverContract & { readonly rules: readonly RuleSpec[] };
 
@@ -130,7 +130,9 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
   for (const plan of plans) {
     if (plan.required) rules.push(plan.rules.required);
     rules.push(plan.rules.type);
-    if (!textual || plan.column.type === 'date') rules.push(plan.rules.coerced);
+    // CSV cells are text: only a date in another spelling or a timestamp cut to the microsecond is coerced.
+    if (!textual || plan.column.type === 'date' || plan.column.type === 'timestamp')
+      rules.push(plan.rules.coerced);
     if (plan.column.name === operation) rules.push(plan.rules.enum);
   }
 
@@ -257,7 +259,8 @@ function planColumn(
     coerced: rule(
       'coerced',
       'warn',
-      `${source} was converted to ${column.type} from another JSON type or spelling (e.g. "42", 12/31/2024).`,
+      `${source} was converted to ${column.type} from another JSON type or spelling (e.g. "42", 12/31/2024)` +
+        (column.type === 'timestamp' ? ', or cut to the microsecond.' : '.'),
     ),
     enum: rule('enum', 'quarantine', `${source} is not insert, update or delete (or I, U, D).`),
   };
@@ -335,7 +338,9 @@ const FALSE_TEXT = new Set(['false', 'f', 'no', 'n', '0']);
 
 /** `YYYY-MM-DD`, then optionally `T` or space, `HH:MM[:SS[.fraction]]` and `Z` or `±HH[:MM]` (as the writer takes). */
 const TIMESTAMP_TEXT =
-  /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+  /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|[+-](\d{2})(?::?(\d{2}))?)?)?$/;
+/** Digits of a second's fraction a TIMESTAMP (microseconds) holds; the writer cuts the rest. */
+const TIMESTAMP_FRACTION_DIGITS = 6;
 
 const convertText: Converter = (value, note, textual) => {
   if (typeof value === 'string') {
@@ -417,14 +422,20 @@ const convertDate: Converter = (value, note) => {
   return date;
 };
 
-const convertTimestamp: Converter = (value) => {
+const convertTimestamp: Converter = (value, note) => {
   if (typeof value !== 'string') return INVALID;
   const trimmed = value.trim();
   if (trimmed === '') return null;
   const match = TIMESTAMP_TEXT.exec(trimmed);
   if (!match || !isIsoDate(match[1])) return INVALID;
-  const [hours, minutes, seconds] = [match[2], match[3], match[4]].map((part) => Number(part ?? 0));
+  const [hours, minutes, seconds, offsetHours, offsetMinutes] = [2, 3, 4, 6, 7].map((group) =>
+    Number(match[group] ?? 0),
+  );
   if (hours! > 23 || minutes! > 59 || seconds! > 59) return INVALID;
+  // An offset is at most 23:59 (RFC 3339): the writer would shift "+99:99" by four days, not refuse it.
+  if (offsetHours! > 23 || offsetMinutes! > 59) return INVALID;
+  if (/[1-9]/.test(match[5]?.slice(TIMESTAMP_FRACTION_DIGITS) ?? ''))
+    note.warning = `timestamp ${JSON.stringify(value)} cut to the microsecond (a TIMESTAMP holds no finer digits)`;
   return trimmed;
 };
 

@@ -34,6 +34,8 @@ export interface StoredObject {
   readonly location: string;
   readonly size: number;
   readonly etag: string;
+  /** A local file's change time (`ObjectInfo.changeTag`), when the store has one. */
+  readonly changeTag?: string;
 }
 
 /** Hex digits of the object fingerprint that ends a run id. */
@@ -41,12 +43,14 @@ const RUN_FINGERPRINT_LENGTH = 8;
 
 /**
  * A bronze run: one stored object of a source, parsed. `<source id>-<fingerprint>`, the fingerprint
- * hashing the object's size and etag (or mtime), so a rerun of the same object resumes or reuses the same
- * run, and a replaced or touched object gets a run of its own beside the current one. Whether two runs
- * hold the same *version* (the same bytes) is only known after reading: see `sourceVersion`.
+ * hashing the object's size and etag (or mtime) and, for a local file, its change time, so a rerun of the
+ * same object resumes or reuses the same run, and a replaced, touched or rewritten object gets a run of its
+ * own beside the current one. Whether two runs hold the same *version* (the same bytes) is only known
+ * after reading: see `sourceVersion`.
  */
 export function bronzeRunId(object: StoredObject): string {
-  const hash = createHash('sha256').update(`${object.size}\n${object.etag}`).digest('hex');
+  const changed = object.changeTag === undefined ? '' : `\n${object.changeTag}`;
+  const hash = createHash('sha256').update(`${object.size}\n${object.etag}${changed}`).digest('hex');
   return `${sourceId(object.location)}-${hash.slice(0, RUN_FINGERPRINT_LENGTH)}`;
 }
 

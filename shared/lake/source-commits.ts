@@ -53,8 +53,22 @@ export const SourceVersionRecord = z.object({
    * its files and version record were kept as committed, only the current record changed.
    */
   restoredAt: z.string().optional(),
+  /**
+   * When this version became current, kept by a new build of it (a rebuild, a run under a changed config):
+   * absent, `committedAt`. See `becameCurrentAt`.
+   */
+  currentSince: z.string().optional(),
 });
 export type SourceVersionRecord = z.infer<typeof SourceVersionRecord>;
+
+/**
+ * When a source's current version became current: when it was restored (the source went back to these
+ * bytes), else when it was first committed, whatever builds of it were committed since. A merged state
+ * folds the sources in this order, so a snapshot without an ordering column is the file that arrived
+ * last, not the one rebuilt last.
+ */
+export const becameCurrentAt = (record: SourceVersionRecord): string =>
+  record.restoredAt ?? record.currentSince ?? record.committedAt;
 
 export interface CurrentVersion {
   readonly record: SourceVersionRecord;

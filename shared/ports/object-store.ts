@@ -15,6 +15,14 @@ export interface ObjectInfo {
    */
   readonly etag: string;
   readonly lastModified: Date;
+  /**
+   * Files only, from `head`: the inode's change time (ctime), which every write moves and no tool sets
+   * back, unlike the mtime that `cp -p` or `rsync -t` restore. It tells a file rewritten in place with its
+   * size and mtime kept from the object it was (a source's run id hashes it). It also moves on a chmod,
+   * link or rename, so it is not part of the etag (a store's own writes install objects by rename and
+   * link, after the stats `write` returns).
+   */
+  readonly changeTag?: string;
 }
 
 export interface WriteOptions {

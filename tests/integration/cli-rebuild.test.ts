@@ -336,6 +336,115 @@ describe('sluice rebuild', () => {
     });
   });
 
+  it('exits 2 for a config that reads the file differently (another record path, CSV delimiter), whatever its stream names', async () => {
+    // Bronze holds the records of the config it was parsed under. A record path or a delimiter changed
+    // under the same stream name used to pass as a rebuild, which built silver from the old records
+    // and exited 0 ("reconciled", or "unchanged" when the silver section stayed the same).
+    const dir = join(tmp.dir, 'parse-changed');
+    await mkdir(dir, { recursive: true });
+    const document = join(dir, 'doc.json');
+    await writeFile(
+      document,
+      JSON.stringify({ old: { items: [{ id: 1, v: 'stale' }] }, new: { items: [{ id: 10, v: 'wanted' }] } }),
+    );
+    const items = (path: string, columns: readonly string[]) => ({
+      name: 'items',
+      format: 'json',
+      records: [{ path }],
+      silver: {
+        table: 'items',
+        columns: columns.map((name) => ({ name, type: name === 'id' ? 'integer' : 'string' })),
+      },
+    });
+    const table = join(dir, 'table.csv');
+    await writeFile(table, 'id;v\n1;x\n');
+    const semicolons = (delimiter: string) => ({
+      name: 'semicolons',
+      format: 'csv',
+      csv: { delimiter },
+      silver: { table: 'semicolons', columns: [{ name: 'id', type: 'integer' }] },
+    });
+    const cases = [
+      { file: document, before: items('old.items[*]', ['id']), after: items('new.items[*]', ['id', 'v']) },
+      { file: document, before: items('old.items[*]', ['id']), after: items('new.items[*]', ['id']) },
+      { file: table, before: semicolons(','), after: semicolons(';') },
+    ];
+    for (const [i, { file: input, before, after }] of cases.entries()) {
+      const clake = join(dir, `lake-${i}`);
+      const configBefore = join(dir, `before-${i}.json`);
+      const configAfter = join(dir, `after-${i}.json`);
+      await writeFile(configBefore, JSON.stringify(before));
+      await writeFile(configAfter, JSON.stringify(after));
+      const ran = await runSluice(['run', input, '--config', configBefore, '--lake', clake, '-q']);
+      expect(ran.status, ran.stderr).toBe(0);
+      const currentKey = (await listFiles(clake)).find((f) => f.endsWith('/current.json'))!;
+      const committed = await readFile(join(clake, currentKey), 'utf8');
+
+      const rebuilt = await runSluice(['rebuild', '--config', configAfter, '--lake', clake]);
+      expect(rebuilt.status, rebuilt.stdout).toBe(2);
+      expect(rebuilt.stderr).toContain('Run the file again instead');
+      expect(await readFile(join(clake, currentKey), 'utf8')).toBe(committed);
+      const forced = await runSluice(['rebuild', '--config', configAfter, '--lake', clake, '--force']);
+      expect(forced.status, forced.stdout).toBe(2);
+    }
+  });
+
+  it('keeps a snapshot without an ordering column on the file that became current last: a rebuild of every source, or a source reverted to bytes it had, does not move it', async () => {
+    // The merged state folded the sources in the order their versions were first committed: a rebuild
+    // (a new commit of the same version) moved a source to the end, and a reverted source (committed
+    // before) to the front, so `_current` silently showed an older file's snapshot (exit 0).
+    const dir = join(tmp.dir, 'snapshot-order');
+    await mkdir(dir, { recursive: true });
+    const snapshotConfig = (columns: readonly string[]) => ({
+      name: 'snap',
+      format: 'ndjson',
+      silver: {
+        table: 'snap',
+        columns: columns.map((name) => ({ name, type: name === 'id' ? 'integer' : 'string' })),
+        primaryKey: ['id'],
+        load: 'snapshot',
+      },
+    });
+    const before = join(dir, 'snap-v1.json');
+    const after = join(dir, 'snap-v2.json');
+    await writeFile(before, JSON.stringify(snapshotConfig(['id', 'label'])));
+    await writeFile(after, JSON.stringify(snapshotConfig(['id', 'label', 'note'])));
+    const slake = join(dir, 'lake');
+    // Source ids sort "a…" before "z…": the older file is z, the newer a.
+    const older = join(dir, 'z.ndjson');
+    const newer = join(dir, 'a.ndjson');
+    const land = async (file: string, label: string, config = before) => {
+      await writeFile(file, `${JSON.stringify({ id: 1, label })}\n`);
+      const ran = await runSluice(['run', file, '--config', config, '--lake', slake, '-q']);
+      expect(ran.status, ran.stderr).toBe(0);
+    };
+    const snapshotNow = async () => {
+      const query = await runSluice([
+        'query',
+        'SELECT label FROM snap__snap_current',
+        '--lake',
+        slake,
+        '--json',
+      ]);
+      expect(query.status, query.stderr).toBe(0);
+      return jsonLines(query.stdout).map((row) => row.label);
+    };
+    await land(older, 'z1');
+    await land(newer, 'a1');
+    expect(await snapshotNow()).toEqual(['a1']);
+
+    const rebuilt = await runSluice(['rebuild', '--config', after, '--lake', slake, '--json']);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+    expect(jsonLines(rebuilt.stdout).map((summary) => summary.status)).toEqual(['reconciled', 'reconciled']);
+    expect(await snapshotNow()).toEqual(['a1']);
+
+    // z changes, then goes back to the bytes it had: each time it is the newest file.
+    await land(older, 'z2', after);
+    expect(await snapshotNow()).toEqual(['z2']);
+    await land(older, 'z1', after);
+    expect(await snapshotNow()).toEqual(['z1']);
+  });
+
   it('teaches itself with --help', async () => {
     const help = await runSluice(['rebuild', '--help']);
     expect(help.status).toBe(0);

@@ -186,6 +186,39 @@ describe('sluice CLI', () => {
     expect(JSON.parse(result.stdout)).toEqual({ n: 2 });
   });
 
+  it('query --json keeps every column of a result whose names repeat (a join): later ones get _1, _2, …', () => {
+    // JSON objects hold a name once: {"x":1,"x":2} kept only the last column, so `SELECT *` of a join
+    // silently lost the first table's columns of shared names (file_id, _run_id, …).
+    const lake = join(tmp.dir, 'json-lake');
+    const repeated = sluice([
+      'query',
+      'SELECT 1 AS x, 2 AS x, 3 AS x_1, 4 AS X FROM in_network_items LIMIT 1',
+      '--lake',
+      lake,
+      '--json',
+    ]);
+    expect(repeated.status, repeated.stderr).toBe(0);
+    expect(JSON.parse(repeated.stdout)).toEqual({ x: 1, x_2: 2, x_1: 3, X: 4 });
+    const joined = sluice([
+      'query',
+      'SELECT * FROM in_network_items i JOIN files f ON f.file_id = i.file_id LIMIT 1',
+      '--lake',
+      lake,
+      '--json',
+    ]);
+    expect(joined.status, joined.stderr).toBe(0);
+    const row = JSON.parse(joined.stdout) as Record<string, unknown>;
+    expect(row.file_id).toBe(row.file_id_1);
+    const table = sluice([
+      'query',
+      'SELECT * FROM in_network_items i JOIN files f ON f.file_id = i.file_id LIMIT 1',
+      '--lake',
+      lake,
+    ]);
+    const columns = table.stdout.split('\n')[0]!.split(' | ');
+    expect(Object.keys(row)).toHaveLength(columns.length);
+  });
+
   it('explains a missing file', () => {
     const result = sluice(['run', join(tmp.dir, 'missing.json'), '-d', 'tic-in-network']);
     expect(result.status).toBe(2);

@@ -149,6 +149,44 @@ describe('exactly once (sluice run, sluice query)', () => {
     expect(manifests).toHaveLength(1);
   });
 
+  it('reads a file rewritten in place with its size and mtime kept (cp -p, rsync --inplace -t): new bytes are a new version', async () => {
+    // The same path, size, mtime and inode made the same run id, so the rerun ended "unchanged" without
+    // reading the file, exit 0, and silver kept the old values. The inode's change time moves on every
+    // write and no tool sets it back.
+    const lake = join(tmp.dir, 'in-place-lake');
+    const file = join(tmp.dir, 'in-place.ndjson');
+    const config = join(tmp.dir, 'in-place.config.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'in-place',
+        format: 'ndjson',
+        silver: {
+          table: 'in_place',
+          columns: [
+            { name: 'id', type: 'integer' },
+            { name: 'label', type: 'string' },
+          ],
+        },
+      }),
+    );
+    const stamp = new Date('2024-01-01T00:00:00Z');
+    const write = async (label: string) => {
+      await writeFile(file, `{"id":1,"label":"${label}"}\n`); // truncates and rewrites the same inode
+      await utimes(file, stamp, stamp);
+    };
+    const runIt = () => sluice(['run', file, '--config', config, '--lake', lake, '--json']);
+    await write('old');
+    expect(JSON.parse(runIt().stdout).status).toBe('reconciled');
+    await write('new');
+    const rerun = runIt();
+    expect(rerun.status, rerun.stderr).toBe(0);
+    expect(JSON.parse(rerun.stdout).status).toBe('reconciled');
+    expect(queryValue(lake, 'SELECT label FROM in_place')).toBe('new');
+    // Unchanged since: not read again.
+    expect(JSON.parse(runIt().stdout)).toMatchObject({ status: 'unchanged', read: false });
+  });
+
   it('replaces a source by its new version, atomically, and keeps the old one in the history views', async () => {
     const lake = join(tmp.dir, 'version-lake');
     const file = join(tmp.dir, 'versioned.json.gz');

@@ -238,6 +238,62 @@ describe('sluice run --config: required record paths of a dataset of your own', 
   });
 });
 
+describe('sluice run: a CSV cut off in its last row fails loudly', () => {
+  const accounts = () =>
+    file(
+      `accounts-${Math.random().toString(36).slice(2)}.json`,
+      JSON.stringify({
+        name: 'accounts',
+        format: 'csv',
+        silver: {
+          table: 'accounts',
+          columns: [
+            { name: 'id', type: 'integer' },
+            { name: 'owner', type: 'string' },
+            { name: 'balance', type: 'number' },
+          ],
+        },
+      }),
+    );
+  const rows = 'id,owner,balance\r\n1,Ada,10.5\r\n2,"Grace ""G"" Hopper",20\r\n3,Linus,30\r\n';
+
+  it('exit 1 with MalformedInputError at the short last row when the file ends inside it, nothing committed', async () => {
+    // An interrupted export or a partial copy: on main this ran clean (quality 100, exit 0), its last row
+    // kept as {id: 3, owner: "Lin", balance: NULL}.
+    const config = await accounts();
+    for (const [i, cut] of ['3,Lin', '3,Linus', '3'].entries()) {
+      const source = await file(`cut-${i}.csv`, rows.slice(0, rows.indexOf('3,Linus')) + cut);
+      const lake = join(tmp.dir, `lake-csv-cut-${i}`);
+      const result = sluice(['run', source, '--config', config, '--lake', lake, '-q']);
+      expect(result.status, result.stderr).toBe(1);
+      expect(result.stderr).toContain('MalformedInputError');
+      expect(result.stderr).toContain(`malformed input at byte ${rows.indexOf('3,Linus')}`);
+      expect(result.stderr).toMatch(
+        /the last row has [12] of 3 cells and the file ends inside it \(truncated file\?\)/,
+      );
+      expect(await lakeOutput(lake)).toEqual([]);
+    }
+  });
+
+  it('runs a complete file clean, with or without a line end after its last row, and short rows inside it', async () => {
+    const config = await accounts();
+    for (const [i, content] of [rows, rows.trimEnd(), `${rows}4,Short\r\n`].entries()) {
+      const source = await file(`whole-${i}.csv`, content);
+      const result = sluice([
+        'run',
+        source,
+        '--config',
+        config,
+        '--lake',
+        join(tmp.dir, `lake-csv-whole-${i}`),
+        '-q',
+      ]);
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+    }
+  });
+});
+
 describe('sluice run: header values are checked like records', () => {
   it('counts a wrong-typed header as a violation with its path, never a silent NULL or "true"', async () => {
     const sample = await inNetworkSample();

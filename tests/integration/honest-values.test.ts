@@ -124,6 +124,64 @@ describe('sluice run: no value changes silently', () => {
     expect(quarantined[0]!.record).toBe('{"id":"a","x":1e400}');
   });
 
+  const stamps = {
+    name: 'stamps',
+    format: 'ndjson',
+    silver: {
+      table: 'stamps',
+      columns: [
+        { name: 'id', type: 'string' },
+        { name: 'seen_at', type: 'timestamp' },
+      ],
+    },
+  };
+
+  it('quarantines a timestamp whose UTC offset is none (+99:99, +24:00, -00:60) instead of shifting it by days', async () => {
+    const input = [
+      '{"id":"ok","seen_at":"2024-06-01T12:00:00+14:00"}',
+      '{"id":"a","seen_at":"2024-06-01T12:00:00+99:99"}',
+      '{"id":"b","seen_at":"2024-06-01T12:00:00+24:00"}',
+      '{"id":"c","seen_at":"2024-06-01T12:00:00-00:60"}',
+      '{"id":"d","seen_at":"2024-06-01 12:00+2400"}',
+    ].join('\n');
+    const out = await run('offsets.ndjson', input, stamps);
+    expect(out.status, out.stderr).toBe(0);
+    expect(await rows(out.lake, 'SELECT id, CAST(seen_at AS VARCHAR) AS seen_at FROM stamps')).toEqual([
+      { id: 'ok', seen_at: '2024-05-31 22:00:00' },
+    ]);
+    const quarantined = await rows(out.lake, 'SELECT field_path, message FROM _quarantine');
+    expect(quarantined).toHaveLength(4);
+    for (const q of quarantined) {
+      expect(q.field_path).toBe('seen_at');
+      expect(q.message).toContain('is not an ISO 8601 timestamp');
+    }
+  });
+
+  it('counts a timestamp whose digits go beyond the microsecond, which a TIMESTAMP cannot hold', async () => {
+    const input = [
+      '{"id":"nanos","seen_at":"2024-06-01T12:00:00.123456789Z"}',
+      '{"id":"one","seen_at":"2024-06-01T12:00:00.000000001Z"}',
+      '{"id":"zeros","seen_at":"2024-06-01T12:00:00.123456000Z"}',
+      '{"id":"micros","seen_at":"2024-06-01T12:00:00.123456Z"}',
+    ].join('\n');
+    const out = await run('nanos.ndjson', input, stamps);
+    expect(out.status, out.stderr).toBe(0);
+    expect(
+      await rows(out.lake, 'SELECT id, CAST(seen_at AS VARCHAR) AS seen_at FROM stamps ORDER BY id'),
+    ).toEqual([
+      { id: 'micros', seen_at: '2024-06-01 12:00:00.123456' },
+      { id: 'nanos', seen_at: '2024-06-01 12:00:00.123456' },
+      { id: 'one', seen_at: '2024-06-01 12:00:00' },
+      { id: 'zeros', seen_at: '2024-06-01 12:00:00.123456' },
+    ]);
+    // Cut to the microsecond: counted, with the path, for the two whose cut digits were not zeros.
+    expect(out.violations['stamps.seen_at.coerced']).toMatchObject({
+      severity: 'warn',
+      path: 'seen_at',
+      count: 2,
+    });
+  });
+
   it('quarantines a CSV number cell 1e400', async () => {
     const out = await run('huge.csv', 'id,x,s\na,1e400,q\nb,2.5,r\n', things('csv'));
     expect(out.status).toBe(0);

@@ -129,6 +129,38 @@ describe('Function: openLakeQuery', () => {
     }
   });
 
+  it('returns a DECIMAL as a number only when the number is its exact value, else as its exact digits', async () => {
+    // DECIMALs come from SQL (a sum of a DECIMAL cast is DECIMAL(38, s)): as a double they lost digits,
+    // 0.1::DECIMAL(38, 30) even came back as 0.09999999999999999.
+    const lake = await openLakeQuery(tmp.dir);
+    try {
+      const result = await lake.query(
+        `SELECT 1.50::DECIMAL(5, 2) AS price, -0.07::DECIMAL(18, 2) AS refund, 0.1::DECIMAL(38, 30) AS share,
+                12345678901234567.89::DECIMAL(38, 2) AS total, 123456789.123456789::DECIMAL(18, 9) AS rate,
+                sum(n::DECIMAL(18, 2)) AS n_sum
+         FROM tic_in_network__rates`,
+      );
+      expect(result.rows).toEqual([[1.5, -0.07, 0.1, '12345678901234567.89', '123456789.123456789', 3]]);
+    } finally {
+      await lake.close();
+    }
+  });
+
+  it('returns a DOUBLE that is not finite as its name, which JSON would have made null', async () => {
+    const lake = await openLakeQuery(tmp.dir);
+    try {
+      const result = await lake.query(
+        `SELECT rate / 0.0 AS up, -rate / 0.0 AS down, 'nan'::DOUBLE AS nan, [rate / 0.0] AS list, NULL::DOUBLE AS none
+         FROM tic_in_network__rates WHERE code = 'C1'`,
+      );
+      expect(JSON.parse(JSON.stringify(result.rows))).toEqual([
+        ['Infinity', '-Infinity', 'NaN', ['Infinity'], null],
+      ]);
+    } finally {
+      await lake.close();
+    }
+  });
+
   it('reports bad SQL with DuckDB’s message', async () => {
     const lake = await openLakeQuery(tmp.dir);
     try {

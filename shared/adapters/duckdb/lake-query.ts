@@ -32,8 +32,9 @@ export interface QueryResult {
   readonly columns: string[];
   /**
    * Integers as numbers when exactly representable, else as decimal text (so rows survive
-   * `JSON.stringify`); DECIMAL as number; DATE as `YYYY-MM-DD`; TIMESTAMP as DuckDB's text
-   * (`YYYY-MM-DD HH:MM:SS[.ffffff]`); lists as arrays; structs as objects.
+   * `JSON.stringify`); DECIMAL likewise (a number when exact, else its digits); a DOUBLE that is not
+   * finite as `"Infinity"`, `"-Infinity"` or `"NaN"`; DATE as `YYYY-MM-DD`;
+   * TIMESTAMP as DuckDB's text (`YYYY-MM-DD HH:MM:SS[.ffffff]`); lists as arrays; structs as objects.
    */
   readonly rows: unknown[][];
 }
@@ -324,18 +325,33 @@ function viewNames(tables: readonly SilverTable[]): View[] {
 /** A DuckDB value as plain data for printing or JSON (what `QueryResult` rows hold). */
 export function plainValue(value: DuckDBValue): unknown {
   if (value === null || typeof value !== 'object') {
+    // JSON has no Infinity or NaN: JSON.stringify would print null, which is another value in SQL.
+    if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
     if (typeof value !== 'bigint') return value;
     const safe = value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER;
     return safe ? Number(value) : value.toString();
   }
   if (value instanceof DuckDBDateValue) return value.toString();
   if (value instanceof DuckDBListValue) return value.items.map(plainValue);
-  if (value instanceof DuckDBDecimalValue) return value.toDouble();
+  if (value instanceof DuckDBDecimalValue) return exactDecimal(value.toString());
   if (value instanceof DuckDBStructValue) {
     return Object.fromEntries(Object.entries(value.entries).map(([k, v]) => [k, plainValue(v)]));
   }
   return value.toString();
 }
+
+/**
+ * A DECIMAL as a number when that number is its exact value (`1.50` → 1.5), else as its digits
+ * (`"12345678901234567.89"`), as an integer beyond 2^53 is: a double would change it silently.
+ */
+function exactDecimal(text: string): number | string {
+  const number = Number(text);
+  if (number === 0) return 0;
+  return withoutTrailingZeros(String(number)) === withoutTrailingZeros(text) ? number : text;
+}
+
+const withoutTrailingZeros = (decimal: string): string =>
+  decimal.includes('.') ? decimal.replace(/\.?0+$/, '') : decimal;
 
 export interface FormatTableOptions {
   /** Longer cells are cut, ending in `…`. @default 40 */

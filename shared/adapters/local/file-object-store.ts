@@ -174,7 +174,10 @@ export class FileObjectStore implements ObjectStore, MultipartUploads {
     const file = this.#pathOf(key);
     try {
       const stats = await stat(file, { bigint: true });
-      return stats.isFile() ? toObjectInfo(key, stats) : undefined;
+      // The change time is the installed file's (a write's own stats precede its install): head only.
+      return stats.isFile()
+        ? { ...toObjectInfo(key, stats), changeTag: stats.ctimeNs.toString(16) }
+        : undefined;
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;

@@ -17,18 +17,29 @@ export interface RecordSource {
  * CSV rows as JSON objects keyed by the header row (csv-parse does the RFC 4180 work). A row with more
  * fields than the header keeps the extras under `_extra`, and a short row simply lacks the missing
  * columns: bronze keeps every row as it came, and silver decides what is valid. A header row that
- * names a column twice fails the run: one of the two would be lost in every row.
+ * names a column twice fails the run: one of the two would be lost in every row. A short last row that
+ * the file ends inside (no line end after it) fails the run too: that is what a file cut off looks like
+ * (a partial copy, an interrupted export), and its rows would otherwise pass as complete.
  */
 export function readCsvRecords(
   chunks: AsyncIterable<Buffer>,
   dataset: DatasetConfig,
   uri: string,
+  /** The caller stopped handing over chunks before the end (inspect's byte limit): a cut row is expected. */
+  stoppedEarly: () => boolean = () => false,
 ): RecordSource {
   let bytes = 0;
   let count = 0;
   return {
     async *batches(onRecord) {
-      const parser = Readable.from(chunks).pipe(
+      let lastByte: number | undefined;
+      const tracked = async function* () {
+        for await (const chunk of chunks) {
+          if (chunk.length > 0) lastByte = chunk[chunk.length - 1];
+          yield chunk;
+        }
+      };
+      const parser = Readable.from(tracked()).pipe(
         parse({
           bom: true,
           info: true,
@@ -40,6 +51,7 @@ export function readCsvRecords(
       );
       let columns: string[] | undefined;
       let rowStart = 0;
+      let lastRow: { start: number; cells: number } | undefined;
       try {
         for await (const { record, info } of parser as AsyncIterable<{
           record: string[];
@@ -55,6 +67,7 @@ export function readCsvRecords(
             });
             if (record.length > columns.length) row._extra = record.slice(columns.length);
             onRecord(0, count++, rowStart, Buffer.from(JSON.stringify(row)));
+            lastRow = { start: rowStart, cells: record.length };
           }
           rowStart = info.bytes;
           bytes = info.bytes;
@@ -65,6 +78,15 @@ export function readCsvRecords(
         const detail = (error as Error).message;
         throw new MalformedInputError(uri, rowStart, `invalid CSV: ${detail}`, { cause: error });
       }
+      const endsInsideRow = lastByte !== undefined && lastByte !== LF && lastByte !== CR && !stoppedEarly();
+      if (columns && lastRow && lastRow.cells < columns.length && endsInsideRow) {
+        throw new MalformedInputError(
+          uri,
+          lastRow.start,
+          `the last row has ${lastRow.cells} of ${columns.length} cells and the file ends inside it ` +
+            '(truncated file?); if the row is complete, end it with a line break',
+        );
+      }
       yield { bytesScanned: bytes };
     },
     bytesScanned: () => bytes,
@@ -72,6 +94,9 @@ export function readCsvRecords(
     headers: () => ({}),
   };
 }
+
+const LF = 0x0a;
+const CR = 0x0d;
 
 /** The header row's names, each once; a name given twice fails with both positions and what to do. */
 function uniqueColumns(names: string[], uri: string, offset: number): string[] {

@@ -4,7 +4,12 @@ import {
   BronzeManifest as BronzeManifestSchema,
   PARSER_VERSION,
 } from '../../contracts/bronze-manifest.ts';
-import { type DatasetConfig, headerTargets, recordTargets } from '../../contracts/dataset-config.ts';
+import {
+  type DatasetConfig,
+  headerTargets,
+  parseSettingsOf,
+  recordTargets,
+} from '../../contracts/dataset-config.ts';
 import { contractForDataset } from '../../contracts/datasets/silver-contracts.ts';
 import { parseExact, stringifyLossless } from '../../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../../contracts/ingest-checkpoint.ts';
@@ -193,7 +198,7 @@ export async function ingestSlice(
   if (!info) throw new ObjectNotFoundError(sourceKey);
   const uri = deps.source.uri(sourceKey);
   const source = sourceId(uri);
-  const runId = bronzeRunId({ location: uri, size: info.size, etag: info.etag });
+  const runId = bronzeRunId({ location: uri, size: info.size, etag: info.etag, changeTag: info.changeTag });
   const prefix = bronzeRunPrefix(dataset.name, runId);
   const manifestKey = bronzeManifestKey(dataset.name, runId);
   const checkpointKey = ingestCheckpointKey(dataset.name, runId);
@@ -376,6 +381,7 @@ export async function ingestSlice(
     sourceId: source,
     version: sourceVersion(sha256),
     datasetConfigSha256: configSha256,
+    parse: parseSettingsOf(dataset),
     source: {
       uri,
       ...(input.sourceUrl !== undefined && { url: input.sourceUrl }),

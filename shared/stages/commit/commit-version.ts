@@ -10,6 +10,7 @@ import {
   silverManifestKey,
 } from '../../lake/keys.ts';
 import {
+  becameCurrentAt,
   type CurrentVersion,
   commitSourceVersion,
   readCurrentVersion,
@@ -141,6 +142,8 @@ export async function commitVersion(
         tables,
         quality: input.quality,
         committedAt: deps.clock.now().toISOString(),
+        // Another build of the current version (a rebuild): it stays as current as it was, not newer.
+        ...(previous?.version === bronze.version && { currentSince: becameCurrentAt(previous) }),
         seenAs: [],
         ...(previous && previous.version !== bronze.version
           ? { replaced: { version: previous.version, committedAt: previous.committedAt } }

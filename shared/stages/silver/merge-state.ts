@@ -33,7 +33,7 @@ import { genericTable, operationColumnOf, type SilverConfig } from '../../contra
 import { LINEAGE_COLUMNS } from '../../contracts/silver/table.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ConfigError, ObjectNotFoundError, PipelineError, PreconditionFailedError } from '../../errors.ts';
-import { listCurrentVersions } from '../../lake/source-commits.ts';
+import { becameCurrentAt, listCurrentVersions } from '../../lake/source-commits.ts';
 import {
   silverCurrentStateKey,
   silverDeletesStateKey,
@@ -150,7 +150,8 @@ export async function mergeSilverState(
 
 /**
  * The state of a generic dataset's table as of every source's *current* version (the commit records,
- * shared/lake/source-commits.ts): applies the committed versions the state lacks, in commit order; and
+ * shared/lake/source-commits.ts): applies the committed versions the state lacks, in the order they became
+ * current (`becameCurrentAt`: a rebuild keeps its version's place); and
  * when the state holds a version that is no longer current (its source got a new one, whose events
  * replace the old one's), folds every current version again from scratch, since a fold cannot take a
  * batch back out. Either way one commit: readers see the old state until the new one is whole.
@@ -169,7 +170,10 @@ export async function mergeCommittedVersions(
   const currentBuilds = async () =>
     (await listCurrentVersions(lake, config.name))
       .filter((r) => r.silverManifestKey !== undefined)
-      .sort((a, b) => a.committedAt.localeCompare(b.committedAt) || a.sourceId.localeCompare(b.sourceId))
+      .sort(
+        (a, b) =>
+          becameCurrentAt(a).localeCompare(becameCurrentAt(b)) || a.sourceId.localeCompare(b.sourceId),
+      )
       .map((r) => r.silverManifestKey!);
   return withRetriedRace(() => mergeSources(config, currentBuilds, { onlyThese: true }, deps));
 }

@@ -1,5 +1,10 @@
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
-import { type DatasetConfig, recordTargets } from '../../contracts/dataset-config.ts';
+import {
+  type DatasetConfig,
+  ParseSettings,
+  parseSettingsOf,
+  recordTargets,
+} from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
 import { ConfigError } from '../../errors.ts';
@@ -71,8 +76,9 @@ export interface RebuildUnchanged extends RebuildFacts {
  * silver stages build it beside the current files, and the commit switches the source to it once its
  * reconciliation passed, as any run's commit does.
  *
- * Bronze holds the record streams of the config it was parsed under: a config whose record streams differ
- * cannot be rebuilt from it (a `ConfigError` saying to run the file again instead).
+ * Bronze holds the records of the config it was parsed under: a config that reads the file otherwise
+ * (another format, record path, header path or CSV dialect) cannot be rebuilt from it (a `ConfigError`
+ * saying to run the file again instead).
  */
 export async function planRebuild(input: PlanRebuildInput, deps: PlanRebuildDeps): Promise<RebuildPlan> {
   const dataset = input.dataset.name;
@@ -91,7 +97,7 @@ export async function planRebuild(input: PlanRebuildInput, deps: PlanRebuildDeps
     const current = (await readCurrentVersion(deps.lake, dataset, input.sourceId)) ?? before;
     const { record } = current;
     const manifest = await readBronzeManifest(deps.lake, record.bronzeManifestKey);
-    checkRecordStreams(input.dataset, manifest);
+    checkParsedAlike(input.dataset, manifest);
     const build = silverBuildOf(manifest, contractFingerprint(deps.contract)).build;
     const facts: RebuildFacts = {
       dataset,
@@ -126,6 +132,34 @@ async function unknownSource(lake: ObjectStore, dataset: string, sourceId: strin
           ? `Committed sources: ${known.join(', ')}.`
           : 'The dataset has no committed source: run a file first (sluice run FILE).'
       }`,
+  );
+}
+
+/**
+ * The config must read the file as bronze was parsed, or silver would be built from other records than
+ * the config names (a changed record path under the same stream name, another CSV delimiter) while
+ * claiming to be this config's build. Manifests written before they recorded their parse settings are
+ * checked by their record streams' names only.
+ */
+function checkParsedAlike(dataset: DatasetConfig, manifest: BronzeManifest): void {
+  const parsed = manifest.parse;
+  if (!parsed) {
+    checkRecordStreams(dataset, manifest);
+    return;
+  }
+  const wanted = ParseSettings.parse(parseSettingsOf(dataset)); // keys in the order a read manifest has them
+  const settings = new Set([...Object.keys(parsed), ...Object.keys(wanted)] as (keyof ParseSettings)[]);
+  const differences = [...settings]
+    .filter((setting) => JSON.stringify(parsed[setting]) !== JSON.stringify(wanted[setting]))
+    .map(
+      (setting) =>
+        `${setting} ${JSON.stringify(parsed[setting] ?? null)} → ${JSON.stringify(wanted[setting] ?? null)}`,
+    );
+  if (differences.length === 0) return;
+  throw new ConfigError(
+    `${dataset.name}: the config reads the file otherwise than the source's bronze was parsed (run ` +
+      `${manifest.runId}; ${differences.join('; ')}): silver cannot be rebuilt from it. ` +
+      'Run the file again instead (sluice run FILE), which parses it under this config.',
   );
 }
 

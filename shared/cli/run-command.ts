@@ -9,7 +9,12 @@ import { EnvSecretStore } from '../adapters/local/env-secret-store.ts';
 import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
-import { type DatasetConfig, loadDatasetConfigFile, recordTargets } from '../contracts/dataset-config.ts';
+import {
+  type DatasetConfig,
+  datasetConfigSha256,
+  loadDatasetConfigFile,
+  recordTargets,
+} from '../contracts/dataset-config.ts';
 import { builtInDataset } from '../contracts/datasets/index.ts';
 import { stringifyLossless } from '../contracts/exact-json.ts';
 import { ChecksumMismatchError, ConfigError } from '../errors.ts';
@@ -357,12 +362,15 @@ async function printDryRun(
   // The source id needs the object's etag, which the adapter derives; head() is a read, not a write.
   const info = await source.store.head(source.key);
   {
-    const id = bronzeRunId({
-      location: source.store.uri(source.key),
-      size: info?.size ?? 0,
-      etag: info?.etag ?? '',
-      ...(info?.changeTag !== undefined && { changeTag: info.changeTag }),
-    });
+    const id = bronzeRunId(
+      {
+        location: source.store.uri(source.key),
+        size: info?.size ?? 0,
+        etag: info?.etag ?? '',
+        ...(info?.changeTag !== undefined && { changeTag: info.changeTag }),
+      },
+      datasetConfigSha256(dataset),
+    );
     const plan = {
       dryRun: true,
       dataset: dataset.name,

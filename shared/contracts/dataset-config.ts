@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
@@ -401,6 +402,11 @@ export function recordTargets(config: DatasetConfig): RecordTarget[] {
     required: r.required,
     allowEmpty: r.allowEmpty,
   }));
+}
+
+/** The sha256 of a dataset config: a run, a checkpoint and a commit are valid under one config only. */
+export function datasetConfigSha256(dataset: DatasetConfig): string {
+  return createHash('sha256').update(JSON.stringify(dataset)).digest('hex');
 }
 
 /**

@@ -42,15 +42,19 @@ export interface StoredObject {
 const RUN_FINGERPRINT_LENGTH = 8;
 
 /**
- * A bronze run: one stored object of a source, parsed. `<source id>-<fingerprint>`, the fingerprint
- * hashing the object's size and etag (or mtime) and, for a local file, its change time, so a rerun of the
- * same object resumes or reuses the same run, and a replaced, touched or rewritten object gets a run of its
- * own beside the current one. Whether two runs hold the same *version* (the same bytes) is only known
- * after reading: see `sourceVersion`.
+ * A bronze run: one stored object of a source, parsed under one dataset config. `<source id>-<fingerprint>`,
+ * the fingerprint hashing the object's size and etag (or mtime), for a local file its change time, and the
+ * config's sha256: a rerun of the same object under the same config resumes or reuses the same run, and a
+ * replaced, touched or rewritten object, or the same one under another config, gets a run of its own beside
+ * the current one. (Under another config a run in the same folder would first delete, then rewrite the
+ * committed version's bronze: a run that then failed left the current version without its bronze.)
+ * Whether two runs hold the same *version* (the same bytes) is only known after reading: `sourceVersion`.
  */
-export function bronzeRunId(object: StoredObject): string {
+export function bronzeRunId(object: StoredObject, configSha256: string): string {
   const changed = object.changeTag === undefined ? '' : `\n${object.changeTag}`;
-  const hash = createHash('sha256').update(`${object.size}\n${object.etag}${changed}`).digest('hex');
+  const hash = createHash('sha256')
+    .update(`${object.size}\n${object.etag}${changed}\n${configSha256}`)
+    .digest('hex');
   return `${sourceId(object.location)}-${hash.slice(0, RUN_FINGERPRINT_LENGTH)}`;
 }
 

@@ -201,6 +201,37 @@ describe('sluice rebuild', () => {
     expect((await runSluice(['dlq', 'list', '--lake', lake])).stdout).toContain('no dead letters');
   });
 
+  it('leaves the committed bronze of a file untouched when a run of it under another config fails', async () => {
+    const dir = join(tmp.dir, 'other-config');
+    const clake = join(dir, 'lake');
+    const cfile = join(dir, 'rows.ndjson');
+    await mkdir(dir, { recursive: true });
+    await writeFile(cfile, ROWS.map((row) => JSON.stringify(row)).join('\n'));
+    const good = join(dir, 'good.json');
+    await writeFile(good, JSON.stringify(rowsConfig(['id', 'label'])));
+    expect((await runSluice(['run', cfile, '--config', good, '--lake', clake, '-q'])).status).toBe(0);
+    const record = JSON.parse(
+      await readFile(join(clake, sourceCurrentKey('rows', sourceOf(await listFiles(clake)))), 'utf8'),
+    );
+    const manifestBefore = await readFile(join(clake, record.bronzeManifestKey), 'utf8');
+    const bronzeBefore = (await listFiles(clake)).filter((f) => f.startsWith('bronze/')).sort();
+
+    // The same file under a config whose label is an integer: every record quarantined, the run fails.
+    const broken = rowsConfig(['id', 'label']);
+    broken.silver.columns[1]!.type = 'integer';
+    const brokenFile = join(dir, 'broken.json');
+    await writeFile(brokenFile, JSON.stringify(broken));
+    const failed = await runSluice(['run', cfile, '--config', brokenFile, '--lake', clake, '-q']);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('QuarantineThresholdError');
+    // The current version's bronze is still the one it committed, byte for byte, with every part.
+    expect(await readFile(join(clake, record.bronzeManifestKey), 'utf8')).toBe(manifestBefore);
+    const bronzeAfter = (await listFiles(clake)).filter((f) => f.startsWith('bronze/'));
+    for (const file of bronzeBefore) expect(bronzeAfter).toContain(file);
+    const rebuilt = await runSluice(['rebuild', '--config', good, '--lake', clake, '--force', '-q']);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+  });
+
   it("keeps a failed rebuild's evidence apart: the committed build's reconciliation and report still describe it", async () => {
     const runLevel = async () => {
       const files = await listFiles(lake);

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   type BronzeManifest,
   BronzeManifest as BronzeManifestSchema,
@@ -6,6 +5,7 @@ import {
 } from '../../contracts/bronze-manifest.ts';
 import {
   type DatasetConfig,
+  datasetConfigSha256,
   headerTargets,
   parseSettingsOf,
   recordTargets,
@@ -198,11 +198,14 @@ export async function ingestSlice(
   if (!info) throw new ObjectNotFoundError(sourceKey);
   const uri = deps.source.uri(sourceKey);
   const source = sourceId(uri);
-  const runId = bronzeRunId({ location: uri, size: info.size, etag: info.etag, changeTag: info.changeTag });
+  const configSha256 = datasetConfigSha256(dataset);
+  const runId = bronzeRunId(
+    { location: uri, size: info.size, etag: info.etag, changeTag: info.changeTag },
+    configSha256,
+  );
   const prefix = bronzeRunPrefix(dataset.name, runId);
   const manifestKey = bronzeManifestKey(dataset.name, runId);
   const checkpointKey = ingestCheckpointKey(dataset.name, runId);
-  const configSha256 = datasetConfigSha256(dataset);
   const lease = input.leaseHolder && {
     dataset: dataset.name,
     sourceId: source,
@@ -430,11 +433,6 @@ function emptyFileError(dataset: DatasetConfig, uri: string): MissingRecordPathE
     'if files without records are expected, set "allowEmpty": true in the dataset config (--config); ' +
       'otherwise the file is incomplete (a failed or truncated export) or not the one meant',
   );
-}
-
-/** The sha256 of a dataset config: a run, a checkpoint and a commit are valid under one config only. */
-export function datasetConfigSha256(dataset: DatasetConfig): string {
-  return createHash('sha256').update(JSON.stringify(dataset)).digest('hex');
 }
 
 /**

@@ -242,10 +242,11 @@ export interface CatchUpStateOutput {
 }
 
 /**
- * `CatchUpState` (a run that found its source unchanged, of a dataset with a merged state): when the state
- * lacks the source's current build, folds every current version the state lacks. A run killed between its commit and its fold committed a version
- * that the state never got; its rerun ends `unchanged` at Ingest, and without this, `_current` would
- * stay without the source until the dataset's next commit.
+ * `CatchUpState` (a run that found its source unchanged, of a dataset with a merged state): when the
+ * state lacks the source's current build, folds every current version the state lacks. A run killed
+ * between its commit and its fold committed a version that the state never got; its rerun ends
+ * `unchanged` at Ingest, and without this, `_current` would stay without the source until the dataset's
+ * next commit.
  */
 async function catchUpState(
   input: { readonly dataset: string; readonly bronzeManifestKey: string },

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,15 +132,25 @@ describe('ingestToBronze', () => {
       }
     });
 
-    it('removes parts left by an earlier run of the same source that had more parts', async () => {
+    it('gives a run under another config a folder of its own, and removes parts a run did not write from its folder', async () => {
       const lake = join(tmp.dir, 'shrink');
       const tiny = parseDatasetConfig({ ...small, bronze: { ...small.bronze, partMaxRecords: 5 } });
       const before = await ingest(tmp.dir, 'gen.json.gz', lake, tiny);
       const after = await ingest(tmp.dir, 'gen.json.gz', lake, small);
       expect(before.manifest.parts.length).toBeGreaterThan(after.manifest.parts.length);
-      expect(await listFiles(lake)).toEqual(
-        [...after.manifest.parts.map((p) => p.key), after.manifestKey].sort(),
-      );
+      // The first run's bronze is as it wrote it: the second did not parse into its folder.
+      expect(after.runId).not.toBe(before.runId);
+      const ownFiles = (run: typeof before) => [...run.manifest.parts.map((p) => p.key), run.manifestKey];
+      expect(await listFiles(lake)).toEqual([...ownFiles(before), ...ownFiles(after)].sort());
+
+      // An earlier attempt in the second run's folder left more parts (a killed parse, another parser):
+      // parsed again there, the run keeps only the parts it wrote.
+      const extra = after.manifest.parts[0]!.key.replace(/part-\d+/, 'part-99999');
+      await writeFile(join(lake, extra), 'left over');
+      await rm(join(lake, after.manifestKey));
+      const again = await ingest(tmp.dir, 'gen.json.gz', lake, small);
+      expect(again.runId).toBe(after.runId);
+      expect(await listFiles(lake)).toEqual([...ownFiles(before), ...ownFiles(again)].sort());
     });
   });
 

@@ -74,8 +74,8 @@ describe('run cost, local lake', () => {
     const report = JSON.parse(await readFile(join(manifestDir, 'reconciliation.json'), 'utf8'));
     expect(report.cost).toEqual(summary.cost);
 
-    // The same file again under another config (a new run, the same local execution name): its cost
-    // is its own, not the first run's added to it.
+    // The same file again under another config (a new run, in a bronze folder of its own): its cost is
+    // its own, not the first run's added to it.
     const { writeFile } = await import('node:fs/promises');
     const { builtInDataset } = await import('../../shared/contracts/datasets/index.ts');
     const base = builtInDataset('tic-in-network');
@@ -84,7 +84,8 @@ describe('run cost, local lake', () => {
     const again = await runSluice(['run', SAMPLE, '--config', config, '--lake', lake, '--json', '-q']);
     expect(again.status, again.stderr).toBe(0);
     const second = JSON.parse(again.stdout);
-    expect(second.runId).toBe(summary.runId);
+    expect(second.runId).not.toBe(summary.runId);
+    expect(second.source.id).toBe(summary.source.id);
     expect(second.status).toBe('reconciled');
     expectCostOfRun(second.cost, second.invocations, second.source.bytes);
   }, 120_000);

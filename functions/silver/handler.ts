@@ -139,14 +139,12 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
   metrics.addDimension(Dimension.dataset, input.dataset);
   const { bronzeManifestKey } = input;
 
-  // The run's lease, renewed before the build's first step and its last (nothing else renews it on AWS).
-  const renewLease = () =>
-    renewRunLease(
-      { bronzeManifestKey, holder: deps.leaseHolder ?? input.executionId },
-      { lake: deps.lake, clock: deps.clock, localLease: deps.localLease },
-    );
+  // The run's lease, renewed before the build's first step and its last, and from each Map item once due
+  // (nothing else renews it on AWS).
+  const lease = { bronzeManifestKey, holder: deps.leaseHolder ?? input.executionId };
+  const leaseDeps = { lake: deps.lake, clock: deps.clock, localLease: deps.localLease };
   if (input.op === 'plan') {
-    await renewLease();
+    await renewRunLease(lease, leaseDeps);
     const plan = await planSilver(
       { bronzeManifestKey },
       {
@@ -165,14 +163,9 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
     });
     return silverPlanOutput(plan.groupCount, plan.bucketCount);
   }
-  const renewLeaseIfDue = () =>
-    renewRunLeaseFromMapItem(
-      { bronzeManifestKey, holder: deps.leaseHolder ?? input.executionId },
-      { lake: deps.lake, clock: deps.clock, localLease: deps.localLease },
-    );
   if (input.op === 'group') {
     logger.appendKeys({ group: input.group, groupCount: input.groupCount });
-    await renewLeaseIfDue();
+    await renewRunLeaseFromMapItem(lease, leaseDeps);
     const summary = await buildSilverGroupToLake(
       {
         bronzeManifestKey,
@@ -195,7 +188,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
   }
   if (input.op === 'bucket') {
     logger.appendKeys({ bucket: input.bucket, bucketCount: input.bucketCount });
-    await renewLeaseIfDue();
+    await renewRunLeaseFromMapItem(lease, leaseDeps);
     const summary = await mergeSilverBucket(
       {
         bronzeManifestKey,
@@ -210,7 +203,7 @@ export async function silver(event: unknown, deps: SilverDeps): Promise<SilverRe
   }
 
   logger.info('silver started');
-  await renewLease();
+  await renewRunLease(lease, leaseDeps);
   const result =
     input.op === 'merge'
       ? await mergeSilver(

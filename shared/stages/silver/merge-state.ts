@@ -194,10 +194,19 @@ export async function stateHoldsBuild(
   if (!(await lake.head(stateManifestKey))) return undefined;
   const state = await readStateManifest(lake, stateManifestKey);
   if (!state.applied.some((a) => a.silverManifestKey === silverManifestKey)) return undefined;
-  const rows = state.current.rows;
+  return alreadyApplied(silver.table, silver.load, state.current.rows, stateManifestKey);
+}
+
+/** A merge that had nothing to apply: the state holds every source asked for. */
+function alreadyApplied(
+  table: string,
+  load: SilverConfig['load'],
+  rows: number,
+  stateManifestKey: string,
+): MergeSilverStateResult {
   return {
-    table: silver.table,
-    load: silver.load,
+    table,
+    load,
     rowsBefore: rows,
     rowsAfter: rows,
     applied: false,
@@ -280,18 +289,7 @@ async function mergeSources(
   const base = fromScratch ? undefined : state;
   if (base) checkSameSettings(base, settings, dataset, table);
   const toApply = sources.filter((source) => !base?.applied.some((a) => a.silverManifestKey === source.key));
-  if (toApply.length === 0) {
-    const rows = state?.current.rows ?? 0;
-    return {
-      table,
-      load,
-      rowsBefore: rows,
-      rowsAfter: rows,
-      applied: false,
-      outcome: 'already-applied',
-      stateManifestKey,
-    };
-  }
+  if (toApply.length === 0) return alreadyApplied(table, load, state?.current.rows ?? 0, stateManifestKey);
 
   const work = join(deps.workDir, `merge-${dataset}-${table}-${toApply.at(-1)!.manifest.runId}`);
   await rm(work, { recursive: true, force: true });

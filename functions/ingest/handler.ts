@@ -20,6 +20,7 @@ import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { InvocationMetering } from '../../shared/lake/run-usage.ts';
+import type { LeaseProcess } from '../../shared/lake/source-lease.ts';
 import { type Clock, systemClock } from '../../shared/ports/clock.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunLiveness } from '../../shared/ports/run-liveness.ts';
@@ -80,7 +81,7 @@ export interface IngestDeps {
   /** Who holds the source's lease, when the caller took it before the execution (`sluice run`). */
   readonly leaseHolder?: string;
   /** The lease records this process (local runs; see `LeaseDeps.localProcess`). */
-  readonly localLease?: boolean;
+  readonly localLease?: LeaseProcess;
   /** Each progress report of the slice (a local run's progress bar); by default a log line now and then. */
   readonly onProgress?: (progress: IngestProgress) => void;
   /** The slice's full result (a local run's summary); the state machine gets its reference only. */

@@ -19,6 +19,7 @@ import { QuarantineThresholdError, ReconciliationError } from '../../shared/erro
 import { reconciliationReportKey } from '../../shared/lake/keys.ts';
 import { priceRun } from '../../shared/lake/run-usage.ts';
 import { readCurrentVersion } from '../../shared/lake/source-commits.ts';
+import type { LeaseProcess } from '../../shared/lake/source-lease.ts';
 import type { SourceCatalog } from '../../shared/ports/source-catalog.ts';
 import type { TableInspector } from '../../shared/ports/table-inspector.ts';
 import { readBronzeManifest } from '../../shared/stages/bronze/read-bronze.ts';
@@ -79,7 +80,7 @@ export interface ReconcileDeps extends LakeStageDeps {
   /** Who holds the source's lease, when the caller took it before the execution (`sluice run`). */
   readonly leaseHolder?: string;
   /** The lease records this process (local runs; see `LeaseDeps.localProcess`). */
-  readonly localLease?: boolean;
+  readonly localLease?: LeaseProcess;
   /** The stage's full results (a local run's summary); the state machine gets a reference. */
   readonly onResult?: (result: ReconcileResults) => void;
   /** What `CatchUpState` did to the merged state (a local run's summary). */

@@ -10,6 +10,7 @@ import {
 } from '../../shared/config/runtime-config.ts';
 import type { DatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { datasetNamed } from '../../shared/contracts/datasets/index.ts';
+import type { LeaseProcess } from '../../shared/lake/source-lease.ts';
 import type { TablePartialsMerger, TableWriterFactory } from '../../shared/ports/table-writer.ts';
 import { renewRunLease, renewRunLeaseFromMapItem } from '../../shared/stages/run-lease.ts';
 import { type BuildSilverResult, buildSilver } from '../../shared/stages/silver/build-silver.ts';
@@ -81,7 +82,7 @@ export interface SilverDeps extends LakeStageDeps {
   /** PlanRebuild: who holds the source's lease, when the caller took it (`sluice rebuild`). */
   readonly leaseHolder?: string;
   /** PlanRebuild: the lease records this process (local runs; see `LeaseDeps.localProcess`). */
-  readonly localLease?: boolean;
+  readonly localLease?: LeaseProcess;
   /** PlanRebuild: the plan in full (a local run's summary). */
   readonly onRebuildPlan?: (plan: RebuildPlan) => void;
 }

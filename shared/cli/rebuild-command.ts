@@ -9,7 +9,12 @@ import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { stringifyLossless } from '../contracts/exact-json.ts';
 import { ConfigError, PipelineError } from '../errors.ts';
 import { listCurrentVersions, type SourceVersionRecord } from '../lake/source-commits.ts';
-import { keepSourceLease, releaseSourceLease, SourceBusyError } from '../lake/source-lease.ts';
+import {
+  keepSourceLease,
+  releaseSourceLease,
+  SourceBusyError,
+  thisLeaseProcess,
+} from '../lake/source-lease.ts';
 import { runWorkflowLocally } from '../pipeline/local-runner.ts';
 import type { LocalPipelineResult } from '../pipeline/pipeline-types.ts';
 import { systemClock } from '../ports/clock.ts';
@@ -131,7 +136,7 @@ async function rebuildSource(
     location: record.url ?? record.uri,
     holder: `local:${hostname()}:${process.pid}:${randomUUID()}`,
   };
-  const leaseDeps = { lake, clock: systemClock, localProcess: true };
+  const leaseDeps = { lake, clock: systemClock, localProcess: thisLeaseProcess() };
   await takeLease(lease, leaseDeps, options);
   const keeper = keepSourceLease(lease, leaseDeps, (error) => {
     process.stderr.write(`warning: ${error.message}\n`);

@@ -26,6 +26,7 @@ import {
   type LeaseRef,
   releaseSourceLease,
   SourceBusyError,
+  thisLeaseProcess,
 } from '../lake/source-lease.ts';
 import {
   type LocalWorkflowInput,
@@ -132,7 +133,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
     ...localSourceRef(workflowInput, sourceStore),
     holder: `local:${hostname()}:${process.pid}:${randomUUID()}`,
   };
-  const leaseDeps = { lake, clock: systemClock, localProcess: true };
+  const leaseDeps = { lake, clock: systemClock, localProcess: thisLeaseProcess() };
   await takeLease(lease, leaseDeps, options);
   const keeper = keepSourceLease(lease, leaseDeps, (error) => {
     process.stderr.write(`warning: ${error.message}\n`);

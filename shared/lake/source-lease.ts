@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { PipelineError, PreconditionFailedError } from '../errors.ts';
@@ -84,13 +85,28 @@ export interface LeaseRef {
   readonly runId?: string;
 }
 
+/**
+ * The process a local run's lease names: the run's own (the CLI's), also when one of its invocation
+ * processes (`--lambda-limits`) writes the renewal; a lease naming the invocation's process would read as
+ * free once that invocation ended, while the run goes on.
+ */
+export interface LeaseProcess {
+  readonly host: string;
+  readonly pid: number;
+}
+
+/** This process, as a lease names it. */
+export function thisLeaseProcess(): LeaseProcess {
+  return { host: hostname(), pid: process.pid };
+}
+
 export interface LeaseDeps {
   readonly lake: ObjectStore;
   readonly clock: Clock;
   /** @default DEFAULT_LEASE_TTL_MS */
   readonly ttlMs?: number;
   /** A local holder records its process, so a lease whose process died is free at once. */
-  readonly localProcess?: boolean;
+  readonly localProcess?: LeaseProcess;
   /** Tells whether another holder has ended (on AWS: its execution is no longer running). */
   readonly liveness?: RunLiveness;
 }
@@ -99,7 +115,7 @@ export interface LeaseDeps {
 export function leaseDepsOf(deps: {
   readonly lake: ObjectStore;
   readonly clock: Clock;
-  readonly localLease?: boolean;
+  readonly localLease?: LeaseProcess;
   readonly runLiveness?: RunLiveness;
 }): LeaseDeps {
   return { lake: deps.lake, clock: deps.clock, localProcess: deps.localLease, liveness: deps.runLiveness };
@@ -157,7 +173,7 @@ export async function holdSourceLease(
       acquiredAt: ours ? lease.acquiredAt : now.toISOString(),
       renewedAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
-      ...(deps.localProcess && { host: hostname(), pid: process.pid }),
+      ...(deps.localProcess && { host: deps.localProcess.host, pid: deps.localProcess.pid }),
     };
     try {
       await deps.lake.write(key, JSON.stringify(next), {
@@ -219,7 +235,9 @@ async function binds(lease: SourceLease, now: Date, liveness: RunLiveness | unde
 /** Whether a lease still binds others: not released, not expired, and (if local) its process alive. */
 export function isLive(lease: SourceLease, now: Date): boolean {
   if (lease.releasedAt) return false;
-  if (new Date(lease.expiresAt).getTime() <= now.getTime()) return false;
+  // An expiry that does not parse (a lease edited or written by something else) has passed: else the
+  // lease would bind every run forever.
+  if (!(Date.parse(lease.expiresAt) > now.getTime())) return false;
   if (lease.pid !== undefined && lease.host === hostname() && !processAlive(lease.pid)) return false;
   return true;
 }
@@ -227,11 +245,28 @@ export function isLive(lease: SourceLease, now: Date): boolean {
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM: it exists, it is someone else's.
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+  return !hasExited(pid);
+}
+
+/**
+ * Whether process `pid`, though signalable, has ended: a zombie (Linux: state Z or X in /proc). A run
+ * killed with SIGKILL leaves its invocation processes (`--lambda-limits`) to be reaped by PID 1, and a
+ * container's PID 1 often reaps nothing: their lease would bind the rerun until it expired.
+ */
+function hasExited(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false; // Not Linux, or no /proc: signalable is alive.
+  }
+  // pid (comm) state …: comm may hold spaces and parentheses, so read after the last ')'.
+  const state = stat.slice(stat.lastIndexOf(')') + 2)[0];
+  return state === 'Z' || state === 'X';
 }
 
 async function readLease(

@@ -66,6 +66,7 @@ async function invoke(spec: InvocationSpec): Promise<unknown> {
       ...(env.secretId !== undefined && { secretIdOf: () => env.secretId! }),
       fetchOptions: env.fetchOptions,
       leaseHolder: env.leaseHolder,
+      leaseProcess: env.leaseProcess,
       quarantineRateThreshold: env.quarantineRateThreshold,
       fanOutPageSize: env.fanOutPageSize,
       silverGroups: env.silverGroups,

@@ -9,6 +9,7 @@ import { FileObjectStore } from '../adapters/local/file-object-store.ts';
 import { FileSecretStore } from '../adapters/local/file-secret-store.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { ConfigError } from '../errors.ts';
+import type { LeaseProcess } from '../lake/source-lease.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { FetchOptions } from '../stages/download/download.ts';
 import type { S3Requests } from '../workflow/run-cost.ts';
@@ -58,6 +59,7 @@ export interface InvocationSpec {
     readonly secretId?: string;
     readonly fetchOptions?: FetchOptions;
     readonly leaseHolder: string;
+    readonly leaseProcess: LeaseProcess;
     readonly quarantineRateThreshold?: number;
     readonly fanOutPageSize?: number;
     readonly silverGroups: number;
@@ -123,6 +125,8 @@ export async function invokeUnderLimits(
     readonly stateTransitionsSoFar: number;
     /** The S3 requests the invocation made (for its usage record). */
     readonly onRequests: (requests: S3Requests) => void;
+    /** The invocation's process instead of ./lambda-invocation-child.ts (tests of the protocol). */
+    readonly child?: { readonly file: string; readonly execArgv: readonly string[] };
   },
 ): Promise<unknown> {
   const { env, limits } = run;
@@ -144,6 +148,7 @@ export async function invokeUnderLimits(
       ...(env.secretIdOf && source && { secretId: env.secretIdOf(source) }),
       fetchOptions: env.fetchOptions,
       leaseHolder: env.leaseHolder,
+      leaseProcess: env.leaseProcess,
       quarantineRateThreshold: env.quarantineRateThreshold,
       fanOutPageSize: env.fanOutPageSize,
       silverGroups: env.silverGroups,
@@ -154,8 +159,9 @@ export async function invokeUnderLimits(
       ingestSliceMaxBytes: env.ingestSliceMaxBytes,
     },
   };
-  const child = fork(CHILD.file, [], {
-    execArgv: [...CHILD.execArgv, ...(limits.memoryMb ? [`--max-old-space-size=${limits.memoryMb}`] : [])],
+  const program = run.child ?? CHILD;
+  const child = fork(program.file, [], {
+    execArgv: [...program.execArgv, ...(limits.memoryMb ? [`--max-old-space-size=${limits.memoryMb}`] : [])],
     serialization: 'advanced',
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
@@ -168,6 +174,8 @@ export async function invokeUnderLimits(
   try {
     return await new Promise<unknown>((resolve, reject) => {
       let done = false;
+      /** The process sent its result (it exits right after). */
+      let returned = false;
       let timer: NodeJS.Timeout | undefined;
       let poll: NodeJS.Timeout | undefined;
       const end = (error: Error | undefined, value?: unknown) => {
@@ -213,12 +221,14 @@ export async function invokeUnderLimits(
               ),
             spec.timeoutMs,
           );
-          poll = setInterval(() => void checkScratch().catch(() => {}), SCRATCH_POLL_MS);
+          poll = everyWithoutOverlap(checkScratch, SCRATCH_POLL_MS);
         } else if (message.type === 'requests') {
           run.onRequests(message.requests);
         } else if (message.type === 'hook') {
           (run.hooks[message.hook] as ((...args: unknown[]) => void) | undefined)?.(...message.args);
         } else if (message.type === 'result') {
+          returned = true;
+          clearInterval(poll);
           void checkScratch()
             .catch(() => {})
             .then(() => end(undefined, message.value));
@@ -227,18 +237,39 @@ export async function invokeUnderLimits(
         }
       });
       child.on('error', (error) => end(error));
-      child.on('exit', (code, signal) =>
+      child.on('exit', (code, signal) => {
+        // The process exits once it has sent its result, maybe before the last scratch check is done:
+        // the result's own path ends the invocation.
+        if (returned) return;
         end(
           new LambdaRuntimeError(
             'Runtime.ExitError',
-            `the invocation's process exited (${signal ?? `code ${code}`}) before it returned: ${stderr.trim()}`,
+            `the invocation's process ${child.pid} exited (${signal ?? `code ${code}`}) before it returned: ${stderr.trim()}`,
           ),
-        ),
-      );
+        );
+      });
     });
   } finally {
     run.onScratch(largest);
   }
+}
+
+/**
+ * Runs `task` every `ms`, skipping a tick while the last run is still going: a scratch folder of many
+ * files takes longer to walk than the interval, and overlapping walks would pile up. Errors are ignored
+ * (a sample missed). Stop it with `clearInterval`.
+ */
+export function everyWithoutOverlap(task: () => Promise<unknown>, ms: number): NodeJS.Timeout {
+  let running = false;
+  return setInterval(() => {
+    if (running) return;
+    running = true;
+    void task()
+      .catch(() => {})
+      .finally(() => {
+        running = false;
+      });
+  }, ms);
 }
 
 /** Bytes of the files under `dir` (0 once it is gone). */

@@ -14,7 +14,7 @@ import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ObjectNotFoundError, PipelineError } from '../errors.ts';
 import { sourceId } from '../lake/keys.ts';
 import { deleteRunUsage, recordInvocation } from '../lake/run-usage.ts';
-import { releaseSourceLease, SourceBusyError } from '../lake/source-lease.ts';
+import { releaseSourceLease, SourceBusyError, thisLeaseProcess } from '../lake/source-lease.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { SecretStore } from '../ports/secret-store.ts';
@@ -33,7 +33,7 @@ import {
 import { type ExecutionInput, executionName, type RebuildInput } from '../workflow/execution.ts';
 import { Source } from '../workflow/source.ts';
 import { FailureMessage, type FanOutOutput, ingestOutput } from '../workflow/stage-io.ts';
-import { folderBytes, invokeUnderLimits, type LambdaLimits } from './lambda-limits.ts';
+import { everyWithoutOverlap, folderBytes, invokeUnderLimits, type LambdaLimits } from './lambda-limits.ts';
 import {
   LOCAL_RESOURCES,
   LOCAL_STATE_MACHINE_ARN,
@@ -286,6 +286,8 @@ export async function runWorkflowLocally(
       sliceBudget: deps.sliceBudget ?? (deps.lambdaLimits ? undefined : () => undefined),
       ingestSliceMaxBytes: deps.ingestSliceMaxBytes,
       leaseHolder,
+      // This process, which holds the lease for the run and renews it (`keepSourceLease`).
+      leaseProcess: thisLeaseProcess(),
       quarantineRateThreshold: deps.quarantineRateThreshold,
       fanOutPageSize: deps.fanOutPageSize,
       reconcilePlan: deps.reconcilePlan,
@@ -430,7 +432,7 @@ export async function runWorkflowLocally(
       // Under limits the invocation's watcher measures its scratch; here, a sample now and then.
       const sampling = limits
         ? undefined
-        : setInterval(() => void folderBytes(scratch).then(onScratch, () => {}), SCRATCH_SAMPLE_MS);
+        : everyWithoutOverlap(() => folderBytes(scratch).then(onScratch), SCRATCH_SAMPLE_MS);
       const t0 = Date.now();
       try {
         const output = await running;

@@ -10,6 +10,7 @@ import type { UsageMeter } from '../adapters/usage-meter.ts';
 import type { LakeStageConfig } from '../config/runtime-config.ts';
 import type { DatasetConfig } from '../contracts/dataset-config.ts';
 import { builtInDatasets } from '../contracts/datasets/index.ts';
+import type { LeaseProcess } from '../lake/source-lease.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { ObjectStore, UploadingObjectStore } from '../ports/object-store.ts';
 import type { SecretStore } from '../ports/secret-store.ts';
@@ -62,6 +63,8 @@ export interface LocalStageEnv {
   readonly ingestSliceMaxBytes?: number;
   /** Who holds the source's lease: the CLI's run, or the execution. */
   readonly leaseHolder: string;
+  /** The process the lease names: the run's, whichever process writes a renewal. */
+  readonly leaseProcess: LeaseProcess;
   readonly quarantineRateThreshold?: number;
   readonly fanOutPageSize?: number;
   /** Silver groups the plan makes at least (and the Map runs at once). */
@@ -181,7 +184,7 @@ export function localStageDeps(
         sliceBudget: env.sliceBudget,
         datasetConfigs,
         leaseHolder: env.leaseHolder,
-        localLease: true,
+        localLease: env.leaseProcess,
         onProgress: hooks.ingestProgress ?? (() => {}),
         onResult: hooks.ingestResult,
       } satisfies IngestDeps;
@@ -205,7 +208,7 @@ export function localStageDeps(
         mergeTables: env.mergeTables,
         onResult: hooks.silverResult,
         leaseHolder: env.leaseHolder,
-        localLease: true,
+        localLease: env.leaseProcess,
         onRebuildPlan: hooks.rebuildPlan,
       } satisfies SilverDeps;
     case Placeholder.reconcileFunctionArn:
@@ -215,7 +218,7 @@ export function localStageDeps(
         workDir,
         datasetConfigs,
         leaseHolder: env.leaseHolder,
-        localLease: true,
+        localLease: env.leaseProcess,
         onResult: hooks.reconcileResult,
         onStateCaughtUp: hooks.stateCaughtUp,
         reconcilePlan: { minGroups: env.silverGroups, ...env.reconcilePlan },

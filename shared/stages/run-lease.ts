@@ -1,5 +1,5 @@
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
-import { holdSourceLease, type LeaseRef, leaseDepsOf } from '../lake/source-lease.ts';
+import { holdSourceLease, type LeaseProcess, type LeaseRef, leaseDepsOf } from '../lake/source-lease.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { readBronzeManifest } from './bronze/read-bronze.ts';
@@ -27,7 +27,7 @@ export function runLeaseRef(
  */
 export async function renewRunLease(
   input: { readonly bronzeManifestKey: string; readonly holder: string | undefined },
-  deps: { readonly lake: ObjectStore; readonly clock: Clock; readonly localLease?: boolean },
+  deps: { readonly lake: ObjectStore; readonly clock: Clock; readonly localLease?: LeaseProcess },
   options: { readonly onlyIfDue?: boolean } = {},
 ): Promise<void> {
   if (input.holder === undefined) return;
@@ -44,7 +44,7 @@ export async function renewRunLease(
  */
 export function renewRunLeaseFromMapItem(
   input: { readonly bronzeManifestKey: string; readonly holder: string | undefined },
-  deps: { readonly lake: ObjectStore; readonly clock: Clock; readonly localLease?: boolean },
+  deps: { readonly lake: ObjectStore; readonly clock: Clock; readonly localLease?: LeaseProcess },
 ): Promise<void> {
   return renewRunLease(input, deps, { onlyIfDue: true });
 }

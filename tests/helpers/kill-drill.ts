@@ -67,7 +67,7 @@ export function runAndKill(
   anchor: RegExp,
   delayMs: number,
   env: NodeJS.ProcessEnv = {},
-): Promise<{ killed: boolean; children: number[] }> {
+): Promise<{ killed: boolean; children: number[]; status: number | null; stderr: string }> {
   const child = spawn(process.execPath, [BIN, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...env },
@@ -86,7 +86,9 @@ export function runAndKill(
     }
   });
   return new Promise((resolve) =>
-    child.once('exit', (_code, signal) => resolve({ killed: signal === 'SIGKILL', children })),
+    child.once('exit', (status, signal) =>
+      resolve({ killed: signal === 'SIGKILL', children, status, stderr }),
+    ),
   );
 }
 

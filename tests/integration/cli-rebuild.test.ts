@@ -10,7 +10,7 @@ import {
   runReportKey,
   sourceCurrentKey,
 } from '../../shared/lake/keys.ts';
-import { holdSourceLease, releaseSourceLease } from '../../shared/lake/source-lease.ts';
+import { holdSourceLease, releaseSourceLease, thisLeaseProcess } from '../../shared/lake/source-lease.ts';
 import { systemClock } from '../../shared/ports/clock.ts';
 import { runSluice, SLUICE_BIN } from '../helpers/cli.ts';
 import { listFiles, tempDir } from '../helpers/lake.ts';
@@ -144,7 +144,11 @@ describe('sluice rebuild', () => {
       location: file,
       holder: 'another-run',
     };
-    const leaseDeps = { lake: new FileObjectStore(lake), clock: systemClock, localProcess: true };
+    const leaseDeps = {
+      lake: new FileObjectStore(lake),
+      clock: systemClock,
+      localProcess: thisLeaseProcess(),
+    };
     // Held by this (live) test process, as a run in progress holds it.
     await holdSourceLease(lease, leaseDeps);
     try {

@@ -1,11 +1,14 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EnvSecretStore } from '../../shared/adapters/local/env-secret-store.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import { FolderDeadLetterStore } from '../../shared/adapters/local/folder-dead-letter-store.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { parseLambdaLimits } from '../../shared/pipeline/lambda-limits.ts';
+import { sourceLeaseKey } from '../../shared/lake/keys.ts';
+import { thisLeaseProcess } from '../../shared/lake/source-lease.ts';
+import { invokeUnderLimits, parseLambdaLimits } from '../../shared/pipeline/lambda-limits.ts';
 import { runWorkflowLocally } from '../../shared/pipeline/local-runner.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { runSluice } from '../helpers/cli.ts';
@@ -78,6 +81,79 @@ describe('Lambda limits, enforced locally', () => {
       const [letter] = await new FolderDeadLetterStore(lake).list();
       expect(letter?.error).toMatchObject({ Error: 'Sandbox.Timedout' });
       expect(String(letter?.error.Cause)).toContain('Task timed out after');
+    },
+    SLOW,
+  );
+
+  it(
+    "names the run's process in its lease, though invocations in processes of their own renew it",
+    async () => {
+      const lake = new FileObjectStore(join(tmp.dir, 'lake-lease'));
+      const result = await run(lake, { lambdaLimits: { timeoutSeconds: 300, tmpMb: 8 } });
+      // Ingest took the lease over from the run, Reconcile renewed it at its commit: each in a process
+      // that ended right after. A lease naming such a process would read as free while the run went on.
+      const key = sourceLeaseKey(dataset.name, String(result.bronze?.manifest.sourceId));
+      const chunks: Buffer[] = [];
+      for await (const chunk of await lake.read(key)) chunks.push(chunk as Buffer);
+      const lease = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      expect(lease).toMatchObject({ pid: process.pid, releasedAt: expect.any(String) });
+    },
+    SLOW,
+  );
+
+  it(
+    "takes an invocation's result though its process exits before the last check of its scratch ends",
+    async () => {
+      // The process exits right after it sends its result; the check of a scratch folder of many files
+      // (≈ 1 s here) ends after that. The exit must not fail an invocation that returned.
+      const scratch = join(tmp.dir, 'scratch-many-files');
+      await mkdir(scratch, { recursive: true });
+      for (let start = 0; start < 20_000; start += 1000) {
+        await Promise.all(
+          Array.from({ length: 1000 }, (_, i) => writeFile(join(scratch, `f${start + i}`), '')),
+        );
+      }
+      const lake = new FileObjectStore(join(tmp.dir, 'lake-instant'));
+      const ignore = () => {};
+      const value = await invokeUnderLimits(
+        'IngestFunctionArn',
+        { probe: 1 },
+        {
+          env: {
+            dataset,
+            source: new FileObjectStore(tmp.dir),
+            lake,
+            clock: fixedClock,
+            secrets: new EnvSecretStore({}),
+            leaseHolder: 'test',
+            leaseProcess: thisLeaseProcess(),
+            silverGroups: 1,
+            silverGroupWorkers: false,
+          },
+          hooks: {
+            ingestResult: ignore,
+            silverPart: ignore,
+            silverResult: ignore,
+            rebuildPlan: ignore,
+            reconcileResult: ignore,
+            stateCaughtUp: ignore,
+            fanOutPlan: ignore,
+            downloaded: ignore,
+          },
+          limits: { timeoutSeconds: 300, tmpMb: 8 },
+          workDir: scratch,
+          functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:probe',
+          onScratch: ignore,
+          onDuration: ignore,
+          stateTransitionsSoFar: 0,
+          onRequests: ignore,
+          child: {
+            file: join(import.meta.dirname, '..', 'helpers', 'instant-invocation-child.mjs'),
+            execArgv: [],
+          },
+        },
+      );
+      expect(value).toEqual({ echoed: { probe: 1 } });
     },
     SLOW,
   );

@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import { sourceLeaseKey } from '../../shared/lake/keys.ts';
@@ -9,6 +12,7 @@ import {
   releaseSourceLease,
   SourceBusyError,
   SourceLease,
+  thisLeaseProcess,
 } from '../../shared/lake/source-lease.ts';
 import type { Clock } from '../../shared/ports/clock.ts';
 import { tempDir } from '../helpers/lake.ts';
@@ -135,9 +139,22 @@ describe('Function: holdSourceLease', () => {
     expect(asked).toEqual([]);
   });
 
+  it('takes over a lease whose expiry does not parse, as an expired one', async () => {
+    const lake = new FileObjectStore(`${tmp.dir}/bad-expiry`);
+    const deps = { lake, clock: movableClock() };
+    await holdSourceLease(ref('edited'), deps);
+    const key = sourceLeaseKey('d', 'file.json-abc');
+    const chunks: Buffer[] = [];
+    for await (const chunk of await lake.read(key)) chunks.push(chunk as Buffer);
+    const lease = SourceLease.parse(JSON.parse(Buffer.concat(chunks).toString()));
+    const info = await lake.head(key);
+    await lake.write(key, JSON.stringify({ ...lease, expiresAt: 'tomorrow' }), { ifMatch: info!.etag });
+    expect((await holdSourceLease(ref('other'), deps)).holder).toBe('other');
+  });
+
   it('frees a local lease at once when its process is gone (kill -9)', async () => {
     const lake = new FileObjectStore(`${tmp.dir}/dead`);
-    const deps = { lake, clock: movableClock(), localProcess: true };
+    const deps = { lake, clock: movableClock(), localProcess: thisLeaseProcess() };
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
     await new Promise((resolve) => child.once('spawn', resolve));
     await holdSourceLease(ref('killed'), deps);
@@ -155,4 +172,32 @@ describe('Function: holdSourceLease', () => {
     await new Promise((resolve) => child.once('exit', resolve));
     expect((await holdSourceLease(ref('other'), deps)).holder).toBe('other');
   });
+
+  // A run killed with SIGKILL leaves its invocation processes (`--lambda-limits`) to PID 1, which in many
+  // containers (this machine's too) never reaps them: a zombie is signalable, but has ended.
+  it.skipIf(!existsSync('/proc/self/stat'))(
+    'frees a local lease whose process is a zombie (ended, not reaped)',
+    async () => {
+      const lake = new FileObjectStore(`${tmp.dir}/zombie`);
+      const deps = { lake, clock: movableClock(), localProcess: thisLeaseProcess() };
+      // The inner shell exits at once; its parent becomes `sleep`, which never reaps it.
+      const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 60']);
+      const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', resolve)));
+      try {
+        for (let i = 0; i < 100 && !(await readFile(`/proc/${zombie}/stat`, 'utf8')).includes(') Z'); i++)
+          await delay(20);
+        expect(await readFile(`/proc/${zombie}/stat`, 'utf8')).toContain(') Z');
+        await holdSourceLease(ref('killed'), deps);
+        const key = sourceLeaseKey('d', 'file.json-abc');
+        const chunks: Buffer[] = [];
+        for await (const chunk of await lake.read(key)) chunks.push(chunk as Buffer);
+        const lease = SourceLease.parse(JSON.parse(Buffer.concat(chunks).toString()));
+        const info = await lake.head(key);
+        await lake.write(key, JSON.stringify({ ...lease, pid: zombie }), { ifMatch: info!.etag });
+        expect((await holdSourceLease(ref('other'), deps)).holder).toBe('other');
+      } finally {
+        parent.kill('SIGKILL');
+      }
+    },
+  );
 });

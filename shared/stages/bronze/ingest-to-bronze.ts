@@ -32,7 +32,12 @@ import {
 } from '../../lake/keys.ts';
 import { readJsonIfValid } from '../../lake/read-json.ts';
 import { type CurrentVersion, readCurrentVersion, recordSeenAs } from '../../lake/source-commits.ts';
-import { holdSourceLease, leaseDepsOf, releaseSourceLease } from '../../lake/source-lease.ts';
+import {
+  holdSourceLease,
+  type LeaseProcess,
+  leaseDepsOf,
+  releaseSourceLease,
+} from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
 import type { RunLiveness } from '../../ports/run-liveness.ts';
@@ -96,7 +101,7 @@ export interface IngestToBronzeDeps {
    */
   readonly budget?: SliceBudget;
   /** The lease records this process, so a run killed here frees its source at once (local runs). */
-  readonly localLease?: boolean;
+  readonly localLease?: LeaseProcess;
   /** Whether another lease holder has ended (on AWS: its execution), so its lease is free at once. */
   readonly runLiveness?: RunLiveness;
 }

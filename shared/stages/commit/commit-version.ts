@@ -18,7 +18,7 @@ import {
   restoreSourceVersion,
   type SourceVersionRecord,
 } from '../../lake/source-commits.ts';
-import { holdSourceLease, releaseSourceLease } from '../../lake/source-lease.ts';
+import { holdSourceLease, type LeaseProcess, releaseSourceLease } from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { SourceCatalog } from '../../ports/source-catalog.ts';
@@ -49,7 +49,7 @@ export interface CommitVersionDeps {
   /** The query engine's catalog (Glue on AWS), moved to the new version after the commit. */
   readonly catalog?: SourceCatalog;
   /** The lease records this process (local runs; see `LeaseDeps.localProcess`). */
-  readonly localLease?: boolean;
+  readonly localLease?: LeaseProcess;
 }
 
 export interface CommitVersionResult {

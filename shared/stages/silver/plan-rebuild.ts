@@ -10,7 +10,12 @@ import { contractFingerprint } from '../../contracts/silver/contract-fingerprint
 import { ConfigError } from '../../errors.ts';
 import { buildOfSilverManifestKey, silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
 import { listCurrentVersions, readCurrentVersion } from '../../lake/source-commits.ts';
-import { holdSourceLease, leaseDepsOf, releaseSourceLease } from '../../lake/source-lease.ts';
+import {
+  holdSourceLease,
+  type LeaseProcess,
+  leaseDepsOf,
+  releaseSourceLease,
+} from '../../lake/source-lease.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { RunLiveness } from '../../ports/run-liveness.ts';
@@ -35,7 +40,7 @@ export interface PlanRebuildDeps {
   /** The contract silver is rebuilt under: with the bronze's config it names the new build. */
   readonly contract: SilverContract;
   /** The lease records this process (local runs; see `LeaseDeps.localProcess`). */
-  readonly localLease?: boolean;
+  readonly localLease?: LeaseProcess;
   readonly runLiveness?: RunLiveness;
 }
 

@@ -28,6 +28,7 @@ import {
   MergeStateError,
   mergeCommittedVersions,
   mergeSilverState,
+  RETIRED_GENERATIONS,
 } from '../../shared/stages/silver/merge-state.ts';
 import { fileStore, fixedClock, tempDir } from '../helpers/lake.ts';
 import { seededRandom as random } from '../helpers/random.ts';
@@ -962,6 +963,35 @@ describe('Generic datasets defined by config alone', () => {
     }
   });
 
+  it(`keeps a state's files for a reader of its manifest through ${RETIRED_GENERATIONS} more merges, and deletes them at the next`, async () => {
+    const at = await newLake(tmp.dir, 'retired');
+    const config = csvConfig('cdc');
+    const batches = split(changeEvents(11), RETIRED_GENERATIONS + 2, random(3));
+    await commit(at, config, await land(at, config, 'part-0.csv', toCsv(batches[0]!)));
+    // A reader opens the lake (its views name this state's file), then merges commit while it reads.
+    const query = await openLakeQuery(at.lake);
+    try {
+      const rows = async () =>
+        (await query.query('SELECT count(*) FROM accounts_csv__accounts_current')).rows;
+      const first = await rows();
+      const firstFile = await currentStateFile(at, config);
+      for (const [i, batch] of batches.slice(1, RETIRED_GENERATIONS + 1).entries()) {
+        await commit(at, config, await land(at, config, `part-${i + 1}.csv`, toCsv(batch)));
+        expect(await currentStateFile(at, config)).not.toBe(firstFile);
+        expect(await rows()).toEqual(first);
+      }
+      await commit(at, config, await land(at, config, 'part-last.csv', toCsv(batches.at(-1)!)));
+      await expect(rows()).rejects.toThrow(/No files found|does not exist|not found/i);
+      const manifest = JSON.parse(
+        await readFile(join(at.lake, silverStateManifestKey(config.name, 'accounts')), 'utf8'),
+      );
+      expect(manifest.retired).toHaveLength(RETIRED_GENERATIONS);
+      expect(manifest.retired.flat()).not.toContain(firstFile.slice(at.lake.length + 1));
+    } finally {
+      await query.close();
+    }
+  });
+
   describe.each(['cdc', 'scd2', 'snapshot'] as const)(
     '%s: the merged state under crashes and races',
     (load) => {
@@ -995,9 +1025,12 @@ describe('Generic datasets defined by config alone', () => {
         const retried = await merge(at, config, silver.manifestKey);
         expect(retried.outcome).toBe('merged');
         expect(await currentState(at, config)).toEqual(await reference('killed'));
-        // Only the files the manifest names are left in the state's folder.
+        // Only the files the manifest names or retires (for readers of the manifests before) are left in
+        // the state's folder: not what the killed merge wrote.
         const manifest = JSON.parse(await readFile(join(at.lake, manifestKey), 'utf8'));
-        const named = [manifest.current.key, manifest.deletes?.key].filter(Boolean).sort();
+        const named = [manifest.current.key, manifest.deletes?.key, ...manifest.retired.flat()]
+          .filter(Boolean)
+          .sort();
         const kept = (await readdir(join(at.lake, silverStatePrefix(config.name, 'accounts')))).map(
           (f) => `${silverStatePrefix(config.name, 'accounts')}${f}`,
         );

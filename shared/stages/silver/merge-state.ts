@@ -13,7 +13,10 @@
  * `sluice query` shows the state as the view `<dataset>__<table>_current`.
  *
  * Crash safety: each merge writes the state to new files, then commits them with one conditional write of
- * the manifest (If-Match the manifest it read), then deletes the files the manifest named before. Readers
+ * the manifest (If-Match the manifest it read). The files the manifest named before are retired, not
+ * deleted: a reader that read the old manifest a moment before (`sluice query`) still finds them. The
+ * manifest lists the last `RETIRED_GENERATIONS` generations of retired files; a commit deletes those
+ * older than that. Readers
  * and merges follow the manifest only: a merge killed before its manifest leaves the old state whole;
  * two merges of one table at once cannot both commit, and the one that lost starts again from the
  * winner's state. Either leaves files no manifest names (a retry of the same sources writes the same
@@ -44,6 +47,12 @@ import type { Clock } from '../../ports/clock.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { readText } from '../bronze/read-bronze.ts';
 import { cdcUpsert, type KeyedLoad, scd2, snapshot } from './load-patterns.ts';
+
+/**
+ * Commits after which a state's files are deleted: a reader that read the manifest before the first of
+ * them finds every file it names unless that many merges of the table committed while it read.
+ */
+export const RETIRED_GENERATIONS = 2;
 
 /** The state cannot be merged into: it disagrees with the config, a file is missing, or another merge ran. */
 export class MergeStateError extends PipelineError {
@@ -92,6 +101,11 @@ export const SilverStateManifest = z.object({
   ),
   current: StateObject,
   deletes: StateObject.nullable(),
+  /**
+   * The state files of the last earlier manifests (newest first, one list per commit), kept for readers
+   * that read one of those manifests; the next commits delete them. Absent in lakes written before.
+   */
+  retired: z.array(z.array(z.string())).optional(),
   updatedAt: z.string(),
 });
 export type SilverStateManifest = z.infer<typeof SilverStateManifest>;
@@ -126,6 +140,27 @@ export interface MergeSilverStateResult {
   readonly outcome: 'merged' | 'stale' | 'already-applied' | 'append';
   /** The state manifest (absent for an append load). */
   readonly stateManifestKey?: string;
+}
+
+/**
+ * The retired generations of the manifest that replaces `state`, whose files are `named`: the files
+ * `state` named become the newest generation; those past `RETIRED_GENERATIONS` expire (to be deleted once
+ * the new manifest is committed). A key the new manifest names or still retires is never expired.
+ */
+export function retire(
+  state: Pick<SilverStateManifest, 'current' | 'deletes' | 'retired'> | undefined,
+  named: readonly (string | undefined)[],
+): { retired: string[][]; expired: string[] } {
+  if (!state) return { retired: [], expired: [] };
+  const live = new Set(named.filter((key) => key !== undefined));
+  const replaced = [state.current.key, state.deletes?.key].filter(
+    (key): key is string => key !== undefined && !live.has(key),
+  );
+  const generations = [replaced, ...(state.retired ?? [])].map((keys) => keys.filter((k) => !live.has(k)));
+  const retired = generations.slice(0, RETIRED_GENERATIONS);
+  const kept = new Set(retired.flat());
+  const expired = [...new Set(generations.slice(RETIRED_GENERATIONS).flat())].filter((k) => !kept.has(k));
+  return { retired, expired };
 }
 
 /** DuckDB table names of the merge; the deletes table is the load patterns' default for the target. */
@@ -395,6 +430,7 @@ async function mergeSources(
           work,
         );
       }
+      const { retired, expired } = retire(state, [current.key, deletes?.key]);
       const manifest: SilverStateManifest = {
         stateVersion: 1,
         dataset,
@@ -403,6 +439,7 @@ async function mergeSources(
         applied: allApplied,
         current,
         deletes,
+        retired,
         updatedAt: now,
       };
       try {
@@ -418,11 +455,8 @@ async function mergeSources(
           { cause: error },
         );
       }
-      // Committed: the files the old manifest named are no one's state now.
-      const named = new Set([current.key, deletes?.key]);
-      for (const old of [state?.current, state?.deletes]) {
-        if (old && !named.has(old.key)) await lake.delete(old.key);
-      }
+      // Committed: the files retired `RETIRED_GENERATIONS` commits ago are no reader's now.
+      for (const key of expired) await lake.delete(key);
       return {
         table,
         load,

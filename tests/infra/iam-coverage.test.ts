@@ -24,6 +24,7 @@ import {
   type LocalWorkflowDeps,
   runWorkflowLocally,
 } from '../../shared/pipeline/local-runner.ts';
+import { RETIRED_GENERATIONS } from '../../shared/stages/silver/merge-state.ts';
 import { Placeholder, taskResources } from '../../shared/workflow/definition.ts';
 import { TIC_EXAMPLES, tableOfContents } from '../helpers/fixtures.ts';
 import { type FlakyServer, startFlakyServer } from '../helpers/flaky-http-server.ts';
@@ -235,10 +236,12 @@ describe('IAM coverage: every S3 request of each function is granted by its role
     );
     expect(rebuilt.outcome).toBe('committed');
 
-    // A generic cdc dataset, two sources: the second folds into the merged state the first made. A third,
-    // mostly without the required owner, fails in Reconcile on its quarantine rate (a failed run).
+    // A generic cdc dataset, four sources: each folds into the merged state the one before made, the last
+    // deleting the state files retired `RETIRED_GENERATIONS` merges before. A fifth, mostly without the
+    // required owner, fails in Reconcile on its quarantine rate (a failed run).
     const generic = scenario('generic cdc');
-    for (const [n, body] of [changes(6, 1), changes(6, 2)].entries()) {
+    const sources = Array.from({ length: RETIRED_GENERATIONS + 2 }, (_, i) => changes(6, i + 1));
+    for (const [n, body] of sources.entries()) {
       await generic.source.write(`accounts/changes-${n}.ndjson`, body);
       const run = committedRun(
         await runWorkflowLocally({ dataset: accounts, sourceKey: `accounts/changes-${n}.ndjson` }, generic),
@@ -256,7 +259,7 @@ describe('IAM coverage: every S3 request of each function is granted by its role
       outcome: 'unchanged',
       state: { outcome: 'merged', applied: true },
     });
-    await generic.source.write('accounts/ownerless.ndjson', changes(6, 3, 5));
+    await generic.source.write('accounts/ownerless.ndjson', changes(6, sources.length + 1, 5));
     await expect(
       runWorkflowLocally({ dataset: accounts, sourceKey: 'accounts/ownerless.ndjson' }, generic),
     ).rejects.toThrow(/quarantine/i);

@@ -103,10 +103,15 @@ export class ExactDecimal {
 function parseNumberOrDecimal(token: string): number | bigint | ExactDecimal {
   if (INTEGER_TOKEN.test(token)) return parseNumber(token);
   const n = Number(token);
-  return significand(token) === significand(String(n)) ? n : new ExactDecimal(token);
+  return doubleKeepsDigits(token, n) ? n : new ExactDecimal(token);
 }
 
-const NUMBER_PARTS = /^-?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+/** Whether the double `n` read from the numeric text `text` has every digit of it (`1.10` yes, `1.00000000000000000001` no). */
+export function doubleKeepsDigits(text: string, n: number): boolean {
+  return significand(text) === significand(String(n));
+}
+
+const NUMBER_PARTS = /^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
 
 /**
  * A number's value as `digits`e`exponent`, without leading or trailing zeros: two spellings of one value

@@ -7,7 +7,7 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { DatasetConfig } from './dataset-config.ts';
-import { ExactDecimal, parseExact } from './exact-json.ts';
+import { doubleKeepsDigits, ExactDecimal, parseExact } from './exact-json.ts';
 import type { SilverContract } from './silver/contract.ts';
 import {
   example,
@@ -386,7 +386,8 @@ const convertInteger: Converter = (value, note, textual) => {
     }
   } else if (isNumericString(trimmed)) {
     const n = Number(trimmed);
-    if (Number.isSafeInteger(n)) result = n; // "1e3", "2.0"
+    // "1e3", "2.0"; not "1.0000000000000001", which only its nearest double makes an integer.
+    if (Number.isSafeInteger(n) && doubleKeepsDigits(trimmed, n)) result = n;
   }
   if (result !== INVALID && !textual)
     note.warning = `the number ${JSON.stringify(value)} written as a string`;

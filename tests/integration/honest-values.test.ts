@@ -125,6 +125,21 @@ describe('sluice run: no value changes silently', () => {
     const [quarantined] = await rows(out.lake, 'SELECT field_path, message FROM _quarantine');
     expect(quarantined).toMatchObject({ field_path: 'id' });
     expect(quarantined!.message).toContain('1.0000000000000001 is not an integer');
+
+    // The same as a CSV cell, whose text is all there is; 2.0 and 1e3 are integers, as before.
+    const csv = await run(
+      'decimal-integer.csv',
+      'id,x\n1.0000000000000001,1\n2.0,2\n1e3,3\n',
+      things('csv', 'integer'),
+    );
+    expect(csv.status, csv.stderr).toBe(0);
+    expect(await rows(csv.lake, 'SELECT CAST(id AS VARCHAR) AS id FROM things ORDER BY x')).toEqual([
+      { id: '2' },
+      { id: '1000' },
+    ]);
+    const [cell] = await rows(csv.lake, 'SELECT field_path, message FROM _quarantine');
+    expect(cell).toMatchObject({ field_path: 'id' });
+    expect(cell!.message).toContain('1.0000000000000001');
   });
 
   it('stores an integer key beyond 2^53 exactly in a BIGINT column, and quarantines one beyond 64 bits', async () => {

@@ -24,7 +24,8 @@ Statuses:
   committed    its version is the one readers see
   replaced     it was, until a newer version was committed
   failed       its reconciliation failed, or it was dead-lettered (the error is listed)
-  unchanged    a touched or re-uploaded file: the lake held these bytes already
+  unchanged    a touched or re-uploaded file, or one gone back to bytes it had (current again): the lake
+               held these bytes already
   in progress  it holds its source's lease now
   interrupted  stopped before its commit: run it again to resume it
 

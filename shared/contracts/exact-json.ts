@@ -80,17 +80,102 @@ function parseNumber(token: string): number | bigint {
   return Number.isSafeInteger(n) || !INTEGER_TOKEN.test(token) ? n : BigInt(token);
 }
 
+/**
+ * A JSON number with a fraction or an exponent whose digits a double does not keep
+ * (`1.00000000000000000001`, `12345678901234567890.5`): its text, for a column that stores text, and its
+ * nearest double (`valueOf`, and `JSON.stringify`), for everything else. Only `parseExact` with
+ * `{ decimals: true }` makes one.
+ */
+export class ExactDecimal {
+  constructor(readonly text: string) {}
+  valueOf(): number {
+    return Number(this.text);
+  }
+  toJSON(): number {
+    return Number(this.text);
+  }
+  toString(): string {
+    return this.text;
+  }
+}
+
+/** `parseNumber`, and a decimal whose digits a double would lose an `ExactDecimal`. */
+function parseNumberOrDecimal(token: string): number | bigint | ExactDecimal {
+  if (INTEGER_TOKEN.test(token)) return parseNumber(token);
+  const n = Number(token);
+  return doubleKeepsDigits(token, n) ? n : new ExactDecimal(token);
+}
+
+/** Whether the double `n` read from the numeric text `text` has every digit of it (`1.10` yes, `1.00000000000000000001` no). */
+export function doubleKeepsDigits(text: string, n: number): boolean {
+  return significand(text) === significand(String(n));
+}
+
+const NUMBER_PARTS = /^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+
+/**
+ * A number's value as `digits`e`exponent`, without leading or trailing zeros: two spellings of one value
+ * (`1.10`, `1.1`, `11e-1`) give the same text, a token and its double's shortest form give the same text
+ * only when the double keeps every digit. The sign is left out: a double keeps it (and `-0` is `0`).
+ */
+function significand(token: string): string {
+  const match = NUMBER_PARTS.exec(token);
+  if (!match) return token;
+  const [, whole = '', fraction = '', exponent = '0'] = match;
+  let digits = `${whole}${fraction}`.replace(/^0+/, '');
+  let power = Number(exponent) - fraction.length;
+  const trailing = /0+$/.exec(digits)?.[0].length ?? 0;
+  digits = digits.slice(0, digits.length - trailing);
+  power += trailing;
+  return digits === '' ? '0' : `${digits}e${power}`;
+}
+
 /** Duplicate keys: the last one wins, as in `JSON.parse` (lossless-json would throw). */
 const lastWins = ({ newValue }: { newValue: unknown }): unknown => newValue;
 
+export interface ExactParseOptions {
+  /**
+   * Also keep decimals a double cannot hold, as `ExactDecimal`: for contracts that store a number in a
+   * text column as its digits (config-defined datasets). @default false
+   */
+  readonly decimals?: boolean;
+}
+
 /**
- * `JSON.parse`, except that integers beyond ±2^53 are `bigint`s with their exact digits. `from` skips
- * a prefix known to hold no such integer when deciding whether the slow, exact parse is needed.
+ * `JSON.parse`, except that integers beyond ±2^53 are `bigint`s with their exact digits (and, with
+ * `decimals`, decimals a double cannot hold are `ExactDecimal`s). `from` skips a prefix known to hold no
+ * such number when deciding whether the slow, exact parse is needed.
  */
-export function parseExact(text: string, from = 0): unknown {
+export function parseExact(text: string, from = 0, options: ExactParseOptions = {}): unknown {
+  if (options.decimals) {
+    if (!mayHoldLongNumber(text, from)) return JSON.parse(text);
+    return losslessParse(text, null, { parseNumber: parseNumberOrDecimal, onDuplicateKey: lastWins });
+  }
   if (!mayHoldUnsafeInteger(text, from)) return JSON.parse(text);
   return losslessParse(text, null, { parseNumber, onDuplicateKey: lastWins });
 }
+
+/**
+ * Whether `text` (from `from` on) has a run of 16 digits and dots: the only way to spell a number whose
+ * digits a double may not keep (a double keeps any 15 significant digits). The same probing as
+ * `mayHoldUnsafeInteger`, with the dot of a decimal inside the run.
+ */
+function mayHoldLongNumber(text: string, from: number): boolean {
+  const n = text.length;
+  const inRun = (code: number) => isDigit(code) || code === DOT;
+  for (let i = from + UNSAFE_DIGITS - 1; i < n; i += UNSAFE_DIGITS) {
+    if (!inRun(text.charCodeAt(i))) continue;
+    let start = i;
+    while (start > from && inRun(text.charCodeAt(start - 1))) start--;
+    let end = i + 1;
+    while (end < n && inRun(text.charCodeAt(end))) end++;
+    if (end - start >= UNSAFE_DIGITS) return true;
+    i = end - 1;
+  }
+  return false;
+}
+
+const DOT = 0x2e;
 
 /**
  * `JSON.stringify` (no indentation, or `space`), writing `bigint`s as their digits. Costs nothing more

@@ -7,7 +7,7 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { DatasetConfig } from './dataset-config.ts';
-import { parseExact } from './exact-json.ts';
+import { doubleKeepsDigits, ExactDecimal, parseExact } from './exact-json.ts';
 import type { SilverContract } from './silver/contract.ts';
 import {
   example,
@@ -47,7 +47,7 @@ export const RESCUED_COLUMN = '_rescued';
  * The version of the generic contract's code (the column mapping, coercions and rules it derives from a
  * config): bump it by hand when that code changes the rows a record yields.
  */
-export const GENERIC_CONTRACT_VERSION = 'generic/2';
+export const GENERIC_CONTRACT_VERSION = 'generic/3';
 
 export type GenericSilverContract = SilverContract & { readonly rules: readonly RuleSpec[] };
 
@@ -143,6 +143,9 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
     definition: silver,
     tables: [table],
     onDrift: silver.onDrift,
+    // A decimal a double cannot hold keeps its digits in a text column (a key of 1.00000000000000000001
+    // is not 1), and is no integer for an integer column.
+    exactDecimals: true,
     rules,
     fileRows: () => ({}),
     normalize(_recordName, _recordIndex, record) {
@@ -347,7 +350,12 @@ const convertText: Converter = (value, note, textual) => {
     const trimmed = value.trim();
     return trimmed === '' ? null : trimmed;
   }
-  // A bigint is an integer beyond 2^53 from the source text (`parseExact`): its digits, exactly.
+  // A bigint is an integer beyond 2^53 from the source text (`parseExact`): its digits, exactly; so is
+  // an ExactDecimal, a decimal a double would round.
+  if (value instanceof ExactDecimal) {
+    if (!textual) note.warning = `number ${value.text} written as text`;
+    return value.text;
+  }
   if (
     (typeof value === 'number' && Number.isFinite(value)) ||
     typeof value === 'boolean' ||
@@ -378,7 +386,8 @@ const convertInteger: Converter = (value, note, textual) => {
     }
   } else if (isNumericString(trimmed)) {
     const n = Number(trimmed);
-    if (Number.isSafeInteger(n)) result = n; // "1e3", "2.0"
+    // "1e3", "2.0"; not "1.0000000000000001", which only its nearest double makes an integer.
+    if (Number.isSafeInteger(n) && doubleKeepsDigits(trimmed, n)) result = n;
   }
   if (result !== INVALID && !textual)
     note.warning = `the number ${JSON.stringify(value)} written as a string`;
@@ -387,6 +396,8 @@ const convertInteger: Converter = (value, note, textual) => {
 
 const convertNumber: Converter = (value, note, textual) => {
   if (typeof value === 'number') return Number.isFinite(value) ? value : INVALID;
+  // A decimal with more digits than a double keeps: its nearest double, as the column's type declares.
+  if (value instanceof ExactDecimal) return Number.isFinite(value.valueOf()) ? value.valueOf() : INVALID;
   // An integer beyond 2^53 in a DOUBLE column: its nearest double, as the column's type declares.
   if (typeof value === 'bigint') return Number(value);
   if (typeof value !== 'string') return INVALID;

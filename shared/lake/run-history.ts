@@ -116,13 +116,13 @@ export async function listRuns(
   const entries: RunEntry[] = [];
   for (const folder of folders.values()) {
     const commit = commits.get(folder.runId);
-    const run = await describeRun(lake, folder, commit, now);
+    const run = await describeRun(lake, folder, commit, seenAs.has(folder.runId), now);
     entries.push(run);
     for (const [build, keys] of folder.rebuilds) {
       entries.push(await describeRebuild(lake, run, build, keys, commit));
     }
   }
-  // Runs that found the same bytes committed: their duplicate bronze was removed, the commit names them.
+  // Runs that found the same bytes committed and left no folder: their duplicate bronze was removed.
   for (const [runId, record] of seenAs) {
     if (folders.has(runId)) continue;
     entries.push({
@@ -181,6 +181,11 @@ async function describeRun(
   lake: ObjectStore,
   folder: RunFolder,
   commit: { record: SourceVersionRecord; current: boolean } | undefined,
+  /**
+   * A commit names it as a sighting of its version: it found these bytes committed (a file that went
+   * back to bytes it had, whose version it made current again as first committed). Its folder stays.
+   */
+  sighted: boolean,
   now: Date,
 ): Promise<RunEntry> {
   const bronze = folder.manifestKey
@@ -201,13 +206,15 @@ async function describeRun(
     ? commit.current
       ? 'committed'
       : 'replaced'
-    : bronze?.silver === false
-      ? 'committed'
-      : reconciliation?.status === 'failed'
-        ? 'failed'
-        : holdsLease
-          ? 'in progress'
-          : 'interrupted';
+    : sighted
+      ? 'unchanged'
+      : bronze?.silver === false
+        ? 'committed'
+        : reconciliation?.status === 'failed'
+          ? 'failed'
+          : holdsLease
+            ? 'in progress'
+            : 'interrupted';
   const startedAt = bronze?.timings.startedAt ?? checkpoint?.startedAt;
   const finishedAt =
     commit?.record.committedAt ??

@@ -136,6 +136,46 @@ describe('sluice runs', () => {
     expect(runs[0].finishedAt).toBeUndefined();
   });
 
+  it('calls a run that found bytes committed before (the file went back to them) unchanged, not interrupted', async () => {
+    const dir = join(tmp.dir, 'went-back');
+    await mkdir(dir, { recursive: true });
+    const config = join(dir, 'config.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'went-back',
+        format: 'ndjson',
+        silver: { table: 'items', columns: [{ name: 'id', type: 'integer' }] },
+      }),
+    );
+    const events = join(dir, 'events.ndjson');
+    const goBackLake = join(dir, 'lake');
+    const run = async (content: string) => {
+      await writeFile(events, content);
+      const result = await sluice(['run', events, '--config', config, '--lake', goBackLake, '--json']);
+      expect(result.status, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as { runId: string; status: string };
+    };
+    const first = await run('{"id":1}\n');
+    const second = await run('{"id":2}\n');
+    const back = await run('{"id":1}\n');
+    expect(back.status).toBe('reconciled');
+
+    const statuses = async () =>
+      new Map(
+        jsonLines((await sluice(['runs', '--lake', goBackLake, '--json'])).stdout).map((r) => [
+          r.runId,
+          r.status,
+        ]),
+      );
+    const byId = await statuses();
+    expect(byId.get(first.runId)).toBe('committed');
+    expect(byId.get(second.runId)).toBe('replaced');
+    // Its bytes are the current version, as first committed: there is nothing to resume.
+    expect(byId.get(back.runId)).toBe('unchanged');
+    expect([...byId.values()]).not.toContain('interrupted');
+  });
+
   it('says a run resumed when a killed sliced run was run again', async () => {
     const sliced = join(tmp.dir, 'sliced');
     const config = join(tmp.dir, 'sliced.json');

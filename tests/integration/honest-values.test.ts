@@ -95,6 +95,53 @@ describe('sluice run: no value changes silently', () => {
     expect(out.summary.counts).toMatchObject({ tables: { things: { rows: 2, duplicates: 0 } } });
   });
 
+  it('keeps the digits of a decimal a double cannot hold in a string key: 1.00000000000000000001 is not merged with …02', async () => {
+    const input =
+      '{"id":1.00000000000000000001,"x":1}\n{"id":1.00000000000000000002,"x":2}\n' +
+      '{"id":1234567.890123456789,"x":3}\n{"id":12345678901234567890.5,"x":4}\n{"id":1.10,"x":5}\n';
+    const out = await run('decimal-keys.ndjson', input, things('ndjson'));
+    expect(out.status, out.stderr).toBe(0);
+    expect(await rows(out.lake, 'SELECT id, x FROM things ORDER BY x')).toEqual([
+      { id: '1.00000000000000000001', x: 1 },
+      { id: '1.00000000000000000002', x: 2 },
+      { id: '1234567.890123456789', x: 3 },
+      { id: '12345678901234567890.5', x: 4 },
+      // A double holds 1.10 exactly: its text is the number's, as for every number a double holds.
+      { id: '1.1', x: 5 },
+    ]);
+    expect(out.summary.counts).toMatchObject({ tables: { things: { rows: 5, duplicates: 0 } } });
+    // Still a number written as text: counted, with the digits it had.
+    expect(out.violations['things.id.coerced']).toMatchObject({
+      count: 5,
+      example: 'things.id: number 1.00000000000000000001 written as text (converted)',
+    });
+  });
+
+  it('quarantines a decimal that only rounds to an integer in an integer column (1.0000000000000001), saying so', async () => {
+    const input = '{"id":1.0000000000000001,"x":1}\n{"id":2,"x":2}\n';
+    const out = await run('decimal-integer.ndjson', input, things('ndjson', 'integer'));
+    expect(out.status, out.stderr).toBe(0);
+    expect(await rows(out.lake, 'SELECT CAST(id AS VARCHAR) AS id FROM things')).toEqual([{ id: '2' }]);
+    const [quarantined] = await rows(out.lake, 'SELECT field_path, message FROM _quarantine');
+    expect(quarantined).toMatchObject({ field_path: 'id' });
+    expect(quarantined!.message).toContain('1.0000000000000001 is not an integer');
+
+    // The same as a CSV cell, whose text is all there is; 2.0 and 1e3 are integers, as before.
+    const csv = await run(
+      'decimal-integer.csv',
+      'id,x\n1.0000000000000001,1\n2.0,2\n1e3,3\n',
+      things('csv', 'integer'),
+    );
+    expect(csv.status, csv.stderr).toBe(0);
+    expect(await rows(csv.lake, 'SELECT CAST(id AS VARCHAR) AS id FROM things ORDER BY x')).toEqual([
+      { id: '2' },
+      { id: '1000' },
+    ]);
+    const [cell] = await rows(csv.lake, 'SELECT field_path, message FROM _quarantine');
+    expect(cell).toMatchObject({ field_path: 'id' });
+    expect(cell!.message).toContain('1.0000000000000001');
+  });
+
   it('stores an integer key beyond 2^53 exactly in a BIGINT column, and quarantines one beyond 64 bits', async () => {
     const input =
       '{"id":9007199254740993,"x":1}\n{"id":9007199254740992,"x":2}\n{"id":18446744073709551617,"x":3}\n';

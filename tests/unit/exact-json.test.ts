@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  ExactDecimal,
   loneSurrogatePaths,
   mayHoldLoneSurrogate,
   mayHoldUnsafeInteger,
@@ -13,9 +14,9 @@ import { JSON_TEST_SUITE } from '../helpers/fixtures.ts';
 import { seededRandom } from '../helpers/random.ts';
 import { generateDocument } from '../helpers/random-json.ts';
 
-/** A parsed value with its bigints rounded to doubles, as JSON.parse reads them. */
+/** A parsed value with its bigints and exact decimals rounded to doubles, as JSON.parse reads them. */
 function rounded(value: unknown): unknown {
-  if (typeof value === 'bigint') return Number(value);
+  if (typeof value === 'bigint' || value instanceof ExactDecimal) return Number(value);
   if (Array.isArray(value)) return value.map(rounded);
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
@@ -107,6 +108,41 @@ describe('parseExact', () => {
       } else {
         expect(typeof value, file).toBe('number');
       }
+    }
+  });
+});
+
+describe('parseExact with decimals', () => {
+  const decimals = { decimals: true } as const;
+
+  it('keeps a decimal whose digits a double would lose as an ExactDecimal with its text', () => {
+    const text =
+      '{"a":1.00000000000000000001,"b":1234567.890123456789,"c":-12345678901234567890.5,"d":[0.12345678901234567891],"e":1.00000000000000000001e5}';
+    const value = parseExact(text, 0, decimals) as Record<string, unknown>;
+    expect(value.a).toEqual(new ExactDecimal('1.00000000000000000001'));
+    expect(value.b).toEqual(new ExactDecimal('1234567.890123456789'));
+    expect(value.c).toEqual(new ExactDecimal('-12345678901234567890.5'));
+    expect(value.d).toEqual([new ExactDecimal('0.12345678901234567891')]);
+    expect(value.e).toEqual(new ExactDecimal('1.00000000000000000001e5'));
+    // Anything else reads it as its nearest double, as JSON.parse does.
+    expect(Number(value.a)).toBe(1);
+    expect(JSON.parse(JSON.stringify(value))).toEqual(JSON.parse(text));
+  });
+
+  it('gives a number for a decimal a double holds, however it is spelled, and a bigint as before', () => {
+    const text =
+      '{"a":0.30000000000000004,"b":1.10,"c":1000000000000000.0,"d":-0.000000000000000000,"e":1E+2,"f":12345678901234567890,"g":123456789012345.6}';
+    const value = parseExact(text, 0, decimals) as Record<string, unknown>;
+    expect(value).toEqual({ ...JSON.parse(text), f: 12345678901234567890n });
+    for (const key of ['a', 'b', 'c', 'd', 'e', 'g']) expect(typeof value[key], key).toBe('number');
+  });
+
+  it('agrees with JSON.parse on documents full of traps, once rounded', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const text = generateDocument(seed).text;
+      const forced = `[${JSON.stringify('1234567.890123456')},${text}]`;
+      const exact = parseExact(forced, 0, decimals);
+      expect(rounded(exact), `seed ${seed}`).toEqual(JSON.parse(forced));
     }
   });
 });

@@ -199,8 +199,31 @@ describe('Function: normalizeSourceUrl', () => {
     ['https://h/a.json?sig=x&se=2026&sp=r&sv=1&file=3', 'https://h/a.json?file=3'],
     ['https://h/a.json?token=abc', 'https://h/a.json'],
     ['http://h:8080/a', 'http://h:8080/a'],
+    [
+      'https://b.s3.amazonaws.com/f.json?X-Amz-Algorithm=a&X-Amz-Credential=c&X-Amz-Date=d&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=s',
+      'https://b.s3.amazonaws.com/f.json',
+    ],
+    [
+      'https://d.cloudfront.net/f.json?Expires=1&Signature=s&Key-Pair-Id=k',
+      'https://d.cloudfront.net/f.json',
+    ],
+    ['https://h/f.json?AWSAccessKeyId=a&Expires=1&Signature=s&part=2', 'https://h/f.json?part=2'],
+    ['https://h/f.json?key=api-key&api_key=k&access_token=t', 'https://h/f.json'],
   ])('normalizes %s to %s', (url, expected) => {
     expect(normalizeSourceUrl(url)).toBe(expected);
+  });
+
+  it.each([
+    ['file_key', 'https://h/export?file_key=a', 'https://h/export?file_key=b'],
+    ['objectKey', 'https://h/export?objectKey=a', 'https://h/export?objectKey=b'],
+    ['author', 'https://h/export?author=a', 'https://h/export?author=b'],
+    ['pageToken', 'https://h/export?pageToken=a', 'https://h/export?pageToken=b'],
+    ['st, without a SAS signature', 'https://h/export?st=CA', 'https://h/export?st=NY'],
+    ['sp, without a SAS signature', 'https://h/export?sp=1', 'https://h/export?sp=2'],
+    ['filesig', 'https://h/export?filesig=a', 'https://h/export?filesig=b'],
+  ])('keeps a parameter that tells two files apart (%s): two sources, not one', (_name, a, b) => {
+    expect(normalizeSourceUrl(a)).toBe(a);
+    expect(normalizeSourceUrl(a)).not.toBe(normalizeSourceUrl(b));
   });
 });
 

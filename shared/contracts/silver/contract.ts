@@ -46,6 +46,12 @@ export interface SilverContract {
   readonly tables: readonly TableSpec[];
   /** What happens to fields the contract does not know: kept as JSON in `_rescued`, ignored, or the run fails. */
   readonly onDrift: 'rescue' | 'ignore' | 'fail';
+  /**
+   * Records reach `normalize` with decimals a double cannot hold as `ExactDecimal`s (their digits), not
+   * as their nearest double (`parseExact`'s `decimals`): for a contract that stores such a number in a
+   * text column. @default false
+   */
+  readonly exactDecimals?: boolean;
   /** Foreign keys that reconciliation checks: every value of `from` must exist in `to` (same file). */
   readonly references?: readonly TableReference[];
   /** Rows derived from the file as a whole (e.g. the `files` table), from the context alone. */

@@ -4,7 +4,7 @@
  * the hot path (millions of records): they return their input unchanged when it is already clean.
  */
 import { hash } from 'node:crypto';
-import { stringifyExact } from '../exact-json.ts';
+import { ExactDecimal, stringifyExact } from '../exact-json.ts';
 
 /** A string trimmed, with blank → null; anything else (number, object, absent) → null. */
 export function text(value: unknown): string | null {
@@ -65,6 +65,7 @@ export function toNumber(value: unknown): number | null {
 
 /** Whether a value is a number outside the double range: ±Infinity, from `1e400` in JSON. */
 export function isOutOfRange(value: unknown): boolean {
+  if (value instanceof ExactDecimal) return isOutOfRange(value.valueOf());
   return typeof value === 'number' && !Number.isFinite(value) && !Number.isNaN(value);
 }
 
@@ -184,8 +185,11 @@ export const EXAMPLE_MAX_CHARS = 200;
  * as `Infinity`, not JSON's `null`), cut to `EXAMPLE_MAX_CHARS`.
  */
 export function example(value: unknown, maxChars = EXAMPLE_MAX_CHARS): string {
+  // An ExactDecimal as written: its nearest double would show another number than the source's.
   const json =
-    value === undefined || isOutOfRange(value) ? String(value) : (valueText(value) ?? String(value));
+    value === undefined || isOutOfRange(value) || value instanceof ExactDecimal
+      ? String(value)
+      : (valueText(value) ?? String(value));
   return json.length > maxChars ? json.slice(0, maxChars) : json;
 }
 

@@ -11,25 +11,80 @@ export const DOWNLOADS_PREFIX = '_downloads/';
 
 /**
  * Parameters that identify who fetches, or when, not what: credentials, signatures and expiry of signed
- * URLs (S3, CloudFront, Azure SAS, GCS). They are left out of a source's identity, so a monthly-renewed
- * signed URL of the same file is the same source.
+ * URLs (S3, CloudFront, GCS, Azure SAS). They are left out of a source's identity, so a monthly-renewed
+ * signed URL of the same file is the same source. Whole names only: a parameter that merely contains
+ * one of these words (`file_key`, `author`, `pageToken`) may be what tells two files apart, and two files
+ * taken for one source would replace each other (the second run's version replacing the first's).
  */
-const VOLATILE_PARAM =
-  /token|secret|signature|sig$|password|passw|pwd|key|auth|credential|session|expires?$|^x-amz-|^x-goog-|^(se|sp|sv|sr|st|spr|skoid|sktid|skt|ske|sks|skv)$|^policy$/i;
+const VOLATILE_NAMES = new Set([
+  // credentials
+  'token',
+  'access_token',
+  'auth_token',
+  'id_token',
+  'session_token',
+  'security_token',
+  'key',
+  'api_key',
+  'apikey',
+  'api-key',
+  'access_key',
+  'accesskey',
+  'secret',
+  'client_secret',
+  'password',
+  'passwd',
+  'pwd',
+  'auth',
+  'authorization',
+  'credential',
+  'credentials',
+  'session',
+  'sessionid',
+  'session_id',
+  // signed URLs: S3 (v2), CloudFront, GCS (v2)
+  'signature',
+  'sig',
+  'expires',
+  'expire',
+  'expiry',
+  'policy',
+  'key-pair-id',
+  'awsaccesskeyid',
+  'googleaccessid',
+]);
+/** Signed URLs' own parameter families: S3 (v4) and GCS (v4). */
+const VOLATILE_PREFIX = /^x-(?:amz|goog)-/i;
+/**
+ * An Azure SAS's fields (version, start, expiry, permissions, resource, …): short names that are only
+ * a signature's when the URL carries one (`sig`); `?st=CA` alone is a state, not a start time.
+ */
+const SAS_FIELDS = new Set(['sv', 'ss', 'srt', 'sp', 'se', 'st', 'spr', 'sr', 'sdd', 'si', 'sip']);
+const SAS_KEY_FIELD = /^sk[a-z]{1,3}$/; // skoid, sktid, skt, ske, sks, skv: a user delegation key's
+
+/** Whether the parameter `name` identifies who fetches or when, not what (`hasSasSignature`: a `sig`). */
+function isVolatileParam(name: string, hasSasSignature: boolean): boolean {
+  const lower = name.toLowerCase();
+  if (VOLATILE_NAMES.has(lower) || VOLATILE_PREFIX.test(lower)) return true;
+  return hasSasSignature && (SAS_FIELDS.has(lower) || SAS_KEY_FIELD.test(lower));
+}
 
 /**
  * The identity of an HTTP source: scheme and host in lower case, no default port, no userinfo, no
  * fragment, the path as given, and the query's parameters sorted, with credentials and signatures
- * removed (`VOLATILE_PARAM`). Two URLs of one file differ only in what this removes; two files served
- * under one path but told apart by a query parameter (`?file=a`, `?file=b`) stay two sources.
+ * removed (`isVolatileParam`). Two URLs of one file differ only in what this removes; two files served
+ * under one path but told apart by a query parameter (`?file=a`, `?file_key=b`, `?st=CA`) stay two
+ * sources.
  */
 export function normalizeSourceUrl(raw: string | URL): string {
   const url = new URL(raw);
   url.username = '';
   url.password = '';
   url.hash = '';
-  const params = [...url.searchParams]
-    .filter(([name]) => !VOLATILE_PARAM.test(name))
+  const all = [...url.searchParams];
+  const hasSasSignature = all.some(([name]) => name.toLowerCase() === 'sig');
+  const params = all
+    .filter(([name]) => !isVolatileParam(name, hasSasSignature))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   url.search = params.length ? new URLSearchParams(params).toString() : '';
   return url.href; // WHATWG URL parsing already lower-cases scheme and host and drops default ports

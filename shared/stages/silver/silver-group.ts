@@ -121,6 +121,7 @@ export async function buildSilverGroup(
         for (const row of rows) writer.append(table, withLineage(row, runId, input.bronzeManifestKey, 0));
       }
     }
+    const decimals = { decimals: contract.exactDecimals === true };
     for (const part of bronze.parts.slice(group.firstPart, group.endPart)) {
       signal?.throwIfAborted();
       // Not hashed here: reconciliation re-verifies every part's sha256 against the manifest.
@@ -131,7 +132,7 @@ export async function buildSilverGroup(
         lines++;
         // The record's original bytes follow the lineage: only they decide whether the exact parse is needed.
         const recordStart = line.indexOf(RECORD_FIELD);
-        const { path, index, offset, record } = parseExact(line, recordStart) as {
+        const { path, index, offset, record } = parseExact(line, recordStart, decimals) as {
           path: string;
           index: number;
           offset: number;

@@ -209,6 +209,11 @@ describe('Function: normalizeSourceUrl', () => {
     ],
     ['https://h/f.json?AWSAccessKeyId=a&Expires=1&Signature=s&part=2', 'https://h/f.json?part=2'],
     ['https://h/f.json?key=api-key&api_key=k&access_token=t', 'https://h/f.json'],
+    // Credentials under names of their own: still no part of the identity (nor kept in the lake).
+    [
+      'https://h/f.json?accessToken=t&X-Api-Key=k&sessionToken=s&oauth_token=o&apiKey=a&clientSecret=c&part=1',
+      'https://h/f.json?part=1',
+    ],
   ])('normalizes %s to %s', (url, expected) => {
     expect(normalizeSourceUrl(url)).toBe(expected);
   });

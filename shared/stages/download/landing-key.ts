@@ -12,26 +12,14 @@ export const DOWNLOADS_PREFIX = '_downloads/';
 /**
  * Parameters that identify who fetches, or when, not what: credentials, signatures and expiry of signed
  * URLs (S3, CloudFront, GCS, Azure SAS). They are left out of a source's identity, so a monthly-renewed
- * signed URL of the same file is the same source. Whole names only: a parameter that merely contains
- * one of these words (`file_key`, `author`, `pageToken`) may be what tells two files apart, and two files
- * taken for one source would replace each other (the second run's version replacing the first's).
+ * signed URL of the same file is the same source, and no secret is kept in the lake. Decided by the
+ * words of the name (`accessToken`, `X-Api-Key`, `oauth_token`), not by substrings: a parameter that
+ * merely contains such a word (`file_key`, `author`, `filesig`) may be what tells two files apart, and two
+ * files taken for one source would replace each other (the second run's version replacing the first's).
  */
-const VOLATILE_NAMES = new Set([
-  // credentials
+const CREDENTIAL_WORDS = new Set([
   'token',
-  'access_token',
-  'auth_token',
-  'id_token',
-  'session_token',
-  'security_token',
-  'key',
-  'api_key',
-  'apikey',
-  'api-key',
-  'access_key',
-  'accesskey',
   'secret',
-  'client_secret',
   'password',
   'passwd',
   'pwd',
@@ -41,7 +29,10 @@ const VOLATILE_NAMES = new Set([
   'credentials',
   'session',
   'sessionid',
-  'session_id',
+  'jwt',
+  'bearer',
+  'apikey',
+  'accesskey',
   // signed URLs: S3 (v2), CloudFront, GCS (v2)
   'signature',
   'sig',
@@ -49,10 +40,41 @@ const VOLATILE_NAMES = new Set([
   'expire',
   'expiry',
   'policy',
-  'key-pair-id',
-  'awsaccesskeyid',
-  'googleaccessid',
 ]);
+/** A `key` is a credential beside these words (`api_key`, `AWSAccessKeyId`, `Key-Pair-Id`), or alone. */
+const KEY_QUALIFIERS = new Set([
+  'api',
+  'access',
+  'secret',
+  'private',
+  'client',
+  'subscription',
+  'account',
+  'auth',
+  'pair',
+  'signing',
+  'sas',
+]);
+/** A `token` beside these words is a page's cursor (`pageToken`), which says what is fetched. */
+const PAGING_WORDS = new Set(['page', 'next', 'continuation', 'cursor']);
+
+/** The words of a parameter's name, lower case: `X-Api-Key` → x, api, key; `AWSAccessKeyId` → aws, access, key, id. */
+function wordsOf(name: string): string[] {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((word) => word !== '');
+}
+
+function isCredentialName(name: string): boolean {
+  const words = wordsOf(name);
+  if (words.includes('token') && words.some((word) => PAGING_WORDS.has(word))) return false;
+  if (words.some((word) => CREDENTIAL_WORDS.has(word))) return true;
+  return words.includes('key') && (words.length === 1 || words.some((word) => KEY_QUALIFIERS.has(word)));
+}
+
 /** Signed URLs' own parameter families: S3 (v4) and GCS (v4). */
 const VOLATILE_PREFIX = /^x-(?:amz|goog)-/i;
 /**
@@ -65,7 +87,7 @@ const SAS_KEY_FIELD = /^sk[a-z]{1,3}$/; // skoid, sktid, skt, ske, sks, skv: a u
 /** Whether the parameter `name` identifies who fetches or when, not what (`hasSasSignature`: a `sig`). */
 function isVolatileParam(name: string, hasSasSignature: boolean): boolean {
   const lower = name.toLowerCase();
-  if (VOLATILE_NAMES.has(lower) || VOLATILE_PREFIX.test(lower)) return true;
+  if (VOLATILE_PREFIX.test(lower) || isCredentialName(name)) return true;
   return hasSasSignature && (SAS_FIELDS.has(lower) || SAS_KEY_FIELD.test(lower));
 }
 

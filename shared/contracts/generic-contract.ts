@@ -134,6 +134,7 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
     if (!textual || plan.column.type === 'date' || plan.column.type === 'timestamp')
       rules.push(plan.rules.coerced);
     if (plan.column.name === operation) rules.push(plan.rules.enum);
+    rules.push(plan.rules.misnamed);
   }
 
   return {
@@ -170,7 +171,14 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       let quarantined = false;
       for (const plan of plans) {
         note.warning = undefined;
-        let value = plan.coerce(valueAt(record, plan.segments), note);
+        const raw = valueAt(record, plan.segments);
+        // Absent, while the record has a field of that name in another case (`ID` for `id`): every such
+        // record would read NULL there with a clean score; the warning says why, and lowers the score.
+        if (raw === undefined) {
+          const spelled = otherCaseOf(record, plan.segments);
+          if (spelled !== undefined) violations.push(plan.violation('misnamed', spelled));
+        }
+        let value = plan.coerce(raw, note);
         if (value === INVALID) {
           violations.push(plan.violation('type', valueAt(record, plan.segments)));
           quarantined = true;
@@ -227,7 +235,7 @@ interface Note {
 /** Present value (not null, not undefined) → converted value, null (blank text) or INVALID. */
 type Converter = (value: unknown, note: Note, textual: boolean) => unknown;
 
-type RuleKind = 'required' | 'type' | 'coerced' | 'enum';
+type RuleKind = 'required' | 'type' | 'coerced' | 'enum' | 'misnamed';
 
 interface ColumnPlan {
   readonly column: SilverColumnConfig;
@@ -266,6 +274,11 @@ function planColumn(
         (column.type === 'timestamp' ? ', or cut to the microsecond.' : '.'),
     ),
     enum: rule('enum', 'quarantine', `${source} is not insert, update or delete (or I, U, D).`),
+    misnamed: rule(
+      'misnamed',
+      'warn',
+      `${source} is absent, but the record has a field of that name in another case: the column reads null.`,
+    ),
   };
   const convert = CONVERTERS[column.type];
   return {
@@ -280,6 +293,10 @@ function planColumn(
       if (kind === 'required') message = `${what}: required, but missing, null or blank`;
       else if (kind === 'coerced') message = `${what}: ${String(detail)} (converted)`;
       else if (kind === 'enum') message = `${what}: ${example(detail, 60)} is not insert, update or delete`;
+      else if (kind === 'misnamed')
+        message =
+          `${what}: no field ${JSON.stringify(source)}, but the record has ${JSON.stringify(detail)}: the column ` +
+          `reads null (field names are case-sensitive: set "source": ${JSON.stringify(detail)} on the column if that is it)`;
       else if (outOfRange(detail))
         message = `${what}: a number beyond the double range (±1.8e308, e.g. 1e400) cannot be stored, not even as ${TYPE_NAMES[column.type]}`;
       else if (column.type === 'integer' && beyondInt64(detail))
@@ -312,6 +329,18 @@ function valueAt(record: object, segments: readonly string[]): unknown {
     node = Object.hasOwn(node, segment) ? (node as Record<string, unknown>)[segment] : undefined;
   }
   return node;
+}
+
+/**
+ * The name, in another case, of the absent field at `segments` (its parent present): `ID` where the
+ * config says `id`. Undefined when there is none.
+ */
+function otherCaseOf(record: object, segments: readonly string[]): string | undefined {
+  const parent = segments.length === 1 ? record : valueAt(record, segments.slice(0, -1));
+  if (parent === null || typeof parent !== 'object' || Array.isArray(parent)) return undefined;
+  const wanted = segments.at(-1)!.toLowerCase();
+  for (const key of Object.keys(parent)) if (key.toLowerCase() === wanted) return key;
+  return undefined;
 }
 
 /** A value (or list element, or numeric text) beyond the double range: the reason it is refused. */

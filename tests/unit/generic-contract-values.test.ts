@@ -30,6 +30,22 @@ const normalize = (format: 'ndjson' | 'csv', text: string) =>
   contractFor(format).normalize('records', 0, parseExact(text), context);
 
 describe('genericContract: values at the edges', () => {
+  it.each(['csv', 'ndjson'] as const)(
+    'warns, in %s, of a column whose field the record spells in another case (X for x): it reads null, not silently',
+    (format) => {
+      const result = normalize(format, '{"id":"a","X":"1.5"}');
+      expect(result.rows.values).toEqual([expect.objectContaining({ id: 'a', x: null })]);
+      const misnamed = result.violations.find((v) => v.ruleId === 'values.x.misnamed');
+      expect(misnamed).toMatchObject({ severity: 'warn', path: 'x' });
+      expect(misnamed!.message).toContain('no field "x", but the record has "X"');
+      expect(misnamed!.message).toContain('"source": "X"');
+      // A field simply absent is no such finding.
+      expect(normalize(format, '{"id":"a"}').violations.map((v) => v.ruleId)).not.toContain(
+        'values.x.misnamed',
+      );
+    },
+  );
+
   it('writes an integer beyond 2^53 into a text column and a BIGINT column digit for digit', () => {
     const result = normalize(
       'ndjson',

@@ -169,13 +169,19 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       const missing: ColumnPlan[] = [];
       const note: Note = { warning: undefined };
       let quarantined = false;
+      /** The record's top-level names by their lower case, made when a column is first absent. */
+      let namesByLowerCase: Map<string, string> | undefined;
       for (const plan of plans) {
         note.warning = undefined;
         const raw = valueAt(record, plan.segments);
         // Absent, while the record has a field of that name in another case (`ID` for `id`): every such
         // record would read NULL there with a clean score; the warning says why, and lowers the score.
         if (raw === undefined) {
-          const spelled = otherCaseOf(record, plan.segments);
+          let spelled: string | undefined;
+          if (plan.segments.length === 1) {
+            namesByLowerCase ??= new Map(Object.keys(record).map((key) => [key.toLowerCase(), key]));
+            spelled = namesByLowerCase.get(plan.segments[0]!.toLowerCase());
+          } else spelled = otherCaseOf(record, plan.segments);
           if (spelled !== undefined) violations.push(plan.violation('misnamed', spelled));
         }
         let value = plan.coerce(raw, note);
@@ -332,11 +338,11 @@ function valueAt(record: object, segments: readonly string[]): unknown {
 }
 
 /**
- * The name, in another case, of the absent field at `segments` (its parent present): `ID` where the
- * config says `id`. Undefined when there is none.
+ * The name, in another case, of the absent nested field at `segments` (its parent present): `ID` in
+ * `{"plan": {"ID": 1}}` where the config says `plan.id`. Undefined when there is none.
  */
 function otherCaseOf(record: object, segments: readonly string[]): string | undefined {
-  const parent = segments.length === 1 ? record : valueAt(record, segments.slice(0, -1));
+  const parent = valueAt(record, segments.slice(0, -1));
   if (parent === null || typeof parent !== 'object' || Array.isArray(parent)) return undefined;
   const wanted = segments.at(-1)!.toLowerCase();
   for (const key of Object.keys(parent)) if (key.toLowerCase() === wanted) return key;

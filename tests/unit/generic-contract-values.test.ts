@@ -30,6 +30,25 @@ const normalize = (format: 'ndjson' | 'csv', text: string) =>
   contractFor(format).normalize('records', 0, parseExact(text), context);
 
 describe('genericContract: values at the edges', () => {
+  it('warns of a nested field spelled in another case (plan.ID for plan.id)', () => {
+    const contract = genericContract(
+      parseDatasetConfig({
+        name: 'nested',
+        format: 'ndjson',
+        silver: {
+          table: 'plans',
+          columns: [{ name: 'plan_id', type: 'string', source: 'plan.id' }],
+          load: 'append',
+        },
+      }),
+    );
+    const result = contract.normalize('records', 0, { plan: { ID: 'p1' } }, context);
+    expect(result.rows.plans).toEqual([expect.objectContaining({ plan_id: null })]);
+    expect(result.violations).toEqual([
+      expect.objectContaining({ ruleId: 'plans.plan_id.misnamed', severity: 'warn', path: 'plan.id' }),
+    ]);
+  });
+
   it.each(['csv', 'ndjson'] as const)(
     'warns, in %s, of a column whose field the record spells in another case (X for x): it reads null, not silently',
     (format) => {

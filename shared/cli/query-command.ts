@@ -63,8 +63,12 @@ export function uniqueKeys(columns: readonly string[]): string[] {
   });
 }
 
+/**
+ * Whether any source has a current version (`_sources/<dataset>/source=<id>/current.json`). A lake whose
+ * runs all failed holds leases and bronze, and no view to show.
+ */
 async function hasCommits(store: ReturnType<typeof openLakeStore>): Promise<boolean> {
-  for await (const _ of store.list('_sources/')) return true;
+  for await (const object of store.list('_sources/')) if (object.key.endsWith('/current.json')) return true;
   return false;
 }
 

@@ -1,7 +1,7 @@
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
@@ -184,6 +184,18 @@ describe('sluice CLI', () => {
     const result = sluice(['query', 'SELECT count(*) AS n FROM in_network_items', '--lake', lake, '--json']);
     expect(result.status).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({ n: 2 });
+  });
+
+  it('query of a lake whose runs all failed says it has no committed tables (exit 2), not an empty list', async () => {
+    // What a failed run leaves for its source: a released lease, no current version.
+    const lake = join(tmp.dir, 'failed-only-lake');
+    await mkdir(join(lake, '_sources', 'd', 'source=x'), { recursive: true });
+    await writeFile(join(lake, '_sources', 'd', 'source=x', 'lease.json'), '{}');
+    for (const args of [['query'], ['query', 'SELECT 1']]) {
+      const result = sluice([...args, '--lake', lake]);
+      expect(result.status, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(/has no committed silver tables yet/);
+    }
   });
 
   it('query --json keeps every column of a result whose names repeat (a join): later ones get _1, _2, …', () => {

@@ -298,7 +298,8 @@ export class QuarantineThresholdError extends PipelineError {
     readonly reportKey?: string,
   ) {
     const share = records === 0 ? 0 : quarantined / records;
-    const where = `the _quarantine table says which rules they broke${reportKey ? ` (report: ${reportKey})` : ''}`;
+    // The run failed, so no reader sees its _quarantine table: its report has examples of each rule.
+    const where = `the run's report lists the rules they broke, with examples${reportKey ? ` (${reportKey}; \`sluice report\` shows it)` : ''}`;
     super(
       quarantined === records
         ? `all ${records} records were quarantined, so nothing reached silver: ${where}`

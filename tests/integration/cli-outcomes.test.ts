@@ -259,7 +259,7 @@ describe('sluice run: quarantined records', () => {
     expect(result.stdout).toBe('');
     const first = result.stderr.split('\n')[0];
     expect(first).toMatch(
-      /^error: QuarantineThresholdError: 4 of 8 records \(50%\) were quarantined, more than the threshold of 5%: the _quarantine table says which rules they broke \(report: .*reconciliation\.json\)\. If that share is expected, run with --quarantine-threshold 0\.5 or more\.$/,
+      /^error: QuarantineThresholdError: 4 of 8 records \(50%\) were quarantined, more than the threshold of 5%: the run's report lists the rules they broke, with examples \(.*reconciliation\.json; `sluice report` shows it\)\. If that share is expected, run with --quarantine-threshold 0\.5 or more\.$/,
     );
     // Dead-lettered like any failed run, with the error's name.
     const letters = (await listFiles(join(tmp.dir, 'half'))).filter((f) => f.startsWith('_dead_letters/'));

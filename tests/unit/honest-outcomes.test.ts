@@ -65,8 +65,8 @@ describe('Function: inCliTerms', () => {
     );
     expect(inCliTerms('(set allowPrivate to permit it)')).toBe('(run with --allow-private to permit it)');
     expect(inCliTerms(new QuarantineThresholdError(4, 8, 0.05).message)).toBe(
-      '4 of 8 records (50%) were quarantined, more than the threshold of 5%: the _quarantine table says ' +
-        'which rules they broke. If that share is expected, run with --quarantine-threshold 0.5 or more.',
+      "4 of 8 records (50%) were quarantined, more than the threshold of 5%: the run's report lists " +
+        'the rules they broke, with examples. If that share is expected, run with --quarantine-threshold 0.5 or more.',
     );
   });
 

@@ -69,8 +69,11 @@ async function findRun(
   );
   if (runs.length === 0) {
     throw new ConfigError(
-      `${lakeDir} has no run with bronze${dataset ? ` of dataset ${dataset}` : ''}; ` +
-        'run `sluice run <file> --dataset <name>` first, or give --lake.',
+      build === undefined
+        ? `${lakeDir} has no run with bronze${dataset ? ` of dataset ${dataset}` : ''}; ` +
+            'run `sluice run <file> --dataset <name>` first, or give --lake.'
+        : `${lakeDir} has no rebuild with build ${build}${run === undefined ? '' : ` of run ${run}`}; ` +
+            '`sluice runs` lists the runs and their rebuilds (`(rebuild <b>)`).',
     );
   }
   if (run === undefined) return runs[0]!;

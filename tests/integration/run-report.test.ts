@@ -62,6 +62,10 @@ describe.skipIf(!chromium)('the run report in a browser', () => {
     expect(reported.status, reported.stderr).toBe(0);
     const page = reported.stdout.trim();
     expect(page).toMatch(/\/run=[^/]+\/report\.html$/);
+    // A build the lake does not have is named as such, not as a lake without runs.
+    const noBuild = await sluice(['report', '--lake', lake, '--build', 'zzz']);
+    expect(noBuild.status).toBe(2);
+    expect(noBuild.stderr).toContain('has no rebuild with build zzz');
     const folder = page.slice(0, -'report.html'.length);
     const reconciliation = await readJson(`${folder}reconciliation.json`);
     const bronze = await readJson(`${folder}_manifest.json`);

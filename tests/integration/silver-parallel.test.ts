@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartialParquetTableWriter } from '../../shared/adapters/duckdb/parquet-table-writer.ts';
 import { type DatasetConfig, parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
 import { contractForDataset } from '../../shared/contracts/datasets/silver-contracts.ts';
 import { contractFingerprint } from '../../shared/contracts/silver/contract-fingerprint.ts';
-import { ContractViolationError, SchemaDriftError } from '../../shared/errors.ts';
+import { ContractViolationError, PipelineError, SchemaDriftError } from '../../shared/errors.ts';
 import { silverBuildOf, silverManifestKey } from '../../shared/lake/keys.ts';
 import { silverGroupStatsKey, silverWorkPrefix } from '../../shared/lake/silver-work-keys.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
@@ -267,6 +268,20 @@ describe('silver in parallel groups of bronze parts', () => {
     }));
     const bronze = await landNdjson(join(tmp.dir, 'drift'), config, records);
     await expectSameFailure(bronze, SchemaDriftError, '[37]');
+  });
+
+  it('a bronze part damaged since it was written fails naming the part and line, alike at every parallelism', async () => {
+    const config = ndjsonConfig('items-damaged', 'rescue', 5);
+    const records = Array.from({ length: 30 }, (_, i) => ({ id: i, label: `item ${i}` }));
+    const bronze = await landNdjson(join(tmp.dir, 'damaged'), config, records);
+    const manifest = JSON.parse(await readFile(join(bronze.lake, bronze.manifestKey), 'utf8'));
+    const part = manifest.parts[2].key as string;
+    const lines = gunzipSync(await readFile(join(bronze.lake, part)))
+      .toString('utf8')
+      .split('\n');
+    lines[2] = lines[2]!.slice(0, 20); // a line cut short
+    await writeFile(join(bronze.lake, part), gzipSync(lines.join('\n')));
+    await expectSameFailure(bronze, PipelineError, `${part} line 3 is not a bronze record`);
   });
 
   it("a contract 'fail' rule in a worker is the ContractViolationError of a single pass", async () => {

@@ -1,5 +1,6 @@
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import {
+  type ExactParseOptions,
   loneSurrogatePaths,
   mayHoldLoneSurrogate,
   outOfRangePaths,
@@ -132,12 +133,7 @@ export async function buildSilverGroup(
         lines++;
         // The record's original bytes follow the lineage: only they decide whether the exact parse is needed.
         const recordStart = line.indexOf(RECORD_FIELD);
-        const { path, index, offset, record } = parseExact(line, recordStart, decimals) as {
-          path: string;
-          index: number;
-          offset: number;
-          record: unknown;
-        };
+        const { path, index, offset, record } = parseBronzeLine(line, recordStart, decimals, part.key, lines);
         const counts = stats.records[path];
         if (!counts)
           throw new PipelineError(`${part.key}: a record of path "${path}" that the manifest does not list`);
@@ -210,6 +206,26 @@ export async function buildSilverGroup(
   } catch (error) {
     await output.abort();
     throw error;
+  }
+}
+
+/** A bronze line's lineage and record; a line that is not one names its part and line (a damaged part). */
+function parseBronzeLine(
+  line: string,
+  recordStart: number,
+  options: ExactParseOptions,
+  partKey: string,
+  lineNumber: number,
+): { path: string; index: number; offset: number; record: unknown } {
+  try {
+    return parseExact(line, recordStart, options) as ReturnType<typeof parseBronzeLine>;
+  } catch (error) {
+    throw new PipelineError(
+      `${partKey} line ${lineNumber} is not a bronze record (${(error as Error).message}): bronze parts are ` +
+        'written once, with their sha256 in the bronze manifest, so this one was changed or damaged since. ' +
+        'Run the source again to parse it anew.',
+      { cause: error },
+    );
   }
 }
 

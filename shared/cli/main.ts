@@ -388,8 +388,13 @@ function parseLimits(value: string): LambdaLimits {
   }
 }
 
+/** A decimal number as written (`0.05`, `1e3`), else NaN: `Number` also reads `0x1`, `0b1` and `''` as numbers. */
+function decimalNumber(value: string): number {
+  return /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(value) ? Number(value) : Number.NaN;
+}
+
 function parseShare(value: string): number {
-  const n = Number(value);
+  const n = decimalNumber(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
     throw new InvalidArgumentError(`"${value}" is not a share from 0 to 1 (e.g. 0.05 for 5%)`);
   }
@@ -398,7 +403,7 @@ function parseShare(value: string): number {
 
 /** A positive number of MB; fractions too (`0.25`: 256 KiB), for files scaled down in drills. */
 function parsePositiveSize(value: string, flag: string): number {
-  const n = Number(value);
+  const n = decimalNumber(value);
   if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
     throw new InvalidArgumentError(`${flag} "${value}" is not a positive number of MB (e.g. 1024, or 0.25)`);
   }
@@ -406,7 +411,7 @@ function parsePositiveSize(value: string, flag: string): number {
 }
 
 function parsePositiveNumber(value: string): number {
-  const n = Number(value);
+  const n = decimalNumber(value);
   if (!Number.isFinite(n) || n < 0) {
     throw new InvalidArgumentError(
       `"${value}" is not a number of seconds (e.g. 60, or 0 for one segment per slice)`,

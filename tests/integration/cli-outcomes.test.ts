@@ -302,9 +302,11 @@ describe('sluice run: quarantined records', () => {
     const summary = JSON.parse(result.stdout);
     expect(summary.status).toBe('reconciled');
     expect(summary.quality.validity).toBe(0.975);
-    const bad = await run(file, 'few-bad', '--quarantine-threshold', '5');
-    expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('not a share from 0 to 1');
+    for (const share of ['5', '0x1', '0b1', ' ']) {
+      const bad = await run(file, 'few-bad', '--quarantine-threshold', share);
+      expect(bad.status, share).toBe(2);
+      expect(bad.stderr).toContain('not a share from 0 to 1');
+    }
   });
 });
 

@@ -5,13 +5,13 @@ import { readCsvRecords } from '../../shared/stages/bronze/csv-records.ts';
 
 const dataset = parseDatasetConfig({ name: 'rows', format: 'csv' });
 
-/** The records a CSV text becomes in bronze, as the JSON text bronze stores. */
-async function records(csv: string): Promise<string[]> {
-  async function* chunks() {
-    yield Buffer.from(csv);
+/** The records a CSV text (or its bytes, chunk by chunk) becomes in bronze, as the JSON text bronze stores. */
+async function records(csv: string | AsyncIterable<Buffer>): Promise<string[]> {
+  async function* whole() {
+    yield Buffer.from(csv as string);
   }
   const out: string[] = [];
-  const source = readCsvRecords(chunks(), dataset, 'file:///rows.csv');
+  const source = readCsvRecords(typeof csv === 'string' ? whole() : csv, dataset, 'file:///rows.csv');
   for await (const _ of source.batches((_target, _index, _offset, bytes) => out.push(bytes.toString()))) {
     // records are collected by the handler
   }
@@ -34,5 +34,44 @@ describe('readCsvRecords', () => {
 
   it('still keeps the extras of a long row and lets a short row lack columns', async () => {
     expect(await records('a,b\n1,2,3\n4\n')).toEqual(['{"a":"1","b":"2","_extra":["3"]}', '{"a":"4"}']);
+  });
+
+  it('fails bytes that are not UTF-8 (a Latin-1 export) at their offset, instead of storing U+FFFD', async () => {
+    async function* latin1() {
+      yield Buffer.from('id,owner\n1,Jos\xe9\n', 'latin1');
+    }
+    const error = await records(latin1()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedInputError);
+    expect((error as MalformedInputError).byteOffset).toBe(14);
+    expect((error as Error).message).toContain('byte 0xe9 is not UTF-8');
+  });
+
+  it('reads a UTF-8 character split between two chunks, at every split', async () => {
+    const bytes = Buffer.from('id,owner\n1,José 😀\n');
+    for (let cut = 1; cut < bytes.length; cut++) {
+      async function* split() {
+        yield bytes.subarray(0, cut);
+        yield bytes.subarray(cut);
+      }
+      expect(await records(split())).toEqual(['{"id":"1","owner":"José 😀"}']);
+    }
+  });
+
+  it('fails an input that ends inside a UTF-8 sequence', async () => {
+    async function* cut() {
+      yield Buffer.from('id,owner\n1,Jos\xc3', 'latin1');
+    }
+    const error = await records(cut()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedInputError);
+    expect((error as MalformedInputError).byteOffset).toBe(14);
+  });
+
+  it('fails with the error of its input (a truncated gzip, a failed read) as it is', async () => {
+    const cause = new Error('the gzip stream ends early');
+    async function* failing() {
+      yield Buffer.from('id,owner\n1,a\n');
+      throw cause;
+    }
+    await expect(records(failing())).rejects.toBe(cause);
   });
 });

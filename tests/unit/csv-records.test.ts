@@ -74,4 +74,27 @@ describe('readCsvRecords', () => {
     }
     await expect(records(failing())).rejects.toBe(cause);
   });
+
+  it('ends a row at every line end, CRLF, LF or CR, also when a file mixes them', async () => {
+    const rows = [
+      '{"id":"1","note":"a"}',
+      '{"id":"2","note":"b"}',
+      '{"id":"3","note":"c"}',
+      '{"id":"4","note":"d"}',
+    ];
+    const mixed = Buffer.from('id,note\r\n1,a\r\n2,b\n3,c\r4,"d"\r\n');
+    expect(await records(mixed.toString())).toEqual(rows);
+    expect(await records('id,note\n1,a\n2,b\r\n3,c\n4,d\n')).toEqual(rows);
+    for (let cut = 1; cut < mixed.length; cut++) {
+      async function* split() {
+        yield mixed.subarray(0, cut);
+        yield mixed.subarray(cut);
+      }
+      expect(await records(split())).toEqual(rows);
+    }
+  });
+
+  it('keeps a line end inside quotes as part of the cell', async () => {
+    expect(await records('id,note\r\n1,"a\nb\r\nc"\r\n')).toEqual(['{"id":"1","note":"a\\nb\\r\\nc"}']);
+  });
 });

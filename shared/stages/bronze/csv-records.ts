@@ -47,6 +47,10 @@ export function readCsvRecords(
         quote: dataset.csv.quote,
         relax_column_count: true,
         skip_empty_lines: true,
+        // Every line end ends a row. Left to discover it, csv-parse takes the first line's (CRLF) as the
+        // only one, and a row that ends in a bare LF (an edited or concatenated export) runs into the
+        // next: two rows become one, the second's cells shifted into the first's last cell and `_extra`.
+        record_delimiter: ['\r\n', '\n', '\r'],
       });
       // `pipe` does not pass on the input's error (a truncated gzip, a read that failed, bytes that
       // are not UTF-8): it would be an unhandled 'error' event that kills the process. The parser

@@ -135,6 +135,7 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       rules.push(plan.rules.coerced);
     if (plan.column.name === operation) rules.push(plan.rules.enum);
     rules.push(plan.rules.misnamed);
+    if (textual) rules.push(plan.rules.absent);
   }
 
   return {
@@ -183,6 +184,10 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
             spelled = namesByLowerCase.get(plan.segments[0]!.toLowerCase());
           } else spelled = otherCaseOf(record, plan.segments);
           if (spelled !== undefined) violations.push(plan.violation('misnamed', spelled));
+          // A CSV row has a cell for every column of its header, blank or not: a row without this one is
+          // shorter than the header (a broken line, a field with an unquoted line break in it), or the
+          // header lacks the column. Either way NULL is not what the file says; the warning says so.
+          else if (textual) violations.push(plan.violation('absent', undefined));
         }
         let value = plan.coerce(raw, note);
         if (value === INVALID) {
@@ -241,7 +246,7 @@ interface Note {
 /** Present value (not null, not undefined) → converted value, null (blank text) or INVALID. */
 type Converter = (value: unknown, note: Note, textual: boolean) => unknown;
 
-type RuleKind = 'required' | 'type' | 'coerced' | 'enum' | 'misnamed';
+type RuleKind = 'required' | 'type' | 'coerced' | 'enum' | 'misnamed' | 'absent';
 
 interface ColumnPlan {
   readonly column: SilverColumnConfig;
@@ -285,6 +290,11 @@ function planColumn(
       'warn',
       `${source} is absent, but the record has a field of that name in another case: the column reads null.`,
     ),
+    absent: rule(
+      'absent',
+      'warn',
+      `The CSV row has no cell for ${source}: the row is shorter than the header, or the header lacks the column; the column reads null.`,
+    ),
   };
   const convert = CONVERTERS[column.type];
   return {
@@ -298,6 +308,11 @@ function planColumn(
       let message: string;
       if (kind === 'required') message = `${what}: required, but missing, null or blank`;
       else if (kind === 'coerced') message = `${what}: ${String(detail)} (converted)`;
+      else if (kind === 'absent')
+        message =
+          `${what}: the row has no cell for ${JSON.stringify(source)} (it is shorter than the header row, or ` +
+          'the header has no such column): the column reads null; check the row (a line break in an unquoted ' +
+          'field splits a row in two) or the column\'s "source"';
       else if (kind === 'enum') message = `${what}: ${example(detail, 60)} is not insert, update or delete`;
       else if (kind === 'misnamed')
         message =

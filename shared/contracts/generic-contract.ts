@@ -6,7 +6,7 @@
  * the record; fields no column picks are drift, kept in `_rescued` when the config says so.
  */
 import { ConfigError } from '../errors.ts';
-import type { DatasetConfig } from './dataset-config.ts';
+import { CSV_EXTRA_CELLS, type DatasetConfig } from './dataset-config.ts';
 import { doubleKeepsDigits, ExactDecimal, parseExact } from './exact-json.ts';
 import type { SilverContract } from './silver/contract.ts';
 import {
@@ -124,9 +124,16 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
   const known = pathTree(plans.map((p) => p.segments));
   const rescue = silver.onDrift === 'rescue';
   const tableRuleId = `${silver.table}.type`;
+  const extraCellsRule: RuleSpec = {
+    id: `${silver.table}.extra_cells`,
+    severity: 'warn',
+    description:
+      'The CSV row has more cells than the header row (a delimiter in an unquoted field shifts the cells after it); the extras are kept in _extra.',
+  };
   const rules: RuleSpec[] = [
     { id: tableRuleId, severity: 'quarantine', description: 'The record is not a JSON object.' },
   ];
+  if (textual) rules.push(extraCellsRule);
   for (const plan of plans) {
     if (plan.required) rules.push(plan.rules.required);
     rules.push(plan.rules.type);
@@ -167,6 +174,17 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       }
       const row: Row = {};
       const violations: RuleViolation[] = [];
+      const extra = textual ? (record as Record<string, unknown>)[CSV_EXTRA_CELLS] : undefined;
+      if (Array.isArray(extra)) {
+        violations.push({
+          ruleId: extraCellsRule.id,
+          severity: 'warn',
+          path: CSV_EXTRA_CELLS,
+          message:
+            `${silver.table}: the row has ${extra.length} more cell(s) than the header row (${example(extra, 60)}): ` +
+            'the cells may be shifted, e.g. by a delimiter in an unquoted field; quote that field',
+        });
+      }
       const missing: ColumnPlan[] = [];
       const note: Note = { warning: undefined };
       let quarantined = false;

@@ -82,6 +82,19 @@ describe('genericContract: values at the edges', () => {
     expect(contractFor('ndjson').rules.map((r) => r.id)).not.toContain('values.x.absent');
   });
 
+  it('warns of a CSV row with more cells than the header (cells shifted by an unquoted delimiter)', () => {
+    // `1,Smith, John` under `id,owner`: owner reads "Smith", and on main the run passed at quality 100.
+    const result = normalize('csv', '{"id":"1","n":"2","x":"","ns":"","_extra":["3"]}');
+    expect(result.rows.values).toEqual([expect.objectContaining({ id: '1', n: 2 })]);
+    const extra = result.violations.filter((v) => v.ruleId === 'values.extra_cells');
+    expect(extra).toEqual([expect.objectContaining({ severity: 'warn', path: '_extra' })]);
+    expect(extra[0]!.message).toContain('the row has 1 more cell(s) than the header row (["3"])');
+    // An NDJSON record may have a field named _extra: it is a field like any other.
+    expect(normalize('ndjson', '{"id":"1","_extra":["3"]}').violations.map((v) => v.ruleId)).not.toContain(
+      'values.extra_cells',
+    );
+  });
+
   it('writes an integer beyond 2^53 into a text column and a BIGINT column digit for digit', () => {
     const result = normalize(
       'ndjson',

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
-import type { DatasetConfig } from '../../contracts/dataset-config.ts';
+import { CSV_EXTRA_CELLS, type DatasetConfig } from '../../contracts/dataset-config.ts';
 import { MalformedInputError } from '../../errors.ts';
 import type { RecordHandler } from '../parse/json-record-scanner.ts';
 import { utf8Checked } from './utf8-check.ts';
@@ -77,7 +77,7 @@ export function readCsvRecords(
             columns.forEach((name, i) => {
               if (i < record.length) row[name] = record[i];
             });
-            if (record.length > columns.length) row._extra = record.slice(columns.length);
+            if (record.length > columns.length) row[CSV_EXTRA_CELLS] = record.slice(columns.length);
             onRecord(0, count++, rowStart, Buffer.from(JSON.stringify(row)));
             lastRow = { start: rowStart, cells: record.length };
           }

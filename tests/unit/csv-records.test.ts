@@ -97,4 +97,17 @@ describe('readCsvRecords', () => {
   it('keeps a line end inside quotes as part of the cell', async () => {
     expect(await records('id,note\r\n1,"a\nb\r\nc"\r\n')).toEqual(['{"id":"1","note":"a\\nb\\r\\nc"}']);
   });
+
+  it("reads a quote written twice as the quote, whatever the quote character (`'O''Brien'`, `'5\"'`)", async () => {
+    const single = parseDatasetConfig({ name: 'rows', format: 'csv', csv: { quote: "'" } });
+    async function* text() {
+      yield Buffer.from("id,name\n1,'O''Brien'\n2,'size 5\"'\n3,'a, \"b\"'\n");
+    }
+    const out: string[] = [];
+    const source = readCsvRecords(text(), single, 'file:///rows.csv');
+    for await (const _ of source.batches((_t, _i, _o, bytes) => out.push(bytes.toString()))) {
+      // records are collected by the handler
+    }
+    expect(out.map((line) => JSON.parse(line).name)).toEqual(["O'Brien", 'size 5"', 'a, "b"']);
+  });
 });

@@ -45,6 +45,10 @@ export function readCsvRecords(
         info: true,
         delimiter: dataset.csv.delimiter,
         quote: dataset.csv.quote,
+        // A quote inside a quoted field is written twice (RFC 4180), whatever the quote character:
+        // csv-parse's escape stays `"` otherwise, and with `'` as the quote, `'O''Brien'` fails while
+        // `'5"'` reads its `"'` as an escaped quote and runs on into the next cells.
+        escape: dataset.csv.quote,
         relax_column_count: true,
         skip_empty_lines: true,
         // Every line end ends a row. Left to discover it, csv-parse takes the first line's (CRLF) as the

@@ -16,6 +16,9 @@ const MiB = 1024 * 1024;
  * after it turn deep values into JSON text without recursion (`jsonText`), and a test runs a record
  * this deep through the whole CLI (tests/integration/honest-input.test.ts).
  */
+
+/** The field of a CSV record that holds the cells of a row beyond its header row's columns. */
+export const CSV_EXTRA_CELLS = '_extra';
 export const MAX_DEPTH_LIMIT = 100_000;
 
 const name = z

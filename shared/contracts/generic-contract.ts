@@ -6,7 +6,7 @@
  * the record; fields no column picks are drift, kept in `_rescued` when the config says so.
  */
 import { ConfigError } from '../errors.ts';
-import type { DatasetConfig } from './dataset-config.ts';
+import { CSV_EXTRA_CELLS, type DatasetConfig } from './dataset-config.ts';
 import { doubleKeepsDigits, ExactDecimal, parseExact } from './exact-json.ts';
 import type { SilverContract } from './silver/contract.ts';
 import {
@@ -124,9 +124,16 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
   const known = pathTree(plans.map((p) => p.segments));
   const rescue = silver.onDrift === 'rescue';
   const tableRuleId = `${silver.table}.type`;
+  const extraCellsRule: RuleSpec = {
+    id: `${silver.table}.extra_cells`,
+    severity: 'warn',
+    description:
+      'The CSV row has more cells than the header row (a delimiter in an unquoted field shifts the cells after it); the extras are kept in _extra.',
+  };
   const rules: RuleSpec[] = [
     { id: tableRuleId, severity: 'quarantine', description: 'The record is not a JSON object.' },
   ];
+  if (textual) rules.push(extraCellsRule);
   for (const plan of plans) {
     if (plan.required) rules.push(plan.rules.required);
     rules.push(plan.rules.type);
@@ -135,6 +142,7 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       rules.push(plan.rules.coerced);
     if (plan.column.name === operation) rules.push(plan.rules.enum);
     rules.push(plan.rules.misnamed);
+    if (textual) rules.push(plan.rules.absent);
   }
 
   return {
@@ -166,6 +174,17 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       }
       const row: Row = {};
       const violations: RuleViolation[] = [];
+      const extra = textual ? (record as Record<string, unknown>)[CSV_EXTRA_CELLS] : undefined;
+      if (Array.isArray(extra)) {
+        violations.push({
+          ruleId: extraCellsRule.id,
+          severity: 'warn',
+          path: CSV_EXTRA_CELLS,
+          message:
+            `${silver.table}: the row has ${extra.length} more cell(s) than the header row (${example(extra, 60)}): ` +
+            'the cells may be shifted, e.g. by a delimiter in an unquoted field; quote that field',
+        });
+      }
       const missing: ColumnPlan[] = [];
       const note: Note = { warning: undefined };
       let quarantined = false;
@@ -183,6 +202,10 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
             spelled = namesByLowerCase.get(plan.segments[0]!.toLowerCase());
           } else spelled = otherCaseOf(record, plan.segments);
           if (spelled !== undefined) violations.push(plan.violation('misnamed', spelled));
+          // A CSV row has a cell for every column of its header, blank or not: a row without this one is
+          // shorter than the header (a broken line, a field with an unquoted line break in it), or the
+          // header lacks the column. Either way NULL is not what the file says; the warning says so.
+          else if (textual) violations.push(plan.violation('absent', undefined));
         }
         let value = plan.coerce(raw, note);
         if (value === INVALID) {
@@ -241,7 +264,7 @@ interface Note {
 /** Present value (not null, not undefined) → converted value, null (blank text) or INVALID. */
 type Converter = (value: unknown, note: Note, textual: boolean) => unknown;
 
-type RuleKind = 'required' | 'type' | 'coerced' | 'enum' | 'misnamed';
+type RuleKind = 'required' | 'type' | 'coerced' | 'enum' | 'misnamed' | 'absent';
 
 interface ColumnPlan {
   readonly column: SilverColumnConfig;
@@ -285,6 +308,11 @@ function planColumn(
       'warn',
       `${source} is absent, but the record has a field of that name in another case: the column reads null.`,
     ),
+    absent: rule(
+      'absent',
+      'warn',
+      `The CSV row has no cell for ${source}: the row is shorter than the header, or the header lacks the column; the column reads null.`,
+    ),
   };
   const convert = CONVERTERS[column.type];
   return {
@@ -298,6 +326,11 @@ function planColumn(
       let message: string;
       if (kind === 'required') message = `${what}: required, but missing, null or blank`;
       else if (kind === 'coerced') message = `${what}: ${String(detail)} (converted)`;
+      else if (kind === 'absent')
+        message =
+          `${what}: the row has no cell for ${JSON.stringify(source)} (it is shorter than the header row, or ` +
+          'the header has no such column): the column reads null; check the row (a line break in an unquoted ' +
+          'field splits a row in two) or the column\'s "source"';
       else if (kind === 'enum') message = `${what}: ${example(detail, 60)} is not insert, update or delete`;
       else if (kind === 'misnamed')
         message =

@@ -267,6 +267,28 @@ describe('ingestToBronze', () => {
       expect(lines.map((l) => l.offset)).toEqual([8, 17, 32]);
     });
 
+    it('rejects data after a gzip member that begins with a 0x00 byte, instead of ending there', async () => {
+      // Node's gunzip stops quietly at a member followed by 0x00: on main the rows of the members after
+      // it were dropped and the run reconciled with half the file.
+      const first = gzipSync('id\n1\n2\n');
+      for (const [name, tail] of [
+        ['nul-then-member', Buffer.concat([Buffer.alloc(4), gzipSync('3\n4\n')])],
+        ['nul-then-garbage', Buffer.from('\0garbage')],
+        ['zero-padding', Buffer.alloc(512)],
+      ] as const) {
+        await writeFile(join(tmp.dir, `${name}.csv.gz`), Buffer.concat([first, tail]));
+        const lake = join(tmp.dir, `${name}-lake`);
+        const error = (await ingest(tmp.dir, `${name}.csv.gz`, lake, parseDatasetConfig(config('csv'))).catch(
+          (e: unknown) => e,
+        )) as MalformedInputError;
+        expect(error, name).toBeInstanceOf(MalformedInputError);
+        expect(error.byteOffset).toBe(first.length);
+        expect(error.message).toContain(
+          `trailing data after the last gzip member at compressed byte ${first.length}`,
+        );
+      }
+    });
+
     it('rejects a CSV file with an unclosed quote', async () => {
       await writeFile(join(tmp.dir, 'bad.csv'), 'id,name\n1,"open\n');
       await expect(

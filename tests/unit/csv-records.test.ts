@@ -5,13 +5,13 @@ import { readCsvRecords } from '../../shared/stages/bronze/csv-records.ts';
 
 const dataset = parseDatasetConfig({ name: 'rows', format: 'csv' });
 
-/** The records a CSV text becomes in bronze, as the JSON text bronze stores. */
-async function records(csv: string): Promise<string[]> {
-  async function* chunks() {
-    yield Buffer.from(csv);
+/** The records a CSV text (or its bytes, chunk by chunk) becomes in bronze, as the JSON text bronze stores. */
+async function records(csv: string | AsyncIterable<Buffer>): Promise<string[]> {
+  async function* whole() {
+    yield Buffer.from(csv as string);
   }
   const out: string[] = [];
-  const source = readCsvRecords(chunks(), dataset, 'file:///rows.csv');
+  const source = readCsvRecords(typeof csv === 'string' ? whole() : csv, dataset, 'file:///rows.csv');
   for await (const _ of source.batches((_target, _index, _offset, bytes) => out.push(bytes.toString()))) {
     // records are collected by the handler
   }
@@ -34,5 +34,80 @@ describe('readCsvRecords', () => {
 
   it('still keeps the extras of a long row and lets a short row lack columns', async () => {
     expect(await records('a,b\n1,2,3\n4\n')).toEqual(['{"a":"1","b":"2","_extra":["3"]}', '{"a":"4"}']);
+  });
+
+  it('fails bytes that are not UTF-8 (a Latin-1 export) at their offset, instead of storing U+FFFD', async () => {
+    async function* latin1() {
+      yield Buffer.from('id,owner\n1,Jos\xe9\n', 'latin1');
+    }
+    const error = await records(latin1()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedInputError);
+    expect((error as MalformedInputError).byteOffset).toBe(14);
+    expect((error as Error).message).toContain('byte 0xe9 is not UTF-8');
+  });
+
+  it('reads a UTF-8 character split between two chunks, at every split', async () => {
+    const bytes = Buffer.from('id,owner\n1,José 😀\n');
+    for (let cut = 1; cut < bytes.length; cut++) {
+      async function* split() {
+        yield bytes.subarray(0, cut);
+        yield bytes.subarray(cut);
+      }
+      expect(await records(split())).toEqual(['{"id":"1","owner":"José 😀"}']);
+    }
+  });
+
+  it('fails an input that ends inside a UTF-8 sequence', async () => {
+    async function* cut() {
+      yield Buffer.from('id,owner\n1,Jos\xc3', 'latin1');
+    }
+    const error = await records(cut()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedInputError);
+    expect((error as MalformedInputError).byteOffset).toBe(14);
+  });
+
+  it('fails with the error of its input (a truncated gzip, a failed read) as it is', async () => {
+    const cause = new Error('the gzip stream ends early');
+    async function* failing() {
+      yield Buffer.from('id,owner\n1,a\n');
+      throw cause;
+    }
+    await expect(records(failing())).rejects.toBe(cause);
+  });
+
+  it('ends a row at every line end, CRLF, LF or CR, also when a file mixes them', async () => {
+    const rows = [
+      '{"id":"1","note":"a"}',
+      '{"id":"2","note":"b"}',
+      '{"id":"3","note":"c"}',
+      '{"id":"4","note":"d"}',
+    ];
+    const mixed = Buffer.from('id,note\r\n1,a\r\n2,b\n3,c\r4,"d"\r\n');
+    expect(await records(mixed.toString())).toEqual(rows);
+    expect(await records('id,note\n1,a\n2,b\r\n3,c\n4,d\n')).toEqual(rows);
+    for (let cut = 1; cut < mixed.length; cut++) {
+      async function* split() {
+        yield mixed.subarray(0, cut);
+        yield mixed.subarray(cut);
+      }
+      expect(await records(split())).toEqual(rows);
+    }
+  });
+
+  it('keeps a line end inside quotes as part of the cell', async () => {
+    expect(await records('id,note\r\n1,"a\nb\r\nc"\r\n')).toEqual(['{"id":"1","note":"a\\nb\\r\\nc"}']);
+  });
+
+  it("reads a quote written twice as the quote, whatever the quote character (`'O''Brien'`, `'5\"'`)", async () => {
+    const single = parseDatasetConfig({ name: 'rows', format: 'csv', csv: { quote: "'" } });
+    async function* text() {
+      yield Buffer.from("id,name\n1,'O''Brien'\n2,'size 5\"'\n3,'a, \"b\"'\n");
+    }
+    const out: string[] = [];
+    const source = readCsvRecords(text(), single, 'file:///rows.csv');
+    for await (const _ of source.batches((_t, _i, _o, bytes) => out.push(bytes.toString()))) {
+      // records are collected by the handler
+    }
+    expect(out.map((line) => JSON.parse(line).name)).toEqual(["O'Brien", 'size 5"', 'a, "b"']);
   });
 });

@@ -65,6 +65,36 @@ describe('genericContract: values at the edges', () => {
     },
   );
 
+  it('warns of a CSV row without a cell for a column (a row shorter than the header): it reads null, not silently', () => {
+    // `1,Ann Smith<LF>Jr,10` with an unquoted line break: two short rows, each read as complete on main.
+    const result = normalize('csv', '{"id":"1","n":"2"}');
+    expect(result.rows.values).toEqual([expect.objectContaining({ id: '1', n: 2, x: null, ns: null })]);
+    const absent = result.violations.filter((v) => v.ruleId.endsWith('.absent'));
+    expect(absent.map((v) => [v.ruleId, v.severity, v.path])).toEqual([
+      ['values.x.absent', 'warn', 'x'],
+      ['values.ns.absent', 'warn', 'ns'],
+    ]);
+    expect(absent[0]!.message).toContain('the row has no cell for "x" (it is shorter than the header row');
+    // A blank cell is a cell: NULL is what the file says. A JSON record may lack an optional field.
+    expect(normalize('csv', '{"id":"1","n":"2","x":"","ns":""}').violations).toEqual([]);
+    expect(normalize('ndjson', '{"id":"1"}').violations).toEqual([]);
+    expect(contractFor('csv').rules.map((r) => r.id)).toContain('values.x.absent');
+    expect(contractFor('ndjson').rules.map((r) => r.id)).not.toContain('values.x.absent');
+  });
+
+  it('warns of a CSV row with more cells than the header (cells shifted by an unquoted delimiter)', () => {
+    // `1,Smith, John` under `id,owner`: owner reads "Smith", and on main the run passed at quality 100.
+    const result = normalize('csv', '{"id":"1","n":"2","x":"","ns":"","_extra":["3"]}');
+    expect(result.rows.values).toEqual([expect.objectContaining({ id: '1', n: 2 })]);
+    const extra = result.violations.filter((v) => v.ruleId === 'values.extra_cells');
+    expect(extra).toEqual([expect.objectContaining({ severity: 'warn', path: '_extra' })]);
+    expect(extra[0]!.message).toContain('the row has 1 more cell(s) than the header row (["3"])');
+    // An NDJSON record may have a field named _extra: it is a field like any other.
+    expect(normalize('ndjson', '{"id":"1","_extra":["3"]}').violations.map((v) => v.ruleId)).not.toContain(
+      'values.extra_cells',
+    );
+  });
+
   it('writes an integer beyond 2^53 into a text column and a BIGINT column digit for digit', () => {
     const result = normalize(
       'ndjson',
@@ -90,7 +120,7 @@ describe('genericContract: values at the edges', () => {
     ['a JSON number', 'ndjson', '{"id":"a","x":1e400}'],
     ['a negative JSON number', 'ndjson', '{"id":"a","x":-1e400}'],
     ['a numeric string', 'ndjson', '{"id":"a","x":"1e400"}'],
-    ['a CSV cell', 'csv', '{"id":"a","x":"1e400"}'],
+    ['a CSV cell', 'csv', '{"id":"a","n":"","x":"1e400","ns":""}'],
   ] as const)('quarantines 1e400 as %s with its path and reason', (_what, format, text) => {
     const result = normalize(format, text);
     expect(result.rows).toEqual({});

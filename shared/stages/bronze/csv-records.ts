@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
-import type { DatasetConfig } from '../../contracts/dataset-config.ts';
+import { CSV_EXTRA_CELLS, type DatasetConfig } from '../../contracts/dataset-config.ts';
 import { MalformedInputError } from '../../errors.ts';
 import type { RecordHandler } from '../parse/json-record-scanner.ts';
+import { utf8Checked } from './utf8-check.ts';
 
 /** Records read from one source, whatever its format, handed over batch by batch. */
 export interface RecordSource {
@@ -34,21 +35,36 @@ export function readCsvRecords(
     async *batches(onRecord) {
       let lastByte: number | undefined;
       const tracked = async function* () {
-        for await (const chunk of chunks) {
+        for await (const chunk of utf8Checked(chunks, uri, stoppedEarly)) {
           if (chunk.length > 0) lastByte = chunk[chunk.length - 1];
           yield chunk;
         }
       };
-      const parser = Readable.from(tracked()).pipe(
-        parse({
-          bom: true,
-          info: true,
-          delimiter: dataset.csv.delimiter,
-          quote: dataset.csv.quote,
-          relax_column_count: true,
-          skip_empty_lines: true,
-        }),
-      );
+      const parser = parse({
+        bom: true,
+        info: true,
+        delimiter: dataset.csv.delimiter,
+        quote: dataset.csv.quote,
+        // A quote inside a quoted field is written twice (RFC 4180), whatever the quote character:
+        // csv-parse's escape stays `"` otherwise, and with `'` as the quote, `'O''Brien'` fails while
+        // `'5"'` reads its `"'` as an escaped quote and runs on into the next cells.
+        escape: dataset.csv.quote,
+        relax_column_count: true,
+        skip_empty_lines: true,
+        // Every line end ends a row. Left to discover it, csv-parse takes the first line's (CRLF) as the
+        // only one, and a row that ends in a bare LF (an edited or concatenated export) runs into the
+        // next: two rows become one, the second's cells shifted into the first's last cell and `_extra`.
+        record_delimiter: ['\r\n', '\n', '\r'],
+      });
+      // `pipe` does not pass on the input's error (a truncated gzip, a read that failed, bytes that
+      // are not UTF-8): it would be an unhandled 'error' event that kills the process. The parser
+      // fails with it instead, and it is thrown as it is, not as invalid CSV.
+      let inputError: unknown;
+      const input = Readable.from(tracked()).on('error', (error) => {
+        inputError = error;
+        parser.destroy(error);
+      });
+      input.pipe(parser);
       let columns: string[] | undefined;
       let rowStart = 0;
       let lastRow: { start: number; cells: number } | undefined;
@@ -65,7 +81,7 @@ export function readCsvRecords(
             columns.forEach((name, i) => {
               if (i < record.length) row[name] = record[i];
             });
-            if (record.length > columns.length) row._extra = record.slice(columns.length);
+            if (record.length > columns.length) row[CSV_EXTRA_CELLS] = record.slice(columns.length);
             onRecord(0, count++, rowStart, Buffer.from(JSON.stringify(row)));
             lastRow = { start: rowStart, cells: record.length };
           }
@@ -74,7 +90,7 @@ export function readCsvRecords(
           if (count % 1024 === 0) yield { bytesScanned: bytes };
         }
       } catch (error) {
-        if (error instanceof MalformedInputError) throw error;
+        if (error instanceof MalformedInputError || error === inputError) throw error;
         const detail = (error as Error).message;
         throw new MalformedInputError(uri, rowStart, `invalid CSV: ${detail}`, { cause: error });
       }

@@ -6,7 +6,7 @@ import {
   type TransformCallback,
   type TransformOptions,
 } from 'node:stream';
-import { createGunzip, type ZlibOptions } from 'node:zlib';
+import { createGunzip, type Gunzip, type ZlibOptions } from 'node:zlib';
 import { MalformedInputError, ObjectNotFoundError } from '../../errors.ts';
 import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
 
@@ -94,15 +94,12 @@ export interface DecodedStream {
 export function decodeStream(raw: Readable, compression: 'gzip' | 'none', uri: string): DecodedStream {
   const tap = new StoredBytesTap();
   let stream: Readable;
+  let gunzip: Gunzip | undefined;
   if (compression === 'gzip') {
-    stream = pipeline(
-      raw,
-      tap,
-      createGunzip(
-        withStreamOptions({ chunkSize: CHUNK_BYTES }, { readableHighWaterMark: READ_AHEAD_BYTES }),
-      ),
-      () => {},
+    gunzip = createGunzip(
+      withStreamOptions({ chunkSize: CHUNK_BYTES }, { readableHighWaterMark: READ_AHEAD_BYTES }),
     );
+    stream = pipeline(raw, tap, gunzip, () => {});
   } else {
     stream = pipeline(raw, tap, () => {});
   }
@@ -120,6 +117,17 @@ export function decodeStream(raw: Readable, compression: 'gzip' | 'none', uri: s
         throw new MalformedInputError(`${uri} (compressed)`, tap.bytes, detail, { cause: error });
       }
       throw error;
+    }
+    // Node's gunzip ends quietly where a member is followed by a 0x00 byte, and ignores the rest: more
+    // members (their records lost, the run reconciled), garbage, padding. The resumable reader of sliced
+    // runs rejects any trailing data; so does this one, with the same message.
+    if (gunzip && gunzip.bytesWritten < tap.bytes) {
+      const at = gunzip.bytesWritten;
+      throw new MalformedInputError(
+        `${uri} (compressed)`,
+        at,
+        `trailing data after the last gzip member at compressed byte ${at}`,
+      );
     }
     digest = tap.hash.digest('hex');
   }

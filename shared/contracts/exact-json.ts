@@ -87,23 +87,45 @@ function parseNumber(token: string): number | bigint {
  * `{ decimals: true }` makes one.
  */
 export class ExactDecimal {
-  constructor(readonly text: string) {}
+  // Private: an own enumerable field would make the number look like an object with a field `text`.
+  readonly #text: string;
+  constructor(text: string) {
+    this.#text = text;
+  }
+  get text(): string {
+    return this.#text;
+  }
   valueOf(): number {
-    return Number(this.text);
+    return Number(this.#text);
   }
   toJSON(): number {
-    return Number(this.text);
+    return Number(this.#text);
   }
   toString(): string {
-    return this.text;
+    return this.#text;
   }
 }
 
-/** `parseNumber`, and a decimal whose digits a double would lose an `ExactDecimal`. */
+/**
+ * `parseNumber`, and a decimal whose digits a double would lose an `ExactDecimal`: only one of more than
+ * 15 significant digits, which `mayHoldLongNumber` always sends here, so that a value's verdict never
+ * depends on whether something else in its record took the exact parse. A number beyond the double's
+ * range (`1e400`, `1e-400`) stays what `JSON.parse` makes of it, on either path.
+ */
 function parseNumberOrDecimal(token: string): number | bigint | ExactDecimal {
   if (INTEGER_TOKEN.test(token)) return parseNumber(token);
   const n = Number(token);
+  if (!Number.isFinite(n) || significantDigits(token) <= DOUBLE_SAFE_DIGITS) return n;
   return doubleKeepsDigits(token, n) ? n : new ExactDecimal(token);
+}
+
+/** A double holds any decimal of this many significant digits (and `mayHoldLongNumber` sees longer ones). */
+const DOUBLE_SAFE_DIGITS = 15;
+
+/** The significant digits of a number token (`0.00120` → 2). */
+function significantDigits(token: string): number {
+  const digits = significand(token);
+  return digits === '0' ? 0 : digits.slice(0, digits.indexOf('e')).replace('-', '').length;
 }
 
 /** Whether the double `n` read from the numeric text `text` has every digit of it (`1.10` yes, `1.00000000000000000001` no). */

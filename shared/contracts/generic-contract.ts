@@ -364,7 +364,8 @@ const TYPE_NAMES: Readonly<Record<SilverColumnType, string>> = {
 function valueAt(record: object, segments: readonly string[]): unknown {
   let node: unknown = record;
   for (const segment of segments) {
-    if (node === null || typeof node !== 'object' || Array.isArray(node)) return undefined;
+    if (node === null || typeof node !== 'object' || Array.isArray(node) || node instanceof ExactDecimal)
+      return undefined;
     node = Object.hasOwn(node, segment) ? (node as Record<string, unknown>)[segment] : undefined;
   }
   return node;
@@ -376,7 +377,13 @@ function valueAt(record: object, segments: readonly string[]): unknown {
  */
 function otherCaseOf(record: object, segments: readonly string[]): string | undefined {
   const parent = valueAt(record, segments.slice(0, -1));
-  if (parent === null || typeof parent !== 'object' || Array.isArray(parent)) return undefined;
+  if (
+    parent === null ||
+    typeof parent !== 'object' ||
+    Array.isArray(parent) ||
+    parent instanceof ExactDecimal
+  )
+    return undefined;
   const wanted = segments.at(-1)!.toLowerCase();
   for (const key of Object.keys(parent)) if (key.toLowerCase() === wanted) return key;
   return undefined;
@@ -596,7 +603,14 @@ function findUnknown(
     const child = node.children.get(key);
     if (child?.leaf) continue;
     const segments = [...at, key];
-    if (child && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    // An ExactDecimal is a number (its digits kept), not an object to look into.
+    if (
+      child &&
+      value !== null &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      !(value instanceof ExactDecimal)
+    ) {
       findUnknown(value as Record<string, unknown>, child, segments, drift, rescued);
       continue;
     }

@@ -119,11 +119,14 @@ describe('parseExact with decimals', () => {
     const text =
       '{"a":1.00000000000000000001,"b":1234567.890123456789,"c":-12345678901234567890.5,"d":[0.12345678901234567891],"e":1.00000000000000000001e5}';
     const value = parseExact(text, 0, decimals) as Record<string, unknown>;
-    expect(value.a).toEqual(new ExactDecimal('1.00000000000000000001'));
-    expect(value.b).toEqual(new ExactDecimal('1234567.890123456789'));
-    expect(value.c).toEqual(new ExactDecimal('-12345678901234567890.5'));
-    expect(value.d).toEqual([new ExactDecimal('0.12345678901234567891')]);
-    expect(value.e).toEqual(new ExactDecimal('1.00000000000000000001e5'));
+    // Its text is private (no field to look into): compared as the text it prints.
+    const decimal = (v: unknown) => (v instanceof ExactDecimal ? `decimal ${v}` : v);
+    expect(decimal(value.a)).toBe('decimal 1.00000000000000000001');
+    expect(decimal(value.b)).toBe('decimal 1234567.890123456789');
+    expect(decimal(value.c)).toBe('decimal -12345678901234567890.5');
+    expect((value.d as unknown[]).map(decimal)).toEqual(['decimal 0.12345678901234567891']);
+    expect(decimal(value.e)).toBe('decimal 1.00000000000000000001e5');
+    expect(Object.keys(value.a as object)).toEqual([]);
     // Anything else reads it as its nearest double, as JSON.parse does.
     expect(Number(value.a)).toBe(1);
     expect(JSON.parse(JSON.stringify(value))).toEqual(JSON.parse(text));
@@ -135,6 +138,15 @@ describe('parseExact with decimals', () => {
     const value = parseExact(text, 0, decimals) as Record<string, unknown>;
     expect(value).toEqual({ ...JSON.parse(text), f: 12345678901234567890n });
     for (const key of ['a', 'b', 'c', 'd', 'e', 'g']) expect(typeof value[key], key).toBe('number');
+  });
+
+  it('gives a value the same verdict whether or not another field of its record takes the exact parse', () => {
+    for (const token of ['1e400', '-1e400', '1e-400', '4.9e-324', '0.1', '1.5e300']) {
+      const alone = parseExact(`{"x":${token}}`, 0, decimals) as { x: unknown };
+      const beside = parseExact(`{"a":1.00000000000000000001,"x":${token}}`, 0, decimals) as { x: unknown };
+      expect(beside.x, token).toBe(alone.x);
+      expect(alone.x, token).toBe(JSON.parse(token));
+    }
   });
 
   it('agrees with JSON.parse on documents full of traps, once rounded', () => {

@@ -30,6 +30,27 @@ const normalize = (format: 'ndjson' | 'csv', text: string) =>
   contractFor(format).normalize('records', 0, parseExact(text), context);
 
 describe('genericContract: values at the edges', () => {
+  it('takes a long decimal where an object is expected for what it is: a number of the wrong type, not an object', () => {
+    const contract = genericContract(
+      parseDatasetConfig({
+        name: 'nested-decimal',
+        format: 'ndjson',
+        silver: {
+          table: 't',
+          columns: [{ name: 'b', type: 'string', source: 'a.b' }],
+          load: 'append',
+          onDrift: 'rescue',
+        },
+      }),
+    );
+    const parse = (text: string) => parseExact(text, 0, { decimals: true });
+    const long = contract.normalize('records', 0, parse('{"a":1.00000000000000000001}'), context);
+    const short = contract.normalize('records', 0, parse('{"a":1.5}'), context);
+    expect(long.drift.map((d) => [d.kind, d.path])).toEqual([['wrong_type', 'a']]);
+    expect(long.drift.map((d) => [d.kind, d.path])).toEqual(short.drift.map((d) => [d.kind, d.path]));
+    expect(long.rows.t).toEqual([expect.objectContaining({ b: null })]);
+  });
+
   it('warns of a nested field spelled in another case (plan.ID for plan.id)', () => {
     const contract = genericContract(
       parseDatasetConfig({

@@ -214,6 +214,14 @@ describe('Function: normalizeSourceUrl', () => {
       'https://h/f.json?accessToken=t&X-Api-Key=k&sessionToken=s&oauth_token=o&apiKey=a&clientSecret=c&part=1',
       'https://h/f.json?part=1',
     ],
+    [
+      'https://h/f.json?accesstoken=1&authtoken=2&secretkey=3&clientsecret=4&privatekey=5&app_key=6&user_key=7&JSESSIONID=8&page_access_token=9&csrftoken=10&part=1',
+      'https://h/f.json?part=1',
+    ],
+    [
+      'https://h/f.json?oauth_consumer_key=k&oauth_nonce=n&oauth_timestamp=1&oauth_signature=s&oauth_callback=c',
+      'https://h/f.json?oauth_callback=c',
+    ],
   ])('normalizes %s to %s', (url, expected) => {
     expect(normalizeSourceUrl(url)).toBe(expected);
   });
@@ -226,6 +234,10 @@ describe('Function: normalizeSourceUrl', () => {
     ['st, without a SAS signature', 'https://h/export?st=CA', 'https://h/export?st=NY'],
     ['sp, without a SAS signature', 'https://h/export?sp=1', 'https://h/export?sp=2'],
     ['filesig', 'https://h/export?filesig=a', 'https://h/export?filesig=b'],
+    ['policy_id', 'https://h/export?policy_id=1', 'https://h/export?policy_id=2'],
+    ['expiry_date', 'https://h/export?expiry_date=2026-01', 'https://h/export?expiry_date=2026-02'],
+    ['sig_figs', 'https://h/export?sig_figs=2', 'https://h/export?sig_figs=3'],
+    ['nextPageToken', 'https://h/export?nextPageToken=a', 'https://h/export?nextPageToken=b'],
   ])('keeps a parameter that tells two files apart (%s): two sources, not one', (_name, a, b) => {
     expect(normalizeSourceUrl(a)).toBe(a);
     expect(normalizeSourceUrl(a)).not.toBe(normalizeSourceUrl(b));

@@ -12,67 +12,41 @@ export const DOWNLOADS_PREFIX = '_downloads/';
 /**
  * Parameters that identify who fetches, or when, not what: credentials, signatures and expiry of signed
  * URLs (S3, CloudFront, GCS, Azure SAS). They are left out of a source's identity, so a monthly-renewed
- * signed URL of the same file is the same source, and no secret is kept in the lake. Decided by the
- * words of the name (`accessToken`, `X-Api-Key`, `oauth_token`), not by substrings: a parameter that
- * merely contains such a word (`file_key`, `author`, `filesig`) may be what tells two files apart, and two
- * files taken for one source would replace each other (the second run's version replacing the first's).
+ * signed URL of the same file is the same source, and no secret is kept in the lake. Told by the name
+ * with case and separators dropped (`X-Api-Key` → `xapikey`): one of `CREDENTIAL_NAMES`, or ending in a
+ * credential word (`accessToken`, `client_secret`, `app_key`). Not by a word anywhere in it: a parameter
+ * that merely contains one (`file_key`, `author`, `policy_id`, `expiry_date`, `sig_figs`) may be what
+ * tells two files apart, and two files taken for one source would replace each other.
  */
-const CREDENTIAL_WORDS = new Set([
-  'token',
-  'secret',
-  'password',
-  'passwd',
-  'pwd',
+const CREDENTIAL_NAMES = new Set([
+  'key',
   'auth',
   'authorization',
-  'credential',
-  'credentials',
   'session',
-  'sessionid',
   'jwt',
   'bearer',
-  'apikey',
-  'accesskey',
-  // signed URLs: S3 (v2), CloudFront, GCS (v2)
-  'signature',
+  // signed URLs: S3 (v2), CloudFront, GCS (v2); exactly these names (`policy_id` is an id)
   'sig',
   'expires',
   'expire',
   'expiry',
   'policy',
+  'keypairid',
+  'awsaccesskeyid',
+  'googleaccessid',
 ]);
-/** A `key` is a credential beside these words (`api_key`, `AWSAccessKeyId`, `Key-Pair-Id`), or alone. */
-const KEY_QUALIFIERS = new Set([
-  'api',
-  'access',
-  'secret',
-  'private',
-  'client',
-  'subscription',
-  'account',
-  'auth',
-  'pair',
-  'signing',
-  'sas',
-]);
-/** A `token` beside these words is a page's cursor (`pageToken`), which says what is fetched. */
-const PAGING_WORDS = new Set(['page', 'next', 'continuation', 'cursor']);
-
-/** The words of a parameter's name, lower case: `X-Api-Key` → x, api, key; `AWSAccessKeyId` → aws, access, key, id. */
-function wordsOf(name: string): string[] {
-  return name
-    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
-    .replace(/([A-Z])([A-Z][a-z])/g, '$1 $2')
-    .toLowerCase()
-    .split(/[^a-z0-9]+/)
-    .filter((word) => word !== '');
-}
+/** Endings of a credential's name: `…token`, `…secret`, `…password`, `…apikey`, `…sessionid`, …. */
+const CREDENTIAL_ENDINGS =
+  /(token|secret|password|passwd|pwd|signature|credentials?|sessionid|apikey|accesskey|secretkey|privatekey|authkey|appkey|consumerkey|masterkey|sharedkey|signingkey|encryptionkey|licensekey|userkey|devkey|developerkey|subscriptionkey|clientkey|nonce)$/;
+/** A page's cursor: what is fetched, not who fetches (`pageToken`, `next_page_token`, `continuationToken`). */
+const PAGE_CURSOR = /^(page|nextpage|next|continuation|cursor)token$/;
+/** OAuth 1's signed parameters (a nonce and a time per request), but for its callback. */
+const OAUTH_SIGNED = /^oauth_(?!callback$)/i;
 
 function isCredentialName(name: string): boolean {
-  const words = wordsOf(name);
-  if (words.includes('token') && words.some((word) => PAGING_WORDS.has(word))) return false;
-  if (words.some((word) => CREDENTIAL_WORDS.has(word))) return true;
-  return words.includes('key') && (words.length === 1 || words.some((word) => KEY_QUALIFIERS.has(word)));
+  const compact = name.toLowerCase().replace(/[^a-z0-9]/g, '');
+  if (PAGE_CURSOR.test(compact)) return false;
+  return CREDENTIAL_NAMES.has(compact) || CREDENTIAL_ENDINGS.test(compact) || OAUTH_SIGNED.test(name);
 }
 
 /** Signed URLs' own parameter families: S3 (v4) and GCS (v4). */

@@ -227,8 +227,11 @@ export async function invokeUnderLimits(
         } else if (message.type === 'hook') {
           (run.hooks[message.hook] as ((...args: unknown[]) => void) | undefined)?.(...message.args);
         } else if (message.type === 'result') {
+          // Returned: its time ends here (the last scratch check is not the function's), and so does
+          // its timeout.
           returned = true;
           clearInterval(poll);
+          clearTimeout(timer);
           void checkScratch()
             .catch(() => {})
             .then(() => end(undefined, message.value));
@@ -237,7 +240,9 @@ export async function invokeUnderLimits(
         }
       });
       child.on('error', (error) => end(error));
-      child.on('exit', (code, signal) => {
+      // 'close', not 'exit': it comes after the process's pipes, the message channel among them, are
+      // drained, so a result sent just before the exit is never taken for a crash.
+      child.on('close', (code, signal) => {
         // The process exits once it has sent its result, maybe before the last scratch check is done:
         // the result's own path ends the invocation.
         if (returned) return;

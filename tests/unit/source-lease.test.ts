@@ -23,6 +23,16 @@ function movableClock(start = Date.parse('2026-12-01T00:00:00Z')): Clock & { adv
   return { now: () => new Date(now), advance: (ms) => (now += ms) };
 }
 
+/** Rewrites the test source's lease with `change`, as a killed process or a hand edit would leave it. */
+async function editLease(lake: FileObjectStore, change: Record<string, unknown>): Promise<void> {
+  const key = sourceLeaseKey('d', 'file.json-abc');
+  const chunks: Buffer[] = [];
+  for await (const chunk of await lake.read(key)) chunks.push(chunk as Buffer);
+  const lease = SourceLease.parse(JSON.parse(Buffer.concat(chunks).toString()));
+  const info = await lake.head(key);
+  await lake.write(key, JSON.stringify({ ...lease, ...change }), { ifMatch: info!.etag });
+}
+
 describe('Function: holdSourceLease', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   beforeAll(async () => {
@@ -143,12 +153,7 @@ describe('Function: holdSourceLease', () => {
     const lake = new FileObjectStore(`${tmp.dir}/bad-expiry`);
     const deps = { lake, clock: movableClock() };
     await holdSourceLease(ref('edited'), deps);
-    const key = sourceLeaseKey('d', 'file.json-abc');
-    const chunks: Buffer[] = [];
-    for await (const chunk of await lake.read(key)) chunks.push(chunk as Buffer);
-    const lease = SourceLease.parse(JSON.parse(Buffer.concat(chunks).toString()));
-    const info = await lake.head(key);
-    await lake.write(key, JSON.stringify({ ...lease, expiresAt: 'tomorrow' }), { ifMatch: info!.etag });
+    await editLease(lake, { expiresAt: 'tomorrow' });
     expect((await holdSourceLease(ref('other'), deps)).holder).toBe('other');
   });
 
@@ -159,12 +164,7 @@ describe('Function: holdSourceLease', () => {
     await new Promise((resolve) => child.once('spawn', resolve));
     await holdSourceLease(ref('killed'), deps);
     // The lease as the killed process would have left it: its pid.
-    const key = sourceLeaseKey('d', 'file.json-abc');
-    const chunks: Buffer[] = [];
-    for await (const chunk of await lake.read(key)) chunks.push(chunk as Buffer);
-    const lease = SourceLease.parse(JSON.parse(Buffer.concat(chunks).toString()));
-    const info = await lake.head(key);
-    await lake.write(key, JSON.stringify({ ...lease, pid: child.pid }), { ifMatch: info!.etag });
+    await editLease(lake, { pid: child.pid });
     expect(await holdSourceLease(ref('other'), deps).catch((e: unknown) => e)).toBeInstanceOf(
       SourceBusyError,
     );
@@ -188,12 +188,7 @@ describe('Function: holdSourceLease', () => {
           await delay(20);
         expect(await readFile(`/proc/${zombie}/stat`, 'utf8')).toContain(') Z');
         await holdSourceLease(ref('killed'), deps);
-        const key = sourceLeaseKey('d', 'file.json-abc');
-        const chunks: Buffer[] = [];
-        for await (const chunk of await lake.read(key)) chunks.push(chunk as Buffer);
-        const lease = SourceLease.parse(JSON.parse(Buffer.concat(chunks).toString()));
-        const info = await lake.head(key);
-        await lake.write(key, JSON.stringify({ ...lease, pid: zombie }), { ifMatch: info!.etag });
+        await editLease(lake, { pid: zombie });
         expect((await holdSourceLease(ref('other'), deps)).holder).toBe('other');
       } finally {
         parent.kill('SIGKILL');

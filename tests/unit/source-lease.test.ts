@@ -180,11 +180,15 @@ describe('Function: holdSourceLease', () => {
     async () => {
       const lake = new FileObjectStore(`${tmp.dir}/zombie`);
       const deps = { lake, clock: movableClock(), localProcess: thisLeaseProcess() };
-      // The inner shell exits at once; its parent becomes `sleep`, which never reaps it.
-      const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 60']);
+      // The inner shell exits once its parent has become `sleep` (exec), which never reaps it.
+      const parent = spawn('sh', ['-c', 'sh -c "sleep 0.3" & echo $!; exec sleep 60']);
       const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', resolve)));
       try {
-        for (let i = 0; i < 100 && !(await readFile(`/proc/${zombie}/stat`, 'utf8')).includes(') Z'); i++)
+        for (
+          let i = 0;
+          i < 100 && !(await readFile(`/proc/${zombie}/stat`, 'utf8').catch(() => '')).includes(') Z');
+          i++
+        )
           await delay(20);
         expect(await readFile(`/proc/${zombie}/stat`, 'utf8')).toContain(') Z');
         await holdSourceLease(ref('killed'), deps);

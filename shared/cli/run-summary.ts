@@ -7,6 +7,7 @@ import type {
   LocalUnchangedResult,
 } from '../pipeline/pipeline-types.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import { kindName } from '../stages/parse/json-record-scanner.ts';
 import type { MergeSilverStateResult } from '../stages/silver/merge-state.ts';
 import { costLine, formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 import { inCliTerms } from './option-flags.ts';
@@ -70,6 +71,17 @@ export function runOutcome(result: LocalPipelineResult): {
   return { status: result.reconciliation ? 'reconciled' : 'committed', problems };
 }
 
+/** The file's values that no path of the dataset names: said, never passed over silently. */
+function notIngestedLines(skipped: BronzeManifest['skipped']): string[] {
+  if (!skipped) return [];
+  const shown = skipped.values.slice(0, 5).map((v) => `${v.path} (${kindName(v.kind)} at byte ${v.offset})`);
+  const more = skipped.count - shown.length;
+  return [
+    `  not ingested ${formatCount(skipped.count)} value${skipped.count > 1 ? 's' : ''} of the file that no record or header path names:`,
+    `              ${shown.join(', ')}${more > 0 ? ` and ${formatCount(more)} more` : ''}`,
+  ];
+}
+
 /** 0.05 → "5%", 0.0725 → "7.25%". */
 const percent = (share: number): string => `${Math.round(share * 10_000) / 100}%`;
 
@@ -129,6 +141,8 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
       }),
     },
     headers: manifest.headers,
+    /** Values of the file that no record or header path names: not ingested (absent when none). */
+    ...(manifest.skipped && { notIngested: manifest.skipped }),
     ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
     /** What the run cost up to its reconciliation, per stage, at the configured prices (reconciliation.json's). */
     ...(reconciliation?.cost && { cost: reconciliation.cost }),
@@ -313,6 +327,7 @@ function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, tim
     ...Object.entries(manifest.headers).map(
       ([name, value]) => `  ${name.padEnd(26)}${stringifyLossless(value)}`,
     ),
+    ...notIngestedLines(manifest.skipped),
     '',
     `  records ${''.padEnd(20)} ${'parsed'.padStart(12)} ${'bronze'.padStart(12)}${silver ? `${'silver'.padStart(12)} ${'quarantined'.padStart(12)}` : ''}`,
     ...Object.entries(manifest.records).map(([name, n]) => {

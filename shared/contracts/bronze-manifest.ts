@@ -15,6 +15,16 @@ export const BronzePartSchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
+/** The JSON type of a value, as the scanner names it (see JsonKind). */
+export const JsonKindSchema = z.enum(['object', 'array', 'string', 'number', 'boolean', 'null']);
+
+/** A value of the document no record or header path names: not read into bronze (see SkippedValue). */
+export const SkippedValueSchema = z.object({
+  path: z.string(),
+  kind: JsonKindSchema,
+  offset: z.number().int().nonnegative(),
+});
+
 /**
  * The commit marker of a bronze run, written last. Readers trust a bronze run only through its
  * manifest: the parts it lists, with their counts and checksums. Everything but `timings` is a pure
@@ -49,6 +59,12 @@ export const BronzeManifest = z.object({
   }),
   headers: z.record(z.string(), z.unknown()),
   records: z.record(z.string(), z.number().int().nonnegative()),
+  /**
+   * Values of the document that no record or header path names (`$.out_of_network` in an in-network
+   * file): none of them is in bronze, so silver reports each. `values` holds the first per path, `count`
+   * every one. Absent when there were none.
+   */
+  skipped: z.object({ count: z.number().int().positive(), values: z.array(SkippedValueSchema) }).optional(),
   parts: z.array(BronzePartSchema),
   parser: z.string(),
   /**

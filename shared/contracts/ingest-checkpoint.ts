@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BronzePartSchema } from './bronze-manifest.ts';
+import { BronzePartSchema, JsonKindSchema, SkippedValueSchema } from './bronze-manifest.ts';
 
 /**
  * Where a sliced ingest stopped, stored as one object beside the bronze run it builds
@@ -45,12 +45,15 @@ export const IngestCheckpoint = z.object({
     pathValues: z.record(
       z.string(),
       z.object({
-        kind: z.enum(['object', 'array', 'string', 'number', 'boolean', 'null']),
+        kind: JsonKindSchema,
         offset: z.number().int().nonnegative(),
       }),
     ),
     topLevelKeys: z.array(z.string()),
     topLevelKeyCount: z.number().int().nonnegative(),
+    /** Skeleton values no path names (see SkippedValue); absent in checkpoints written before. */
+    skipped: z.array(SkippedValueSchema).default([]),
+    skippedCount: z.number().int().nonnegative().default(0),
   }),
   /** The next segment boundary (uncompressed bytes). */
   nextSegmentAt: z.number().int().positive(),

@@ -215,9 +215,7 @@ describe.skipIf(skip !== undefined)(
       // "Reached" allows for the test itself: after each invocation it stops a few executions, and with
       // two starters those stops can land between the other starter's count and its starts, so a wave
       // can top out up to FINISHED_PER_INVOCATION below the cap (CI once saw 39 of 40).
-      expect(mostRunning(true)).toBeGreaterThanOrEqual(
-        LIMITS.maxRunningExecutions - FINISHED_PER_INVOCATION,
-      );
+      expect(mostRunning(true)).toBeGreaterThanOrEqual(LIMITS.maxRunningExecutions - FINISHED_PER_INVOCATION);
       expect(requeued).toBeGreaterThan(0);
 
       // The queue drained, and nothing was dead-lettered.

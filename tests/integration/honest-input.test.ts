@@ -123,8 +123,103 @@ describe('sluice run: a file without the records its dataset requires fails loud
       const result = sluice(args);
       expect(result.stderr, name).toBe('');
       expect(result.status, name).toBe(0);
-      expect(JSON.parse(result.stdout).status, name).toBe('reconciled');
+      const summary = JSON.parse(result.stdout);
+      expect(summary.status, name).toBe('reconciled');
+      // Every value of a CMS sample is on a path its dataset reads.
+      expect(summary.notIngested, name).toBeUndefined();
     }
+  });
+});
+
+describe('sluice run: values of the file that no path names are said, never dropped silently', () => {
+  it('reports an unknown array and object beside in_network: summary, warnings, drift, quality', async () => {
+    const source = await file(
+      'unread.json',
+      JSON.stringify({
+        ...(await inNetworkSample()),
+        out_of_network: [{ name: 'x' }],
+        'page.info': { nested: { a: [1] } },
+      }),
+    );
+    const lake = join(tmp.dir, 'lake-unread');
+    const result = sluice(['run', source, '-d', 'tic-in-network', '--lake', lake, '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    const text = await readFile(source, 'utf8');
+    expect(summary.notIngested).toEqual({
+      count: 2,
+      values: [
+        { path: '$.out_of_network', kind: 'array', offset: text.indexOf('[{"name":"x"}]') },
+        { path: '$["page.info"]', kind: 'object', offset: text.indexOf('{"nested"') },
+      ],
+    });
+    const silver = JSON.parse(await readFile(summary.outputs.silverManifest, 'utf8'));
+    expect(silver.violations['document.unread_value']).toMatchObject({ severity: 'warn', count: 2 });
+    expect(Object.keys(silver.drift).sort()).toEqual([
+      'unknown_field:$.out_of_network',
+      'unknown_field:$["page.info"]',
+    ]);
+    expect(summary.quality.validity).toBeLessThan(1);
+
+    const human = sluice(['run', source, '-d', 'tic-in-network', '--lake', join(tmp.dir, 'lake-unread-2')]);
+    expect(human.status).toBe(0);
+    expect(human.stdout).toContain('not ingested 2 values of the file that no record or header path names:');
+    expect(human.stdout).toContain('$.out_of_network (an array at byte');
+  });
+
+  it('says the same in a sliced run, and fails a dataset whose contract fails on drift', async () => {
+    const records = Array.from({ length: 40 }, (_, i) => ({ id: i, note: 'x'.repeat(30) }));
+    const doc = { early: 'a', claims: records, meta: { late: [1, 2], kept: 1 }, tail: { done: true } };
+    const source = await file('unread-sliced.json', JSON.stringify(doc));
+    const silver = (onDrift: string) => ({
+      table: 'claims',
+      columns: [{ name: 'id', type: 'integer' }],
+      onDrift,
+    });
+    const configOf = (extra: Record<string, unknown>) =>
+      file(
+        `config-unread-${Math.random().toString(36).slice(2)}.json`,
+        JSON.stringify({
+          name: 'claims',
+          format: 'json',
+          records: [{ path: 'claims[*]' }],
+          headers: [{ name: 'kept', path: 'meta.kept' }],
+          ...extra,
+        }),
+      );
+    const expected = (text: string) => ({
+      count: 3,
+      values: [
+        { path: '$.early', kind: 'string', offset: text.indexOf('"a"') },
+        { path: '$.meta.late', kind: 'array', offset: text.indexOf('[1,2]') },
+        { path: '$.tail', kind: 'object', offset: text.indexOf('{"done"') },
+      ],
+    });
+    const text = await readFile(source, 'utf8');
+    const runs: string[][] = [
+      [],
+      // One slice per segment of 256 bytes: the values lie in different slices.
+      ['--slice-seconds', '0'],
+    ];
+    for (const [i, flags] of runs.entries()) {
+      const config = await configOf({ bronze: { segmentBytes: 256 }, silver: silver('rescue') });
+      const lake = join(tmp.dir, `lake-unread-sliced-${i}`);
+      const result = sluice(['run', source, '--config', config, '--lake', lake, '--json', ...flags]);
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      const summary = JSON.parse(result.stdout);
+      if (flags.length > 0) expect(summary.slices).toBeGreaterThan(1);
+      expect(summary.notIngested).toEqual(expected(text));
+      expect(summary.headers).toEqual({ kept: 1 });
+    }
+
+    const strict = await configOf({ silver: silver('fail') });
+    const lake = join(tmp.dir, 'lake-unread-strict');
+    const failed = sluice(['run', source, '--config', strict, '--lake', lake, '-q']);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('SchemaDriftError');
+    expect(failed.stderr).toContain('$.early: a string at byte');
   });
 });
 

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import { CSV_EXTRA_CELLS, type DatasetConfig } from '../../contracts/dataset-config.ts';
 import { MalformedInputError } from '../../errors.ts';
-import type { RecordHandler } from '../parse/json-record-scanner.ts';
+import type { RecordHandler, SkippedValue } from '../parse/json-record-scanner.ts';
 import { utf8Checked } from './utf8-check.ts';
 
 /** Records read from one source, whatever its format, handed over batch by batch. */
@@ -12,6 +12,8 @@ export interface RecordSource {
   bytesScanned(): number;
   recordCounts(): number[];
   headers(): Record<string, unknown>;
+  /** Values the input holds outside every record and header path (json only): see SkippedValue. */
+  skipped?(): { readonly values: readonly SkippedValue[]; readonly count: number };
 }
 
 /**

@@ -382,6 +382,7 @@ export async function ingestSlice(
   parts.sort((a, b) => order.get(a.recordName)! - order.get(b.recordName)! || a.part - b.part);
   const finishedAt = deps.clock.now();
   const sha256 = opened.sha256();
+  const skipped = records.skipped?.();
   const manifest: BronzeManifest = {
     manifestVersion: 2,
     runId,
@@ -402,6 +403,7 @@ export async function ingestSlice(
     },
     headers: records.headers(),
     records: Object.fromEntries(targets.map((t, i) => [t.name, records.recordCounts()[i] ?? 0])),
+    ...(skipped && skipped.count > 0 && { skipped: { count: skipped.count, values: [...skipped.values] } }),
     parts,
     parser: PARSER_VERSION,
     silver: contractForDataset(dataset) !== undefined,
@@ -569,6 +571,7 @@ function scanJsonRecords(
     bytesScanned: () => scanner?.bytesScanned ?? 0,
     recordCounts: () => scanner?.recordCounts ?? [],
     headers: () => scanner?.headers ?? {},
+    skipped: () => ({ values: scanner?.skipped ?? [], count: scanner?.skippedCount ?? 0 }),
   };
 }
 

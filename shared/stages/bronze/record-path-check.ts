@@ -1,7 +1,7 @@
 import { type DatasetConfig, type RecordTarget, recordTargets } from '../../contracts/dataset-config.ts';
 import { builtInDatasets } from '../../contracts/datasets/index.ts';
 import { MissingRecordPathError } from '../../errors.ts';
-import type { JsonKind, PathValue } from '../parse/json-record-scanner.ts';
+import { type JsonKind, kindName, type PathValue } from '../parse/json-record-scanner.ts';
 import type { CompiledPaths } from '../parse/record-paths.ts';
 
 /** What the scanner saw of a document's shape (see `JsonRecordScanner.pathValues`). */
@@ -92,10 +92,6 @@ function checkTarget(
     };
   }
   return undefined;
-}
-
-function kindName(kind: JsonKind): string {
-  return kind === 'null' ? 'null' : kind === 'array' || kind === 'object' ? `an ${kind}` : `a ${kind}`;
 }
 
 function topLevel(shape: DocumentShape): string {

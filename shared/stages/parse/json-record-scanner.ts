@@ -1,4 +1,5 @@
 import { parseExact } from '../../contracts/exact-json.ts';
+import { jsonPath } from '../../contracts/silver/normalize.ts';
 import { MalformedInputError, NestingTooDeepError, RecordTooLargeError } from '../../errors.ts';
 import type { CompiledPaths, PathNode } from './record-paths.ts';
 
@@ -58,11 +59,31 @@ export type RecordHandler = (target: number, index: number, byteOffset: number, 
 /** The JSON type of a value, as error messages name it. */
 export type JsonKind = 'object' | 'array' | 'string' | 'number' | 'boolean' | 'null';
 
+/** A kind with its article, for messages: `an array`, `a string`, `null`. */
+export function kindName(kind: JsonKind): string {
+  return kind === 'null' ? 'null' : kind === 'array' || kind === 'object' ? `an ${kind}` : `a ${kind}`;
+}
+
 /** What a document holds at a node of the path trie: the kind of value and its first byte's offset. */
 export interface PathValue {
   readonly kind: JsonKind;
   readonly offset: number;
 }
+
+/**
+ * A value of the document's skeleton that no record or header path names (`$.out_of_network` beside
+ * `$.in_network`): skipped, so none of it reaches bronze. Kept so that a run says so instead of
+ * dropping it silently. The first occurrence per path.
+ */
+export interface SkippedValue {
+  /** Its JSON path from the top, e.g. `$.out_of_network`. */
+  readonly path: string;
+  readonly kind: JsonKind;
+  readonly offset: number;
+}
+
+/** Distinct skipped paths kept; more are only counted (`skippedCount`). */
+const SKIPPED_KEPT = 20;
 
 /**
  * Deepest nesting of a header value. Header values are scalars in every TiC schema; they travel whole in
@@ -158,11 +179,24 @@ export interface ScannerSnapshot {
   readonly pathValues: Record<string, PathValue>;
   readonly topLevelKeys: string[];
   readonly topLevelKeyCount: number;
+  /** `skipped` and `skippedCount` so far. */
+  readonly skipped: SkippedValue[];
+  readonly skippedCount: number;
 }
 
 function describeByte(c: number): string {
   if (c >= 0x21 && c < 0x7f) return `'${String.fromCharCode(c)}'`;
   return `byte 0x${c.toString(16).padStart(2, '0')}`;
+}
+
+/** The keys from `root` down to `node`, or undefined when `node` is not below it. */
+function keysTo(root: PathNode, node: PathNode): string[] | undefined {
+  if (root === node) return [];
+  for (const [key, child] of root.children) {
+    const below = keysTo(child, node);
+    if (below) return [key, ...below];
+  }
+  return undefined;
 }
 
 /** Longest key (in UTF-8 bytes) anywhere in the path trie. */
@@ -198,6 +232,7 @@ export class JsonRecordScanner {
   private readonly frameNode: (PathNode | undefined)[] = [];
   private readonly frameTarget: number[] = [];
   private pendingNode: PathNode | undefined; // trie node of the key just read in a NAV frame
+  private pendingSkipKey: string | undefined; // the key just read in a NAV frame, when no path names it
   private opaqueBase = -1; // depth at which the current opaque value started, -1 when navigating
 
   // Key capture (only for keys of NAV frames).
@@ -234,6 +269,10 @@ export class JsonRecordScanner {
   readonly topLevelKeys: string[] = [];
   /** How many keys the top-level object had so far. */
   topLevelKeyCount = 0;
+  /** Skeleton values no path names, first per path (at most SKIPPED_KEPT paths); see `SkippedValue`. */
+  readonly skipped: SkippedValue[] = [];
+  /** How many such values the document had so far (every one, each path as often as it occurs). */
+  skippedCount = 0;
   /** The deepest nesting seen so far (1 for a flat array or object). */
   deepest = 0;
 
@@ -327,6 +366,8 @@ export class JsonRecordScanner {
       pathValues: { ...this.pathValues },
       topLevelKeys: [...this.topLevelKeys],
       topLevelKeyCount: this.topLevelKeyCount,
+      skipped: [...this.skipped],
+      skippedCount: this.skippedCount,
     };
   }
 
@@ -355,6 +396,8 @@ export class JsonRecordScanner {
     Object.assign(scanner.pathValues, snapshot.pathValues);
     scanner.topLevelKeys.push(...snapshot.topLevelKeys);
     scanner.topLevelKeyCount = snapshot.topLevelKeyCount;
+    scanner.skipped.push(...snapshot.skipped);
+    scanner.skippedCount = snapshot.skippedCount;
     return scanner;
   }
 
@@ -650,6 +693,10 @@ export class JsonRecordScanner {
     } else if (this.frameKind[depth - 1] === FRAME_NAV) {
       node = this.pendingNode;
       this.pendingNode = undefined;
+      if (this.pendingSkipKey !== undefined) {
+        this.skip(this.frameNode[depth - 1]!, this.pendingSkipKey, kindOfFirstByte(c), this.offset + i);
+        this.pendingSkipKey = undefined;
+      }
     }
     if (record >= 0) {
       this.startCapture(i, record);
@@ -710,7 +757,17 @@ export class JsonRecordScanner {
       : raw.toString('utf8');
     const parent = this.frameNode[this.depth - 1];
     this.pendingNode = parent?.children.get(key) ?? (parent && this.options.discover?.learnKey(parent, key));
+    if (this.pendingNode === undefined && parent !== undefined && !this.options.discover)
+      this.pendingSkipKey = key;
     if (this.depth === 1 && this.topLevelKeys.length < TOP_LEVEL_KEYS_KEPT) this.topLevelKeys.push(key);
+  }
+
+  /** Notes a skeleton value that no path names (see `SkippedValue`). */
+  private skip(parent: PathNode, key: string, kind: JsonKind, offset: number): void {
+    this.skippedCount++;
+    if (this.skipped.length >= SKIPPED_KEPT) return;
+    const path = `$.${jsonPath([...keysTo(this.options.paths.root, parent)!, key])}`.replace('$.[', '$[');
+    if (!this.skipped.some((s) => s.path === path)) this.skipped.push({ path, kind, offset });
   }
 
   // ---- capture ----

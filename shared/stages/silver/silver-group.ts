@@ -8,7 +8,7 @@ import {
 } from '../../contracts/exact-json.ts';
 import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
 import { jsonPath } from '../../contracts/silver/normalize.ts';
-import type { Row, RuleViolation } from '../../contracts/silver/table.ts';
+import type { DriftFinding, Row, RuleViolation } from '../../contracts/silver/table.ts';
 import {
   ContractViolationError,
   NestingTooDeepError,
@@ -20,6 +20,7 @@ import type { ObjectStore } from '../../ports/object-store.ts';
 import type { TableWriterFactory } from '../../ports/table-writer.ts';
 import type { S3Requests } from '../../workflow/run-cost.ts';
 import { bronzeLines, readBronzeManifest, readBronzePart } from '../bronze/read-bronze.ts';
+import { kindName } from '../parse/json-record-scanner.ts';
 import { quarantineTable } from './quarantine-table.ts';
 import { SilverGroupOutput, type SilverGroupTable } from './silver-group-output.ts';
 import { type SilverStats, SilverStatsCounter } from './silver-stats.ts';
@@ -106,6 +107,15 @@ export async function buildSilverGroup(
   try {
     if (group.index === 0) {
       for (const warning of headerWarnings(bronze.headers)) stats.violation(warning);
+      for (const skipped of skippedValueFindings(bronze)) {
+        stats.violation(skipped.violation);
+        stats.driftFinding(skipped.drift);
+        if (contract.onDrift === 'fail') {
+          throw new SchemaDriftError(
+            `${bronze.source.uri}: ${skipped.violation.message}; the contract fails on drift`,
+          );
+        }
+      }
       // The file's header values, checked once per file like a record; a file is never quarantined.
       const file = contract.checkFile?.(context);
       for (const violation of file?.violations ?? []) {
@@ -293,6 +303,35 @@ function headerWarnings(headers: Readonly<Record<string, unknown>>): RuleViolati
     });
   }
   return warnings;
+}
+
+/** The rule of a document value that no record or header path names (see `SkippedValue`). */
+export const UNREAD_VALUE_RULE = 'document.unread_value';
+
+/**
+ * A warning and a drift finding per value the parse skipped because no path of the dataset names it:
+ * its data is in neither bronze nor silver, which a run must say rather than pass as complete.
+ */
+function skippedValueFindings(bronze: BronzeManifest): { violation: RuleViolation; drift: DriftFinding }[] {
+  const skipped = bronze.skipped;
+  if (!skipped) return [];
+  const more = skipped.count - skipped.values.length;
+  return skipped.values.map(({ path, kind, offset }, i) => {
+    const value = `${kindName(kind)} at byte ${offset}`;
+    const others = i === 0 && more > 0 ? ` (and ${more} more such values in the file)` : '';
+    return {
+      violation: {
+        ruleId: UNREAD_VALUE_RULE,
+        severity: 'warn',
+        path,
+        message:
+          `${path}: ${value} that no record or header path of dataset ${bronze.dataset} names, so it was not ` +
+          `ingested${others}; if it holds data you need, describe the file with a dataset config (--config) ` +
+          'that names it as a record or header path',
+      },
+      drift: { kind: 'unknown_field', path, example: `${value}, not ingested` },
+    };
+  });
 }
 
 /** Adds the lineage columns to a row the contract just made (in place: no copy per row). */

@@ -84,17 +84,53 @@ function surrogateEscape(text: string, at: number): number {
 
 const INTEGER_TOKEN = /^-?\d+$/;
 
-/** A JSON number token: a `bigint` when it is an integer a double cannot hold exactly, else a number. */
-function parseNumber(token: string): number | bigint {
+/**
+ * A JSON number token: a `bigint` when it is an integer a double cannot hold exactly, an `ExactDecimal`
+ * when it is a nonzero number a double reads as 0 (`1e-400`), else a number.
+ */
+function parseNumber(token: string): number | bigint | ExactDecimal {
   const n = Number(token);
+  if (n === 0 && significand(token) !== '0') return new ExactDecimal(token);
   return Number.isSafeInteger(n) || !INTEGER_TOKEN.test(token) ? n : BigInt(token);
 }
 
 /**
+ * Whether numeric text spells a number no double holds: beyond ±1.8e308 (`1e400`, which a double reads
+ * as Infinity) or nonzero below ±4.9e-324 (`1e-400`, which a double reads as 0).
+ */
+export function outOfDoubleRange(text: string): boolean {
+  const n = Number(text);
+  return !Number.isFinite(n) || (n === 0 && significand(text) !== '0');
+}
+
+/**
+ * Whether `text` (from `from` on) may hold a nonzero number a double reads as 0: an exponent of -300 or
+ * below after a digit (`1e-400`). Smaller exponents need 24 zeros or more after the point to underflow,
+ * a run of digits the long-run probe finds. `indexOf` finds the candidates at memchr speed.
+ */
+function mayUnderflow(text: string, from: number): boolean {
+  for (const marker of UNDERFLOW_MARKERS) {
+    for (let i = text.indexOf(marker, from); i !== -1; i = text.indexOf(marker, i + 2)) {
+      const before = text.charCodeAt(i - 1);
+      if (!isDigit(before) && before !== DOT) continue;
+      let start = i + 2;
+      while (text.charCodeAt(start) === ZERO) start++;
+      let end = start;
+      while (isDigit(text.charCodeAt(end))) end++;
+      if (end - start > 3 || (end - start === 3 && Number(text.slice(start, end)) >= 300)) return true;
+    }
+  }
+  return false;
+}
+
+const UNDERFLOW_MARKERS = ['e-', 'E-'];
+
+/**
  * A JSON number with a fraction or an exponent whose digits a double does not keep
  * (`1.00000000000000000001`, `12345678901234567890.5`): its text, for a column that stores text, and its
- * nearest double (`valueOf`, and `JSON.stringify`), for everything else. Only `parseExact` with
- * `{ decimals: true }` makes one.
+ * nearest double (`valueOf`, and `JSON.stringify`), for everything else. `parseExact` with
+ * `{ decimals: true }` makes one for such a decimal; any `parseExact` makes one for a nonzero number a
+ * double reads as 0 (`1e-400`), which contracts refuse like `1e400` (`outOfDoubleRange`).
  */
 export class ExactDecimal {
   // Private: an own enumerable field would make the number look like an object with a field `text`.
@@ -120,11 +156,13 @@ export class ExactDecimal {
  * `parseNumber`, and a decimal whose digits a double would lose an `ExactDecimal`: only one of more than
  * 15 significant digits, which `mayHoldLongNumber` always sends here, so that a value's verdict never
  * depends on whether something else in its record took the exact parse. A number beyond the double's
- * range (`1e400`, `1e-400`) stays what `JSON.parse` makes of it, on either path.
+ * range (`1e400`) stays what `JSON.parse` makes of it, on either path; one below it (`1e-400`) is an
+ * `ExactDecimal`, on either path too (`mayUnderflow` sends it here).
  */
 function parseNumberOrDecimal(token: string): number | bigint | ExactDecimal {
   if (INTEGER_TOKEN.test(token)) return parseNumber(token);
   const n = Number(token);
+  if (n === 0 && significand(token) !== '0') return new ExactDecimal(token);
   if (!Number.isFinite(n) || significantDigits(token) <= DOUBLE_SAFE_DIGITS) return n;
   return doubleKeepsDigits(token, n) ? n : new ExactDecimal(token);
 }
@@ -180,10 +218,10 @@ export interface ExactParseOptions {
  */
 export function parseExact(text: string, from = 0, options: ExactParseOptions = {}): unknown {
   if (options.decimals) {
-    if (!mayHoldLongNumber(text, from)) return JSON.parse(text);
+    if (!mayHoldLongNumber(text, from) && !mayUnderflow(text, from)) return JSON.parse(text);
     return losslessParse(text, null, { parseNumber: parseNumberOrDecimal, onDuplicateKey: lastWins });
   }
-  if (!mayHoldUnsafeInteger(text, from)) return JSON.parse(text);
+  if (!mayHoldUnsafeInteger(text, from) && !mayUnderflow(text, from)) return JSON.parse(text);
   return losslessParse(text, null, { parseNumber, onDuplicateKey: lastWins });
 }
 
@@ -214,13 +252,38 @@ const OUT_OF_RANGE_NUMBER = {
   stringify: (value: unknown) => ((value as number) > 0 ? '1e400' : '-1e400'),
 };
 
+/** An ExactDecimal as its digits, not its nearest double. */
+const EXACT_DECIMAL = {
+  test: (value: unknown) => value instanceof ExactDecimal,
+  stringify: (value: unknown) => (value as ExactDecimal).text,
+};
+
 /**
  * Like `stringifyExact`, and a number beyond the double range is written `1e400` (or `-1e400`) rather
- * than JSON's `null`. For manifests and checkpoints, whose header values must say what the source said;
- * slower (JavaScript, not V8's serializer), so not for the hot path.
+ * than JSON's `null`, an `ExactDecimal` as its digits. For manifests, checkpoints and rescued values,
+ * which must say what the source said; slower (JavaScript, not V8's serializer), so not for the hot path.
  */
 export function stringifyLossless(value: unknown, space?: number): string {
-  return losslessStringify(value, null, space, [OUT_OF_RANGE_NUMBER]) as string;
+  return losslessStringify(value, null, space, [OUT_OF_RANGE_NUMBER, EXACT_DECIMAL]) as string;
+}
+
+/**
+ * Whether a parsed value holds a number `JSON.stringify` would not write as the source did: ±Infinity
+ * (as `null`) or an `ExactDecimal` (as its nearest double). Walks with an explicit stack: values may
+ * be nested deeper than a recursion can go.
+ */
+export function holdsInexactNumber(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === 'number') {
+      if (!Number.isFinite(node)) return true;
+    } else if (node instanceof ExactDecimal) return true;
+    else if (Array.isArray(node)) for (const item of node) stack.push(item);
+    else if (node !== null && typeof node === 'object')
+      for (const key in node) stack.push((node as Record<string, unknown>)[key]);
+  }
+  return false;
 }
 
 /** With the `u` flag a surrogate pair is one code point: only a lone surrogate matches. */
@@ -235,9 +298,18 @@ export function loneSurrogatePaths(value: unknown): PropertyKey[][] {
   return pathsWhere(value, (node) => typeof node === 'string' && LONE_SURROGATE.test(node), true);
 }
 
-/** The numbers beyond the double range (±Infinity: `1e400` in the text) in a parsed value, by path. */
+/**
+ * The numbers beyond the double range in a parsed value, by path: ±Infinity (`1e400` in the text) and
+ * nonzero numbers below it (`1e-400`, an `ExactDecimal`).
+ */
 export function outOfRangePaths(value: unknown): PropertyKey[][] {
-  return pathsWhere(value, (node) => node === Number.POSITIVE_INFINITY || node === Number.NEGATIVE_INFINITY);
+  return pathsWhere(
+    value,
+    (node) =>
+      node === Number.POSITIVE_INFINITY ||
+      node === Number.NEGATIVE_INFINITY ||
+      (node instanceof ExactDecimal && outOfDoubleRange(node.text)),
+  );
 }
 
 /** Paths of the values (and, with `keys`, of the object keys) that `test` picks out. */

@@ -7,7 +7,7 @@
  */
 import { ConfigError } from '../errors.ts';
 import { CSV_EXTRA_CELLS, type DatasetConfig } from './dataset-config.ts';
-import { doubleKeepsDigits, ExactDecimal, parseExact } from './exact-json.ts';
+import { doubleKeepsDigits, ExactDecimal, outOfDoubleRange, parseExact } from './exact-json.ts';
 import type { SilverContract } from './silver/contract.ts';
 import {
   example,
@@ -15,6 +15,7 @@ import {
   isNumericString,
   isOutOfRange,
   jsonPath,
+  outOfRangeReason,
   parseDate,
   valueText,
 } from './silver/normalize.ts';
@@ -47,7 +48,7 @@ export const RESCUED_COLUMN = '_rescued';
  * The version of the generic contract's code (the column mapping, coercions and rules it derives from a
  * config): bump it by hand when that code changes the rows a record yields.
  */
-export const GENERIC_CONTRACT_VERSION = 'generic/3';
+export const GENERIC_CONTRACT_VERSION = 'generic/4';
 
 export type GenericSilverContract = SilverContract & { readonly rules: readonly RuleSpec[] };
 
@@ -337,7 +338,7 @@ function planColumn(
           `${what}: no field ${JSON.stringify(source)}, but the record has ${JSON.stringify(detail)}: the column ` +
           `reads null (field names are case-sensitive: set "source": ${JSON.stringify(detail)} on the column if that is it)`;
       else if (outOfRange(detail))
-        message = `${what}: a number beyond the double range (±1.8e308, e.g. 1e400) cannot be stored, not even as ${TYPE_NAMES[column.type]}`;
+        message = `${what}: ${outOfRangeReason(firstOutOfRange(detail))} cannot be stored, not even as ${TYPE_NAMES[column.type]}`;
       else if (column.type === 'integer' && beyondInt64(detail))
         message = `${what}: ${example(detail, 60)} is beyond the range of a 64-bit integer (BIGINT), which would round it`;
       else if (column.type === 'integer' && typeof detail === 'number' && Number.isInteger(detail))
@@ -391,12 +392,17 @@ function otherCaseOf(record: object, segments: readonly string[]): string | unde
 
 /** A value (or list element, or numeric text) beyond the double range: the reason it is refused. */
 function outOfRange(value: unknown): boolean {
-  if (Array.isArray(value)) return value.some(outOfRange);
+  return firstOutOfRange(value) !== undefined;
+}
+
+/** The value, or first list element, that is (or spells) a number beyond the double range. */
+function firstOutOfRange(value: unknown): unknown {
+  if (Array.isArray(value)) return value.find(outOfRange);
   if (typeof value === 'string') {
     const trimmed = value.trim();
-    return NUMERIC_TEXT.test(trimmed) && isOutOfRange(Number(trimmed));
+    return NUMERIC_TEXT.test(trimmed) && outOfDoubleRange(trimmed) ? value : undefined;
   }
-  return isOutOfRange(value);
+  return isOutOfRange(value) ? value : undefined;
 }
 
 /** An integer (as a bigint, or as digits) that a BIGINT cannot hold. */
@@ -471,8 +477,9 @@ const convertInteger: Converter = (value, note, textual) => {
 
 const convertNumber: Converter = (value, note, textual) => {
   if (typeof value === 'number') return Number.isFinite(value) ? value : INVALID;
-  // A decimal with more digits than a double keeps: its nearest double, as the column's type declares.
-  if (value instanceof ExactDecimal) return Number.isFinite(value.valueOf()) ? value.valueOf() : INVALID;
+  // A decimal with more digits than a double keeps: its nearest double, as the column's type declares;
+  // not a nonzero number below the double range (1e-400), whose nearest double is 0.
+  if (value instanceof ExactDecimal) return isOutOfRange(value) ? INVALID : value.valueOf();
   // An integer beyond 2^53 in a DOUBLE column: its nearest double, as the column's type declares.
   if (typeof value === 'bigint') return Number(value);
   if (typeof value !== 'string') return INVALID;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ColumnType } from './silver/table.ts';
 
 /** One Parquet file of a table: one merge bucket's rows (`silverTableKey`). */
 const TableFile = z.object({
@@ -17,6 +18,28 @@ const TableResult = z.object({
   bytes: z.number().int().nonnegative(),
   /** One per merge bucket that got rows, in bucket order; none when the table got no rows. */
   files: z.array(TableFile),
+  /**
+   * A table without files: its columns as its files would have them (lineage included), so that readers
+   * show it as a table of no rows rather than no table. Absent in manifests written before.
+   */
+  columns: z
+    .array(
+      z.object({
+        name: z.string(),
+        type: z.enum([
+          'VARCHAR',
+          'BIGINT',
+          'DOUBLE',
+          'BOOLEAN',
+          'DATE',
+          'TIMESTAMP',
+          'VARCHAR[]',
+          'BIGINT[]',
+          'DOUBLE[]',
+        ] satisfies ColumnType[]),
+      }),
+    )
+    .optional(),
 });
 
 const RecordResult = z.object({

@@ -171,6 +171,62 @@ describe('sluice run: no value changes silently', () => {
     expect(quarantined[0]!.record).toBe('{"id":"a","x":1e400}');
   });
 
+  it('refuses 1e-400 in a number column (a double holds it only as 0), keeps it as text, and rescues values as written', async () => {
+    const input = [
+      '{"id":"a","x":1e-400}',
+      '{"id":"b","x":"1e-400"}',
+      '{"id":"c","s":1e-400}',
+      '{"id":"d","x":0e-500,"extra":[1e-400,1e400,1.00000000000000000001]}',
+    ].join('\n');
+    const out = await run('tiny.ndjson', `${input}\n`, things('ndjson'));
+    expect(out.status).toBe(0);
+    expect(await rows(out.lake, 'SELECT id, x, s, _rescued FROM things ORDER BY id')).toEqual([
+      { id: 'c', x: null, s: '1e-400', _rescued: null },
+      { id: 'd', x: 0, s: null, _rescued: '{"extra":[1e-400,1e400,1.00000000000000000001]}' },
+    ]);
+    const quarantined = await rows(
+      out.lake,
+      'SELECT field_path, message, record FROM _quarantine ORDER BY record',
+    );
+    expect(quarantined.map((q) => [q.field_path, q.record])).toEqual([
+      ['x', '{"id":"a","x":1e-400}'],
+      ['x', '{"id":"b","x":"1e-400"}'],
+    ]);
+    for (const q of quarantined) expect(q.message).toContain('a nonzero number below the double range');
+  });
+
+  it('quarantines a TiC negotiated_rate of 1e-400, which a double holds only as 0', async () => {
+    const sample = await readFile(
+      join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),
+      'utf8',
+    );
+    const file = join(tmp.dir, 'tic-underflow.json');
+    await writeFile(file, sample.replace(/"negotiated_rate": [0-9.]+/, '"negotiated_rate": 1e-400'));
+    const lake = join(tmp.dir, 'tic-underflow-lake');
+    const result = sluice([
+      'run',
+      file,
+      '-d',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const quarantined = await rows(lake, 'SELECT message, record FROM _quarantine');
+    expect(quarantined).toHaveLength(1);
+    expect(quarantined[0]!.message).toBe(
+      'negotiated_price.negotiated_rate: a nonzero number below the double range (±4.9e-324, e.g. 1e-400; a double holds it only as 0)',
+    );
+    expect(quarantined[0]!.record).toContain('"negotiated_rate": 1e-400');
+    expect(
+      await rows(lake, 'SELECT negotiated_rate FROM negotiated_prices WHERE negotiated_rate = 0'),
+    ).toEqual([]);
+  });
+
   const stamps = {
     name: 'stamps',
     format: 'ndjson',

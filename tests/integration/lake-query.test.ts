@@ -1,11 +1,18 @@
+import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatTable, LakeQueryError, openLakeQuery } from '../../shared/adapters/duckdb/lake-query.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
+import { ticInNetworkSilver } from '../../shared/contracts/datasets/tic-in-network.silver.ts';
+import { storedColumns } from '../../shared/contracts/silver/table.ts';
 import { commitSourceVersion, type SourceVersionRecord } from '../../shared/lake/source-commits.ts';
+import { quarantineTable } from '../../shared/stages/silver/quarantine-table.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { tempDir } from '../helpers/lake.ts';
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js');
 
 /** Writes `SELECT …` as a Parquet file at `<lake>/<key>`. */
 async function writeParquet(lakeDir: string, key: string, select: string): Promise<void> {
@@ -210,5 +217,47 @@ describe('Function: formatTable', () => {
 
   it('renders an empty result', () => {
     expect(formatTable({ columns: ['a'], rows: [] })).toBe('a\n-\n(0 rows)');
+  });
+});
+
+describe('openLakeQuery: a table no source has rows in', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('sluice-lake-empty-');
+  });
+  afterAll(async () => tmp.cleanup());
+
+  it('is a view of no rows with the columns its files would have, never "does not exist"', async () => {
+    // The CMS fee-for-service sample has no bundled codes and no broken rule: two tables without rows.
+    const lake = join(tmp.dir, 'lake');
+    const sample = join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json');
+    const run = spawnSync(process.execPath, [
+      BIN,
+      'run',
+      sample,
+      '-d',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '-q',
+    ]);
+    expect(run.status, String(run.stderr)).toBe(0);
+    const query = await openLakeQuery(lake);
+    try {
+      for (const table of ['contained_codes', '_quarantine']) {
+        expect(query.views()).toContain(table);
+        expect(query.views()).toContain(`tic_in_network__${table}`);
+        expect(query.views()).toContain(`${table}_history`);
+        expect((await query.query(`SELECT count(*) AS n FROM ${table}`)).rows).toEqual([[0]]);
+        expect((await query.query(`SELECT count(*) AS n FROM ${table}_history`)).rows).toEqual([[0]]);
+        const spec = [...ticInNetworkSilver.tables, quarantineTable].find((t) => t.name === table)!;
+        const described = await query.query(`SELECT column_name, column_type FROM (DESCRIBE ${table})`);
+        expect(described.rows).toEqual(storedColumns(spec).map((c) => [c.name, c.type]));
+      }
+      // A table with rows still reads its files.
+      expect((await query.query('SELECT count(*) FROM negotiated_prices')).rows[0]![0]).toBeGreaterThan(0);
+    } finally {
+      await query.close();
+    }
   });
 });

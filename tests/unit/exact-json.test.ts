@@ -3,13 +3,23 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   ExactDecimal,
+  holdsInexactNumber,
   loneSurrogatePaths,
   mayHoldLoneSurrogate,
   mayHoldUnsafeInteger,
+  outOfDoubleRange,
+  outOfRangePaths,
   parseExact,
   stringifyExact,
+  stringifyLossless,
 } from '../../shared/contracts/exact-json.ts';
-import { example, isNumericString, scalarText, toNumber } from '../../shared/contracts/silver/normalize.ts';
+import {
+  example,
+  isNumericString,
+  scalarText,
+  toNumber,
+  valueText,
+} from '../../shared/contracts/silver/normalize.ts';
 import { JSON_TEST_SUITE } from '../helpers/fixtures.ts';
 import { seededRandom } from '../helpers/random.ts';
 import { generateDocument } from '../helpers/random-json.ts';
@@ -97,18 +107,61 @@ describe('parseExact', () => {
     expect(mayHoldUnsafeInteger('{"s":"1234567890123456","r":{}}', 20)).toBe(false);
   });
 
-  it('reads the JSONTestSuite numbers an implementation may round: integers exact, overflow as ±Infinity', () => {
+  it('reads the JSONTestSuite numbers an implementation may round: integers exact, overflow as ±Infinity, underflow as written', () => {
     const files = readdirSync(JSON_TEST_SUITE).filter((f) => f.startsWith('i_number_'));
     expect(files.length).toBeGreaterThan(5);
+    let underflows = 0;
     for (const file of files) {
       const text = readFileSync(join(JSON_TEST_SUITE, file), 'utf8');
+      const token = text.trim().slice(1, -1).trim();
       const [value] = parseExact(text) as [unknown];
-      if (/^\[\s*-?\d+\s*\]$/.test(text.trim())) {
-        expect(String(value), file).toBe(text.trim().slice(1, -1).trim());
+      if (/^-?\d+$/.test(token)) {
+        expect(String(value), file).toBe(token);
+      } else if (Number(token) === 0 && /[1-9]/.test(token.split(/e/i)[0]!)) {
+        // A nonzero number a double reads as 0 (123.456e-789): kept as written, for the contracts to refuse.
+        underflows++;
+        expect(value, file).toBeInstanceOf(ExactDecimal);
+        expect(String(value), file).toBe(token);
+        expect(outOfDoubleRange(token), file).toBe(true);
       } else {
         expect(typeof value, file).toBe('number');
       }
     }
+    expect(underflows).toBeGreaterThan(0);
+  });
+
+  it('keeps a nonzero number a double reads as 0 as written, in any record, and nothing else', () => {
+    for (const token of ['1e-400', '-1e-400', '1E-00400', '0.5e-330', '123.456e-789', '1e-325']) {
+      for (const options of [{}, { decimals: true }]) {
+        for (const text of [`{"x":${token}}`, `{"a":12345678901234567890,"x":${token}}`]) {
+          const { x } = parseExact(text, 0, options) as { x: unknown };
+          expect(x, `${text} ${JSON.stringify(options)}`).toBeInstanceOf(ExactDecimal);
+          expect(String(x)).toBe(token);
+        }
+      }
+      expect(outOfDoubleRange(token), token).toBe(true);
+      expect(isNumericString(token), token).toBe(false);
+      expect(stringifyLossless(parseExact(`[${token}]`))).toBe(`[${token}]`);
+    }
+    // Zero however spelled, the smallest doubles, and text holding "e-" stay what JSON.parse makes of them.
+    for (const text of [
+      '{"x":0e-500,"y":-0.0e-999,"z":5e-324,"w":1e-299}',
+      '{"s":"fee-schedule e-400","t":"1e-400"}',
+    ]) {
+      expect(parseExact(text)).toEqual(JSON.parse(text));
+    }
+    expect(outOfDoubleRange('5e-324')).toBe(false);
+    expect(outOfDoubleRange('0e-500')).toBe(false);
+    expect(outOfDoubleRange('1e400')).toBe(true);
+    expect(outOfRangePaths(parseExact('{"a":[1,1e-400],"b":1e400,"c":0}'))).toEqual([['a', 1], ['b']]);
+  });
+
+  it('writes rescued values as the source did: 1e400, 1e-400 and long decimals, not null, 0 and rounded', () => {
+    const value = parseExact('{"a":1e400,"b":[1e-400],"c":1.00000000000000000001,"d":2}', 0, {
+      decimals: true,
+    });
+    expect(valueText(value)).toBe('{"a":1e400,"b":[1e-400],"c":1.00000000000000000001,"d":2}');
+    expect(holdsInexactNumber({ d: [2, 'x', null] })).toBe(false);
   });
 });
 
@@ -141,11 +194,13 @@ describe('parseExact with decimals', () => {
   });
 
   it('gives a value the same verdict whether or not another field of its record takes the exact parse', () => {
+    const verdict = (x: unknown) => (x instanceof ExactDecimal ? `exact ${x.text}` : x);
     for (const token of ['1e400', '-1e400', '1e-400', '4.9e-324', '0.1', '1.5e300']) {
       const alone = parseExact(`{"x":${token}}`, 0, decimals) as { x: unknown };
       const beside = parseExact(`{"a":1.00000000000000000001,"x":${token}}`, 0, decimals) as { x: unknown };
-      expect(beside.x, token).toBe(alone.x);
-      expect(alone.x, token).toBe(JSON.parse(token));
+      expect(verdict(beside.x), token).toBe(verdict(alone.x));
+      // 1e-400 is no double but 0: kept as written, for the contract to refuse (outOfDoubleRange).
+      expect(verdict(alone.x), token).toBe(token === '1e-400' ? 'exact 1e-400' : JSON.parse(token));
     }
   });
 

@@ -12,6 +12,7 @@ import {
   DuckDBStructValue,
   type DuckDBValue,
 } from '@duckdb/node-api';
+import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { PipelineError } from '../../errors.ts';
 import { mapInPool } from '../../in-pool.ts';
 import {
@@ -181,6 +182,8 @@ interface SilverTable {
   readonly history: readonly HistoryFile[];
   /** The merged state's key, when the table has one. */
   readonly state?: string;
+  /** A table no current source has rows in: its columns, from a silver manifest (a view of no rows). */
+  readonly empty?: SilverManifest['tables'][string]['columns'];
 }
 
 interface HistoryFile {
@@ -199,9 +202,10 @@ async function findSilverTables(lake: ObjectStore): Promise<SilverTable[]> {
     const committed = await listCommittedVersions(lake, dataset);
     const isCurrent = (r: SourceVersionRecord) =>
       current.some((c) => c.sourceId === r.sourceId && c.version === r.version);
+    const empty = await emptyTables(lake, current);
     const names = new Set([...committed, ...current].flatMap((r) => Object.keys(r.tables)));
     const states = await committedStates(lake, dataset);
-    for (const table of [...new Set([...names, ...states.keys()])].sort()) {
+    for (const table of [...new Set([...names, ...states.keys(), ...empty.keys()])].sort()) {
       const keysOf = (r: SourceVersionRecord) => r.tables[table] ?? [];
       const history = committed.flatMap((r): HistoryFile[] =>
         keysOf(r).map((key) => ({
@@ -214,12 +218,31 @@ async function findSilverTables(lake: ObjectStore): Promise<SilverTable[]> {
       );
       const currentKeys = current.flatMap(keysOf);
       const state = states.get(table);
-      if (currentKeys.length || history.length || state) {
-        found.push({ dataset, table, current: currentKeys, history, state });
+      const columns = currentKeys.length === 0 ? empty.get(table) : undefined;
+      if (currentKeys.length || history.length || state || columns) {
+        found.push({ dataset, table, current: currentKeys, history, state, empty: columns });
       }
     }
   }
   return found;
+}
+
+/**
+ * The tables a current source's silver build has no files of (no rows), with their columns, read from
+ * one current source's silver manifest: each source's build has every table of the contract.
+ */
+async function emptyTables(
+  lake: ObjectStore,
+  current: readonly SourceVersionRecord[],
+): Promise<Map<string, NonNullable<SilverTable['empty']>>> {
+  const empty = new Map<string, NonNullable<SilverTable['empty']>>();
+  const key = current.find((r) => r.silverManifestKey !== undefined)?.silverManifestKey;
+  if (key === undefined) return empty;
+  const manifest = SilverManifest.parse(JSON.parse(await readText(lake, key)));
+  for (const [table, result] of Object.entries(manifest.tables)) {
+    if (result.columns) empty.set(table, result.columns);
+  }
+  return empty;
 }
 
 /**
@@ -265,9 +288,10 @@ function viewNames(tables: readonly SilverTable[]): View[] {
     `read_parquet([${files.map(literal).join(', ')}], union_by_name = true, hive_partitioning = false${extra})`;
   const currentOf = (t: SilverTable) => ({
     keys: t.current,
-    sql: (fileOf: (key: string) => string) => `SELECT * FROM ${read(t.current.map(fileOf))}`,
+    sql: (fileOf: (key: string) => string) =>
+      t.current.length > 0 ? `SELECT * FROM ${read(t.current.map(fileOf))}` : noRows(t.empty ?? []),
   });
-  const withRows = tables.filter((t) => t.current.length > 0);
+  const withRows = tables.filter((t) => t.current.length > 0 || t.empty);
   const views: View[] = withRows.map((t) => ({
     view: `${word(t.dataset)}__${word(t.table)}`,
     ...currentOf(t),
@@ -284,7 +308,19 @@ function viewNames(tables: readonly SilverTable[]): View[] {
     }
   }
   for (const t of tables) {
-    if (t.history.length === 0) continue;
+    if (t.history.length === 0) {
+      // A table no committed version has rows in: its history is empty, with the history's columns.
+      if (t.empty) {
+        const versionColumns =
+          ', CAST(NULL AS VARCHAR) AS _source_id, CAST(NULL AS VARCHAR) AS _version, ' +
+          'CAST(NULL AS TIMESTAMPTZ) AS _committed_at, CAST(NULL AS BOOLEAN) AS _is_current';
+        const sql = () => noRows(t.empty!).replace(' WHERE false', `${versionColumns} WHERE false`);
+        views.push({ view: `${word(t.dataset)}__${word(t.table)}_history`, keys: [], sql });
+        const short = shortName.get(t);
+        if (short) views.push({ view: `${short}_history`, keys: [], sql });
+      }
+      continue;
+    }
     const sql = (fileOf: (key: string) => string) => {
       const versions = t.history
         .map(
@@ -320,6 +356,12 @@ function viewNames(tables: readonly SilverTable[]): View[] {
     }
   }
   return views;
+}
+
+/** A SELECT of no rows with the given columns: a table no source has rows in yet. */
+function noRows(columns: NonNullable<SilverTable['empty']>): string {
+  const select = columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`).join(', ');
+  return `SELECT ${select || 'NULL AS _'} WHERE false`;
 }
 
 /** A DuckDB value as plain data for printing or JSON (what `QueryResult` rows hold). */

@@ -4,7 +4,13 @@
  * the hot path (millions of records): they return their input unchanged when it is already clean.
  */
 import { hash } from 'node:crypto';
-import { ExactDecimal, stringifyExact } from '../exact-json.ts';
+import {
+  ExactDecimal,
+  holdsInexactNumber,
+  outOfDoubleRange,
+  stringifyExact,
+  stringifyLossless,
+} from '../exact-json.ts';
 
 /** A string trimmed, with blank → null; anything else (number, object, absent) → null. */
 export function text(value: unknown): string | null {
@@ -46,13 +52,13 @@ export function textArray(value: unknown): string[] | null {
 const NUMERIC = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /**
- * Whether a string spells a finite number (after trimming), e.g. "123.45", " 1e3 "; "1e400" spells a
- * number beyond the double range, which no DOUBLE holds (it would be stored as Infinity).
+ * Whether a string spells a number a DOUBLE holds (after trimming), e.g. "123.45", " 1e3 "; not "1e400"
+ * (it would be stored as Infinity) nor "1e-400" (as 0): see `outOfDoubleRange`.
  */
 export function isNumericString(value: unknown): value is string {
   if (typeof value !== 'string') return false;
   const trimmed = value.trim();
-  return NUMERIC.test(trimmed) && Number.isFinite(Number(trimmed));
+  return NUMERIC.test(trimmed) && !outOfDoubleRange(trimmed);
 }
 
 /** A finite number, or a numeric string converted (a `bigint` to its nearest double); anything else → null. */
@@ -63,10 +69,25 @@ export function toNumber(value: unknown): number | null {
   return null;
 }
 
-/** Whether a value is a number outside the double range: ±Infinity, from `1e400` in JSON. */
+/**
+ * Whether a value is a number outside the double range: ±Infinity, from `1e400` in JSON, or an
+ * `ExactDecimal` a double reads as 0 (`1e-400`).
+ */
 export function isOutOfRange(value: unknown): boolean {
-  if (value instanceof ExactDecimal) return isOutOfRange(value.valueOf());
+  if (value instanceof ExactDecimal) return outOfDoubleRange(value.text);
   return typeof value === 'number' && !Number.isFinite(value) && !Number.isNaN(value);
+}
+
+/**
+ * What is wrong with a number outside the double range (`isOutOfRange`, or numeric text that spells
+ * one), as messages say it.
+ */
+export function outOfRangeReason(value: unknown): string {
+  const belowRange =
+    value instanceof ExactDecimal || (typeof value === 'string' && Number(value.trim()) === 0);
+  return belowRange
+    ? 'a nonzero number below the double range (±4.9e-324, e.g. 1e-400; a double holds it only as 0)'
+    : 'a number beyond the double range (±1.8e308, e.g. 1e400)';
 }
 
 /** An array of integers (numeric strings converted), others dropped; not an array or nothing left → null. */
@@ -219,6 +240,8 @@ export function rescuedJson(rescued: RescuedValues, ...objectPaths: string[]): s
  */
 export function valueText(value: unknown): string | undefined {
   try {
+    // Rare (drift values only): 1e400 and 1e-400 as written, not as JSON's null and 0.
+    if (holdsInexactNumber(value)) return stringifyLossless(value);
     return stringifyExact(value);
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;

@@ -9,6 +9,7 @@ import {
   isNumericString,
   isOutOfRange,
   jsonPath,
+  outOfRangeReason,
   parseDate,
   type RescuedValues,
   valueAt,
@@ -238,7 +239,7 @@ function messageOf(issue: z.core.$ZodIssue, kind: Kind, at: Located, value: unkn
   // Values `parseExact` keeps as the source wrote them, which no JSON number column holds unchanged.
   if (typeof value === 'bigint')
     return `${what}: ${value} is an integer beyond 2^53, which a double would round (not stored)`;
-  if (isOutOfRange(value)) return `${what}: a number beyond the double range (±1.8e308, e.g. 1e400)`;
+  if (isOutOfRange(value)) return `${what}: ${outOfRangeReason(value)}`;
   if (kind === 'required') return `${what}: required, but missing, null or blank`;
   if (kind === 'numeric_string') return `${what}: a number written as a string (converted)`;
   if (kind === 'date_format') return `${what}: date not in YYYY-MM-DD form (converted)`;

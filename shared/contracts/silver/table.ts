@@ -41,6 +41,11 @@ export const LINEAGE_COLUMNS: readonly ColumnSpec[] = [
   { name: '_record_index', type: 'BIGINT', nullable: false, description: 'index of the record in its path' },
 ];
 
+/** The columns a table's Parquet files hold: its own, then the lineage, with their types. */
+export function storedColumns(spec: TableSpec): { name: string; type: ColumnType }[] {
+  return [...spec.columns, ...LINEAGE_COLUMNS].map(({ name, type }) => ({ name, type }));
+}
+
 export type Severity = 'warn' | 'quarantine' | 'fail';
 
 /** A rule broken by a record: which rule, where in the record, what is wrong. */

@@ -6,7 +6,7 @@ import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
 import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
-import type { TableSpec } from '../../contracts/silver/table.ts';
+import { storedColumns, type TableSpec } from '../../contracts/silver/table.ts';
 import type { SilverManifest } from '../../contracts/silver-manifest.ts';
 import {
   type SilverBuildRef,
@@ -115,6 +115,7 @@ export async function buildSilver(
         files: file
           ? [{ key: file.key, rows: result.rowsWritten, bytes: file.bytes, sha256: file.sha256 }]
           : [],
+        ...(!file && { columns: storedColumns(table) }),
       };
     }
     return await commitSilverBuild(

@@ -7,7 +7,7 @@ import {
   parseExact,
 } from '../../contracts/exact-json.ts';
 import type { SilverContext, SilverContract } from '../../contracts/silver/contract.ts';
-import { jsonPath } from '../../contracts/silver/normalize.ts';
+import { jsonPath, outOfRangeReason, valueAt } from '../../contracts/silver/normalize.ts';
 import type { DriftFinding, Row, RuleViolation } from '../../contracts/silver/table.ts';
 import {
   ContractViolationError,
@@ -299,7 +299,7 @@ function headerWarnings(headers: Readonly<Record<string, unknown>>): RuleViolati
       ruleId: OUT_OF_RANGE_RULE,
       severity: 'warn',
       path,
-      message: `header ${path}: a number beyond the double range (±1.8e308, e.g. 1e400), stored as NULL`,
+      message: `header ${path}: ${outOfRangeReason(valueAt(headers, segments))}, stored as NULL`,
     });
   }
   return warnings;

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import type { DatasetConfig } from '../../contracts/dataset-config.ts';
 import type { SilverContract } from '../../contracts/silver/contract.ts';
 import { contractFingerprint } from '../../contracts/silver/contract-fingerprint.ts';
+import { storedColumns } from '../../contracts/silver/table.ts';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
 import { ConfigError, PipelineError } from '../../errors.ts';
 import { silverBuildOf, silverManifestKey } from '../../lake/keys.ts';
@@ -493,6 +494,7 @@ export async function mergeSilver(
       duplicates: rowsIn - rowsWritten,
       bytes: files.reduce((sum, file) => sum + file.bytes, 0),
       files,
+      ...(files.length === 0 && { columns: storedColumns(table) }),
     };
   }
   const started = new Date(plan.startedAt);

@@ -370,6 +370,24 @@ describe('sluice run: a CSV cut off in its last row fails loudly', () => {
     }
   });
 
+  it('names the byte offset of the row that is not valid CSV, however far into the file', async () => {
+    const config = await accounts();
+    // ≈ 3 MB of good rows first: the bad row is in a later input chunk than the last row the run took.
+    const good = Array.from({ length: 150_000 }, (_, i) => `${i},Owner ${i},${i}.5\r\n`).join('');
+    for (const [i, head] of [`id,owner,balance\r\n${good}`, '\ufeffid,"own\ner",balance\n'].entries()) {
+      const content = `${head}7,"Ada"x,1\r\n8,Bob,2\r\n`;
+      const source = await file(`bad-quote-${i}.csv`, content);
+      const lake = join(tmp.dir, `lake-csv-bad-${i}`);
+      const result = sluice(['run', source, '--config', config, '--lake', lake, '-q']);
+      expect(result.status, result.stderr).toBe(1);
+      const badRow = Buffer.byteLength(content.slice(0, content.indexOf('7,"Ada"x')));
+      expect(result.stderr).toContain(
+        `malformed input at byte ${badRow}: invalid CSV: Invalid Closing Quote`,
+      );
+      expect(await lakeOutput(lake)).toEqual([]);
+    }
+  });
+
   it('runs a complete file clean, with or without a line end after its last row, and short rows inside it', async () => {
     const config = await accounts();
     for (const [i, content] of [rows, rows.trimEnd(), `${rows}4,Short\r\n`].entries()) {

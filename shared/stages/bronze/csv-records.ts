@@ -36,6 +36,7 @@ export function readCsvRecords(
   return {
     async *batches(onRecord) {
       let lastByte: number | undefined;
+      let parsedThrough = 0;
       const tracked = async function* () {
         for await (const chunk of utf8Checked(chunks, uri, stoppedEarly)) {
           if (chunk.length > 0) lastByte = chunk[chunk.length - 1];
@@ -57,6 +58,11 @@ export function readCsvRecords(
         // only one, and a row that ends in a bare LF (an edited or concatenated export) runs into the
         // next: two rows become one, the second's cells shifted into the first's last cell and `_extra`.
         record_delimiter: ['\r\n', '\n', '\r'],
+        // Where the parser's last complete row ended, for the offset of an error in the next one.
+        on_record: (record, context) => {
+          parsedThrough = context.bytes;
+          return record;
+        },
       });
       // `pipe` does not pass on the input's error (a truncated gzip, a read that failed, bytes that
       // are not UTF-8): it would be an unhandled 'error' event that kills the process. The parser
@@ -94,7 +100,9 @@ export function readCsvRecords(
       } catch (error) {
         if (error instanceof MalformedInputError || error === inputError) throw error;
         const detail = (error as Error).message;
-        throw new MalformedInputError(uri, rowStart, `invalid CSV: ${detail}`, { cause: error });
+        // csv-parse fails before the loop has taken the rows it parsed from the same input chunk, so
+        // `rowStart` can lag far behind; the failing row starts where the parser's last row ended.
+        throw new MalformedInputError(uri, parsedThrough, `invalid CSV: ${detail}`, { cause: error });
       }
       const endsInsideRow = lastByte !== undefined && lastByte !== LF && lastByte !== CR && !stoppedEarly();
       if (columns && lastRow && lastRow.cells < columns.length && endsInsideRow) {

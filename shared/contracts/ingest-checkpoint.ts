@@ -29,8 +29,9 @@ export const IngestCheckpoint = z.object({
     gunzip: z.string().optional(),
     skip: z.number().int().nonnegative(),
   }),
-  /** The scanner's state at `resume.position` (see ScannerSnapshot). */
-  scanner: z.object({
+  /** JSON and NDJSON: the scanner's state at `resume.position` (see ScannerSnapshot). */
+  scanner: z
+    .object({
     state: z.number().int(),
     offset: z.number().int().nonnegative(),
     containers: z.array(z.number().int()),
@@ -54,7 +55,10 @@ export const IngestCheckpoint = z.object({
     /** Skeleton values no path names (see SkippedValue); absent in checkpoints written before. */
     skipped: z.array(SkippedValueSchema).default([]),
     skippedCount: z.number().int().nonnegative().default(0),
-  }),
+  })
+    .optional(),
+  /** CSV: the header row's names, and the rows read before `resume.position` (see CsvResume). */
+  csv: z.object({ columns: z.array(z.string()), records: z.number().int().nonnegative() }).optional(),
   /** The next segment boundary (uncompressed bytes). */
   nextSegmentAt: z.number().int().positive(),
   /** Next part number per record stream, in record-target order. */

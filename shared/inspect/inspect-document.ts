@@ -329,7 +329,7 @@ async function inspectCsv(
     }
   }
   const config = parseDatasetConfig({ name: 'inspect', format: 'csv', csv: { delimiter } });
-  const source = readCsvRecords(untilStopped(), config, options.source, () => stopped);
+  const source = readCsvRecords(untilStopped(), config, options.source, { stoppedEarly: () => stopped });
   const rows = newArray('[*]');
   structure.arrays.push(rows);
   let reported = 0;

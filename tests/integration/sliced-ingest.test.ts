@@ -183,6 +183,88 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
     expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
   });
 
+  it('slices CSV the same way: quoted line breaks, mixed line ends, a byte-order mark, gzip, and silver', async () => {
+    // A row that starts with U+FEFF at a slice's start must stay as it is (only the file's first bytes
+    // can be a byte-order mark); a quoted cell holds line breaks; rows end in CRLF, LF or CR.
+    const ends = ['\r\n', '\n', '\r\n', '\r'];
+    const rows = Array.from({ length: 3000 }, (_, i) => {
+      const note = i % 7 === 0 ? `"line one\nline ""two"" ✓"` : i % 11 === 0 ? '\ufeffmark' : `note ${i}`;
+      return `${i},${note},${i * 1.5}${ends[i % ends.length]}`;
+    });
+    await writeFile(join(tmp.dir, 'rows.csv.gz'), gzipSync(`\ufeffid,note,amount\r\n${rows.join('')}`));
+    const dataset = parseDatasetConfig({
+      name: 'csv-rows',
+      format: 'csv',
+      bronze: { segmentBytes: 4096, partMaxRecords: 100 },
+      silver: {
+        table: 'rows',
+        columns: [
+          { name: 'id', type: 'integer' },
+          { name: 'note', type: 'string' },
+          { name: 'amount', type: 'number' },
+        ],
+        primaryKey: ['id'],
+      },
+    });
+    const { whole, slices, wholeLake, slicedLake } = await wholeAndSliced(dataset, 'rows.csv.gz');
+    expect(whole.manifest.records.records).toBe(3000);
+    expect(slices).toBeGreaterThanOrEqual(10);
+    expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
+
+    // The whole workflow: bronze, silver and reconciliation identical to one slice.
+    const run = async (sliceBudget?: () => SliceBudget) => {
+      const lake = newLake();
+      const result = await runWorkflowLocally(
+        { dataset, sourceKey: 'rows.csv.gz' },
+        {
+          source: fileStore(tmp.dir),
+          lake: fileStore(lake),
+          deadLetters: new FolderDeadLetterStore(lake),
+          clock: fixedClock,
+          workDir: join(tmp.dir, 'work-csv'),
+          sliceBudget,
+        },
+      );
+      return { lake, result };
+    };
+    const one = await run();
+    const many = await run(() => everySegment);
+    expect(many.result.bronze.slices).toBe(slices);
+    expect(many.result.reconciliation?.status).toBe('passed');
+    expect(many.result.silver?.manifest.tables.rows?.rowsWritten).toBe(3000);
+    expectIdentical(await snapshot(many.lake), await snapshot(one.lake));
+  });
+
+  it("a CSV slice that starts at a row with a cell that is not valid CSV names that row's byte offset", async () => {
+    // ≈ 3 MB of good rows: later input chunks than the first slices read.
+    const good = Array.from({ length: 200_000 }, (_, i) => `${i},note ${i}\n`).join('');
+    const content = `id,note\n${good}7,"bad"x\n8,ok\n`;
+    await writeFile(join(tmp.dir, 'bad.csv'), content);
+    const dataset = parseDatasetConfig({
+      name: 'bad-rows',
+      format: 'csv',
+      bronze: { segmentBytes: 256 * 1024 },
+    });
+    const lake = newLake();
+    const deps = {
+      source: fileStore(tmp.dir),
+      lake: fileStore(lake),
+      clock: fixedClock,
+      budget: everySegment,
+    };
+    let error: unknown;
+    let slices = 0;
+    for (; slices < 100 && error === undefined; slices++) {
+      error = await ingestSlice({ dataset, sourceKey: 'bad.csv' }, deps).then(
+        (r) => (r.status === 'sliced' ? undefined : new Error(`expected a failure, got ${r.status}`)),
+        (e: unknown) => e,
+      );
+    }
+    // Slices of one 256 KB segment each came before the one that read the bad row.
+    expect(slices).toBeGreaterThan(3);
+    expect(String(error)).toContain(`malformed input at byte ${content.indexOf('7,"bad"x')}: invalid CSV`);
+  });
+
   it('a byte bound (ingest.sliceMaxMb) ends each slice at the first segment boundary past it, never later than the time budget', async () => {
     const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ id: i, text: `row ${i} ✓` }));
     const body = `${lines.join('\n')}\n`;

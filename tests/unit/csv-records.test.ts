@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { MalformedInputError } from '../../shared/errors.ts';
 import { readCsvRecords } from '../../shared/stages/bronze/csv-records.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 const dataset = parseDatasetConfig({ name: 'rows', format: 'csv' });
 
@@ -109,5 +110,69 @@ describe('readCsvRecords', () => {
       // records are collected by the handler
     }
     expect(out.map((line) => JSON.parse(line).name)).toEqual(["O'Brien", 'size 5"', 'a, "b"']);
+  });
+});
+
+describe('readCsvRecords in slices', () => {
+  /** `bytes` in chunks of random sizes (1 to 40 bytes), noting where the last one handed out starts. */
+  function chunked(bytes: Buffer, random: () => number, last: { start: number }, base: number) {
+    return (async function* () {
+      for (let at = 0; at < bytes.length; ) {
+        const end = Math.min(bytes.length, at + 1 + Math.floor(random() * 40));
+        last.start = base + at;
+        yield bytes.subarray(at, end);
+        at = end;
+      }
+    })();
+  }
+
+  it('pauses after a row inside the last chunk read, and resumes there to the same rows and offsets', async () => {
+    const ends = ['\r\n', '\n', '\r'];
+    const rows = Array.from({ length: 300 }, (_, i) => {
+      const cell = i % 5 === 0 ? `"quoted\r\nline ""${i}"" ✓"` : i % 7 === 0 ? '\ufeffmark' : `cell ${i}`;
+      return `${i},${cell}${ends[i % 3]}`;
+    });
+    const text = Buffer.from(`\ufeffid,note\r\n${rows.join('')}`);
+    const single: [number, number, string][] = [];
+    const whole = readCsvRecords(chunked(text, seededRandom(1), { start: 0 }, 0), dataset, 'file:///r.csv');
+    for await (const _ of whole.batches((_t, index, offset, bytes) =>
+      single.push([index, offset, `${bytes}`]),
+    )) {
+      // collected by the handler
+    }
+    expect(single).toHaveLength(300);
+
+    for (const seed of [2, 3, 4, 5]) {
+      const random = seededRandom(seed);
+      const sliced: [number, number, string][] = [];
+      let resume: { position: number; columns: string[]; records: number } | undefined;
+      let slices = 0;
+      for (;;) {
+        slices++;
+        const last = { start: 0 };
+        const from = resume?.position ?? 0;
+        const source = readCsvRecords(
+          chunked(text.subarray(from), random, last, from),
+          dataset,
+          'file:///r.csv',
+          {
+            resume,
+          },
+        );
+        let paused = false;
+        for await (const _ of source.batches((_t, index, offset, bytes) => {
+          sliced.push([index, offset, `${bytes}`]);
+          if (random() < 0.05) paused = source.pause() || paused;
+        })) {
+          // collected by the handler
+        }
+        if (!paused) break;
+        // The resume point lies in the last chunk read: a resumable source can continue there.
+        expect(source.bytesScanned()).toBeGreaterThanOrEqual(last.start);
+        resume = { position: source.bytesScanned(), ...source.resumeState() };
+      }
+      expect(slices, `seed ${seed}`).toBeGreaterThan(3);
+      expect(sliced, `seed ${seed}`).toEqual(single);
+    }
   });
 });

@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import { CSV_EXTRA_CELLS, type DatasetConfig } from '../../contracts/dataset-config.ts';
 import { MalformedInputError } from '../../errors.ts';
@@ -14,6 +13,25 @@ export interface RecordSource {
   headers(): Record<string, unknown>;
   /** Values the input holds outside every record and header path (json only): see SkippedValue. */
   skipped?(): { readonly values: readonly SkippedValue[]; readonly count: number };
+  /**
+   * Called from the record handler: stop right after this record, so that a checkpoint can continue at
+   * `bytesScanned()`. False when there is nothing left to stop before.
+   */
+  pause(): boolean;
+}
+
+/** Where a sliced read of a CSV continues: a row's first byte, the header row's names, rows read before. */
+export interface CsvResume {
+  readonly position: number;
+  readonly columns: readonly string[];
+  readonly records: number;
+}
+
+export interface CsvReadOptions {
+  /** The caller stopped handing over chunks before the end (inspect's byte limit): a cut row is expected. */
+  readonly stoppedEarly?: () => boolean;
+  /** Continue a sliced read: `chunks` start at `resume.position`, right after a row. */
+  readonly resume?: CsvResume;
 }
 
 /**
@@ -28,23 +46,26 @@ export function readCsvRecords(
   chunks: AsyncIterable<Buffer>,
   dataset: DatasetConfig,
   uri: string,
-  /** The caller stopped handing over chunks before the end (inspect's byte limit): a cut row is expected. */
-  stoppedEarly: () => boolean = () => false,
-): RecordSource {
-  let bytes = 0;
-  let count = 0;
+  options: CsvReadOptions = {},
+): RecordSource & { resumeState(): { columns: string[]; records: number } } {
+  const { resume } = options;
+  const stoppedEarly = options.stoppedEarly ?? (() => false);
+  // The parser counts bytes from where this read starts; offsets in the file are `base` further on.
+  const base = resume?.position ?? 0;
+  let bytes = base;
+  let count = resume?.records ?? 0;
+  let columns: string[] | undefined = resume && [...resume.columns];
+  let pauseRequested = false;
+  // Where the row being handed over ends, and where the chunk it was parsed from starts (see `pause`).
+  let rowEnd = base;
+  let chunkStart = base;
   return {
     async *batches(onRecord) {
       let lastByte: number | undefined;
-      let parsedThrough = 0;
-      const tracked = async function* () {
-        for await (const chunk of utf8Checked(chunks, uri, stoppedEarly)) {
-          if (chunk.length > 0) lastByte = chunk[chunk.length - 1];
-          yield chunk;
-        }
-      };
+      let parsedThrough = base;
       const parser = parse({
-        bom: true,
+        // A byte-order mark can only open the file, never a later slice.
+        bom: resume === undefined,
         info: true,
         delimiter: dataset.csv.delimiter,
         quote: dataset.csv.quote,
@@ -60,27 +81,20 @@ export function readCsvRecords(
         record_delimiter: ['\r\n', '\n', '\r'],
         // Where the parser's last complete row ended, for the offset of an error in the next one.
         on_record: (record, context) => {
-          parsedThrough = context.bytes;
+          parsedThrough = base + context.bytes;
           return record;
         },
       });
-      // `pipe` does not pass on the input's error (a truncated gzip, a read that failed, bytes that
-      // are not UTF-8): it would be an unhandled 'error' event that kills the process. The parser
-      // fails with it instead, and it is thrown as it is, not as invalid CSV.
-      let inputError: unknown;
-      const input = Readable.from(tracked()).on('error', (error) => {
-        inputError = error;
-        parser.destroy(error);
-      });
-      input.pipe(parser);
-      let columns: string[] | undefined;
-      let rowStart = 0;
+      // Its error is read from `errored` after each chunk (below); the event itself must not go unheard.
+      parser.on('error', () => {});
+      let bytesFed = base;
+      let rowStart = base;
       let lastRow: { start: number; cells: number } | undefined;
-      try {
-        for await (const { record, info } of parser as AsyncIterable<{
-          record: string[];
-          info: { bytes: number };
-        }>) {
+      /** Hands the rows parsed so far to `onRecord`; false when paused right after one of them. */
+      const handOver = (): boolean => {
+        for (let parsed = parser.read() as Parsed | null; parsed !== null; parsed = parser.read()) {
+          const { record, info } = parsed;
+          rowEnd = base + info.bytes;
           if (!columns) {
             columns = uniqueColumns(record, uri, rowStart);
           } else {
@@ -93,16 +107,36 @@ export function readCsvRecords(
             onRecord(0, count++, rowStart, Buffer.from(JSON.stringify(row)));
             lastRow = { start: rowStart, cells: record.length };
           }
-          rowStart = info.bytes;
-          bytes = info.bytes;
-          if (count % 1024 === 0) yield { bytesScanned: bytes };
+          rowStart = rowEnd;
+          bytes = rowEnd;
+          // Paused: rows parsed beyond this one are read again by the next slice.
+          if (pauseRequested) return false;
         }
-      } catch (error) {
-        if (error instanceof MalformedInputError || error === inputError) throw error;
-        const detail = (error as Error).message;
-        // csv-parse fails before the loop has taken the rows it parsed from the same input chunk, so
-        // `rowStart` can lag far behind; the failing row starts where the parser's last row ended.
-        throw new MalformedInputError(uri, parsedThrough, `invalid CSV: ${detail}`, { cause: error });
+        const error = parser.errored;
+        if (error) {
+          // The failing row starts where the parser's last complete row ended.
+          throw new MalformedInputError(uri, parsedThrough, `invalid CSV: ${error.message}`, { cause: error });
+        }
+        return true;
+      };
+      // The parser is fed one chunk at a time, and each chunk's rows are handed over before the next
+      // is read: a slice that pauses after a row has read no chunk past it, so it can resume right there.
+      for await (const chunk of utf8Checked(chunks, uri, stoppedEarly)) {
+        if (chunk.length > 0) lastByte = chunk[chunk.length - 1];
+        chunkStart = bytesFed;
+        bytesFed += chunk.length;
+        parser.write(chunk);
+        const going = handOver();
+        yield { bytesScanned: bytes };
+        if (!going) return;
+      }
+      await new Promise((resolve) => {
+        parser.once('error', resolve);
+        parser.end(resolve);
+      });
+      if (!handOver()) {
+        yield { bytesScanned: bytes };
+        return;
       }
       const endsInsideRow = lastByte !== undefined && lastByte !== LF && lastByte !== CR && !stoppedEarly();
       if (columns && lastRow && lastRow.cells < columns.length && endsInsideRow) {
@@ -118,8 +152,20 @@ export function readCsvRecords(
     bytesScanned: () => bytes,
     recordCounts: () => [count],
     headers: () => ({}),
+    // A slice resumes within the chunk it stopped in (`ResumableSource`); a row that the parser could
+    // only finish with the next chunk (its line end is the chunk's last byte, which might be a CR of a
+    // CRLF) ends in the chunk before: no pause there, the caller asks again at its next boundary.
+    pause: () => {
+      if (rowEnd < chunkStart) return false;
+      pauseRequested = true;
+      return true;
+    },
+    resumeState: () => ({ columns: [...(columns ?? [])], records: count }),
   };
 }
+
+/** A row as csv-parse gives it with `info`: its cells, and the input's bytes read up to its end. */
+type Parsed = { record: string[]; info: { bytes: number } };
 
 const LF = 0x0a;
 const CR = 0x0d;

@@ -219,11 +219,12 @@ export async function ingestSlice(
     runId,
   };
   const leaseDeps = leaseDepsOf(deps);
+  const csv = dataset.format === 'csv';
   if (lease) {
     // A later slice of this run must still hold the lease it took: if another run took it over (this one
     // stalled past its expiry) and has let go since, it may have committed meanwhile, and this run must
     // stop rather than commit over it.
-    const before = await readCheckpoint(deps.lake, checkpointKey, { runId, configSha256, info });
+    const before = await readCheckpoint(deps.lake, checkpointKey, { runId, configSha256, info, csv });
     await holdSourceLease(lease, leaseDeps, { mustHold: before?.holder === input.leaseHolder });
   }
   const current = await readCurrentVersion(deps.lake, dataset.name, source);
@@ -235,7 +236,7 @@ export async function ingestSlice(
     if (lease) await releaseSourceLease(lease, leaseDeps);
     return unchanged(dataset.name, runId, current, false);
   }
-  const checkpoint = await readCheckpoint(deps.lake, checkpointKey, { runId, configSha256, info });
+  const checkpoint = await readCheckpoint(deps.lake, checkpointKey, { runId, configSha256, info, csv });
   if (!checkpoint) {
     // An earlier run of this object committed its bronze and stopped later (in silver, say): reuse it.
     const committed = await readCommittedBronze(deps.lake, manifestKey, configSha256);
@@ -278,7 +279,7 @@ export async function ingestSlice(
     await compressor.drain();
   };
 
-  const sliced = dataset.format !== 'csv' && (deps.budget !== undefined || checkpoint !== undefined);
+  const sliced = deps.budget !== undefined || checkpoint !== undefined;
   const opened: OpenedSource | ResumableSource = sliced
     ? await openResumableSource(
         deps.source,
@@ -297,12 +298,17 @@ export async function ingestSlice(
   let nextSegmentAt = checkpoint?.nextSegmentAt ?? segmentBytes;
   const sliceStart = checkpoint?.resume.position ?? 0;
   let paused = false;
-  const records: RecordSource & { scanner?: () => JsonRecordScanner | undefined } =
-    dataset.format === 'csv'
-      ? readCsvRecords(opened.chunks, dataset, uri)
-      : scanJsonRecords(opened.chunks, dataset, uri, checkpoint?.scanner, () => paused);
+  const csvRecords = csv
+      ? readCsvRecords(opened.chunks, dataset, uri, {
+          resume: checkpoint?.csv && { position: checkpoint.resume.position, ...checkpoint.csv },
+        })
+      : undefined;
+  const json = csvRecords
+    ? undefined
+    : scanJsonRecords(opened.chunks, dataset, uri, checkpoint?.scanner, () => paused);
+  const records: RecordSource = csvRecords ?? json!;
   try {
-    let total = sum(checkpoint?.scanner.recordCounts ?? []);
+    let total = checkpoint ? sum(checkpoint.scanner?.recordCounts ?? [checkpoint.csv?.records ?? 0]) : 0;
     const progress = (bytesScanned: number): IngestProgress => ({
       storedBytesRead: opened.storedBytesRead(),
       storedBytesTotal: info.size,
@@ -314,12 +320,11 @@ export async function ingestSlice(
       writers[target]!.add(index, offset, bytes);
       total++;
       const end = offset + bytes.length;
-      if (dataset.format === 'csv' || end < nextSegmentAt) return;
+      if (end < nextSegmentAt) return;
       // A segment boundary: seal every part, so no part spans two segments (or two slices).
       for (const writer of writers) writer.finish();
       nextSegmentAt = (Math.floor(end / segmentBytes) + 1) * segmentBytes;
-      if (deps.budget?.shouldStop({ sliceBytes: end - sliceStart }))
-        paused = records.scanner?.()?.pause() ?? false;
+      if (deps.budget?.shouldStop({ sliceBytes: end - sliceStart })) paused = records.pause();
     };
     for await (const batch of records.batches(onRecord)) {
       deps.onProgress?.(progress(batch.bytesScanned));
@@ -327,7 +332,7 @@ export async function ingestSlice(
     }
     if (paused) {
       parts.push(...(await Promise.all(uploads.splice(0))));
-      const scanner = records.scanner!()!;
+      const scanned = records.bytesScanned();
       const next: IngestCheckpoint = {
         checkpointVersion: 1,
         runId,
@@ -338,8 +343,8 @@ export async function ingestSlice(
         startedAt,
         ...(input.leaseHolder !== undefined && { holder: input.leaseHolder }),
         ...(resumed && { resumed }),
-        resume: (opened as ResumableSource).resumePoint(scanner.bytesScanned),
-        scanner: scanner.snapshot(),
+        resume: (opened as ResumableSource).resumePoint(scanned),
+        ...(json ? { scanner: json.scanner()!.snapshot() } : { csv: csvRecords!.resumeState() }),
         nextSegmentAt,
         nextPart: writers.map((w) => w.nextPart),
         parts,
@@ -351,7 +356,7 @@ export async function ingestSlice(
         status: 'sliced',
         checkpointKey,
         slices: next.slices,
-        progress: progress(scanner.bytesScanned),
+        progress: progress(scanned),
       };
     }
     if (dataset.format !== 'json' && total === 0 && !dataset.allowEmpty) throw emptyFileError(dataset, uri);
@@ -515,7 +520,7 @@ async function readCommittedBronze(
 async function readCheckpoint(
   lake: ObjectStore,
   key: string,
-  expected: { runId: string; configSha256: string; info: ObjectInfo },
+  expected: { runId: string; configSha256: string; info: ObjectInfo; csv: boolean },
 ): Promise<IngestCheckpoint | undefined> {
   const c = await readJsonIfValid(lake, key, IngestCheckpoint, parseExact);
   const matches =
@@ -524,7 +529,9 @@ async function readCheckpoint(
     c.datasetConfigSha256 === expected.configSha256 &&
     c.parser === PARSER_VERSION &&
     c.source.size === expected.info.size &&
-    c.source.etag === expected.info.etag;
+    c.source.etag === expected.info.etag &&
+    // The reader's state of the dataset's format: a CSV's columns, else the scanner's.
+    (expected.csv ? c.csv !== undefined : c.scanner !== undefined);
   return matches ? c : undefined;
 }
 
@@ -571,6 +578,7 @@ function scanJsonRecords(
     bytesScanned: () => scanner?.bytesScanned ?? 0,
     recordCounts: () => scanner?.recordCounts ?? [],
     headers: () => scanner?.headers ?? {},
+    pause: () => scanner?.pause() ?? false,
     skipped: () => ({ values: scanner?.skipped ?? [], count: scanner?.skippedCount ?? 0 }),
   };
 }

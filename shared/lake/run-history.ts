@@ -297,9 +297,11 @@ function reconciliationError(report: z.infer<typeof Reconciliation>): string {
 }
 
 /**
- * A dead letter belongs to the latest run of its source that started before the letter was written and
- * did not commit: that run failed, for the letter's reason. A letter with no such run (it failed before
- * bronze had a run folder: bad input, a failed download) is a failed run of its own.
+ * A dead letter belongs to the run of its source that was the latest to start before the letter was
+ * written, if that run did not commit and no earlier letter took it: that run failed, for the letter's
+ * reason. A letter with no such run (it failed before bronze had a run folder: bad input, a failed
+ * download) is a failed run of its own, also when an earlier run of the source failed too: two failures
+ * are two rows, each with its own error, never one row with the later error.
  */
 function attachDeadLetters(
   entries: readonly RunEntry[],
@@ -307,7 +309,10 @@ function attachDeadLetters(
   dataset: string | undefined,
 ): RunEntry[] {
   const result = [...entries];
-  for (const letter of letters) {
+  const claimed = new Set<number>();
+  // Oldest first, so that each run takes the first letter written after it started.
+  const inOrder = [...letters].sort((a, b) => (a.recordedAt ?? '').localeCompare(b.recordedAt ?? ''));
+  for (const letter of inOrder) {
     const input = letter.input as {
       dataset?: unknown;
       bucket?: unknown;
@@ -319,20 +324,23 @@ function attachDeadLetters(
     const location = letterLocation(input);
     const source = location ? sourceId(location) : undefined;
     const error = `${letter.error.Error}: ${letter.error.Cause ?? ''}`.trim();
-    const candidates = result
+    const latest = result
       .map((entry, i) => ({ entry, i }))
       .filter(
         ({ entry }) =>
           source !== undefined &&
           entry.sourceId === source &&
           entry.dataset === letterDataset &&
-          (entry.status === 'failed' || entry.status === 'interrupted') &&
           (entry.startedAt ?? '') <= (letter.recordedAt ?? '\uffff'),
       )
-      .sort((a, b) => (b.entry.startedAt ?? '').localeCompare(a.entry.startedAt ?? ''));
-    const match = candidates[0];
-    if (match) {
-      result[match.i] = { ...match.entry, status: 'failed', error };
+      .sort((a, b) => (b.entry.startedAt ?? '').localeCompare(a.entry.startedAt ?? ''))[0];
+    if (
+      latest &&
+      !claimed.has(latest.i) &&
+      (latest.entry.status === 'failed' || latest.entry.status === 'interrupted')
+    ) {
+      claimed.add(latest.i);
+      result[latest.i] = { ...latest.entry, status: 'failed', error };
       continue;
     }
     result.push({

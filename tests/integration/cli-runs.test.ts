@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSluice } from '../helpers/cli.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { generateFile, listFiles, tempDir } from '../helpers/lake.ts';
 
 /**
@@ -206,5 +207,41 @@ describe('sluice runs', () => {
     runs = jsonLines((await sluice(['runs', '--lake', sliced, '--json'])).stdout);
     expect(runs).toMatchObject([{ status: 'committed', resumed: true }]);
     expect((await sluice(['runs', '--lake', sliced])).stdout).toMatch(/ committed .* yes\n/);
+  }, 120_000);
+});
+
+describe('sluice runs: two failures of one source', () => {
+  it('lists each failed run once, with its own error', async () => {
+    const tmp = await tempDir('sluice-runs-failures-');
+    try {
+      const lake = join(tmp.dir, 'lake');
+      const file = join(tmp.dir, 'amounts.json');
+      const run = async () =>
+        (await sluice(['run', file, '--dataset', 'tic-allowed-amounts', '--lake', lake, '-q'])).status;
+      const sample = await readFile(join(TIC_EXAMPLES, 'allowed-amounts-multiple-plan-sample.json'), 'utf8');
+      await writeFile(file, sample);
+      expect(await run()).toBe(0);
+      // A version whose every record is quarantined: it has a run folder, and fails at its reconciliation.
+      await writeFile(file, sample.replaceAll('"CPT"', '"XXX"'));
+      expect(await run()).toBe(1);
+      // Then the file emptied: it fails before bronze, with no run folder of its own.
+      await writeFile(file, '');
+      expect(await run()).toBe(1);
+
+      const failed = jsonLines((await sluice(['runs', '--lake', lake, '--json'])).stdout).filter(
+        (r) => r.status === 'failed',
+      );
+      expect(failed.map((r) => r.error.split(':')[0])).toEqual([
+        'MalformedInputError',
+        'QuarantineThresholdError',
+      ]);
+      // The quarantined version's row keeps its own reason, not the empty file's.
+      expect(failed[1]).toMatchObject({
+        records: 1,
+        error: expect.stringMatching(/all 1 records were quarantined/),
+      });
+    } finally {
+      await tmp.cleanup();
+    }
   }, 120_000);
 });

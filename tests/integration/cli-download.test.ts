@@ -162,4 +162,25 @@ describe('sluice run <url>', () => {
     expect(bad.stderr).toContain(`expected ${wrong}, got ${sha256}`);
     expect((await deadLetters('bad-sha'))[0].error.Error).toBe('ChecksumMismatchError');
   });
+
+  it('knows a URL as one source whatever folder it lands in: the same bytes from another --landing are unchanged', async () => {
+    const url = `${base}/in-network.json.gz`;
+    const lake = join(tmp.dir, 'one-url');
+    const from = (landing: string) => [
+      ...args(url, 'one-url').map((a) => (a.endsWith('one-url-landing') ? join(tmp.dir, landing) : a)),
+      '--json',
+    ];
+    const env = { SLUICE_SECRET_PAYER: SECRET };
+    const first = await sluice(from('landing-a'), env);
+    expect(first.status, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout).status).toBe('reconciled');
+    // The default landing folder is ./landing, so running from another folder lands the URL elsewhere.
+    const second = await sluice(from('landing-b'), env);
+    expect(second.status, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout).status).toBe('unchanged');
+    const sources = (await listFiles(lake)).filter((f) => /^_sources\/[^/]+\/[^/]+\/current\.json$/.test(f));
+    expect(sources).toHaveLength(1);
+    const count = await sluice(['query', 'SELECT count(*) AS n FROM files', '--lake', lake, '--json'], {});
+    expect(JSON.parse(count.stdout)).toEqual({ n: 1 });
+  });
 });

@@ -5,6 +5,7 @@ import { parseExact } from '../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../contracts/ingest-checkpoint.ts';
 import type { DeadLetter } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import { normalizeSourceUrl } from '../stages/download/landing-key.ts';
 import { sourceId, sourceIdOfRun, sourceLeaseKey } from './keys.ts';
 import { readJsonIfValid } from './read-json.ts';
 import {
@@ -317,19 +318,22 @@ function attachDeadLetters(
       dataset?: unknown;
       bucket?: unknown;
       key?: unknown;
-      source?: { url?: unknown };
+      source?: { url?: unknown; dataset?: unknown };
     };
-    const letterDataset = typeof input?.dataset === 'string' ? input.dataset : '';
+    // A landed object's execution names its dataset at the top; a URL's, beside the URL.
+    const named = typeof input?.dataset === 'string' ? input.dataset : input?.source?.dataset;
+    const letterDataset = typeof named === 'string' ? named : '';
     if (dataset && letterDataset !== dataset) continue;
     const location = letterLocation(input);
     const source = location ? sourceId(location) : undefined;
+    // A URL's run is told by its URL as its bronze manifest records it (no credentials).
+    const url = letterUrl(input);
     const error = `${letter.error.Error}: ${letter.error.Cause ?? ''}`.trim();
     const latest = result
       .map((entry, i) => ({ entry, i }))
       .filter(
         ({ entry }) =>
-          source !== undefined &&
-          entry.sourceId === source &&
+          (source !== undefined ? entry.sourceId === source : url !== undefined && entry.source === url) &&
           entry.dataset === letterDataset &&
           (entry.startedAt ?? '') <= (letter.recordedAt ?? '\uffff'),
       )
@@ -347,13 +351,24 @@ function attachDeadLetters(
       dataset: letterDataset,
       runId: letter.id,
       sourceId: source ?? '',
-      source: location ?? (typeof input?.source?.url === 'string' ? input.source.url : '(unknown)'),
+      source: location ?? url ?? '(unknown)',
       status: 'failed',
       ...(letter.recordedAt !== undefined && { startedAt: letter.recordedAt, finishedAt: letter.recordedAt }),
       error,
     });
   }
   return result;
+}
+
+/** The URL a dead letter's execution input downloads, normalized as a run's manifest records it. */
+function letterUrl(input: { source?: { url?: unknown } }): string | undefined {
+  const url = input?.source?.url;
+  if (typeof url !== 'string') return undefined;
+  try {
+    return normalizeSourceUrl(url);
+  } catch {
+    return url;
+  }
 }
 
 /** The location a dead letter's execution input names: a landed object (local folder or S3 bucket). */

@@ -138,6 +138,18 @@ describe('sluice run <url>', () => {
     const list = await sluice(['dlq', 'list', '--lake', join(tmp.dir, 'unauthorized')], {});
     expect(list.status).toBe(0);
     expect(list.stdout).toContain(`${base}/in-network.json.gz (download)`);
+    // `sluice runs` lists it under its dataset, so a filter by dataset keeps it.
+    const runs = await sluice(
+      ['runs', '--lake', join(tmp.dir, 'unauthorized'), '--dataset', 'tic-in-network', '--json'],
+      {},
+    );
+    expect(runs.status).toBe(0);
+    expect(JSON.parse(runs.stdout)).toMatchObject({
+      dataset: 'tic-in-network',
+      status: 'failed',
+      source: `${base}/in-network.json.gz`,
+      error: expect.stringMatching(/^DownloadError: /),
+    });
   });
 
   it('reads the credential from --secrets-file, and checks --sha256 as the file lands', async () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSluice } from '../helpers/cli.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+import { type MotoServer, motoSkipReason, startMotoServer } from '../helpers/moto-server.ts';
 
 /**
  * `sluice runs` over a lake that saw every kind of run: a version committed and then replaced, a touched
@@ -244,4 +245,35 @@ describe('sluice runs: two failures of one source', () => {
       await tmp.cleanup();
     }
   }, 120_000);
+});
+
+const SKIP = motoSkipReason();
+
+describe.skipIf(SKIP !== undefined)(`sluice runs: an S3 lake${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
+  let moto: MotoServer;
+  beforeAll(async () => {
+    moto = await startMotoServer();
+    await moto.createBucket('lakes');
+  }, 120_000);
+  afterAll(() => moto?.stop());
+
+  it('lists the runs of the bucket, not of a local folder named s3:', async () => {
+    const lake = 's3://lakes/runs';
+    const file = join(TIC_EXAMPLES, 'allowed-amounts-multiple-plan-sample.json');
+    const run = await runSluice(
+      ['run', file, '--dataset', 'tic-allowed-amounts', '--lake', lake, '--json', '-q'],
+      moto.env,
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const runs = await runSluice(['runs', '--lake', lake, '--json'], moto.env);
+    expect(runs.status, runs.stderr).toBe(0);
+    expect(jsonLines(runs.stdout)).toMatchObject([
+      {
+        runId: JSON.parse(run.stdout).runId,
+        dataset: 'tic-allowed-amounts',
+        status: 'committed',
+        records: 1,
+      },
+    ]);
+  }, 180_000);
 });

@@ -1,6 +1,5 @@
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { openLakeStore } from '../adapters/lake-store.ts';
+import { lakeLabel, openLakeStore } from '../adapters/lake-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { listRuns, RUN_STATUSES, type RunEntry, type RunStatus } from '../lake/run-history.ts';
 import { formatCount, formatDuration } from './format.ts';
@@ -46,7 +45,7 @@ Examples:
     .action(async (options: { lake: string; dataset?: string; status?: RunStatus; json: boolean }) => {
       // An S3 lake is read as one, never as a local folder named `s3:` (which has no runs).
       const lake = openLakeStore(options.lake);
-      const lakeDir = /^s3:\/\//i.test(options.lake) ? options.lake : resolve(options.lake);
+      const lakeDir = lakeLabel(options.lake);
       const runs = await listRuns(lake, {
         ...(options.dataset !== undefined && { dataset: options.dataset }),
         ...(options.status !== undefined && { status: options.status }),

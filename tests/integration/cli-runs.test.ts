@@ -257,7 +257,7 @@ describe.skipIf(SKIP !== undefined)(`sluice runs: an S3 lake${SKIP ? ` (skipped:
   }, 120_000);
   afterAll(() => moto?.stop());
 
-  it('lists the runs of the bucket, not of a local folder named s3:', async () => {
+  it('lists the runs of the bucket, and finds their reports, not a local folder named s3:', async () => {
     const lake = 's3://lakes/runs';
     const file = join(TIC_EXAMPLES, 'allowed-amounts-multiple-plan-sample.json');
     const run = await runSluice(
@@ -275,5 +275,9 @@ describe.skipIf(SKIP !== undefined)(`sluice runs: an S3 lake${SKIP ? ` (skipped:
         records: 1,
       },
     ]);
+    // `sluice report` finds it there too, and prints its S3 location.
+    const report = await runSluice(['report', '--lake', lake], moto.env);
+    expect(report.status, report.stderr).toBe(0);
+    expect(report.stdout).toMatch(/^s3:\/\/lakes\/runs\/bronze\/tic-allowed-amounts\/.*\/report\.html\n$/);
   }, 180_000);
 });

@@ -237,6 +237,23 @@ export class ChecksumMismatchError extends PipelineError {
   }
 }
 
+/**
+ * The source was written to while a run read it (its size, ETag or change time moved): the bytes read are
+ * of no one version, so nothing of them may be committed. The next run reads the file as it is then.
+ */
+export class SourceModifiedError extends PipelineError {
+  override name = 'SourceModifiedError';
+  constructor(
+    readonly source: string,
+    what: string,
+  ) {
+    super(
+      `${source}: the file changed while it was read (${what}): nothing of this run was committed. ` +
+        'Run it again once the file is completely written (write it elsewhere and rename it into place).',
+    );
+  }
+}
+
 /** A secret store has no secret with this id. The message names the id, never a value. */
 export class SecretNotFoundError extends PipelineError {
   override name = 'SecretNotFoundError';

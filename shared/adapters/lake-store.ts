@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { type Stats, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import type { UploadingObjectStore } from '../ports/object-store.ts';
 import { createS3Client, S3ObjectStore } from './aws/s3-object-store.ts';
@@ -16,6 +17,7 @@ export function openLakeStore(lake: string): UploadingObjectStore {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(lake)) {
       throw new ConfigError(`--lake ${lake}: a lake is a folder or s3://bucket[/prefix]`);
     }
+    assertFolderPath(lake);
     return new FileObjectStore(resolve(lake));
   }
   const [, bucket, path = ''] = s3;
@@ -29,3 +31,38 @@ export function openLakeStore(lake: string): UploadingObjectStore {
   });
   return new S3ObjectStore({ client, bucket: bucket!, prefix });
 }
+
+/**
+ * A local lake is a folder, or one to be made: a file at its path (or at a folder above it) is a mistake
+ * in the command, to be said before anything runs (exit 2), not a run that fails on its first write.
+ */
+function assertFolderPath(lake: string): void {
+  for (let path = resolve(lake); ; path = dirname(path)) {
+    const stat = statOrUndefined(path);
+    if (stat?.isDirectory()) return;
+    if (stat) {
+      const where = path === resolve(lake) ? '' : ` (${path} is)`;
+      throw new ConfigError(
+        `--lake ${lake}: a file, not a folder${where}. A lake is a folder or s3://bucket[/prefix]: give another path.`,
+      );
+    }
+    if (dirname(path) === path) return;
+  }
+}
+
+/** The path's stat, or undefined when nothing is there (ENOENT) or a file above it is in the way (ENOTDIR). */
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+/** Whether `--lake` names an S3 lake. */
+export const isS3Lake = (lake: string) => /^s3:\/\//i.test(lake);
+
+/** The lake as messages name it: the S3 location as given, or the folder's absolute path. */
+export const lakeLabel = (lake: string) => (isS3Lake(lake) ? lake : resolve(lake));

@@ -138,6 +138,9 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
     letters = await store.list();
   }
   let failed = 0;
+  // Failures that ran nothing (a config error, a busy source): told by their own exit code, not as
+  // executions that failed again.
+  const notRun: Error[] = [];
   for (const letter of letters) {
     if (sfn) {
       const started = await redriveToStateMachine(letter, store, sfn);
@@ -159,6 +162,8 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
       });
     } catch (error) {
       failed++;
+      const { EXIT_FAILED, exitCodeOf } = await import('./main.ts');
+      if (exitCodeOf(error) !== EXIT_FAILED) notRun.push(error as Error);
       const name = error instanceof Error ? error.name : 'Error';
       report(options, {
         id: letter.id,
@@ -168,6 +173,13 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
     }
   }
   if (letters.length === 0) report(options, { status: 'nothing to redrive', location: store.location });
+  // The one letter asked for, or every letter, not run: exit 2 (or 3) says so, with the reason.
+  if (failed > 0 && notRun.length === failed && (failed === 1 || notRun.every(isConfigError))) {
+    if (failed === 1) throw notRun[0];
+    throw new ConfigError(
+      `${failed} of ${letters.length} dead letter(s) were not redriven, nothing ran: ${notRun[0]!.message}`,
+    );
+  }
   if (failed > 0) {
     const { WorkflowFailedError } = await import('../pipeline/local-runner.ts');
     throw new WorkflowFailedError(
@@ -176,6 +188,8 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
     );
   }
 }
+
+const isConfigError = (error: Error) => error instanceof ConfigError || error.name === 'ConfigError';
 
 /** Where a redrive may read the source and write the lake, locally. */
 export interface LocalRedriveOptions {

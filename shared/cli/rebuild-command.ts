@@ -23,7 +23,7 @@ import { errorName } from './error-name.ts';
 import { inCliTerms } from './option-flags.ts';
 import { createProgressReporter } from './progress.ts';
 import { resolveDataset, takeLease } from './run-command.ts';
-import { jsonSummary, runOutcome, StageTimes, textSummary } from './run-summary.ts';
+import { jsonSummary, runOutcome, StageTimes, textSummary, writeJsonFailure } from './run-summary.ts';
 
 /** The options of `sluice rebuild`. */
 export interface RebuildOptions {
@@ -137,7 +137,10 @@ async function rebuildSource(
     holder: `local:${hostname()}:${process.pid}:${randomUUID()}`,
   };
   const leaseDeps = { lake, clock: systemClock, localProcess: thisLeaseProcess() };
-  await takeLease(lease, leaseDeps, options);
+  await takeLease(lease, leaseDeps, options).catch((error: unknown) => {
+    if (options.json) writeJsonFailure(dataset.name, { id: record.sourceId, uri: lease.location }, error);
+    throw error;
+  });
   const keeper = keepSourceLease(lease, leaseDeps, (error) => {
     process.stderr.write(`warning: ${error.message}\n`);
   });
@@ -167,18 +170,7 @@ async function rebuildSource(
     );
   } catch (error) {
     progress.stop();
-    if (options.json) {
-      const failure = {
-        status: 'failed',
-        dataset: dataset.name,
-        source: { id: record.sourceId, uri: lease.location },
-        error: {
-          name: errorName(error),
-          message: inCliTerms((error as Error).message),
-        },
-      };
-      process.stdout.write(`${JSON.stringify(failure)}\n`);
-    }
+    if (options.json) writeJsonFailure(dataset.name, { id: record.sourceId, uri: lease.location }, error);
     throw error;
   } finally {
     keeper.stop();

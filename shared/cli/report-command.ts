@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { FileObjectStore } from '../adapters/local/file-object-store.ts';
+import { isS3Lake, lakeLabel, openLakeStore } from '../adapters/lake-store.ts';
 import { ConfigError } from '../errors.ts';
 import { bronzeManifestKey, rebuildReconciliationKey, reportKeyBeside } from '../lake/keys.ts';
 import { readTextIfPresent } from '../lake/read-json.ts';
 import { listRuns, type RunEntry } from '../lake/run-history.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
 import { writeRunReport } from '../report/write-run-report.ts';
 import type { ReconciliationReport } from '../stages/reconcile/reconcile.ts';
 
@@ -18,7 +18,11 @@ export function reportCommand(): Command {
         'times, silver table profiles and fan-out outcomes. One self-contained HTML file: no network needed.',
     )
     .argument('[run]', 'a run id, or the start of one (see `sluice runs`); default: the newest run')
-    .option('-l, --lake <dir>', 'the lake directory', './lake')
+    .option(
+      '-l, --lake <dir|s3://bucket/prefix>',
+      'the lake: a directory, or an S3 bucket and prefix',
+      './lake',
+    )
     .option('-d, --dataset <name>', 'the newest run of this dataset (without [run])')
     .option('-b, --build <build>', "a rebuild of the run: that build's own report (see `sluice runs`)")
     .option('--open', "open it in the system's browser (xdg-open, open or start)", false)
@@ -41,8 +45,15 @@ failed or was not committed has its own report, by --build.
         run: string | undefined,
         options: { lake: string; dataset?: string; build?: string; open: boolean },
       ) => {
-        const lakeDir = resolve(options.lake);
-        const lake = new FileObjectStore(lakeDir);
+        if (options.open && isS3Lake(options.lake)) {
+          throw new ConfigError(
+            `--open: a report in an S3 lake (${options.lake}) is no local file; without --open its s3:// ` +
+              'location is printed, to copy (aws s3 cp) and open.',
+          );
+        }
+        // An S3 lake is read as one, never as a local folder named `s3:` (which has no runs).
+        const lakeDir = lakeLabel(options.lake);
+        const lake = openLakeStore(options.lake);
         const entry = await findRun(lake, lakeDir, run, options.dataset, options.build);
         const key = entry.reportKey ?? (await renderMissingReport(lake, entry));
         const path = lake.uri(key);
@@ -54,7 +65,7 @@ failed or was not committed has its own report, by --build.
 
 /** The run asked for: by id or unique id prefix, else the newest run (of a dataset) that has bronze. */
 async function findRun(
-  lake: FileObjectStore,
+  lake: ObjectStore,
   lakeDir: string,
   run: string | undefined,
   dataset: string | undefined,
@@ -116,7 +127,7 @@ function openInBrowser(path: string): Promise<void> {
  * existed), rendered now and written where it belongs: a rebuild's beside its own reconciliation, from
  * that reconciliation, never over the run's.
  */
-async function renderMissingReport(lake: FileObjectStore, entry: RunEntry): Promise<string> {
+async function renderMissingReport(lake: ObjectStore, entry: RunEntry): Promise<string> {
   const bronzeKey = bronzeManifestKey(entry.dataset, entry.runId);
   if (entry.build === undefined) return writeRunReport(lake, bronzeKey);
   const reconciliationKey = rebuildReconciliationKey(entry.dataset, entry.runId, entry.build);

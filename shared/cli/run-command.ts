@@ -40,7 +40,6 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import { timeBudget } from '../stages/bronze/slice-budget.ts';
 import { redactUrl } from '../stages/download/index.ts';
 import type { Source } from '../workflow/source.ts';
-import { errorName } from './error-name.ts';
 import { formatBytes } from './format.ts';
 import type { RunOptions } from './main.ts';
 import { inCliTerms } from './option-flags.ts';
@@ -51,7 +50,7 @@ import {
   SCRATCH_BYTES_PER_INPUT_BYTE,
 } from './preflight.ts';
 import { createProgressReporter } from './progress.ts';
-import { jsonSummary, runOutcome, StageTimes, textSummary } from './run-summary.ts';
+import { jsonSummary, runOutcome, StageTimes, textSummary, writeJsonFailure } from './run-summary.ts';
 
 const MiB = 1024 * 1024;
 
@@ -134,7 +133,10 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
     holder: `local:${hostname()}:${process.pid}:${randomUUID()}`,
   };
   const leaseDeps = { lake, clock: systemClock, localProcess: thisLeaseProcess() };
-  await takeLease(lease, leaseDeps, options);
+  await takeLease(lease, leaseDeps, options).catch((error: unknown) => {
+    if (options.json) writeJsonFailure(dataset.name, local?.path ?? shownUrl(file), error);
+    throw error;
+  });
   const keeper = keepSourceLease(lease, leaseDeps, (error) => {
     process.stderr.write(`warning: ${error.message}\n`);
   });
@@ -276,16 +278,7 @@ async function runSource(
     });
   } catch (error) {
     progress.stop();
-    if (options.json) {
-      const name = errorName(error);
-      const failure = {
-        status: 'failed',
-        dataset: dataset.name,
-        source: shownSource,
-        error: { name, message: inCliTerms((error as Error).message) },
-      };
-      process.stdout.write(`${JSON.stringify(failure)}\n`);
-    }
+    if (options.json) writeJsonFailure(dataset.name, shownSource, error);
     throw error;
   }
   progress.stop();

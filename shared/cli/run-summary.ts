@@ -9,6 +9,7 @@ import type {
 import type { ObjectStore } from '../ports/object-store.ts';
 import { kindName } from '../stages/parse/json-record-scanner.ts';
 import type { MergeSilverStateResult } from '../stages/silver/merge-state.ts';
+import { errorName } from './error-name.ts';
 import { costLine, formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
 import { inCliTerms } from './option-flags.ts';
 
@@ -400,4 +401,19 @@ function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, tim
     '',
   );
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * With `--json`, a run (or a source's rebuild) that failed, or could not start because another run holds
+ * its source (exit 3), is one JSON object on stdout too: `status: "failed"` and the error, as the README's
+ * exit code table promises, so a script never parses an empty stdout.
+ */
+export function writeJsonFailure(dataset: string, source: unknown, error: unknown): void {
+  const failure = {
+    status: 'failed',
+    dataset,
+    source,
+    error: { name: errorName(error), message: inCliTerms((error as Error).message) },
+  };
+  process.stdout.write(`${JSON.stringify(failure)}\n`);
 }

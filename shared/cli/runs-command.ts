@@ -1,11 +1,10 @@
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { FileObjectStore } from '../adapters/local/file-object-store.ts';
+import { lakeLabel, openLakeStore } from '../adapters/lake-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { listRuns, RUN_STATUSES, type RunEntry, type RunStatus } from '../lake/run-history.ts';
 import { formatCount, formatDuration } from './format.ts';
 
-/** `sluice runs`: the runs of a local lake, newest first. */
+/** `sluice runs`: the runs of a lake (a folder, or on S3), newest first. */
 export function runsCommand(): Command {
   return new Command('runs')
     .description(
@@ -13,7 +12,11 @@ export function runsCommand(): Command {
         'whether the run resumed. Told from the lake itself: manifests, reconciliation reports, commit ' +
         'records, leases and dead letters.',
     )
-    .option('-l, --lake <dir>', 'the lake directory', './lake')
+    .option(
+      '-l, --lake <dir|s3://bucket/prefix>',
+      'the lake: a directory, or an S3 bucket and prefix',
+      './lake',
+    )
     .option('-d, --dataset <name>', 'only the runs of this dataset')
     .addOption(new Option('-s, --status <status>', 'only the runs with this status').choices(RUN_STATUSES))
     .option('--json', 'print one JSON object per run, one per line', false)
@@ -40,11 +43,13 @@ Examples:
 `,
     )
     .action(async (options: { lake: string; dataset?: string; status?: RunStatus; json: boolean }) => {
-      const lakeDir = resolve(options.lake);
-      const runs = await listRuns(new FileObjectStore(lakeDir), {
+      // An S3 lake is read as one, never as a local folder named `s3:` (which has no runs).
+      const lake = openLakeStore(options.lake);
+      const lakeDir = lakeLabel(options.lake);
+      const runs = await listRuns(lake, {
         ...(options.dataset !== undefined && { dataset: options.dataset }),
         ...(options.status !== undefined && { status: options.status }),
-        deadLetters: await new FolderDeadLetterStore(lakeDir).list(),
+        deadLetters: await new FolderDeadLetterStore(lake).list(),
       });
       if (options.json) {
         for (const run of runs) process.stdout.write(`${JSON.stringify(run)}\n`);

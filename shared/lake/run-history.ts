@@ -5,6 +5,7 @@ import { parseExact } from '../contracts/exact-json.ts';
 import { IngestCheckpoint } from '../contracts/ingest-checkpoint.ts';
 import type { DeadLetter } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import { normalizeSourceUrl } from '../stages/download/landing-key.ts';
 import { sourceId, sourceIdOfRun, sourceLeaseKey } from './keys.ts';
 import { readJsonIfValid } from './read-json.ts';
 import {
@@ -297,9 +298,11 @@ function reconciliationError(report: z.infer<typeof Reconciliation>): string {
 }
 
 /**
- * A dead letter belongs to the latest run of its source that started before the letter was written and
- * did not commit: that run failed, for the letter's reason. A letter with no such run (it failed before
- * bronze had a run folder: bad input, a failed download) is a failed run of its own.
+ * A dead letter belongs to the run of its source that was the latest to start before the letter was
+ * written, if that run did not commit and no earlier letter took it: that run failed, for the letter's
+ * reason. A letter with no such run (it failed before bronze had a run folder: bad input, a failed
+ * download) is a failed run of its own, also when an earlier run of the source failed too: two failures
+ * are two rows, each with its own error, never one row with the later error.
  */
 function attachDeadLetters(
   entries: readonly RunEntry[],
@@ -307,45 +310,65 @@ function attachDeadLetters(
   dataset: string | undefined,
 ): RunEntry[] {
   const result = [...entries];
-  for (const letter of letters) {
+  const claimed = new Set<number>();
+  // Oldest first, so that each run takes the first letter written after it started.
+  const inOrder = [...letters].sort((a, b) => (a.recordedAt ?? '').localeCompare(b.recordedAt ?? ''));
+  for (const letter of inOrder) {
     const input = letter.input as {
       dataset?: unknown;
       bucket?: unknown;
       key?: unknown;
-      source?: { url?: unknown };
+      source?: { url?: unknown; dataset?: unknown };
     };
-    const letterDataset = typeof input?.dataset === 'string' ? input.dataset : '';
+    // A landed object's execution names its dataset at the top; a URL's, beside the URL.
+    const named = typeof input?.dataset === 'string' ? input.dataset : input?.source?.dataset;
+    const letterDataset = typeof named === 'string' ? named : '';
     if (dataset && letterDataset !== dataset) continue;
     const location = letterLocation(input);
     const source = location ? sourceId(location) : undefined;
+    // A URL's run is told by its URL as its bronze manifest records it (no credentials).
+    const url = letterUrl(input);
     const error = `${letter.error.Error}: ${letter.error.Cause ?? ''}`.trim();
-    const candidates = result
+    const latest = result
       .map((entry, i) => ({ entry, i }))
       .filter(
         ({ entry }) =>
-          source !== undefined &&
-          entry.sourceId === source &&
+          (source !== undefined ? entry.sourceId === source : url !== undefined && entry.source === url) &&
           entry.dataset === letterDataset &&
-          (entry.status === 'failed' || entry.status === 'interrupted') &&
           (entry.startedAt ?? '') <= (letter.recordedAt ?? '\uffff'),
       )
-      .sort((a, b) => (b.entry.startedAt ?? '').localeCompare(a.entry.startedAt ?? ''));
-    const match = candidates[0];
-    if (match) {
-      result[match.i] = { ...match.entry, status: 'failed', error };
+      .sort((a, b) => (b.entry.startedAt ?? '').localeCompare(a.entry.startedAt ?? ''))[0];
+    if (
+      latest &&
+      !claimed.has(latest.i) &&
+      (latest.entry.status === 'failed' || latest.entry.status === 'interrupted')
+    ) {
+      claimed.add(latest.i);
+      result[latest.i] = { ...latest.entry, status: 'failed', error };
       continue;
     }
     result.push({
       dataset: letterDataset,
       runId: letter.id,
       sourceId: source ?? '',
-      source: location ?? (typeof input?.source?.url === 'string' ? input.source.url : '(unknown)'),
+      source: location ?? url ?? '(unknown)',
       status: 'failed',
       ...(letter.recordedAt !== undefined && { startedAt: letter.recordedAt, finishedAt: letter.recordedAt }),
       error,
     });
   }
   return result;
+}
+
+/** The URL a dead letter's execution input downloads, normalized as a run's manifest records it. */
+function letterUrl(input: { source?: { url?: unknown } }): string | undefined {
+  const url = input?.source?.url;
+  if (typeof url !== 'string') return undefined;
+  try {
+    return normalizeSourceUrl(url);
+  } catch {
+    return url;
+  }
 }
 
 /** The location a dead letter's execution input names: a landed object (local folder or S3 bucket). */

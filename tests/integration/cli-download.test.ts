@@ -138,6 +138,18 @@ describe('sluice run <url>', () => {
     const list = await sluice(['dlq', 'list', '--lake', join(tmp.dir, 'unauthorized')], {});
     expect(list.status).toBe(0);
     expect(list.stdout).toContain(`${base}/in-network.json.gz (download)`);
+    // `sluice runs` lists it under its dataset, so a filter by dataset keeps it.
+    const runs = await sluice(
+      ['runs', '--lake', join(tmp.dir, 'unauthorized'), '--dataset', 'tic-in-network', '--json'],
+      {},
+    );
+    expect(runs.status).toBe(0);
+    expect(JSON.parse(runs.stdout)).toMatchObject({
+      dataset: 'tic-in-network',
+      status: 'failed',
+      source: `${base}/in-network.json.gz`,
+      error: expect.stringMatching(/^DownloadError: /),
+    });
   });
 
   it('reads the credential from --secrets-file, and checks --sha256 as the file lands', async () => {
@@ -161,5 +173,26 @@ describe('sluice run <url>', () => {
     expect(bad.stderr).toContain(`ChecksumMismatchError`);
     expect(bad.stderr).toContain(`expected ${wrong}, got ${sha256}`);
     expect((await deadLetters('bad-sha'))[0].error.Error).toBe('ChecksumMismatchError');
+  });
+
+  it('knows a URL as one source whatever folder it lands in: the same bytes from another --landing are unchanged', async () => {
+    const url = `${base}/in-network.json.gz`;
+    const lake = join(tmp.dir, 'one-url');
+    const from = (landing: string) => [
+      ...args(url, 'one-url').map((a) => (a.endsWith('one-url-landing') ? join(tmp.dir, landing) : a)),
+      '--json',
+    ];
+    const env = { SLUICE_SECRET_PAYER: SECRET };
+    const first = await sluice(from('landing-a'), env);
+    expect(first.status, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout).status).toBe('reconciled');
+    // The default landing folder is ./landing, so running from another folder lands the URL elsewhere.
+    const second = await sluice(from('landing-b'), env);
+    expect(second.status, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout).status).toBe('unchanged');
+    const sources = (await listFiles(lake)).filter((f) => /^_sources\/[^/]+\/[^/]+\/current\.json$/.test(f));
+    expect(sources).toHaveLength(1);
+    const count = await sluice(['query', 'SELECT count(*) AS n FROM files', '--lake', lake, '--json'], {});
+    expect(JSON.parse(count.stdout)).toEqual({ n: 1 });
   });
 });

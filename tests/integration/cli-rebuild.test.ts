@@ -136,7 +136,7 @@ describe('sluice rebuild', () => {
     expect(jsonLines(again.stdout)[0]).toMatchObject({ status: 'unchanged' });
   });
 
-  it('exits 3 without touching the source while another run holds its lease', async () => {
+  it('exits 3 without touching the source while another run holds its lease, with --json a failed object', async () => {
     const before = await current();
     const lease = {
       dataset: 'rows',
@@ -156,6 +156,19 @@ describe('sluice rebuild', () => {
       expect(busy.status).toBe(3);
       expect(busy.stderr).toContain('SourceBusyError');
       expect(busy.stderr).toContain('another-run');
+      // With --json, rebuild and run each say so on stdout too, as one object (never an empty stdout).
+      for (const args of [
+        ['rebuild', '--config', v1, '--lake', lake, '--json'],
+        ['run', file, '--config', v1, '--lake', lake, '--json'],
+      ]) {
+        const json = await runSluice(args);
+        expect(json.status, args[0]).toBe(3);
+        expect(JSON.parse(json.stdout)).toMatchObject({
+          status: 'failed',
+          dataset: 'rows',
+          error: { name: 'SourceBusyError', message: expect.stringContaining('another-run') },
+        });
+      }
     } finally {
       await releaseSourceLease(lease, leaseDeps);
     }

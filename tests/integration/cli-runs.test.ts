@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSluice } from '../helpers/cli.ts';
+import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { generateFile, listFiles, tempDir } from '../helpers/lake.ts';
+import { type MotoServer, motoSkipReason, startMotoServer } from '../helpers/moto-server.ts';
 
 /**
  * `sluice runs` over a lake that saw every kind of run: a version committed and then replaced, a touched
@@ -207,4 +209,75 @@ describe('sluice runs', () => {
     expect(runs).toMatchObject([{ status: 'committed', resumed: true }]);
     expect((await sluice(['runs', '--lake', sliced])).stdout).toMatch(/ committed .* yes\n/);
   }, 120_000);
+});
+
+describe('sluice runs: two failures of one source', () => {
+  it('lists each failed run once, with its own error', async () => {
+    const tmp = await tempDir('sluice-runs-failures-');
+    try {
+      const lake = join(tmp.dir, 'lake');
+      const file = join(tmp.dir, 'amounts.json');
+      const run = async () =>
+        (await sluice(['run', file, '--dataset', 'tic-allowed-amounts', '--lake', lake, '-q'])).status;
+      const sample = await readFile(join(TIC_EXAMPLES, 'allowed-amounts-multiple-plan-sample.json'), 'utf8');
+      await writeFile(file, sample);
+      expect(await run()).toBe(0);
+      // A version whose every record is quarantined: it has a run folder, and fails at its reconciliation.
+      await writeFile(file, sample.replaceAll('"CPT"', '"XXX"'));
+      expect(await run()).toBe(1);
+      // Then the file emptied: it fails before bronze, with no run folder of its own.
+      await writeFile(file, '');
+      expect(await run()).toBe(1);
+
+      const failed = jsonLines((await sluice(['runs', '--lake', lake, '--json'])).stdout).filter(
+        (r) => r.status === 'failed',
+      );
+      expect(failed.map((r) => r.error.split(':')[0])).toEqual([
+        'MalformedInputError',
+        'QuarantineThresholdError',
+      ]);
+      // The quarantined version's row keeps its own reason, not the empty file's.
+      expect(failed[1]).toMatchObject({
+        records: 1,
+        error: expect.stringMatching(/all 1 records were quarantined/),
+      });
+    } finally {
+      await tmp.cleanup();
+    }
+  }, 120_000);
+});
+
+const SKIP = motoSkipReason();
+
+describe.skipIf(SKIP !== undefined)(`sluice runs: an S3 lake${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
+  let moto: MotoServer;
+  beforeAll(async () => {
+    moto = await startMotoServer();
+    await moto.createBucket('lakes');
+  }, 120_000);
+  afterAll(() => moto?.stop());
+
+  it('lists the runs of the bucket, and finds their reports, not a local folder named s3:', async () => {
+    const lake = 's3://lakes/runs';
+    const file = join(TIC_EXAMPLES, 'allowed-amounts-multiple-plan-sample.json');
+    const run = await runSluice(
+      ['run', file, '--dataset', 'tic-allowed-amounts', '--lake', lake, '--json', '-q'],
+      moto.env,
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const runs = await runSluice(['runs', '--lake', lake, '--json'], moto.env);
+    expect(runs.status, runs.stderr).toBe(0);
+    expect(jsonLines(runs.stdout)).toMatchObject([
+      {
+        runId: JSON.parse(run.stdout).runId,
+        dataset: 'tic-allowed-amounts',
+        status: 'committed',
+        records: 1,
+      },
+    ]);
+    // `sluice report` finds it there too, and prints its S3 location.
+    const report = await runSluice(['report', '--lake', lake], moto.env);
+    expect(report.status, report.stderr).toBe(0);
+    expect(report.stdout).toMatch(/^s3:\/\/lakes\/runs\/bronze\/tic-allowed-amounts\/.*\/report\.html\n$/);
+  }, 180_000);
 });

@@ -237,6 +237,24 @@ describe('sluice CLI', () => {
     expect(result.stderr).toContain('no such file');
   });
 
+  it('exits 2 when --lake is a file (or under one), for each command that reads or writes a lake', async () => {
+    const file = join(tmp.dir, 'not-a-lake');
+    await writeFile(file, 'x');
+    for (const lake of [file, join(file, 'lake')]) {
+      for (const args of [
+        ['run', SAMPLE, '-d', 'tic-in-network', '--lake', lake],
+        ['rebuild', '-d', 'tic-in-network', '--lake', lake],
+        ['query', 'SELECT 1', '--lake', lake],
+        ['runs', '--lake', lake],
+        ['dlq', 'list', '--lake', lake],
+      ]) {
+        const result = sluice(args);
+        expect(result.status, `${args.join(' ')}: ${result.stderr}`).toBe(2);
+        expect(result.stderr).toContain(`--lake ${lake}: a file, not a folder`);
+      }
+    }
+  });
+
   it('--dry-run says what it would read and write, and writes nothing', () => {
     const lake = join(tmp.dir, 'dry-lake');
     const result = sluice(['run', SAMPLE, '-d', 'tic-in-network', '--lake', lake, '--dry-run']);

@@ -91,6 +91,25 @@ describe('Adapter: FolderDeadLetterStore', () => {
     const store = new FolderDeadLetterStore(join(tmp.dir, 'ids'));
     await expect(store.get('../../etc/passwd')).rejects.toThrow(InvalidKeyError);
   });
+
+  it('redrives nothing, exit 2, a letter of a config-defined dataset without its --config', async () => {
+    const lake = join(tmp.dir, 'own-dataset');
+    const store = new FolderDeadLetterStore(lake);
+    await store.record({
+      ...failure('events-csv-0007'),
+      input: { bucket: tmp.dir, key: 'events.csv', dataset: 'events', hasSilver: true },
+    });
+    for (const which of [['events-csv-0007'], ['--all']]) {
+      const result = spawnSync(process.execPath, [BIN, 'dlq', 'redrive', ...which, '--lake', lake], {
+        encoding: 'utf8',
+      });
+      // Nothing ran: bad usage, not an execution that "failed again".
+      expect(result.status, result.stderr).toBe(2);
+      expect(result.stderr).toMatch(/unknown dataset "events".*--config FILE/);
+      expect(result.stderr).not.toContain('failed again');
+    }
+    expect((await store.list()).map((l) => l.id)).toEqual(['events-csv-0007']);
+  });
 });
 
 describe('Adapter: SqsDeadLetterStore (against local-aws-sqs)', () => {

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DatasetConfigInput, parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
 import { builtInDataset } from '../../shared/contracts/datasets/index.ts';
-import { MalformedInputError, RecordTooLargeError } from '../../shared/errors.ts';
+import { MalformedInputError, RecordTooLargeError, SourceModifiedError } from '../../shared/errors.ts';
 import { ingestToBronze } from '../../shared/stages/bronze/ingest-to-bronze.ts';
 import { TIC_EXAMPLES } from '../helpers/fixtures.ts';
 import { fileStore, fixedClock, generateFile, listFiles, readBronze, tempDir } from '../helpers/lake.ts';
@@ -287,6 +287,35 @@ describe('ingestToBronze', () => {
           `trailing data after the last gzip member at compressed byte ${first.length}`,
         );
       }
+    });
+
+    it('fails, committing nothing, a file rewritten in place while it is read', async () => {
+      // `cat new.csv > file.csv` during a run: on main the run read the start of one file and the rest of
+      // the other, and committed the mix as a version of its own (exit 0, "reconciled").
+      const rows = (prefix: string) =>
+        `id,v\n${Array.from({ length: 200_000 }, (_, i) => `${i},${prefix}${i}`).join('\n')}\n`;
+      const file = join(tmp.dir, 'rewritten.csv');
+      await writeFile(file, rows('old'));
+      const lake = join(tmp.dir, 'rewritten-lake');
+      let rewritten = false;
+      const error = await ingestToBronze(
+        { dataset: parseDatasetConfig(config('csv')), sourceKey: 'rewritten.csv' },
+        {
+          source: fileStore(tmp.dir),
+          lake: fileStore(lake),
+          clock: fixedClock,
+          // After the first batch: the writer starts over with other bytes (same inode, longer).
+          onProgress: () => {
+            if (rewritten) return;
+            rewritten = true;
+            writeFileSync(file, rows('newer'));
+          },
+        },
+      ).catch((e: unknown) => e);
+      expect(rewritten).toBe(true);
+      expect(error).toBeInstanceOf(SourceModifiedError);
+      expect((error as Error).message).toMatch(/rewritten\.csv: the file changed while it was read/);
+      expect((await listFiles(lake)).filter((f) => !f.startsWith('.sluice-tmp'))).toEqual([]);
     });
 
     it('rejects a CSV file with an unclosed quote', async () => {

@@ -20,6 +20,7 @@ import {
   ObjectNotFoundError,
   PipelineError,
   RecordTooLargeError,
+  SourceModifiedError,
 } from '../../errors.ts';
 import {
   bronzeManifestKey,
@@ -330,6 +331,7 @@ export async function ingestSlice(
       deps.onProgress?.(progress(batch.bytesScanned));
       await waitForCapacity();
     }
+    await assertUnmodified(deps.source, sourceKey, uri, info);
     if (paused) {
       parts.push(...(await Promise.all(uploads.splice(0))));
       const scanned = records.bytesScanned();
@@ -370,7 +372,8 @@ export async function ingestSlice(
       error instanceof MalformedInputError ||
       error instanceof RecordTooLargeError ||
       error instanceof MissingRecordPathError ||
-      error instanceof NestingTooDeepError;
+      error instanceof NestingTooDeepError ||
+      error instanceof SourceModifiedError;
     if (badInput || !checkpoint) await removeRunOutput(deps.lake, prefix, () => false);
     throw error;
   }
@@ -432,6 +435,27 @@ export async function ingestSlice(
   // An unchanged source ends its run here: let the next one in.
   if (lease && result.status === 'unchanged') await releaseSourceLease(lease, leaseDeps);
   return result;
+}
+
+/**
+ * The source is still the object this slice was planned on: a file rewritten in place while it was read
+ * (`cat new > file`, an export still being written) yields bytes of no one version, which must not be
+ * committed as one. Its size, ETag and change tag are compared with the ones the run id was made of.
+ */
+async function assertUnmodified(
+  store: ObjectStore,
+  key: string,
+  uri: string,
+  before: { size: number; etag: string; changeTag?: string },
+): Promise<void> {
+  const after = await store.head(key);
+  if (!after) throw new SourceModifiedError(uri, 'it is gone');
+  if (after.size !== before.size) {
+    throw new SourceModifiedError(uri, `${before.size} bytes when the run began, ${after.size} now`);
+  }
+  if (after.etag !== before.etag || after.changeTag !== before.changeTag) {
+    throw new SourceModifiedError(uri, 'it was written to since the run began');
+  }
 }
 
 /** An ndjson or csv file without a single record: a run of it would succeed having ingested nothing. */

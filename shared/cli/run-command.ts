@@ -129,7 +129,7 @@ export async function runIngest(file: string, options: RunOptions): Promise<bool
   } as const;
   const sourceStore = local ? local.store : new FileObjectStore(resolve(options.landing));
   const lease = {
-    ...localSourceRef(workflowInput, sourceStore),
+    ...(await localSourceRef(workflowInput, sourceStore, lake)),
     holder: `local:${hostname()}:${process.pid}:${randomUUID()}`,
   };
   const leaseDeps = { lake, clock: systemClock, localProcess: thisLeaseProcess() };

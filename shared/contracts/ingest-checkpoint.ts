@@ -32,30 +32,30 @@ export const IngestCheckpoint = z.object({
   /** JSON and NDJSON: the scanner's state at `resume.position` (see ScannerSnapshot). */
   scanner: z
     .object({
-    state: z.number().int(),
-    offset: z.number().int().nonnegative(),
-    containers: z.array(z.number().int()),
-    frames: z.array(z.object({ kind: z.number().int(), node: z.number().int(), target: z.number().int() })),
-    recordCounts: z.array(z.number().int().nonnegative()),
-    headers: z.record(z.string(), z.unknown()),
-    /**
-     * What the document held along the record paths so far (see JsonRecordScanner.pathValues): required.
-     * A checkpoint without it (written before required record paths) cannot decide them, so it does not
-     * parse and the run starts over.
-     */
-    pathValues: z.record(
-      z.string(),
-      z.object({
-        kind: JsonKindSchema,
-        offset: z.number().int().nonnegative(),
-      }),
-    ),
-    topLevelKeys: z.array(z.string()),
-    topLevelKeyCount: z.number().int().nonnegative(),
-    /** Skeleton values no path names (see SkippedValue); absent in checkpoints written before. */
-    skipped: z.array(SkippedValueSchema).default([]),
-    skippedCount: z.number().int().nonnegative().default(0),
-  })
+      state: z.number().int(),
+      offset: z.number().int().nonnegative(),
+      containers: z.array(z.number().int()),
+      frames: z.array(z.object({ kind: z.number().int(), node: z.number().int(), target: z.number().int() })),
+      recordCounts: z.array(z.number().int().nonnegative()),
+      headers: z.record(z.string(), z.unknown()),
+      /**
+       * What the document held along the record paths so far (see JsonRecordScanner.pathValues): required.
+       * A checkpoint without it (written before required record paths) cannot decide them, so it does not
+       * parse and the run starts over.
+       */
+      pathValues: z.record(
+        z.string(),
+        z.object({
+          kind: JsonKindSchema,
+          offset: z.number().int().nonnegative(),
+        }),
+      ),
+      topLevelKeys: z.array(z.string()),
+      topLevelKeyCount: z.number().int().nonnegative(),
+      /** Skeleton values no path names (see SkippedValue); absent in checkpoints written before. */
+      skipped: z.array(SkippedValueSchema).default([]),
+      skippedCount: z.number().int().nonnegative().default(0),
+    })
     .optional(),
   /** CSV: the header row's names, and the rows read before `resume.position` (see CsvResume). */
   csv: z.object({ columns: z.array(z.string()), records: z.number().int().nonnegative() }).optional(),

@@ -28,6 +28,14 @@ export function sourceId(location: string): string {
   return `${safeSegment(base)}-${hash.slice(0, 12)}`;
 }
 
+/**
+ * Where downloads land in the landing store. The workflow that downloaded a file ingests it itself, so the
+ * landing trigger (EventBridge "Object Created") ignores this prefix: otherwise every download would also
+ * start a second execution for the same object. A download's key is also its source's identity
+ * (`sourceIdentity`).
+ */
+export const DOWNLOADS_PREFIX = '_downloads/';
+
 /** What identifies one stored object of a source, as its store sees it (before its bytes are read). */
 export interface StoredObject {
   /** The source's location (see `sourceId`). */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PipelineError, PreconditionFailedError } from '../errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import { sourceCurrentKey, sourcesPrefix, sourceVersionKey } from './keys.ts';
+import { DOWNLOADS_PREFIX, sourceCurrentKey, sourceId, sourcesPrefix, sourceVersionKey } from './keys.ts';
 import { readTextIfPresent } from './read-json.ts';
 
 /**
@@ -203,4 +203,22 @@ function parseRecord(key: string, text: string): SourceVersionRecord {
     throw new PipelineError(`${key}: not a commit record: ${parsed.error.issues[0]?.message ?? ''}`);
   }
   return parsed.data;
+}
+
+/**
+ * What a source's id is made of (`sourceId`): a file's location, but for a download (`_downloads/…`,
+ * see `landingKey`) its landing key, which is one per URL wherever the landing store is (a local
+ * `--landing` folder, any working directory): a URL is one source however it lands. A download first
+ * committed when its id was made of its full location keeps that id, so an upgrade does not make a
+ * second source of it.
+ */
+export async function sourceIdentity(
+  lake: ObjectStore,
+  dataset: string,
+  key: string,
+  uri: string,
+): Promise<string> {
+  if (!key.startsWith(DOWNLOADS_PREFIX)) return uri;
+  if (await readCurrentVersion(lake, dataset, sourceId(key))) return key;
+  return (await readCurrentVersion(lake, dataset, sourceId(uri))) ? uri : key;
 }

@@ -14,6 +14,7 @@ import { contractForDataset } from '../contracts/datasets/silver-contracts.ts';
 import { ObjectNotFoundError, PipelineError } from '../errors.ts';
 import { sourceId } from '../lake/keys.ts';
 import { deleteRunUsage, recordInvocation } from '../lake/run-usage.ts';
+import { sourceIdentity } from '../lake/source-commits.ts';
 import { releaseSourceLease, SourceBusyError, thisLeaseProcess } from '../lake/source-lease.ts';
 import type { DeadLetterStore } from '../ports/dead-letter-store.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -247,7 +248,7 @@ export async function runWorkflowLocally(
     await rm(workDir, { recursive: true, force: true });
     // A failed run lets go of its source (a commit or an unchanged source already did).
     if (!deps.leaseHolder) {
-      const ref = localSourceRef(input, deps.source);
+      const ref = await localSourceRef(input, deps.source, deps.lake);
       await releaseSourceLease({ ...ref, holder: leaseHolder }, { lake: deps.lake, clock: deps.clock });
     }
   }
@@ -646,10 +647,11 @@ export function committedRun(result: LocalPipelineResult): LocalRunResult {
  * The source a local execution works on, as its lease and commit records key it: the landed file, or for
  * a URL the object it lands as (its key is unique per URL).
  */
-export function localSourceRef(
+export async function localSourceRef(
   input: LocalWorkflowInput,
   landing: ObjectStore,
-): { readonly dataset: string; readonly sourceId: string; readonly location: string } {
+  lake: ObjectStore,
+): Promise<{ readonly dataset: string; readonly sourceId: string; readonly location: string }> {
   if (input.rebuild) {
     const { sourceId } = input.rebuild;
     return { dataset: input.dataset.name, sourceId, location: `${input.dataset.name} source ${sourceId}` };
@@ -658,7 +660,7 @@ export function localSourceRef(
   const uri = landing.uri(key);
   return {
     dataset: input.dataset.name,
-    sourceId: sourceId(uri),
+    sourceId: sourceId(await sourceIdentity(lake, input.dataset.name, key, uri)),
     location: input.source ? redactUrl(input.source.url) : uri,
   };
 }

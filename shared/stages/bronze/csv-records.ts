@@ -115,7 +115,9 @@ export function readCsvRecords(
         const error = parser.errored;
         if (error) {
           // The failing row starts where the parser's last complete row ended.
-          throw new MalformedInputError(uri, parsedThrough, `invalid CSV: ${error.message}`, { cause: error });
+          throw new MalformedInputError(uri, parsedThrough, `invalid CSV: ${error.message}`, {
+            cause: error,
+          });
         }
         return true;
       };

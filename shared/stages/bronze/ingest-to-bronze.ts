@@ -32,7 +32,12 @@ import {
   sourceVersion,
 } from '../../lake/keys.ts';
 import { readJsonIfValid } from '../../lake/read-json.ts';
-import { type CurrentVersion, readCurrentVersion, recordSeenAs } from '../../lake/source-commits.ts';
+import {
+  type CurrentVersion,
+  readCurrentVersion,
+  recordSeenAs,
+  sourceIdentity,
+} from '../../lake/source-commits.ts';
 import {
   holdSourceLease,
   type LeaseProcess,
@@ -203,10 +208,11 @@ export async function ingestSlice(
   const info = await deps.source.head(sourceKey);
   if (!info) throw new ObjectNotFoundError(sourceKey);
   const uri = deps.source.uri(sourceKey);
-  const source = sourceId(uri);
+  const identity = await sourceIdentity(deps.lake, dataset.name, sourceKey, uri);
+  const source = sourceId(identity);
   const configSha256 = datasetConfigSha256(dataset);
   const runId = bronzeRunId(
-    { location: uri, size: info.size, etag: info.etag, changeTag: info.changeTag },
+    { location: identity, size: info.size, etag: info.etag, changeTag: info.changeTag },
     configSha256,
   );
   const prefix = bronzeRunPrefix(dataset.name, runId);
@@ -300,10 +306,10 @@ export async function ingestSlice(
   const sliceStart = checkpoint?.resume.position ?? 0;
   let paused = false;
   const csvRecords = csv
-      ? readCsvRecords(opened.chunks, dataset, uri, {
-          resume: checkpoint?.csv && { position: checkpoint.resume.position, ...checkpoint.csv },
-        })
-      : undefined;
+    ? readCsvRecords(opened.chunks, dataset, uri, {
+        resume: checkpoint?.csv && { position: checkpoint.resume.position, ...checkpoint.csv },
+      })
+    : undefined;
   const json = csvRecords
     ? undefined
     : scanJsonRecords(opened.chunks, dataset, uri, checkpoint?.scanner, () => paused);

@@ -1,13 +1,8 @@
 import { createHash } from 'node:crypto';
 import { InvalidKeyError } from '../../errors.ts';
-import { safeSegment } from '../../lake/keys.ts';
+import { DOWNLOADS_PREFIX, safeSegment } from '../../lake/keys.ts';
 
-/**
- * Where downloads land in the landing store. The workflow that downloaded a file ingests it itself, so the
- * landing trigger (EventBridge "Object Created") ignores this prefix: otherwise every download would also
- * start a second execution for the same object.
- */
-export const DOWNLOADS_PREFIX = '_downloads/';
+export { DOWNLOADS_PREFIX };
 
 /**
  * Parameters that identify who fetches, or when, not what: credentials, signatures and expiry of signed

@@ -115,7 +115,7 @@ function header(data: RunReportData, status: string): string {
   return `<header>
 <h1>${esc(bronze.dataset)}: ${esc(sourceName(bronze))}</h1>
 <p>reconciliation <span class="badge ${badge}" data-field="status">${esc(status)}</span></p>
-<dl class="meta">
+${fanOutHeadline(data.fanOut)}<dl class="meta">
 <dt>source</dt><dd class="mono" data-field="source">${esc(s.url ?? s.uri)}</dd>
 ${s.url ? `<dt>landed as</dt><dd class="mono">${esc(s.uri)}</dd>` : ''}
 <dt>size</dt><dd>${esc(formatBytes(s.size))} ${esc(s.compression === 'gzip' ? 'gzip' : '')} · ${esc(formatBytes(s.uncompressedBytes))} of ${esc(s.format)}</dd>
@@ -125,6 +125,24 @@ ${s.url ? `<dt>landed as</dt><dd class="mono">${esc(s.uri)}</dd>` : ''}
 ${headerValues.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(shown(v))}</dd>`).join('\n')}
 </dl>
 </header>`;
+}
+
+/**
+ * A table of contents whose listed files did not all succeed: its own reconciliation may pass, but the run
+ * failed (exit 1), and the first line of its report says so.
+ */
+function fanOutHeadline(fanOut: FanOutFacts | undefined): string {
+  const failed = fanOut?.summary.failed ?? 0;
+  const refused = fanOut?.summary.rejected ?? 0;
+  if (failed + refused === 0) return '';
+  const what = [
+    ...(failed > 0 ? [`${formatCount(failed)} failed`] : []),
+    ...(refused > 0 ? [`${formatCount(refused)} refused before download`] : []),
+  ].join(', ');
+  return (
+    `<p>listed files <span class="badge failed" data-field="fanOut.headline">${what}</span>: the run failed ` +
+    '(see <a href="#fan-out">Listed files</a>)</p>\n'
+  );
 }
 
 /** A header value as text: strings as they are, anything else as JSON (integers beyond 2^53 exact). */

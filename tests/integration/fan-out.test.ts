@@ -258,6 +258,10 @@ describe('Fan-out: a table of contents, run locally through the deployed definit
     expect(page).toContain('<section id="fan-out">');
     expect(page).toContain('data-field="fanOut.succeeded">3<');
     expect(page).toContain('data-field="fanOut.failed">1<');
+    // Its first lines say the run failed, though the table of contents' own reconciliation passed.
+    expect(page).toContain(
+      'data-field="fanOut.headline">1 failed, 1 refused before download</span>: the run failed',
+    );
     // With the error its page report recorded.
     const gone = pages.flatMap((p) => p.outcomes).find((o) => o.status === 'failed') as unknown as {
       error: string;

@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { lakeLabel, openLakeStore } from '../adapters/lake-store.ts';
+import { isS3Lake, lakeLabel, openLakeStore } from '../adapters/lake-store.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
+import { ConfigError } from '../errors.ts';
 import { listRuns, RUN_STATUSES, type RunEntry, type RunStatus } from '../lake/run-history.ts';
 import { formatCount, formatDuration } from './format.ts';
 
@@ -46,6 +48,14 @@ Examples:
       // An S3 lake is read as one, never as a local folder named `s3:` (which has no runs).
       const lake = openLakeStore(options.lake);
       const lakeDir = lakeLabel(options.lake);
+      // A folder that is not there is a mistyped --lake, not a lake without failed runs: a script that
+      // checks `sluice runs --status failed` must not read "no runs" as all is well.
+      if (!isS3Lake(options.lake) && !existsSync(lakeDir)) {
+        throw new ConfigError(
+          `--lake ${options.lake}: no such folder (${lakeDir}), so no run has written a lake there; ` +
+            "give the lake's folder or s3://bucket[/prefix]",
+        );
+      }
       const runs = await listRuns(lake, {
         ...(options.dataset !== undefined && { dataset: options.dataset }),
         ...(options.status !== undefined && { status: options.status }),

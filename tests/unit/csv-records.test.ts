@@ -176,3 +176,39 @@ describe('readCsvRecords in slices', () => {
     }
   });
 });
+
+describe('readCsvRecords in slices, at the end of the input', () => {
+  it('never pauses on the rows the end brings, so a cut-off last row fails as in one pass', async () => {
+    const text = 'a,b,c\n1,2,3\nxxxxxxxxxxxxxxxxxxxx,yyyy';
+    async function* whole() {
+      yield Buffer.from(text);
+    }
+    const source = readCsvRecords(whole(), dataset, 'file:///t.csv');
+    const pauses: boolean[] = [];
+    const error = await (async () => {
+      for await (const _ of source.batches(() => pauses.push(source.pause()))) {
+        // every row asks to pause
+      }
+    })().catch((e: unknown) => e);
+    // The first row pauses (the next slice would go on from it); the cut-off last row comes with the end.
+    expect(pauses).toEqual([true]);
+    expect(error).toBeUndefined();
+    const rest = readCsvRecords(
+      (async function* () {
+        yield Buffer.from(text.slice(source.bytesScanned()));
+      })(),
+      dataset,
+      'file:///t.csv',
+      { resume: { position: source.bytesScanned(), ...source.resumeState() } },
+    );
+    const restPauses: boolean[] = [];
+    const failure = await (async () => {
+      for await (const _ of rest.batches(() => restPauses.push(rest.pause()))) {
+        // the last row asks to pause too
+      }
+    })().catch((e: unknown) => e);
+    expect(restPauses).toEqual([false]);
+    expect(failure).toBeInstanceOf(MalformedInputError);
+    expect((failure as Error).message).toContain('the last row has 2 of 3 cells');
+  });
+});

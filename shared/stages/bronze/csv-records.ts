@@ -59,6 +59,8 @@ export function readCsvRecords(
   // Where the row being handed over ends, and where the chunk it was parsed from starts (see `pause`).
   let rowEnd = base;
   let chunkStart = base;
+  // The input has ended: the parser is handing over its last rows (see `pause`).
+  let ending = false;
   return {
     async *batches(onRecord) {
       let lastByte: number | undefined;
@@ -136,10 +138,10 @@ export function readCsvRecords(
         parser.once('error', resolve);
         parser.end(resolve);
       });
-      if (!handOver()) {
-        yield { bytesScanned: bytes };
-        return;
-      }
+      // The rows the end brings (the last one, without a line break after it) are handed over with no
+      // pause: a later slice would read nothing, and the checks below (a row cut off) would not be made.
+      ending = true;
+      handOver();
       const endsInsideRow = lastByte !== undefined && lastByte !== LF && lastByte !== CR && !stoppedEarly();
       if (columns && lastRow && lastRow.cells < columns.length && endsInsideRow) {
         throw new MalformedInputError(
@@ -158,7 +160,7 @@ export function readCsvRecords(
     // only finish with the next chunk (its line end is the chunk's last byte, which might be a CR of a
     // CRLF) ends in the chunk before: no pause there, the caller asks again at its next boundary.
     pause: () => {
-      if (rowEnd < chunkStart) return false;
+      if (ending || rowEnd < chunkStart) return false;
       pauseRequested = true;
       return true;
     },

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { MalformedInputError } from '../../shared/errors.ts';
-import { JsonRecordScanner } from '../../shared/stages/parse/json-record-scanner.ts';
+import { JsonRecordScanner, type SkippedValue } from '../../shared/stages/parse/json-record-scanner.ts';
 import {
   type CompiledPaths,
   compilePaths,
@@ -40,6 +40,8 @@ export interface ScanResult {
   readonly headers: Record<string, unknown>;
   readonly counts: number[];
   readonly bytesScanned: number;
+  /** Values no path names (`JsonRecordScanner.skipped`), and how many there were. */
+  readonly skipped: { readonly values: readonly SkippedValue[]; readonly count: number };
 }
 
 export const NO_LIMIT = 1024 * 1024 * 1024;
@@ -79,6 +81,7 @@ export function makeScanner(options: ScanOptions): {
       headers: scanner.headers,
       counts: [...scanner.recordCounts],
       bytesScanned: scanner.bytesScanned,
+      skipped: { values: [...scanner.skipped], count: scanner.skippedCount },
     }),
   };
 }

@@ -492,6 +492,52 @@ describe('JsonRecordScanner', () => {
     });
   });
 
+  describe('values no path reads', () => {
+    const options: ScanOptions = { records: ['items[*]', 'more.list[*]'], headers: ['version'] };
+
+    it('are counted with their path, kind and offset, the same at every split', () => {
+      const text =
+        '{"version":"1","extra":[1,2],"items":[{"a":1}],"more":{"list":{"id":7},"note":"x"},"z":null}';
+      const result = scanAtEverySplit(text, options);
+      expect(result.skipped).toEqual({
+        count: 4,
+        values: [
+          { path: '$.extra', kind: 'array', offset: text.indexOf('[1,2]') },
+          // An optional record path holding an object: none of it is a record.
+          { path: '$.more.list', kind: 'object', offset: text.indexOf('{"id":7}') },
+          { path: '$.more.note', kind: 'string', offset: text.indexOf('"x"') },
+          { path: '$.z', kind: 'null', offset: text.indexOf('null') },
+        ],
+      });
+      expect(result.counts).toEqual([1, 0]);
+    });
+
+    it('include a path holding another kind than it leads to, but not a null one', () => {
+      expect(scanBuffer('{"items":[],"more":"text"}', options).skipped.values).toEqual([
+        { path: '$.more', kind: 'string', offset: 19 },
+      ]);
+      expect(scanBuffer('{"items":[],"more":null,"version":null}', options).skipped).toEqual({
+        values: [],
+        count: 0,
+      });
+      // A key given twice, the second time with a value of another kind: that value is not read.
+      expect(scanBuffer('{"items":[{"a":1}],"items":"x"}', options).skipped.values).toEqual([
+        { path: '$.items', kind: 'string', offset: 27 },
+      ]);
+    });
+
+    it('include a value under a key longer than any path could name, wherever the chunks split it', () => {
+      const long = 'k'.repeat(300);
+      const text = `{"items":[],"${long}":{"deep":[1]},"version":"2"}`;
+      const result = scanAtEverySplit(text, options);
+      expect(result.skipped.count).toBe(1);
+      expect(result.skipped.values[0]).toMatchObject({ kind: 'object', offset: text.indexOf('{"deep"') });
+      expect(result.skipped.values[0]!.path).toMatch(/^\$\.k{20,}…$/);
+      expect(result.skipped.values[0]!.path.length).toBeLessThanOrEqual(200);
+      expect(result.headers).toEqual({ version: '2' });
+    });
+  });
+
   describe('errors', () => {
     it('rejects trailing data after the top-level value at the offset of its first byte', () => {
       expectRejectedAtEverySplit('{"a":1} x', 8);

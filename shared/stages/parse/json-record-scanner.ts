@@ -84,6 +84,8 @@ export interface SkippedValue {
 
 /** Distinct skipped paths kept; more are only counted (`skippedCount`). */
 const SKIPPED_KEPT = 20;
+/** Longest skipped path kept, in characters (cut with `…`). */
+const SKIPPED_PATH_CHARS = 200;
 
 /**
  * Deepest nesting of a header value. Header values are scalars in every TiC schema; they travel whole in
@@ -726,6 +728,10 @@ export class JsonRecordScanner {
       this.frameNode.push(node);
       this.frameTarget.push(-1);
     } else {
+      // A value a path names, of a kind it cannot be read as (`"provider_references": {}`, a string where
+      // an object leads on to records): nothing of it is read. A required path's check fails the run;
+      // for an optional one, the run says so. Null is an absent value.
+      if (!discover && c !== 0x6e) this.skip(node, undefined, kindOfFirstByte(c), this.offset + i);
       this.opaqueBase = depth;
     }
   }
@@ -757,16 +763,27 @@ export class JsonRecordScanner {
       : raw.toString('utf8');
     const parent = this.frameNode[this.depth - 1];
     this.pendingNode = parent?.children.get(key) ?? (parent && this.options.discover?.learnKey(parent, key));
-    if (this.pendingNode === undefined && parent !== undefined && !this.options.discover)
-      this.pendingSkipKey = key;
+    if (this.pendingNode === undefined && parent !== undefined && !this.options.discover) {
+      // A key too long for any path is named as when it was too long to keep (`carryOver`): by its start.
+      this.pendingSkipKey = raw.length > this.maxKeyBytes ? this.longKeyName(raw) : key;
+    }
     if (this.depth === 1 && this.topLevelKeys.length < TOP_LEVEL_KEYS_KEPT) this.topLevelKeys.push(key);
   }
 
+  /** A key longer than any path's (its raw bytes): its first `maxKeyBytes` bytes and `…`. */
+  private longKeyName(raw: Buffer): string {
+    return `${raw.subarray(0, this.maxKeyBytes).toString('utf8').replace(/\uFFFD$/, '')}…`;
+  }
+
   /** Notes a skeleton value that no path names (see `SkippedValue`). */
-  private skip(parent: PathNode, key: string, kind: JsonKind, offset: number): void {
+  private skip(parent: PathNode, key: string | undefined, kind: JsonKind, offset: number): void {
     this.skippedCount++;
     if (this.skipped.length >= SKIPPED_KEPT) return;
-    const path = `$.${jsonPath([...keysTo(this.options.paths.root, parent)!, key])}`.replace('$.[', '$[');
+    const keys = keysTo(this.options.paths.root, parent)!;
+    if (key !== undefined) keys.push(key);
+    let path = keys.length === 0 ? '$' : `$.${jsonPath(keys)}`.replace('$.[', '$[');
+    // A key may be as long as a record: the path travels in manifests and state machine payloads.
+    if (path.length > SKIPPED_PATH_CHARS) path = `${path.slice(0, SKIPPED_PATH_CHARS - 1)}…`;
     if (!this.skipped.some((s) => s.path === path)) this.skipped.push({ path, kind, offset });
   }
 
@@ -829,6 +846,8 @@ export class JsonRecordScanner {
       // A key longer than any key on our paths (even fully \u-escaped) cannot match one: stop keeping it.
       if (this.keyBytes > this.maxKeyBytes) {
         this.keyCapturing = false;
+        // Its value is skipped like any other no path names, and said: by the key's start.
+        if (!this.options.discover) this.pendingSkipKey = this.longKeyName(Buffer.concat(this.keyPieces));
         this.keyPieces = [];
       }
     }

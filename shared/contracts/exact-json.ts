@@ -163,9 +163,14 @@ function parseNumberOrDecimal(token: string): number | bigint | ExactDecimal {
   if (INTEGER_TOKEN.test(token)) return parseNumber(token);
   const n = Number(token);
   if (n === 0 && significand(token) !== '0') return new ExactDecimal(token);
+  // Below the smallest normal double, a double keeps fewer than 15 digits (1.2345e-322 is 1.24e-322).
+  if (n !== 0 && Math.abs(n) < MIN_NORMAL && !doubleKeepsDigits(token, n)) return new ExactDecimal(token);
   if (!Number.isFinite(n) || significantDigits(token) <= DOUBLE_SAFE_DIGITS) return n;
   return doubleKeepsDigits(token, n) ? n : new ExactDecimal(token);
 }
+
+/** The smallest normal double: below it (the subnormals), a double holds fewer digits. */
+const MIN_NORMAL = 2.2250738585072014e-308;
 
 /** A double holds any decimal of this many significant digits (and `mayHoldLongNumber` sees longer ones). */
 const DOUBLE_SAFE_DIGITS = 15;

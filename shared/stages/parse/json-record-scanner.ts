@@ -772,7 +772,10 @@ export class JsonRecordScanner {
 
   /** A key longer than any path's (its raw bytes): its first `maxKeyBytes` bytes and `…`. */
   private longKeyName(raw: Buffer): string {
-    return `${raw.subarray(0, this.maxKeyBytes).toString('utf8').replace(/\uFFFD$/, '')}…`;
+    return `${raw
+      .subarray(0, this.maxKeyBytes)
+      .toString('utf8')
+      .replace(/\uFFFD$/, '')}…`;
   }
 
   /** Notes a skeleton value that no path names (see `SkippedValue`). */

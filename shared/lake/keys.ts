@@ -12,6 +12,9 @@ export function safeSegment(name: string): string {
   return (cleaned || 'source').slice(0, 80);
 }
 
+/** Hex digits of the location's hash that end a source id (`sourceId`). */
+export const SOURCE_HASH_CHARS = 12;
+
 /**
  * A *source* is a logical file: where it comes from (a local path, a landing key as `s3://bucket/key`, or
  * an HTTP URL without credentials), whatever its content. Its id is a readable name plus a hash of that
@@ -25,7 +28,7 @@ export function sourceId(location: string): string {
       .split(/[/\\]/)
       .at(-1) ?? 'source';
   const hash = createHash('sha256').update(location).digest('hex');
-  return `${safeSegment(base)}-${hash.slice(0, 12)}`;
+  return `${safeSegment(base)}-${hash.slice(0, SOURCE_HASH_CHARS)}`;
 }
 
 /**

@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { PipelineError, PreconditionFailedError } from '../errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import { DOWNLOADS_PREFIX, sourceCurrentKey, sourceId, sourcesPrefix, sourceVersionKey } from './keys.ts';
+import {
+  DOWNLOADS_PREFIX,
+  SOURCE_HASH_CHARS,
+  sourceCurrentKey,
+  sourceId,
+  sourceLeaseKey,
+  sourcesPrefix,
+  sourceVersionKey,
+} from './keys.ts';
 import { readTextIfPresent } from './read-json.ts';
 
 /**
@@ -209,8 +217,8 @@ function parseRecord(key: string, text: string): SourceVersionRecord {
  * What a source's id is made of (`sourceId`): a file's location, but for a download (`_downloads/…`,
  * see `landingKey`) its landing key, which is one per URL wherever the landing store is (a local
  * `--landing` folder, any working directory): a URL is one source however it lands. A download first
- * committed when its id was made of its full location keeps that id, so an upgrade does not make a
- * second source of it.
+ * seen when its id was made of its full location keeps that id (`legacyLocation`), so an upgrade makes
+ * no second source of it and does not restart a run of it that is under way.
  */
 export async function sourceIdentity(
   lake: ObjectStore,
@@ -220,5 +228,31 @@ export async function sourceIdentity(
 ): Promise<string> {
   if (!key.startsWith(DOWNLOADS_PREFIX)) return uri;
   if (await readCurrentVersion(lake, dataset, sourceId(key))) return key;
-  return (await readCurrentVersion(lake, dataset, sourceId(uri))) ? uri : key;
+  return (await legacyLocation(lake, dataset, key, uri)) ?? key;
+}
+
+/**
+ * The full location a download's source id was made of before ids were by landing key: this landing's
+ * (committed, or leased by a run under way or killed), or another landing folder's whose committed
+ * record names the same landing key. Only sources of the same file name are read (ids start with it).
+ */
+async function legacyLocation(
+  lake: ObjectStore,
+  dataset: string,
+  key: string,
+  uri: string,
+): Promise<string | undefined> {
+  const legacy = sourceId(uri);
+  if (await readCurrentVersion(lake, dataset, legacy)) return uri;
+  if (await lake.head(sourceLeaseKey(dataset, legacy))) return uri;
+  const sameName = `${sourcesPrefix(dataset)}source=${sourceId(key).slice(0, -SOURCE_HASH_CHARS)}`;
+  for await (const object of lake.list(sameName)) {
+    if (!object.key.endsWith('/current.json')) continue;
+    const text = await readTextIfPresent(lake, object.key);
+    const record = text === undefined ? undefined : parseRecord(object.key, text);
+    // The record of a source whose id was made of its full location (not of the key itself).
+    if (record && record.sourceId === sourceId(record.uri) && record.uri.endsWith(`/${key}`))
+      return record.uri;
+  }
+  return undefined;
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
-import { sourceId } from '../../shared/lake/keys.ts';
+import { sourceId, sourceLeaseKey } from '../../shared/lake/keys.ts';
 import {
   commitSourceVersion,
   type SourceVersionRecord,
@@ -11,15 +11,16 @@ import { tempDir } from '../helpers/lake.ts';
 const DATASET = 'tic-in-network';
 const KEY = '_downloads/tic-in-network/0123abcd/in-network.json.gz';
 
-/** A committed current version of source `id`. */
-async function commitCurrent(lake: FileObjectStore, id: string): Promise<void> {
+/** A committed current version of the source whose id is made of `location` (a landed file's uri, or a key). */
+async function commitCurrent(lake: FileObjectStore, location: string): Promise<void> {
+  const id = sourceId(location);
   const record: SourceVersionRecord = {
     commitVersion: 1,
     dataset: DATASET,
     sourceId: id,
     version: 'v1',
     sha256: '0'.repeat(64),
-    uri: '/landing/x',
+    uri: location,
     size: 1,
     runId: `${id}-00000000`,
     bronzeManifestKey: 'bronze/x/_manifest.json',
@@ -50,11 +51,22 @@ describe('sourceIdentity', () => {
   it('keeps the full location of a download committed before ids were by landing key, and the key once that is current', async () => {
     const lake = new FileObjectStore(`${tmp.dir}/upgraded`);
     const uri = `s3://landing-bucket/${KEY}`;
-    await commitCurrent(lake, sourceId(uri));
+    await commitCurrent(lake, uri);
     expect(await sourceIdentity(lake, DATASET, KEY, uri)).toBe(uri);
-    // Landed elsewhere (another bucket, another folder), the legacy id is not found: the key is the identity.
-    expect(await sourceIdentity(lake, DATASET, KEY, `/tmp/landing/${KEY}`)).toBe(KEY);
-    await commitCurrent(lake, sourceId(KEY));
+    // Landed in another folder now: the committed record that names the same landing key is found.
+    expect(await sourceIdentity(lake, DATASET, KEY, `/tmp/landing/${KEY}`)).toBe(uri);
+    // Another URL of the same file name is another source.
+    const other = KEY.replace('0123abcd', '4567ef01');
+    expect(await sourceIdentity(lake, DATASET, other, `s3://landing-bucket/${other}`)).toBe(other);
+    await commitCurrent(lake, KEY);
     expect(await sourceIdentity(lake, DATASET, KEY, uri)).toBe(KEY);
+  });
+
+  it('keeps the full location of a download whose run under it is under way or was killed (its lease)', async () => {
+    const lake = new FileObjectStore(`${tmp.dir}/in-flight`);
+    const uri = `/home/a/landing/${KEY}`;
+    expect(await sourceIdentity(lake, DATASET, KEY, uri)).toBe(KEY);
+    await lake.write(sourceLeaseKey(DATASET, sourceId(uri)), '{}');
+    expect(await sourceIdentity(lake, DATASET, KEY, uri)).toBe(uri);
   });
 });

@@ -173,9 +173,9 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
     }
   }
   if (letters.length === 0) report(options, { status: 'nothing to redrive', location: store.location });
-  // The one letter asked for, or every letter, not run: exit 2 (or 3) says so, with the reason.
-  if (failed > 0 && notRun.length === failed && (failed === 1 || notRun.every(isConfigError))) {
-    if (failed === 1) throw notRun[0];
+  // The only letter asked for, or every letter, not run: exit 2 (or 3) says so, with the reason.
+  if (failed > 0 && notRun.length === failed && (letters.length === 1 || notRun.every(isConfigError))) {
+    if (letters.length === 1) throw notRun[0];
     throw new ConfigError(
       `${failed} of ${letters.length} dead letter(s) were not redriven, nothing ran: ${notRun[0]!.message}`,
     );
@@ -183,8 +183,9 @@ async function redriveCommand(id: string | undefined, options: DlqOptions): Prom
   if (failed > 0) {
     const { WorkflowFailedError } = await import('../pipeline/local-runner.ts');
     throw new WorkflowFailedError(
-      `${failed} of ${letters.length} redriven execution(s) failed again; their failures are recorded ` +
-        `in ${store.location}`,
+      `${failed} of ${letters.length} redriven execution(s) failed again` +
+        `${notRun.length > 0 ? ` (${notRun.length} could not start: ${notRun[0]!.message})` : ''}; ` +
+        `their failures are recorded in ${store.location}`,
     );
   }
 }

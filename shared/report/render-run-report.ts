@@ -8,6 +8,7 @@ import {
   formatUsd,
 } from '../cli/format.ts';
 import type { BronzeManifest } from '../contracts/bronze-manifest.ts';
+import { stringifyLossless } from '../contracts/exact-json.ts';
 import type { SilverManifest } from '../contracts/silver-manifest.ts';
 import { QUARANTINE_TABLE } from '../lake/keys.ts';
 import type { TableProfile } from '../ports/table-inspector.ts';
@@ -148,7 +149,8 @@ function fanOutHeadline(fanOut: FanOutFacts | undefined): string {
 /** A header value as text: strings as they are, anything else as JSON (integers beyond 2^53 exact). */
 function shown(value: unknown): string {
   if (typeof value === 'string') return value.length > 200 ? `${value.slice(0, 200)}…` : value;
-  const text = JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v)) ?? String(value);
+  // As the source wrote it: integers beyond 2^53, 1e400 and 1e-400 too (JSON.stringify: null and 0).
+  const text = value === undefined ? String(value) : stringifyLossless(value);
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 

@@ -482,6 +482,38 @@ describe('sluice run: deep nesting never overflows the stack', () => {
     expect(Number(JSON.parse(query.stdout.trim()).n)).toBe('{"deep":}'.length + 2 * (20_000 - 3));
   });
 
+  it('names a deep record whose exact number parse runs out of stack, instead of calling its bronze part damaged', async () => {
+    // 1e-400 sends the record to the exact parse, which recurses: 20,000 levels are too many for it.
+    const source = await file(
+      'deep-tiny.json',
+      `{"data":[{"id":1,"x":1e-400,"deep":${nested(20_000 - 3)}}]}`,
+    );
+    const config = await file(
+      'deep-tiny-config.json',
+      JSON.stringify({
+        name: 'deep-tiny',
+        format: 'json',
+        records: [{ path: 'data[*]' }],
+        limits: { maxDepth: 20_000 },
+        silver: { table: 'deep_rows', columns: [{ name: 'id', type: 'integer' }] },
+      }),
+    );
+    const result = sluice([
+      'run',
+      source,
+      '--config',
+      config,
+      '--lake',
+      join(tmp.dir, 'lake-deep-tiny'),
+      '-q',
+    ]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(
+      `NestingTooDeepError: ${source}: record data[0] starting at byte 9 is nested too deeply: its exact number parse ran out of stack`,
+    );
+    expect(result.stderr).not.toContain('is not a bronze record');
+  });
+
   it(`runs a TiC record nested to the cap (${MAX_DEPTH_LIMIT}) through the TiC contract, and quarantines one as deep`, async () => {
     const sample = await inNetworkSample();
     const items = sample.in_network as Record<string, unknown>[];

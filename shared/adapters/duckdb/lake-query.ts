@@ -311,10 +311,13 @@ function viewNames(tables: readonly SilverTable[]): View[] {
     if (t.history.length === 0) {
       // A table no committed version has rows in: its history is empty, with the history's columns.
       if (t.empty) {
-        const versionColumns =
-          ', CAST(NULL AS VARCHAR) AS _source_id, CAST(NULL AS VARCHAR) AS _version, ' +
-          'CAST(NULL AS TIMESTAMPTZ) AS _committed_at, CAST(NULL AS BOOLEAN) AS _is_current';
-        const sql = () => noRows(t.empty!).replace(' WHERE false', `${versionColumns} WHERE false`);
+        const versionColumns = [
+          'CAST(NULL AS VARCHAR) AS _source_id',
+          'CAST(NULL AS VARCHAR) AS _version',
+          'CAST(NULL AS TIMESTAMPTZ) AS _committed_at',
+          'CAST(NULL AS BOOLEAN) AS _is_current',
+        ];
+        const sql = () => noRows(t.empty!, versionColumns);
         views.push({ view: `${word(t.dataset)}__${word(t.table)}_history`, keys: [], sql });
         const short = shortName.get(t);
         if (short) views.push({ view: `${short}_history`, keys: [], sql });
@@ -358,10 +361,10 @@ function viewNames(tables: readonly SilverTable[]): View[] {
   return views;
 }
 
-/** A SELECT of no rows with the given columns: a table no source has rows in yet. */
-function noRows(columns: NonNullable<SilverTable['empty']>): string {
-  const select = columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`).join(', ');
-  return `SELECT ${select || 'NULL AS _'} WHERE false`;
+/** A SELECT of no rows with the given columns (and `extra` select items): a table with no rows yet. */
+function noRows(columns: NonNullable<SilverTable['empty']>, extra: readonly string[] = []): string {
+  const select = [...columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`), ...extra];
+  return `SELECT ${select.join(', ') || 'NULL AS _'} WHERE false`;
 }
 
 /** A DuckDB value as plain data for printing or JSON (what `QueryResult` rows hold). */

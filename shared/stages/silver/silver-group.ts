@@ -143,7 +143,14 @@ export async function buildSilverGroup(
         lines++;
         // The record's original bytes follow the lineage: only they decide whether the exact parse is needed.
         const recordStart = line.indexOf(RECORD_FIELD);
-        const { path, index, offset, record } = parseBronzeLine(line, recordStart, decimals, part.key, lines);
+        const { path, index, offset, record } = parseBronzeLine(
+          line,
+          recordStart,
+          decimals,
+          part.key,
+          lines,
+          bronze.source.uri,
+        );
         const counts = stats.records[path];
         if (!counts)
           throw new PipelineError(`${part.key}: a record of path "${path}" that the manifest does not list`);
@@ -226,10 +233,26 @@ function parseBronzeLine(
   options: ExactParseOptions,
   partKey: string,
   lineNumber: number,
+  sourceUri: string,
 ): { path: string; index: number; offset: number; record: unknown } {
   try {
     return parseExact(line, recordStart, options) as ReturnType<typeof parseBronzeLine>;
   } catch (error) {
+    // The exact parse (a long number, 1e-400) recurses: a record nested deep enough runs out of stack.
+    if (error instanceof RangeError && /call stack/i.test(error.message)) {
+      const lineage = JSON.parse(`${line.slice(0, recordStart)}}`) as {
+        path: string;
+        index: number;
+        offset: number;
+      };
+      throw new NestingTooDeepError(
+        sourceUri,
+        `record ${lineage.path}[${lineage.index}]`,
+        lineage.offset,
+        `its exact number parse ran out of stack (${error.message}); lower "limits.maxDepth" to reject such records while parsing`,
+        { cause: error },
+      );
+    }
     throw new PipelineError(
       `${partKey} line ${lineNumber} is not a bronze record (${(error as Error).message}): bronze parts are ` +
         'written once, with their sha256 in the bronze manifest, so this one was changed or damaged since. ' +

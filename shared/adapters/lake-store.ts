@@ -60,9 +60,3 @@ function statOrUndefined(path: string): Stats | undefined {
     throw error;
   }
 }
-
-/** Whether `--lake` names an S3 lake. */
-export const isS3Lake = (lake: string) => /^s3:\/\//i.test(lake);
-
-/** The lake as messages name it: the S3 location as given, or the folder's absolute path. */
-export const lakeLabel = (lake: string) => (isS3Lake(lake) ? lake : resolve(lake));

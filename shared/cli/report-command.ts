@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { Command } from 'commander';
-import { isS3Lake, lakeLabel, openLakeStore } from '../adapters/lake-store.ts';
+import { isS3Lake, lakeLabel } from '../adapters/lake-location.ts';
 import { ConfigError } from '../errors.ts';
 import { bronzeManifestKey, rebuildReconciliationKey, reportKeyBeside } from '../lake/keys.ts';
 import { readTextIfPresent } from '../lake/read-json.ts';
@@ -53,6 +53,7 @@ failed or was not committed has its own report, by --build.
         }
         // An S3 lake is read as one, never as a local folder named `s3:` (which has no runs).
         const lakeDir = lakeLabel(options.lake);
+        const { openLakeStore } = await import('../adapters/lake-store.ts');
         const lake = openLakeStore(options.lake);
         const entry = await findRun(lake, lakeDir, run, options.dataset, options.build);
         const key = entry.reportKey ?? (await renderMissingReport(lake, entry));

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { isS3Lake, lakeLabel, openLakeStore } from '../adapters/lake-store.ts';
+import { isS3Lake, lakeLabel } from '../adapters/lake-location.ts';
 import { FolderDeadLetterStore } from '../adapters/local/folder-dead-letter-store.ts';
 import { ConfigError } from '../errors.ts';
 import { listRuns, RUN_STATUSES, type RunEntry, type RunStatus } from '../lake/run-history.ts';
@@ -46,6 +46,8 @@ Examples:
     )
     .action(async (options: { lake: string; dataset?: string; status?: RunStatus; json: boolean }) => {
       // An S3 lake is read as one, never as a local folder named `s3:` (which has no runs).
+      // Loaded when the command runs: it brings the AWS SDK, which the CLI's start does without.
+      const { openLakeStore } = await import('../adapters/lake-store.ts');
       const lake = openLakeStore(options.lake);
       const lakeDir = lakeLabel(options.lake);
       // A folder that is not there is a mistyped --lake, not a lake without failed runs: a script that

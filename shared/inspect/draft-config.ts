@@ -94,8 +94,9 @@ function draftColumns(shape: ValueShape, format: 'json' | 'ndjson' | 'csv'): Dra
       if (key === '_extra') continue;
       const path = [...prefix, key];
       // A JSON key with a dot in it has no column source: "a.b" is the key b of the object a, so such a
-      // column would be NULL in every row. Its values stay in `_rescued`, as any field no column picks.
-      if (format !== 'csv' && key.includes('.')) continue;
+      // column would be NULL in every row; nor has an empty key (an unnamed CSV column). Their values
+      // stay in `_rescued`, as any field no column picks.
+      if (key === '' || (format !== 'csv' && key.includes('.'))) continue;
       const type = scalarType(field);
       if (type) {
         let name = sqlName(path.join('_'), 'field');

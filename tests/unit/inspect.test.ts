@@ -140,6 +140,10 @@ describe('inspectSource', () => {
       ['far', 'string', undefined],
       ['n_e', 'integer', 'n.e'],
     ]);
+    // An unnamed CSV column: on main the draft gave it source "", which the config refuses (exit 2).
+    const csv = await inspectSource(await write('unnamed.csv', 'id,,b\n1,x,2\n'), LIMITS);
+    const drafted = parseDatasetConfig(draftDatasetConfig(csv.structure, 'unnamed'));
+    expect(drafted.silver?.columns.map((c) => c.name)).toEqual(['id', 'b']);
   });
 
   it('tells NDJSON from JSON by a second value on a later line, and CSV by its first byte', () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { defaultRecordName } from '../stages/parse/record-paths.ts';
 
 /**
  * The one definition of a dataset's ingest configuration: what the file looks like and where its
@@ -401,7 +402,7 @@ export function recordTargets(config: DatasetConfig): RecordTarget[] {
   }
   return (config.records ?? []).map((r) => ({
     path: r.path,
-    name: r.name ?? r.path.slice(0, -3).split('.').at(-1) ?? 'records',
+    name: r.name ?? defaultRecordName(r.path),
     required: r.required,
     allowEmpty: r.allowEmpty,
   }));

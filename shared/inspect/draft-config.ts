@@ -56,6 +56,8 @@ function scalarType(shape: ValueShape): ColumnType | undefined {
   const kinds = kindsOf(shape).filter((k) => k !== 'null');
   const only = (...allowed: ValueKind[]) => kinds.length > 0 && kinds.every((k) => allowed.includes(k));
   if (kinds.length === 0) return 'string';
+  // A number column would refuse some of them (1e400, 1e-400, 2^64): text keeps each as written.
+  if (only('integer', 'number') && shape.unrepresentable) return 'string';
   if (only('integer')) return 'integer';
   if (only('integer', 'number')) return 'number';
   if (only('boolean')) return 'boolean';
@@ -91,6 +93,10 @@ function draftColumns(shape: ValueShape, format: 'json' | 'ndjson' | 'csv'): Dra
       if (columns.length >= MAX_COLUMNS) return;
       if (key === '_extra') continue;
       const path = [...prefix, key];
+      // A JSON key with a dot in it has no column source: "a.b" is the key b of the object a, so such a
+      // column would be NULL in every row; nor has an empty key (an unnamed CSV column). Their values
+      // stay in `_rescued`, as any field no column picks.
+      if (key === '' || (format !== 'csv' && key.includes('.'))) continue;
       const type = scalarType(field);
       if (type) {
         let name = sqlName(path.join('_'), 'field');
@@ -102,8 +108,7 @@ function draftColumns(shape: ValueShape, format: 'json' | 'ndjson' | 'csv'): Dra
         format !== 'csv' &&
         field.fields &&
         path.length < MAX_COLUMN_PATH &&
-        kindsOf(field).every((k) => k === 'object' || k === 'null') &&
-        !path.some((k) => k.includes('.'))
+        kindsOf(field).every((k) => k === 'object' || k === 'null')
       ) {
         visit(field.fields, path);
       }

@@ -4,6 +4,8 @@
  * and derives a config's silver columns from it.
  */
 
+import { ExactDecimal } from '../contracts/exact-json.ts';
+
 /** A value's type as a config would declare it; `integer` and `number` are told apart as JSON writes them. */
 export type ValueKind = 'string' | 'integer' | 'number' | 'boolean' | 'null' | 'object' | 'array';
 
@@ -24,6 +26,8 @@ export interface ValueShape {
   /** Strings that were dates (`YYYY-MM-DD`) and timestamps (ISO 8601). */
   dates: number;
   timestamps: number;
+  /** Numbers a number or integer column refuses (`1e400`, `1e-400`, an integer beyond ±2^63). */
+  unrepresentable?: number;
   /** Object fields, in the order first seen. */
   fields?: Map<string, ValueShape>;
   /** Fields not kept beyond MAX_FIELDS. */
@@ -38,10 +42,14 @@ export function emptyShape(): ValueShape {
   return { seen: 0, kinds: {}, dates: 0, timestamps: 0 };
 }
 
-/** The kind of a parsed value (from `parseExact`: an integer beyond 2^53 is a bigint). */
+/**
+ * The kind of a parsed value (from `parseExact`: an integer beyond 2^53 is a bigint, a nonzero number a
+ * double reads as 0, `1e-400`, an `ExactDecimal`: a number, not an object with no fields).
+ */
 export function kindOf(value: unknown): ValueKind {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
+  if (value instanceof ExactDecimal) return 'number';
   switch (typeof value) {
     case 'string':
       return 'string';
@@ -54,6 +62,15 @@ export function kindOf(value: unknown): ValueKind {
     default:
       return 'object';
   }
+}
+
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** A number no number or integer column holds as it is: past a double's range, or an integer past int64. */
+function unrepresentable(value: unknown): boolean {
+  if (value instanceof ExactDecimal) return Number(value) === 0 || !Number.isFinite(Number(value));
+  if (typeof value === 'number') return !Number.isFinite(value);
+  return typeof value === 'bigint' && (value > INT64_MAX || value < -INT64_MAX - 1n);
 }
 
 /**
@@ -71,6 +88,7 @@ export function mergeValue(shape: ValueShape, value: unknown): void {
       if (DATE.test(v as string)) into.dates++;
       else if (TIMESTAMP.test(v as string)) into.timestamps++;
     }
+    if (unrepresentable(v)) into.unrepresentable = (into.unrepresentable ?? 0) + 1;
     if (depth >= MAX_DEPTH) continue;
     if (kind === 'array') {
       const items = v as unknown[];

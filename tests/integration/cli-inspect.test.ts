@@ -54,8 +54,16 @@ describe('sluice inspect', () => {
         meta: { at: '2024-01-01' },
         data: { items: events.map((e) => JSON.parse(e)) },
       }),
+      // A root array: its records are named `records` (on main the name was empty, and the run failed
+      // on a bronze key with an empty segment, `run=…//part-00000.ndjson.gz`).
+      'list.json': `[${events.join(',')}]`,
     };
-    const expectedRows = { 'events.ndjson.gz': 300, 'accounts.csv': 120, 'nested.json': 300 };
+    const expectedRows = {
+      'events.ndjson.gz': 300,
+      'accounts.csv': 120,
+      'nested.json': 300,
+      'list.json': 300,
+    };
     for (const [name, body] of Object.entries(files)) {
       const file = join(tmp.dir, name);
       await writeFile(file, body);
@@ -78,6 +86,8 @@ describe('sluice inspect', () => {
     }
     const nested = JSON.parse(await readFile(join(tmp.dir, 'nested.json.config.json'), 'utf8'));
     expect(nested.records).toEqual([{ path: 'data.items[*]' }]);
+    const list = JSON.parse(await readFile(join(tmp.dir, 'list.json.config.json'), 'utf8'));
+    expect(list.records).toEqual([{ path: '[*]' }]);
   });
 
   it('reads the first --max-bytes of a URL, says the counts are lower bounds, and reads it all with --all', async () => {

@@ -37,6 +37,15 @@ describe('readCsvRecords', () => {
     expect(await records('a,b\n1,2,3\n4\n')).toEqual(['{"a":"1","b":"2","_extra":["3"]}', '{"a":"4"}']);
   });
 
+  it('fails a long row when the header row names a column _extra, whose value its extras would replace', async () => {
+    // On main bronze kept {"_extra":["3"]} for the second row: its _extra cell, x2, was gone (exit 0).
+    expect(await records('a,_extra\n1,x1\n')).toEqual(['{"a":"1","_extra":"x1"}']);
+    const error = await records('a,_extra\n1,x1\n2,x2,3\n').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedInputError);
+    expect((error as MalformedInputError).message).toContain('column 2 is named "_extra"');
+    expect((error as MalformedInputError).message).toContain('at byte 14');
+  });
+
   it('fails bytes that are not UTF-8 (a Latin-1 export) at their offset, instead of storing U+FFFD', async () => {
     async function* latin1() {
       yield Buffer.from('id,owner\n1,Jos\xe9\n', 'latin1');

@@ -123,6 +123,29 @@ describe('inspectSource', () => {
     expect(parseDatasetConfig(draftDatasetConfig(root.structure, 'root')).records?.[0]?.path).toBe('[*]');
   });
 
+  it('drafts no column that would be NULL or refused: a key with a dot stays in _rescued, 1e-400 and 2^64 are text', async () => {
+    const lines = [
+      '{"id":1,"a.b":5,"small":1.5,"huge":1,"far":2.5,"n":{"c.d":1,"e":2}}',
+      '{"id":2,"a.b":6,"small":1e-400,"huge":12345678901234567890,"far":1e400,"n":{"c.d":3,"e":4}}',
+    ];
+    const report = await inspectSource(await write('odd.ndjson', `${lines.join('\n')}\n`), LIMITS);
+    // 1e-400 is a number (on main: an object, and the field got no column).
+    expect(report.arrays[0]?.shape.fields?.small?.type).toBe('number');
+    const config = parseDatasetConfig(draftDatasetConfig(report.structure, 'odd'));
+    // On main "a.b" got a column with source "a.b", the key b of an object a: NULL in every row.
+    expect(config.silver?.columns.map((c) => [c.name, c.type, c.source])).toEqual([
+      ['id', 'integer', undefined],
+      ['small', 'string', undefined],
+      ['huge', 'string', undefined],
+      ['far', 'string', undefined],
+      ['n_e', 'integer', 'n.e'],
+    ]);
+    // An unnamed CSV column: on main the draft gave it source "", which the config refuses (exit 2).
+    const csv = await inspectSource(await write('unnamed.csv', 'id,,b\n1,x,2\n'), LIMITS);
+    const drafted = parseDatasetConfig(draftDatasetConfig(csv.structure, 'unnamed'));
+    expect(drafted.silver?.columns.map((c) => c.name)).toEqual(['id', 'b']);
+  });
+
   it('tells NDJSON from JSON by a second value on a later line, and CSV by its first byte', () => {
     expect(sniffFormat(Buffer.from('{"a":1}\n{"a":2}\n'))).toBe('ndjson');
     expect(sniffFormat(Buffer.from('{"a":\n1}\n'))).toBe('json');

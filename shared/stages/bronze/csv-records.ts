@@ -105,7 +105,11 @@ export function readCsvRecords(
             columns.forEach((name, i) => {
               if (i < record.length) row[name] = record[i];
             });
-            if (record.length > columns.length) row[CSV_EXTRA_CELLS] = record.slice(columns.length);
+            if (record.length > columns.length) {
+              // A column of that name would lose this row's value to the extras, silently.
+              if (columns.includes(CSV_EXTRA_CELLS)) throw extraCellsHaveNoPlace(uri, rowStart, columns);
+              row[CSV_EXTRA_CELLS] = record.slice(columns.length);
+            }
             onRecord(0, count++, rowStart, Buffer.from(JSON.stringify(row)));
             lastRow = { start: rowStart, cells: record.length };
           }
@@ -173,6 +177,17 @@ type Parsed = { record: string[]; info: { bytes: number } };
 
 const LF = 0x0a;
 const CR = 0x0d;
+
+/** A row longer than the header row, whose extra cells' field `_extra` the header row names as a column. */
+function extraCellsHaveNoPlace(uri: string, offset: number, columns: readonly string[]): MalformedInputError {
+  return new MalformedInputError(
+    uri,
+    offset,
+    `the row has more cells than the header row, whose column ${columns.indexOf(CSV_EXTRA_CELLS) + 1} is ` +
+      `named "${CSV_EXTRA_CELLS}", the field that keeps a long row's extra cells (the column's value would ` +
+      `be lost to them): rename that column in the header row, or quote the field whose delimiter split the row`,
+  );
+}
 
 /** The header row's names, each once; a name given twice fails with both positions and what to do. */
 function uniqueColumns(names: string[], uri: string, offset: number): string[] {

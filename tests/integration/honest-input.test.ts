@@ -455,20 +455,23 @@ describe('sluice run: header values are checked like records', () => {
 describe('sluice run: deep nesting never overflows the stack', () => {
   /** An array nested `depth` levels deep, counting its own level. */
   const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
-
-  it('runs a record nested 20,000 deep through bronze, silver (drift, _rescued) and reconciliation', async () => {
-    // The top level, "data", the record, then 19,997 arrays: 20,000 levels in all, as maxDepth allows.
-    const source = await file('deep.json', `{"data":[{"id":1,"deep":${nested(20_000 - 3)}}]}`);
-    const config = await file(
-      'deep-config.json',
+  /** A config of `data[*]` records nested up to 20,000 deep, with a silver table of their ids. */
+  const deepConfig = (name: string) =>
+    file(
+      `${name}-config.json`,
       JSON.stringify({
-        name: 'deep',
+        name,
         format: 'json',
         records: [{ path: 'data[*]' }],
         limits: { maxDepth: 20_000 },
         silver: { table: 'deep_rows', columns: [{ name: 'id', type: 'integer' }] },
       }),
     );
+
+  it('runs a record nested 20,000 deep through bronze, silver (drift, _rescued) and reconciliation', async () => {
+    // The top level, "data", the record, then 19,997 arrays: 20,000 levels in all, as maxDepth allows.
+    const source = await file('deep.json', `{"data":[{"id":1,"deep":${nested(20_000 - 3)}}]}`);
+    const config = await deepConfig('deep');
     const lake = join(tmp.dir, 'lake-deep');
     const result = sluice(['run', source, '--config', config, '--lake', lake, '--json']);
     expect(result.stderr).toBe('');
@@ -488,16 +491,7 @@ describe('sluice run: deep nesting never overflows the stack', () => {
       'deep-tiny.json',
       `{"data":[{"id":1,"x":1e-400,"deep":${nested(20_000 - 3)}}]}`,
     );
-    const config = await file(
-      'deep-tiny-config.json',
-      JSON.stringify({
-        name: 'deep-tiny',
-        format: 'json',
-        records: [{ path: 'data[*]' }],
-        limits: { maxDepth: 20_000 },
-        silver: { table: 'deep_rows', columns: [{ name: 'id', type: 'integer' }] },
-      }),
-    );
+    const config = await deepConfig('deep-tiny');
     const result = sluice([
       'run',
       source,

@@ -83,6 +83,29 @@ describe('sluice run: no value changes silently', () => {
     },
   });
 
+  /** Runs the CMS fee-for-service sample, edited by `edit`, as tic-in-network into a lake of its own. */
+  async function runTicSample(name: string, edit: (sample: string) => string) {
+    const sample = await readFile(
+      join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),
+      'utf8',
+    );
+    const file = join(tmp.dir, `${name}.json`);
+    await writeFile(file, edit(sample));
+    const lake = join(tmp.dir, `${name}-lake`);
+    const result = sluice([
+      'run',
+      file,
+      '--dataset',
+      'tic-in-network',
+      '--lake',
+      lake,
+      '--json',
+      '--quarantine-threshold',
+      '1',
+    ]);
+    return { result, lake };
+  }
+
   it('keeps the digits of an NDJSON key beyond 2^53: 9007199254740993 is not merged with …992', async () => {
     const input = '{"id":9007199254740993,"x":1}\n{"id":9007199254740992,"x":2}\n';
     const out = await run('keys.ndjson', input, things('ndjson'));
@@ -196,24 +219,9 @@ describe('sluice run: no value changes silently', () => {
   });
 
   it('quarantines a TiC negotiated_rate of 1e-400, which a double holds only as 0', async () => {
-    const sample = await readFile(
-      join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),
-      'utf8',
+    const { result, lake } = await runTicSample('tic-underflow', (sample) =>
+      sample.replace(/"negotiated_rate": [0-9.]+/, '"negotiated_rate": 1e-400'),
     );
-    const file = join(tmp.dir, 'tic-underflow.json');
-    await writeFile(file, sample.replace(/"negotiated_rate": [0-9.]+/, '"negotiated_rate": 1e-400'));
-    const lake = join(tmp.dir, 'tic-underflow-lake');
-    const result = sluice([
-      'run',
-      file,
-      '-d',
-      'tic-in-network',
-      '--lake',
-      lake,
-      '--json',
-      '--quarantine-threshold',
-      '1',
-    ]);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     const quarantined = await rows(lake, 'SELECT message, record FROM _quarantine');
@@ -338,30 +346,12 @@ describe('sluice run: no value changes silently', () => {
   });
 
   it('quarantines a TiC negotiated_rate of 1e400 and a provider_group_id beyond 2^53, saying why', async () => {
-    const sample = await readFile(
-      join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),
-      'utf8',
-    );
-    const file = join(tmp.dir, 'tic-edges.json');
-    await writeFile(
-      file,
+    const { result, lake } = await runTicSample('tic-edges', (sample) =>
       sample
         .replace(/"negotiated_rate": [0-9.]+/, '"negotiated_rate": 1e400')
         .replace('"provider_group_id": 1,', '"provider_group_id": 12345678901234567891,')
         .replaceAll(/"provider_references": \[1\]/g, '"provider_references": [12345678901234567891]'),
     );
-    const lake = join(tmp.dir, 'tic-edges-lake');
-    const result = sluice([
-      'run',
-      file,
-      '--dataset',
-      'tic-in-network',
-      '--lake',
-      lake,
-      '--json',
-      '--quarantine-threshold',
-      '1',
-    ]);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     const messages = (await rows(lake, 'SELECT DISTINCT message FROM _quarantine ORDER BY 1')).map(
@@ -379,24 +369,9 @@ describe('sluice run: no value changes silently', () => {
   });
 
   it('keeps a 20-digit plan_id header (a JSON number) exact in the manifest and the files table', async () => {
-    const sample = await readFile(
-      join(TIC_EXAMPLES, 'in-network-rates-fee-for-service-single-plan-sample.json'),
-      'utf8',
+    const { result, lake } = await runTicSample('plan-id', (sample) =>
+      sample.replace('"plan_id": "1111111111"', '"plan_id": 12345678901234567890'),
     );
-    const file = join(tmp.dir, 'plan-id.json');
-    await writeFile(file, sample.replace('"plan_id": "1111111111"', '"plan_id": 12345678901234567890'));
-    const lake = join(tmp.dir, 'plan-id-lake');
-    const result = sluice([
-      'run',
-      file,
-      '--dataset',
-      'tic-in-network',
-      '--lake',
-      lake,
-      '--json',
-      '--quarantine-threshold',
-      '1',
-    ]);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('"plan_id":12345678901234567890');

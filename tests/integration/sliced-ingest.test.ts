@@ -91,6 +91,27 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
     return { whole, slices: result.slices, wholeLake, slicedLake };
   }
 
+  /** The whole workflow on `sourceKey` into a new lake; `ingests`: how often it entered the Ingest state. */
+  async function runWorkflow(dataset: DatasetConfig, sourceKey: string, sliceBudget?: () => SliceBudget) {
+    const lake = newLake();
+    let ingests = 0;
+    const result = await runWorkflowLocally(
+      { dataset, sourceKey },
+      {
+        source: fileStore(tmp.dir),
+        lake: fileStore(lake),
+        deadLetters: new FolderDeadLetterStore(lake),
+        clock: fixedClock,
+        workDir: join(tmp.dir, 'work'),
+        sliceBudget,
+        onEvent: (event) => {
+          if (event.type === 'StateEntered' && event.state?.name === StateName.ingest) ingests++;
+        },
+      },
+    );
+    return { lake, result, ingests };
+  }
+
   it('runs the deployed workflow in ≥ 20 slices and writes bronze, silver and reconciliation byte-identical to one slice', async () => {
     const { facts } = await generateFile(tmp.dir, 'in-network.json.gz', {
       seed: 20261122,
@@ -98,27 +119,8 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
       headerPosition: 'split',
     });
     const dataset = slicedDataset(builtInDataset('tic-in-network'), 48 * 1024);
-    const run = async (sliceBudget?: () => SliceBudget) => {
-      const lake = newLake();
-      const ingests: unknown[] = [];
-      const result = await runWorkflowLocally(
-        { dataset, sourceKey: 'in-network.json.gz' },
-        {
-          source: fileStore(tmp.dir),
-          lake: fileStore(lake),
-          deadLetters: new FolderDeadLetterStore(lake),
-          clock: fixedClock,
-          workDir: join(tmp.dir, 'work'),
-          sliceBudget,
-          onEvent: (event) => {
-            if (event.type === 'StateEntered' && event.state?.name === StateName.ingest) ingests.push(event);
-          },
-        },
-      );
-      return { lake, result, ingests: ingests.length };
-    };
-    const whole = await run();
-    const sliced = await run(() => everySegment);
+    const whole = await runWorkflow(dataset, 'in-network.json.gz');
+    const sliced = await runWorkflow(dataset, 'in-network.json.gz', () => everySegment);
 
     expect(whole.result.bronze.slices).toBe(1);
     expect(whole.ingests).toBe(1);
@@ -212,23 +214,8 @@ describe('sliced ingest (bounded slices, resumed from checkpoints)', () => {
     expectIdentical(await snapshot(slicedLake), await snapshot(wholeLake));
 
     // The whole workflow: bronze, silver and reconciliation identical to one slice.
-    const run = async (sliceBudget?: () => SliceBudget) => {
-      const lake = newLake();
-      const result = await runWorkflowLocally(
-        { dataset, sourceKey: 'rows.csv.gz' },
-        {
-          source: fileStore(tmp.dir),
-          lake: fileStore(lake),
-          deadLetters: new FolderDeadLetterStore(lake),
-          clock: fixedClock,
-          workDir: join(tmp.dir, 'work-csv'),
-          sliceBudget,
-        },
-      );
-      return { lake, result };
-    };
-    const one = await run();
-    const many = await run(() => everySegment);
+    const one = await runWorkflow(dataset, 'rows.csv.gz');
+    const many = await runWorkflow(dataset, 'rows.csv.gz', () => everySegment);
     expect(many.result.bronze.slices).toBe(slices);
     expect(many.result.reconciliation?.status).toBe('passed');
     expect(many.result.silver?.manifest.tables.rows?.rowsWritten).toBe(3000);

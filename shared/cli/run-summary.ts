@@ -72,13 +72,18 @@ export function runOutcome(result: LocalPipelineResult): {
   return { status: result.reconciliation ? 'reconciled' : 'committed', problems };
 }
 
-/** The file's values that no path of the dataset names: said, never passed over silently. */
+/** The file's values the run did not read (no path names them, or a header key written twice): said, never passed over silently. */
 function notIngestedLines(skipped: BronzeManifest['skipped']): string[] {
   if (!skipped) return [];
-  const shown = skipped.values.slice(0, 5).map((v) => `${v.path} (${kindName(v.kind)} at byte ${v.offset})`);
+  const shown = skipped.values
+    .slice(0, 5)
+    .map(
+      (v) =>
+        `${v.path} (${kindName(v.kind)} at byte ${v.offset}${v.repeated ? ', its key written twice' : ''})`,
+    );
   const more = skipped.count - shown.length;
   return [
-    `  not ingested ${formatCount(skipped.count)} value${skipped.count > 1 ? 's' : ''} of the file that no record or header path names:`,
+    `  not ingested ${formatCount(skipped.count)} value${skipped.count > 1 ? 's' : ''} of the file that the dataset does not read:`,
     `              ${shown.join(', ')}${more > 0 ? ` and ${formatCount(more)} more` : ''}`,
   ];
 }
@@ -142,7 +147,7 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
       }),
     },
     headers: manifest.headers,
-    /** Values of the file that no record or header path names: not ingested (absent when none). */
+    /** Values of the file the dataset does not read (see `SkippedValue`): not ingested (absent when none). */
     ...(manifest.skipped && { notIngested: manifest.skipped }),
     ...(reconciliation && { quality: reconciliation.quality, quarantine: reconciliation.quarantine }),
     /** What the run cost up to its reconciliation, per stage, at the configured prices (reconciliation.json's). */

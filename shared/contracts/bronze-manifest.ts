@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ParseSettings } from './dataset-config.ts';
 
 /** Bumped whenever the bronze line format or the scanner's accept/reject decisions change. */
-export const PARSER_VERSION = 'sluice-scanner/2';
+export const PARSER_VERSION = 'sluice-scanner/3';
 
 export const BronzePartSchema = z.object({
   key: z.string(),
@@ -18,11 +18,12 @@ export const BronzePartSchema = z.object({
 /** The JSON type of a value, as the scanner names it (see JsonKind). */
 export const JsonKindSchema = z.enum(['object', 'array', 'string', 'number', 'boolean', 'null']);
 
-/** A value of the document no record or header path names: not read into bronze (see SkippedValue). */
+/** A value of the document the run did not read into bronze (see SkippedValue). */
 export const SkippedValueSchema = z.object({
   path: z.string(),
   kind: JsonKindSchema,
   offset: z.number().int().nonnegative(),
+  repeated: z.literal(true).optional(),
 });
 
 /**

@@ -164,7 +164,7 @@ describe('sluice run: values of the file that no path names are said, never drop
 
     const human = sluice(['run', source, '-d', 'tic-in-network', '--lake', join(tmp.dir, 'lake-unread-2')]);
     expect(human.status).toBe(0);
-    expect(human.stdout).toContain('not ingested 2 values of the file that no record or header path names:');
+    expect(human.stdout).toContain('not ingested 2 values of the file that the dataset does not read:');
     expect(human.stdout).toContain('$.out_of_network (an array at byte');
   });
 

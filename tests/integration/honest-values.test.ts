@@ -235,6 +235,56 @@ describe('sluice run: no value changes silently', () => {
     ).toEqual([]);
   });
 
+  it('quarantines a record whose key is written twice with different values, and says where', async () => {
+    const input =
+      '{"id":"a","x":1,"x":2}\n{"id":"b","x":3,"s":"q","s":"q"}\n{"id":"c","x":4,"s":"é" , "s" :"f"}\n';
+    const out = await run('twice.ndjson', input, things('ndjson'));
+    expect(out.status, out.stderr).toBe(0);
+    // The same value twice changes nothing: that record is kept.
+    expect(await rows(out.lake, 'SELECT id, x, s FROM things')).toEqual([{ id: 'b', x: 3, s: 'q' }]);
+    const quarantined = await rows(
+      out.lake,
+      'SELECT rule_id, field_path, message, record FROM _quarantine ORDER BY _record_index',
+    );
+    expect(quarantined.map((q) => [q.rule_id, q.field_path, q.record])).toEqual([
+      ['record.duplicate_key', 'x', '{"id":"a","x":1,"x":2}'],
+      ['record.duplicate_key', 's', '{"id":"c","x":4,"s":"é" , "s" :"f"}'],
+    ]);
+    // Byte offsets in the file (é is two bytes), of each value.
+    const byteAt = (text: string) => Buffer.byteLength(input.slice(0, input.indexOf(text)));
+    expect(quarantined[0]!.message).toContain(`at byte ${byteAt('1,"x"')}, then at byte ${byteAt('2}')}`);
+    expect(quarantined[1]!.message).toContain(`at byte ${byteAt('"é"')}, then at byte ${byteAt('"f"')}`);
+    expect(out.summary.counts).toMatchObject({ tables: { things: { rows: 1 } } });
+  });
+
+  it('quarantines a TiC item whose billing_code is written twice, and keeps the first of a header written twice', async () => {
+    const { result, lake } = await runTicSample('tic-twice', (sample) =>
+      sample
+        .replace(/"billing_code": "([^"]*)",/, '"billing_code": "$1", "billing_code": "99999",')
+        .replace(
+          '"reporting_entity_name": ',
+          '"reporting_entity_name": "Someone else", "reporting_entity_name": ',
+        ),
+    );
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const quarantined = await rows(lake, 'SELECT record_path, rule_id, field_path FROM _quarantine');
+    expect(quarantined).toEqual([
+      { record_path: 'in_network', rule_id: 'record.duplicate_key', field_path: 'billing_code' },
+    ]);
+    // The other item is kept; nothing of the quarantined one (27447, then 99999) reached silver.
+    expect(await rows(lake, 'SELECT billing_code FROM in_network_items')).toEqual([
+      { billing_code: '27448' },
+    ]);
+    expect(await rows(lake, 'SELECT reporting_entity_name FROM files')).toEqual([
+      { reporting_entity_name: 'Someone else' },
+    ]);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.notIngested.values).toEqual([
+      expect.objectContaining({ path: '$.reporting_entity_name', kind: 'string', repeated: true }),
+    ]);
+  });
+
   const stamps = {
     name: 'stamps',
     format: 'ndjson',

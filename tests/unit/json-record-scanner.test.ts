@@ -477,18 +477,40 @@ describe('JsonRecordScanner', () => {
       expect(result.headers).toEqual({ 'data.n': 2 });
     });
 
-    it('with duplicated top-level keys, emits the records of every occurrence and keeps the last header', () => {
+    it('with duplicated top-level keys, emits the records of every occurrence and says which header value it did not keep', () => {
       // Documented behaviour: JSON.parse keeps only the last "in_network"; a streaming scanner cannot know
-      // a key repeats, so it emits the records of both arrays, numbering them on.
-      const doc = '{"in_network":[1,2],"version":"a","in_network":[3],"version":"b"}';
+      // a key repeats, so it emits the records of both arrays, numbering them on. JSON.parse also keeps
+      // the last "version" without a word; the scanner keeps the first and notes the other as not read.
+      const doc = '{"in_network":[1,2],"version":"a","in_network":[3],"version":"b","version":"a"}';
       const result = scanAtEverySplit(doc, { records: ['in_network[*]'], headers: ['version'] });
       expect(result.records.map((r) => [r.index, r.text])).toEqual([
         [0, '1'],
         [1, '2'],
         [2, '3'],
       ]);
-      expect(result.headers).toEqual({ version: 'b' });
-      expect(JSON.parse(doc)).toEqual({ in_network: [3], version: 'b' });
+      expect(result.headers).toEqual({ version: 'a' });
+      // The third "version" repeats the first value: nothing is lost there.
+      expect(result.skipped).toEqual({
+        count: 1,
+        values: [{ path: '$.version', kind: 'string', offset: doc.indexOf('"b"'), repeated: true }],
+      });
+      expect(JSON.parse(doc)).toEqual({ in_network: [3], version: 'a' });
+    });
+
+    it('notes a header written again only when its value differs, not its spelling', () => {
+      const doc = '{"version":1.0,"version":1,"version":"x","version":"y"}';
+      const result = scanAtEverySplit(doc, { records: ['in_network[*]'], headers: ['version'] });
+      expect(result.headers).toEqual({ version: 1 });
+      expect(result.skipped).toEqual({
+        count: 2,
+        values: [{ path: '$.version', kind: 'string', offset: doc.indexOf('"x"'), repeated: true }],
+      });
+      const escaped = scanAtEverySplit('{"version":"a","version":"\\u0061"}', {
+        records: [],
+        headers: ['version'],
+      });
+      expect(escaped.headers).toEqual({ version: 'a' });
+      expect(escaped.skipped.count).toBe(0);
     });
   });
 

@@ -1,3 +1,4 @@
+import { sameJsonValue } from '../../contracts/duplicate-keys.ts';
 import { parseExact } from '../../contracts/exact-json.ts';
 import { jsonPath } from '../../contracts/silver/normalize.ts';
 import { MalformedInputError, NestingTooDeepError, RecordTooLargeError } from '../../errors.ts';
@@ -80,6 +81,8 @@ export interface SkippedValue {
   readonly path: string;
   readonly kind: JsonKind;
   readonly offset: number;
+  /** A header whose key the document writes again with another value: this later value (the first is kept). */
+  readonly repeated?: true;
 }
 
 /** Distinct skipped paths kept; more are only counted (`skippedCount`). */
@@ -247,6 +250,7 @@ export class JsonRecordScanner {
   // Value capture (records and header values).
   private capturing = false;
   private capTarget = -1; // record target, or -2 - headerIndex for headers
+  private headerNode: PathNode | undefined; // the path node of the header being captured
   private capStart = 0; // position in the current chunk, 0 if it started in an earlier chunk
   private capOffset = 0;
   private capPieces: Buffer[] = [];
@@ -718,6 +722,7 @@ export class JsonRecordScanner {
       this.pathValues[node.id] = { kind: kindOfFirstByte(c), offset: this.offset + i };
     }
     if (node.headerTarget >= 0) {
+      this.headerNode = node;
       this.startCapture(i, -2 - node.headerTarget);
     } else if (c === 0x5b && node.recordTarget >= 0) {
       this.frameKind.push(FRAME_RECORDS);
@@ -778,8 +783,14 @@ export class JsonRecordScanner {
       .replace(/\uFFFD$/, '')}…`;
   }
 
-  /** Notes a skeleton value that no path names (see `SkippedValue`). */
-  private skip(parent: PathNode, key: string | undefined, kind: JsonKind, offset: number): void {
+  /** Notes a skeleton value the run does not read: no path names it, or it repeats a header (see `SkippedValue`). */
+  private skip(
+    parent: PathNode,
+    key: string | undefined,
+    kind: JsonKind,
+    offset: number,
+    repeated = false,
+  ): void {
     this.skippedCount++;
     if (this.skipped.length >= SKIPPED_KEPT) return;
     const keys = keysTo(this.options.paths.root, parent)!;
@@ -787,7 +798,9 @@ export class JsonRecordScanner {
     let path = keys.length === 0 ? '$' : `$.${jsonPath(keys)}`.replace('$.[', '$[');
     // A key may be as long as a record: the path travels in manifests and state machine payloads.
     if (path.length > SKIPPED_PATH_CHARS) path = `${path.slice(0, SKIPPED_PATH_CHARS - 1)}…`;
-    if (!this.skipped.some((s) => s.path === path)) this.skipped.push({ path, kind, offset });
+    if (!this.skipped.some((s) => s.path === path)) {
+      this.skipped.push(repeated ? { path, kind, offset, repeated } : { path, kind, offset });
+    }
   }
 
   // ---- capture ----
@@ -835,7 +848,12 @@ export class JsonRecordScanner {
       }
     } else {
       const name = this.options.paths.headerNames[-2 - target]!;
-      this.headers[name] = parseExact(bytes.toString('utf8'));
+      const value = parseExact(bytes.toString('utf8'));
+      if (Object.hasOwn(this.headers, name) && !sameJsonValue(this.headers[name], value)) {
+        // The header's key is written twice with different values. A JSON reader keeps one without a
+        // word; here the first is kept and the second is said, like any value the run does not read.
+        this.skip(this.headerNode!, undefined, kindOfFirstByte(bytes[0]!), this.capOffset, true);
+      } else this.headers[name] = value;
     }
   }
 

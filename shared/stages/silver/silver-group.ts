@@ -1,4 +1,5 @@
 import type { BronzeManifest } from '../../contracts/bronze-manifest.ts';
+import { duplicateKeys, mayHoldDuplicateKey } from '../../contracts/duplicate-keys.ts';
 import {
   type ExactParseOptions,
   loneSurrogatePaths,
@@ -169,9 +170,13 @@ export async function buildSilverGroup(
             { cause: error },
           );
         }
-        const violations = mayHoldLoneSurrogate(line, recordStart)
+        let violations = mayHoldLoneSurrogate(line, recordStart)
           ? [...normalized.violations, ...loneSurrogateWarnings(record)]
           : normalized.violations;
+        const recordText = recordStart + RECORD_FIELD.length;
+        if (mayHoldDuplicateKey(line, recordText, record)) {
+          violations = [...violations, ...duplicateKeyViolations(line, recordText, offset)];
+        }
         let quarantined = false;
         for (const violation of violations) {
           stats.violation(violation);
@@ -291,6 +296,28 @@ export function planSilverGroups(
   return cuts.slice(1).map((endPart, index) => ({ index, firstPart: cuts[index]!, endPart }));
 }
 
+/** The rule of a key written twice in one object with different values: any dataset, any contract. */
+export const DUPLICATE_KEY_RULE = 'record.duplicate_key';
+
+/**
+ * A quarantine per key a record's JSON holds twice with different values (see `duplicateKeys`): JSON
+ * keeps the last one without a word, and neither is sluice's to choose. Offsets are the source file's:
+ * bronze keeps each record's bytes as the file wrote them, from its own offset on.
+ */
+function duplicateKeyViolations(line: string, recordText: number, recordOffset: number): RuleViolation[] {
+  const byteOffset = (at: number) => recordOffset + Buffer.byteLength(line.slice(recordText, at));
+  return duplicateKeys(line, recordText, line.length - 1).map(({ path, firstAt, againAt }) => ({
+    ruleId: DUPLICATE_KEY_RULE,
+    severity: 'quarantine',
+    path: jsonPath(path),
+    message:
+      `key ${JSON.stringify(String(path.at(-1)))} is written twice in one object with different values ` +
+      `(at byte ${byteOffset(firstAt)}, then at byte ${byteOffset(againAt)} of the file). A JSON reader keeps ` +
+      'one of them without a word, so the record is quarantined rather than ingested with either: fix the ' +
+      "file's writer to write each key once",
+  }));
+}
+
 /** Where a bronze line's record starts (lineage first, see `PartWriter`): its original bytes. */
 const RECORD_FIELD = ',"record":';
 
@@ -328,20 +355,34 @@ function headerWarnings(headers: Readonly<Record<string, unknown>>): RuleViolati
   return warnings;
 }
 
-/** The rule of a document value that no record or header path names (see `SkippedValue`). */
+/** The rule of a document value the run did not read (see `SkippedValue`). */
 export const UNREAD_VALUE_RULE = 'document.unread_value';
 
 /**
- * A warning and a drift finding per value the parse skipped because no path of the dataset names it:
- * its data is in neither bronze nor silver, which a run must say rather than pass as complete.
+ * A warning and a drift finding per value the parse skipped (no path of the dataset names it, or it is a
+ * header key's second value): its data is in neither bronze nor silver, which a run must say rather than
+ * pass as complete.
  */
 function skippedValueFindings(bronze: BronzeManifest): { violation: RuleViolation; drift: DriftFinding }[] {
   const skipped = bronze.skipped;
   if (!skipped) return [];
   const more = skipped.count - skipped.values.length;
-  return skipped.values.map(({ path, kind, offset }, i) => {
+  return skipped.values.map(({ path, kind, offset, repeated }, i) => {
     const value = `${kindName(kind)} at byte ${offset}`;
     const others = i === 0 && more > 0 ? ` (and ${more} more such values in the file)` : '';
+    if (repeated) {
+      return {
+        violation: {
+          ruleId: UNREAD_VALUE_RULE,
+          severity: 'warn',
+          path,
+          message:
+            `${path}: ${value} that writes this header's key a second time, with another value than the first; ` +
+            `the first was ingested and this one was not${others}. Fix the file's writer to write each key once`,
+        },
+        drift: { kind: 'wrong_type', path, example: `${value}, a second value of the key, not ingested` },
+      };
+    }
     return {
       violation: {
         ruleId: UNREAD_VALUE_RULE,

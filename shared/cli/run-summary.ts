@@ -123,7 +123,11 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
     slices: bronze.slices,
     /** How the last slice read the source: `native` zlib, or the `resumable` reader slices need. */
     ...(bronze.reader !== undefined && { reader: bronze.reader }),
-    resumed: bronze.reused,
+    /**
+     * Whether this run went on from an earlier run of the file: its committed bronze reused, or (as
+     * `sluice runs` says `resumed`) its parse continued from the checkpoint of an interrupted run.
+     */
+    resumed: bronze.reused || manifest.timings.resumed === true,
     seconds: {
       total: seconds(timings.totalMs),
       stages: timings.stages.map((s) => ({ stage: s.stage, seconds: seconds(s.ms) })),
@@ -329,7 +333,9 @@ function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, tim
         ]
       : bronze.reused
         ? ['  resumed     bronze committed by an earlier run of this file was reused']
-        : []),
+        : manifest.timings.resumed
+          ? ['  resumed     the parse went on from the checkpoint of an interrupted run of this file']
+          : []),
     ...Object.entries(manifest.headers).map(
       ([name, value]) => `  ${name.padEnd(26)}${stringifyLossless(value)}`,
     ),

@@ -204,7 +204,7 @@ describe('sluice runs', () => {
     const rerun = await sluice([...args, '--json']);
     expect(rerun.status).toBe(0);
     // Resumed from the checkpoint: through the resumable reader, as slices must be.
-    expect(JSON.parse(rerun.stdout).reader).toBe('resumable');
+    expect(JSON.parse(rerun.stdout)).toMatchObject({ reader: 'resumable', resumed: true });
     runs = jsonLines((await sluice(['runs', '--lake', sliced, '--json'])).stdout);
     expect(runs).toMatchObject([{ status: 'committed', resumed: true }]);
     expect((await sluice(['runs', '--lake', sliced])).stdout).toMatch(/ committed .* yes\n/);

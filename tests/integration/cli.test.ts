@@ -186,6 +186,19 @@ describe('sluice CLI', () => {
     expect(JSON.parse(result.stdout)).toEqual({ n: 2 });
   });
 
+  it("query with SQL DuckDB refuses is bad usage (exit 2), and a missing table lists the lake's tables", () => {
+    const lake = join(tmp.dir, 'json-lake');
+    const missing = sluice(['query', 'SELECT * FROM in_network_item', '--lake', lake]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/^error: Catalog Error: Table with name in_network_item does not exist/);
+    expect(missing.stderr).toMatch(/The lake's tables: .*\bin_network_items\b.*negotiated_prices/);
+    for (const sql of ['SELEC 1', 'SELECT no_such_column FROM files']) {
+      const refused = sluice(['query', sql, '--lake', lake]);
+      expect(refused.status, sql).toBe(2);
+      expect(refused.stderr, sql).toMatch(/^error: (Parser|Binder) Error/);
+    }
+  });
+
   it('query of a lake whose runs all failed says it has no committed tables (exit 2), not an empty list', async () => {
     // What a failed run leaves for its source: a released lease, no current version.
     const lake = join(tmp.dir, 'failed-only-lake');

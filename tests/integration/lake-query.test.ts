@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatTable, LakeQueryError, openLakeQuery } from '../../shared/adapters/duckdb/lake-query.ts';
+import { formatTable, InvalidQueryError, openLakeQuery } from '../../shared/adapters/duckdb/lake-query.ts';
 import { FileObjectStore } from '../../shared/adapters/local/file-object-store.ts';
 import { ticInNetworkSilver } from '../../shared/contracts/datasets/tic-in-network.silver.ts';
 import { storedColumns } from '../../shared/contracts/silver/table.ts';
@@ -103,7 +103,7 @@ describe('Function: openLakeQuery', () => {
         columns: ['npi', 'version', 'source'],
         rows: [[1, '2.0.0', 'inline']],
       });
-      await expect(lake.query('SELECT * FROM rates')).rejects.toThrow(LakeQueryError);
+      await expect(lake.query('SELECT * FROM rates')).rejects.toThrow(InvalidQueryError);
     } finally {
       await lake.close();
     }

@@ -13,7 +13,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { SilverManifest } from '../../contracts/silver-manifest.ts';
-import { PipelineError } from '../../errors.ts';
+import { ConfigError, PipelineError } from '../../errors.ts';
 import { mapInPool } from '../../in-pool.ts';
 import {
   listCommittedVersions,
@@ -49,10 +49,21 @@ export interface LakeQuery {
   close(): Promise<void>;
 }
 
-/** A query DuckDB refused; the message is DuckDB's, which points at the problem in the SQL. */
+/** A query DuckDB could not run (reading a file failed, memory ran out); the message is DuckDB's. */
 export class LakeQueryError extends PipelineError {
   override name = 'LakeQueryError';
 }
+
+/**
+ * SQL DuckDB refused as written: a syntax error, a table or column the lake does not have. Bad usage
+ * (exit 2), not a failure of the lake; the message is DuckDB's, which points at the problem in the SQL.
+ */
+export class InvalidQueryError extends ConfigError {
+  override name = 'InvalidQueryError';
+}
+
+/** DuckDB's errors about the SQL itself, by the type it starts its message with. */
+const SQL_ERROR = /^(Parser|Catalog|Binder|Syntax) Error\b/;
 
 /** How `openLakeQuery` reads a lake. */
 export interface LakeQueryOptions {
@@ -157,7 +168,14 @@ class DuckDBLakeQuery implements LakeQuery {
     try {
       reader = await this.connection.runAndReadAll(sql);
     } catch (error) {
-      throw new LakeQueryError(error instanceof Error ? error.message : String(error), { cause: error });
+      const message = error instanceof Error ? error.message : String(error);
+      if (!SQL_ERROR.test(message)) throw new LakeQueryError(message, { cause: error });
+      // DuckDB suggests its own catalog's names ("Did you mean pg_enum?"): the lake's tables help more.
+      const tables = this.viewList.filter((name) => !name.endsWith('_history'));
+      const hint = /^Catalog Error: Table/.test(message)
+        ? `\nThe lake's tables: ${tables.join(', ')} (each also as <table>_history; \`sluice query\` lists them).`
+        : '';
+      throw new InvalidQueryError(`${message}${hint}`, { cause: error });
     }
     return { columns: reader.columnNames(), rows: reader.getRows().map((row) => row.map(plainValue)) };
   }

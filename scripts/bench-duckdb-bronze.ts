@@ -25,16 +25,16 @@ const DATASET = 'tic-in-network';
 const OUTPUT_DIR = '.bench/duckdb-bronze';
 
 /** The part of each bronze line the query reads: DuckDB parses only these fields, typed as given. */
-const PRICE =
+export const PRICE =
   'STRUCT(negotiated_type VARCHAR, negotiated_rate DOUBLE, expiration_date VARCHAR, service_code VARCHAR[], ' +
   'billing_class VARCHAR, setting VARCHAR, billing_code_modifier VARCHAR[], additional_information VARCHAR)';
 const RATE = `STRUCT(provider_references VARCHAR[], provider_groups JSON[], negotiated_prices ${PRICE}[])`;
 const BRONZE_LINE = `{'index': 'BIGINT', 'record': 'STRUCT(billing_code VARCHAR, negotiated_rates ${RATE}[])'}`;
 
 /** `text()` of the contract: trimmed, blank → null. */
-const text = (sql: string) => `nullif(trim(${sql}), '')`;
+export const text = (sql: string) => `nullif(trim(${sql}), '')`;
 /** `textArray()` of the contract: elements trimmed, blanks dropped, nothing left → null. */
-const textList = (sql: string) =>
+export const textList = (sql: string) =>
   `nullif(list_filter(list_transform(${sql}, s -> ${text('s')}), s -> s IS NOT NULL), [])`;
 
 /** The COPY statement of the peer: bronze parts → negotiated_prices.parquet. */

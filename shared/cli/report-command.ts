@@ -73,17 +73,30 @@ async function findRun(
   build: string | undefined,
 ): Promise<RunEntry> {
   // A run, or with --build one of its rebuilds; without a run, the newest of either.
-  const runs = (await listRuns(lake, dataset ? { dataset } : {})).filter(
+  const all = await listRuns(lake, dataset ? { dataset } : {});
+  const runs = all.filter(
     (r) =>
       r.startedAt !== undefined &&
       r.records !== undefined &&
       (build === undefined ? run === undefined || r.build === undefined : r.build === build),
   );
+  // Runs stopped before their bronze was committed (killed, or failed while parsing) have no report.
+  const withoutBronze = all.filter(
+    (r) => r.records === undefined && (run === undefined || r.runId.startsWith(run)),
+  );
+  const stoppedEarly =
+    withoutBronze.length === 0
+      ? ''
+      : ` ${withoutBronze.length === 1 ? 'Its run' : `Its ${withoutBronze.length} runs`} ${withoutBronze
+          .slice(0, 3)
+          .map((r) => `${r.runId} (${r.status})`)
+          .join(', ')} stopped before committing bronze, so there is no report to show: ` +
+        '`sluice runs` says why, and running the file again resumes or retries it.';
   if (runs.length === 0) {
     throw new ConfigError(
       build === undefined
-        ? `${lakeDir} has no run with bronze${dataset ? ` of dataset ${dataset}` : ''}; ` +
-            'run `sluice run <file> --dataset <name>` first, or give --lake.'
+        ? `${lakeDir} has no run with bronze${dataset ? ` of dataset ${dataset}` : ''}.${stoppedEarly}` +
+            (stoppedEarly ? '' : ' Run `sluice run <file> --dataset <name>` first, or give --lake.')
         : `${lakeDir} has no rebuild with build ${build}${run === undefined ? '' : ` of run ${run}`}; ` +
             '`sluice runs` lists the runs and their rebuilds (`(rebuild <b>)`).',
     );
@@ -95,7 +108,7 @@ async function findRun(
   if (matches.length === 1) return matches[0]!;
   throw new ConfigError(
     matches.length === 0
-      ? `no run "${run}" with bronze in ${lakeDir}; \`sluice runs\` lists them`
+      ? `no run "${run}" with bronze in ${lakeDir}.${stoppedEarly || ' `sluice runs` lists them.'}`
       : `"${run}" is the start of ${matches.length} runs (${matches
           .slice(0, 3)
           .map((r) => r.runId)

@@ -81,6 +81,8 @@ interface RunFolder {
   checkpointKey?: string;
   reconciliationKey?: string;
   reportKey?: string;
+  /** When its first object was written: the start of a run killed before it wrote a manifest or checkpoint. */
+  firstWrittenAt?: Date;
   /** Rebuilds of the run's version: each build's reconciliation and report keys. */
   rebuilds: Map<string, { reconciliationKey?: string; reportKey?: string }>;
 }
@@ -148,20 +150,22 @@ export async function listRuns(
 /** Every bronze run folder of the lake (or of one dataset), by run id. */
 async function runFolders(lake: ObjectStore, dataset: string | undefined): Promise<Map<string, RunFolder>> {
   const folders = new Map<string, RunFolder>();
+  const inRunFolder = /^bronze\/([^/]+)\/source=[^/]+\/run=([^/]+)\//;
   const runFile =
-    /^bronze\/([^/]+)\/source=[^/]+\/run=([^/]+)\/(?:rebuild=([^/]+)\/)?(_manifest\.json|_checkpoint\.json|reconciliation\.json|report\.html)$/;
+    /\/run=[^/]+\/(?:rebuild=([^/]+)\/)?(_manifest\.json|_checkpoint\.json|reconciliation\.json|report\.html)$/;
   for await (const object of lake.list(dataset ? `bronze/${dataset}/` : 'bronze/')) {
-    const match = runFile.exec(object.key);
-    if (!match) continue;
-    const [, ds, runId, build, file] = match as unknown as [
-      string,
-      string,
-      string,
-      string | undefined,
-      string,
-    ];
+    const inRun = inRunFolder.exec(object.key);
+    if (!inRun) continue;
+    const [, ds, runId] = inRun as unknown as [string, string, string];
+    // Any object makes the run: one killed before its checkpoint or manifest left only parts.
     const folder: RunFolder = folders.get(runId) ?? { dataset: ds, runId, rebuilds: new Map() };
     folders.set(runId, folder);
+    if (!folder.firstWrittenAt || object.lastModified < folder.firstWrittenAt) {
+      folder.firstWrittenAt = object.lastModified;
+    }
+    const match = runFile.exec(object.key);
+    if (!match) continue;
+    const [, build, file] = match as unknown as [string, string | undefined, string];
     if (build !== undefined) {
       const rebuild = folder.rebuilds.get(build) ?? {};
       if (file === 'reconciliation.json') rebuild.reconciliationKey = object.key;
@@ -173,7 +177,6 @@ async function runFolders(lake: ObjectStore, dataset: string | undefined): Promi
     else if (file === '_checkpoint.json') folder.checkpointKey = object.key;
     else if (file === 'reconciliation.json') folder.reconciliationKey = object.key;
     else folder.reportKey = object.key;
-    folders.set(runId, folder);
   }
   return folders;
 }
@@ -216,7 +219,8 @@ async function describeRun(
           : holdsLease
             ? 'in progress'
             : 'interrupted';
-  const startedAt = bronze?.timings.startedAt ?? checkpoint?.startedAt;
+  const startedAt =
+    bronze?.timings.startedAt ?? checkpoint?.startedAt ?? folder.firstWrittenAt?.toISOString();
   const finishedAt =
     commit?.record.committedAt ??
     reconciliation?.checkedAt ??

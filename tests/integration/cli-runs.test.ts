@@ -209,6 +209,40 @@ describe('sluice runs', () => {
     expect(runs).toMatchObject([{ status: 'committed', resumed: true }]);
     expect((await sluice(['runs', '--lake', sliced])).stdout).toMatch(/ committed .* yes\n/);
   }, 120_000);
+
+  it('lists a run killed before its first checkpoint or manifest, and report says why it has none', async () => {
+    const unsliced = join(tmp.dir, 'unsliced');
+    const config = join(tmp.dir, 'unsliced.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: 'tic-unsliced',
+        format: 'json',
+        records: [{ path: 'in_network[*]' }],
+        bronze: { segmentBytes: 256 * 1024 },
+      }),
+    );
+    const big = (await generateFile(tmp.dir, 'bigger.json.gz', { seed: 8, targetBytes: 30_000_000 })).path;
+    // Killed once its first bronze part is written: one pass writes no checkpoint, and no manifest yet.
+    const child = spawn(process.execPath, [BIN, 'run', big, '--config', config, '--lake', unsliced, '-q'], {
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    while (!(await listFiles(unsliced)).some((f) => f.endsWith('.ndjson.gz'))) await delay(20);
+    child.kill('SIGKILL');
+    await exited;
+    const files = await listFiles(unsliced);
+    expect(files.some((f) => /_manifest\.json$|_checkpoint\.json$/.test(f))).toBe(false);
+    // On main: "no runs in …", exit 0, as if nothing had been tried.
+    const runs = jsonLines((await sluice(['runs', '--lake', unsliced, '--json'])).stdout);
+    expect(runs).toMatchObject([{ dataset: 'tic-unsliced', status: 'interrupted', resumed: false }]);
+    expect(runs[0].startedAt).toEqual(expect.any(String));
+    const report = await sluice(['report', '--lake', unsliced]);
+    expect(report.status).toBe(2);
+    expect(report.stderr).toContain(
+      `Its run ${runs[0].runId} (interrupted) stopped before committing bronze`,
+    );
+  }, 120_000);
 });
 
 describe('sluice runs: two failures of one source', () => {

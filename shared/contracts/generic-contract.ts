@@ -123,6 +123,10 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
     planColumn(c, silver.table, textual, required.has(c.name) || c.required),
   );
   const known = pathTree(plans.map((p) => p.segments));
+  const sourcesShown = example(
+    plans.map((p) => p.column.source ?? p.column.name),
+    80,
+  );
   const rescue = silver.onDrift === 'rescue';
   const tableRuleId = `${silver.table}.type`;
   const extraCellsRule: RuleSpec = {
@@ -131,10 +135,18 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
     description:
       'The CSV row has more cells than the header row (a delimiter in an unquoted field shifts the cells after it); the extras are kept in _extra.',
   };
+  // A CSV row lacking a column is counted per column (`absent`), and a header naming none fails the run.
+  const noColumnsRule: RuleSpec = {
+    id: `${silver.table}.no_columns`,
+    severity: 'warn',
+    description:
+      "The record holds none of the columns (every one is NULL): a record of another kind or dataset, or fields named otherwise than the columns' sources.",
+  };
   const rules: RuleSpec[] = [
     { id: tableRuleId, severity: 'quarantine', description: 'The record is not a JSON object.' },
   ];
   if (textual) rules.push(extraCellsRule);
+  else rules.push(noColumnsRule);
   for (const plan of plans) {
     if (plan.required) rules.push(plan.rules.required);
     rules.push(plan.rules.type);
@@ -191,9 +203,11 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       let quarantined = false;
       /** The record's top-level names by their lower case, made when a column is first absent. */
       let namesByLowerCase: Map<string, string> | undefined;
+      let present = 0;
       for (const plan of plans) {
         note.warning = undefined;
         const raw = valueAt(record, plan.segments);
+        if (raw !== undefined) present++;
         // Absent, while the record has a field of that name in another case (`ID` for `id`): every such
         // record would read NULL there with a clean score; the warning says why, and lowers the score.
         if (raw === undefined) {
@@ -202,7 +216,11 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
             namesByLowerCase ??= new Map(Object.keys(record).map((key) => [key.toLowerCase(), key]));
             spelled = namesByLowerCase.get(plan.segments[0]!.toLowerCase());
           } else spelled = otherCaseOf(record, plan.segments);
-          if (spelled !== undefined) violations.push(plan.violation('misnamed', spelled));
+          // The field is there, spelled otherwise: its own warning says so (not `no_columns` as well).
+          if (spelled !== undefined) {
+            present++;
+            violations.push(plan.violation('misnamed', spelled));
+          }
           // A CSV row has a cell for every column of its header, blank or not: a row without this one is
           // shorter than the header (a broken line, a field with an unquoted line break in it), or the
           // header lacks the column. Either way NULL is not what the file says; the warning says so.
@@ -225,6 +243,19 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
         }
         if (value === null && plan.required) missing.push(plan);
         row[plan.column.name] = value;
+      }
+      // Without it such records load as rows of NULLs with a clean score: a file of another dataset, or
+      // one whose fields are all named otherwise (`userId` for `user_id`), would pass unnoticed.
+      if (present === 0 && !textual) {
+        violations.push({
+          ruleId: noColumnsRule.id,
+          severity: 'warn',
+          path: '$',
+          message:
+            `${silver.table}: the record holds none of the columns' sources (${sourcesShown}); its fields are ` +
+            `${example(Object.keys(record), 80)}: set each column's "source" to the field that holds it, or ` +
+            'check that the file belongs to this dataset',
+        });
       }
       // A delete event needs only what identifies and orders it: its other columns may be empty.
       const deleting = operation !== null && row[operation] === 'delete';

@@ -48,7 +48,7 @@ export const RESCUED_COLUMN = '_rescued';
  * The version of the generic contract's code (the column mapping, coercions and rules it derives from a
  * config): bump it by hand when that code changes the rows a record yields.
  */
-export const GENERIC_CONTRACT_VERSION = 'generic/4';
+export const GENERIC_CONTRACT_VERSION = 'generic/5';
 
 export type GenericSilverContract = SilverContract & { readonly rules: readonly RuleSpec[] };
 

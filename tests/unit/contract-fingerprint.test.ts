@@ -25,7 +25,7 @@ describe('Function: contractFingerprint, and the silver build id it is part of',
   it('changes with the contractVersion, a column type, a new column, a key, a rule severity', () => {
     const [first, ...rest] = inNetwork.tables;
     const variants: SilverContract[] = [
-      changed({ contractVersion: 'tic-in-network/3' }),
+      changed({ contractVersion: 'tic-in-network/999' }),
       changed({
         tables: [
           { ...first!, columns: first!.columns.map((c, i) => (i === 0 ? { ...c, type: 'BIGINT' } : c)) },

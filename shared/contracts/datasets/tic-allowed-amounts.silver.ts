@@ -277,7 +277,7 @@ function buildItem(item: OutOfNetworkItem, { fileId, recordIndex, rescued }: Bui
 export const ticAllowedAmountsSilver = ticContract({
   dataset: 'tic-allowed-amounts',
   // Bump when normalization changes the rows a record yields (see SilverContract.contractVersion).
-  contractVersion: 'tic-allowed-amounts/2',
+  contractVersion: 'tic-allowed-amounts/3',
   tables: allowedAmountsTables,
   rules: ALLOWED_AMOUNTS_RULES,
   withPlan: true,

@@ -209,7 +209,7 @@ function buildStandaloneGroup(
 export const ticInNetworkSilver = ticContract({
   dataset: 'tic-in-network',
   // Bump when normalization changes the rows a record yields (see SilverContract.contractVersion).
-  contractVersion: 'tic-in-network/2',
+  contractVersion: 'tic-in-network/3',
   tables: inNetworkTables,
   rules: IN_NETWORK_RULES,
   withPlan: true,

@@ -198,7 +198,7 @@ function buildStructure(
 export const ticTableOfContentsSilver = ticContract({
   dataset: 'tic-table-of-contents',
   // Bump when normalization changes the rows a record yields (see SilverContract.contractVersion).
-  contractVersion: 'tic-table-of-contents/2',
+  contractVersion: 'tic-table-of-contents/3',
   tables: tableOfContentsTables,
   rules: TABLE_OF_CONTENTS_RULES,
   withPlan: false,

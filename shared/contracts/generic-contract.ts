@@ -145,7 +145,13 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
   const rules: RuleSpec[] = [
     { id: tableRuleId, severity: 'quarantine', description: 'The record is not a JSON object.' },
   ];
-  if (textual) rules.push(extraCellsRule);
+  const headerRepeatedRule: RuleSpec = {
+    id: `${silver.table}.header_repeated`,
+    severity: 'quarantine',
+    description:
+      'The CSV row repeats the header row (files concatenated with their header rows, e.g. `cat a.csv b.csv`): it holds names, not values.',
+  };
+  if (textual) rules.push(extraCellsRule, headerRepeatedRule);
   else rules.push(noColumnsRule);
   for (const plan of plans) {
     if (plan.required) rules.push(plan.rules.required);
@@ -180,6 +186,22 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
               severity: 'quarantine',
               path: '$',
               message: `${silver.table}: the record is ${example(record, 40)}, not a JSON object`,
+            },
+          ],
+          drift: [],
+        };
+      }
+      if (textual && repeatsHeader(record as Record<string, unknown>)) {
+        return {
+          rows: {},
+          violations: [
+            {
+              ruleId: headerRepeatedRule.id,
+              severity: 'quarantine',
+              path: '$',
+              message:
+                `${silver.table}: the row repeats the header row (${example(Object.keys(record), 80)}): two ` +
+                'files concatenated with their header rows? Remove the repeated header rows',
             },
           ],
           drift: [],
@@ -273,6 +295,21 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       return { rows: { [silver.table]: [row] }, violations, drift };
     },
   };
+}
+
+/**
+ * Whether a CSV row (keyed by the header row) holds the header row's names as its cells, every one, in a
+ * header of two or more columns: a second file's header row, where `cat` joined two exports. One column
+ * is left alone: a value that happens to be its column's name is plausible there. Usually decided by
+ * the first cell.
+ */
+function repeatsHeader(row: Record<string, unknown>): boolean {
+  let cells = 0;
+  for (const name in row) {
+    if (name === CSV_EXTRA_CELLS || row[name] !== name) return false;
+    cells++;
+  }
+  return cells >= 2;
 }
 
 function requireSilver(config: DatasetConfig): SilverConfig {

@@ -114,6 +114,22 @@ describe('genericContract: values at the edges', () => {
     expect(run('csv', { other: '1' }).violations.map((v) => v.ruleId)).not.toContain('events.no_columns');
   });
 
+  it('quarantines a CSV row that repeats the header row (cat a.csv b.csv): on main a row of names with a clean score', () => {
+    const result = normalize('csv', '{"id":"id","n":"n","x":"x","ns":"ns"}');
+    expect(result.rows).toEqual({});
+    expect(result.violations.map((v) => [v.ruleId, v.severity])).toEqual([
+      ['values.header_repeated', 'quarantine'],
+    ]);
+    expect(result.violations[0]!.message).toContain('repeats the header row (["id","n","x","ns"])');
+    // A value that is its column's name is a value; so is the name in one column of the row only.
+    expect(normalize('csv', '{"id":"id","n":"2"}').rows.values).toEqual([
+      expect.objectContaining({ id: 'id', n: 2 }),
+    ]);
+    expect(normalize('ndjson', '{"id":"id","ns":"ns"}').violations.map((v) => v.ruleId)).not.toContain(
+      'values.header_repeated',
+    );
+  });
+
   it('warns of a CSV row without a cell for a column (a row shorter than the header): it reads null, not silently', () => {
     // `1,Ann Smith<LF>Jr,10` with an unquoted line break: two short rows, each read as complete on main.
     const result = normalize('csv', '{"id":"1","n":"2"}');

@@ -123,6 +123,10 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
     planColumn(c, silver.table, textual, required.has(c.name) || c.required),
   );
   const known = pathTree(plans.map((p) => p.segments));
+  const sourcesShown = example(
+    plans.map((p) => p.column.source ?? p.column.name),
+    80,
+  );
   const rescue = silver.onDrift === 'rescue';
   const tableRuleId = `${silver.table}.type`;
   const extraCellsRule: RuleSpec = {
@@ -131,10 +135,24 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
     description:
       'The CSV row has more cells than the header row (a delimiter in an unquoted field shifts the cells after it); the extras are kept in _extra.',
   };
+  // A CSV row lacking a column is counted per column (`absent`), and a header naming none fails the run.
+  const noColumnsRule: RuleSpec = {
+    id: `${silver.table}.no_columns`,
+    severity: 'warn',
+    description:
+      "The record holds none of the columns (every one is NULL): a record of another kind or dataset, or fields named otherwise than the columns' sources.",
+  };
   const rules: RuleSpec[] = [
     { id: tableRuleId, severity: 'quarantine', description: 'The record is not a JSON object.' },
   ];
-  if (textual) rules.push(extraCellsRule);
+  const headerRepeatedRule: RuleSpec = {
+    id: `${silver.table}.header_repeated`,
+    severity: 'quarantine',
+    description:
+      'The CSV row repeats the header row (files concatenated with their header rows, e.g. `cat a.csv b.csv`): it holds names, not values.',
+  };
+  if (textual) rules.push(extraCellsRule, headerRepeatedRule);
+  else rules.push(noColumnsRule);
   for (const plan of plans) {
     if (plan.required) rules.push(plan.rules.required);
     rules.push(plan.rules.type);
@@ -173,6 +191,22 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
           drift: [],
         };
       }
+      if (textual && repeatsHeader(record as Record<string, unknown>)) {
+        return {
+          rows: {},
+          violations: [
+            {
+              ruleId: headerRepeatedRule.id,
+              severity: 'quarantine',
+              path: '$',
+              message:
+                `${silver.table}: the row repeats the header row (${example(Object.keys(record), 80)}): two ` +
+                'files concatenated with their header rows? Remove the repeated header rows',
+            },
+          ],
+          drift: [],
+        };
+      }
       const row: Row = {};
       const violations: RuleViolation[] = [];
       const extra = textual ? (record as Record<string, unknown>)[CSV_EXTRA_CELLS] : undefined;
@@ -191,9 +225,11 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       let quarantined = false;
       /** The record's top-level names by their lower case, made when a column is first absent. */
       let namesByLowerCase: Map<string, string> | undefined;
+      let present = 0;
       for (const plan of plans) {
         note.warning = undefined;
         const raw = valueAt(record, plan.segments);
+        if (raw !== undefined) present++;
         // Absent, while the record has a field of that name in another case (`ID` for `id`): every such
         // record would read NULL there with a clean score; the warning says why, and lowers the score.
         if (raw === undefined) {
@@ -202,7 +238,11 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
             namesByLowerCase ??= new Map(Object.keys(record).map((key) => [key.toLowerCase(), key]));
             spelled = namesByLowerCase.get(plan.segments[0]!.toLowerCase());
           } else spelled = otherCaseOf(record, plan.segments);
-          if (spelled !== undefined) violations.push(plan.violation('misnamed', spelled));
+          // The field is there, spelled otherwise: its own warning says so (not `no_columns` as well).
+          if (spelled !== undefined) {
+            present++;
+            violations.push(plan.violation('misnamed', spelled));
+          }
           // A CSV row has a cell for every column of its header, blank or not: a row without this one is
           // shorter than the header (a broken line, a field with an unquoted line break in it), or the
           // header lacks the column. Either way NULL is not what the file says; the warning says so.
@@ -226,6 +266,19 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
         if (value === null && plan.required) missing.push(plan);
         row[plan.column.name] = value;
       }
+      // Without it such records load as rows of NULLs with a clean score: a file of another dataset, or
+      // one whose fields are all named otherwise (`userId` for `user_id`), would pass unnoticed.
+      if (present === 0 && !textual) {
+        violations.push({
+          ruleId: noColumnsRule.id,
+          severity: 'warn',
+          path: '$',
+          message:
+            `${silver.table}: the record holds none of the columns' sources (${sourcesShown}); its fields are ` +
+            `${example(Object.keys(record), 80)}: set each column's "source" to the field that holds it, or ` +
+            'check that the file belongs to this dataset',
+        });
+      }
       // A delete event needs only what identifies and orders it: its other columns may be empty.
       const deleting = operation !== null && row[operation] === 'delete';
       for (const plan of missing) {
@@ -242,6 +295,21 @@ export function genericContract(config: DatasetConfig): GenericSilverContract {
       return { rows: { [silver.table]: [row] }, violations, drift };
     },
   };
+}
+
+/**
+ * Whether a CSV row (keyed by the header row) holds the header row's names as its cells, every one, in a
+ * header of two or more columns: a second file's header row, where `cat` joined two exports. One column
+ * is left alone: a value that happens to be its column's name is plausible there. Usually decided by
+ * the first cell.
+ */
+function repeatsHeader(row: Record<string, unknown>): boolean {
+  let cells = 0;
+  for (const name in row) {
+    if (name === CSV_EXTRA_CELLS || row[name] !== name) return false;
+    cells++;
+  }
+  return cells >= 2;
 }
 
 function requireSilver(config: DatasetConfig): SilverConfig {

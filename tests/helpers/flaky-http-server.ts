@@ -39,6 +39,8 @@ export interface Route {
   readonly ranges?: boolean | 'ignored';
   /** Answer 206 even when `If-Range` names another version (a broken server). @default false */
   readonly ignoreIfRange?: boolean;
+  /** Send `ETag` and `Last-Modified` (a server without either can only be asked for ranges blindly). @default true */
+  readonly validators?: boolean;
   /** Send `Content-Length`; without it the body is chunked. @default true */
   readonly contentLength?: boolean;
   /** Request number i (0-based) to this path follows `steps[i]`; later requests are `ok`. */
@@ -157,7 +159,8 @@ function handle(req: IncomingMessage, res: ServerResponse, route: Route, content
   const lastModified = content.lastModified ?? FIXED_DATE;
   const size = content.body.length;
   const ranges = route.ranges ?? true;
-  const headers: Record<string, string> = { etag, 'last-modified': lastModified };
+  const headers: Record<string, string> =
+    (route.validators ?? true) ? { etag, 'last-modified': lastModified } : {};
   if (ranges) headers['accept-ranges'] = 'bytes';
 
   let start = 0;

@@ -415,7 +415,8 @@ describe('sluice rebuild', () => {
     const cases = [
       { file: document, before: items('old.items[*]', ['id']), after: items('new.items[*]', ['id', 'v']) },
       { file: document, before: items('old.items[*]', ['id']), after: items('new.items[*]', ['id']) },
-      { file: table, before: semicolons(','), after: semicolons(';') },
+      // Parsed under ';' first: under ',' the header row "id;v" names no column, which fails the run.
+      { file: table, before: semicolons(';'), after: semicolons(',') },
     ];
     for (const [i, { file: input, before, after }] of cases.entries()) {
       const clake = join(dir, `lake-${i}`);

@@ -335,6 +335,21 @@ describe('Function: downloadToLanding', () => {
       expect(sha256Hex(await landed(result.key))).toBe(sha256Hex(OTHER_BODY));
     });
 
+    it('starts again from byte 0 when the server sends no ETag nor Last-Modified, rather than splice versions', async () => {
+      // On main the second request asked for the rest by Range with nothing to check it against: the file
+      // replaced meanwhile by another of the same size landed spliced, the first's head and the second's tail.
+      const same = randomBytes(BODY.length);
+      const url = serve('/unvalidated.bin', {
+        validators: false,
+        versions: [undefined, { body: same }],
+        steps: [{ kind: 'reset', afterBytes: 100 * KiB }],
+      });
+      const result = await download({ url });
+      expect(result).toMatchObject({ attempts: 2, resumed: false, sha256: sha256Hex(same) });
+      expect(server.requestsTo('/unvalidated.bin')[1]?.headers.range).toBeUndefined();
+      expect(sha256Hex(await landed(result.key))).toBe(sha256Hex(same));
+    });
+
     it('fails a slow drip with an idle timeout after its attempts; nothing lands', async () => {
       const url = serve('/drip.bin', {
         content: { body: BODY.subarray(0, 4 * KiB) },

@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { parseDatasetConfig } from '../../shared/contracts/dataset-config.ts';
-import { MalformedInputError } from '../../shared/errors.ts';
+import { MalformedInputError, MissingRecordPathError } from '../../shared/errors.ts';
 import { readCsvRecords } from '../../shared/stages/bronze/csv-records.ts';
 import { seededRandom } from '../helpers/random.ts';
 
 const dataset = parseDatasetConfig({ name: 'rows', format: 'csv' });
 
 /** The records a CSV text (or its bytes, chunk by chunk) becomes in bronze, as the JSON text bronze stores. */
-async function records(csv: string | AsyncIterable<Buffer>): Promise<string[]> {
+async function records(csv: string | AsyncIterable<Buffer>, config = dataset): Promise<string[]> {
   async function* whole() {
     yield Buffer.from(csv as string);
   }
   const out: string[] = [];
-  const source = readCsvRecords(typeof csv === 'string' ? whole() : csv, dataset, 'file:///rows.csv');
+  const source = readCsvRecords(typeof csv === 'string' ? whole() : csv, config, 'file:///rows.csv');
   for await (const _ of source.batches((_target, _index, _offset, bytes) => out.push(bytes.toString()))) {
     // records are collected by the handler
   }
@@ -44,6 +44,48 @@ describe('readCsvRecords', () => {
     expect(error).toBeInstanceOf(MalformedInputError);
     expect((error as MalformedInputError).message).toContain('column 2 is named "_extra"');
     expect((error as MalformedInputError).message).toContain('at byte 14');
+  });
+
+  describe('with a silver table', () => {
+    const accounts = parseDatasetConfig({
+      name: 'accounts',
+      format: 'csv',
+      silver: {
+        table: 'accounts',
+        columns: [
+          { name: 'account_id', type: 'integer', source: 'Account Id' },
+          { name: 'owner', type: 'string' },
+        ],
+      },
+    });
+    const failure = async (csv: string): Promise<Error> =>
+      records(csv, accounts).then(
+        () => new Error('no failure'),
+        (e: unknown) => e as Error,
+      );
+
+    // On main each of these ran to "reconciled", exit 0: every row in silver, every column NULL, a
+    // warning per column, and the file the source's current version.
+    it('fails a header row that names none of the columns, read with the wrong delimiter, saying which', async () => {
+      const error = await failure('Account Id;owner\n1;ann\n');
+      expect(error).toBeInstanceOf(MissingRecordPathError);
+      expect(error.message).toContain('names none of the columns of table accounts');
+      expect(error.message).toContain('it has "Account Id;owner"; the columns read "Account Id", "owner"');
+      expect(error.message).toContain('set "csv": { "delimiter": ";" }');
+    });
+
+    it('fails an HTML page saved in place of the CSV, and a header that names the columns in another case', async () => {
+      const page = await failure('<!DOCTYPE html>\n<title>503 Service Unavailable</title>\n');
+      expect(page).toBeInstanceOf(MissingRecordPathError);
+      expect(page.message).toContain('an HTML or XML page');
+      const upper = await failure('ACCOUNT ID,OWNER\n1,ann\n');
+      expect(upper).toBeInstanceOf(MissingRecordPathError);
+      expect(upper.message).toContain('in another case: set each column\'s "source"');
+    });
+
+    it("reads a header row that names one of the columns: the others are the config's business", async () => {
+      expect(await records('owner,note\nann,x\n', accounts)).toEqual(['{"owner":"ann","note":"x"}']);
+    });
   });
 
   it('fails bytes that are not UTF-8 (a Latin-1 export) at their offset, instead of storing U+FFFD', async () => {

@@ -86,6 +86,50 @@ describe('genericContract: values at the edges', () => {
     },
   );
 
+  it('warns of a JSON record that holds none of the columns (userId for user_id): on main a row of NULLs with a clean score', () => {
+    const events = (format: 'ndjson' | 'csv') =>
+      genericContract(
+        parseDatasetConfig({
+          name: 'events',
+          format,
+          silver: {
+            table: 'events',
+            columns: [
+              { name: 'user_id', type: 'integer' },
+              { name: 'amount', type: 'number', source: 'payment.amount' },
+            ],
+          },
+        }),
+      );
+    const run = (format: 'ndjson' | 'csv', record: object) =>
+      events(format).normalize('records', 0, record, context);
+    const result = run('ndjson', { userId: 1, payment: { amt: 5 } });
+    expect(result.rows.events).toEqual([expect.objectContaining({ user_id: null, amount: null })]);
+    const none = result.violations.filter((v) => v.ruleId === 'events.no_columns');
+    expect(none.map((v) => [v.severity, v.path])).toEqual([['warn', '$']]);
+    expect(none[0]!.message).toContain('holds none of the columns\' sources (["user_id","payment.amount"])');
+    expect(none[0]!.message).toContain('its fields are ["userId","payment"]');
+    // One column is enough (the others may be optional fields), and a CSV row is judged per cell (`absent`).
+    expect(run('ndjson', { user_id: null }).violations).toEqual([]);
+    expect(run('csv', { other: '1' }).violations.map((v) => v.ruleId)).not.toContain('events.no_columns');
+  });
+
+  it('quarantines a CSV row that repeats the header row (cat a.csv b.csv): on main a row of names with a clean score', () => {
+    const result = normalize('csv', '{"id":"id","n":"n","x":"x","ns":"ns"}');
+    expect(result.rows).toEqual({});
+    expect(result.violations.map((v) => [v.ruleId, v.severity])).toEqual([
+      ['values.header_repeated', 'quarantine'],
+    ]);
+    expect(result.violations[0]!.message).toContain('repeats the header row (["id","n","x","ns"])');
+    // A value that is its column's name is a value; so is the name in one column of the row only.
+    expect(normalize('csv', '{"id":"id","n":"2"}').rows.values).toEqual([
+      expect.objectContaining({ id: 'id', n: 2 }),
+    ]);
+    expect(normalize('ndjson', '{"id":"id","ns":"ns"}').violations.map((v) => v.ruleId)).not.toContain(
+      'values.header_repeated',
+    );
+  });
+
   it('warns of a CSV row without a cell for a column (a row shorter than the header): it reads null, not silently', () => {
     // `1,Ann Smith<LF>Jr,10` with an unquoted line break: two short rows, each read as complete on main.
     const result = normalize('csv', '{"id":"1","n":"2"}');

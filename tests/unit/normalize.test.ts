@@ -108,6 +108,11 @@ describe('Function: parseDate', () => {
       expect(parseDate(v)).toBeNull();
     }
     expect(parseDate('1900-02-29')).toBeNull();
+    // The date of a timestamp whose time does not exist: on main 2024-12-31, "converted" with a warning.
+    for (const v of ['2024-12-31T25:00:00Z', '2024-12-31T99:99xx', '2024-12-31 12:60']) {
+      expect(parseDate(v)).toBeNull();
+    }
+    expect(parseDate('2024-12-31T23:59:59.999-05:00')).toBe('2024-12-31');
     expect(parseDate('2000-02-29')).toBe('2000-02-29');
   });
 });

@@ -117,7 +117,8 @@ const ymd = (y: number, m: number, d: number): string | null =>
   validDate(y, m, d) ? `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}` : null;
 
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[T ]\d{2}:\d{2}/;
+/** A timestamp's date, when a real time of day follows it: `2024-12-31T25:00` is no date of 2024-12-31. */
+const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[T ](?:[01]\d|2[0-3]):[0-5]\d/;
 const YEAR_FIRST = /^(\d{4})[/.](\d{1,2})[/.](\d{1,2})$/;
 const YEAR_LAST = /^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$/;
 const COMPACT = /^(\d{4})(\d{2})(\d{2})$/;

@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse';
 import { CSV_EXTRA_CELLS, type DatasetConfig } from '../../contracts/dataset-config.ts';
-import { MalformedInputError } from '../../errors.ts';
+import { MalformedInputError, MissingRecordPathError } from '../../errors.ts';
 import type { RecordHandler, SkippedValue } from '../parse/json-record-scanner.ts';
 import { utf8Checked } from './utf8-check.ts';
 
@@ -40,7 +40,8 @@ export interface CsvReadOptions {
  * columns: bronze keeps every row as it came, and silver decides what is valid. A header row that
  * names a column twice fails the run: one of the two would be lost in every row. A short last row that
  * the file ends inside (no line end after it) fails the run too: that is what a file cut off looks like
- * (a partial copy, an interrupted export), and its rows would otherwise pass as complete.
+ * (a partial copy, an interrupted export), and its rows would otherwise pass as complete. So does a
+ * header row that names none of the silver columns: see `headerNamesNoColumn`.
  */
 export function readCsvRecords(
   chunks: AsyncIterable<Buffer>,
@@ -99,6 +100,8 @@ export function readCsvRecords(
           rowEnd = base + info.bytes;
           if (!columns) {
             columns = uniqueColumns(record, uri, rowStart);
+            const unnamed = headerNamesNoColumn(columns, dataset, uri);
+            if (unnamed) throw unnamed;
           } else {
             // No prototype: a column named `__proto__` or `constructor` is a column like any other.
             const row: Record<string, unknown> = Object.create(null);
@@ -186,6 +189,45 @@ function extraCellsHaveNoPlace(uri: string, offset: number, columns: readonly st
     `the row has more cells than the header row, whose column ${columns.indexOf(CSV_EXTRA_CELLS) + 1} is ` +
       `named "${CSV_EXTRA_CELLS}", the field that keeps a long row's extra cells (the column's value would ` +
       `be lost to them): rename that column in the header row, or quote the field whose delimiter split the row`,
+  );
+}
+
+/**
+ * The failure of a header row that names none of the silver table's columns (by their `source`), or
+ * undefined. Every column of every row would be NULL, and the run would pass with warnings: what a file
+ * read with the wrong delimiter (`a;b;c` is one column named "a;b;c"), an HTML error page saved as the
+ * file, or another dataset's export looks like. A header naming some of the columns is the config's
+ * business (each column it lacks is counted as `<table>.<column>.absent`).
+ */
+function headerNamesNoColumn(
+  names: readonly string[],
+  dataset: DatasetConfig,
+  uri: string,
+): MissingRecordPathError | undefined {
+  const sources = dataset.silver?.columns.map((c) => c.source ?? c.name) ?? [];
+  if (sources.length === 0 || sources.some((source) => names.includes(source))) return undefined;
+  const shown = (list: readonly string[]) =>
+    list
+      .slice(0, 5)
+      .map((name) => JSON.stringify(name.length > 60 ? `${name.slice(0, 60)}…` : name))
+      .join(', ') + (list.length > 5 ? `, … (${list.length})` : '');
+  const lowerCase = new Set(names.map((name) => name.toLowerCase()));
+  const joined = names.join(dataset.csv.delimiter);
+  const delimiter = [',', ';', '\t', '|'].find((d) => d !== dataset.csv.delimiter && joined.includes(d));
+  const hint = /^\s*<(?:!doctype|html|\?xml|head|body)\b/i.test(joined)
+    ? 'the file is an HTML or XML page (an error or sign-in page saved in its place?), not the CSV export'
+    : delimiter !== undefined
+      ? `the header row looks delimited by ${JSON.stringify(delimiter)}, not ${JSON.stringify(dataset.csv.delimiter)}: ` +
+        `set "csv": { "delimiter": ${JSON.stringify(delimiter)} } in the dataset config`
+      : sources.some((source) => lowerCase.has(source.toLowerCase()))
+        ? 'the header row names them in another case: set each column\'s "source" to the header name as written'
+        : 'the file belongs to another dataset, or the config\'s columns need a "source" naming their header';
+  return new MissingRecordPathError(
+    uri,
+    '[*]',
+    `the CSV header row names none of the columns of table ${dataset.silver!.table} ` +
+      `(it has ${shown(names)}; the columns read ${shown(sources)}), so every value would be NULL`,
+    hint,
   );
 }
 

@@ -360,8 +360,10 @@ class Transfer {
 
   /** One HTTP attempt: from byte `#received` when resuming, else from 0. Resolves when the body is complete. */
   async #attempt(): Promise<void> {
-    // Without range support the bytes already written are of no use: begin again.
-    if (this.#received > 0 && !this.#acceptsRanges) await this.#restart();
+    // Without range support, or without a validator that tells the rest is of the same version (a file
+    // replaced between two ranges would be spliced: the old one's head, the new one's tail), the bytes
+    // already written are of no use: begin again.
+    if (this.#received > 0 && !this.#resumable()) await this.#restart();
     const resuming = this.#received > 0;
     const headers: OutgoingHttpHeaders = { 'user-agent': USER_AGENT, 'accept-encoding': 'identity' };
     // A scheduled or repeated download of an unchanged source costs a request, not the whole file.
@@ -553,13 +555,21 @@ class Transfer {
         `the body is ${this.#total} bytes, more than the largest object S3 can store (5 TiB)`,
       );
     }
-    const strongEtag = this.#etag !== undefined && !this.#etag.startsWith('W/');
     return LandingUpload.start(this.#uploadDeps(), this.#identity(), partBytes, {
       ...(this.#etag !== undefined && { etag: this.#etag }),
       ...(this.#lastModified !== undefined && { lastModified: this.#lastModified }),
       ...(this.#total !== undefined && { totalBytes: this.#total }),
-      resumable: this.#acceptsRanges && (strongEtag || this.#lastModified !== undefined),
+      resumable: this.#resumable(),
     });
+  }
+
+  /**
+   * Whether the rest of the body can be asked for by Range: the server does ranges, and gave a strong
+   * ETag or a Last-Modified, which the request's If-Range and the 206's own validators are checked against.
+   */
+  #resumable(): boolean {
+    const strongEtag = this.#etag !== undefined && !this.#etag.startsWith('W/');
+    return this.#acceptsRanges && (strongEtag || this.#lastModified !== undefined);
   }
 
   /**

@@ -145,7 +145,12 @@ export function jsonSummary(result: LocalPipelineResult, lake: ObjectStore, timi
         tables: Object.fromEntries(
           Object.entries(silver.manifest.tables).map(([table, t]) => [
             table,
-            { rows: t.rowsWritten, duplicates: t.duplicates },
+            {
+              rows: t.rowsWritten,
+              duplicates: t.duplicates,
+              // Keys whose dropped rows held other values than the row kept (absent when none).
+              ...(t.conflictingKeys && { conflictingKeys: t.conflictingKeys }),
+            },
           ]),
         ),
       }),
@@ -355,6 +360,13 @@ function runText(result: LocalRunResult, lake: ObjectStore, lakeDir: string, tim
     for (const [table, t] of Object.entries(silver.manifest.tables)) {
       lines.push(
         `    ${table.padEnd(24)} ${formatCount(t.rowsWritten).padStart(12)} ${formatCount(t.duplicates).padStart(12)}`,
+      );
+    }
+    for (const [table, t] of Object.entries(silver.manifest.tables)) {
+      if (!t.conflictingKeys) continue;
+      lines.push(
+        `    ${table}: ${formatCount(t.conflictingKeys)} key${t.conflictingKeys > 1 ? 's' : ''} of its duplicates held ` +
+          'other values than the row kept (the first by record index): the file says two things for one key',
       );
     }
     const warnings = Object.entries(silver.manifest.violations);

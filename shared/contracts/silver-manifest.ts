@@ -14,6 +14,11 @@ const TableResult = z.object({
   rowsIn: z.number().int().nonnegative(),
   rowsWritten: z.number().int().nonnegative(),
   duplicates: z.number().int().nonnegative(),
+  /**
+   * Keys among the duplicates whose rows held other values than the row kept: values dropped, not
+   * copies. Absent when none (and in manifests written before it was counted).
+   */
+  conflictingKeys: z.number().int().positive().optional(),
   /** Over all of its files. */
   bytes: z.number().int().nonnegative(),
   /** One per merge bucket that got rows, in bucket order; none when the table got no rows. */

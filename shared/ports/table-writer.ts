@@ -9,6 +9,8 @@ export interface TableWriteResult {
   readonly rowsWritten: number;
   /** Rows dropped because an earlier row (lowest lineage) had the same key: `rowsIn - rowsWritten`. */
   readonly duplicates: number;
+  /** Keys among them whose rows held other values than the one kept (absent: none, or not counted). */
+  readonly conflictingKeys?: number;
   /** Local path of the Parquet file; absent when the table got no rows, or when split into buckets. */
   readonly file?: string;
   /**
@@ -60,6 +62,8 @@ export type TableWriterFactory = (
 /** One table merged from partial files: its rows after deduplicating across them. */
 export interface MergedTableResult {
   readonly rowsWritten: number;
+  /** Keys whose duplicates held other values than the row kept (see `TableWriteResult`). */
+  readonly conflictingKeys?: number;
   /** Local path of the merged Parquet file; absent when there were no partial files. */
   readonly file?: string;
 }

@@ -285,6 +285,44 @@ describe('sluice run: no value changes silently', () => {
     ]);
   });
 
+  it('says how many keys of a TiC table held other values than the row its duplicates kept', async () => {
+    const withReference = (edit: (group: { npi: number[] }) => void) => (sample: string) => {
+      const file = JSON.parse(sample);
+      const copy = structuredClone(file.provider_references[0]);
+      edit(copy.provider_groups[0]);
+      file.provider_references.push(copy);
+      return JSON.stringify(file);
+    };
+    // The same provider reference twice: copies, dropped and counted as duplicates only.
+    const same = await runTicSample(
+      'tic-same-reference',
+      withReference(() => {}),
+    );
+    expect(same.result.status, same.result.stderr).toBe(0);
+    const sameCounts = JSON.parse(same.result.stdout).counts.tables.provider_groups;
+    expect(sameCounts.duplicates).toBeGreaterThan(0);
+    expect(sameCounts.conflictingKeys).toBeUndefined();
+    // Its first group with another NPI: the file says two things for one key, and the run says so.
+    const other = await runTicSample(
+      'tic-other-reference',
+      withReference((group) => {
+        group.npi = [9876543210];
+      }),
+    );
+    expect(other.result.status, other.result.stderr).toBe(0);
+    expect(JSON.parse(other.result.stdout).counts.tables.provider_groups).toEqual({
+      rows: sameCounts.rows,
+      duplicates: sameCounts.duplicates,
+      conflictingKeys: 1,
+    });
+    expect(
+      await rows(
+        other.lake,
+        'SELECT count(*) AS n FROM provider_groups WHERE list_contains(npi, 9876543210)',
+      ),
+    ).toEqual([{ n: 0 }]);
+  });
+
   const stamps = {
     name: 'stamps',
     format: 'ndjson',

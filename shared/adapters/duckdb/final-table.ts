@@ -54,7 +54,8 @@ export interface FinalTablePlan {
  * rows with equal keys the one with the lowest `_record_index`, then `_bronze_part`, `_run_id`, then
  * every other column survives, so the survivor never depends on how the rows were split into files.
  * Row groups hold `rowGroupRows` rows, rounded up to the end of a DuckDB vector (see above); the
- * connection's instance must have one thread. Returns the rows written.
+ * connection's instance must have one thread. Returns the rows written, and how many keys had rows with
+ * other values than their survivor (`conflictingKeys`).
  */
 export async function writeFinalTable(
   connection: DuckDBConnection,
@@ -62,7 +63,7 @@ export async function writeFinalTable(
   partials: readonly string[],
   target: string,
   rowGroupRows: number = FINAL_ROW_GROUP_ROWS,
-): Promise<number> {
+): Promise<{ rowsWritten: number; conflictingKeys: number }> {
   await requireSingleThread(connection, target);
   const files = `[${partials.map(literal).join(', ')}]`;
   const duplicated = plan.spec.key.length > 0 && (await hasDuplicateKeys(connection, plan, files));
@@ -72,7 +73,32 @@ export async function writeFinalTable(
   const result = await connection.run(
     `COPY (${select}) TO ${literal(target)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroupRows})`,
   );
-  return Number(result.rowsChanged);
+  return {
+    rowsWritten: Number(result.rowsChanged),
+    conflictingKeys: duplicated ? await countConflictingKeys(connection, plan, files) : 0,
+  };
+}
+
+/** Lineage: where a row came from, not what it says. Rows of one key that differ only here agree. */
+const LINEAGE = new Set(['_run_id', '_bronze_part', '_record_index']);
+
+/**
+ * Keys whose rows say different things (beyond their key and lineage): dropping all but the survivor
+ * then drops values, not copies, which a run must say (two `provider_references` with one id and other
+ * NPIs, a primary key whose later rows hold other values).
+ */
+async function countConflictingKeys(
+  connection: DuckDBConnection,
+  plan: FinalTablePlan,
+  files: string,
+): Promise<number> {
+  const values = plan.columns.filter((c) => !plan.spec.key.includes(c.name) && !LINEAGE.has(c.name));
+  if (values.length === 0) return 0;
+  const reader = await connection.runAndReadAll(
+    `SELECT count(*) FROM (SELECT 1 FROM (SELECT ${readColumns(plan.columns)} FROM read_parquet(${files}, hive_partitioning = false)) ` +
+      `GROUP BY ${plan.spec.key.map(ident).join(', ')} HAVING count(DISTINCT row(${values.map((c) => ident(c.name)).join(', ')})) > 1)`,
+  );
+  return Number(reader.getRows()[0]?.[0] ?? 0);
 }
 
 async function requireSingleThread(connection: DuckDBConnection, target: string): Promise<void> {

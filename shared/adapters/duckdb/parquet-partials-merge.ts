@@ -57,10 +57,8 @@ export async function mergeParquetPartials(
       outputs.push(temporary, file);
       const connection = await instance.connect();
       try {
-        results[name] = {
-          rowsWritten: await writeFinalTable(connection, plan, files, temporary, options.rowGroupRows),
-          file,
-        };
+        const written = await writeFinalTable(connection, plan, files, temporary, options.rowGroupRows);
+        results[name] = { ...written, file };
       } catch (error) {
         if (isDiskFull(error)) {
           throw new DiskFullError(file, `silver table ${name}`, message(error), { cause: error });

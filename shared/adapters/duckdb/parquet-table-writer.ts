@@ -217,6 +217,7 @@ class ParquetTableWriter implements TableWriter {
     const temporary = `${file}.tmp`;
     this.outputs.push(temporary, file);
     let rowsWritten: number;
+    let conflictingKeys = 0;
     try {
       // A final file is made from a partial one by the very statements a merge of partials runs.
       const partial = this.partial ? temporary : join(this.workDir, `${spec.name}.partial.parquet`);
@@ -227,7 +228,12 @@ class ParquetTableWriter implements TableWriter {
       if (this.partial) {
         rowsWritten = buffer.rowsIn;
       } else {
-        rowsWritten = await writeFinalTable(this.connection, buffer.plan, [partial], temporary);
+        ({ rowsWritten, conflictingKeys } = await writeFinalTable(
+          this.connection,
+          buffer.plan,
+          [partial],
+          temporary,
+        ));
         await rm(partial, { force: true });
       }
     } catch (error) {
@@ -239,7 +245,13 @@ class ParquetTableWriter implements TableWriter {
       });
     }
     await rename(temporary, file);
-    return { rowsIn: buffer.rowsIn, rowsWritten, duplicates: buffer.rowsIn - rowsWritten, file };
+    return {
+      rowsIn: buffer.rowsIn,
+      rowsWritten,
+      duplicates: buffer.rowsIn - rowsWritten,
+      ...(conflictingKeys > 0 && { conflictingKeys }),
+      file,
+    };
   }
 
   /**

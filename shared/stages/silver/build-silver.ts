@@ -111,6 +111,7 @@ export async function buildSilver(
         rowsIn: result.rowsIn,
         rowsWritten: result.rowsWritten,
         duplicates: result.duplicates,
+        ...(result.conflictingKeys && { conflictingKeys: result.conflictingKeys }),
         bytes: file?.bytes ?? 0,
         files: file
           ? [{ key: file.key, rows: result.rowsWritten, bytes: file.bytes, sha256: file.sha256 }]
@@ -267,8 +268,14 @@ export async function mergeGroups(
   const results: Record<string, TableWriteResult> = {};
   for (const table of tables) {
     const rowsIn = groups.reduce((sum, group) => sum + (group.tables[table.name]?.rowsIn ?? 0), 0);
-    const { rowsWritten, file } = merged[table.name] ?? { rowsWritten: 0 };
-    results[table.name] = { rowsIn, rowsWritten, duplicates: rowsIn - rowsWritten, file };
+    const { rowsWritten, conflictingKeys, file } = merged[table.name] ?? { rowsWritten: 0 };
+    results[table.name] = {
+      rowsIn,
+      rowsWritten,
+      duplicates: rowsIn - rowsWritten,
+      ...(conflictingKeys && { conflictingKeys }),
+      file,
+    };
   }
   return results;
 }

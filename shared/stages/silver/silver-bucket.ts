@@ -101,9 +101,11 @@ export async function mergeSilverBucket(
       tables: {},
     };
     for (const table of tables) {
-      const { rowsWritten, file } = merged[table.name] ?? { rowsWritten: 0 };
+      const { rowsWritten, conflictingKeys, file } = merged[table.name] ?? { rowsWritten: 0 };
       const published = await publishTableFile(deps.lake, build, table.name, bucket, file);
-      result.tables[table.name] = published ? { rowsWritten, ...published } : { rowsWritten: 0, bytes: 0 };
+      result.tables[table.name] = published
+        ? { rowsWritten, ...(conflictingKeys && { conflictingKeys }), ...published }
+        : { rowsWritten: 0, bytes: 0 };
     }
     await deps.lake.write(resultKey, `${JSON.stringify(result, null, 2)}\n`, {
       contentType: 'application/json',

@@ -488,10 +488,13 @@ export async function mergeSilver(
         : [];
     });
     const rowsWritten = files.reduce((sum, file) => sum + file.rows, 0);
+    // A key's rows all sit in one bucket: the buckets' counts add up.
+    const conflictingKeys = buckets.reduce((sum, b) => sum + (b.tables[table.name]?.conflictingKeys ?? 0), 0);
     tables[table.name] = {
       rowsIn,
       rowsWritten,
       duplicates: rowsIn - rowsWritten,
+      ...(conflictingKeys > 0 && { conflictingKeys }),
       bytes: files.reduce((sum, file) => sum + file.bytes, 0),
       files,
       ...(files.length === 0 && { columns: storedColumns(table) }),

@@ -107,6 +107,7 @@ export type GroupFile = z.infer<typeof GroupFile>;
 /** A table's file of one merge bucket, as published to its key. */
 const BucketTable = z.object({
   rowsWritten: z.number().int().nonnegative(),
+  conflictingKeys: z.number().int().positive().optional(),
   key: z.string().optional(),
   bytes: z.number().int().nonnegative(),
   sha256: z.string().optional(),

@@ -44,7 +44,6 @@ interface FileResult {
   rows: Record<string, Row[]>;
   violations: RuleViolation[];
   drift: DriftFinding[];
-  versions: string[];
 }
 
 /** Every record of `streams` through the contract, as the silver stage does. */
@@ -54,14 +53,13 @@ function normalizeFile(
   streams: string[],
   context = contextOf(doc),
 ): FileResult {
-  const result: FileResult = { rows: {}, violations: [], drift: [], versions: [] };
+  const result: FileResult = { rows: {}, violations: [], drift: [] };
   const add = (out: NormalizedRecord) => {
     for (const [table, rows] of Object.entries(out.rows)) {
       result.rows[table] = [...(result.rows[table] ?? []), ...rows];
     }
     result.violations.push(...out.violations);
     result.drift.push(...out.drift);
-    if (out.schemaVersion) result.versions.push(out.schemaVersion);
   };
   add({ rows: contract.fileRows(context), violations: [], drift: [] });
   for (const stream of streams)
@@ -220,7 +218,6 @@ describe('TiC silver contracts on the CMS sample files', () => {
       schema_version: '1.x',
       schema_version_source: 'header',
     });
-    expect(result.versions).toEqual(['1.x', '1.x']);
   });
 
   for (const name of files.filter((f) => f.startsWith('allowed-amounts'))) {
@@ -881,7 +878,6 @@ describe('TiC in-network: provider groups and schema versions', () => {
 
   it('flags inline provider groups as a 1.x shape in a 2.x file', () => {
     const out = ticInNetworkSilver.normalize('in_network', 0, inNetworkItem(), V2);
-    expect(out.schemaVersion).toBe('1.x');
     expect(out.violations).toEqual([
       expect.objectContaining({
         ruleId: 'schema_version.content_mismatch',
@@ -896,7 +892,6 @@ describe('TiC in-network: provider groups and schema versions', () => {
     const record = { provider_group_id: 3, location: 'https://example.com/refs/3.json' };
     const out = ticInNetworkSilver.normalize('provider_references', 0, record, V1);
     expect(out.violations).toEqual([]);
-    expect(out.schemaVersion).toBe('1.x');
     expect(out.rows.provider_groups).toEqual([
       {
         file_id: 'run-1',
@@ -914,16 +909,15 @@ describe('TiC in-network: provider groups and schema versions', () => {
     ]);
   });
 
-  it('takes the schema version from the header, else from the content', () => {
+  it("takes the schema version from the header's version, and leaves it NULL without one", () => {
     const files = (context: SilverContext) => ticInNetworkSilver.fileRows(context).files![0]!;
     expect(files(V2)).toMatchObject({ schema_version: '2.x', schema_version_source: 'header' });
     const noHeader = { ...V2, headers: {} };
-    expect(files({ ...noHeader, contentSchemaVersion: '1.x' })).toMatchObject({
+    expect(files(noHeader)).toMatchObject({
       version: null,
-      schema_version: '1.x',
-      schema_version_source: 'content',
+      schema_version: null,
+      schema_version_source: null,
     });
-    expect(files(noHeader)).toMatchObject({ schema_version: null, schema_version_source: null });
     expect(files({ ...V2, headers: { version: 'v2', last_updated_on: '08/27/2020' } })).toMatchObject({
       schema_version: '2.x',
       last_updated_on: '2020-08-27',

@@ -177,8 +177,11 @@ export function filesTable(withPlan: boolean): TableSpec {
       ...(withPlan ? PLAN_HEADERS.map((name) => v(name)) : []),
       { name: 'last_updated_on', type: 'DATE' },
       v('version', 'the `version` header as written'),
-      v('schema_version', 'schema major version, e.g. 2.x: from the header, else from the content'),
-      v('schema_version_source', "'header' or 'content'"),
+      v(
+        'schema_version',
+        "schema major version, e.g. 2.x, from the header's version; NULL when it has none or it is unreadable",
+      ),
+      v('schema_version_source', "'header' when schema_version is set, else NULL"),
     ],
     key: ['file_id'],
   };
@@ -274,9 +277,10 @@ export function fileRow(context: SilverContext, withPlan: boolean): Row {
   if (withPlan) for (const name of PLAN_HEADERS) row[name] = scalarText(h[name]);
   row.last_updated_on = parseDate(h.last_updated_on);
   row.version = scalarText(h.version);
-  const fromContent = context.contentSchemaVersion ?? null;
-  row.schema_version = headerMajor !== undefined ? versionLabel(headerMajor) : fromContent;
-  row.schema_version_source = headerMajor !== undefined ? 'header' : fromContent && 'content';
+  // The content's shape (e.g. a 1.x provider reference) is checked against the header's version per
+  // record, but the files row is written before any record is read: it tells the header's version only.
+  row.schema_version = headerMajor !== undefined ? versionLabel(headerMajor) : null;
+  row.schema_version_source = headerMajor !== undefined ? 'header' : null;
   return row;
 }
 
@@ -395,12 +399,7 @@ export function ticContract(spec: TicContractSpec): TicSilverContract {
           },
         ];
       }
-      return {
-        rows: built.rows,
-        violations,
-        drift: check.drift,
-        schemaVersion: versionLabel(built.contentMajor),
-      };
+      return { rows: built.rows, violations, drift: check.drift };
     },
   };
   return contract;

@@ -8,11 +8,6 @@ export interface SilverContext {
   readonly sourceSha256: string;
   /** Header values captured by the parse stage (from the bronze manifest). */
   readonly headers: Readonly<Record<string, unknown>>;
-  /**
-   * The schema version the file's records imply (`NormalizedRecord.schemaVersion`), when known; `fileRows`
-   * uses it when the header has no usable version.
-   */
-  readonly contentSchemaVersion?: string;
 }
 
 /** A column whose values (or list elements) must each match a value of another table's column. */

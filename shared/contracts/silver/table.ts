@@ -70,10 +70,4 @@ export interface NormalizedRecord {
   readonly rows: Readonly<Record<string, Row[]>>;
   readonly violations: readonly RuleViolation[];
   readonly drift: readonly DriftFinding[];
-  /**
-   * The schema version the record's content implies (e.g. `1.x` for a provider reference with a
-   * `location`), when it tells; the silver stage passes the first one seen to `fileRows` as
-   * `SilverContext.contentSchemaVersion`.
-   */
-  readonly schemaVersion?: string;
 }

@@ -217,6 +217,21 @@ export const CHILD_START_RETRY: Retrier = {
   JitterStrategy: 'FULL',
 };
 
+/**
+ * Retries of `RecordFailure`'s SendMessage: whatever fails it (a throttle, a moment of SQS or the network
+ * unavailable) would otherwise end the execution with no dead letter, and with the send's error in place
+ * of the run's. About two minutes in all; a duplicate message, should a send succeed unseen, is removed
+ * with the original (`DeadLetterStore.remove` removes every copy).
+ */
+export const RECORD_FAILURE_RETRY: Retrier = {
+  ErrorEquals: ['States.ALL'],
+  IntervalSeconds: 2,
+  MaxAttempts: 6,
+  BackoffRate: 2,
+  MaxDelaySeconds: 60,
+  JitterStrategy: 'FULL',
+};
+
 /** Listed files of a table of contents ingested at once, by default. */
 export const DEFAULT_FAN_OUT_CONCURRENCY = 4;
 
@@ -826,6 +841,7 @@ function failureStates(): Record<string, Json> {
       },
       // Keep the state's input (with `error`) as its output, so `Failed` can report the original error.
       ResultPath: null,
+      Retry: [RECORD_FAILURE_RETRY],
       Next: StateName.failed,
     },
     [StateName.failed]: {

@@ -23,11 +23,17 @@ export const ObjectCreatedEvent = z.object({
   'detail-type': z.literal('Object Created'),
   detail: z.object({
     bucket: z.object({ name: z.string().min(1) }),
-    object: z.object({
-      key: z.string().min(1),
-      'version-id': z.string().min(1).optional(),
-      etag: z.string().optional(),
-    }),
+    object: z
+      .object({
+        key: z.string().min(1),
+        'version-id': z.string().min(1).optional(),
+        etag: z.string().optional(),
+      })
+      // The execution's name needs one of them (executionName). Checked here, per event, so that such an
+      // event is reported failed by itself instead of throwing, which would fail its whole batch.
+      .refine((object) => Boolean(object['version-id'] || object.etag), {
+        message: 'has neither a version id nor an ETag, so no execution name can tell this object version',
+      }),
   }),
 });
 export type ObjectCreatedEvent = z.infer<typeof ObjectCreatedEvent>;

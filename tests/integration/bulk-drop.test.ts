@@ -222,5 +222,55 @@ describe.skipIf(skip !== undefined)(
       expect(await messagesLeft(sqs, queueUrl!)).toBe(0);
       expect(await messagesLeft(sqs, dlq.QueueUrl!)).toBe(0);
     }, 600_000);
+
+    it('starts the rest of a batch when one event names no object version, and reports only that one failed', async () => {
+      const { stateMachineArn } = await sfn.send(
+        new CreateStateMachineCommand({
+          name: 'sluice-unnamed',
+          definition: JSON.stringify({ StartAt: 'Run', States: { Run: { Type: 'Succeed' } } }),
+          roleArn: 'arn:aws:iam::123456789012:role/sluice-unnamed',
+        }),
+      );
+      const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'landing-unnamed' }));
+      // Neither a version id nor an ETag: no execution name can tell this object version from another.
+      const unnamed = landingEvent(1);
+      delete (unnamed.detail.object as { etag?: string }).etag;
+      delete (unnamed.detail.object as { 'version-id'?: string })['version-id'];
+      const event = {
+        Records: [landingEvent(0), unnamed, landingEvent(2)].map((body, i) => ({
+          messageId: `m${i}`,
+          body: JSON.stringify(body),
+        })),
+      };
+      const handler = createHandler({
+        config: {
+          serviceName: 'sluice-unnamed',
+          logLevel: 'ERROR',
+          stateMachineArn: stateMachineArn!,
+          landingQueueUrl: queueUrl!,
+          pacing: LIMITS,
+        },
+        executions: new StepFunctionsExecutions(sfn, stateMachineArn!),
+        queue: new SqsLandingQueue(sqs, queueUrl!),
+        clock: new FakeClock(),
+        observability: createObservability({ serviceName: 'sluice-unnamed', logLevel: 'SILENT' }),
+      });
+
+      // The unnamed event is reported, so the queue delivers it again and then dead-letters it; its
+      // batch-mates are started now, not failed with it (a thrown batch fails every message in it).
+      expect(await handler(event)).toEqual({ batchItemFailures: [{ itemIdentifier: 'm1' }] });
+      const started: ExecutionListItem[] = [];
+      for await (const page of paginateListExecutions({ client: sfn }, { stateMachineArn })) {
+        started.push(...(page.executions ?? []));
+      }
+      const named = (i: number) =>
+        executionName({
+          bucket: BUCKET,
+          key: `tic-in-network/drop/file-${i}.json.gz`,
+          versionId: `v${i}`,
+          etag: `etag-${i}`,
+        });
+      expect(started.map((e) => e.name).sort()).toEqual([named(0), named(2)].sort());
+    }, 60_000);
   },
 );

@@ -176,6 +176,32 @@ describe('Adapter: SqsDeadLetterStore (against local-aws-sqs)', () => {
     });
   });
 
+  // A listing that returned part of the queue would let `sluice dlq list` and `redrive --all` end with
+  // exit 0 having shown or redriven only some of the failed runs: it fails instead, saying why.
+  it('refuses to list more letters than its limit rather than return the first ones', async () => {
+    const queueUrl = await newQueue();
+    const store = new SqsDeadLetterStore({ client, queueUrl, waitTimeSeconds: 0, maxMessages: 5 });
+    for (let i = 0; i < 8; i++) await store.record(failure(`tic-i-${String(i).padStart(4, '0')}`));
+    await expect(store.list()).rejects.toThrow(/more than 5 messages/);
+    // ...and leaves every message where it was.
+    expect(await storeOn(queueUrl).list()).toHaveLength(8);
+  });
+
+  it('fails a listing that outlasts its visibility timeout rather than return part of the queue', async () => {
+    const queueUrl = await newQueue();
+    // Hidden for 0 s: every message a receive returns may come back at the next one, as they do on a
+    // real queue when a listing takes longer than the visibility timeout.
+    const store = new SqsDeadLetterStore({
+      client,
+      queueUrl,
+      waitTimeSeconds: 0,
+      visibilityTimeoutSeconds: 0,
+    });
+    for (let i = 0; i < 25; i++) await store.record(failure(`tic-j-${String(i).padStart(4, '0')}`));
+    await expect(store.list()).rejects.toThrow(/visibility timeout/);
+    expect(await storeOn(queueUrl).list()).toHaveLength(25);
+  });
+
   describe('redrive to the deployed state machine', () => {
     let sfnServer: Server;
     let sfnEndpoint: string;

@@ -37,6 +37,7 @@ import {
   WorkflowFailedError,
 } from '../../shared/pipeline/local-runner.ts';
 import type { LocalRunResult } from '../../shared/pipeline/pipeline-types.ts';
+import type { DeadLetterStore } from '../../shared/ports/dead-letter-store.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, WriteOptions } from '../../shared/ports/object-store.ts';
 import type { ReconcilePlanSummary } from '../../shared/stages/reconcile/reconcile.ts';
 import type { SilverProgress } from '../../shared/stages/silver/build-silver.ts';
@@ -618,6 +619,31 @@ describe('Function: runWorkflowLocally (the deployed definition, run in process)
     expect(await files.head(result.bronze.manifestKey)).toBeDefined();
     expect(await deps.deadLetters.list()).toEqual([]);
     expect(await deps.deadLetters.get(letter.id)).toBeUndefined();
+  });
+
+  it("records a failed run's dead letter even when the first send of it fails (a throttled SendMessage)", async () => {
+    const key = 'broken-in-network-2.json';
+    await writeFile(join(tmp.dir, key), '{"in_network": [');
+    const { deps } = setup();
+    // The failure queue refuses the first message, as SQS does when it throttles; then takes them again.
+    let refusals = 1;
+    const deadLetters: DeadLetterStore = {
+      location: deps.deadLetters.location,
+      record: (message) => {
+        if (refusals-- > 0) return Promise.reject(new Error('injected: SendMessage throttled'));
+        return deps.deadLetters.record(message);
+      },
+      list: () => deps.deadLetters.list(),
+      get: (id) => deps.deadLetters.get(id),
+      remove: (id) => deps.deadLetters.remove(id),
+    };
+
+    const run = runWorkflowLocally({ dataset: inNetwork, sourceKey: key }, { ...deps, deadLetters });
+    await expect(run).rejects.toBeInstanceOf(MalformedInputError);
+    const letters = await deps.deadLetters.list();
+    expect(letters.map((l) => [l.input, l.error.Error])).toEqual([
+      [expect.objectContaining({ key }), 'MalformedInputError'],
+    ]);
   });
 
   it('stops after bronze for a dataset without a silver contract (HasSilver)', async () => {

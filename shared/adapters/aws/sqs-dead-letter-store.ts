@@ -6,6 +6,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { PipelineError } from '../../errors.ts';
 import { type DeadLetter, type DeadLetterStore, deadLetterId } from '../../ports/dead-letter-store.ts';
 import { FailureMessage } from '../../workflow/stage-io.ts';
 
@@ -21,11 +22,13 @@ export interface SqsDeadLetterStoreOptions {
   readonly waitTimeSeconds?: number;
   /**
    * How long received messages stay hidden while a listing pages through the queue; each is made visible
-   * again as soon as the listing is done. Keep it above `waitTimeSeconds`, or a page can come back twice.
-   * @default 30
+   * again as soon as the listing is done. A listing that takes longer fails (its first messages come back
+   * before it is done, and it could not tell the end of the queue), so this is generous: a listing
+   * receives 10 messages per request, a few thousand a minute.
+   * @default 300
    */
   readonly visibilityTimeoutSeconds?: number;
-  /** Stop a listing after this many messages. @default 1000 */
+  /** The most messages a listing takes in; a queue holding more fails the listing. @default 10000 */
   readonly maxMessages?: number;
 }
 
@@ -48,8 +51,8 @@ export class SqsDeadLetterStore implements DeadLetterStore {
     this.#client = options.client;
     this.location = options.queueUrl;
     this.#waitTimeSeconds = options.waitTimeSeconds ?? 1;
-    this.#visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 30;
-    this.#maxMessages = options.maxMessages ?? 1000;
+    this.#visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 300;
+    this.#maxMessages = options.maxMessages ?? 10_000;
   }
 
   /** Send a failure message, as the workflow's `RecordFailure` state does. */
@@ -94,26 +97,70 @@ export class SqsDeadLetterStore implements DeadLetterStore {
     return matching.length > 0;
   }
 
-  /** Every message in the queue (up to `maxMessages`), each received once and hidden until released. */
+  /**
+   * Every message in the queue, each received once and hidden until released; the listing ends at the
+   * first receive that brings no message it has not seen. Whatever could make that end early fails
+   * instead (a listing of part of the queue would have `dlq list` and `redrive --all` pass over the rest,
+   * exit 0): more than `maxMessages` messages, or a message back from an earlier receive of this
+   * listing after its visibility timeout (the listing outlasted it: seen messages are coming back, and
+   * unseen ones may still wait behind them).
+   */
   async #receiveAll(): Promise<{ message: Message; letter?: DeadLetter }[]> {
-    const seen = new Map<string, { message: Message; letter?: DeadLetter }>();
-    while (seen.size < this.#maxMessages) {
-      const out = await this.#client.send(
-        new ReceiveMessageCommand({
-          QueueUrl: this.location,
-          MaxNumberOfMessages: BATCH,
-          WaitTimeSeconds: this.#waitTimeSeconds,
-          VisibilityTimeout: this.#visibilityTimeoutSeconds,
-          MessageSystemAttributeNames: ['SentTimestamp'],
-          // The deprecated spelling too: some SQS-compatible servers read only this one.
-          AttributeNames: ['All'],
-        }),
-      );
-      const messages = (out.Messages ?? []).filter((m) => m.MessageId && !seen.has(m.MessageId));
-      if (messages.length === 0) break;
-      for (const message of messages) seen.set(message.MessageId!, { message, letter: toLetter(message) });
+    const seen = new Map<string, { message: Message; letter?: DeadLetter; receivedAt: number }>();
+    try {
+      for (;;) {
+        const out = await this.#client.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.location,
+            MaxNumberOfMessages: BATCH,
+            WaitTimeSeconds: this.#waitTimeSeconds,
+            VisibilityTimeout: this.#visibilityTimeoutSeconds,
+            MessageSystemAttributeNames: ['SentTimestamp'],
+            // The deprecated spelling too: some SQS-compatible servers read only this one.
+            AttributeNames: ['All'],
+          }),
+        );
+        const now = Date.now();
+        let fresh = 0;
+        for (const message of out.Messages ?? []) {
+          if (!message.MessageId) continue;
+          const earlier = seen.get(message.MessageId);
+          if (!earlier) {
+            fresh++;
+            seen.set(message.MessageId, { message, letter: toLetter(message), receivedAt: now });
+          } else if (now - earlier.receivedAt >= this.#visibilityTimeoutSeconds * 1000) {
+            throw this.#incomplete(
+              `the listing took longer than its visibility timeout (${this.#visibilityTimeoutSeconds} s), ` +
+                `so messages came back before it was done (${seen.size} seen)`,
+              'list again (a slow connection may have been the cause)',
+            );
+          } else {
+            // Delivered twice while hidden (SQS delivers at least once): the newest receipt handle is the
+            // one that deletes or releases it.
+            earlier.message = message;
+          }
+        }
+        if (seen.size > this.#maxMessages) {
+          throw this.#incomplete(
+            `the queue holds more than ${this.#maxMessages} messages, the most one listing takes in`,
+            'read them with SQS itself (`aws sqs receive-message`, or the console\'s "poll for messages")',
+          );
+        }
+        if (fresh === 0) break;
+      }
+    } catch (error) {
+      await this.#release([...seen.values()].map((r) => r.message)).catch(() => {});
+      throw error;
     }
-    return [...seen.values()];
+    return [...seen.values()].map(({ message, letter }) => ({ message, ...(letter && { letter }) }));
+  }
+
+  /** Why a listing could not see the whole queue, and what to do instead. */
+  #incomplete(problem: string, remedy: string): PipelineError {
+    return new PipelineError(
+      `cannot list the dead letters of ${this.location}: ${problem}. Nothing was listed, redriven or ` +
+        `removed, and every message is visible again; ${remedy}.`,
+    );
   }
 
   /** Make received messages visible again at once. */

@@ -8,6 +8,7 @@ import {
 import { explainIssues } from '../../shared/contracts/dataset-config.ts';
 import { builtInDatasets } from '../../shared/contracts/datasets/index.ts';
 import { ConfigError } from '../../shared/errors.ts';
+import { credentialParams } from '../../shared/stages/download/landing-key.ts';
 import {
   DEFAULT_FAN_OUT_CONCURRENCY,
   DEFAULT_SILVER_CONCURRENCY,
@@ -122,7 +123,20 @@ const SourceDeployment = z
         },
         { error: "expected an https URL without credentials in it (put those in the source's secret)" },
       )
-      .describe('The https URL to download; no credentials in it.'),
+      .superRefine((value, ctx) => {
+        // A key or a signature in the query would sit in the template, every execution's input and
+        // every dead letter: the secret store is where it belongs.
+        const found = URL.canParse(value) ? credentialParams(new URL(value)) : [];
+        if (found.length > 0) {
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              `the URL's query carries a credential or a signature (${found.join(', ')}): remove it, and put ` +
+              `the key in the source's secret ("credentials": {"kind": "query", ...} sends it as a query parameter)`,
+          });
+        }
+      })
+      .describe('The https URL to download; no credentials in it (neither user:password@ nor a key, token or signature in its query).'),
     dataset: z
       .string({ error: 'expected the name of a dataset listed in "datasets"' })
       .describe('The dataset the file is ingested as; one listed in "datasets".'),

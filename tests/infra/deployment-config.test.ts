@@ -186,6 +186,33 @@ describe('Function: parseDeploymentConfig', () => {
     expect(message).toContain('datasets: tic-table-of-contents is deployed without tic-in-network');
   });
 
+  it('refuses a scheduled source whose URL carries a key or a signature in its query, naming it', () => {
+    const source = { name: 'payer', dataset: 'tic-in-network', schedule: 'rate(1 day)' };
+    for (const [url, named] of [
+      ['https://example.com/in-network.json.gz?api_key=abc123', 'api_key'],
+      [
+        'https://example.com/f.json.gz?X-Amz-Signature=0a1b&X-Amz-Credential=AKIA',
+        'X-Amz-Signature, X-Amz-Credential',
+      ],
+      ['https://example.com/f.json.gz?access_token=t&file=a', 'access_token'],
+    ] as const) {
+      const message = problemsOf(configWith((c) => Object.assign(c, { sources: [{ ...source, url }] })));
+      expect(message, url).toContain(
+        `sources.0.url: the URL's query carries a credential or a signature (${named})`,
+      );
+      expect(message, url).not.toContain('abc123');
+    }
+    // A parameter that tells files apart is no credential.
+    expect(() =>
+      parseDeploymentConfig(
+        configWith((c) =>
+          Object.assign(c, { sources: [{ ...source, url: 'https://example.com/f?file_key=b&page=2' }] }),
+        ),
+        'sluice.config.json',
+      ),
+    ).not.toThrow();
+  });
+
   it('rejects an invalid alarm e-mail and unknown fields', () => {
     const message = problemsOf(configWith((c) => Object.assign(c, { alarmEmail: 'ops', alarmSms: '+1555' })));
     expect(message).toContain('alarmEmail: expected an e-mail address');

@@ -60,6 +60,13 @@ function isVolatileParam(name: string, hasSasSignature: boolean): boolean {
   return hasSasSignature && (SAS_FIELDS.has(lower) || SAS_KEY_FIELD.test(lower));
 }
 
+/** The query parameters of `url` that carry a credential or a signature (see `isVolatileParam`). */
+export function credentialParams(url: URL): string[] {
+  const names = [...url.searchParams.keys()];
+  const hasSasSignature = names.some((name) => name.toLowerCase() === 'sig');
+  return [...new Set(names.filter((name) => isVolatileParam(name, hasSasSignature)))];
+}
+
 /**
  * The identity of an HTTP source: scheme and host in lower case, no default port, no userinfo, no
  * fragment, the path as given, and the query's parameters sorted, with credentials and signatures

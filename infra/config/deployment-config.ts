@@ -136,7 +136,9 @@ const SourceDeployment = z
           });
         }
       })
-      .describe('The https URL to download; no credentials in it (neither user:password@ nor a key, token or signature in its query).'),
+      .describe(
+        'The https URL to download; no credentials in it (neither user:password@ nor a key, token or signature in its query).',
+      ),
     dataset: z
       .string({ error: 'expected the name of a dataset listed in "datasets"' })
       .describe('The dataset the file is ingested as; one listed in "datasets".'),

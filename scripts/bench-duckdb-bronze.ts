@@ -78,27 +78,35 @@ export interface DuckDbBronzeCounts {
   readonly expectedRecords: number;
 }
 
-/** The `duckdb-bronze` phase: run in its own child process by scripts/bench.ts. */
-export async function runDuckDbBronze(file: string): Promise<DuckDbBronzeCounts> {
+/**
+ * The bronze and silver manifests of `file`'s current version in the lake the `sluice-e2e` phase wrote
+ * (`who` names the caller in the error when there is none).
+ */
+export async function readE2eRun(file: string, who: string) {
   const { FileObjectStore } = await import('../shared/adapters/local/file-object-store.ts');
   const { sourceId } = await import('../shared/lake/keys.ts');
   const { readCurrentVersion } = await import('../shared/lake/source-commits.ts');
   const { readManifests } = await import('../shared/stages/reconcile/reconcile-plan.ts');
-  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const { builtInDataset } = await import('../shared/contracts/datasets/index.ts');
+  const { contractForDataset } = await import('../shared/contracts/datasets/silver-contracts.ts');
   const lakeDir = resolve(E2E_LAKE_DIR);
   const lake = new FileObjectStore(lakeDir);
   const source = sourceId(new FileObjectStore(dirname(file)).uri(basename(file)));
   const current = await readCurrentVersion(lake, DATASET, source);
   if (!current) {
     throw new Error(
-      `duckdb-bronze: ${lakeDir} holds no committed run of ${file}; this phase reads the bronze parts ` +
-        'the sluice-e2e phase writes (the bench runs that phase first, untimed, when it is skipped)',
+      `${who}: ${lakeDir} holds no committed run of ${file}; it reads the bronze parts the sluice-e2e ` +
+        'phase writes (the bench runs that phase first, untimed, when it is skipped)',
     );
   }
-  const { builtInDataset } = await import('../shared/contracts/datasets/index.ts');
-  const { contractForDataset } = await import('../shared/contracts/datasets/silver-contracts.ts');
   const contract = contractForDataset(builtInDataset(DATASET))!;
-  const { bronze, silver } = await readManifests(lake, current.record.bronzeManifestKey, contract);
+  return { lakeDir, ...(await readManifests(lake, current.record.bronzeManifestKey, contract)) };
+}
+
+/** The `duckdb-bronze` phase: run in its own child process by scripts/bench.ts. */
+export async function runDuckDbBronze(file: string): Promise<DuckDbBronzeCounts> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const { lakeDir, bronze, silver } = await readE2eRun(file, 'duckdb-bronze');
   const expectedRecords = silver.tables.negotiated_prices?.rowsWritten;
   if (expectedRecords === undefined) {
     throw new Error(`duckdb-bronze: the silver manifest of ${bronze.runId} has no negotiated_prices table`);

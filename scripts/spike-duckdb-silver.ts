@@ -31,11 +31,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { literal } from '../shared/adapters/duckdb/final-table.ts';
-import { E2E_LAKE_DIR, PRICE, text, textList } from './bench-duckdb-bronze.ts';
+import { PRICE, readE2eRun, text, textList } from './bench-duckdb-bronze.ts';
 
-const DATASET = 'tic-in-network';
 const OUTPUT_DIR = '.bench/spike-duckdb-silver';
 const VARIANTS = ['check', 'sql', 'hybrid'] as const;
 type Variant = (typeof VARIANTS)[number];
@@ -191,23 +190,7 @@ interface Lake {
 }
 
 async function openLake(file: string): Promise<Lake> {
-  const { FileObjectStore } = await import('../shared/adapters/local/file-object-store.ts');
-  const { sourceId } = await import('../shared/lake/keys.ts');
-  const { readCurrentVersion } = await import('../shared/lake/source-commits.ts');
-  const { readManifests } = await import('../shared/stages/reconcile/reconcile-plan.ts');
-  const { builtInDataset } = await import('../shared/contracts/datasets/index.ts');
-  const { contractForDataset } = await import('../shared/contracts/datasets/silver-contracts.ts');
-  const lakeDir = resolve(E2E_LAKE_DIR);
-  const lake = new FileObjectStore(lakeDir);
-  const source = sourceId(new FileObjectStore(dirname(file)).uri(basename(file)));
-  const current = await readCurrentVersion(lake, DATASET, source);
-  if (!current) {
-    throw new Error(
-      `spike-duckdb-silver: ${lakeDir} holds no committed run of ${file}; run the bench's sluice-e2e phase on it first`,
-    );
-  }
-  const contract = contractForDataset(builtInDataset(DATASET))!;
-  const { bronze, silver } = await readManifests(lake, current.record.bronzeManifestKey, contract);
+  const { lakeDir, bronze, silver } = await readE2eRun(file, 'spike-duckdb-silver');
   const expected = Object.fromEntries(Object.entries(silver.tables).map(([t, s]) => [t, s.rowsWritten]));
   return {
     lakeDir,

@@ -178,26 +178,37 @@ describe('sluice runs', () => {
     expect([...byId.values()]).not.toContain('interrupted');
   });
 
-  it('says a run resumed when a killed sliced run was run again', async () => {
-    const sliced = join(tmp.dir, 'sliced');
-    const config = join(tmp.dir, 'sliced.json');
+  /** A config of in_network records in 256 KiB segments, so that a run writes parts (and checkpoints) early. */
+  async function segmentedConfig(name: string): Promise<string> {
+    const config = join(tmp.dir, `${name}.json`);
     await writeFile(
       config,
       JSON.stringify({
-        name: 'tic-sliced',
+        name,
         format: 'json',
         records: [{ path: 'in_network[*]' }],
         bronze: { segmentBytes: 256 * 1024 },
       }),
     );
+    return config;
+  }
+
+  /** Runs `sluice args` and kill -9s it as soon as `lake` holds a file whose name ends with `ending`. */
+  async function killOnceWritten(args: string[], lake: string, ending: string): Promise<void> {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    while (!(await listFiles(lake)).some((f) => f.endsWith(ending))) await delay(20);
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  it('says a run resumed when a killed sliced run was run again', async () => {
+    const sliced = join(tmp.dir, 'sliced');
+    const config = await segmentedConfig('tic-sliced');
     const big = (await generateFile(tmp.dir, 'big.json.gz', { seed: 7, targetBytes: 4_000_000 })).path;
     const args = ['run', big, '--config', config, '--lake', sliced, '--slice-seconds', '0', '-q'];
     // Killed once its first checkpoint is written: the next run continues from it.
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    while (!(await listFiles(sliced)).some((f) => f.endsWith('/_checkpoint.json'))) await delay(20);
-    child.kill('SIGKILL');
-    await exited;
+    await killOnceWritten(args, sliced, '/_checkpoint.json');
     let runs = jsonLines((await sluice(['runs', '--lake', sliced, '--json'])).stdout);
     expect(runs).toMatchObject([{ status: 'interrupted', resumed: false }]);
 
@@ -212,25 +223,10 @@ describe('sluice runs', () => {
 
   it('lists a run killed before its first checkpoint or manifest, and report says why it has none', async () => {
     const unsliced = join(tmp.dir, 'unsliced');
-    const config = join(tmp.dir, 'unsliced.json');
-    await writeFile(
-      config,
-      JSON.stringify({
-        name: 'tic-unsliced',
-        format: 'json',
-        records: [{ path: 'in_network[*]' }],
-        bronze: { segmentBytes: 256 * 1024 },
-      }),
-    );
+    const config = await segmentedConfig('tic-unsliced');
     const big = (await generateFile(tmp.dir, 'bigger.json.gz', { seed: 8, targetBytes: 30_000_000 })).path;
     // Killed once its first bronze part is written: one pass writes no checkpoint, and no manifest yet.
-    const child = spawn(process.execPath, [BIN, 'run', big, '--config', config, '--lake', unsliced, '-q'], {
-      stdio: 'ignore',
-    });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    while (!(await listFiles(unsliced)).some((f) => f.endsWith('.ndjson.gz'))) await delay(20);
-    child.kill('SIGKILL');
-    await exited;
+    await killOnceWritten(['run', big, '--config', config, '--lake', unsliced, '-q'], unsliced, '.ndjson.gz');
     const files = await listFiles(unsliced);
     expect(files.some((f) => /_manifest\.json$|_checkpoint\.json$/.test(f))).toBe(false);
     // On main: "no runs in …", exit 0, as if nothing had been tried.

@@ -370,30 +370,17 @@ function skippedValueFindings(bronze: BronzeManifest): { violation: RuleViolatio
   return skipped.values.map(({ path, kind, offset, repeated }, i) => {
     const value = `${kindName(kind)} at byte ${offset}`;
     const others = i === 0 && more > 0 ? ` (and ${more} more such values in the file)` : '';
-    if (repeated) {
-      return {
-        violation: {
-          ruleId: UNREAD_VALUE_RULE,
-          severity: 'warn',
-          path,
-          message:
-            `${path}: ${value} that writes this header's key a second time, with another value than the first; ` +
-            `the first was ingested and this one was not${others}. Fix the file's writer to write each key once`,
-        },
-        drift: { kind: 'wrong_type', path, example: `${value}, a second value of the key, not ingested` },
-      };
-    }
+    const message = repeated
+      ? `${path}: ${value} that writes this header's key a second time, with another value than the first; ` +
+        `the first was ingested and this one was not${others}. Fix the file's writer to write each key once`
+      : `${path}: ${value} that no record or header path of dataset ${bronze.dataset} names, so it was not ` +
+        `ingested${others}; if it holds data you need, describe the file with a dataset config (--config) ` +
+        'that names it as a record or header path';
     return {
-      violation: {
-        ruleId: UNREAD_VALUE_RULE,
-        severity: 'warn',
-        path,
-        message:
-          `${path}: ${value} that no record or header path of dataset ${bronze.dataset} names, so it was not ` +
-          `ingested${others}; if it holds data you need, describe the file with a dataset config (--config) ` +
-          'that names it as a record or header path',
-      },
-      drift: { kind: 'unknown_field', path, example: `${value}, not ingested` },
+      violation: { ruleId: UNREAD_VALUE_RULE, severity: 'warn', path, message },
+      drift: repeated
+        ? { kind: 'wrong_type', path, example: `${value}, a second value of the key, not ingested` }
+        : { kind: 'unknown_field', path, example: `${value}, not ingested` },
     };
   });
 }
